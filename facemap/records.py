@@ -1,0 +1,366 @@
+"""The CSV log schemas in one place: streaming writers and validating readers.
+
+Files under ``<out>/logs/`` (names and leading columns kept from the original tool; new columns
+are appended at the end):
+
+- ``<stem>_meta.csv``:      frame,status,reason,x0,y0,x1,y1,timestamp_ms,pitch_deg,yaw_deg,roll_deg
+- ``<stem>_summary.csv``:   frame,min,max,shape0,timestamp_ms
+- ``<stem>_raw.csv``:       frame,p0,...,p264
+- ``<stem>_landmarks.csv``: frame,x0,y0,...,x67,y67,timestamp_ms
+
+``frame`` is the 1-based index of the decoded frame (1 for an image). Coordinates are image
+pixels, x0,y0,x1,y1 in the meta file are the inclusive face box, angles are degrees.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .errors import InputFileError, OutputError
+from .types import N_LANDMARKS, N_PARAMS, FrameResult
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+log = logging.getLogger(__name__)
+
+LANDMARK_XY_COLUMNS = [c for i in range(N_LANDMARKS) for c in (f"x{i}", f"y{i}")]
+META_COLUMNS = ["frame", "status", "reason", "x0", "y0", "x1", "y1"] + [
+    "timestamp_ms",
+    "pitch_deg",
+    "yaw_deg",
+    "roll_deg",
+]
+SUMMARY_COLUMNS = ["frame", "min", "max", "shape0", "timestamp_ms"]
+RAW_COLUMNS = ["frame"] + [f"p{i}" for i in range(N_PARAMS)]
+LANDMARK_COLUMNS = ["frame"] + LANDMARK_XY_COLUMNS + ["timestamp_ms"]
+
+LOG_SUFFIXES = {
+    "meta": "_meta.csv",
+    "summary": "_summary.csv",
+    "raw": "_raw.csv",
+    "landmarks": "_landmarks.csv",
+}
+LOG_COLUMNS = {
+    "meta": META_COLUMNS,
+    "summary": SUMMARY_COLUMNS,
+    "raw": RAW_COLUMNS,
+    "landmarks": LANDMARK_COLUMNS,
+}
+
+
+def log_path(out_dir: Path, stem: str, kind: str) -> Path:
+    """``<out>/logs/<stem><suffix>`` for kind in meta, summary, raw, landmarks."""
+    return Path(out_dir) / "logs" / f"{stem}{LOG_SUFFIXES[kind]}"
+
+
+def _fmt(value: float, digits: int = 3) -> str:
+    if value is None or not np.isfinite(value):
+        return ""
+    return f"{value:.{digits}f}"
+
+
+def _fmt_g(value: float) -> str:
+    return "" if not np.isfinite(value) else f"{value:.7g}"
+
+
+def meta_row(result: FrameResult) -> list[str]:
+    """One meta row for a FrameResult."""
+    box = result.box.as_tuple() if result.box is not None else (np.nan,) * 4
+    pose = result.pose.as_tuple() if result.pose is not None else (np.nan,) * 3
+    return (
+        [str(result.frame), result.status.value, result.reason]
+        + [_fmt(v, 1) for v in box]
+        + [_fmt(result.timestamp_ms, 3)]
+        + [_fmt(v, 3) for v in pose]
+    )
+
+
+def summary_row(result: FrameResult) -> list[str]:
+    """One summary row: min, max and length of the raw params (empty when none)."""
+    p = result.params
+    stats = [_fmt_g(float(p.min())), _fmt_g(float(p.max())), str(p.size)] if p.size else ["", "", "0"]
+    return [str(result.frame)] + stats + [_fmt(result.timestamp_ms, 3)]
+
+
+def landmarks_row(result: FrameResult) -> list[str] | None:
+    """One landmarks row, or None when the frame has no landmarks."""
+    if not result.has_face:
+        return None
+    return (
+        [str(result.frame)]
+        + [_fmt(v, 3) for v in result.landmarks.reshape(-1)]
+        + [_fmt(result.timestamp_ms, 3)]
+    )
+
+
+def raw_row(result: FrameResult) -> list[str] | None:
+    """One raw-params row, or None when the frame has no params."""
+    if result.params.size != N_PARAMS:
+        return None
+    return [str(result.frame)] + [_fmt_g(float(v)) for v in result.params]
+
+
+class CsvLog:
+    """A streaming CSV writer: one open handle, header always written, flushed every second.
+
+    Rows go to a hidden temp file beside the target, renamed over it by ``close()`` (also on
+    error or interruption), so the target is never half-written.
+    """
+
+    def __init__(self, path: Path, columns: list[str], flush_every_s: float = 1.0) -> None:
+        self.path = Path(path)
+        self.columns = columns
+        self.tmp_path = self.path.with_name(f".{self.path.name}.part")
+        self._flush_every_s = flush_every_s
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._fh = open(self.tmp_path, "w", newline="", encoding="utf-8")  # noqa: SIM115
+        except OSError as exc:
+            raise OutputError(
+                f"{self.path}: cannot write log ({exc.strerror or exc}); choose a writable --output"
+            ) from exc
+        self._writer = csv.writer(self._fh)
+        self._writer.writerow(columns)
+        self._last_flush = time.monotonic()
+        self.rows = 0
+
+    def write(self, row: list[str]) -> None:
+        """Append one row (already formatted)."""
+        try:
+            self._writer.writerow(row)
+            self.rows += 1
+            now = time.monotonic()
+            if now - self._last_flush >= self._flush_every_s:
+                self._fh.flush()
+                self._last_flush = now
+        except OSError as exc:
+            raise OutputError(f"{self.path}: cannot write log ({exc.strerror or exc})") from exc
+
+    def close(self) -> None:
+        """Flush, close and move the temp file into place."""
+        if self._fh.closed:
+            return
+        try:
+            self._fh.flush()
+            os.fsync(self._fh.fileno())
+            self._fh.close()
+            os.replace(self.tmp_path, self.path)
+        except OSError as exc:
+            raise OutputError(f"{self.path}: cannot finish log ({exc.strerror or exc})") from exc
+
+    def __enter__(self) -> CsvLog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class FrameLogs:
+    """The set of per-frame logs for one input: meta and summary always, raw and landmarks on request."""
+
+    def __init__(self, out_dir: Path, stem: str, raw: bool = False, landmarks: bool = False) -> None:
+        kinds = ["meta", "summary"] + (["raw"] if raw else []) + (["landmarks"] if landmarks else [])
+        self.logs: dict[str, CsvLog] = {}
+        try:
+            for kind in kinds:
+                self.logs[kind] = CsvLog(log_path(out_dir, stem, kind), LOG_COLUMNS[kind])
+        except BaseException:
+            self.close()
+            raise
+
+    @property
+    def paths(self) -> list[Path]:
+        """Final paths of the logs."""
+        return [lg.path for lg in self.logs.values()]
+
+    def write(self, result: FrameResult) -> None:
+        """Write one frame to every open log (exactly one meta row per frame)."""
+        self.logs["meta"].write(meta_row(result))
+        self.logs["summary"].write(summary_row(result))
+        if "raw" in self.logs and (row := raw_row(result)) is not None:
+            self.logs["raw"].write(row)
+        if "landmarks" in self.logs and (row := landmarks_row(result)) is not None:
+            self.logs["landmarks"].write(row)
+
+    def close(self) -> None:
+        """Close every log (each is renamed into place)."""
+        errors = []
+        for lg in self.logs.values():
+            try:
+                lg.close()
+            except OutputError as exc:
+                errors.append(exc)
+        if errors:
+            raise errors[0]
+
+    def __enter__(self) -> FrameLogs:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+# ----------------------------------------------------------------------------- readers
+
+
+@dataclass(frozen=True)
+class LandmarkLog:
+    """A landmarks log: frames (N,) int, landmarks (N, 68, 2) pixels, timestamps_ms (N,) or None."""
+
+    path: Path
+    frames: np.ndarray
+    landmarks: np.ndarray
+    timestamps_ms: np.ndarray | None
+
+
+@dataclass(frozen=True)
+class MetaLog:
+    """A meta log: frames (N,), status (N,) str, reason (N,) str, boxes (N, 4) pixels (NaN when
+    absent), timestamps_ms (N,) or None, pose_deg (N, 3) or None."""
+
+    path: Path
+    frames: np.ndarray
+    status: np.ndarray
+    reason: np.ndarray
+    boxes: np.ndarray
+    timestamps_ms: np.ndarray | None
+    pose_deg: np.ndarray | None
+
+
+@dataclass(frozen=True)
+class RawLog:
+    """A raw-params log: frames (N,), params (N, 265)."""
+
+    path: Path
+    frames: np.ndarray
+    params: np.ndarray
+
+
+def _read_frame(path: Path, required: list[str], what: str) -> pd.DataFrame:
+    import pandas as pd
+
+    path = Path(path)
+    if not path.exists():
+        raise InputFileError(f"{path}: {what} not found; check the path")
+    if path.is_dir():
+        raise InputFileError(f"{path}: is a folder, expected a {what} CSV file")
+    try:
+        df = pd.read_csv(path, skip_blank_lines=True, dtype=str, keep_default_na=False)
+    except pd.errors.EmptyDataError:
+        raise InputFileError(f"{path}: {what} is empty; expected a header and rows") from None
+    except (UnicodeDecodeError, pd.errors.ParserError) as exc:
+        msg = str(exc).splitlines()[0]
+        raise InputFileError(f"{path}: {what} is not valid CSV ({msg})") from None
+    df.columns = [str(c).strip() for c in df.columns]
+    missing = [c for c in required if c not in df.columns]
+    if missing:
+        shown = ", ".join(missing[:6]) + (" ..." if len(missing) > 6 else "")
+        raise InputFileError(
+            f"{path}: {what} lacks column(s) {shown}; expected a header like "
+            f"{','.join(required[:4])},..."
+        )
+    if len(df) == 0:
+        raise InputFileError(f"{path}: {what} has a header but no rows")
+    return df
+
+
+def _numeric(df: pd.DataFrame, columns: list[str], path: Path, what: str) -> np.ndarray:
+    import pandas as pd
+
+    block = df[columns].apply(lambda s: s.str.strip())
+    num = block.apply(pd.to_numeric, errors="coerce")
+    bad = num.isna() & (block != "") & ~block.isin(["nan", "NaN", "NA"])
+    if bad.to_numpy().any():
+        r, c = np.argwhere(bad.to_numpy())[0]
+        raise InputFileError(
+            f"{path}: {what} row {r + 2} column {columns[c]} is not a number "
+            f"({block.iat[r, c]!r}); fix or remove that row"
+        )
+    return num.to_numpy(dtype=np.float64)
+
+
+def _frames(df: pd.DataFrame, path: Path, what: str) -> np.ndarray:
+    f = _numeric(df, ["frame"], path, what)[:, 0]
+    if np.isnan(f).any():
+        r = int(np.argwhere(np.isnan(f))[0][0])
+        raise InputFileError(f"{path}: {what} row {r + 2} has no frame number")
+    if (f != np.round(f)).any():
+        raise InputFileError(f"{path}: {what} frame numbers must be whole numbers")
+    return f.astype(np.int64)
+
+
+def _sorted_unique(frames: np.ndarray, path: Path, what: str) -> np.ndarray:
+    """Indices that sort by frame and keep the first row of a duplicated frame (logged)."""
+    _, first = np.unique(frames, return_index=True)
+    if first.size != frames.size:
+        log.warning("%s: %s has %d duplicated frame rows; kept the first of each",
+                    path, what, frames.size - first.size)
+    return first  # np.unique returns the indices in sorted-frame order
+
+
+def read_landmarks(path: Path) -> LandmarkLog:
+    """Read a landmarks log (infer.py's, or the original tool's without timestamp_ms)."""
+    what = "landmarks log"
+    df = _read_frame(path, ["frame"] + LANDMARK_XY_COLUMNS, what)
+    frames = _frames(df, Path(path), what)
+    xy = _numeric(df, LANDMARK_XY_COLUMNS, Path(path), what).reshape(-1, N_LANDMARKS, 2)
+    ts = None
+    if "timestamp_ms" in df.columns:
+        ts = _numeric(df, ["timestamp_ms"], Path(path), what)[:, 0]
+        if np.isnan(ts).all():
+            ts = None
+    keep = _sorted_unique(frames, Path(path), what)
+    return LandmarkLog(
+        Path(path), frames[keep], xy[keep], None if ts is None else ts[keep]
+    )
+
+
+def read_meta(path: Path) -> MetaLog:
+    """Read a meta log (infer.py's, or the original tool's first seven columns)."""
+    what = "meta log"
+    df = _read_frame(path, ["frame", "status"], what)
+    frames = _frames(df, Path(path), what)
+    status = df["status"].str.strip().to_numpy(dtype=object)
+    reason = (df["reason"] if "reason" in df.columns else df["status"].map(lambda _: "")).to_numpy(
+        dtype=object
+    )
+    box_cols = ["x0", "y0", "x1", "y1"]
+    boxes = (
+        _numeric(df, box_cols, Path(path), what)
+        if all(c in df.columns for c in box_cols)
+        else np.full((len(df), 4), np.nan)
+    )
+    ts = _numeric(df, ["timestamp_ms"], Path(path), what)[:, 0] if "timestamp_ms" in df else None
+    if ts is not None and np.isnan(ts).all():
+        ts = None
+    pose_cols = ["pitch_deg", "yaw_deg", "roll_deg"]
+    pose = _numeric(df, pose_cols, Path(path), what) if all(c in df for c in pose_cols) else None
+    keep = _sorted_unique(frames, Path(path), what)
+    return MetaLog(
+        Path(path),
+        frames[keep],
+        status[keep],
+        reason[keep],
+        boxes[keep],
+        None if ts is None else ts[keep],
+        None if pose is None else pose[keep],
+    )
+
+
+def read_raw(path: Path) -> RawLog:
+    """Read a raw-params log: frame,p0..p264."""
+    what = "raw params log"
+    df = _read_frame(path, RAW_COLUMNS, what)
+    frames = _frames(df, Path(path), what)
+    params = _numeric(df, RAW_COLUMNS[1:], Path(path), what)
+    keep = _sorted_unique(frames, Path(path), what)
+    return RawLog(Path(path), frames[keep], params[keep])

@@ -1,0 +1,175 @@
+"""Core types that flow through every stage: BBox, Pose, Status, FrameResult.
+
+Boxes are always x0, y0, x1, y1 in image pixels and INCLUSIVE, as in Qualcomm's reference
+decode: width = x1 - x0 + 1. Arrays held by a FrameResult are validated and read-only.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+import numpy as np
+
+N_LANDMARKS = 68
+N_PARAMS = 265
+N_ID = 219
+N_EXP = 39
+
+
+@dataclass(frozen=True)
+class BBox:
+    """Face box in image pixels, inclusive bounds (width = x1 - x0 + 1)."""
+
+    x0: float
+    y0: float
+    x1: float
+    y1: float
+
+    def __post_init__(self) -> None:
+        vals = (self.x0, self.y0, self.x1, self.y1)
+        if not all(np.isfinite(v) for v in vals):
+            raise ValueError(f"BBox needs finite coordinates, got {vals}")
+        if self.x1 < self.x0 or self.y1 < self.y0:
+            raise ValueError(f"BBox needs x0 <= x1 and y0 <= y1, got {vals}")
+
+    @property
+    def width(self) -> float:
+        """Inclusive width in pixels: x1 - x0 + 1."""
+        return self.x1 - self.x0 + 1.0
+
+    @property
+    def height(self) -> float:
+        """Inclusive height in pixels: y1 - y0 + 1."""
+        return self.y1 - self.y0 + 1.0
+
+    @property
+    def area(self) -> float:
+        """Area in square pixels."""
+        return self.width * self.height
+
+    @property
+    def center(self) -> tuple[float, float]:
+        """Centre (cx, cy) in pixels."""
+        return ((self.x0 + self.x1) / 2.0, (self.y0 + self.y1) / 2.0)
+
+    def as_tuple(self) -> tuple[float, float, float, float]:
+        """(x0, y0, x1, y1)."""
+        return (self.x0, self.y0, self.x1, self.y1)
+
+    def as_array(self) -> np.ndarray:
+        """(4,) float64 array x0, y0, x1, y1."""
+        return np.array(self.as_tuple(), dtype=np.float64)
+
+    def expand(self, margin: float) -> BBox:
+        """Grow by ``margin`` x width (height) on each side, as Qualcomm's dataset crop does."""
+        w, h = self.width, self.height
+        x0 = self.x0 - margin * w
+        y0 = self.y0 - margin * h
+        return BBox(x0, y0, x0 + w * (1 + 2 * margin) - 1.0, y0 + h * (1 + 2 * margin) - 1.0)
+
+    def scale(self, factor: float) -> BBox:
+        """Coordinates multiplied by ``factor`` (e.g. back from a downscaled copy)."""
+        return BBox(self.x0 * factor, self.y0 * factor, self.x1 * factor, self.y1 * factor)
+
+    def iou(self, other: BBox) -> float:
+        """Intersection over union of two boxes (inclusive pixel areas)."""
+        ix = min(self.x1, other.x1) - max(self.x0, other.x0) + 1.0
+        iy = min(self.y1, other.y1) - max(self.y0, other.y0) + 1.0
+        if ix <= 0 or iy <= 0:
+            return 0.0
+        inter = ix * iy
+        return inter / (self.area + other.area - inter)
+
+    @classmethod
+    def from_points(cls, points: np.ndarray) -> BBox:
+        """Tight box around (K, 2) points."""
+        pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+        x0, y0 = pts.min(axis=0)
+        x1, y1 = pts.max(axis=0)
+        return cls(float(x0), float(y0), float(x1), float(y1))
+
+    @classmethod
+    def parse(cls, text: str) -> BBox:
+        """Parse ``"x0,y0,x1,y1"``; raises ValueError with what was expected."""
+        parts = [p.strip() for p in text.split(",")]
+        if len(parts) != 4:
+            raise ValueError(f"expected 4 numbers x0,y0,x1,y1, got {text!r}")
+        try:
+            vals = [float(p) for p in parts]
+        except ValueError:
+            raise ValueError(f"expected 4 numbers x0,y0,x1,y1, got {text!r}") from None
+        return cls(*vals)
+
+
+@dataclass(frozen=True)
+class Pose:
+    """Head pose in degrees, as the model's parameters define it (param x 90)."""
+
+    pitch_deg: float
+    yaw_deg: float
+    roll_deg: float
+
+    def as_tuple(self) -> tuple[float, float, float]:
+        """(pitch_deg, yaw_deg, roll_deg)."""
+        return (self.pitch_deg, self.yaw_deg, self.roll_deg)
+
+
+class Status(str, enum.Enum):
+    """Per-frame status, with the original tool's values."""
+
+    OK = "ok"
+    WARN = "warn"
+    UNSTABLE = "unstable"
+    NO_FACE = "no_face"
+
+
+def _frozen_array(arr: np.ndarray | None, shape: tuple[int, ...], name: str) -> np.ndarray:
+    if arr is None:
+        arr = np.zeros((0,) + shape[1:], dtype=np.float64)
+    out = np.array(arr, dtype=np.float64, copy=True)
+    if out.shape != shape and not (out.shape[:1] == (0,) and out.shape[1:] == shape[1:]):
+        raise ValueError(f"{name} must have shape {shape} (or empty), got {out.shape}")
+    out.setflags(write=False)
+    return out
+
+
+@dataclass(frozen=True)
+class FrameResult:
+    """What one frame (or image) yields: one face, or an empty result.
+
+    landmarks: (68, 2) image pixels, or (0, 2) when there is no face.
+    params:    (265,) raw model outputs, or (0,) when the backend has none.
+    expression: (39,) de-normalised expression coefficients, or (0,).
+    box:       the face box the crop was built from (inclusive), None when no face.
+    """
+
+    frame: int
+    timestamp_ms: float = 0.0
+    status: Status = Status.NO_FACE
+    reason: str = ""
+    box: BBox | None = None
+    landmarks: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))
+    pose: Pose | None = None
+    params: np.ndarray = field(default_factory=lambda: np.zeros((0,)))
+    expression: np.ndarray = field(default_factory=lambda: np.zeros((0,)))
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "status", Status(self.status))
+        object.__setattr__(
+            self, "landmarks", _frozen_array(self.landmarks, (N_LANDMARKS, 2), "landmarks")
+        )
+        object.__setattr__(self, "params", _frozen_array(self.params, (N_PARAMS,), "params"))
+        object.__setattr__(
+            self, "expression", _frozen_array(self.expression, (N_EXP,), "expression")
+        )
+
+    @property
+    def has_face(self) -> bool:
+        """True when landmarks are present."""
+        return self.landmarks.shape[0] == N_LANDMARKS
+
+    @classmethod
+    def empty(cls, frame: int, timestamp_ms: float = 0.0, reason: str = "") -> FrameResult:
+        """The "no face" result: status no_face, no landmarks."""
+        return cls(frame=frame, timestamp_ms=timestamp_ms, status=Status.NO_FACE, reason=reason)
