@@ -1,0 +1,272 @@
+"""Face detectors behind one small interface, with a registry.
+
+Every detector answers ``detect(image_bgr) -> list[BBox]``: inclusive boxes in image pixels,
+calibrated to the box around the 68 landmarks (jaw to brows), largest first, ``[]`` when there
+is no face. Backends are registered by name (``make_detector("haar")``); a backend with a heavy
+dependency imports it inside its factory, so choosing another backend never pays for it.
+
+Built-in backends:
+
+- ``haar``: OpenCV's frontal-face Haar cascade, its box mapped to the landmark box with
+  constants fitted on real faces (see ``HAAR_DX`` ... below and ``bench/calibrate_haar.py``).
+- ``bbox``: a fixed, precomputed box (``--bbox x0,y0,x1,y1``), returned as given.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Protocol, TypeVar, runtime_checkable
+
+import cv2
+import numpy as np
+
+from .errors import ModelError, UsageError
+from .types import BBox
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "Detector",
+    "FixedBoxDetector",
+    "HaarDetector",
+    "available_detectors",
+    "calibrate_haar_box",
+    "make_detector",
+    "register_detector",
+]
+
+# Haar box -> box around dlib's 68 landmarks. With the Haar box's centre (cx, cy) and width w
+# (Haar boxes are square): landmark-box centre = (cx + HAAR_DX * w, cy + HAAR_DY * w),
+# width = HAAR_SCALE_W * w, height = HAAR_SCALE_H * w.
+# Fitted once with bench/calibrate_haar.py on 469 real faces of ../shared/data (13 photos and
+# 456 frames, every 5th, of 9 clips): each raw Haar box (this detector's default options) matched
+# to the box around dlib's 68 landmarks of the same frame (centre inside, best IoU), constants
+# = medians of the per-face ratios. Mean IoU with the landmark box: 0.582 raw -> 0.860 calibrated
+# (photos alone: 0.588 -> 0.825). The Haar box is ~1.2x wider than the landmark box and centred
+# ~0.16 w too high (it covers the forehead and ends near the lower lip).
+HAAR_DX = 0.003
+HAAR_DY = 0.163
+HAAR_SCALE_W = 0.819
+HAAR_SCALE_H = 0.827
+
+HAAR_CASCADE_FILE = "haarcascade_frontalface_default.xml"
+HAAR_MAX_SIDE_PX = 640
+OPENCV_FIX = 'pip install "opencv-python>=4.8,<5"'
+
+
+@runtime_checkable
+class Detector(Protocol):
+    """A face detector: ``detect(image_bgr)`` -> landmark-style boxes, largest first."""
+
+    name: str
+
+    def detect(self, image_bgr: np.ndarray) -> list[BBox]:
+        """Inclusive boxes in image pixels around each face's 68 landmarks; [] when no face."""
+        ...
+
+
+# ----------------------------------------------------------------------------- registry
+
+F = TypeVar("F", bound=Callable[..., Detector])
+_REGISTRY: dict[str, Callable[..., Detector]] = {}
+
+
+def register_detector(name: str) -> Callable[[F], F]:
+    """Decorator: register a detector class or factory under ``name``."""
+
+    def deco(factory: F) -> F:
+        if name in _REGISTRY and _REGISTRY[name] is not factory:
+            raise ValueError(f"detector {name!r} is already registered")
+        _REGISTRY[name] = factory
+        return factory
+
+    return deco
+
+
+def available_detectors() -> list[str]:
+    """Names of the registered detectors, sorted."""
+    return sorted(_REGISTRY)
+
+
+def make_detector(name: str, **options: object) -> Detector:
+    """Build the detector registered as ``name``; raises UsageError for a bad name or option."""
+    factory = _REGISTRY.get(name)
+    if factory is None:
+        raise UsageError(
+            f"unknown detector {name!r}; choose one of: {', '.join(available_detectors())}"
+        )
+    try:
+        inspect.signature(factory).bind(**options)
+    except TypeError:
+        params = [
+            p.name
+            for p in inspect.signature(factory).parameters.values()
+            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+        ]
+        given = ", ".join(sorted(options)) or "none"
+        valid = ", ".join(params) or "none"
+        raise UsageError(f"detector {name!r} got option(s) {given}; it takes: {valid}") from None
+    return factory(**options)
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def _check_image(image: np.ndarray) -> None:
+    """Raise ValueError/TypeError unless ``image`` is uint8 BGR (H, W, 3) or grayscale (H, W)."""
+    if not isinstance(image, np.ndarray):
+        raise TypeError(f"expected a numpy image, got {type(image).__name__}")
+    if image.dtype != np.uint8:
+        raise ValueError(f"expected a uint8 image, got dtype {image.dtype}")
+    if not (image.ndim == 2 or (image.ndim == 3 and image.shape[2] in (1, 3))):
+        raise ValueError(f"expected a BGR (H, W, 3) or grayscale (H, W) image, got {image.shape}")
+    if image.shape[0] < 1 or image.shape[1] < 1:
+        raise ValueError(f"expected a non-empty image, got shape {image.shape}")
+
+
+def _to_gray(image: np.ndarray) -> np.ndarray:
+    """uint8 (H, W) grayscale of a uint8 BGR (H, W, 3) or grayscale (H, W) image."""
+    _check_image(image)
+    if image.ndim == 2:
+        return image
+    if image.shape[2] == 1:
+        return image[:, :, 0]
+    return cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+
+
+def calibrate_haar_box(
+    box: BBox,
+    dx: float = HAAR_DX,
+    dy: float = HAAR_DY,
+    scale_w: float = HAAR_SCALE_W,
+    scale_h: float = HAAR_SCALE_H,
+) -> BBox:
+    """Map a raw Haar box to the box around the 68 landmarks (same pixel frame, not clipped)."""
+    cx, cy = box.center
+    w = box.width
+    ncx, ncy = cx + dx * w, cy + dy * w
+    nw, nh = scale_w * w, scale_h * w
+    return BBox(
+        ncx - (nw - 1.0) / 2.0,
+        ncy - (nh - 1.0) / 2.0,
+        ncx + (nw - 1.0) / 2.0,
+        ncy + (nh - 1.0) / 2.0,
+    )
+
+
+def _haar_cascade_dir() -> Path:
+    """Where this OpenCV keeps its cascades (``cv2.data.haarcascades``); may not exist."""
+    data = getattr(cv2, "data", None)
+    return Path(getattr(data, "haarcascades", "") or "cv2-data-missing")
+
+
+def _largest_first(boxes: list[BBox]) -> list[BBox]:
+    return sorted(boxes, key=lambda b: b.area, reverse=True)
+
+
+# ----------------------------------------------------------------------------- backends
+
+
+@register_detector("haar")
+class HaarDetector:
+    """OpenCV's frontal-face Haar cascade, boxes calibrated to the 68-landmark box.
+
+    The cascade is loaded once here; ``detect`` runs on a grayscale copy whose long side is at
+    most ``max_side_px`` (INTER_AREA), histogram-equalised, and scales the boxes back.
+    ``min_face_px`` is the smallest face side searched, in pixels of that downscaled copy.
+    ``calibrate=False`` returns the raw cascade boxes (for fitting the calibration).
+    """
+
+    name = "haar"
+
+    def __init__(
+        self,
+        scale_factor: float = 1.1,
+        min_neighbors: int = 5,
+        min_face_px: int = 32,
+        max_side_px: int = HAAR_MAX_SIDE_PX,
+        calibrate: bool = True,
+    ) -> None:
+        if not scale_factor > 1.0:
+            raise UsageError(f"haar scale_factor must be > 1, got {scale_factor}")
+        if min_neighbors < 0 or min_face_px < 1 or max_side_px < 24:
+            raise UsageError(
+                f"haar needs min_neighbors >= 0, min_face_px >= 1, max_side_px >= 24; got "
+                f"{min_neighbors}, {min_face_px}, {max_side_px}"
+            )
+        self.scale_factor = float(scale_factor)
+        self.min_neighbors = int(min_neighbors)
+        self.min_face_px = int(min_face_px)
+        self.max_side_px = int(max_side_px)
+        self.calibrate = bool(calibrate)
+        self.cascade_path = _haar_cascade_dir() / HAAR_CASCADE_FILE
+        self._cascade = self._load(self.cascade_path)
+
+    @staticmethod
+    def _load(path: Path) -> cv2.CascadeClassifier:
+        if not path.is_file():
+            raise ModelError(
+                f"{path}: OpenCV's Haar face cascade is missing (opencv-python 5.x ships none); "
+                f"run: {OPENCV_FIX}"
+            )
+        try:
+            cascade = cv2.CascadeClassifier(str(path))
+        except cv2.error:
+            cascade = None
+        if cascade is None or cascade.empty():
+            raise ModelError(
+                f"{path}: OpenCV cannot load this Haar face cascade (corrupt file?); "
+                f"reinstall with: {OPENCV_FIX}"
+            )
+        log.debug("loaded Haar cascade %s", path)
+        return cascade
+
+    def detect(self, image_bgr: np.ndarray) -> list[BBox]:
+        """Faces in a uint8 BGR or grayscale image: landmark-style boxes, largest first."""
+        gray = _to_gray(image_bgr)
+        h, w = gray.shape
+        scale = min(1.0, self.max_side_px / max(h, w))
+        if scale < 1.0:
+            size = (max(1, round(w * scale)), max(1, round(h * scale)))
+            gray = cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
+            fx, fy = w / size[0], h / size[1]
+        else:
+            fx = fy = 1.0
+        gray = cv2.equalizeHist(gray)
+        rects = self._cascade.detectMultiScale(
+            gray,
+            scaleFactor=self.scale_factor,
+            minNeighbors=self.min_neighbors,
+            minSize=(self.min_face_px, self.min_face_px),
+        )
+        boxes = []
+        for x, y, bw, bh in np.asarray(rects, dtype=np.float64).reshape(-1, 4):
+            box = BBox(
+                float(x * fx), float(y * fy), float((x + bw) * fx - 1.0), float((y + bh) * fy - 1.0)
+            )
+            boxes.append(calibrate_haar_box(box) if self.calibrate else box)
+        return _largest_first(boxes)
+
+
+@register_detector("bbox")
+class FixedBoxDetector:
+    """The "precomputed boxes" backend: always returns the given landmark-style box, unclipped."""
+
+    name = "bbox"
+
+    def __init__(self, box: BBox | str | tuple[float, float, float, float]) -> None:
+        if isinstance(box, BBox):
+            self.box = box
+        else:
+            try:
+                self.box = BBox.parse(box) if isinstance(box, str) else BBox(*box)
+            except (TypeError, ValueError) as exc:
+                raise UsageError(f"bad --bbox: {exc}") from None
+
+    def detect(self, image_bgr: np.ndarray) -> list[BBox]:
+        """The fixed box, whatever the image holds (the image is only checked)."""
+        _check_image(image_bgr)
+        return [self.box]
