@@ -1,0 +1,363 @@
+"""Find or fetch the user's assets: the FaceMap ONNX model and Qualcomm's 3DMM basis.
+
+The basis (meanFace.npy, shapeBasis.npy, blendShape.npy) is read from ``--basis-dir`` if given,
+else from qai-hub-models' own cache (``$QAIHM_STORE_ROOT/.qaihm/...``, shared with that package),
+else downloaded into that cache. The model is ``--model``, else ``model.onnx`` beside infer.py,
+else in the working folder; ``fetch_model`` downloads Qualcomm's released ONNX zip and unpacks it.
+HTTP is stdlib ``urllib``; every download goes to a temp file that is renamed only when complete.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import logging
+import os
+import shutil
+import socket
+import tempfile
+import urllib.error
+import urllib.request
+import zipfile
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+from tqdm import tqdm
+
+from .decode import Basis
+from .errors import BasisError, DownloadError, FacemapError, ModelError, OutputError
+from .types import N_EXP, N_ID, N_LANDMARKS
+
+log = logging.getLogger(__name__)
+
+STORE_URL = "https://qaihub-public-assets.s3.us-west-2.amazonaws.com"
+STORE_URL_ENV = "FACEMAP_ASSET_BASE_URL"
+MODEL_ID = "facemap_3dmm"
+BASIS_VERSION = 1
+RELEASE_VERSION = "0.65.0"
+MODEL_NAME = "model.onnx"
+# file name -> (Basis field, expected shape); a same-size reshape is accepted.
+BASIS_FILES: dict[str, tuple[str, tuple[int, ...]]] = {
+    "meanFace.npy": ("mean_face", (3 * N_LANDMARKS,)),
+    "shapeBasis.npy": ("shape_basis", (3 * N_LANDMARKS, N_ID)),
+    "blendShape.npy": ("blend_shape", (3 * N_LANDMARKS, N_EXP)),
+}
+_CHUNK = 1 << 16
+
+
+def asset_base_url() -> str:
+    """The asset store's base URL: ``$FACEMAP_ASSET_BASE_URL`` if set, else Qualcomm's store."""
+    return os.environ.get(STORE_URL_ENV, "").strip().rstrip("/") or STORE_URL
+
+
+def basis_urls() -> dict[str, str]:
+    """File name -> download URL for the three basis files."""
+    folder = f"{asset_base_url()}/qai-hub-models/models/{MODEL_ID}/v{BASIS_VERSION}"
+    return {name: f"{folder}/{name}" for name in BASIS_FILES}
+
+
+def model_zip_url(*, use_cli: bool = True) -> str:
+    """URL of Qualcomm's released ONNX float model zip.
+
+    With ``use_cli`` and no ``$FACEMAP_ASSET_BASE_URL``, asks the optional ``qai_hub_models_cli``
+    package (if installed) for the current release's URL; any failure falls back to the
+    built-in v0.65.0 URL.
+    """
+    builtin = (
+        f"{asset_base_url()}/qai-hub-models/models/{MODEL_ID}/releases/v{RELEASE_VERSION}/"
+        f"{MODEL_ID}-onnx-float.zip"
+    )
+    if not use_cli or os.environ.get(STORE_URL_ENV, "").strip():
+        return builtin
+    try:
+        from qai_hub_models_cli import fetch as qaihm_fetch
+    except Exception:  # not installed, or its dependencies are broken
+        return builtin
+    try:
+        url = str(qaihm_fetch.get_asset_url(model=MODEL_ID, runtime="onnx", precision="float"))
+    except (Exception, SystemExit) as exc:
+        log.info("qai_hub_models_cli could not give the model URL (%s); using %s", exc, builtin)
+        return builtin
+    if not url.startswith(("http://", "https://")):
+        log.info("qai_hub_models_cli gave %r, not an http URL; using %s", url, builtin)
+        return builtin
+    return url
+
+
+def qaihm_cache_dir() -> Path:
+    """qai-hub-models' cache folder for the FaceMap basis (``$QAIHM_STORE_ROOT`` defaults to ~)."""
+    root = os.environ.get("QAIHM_STORE_ROOT", "").strip() or os.path.expanduser("~")
+    return Path(root) / ".qaihm" / "qai-hub-models" / "models" / MODEL_ID / f"v{BASIS_VERSION}"
+
+
+def _cause(exc: BaseException, timeout: float) -> str:
+    """A short, one-line description of why a download failed."""
+    if isinstance(exc, urllib.error.HTTPError):
+        return f"HTTP {exc.code} {exc.reason}"
+    if isinstance(exc, urllib.error.URLError):
+        exc = exc.reason if isinstance(exc.reason, BaseException) else exc
+    if isinstance(exc, (socket.timeout, TimeoutError)):
+        return f"no answer within {timeout:g} s"
+    if isinstance(exc, http.client.IncompleteRead):
+        return f"connection closed early ({len(exc.partial)} more bytes, {exc.expected} missing)"
+    text = str(exc) or type(exc).__name__
+    return " ".join(text.split())
+
+
+def download(url: str, dest: Path, *, progress: bool = True, timeout: float = 60) -> Path:
+    """Download ``url`` to ``dest`` via a temp file in dest's folder; return ``dest``.
+
+    Raises DownloadError naming the URL and the cause; nothing partial is left behind.
+    """
+    dest = Path(dest)
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
+    except OSError as exc:
+        raise OutputError(f"{dest.parent}: cannot write there ({exc.strerror or exc})") from exc
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
+            length = resp.headers.get("Content-Length")
+            total = int(length) if length and length.strip().isdigit() else None
+            got = 0
+            bar = tqdm(total=total, unit="B", unit_scale=True, desc=dest.name, disable=not progress)
+            with bar:
+                while chunk := resp.read(_CHUNK):
+                    out.write(chunk)
+                    got += len(chunk)
+                    bar.update(len(chunk))
+        if total is not None and got != total:
+            raise DownloadError(f"{url}: download incomplete ({got} of {total} bytes)")
+        os.replace(tmp, dest)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        if isinstance(exc, FacemapError) or not isinstance(exc, Exception):
+            raise  # our own error, or KeyboardInterrupt / SystemExit
+        raise DownloadError(f"{url}: download failed ({_cause(exc, timeout)})") from exc
+    log.info("downloaded %s -> %s (%d bytes)", url, dest, got)
+    return dest
+
+
+def _load_npy(path: Path, shape: tuple[int, ...]) -> np.ndarray:
+    """Load one basis array (never pickles); BasisError naming the file if it is not usable."""
+    try:
+        with open(path, "rb") as fh:
+            if fh.read(6) != b"\x93NUMPY":
+                raise BasisError(
+                    f"{path}: not a .npy file; expected a numpy array of shape {shape}"
+                )
+            fh.seek(0)
+            arr = np.load(fh, allow_pickle=False)
+    except ValueError as exc:
+        if "allow_pickle" in str(exc):
+            raise BasisError(
+                f"{path}: holds pickled objects; refusing to load it (facemap never loads pickles)"
+            ) from exc
+        raise BasisError(f"{path}: corrupt or truncated .npy ({exc})") from exc
+    except (OSError, EOFError) as exc:
+        raise BasisError(f"{path}: cannot read it ({exc})") from exc
+    if arr.dtype.kind not in "fiu":
+        raise BasisError(f"{path}: holds {arr.dtype} values; expected numbers")
+    if arr.size != int(np.prod(shape)):
+        raise BasisError(f"{path}: expected shape {shape}, found {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        raise BasisError(f"{path}: holds NaN or infinite values")
+    return arr.reshape(shape)
+
+
+def _read_basis(folder: Path) -> Basis:
+    arrays = {
+        field: _load_npy(folder / name, shape) for name, (field, shape) in BASIS_FILES.items()
+    }
+    return Basis(**arrays)
+
+
+def _missing(folder: Path) -> list[str]:
+    return [name for name in BASIS_FILES if not (folder / name).is_file()]
+
+
+def _basis_help(cache: Path) -> str:
+    urls = ", ".join(basis_urls().values())
+    return (
+        f"get {urls} into {cache}, or pass --basis-dir DIR (a folder with meanFace.npy, "
+        "shapeBasis.npy and blendShape.npy), or run once with internet"
+    )
+
+
+def _fetch_basis(cache: Path, names: list[str], progress: bool) -> None:
+    urls = basis_urls()
+    for name in names:
+        try:
+            path = download(urls[name], cache / name, progress=progress)
+        except DownloadError as exc:
+            raise DownloadError(
+                f"cannot download the 3DMM basis ({exc}); {_basis_help(cache)}"
+            ) from exc
+        try:
+            _load_npy(path, BASIS_FILES[name][1])
+        except BasisError:
+            path.unlink()  # we just downloaded it: do not keep a bad file in the cache
+            raise
+
+
+def load_basis(
+    basis_dir: Path | None = None, *, download: bool = True, progress: bool = True
+) -> Basis:
+    """Load the 3DMM basis: from ``basis_dir`` only if given, else the cache, else download it."""
+    if basis_dir is not None:
+        folder = Path(basis_dir)
+        if missing := _missing(folder):
+            raise BasisError(
+                f"{folder}: missing {', '.join(missing)}; --basis-dir needs meanFace.npy, "
+                "shapeBasis.npy and blendShape.npy"
+            )
+        return _read_basis(folder)
+    cache = qaihm_cache_dir()
+    if missing := _missing(cache):
+        if not download:
+            raise BasisError(f"3DMM basis not found in {cache}; {_basis_help(cache)}")
+        log.info("3DMM basis not cached; downloading %s into %s", ", ".join(missing), cache)
+        _fetch_basis(cache, missing, progress)
+    return _read_basis(cache)
+
+
+def default_model_path(script_dir: Path) -> Path:
+    """Where infer.py looks for the model first and where --fetch-model puts it."""
+    return Path(script_dir) / MODEL_NAME
+
+
+def _model_help(folder: Path, fetching: bool = False) -> str:
+    how = "run again with internet" if fetching else "get it with `python infer.py --fetch-model`"
+    return (
+        f"{how}, or download {model_zip_url(use_cli=False)} yourself, unzip it and put its .onnx "
+        f"(as model.onnx) and its data file in {folder}, or pass --model PATH"
+    )
+
+
+def find_model(explicit: Path | None, script_dir: Path) -> Path:
+    """The model path: ``explicit`` (--model) if given, else beside infer.py, else in the cwd."""
+    if explicit is not None:
+        path = Path(explicit)
+        if path.is_dir() and (path / MODEL_NAME).is_file():
+            return path / MODEL_NAME
+        if not path.is_file():
+            raise ModelError(f"{path}: no such model file; {_model_help(Path(script_dir))}")
+        return path
+    places = [default_model_path(script_dir), Path.cwd() / MODEL_NAME]
+    for path in places:
+        if path.is_file():
+            return path
+    looked = " and ".join(str(p) for p in dict.fromkeys(places))
+    raise ModelError(f"model.onnx not found (looked at {looked}); {_model_help(Path(script_dir))}")
+
+
+def _safe_name(info: zipfile.ZipInfo) -> PurePosixPath | None:
+    """The entry's relative path, or None if it is absolute, escapes the folder or is a symlink."""
+    name = info.filename.replace("\\", "/")
+    rel = PurePosixPath(name)
+    is_link = (info.external_attr >> 16) & 0o170000 == 0o120000
+    if is_link or not rel.parts or rel.is_absolute() or ":" in rel.parts[0] or ".." in rel.parts:
+        return None
+    return rel
+
+
+def _extract(zip_path: Path, out: Path, url: str) -> None:
+    """Extract every entry after checking all of them; DownloadError names a refused entry."""
+    try:
+        with zipfile.ZipFile(zip_path) as zf:
+            infos = zf.infolist()
+            for info in infos:
+                if _safe_name(info) is None:
+                    raise DownloadError(
+                        f"{url}: refused archive entry {info.filename!r} "
+                        "(absolute path, '..' or symlink)"
+                    )
+            for info in infos:
+                target = out.joinpath(*_safe_name(info).parts)
+                if info.is_dir():
+                    target.mkdir(parents=True, exist_ok=True)
+                    continue
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with zf.open(info) as src, open(target, "wb") as dst:
+                    shutil.copyfileobj(src, dst, _CHUNK)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError) as exc:
+        raise DownloadError(f"{url}: not a readable zip archive ({exc})") from exc
+
+
+def _external_locations(onnx_path: Path, url: str) -> list[str]:
+    """The external-data file names that ``onnx_path`` references (checked to stay beside it)."""
+    import onnx
+
+    try:
+        proto = onnx.load(str(onnx_path), load_external_data=False)
+    except Exception as exc:
+        raise DownloadError(f"{url}: {onnx_path.name} in the archive is not ONNX ({exc})") from exc
+    names: list[str] = []
+    for init in proto.graph.initializer:
+        if init.data_location != onnx.TensorProto.EXTERNAL:
+            continue
+        loc = {e.key: e.value for e in init.external_data}.get("location", "")
+        rel = PurePosixPath(loc.replace("\\", "/"))
+        if not loc or rel.is_absolute() or ".." in rel.parts:
+            raise DownloadError(f"{url}: {onnx_path.name} references unsafe data file {loc!r}")
+        if loc not in names:
+            names.append(loc)
+    return names
+
+
+def fetch_model(target_dir: Path, *, progress: bool = True, force: bool = False) -> Path:
+    """Download Qualcomm's ONNX model zip; place ``target_dir/model.onnx`` and its data file(s).
+
+    Refuses (OutputError) to overwrite an existing model.onnx or data file unless ``force``.
+    """
+    target_dir = Path(target_dir)
+    dest = target_dir / MODEL_NAME
+    if dest.exists() and not force:
+        raise OutputError(
+            f"{dest}: already exists; facemap does not overwrite it (move it away to fetch again)"
+        )
+    url = model_zip_url()
+    try:
+        target_dir.mkdir(parents=True, exist_ok=True)
+        work = Path(tempfile.mkdtemp(prefix=".facemap-fetch-", dir=target_dir))
+    except OSError as exc:
+        raise OutputError(f"{target_dir}: cannot write there ({exc.strerror or exc})") from exc
+    try:
+        try:
+            zip_path = download(url, work / "model.zip", progress=progress)
+        except DownloadError as exc:
+            raise DownloadError(
+                f"cannot download the model ({exc}); {_model_help(target_dir, fetching=True)}"
+            ) from exc
+        unpacked = work / "unpacked"
+        _extract(zip_path, unpacked, url)
+        found = sorted(p for p in unpacked.rglob("*.onnx") if p.is_file())  # AI Hub: x.onnx/
+        if len(found) != 1:
+            listed = ", ".join(str(p.relative_to(unpacked)) for p in found) or "none"
+            raise DownloadError(f"{url}: expected one .onnx in the archive, found {listed}")
+        src = found[0]
+        data_names = _external_locations(src, url)
+        for loc in data_names:
+            if not (src.parent / loc).is_file():
+                raise DownloadError(
+                    f"{url}: {src.name} references {loc!r}, absent from the archive"
+                )
+            if (target_dir / loc).exists() and not force:
+                raise OutputError(
+                    f"{target_dir / loc}: already exists; facemap does not overwrite it "
+                    "(move it away to fetch again)"
+                )
+            if loc != "model.data":
+                log.info("keeping data file name %r: model.onnx references it by that name", loc)
+        for loc in data_names:  # data first, model.onnx last: its presence means complete
+            (target_dir / loc).parent.mkdir(parents=True, exist_ok=True)
+            os.replace(src.parent / loc, target_dir / loc)
+        os.replace(src, dest)
+    except OSError as exc:
+        raise OutputError(f"{target_dir}: cannot place the model ({exc})") from exc
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    log.info("model placed at %s (+ %s)", dest, ", ".join(data_names) or "no data file")
+    return dest

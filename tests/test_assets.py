@@ -1,0 +1,507 @@
+"""facemap.assets against a local HTTP server on 127.0.0.1 (no test touches the internet)."""
+
+from __future__ import annotations
+
+import io
+import pickle
+import socket
+import sys
+import threading
+import types
+import zipfile
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import numpy as np
+import pytest
+
+from facemap import assets
+from facemap.errors import BasisError, DownloadError, ModelError, OutputError
+from tests.standins import make_standin_model, synthetic_basis_arrays, write_basis
+
+BASIS_NAMES = ("meanFace.npy", "shapeBasis.npy", "blendShape.npy")
+
+
+class AssetServer:
+    """Serves ``files`` (URL path -> bytes); ``faults`` (URL path -> 404 | 500 | "short")."""
+
+    def __init__(self) -> None:
+        self.files: dict[str, bytes] = {}
+        self.faults: dict[str, int | str] = {}
+        self.hits: list[str] = []
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+                path = urlsplit(self.path).path
+                server.hits.append(path)
+                fault = server.faults.get(path)
+                body = server.files.get(path)
+                if isinstance(fault, int) or body is None:
+                    self.send_error(fault if isinstance(fault, int) else 404)
+                    return
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                if fault == "short":
+                    self.wfile.write(body[: len(body) // 2])
+                    self.wfile.flush()
+                    self.close_connection = True
+                    return
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.base = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def url_path(self, url: str) -> str:
+        assert url.startswith(self.base), url
+        return url[len(self.base) :]
+
+    def serve(self, url: str, body: bytes) -> None:
+        self.files[self.url_path(url)] = body
+
+    def fault(self, url: str, kind: int | str) -> None:
+        self.faults[self.url_path(url)] = kind
+
+
+def npy_bytes(arr: np.ndarray, allow_pickle: bool = False) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, arr, allow_pickle=allow_pickle)
+    return buf.getvalue()
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty home folder; QAIHM_STORE_ROOT unset; no proxies; no qai_hub_models_cli."""
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.delenv("QAIHM_STORE_ROOT", raising=False)
+    monkeypatch.delenv(assets.STORE_URL_ENV, raising=False)
+    for var in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setitem(sys.modules, "qai_hub_models_cli", None)  # import fails
+    return home
+
+
+@pytest.fixture
+def server(home: Path, monkeypatch: pytest.MonkeyPatch):
+    """A running AssetServer serving the synthetic basis and a stand-in model zip."""
+    srv = AssetServer()
+    monkeypatch.setenv(assets.STORE_URL_ENV, srv.base + "/")
+    mean, shape, blend = synthetic_basis_arrays()
+    srv.arrays = {"meanFace.npy": mean, "shapeBasis.npy": shape, "blendShape.npy": blend}
+    for name, url in assets.basis_urls().items():
+        srv.serve(url, npy_bytes(srv.arrays[name]))
+    srv.thread.start()
+    yield srv
+    srv.httpd.shutdown()
+    srv.httpd.server_close()
+
+
+def model_zip(tmp: Path, bias: np.ndarray, prefix: str = "facemap_3dmm-onnx-float/") -> bytes:
+    """A zip like Qualcomm's: an .onnx and model.data, maybe in a folder (AI Hub: ``x.onnx/``)."""
+    folder = tmp / "zipsrc"
+    onnx_path = make_standin_model(folder, bias=bias)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.write(onnx_path, prefix + ("model.onnx" if prefix.endswith(".onnx/") else "fm.onnx"))
+        zf.write(folder / "model.data", prefix + "model.data")
+    return buf.getvalue()
+
+
+def run_model(path: Path) -> np.ndarray:
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return sess.run(None, {"image": np.full((1, 3, 128, 128), 0.5, np.float32)})[0]
+
+
+# ---- URLs and folders -------------------------------------------------------------------
+
+
+def test_urls_default_and_override(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    base = "https://qaihub-public-assets.s3.us-west-2.amazonaws.com"
+    assert assets.asset_base_url() == base
+    assert assets.basis_urls()["shapeBasis.npy"] == (
+        f"{base}/qai-hub-models/models/facemap_3dmm/v1/shapeBasis.npy"
+    )
+    assert assets.model_zip_url() == (
+        f"{base}/qai-hub-models/models/facemap_3dmm/releases/v0.65.0/facemap_3dmm-onnx-float.zip"
+    )
+    monkeypatch.setenv(assets.STORE_URL_ENV, "http://127.0.0.1:9/store/")
+    assert assets.basis_urls()["meanFace.npy"] == (
+        "http://127.0.0.1:9/store/qai-hub-models/models/facemap_3dmm/v1/meanFace.npy"
+    )
+
+
+def fake_cli(monkeypatch: pytest.MonkeyPatch, get_asset_url) -> list[dict]:
+    calls: list[dict] = []
+
+    def wrapped(**kwargs: object) -> str:
+        calls.append(kwargs)
+        return get_asset_url()
+
+    pkg = types.ModuleType("qai_hub_models_cli")
+    pkg.fetch = types.SimpleNamespace(get_asset_url=wrapped)
+    monkeypatch.setitem(sys.modules, "qai_hub_models_cli", pkg)
+    return calls
+
+
+def test_model_url_from_qaihm_cli(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    newer = "https://example.invalid/facemap_3dmm-onnx-float.zip"
+    calls = fake_cli(monkeypatch, lambda: newer)
+    assert assets.model_zip_url() == newer
+    assert calls == [{"model": "facemap_3dmm", "runtime": "onnx", "precision": "float"}]
+    assert "v0.65.0" in assets.model_zip_url(use_cli=False)
+    monkeypatch.setenv(assets.STORE_URL_ENV, "http://127.0.0.1:9")
+    assert assets.model_zip_url().startswith("http://127.0.0.1:9/")  # env beats the CLI
+    assert len(calls) == 1
+
+
+@pytest.mark.parametrize("answer", [ConnectionError("offline"), "s3://bucket/x.zip"])
+def test_model_url_cli_failure_falls_back(
+    home: Path, monkeypatch: pytest.MonkeyPatch, answer: object
+) -> None:
+    def get() -> str:
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    fake_cli(monkeypatch, get)
+    assert assets.model_zip_url() == assets.model_zip_url(use_cli=False)
+
+
+def test_cache_dir(home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tail = Path(".qaihm/qai-hub-models/models/facemap_3dmm/v1")
+    assert assets.qaihm_cache_dir() == home / tail
+    monkeypatch.setenv("QAIHM_STORE_ROOT", str(tmp_path / "store"))
+    assert assets.qaihm_cache_dir() == tmp_path / "store" / tail
+
+
+# ---- basis ------------------------------------------------------------------------------
+
+
+def test_basis_downloaded_into_cache_then_cached(server: AssetServer) -> None:
+    basis = assets.load_basis(progress=False)
+    cache = assets.qaihm_cache_dir()
+    assert sorted(p.name for p in cache.iterdir()) == sorted(BASIS_NAMES)
+    np.testing.assert_array_equal(basis.mean_face, server.arrays["meanFace.npy"])
+    np.testing.assert_array_equal(basis.shape_basis, server.arrays["shapeBasis.npy"])
+    np.testing.assert_array_equal(basis.blend_shape, server.arrays["blendShape.npy"])
+    assert len(server.hits) == 3
+    again = assets.load_basis(progress=False)
+    assert len(server.hits) == 3  # second call: cache only
+    np.testing.assert_array_equal(again.shape_basis, basis.shape_basis)
+
+
+def test_basis_partial_cache_fetches_only_missing(server: AssetServer) -> None:
+    cache = write_basis(assets.qaihm_cache_dir())
+    (cache / "blendShape.npy").unlink()
+    assets.load_basis(progress=False)
+    assert server.hits == [server.url_path(assets.basis_urls()["blendShape.npy"])]
+
+
+def test_basis_dir_beats_cache(server: AssetServer, tmp_path: Path) -> None:
+    write_basis(assets.qaihm_cache_dir())
+    other = tuple(a + 1.0 for a in synthetic_basis_arrays())
+    own = write_basis(tmp_path / "mine", other)
+    basis = assets.load_basis(own, progress=False)
+    np.testing.assert_allclose(basis.mean_face, other[0], rtol=1e-6)
+    assert server.hits == []
+
+
+def test_basis_dir_is_the_only_place_looked(server: AssetServer, tmp_path: Path) -> None:
+    write_basis(assets.qaihm_cache_dir())
+    own = write_basis(tmp_path / "mine")
+    (own / "shapeBasis.npy").unlink()
+    with pytest.raises(BasisError) as err:
+        assets.load_basis(own)
+    assert str(own) in str(err.value) and "shapeBasis.npy" in str(err.value)
+    assert "meanFace.npy," not in str(err.value).split(";")[0]
+    assert server.hits == []
+
+
+def test_basis_offline_without_download(home: Path) -> None:
+    with pytest.raises(BasisError) as err:
+        assets.load_basis(download=False)
+    msg = str(err.value)
+    assert "\n" not in msg and str(assets.qaihm_cache_dir()) in msg and "--basis-dir" in msg
+    assert all(url in msg for url in assets.basis_urls().values())
+
+
+@pytest.mark.parametrize("fault", [404, 500])
+def test_basis_http_error(server: AssetServer, fault: int) -> None:
+    url = assets.basis_urls()["meanFace.npy"]
+    server.fault(url, fault)
+    with pytest.raises(DownloadError) as err:
+        assets.load_basis(progress=False)
+    msg = str(err.value)
+    assert f"HTTP {fault}" in msg and "\n" not in msg
+    assert all(u in msg for u in assets.basis_urls().values())
+    assert "--basis-dir" in msg and str(assets.qaihm_cache_dir()) in msg
+    assert not assets.qaihm_cache_dir().exists() or not any(assets.qaihm_cache_dir().iterdir())
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_refused_connection(home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(assets.STORE_URL_ENV, f"http://127.0.0.1:{free_port()}")
+    url = assets.basis_urls()["meanFace.npy"]
+    with pytest.raises(DownloadError) as err:
+        assets.download(url, tmp_path / "out" / "x.npy", progress=False, timeout=5)
+    assert url in str(err.value) and "refused" in str(err.value).lower()
+    assert list((tmp_path / "out").iterdir()) == []
+    with pytest.raises(DownloadError, match="cannot download the 3DMM basis"):
+        assets.load_basis(progress=False)
+
+
+def test_download_http_error_names_url(server: AssetServer, tmp_path: Path) -> None:
+    url = server.base + "/missing.bin"
+    with pytest.raises(DownloadError, match=r"/missing\.bin: download failed \(HTTP 404"):
+        assets.download(url, tmp_path / "dl" / "x.bin", progress=False)
+    assert list((tmp_path / "dl").iterdir()) == []
+
+
+def test_short_read_leaves_nothing(server: AssetServer, tmp_path: Path) -> None:
+    url = assets.basis_urls()["shapeBasis.npy"]
+    server.fault(url, "short")
+    with pytest.raises(DownloadError) as err:
+        assets.download(url, tmp_path / "dl" / "shapeBasis.npy", progress=False)
+    assert url in str(err.value) and "\n" not in str(err.value)
+    assert list((tmp_path / "dl").iterdir()) == []
+    with pytest.raises(DownloadError):
+        assets.load_basis(progress=False)
+    cache = assets.qaihm_cache_dir()
+    assert sorted(p.name for p in cache.iterdir()) == ["meanFace.npy"]  # only the whole one
+
+
+def test_download_interrupt_cleans_up(
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    class Interrupting(io.BytesIO):
+        headers = {"Content-Length": "100"}
+
+        def read(self, n: int = -1) -> bytes:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(assets.urllib.request, "urlopen", lambda *a, **k: Interrupting())
+    with pytest.raises(KeyboardInterrupt):
+        assets.download("http://127.0.0.1:9/x", tmp_path / "dl" / "x", progress=False)
+    assert list((tmp_path / "dl").iterdir()) == []
+
+
+def bad_npy(kind: str) -> bytes:
+    good = npy_bytes(synthetic_basis_arrays()[1])
+    return {
+        "pickled": npy_bytes(np.array([{"a": 1}] * 3, dtype=object), allow_pickle=True),
+        "wrong shape": npy_bytes(np.zeros((204, 200), np.float32)),
+        "truncated": good[: len(good) // 3],
+        "not npy": pickle.dumps([1, 2, 3]),
+        "nan": npy_bytes(np.full((204, 219), np.nan, np.float32)),
+        "strings": npy_bytes(np.array(["a"] * (204 * 219))),
+    }[kind]
+
+
+@pytest.mark.parametrize(
+    ("kind", "words"),
+    [
+        ("pickled", "holds pickled objects; refusing to load it"),
+        ("wrong shape", "expected shape (204, 219), found (204, 200)"),
+        ("truncated", "corrupt or truncated"),
+        ("not npy", "not a .npy file"),
+        ("nan", "NaN or infinite"),
+        ("strings", "expected numbers"),
+    ],
+)
+def test_bad_basis_file(tmp_path: Path, kind: str, words: str) -> None:
+    folder = write_basis(tmp_path / "basis")
+    (folder / "shapeBasis.npy").write_bytes(bad_npy(kind))
+    with pytest.raises(BasisError) as err:
+        assets.load_basis(folder)
+    msg = str(err.value)
+    assert str(folder / "shapeBasis.npy") in msg and words in msg and "\n" not in msg
+
+
+def test_same_size_reshape_accepted(tmp_path: Path) -> None:
+    mean, shape, blend = synthetic_basis_arrays()
+    folder = write_basis(tmp_path / "b", (mean.reshape(68, 3), shape.reshape(-1), blend))
+    basis = assets.load_basis(folder)
+    assert basis.shape_basis.shape == (204, 219)
+    np.testing.assert_allclose(basis.shape_basis, shape, rtol=1e-6)
+
+
+def test_bad_downloaded_basis_not_kept(server: AssetServer) -> None:
+    server.serve(assets.basis_urls()["blendShape.npy"], npy_bytes(np.zeros(5, np.float32)))
+    with pytest.raises(BasisError, match=r"blendShape\.npy: expected shape \(204, 39\)"):
+        assets.load_basis(progress=False)
+    assert not (assets.qaihm_cache_dir() / "blendShape.npy").exists()
+
+
+# ---- model ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("prefix", ["", "facemap_3dmm-onnx-float/", "facemap_3dmm.onnx/"])
+def test_fetch_model_places_runnable_model(
+    server: AssetServer, tmp_path: Path, prefix: str
+) -> None:
+    bias = np.linspace(-0.9, 0.9, 265).astype(np.float32)
+    server.serve(assets.model_zip_url(), model_zip(tmp_path, bias, prefix))
+    target = tmp_path / "app"
+    path = assets.fetch_model(target, progress=False)
+    assert path == target / "model.onnx"
+    assert sorted(p.name for p in target.iterdir()) == ["model.data", "model.onnx"]
+    np.testing.assert_allclose(run_model(path)[0], bias, atol=1e-6)
+
+
+def test_fetch_model_keeps_referenced_data_name(
+    server: AssetServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import onnx
+
+    bias = np.full(265, 0.25, np.float32)
+    src = make_standin_model(tmp_path / "src", bias=bias)
+    model = onnx.load(str(src))
+    onnx.save_model(model, str(tmp_path / "x.onnx"), save_as_external_data=True,
+                    location="weights.bin", size_threshold=256)  # fmt: skip
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.write(tmp_path / "x.onnx", "x.onnx")
+        zf.write(tmp_path / "weights.bin", "weights.bin")
+    server.serve(assets.model_zip_url(), buf.getvalue())
+    target = tmp_path / "app"
+    with caplog.at_level("INFO", logger="facemap.assets"):
+        path = assets.fetch_model(target, progress=False)
+    assert sorted(p.name for p in target.iterdir()) == ["model.onnx", "weights.bin"]
+    assert "weights.bin" in caplog.text
+    np.testing.assert_allclose(run_model(path)[0], bias, atol=1e-6)
+
+
+def evil_zip(kind: str) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("ok/readme.txt", "fine")
+        if kind == "symlink":
+            info = zipfile.ZipInfo("ok/link.onnx")
+            info.external_attr = 0o120777 << 16
+            zf.writestr(info, "/etc/passwd")
+        else:
+            zf.writestr({"dotdot": "../evil.txt", "absolute": "/tmp/evil_facemap.txt"}[kind], "x")
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("kind", "entry"),
+    [("dotdot", "../evil.txt"), ("absolute", "/tmp/evil_facemap.txt"), ("symlink", "ok/link.onnx")],
+)
+def test_fetch_model_refuses_unsafe_zip(
+    server: AssetServer, tmp_path: Path, kind: str, entry: str
+) -> None:
+    server.serve(assets.model_zip_url(), evil_zip(kind))
+    target = tmp_path / "app"
+    before = set(tmp_path.iterdir())
+    with pytest.raises(DownloadError) as err:
+        assets.fetch_model(target, progress=False)
+    assert repr(entry) in str(err.value)
+    assert list(target.iterdir()) == []  # temp folder removed, nothing placed
+    assert set(tmp_path.iterdir()) - before == {target}
+    assert not (tmp_path / "evil.txt").exists()
+
+
+def test_fetch_model_refuses_existing(server: AssetServer, tmp_path: Path) -> None:
+    server.serve(assets.model_zip_url(), model_zip(tmp_path, np.zeros(265, np.float32)))
+    target = tmp_path / "app"
+    target.mkdir()
+    (target / "model.onnx").write_bytes(b"the user's own")
+    with pytest.raises(OutputError, match="already exists"):
+        assets.fetch_model(target, progress=False)
+    assert (target / "model.onnx").read_bytes() == b"the user's own"
+    assert server.hits == []
+    assets.fetch_model(target, progress=False, force=True)
+    assert run_model(target / "model.onnx").shape == (1, 265)
+
+
+def test_fetch_model_refuses_existing_data(server: AssetServer, tmp_path: Path) -> None:
+    server.serve(assets.model_zip_url(), model_zip(tmp_path, np.zeros(265, np.float32)))
+    target = tmp_path / "app"
+    target.mkdir()
+    (target / "model.data").write_bytes(b"keep me")
+    with pytest.raises(OutputError, match=r"model\.data: already exists"):
+        assets.fetch_model(target, progress=False)
+    assert sorted(p.name for p in target.iterdir()) == ["model.data"]
+    assert (target / "model.data").read_bytes() == b"keep me"
+
+
+@pytest.mark.parametrize("fault", [404, 500, "short"])
+def test_fetch_model_offline(server: AssetServer, tmp_path: Path, fault: int | str) -> None:
+    url = assets.model_zip_url()
+    server.serve(url, b"x" * 1000)
+    server.fault(url, fault)
+    target = tmp_path / "app"
+    with pytest.raises(DownloadError) as err:
+        assets.fetch_model(target, progress=False)
+    msg = str(err.value)
+    assert url in msg and "--model PATH" in msg and "\n" not in msg
+    assert list(target.iterdir()) == []
+
+
+def test_fetch_model_not_a_zip(server: AssetServer, tmp_path: Path) -> None:
+    server.serve(assets.model_zip_url(), b"<html>not a zip</html>")
+    with pytest.raises(DownloadError, match="not a readable zip"):
+        assets.fetch_model(tmp_path / "app", progress=False)
+    assert list((tmp_path / "app").iterdir()) == []
+
+
+def test_find_model_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    script_dir, cwd, other = (tmp_path / d for d in ("script", "cwd", "other"))
+    for d in (script_dir, cwd, other):
+        d.mkdir()
+    monkeypatch.chdir(cwd)
+    with pytest.raises(ModelError) as err:
+        assets.find_model(None, script_dir)
+    msg = str(err.value)
+    assert str(script_dir / "model.onnx") in msg and str(cwd / "model.onnx") in msg
+    assert "python infer.py --fetch-model" in msg and "--model PATH" in msg
+    assert assets.model_zip_url(use_cli=False) in msg
+    (cwd / "model.onnx").write_bytes(b"c")
+    assert assets.find_model(None, script_dir) == cwd / "model.onnx"
+    (script_dir / "model.onnx").write_bytes(b"s")
+    assert assets.find_model(None, script_dir) == script_dir / "model.onnx"
+    assert assets.default_model_path(script_dir) == script_dir / "model.onnx"
+    (other / "mine.onnx").write_bytes(b"o")
+    assert assets.find_model(other / "mine.onnx", script_dir) == other / "mine.onnx"
+    with pytest.raises(ModelError, match=r"nope\.onnx: no such model file"):
+        assets.find_model(other / "nope.onnx", script_dir)
+
+
+def test_fetch_model_needs_exactly_one_onnx(server: AssetServer, tmp_path: Path) -> None:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("a.onnx", "x")
+        zf.writestr("b/c.onnx", "y")
+    server.serve(assets.model_zip_url(), buf.getvalue())
+    with pytest.raises(
+        DownloadError, match=r"expected one \.onnx in the archive, found a\.onnx, b/c"
+    ):
+        assets.fetch_model(tmp_path / "app", progress=False)
+    assert list((tmp_path / "app").iterdir()) == []
+
+
+def test_fetch_model_missing_data_file(server: AssetServer, tmp_path: Path) -> None:
+    onnx_path = make_standin_model(tmp_path / "src")
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.write(onnx_path, "fm.onnx")
+    server.serve(assets.model_zip_url(), buf.getvalue())
+    with pytest.raises(DownloadError, match="references 'model.data', absent from the archive"):
+        assets.fetch_model(tmp_path / "app", progress=False)
+    assert list((tmp_path / "app").iterdir()) == []
