@@ -1,0 +1,120 @@
+"""Drawing: ``draw_overlay(image, FrameResult, style) -> image``. Pure: never reads or writes files."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from .types import FrameResult, Status
+
+# iBUG-68 contours: (first, last, closed)
+CONTOURS = (
+    (0, 16, False),  # jaw
+    (17, 21, False),  # right brow
+    (22, 26, False),  # left brow
+    (27, 30, False),  # nose bridge
+    (31, 35, False),  # nose bottom
+    (36, 41, True),  # right eye
+    (42, 47, True),  # left eye
+    (48, 59, True),  # outer lips
+    (60, 67, True),  # inner lips
+)
+
+# A fixed Delaunay triangulation of the 68 points (computed once on a frontal face), so the
+# wireframe has the same topology on every frame and nothing is rebuilt per frame.
+MESH_TRIANGLES = (
+    (0, 1, 17), (0, 17, 18), (1, 2, 36), (1, 17, 36), (2, 3, 48), (2, 31, 41), (2, 31, 48),
+    (2, 36, 41), (3, 4, 48), (4, 5, 48), (5, 6, 59), (5, 48, 59), (6, 7, 58), (6, 58, 59),
+    (7, 8, 58), (8, 9, 57), (8, 57, 58), (9, 10, 56), (9, 56, 57), (10, 11, 55), (10, 55, 56),
+    (11, 12, 64), (11, 55, 64), (12, 13, 54), (12, 54, 64), (13, 14, 54), (14, 15, 45),
+    (14, 35, 45), (14, 35, 54), (15, 16, 26), (15, 26, 45), (16, 25, 26), (17, 18, 36),
+    (18, 19, 37), (18, 36, 37), (19, 20, 38), (19, 37, 38), (20, 21, 22), (20, 21, 38),
+    (20, 22, 23), (21, 22, 27), (21, 27, 39), (21, 38, 39), (22, 23, 43), (22, 27, 42),
+    (22, 42, 43), (23, 24, 43), (24, 25, 44), (24, 43, 44), (25, 26, 45), (25, 44, 45),
+    (27, 28, 39), (27, 28, 42), (28, 29, 39), (28, 29, 42), (29, 30, 31), (29, 30, 35),
+    (29, 31, 39), (29, 35, 47), (29, 42, 47), (30, 31, 32), (30, 32, 33), (30, 33, 34),
+    (30, 34, 35), (31, 32, 50), (31, 39, 40), (31, 40, 41), (31, 48, 49), (31, 49, 50),
+    (32, 33, 50), (33, 34, 52), (33, 50, 51), (33, 51, 52), (34, 35, 52), (35, 45, 46),
+    (35, 46, 47), (35, 52, 53), (35, 53, 54), (36, 37, 41), (37, 38, 40), (37, 40, 41),
+    (38, 39, 40), (42, 43, 47), (43, 44, 46), (43, 46, 47), (44, 45, 46), (48, 49, 60),
+    (48, 59, 60), (49, 50, 61), (49, 59, 60), (49, 59, 67), (49, 61, 67), (50, 51, 61),
+    (51, 52, 63), (51, 61, 62), (51, 62, 63), (52, 53, 63), (53, 54, 64), (53, 55, 63),
+    (53, 55, 64), (55, 56, 65), (55, 63, 65), (56, 57, 66), (56, 65, 66), (57, 58, 66),
+    (58, 59, 67), (58, 66, 67), (61, 62, 67), (62, 63, 65), (62, 65, 66), (62, 66, 67),
+)
+MESH_EDGES = np.array(
+    sorted({tuple(sorted(e)) for a, b, c in MESH_TRIANGLES for e in ((a, b), (b, c), (a, c))}),
+    dtype=np.int64,
+)
+
+STATUS_COLORS = {  # BGR
+    Status.OK: (80, 220, 80),
+    Status.WARN: (0, 200, 255),
+    Status.UNSTABLE: (0, 0, 255),
+    Status.NO_FACE: (160, 160, 160),
+}
+
+
+@dataclass(frozen=True)
+class DrawStyle:
+    """How an overlay looks. ``point_size`` 0 means: scale with the face (about 1 % of its width)."""
+
+    point_size: int = 0
+    contours: bool = True
+    mesh: bool = False
+    box: bool = True
+    hud: bool = False
+    point_color: tuple[int, int, int] = (0, 255, 0)
+    contour_color: tuple[int, int, int] = (255, 200, 0)
+    mesh_color: tuple[int, int, int] = (200, 200, 200)
+
+
+def _thickness(result: FrameResult, image_shape: tuple[int, ...]) -> int:
+    ref = result.box.width if result.box is not None else max(image_shape[:2]) / 4
+    return max(1, int(round(ref / 150.0)))
+
+
+def draw_overlay(
+    image: np.ndarray, result: FrameResult, style: DrawStyle = DrawStyle(), fps: float | None = None
+) -> np.ndarray:
+    """Return a copy of ``image`` (BGR uint8, any size) with the face of ``result`` drawn on it."""
+    out = image.copy() if image.ndim == 3 else cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    line = _thickness(result, out.shape)
+    if result.box is not None and style.box:
+        x0, y0, x1, y1 = (int(round(v)) for v in result.box.as_tuple())
+        cv2.rectangle(out, (x0, y0), (x1, y1), STATUS_COLORS[result.status], line, cv2.LINE_AA)
+    if result.has_face and np.isfinite(result.landmarks).all():
+        shift = 4  # sub-pixel drawing: coordinates in 1/16 px
+        pts = np.round(result.landmarks * (1 << shift)).astype(np.int32)
+        if style.mesh:
+            segs = [pts[list(e)] for e in MESH_EDGES]
+            cv2.polylines(out, segs, False, style.mesh_color, max(1, line // 2), cv2.LINE_AA, shift)
+        if style.contours:
+            closed = [pts[a : b + 1] for a, b, c in CONTOURS if c]
+            opened = [pts[a : b + 1] for a, b, c in CONTOURS if not c]
+            cv2.polylines(out, opened, False, style.contour_color, line, cv2.LINE_AA, shift)
+            cv2.polylines(out, closed, True, style.contour_color, line, cv2.LINE_AA, shift)
+        radius = style.point_size or max(1, line + 1)
+        for p in pts:
+            cv2.circle(out, (int(p[0]), int(p[1])), radius << shift, style.point_color, -1, cv2.LINE_AA, shift)
+    if style.hud:
+        _draw_hud(out, result, fps)
+    return out
+
+
+def _draw_hud(out: np.ndarray, result: FrameResult, fps: float | None) -> None:
+    text = f"#{result.frame} {result.status.value}"
+    if result.reason:
+        text += f" ({result.reason})"
+    if result.pose is not None:
+        p = result.pose
+        text += f"  pitch {p.pitch_deg:+.0f} yaw {p.yaw_deg:+.0f} roll {p.roll_deg:+.0f}"
+    if fps:
+        text += f"  {fps:.1f} fps"
+    scale = max(0.5, out.shape[0] / 900.0)
+    thick = max(1, int(round(scale * 2)))
+    (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thick)
+    cv2.rectangle(out, (0, 0), (tw + 16, th + base + 16), (0, 0, 0), -1)
+    cv2.putText(out, text, (8, th + 8), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thick, cv2.LINE_AA)

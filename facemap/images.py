@@ -1,0 +1,93 @@
+"""Reading still images and collecting inputs: paths, folders and globs -> checked files."""
+
+from __future__ import annotations
+
+import glob
+import logging
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .errors import InputFileError
+
+log = logging.getLogger(__name__)
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm", ".pbm", ".tif", ".tiff", ".webp")
+# Refuse to decode images above this many pixels (about 24 000 x 24 000 would need 1.7 GB as BGR).
+MAX_PIXELS = 100_000_000
+
+
+def read_image(path: Path, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """Read an image as (H, W, 3) uint8 BGR, EXIF orientation applied.
+
+    Grayscale, RGBA, 16-bit and CMYK files are converted. Raises InputFileError with one line
+    naming the file when it is missing, empty, not an image, or too large.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputFileError(f"{path}: image not found; check the path")
+    if path.is_dir():
+        raise InputFileError(f"{path}: is a folder; pass image files, or the folder with --image DIR")
+    size = path.stat().st_size
+    if size == 0:
+        raise InputFileError(f"{path}: image file is empty (0 bytes); copy it again")
+    data = np.fromfile(str(path), dtype=np.uint8)
+    try:
+        image = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    except cv2.error as exc:
+        msg = str(exc).strip().splitlines()[-1][:120]
+        raise InputFileError(f"{path}: cannot decode image ({msg}); is it a complete image file?") from None
+    if image is None:
+        raise InputFileError(
+            f"{path}: not a readable image (truncated, or not an image format OpenCV reads); "
+            "re-export it as JPEG or PNG"
+        )
+    h, w = image.shape[:2]
+    if h * w > max_pixels:
+        raise InputFileError(
+            f"{path}: image is {w}x{h} pixels, above the {max_pixels // 1_000_000} MP limit; "
+            "downscale it first"
+        )
+    return image
+
+
+def collect_images(inputs: list[str]) -> list[Path]:
+    """Expand paths, folders (their image files, sorted) and glob patterns into image paths."""
+    paths: list[Path] = []
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            found = sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS)
+            if not found:
+                raise InputFileError(
+                    f"{p}: folder holds no images ({', '.join(IMAGE_EXTENSIONS[:4])}, ...); check the path"
+                )
+            paths.extend(found)
+        elif not p.exists() and any(ch in item for ch in "*?["):
+            found = sorted(Path(f) for f in glob.glob(item) if Path(f).suffix.lower() in IMAGE_EXTENSIONS)
+            if not found:
+                raise InputFileError(f"{item}: pattern matches no images; check the pattern")
+            paths.extend(found)
+        else:
+            paths.append(p)
+    return paths
+
+
+def unique_stems(paths: list[Path]) -> list[str]:
+    """Output stems for ``paths``: the file stem, made unique when two inputs share one."""
+    stems = [p.stem for p in paths]
+    counts: dict[str, int] = {}
+    for s in stems:
+        counts[s] = counts.get(s, 0) + 1
+    out: list[str] = []
+    used: set[str] = set()
+    for p, s in zip(paths, stems, strict=True):
+        cand = s if counts[s] == 1 else f"{s}_{p.suffix.lstrip('.').lower() or 'file'}"
+        base, i = cand, 2
+        while cand in used:
+            cand = f"{base}_{i}"
+            i += 1
+        used.add(cand)
+        out.append(cand)
+    return out

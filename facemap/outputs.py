@@ -1,0 +1,219 @@
+"""The output folder: created and marked by facemap, locked while a run writes, cleaned safely.
+
+A folder facemap creates holds a marker file, ``.facemap-output``, listing every file facemap wrote
+there (relative paths). ``--clean`` empties a folder only when it is empty or when every file in it
+is one facemap listed; it refuses the home folder, the working folder, and any folder holding a
+repository. A lock file, ``.facemap.lock``, keeps two runs from writing into one folder at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import tempfile
+from pathlib import Path
+
+from .errors import OutputError
+
+log = logging.getLogger(__name__)
+
+MARKER = ".facemap-output"
+LOCK = ".facemap.lock"
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temp file in the same folder and a rename."""
+    path = Path(path)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    except OSError as exc:
+        raise OutputError(f"{path}: cannot write ({exc.strerror or exc}); choose a writable --output") from None
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise OutputError(f"{path}: cannot write ({exc.strerror or exc}); free space or choose another --output") from None
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write UTF-8 text atomically."""
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: Path, obj: object) -> None:
+    """Write JSON (indented, UTF-8) atomically."""
+    atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _forbidden(folder: Path) -> str | None:
+    resolved = folder.resolve()
+    home = Path.home().resolve()
+    if resolved == home:
+        return "it is your home folder"
+    if resolved == Path.cwd().resolve():
+        return "it is the working folder"
+    if resolved == Path(resolved.anchor):
+        return "it is a filesystem root"
+    if (resolved / ".git").exists():
+        return "it holds a repository (.git)"
+    if resolved in home.parents:
+        return "it contains your home folder"
+    return None
+
+
+class OutputDir:
+    """An output folder facemap writes into. Use as a context manager: it locks the folder."""
+
+    def __init__(self, path: Path, clean: bool = False) -> None:
+        self.path = Path(path)
+        self.clean = clean
+        self._written: set[str] = set()
+        self._locked = False
+
+    # -- lifecycle
+    def __enter__(self) -> OutputDir:
+        self.open()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def open(self) -> None:
+        """Create (or check) the folder, clean it if asked, take the lock."""
+        p = self.path
+        if p.exists() and not p.is_dir():
+            raise OutputError(f"{p}: is a file, not a folder; pass a folder to --output")
+        existed = p.exists()
+        try:
+            p.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutputError(f"{p}: cannot create output folder ({exc.strerror or exc}); choose another --output") from None
+        if not os.access(p, os.W_OK | os.X_OK):
+            raise OutputError(f"{p}: output folder is not writable; choose another --output")
+        self._lock()
+        try:
+            if self.clean and existed:
+                self._clean()
+            self._written = set(self._read_marker())
+            self._save_marker()
+        except BaseException:
+            self._unlock()
+            raise
+
+    def close(self) -> None:
+        """Save the manifest and release the lock."""
+        if self._locked:
+            try:
+                self._save_marker()
+            finally:
+                self._unlock()
+
+    # -- files
+    def file(self, relative: str) -> Path:
+        """Path for a file facemap is about to write (recorded in the marker); parents created."""
+        target = self.path / relative
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutputError(f"{target.parent}: cannot create folder ({exc.strerror or exc})") from None
+        rel = target.relative_to(self.path).as_posix()
+        if rel not in self._written:
+            self._written.add(rel)
+            self._save_marker()
+        return target
+
+    def exists(self, relative: str) -> bool:
+        """True when ``relative`` exists in the folder."""
+        return (self.path / relative).exists()
+
+    # -- internals
+    def _read_marker(self) -> list[str]:
+        marker = self.path / MARKER
+        if not marker.exists():
+            return []
+        try:
+            return [ln.strip() for ln in marker.read_text(encoding="utf-8").splitlines() if ln.strip() and not ln.startswith("#")]
+        except (OSError, UnicodeDecodeError):
+            return []
+
+    def _save_marker(self) -> None:
+        text = "# written by facemap; --clean removes only the files listed here\n"
+        text += "".join(f"{r}\n" for r in sorted(self._written))
+        atomic_write_text(self.path / MARKER, text)
+
+    def _lock(self) -> None:
+        lock = self.path / LOCK
+        for _ in range(2):
+            try:
+                fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                try:
+                    pid = int(lock.read_text().strip() or 0)
+                except (OSError, ValueError):
+                    pid = 0
+                if pid and _pid_alive(pid) and pid != os.getpid():
+                    raise OutputError(
+                        f"{self.path}: another facemap run (pid {pid}) is writing here; "
+                        "wait for it or choose another --output"
+                    ) from None
+                log.warning("%s: removing a stale lock left by pid %s", self.path, pid or "?")
+                with contextlib.suppress(OSError):
+                    lock.unlink()
+                continue
+            except OSError as exc:
+                raise OutputError(f"{self.path}: cannot write ({exc.strerror or exc}); choose another --output") from None
+            with os.fdopen(fd, "w") as fh:
+                fh.write(str(os.getpid()))
+            self._locked = True
+            return
+        raise OutputError(f"{self.path}: cannot take the lock {LOCK}; remove it if no run is active")
+
+    def _unlock(self) -> None:
+        with contextlib.suppress(OSError):
+            (self.path / LOCK).unlink()
+        self._locked = False
+
+    def _clean(self) -> None:
+        reason = _forbidden(self.path)
+        if reason:
+            raise OutputError(f"{self.path}: --clean refused, {reason}; point --output at a folder facemap made")
+        listed = set(self._read_marker())
+        present = [
+            f.relative_to(self.path).as_posix()
+            for f in self.path.rglob("*")
+            if (f.is_file() or f.is_symlink()) and f.name not in (MARKER, LOCK)
+        ]
+        foreign = sorted(r for r in present if r not in listed)
+        if foreign:
+            raise OutputError(
+                f"{self.path}: --clean refused, {foreign[0]} was not written by facemap"
+                f"{f' (and {len(foreign) - 1} more)' if len(foreign) > 1 else ''}; "
+                "move it away or choose another --output"
+            )
+        for rel in present:
+            (self.path / rel).unlink()
+        for d in sorted((d for d in self.path.rglob("*") if d.is_dir()), key=lambda d: len(d.parts), reverse=True):
+            with contextlib.suppress(OSError):
+                d.rmdir()
+        self._written = set()

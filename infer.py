@@ -1,0 +1,83 @@
+#!/usr/bin/env python3
+"""infer.py: run FaceMap 3DMM on images, videos, folders or a webcam. Parses arguments only."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from facemap.errors import EXIT_INTERRUPTED, FacemapError
+from facemap.runner import InferConfig, run_infer
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (flag names kept from the original tool)."""
+    p = argparse.ArgumentParser(
+        prog="infer.py",
+        description="Run Qualcomm's FaceMap 3DMM model locally: 68 landmarks, head pose, expression.",
+        epilog="Exit codes: 0 ok, 1 bug, 2 usage, 3 bad input file, 4 model problem, "
+        "5 cannot write output, 130 interrupted.",
+    )
+    src = p.add_argument_group("input")
+    src.add_argument("--image", nargs="+", metavar="PATH", help="image file(s), folder(s) or glob(s)")
+    src.add_argument("--video", nargs="+", metavar="PATH", help="video file(s), folder(s) or glob(s)")
+    src.add_argument("--camera", type=int, metavar="INDEX", help="live webcam by index")
+
+    m = p.add_argument_group("model")
+    m.add_argument("--model", metavar="PATH", help="model.onnx (model.data beside it); default: beside infer.py, else ./model.onnx")
+    m.add_argument("--fetch-model", action="store_true", help="download Qualcomm's FaceMap ONNX (float) to where --model looks, then exit")
+    m.add_argument("--force", action="store_true", help="with --fetch-model: replace an existing model.onnx")
+    m.add_argument("--inspect", action="store_true", help="print the model's inputs, outputs, opset, weights and providers, then exit")
+    m.add_argument("--input-name", help="model input name (default: read from the model)")
+    m.add_argument("--output-name", help="model output name (default: read from the model)")
+    m.add_argument("--provider", default="auto", choices=["auto", "cpu", "coreml", "cuda"], help="onnxruntime execution provider (default auto)")
+    m.add_argument("--basis-dir", metavar="DIR", help="folder with meanFace.npy, shapeBasis.npy, blendShape.npy (default: qai-hub-models cache, else download)")
+    m.add_argument("--landmarker", default="facemap", help="landmark backend (default facemap)")
+
+    pre = p.add_argument_group("face box and preprocessing")
+    pre.add_argument("--face-detect", dest="face_detect", action="store_true", default=True, help="detect the face first (default)")
+    pre.add_argument("--no-face-detect", dest="face_detect", action="store_false", help="the images are already face crops")
+    pre.add_argument("--detector", default="haar", help="face detector (default haar)")
+    pre.add_argument("--bbox", metavar="x0,y0,x1,y1", help="use this face box (inclusive pixels) and skip detection")
+    pre.add_argument("--face-margin", type=float, default=0.1, help="crop margin per side, fraction of the box (default 0.1, as Qualcomm's evaluation)")
+    pre.add_argument("--bgr", action="store_true", help="feed BGR instead of RGB (other models)")
+    pre.add_argument("--normalize", default="0_1", choices=["none", "0_1", "-1_1", "imagenet"], help="input scaling (default 0_1)")
+
+    out = p.add_argument_group("output")
+    out.add_argument("--output", "-o", default="out", metavar="DIR", help="output folder (default out)")
+    out.add_argument("--clean", action="store_true", help="empty the output folder first (only one facemap made)")
+    out.add_argument("--point-size", type=int, default=0, help="landmark radius in pixels (default: scaled to the face)")
+    out.add_argument("--no-contours", dest="contours", action="store_false", help="do not draw the iBUG-68 contours")
+    out.add_argument("--mesh", action="store_true", help="draw a Delaunay wireframe")
+    out.add_argument("--hud", action="store_true", help="print status and pose on the overlay")
+    out.add_argument("--dump-csv", action="store_true", help="write logs/<stem>_raw.csv (frame,p0..p264)")
+    out.add_argument("--dump-landmarks-csv", action="store_true", help="write logs/<stem>_landmarks.csv")
+    out.add_argument("--dump-npy", action="store_true", help="write logs/<stem>_raw.npy")
+    out.add_argument("--quiet", "-q", action="store_true", help="print only one line per input")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse ``argv`` and run; returns the exit code."""
+    parser = build_parser()
+    try:
+        ns = parser.parse_args(argv)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    logging.basicConfig(level=logging.WARNING, format="facemap: %(message)s")
+    cfg = InferConfig.from_namespace(ns)
+    cfg.script_dir = str(Path(__file__).resolve().parent)
+    try:
+        return run_infer(cfg, print)
+    except FacemapError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())
