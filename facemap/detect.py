@@ -55,6 +55,7 @@ HAAR_SCALE_H = 0.827
 HAAR_CASCADE_FILE = "haarcascade_frontalface_default.xml"
 HAAR_MAX_SIDE_PX = 640
 OPENCV_FIX = 'pip install "opencv-python>=4.8,<5"'
+OPENCV_REINSTALL = 'pip install --force-reinstall "opencv-python>=4.8,<5"'
 
 
 @runtime_checkable
@@ -214,12 +215,12 @@ class HaarDetector:
             )
         try:
             cascade = cv2.CascadeClassifier(str(path))
-        except cv2.error:
+        except (cv2.error, SystemError):  # a corrupt file raises SystemError wrapping cv2.error
             cascade = None
         if cascade is None or cascade.empty():
             raise ModelError(
                 f"{path}: OpenCV cannot load this Haar face cascade (corrupt file?); "
-                f"reinstall with: {OPENCV_FIX}"
+                f"run: {OPENCV_REINSTALL}"
             )
         log.debug("loaded Haar cascade %s", path)
         return cascade
