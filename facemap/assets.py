@@ -76,10 +76,10 @@ def model_zip_url(*, use_cli: bool = True) -> str:
     try:
         url = str(qaihm_fetch.get_asset_url(model=MODEL_ID, runtime="onnx", precision="float"))
     except (Exception, SystemExit) as exc:
-        log.info("qai_hub_models_cli could not give the model URL (%s); using %s", exc, builtin)
+        log.warning("qai_hub_models_cli could not give the model URL (%s); using %s", exc, builtin)
         return builtin
     if not url.startswith(("http://", "https://")):
-        log.info("qai_hub_models_cli gave %r, not an http URL; using %s", url, builtin)
+        log.warning("qai_hub_models_cli gave %r, not an http URL; using %s", url, builtin)
         return builtin
     return url
 
@@ -192,9 +192,8 @@ def _fetch_basis(cache: Path, names: list[str], progress: bool) -> None:
         try:
             path = download(urls[name], cache / name, progress=progress)
         except DownloadError as exc:
-            raise DownloadError(
-                f"cannot download the 3DMM basis ({exc}); {_basis_help(cache)}"
-            ) from exc
+            why = str(exc).removeprefix(f"{urls[name]}: ")
+            raise DownloadError(f"cannot download {name}: {why}; {_basis_help(cache)}") from exc
         try:
             _load_npy(path, BASIS_FILES[name][1])
         except BasisError:
@@ -328,9 +327,9 @@ def fetch_model(target_dir: Path, *, progress: bool = True, force: bool = False)
         try:
             zip_path = download(url, work / "model.zip", progress=progress)
         except DownloadError as exc:
-            raise DownloadError(
-                f"cannot download the model ({exc}); {_model_help(target_dir, fetching=True)}"
-            ) from exc
+            why = str(exc).removeprefix(f"{url}: ")
+            help_ = _model_help(target_dir, fetching=True)
+            raise DownloadError(f"cannot download the model: {why}; {help_}") from exc
         unpacked = work / "unpacked"
         _extract(zip_path, unpacked, url)
         found = sorted(p for p in unpacked.rglob("*.onnx") if p.is_file())  # AI Hub: x.onnx/

@@ -166,7 +166,7 @@ def test_model_url_from_qaihm_cli(home: Path, monkeypatch: pytest.MonkeyPatch) -
 
 @pytest.mark.parametrize("answer", [ConnectionError("offline"), "s3://bucket/x.zip"])
 def test_model_url_cli_failure_falls_back(
-    home: Path, monkeypatch: pytest.MonkeyPatch, answer: object
+    home: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, answer: object
 ) -> None:
     def get() -> str:
         if isinstance(answer, Exception):
@@ -174,7 +174,9 @@ def test_model_url_cli_failure_falls_back(
         return answer
 
     fake_cli(monkeypatch, get)
-    assert assets.model_zip_url() == assets.model_zip_url(use_cli=False)
+    with caplog.at_level("WARNING", logger="facemap.assets"):
+        assert assets.model_zip_url() == assets.model_zip_url(use_cli=False)
+    assert "qai_hub_models_cli" in caplog.text and "v0.65.0" in caplog.text
 
 
 def test_cache_dir(home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -187,8 +189,11 @@ def test_cache_dir(home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
 # ---- basis ------------------------------------------------------------------------------
 
 
-def test_basis_downloaded_into_cache_then_cached(server: AssetServer) -> None:
-    basis = assets.load_basis(progress=False)
+def test_basis_downloaded_into_cache_then_cached(
+    server: AssetServer, capsys: pytest.CaptureFixture
+) -> None:
+    basis = assets.load_basis()  # with the progress bar (on stderr)
+    assert "blendShape.npy" in capsys.readouterr().err
     cache = assets.qaihm_cache_dir()
     assert sorted(p.name for p in cache.iterdir()) == sorted(BASIS_NAMES)
     np.testing.assert_array_equal(basis.mean_face, server.arrays["meanFace.npy"])
@@ -261,7 +266,7 @@ def test_refused_connection(home: Path, tmp_path: Path, monkeypatch: pytest.Monk
         assets.download(url, tmp_path / "out" / "x.npy", progress=False, timeout=5)
     assert url in str(err.value) and "refused" in str(err.value).lower()
     assert list((tmp_path / "out").iterdir()) == []
-    with pytest.raises(DownloadError, match="cannot download the 3DMM basis"):
+    with pytest.raises(DownloadError, match="cannot download meanFace.npy: download failed"):
         assets.load_basis(progress=False)
 
 
