@@ -298,8 +298,18 @@ def _frames(df: pd.DataFrame, path: Path, what: str) -> np.ndarray:
     return f.astype(np.int64)
 
 
-def _sorted_unique(frames: np.ndarray, path: Path, what: str) -> np.ndarray:
-    """Indices that sort by frame and keep the first row of a duplicated frame (logged)."""
+def _sorted_unique(frames: np.ndarray, path: Path, what: str, strict: bool = False) -> np.ndarray:
+    """Indices that sort by frame and keep the first row of a duplicated frame (logged).
+
+    With ``strict``, a duplicated or out-of-order frame is an InputFileError instead.
+    """
+    if strict and frames.size > 1 and (step := np.diff(frames)).min() <= 0:
+        r = int(np.argmax(step <= 0)) + 1
+        kind = "repeats" if step[r - 1] == 0 else "goes back to"
+        raise InputFileError(
+            f"{path}: {what} row {r + 2} {kind} frame {frames[r]} after frame {frames[r - 1]}; "
+            "frames must be unique and in increasing order (one row per frame)"
+        )
     _, first = np.unique(frames, return_index=True)
     if first.size != frames.size:
         log.warning("%s: %s has %d duplicated frame rows; kept the first of each",
@@ -307,8 +317,11 @@ def _sorted_unique(frames: np.ndarray, path: Path, what: str) -> np.ndarray:
     return first  # np.unique returns the indices in sorted-frame order
 
 
-def read_landmarks(path: Path) -> LandmarkLog:
-    """Read a landmarks log (infer.py's, or the original tool's without timestamp_ms)."""
+def read_landmarks(path: Path, *, strict: bool = False) -> LandmarkLog:
+    """Read a landmarks log (infer.py's, or the original tool's without timestamp_ms).
+
+    ``strict``: refuse duplicated or out-of-order frames instead of sorting them.
+    """
     what = "landmarks log"
     df = _read_frame(path, ["frame"] + LANDMARK_XY_COLUMNS, what)
     frames = _frames(df, Path(path), what)
@@ -318,14 +331,17 @@ def read_landmarks(path: Path) -> LandmarkLog:
         ts = _numeric(df, ["timestamp_ms"], Path(path), what)[:, 0]
         if np.isnan(ts).all():
             ts = None
-    keep = _sorted_unique(frames, Path(path), what)
+    keep = _sorted_unique(frames, Path(path), what, strict)
     return LandmarkLog(
         Path(path), frames[keep], xy[keep], None if ts is None else ts[keep]
     )
 
 
-def read_meta(path: Path) -> MetaLog:
-    """Read a meta log (infer.py's, or the original tool's first seven columns)."""
+def read_meta(path: Path, *, strict: bool = False) -> MetaLog:
+    """Read a meta log (infer.py's, or the original tool's first seven columns).
+
+    ``strict``: refuse duplicated or out-of-order frames instead of sorting them.
+    """
     what = "meta log"
     df = _read_frame(path, ["frame", "status"], what)
     frames = _frames(df, Path(path), what)
@@ -344,7 +360,7 @@ def read_meta(path: Path) -> MetaLog:
         ts = None
     pose_cols = ["pitch_deg", "yaw_deg", "roll_deg"]
     pose = _numeric(df, pose_cols, Path(path), what) if all(c in df for c in pose_cols) else None
-    keep = _sorted_unique(frames, Path(path), what)
+    keep = _sorted_unique(frames, Path(path), what, strict)
     return MetaLog(
         Path(path),
         frames[keep],
@@ -356,11 +372,14 @@ def read_meta(path: Path) -> MetaLog:
     )
 
 
-def read_raw(path: Path) -> RawLog:
-    """Read a raw-params log: frame,p0..p264."""
+def read_raw(path: Path, *, strict: bool = False) -> RawLog:
+    """Read a raw-params log: frame,p0..p264.
+
+    ``strict``: refuse duplicated or out-of-order frames instead of sorting them.
+    """
     what = "raw params log"
     df = _read_frame(path, RAW_COLUMNS, what)
     frames = _frames(df, Path(path), what)
     params = _numeric(df, RAW_COLUMNS[1:], Path(path), what)
-    keep = _sorted_unique(frames, Path(path), what)
+    keep = _sorted_unique(frames, Path(path), what, strict)
     return RawLog(Path(path), frames[keep], params[keep])
