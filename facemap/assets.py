@@ -167,10 +167,18 @@ def _load_npy(path: Path, shape: tuple[int, ...]) -> np.ndarray:
     return arr.reshape(shape)
 
 
-def _read_basis(folder: Path) -> Basis:
-    arrays = {
-        field: _load_npy(folder / name, shape) for name, (field, shape) in BASIS_FILES.items()
-    }
+def _read_basis(folder: Path, cached: bool) -> Basis:
+    arrays = {}
+    for name, (field, shape) in BASIS_FILES.items():
+        try:
+            arrays[field] = _load_npy(folder / name, shape)
+        except BasisError as exc:
+            fix = (
+                "delete it to download it again"
+                if cached
+                else f"replace it with {basis_urls()[name]}"
+            )
+            raise BasisError(f"{exc}; {fix}") from exc
     return Basis(**arrays)
 
 
@@ -196,9 +204,11 @@ def _fetch_basis(cache: Path, names: list[str], progress: bool) -> None:
             raise DownloadError(f"cannot download {name}: {why}; {_basis_help(cache)}") from exc
         try:
             _load_npy(path, BASIS_FILES[name][1])
-        except BasisError:
+        except BasisError as exc:
             path.unlink()  # we just downloaded it: do not keep a bad file in the cache
-            raise
+            raise BasisError(
+                f"{exc}; it came from {urls[name]} and was removed: pass --basis-dir DIR instead"
+            ) from exc
 
 
 def load_basis(
@@ -212,14 +222,14 @@ def load_basis(
                 f"{folder}: missing {', '.join(missing)}; --basis-dir needs meanFace.npy, "
                 "shapeBasis.npy and blendShape.npy"
             )
-        return _read_basis(folder)
+        return _read_basis(folder, cached=False)
     cache = qaihm_cache_dir()
     if missing := _missing(cache):
         if not download:
             raise BasisError(f"3DMM basis not found in {cache}; {_basis_help(cache)}")
         log.info("3DMM basis not cached; downloading %s into %s", ", ".join(missing), cache)
         _fetch_basis(cache, missing, progress)
-    return _read_basis(cache)
+    return _read_basis(cache, cached=True)
 
 
 def default_model_path(script_dir: Path) -> Path:

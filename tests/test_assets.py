@@ -335,6 +335,17 @@ def test_bad_basis_file(tmp_path: Path, kind: str, words: str) -> None:
         assets.load_basis(folder)
     msg = str(err.value)
     assert str(folder / "shapeBasis.npy") in msg and words in msg and "\n" not in msg
+    assert msg.endswith(f"; replace it with {assets.basis_urls()['shapeBasis.npy']}")
+
+
+def test_bad_cached_basis_file(server: AssetServer) -> None:
+    cache = write_basis(assets.qaihm_cache_dir())
+    (cache / "meanFace.npy").write_bytes(b"\x93NUMPY garbage")
+    with pytest.raises(BasisError) as err:
+        assets.load_basis(progress=False)
+    assert str(cache / "meanFace.npy") in str(err.value)
+    assert str(err.value).endswith("; delete it to download it again")
+    assert server.hits == []
 
 
 def test_same_size_reshape_accepted(tmp_path: Path) -> None:
@@ -347,8 +358,9 @@ def test_same_size_reshape_accepted(tmp_path: Path) -> None:
 
 def test_bad_downloaded_basis_not_kept(server: AssetServer) -> None:
     server.serve(assets.basis_urls()["blendShape.npy"], npy_bytes(np.zeros(5, np.float32)))
-    with pytest.raises(BasisError, match=r"blendShape\.npy: expected shape \(204, 39\)"):
+    with pytest.raises(BasisError, match=r"blendShape\.npy: expected shape \(204, 39\)") as err:
         assets.load_basis(progress=False)
+    assert "was removed: pass --basis-dir DIR" in str(err.value)
     assert not (assets.qaihm_cache_dir() / "blendShape.npy").exists()
 
 
