@@ -1,0 +1,148 @@
+"""infer.py on images, in-process through main(argv) and once as a user runs it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+import infer
+from facemap.decode import Basis, Decoder, model_to_image
+from facemap.records import read_landmarks, read_meta, read_raw
+from facemap.types import BBox
+from tests.standins import synthetic_basis_arrays
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = infer.main([str(a) for a in argv])
+    cap = capsys.readouterr()
+    return code, cap.out, cap.err
+
+
+def test_bbox_constant_model_matches_reference(tmp_path, capsys, shared_data, constant_model, constant_params, basis_dir):
+    image = shared_data / "images" / "fr_two_people.jpg"
+    out = tmp_path / "out"
+    code, stdout, _ = _run(
+        capsys, "--image", image, "--model", constant_model, "--basis-dir", basis_dir,
+        "--bbox", "778,57,964,242", "--dump-landmarks-csv", "--dump-csv", "-o", out,
+    )
+    assert code == 0
+    assert "fr_two_people.jpg: face 778,57-964,242" in stdout
+    crop = BBox(778, 57, 964, 242).expand(0.1)
+    dec = Decoder(Basis(*synthetic_basis_arrays())).decode(constant_params)
+    expected = model_to_image(dec.landmarks_model, np.array([crop.as_tuple()]))[0]
+    got = read_landmarks(out / "logs" / "fr_two_people_landmarks.csv")
+    assert got.frames.tolist() == [1]
+    np.testing.assert_allclose(got.landmarks[0], expected, atol=1e-3)
+    raw = read_raw(out / "logs" / "fr_two_people_raw.csv")
+    np.testing.assert_allclose(raw.params[0], constant_params, atol=1e-6)
+    doc = json.loads((out / "fr_two_people.json").read_text())
+    assert doc["box"] == [778, 57, 964, 242]
+    assert doc["pose_deg"]["yaw"] == pytest.approx(float(constant_params[259]) * 90, abs=1e-3)
+    assert len(doc["expression"]) == 39 and doc["provider"] == "CPUExecutionProvider"
+    overlay = cv2.imread(str(out / "fr_two_people_overlay.jpg"))
+    assert overlay.shape == (661, 1126, 3)  # full resolution
+
+
+def test_detected_face_overlay_and_logs(tmp_path, capsys, shared_data, standin_model, basis_dir):
+    out = tmp_path / "o"
+    code, stdout, _ = _run(
+        capsys, "--image", shared_data / "images" / "skimage_astronaut.png",
+        shared_data / "images" / "dlib_dogs.jpg", "--model", standin_model,
+        "--basis-dir", basis_dir, "-o", out, "--mesh", "--hud",
+    )
+    assert code == 0
+    assert "skimage_astronaut.png: face" in stdout
+    meta = read_meta(out / "logs" / "skimage_astronaut_meta.csv")
+    assert meta.status.tolist() == ["ok"]
+    x0, y0, x1, y1 = meta.boxes[0]
+    assert 150 < (x0 + x1) / 2 < 280 and 80 < (y0 + y1) / 2 < 200  # on her face
+    assert (out / "skimage_astronaut_overlay.jpg").exists() and (out / "dlib_dogs.json").exists()
+
+
+def test_no_face_detect_uses_whole_image(tmp_path, capsys, shared_data, standin_model, basis_dir):
+    code, stdout, _ = _run(
+        capsys, "--image", shared_data / "images" / "sadtalker_happy.png", "--no-face-detect",
+        "--model", standin_model, "--basis-dir", basis_dir, "-o", tmp_path,
+    )
+    assert code == 0 and "face 0,0-255,255" in stdout
+
+
+def test_folder_input_with_clashing_stems(tmp_path, capsys, standin_model, basis_dir):
+    src = tmp_path / "in"
+    src.mkdir()
+    img = np.full((120, 100, 3), 128, np.uint8)
+    cv2.imwrite(str(src / "a.jpg"), img)
+    cv2.imwrite(str(src / "a.png"), img)
+    code, stdout, _ = _run(
+        capsys, "--image", src, "--no-face-detect", "--model", standin_model,
+        "--basis-dir", basis_dir, "-o", tmp_path / "out",
+    )
+    assert code == 0
+    names = sorted(p.name for p in (tmp_path / "out").glob("*.json"))
+    assert names == ["a_jpg.json", "a_png.json"]
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "needle"),
+    [
+        (["--image", "{tmp}/missing.jpg"], 3, "missing.jpg: image not found"),
+        (["--image", "{tmp}/empty.jpg"], 3, "empty.jpg: image file is empty"),
+        (["--image", "{tmp}/text.jpg"], 3, "text.jpg: not a readable image"),
+        (["--image", "{img}", "--bbox", "1,2,3"], 2, "--bbox: expected 4 numbers"),
+        (["--image", "{img}", "--model", "{tmp}/none.onnx"], 4, "none.onnx: no such model file"),
+        (["--image", "{img}", "-o", "{tmp}/text.jpg"], 5, "text.jpg: is a file"),
+        (["--image", "{img}", "--video", "{img}"], 2, "exactly one of"),
+        (["--image", "{img}", "--provider", "tpu"], 2, "invalid choice"),
+    ],
+)
+def test_user_mistakes_get_one_line_and_exit_code(tmp_path, capsys, standin_model, basis_dir, args, code, needle):
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    (tmp_path / "text.jpg").write_text("hello, I am not a JPEG")
+    img = tmp_path / "ok.png"
+    cv2.imwrite(str(img), np.full((64, 64, 3), 100, np.uint8))
+    argv = [a.format(tmp=tmp_path, img=img) for a in args]
+    if "--model" not in argv:
+        argv += ["--model", str(standin_model)]
+    argv += ["--basis-dir", str(basis_dir), "--no-face-detect"]
+    if "-o" not in argv:
+        argv += ["-o", str(tmp_path / "out")]
+    got, out, err = _run(capsys, *argv)
+    assert got == code
+    assert needle in err
+    assert "Traceback" not in err
+
+
+def test_inspect(capsys, standin_model):
+    code, out, _ = _run(capsys, "--inspect", "--model", standin_model)
+    assert code == 0
+    assert "input      image  shape [1, 3, 128, 128]  tensor(float)" in out
+    assert "output     parameters_3dmm  shape [1, 265]" in out
+    assert "model.data" in out and "CPUExecutionProvider" in out
+
+
+def test_end_to_end_as_a_user(tmp_path, shared_data, standin_model, basis_dir):
+    """The README's command, run as a separate process."""
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "infer.py"), "--image", str(shared_data / "images" / "fr_two_people.jpg"),
+         "--model", str(standin_model), "--basis-dir", str(basis_dir), "-o", str(tmp_path / "out"),
+         "--dump-landmarks-csv"],
+        capture_output=True, text=True, cwd=tmp_path, timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "fr_two_people.jpg: face" in proc.stdout and "(largest of 2)" in proc.stdout
+    assert (tmp_path / "out" / "logs" / "fr_two_people_landmarks.csv").exists()
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "infer.py"), "--image", str(tmp_path / "nope.jpg"),
+         "--model", str(standin_model), "--basis-dir", str(basis_dir)],
+        capture_output=True, text=True, cwd=tmp_path, timeout=120,
+    )
+    assert proc.returncode == 3
+    assert proc.stderr.strip().splitlines() == [f"error: {tmp_path / 'nope.jpg'}: image not found; check the path"]
