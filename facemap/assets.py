@@ -100,8 +100,11 @@ def _cause(exc: BaseException, timeout: float) -> str:
         return f"no answer within {timeout:g} s"
     if isinstance(exc, http.client.IncompleteRead):
         return f"connection closed early ({len(exc.partial)} more bytes, {exc.expected} missing)"
-    text = str(exc) or type(exc).__name__
-    return " ".join(text.split())
+    return _one_line(exc)
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join((str(exc) or type(exc).__name__).split())
 
 
 def download(url: str, dest: Path, *, progress: bool = True, timeout: float = 60) -> Path:
@@ -155,9 +158,9 @@ def _load_npy(path: Path, shape: tuple[int, ...]) -> np.ndarray:
             raise BasisError(
                 f"{path}: holds pickled objects; refusing to load it (facemap never loads pickles)"
             ) from exc
-        raise BasisError(f"{path}: corrupt or truncated .npy ({exc})") from exc
+        raise BasisError(f"{path}: corrupt or truncated .npy ({_one_line(exc)})") from exc
     except (OSError, EOFError) as exc:
-        raise BasisError(f"{path}: cannot read it ({exc})") from exc
+        raise BasisError(f"{path}: cannot read it ({_one_line(exc)})") from exc
     if arr.dtype.kind not in "fiu":
         raise BasisError(f"{path}: holds {arr.dtype} values; expected numbers")
     if arr.size != int(np.prod(shape)):
@@ -292,7 +295,7 @@ def _extract(zip_path: Path, out: Path, url: str) -> None:
                 with zf.open(info) as src, open(target, "wb") as dst:
                     shutil.copyfileobj(src, dst, _CHUNK)
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError) as exc:
-        raise DownloadError(f"{url}: not a readable zip archive ({exc})") from exc
+        raise DownloadError(f"{url}: not a readable zip archive ({_one_line(exc)})") from exc
 
 
 def _external_locations(onnx_path: Path, url: str) -> list[str]:
@@ -302,7 +305,9 @@ def _external_locations(onnx_path: Path, url: str) -> list[str]:
     try:
         proto = onnx.load(str(onnx_path), load_external_data=False)
     except Exception as exc:
-        raise DownloadError(f"{url}: {onnx_path.name} in the archive is not ONNX ({exc})") from exc
+        raise DownloadError(
+            f"{url}: {onnx_path.name} in the archive is not ONNX ({_one_line(exc)})"
+        ) from exc
     names: list[str] = []
     for init in proto.graph.initializer:
         if init.data_location != onnx.TensorProto.EXTERNAL:
@@ -365,7 +370,7 @@ def fetch_model(target_dir: Path, *, progress: bool = True, force: bool = False)
             os.replace(src.parent / loc, target_dir / loc)
         os.replace(src, dest)
     except OSError as exc:
-        raise OutputError(f"{target_dir}: cannot place the model ({exc})") from exc
+        raise OutputError(f"{target_dir}: cannot place the model ({_one_line(exc)})") from exc
     finally:
         shutil.rmtree(work, ignore_errors=True)
     log.info("model placed at %s (+ %s)", dest, ", ".join(data_names) or "no data file")
