@@ -18,6 +18,32 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm", ".pbm", ".t
 MAX_PIXELS = 100_000_000
 
 
+def header_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) read from a PNG or JPEG header without decoding pixels; None if unknown."""
+    if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) >= 24:
+        return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    if data[:2] != b"\xff\xd8":
+        return None
+    i = 2
+    while i + 9 < len(data):
+        if data[i] != 0xFF:
+            return None
+        marker = data[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+            continue
+        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
+            i += 2
+            continue
+        length = int.from_bytes(data[i + 2 : i + 4], "big")
+        if marker in (0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF):
+            h = int.from_bytes(data[i + 5 : i + 7], "big")
+            w = int.from_bytes(data[i + 7 : i + 9], "big")
+            return w, h
+        i += 2 + length
+    return None
+
+
 def read_image(path: Path, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """Read an image as (H, W, 3) uint8 BGR, EXIF orientation applied.
 
@@ -33,6 +59,12 @@ def read_image(path: Path, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     if size == 0:
         raise InputFileError(f"{path}: image file is empty (0 bytes); copy it again")
     data = np.fromfile(str(path), dtype=np.uint8)
+    dims = header_size(data[: 1 << 16].tobytes())
+    if dims is not None and dims[0] * dims[1] > max_pixels:
+        raise InputFileError(
+            f"{path}: image is {dims[0]}x{dims[1]} pixels, above the {max_pixels // 1_000_000} MP "
+            "limit; downscale it first"
+        )
     try:
         image = cv2.imdecode(data, cv2.IMREAD_COLOR)
     except cv2.error as exc:

@@ -168,6 +168,8 @@ def _run_images(cfg: InferConfig, emit: Emit) -> int:
                 if rep.faces_found > 1:
                     where += f" (largest of {rep.faces_found})"
                 emit(f"{rep.path.name}: {where}  {_fmt_pose(r)}  {rep.elapsed_ms:.0f} ms  [{r.status.value}]")
+            elif r.status.value == "unstable":
+                emit(f"{rep.path.name}: model output unusable ({r.reason})  {rep.elapsed_ms:.0f} ms  [unstable]")
             else:
                 emit(f"{rep.path.name}: no face ({r.reason})  {rep.elapsed_ms:.0f} ms")
     if not cfg.quiet:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -11,8 +12,10 @@ from tests.standins import DATA, GOLDEN, golden, make_standin_model, write_basis
 
 
 def need_shared(path: Path) -> Path:
-    """Skip when ../shared is absent (``.ci/run`` turns such a skip into a failure)."""
+    """Skip when ../shared is absent; with FACEMAP_REQUIRE_SHARED=1 (set by .ci/run), fail."""
     if not path.exists():
+        if os.environ.get("FACEMAP_REQUIRE_SHARED") == "1":
+            pytest.fail(f"needs ../shared: {path} is absent (FACEMAP_REQUIRE_SHARED=1)")
         pytest.skip(f"needs ../shared: {path} is absent")
     return path
 
