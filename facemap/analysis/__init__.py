@@ -1,0 +1,101 @@
+"""Expression analysis: features -> baseline -> labels -> events -> scores -> report.
+
+``analyze_logs`` is the one call the CLI makes; the steps are importable on their own.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..decode import Basis
+from .baseline import Baseline, compute_baseline, parse_frame_range
+from .config import AnalysisConfig, load_config
+from .events import frame_durations_ms, label_events
+from .inputs import Inputs, load_inputs
+from .labels import LABELS, NO_FACE, PRIORITY, Labelled, label_frames
+from .scores import Scores, compute_scores
+
+__all__ = [
+    "LABELS",
+    "NO_FACE",
+    "PRIORITY",
+    "Analysis",
+    "AnalysisConfig",
+    "Baseline",
+    "Inputs",
+    "analyze",
+    "analyze_logs",
+    "load_config",
+    "load_inputs",
+    "parse_frame_range",
+]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """Everything the analyzer found for one clip."""
+
+    inputs: Inputs
+    config: AnalysisConfig
+    duration_ms: np.ndarray
+    baseline: Baseline
+    labelled: Labelled
+    scores: Scores
+    events: pd.DataFrame
+    event_summary: dict[str, dict[str, float]]
+
+    def frame_table(self) -> pd.DataFrame:
+        """One row per frame: frame, timestamp_ms, label, score, features, signals, 0/1 labels."""
+        inp, lab = self.inputs, self.labelled
+        head = pd.DataFrame(
+            {
+                "frame": inp.frames,
+                "timestamp_ms": np.round(inp.timestamp_ms, 3),
+                "label": lab.label,
+                "score": np.round(self.scores.per_frame, 1),
+            }
+        )
+        feats = inp.features.round(5).reset_index(drop=True)
+        sig = lab.signals.round(5).reset_index(drop=True)
+        sig.loc[~inp.face] = np.nan
+        return pd.concat([head, feats, sig, lab.flags.reset_index(drop=True)], axis=1)
+
+
+def analyze(
+    inputs: Inputs, config: AnalysisConfig | None = None, baseline_frames: tuple[int, int] | None = None
+) -> Analysis:
+    """Run baseline, labels, events and scores on loaded inputs."""
+    cfg = config or AnalysisConfig()
+    dur = frame_durations_ms(inputs.timestamp_ms)
+    face = inputs.face
+    if face.any():
+        base = compute_baseline(inputs.features, inputs.frames, face, cfg.baseline_fraction, baseline_frames)
+    else:
+        log.warning("no frame has a face; every frame is labelled %s", NO_FACE)
+        nan = {c: float("nan") for c in inputs.features.columns}
+        base = Baseline(nan, {c: 1.0 for c in inputs.features.columns}, 0, "none (no face)")
+    labelled = label_frames(inputs.features, face, inputs.timestamp_ms, dur, base, cfg)
+    scores = compute_scores(labelled.flags, face, dur, labelled.signals, labelled.thresholds)
+    events, summary = label_events(labelled.flags, face, inputs.timestamp_ms, dur, inputs.frames)
+    return Analysis(inputs, cfg, dur, base, labelled, scores, events, summary)
+
+
+def analyze_logs(
+    landmarks: Path | None = None,
+    meta: Path | None = None,
+    raw: Path | None = None,
+    basis: Basis | None = None,
+    fps: float | None = None,
+    config: AnalysisConfig | None = None,
+    baseline_frames: tuple[int, int] | None = None,
+) -> Analysis:
+    """Load the logs and analyse them (no files written; see ``report.write_outputs``)."""
+    inputs = load_inputs(landmarks, meta, raw, basis, fps)
+    return analyze(inputs, config, baseline_frames)

@@ -1,0 +1,119 @@
+"""The person's neutral face: a robust reference from low-activity frames (or chosen frames)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from ..errors import UsageError
+from .features import FEATURE_COLUMNS
+
+# Features whose rise means activity (smiling, opening, raising), and those judged both ways.
+_RISING = ["mouth_width", "lip_corner_lift", "mar", "jaw_open"]
+_TWO_SIDED = ["ear", "brow_raise", "yaw_deg", "pitch_deg"]
+EAR_OPEN_QUANTILE = 0.8
+# Smallest spread per feature, so near-noise-free input (synthetic, very steady) stays sane.
+SPREAD_FLOOR = {
+    "ear_left": 0.01,
+    "ear_right": 0.01,
+    "ear": 0.01,
+    "mar": 0.01,
+    "mouth_width": 0.005,
+    "lip_corner_lift": 0.005,
+    "brow_raise": 0.005,
+    "jaw_open": 0.005,
+    "pitch_deg": 1.0,
+    "yaw_deg": 1.0,
+    "roll_deg": 1.0,
+}
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """The person's reference face.
+
+    median: per-feature median over ``n_frames`` baseline frames chosen by ``method``
+        ("low_activity" or "frames A:B"), plus ``ear_open``, the open-eye EAR level (80th
+        percentile of EAR over all face frames).
+    spread: per-feature frame-to-frame jitter (1.4826 x MAD of consecutive differences / sqrt 2,
+        floored), the unit of "the person's own variation".
+    """
+
+    median: dict[str, float]
+    spread: dict[str, float]
+    n_frames: int
+    method: str
+
+    def as_dict(self) -> dict[str, object]:
+        """JSON-ready dict."""
+        return {
+            "method": self.method,
+            "n_frames": self.n_frames,
+            "median": {k: round(v, 6) for k, v in self.median.items()},
+            "spread": {k: round(v, 6) for k, v in self.spread.items()},
+        }
+
+
+def activity(features: pd.DataFrame) -> np.ndarray:
+    """(N,) how far each face frame is from a resting face, as a sum of percentile ranks."""
+    act = np.zeros(len(features))
+    for col in _RISING:
+        act += features[col].rank(pct=True).to_numpy()
+    for col in _TWO_SIDED:
+        act += 2.0 * np.abs(features[col].rank(pct=True).to_numpy() - 0.5)
+    return act
+
+
+def parse_frame_range(text: str) -> tuple[int, int]:
+    """``"A:B"`` -> (A, B), 1-based inclusive frame numbers."""
+    parts = text.split(":")
+    try:
+        a, b = (int(p) for p in parts)
+    except ValueError:
+        raise UsageError(f"--baseline-frames expects A:B (frame numbers), got {text!r}") from None
+    if a < 1 or b < a:
+        raise UsageError(f"--baseline-frames expects 1 <= A <= B, got {text!r}")
+    return a, b
+
+
+def compute_baseline(
+    features: pd.DataFrame,
+    frames: np.ndarray,
+    face: np.ndarray,
+    fraction: float = 0.3,
+    frame_range: tuple[int, int] | None = None,
+) -> Baseline:
+    """Robust baseline over face frames: the ``fraction`` with least activity, or ``frame_range``."""
+    face_feats = features[face]
+    face_frames = np.asarray(frames)[face]
+    if frame_range is not None:
+        a, b = frame_range
+        sel = (face_frames >= a) & (face_frames <= b)
+        if not sel.any():
+            raise UsageError(
+                f"--baseline-frames {a}:{b} holds no frame with a face; choose frames where the "
+                "person is visible and at rest"
+            )
+        method = f"frames {a}:{b}"
+    else:
+        act = activity(face_feats)
+        k = max(1, int(np.ceil(fraction * len(face_feats))))
+        sel = np.zeros(len(face_feats), dtype=bool)
+        sel[np.argsort(act, kind="stable")[:k]] = True
+        method = "low_activity"
+    chosen = face_feats[sel]
+    med = {c: float(v) for c, v in chosen.median().items()}
+    # Open-eye level: eyes are open most of the time, so a high quantile of EAR over all face
+    # frames (the low-activity frames of someone who squints a lot can be half-closed).
+    med["ear_open"] = float(face_feats["ear"].quantile(EAR_OPEN_QUANTILE))
+    # Spread: robust frame-to-frame jitter of consecutive face frames (slow expression changes
+    # cancel in the difference), i.e. how much this person's measurements wobble at rest.
+    consecutive = np.diff(face_frames) == 1
+    diffs = face_feats.diff().iloc[1:][consecutive] if consecutive.any() else face_feats.iloc[:0]
+    jitter = diffs.abs().median() * 1.4826 / np.sqrt(2.0)
+    spread = {
+        c: float(np.nanmax([jitter.get(c, np.nan), SPREAD_FLOOR[c]])) for c in FEATURE_COLUMNS
+    }
+    return Baseline(med, spread, int(sel.sum()), method)

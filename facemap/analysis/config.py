@@ -1,0 +1,91 @@
+"""Analysis settings: every threshold and time constant, with defaults, loadable from JSON.
+
+Units: ``*_ms`` milliseconds; ``*_deg`` degrees; ``*_ratio`` a fraction of the person's baseline
+value; other lengths are inter-ocular distances (IOD) ABOVE the person's baseline; ``mar_*`` are
+inner-lip mouth aspect ratio above the baseline. ``min_z`` additionally requires every change to
+exceed ``min_z`` times the person's own frame-to-frame spread at rest.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+
+from ..errors import UsageError
+
+
+@dataclass(frozen=True)
+class AnalysisConfig:
+    """Thresholds and time constants of the expression analyzer (see the module docstring)."""
+
+    # baseline
+    baseline_fraction: float = 0.3  # share of face frames with the least activity
+    min_z: float = 3.0  # every change must also exceed min_z x the person's jitter
+    # smoothing windows (centred moving average)
+    eye_smooth_ms: float = 0.0  # blinks can last two frames: eyes are not smoothed
+    mouth_smooth_ms: float = 100.0
+    brow_smooth_ms: float = 150.0
+    pose_smooth_ms: float = 300.0
+    # eyes: EAR relative to the person's open-eye level
+    eyes_closed_ratio: float = 0.55  # below this share of the open-eye EAR: closed
+    eyes_open_ratio: float = 0.65  # ... and open again above this share
+    eyes_gap_ms: float = 70.0  # re-opening shorter than this is ignored
+    blink_max_ms: float = 500.0  # a closure up to this long is a blink
+    eyes_wide_ratio: float = 1.15
+    # mouth open: lips apart (MAR above baseline) AND jaw dropped (IOD below baseline)
+    mouth_open_mar: float = 0.15
+    mouth_open_jaw: float = 0.08
+    mouth_close_factor: float = 0.75  # hysteresis: closed again below this share of both
+    mouth_min_ms: float = 100.0
+    mouth_gap_ms: float = 100.0
+    yawn_mar: float = 0.5
+    yawn_jaw: float = 0.2
+    yawn_min_ms: float = 1500.0
+    # smile: mouth widening + lift_weight x corner lift, IOD above baseline
+    smile_lift_weight: float = 2.0
+    smile_on: float = 0.20
+    smile_off: float = 0.18
+    smile_min_ms: float = 200.0
+    smile_gap_ms: float = 150.0
+    # brows and frown
+    brow_raise_on: float = 0.05
+    frown_brow_drop: float = 0.03
+    frown_corner_drop: float = 0.03
+    expression_min_ms: float = 200.0
+    # looking away: head turned from the person's baseline direction
+    away_yaw_deg: float = 30.0
+    away_pitch_deg: float = 25.0
+    away_off_factor: float = 0.8
+    away_min_ms: float = 500.0
+
+    def as_dict(self) -> dict[str, float]:
+        """All settings as a plain dict."""
+        return asdict(self)
+
+
+def load_config(path: Path | None) -> AnalysisConfig:
+    """Defaults, overridden by the keys of a JSON object in ``path`` (if given)."""
+    cfg = AnalysisConfig()
+    if path is None:
+        return cfg
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UsageError(f"{path}: --config file not found") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise UsageError(f"{path}: --config is not valid JSON ({msg})") from None
+    if not isinstance(data, dict):
+        raise UsageError(f"{path}: --config must hold a JSON object of threshold names to numbers")
+    valid = {f.name for f in fields(AnalysisConfig)}
+    unknown = sorted(set(data) - valid)
+    if unknown:
+        raise UsageError(
+            f"{path}: unknown setting(s) {', '.join(unknown)}; valid names: {', '.join(sorted(valid))}"
+        )
+    bad = [k for k, v in data.items() if isinstance(v, bool) or not isinstance(v, (int, float))]
+    if bad:
+        raise UsageError(f"{path}: setting(s) {', '.join(bad)} must be numbers")
+    return replace(cfg, **{k: float(v) for k, v in data.items()})

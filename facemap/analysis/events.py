@@ -1,0 +1,155 @@
+"""Time: frame durations, smoothing, hysteresis, minimum durations and event lists.
+
+Everything is in milliseconds from the frame timestamps, never in rows, so the same settings
+give the same answer at any frame rate. All functions are vectorised over frames.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+
+def frame_durations_ms(timestamp_ms: np.ndarray, max_gap_factor: float = 3.0) -> np.ndarray:
+    """(N,) time each frame stands for: the gap to the next frame (the last frame gets the median
+    gap), capped at ``max_gap_factor`` x median so a pause in the recording is not counted."""
+    t = np.asarray(timestamp_ms, dtype=np.float64)
+    if t.size == 0:
+        return t.copy()
+    if t.size == 1:
+        return np.array([0.0])
+    gaps = np.diff(t)
+    typical = float(np.median(gaps))
+    dur = np.append(gaps, typical)
+    return np.minimum(dur, max_gap_factor * typical)
+
+
+def smooth(values: np.ndarray, timestamp_ms: np.ndarray, window_ms: float) -> np.ndarray:
+    """Centred moving average over ``window_ms``; NaN frames (no face) stay NaN and are skipped."""
+    v = np.asarray(values, dtype=np.float64)
+    if window_ms <= 0 or v.size < 2:
+        return v.copy()
+    index = pd.to_timedelta(np.asarray(timestamp_ms, dtype=np.float64), unit="ms")
+    s = pd.Series(v, index=index)
+    out = s.rolling(pd.Timedelta(milliseconds=float(window_ms)), center=True, min_periods=1).mean()
+    res = out.to_numpy()
+    res[np.isnan(v)] = np.nan
+    return res
+
+
+def smooth_frame(frame: pd.DataFrame, timestamp_ms: np.ndarray, window_ms: float) -> pd.DataFrame:
+    """``smooth`` applied to every column of a DataFrame at once."""
+    if window_ms <= 0 or len(frame) < 2:
+        return frame.copy()
+    index = pd.to_timedelta(np.asarray(timestamp_ms, dtype=np.float64), unit="ms")
+    df = frame.set_axis(index, axis=0)
+    out = df.rolling(pd.Timedelta(milliseconds=float(window_ms)), center=True, min_periods=1).mean()
+    out = out.set_axis(frame.index, axis=0)
+    return out.where(frame.notna())
+
+
+def hysteresis(values: np.ndarray, on: float, off: float) -> np.ndarray:
+    """(N,) bool: switches on at ``values >= on``, off at ``values <= off`` (on > off); NaN resets.
+
+    For a "low" signal (e.g. eyes closing), pass ``-values``, ``-on``, ``-off``.
+    """
+    v = np.asarray(values, dtype=np.float64)
+    state = np.full(v.shape, np.nan)
+    state[v <= off] = 0.0
+    state[v >= on] = 1.0
+    state[np.isnan(v)] = 0.0
+    return pd.Series(state).ffill().fillna(0.0).to_numpy() > 0.5
+
+
+def runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(starts, ends) row indices of the True runs of a bool mask; ``ends`` are exclusive."""
+    m = np.asarray(mask, dtype=bool).astype(np.int8)
+    edges = np.diff(np.concatenate([[0], m, [0]]))
+    return np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+
+
+def run_durations_ms(mask: np.ndarray, duration_ms: np.ndarray) -> tuple[np.ndarray, ...]:
+    """(starts, ends, durations_ms) of the True runs, durations summed from frame durations."""
+    starts, ends = runs(mask)
+    csum = np.concatenate([[0.0], np.cumsum(duration_ms)])
+    return starts, ends, csum[ends] - csum[starts]
+
+
+def paint_runs(n: int, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """(n,) bool, True on the rows [starts[i], ends[i]) of every run; vectorised."""
+    delta = np.zeros(n + 1, dtype=np.int64)
+    np.add.at(delta, starts, 1)
+    np.add.at(delta, ends, -1)
+    return np.cumsum(delta[:n]) > 0
+
+
+def clean_runs(
+    mask: np.ndarray,
+    duration_ms: np.ndarray,
+    min_on_ms: float = 0.0,
+    max_gap_ms: float = 0.0,
+    allowed: np.ndarray | None = None,
+) -> np.ndarray:
+    """Fill False gaps shorter than ``max_gap_ms`` between True runs (only where ``allowed``,
+    e.g. face present), then drop True runs shorter than ``min_on_ms``."""
+    m = np.asarray(mask, dtype=bool).copy()
+    n = m.size
+    if max_gap_ms > 0 and n:
+        gap_mask = ~m
+        gs, ge, gd = run_durations_ms(gap_mask, duration_ms)
+        inner = (gs > 0) & (ge < n) & (gd < max_gap_ms)
+        if allowed is not None and inner.any():
+            bad = np.concatenate([[0], np.cumsum(~np.asarray(allowed, dtype=bool))])
+            inner &= (bad[ge] - bad[gs]) == 0
+        m |= paint_runs(n, gs[inner], ge[inner])
+    if min_on_ms > 0 and n:
+        s, e, d = run_durations_ms(m, duration_ms)
+        short = d < min_on_ms
+        m &= ~paint_runs(n, s[short], e[short])
+    return m
+
+
+def event_table(
+    mask: np.ndarray, timestamp_ms: np.ndarray, duration_ms: np.ndarray, frames: np.ndarray
+) -> pd.DataFrame:
+    """One row per True run: start_frame, end_frame, start_ms, end_ms, duration_ms."""
+    s, e, d = run_durations_ms(mask, duration_ms)
+    t = np.asarray(timestamp_ms, dtype=np.float64)
+    return pd.DataFrame(
+        {
+            "start_frame": np.asarray(frames)[s].astype(np.int64),
+            "end_frame": np.asarray(frames)[e - 1].astype(np.int64) if s.size else np.array([], np.int64),
+            "start_ms": t[s],
+            "end_ms": t[s] + d,
+            "duration_ms": d,
+        }
+    )
+
+
+def label_events(
+    flags: pd.DataFrame,
+    face: np.ndarray,
+    timestamp_ms: np.ndarray,
+    duration_ms: np.ndarray,
+    frames: np.ndarray,
+) -> tuple[pd.DataFrame, dict[str, dict[str, float]]]:
+    """Events of the blink, smile, yawn and looking_away labels, and their summary.
+
+    Returns (table with a ``type`` column, summary): blinks count, rate per minute of face time,
+    mean duration; smiles count and total time; yawns and looking-away periods likewise.
+    """
+    face_min = float(np.sum(np.asarray(duration_ms)[np.asarray(face, dtype=bool)])) / 60000.0
+    tables, summary = [], {}
+    for kind, col in (("blink", "blink"), ("smile", "smile"), ("yawn", "yawn"), ("looking_away", "looking_away")):
+        ev = event_table(flags[col].to_numpy().astype(bool), timestamp_ms, duration_ms, frames)
+        ev.insert(0, "type", kind)
+        tables.append(ev)
+        count = len(ev)
+        summary[kind] = {
+            "count": count,
+            "total_ms": round(float(ev["duration_ms"].sum()), 1),
+            "mean_duration_ms": round(float(ev["duration_ms"].mean()), 1) if count else 0.0,
+            "rate_per_min": round(count / face_min, 2) if face_min > 0 else 0.0,
+        }
+    table = pd.concat(tables, ignore_index=True).sort_values("start_ms", kind="stable")
+    return table.reset_index(drop=True), summary

@@ -1,0 +1,199 @@
+"""Load the per-frame logs (through facemap.records only), check they belong together, and build
+one row per frame: frame number, timestamp, face present, features."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..decode import Basis, Decoder
+from ..errors import InputFileError, UsageError
+from ..records import read_landmarks, read_meta, read_raw
+from .features import FEATURE_COLUMNS, canonical_features, landmark_features
+
+log = logging.getLogger(__name__)
+
+# A landmark centroid may sit this far (in box sizes) outside its meta box before we call the
+# two files unrelated; dlib's and FaceMap's boxes both enclose most of the 68 points.
+_BOX_SLACK = 0.5
+_MIN_INSIDE = 0.8
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """N frames: ``frames`` (N,) 1-based, ``timestamp_ms`` (N,), ``face`` (N,) bool, ``features``
+    (N rows, NaN where no face), ``source`` ("landmarks" or "raw+basis"), ``paths`` of the logs."""
+
+    frames: np.ndarray
+    timestamp_ms: np.ndarray
+    face: np.ndarray
+    features: pd.DataFrame
+    source: str
+    paths: dict[str, str] = field(default_factory=dict)
+    fps: float | None = None
+
+
+def _first_nan_frame(values: np.ndarray, frames: np.ndarray) -> int | None:
+    bad = ~np.isfinite(values.reshape(values.shape[0], -1)).all(axis=1)
+    return int(frames[np.argmax(bad)]) if bad.any() else None
+
+
+def _check_against_meta(
+    frames: np.ndarray,
+    points: np.ndarray | None,
+    meta,
+    path: Path,
+) -> None:
+    """Refuse logs that cannot come from the same run as the meta log."""
+    where = np.searchsorted(meta.frames, frames)
+    where = np.clip(where, 0, meta.frames.size - 1)
+    missing = meta.frames[where] != frames
+    if missing.any():
+        raise InputFileError(
+            f"{path}: frame {int(frames[missing][0])} is not in {meta.path} "
+            f"({int(missing.sum())} such frames); are the two logs from different videos?"
+        )
+    status = meta.status[where]
+    absent = status == "no_face"
+    if absent.any():
+        raise InputFileError(
+            f"{path}: frame {int(frames[absent][0])} has a face but {meta.path} says no_face "
+            f"({int(absent.sum())} such frames); are the two logs from different videos?"
+        )
+    ok_frames = meta.frames[meta.status == "ok"]
+    lost = ~np.isin(ok_frames, frames)
+    if lost.any():
+        raise InputFileError(
+            f"{path}: has no row for frame {int(ok_frames[lost][0])} that {meta.path} marks ok "
+            f"({int(lost.sum())} such frames); are the two logs from different videos?"
+        )
+    if points is None:
+        return
+    boxes = meta.boxes[where]
+    usable = np.isfinite(boxes).all(axis=1) & (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
+    if not usable.any():
+        return
+    c = points[usable].mean(axis=1)
+    b = boxes[usable]
+    w, h = b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]
+    inside = (
+        (c[:, 0] >= b[:, 0] - _BOX_SLACK * w)
+        & (c[:, 0] <= b[:, 2] + _BOX_SLACK * w)
+        & (c[:, 1] >= b[:, 1] - _BOX_SLACK * h)
+        & (c[:, 1] <= b[:, 3] + _BOX_SLACK * h)
+    )
+    if inside.mean() < _MIN_INSIDE:
+        raise InputFileError(
+            f"{path}: landmarks lie outside the face boxes of {meta.path} in "
+            f"{100 * (1 - inside.mean()):.0f}% of frames; are the two logs from different videos?"
+        )
+
+
+def _timestamps(
+    frames: np.ndarray, sources: list[tuple[Path, np.ndarray, np.ndarray]], fps: float | None
+) -> np.ndarray:
+    """Timestamps for ``frames`` from the first log that has them (interpolated over frame
+    numbers for frames it lacks), else from ``fps``."""
+    for path, fr, ts in sources:
+        if np.isnan(ts).any():
+            bad = int(fr[np.argmax(np.isnan(ts))])
+            raise InputFileError(f"{path}: timestamp_ms is empty at frame {bad}; fill it or pass --fps")
+        if fr.size > 1 and (np.diff(ts) <= 0).any():
+            bad = int(fr[1:][np.argmax(np.diff(ts) <= 0)])
+            raise InputFileError(
+                f"{path}: timestamp_ms does not increase at frame {bad}; timestamps must grow with frames"
+            )
+        if fps is not None:
+            log.info("using the timestamps in %s; --fps %s is ignored", path, fps)
+        if fr.size == 1:
+            step = 1000.0 / fps if fps is not None else 0.0
+            return ts[0] + (frames - fr[0]) * step
+        return _extrap(frames, fr, ts)
+    if fps is None and frames.size == 1:
+        return np.zeros(1)  # a single image: no time axis needed
+    if fps is None:
+        raise UsageError("the logs have no timestamp_ms column; pass --fps (the video's frame rate)")
+    return (frames - 1) * (1000.0 / fps)
+
+
+def _extrap(x: np.ndarray, xp: np.ndarray, fp: np.ndarray) -> np.ndarray:
+    """Linear interpolation over frame numbers, extrapolated with the mean frame interval."""
+    out = np.interp(x, xp, fp)
+    step = (fp[-1] - fp[0]) / (xp[-1] - xp[0])
+    out = np.where(x < xp[0], fp[0] + (x - xp[0]) * step, out)
+    return np.where(x > xp[-1], fp[-1] + (x - xp[-1]) * step, out)
+
+
+def load_inputs(
+    landmarks: Path | None = None,
+    meta: Path | None = None,
+    raw: Path | None = None,
+    basis: Basis | None = None,
+    fps: float | None = None,
+) -> Inputs:
+    """Read and cross-check the logs; compute features (pose-free when ``raw`` and ``basis``)."""
+    if landmarks is None and raw is None:
+        raise UsageError("give --landmarks (a landmarks log) or --raw with a 3DMM basis")
+    if raw is not None and basis is None:
+        raise UsageError("--raw needs the 3DMM basis (--basis-dir)")
+    if fps is not None and not (np.isfinite(fps) and fps > 0):
+        raise UsageError(f"--fps must be a positive number, got {fps}")
+    lm = read_landmarks(landmarks, strict=True) if landmarks is not None else None
+    mt = read_meta(meta, strict=True) if meta is not None else None
+    rw = read_raw(raw, strict=True) if raw is not None else None
+    paths = {k: str(p) for k, p in (("landmarks", landmarks), ("meta", meta), ("raw", raw)) if p}
+
+    if lm is not None and (bad := _first_nan_frame(lm.landmarks, lm.frames)) is not None:
+        raise InputFileError(
+            f"{lm.path}: frame {bad} has empty or NaN coordinates; a landmarks row must hold all "
+            "136 numbers (leave frames without a face out)"
+        )
+    if rw is not None:
+        finite = np.isfinite(rw.params[:, :264]).all(axis=1)
+        if not finite.all():
+            log.warning("%s: %d frames with non-finite params are treated as no face",
+                        rw.path, int((~finite).sum()))
+    if mt is not None:
+        if lm is not None:
+            _check_against_meta(lm.frames, lm.landmarks, mt, lm.path)
+        if rw is not None:
+            _check_against_meta(rw.frames, None, mt, rw.path)
+        frames = mt.frames
+    else:
+        known = lm.frames if lm is not None else rw.frames
+        frames = np.arange(int(known.min()), int(known.max()) + 1, dtype=np.int64)
+    if lm is not None and rw is not None:
+        common = np.intersect1d(lm.frames, rw.frames)
+        if common.size < 0.5 * min(lm.frames.size, rw.frames.size):
+            raise InputFileError(
+                f"{rw.path}: shares only {common.size} frames with {lm.path}; "
+                "are the two logs from different videos?"
+            )
+
+    sources = []
+    for log_ in (mt, lm):
+        if log_ is not None and log_.timestamps_ms is not None:
+            sources.append((log_.path, log_.frames, log_.timestamps_ms))
+    t_ms = _timestamps(frames, sources, fps)
+
+    n = frames.size
+    feats = pd.DataFrame(np.nan, index=np.arange(n), columns=FEATURE_COLUMNS)
+    if rw is not None:
+        keep = np.isfinite(rw.params[:, :264]).all(axis=1)
+        dec = Decoder(basis).decode(rw.params[keep])
+        rows = np.searchsorted(frames, rw.frames[keep])
+        feats.iloc[rows] = canonical_features(dec.vertices_canonical, dec.pose_deg).to_numpy()
+        source = "raw+basis"
+    else:
+        rows = np.searchsorted(frames, lm.frames)
+        feats.iloc[rows] = landmark_features(lm.landmarks).to_numpy()
+        source = "landmarks"
+    face = feats[["ear", "mar", "mouth_width"]].notna().all(axis=1).to_numpy().copy()
+    if mt is not None:
+        face &= mt.status != "no_face"
+    feats.loc[~face] = np.nan
+    return Inputs(frames, t_ms, face, feats, source, paths, fps)

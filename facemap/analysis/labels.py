@@ -1,0 +1,177 @@
+"""Per-frame labels from features, the person's baseline and time.
+
+Every label column is 0/1 and several can hold at once (a laugh is also a smile and an open
+mouth; a blink is also eyes closed). ``label`` holds the dominant one, the first in ``PRIORITY``
+that is set; frames without a face are ``no_face``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from .baseline import Baseline
+from .config import AnalysisConfig
+from .events import clean_runs, hysteresis, paint_runs, run_durations_ms, smooth_frame
+from .features import FEATURE_COLUMNS
+
+LABELS = [
+    "neutral",
+    "smile",
+    "laugh",
+    "surprise",
+    "frown",
+    "eyes_closed",
+    "blink",
+    "mouth_open",
+    "yawn",
+    "looking_away",
+]
+NO_FACE = "no_face"
+PRIORITY = [
+    "looking_away",
+    "yawn",
+    "laugh",
+    "smile",
+    "surprise",
+    "frown",
+    "blink",
+    "eyes_closed",
+    "mouth_open",
+    "neutral",
+]
+EXPRESSIVE = ["smile", "laugh", "surprise", "frown", "mouth_open", "yawn"]
+
+
+@dataclass(frozen=True)
+class Labelled:
+    """Labels for N frames: ``flags`` (N, len(LABELS)) 0/1 DataFrame, ``label`` (N,) str,
+    ``signals`` the smoothed decision signals, ``thresholds`` the effective thresholds used."""
+
+    flags: pd.DataFrame
+    label: np.ndarray
+    signals: pd.DataFrame
+    thresholds: dict[str, float]
+
+
+def _groups(cfg: AnalysisConfig) -> dict[str, tuple[list[str], float]]:
+    return {
+        "eyes": (["ear_left", "ear_right", "ear"], cfg.eye_smooth_ms),
+        "mouth": (["mar", "mouth_width", "lip_corner_lift", "jaw_open"], cfg.mouth_smooth_ms),
+        "brow": (["brow_raise"], cfg.brow_smooth_ms),
+        "pose": (["pitch_deg", "yaw_deg", "roll_deg"], cfg.pose_smooth_ms),
+    }
+
+
+def effective_thresholds(base: Baseline, cfg: AnalysisConfig) -> dict[str, float]:
+    """Configured thresholds, raised where needed to ``min_z`` x the person's jitter."""
+    z, sp = cfg.min_z, base.spread
+    smile_jitter = float(np.hypot(sp["mouth_width"], cfg.smile_lift_weight * sp["lip_corner_lift"]))
+    ear_rel = sp["ear"] / max(base.median["ear_open"], 1e-6)
+    closed = min(cfg.eyes_closed_ratio, 1.0 - z * ear_rel)
+    smile_on = max(cfg.smile_on, z * smile_jitter)
+    return {
+        "eyes_closed_ratio": closed,
+        "eyes_open_ratio": max(closed, cfg.eyes_open_ratio - (cfg.eyes_closed_ratio - closed)),
+        "eyes_wide_ratio": max(cfg.eyes_wide_ratio, 1.0 + z * ear_rel),
+        "smile_on": smile_on,
+        "smile_off": smile_on * cfg.smile_off / cfg.smile_on,
+        "mouth_open_mar": max(cfg.mouth_open_mar, z * sp["mar"]),
+        "mouth_open_jaw": max(cfg.mouth_open_jaw, z * sp["jaw_open"]),
+        "yawn_mar": max(cfg.yawn_mar, z * sp["mar"]),
+        "yawn_jaw": max(cfg.yawn_jaw, z * sp["jaw_open"]),
+        "brow_raise_on": max(cfg.brow_raise_on, z * sp["brow_raise"]),
+        "frown_brow_drop": max(cfg.frown_brow_drop, z * sp["brow_raise"]),
+        "frown_corner_drop": max(cfg.frown_corner_drop, z * sp["lip_corner_lift"]),
+        "away_yaw_deg": max(cfg.away_yaw_deg, z * sp["yaw_deg"]),
+        "away_pitch_deg": max(cfg.away_pitch_deg, z * sp["pitch_deg"]),
+    }
+
+
+def label_frames(
+    features: pd.DataFrame,
+    face: np.ndarray,
+    timestamp_ms: np.ndarray,
+    duration_ms: np.ndarray,
+    base: Baseline,
+    cfg: AnalysisConfig,
+) -> Labelled:
+    """Label N frames. ``features`` has NaN rows where ``face`` is False."""
+    n = len(features)
+    face = np.asarray(face, dtype=bool)
+    sm = features.copy()
+    for cols, window in _groups(cfg).values():
+        sm[cols] = smooth_frame(features[cols], timestamp_ms, window)
+    d = sm - pd.Series(base.median)[FEATURE_COLUMNS]
+    th = effective_thresholds(base, cfg)
+
+    def clean(mask: np.ndarray, min_ms: float, gap_ms: float = 0.0) -> np.ndarray:
+        return clean_runs(mask & face, duration_ms, min_ms, gap_ms, allowed=face) & face
+
+    eye_ratio = (sm["ear"] / max(base.median["ear_open"], 1e-6)).to_numpy()
+    closed = hysteresis(-eye_ratio, -th["eyes_closed_ratio"], -th["eyes_open_ratio"])
+    closed = clean(closed, 0.0, cfg.eyes_gap_ms)
+    s, e, dur = run_durations_ms(closed, duration_ms)
+    short = dur <= cfg.blink_max_ms
+    blink = paint_runs(n, s[short], e[short])
+
+    smile_index = (d["mouth_width"] + cfg.smile_lift_weight * d["lip_corner_lift"]).to_numpy()
+    smile = clean(hysteresis(smile_index, th["smile_on"], th["smile_off"]), cfg.smile_min_ms, cfg.smile_gap_ms)
+    mar_d, jaw_d = d["mar"].to_numpy(), d["jaw_open"].to_numpy()
+    # Lips apart AND jaw dropped: a grin parts the lips without opening the jaw.
+    mouth_level = np.minimum(mar_d / th["mouth_open_mar"], jaw_d / th["mouth_open_jaw"])
+    mouth = clean(
+        hysteresis(mouth_level, 1.0, cfg.mouth_close_factor), cfg.mouth_min_ms, cfg.mouth_gap_ms
+    )
+    laugh = smile & mouth
+    yawn_level = np.minimum(mar_d / th["yawn_mar"], jaw_d / th["yawn_jaw"])
+    yawn = clean(hysteresis(yawn_level, 1.0, cfg.mouth_close_factor) & ~smile, cfg.yawn_min_ms, cfg.mouth_gap_ms)
+
+    brow_d = d["brow_raise"].to_numpy()
+    brow_up = brow_d >= th["brow_raise_on"]
+    surprise = clean(
+        brow_up & ((eye_ratio >= th["eyes_wide_ratio"]) | mouth) & ~smile, cfg.expression_min_ms
+    )
+    corners_down = (d["lip_corner_lift"].to_numpy() <= -th["frown_corner_drop"]) & ~mouth
+    frown = clean(((brow_d <= -th["frown_brow_drop"]) | corners_down) & ~smile, cfg.expression_min_ms)
+
+    turn = np.maximum(
+        np.abs(d["yaw_deg"].to_numpy()) / th["away_yaw_deg"],
+        np.abs(d["pitch_deg"].to_numpy()) / th["away_pitch_deg"],
+    )
+    away = clean(hysteresis(turn, 1.0, cfg.away_off_factor), cfg.away_min_ms)
+
+    flags = pd.DataFrame(
+        {
+            "smile": smile,
+            "laugh": laugh,
+            "surprise": surprise,
+            "frown": frown,
+            "eyes_closed": closed,
+            "blink": blink & face,
+            "mouth_open": mouth,
+            "yawn": yawn,
+            "looking_away": away,
+        }
+    )
+    flags.insert(0, "neutral", face & ~flags.any(axis=1).to_numpy())
+    flags = flags[LABELS].astype(np.int8)
+
+    label = np.full(n, NO_FACE, dtype=object)
+    chosen = np.zeros(n, dtype=bool)
+    for name in PRIORITY:  # 10 labels, each step vectorised over frames
+        hit = (flags[name].to_numpy() == 1) & ~chosen
+        label[hit] = name
+        chosen |= hit
+    signals = pd.DataFrame(
+        {
+            "eye_ratio": eye_ratio,
+            "smile_index": smile_index,
+            "mouth_level": mouth_level,
+            "brow_delta": brow_d,
+            "turn": turn,
+        }
+    )
+    return Labelled(flags, label, signals, th)
