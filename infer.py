@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 from pathlib import Path
 
@@ -69,14 +70,22 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="facemap: %(message)s")
     cfg = InferConfig.from_namespace(ns)
     cfg.script_dir = str(Path(__file__).resolve().parent)
+    previous = signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
     try:
         return run_infer(cfg, print)
     except FacemapError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        print("interrupted: logs are complete up to the last processed frame", file=sys.stderr)
         return EXIT_INTERRUPTED
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _sigterm_as_interrupt(signum: int, frame: object) -> None:
+    """SIGTERM ends the run like Ctrl-C: outputs are closed cleanly, exit 130."""
+    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":
