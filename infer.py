@@ -7,6 +7,7 @@ import argparse
 import logging
 import signal
 import sys
+import threading
 from pathlib import Path
 
 from facemap.errors import EXIT_INTERRUPTED, FacemapError
@@ -70,7 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="facemap: %(message)s")
     cfg = InferConfig.from_namespace(ns)
     cfg.script_dir = str(Path(__file__).resolve().parent)
-    previous = signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _sigterm_as_interrupt) if in_main else None
     try:
         return run_infer(cfg, print)
     except FacemapError as exc:
@@ -80,7 +82,8 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted: logs are complete up to the last processed frame", file=sys.stderr)
         return EXIT_INTERRUPTED
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        if in_main:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def _sigterm_as_interrupt(signum: int, frame: object) -> None:
