@@ -290,9 +290,9 @@ def _numeric(df: pd.DataFrame, columns: list[str], path: Path, what: str) -> np.
 
 def _frames(df: pd.DataFrame, path: Path, what: str) -> np.ndarray:
     f = _numeric(df, ["frame"], path, what)[:, 0]
-    if np.isnan(f).any():
-        r = int(np.argwhere(np.isnan(f))[0][0])
-        raise InputFileError(f"{path}: {what} row {r + 2} has no frame number")
+    if not np.isfinite(f).all():
+        r = int(np.argwhere(~np.isfinite(f))[0][0])
+        raise InputFileError(f"{path}: {what} row {r + 2} has no valid frame number")
     if (f != np.round(f)).any():
         raise InputFileError(f"{path}: {what} frame numbers must be whole numbers")
     return f.astype(np.int64)
