@@ -51,9 +51,13 @@ class Baseline:
         return {
             "method": self.method,
             "n_frames": self.n_frames,
-            "median": {k: round(v, 6) for k, v in self.median.items()},
-            "spread": {k: round(v, 6) for k, v in self.spread.items()},
+            "median": {k: _num(v) for k, v in self.median.items()},
+            "spread": {k: _num(v) for k, v in self.spread.items()},
         }
+
+
+def _num(v: float) -> float | None:
+    return round(float(v), 6) if np.isfinite(v) else None
 
 
 def activity(features: pd.DataFrame) -> np.ndarray:

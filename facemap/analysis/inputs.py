@@ -35,6 +35,7 @@ class Inputs:
     source: str
     paths: dict[str, str] = field(default_factory=dict)
     fps: float | None = None
+    time_source: str = ""
 
 
 def _first_nan_frame(values: np.ndarray, frames: np.ndarray) -> int | None:
@@ -95,9 +96,9 @@ def _check_against_meta(
 
 def _timestamps(
     frames: np.ndarray, sources: list[tuple[Path, np.ndarray, np.ndarray]], fps: float | None
-) -> np.ndarray:
-    """Timestamps for ``frames`` from the first log that has them (interpolated over frame
-    numbers for frames it lacks), else from ``fps``."""
+) -> tuple[np.ndarray, str]:
+    """(timestamps, where they came from) for ``frames``: from the first log that has them
+    (interpolated over frame numbers for frames it lacks), else from ``fps``."""
     for path, fr, ts in sources:
         if np.isnan(ts).any():
             bad = int(fr[np.argmax(np.isnan(ts))])
@@ -111,13 +112,13 @@ def _timestamps(
             log.info("using the timestamps in %s; --fps %s is ignored", path, fps)
         if fr.size == 1:
             step = 1000.0 / fps if fps is not None else 0.0
-            return ts[0] + (frames - fr[0]) * step
-        return _extrap(frames, fr, ts)
+            return ts[0] + (frames - fr[0]) * step, f"timestamp_ms in {path}"
+        return _extrap(frames, fr, ts), f"timestamp_ms in {path}"
     if fps is None and frames.size == 1:
-        return np.zeros(1)  # a single image: no time axis needed
+        return np.zeros(1), "single frame"  # an image: no time axis needed
     if fps is None:
         raise UsageError("the logs have no timestamp_ms column; pass --fps (the video's frame rate)")
-    return (frames - 1) * (1000.0 / fps)
+    return (frames - 1) * (1000.0 / fps), f"--fps {fps:g}"
 
 
 def _extrap(x: np.ndarray, xp: np.ndarray, fp: np.ndarray) -> np.ndarray:
@@ -178,7 +179,7 @@ def load_inputs(
     for log_ in (mt, lm):
         if log_ is not None and log_.timestamps_ms is not None:
             sources.append((log_.path, log_.frames, log_.timestamps_ms))
-    t_ms = _timestamps(frames, sources, fps)
+    t_ms, time_source = _timestamps(frames, sources, fps)
 
     n = frames.size
     feats = pd.DataFrame(np.nan, index=np.arange(n), columns=FEATURE_COLUMNS)
@@ -196,4 +197,4 @@ def load_inputs(
     if mt is not None:
         face &= mt.status != "no_face"
     feats.loc[~face] = np.nan
-    return Inputs(frames, t_ms, face, feats, source, paths, fps)
+    return Inputs(frames, t_ms, face, feats, source, paths, fps, time_source)

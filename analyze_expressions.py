@@ -1,0 +1,90 @@
+#!/usr/bin/env python3
+"""Analyse facial expressions in facemap (or original-layout) logs: labels, events and scores.
+
+Parses arguments and calls facemap.analysis; no logic here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from facemap import __version__
+from facemap.errors import EXIT_INTERRUPTED, FacemapError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line interface."""
+    p = argparse.ArgumentParser(
+        prog="analyze_expressions.py",
+        description="Per-frame expression labels, events (blinks, smiles, yawns, looking away) and "
+        "a 0-100 engagement score from facemap's logs.",
+    )
+    p.add_argument("--landmarks", type=Path, help="landmarks log (<stem>_landmarks.csv)")
+    p.add_argument("--meta", type=Path, help="meta log (<stem>_meta.csv): frames without a face, boxes, timestamps")
+    p.add_argument("--raw", type=Path, help="raw params log (<stem>_raw.csv): pose-free features with the 3DMM basis")
+    p.add_argument("--out", type=Path, required=True, help="output folder")
+    p.add_argument("--basis-dir", type=Path, help="folder with meanFace.npy, shapeBasis.npy, blendShape.npy (for --raw)")
+    p.add_argument("--fps", type=float, help="frame rate, when the logs have no timestamp_ms")
+    p.add_argument("--baseline-frames", metavar="A:B", help="frames (1-based, inclusive) showing the person at rest")
+    p.add_argument("--config", type=Path, help="JSON object overriding thresholds (see docs)")
+    p.add_argument("--no-plots", action="store_true", help="skip timeline.png")
+    p.add_argument("-q", "--quiet", action="store_true", help="print only the score")
+    p.add_argument("--version", action="version", version=f"facemap {__version__}")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the analyzer; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="analyze_expressions: %(levelname)s: %(message)s")
+    try:
+        from facemap.analysis import analyze_logs, load_config, parse_frame_range
+        from facemap.analysis.report import write_outputs
+
+        if args.landmarks is None and args.raw is None:
+            raise_usage("give --landmarks (a landmarks log), or --raw with --basis-dir")
+        cfg = load_config(args.config)
+        frame_range = parse_frame_range(args.baseline_frames) if args.baseline_frames else None
+        basis = None
+        if args.raw is not None:
+            from facemap.assets import load_basis
+
+            basis = load_basis(args.basis_dir, download=False)
+        result = analyze_logs(args.landmarks, args.meta, args.raw, basis, args.fps, cfg, frame_range)
+        paths = write_outputs(result, args.out, plots=not args.no_plots)
+    except FacemapError as exc:
+        print(f"analyze_expressions: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("analyze_expressions: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    s = result.scores
+    if args.quiet:
+        print(f"{s.overall_score:.1f}")
+        return 0
+    ev = result.event_summary
+    print(
+        f"overall_score {s.overall_score:.1f}  (positivity {s.positivity:.1f}, expressiveness "
+        f"{s.expressiveness:.1f}, attention {s.attention:.1f})"
+    )
+    print(
+        f"frames {result.inputs.frames.size}, with a face {int(result.inputs.face.sum())}; "
+        f"blinks {ev['blink']['count']} ({ev['blink']['rate_per_min']}/min), smiles "
+        f"{ev['smile']['count']}, yawns {ev['yawn']['count']}, looking away {ev['looking_away']['count']}"
+    )
+    print(f"wrote {', '.join(p.name for p in paths.values())} to {Path(args.out)}")
+    return 0
+
+
+def raise_usage(message: str) -> None:
+    """Raise a UsageError (exit 2) with ``message``."""
+    from facemap.errors import UsageError
+
+    raise UsageError(message)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

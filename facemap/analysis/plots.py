@@ -1,0 +1,75 @@
+"""timeline.png: decision signals, thresholds, labels and events over time (matplotlib, Agg)."""
+
+from __future__ import annotations
+
+import io
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .labels import LABELS
+
+if TYPE_CHECKING:
+    from . import Analysis
+
+_EVENT_COLOURS = {"blink": "tab:blue", "smile": "tab:green", "yawn": "tab:orange", "looking_away": "tab:red"}
+
+
+def timeline_png(result: Analysis, dpi: int = 110) -> bytes:
+    """Render the timeline of one analysis and return PNG bytes."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    t_s = result.inputs.timestamp_ms / 1000.0
+    sig = result.labelled.signals
+    th = result.labelled.thresholds
+    face = result.inputs.face
+    fig = Figure(figsize=(12, 9), dpi=dpi, layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(5, 1, sharex=True, height_ratios=[1, 1, 1, 1, 1.6])
+
+    def panel(ax, y, name, lines, colour):
+        ax.plot(t_s, y, color=colour, lw=1.0, label=name)
+        for value, style in lines:
+            ax.axhline(value, color="0.3", ls=style, lw=0.8)
+        ax.set_ylabel(name, fontsize=8)
+        ax.grid(alpha=0.3)
+
+    panel(axes[0], sig["eye_ratio"], "eye opening\n(x open level)",
+          [(th["eyes_closed_ratio"], "--"), (th["eyes_open_ratio"], ":")], "tab:blue")
+    panel(axes[1], sig["smile_index"], "smile index\n(IOD)", [(th["smile_on"], "--")], "tab:green")
+    panel(axes[2], sig["mouth_level"], "mouth opening\n(x threshold)", [(1.0, "--")], "tab:purple")
+    panel(axes[3], sig["turn"], "head turn\n(x away limit)", [(1.0, "--")], "tab:red")
+    axes[3].plot(t_s, sig["brow_delta"] / th["brow_raise_on"], color="tab:brown", lw=0.8, label="brow raise (x threshold)")
+    axes[3].legend(loc="upper right", fontsize=7)
+
+    flags = result.labelled.flags[LABELS].to_numpy().T.astype(float)
+    flags[:, ~face] = np.nan
+    ax = axes[4]
+    edges = np.append(t_s, t_s[-1] + result.duration_ms[-1] / 1000.0) if t_s.size else np.array([0, 1])
+    ax.pcolormesh(edges, np.arange(len(LABELS) + 1), np.nan_to_num(flags[:, : t_s.size], nan=0.0),
+                  cmap="Greys", vmin=0, vmax=1.4, shading="flat")
+    ax.set_yticks(np.arange(len(LABELS)) + 0.5, LABELS, fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel("time (s)")
+    # no-face frames and events as coloured spans
+    ev = result.events
+    for kind, colour in _EVENT_COLOURS.items():
+        sel = ev[ev["type"] == kind]
+        for a in (axes[0], axes[1], axes[2], axes[3]) if kind != "blink" else (axes[0],):
+            for s, e in zip(sel["start_ms"].to_numpy() / 1000.0, sel["end_ms"].to_numpy() / 1000.0, strict=True):
+                a.axvspan(s, e, color=colour, alpha=0.15, lw=0)
+    if (~face).any():
+        gaps = np.where(~face)[0]
+        for a in axes:
+            a.scatter(t_s[gaps], np.full(gaps.size, a.get_ylim()[0]), marker="|", color="k", s=20)
+    s = result.scores
+    fig.suptitle(
+        f"overall {s.overall_score:.1f}  |  positivity {s.positivity:.1f}  expressiveness "
+        f"{s.expressiveness:.1f}  attention {s.attention:.1f}   (shaded: blinks blue, smiles "
+        "green, yawns orange, looking away red; ticks: no face)",
+        fontsize=9,
+    )
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return buf.getvalue()

@@ -1,0 +1,161 @@
+"""Write the analyzer's outputs: score.txt, report.json, expressions.csv, timeline.png,
+report.html. Every file goes to a hidden temp name first and is renamed into place."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import html
+import json
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .. import __version__
+from ..errors import OutputError
+from .labels import LABELS, NO_FACE, PRIORITY
+from .scores import FORMULAS
+
+if TYPE_CHECKING:
+    from . import Analysis
+
+OUTPUT_NAMES = ["score.txt", "report.json", "expressions.csv", "timeline.png", "report.html"]
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.part")
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise OutputError(f"{path}: cannot write ({exc.strerror or exc}); choose a writable --out") from None
+
+
+def report_dict(result: Analysis) -> dict[str, object]:
+    """The content of report.json."""
+    inp, lab, sc = result.inputs, result.labelled, result.scores
+    labels, counts = np.unique(lab.label.astype(str), return_counts=True)
+    n = int(inp.frames.size)
+    class_distribution = {name: 0 for name in LABELS + [NO_FACE]}
+    class_distribution.update({str(k): int(v) for k, v in zip(labels, counts, strict=True)})
+    total_ms = float(result.duration_ms.sum())
+    ev = result.events.copy()
+    ev[["start_ms", "end_ms", "duration_ms"]] = ev[["start_ms", "end_ms", "duration_ms"]].round(1)
+    return {
+        "overall_score": round(sc.overall_score, 1),
+        "frames_scored": int(inp.face.sum()),
+        "class_distribution": class_distribution,
+        "sub_scores": {
+            "positivity": round(sc.positivity, 1),
+            "expressiveness": round(sc.expressiveness, 1),
+            "attention": round(sc.attention, 1),
+        },
+        "formulas": FORMULAS,
+        "events": {"summary": result.event_summary, "list": ev.to_dict(orient="records")},
+        "time_fractions": sc.time_fractions,
+        "label_priority": PRIORITY + [NO_FACE],
+        "thresholds": {
+            "configured": result.config.as_dict(),
+            "effective": {k: round(float(v), 6) for k, v in lab.thresholds.items()},
+        },
+        "baseline": result.baseline.as_dict(),
+        "inputs": {
+            **inp.paths,
+            "features_from": inp.source,
+            "fps": inp.fps,
+            "frames": n,
+            "frames_with_face": int(inp.face.sum()),
+            "duration_s": round(total_ms / 1000.0, 3),
+            "timestamps": inp.time_source,
+        },
+        "version": __version__,
+    }
+
+
+def _html(result: Analysis, report: dict, png: bytes | None) -> str:
+    esc = html.escape
+    sub = report["sub_scores"]
+    rows = "".join(
+        f"<tr><td>{esc(str(r['type']))}</td><td>{r['start_frame']}</td><td>{r['end_frame']}</td>"
+        f"<td>{r['start_ms'] / 1000:.2f}</td><td>{r['duration_ms']:.0f}</td></tr>"
+        for r in report["events"]["list"]
+    ) or '<tr><td colspan="5">no events</td></tr>'
+    summary = "".join(
+        f"<tr><td>{esc(k)}</td><td>{v['count']}</td><td>{v['rate_per_min']}</td>"
+        f"<td>{v['mean_duration_ms']}</td><td>{v['total_ms'] / 1000:.2f}</td></tr>"
+        for k, v in report["events"]["summary"].items()
+    )
+    fractions = "".join(
+        f"<tr><td>{esc(k)}</td><td>{100 * v:.1f}%</td></tr>" for k, v in report["time_fractions"].items()
+    )
+    formulas = "".join(f"<li><b>{esc(k)}</b>: {esc(v)}</li>" for k, v in FORMULAS.items())
+    img = (
+        f'<img alt="timeline" style="max-width:100%" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
+        if png
+        else "<p>(no plot)</p>"
+    )
+    src = esc(", ".join(f"{k}: {v}" for k, v in result.inputs.paths.items()))
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>facemap expression report</title>
+<style>body{{font-family:sans-serif;margin:2em;max-width:1200px}}table{{border-collapse:collapse;margin:1em 0}}
+td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}td:first-child{{text-align:left}}
+.score{{font-size:3em;font-weight:bold}}</style></head><body>
+<h1>Expression report</h1>
+<p>{src} &middot; facemap {esc(__version__)}</p>
+<p class="score">{report['overall_score']:.1f} / 100</p>
+<table><tr><th>positivity</th><th>expressiveness</th><th>attention</th><th>frames with a face</th></tr>
+<tr><td>{sub['positivity']:.1f}</td><td>{sub['expressiveness']:.1f}</td><td>{sub['attention']:.1f}</td>
+<td>{report['frames_scored']} / {report['inputs']['frames']}</td></tr></table>
+{img}
+<h2>Events</h2>
+<table><tr><th>event</th><th>count</th><th>per minute</th><th>mean ms</th><th>total s</th></tr>{summary}</table>
+<table><tr><th>event</th><th>first frame</th><th>last frame</th><th>start s</th><th>duration ms</th></tr>{rows}</table>
+<h2>Share of time per label</h2><table>{fractions}</table>
+<h2>How the scores are computed</h2><ul>{formulas}</ul>
+</body></html>
+"""
+
+
+def write_outputs(result: Analysis, out_dir: Path, plots: bool = True) -> dict[str, Path]:
+    """Write every output into ``out_dir`` (created if needed); returns name -> path.
+
+    With ``plots=False`` the PNG is skipped and the HTML page has no picture.
+    """
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"{out}: --out is a file; give a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"{out}: cannot create the output folder ({exc.strerror or exc})") from None
+    report = report_dict(result)
+    paths = {name: out / name for name in OUTPUT_NAMES}
+    _atomic_write(paths["score.txt"], f"{result.scores.overall_score:.1f}\n".encode())
+    csv_text = result.frame_table().to_csv(index=False, lineterminator="\n", na_rep="")
+    _atomic_write(paths["expressions.csv"], csv_text.encode("utf-8"))
+    _atomic_write(paths["report.json"], (json.dumps(report, indent=2, allow_nan=False, default=_json_default) + "\n").encode())
+    png = None
+    if plots:
+        from .plots import timeline_png
+
+        png = timeline_png(result)
+        _atomic_write(paths["timeline.png"], png)
+    else:
+        del paths["timeline.png"]
+    _atomic_write(paths["report.html"], _html(result, report, png).encode("utf-8"))
+    return paths
+
+
+def _json_default(obj: object) -> object:
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, np.floating):
+        return None if not np.isfinite(obj) else float(obj)
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
