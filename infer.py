@@ -58,7 +58,26 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--dump-landmarks-csv", action="store_true", help="write logs/<stem>_landmarks.csv")
     out.add_argument("--dump-npy", action="store_true", help="write logs/<stem>_raw.npy")
     out.add_argument("--quiet", "-q", action="store_true", help="print only one line per input")
+    add_video_arguments(p)
     return p
+
+
+def add_video_arguments(p: argparse.ArgumentParser) -> None:
+    """Flags for --video and --camera."""
+    v = p.add_argument_group("video and camera")
+    v.add_argument("--save-video", action="store_true", help="write <stem>_overlay.mp4 (H.264, source timing, audio copied)")
+    v.add_argument("--every", type=int, default=1, metavar="N", help="process every N-th frame (overlay frame rate divided by N)")
+    v.add_argument("--max-frames", type=int, metavar="N", help="stop after N processed frames")
+    v.add_argument("--start", type=float, metavar="SEC", help="start at this time (seconds)")
+    v.add_argument("--end", type=float, metavar="SEC", help="stop at this time (seconds)")
+    v.add_argument("--redetect-every", type=int, default=30, metavar="N", help="run the face detector every N frames while tracking (default 30, 0 = only when lost)")
+    v.add_argument("--jump-threshold", type=float, default=1.0, metavar="X", help="mark a frame unstable when pose/translation/expression change more than X (normalised; default 1.0, 0 = off)")
+    v.add_argument("--skip-if-no-face", action="store_true", help="no inference on frames without a face box (no_face row)")
+    v.add_argument("--smooth", default="medium", choices=["off", "low", "medium", "high"], help="One Euro smoothing of landmarks and pose (default medium)")
+    v.add_argument("--smooth-mincutoff", type=float, metavar="HZ", help="One Euro minimum cutoff in Hz (overrides the preset)")
+    v.add_argument("--smooth-beta", type=float, metavar="B", help="One Euro speed coefficient (overrides the preset)")
+    v.add_argument("--no-preview", action="store_true", help="--camera without a preview window (headless)")
+    v.add_argument("--jobs", type=int, default=1, metavar="N", help="process N videos in parallel processes (default 1)")
 
 
 def main(argv: list[str] | None = None) -> int:

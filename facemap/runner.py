@@ -53,6 +53,20 @@ class InferConfig:
     dump_npy: bool = False
     quiet: bool = False
     script_dir: str = "."
+    # video / camera (facemap.stream)
+    save_video: bool = False
+    every: int = 1
+    max_frames: int | None = None
+    start: float | None = None
+    end: float | None = None
+    redetect_every: int = 30
+    jump_threshold: float = 1.0
+    skip_if_no_face: bool = False
+    smooth: str = "medium"
+    smooth_mincutoff: float | None = None
+    smooth_beta: float | None = None
+    no_preview: bool = False
+    jobs: int = 1
 
     @classmethod
     def from_namespace(cls, ns: object) -> InferConfig:
@@ -139,7 +153,9 @@ def run_infer(cfg: InferConfig, emit: Emit) -> int:
         raise UsageError("give exactly one of --image, --video or --camera (see --help)")
     if cfg.image:
         return _run_images(cfg, emit)
-    raise UsageError("--video and --camera are not available in this build yet; use --image")
+    from .stream import run_camera, run_videos
+
+    return run_videos(cfg, emit) if cfg.video else run_camera(cfg, emit)
 
 
 def _run_images(cfg: InferConfig, emit: Emit) -> int:

@@ -1,0 +1,308 @@
+"""Video mode: follow one face from frame to frame, and flag outliers.
+
+``FaceTracker`` is the roi -> model stage. It runs the detector on the first frame, whenever
+the face is lost, on a scene cut, and every ``redetect_every`` frames; in between the next box
+is the previous frame's landmark box, expanded (as MediaPipe's face landmarker derives its next
+ROI from the previous landmarks). A sanity check on each output (finite, landmark box close to
+the ROI in size and position, pose in range) decides whether the face is still held; when it is
+not, the same frame is detected again at once. Results carry reason ``detected`` or
+``tracked``; a frame without a box is ``no_face`` / ``detector_failed``, or, without
+``skip_if_no_face``, the model runs on the centre of the frame and the result is ``warn`` /
+``no_bbox``.
+
+``JumpGuard`` compares each result with the last accepted one on pose, translation and
+expression, each normalised (the 219 identity parameters would swamp a raw L2), and marks
+outliers ``unstable`` / ``jump_threshold``. An outlier never becomes the reference; after
+``accept_after`` outliers in a row the new state is accepted (the face really changed).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, replace
+
+import cv2
+import numpy as np
+
+from .detect import Detector
+from .errors import UsageError
+from .types import BBox, FrameResult, Status
+
+log = logging.getLogger(__name__)
+
+# Next ROI = previous landmark box scaled by this about its centre.
+TRACK_EXPAND = 1.1
+# Sanity: landmark box side / ROI side in this range, centre within this fraction of the ROI.
+SANE_SIZE_RATIO = (0.55, 1.35)
+SANE_CENTRE_SHIFT = 0.35
+# Pose limits (degrees) beyond which the model's output is not trusted.
+MAX_ABS_POSE_DEG = (75.0, 90.0, 80.0)
+# Detections must overlap the held face this much to confirm it.
+CONFIRM_IOU = 0.3
+# A held face the detector has not confirmed at this many re-detections in a row is dropped.
+MAX_UNCONFIRMED = 3
+# After losing a face, only a detection near its last place is taken for this many frames.
+REACQUIRE_GAP = 15
+# Scene cut: mean absolute difference of 32x18 grey thumbnails above this (0..255).
+CUT_THRESHOLD = 40.0
+
+# JumpGuard normalisers: a change of this much in one step scores 1.0.
+JUMP_POSE_DEG = 25.0
+JUMP_TRANSLATION = 0.35  # face widths
+JUMP_EXPRESSION_RMS = 0.25
+
+
+@dataclass(frozen=True)
+class TrackOptions:
+    """Tracking settings (see the module constants for the fixed thresholds)."""
+
+    redetect_every: int = 30
+    skip_if_no_face: bool = False
+    expand: float = TRACK_EXPAND
+    cut_threshold: float = CUT_THRESHOLD
+
+    def __post_init__(self) -> None:
+        if self.redetect_every < 0:
+            raise UsageError(f"--redetect-every must be >= 0 (0 = never), got {self.redetect_every}")
+        if not 1.0 <= self.expand <= 2.0:
+            raise UsageError(f"track expand must be in 1..2, got {self.expand}")
+
+
+def roi_from_landmarks(landmarks: np.ndarray, expand: float = TRACK_EXPAND) -> BBox:
+    """The box around (68, 2) landmarks, scaled by ``expand`` about its centre."""
+    b = BBox.from_points(landmarks)
+    cx, cy = b.center
+    hw, hh = b.width * expand / 2.0, b.height * expand / 2.0
+    return BBox(cx - hw + 0.5, cy - hh + 0.5, cx + hw - 0.5, cy + hh - 0.5)
+
+
+def sanity(
+    result: FrameResult,
+    roi: BBox,
+    expand: float = TRACK_EXPAND,
+    image_hw: tuple[int, int] | None = None,
+) -> str:
+    """'' when ``result`` (from ``roi``) still holds a face, else why not. With ``image_hw``
+    the face must also lie mostly inside the image and be no larger than it."""
+    if result.status is Status.UNSTABLE or not result.has_face:
+        return "non_finite_output"
+    lm = result.landmarks
+    if not np.isfinite(lm).all():
+        return "non_finite_output"
+    b = BBox.from_points(lm)
+    if image_hw is not None:
+        h, w = image_hw
+        cx, cy = b.center
+        if not (0 <= cx < w and 0 <= cy < h) or max(b.width, b.height) > 1.5 * max(h, w):
+            return "landmarks_off_image"
+    side = np.sqrt(b.area / roi.area) * expand
+    lo, hi = SANE_SIZE_RATIO
+    if not lo <= side <= hi:
+        return "landmarks_off_box"
+    cx, cy = b.center
+    rx, ry = roi.center
+    if abs(cx - rx) > SANE_CENTRE_SHIFT * roi.width or abs(cy - ry) > SANE_CENTRE_SHIFT * roi.height:
+        return "landmarks_off_box"
+    if result.pose is not None:
+        pose = np.abs(np.array(result.pose.as_tuple()))
+        if not np.isfinite(pose).all() or (pose > np.array(MAX_ABS_POSE_DEG)).any():
+            return "pose_out_of_range"
+    return ""
+
+
+def _thumb(image: np.ndarray) -> np.ndarray:
+    step = max(1, min(image.shape[:2]) // 90)
+    small = image[::step, ::step]
+    if small.ndim == 3:
+        small = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY)
+    return cv2.resize(small, (32, 18), interpolation=cv2.INTER_AREA).astype(np.float32)
+
+
+def _with_reason(result: FrameResult, reason: str) -> FrameResult:
+    """Name how the box was found, unless the result already says what is wrong with it."""
+    return replace(result, reason=reason) if not result.reason else result
+
+
+def _near(a: BBox, b: BBox) -> bool:
+    ax, ay = a.center
+    bx, by = b.center
+    return a.iou(b) > 0.0 or np.hypot(ax - bx, ay - by) < max(b.width, b.height)
+
+
+class FaceTracker:
+    """The roi -> model stage for one face in a video. Build once per video; call per frame."""
+
+    def __init__(self, detector: Detector, landmarker, options: TrackOptions = TrackOptions()) -> None:
+        self.detector = detector
+        self.landmarker = landmarker
+        self.options = options
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the face (next frame is detected afresh)."""
+        self._roi: BBox | None = None  # next frame's ROI while a face is held
+        self._last_box: BBox | None = None  # last good landmark box
+        self._lost_at: int | None = None
+        self._since_detect = 0
+        self._unconfirmed = 0
+        self._thumb: np.ndarray | None = None
+        self.new_segment = True  # True when the face was (re)acquired: smoothing/guards restart
+        self.detections = 0
+        self.cuts = 0
+
+    @property
+    def roi(self) -> BBox | None:
+        """The box the next frame will be cropped from (None: it will be detected)."""
+        return self._roi
+
+    def follow(self, pred: FrameResult) -> None:
+        """Derive the next ROI from ``pred`` (used when the caller prefers another result than
+        the one ``__call__`` returned, e.g. the guard's reference instead of an outlier)."""
+        if pred.has_face and np.isfinite(pred.landmarks).all():
+            self._roi = roi_from_landmarks(pred.landmarks, self.options.expand)
+
+    def __call__(self, image: np.ndarray, frame: int, timestamp_ms: float) -> FrameResult:
+        """Find or follow the face in this frame and run the landmarker on it."""
+        self.new_segment = False
+        opts = self.options
+        thumb = _thumb(image)
+        if self._thumb is not None and float(np.abs(thumb - self._thumb).mean()) > opts.cut_threshold:
+            log.debug("frame %d: scene cut", frame)
+            self.cuts += 1
+            self._roi = None
+            self._last_box = None
+            self._lost_at = None
+        self._thumb = thumb
+
+        if self._roi is not None:
+            self._since_detect += 1
+            if opts.redetect_every and self._since_detect >= opts.redetect_every:
+                self._confirm(image)
+        if self._roi is not None:
+            roi = self._roi
+            result = self._landmark(image, roi, frame, timestamp_ms)
+            why = sanity(result, roi, opts.expand, image.shape[:2])
+            if not why:
+                self._hold(result)
+                return _with_reason(result, "tracked")
+            log.debug("frame %d: face lost (%s)", frame, why)
+            self._lose(frame)
+        faces = self._detect(image, frame)
+        if faces:
+            roi = faces[0]
+            result = self._landmark(image, roi, frame, timestamp_ms)
+            if result.has_face and np.isfinite(result.landmarks).all():
+                self._hold(result)
+                self._since_detect = 0
+                self._unconfirmed = 0
+                self.new_segment = True
+            return _with_reason(result, "detected")
+        if opts.skip_if_no_face:
+            return FrameResult.empty(frame, timestamp_ms, reason="detector_failed")
+        h, w = image.shape[:2]
+        side = min(h, w) * 0.8
+        box = BBox((w - side) / 2, (h - side) / 2, (w + side) / 2 - 1, (h + side) / 2 - 1)
+        result = self._landmark(image, box, frame, timestamp_ms)
+        status = Status.UNSTABLE if result.status is Status.UNSTABLE else Status.WARN
+        return replace(result, status=status, reason="no_bbox")
+
+    # -- internals
+    def _landmark(self, image: np.ndarray, roi: BBox, frame: int, ts: float) -> FrameResult:
+        results = self.landmarker.landmark(image, [roi], frame, ts)
+        return results[0] if results else FrameResult.empty(frame, ts, reason="detector_failed")
+
+    def _hold(self, result: FrameResult) -> None:
+        self._last_box = BBox.from_points(result.landmarks)
+        self._roi = roi_from_landmarks(result.landmarks, self.options.expand)
+        self._lost_at = None
+
+    def _lose(self, frame: int) -> None:
+        self._roi = None
+        self._lost_at = frame
+
+    def _detect(self, image: np.ndarray, frame: int) -> list[BBox]:
+        self.detections += 1
+        faces = list(self.detector.detect(image))
+        if not faces:
+            return []
+        if self._last_box is not None and self._lost_at is not None:
+            near = [f for f in faces if _near(f, self._last_box)]
+            if near:
+                return sorted(near, key=lambda f: -f.iou(self._last_box))
+            if frame - self._lost_at < REACQUIRE_GAP:
+                return []
+        return faces
+
+    def _confirm(self, image: np.ndarray) -> None:
+        """Periodic re-detection while holding a face: confirm it, or drop it when the detector
+        has not seen it for MAX_UNCONFIRMED re-detections in a row."""
+        self._since_detect = 0
+        self.detections += 1
+        faces = self.detector.detect(image)
+        held = self._roi
+        if held is None:
+            return
+        if any(f.iou(held) >= CONFIRM_IOU for f in faces):
+            self._unconfirmed = 0
+            return
+        self._unconfirmed += 1
+        if self._unconfirmed >= MAX_UNCONFIRMED:
+            log.debug("held face not confirmed by %d re-detections; dropped", self._unconfirmed)
+            self._unconfirmed = 0
+            self._roi = None
+            self._last_box = None  # a face elsewhere may be taken now
+
+
+class JumpGuard:
+    """Marks results that jump too far from the last accepted one as unstable/jump_threshold.
+
+    Score = max of |Δpose| / JUMP_POSE_DEG, |Δcentre| / face width / JUMP_TRANSLATION and
+    RMS(Δexpression) / JUMP_EXPRESSION_RMS (parts missing in a result are skipped). A threshold
+    of 0 turns the guard off.
+    """
+
+    def __init__(self, threshold: float = 1.0, accept_after: int = 3) -> None:
+        if threshold < 0:
+            raise UsageError(f"--jump-threshold must be >= 0 (0 = off), got {threshold}")
+        self.threshold = float(threshold)
+        self.accept_after = int(accept_after)
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the reference (next face result is accepted)."""
+        self.reference: FrameResult | None = None
+        self._outliers = 0
+
+    def score(self, result: FrameResult, ref: FrameResult) -> float:
+        """The normalised change from ``ref`` to ``result`` (0 = identical)."""
+        parts = [0.0]
+        if result.pose is not None and ref.pose is not None:
+            d = np.subtract(result.pose.as_tuple(), ref.pose.as_tuple())
+            parts.append(float(np.abs(d).max()) / JUMP_POSE_DEG)
+        if result.has_face and ref.has_face:
+            width = max(1.0, float(np.ptp(ref.landmarks[:, 0])))
+            shift = np.linalg.norm(result.landmarks.mean(axis=0) - ref.landmarks.mean(axis=0))
+            parts.append(float(shift) / width / JUMP_TRANSLATION)
+        if result.expression.size and ref.expression.size == result.expression.size:
+            rms = float(np.sqrt(np.mean((result.expression - ref.expression) ** 2)))
+            parts.append(rms / JUMP_EXPRESSION_RMS)
+        return max(parts)
+
+    def __call__(self, result: FrameResult) -> FrameResult:
+        """``result``, or its unstable/jump_threshold copy when it is an outlier."""
+        if not result.has_face or result.status is not Status.OK:
+            return result
+        if self.threshold <= 0 or self.reference is None:
+            self.reference = result
+            self._outliers = 0
+            return result
+        if self.score(result, self.reference) <= self.threshold:
+            self.reference = result
+            self._outliers = 0
+            return result
+        self._outliers += 1
+        if self._outliers >= self.accept_after:
+            self.reference = result
+            self._outliers = 0
+            return result
+        return replace(result, status=Status.UNSTABLE, reason="jump_threshold")
