@@ -146,8 +146,6 @@ def track_frames(
             if smoother is not None:
                 smoother.reset()
         guarded = guard(raw)
-        if guarded.reason == "jump_threshold" and guard.reference is not None:
-            tracker.follow(guard.reference)  # an outlier never steers the next ROI
         shown = guarded
         if smoother is not None and guarded.status is Status.OK:
             shown = smoother(guarded)

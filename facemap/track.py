@@ -44,7 +44,7 @@ MAX_UNCONFIRMED = 3
 # After losing a face, only a detection near its last place is taken for this many frames.
 REACQUIRE_GAP = 15
 # Scene cut: mean absolute difference of 32x18 grey thumbnails above this (0..255).
-CUT_THRESHOLD = 40.0
+CUT_THRESHOLD = 20.0
 
 # JumpGuard normalisers: a change of this much in one step scores 1.0.
 JUMP_POSE_DEG = 25.0
@@ -177,7 +177,7 @@ class FaceTracker:
         if self._roi is not None:
             self._since_detect += 1
             if opts.redetect_every and self._since_detect >= opts.redetect_every:
-                self._confirm(image)
+                self._confirm(image, frame)
         if self._roi is not None:
             roi = self._roi
             result = self._landmark(image, roi, frame, timestamp_ms)
@@ -233,7 +233,7 @@ class FaceTracker:
                 return []
         return faces
 
-    def _confirm(self, image: np.ndarray) -> None:
+    def _confirm(self, image: np.ndarray, frame: int) -> None:
         """Periodic re-detection while holding a face: confirm it, or drop it when the detector
         has not seen it for MAX_UNCONFIRMED re-detections in a row."""
         self._since_detect = 0
@@ -249,8 +249,7 @@ class FaceTracker:
         if self._unconfirmed >= MAX_UNCONFIRMED:
             log.debug("held face not confirmed by %d re-detections; dropped", self._unconfirmed)
             self._unconfirmed = 0
-            self._roi = None
-            self._last_box = None  # a face elsewhere may be taken now
+            self._lose(frame)  # a face elsewhere is taken only after REACQUIRE_GAP frames
 
 
 class JumpGuard:

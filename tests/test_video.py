@@ -1,0 +1,186 @@
+"""facemap.video: reading (timestamps, ranges, rotation, clean-up) and VideoSink (timing, audio)."""
+
+from __future__ import annotations
+
+import threading
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from facemap.errors import InputFileError
+from facemap.video import VideoSink, collect_videos, probe, read_frames
+from tests.conftest import need_shared
+from tests.standins import DATA
+
+D19 = DATA / "videos" / "lp_d19.mp4"
+
+
+def _write_pattern(path: Path, n: int = 6, size=(64, 32), rotation: int | None = None, rate: int = 10):
+    """A small H.264 video whose left quarter is white; optional display rotation."""
+    import av
+
+    w, h = size
+    with av.open(str(path), "w") as out:
+        vs = out.add_stream("libx264", rate=rate)
+        vs.width, vs.height, vs.pix_fmt = w, h, "yuv420p"
+        if rotation is not None:
+            vs.set_display_rotation(rotation)
+        for i in range(n):
+            img = np.zeros((h, w, 3), np.uint8)
+            img[:, : w // 4] = 255
+            frame = av.VideoFrame.from_ndarray(img, format="bgr24")
+            frame.pts = i
+            for p in vs.encode(frame):
+                out.mux(p)
+        for p in vs.encode(None):
+            out.mux(p)
+    return path
+
+
+def _decode_stream(path: Path) -> dict:
+    import av
+
+    with av.open(str(path)) as c:
+        vs = c.streams.video[0]
+        times = [float(f.pts * vs.time_base) for f in c.decode(vs)]
+        out = {"n": len(times), "times": np.array(times), "w": vs.codec_context.width,
+               "h": vs.codec_context.height, "codec": vs.codec_context.name,
+               "pix_fmt": vs.codec_context.pix_fmt, "audio": bool(c.streams.audio)}
+        if c.streams.audio:
+            a = c.streams.audio[0]
+            out["audio_s"] = float(a.duration * a.time_base) if a.duration else 0.0
+        return out
+
+
+def test_probe_lp_d19():
+    need_shared(D19)
+    info = probe(D19)
+    assert (info.width, info.height, info.frame_count) == (480, 480, 250)
+    assert info.fps == pytest.approx(30.0)
+    assert info.duration_s == pytest.approx(250 / 30, abs=0.02)
+    assert info.has_audio and info.rotation_deg == 0
+
+
+def test_read_frames_true_timestamps():
+    need_shared(D19)
+    frames = [(f.index, f.timestamp_ms, f.image.shape) for f in read_frames(D19)]
+    assert len(frames) == 250
+    idx = np.array([f[0] for f in frames])
+    ts = np.array([f[1] for f in frames])
+    np.testing.assert_array_equal(idx, np.arange(1, 251))
+    np.testing.assert_allclose(ts, (idx - 1) * 1000 / 30, atol=0.1)
+    assert {f[2] for f in frames} == {(480, 480, 3)}
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "expected"),
+    [
+        ({"every": 3, "max_frames": 4}, [1, 4, 7, 10]),
+        ({"max_frames": 2}, [1, 2]),
+        ({"start_s": 2.0, "max_frames": 3}, [61, 62, 63]),
+        ({"start_s": 1.0, "end_s": 1.2}, [31, 32, 33, 34, 35, 36]),
+        ({"end_s": 0.1}, [1, 2, 3]),
+    ],
+)
+def test_read_frames_ranges(kwargs, expected):
+    need_shared(D19)
+    got = list(read_frames(D19, **kwargs))
+    assert [f.index for f in got] == expected
+    for f in got:
+        assert f.timestamp_ms == pytest.approx((f.index - 1) * 1000 / 30, abs=0.1)
+
+
+def test_read_frames_releases_on_early_stop():
+    need_shared(D19)
+    gen = read_frames(D19, queue_size=2)
+    first = next(gen)
+    assert first.index == 1
+    gen.close()
+    assert not [t for t in threading.enumerate() if t.name == "facemap-decode"]
+
+
+@pytest.mark.parametrize(
+    ("rotation", "white_side"),
+    [(None, "left"), (90, "bottom"), (-90, "top"), (180, "right")],
+)
+def test_rotation_metadata_applied(tmp_path, rotation, white_side):
+    path = _write_pattern(tmp_path / "rot.mp4", rotation=rotation)
+    info = probe(path)
+    img = next(read_frames(path)).image[:, :, 0].astype(float)
+    h, w = img.shape
+    assert (info.width, info.height) == (w, h)
+    assert (w, h) == ((32, 64) if rotation in (90, -90) else (64, 32))
+    sides = {
+        "left": img[:, : w // 8].mean(),
+        "right": img[:, -w // 8 :].mean(),
+        "top": img[: h // 8].mean(),
+        "bottom": img[-h // 8 :].mean(),
+    }
+    assert max(sides, key=sides.get) == white_side
+    assert sides[white_side] > 200
+
+
+def test_read_errors(tmp_path):
+    with pytest.raises(InputFileError, match="not found"):
+        list(read_frames(tmp_path / "missing.mp4"))
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"this is not a video" * 10)
+    with pytest.raises(InputFileError, match="not a readable video"):
+        probe(bad)
+    empty = tmp_path / "empty.mp4"
+    empty.write_bytes(b"")
+    with pytest.raises(InputFileError, match="empty"):
+        list(read_frames(empty))
+
+
+def test_sink_keeps_variable_timing(tmp_path):
+    times = [0.0, 0.04, 0.1, 0.25, 0.26, 0.5]  # variable frame rate
+    target = tmp_path / "vfr.mp4"
+    rng = np.random.default_rng(0)
+    with VideoSink(target, 96, 64, 10.0, Fraction(1, 1000)) as sink:
+        for t in times:
+            sink.write(rng.integers(0, 255, (64, 96, 3), dtype=np.uint8), 100.0 + t)
+    assert target.exists() and not (tmp_path / ".vfr.mp4.part").exists()
+    got = _decode_stream(target)
+    assert (got["n"], got["w"], got["h"]) == (6, 96, 64)
+    assert (got["codec"], got["pix_fmt"]) == ("h264", "yuv420p")
+    np.testing.assert_allclose(got["times"] - got["times"][0], times, atol=0.002)
+
+
+def test_sink_odd_size_and_abort(tmp_path):
+    target = tmp_path / "odd.mp4"
+    with VideoSink(target, 33, 21, 25.0) as sink:
+        for i in range(3):
+            sink.write(np.full((21, 33, 3), 40 * i, np.uint8), i / 25)
+    got = _decode_stream(target)
+    assert (got["w"], got["h"], got["n"]) == (32, 20, 3)
+    aborted = tmp_path / "aborted.mp4"
+    with pytest.raises(RuntimeError), VideoSink(aborted, 32, 32, 25.0) as sink:
+        sink.write(np.zeros((32, 32, 3), np.uint8), 0.0)
+        raise RuntimeError("stop")
+    assert not aborted.exists()
+    assert not list(tmp_path.glob(".aborted*"))
+
+
+def test_sink_copies_audio_cut_to_the_video(tmp_path):
+    need_shared(D19)
+    info = probe(D19)
+    target = tmp_path / "with_audio.mp4"
+    with VideoSink(target, info.width, info.height, info.fps, info.time_base, audio_from=D19) as sink:
+        for f in read_frames(D19, start_s=1.0, max_frames=60):
+            sink.write(f.image, f.time_s)
+    got = _decode_stream(target)
+    assert got["n"] == 60
+    assert got["audio"]
+    assert got["audio_s"] == pytest.approx(2.0, abs=0.1)  # 60 frames at 30 fps
+
+
+def test_collect_videos(tmp_path):
+    for name in ("b.mp4", "a.MOV", "notes.txt"):
+        (tmp_path / name).write_bytes(b"x")
+    assert [p.name for p in collect_videos([str(tmp_path)])] == ["a.MOV", "b.mp4"]
+    assert [p.name for p in collect_videos([str(tmp_path / "*.mp4")])] == ["b.mp4"]
+    with pytest.raises(InputFileError, match="no videos"):
+        collect_videos([str(tmp_path / "*.mkv")])
