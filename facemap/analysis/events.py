@@ -32,7 +32,7 @@ def smooth(values: np.ndarray, timestamp_ms: np.ndarray, window_ms: float) -> np
     index = pd.to_timedelta(np.asarray(timestamp_ms, dtype=np.float64), unit="ms")
     s = pd.Series(v, index=index)
     out = s.rolling(pd.Timedelta(milliseconds=float(window_ms)), center=True, min_periods=1).mean()
-    res = out.to_numpy()
+    res = out.to_numpy().copy()
     res[np.isnan(v)] = np.nan
     return res
 

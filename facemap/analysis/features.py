@@ -106,9 +106,9 @@ def estimate_pose_2d(points: np.ndarray) -> np.ndarray:
     """(N, 3) pitch, yaw, roll in degrees from (N, 68, 2) image points.
 
     A weak-perspective (scaled orthographic) fit of a generic 3D face, solved for all frames at
-    once: least-squares affine camera, then the nearest rotation (batched SVD). Yaw is positive
-    when the nose turns towards the image's left, pitch positive when the face tilts down, roll
-    positive clockwise in the image (y down).
+    once: least-squares affine camera, then the nearest rotation (batched SVD). Signs follow
+    FaceMap's pose parameters: yaw positive when the nose turns towards the image's right, pitch
+    positive when the face tilts up, roll positive clockwise in the image (y down).
     """
     n = points.shape[0]
     out = np.full((n, 3), np.nan)
@@ -128,7 +128,8 @@ def estimate_pose_2d(points: np.ndarray) -> np.ndarray:
     yaw = np.arctan2(-rot[:, 2, 0], rot[:, 2, 2])
     pitch = np.arcsin(np.clip(rot[:, 2, 1], -1.0, 1.0))
     roll = np.arctan2(-rot[:, 0, 1], rot[:, 1, 1])
-    out[ok] = np.degrees(np.stack([pitch, yaw, roll], -1))
+    # Signs as FaceMap's pose parameters (checked against facemap.decode in the tests).
+    out[ok] = np.degrees(np.stack([-pitch, -yaw, roll], -1))
     return out
 
 

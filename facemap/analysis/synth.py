@@ -80,9 +80,13 @@ def faces_3d(expr: Expression) -> np.ndarray:
     return f
 
 
-def project(faces: np.ndarray, pose_deg: np.ndarray, scale_px: float, centre_px: tuple[float, float]) -> np.ndarray:
-    """(N, 68, 2) pixels: rotate by Rz(roll) Rx(pitch) Ry(yaw) and project orthographically."""
+def project(
+    faces: np.ndarray, pose_deg: np.ndarray, scale_px: float, centre_px: tuple[float, float]
+) -> np.ndarray:
+    """(N, 68, 2) pixels: rotate by pose (pitch, yaw, roll degrees, FaceMap's signs) and project
+    orthographically."""
     p, y, r = (np.radians(pose_deg[:, i]) for i in range(3))
+    p, y = -p, -y  # FaceMap's signs -> the Rz Rx Ry convention of this projection
     c, s = np.cos, np.sin
     n = faces.shape[0]
     one, zero = np.ones(n), np.zeros(n)
