@@ -36,7 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--output-name", help="model output name (default: read from the model)")
     m.add_argument("--provider", default="auto", choices=["auto", "cpu", "coreml", "cuda"], help="onnxruntime execution provider (default auto)")
     m.add_argument("--basis-dir", metavar="DIR", help="folder with meanFace.npy, shapeBasis.npy, blendShape.npy (default: qai-hub-models cache, else download)")
-    m.add_argument("--landmarker", default="facemap", help="landmark backend (default facemap)")
+    m.add_argument("--landmarker", default="facemap", help="landmark backend: facemap or dlib (default facemap; dlib needs: pip install -r requirements-dlib.txt)")
+    m.add_argument("--compare", metavar="NAME", help="images: also run landmark backend NAME (e.g. dlib) on the same face boxes and print the NME between the two")
+    m.add_argument("--gt", metavar="FILE|DIR", help="images: print NME against ground truth (CSV x0,y0,...,x67,y67; a folder of <stem>.csv for several images)")
 
     pre = p.add_argument_group("face box and preprocessing")
     pre.add_argument("--face-detect", dest="face_detect", action="store_true", default=True, help="detect the face first (default)")

@@ -271,3 +271,8 @@ class FixedBoxDetector:
         """The fixed box, whatever the image holds (the image is only checked)."""
         _check_image(image_bgr)
         return [self.box]
+
+
+# Backends living in their own modules register themselves on import; each imports its heavy
+# dependency only inside its factory, so this costs nothing when they are not chosen.
+from . import dlib_backend as _dlib_backend  # noqa: E402, F401

@@ -13,7 +13,7 @@ from pathlib import Path
 from . import __version__
 from .draw import DrawStyle
 from .errors import UsageError
-from .types import BBox
+from .types import BBox, FrameResult
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +67,9 @@ class InferConfig:
     smooth_beta: float | None = None
     no_preview: bool = False
     jobs: int = 1
+    # evaluation (facemap.eval)
+    compare: str | None = None
+    gt: str | None = None
 
     @classmethod
     def from_namespace(cls, ns: object) -> InferConfig:
@@ -114,8 +117,25 @@ class WholeImageDetector:
         return [BBox(0.0, 0.0, w - 1.0, h - 1.0)]
 
 
-def build_landmarker(cfg: InferConfig, emit: Emit):
-    """Load the model and basis once and return (landmarker, description dict)."""
+LANDMARKERS = ("facemap", "dlib")
+
+
+def build_landmarker(cfg: InferConfig, emit: Emit, name: str | None = None):
+    """Build landmark backend ``name`` (default ``cfg.landmarker``) once: (landmarker, description).
+
+    ``facemap`` loads the model and basis; ``dlib`` loads dlib's 68-point predictor (no model or
+    basis needed; the optional dlib extra must be installed).
+    """
+    name = cfg.landmarker if name is None else name
+    if name == "dlib":
+        from .dlib_backend import DlibLandmarker
+
+        dlib_lmk = DlibLandmarker()
+        if not cfg.quiet:
+            emit(f"landmarker dlib: {dlib_lmk.predictor.path} (pose estimated from 2D points)")
+        return dlib_lmk, {"landmarker": "dlib", "predictor": str(dlib_lmk.predictor.path)}
+    if name != "facemap":
+        raise UsageError(f"unknown landmarker {name!r}; choose one of: {', '.join(LANDMARKERS)}")
     from .assets import find_model, load_basis
     from .decode import Decoder
     from .model import FaceMapModel
@@ -153,6 +173,8 @@ def run_infer(cfg: InferConfig, emit: Emit) -> int:
         raise UsageError("give exactly one of --image, --video or --camera (see --help)")
     if cfg.image:
         return _run_images(cfg, emit)
+    if cfg.compare or cfg.gt:
+        raise UsageError("--compare and --gt work with --image only (for a video, compare landmarks logs with python -m facemap.eval)")
     from .stream import run_camera, run_videos
 
     return run_videos(cfg, emit) if cfg.video else run_camera(cfg, emit)
@@ -166,6 +188,9 @@ def _run_images(cfg: InferConfig, emit: Emit) -> int:
     paths = collect_images(cfg.image or [])
     detector = build_detector(cfg)
     landmarker, desc = build_landmarker(cfg, emit)
+    check = _image_checks(cfg, paths, landmarker, emit)
+    if check is not None:
+        landmarker = check.landmarker
     desc.update({"detector": detector.name, "face_margin": cfg.face_margin, "facemap_version": __version__})
     options = ImageOptions(
         dump_landmarks_csv=cfg.dump_landmarks_csv,
@@ -184,6 +209,8 @@ def _run_images(cfg: InferConfig, emit: Emit) -> int:
                 if rep.faces_found > 1:
                     where += f" (largest of {rep.faces_found})"
                 emit(f"{rep.path.name}: {where}  {_fmt_pose(r)}  {rep.elapsed_ms:.0f} ms  [{r.status.value}]")
+                if check is not None:
+                    emit(check.line(rep))
             elif r.status.value == "unstable":
                 emit(f"{rep.path.name}: model output unusable ({r.reason})  {rep.elapsed_ms:.0f} ms  [unstable]")
             else:
@@ -191,6 +218,45 @@ def _run_images(cfg: InferConfig, emit: Emit) -> int:
     if not cfg.quiet:
         emit(f"{len(paths)} image(s), {n_face} with a face; outputs in {cfg.output}/")
     return 0
+
+
+@dataclass
+class _ImageChecks:
+    """``--compare`` / ``--gt`` for images: the landmarker to run and each image's report line."""
+
+    landmarker: object
+    names: tuple[str, str | None]
+    gt_paths: dict[Path, Path | None]
+
+    def line(self, rep) -> str:
+        """The NME line for one processed image."""
+        from .eval import TeeLandmarker, image_line, load_ground_truth
+
+        other = None
+        if isinstance(self.landmarker, TeeLandmarker):
+            o = self.landmarker.last_other
+            other = (self.names[1], o[0] if o else FrameResult.empty(rep.result.frame))
+        gt_path = self.gt_paths.get(rep.path)
+        gt = load_ground_truth(gt_path) if gt_path is not None else None
+        text = image_line(self.names[0], rep.result, other, gt)
+        if self.gt_paths and gt_path is None:
+            text += ("; " if text else "") + "no ground truth for this image"
+        return f"  {text}"
+
+
+def _image_checks(cfg: InferConfig, paths: list[Path], landmarker, emit: Emit) -> _ImageChecks | None:
+    """Set up --compare NAME (a second backend on the same boxes) and --gt FILE|DIR."""
+    if not (cfg.compare or cfg.gt):
+        return None
+    from .eval import TeeLandmarker, ground_truth_paths
+
+    if cfg.compare == cfg.landmarker:
+        raise UsageError(f"--compare {cfg.compare} is the --landmarker already; compare with another one of: {', '.join(LANDMARKERS)}")
+    if cfg.compare:
+        other, _ = build_landmarker(cfg, emit, cfg.compare)
+        landmarker = TeeLandmarker(landmarker, other)
+    gts = dict(zip(paths, ground_truth_paths(cfg.gt, paths), strict=True)) if cfg.gt else {}
+    return _ImageChecks(landmarker, (cfg.landmarker, cfg.compare), gts)
 
 
 def format_inspect(info: dict) -> list[str]:
