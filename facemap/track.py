@@ -48,7 +48,7 @@ CUT_THRESHOLD = 20.0
 
 # JumpGuard normalisers: a change of this much in one step scores 1.0.
 JUMP_POSE_DEG = 25.0
-JUMP_TRANSLATION = 0.35  # face widths
+JUMP_TRANSLATION = 0.5  # face widths
 JUMP_EXPRESSION_RMS = 0.25
 
 

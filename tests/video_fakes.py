@@ -86,13 +86,15 @@ class PatternLandmarker:
     """Synthetic face that moves on a known path: landmarks = template * size + centre(t).
 
     ``path(frame) -> (cx, cy, size)``; the box argument only gates it: a box that does not
-    contain the centre gets a template fitted into the box (as RefLandmarker).
+    contain the centre gets a template fitted into the box (as RefLandmarker), or with
+    ``miss="nan"`` a non-finite, unstable answer.
     """
 
     path: object
     shape: np.ndarray
     noise_px: float = 0.0
     seed: int = 0
+    miss: str = "fill"
     name: str = "pattern"
 
     def __post_init__(self) -> None:
@@ -110,6 +112,9 @@ class PatternLandmarker:
             cx, cy, _ = self.path(frame)
             if box.x0 <= cx <= box.x1 and box.y0 <= cy <= box.y1:
                 lm = self.truth(frame)
+            elif self.miss == "nan":
+                out.append(FrameResult(frame, timestamp_ms, Status.UNSTABLE, "non_finite_output", box))
+                continue
             else:
                 lm = self.shape * [box.width, box.height] + [box.x0, box.y0]
             if self.noise_px:

@@ -1,0 +1,311 @@
+"""facemap.track: ROI tracking, the sanity check, the jump guard, and real clips with Haar."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from facemap.detect import HaarDetector
+from facemap.errors import UsageError
+from facemap.stream import VideoOptions, make_chain_parts, track_frames
+from facemap.track import (
+    REACQUIRE_GAP,
+    FaceTracker,
+    JumpGuard,
+    TrackOptions,
+    _thumb,
+    roi_from_landmarks,
+    sanity,
+)
+from facemap.types import BBox, FrameResult, Pose, Status
+from facemap.video import VideoFrame, read_frames
+from tests.conftest import need_shared
+from tests.standins import DATA
+from tests.video_fakes import PatternLandmarker, RefLandmarker
+
+SINGLE_FACE_CLIPS = [
+    "lp_d0",
+    "lp_d3",
+    "lp_d12",
+    "lp_d13",
+    "lp_d14",
+    "lp_d18",
+    "lp_d19",
+    "sadtalker_WDA_KatieHill_000",
+]
+
+UNIT_FACE = np.stack(
+    [np.r_[np.linspace(0, 1, 17), np.linspace(0.1, 0.9, 51)],
+     np.r_[np.linspace(0.3, 1, 17), np.tile(np.linspace(0, 0.8, 17), 3)]],
+    axis=1,
+)
+
+
+class CountingDetector:
+    """Returns the box of ``truth(frame)`` (or nothing on ``blind`` frames); counts calls."""
+
+    name = "counting"
+
+    def __init__(self, lmk: PatternLandmarker, blind: set[int] | None = None) -> None:
+        self.lmk = lmk
+        self.blind = blind or set()
+        self.frame = 0
+        self.calls: list[int] = []
+
+    def detect(self, image):
+        self.calls.append(self.frame)
+        if self.frame in self.blind:
+            return []
+        return [BBox.from_points(self.lmk.truth(self.frame))]
+
+
+def _run(tracker: FaceTracker, det: CountingDetector, n: int, size=(480, 640)) -> list[FrameResult]:
+    image = np.zeros((*size, 3), np.uint8)
+    out = []
+    for i in range(1, n + 1):
+        det.frame = i
+        out.append(tracker(image, i, (i - 1) * 1000 / 30))
+    return out
+
+
+def _lm_result(lm, pose=(0.0, 0.0, 0.0), expression=None, frame=1) -> FrameResult:
+    return FrameResult(frame, 0.0, Status.OK, "", BBox.from_points(lm), lm, Pose(*pose),
+                       expression=expression)
+
+
+def test_roi_from_landmarks_expands_about_centre():
+    lm = np.array([[100.0, 200.0], [199.0, 299.0]])
+    roi = roi_from_landmarks(lm, 1.1)
+    assert roi.center == pytest.approx((149.5, 249.5))
+    assert (roi.width, roi.height) == pytest.approx((110.0, 110.0))
+
+
+@pytest.mark.parametrize(
+    ("shift", "scale", "pose", "why"),
+    [
+        ((0, 0), 1.0, (0, 0, 0), ""),
+        ((10, -5), 1.1, (20, -40, 10), ""),
+        ((60, 0), 1.0, (0, 0, 0), "landmarks_off_box"),
+        ((0, 0), 0.4, (0, 0, 0), "landmarks_off_box"),
+        ((0, 0), 1.8, (0, 0, 0), "landmarks_off_box"),
+        ((0, 0), 1.0, (0, 95, 0), "pose_out_of_range"),
+    ],
+)
+def test_sanity(shift, scale, pose, why):
+    lm = UNIT_FACE * 100 + 200
+    roi = roi_from_landmarks(lm)
+    moved = (lm - lm.mean(0)) * scale + lm.mean(0) + shift
+    assert sanity(_lm_result(moved, pose), roi) == why
+
+
+def test_sanity_non_finite_and_off_image():
+    lm = UNIT_FACE * 100 + 200
+    roi = roi_from_landmarks(lm)
+    bad = lm.copy()
+    bad[3] = np.nan
+    r = FrameResult(1, 0.0, Status.UNSTABLE, "non_finite_output", roi)
+    assert sanity(r, roi) == "non_finite_output"
+    assert sanity(_lm_result(lm - 260), roi_from_landmarks(lm - 260), image_hw=(480, 640)) == "landmarks_off_image"
+
+
+def test_tracker_detects_once_then_follows_a_moving_face():
+    lmk = PatternLandmarker(lambda f: (200 + 4 * f, 240 + 2 * np.sin(f / 5) * 30, 120 + f), UNIT_FACE)
+    det = CountingDetector(lmk)
+    tracker = FaceTracker(det, lmk, TrackOptions(redetect_every=30))
+    results = _run(tracker, det, 70)
+    assert [r.reason for r in results[:3]] == ["detected", "tracked", "tracked"]
+    assert sum(r.reason == "tracked" for r in results) == 69
+    assert det.calls == [1, 31, 61]  # first frame, then every 30 frames
+    for i, r in enumerate(results, start=1):
+        truth = BBox.from_points(lmk.truth(i))
+        assert r.box.iou(truth) > 0.7  # the box follows the face
+        np.testing.assert_allclose(r.landmarks, lmk.truth(i))
+
+
+def test_tracker_redetects_when_lost_same_frame():
+    # the face moves 0.6 face widths at frame 10: the tracked ROI loses it, the same frame is
+    # detected again and the nearby face taken at once
+    lmk = PatternLandmarker(lambda f: ((150 if f < 10 else 210), 240, 100), UNIT_FACE, miss="nan")
+    det = CountingDetector(lmk)
+    tracker = FaceTracker(det, lmk, TrackOptions(redetect_every=0))
+    results = _run(tracker, det, 15)
+    assert det.calls == [1, 10]
+    assert results[9].reason == "detected"
+    assert results[9].box.iou(BBox.from_points(lmk.truth(10))) > 0.9
+    assert all(r.reason == "tracked" for r in results[10:])
+
+
+def test_face_far_from_a_lost_one_waits_for_the_reacquire_gap():
+    # a face appearing far from where the last one was lost is not taken at once (no jumping
+    # from one face to another); after REACQUIRE_GAP frames it is
+    lmk = PatternLandmarker(lambda f: ((150 if f < 10 else 500), 240, 100), UNIT_FACE, miss="nan")
+    det = CountingDetector(lmk)
+    tracker = FaceTracker(det, lmk, TrackOptions(redetect_every=0, skip_if_no_face=True))
+    results = _run(tracker, det, 10 + REACQUIRE_GAP + 2)
+    gap = results[9 : 9 + REACQUIRE_GAP]
+    assert all(r.status is Status.NO_FACE for r in gap)
+    assert results[9 + REACQUIRE_GAP].reason == "detected"
+    assert results[9 + REACQUIRE_GAP].box.iou(BBox.from_points(lmk.truth(30))) > 0.9
+
+
+@pytest.mark.parametrize(("skip", "status", "reason"), [(True, Status.NO_FACE, "detector_failed"),
+                                                        (False, Status.WARN, "no_bbox")])
+def test_no_face(skip, status, reason):
+    lmk = PatternLandmarker(lambda f: (320, 240, 100), UNIT_FACE)
+    det = CountingDetector(lmk, blind={1, 2})
+    tracker = FaceTracker(det, lmk, TrackOptions(skip_if_no_face=skip))
+    results = _run(tracker, det, 4)
+    assert [(r.status, r.reason) for r in results[:2]] == [(status, reason)] * 2
+    assert results[0].has_face is not skip
+    assert [r.reason for r in results[2:]] == ["detected", "tracked"]
+
+
+def test_unconfirmed_face_is_dropped():
+    lmk = PatternLandmarker(lambda f: (320, 240, 100), UNIT_FACE)
+    det = CountingDetector(lmk, blind=set(range(2, 200)))
+    tracker = FaceTracker(det, lmk, TrackOptions(redetect_every=10, skip_if_no_face=True))
+    results = _run(tracker, det, 40)
+    # tracked until 3 re-detections in a row (frames 11, 21, 31) did not see it
+    assert all(r.reason == "tracked" for r in results[1:30])
+    assert results[30].status is Status.NO_FACE
+
+
+def test_scene_cut_forces_detection():
+    lmk = PatternLandmarker(lambda f: (320, 240, 100), UNIT_FACE)
+    det = CountingDetector(lmk)
+    tracker = FaceTracker(det, lmk, TrackOptions(redetect_every=0))
+    dark, bright = np.zeros((480, 640, 3), np.uint8), np.full((480, 640, 3), 200, np.uint8)
+    reasons = []
+    for i in range(1, 7):
+        det.frame = i
+        reasons.append(tracker(dark if i < 4 else bright, i, 0.0).reason)
+    assert reasons == ["detected", "tracked", "tracked", "detected", "tracked", "tracked"]
+    assert tracker.cuts == 1
+
+
+def test_track_options_validated():
+    with pytest.raises(UsageError, match="redetect-every"):
+        TrackOptions(redetect_every=-1)
+
+
+# ----------------------------------------------------------------------------- jump guard
+
+
+def test_jump_guard_flags_outlier_and_keeps_reference():
+    base = UNIT_FACE * 100 + 200
+    exp = np.full(39, 0.5)
+    guard = JumpGuard(threshold=1.0, accept_after=3)
+    seq = [
+        _lm_result(base, (0, 0, 0), exp),
+        _lm_result(base + 2, (1, 2, 0), exp + 0.01),  # small change: ok
+        _lm_result(base + 2, (1, 40, 0), exp),  # yaw jumps 38 deg: outlier
+        _lm_result(base + 3, (1, 3, 0), exp),  # back near the reference: ok
+        _lm_result(base + 80, (1, 3, 0), exp),  # 0.8 face widths: outlier
+        _lm_result(base + 3, (1, 3, 0), exp + 0.4),  # expression jump: outlier
+    ]
+    out = [guard(r) for r in seq]
+    assert [r.status for r in out] == [Status.OK, Status.OK, Status.UNSTABLE, Status.OK,
+                                       Status.UNSTABLE, Status.UNSTABLE]
+    assert out[2].reason == "jump_threshold"
+    assert guard.reference is seq[3]  # outliers never became the reference
+
+
+def test_jump_guard_accepts_a_lasting_change_and_identity_is_ignored():
+    base = UNIT_FACE * 100 + 200
+    guard = JumpGuard(threshold=1.0, accept_after=3)
+    guard(_lm_result(base))
+    moved = [guard(_lm_result(base + 100)) for _ in range(4)]
+    assert [r.status for r in moved] == [Status.UNSTABLE, Status.UNSTABLE, Status.OK, Status.OK]
+    # identity parameters (raw params 0..218) are not part of the score
+    a = replace(_lm_result(base), params=np.zeros(265))
+    b = replace(_lm_result(base), params=np.r_[np.ones(219), np.zeros(46)])
+    assert guard.score(b, a) == 0.0
+    assert JumpGuard(0.0)(_lm_result(base + 500)).status is Status.OK
+
+
+# ----------------------------------------------------------------------------- real clips
+
+
+def _clip_results(stem: str, **track):
+    lmk = RefLandmarker(stem)
+    opts = VideoOptions(track=TrackOptions(**track), smooth=None)
+    tracker, guard, smoother = make_chain_parts(HaarDetector(), lmk, opts)
+    frames = read_frames(DATA / "videos" / f"{stem}.mp4")
+    return lmk, [(t.frame.index, t.raw) for t in track_frames(frames, tracker, guard, smoother)]
+
+
+@pytest.mark.parametrize("stem", SINGLE_FACE_CLIPS)
+def test_single_face_clips_found_or_tracked(stem):
+    need_shared(DATA / "videos" / f"{stem}.mp4")
+    lmk, results = _clip_results(stem, skip_if_no_face=True)
+    n = len(results)
+    face = sum(r.status is not Status.NO_FACE for _, r in results)
+    assert face / n >= 0.99, f"{stem}: face in {face}/{n} frames"
+    # the box (the ROI the crop came from, one frame behind the landmarks) is on dlib's face
+    ious = np.array([
+        r.box.iou(BBox.from_points(lmk.refs[f])) if r.box is not None else 0.0
+        for f, r in results
+    ])
+    assert (ious > 0.3).mean() >= 0.99, f"{stem}: box on dlib's face in {(ious > 0.3).sum()}/{n}"
+    assert np.median(ious) > 0.75
+    tracked = sum(r.reason == "tracked" for _, r in results)
+    assert tracked / n > 0.9  # the detector runs on few frames
+
+
+def _shots(stem: str) -> list[int]:
+    """First frame of each shot (grey-thumbnail difference, independent of the tracker state)."""
+    starts, prev = [1], None
+    for f in read_frames(DATA / "videos" / f"{stem}.mp4"):
+        th = _thumb(f.image)
+        if prev is not None and np.abs(th - prev).mean() > 20:
+            starts.append(f.index)
+        prev = th
+    return starts
+
+
+def test_hamilton_box_never_jumps_between_faces_within_a_shot():
+    stem = "fr_short_hamilton_clip"
+    need_shared(DATA / "videos" / f"{stem}.mp4")
+    shots = _shots(stem)
+    assert shots == [1, 21, 83, 212]  # wide stage, audience, singer close-up, audience
+    _, results = _clip_results(stem)
+    shot_of = np.searchsorted(shots, [f for f, _ in results], side="right")
+    prev = None
+    for (f, r), shot in zip(results, shot_of, strict=True):
+        if r.reason not in ("detected", "tracked"):
+            continue
+        if prev is not None and prev[0] == shot:
+            pb = prev[1]
+            cx, cy = r.box.center
+            px, py = pb.center
+            assert r.box.iou(pb) > 0 or np.hypot(cx - px, cy - py) < pb.width, (
+                f"frame {f}: box jumped from {pb.as_tuple()} to {r.box.as_tuple()}"
+            )
+        prev = (shot, r.box)
+
+
+def test_tracked_landmarks_stay_on_the_face_with_noise():
+    """A noisy fake model (2 px) on lp_d12 (fast head motion): tracked boxes stay on the face."""
+    need_shared(DATA / "videos" / "lp_d12.mp4")
+    lmk = RefLandmarker("lp_d12", noise_px=2.0)
+    tracker, guard, smoother = make_chain_parts(HaarDetector(), lmk, VideoOptions())
+    frames = read_frames(DATA / "videos" / "lp_d12.mp4")
+    ious = [
+        t.result.box.iou(BBox.from_points(lmk.refs[t.frame.index]))
+        for t in track_frames(frames, tracker, guard, smoother)
+        if t.result.reason == "tracked"
+    ]
+    assert len(ious) > 150 and np.median(ious) > 0.8 and min(ious) > 0.4
+
+
+def test_chain_frames_are_any_iterator():
+    lmk = PatternLandmarker(lambda f: (100 + f, 100, 80), UNIT_FACE)
+    det = CountingDetector(lmk)
+    tracker, guard, smoother = make_chain_parts(det, lmk, VideoOptions())
+    image = np.zeros((240, 320, 3), np.uint8)
+    frames = (VideoFrame(i, (i - 1) * 40.0, (i - 1) * 0.04, image) for i in range(1, 6))
+    out = list(track_frames(frames, tracker, guard, smoother))
+    assert [t.frame.index for t in out] == [1, 2, 3, 4, 5]
+    assert [t.result.reason for t in out] == ["detected"] + ["tracked"] * 4
