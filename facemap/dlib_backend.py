@@ -223,7 +223,9 @@ class DlibLandmarker:
     """dlib's 68-point shape predictor behind the Landmarker interface.
 
     Every box is taken as landmark style and mapped to dlib detector style first. Results carry
-    landmarks, a 2D-estimated pose (reason ``pose_2d``) and no params or expression.
+    landmarks, a 2D-estimated pose and no params or expression; an ok result's reason is
+    ``ok_reason`` (default ``pose_2d``; the video tracker wants "" so that it can name how the
+    box was found, ``detected`` or ``tracked``).
     """
 
     name = "dlib"
@@ -232,6 +234,7 @@ class DlibLandmarker:
         self,
         path: Path | str | None = None,
         box_calibration: tuple[float, float, float, float] = DLIB_BOX_CALIBRATION,
+        ok_reason: str = "pose_2d",
     ) -> None:
         from .pipeline import check_landmarks
 
@@ -246,6 +249,7 @@ class DlibLandmarker:
             ) from None
         self.predictor = _Predictor(found, model)
         self.box_calibration = tuple(float(v) for v in box_calibration)
+        self.ok_reason = ok_reason
         self._rectangle = dlib.rectangle
         self._check = check_landmarks
         log.debug("loaded dlib shape predictor %s", found)
@@ -279,7 +283,7 @@ class DlibLandmarker:
             status, reason = self._check(points, face, np.zeros(0))
             pose = estimate_pose_pnp(points, wh) if status is not Status.UNSTABLE else None
             if status is Status.OK:
-                reason = "pose_2d" if pose is not None else "no_pose"
+                reason = self.ok_reason if pose is not None else "no_pose"
             results.append(
                 FrameResult(
                     frame=frame,

@@ -130,7 +130,8 @@ def build_landmarker(cfg: InferConfig, emit: Emit, name: str | None = None):
     if name == "dlib":
         from .dlib_backend import DlibLandmarker
 
-        dlib_lmk = DlibLandmarker()
+        # Images: the meta reason says the pose is a 2D estimate; video: the tracker's reason.
+        dlib_lmk = DlibLandmarker(ok_reason="pose_2d" if cfg.image else "")
         if not cfg.quiet:
             emit(f"landmarker dlib: {dlib_lmk.predictor.path} (pose estimated from 2D points)")
         return dlib_lmk, {"landmarker": "dlib", "predictor": str(dlib_lmk.predictor.path)}
