@@ -176,13 +176,13 @@ class _Rate:
         return self.fps
 
 
-def _progress(total: int | None, desc: str, enabled: bool):
+def _progress(total: int | None, desc: str, enabled: bool, unit: str = "frame"):
     from tqdm import tqdm
 
     return tqdm(
         total=total or None,
         desc=desc,
-        unit="frame",
+        unit=unit,
         disable=not enabled,
         dynamic_ncols=True,
         leave=False,
@@ -494,13 +494,14 @@ def _run_parallel(cfg, paths, stems, out_dir, options, jobs, emit) -> list[Video
     with ProcessPoolExecutor(max_workers=min(jobs, len(paths)), mp_context=ctx,
                              initializer=_worker_init, initargs=(cfg,)) as pool:
         futures = {pool.submit(_worker_run, p, s, out_dir, opts): p for p, s in zip(paths, stems, strict=True)}
-        bar = _progress(len(paths), "videos", options.progress)
+        bar = _progress(len(paths), "videos", options.progress, unit="video")
         try:
             for fut in as_completed(futures):
                 rep = fut.result()
                 by_path[futures[fut]] = rep
-                bar.update(1)
+                bar.clear()
                 emit(report_line(rep))
+                bar.update(1)
         except BaseException:
             for f in futures:
                 f.cancel()

@@ -1,0 +1,203 @@
+"""infer.py --video / --camera end to end: overlay video, logs, ranges, folders, jobs, errors."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import infer
+from facemap.records import read_landmarks, read_meta, read_raw
+from tests.conftest import need_shared
+from tests.standins import DATA
+
+REPO = Path(__file__).resolve().parents[1]
+D19 = DATA / "videos" / "lp_d19.mp4"
+D0 = DATA / "videos" / "lp_d0.mp4"
+
+
+def _stream_facts(path: Path) -> dict:
+    import av
+
+    with av.open(str(path)) as c:
+        vs = c.streams.video[0]
+        n = sum(1 for _ in c.decode(vs))
+        facts = {
+            "frames": n,
+            "duration_s": float(vs.duration * vs.time_base),
+            "rate": float(vs.average_rate),
+            "size": (vs.codec_context.width, vs.codec_context.height),
+            "codec": vs.codec_context.name,
+            "pix_fmt": vs.codec_context.pix_fmt,
+            "audio": bool(c.streams.audio),
+        }
+        if c.streams.audio:
+            a = c.streams.audio[0]
+            facts["audio_s"] = float(a.duration * a.time_base)
+        return facts
+
+
+def _run(argv: list[str]) -> int:
+    return infer.main(argv)
+
+
+@pytest.fixture()
+def model_args(standin_model: Path, basis_dir: Path) -> list[str]:
+    return ["--model", str(standin_model), "--basis-dir", str(basis_dir)]
+
+
+def test_subprocess_lp_d19_overlay_and_logs(tmp_path, model_args):
+    """The way a user runs it: overlay has the source's frame count and duration, audio is
+    copied, and every log has one row per frame."""
+    need_shared(D19)
+    out = tmp_path / "out"
+    cmd = [sys.executable, str(REPO / "infer.py"), "--video", str(D19), *model_args, "-o", str(out),
+           "--save-video", "--dump-csv", "--dump-landmarks-csv", "--hud", "--quiet"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("lp_d19.mp4: 250 frames, face in")
+    src, ovl = _stream_facts(D19), _stream_facts(out / "lp_d19_overlay.mp4")
+    assert ovl["frames"] == src["frames"] == 250
+    assert ovl["duration_s"] == pytest.approx(src["duration_s"], abs=0.5 / 30)
+    assert ovl["size"] == src["size"] and ovl["rate"] == pytest.approx(30.0)
+    assert (ovl["codec"], ovl["pix_fmt"]) == ("h264", "yuv420p")
+    assert src["audio"] and ovl["audio"]
+    assert ovl["audio_s"] == pytest.approx(src["duration_s"], abs=0.1)
+    meta = read_meta(out / "logs" / "lp_d19_meta.csv")
+    np.testing.assert_array_equal(meta.frames, np.arange(1, 251))
+    np.testing.assert_allclose(meta.timestamps_ms, np.arange(250) * 1000 / 30, atol=0.01)
+    assert set(meta.status) <= {"ok", "warn", "unstable", "no_face"}
+    assert set(meta.reason) <= {"detected", "tracked", "jump_threshold", "no_bbox",
+                                "landmarks_off_box", "detector_failed"}
+    assert (meta.reason == "tracked").sum() > 0 and meta.reason[0] == "detected"
+    lm = read_landmarks(out / "logs" / "lp_d19_landmarks.csv")
+    raw = read_raw(out / "logs" / "lp_d19_raw.csv")
+    np.testing.assert_array_equal(lm.frames, meta.frames)
+    np.testing.assert_array_equal(raw.frames, meta.frames)
+    summary = (out / "logs" / "lp_d19_summary.csv").read_text().splitlines()
+    assert len(summary) == 251
+    assert not list(out.rglob("*.part"))
+
+
+def test_every_and_max_frames_divide_the_rate(tmp_path, model_args, capsys):
+    need_shared(D19)
+    out = tmp_path / "o"
+    code = _run(["--video", str(D19), *model_args, "-o", str(out), "--every", "2",
+                 "--max-frames", "20", "--save-video", "--dump-landmarks-csv", "-q"])
+    assert code == 0
+    meta = read_meta(out / "logs" / "lp_d19_meta.csv")
+    np.testing.assert_array_equal(meta.frames, np.arange(1, 40, 2))
+    ovl = _stream_facts(out / "lp_d19_overlay.mp4")
+    assert ovl["frames"] == 20
+    assert ovl["rate"] == pytest.approx(15.0)
+    assert ovl["duration_s"] == pytest.approx(20 / 15, abs=0.5 / 15)  # playback speed kept
+    assert "20 frames" in capsys.readouterr().out
+
+
+def test_start_end_range(tmp_path, model_args):
+    need_shared(D19)
+    out = tmp_path / "o"
+    assert _run(["--video", str(D19), *model_args, "-o", str(out), "--start", "2", "--end", "3",
+                 "--smooth", "off", "-q"]) == 0
+    meta = read_meta(out / "logs" / "lp_d19_meta.csv")
+    np.testing.assert_array_equal(meta.frames, np.arange(61, 91))
+    assert meta.timestamps_ms[0] == pytest.approx(2000.0, abs=0.1)
+
+
+def test_folder_with_clashing_stems_and_summary(tmp_path, model_args, capsys):
+    need_shared(D0)
+    for sub in ("a", "b"):
+        (tmp_path / sub).mkdir()
+        (tmp_path / sub / "clip.mp4").symlink_to(D0)
+    (tmp_path / "b" / "clip.mov").symlink_to(D0)
+    out = tmp_path / "o"
+    code = _run(["--video", str(tmp_path / "a"), str(tmp_path / "b" / "*"), *model_args,
+                 "-o", str(out), "--max-frames", "5", "-q"])
+    assert code == 0
+    metas = sorted(p.name for p in (out / "logs").glob("*_meta.csv"))
+    assert len(metas) == 3 and len(set(metas)) == 3
+    text = capsys.readouterr().out
+    assert "3 video(s), 15 frames" in text
+    assert text.count("clip.mp4:") == 2 and "clip.mov:" in text
+
+
+def test_jobs_in_processes_same_logs_as_serial(tmp_path, model_args):
+    need_shared(D0)
+    vids = tmp_path / "v"
+    vids.mkdir()
+    for name in ("one.mp4", "two.mp4"):
+        (vids / name).symlink_to(D0)
+    logs = {}
+    for jobs in ("1", "2"):
+        out = tmp_path / f"o{jobs}"
+        assert _run(["--video", str(vids), *model_args, "-o", str(out), "--max-frames", "8",
+                     "--jobs", jobs, "-q"]) == 0
+        logs[jobs] = {p.name: p.read_text() for p in (out / "logs").glob("*.csv")}
+    assert sorted(logs["1"]) == sorted(logs["2"]) and len(logs["1"]) == 4
+    assert logs["1"] == logs["2"]
+
+
+def test_no_face_video_skip(tmp_path, model_args):
+    import av
+
+    path = tmp_path / "noise.mp4"
+    rng = np.random.default_rng(0)
+    with av.open(str(path), "w") as c:
+        vs = c.add_stream("libx264", rate=10)
+        vs.width, vs.height, vs.pix_fmt = 96, 64, "yuv420p"
+        for i in range(6):
+            f = av.VideoFrame.from_ndarray(rng.integers(0, 40, (64, 96, 3), dtype=np.uint8), format="bgr24")
+            f.pts = i
+            for p in vs.encode(f):
+                c.mux(p)
+        for p in vs.encode(None):
+            c.mux(p)
+    out = tmp_path / "o"
+    assert _run(["--video", str(path), *model_args, "-o", str(out), "--skip-if-no-face",
+                 "--dump-landmarks-csv", "--save-video", "-q"]) == 0
+    meta = read_meta(out / "logs" / "noise_meta.csv")
+    assert list(meta.status) == ["no_face"] * 6 and list(meta.reason) == ["detector_failed"] * 6
+    assert (out / "logs" / "noise_landmarks.csv").read_text().count("\n") == 1  # header only
+    assert _stream_facts(out / "noise_overlay.mp4")["frames"] == 6
+
+
+@pytest.mark.parametrize(
+    ("extra", "code", "message"),
+    [
+        (["--every", "0"], 2, "--every must be >= 1"),
+        (["--start", "3", "--end", "2"], 2, "--end"),
+        (["--smooth-beta", "-1"], 2, "--smooth-beta"),
+        (["--jump-threshold", "-1"], 2, "--jump-threshold"),
+        (["--max-frames", "0"], 2, "--max-frames"),
+        (["--start", "100"], 3, "no frames in the chosen range"),
+    ],
+)
+def test_video_usage_errors(tmp_path, model_args, capsys, extra, code, message):
+    need_shared(D0)
+    assert _run(["--video", str(D0), *model_args, "-o", str(tmp_path / "o"), "-q", *extra]) == code
+    assert message in capsys.readouterr().err
+
+
+def test_missing_video(tmp_path, model_args, capsys):
+    assert _run(["--video", str(tmp_path / "nope.mp4"), *model_args, "-o", str(tmp_path / "o")]) == 3
+    assert "nope.mp4: video not found" in capsys.readouterr().err
+
+
+def test_camera_without_display_is_a_clear_error(tmp_path, model_args, capsys, monkeypatch):
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    if not sys.platform.startswith("linux"):
+        pytest.skip("display detection is for Linux")
+    assert _run(["--camera", "0", *model_args, "-o", str(tmp_path / "o")]) == 2
+    assert "--no-preview" in capsys.readouterr().err
+
+
+def test_camera_missing_headless(tmp_path, model_args, capsys):
+    if os.path.exists("/dev/video9"):
+        pytest.skip("a camera 9 exists here")
+    assert _run(["--camera", "9", "--no-preview", *model_args, "-o", str(tmp_path / "o")]) == 3
+    assert "camera 9: cannot open it" in capsys.readouterr().err
