@@ -1,0 +1,113 @@
+"""The dlib landmarker through the video pipeline on real clips, and the analyzer on its logs.
+
+lp_d19 (slow broad smile) and lp_d14 (winks, blinks, smiles) through ``infer.py --video
+--landmarker dlib``: the tracked ROI stays on the face, landmarks agree with dlib's own per-frame
+reference run, smoothing calms still stretches, and analyze_expressions.py's labels agree with
+MediaPipe's blendshapes (../shared/data/ref). Needs the dlib extra.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import analyze_expressions
+import infer
+from facemap import eval as fe
+from facemap.records import read_landmarks, read_meta
+from tests.conftest import need_shared
+from tests.standins import DATA
+
+pytest.importorskip("dlib", reason="the dlib extra is not installed (pip install -r requirements-dlib.txt)")
+
+CLIPS = ("lp_d19", "lp_d14")
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, str], Path]:
+    """Logs of each clip with smoothing off and at the default (medium): {(stem, smooth): out}."""
+    out = {}
+    for stem in CLIPS:
+        video = need_shared(DATA / "videos" / f"{stem}.mp4")
+        for smooth in ("off", "medium"):
+            folder = tmp_path_factory.mktemp(f"{stem}_{smooth}")
+            code = infer.main(
+                ["--video", str(video), "--landmarker", "dlib", "--dump-landmarks-csv",
+                 "--smooth", smooth, "-o", str(folder), "-q"]
+            )
+            assert code == 0
+            out[stem, smooth] = folder
+    return out
+
+
+def _motion(landmarks: np.ndarray) -> np.ndarray:
+    """(N-1,) mean frame-to-frame landmark motion, in outer-eye-corner distances."""
+    eye = np.linalg.norm(landmarks[:, 36] - landmarks[:, 45], axis=1)
+    return np.linalg.norm(np.diff(landmarks, axis=0), axis=2).mean(axis=1) / eye[1:]
+
+
+@pytest.mark.parametrize("stem", CLIPS)
+def test_tracked_roi_stays_on_the_face(runs, stem):
+    meta = read_meta(runs[stem, "medium"] / "logs" / f"{stem}_meta.csv")
+    ok = np.mean(meta.status == "ok")
+    assert ok >= 0.99
+    assert set(meta.reason) <= {"detected", "tracked"}
+    assert np.mean(meta.reason == "tracked") > 0.9  # the detector ran only where needed
+
+
+@pytest.mark.parametrize("stem", CLIPS)
+def test_landmarks_agree_with_dlibs_reference_run(runs, stem):
+    """Tracked boxes (mapped to dlib style) vs dlib's detector on every frame: same face."""
+    ref = need_shared(DATA / "ref" / f"{stem}_dlib_landmarks.csv")
+    for smooth, limit in (("off", 0.025), ("medium", 0.03)):
+        scores = fe.compare_logs(runs[stem, smooth] / "logs" / f"{stem}_landmarks.csv", ref)
+        mean, n_ok, n_bad = fe.summary(scores)
+        assert n_bad == 0 and n_ok >= 0.99 * len(read_landmarks(ref).frames)
+        assert mean <= limit, (smooth, mean)
+
+
+@pytest.mark.parametrize("stem", CLIPS)
+def test_smoothing_halves_motion_on_still_stretches(runs, stem):
+    raw = read_landmarks(runs[stem, "off"] / "logs" / f"{stem}_landmarks.csv").landmarks
+    smooth = read_landmarks(runs[stem, "medium"] / "logs" / f"{stem}_landmarks.csv").landmarks
+    # still stretches: frames whose nose-and-eyes centre moved least over +-9 frames (raw)
+    centre = raw[:, 27:48].mean(axis=1)
+    eye = np.linalg.norm(raw[:, 36] - raw[:, 45], axis=1)
+    idx = np.arange(1, len(raw))
+    drift = np.linalg.norm(centre[np.minimum(idx + 9, len(raw) - 1)] - centre[np.maximum(idx - 9, 0)], axis=1) / eye[idx]
+    still = drift < np.percentile(drift, 30)
+    ratio = _motion(smooth)[still].mean() / _motion(raw)[still].mean()
+    assert ratio <= 0.5, ratio
+
+
+def _analyze(runs, stem: str, tmp_path: Path) -> pd.DataFrame:
+    logs = runs[stem, "medium"] / "logs"
+    code = analyze_expressions.main(
+        ["--landmarks", str(logs / f"{stem}_landmarks.csv"), "--meta", str(logs / f"{stem}_meta.csv"),
+         "--out", str(tmp_path), "--no-plots", "-q"]
+    )
+    assert code == 0
+    mine = pd.read_csv(tmp_path / "expressions.csv")
+    mp = pd.read_csv(need_shared(DATA / "ref" / f"{stem}_mediapipe_blendshapes.csv"))
+    return mine.merge(mp, on="frame")
+
+
+def test_analyzer_smiles_agree_with_mediapipe_on_lp_d19(runs, tmp_path):
+    both = _analyze(runs, "lp_d19", tmp_path)
+    smile_mp = (both.mouthSmileLeft + both.mouthSmileRight) / 2.0
+    assert (smile_mp > 0.5).sum() > 50  # the clip's broad smile
+    assert both.smile[smile_mp > 0.5].mean() >= 0.8
+    assert both.smile[smile_mp < 0.2].mean() <= 0.05
+
+
+def test_analyzer_blinks_and_smiles_agree_with_mediapipe_on_lp_d14(runs, tmp_path):
+    both = _analyze(runs, "lp_d14", tmp_path)
+    blink_mp = (both.eyeBlinkLeft + both.eyeBlinkRight) / 2.0
+    smile_mp = (both.mouthSmileLeft + both.mouthSmileRight) / 2.0
+    assert both.eyes_closed[blink_mp > 0.5].mean() >= 0.7
+    assert both.eyes_closed[blink_mp < 0.2].mean() <= 0.1
+    assert both.smile[smile_mp > 0.5].mean() >= 0.8
+    assert both.smile[smile_mp < 0.2].mean() <= 0.05
