@@ -245,6 +245,33 @@ class RawLog:
     params: np.ndarray
 
 
+# Columns that hold text; every other column of a log is numeric.
+_TEXT_COLUMNS = ("status", "reason")
+
+
+def _read_clean(path: Path, required: list[str]) -> pd.DataFrame | None:
+    """Fast path: parse numbers directly; None unless the file is clean (every required column
+    present, at least one row, every non-text column numeric), so the checked string path
+    below still produces every error message."""
+    import pandas as pd
+
+    try:
+        df = pd.read_csv(path, skip_blank_lines=True, na_values=["", "nan", "NaN", "NA"],
+                         keep_default_na=False, dtype=dict.fromkeys(_TEXT_COLUMNS, str))
+    except Exception:  # noqa: BLE001 - any trouble: let the checked path report it
+        return None
+    df.columns = [str(c).strip() for c in df.columns]
+    if len(df) == 0 or any(c not in df.columns for c in required) or df.columns.duplicated().any():
+        return None
+    numeric = [c for c in df.columns if c not in _TEXT_COLUMNS]
+    if not all(pd.api.types.is_numeric_dtype(df[c]) for c in numeric):
+        return None
+    for c in _TEXT_COLUMNS:
+        if c in df.columns:
+            df[c] = df[c].fillna("").astype(str)
+    return df
+
+
 def _read_frame(path: Path, required: list[str], what: str) -> pd.DataFrame:
     import pandas as pd
 
@@ -253,6 +280,8 @@ def _read_frame(path: Path, required: list[str], what: str) -> pd.DataFrame:
         raise InputFileError(f"{path}: {what} not found; check the path")
     if path.is_dir():
         raise InputFileError(f"{path}: is a folder, expected a {what} CSV file")
+    if (clean := _read_clean(path, required)) is not None:
+        return clean
     try:
         df = pd.read_csv(path, skip_blank_lines=True, dtype=str, keep_default_na=False)
     except pd.errors.EmptyDataError:
@@ -276,6 +305,8 @@ def _read_frame(path: Path, required: list[str], what: str) -> pd.DataFrame:
 def _numeric(df: pd.DataFrame, columns: list[str], path: Path, what: str) -> np.ndarray:
     import pandas as pd
 
+    if all(pd.api.types.is_numeric_dtype(df[c]) for c in columns):  # from the fast path
+        return df[columns].to_numpy(dtype=np.float64)
     block = df[columns].apply(lambda s: s.str.strip())
     num = block.apply(pd.to_numeric, errors="coerce")
     bad = num.isna() & (block != "") & ~block.isin(["nan", "NaN", "NA"])
@@ -298,7 +329,9 @@ def _frames(df: pd.DataFrame, path: Path, what: str) -> np.ndarray:
     return f.astype(np.int64)
 
 
-def _sorted_unique(frames: np.ndarray, path: Path, what: str, strict: bool = False) -> np.ndarray:
+def _sorted_unique(
+    frames: np.ndarray, path: Path, what: str, strict: bool = False
+) -> np.ndarray | slice:
     """Indices that sort by frame and keep the first row of a duplicated frame (logged).
 
     With ``strict``, a duplicated or out-of-order frame is an InputFileError instead.
@@ -310,6 +343,8 @@ def _sorted_unique(frames: np.ndarray, path: Path, what: str, strict: bool = Fal
             f"{path}: {what} row {r + 2} {kind} frame {frames[r]} after frame {frames[r - 1]}; "
             "frames must be unique and in increasing order (one row per frame)"
         )
+    if frames.size < 2 or (np.diff(frames) > 0).all():
+        return slice(None)  # already in order: no copy
     _, first = np.unique(frames, return_index=True)
     if first.size != frames.size:
         log.warning("%s: %s has %d duplicated frame rows; kept the first of each",
