@@ -60,13 +60,21 @@ def _num(v: float) -> float | None:
     return round(float(v), 6) if np.isfinite(v) else None
 
 
+def _pct_rank(values: np.ndarray, max_reference: int = 20_000) -> np.ndarray:
+    """Percentile rank (0..1) of each value among the column's values (an evenly spaced sample
+    of at most ``max_reference`` of them, which is plenty for choosing baseline frames)."""
+    step = max(1, values.size // max_reference)
+    ref = np.sort(values[::step])
+    return np.searchsorted(ref, values, side="right") / max(ref.size, 1)
+
+
 def activity(features: pd.DataFrame) -> np.ndarray:
     """(N,) how far each face frame is from a resting face, as a sum of percentile ranks."""
     act = np.zeros(len(features))
     for col in _RISING:
-        act += features[col].rank(pct=True).to_numpy()
+        act += _pct_rank(features[col].to_numpy())
     for col in _TWO_SIDED:
-        act += 2.0 * np.abs(features[col].rank(pct=True).to_numpy() - 0.5)
+        act += 2.0 * np.abs(_pct_rank(features[col].to_numpy()) - 0.5)
     return act
 
 

@@ -64,41 +64,34 @@ def eye_aspect_ratio(eye: np.ndarray) -> np.ndarray:
         return vertical / (2.0 * _dist(eye[:, 0], eye[:, 3]))
 
 
-def deroll(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Rotate (N, 68, 2) points so the outer eye corners are level; returns (points, roll_deg).
+def shape_features(points: np.ndarray) -> dict[str, np.ndarray]:
+    """The shape features of (N, 68, 2) points (y down); dict of (N,) arrays.
 
-    The result is centred on the nose bridge (27) and divided by the inter-ocular distance.
+    Lengths are divided by the inter-ocular distance; heights are measured across the eye line
+    (roll removed).
     """
     eye_vec = points[:, 45] - points[:, 36]
-    roll = np.arctan2(eye_vec[:, 1], eye_vec[:, 0])
     iod = np.linalg.norm(eye_vec, axis=-1)
-    c, s = np.cos(-roll), np.sin(-roll)
-    rot = np.stack([np.stack([c, -s], -1), np.stack([s, c], -1)], -2)  # (N, 2, 2)
     with np.errstate(divide="ignore", invalid="ignore"):
-        centred = (points - points[:, 27:28]) / iod[:, None, None]
-    return np.einsum("nij,nkj->nki", rot, centred), np.degrees(roll)
-
-
-def shape_features(points: np.ndarray) -> dict[str, np.ndarray]:
-    """The shape features of (N, 68, 2) points (y down), after de-rolling; dict of (N,) arrays."""
-    q, _ = deroll(points)
-    ear_r = eye_aspect_ratio(q[:, 36:42])
-    ear_l = eye_aspect_ratio(q[:, 42:48])
-    gap = (_dist(q[:, 61], q[:, 67]) + _dist(q[:, 62], q[:, 66]) + _dist(q[:, 63], q[:, 65])) / 3.0
-    with np.errstate(divide="ignore", invalid="ignore"):
-        mar = gap / _dist(q[:, 60], q[:, 64])
-    lip_mid_y = (q[:, 62, 1] + q[:, 66, 1]) / 2.0
-    corners_y = (q[:, 48, 1] + q[:, 54, 1]) / 2.0
-    eyes_y = q[:, 36:48, 1].mean(axis=1)
+        c, s = (eye_vec / iod[:, None]).T
+        # height of every point across the eye line, in IOD (the de-rolled y)
+        h = (c[:, None] * points[..., 1] - s[:, None] * points[..., 0]) / iod[:, None]
+        ear_r = eye_aspect_ratio(points[:, 36:42])
+        ear_l = eye_aspect_ratio(points[:, 42:48])
+        gap = (_dist(points[:, 61], points[:, 67]) + _dist(points[:, 62], points[:, 66])
+               + _dist(points[:, 63], points[:, 65])) / 3.0
+        mar = gap / _dist(points[:, 60], points[:, 64])
+        width = _dist(points[:, 48], points[:, 54]) / iod
+    lip_mid = (h[:, 62] + h[:, 66]) / 2.0
     return {
         "ear_left": ear_l,
         "ear_right": ear_r,
         "ear": (ear_l + ear_r) / 2.0,
         "mar": mar,
-        "mouth_width": _dist(q[:, 48], q[:, 54]),
-        "lip_corner_lift": lip_mid_y - corners_y,
-        "brow_raise": eyes_y - q[:, 17:27, 1].mean(axis=1),
-        "jaw_open": q[:, 8, 1] - q[:, 33, 1],
+        "mouth_width": width,
+        "lip_corner_lift": lip_mid - (h[:, 48] + h[:, 54]) / 2.0,
+        "brow_raise": h[:, 36:48].mean(axis=1) - h[:, 17:27].mean(axis=1),
+        "jaw_open": h[:, 8] - h[:, 33],
     }
 
 
@@ -106,22 +99,31 @@ def estimate_pose_2d(points: np.ndarray) -> np.ndarray:
     """(N, 3) pitch, yaw, roll in degrees from (N, 68, 2) image points.
 
     A weak-perspective (scaled orthographic) fit of a generic 3D face, solved for all frames at
-    once: least-squares affine camera, then the nearest rotation (batched SVD). Signs follow
+    once: least-squares affine camera, then the nearest rotation (closed-form polar decomposition). Signs follow
     FaceMap's pose parameters: yaw positive when the nose turns towards the image's right, pitch
     positive when the face tilts up, roll positive clockwise in the image (y down).
     """
     n = points.shape[0]
     out = np.full((n, 3), np.nan)
-    ok = np.isfinite(points).all(axis=(1, 2))
+    sub = points[:, _GENERIC_IDX]  # (N, K, 2): index the few points first, then the frames
+    ok = np.isfinite(sub).all(axis=(1, 2))
     if not ok.any():
         return out
     model = _GENERIC_3D - _GENERIC_3D.mean(axis=0)
-    obs = points[ok][:, _GENERIC_IDX]
+    obs = sub if ok.all() else sub[ok]
     obs = obs - obs.mean(axis=1, keepdims=True)
     pinv = model @ np.linalg.inv(model.T @ model)  # (K, 3)
-    affine = np.einsum("nkd,ke->nde", obs, pinv)  # (M, 2, 3): obs ~ model @ affine.T
-    u, _, vt = np.linalg.svd(affine, full_matrices=False)
-    r12 = u @ vt  # (M, 2, 3) orthonormal rows
+    affine = obs.transpose(0, 2, 1) @ pinv  # (M, 2, 3): obs ~ model @ affine.T
+    # Nearest matrix with orthonormal rows, (A A^T)^(-1/2) A, in closed form for 2x2 blocks.
+    gram = affine @ affine.transpose(0, 2, 1)  # (M, 2, 2) symmetric positive definite
+    det = np.sqrt(np.maximum(gram[:, 0, 0] * gram[:, 1, 1] - gram[:, 0, 1] ** 2, 1e-300))
+    root = gram + det[:, None, None] * np.eye(2)
+    root /= np.sqrt(gram[:, 0, 0] + gram[:, 1, 1] + 2.0 * det)[:, None, None]  # sqrt(gram)
+    inv_root = np.stack(
+        [np.stack([root[:, 1, 1], -root[:, 0, 1]], -1), np.stack([-root[:, 1, 0], root[:, 0, 0]], -1)],
+        axis=-2,
+    ) / (root[:, 0, 0] * root[:, 1, 1] - root[:, 0, 1] * root[:, 1, 0])[:, None, None]
+    r12 = inv_root @ affine  # (M, 2, 3) orthonormal rows
     r3 = np.cross(r12[:, 0], r12[:, 1])
     rot = np.concatenate([r12, r3[:, None]], axis=1)  # (M, 3, 3)
     # rot = Rz(roll) @ Rx(pitch) @ Ry(yaw); its last row does not depend on roll.
@@ -138,10 +140,10 @@ def landmark_features(landmarks: np.ndarray) -> pd.DataFrame:
     pts = np.asarray(landmarks, dtype=np.float64)
     feats = shape_features(pts)
     pose = estimate_pose_2d(pts)
-    _, roll = deroll(pts)
+    eye_vec = pts[:, 45] - pts[:, 36]
     feats["pitch_deg"] = pose[:, 0]
     feats["yaw_deg"] = pose[:, 1]
-    feats["roll_deg"] = roll
+    feats["roll_deg"] = np.degrees(np.arctan2(eye_vec[:, 1], eye_vec[:, 0]))
     return pd.DataFrame(feats, columns=FEATURE_COLUMNS)
 
 

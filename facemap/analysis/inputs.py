@@ -17,8 +17,8 @@ from .features import FEATURE_COLUMNS, canonical_features, landmark_features
 
 log = logging.getLogger(__name__)
 
-# A landmark centroid may sit this far (in box sizes) outside its meta box before we call the
-# two files unrelated; dlib's and FaceMap's boxes both enclose most of the 68 points.
+# The nose tip may sit this far (in box sizes) outside its meta box before we call the two files
+# unrelated; dlib's and FaceMap's boxes both enclose the middle of the face.
 _BOX_SLACK = 0.5
 _MIN_INSIDE = 0.8
 
@@ -78,7 +78,7 @@ def _check_against_meta(
     usable = np.isfinite(boxes).all(axis=1) & (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
     if not usable.any():
         return
-    c = points[usable].mean(axis=1)
+    c = points[usable, 30]  # the nose tip
     b = boxes[usable]
     w, h = b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]
     inside = (
