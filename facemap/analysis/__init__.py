@@ -79,7 +79,7 @@ def analyze(
         base = compute_baseline(inputs.features, inputs.frames, face, cfg.baseline_fraction, baseline_frames)
     else:
         log.warning("no frame has a face; every frame is labelled %s", NO_FACE)
-        nan = {c: float("nan") for c in inputs.features.columns}
+        nan = {c: float("nan") for c in [*inputs.features.columns, "ear_open"]}
         base = Baseline(nan, {c: 1.0 for c in inputs.features.columns}, 0, "none (no face)")
     labelled = label_frames(inputs.features, face, inputs.timestamp_ms, dur, base, cfg)
     scores = compute_scores(labelled.flags, face, dur, labelled.signals, labelled.thresholds)

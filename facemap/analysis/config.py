@@ -28,8 +28,8 @@ class AnalysisConfig:
     brow_smooth_ms: float = 150.0
     pose_smooth_ms: float = 300.0
     # eyes: EAR relative to the person's open-eye level
-    eyes_closed_ratio: float = 0.55  # below this share of the open-eye EAR: closed
-    eyes_open_ratio: float = 0.65  # ... and open again above this share
+    eyes_closed_ratio: float = 0.5  # below half the open-eye EAR: closed
+    eyes_open_ratio: float = 0.6  # ... and open again above this share
     eyes_gap_ms: float = 70.0  # re-opening shorter than this is ignored
     blink_max_ms: float = 500.0  # a closure up to this long is a blink
     eyes_wide_ratio: float = 1.15

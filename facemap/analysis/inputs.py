@@ -143,8 +143,16 @@ def load_inputs(
         raise UsageError("--raw needs the 3DMM basis (--basis-dir)")
     if fps is not None and not (np.isfinite(fps) and fps > 0):
         raise UsageError(f"--fps must be a positive number, got {fps}")
-    lm = read_landmarks(landmarks, strict=True) if landmarks is not None else None
     mt = read_meta(meta, strict=True) if meta is not None else None
+    lm = None
+    if landmarks is not None:
+        try:
+            lm = read_landmarks(landmarks, strict=True)
+        except InputFileError as exc:
+            if mt is None or (mt.status != "no_face").any() or raw is not None:
+                raise
+            # The meta log says no frame has a face: an empty landmarks log is expected.
+            log.warning("%s; %s has no face in any frame, so every frame is no_face", exc, mt.path)
     rw = read_raw(raw, strict=True) if raw is not None else None
     paths = {k: str(p) for k, p in (("landmarks", landmarks), ("meta", meta), ("raw", raw)) if p}
 
@@ -190,8 +198,9 @@ def load_inputs(
         feats.iloc[rows] = canonical_features(dec.vertices_canonical, dec.pose_deg).to_numpy()
         source = "raw+basis"
     else:
-        rows = np.searchsorted(frames, lm.frames)
-        feats.iloc[rows] = landmark_features(lm.landmarks).to_numpy()
+        if lm is not None:
+            rows = np.searchsorted(frames, lm.frames)
+            feats.iloc[rows] = landmark_features(lm.landmarks).to_numpy()
         source = "landmarks"
     face = feats[["ear", "mar", "mouth_width"]].notna().all(axis=1).to_numpy().copy()
     if mt is not None:

@@ -69,7 +69,8 @@ def effective_thresholds(base: Baseline, cfg: AnalysisConfig) -> dict[str, float
     """Configured thresholds, raised where needed to ``min_z`` x the person's jitter."""
     z, sp = cfg.min_z, base.spread
     smile_jitter = float(np.hypot(sp["mouth_width"], cfg.smile_lift_weight * sp["lip_corner_lift"]))
-    ear_rel = sp["ear"] / max(base.median["ear_open"], 1e-6)
+    ear_open = base.median.get("ear_open", float("nan"))
+    ear_rel = sp["ear"] / (ear_open if np.isfinite(ear_open) and ear_open > 0 else 1.0)
     closed = min(cfg.eyes_closed_ratio, 1.0 - z * ear_rel)
     smile_on = max(cfg.smile_on, z * smile_jitter)
     return {
@@ -110,7 +111,7 @@ def label_frames(
     def clean(mask: np.ndarray, min_ms: float, gap_ms: float = 0.0) -> np.ndarray:
         return clean_runs(mask & face, duration_ms, min_ms, gap_ms, allowed=face) & face
 
-    eye_ratio = (sm["ear"] / max(base.median["ear_open"], 1e-6)).to_numpy()
+    eye_ratio = (sm["ear"] / base.median["ear_open"]).to_numpy()  # NaN without a face
     closed = hysteresis(-eye_ratio, -th["eyes_closed_ratio"], -th["eyes_open_ratio"])
     closed = clean(closed, 0.0, cfg.eyes_gap_ms)
     s, e, dur = run_durations_ms(closed, duration_ms)
