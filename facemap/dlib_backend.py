@@ -29,7 +29,7 @@ from types import ModuleType
 import cv2
 import numpy as np
 
-from .detect import register_detector
+from .detect import _check_image, register_detector
 from .errors import ModelError, UsageError
 from .types import BBox, FrameResult, Pose, Status
 
@@ -171,8 +171,6 @@ def estimate_pose_pnp(landmarks: np.ndarray, image_wh: tuple[int, int]) -> Pose 
 
 def _to_rgb(image: np.ndarray) -> np.ndarray:
     """A contiguous uint8 RGB (H, W, 3) or grayscale (H, W) view for dlib."""
-    from .detect import _check_image
-
     _check_image(image)
     if image.ndim == 3 and image.shape[2] == 3:
         return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
@@ -216,6 +214,8 @@ class DlibHogDetector:
 
 @dataclass
 class _Predictor:
+    """The loaded predictor and the file it came from."""
+
     path: Path
     model: object
 
