@@ -9,11 +9,15 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import __version__
 from .draw import DrawStyle
 from .errors import UsageError
 from .types import BBox, FrameResult
+
+if TYPE_CHECKING:
+    from .pipeline import ImageReport
 
 log = logging.getLogger(__name__)
 
@@ -229,7 +233,7 @@ class _ImageChecks:
     names: tuple[str, str | None]
     gt_paths: dict[Path, Path | None]
 
-    def line(self, rep) -> str:
+    def line(self, rep: ImageReport) -> str:
         """The NME line for one processed image."""
         from .eval import TeeLandmarker, image_line, load_ground_truth
 
