@@ -38,11 +38,10 @@ def _pooled(bench, rows, name):
     return bench.f1(ours, ref)
 
 
-@pytest.mark.parametrize(("name", "floor"), [("smile", 0.8), ("eyes_closed", 0.7), ("mouth_open", 0.75)])
+@pytest.mark.parametrize(("name", "floor"), [("smile", 0.8), ("eyes_closed", 0.7), ("mouth_open", 0.8)])
 def test_default_settings_agree_with_mediapipe_over_all_clips(comparison, name, floor):
-    """One set of default settings for every clip. smile and eyes_closed meet the issue's targets
-    pooled over the clips; mouth_open is held at 0.75 (it reaches 0.79: MediaPipe's jawOpen
-    ignores lips parted while talking, which we count as mouth_open)."""
+    """One set of default settings for every clip meets the issue's F1 targets, pooled over the
+    clips' frames (per clip, labels with a handful of positives swing widely; see the bench)."""
     bench, rows = comparison
     assert _pooled(bench, rows, name) >= floor
 

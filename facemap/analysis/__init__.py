@@ -81,7 +81,10 @@ def analyze(
         log.warning("no frame has a face; every frame is labelled %s", NO_FACE)
         nan = {c: float("nan") for c in [*inputs.features.columns, "ear_open"]}
         base = Baseline(nan, {c: 1.0 for c in inputs.features.columns}, 0, "none (no face)")
-    labelled = label_frames(inputs.features, face, inputs.timestamp_ms, dur, base, cfg)
+    labelled = label_frames(
+        inputs.features, face, inputs.timestamp_ms, dur, base, cfg,
+        undo_foreshortening=inputs.source == "landmarks",
+    )
     scores = compute_scores(labelled.flags, face, dur, labelled.signals, labelled.thresholds)
     events, summary = label_events(labelled.flags, face, inputs.timestamp_ms, dur, inputs.frames)
     return Analysis(inputs, cfg, dur, base, labelled, scores, events, summary)

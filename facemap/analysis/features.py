@@ -4,7 +4,8 @@ Two sources, one set of feature definitions:
 
 - ``landmark_features(landmarks)``: (N, 68, 2) image pixels (iBUG-68 order). Roll is removed
   with the eye line, lengths are divided by the inter-ocular distance (outer eye corners 36-45),
-  and yaw/pitch come from a weak-perspective fit of a generic 3D face (vectorised POS).
+  and yaw/pitch come from a weak-perspective fit of a generic 3D face (vectorised POS). These
+  features drift with head pose (labels.py undoes the first-order foreshortening).
 - ``canonical_features(vertices, pose_deg)``: the 3DMM's canonical landmarks (N, 68, 3), i.e. the
   face BEFORE rotation, so the shape features do not move with head pose; pose comes from params.
 
@@ -16,6 +17,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+# Shape features that are a height over a width (foreshortened by cos(pitch) / cos(yaw)).
+HEIGHT_OVER_WIDTH = ["ear_left", "ear_right", "ear", "mar", "lip_corner_lift", "brow_raise", "jaw_open"]
 SHAPE_FEATURES = [
     "ear_left",  # eye aspect ratio, subject's left eye (points 42-47)
     "ear_right",  # eye aspect ratio, subject's right eye (points 36-41)

@@ -15,7 +15,7 @@ import pandas as pd
 from .baseline import Baseline
 from .config import AnalysisConfig
 from .events import clean_runs, hysteresis, paint_runs, run_durations_ms, smooth_frame
-from .features import FEATURE_COLUMNS
+from .features import FEATURE_COLUMNS, HEIGHT_OVER_WIDTH
 
 LABELS = [
     "neutral",
@@ -98,13 +98,25 @@ def label_frames(
     duration_ms: np.ndarray,
     base: Baseline,
     cfg: AnalysisConfig,
+    undo_foreshortening: bool = False,
 ) -> Labelled:
-    """Label N frames. ``features`` has NaN rows where ``face`` is False."""
+    """Label N frames. ``features`` has NaN rows where ``face`` is False.
+
+    ``undo_foreshortening``: the features come from 2D landmarks (not the pose-free 3DMM path);
+    divide out the first-order effect of head yaw and pitch before judging them.
+    """
     n = len(features)
     face = np.asarray(face, dtype=bool)
     sm = features.copy()
     for cols, window in _groups(cfg).values():
         sm[cols] = smooth_frame(features[cols], timestamp_ms, window)
+    if undo_foreshortening:
+        # 2D landmarks: widths shrink with cos(yaw), heights with cos(pitch); undo it with the
+        # smoothed pose (first order; the 3DMM's canonical shape needs none of this).
+        yaw = np.radians(np.clip(sm["yaw_deg"].to_numpy(), -60, 60))
+        pitch = np.radians(np.clip(sm["pitch_deg"].to_numpy(), -60, 60))
+        factor = np.cos(yaw) / np.cos(pitch)
+        sm[HEIGHT_OVER_WIDTH] = sm[HEIGHT_OVER_WIDTH].mul(factor, axis=0)
     d = sm - pd.Series(base.median)[FEATURE_COLUMNS]
     th = effective_thresholds(base, cfg)
 
