@@ -60,7 +60,7 @@ def _num(v: float) -> float | None:
     return round(float(v), 6) if np.isfinite(v) else None
 
 
-def _pct_rank(values: np.ndarray, max_reference: int = 20_000) -> np.ndarray:
+def _pct_rank(values: np.ndarray, max_reference: int = 4096) -> np.ndarray:
     """Percentile rank (0..1) of each value among the column's values (an evenly spaced sample
     of at most ``max_reference`` of them, which is plenty for choosing baseline frames)."""
     step = max(1, values.size // max_reference)

@@ -56,6 +56,9 @@ _GENERIC_3D = np.array(
 )
 
 
+_HEIGHT_POINTS = np.array([8, 33, 48, 54, 62, 66, *range(17, 27), *range(36, 48)])
+
+
 def _dist(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.linalg.norm(a - b, axis=-1)
 
@@ -77,24 +80,28 @@ def shape_features(points: np.ndarray) -> dict[str, np.ndarray]:
     iod = np.linalg.norm(eye_vec, axis=-1)
     with np.errstate(divide="ignore", invalid="ignore"):
         c, s = (eye_vec / iod[:, None]).T
-        # height of every point across the eye line, in IOD (the de-rolled y)
-        h = (c[:, None] * points[..., 1] - s[:, None] * points[..., 0]) / iod[:, None]
+        # height across the eye line, in IOD (the de-rolled y), of the points that need one
+        idx = _HEIGHT_POINTS
+        h_sub = (c[:, None] * points[:, idx, 1] - s[:, None] * points[:, idx, 0]) / iod[:, None]
+        h = dict(zip(idx.tolist(), h_sub.T, strict=True))
         ear_r = eye_aspect_ratio(points[:, 36:42])
         ear_l = eye_aspect_ratio(points[:, 42:48])
         gap = (_dist(points[:, 61], points[:, 67]) + _dist(points[:, 62], points[:, 66])
                + _dist(points[:, 63], points[:, 65])) / 3.0
         mar = gap / _dist(points[:, 60], points[:, 64])
         width = _dist(points[:, 48], points[:, 54]) / iod
-    lip_mid = (h[:, 62] + h[:, 66]) / 2.0
+    lip_mid = (h[62] + h[66]) / 2.0
+    eyes = np.mean([h[i] for i in range(36, 48)], axis=0)
+    brows = np.mean([h[i] for i in range(17, 27)], axis=0)
     return {
         "ear_left": ear_l,
         "ear_right": ear_r,
         "ear": (ear_l + ear_r) / 2.0,
         "mar": mar,
         "mouth_width": width,
-        "lip_corner_lift": lip_mid - (h[:, 48] + h[:, 54]) / 2.0,
-        "brow_raise": h[:, 36:48].mean(axis=1) - h[:, 17:27].mean(axis=1),
-        "jaw_open": h[:, 8] - h[:, 33],
+        "lip_corner_lift": lip_mid - (h[48] + h[54]) / 2.0,
+        "brow_raise": eyes - brows,
+        "jaw_open": h[8] - h[33],
     }
 
 
