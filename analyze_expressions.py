@@ -23,12 +23,28 @@ def build_parser() -> argparse.ArgumentParser:
         "a 0-100 engagement score from facemap's logs.",
     )
     p.add_argument("--landmarks", type=Path, help="landmarks log (<stem>_landmarks.csv)")
-    p.add_argument("--meta", type=Path, help="meta log (<stem>_meta.csv): frames without a face, boxes, timestamps")
-    p.add_argument("--raw", type=Path, help="raw params log (<stem>_raw.csv): pose-free features with the 3DMM basis")
+    p.add_argument(
+        "--meta",
+        type=Path,
+        help="meta log (<stem>_meta.csv): frames without a face, boxes, timestamps",
+    )
+    p.add_argument(
+        "--raw",
+        type=Path,
+        help="raw params log (<stem>_raw.csv): pose-free features with the 3DMM basis",
+    )
     p.add_argument("--out", type=Path, required=True, help="output folder")
-    p.add_argument("--basis-dir", type=Path, help="folder with meanFace.npy, shapeBasis.npy, blendShape.npy (for --raw)")
+    p.add_argument(
+        "--basis-dir",
+        type=Path,
+        help="folder with meanFace.npy, shapeBasis.npy, blendShape.npy (for --raw)",
+    )
     p.add_argument("--fps", type=float, help="frame rate, when the logs have no timestamp_ms")
-    p.add_argument("--baseline-frames", metavar="A:B", help="frames (1-based, inclusive) showing the person at rest")
+    p.add_argument(
+        "--baseline-frames",
+        metavar="A:B",
+        help="frames (1-based, inclusive) showing the person at rest",
+    )
     p.add_argument("--config", type=Path, help="JSON object overriding thresholds (see docs)")
     p.add_argument("--no-plots", action="store_true", help="skip timeline.png")
     p.add_argument("-q", "--quiet", action="store_true", help="print only the score")
@@ -39,7 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run the analyzer; returns the exit code."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="analyze_expressions: %(levelname)s: %(message)s")
+    logging.basicConfig(
+        level=logging.WARNING, format="analyze_expressions: %(levelname)s: %(message)s"
+    )
     try:
         from facemap.analysis import analyze_logs, load_config, parse_frame_range
         from facemap.analysis.report import write_outputs
@@ -53,7 +71,9 @@ def main(argv: list[str] | None = None) -> int:
             from facemap.assets import load_basis
 
             basis = load_basis(args.basis_dir, download=False)
-        result = analyze_logs(args.landmarks, args.meta, args.raw, basis, args.fps, cfg, frame_range)
+        result = analyze_logs(
+            args.landmarks, args.meta, args.raw, basis, args.fps, cfg, frame_range
+        )
         paths = write_outputs(result, args.out, plots=not args.no_plots)
     except FacemapError as exc:
         print(f"analyze_expressions: error: {exc}", file=sys.stderr)

@@ -51,13 +51,17 @@ def main(argv: list[str] | None = None) -> int:
     warnings.simplefilter("ignore", pd.errors.DtypeWarning)  # plain read_csv of the meta log
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        lm, meta = synthetic_logs(folder / "logs", n_frames=args.frames, fps=30.0, no_face=(600.0, 630.0))
+        lm, meta = synthetic_logs(
+            folder / "logs", n_frames=args.frames, fps=30.0, no_face=(600.0, 630.0)
+        )
         size_mb = (lm.stat().st_size + meta.stat().st_size) / 1e6
         t_read, _ = best_of(args.repeat, lambda: (pd.read_csv(lm), pd.read_csv(meta)))
         t_an, res = best_of(args.repeat, lambda: analyze_logs(lm, meta))
         t_write, _ = best_of(args.repeat, lambda: write_outputs(res, folder / "out", plots=False))
         t_plot, _ = best_of(1, lambda: timeline_png(res))
-    print(f"frames {args.frames} ({args.frames / 30 / 3600:.2f} h at 30 fps), CSVs {size_mb:.0f} MB")
+    print(
+        f"frames {args.frames} ({args.frames / 30 / 3600:.2f} h at 30 fps), CSVs {size_mb:.0f} MB"
+    )
     print(f"pandas read_csv of the logs:        {t_read:6.2f} s")
     print(f"analyse (read, check, label, score): {t_an:6.2f} s")
     print(f"write csv/json/html (no png):        {t_write:6.2f} s")

@@ -111,7 +111,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ref", type=Path, default=DATA / "ref")
     args = ap.parse_args(argv)
     cfg = AnalysisConfig()
-    stems = sorted(p.name[: -len("_mediapipe_blendshapes.csv")] for p in args.ref.glob("*_mediapipe_blendshapes.csv"))
+    stems = sorted(
+        p.name[: -len("_mediapipe_blendshapes.csv")]
+        for p in args.ref.glob("*_mediapipe_blendshapes.csv")
+    )
     if not stems:
         print(f"no *_mediapipe_blendshapes.csv in {args.ref}", file=sys.stderr)
         return 3

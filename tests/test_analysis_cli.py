@@ -54,8 +54,19 @@ def test_outputs_are_complete_and_valid(clip, tmp_path, capsys):
     assert re.fullmatch(r"\d{1,3}\.\d\n", score_txt)
 
     rep = json.loads((out / "report.json").read_text())
-    for key in ("overall_score", "frames_scored", "class_distribution", "sub_scores", "events",
-                "time_fractions", "thresholds", "baseline", "inputs", "version", "formulas"):
+    for key in (
+        "overall_score",
+        "frames_scored",
+        "class_distribution",
+        "sub_scores",
+        "events",
+        "time_fractions",
+        "thresholds",
+        "baseline",
+        "inputs",
+        "version",
+        "formulas",
+    ):
         assert key in rep
     assert float(score_txt) == rep["overall_score"]
     assert rep["frames_scored"] == 870  # 900 frames, 30 without a face (18.5-19.5 s)
@@ -79,7 +90,7 @@ def test_outputs_are_complete_and_valid(clip, tmp_path, capsys):
         rows = list(csv.reader(fh))
     header, body = rows[0], rows[1:]
     assert header[:4] == ["frame", "timestamp_ms", "label", "score"]
-    assert header[-len(LABELS):] == LABELS
+    assert header[-len(LABELS) :] == LABELS
     assert len(body) == 900 and all(len(r) == len(header) for r in body)
     df = pd.read_csv(out / "expressions.csv")
     assert set(df["label"]) <= set(LABELS) | {"no_face"}
@@ -89,7 +100,11 @@ def test_outputs_are_complete_and_valid(clip, tmp_path, capsys):
         assert (df.loc[df["label"] == name, name] == 1).all()
     assert df.loc[(df.timestamp_ms >= 2200) & (df.timestamp_ms < 4800), "smile"].all()
     assert df.loc[(df.timestamp_ms >= 12300) & (df.timestamp_ms < 14800), "label"].eq("yawn").all()
-    assert df.loc[(df.timestamp_ms >= 16600) & (df.timestamp_ms < 17800), "label"].eq("looking_away").all()
+    assert (
+        df.loc[(df.timestamp_ms >= 16600) & (df.timestamp_ms < 17800), "label"]
+        .eq("looking_away")
+        .all()
+    )
 
     page = (out / "report.html").read_text()
     png = (out / "timeline.png").read_bytes()
@@ -135,9 +150,15 @@ def test_scores_do_not_depend_on_scale_or_frame_rate(clip, tmp_path, capsys):
     x2 = _scaled(clip, tmp_path / "x2", 2.0)
     half = _every_other(clip, tmp_path / "half", renumber=False)
     fps15 = _every_other(clip, tmp_path / "fps15", renumber=True)
-    for name, (l2, m2), extra in (("x2", x2, []), ("half", half, []), ("fps15", fps15, ["--fps", 15])):
+    for name, (l2, m2), extra in (
+        ("x2", x2, []),
+        ("half", half, []),
+        ("fps15", fps15, ["--fps", 15]),
+    ):
         out = tmp_path / f"out_{name}"
-        rc, _, err = run(["--landmarks", l2, "--meta", m2, "--out", out, "--no-plots", *extra], capsys)
+        rc, _, err = run(
+            ["--landmarks", l2, "--meta", m2, "--out", out, "--no-plots", *extra], capsys
+        )
         assert rc == 0, err
         got = scores(out)
         for key, value in ref.items():
@@ -145,10 +166,14 @@ def test_scores_do_not_depend_on_scale_or_frame_rate(clip, tmp_path, capsys):
 
 
 def test_fps_replaces_missing_timestamps(tmp_path, capsys):
-    lm, meta = synthetic_logs(tmp_path / "logs", n_frames=300, fps=25.0, timestamps=False, no_face=None)
+    lm, meta = synthetic_logs(
+        tmp_path / "logs", n_frames=300, fps=25.0, timestamps=False, no_face=None
+    )
     rc, _, err = run(["--landmarks", lm, "--meta", meta, "--out", tmp_path / "a"], capsys)
     assert rc == 2 and "--fps" in err
-    rc, _, _ = run(["--landmarks", lm, "--meta", meta, "--out", tmp_path / "b", "--fps", 25], capsys)
+    rc, _, _ = run(
+        ["--landmarks", lm, "--meta", meta, "--out", tmp_path / "b", "--fps", 25], capsys
+    )
     df = pd.read_csv(tmp_path / "b" / "expressions.csv")
     assert rc == 0 and df["timestamp_ms"].iloc[-1] == pytest.approx(299 * 40.0)
 
@@ -163,8 +188,22 @@ def test_baseline_frames_and_config(clip, tmp_path, capsys):
     cfg = tmp_path / "cfg.json"
     cfg.write_text(json.dumps({"smile_on": 5.0, "smile_off": 4.0}))
     out = tmp_path / "o"
-    rc, _, _ = run(["--landmarks", clip[0], "--meta", clip[1], "--out", out, "--no-plots",
-                    "--baseline-frames", "1:50", "--config", cfg], capsys)
+    rc, _, _ = run(
+        [
+            "--landmarks",
+            clip[0],
+            "--meta",
+            clip[1],
+            "--out",
+            out,
+            "--no-plots",
+            "--baseline-frames",
+            "1:50",
+            "--config",
+            cfg,
+        ],
+        capsys,
+    )
     rep = json.loads((out / "report.json").read_text())
     assert rc == 0
     assert rep["baseline"]["method"] == "frames 1:50" and rep["baseline"]["n_frames"] == 50
@@ -179,7 +218,11 @@ def _raw_log(path: Path, n: int = 120) -> np.ndarray:
     p[:, :219] = rng.uniform(-0.3, 0.3, 219)
     p[:, 219:258] = rng.uniform(-0.5, 0.5, 39)
     t = np.linspace(0, 2 * np.pi, n)
-    p[:, 258], p[:, 259], p[:, 260] = (40 / 90) * np.sin(t), (40 / 90) * np.cos(t), (40 / 90) * np.sin(2 * t)
+    p[:, 258], p[:, 259], p[:, 260] = (
+        (40 / 90) * np.sin(t),
+        (40 / 90) * np.cos(t),
+        (40 / 90) * np.sin(2 * t),
+    )
     df = pd.DataFrame(p, columns=RAW_COLUMNS[1:])
     df.insert(0, "frame", np.arange(1, n + 1))
     df.to_csv(path, index=False)
@@ -190,7 +233,9 @@ def test_raw_logs_with_basis_give_pose_free_features(tmp_path, basis_dir, capsys
     raw = tmp_path / "x_raw.csv"
     params = _raw_log(raw)
     out = tmp_path / "o"
-    rc, _, err = run(["--raw", raw, "--basis-dir", basis_dir, "--fps", 30, "--out", out, "--no-plots"], capsys)
+    rc, _, err = run(
+        ["--raw", raw, "--basis-dir", basis_dir, "--fps", 30, "--out", out, "--no-plots"], capsys
+    )
     assert rc == 0, err
     df = pd.read_csv(out / "expressions.csv")
     for name in ("ear", "mar", "mouth_width", "lip_corner_lift", "brow_raise", "jaw_open"):
@@ -220,7 +265,9 @@ def _hostile(case: str, clip: tuple[Path, Path], d: Path) -> list[object]:
     elif case == "header only":
         _write(lm, ",".join(lm_df.columns) + "\n")
     elif case == "non-numeric":
-        lm_df.astype(object).assign(x5=lambda f: f["x5"].where(f.index != 7, "abc")).to_csv(lm, index=False)
+        lm_df.astype(object).assign(x5=lambda f: f["x5"].where(f.index != 7, "abc")).to_csv(
+            lm, index=False
+        )
     elif case == "nan":
         lm_df.assign(y3=lambda f: f["y3"].where(f.index != 9, np.nan)).to_csv(lm, index=False)
     elif case == "duplicated frames":
@@ -247,9 +294,19 @@ def _hostile(case: str, clip: tuple[Path, Path], d: Path) -> list[object]:
 
 
 HOSTILE = [
-    "missing column", "empty file", "header only", "non-numeric", "nan", "duplicated frames",
-    "unsorted frames", "meta from another video (frames)", "meta from another video (boxes)",
-    "meta says no face", "timestamps go back", "missing file", "binary garbage",
+    "missing column",
+    "empty file",
+    "header only",
+    "non-numeric",
+    "nan",
+    "duplicated frames",
+    "unsorted frames",
+    "meta from another video (frames)",
+    "meta from another video (boxes)",
+    "meta says no face",
+    "timestamps go back",
+    "missing file",
+    "binary garbage",
 ]
 
 
@@ -274,7 +331,9 @@ def test_hostile_csv_gives_one_line_and_exit_3(case, clip, tmp_path, capsys):
 )
 def test_bad_options_exit_2(extra, needle, clip, tmp_path, capsys):
     extra = [str(tmp_path / "nope.json") if e == "{missing}" else e for e in extra]
-    rc, _, err = run(["--landmarks", clip[0], "--meta", clip[1], "--out", tmp_path / "o", *extra], capsys)
+    rc, _, err = run(
+        ["--landmarks", clip[0], "--meta", clip[1], "--out", tmp_path / "o", *extra], capsys
+    )
     assert rc == 2 and needle in err and len(err.strip().splitlines()) == 1
 
 
@@ -288,7 +347,10 @@ def test_no_input_and_missing_basis(tmp_path, capsys):
     assert run(["--out", tmp_path / "o"], capsys)[0] == 2
     raw = tmp_path / "r_raw.csv"
     _raw_log(raw, 10)
-    rc, _, err = run(["--raw", raw, "--basis-dir", tmp_path / "nobasis", "--fps", 30, "--out", tmp_path / "o"], capsys)
+    rc, _, err = run(
+        ["--raw", raw, "--basis-dir", tmp_path / "nobasis", "--fps", 30, "--out", tmp_path / "o"],
+        capsys,
+    )
     assert rc == 3 and "meanFace.npy" in err
 
 
@@ -312,16 +374,36 @@ def test_interrupt_exits_130(clip, tmp_path, capsys, monkeypatch):
 def test_runs_as_a_script(clip, tmp_path):
     out = tmp_path / "o"
     proc = subprocess.run(
-        [sys.executable, str(REPO / "analyze_expressions.py"), "--landmarks", str(clip[0]),
-         "--meta", str(clip[1]), "--out", str(out)],
-        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+        [
+            sys.executable,
+            str(REPO / "analyze_expressions.py"),
+            "--landmarks",
+            str(clip[0]),
+            "--meta",
+            str(clip[1]),
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("overall_score ")
     assert (out / "timeline.png").stat().st_size > 10_000
     bad = subprocess.run(
-        [sys.executable, str(REPO / "analyze_expressions.py"), "--landmarks", str(tmp_path / "no.csv"),
-         "--out", str(out)],
-        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+        [
+            sys.executable,
+            str(REPO / "analyze_expressions.py"),
+            "--landmarks",
+            str(tmp_path / "no.csv"),
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
     )
     assert bad.returncode == 3 and "Traceback" not in bad.stderr and "no.csv" in bad.stderr

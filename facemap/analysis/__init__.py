@@ -69,20 +69,29 @@ class Analysis:
 
 
 def analyze(
-    inputs: Inputs, config: AnalysisConfig | None = None, baseline_frames: tuple[int, int] | None = None
+    inputs: Inputs,
+    config: AnalysisConfig | None = None,
+    baseline_frames: tuple[int, int] | None = None,
 ) -> Analysis:
     """Run baseline, labels, events and scores on loaded inputs."""
     cfg = config or AnalysisConfig()
     dur = frame_durations_ms(inputs.timestamp_ms)
     face = inputs.face
     if face.any():
-        base = compute_baseline(inputs.features, inputs.frames, face, cfg.baseline_fraction, baseline_frames)
+        base = compute_baseline(
+            inputs.features, inputs.frames, face, cfg.baseline_fraction, baseline_frames
+        )
     else:
         log.warning("no frame has a face; every frame is labelled %s", NO_FACE)
         nan = {c: float("nan") for c in [*inputs.features.columns, "ear_open"]}
         base = Baseline(nan, {c: 1.0 for c in inputs.features.columns}, 0, "none (no face)")
     labelled = label_frames(
-        inputs.features, face, inputs.timestamp_ms, dur, base, cfg,
+        inputs.features,
+        face,
+        inputs.timestamp_ms,
+        dur,
+        base,
+        cfg,
         undo_foreshortening=inputs.source == "landmarks",
     )
     scores = compute_scores(labelled.flags, face, dur, labelled.signals, labelled.thresholds)

@@ -118,7 +118,9 @@ def event_table(
     return pd.DataFrame(
         {
             "start_frame": np.asarray(frames)[s].astype(np.int64),
-            "end_frame": np.asarray(frames)[e - 1].astype(np.int64) if s.size else np.array([], np.int64),
+            "end_frame": np.asarray(frames)[e - 1].astype(np.int64)
+            if s.size
+            else np.array([], np.int64),
             "start_ms": t[s],
             "end_ms": t[s] + d,
             "duration_ms": d,
@@ -140,7 +142,12 @@ def label_events(
     """
     face_min = float(np.sum(np.asarray(duration_ms)[np.asarray(face, dtype=bool)])) / 60000.0
     tables, summary = [], {}
-    for kind, col in (("blink", "blink"), ("smile", "smile"), ("yawn", "yawn"), ("looking_away", "looking_away")):
+    for kind, col in (
+        ("blink", "blink"),
+        ("smile", "smile"),
+        ("yawn", "yawn"),
+        ("looking_away", "looking_away"),
+    ):
         ev = event_table(flags[col].to_numpy().astype(bool), timestamp_ms, duration_ms, frames)
         ev.insert(0, "type", kind)
         tables.append(ev)

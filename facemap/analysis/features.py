@@ -18,7 +18,15 @@ import numpy as np
 import pandas as pd
 
 # Shape features that are a height over a width (foreshortened by cos(pitch) / cos(yaw)).
-HEIGHT_OVER_WIDTH = ["ear_left", "ear_right", "ear", "mar", "lip_corner_lift", "brow_raise", "jaw_open"]
+HEIGHT_OVER_WIDTH = [
+    "ear_left",
+    "ear_right",
+    "ear",
+    "mar",
+    "lip_corner_lift",
+    "brow_raise",
+    "jaw_open",
+]
 SHAPE_FEATURES = [
     "ear_left",  # eye aspect ratio, subject's left eye (points 42-47)
     "ear_right",  # eye aspect ratio, subject's right eye (points 36-41)
@@ -86,8 +94,11 @@ def shape_features(points: np.ndarray) -> dict[str, np.ndarray]:
         h = dict(zip(idx.tolist(), h_sub.T, strict=True))
         ear_r = eye_aspect_ratio(points[:, 36:42])
         ear_l = eye_aspect_ratio(points[:, 42:48])
-        gap = (_dist(points[:, 61], points[:, 67]) + _dist(points[:, 62], points[:, 66])
-               + _dist(points[:, 63], points[:, 65])) / 3.0
+        gap = (
+            _dist(points[:, 61], points[:, 67])
+            + _dist(points[:, 62], points[:, 66])
+            + _dist(points[:, 63], points[:, 65])
+        ) / 3.0
         mar = gap / _dist(points[:, 60], points[:, 64])
         width = _dist(points[:, 48], points[:, 54]) / iod
     lip_mid = (h[62] + h[66]) / 2.0
@@ -129,10 +140,16 @@ def estimate_pose_2d(points: np.ndarray) -> np.ndarray:
     det = np.sqrt(np.maximum(gram[:, 0, 0] * gram[:, 1, 1] - gram[:, 0, 1] ** 2, 1e-300))
     root = gram + det[:, None, None] * np.eye(2)
     root /= np.sqrt(gram[:, 0, 0] + gram[:, 1, 1] + 2.0 * det)[:, None, None]  # sqrt(gram)
-    inv_root = np.stack(
-        [np.stack([root[:, 1, 1], -root[:, 0, 1]], -1), np.stack([-root[:, 1, 0], root[:, 0, 0]], -1)],
-        axis=-2,
-    ) / (root[:, 0, 0] * root[:, 1, 1] - root[:, 0, 1] * root[:, 1, 0])[:, None, None]
+    inv_root = (
+        np.stack(
+            [
+                np.stack([root[:, 1, 1], -root[:, 0, 1]], -1),
+                np.stack([-root[:, 1, 0], root[:, 0, 0]], -1),
+            ],
+            axis=-2,
+        )
+        / (root[:, 0, 0] * root[:, 1, 1] - root[:, 0, 1] * root[:, 1, 0])[:, None, None]
+    )
     r12 = inv_root @ affine  # (M, 2, 3) orthonormal rows
     r3 = np.cross(r12[:, 0], r12[:, 1])
     rot = np.concatenate([r12, r3[:, None]], axis=1)  # (M, 3, 3)

@@ -75,7 +75,9 @@ def _check_against_meta(
     if points is None:
         return
     boxes = meta.boxes[where]
-    usable = np.isfinite(boxes).all(axis=1) & (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
+    usable = (
+        np.isfinite(boxes).all(axis=1) & (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
+    )
     if not usable.any():
         return
     c = points[usable, 30]  # the nose tip
@@ -102,7 +104,9 @@ def _timestamps(
     for path, fr, ts in sources:
         if np.isnan(ts).any():
             bad = int(fr[np.argmax(np.isnan(ts))])
-            raise InputFileError(f"{path}: timestamp_ms is empty at frame {bad}; fill it or pass --fps")
+            raise InputFileError(
+                f"{path}: timestamp_ms is empty at frame {bad}; fill it or pass --fps"
+            )
         if fr.size > 1 and (np.diff(ts) <= 0).any():
             bad = int(fr[1:][np.argmax(np.diff(ts) <= 0)])
             raise InputFileError(
@@ -117,7 +121,9 @@ def _timestamps(
     if fps is None and frames.size == 1:
         return np.zeros(1), "single frame"  # an image: no time axis needed
     if fps is None:
-        raise UsageError("the logs have no timestamp_ms column; pass --fps (the video's frame rate)")
+        raise UsageError(
+            "the logs have no timestamp_ms column; pass --fps (the video's frame rate)"
+        )
     return (frames - 1) * (1000.0 / fps), f"--fps {fps:g}"
 
 
@@ -164,8 +170,11 @@ def load_inputs(
     if rw is not None:
         finite = np.isfinite(rw.params[:, :264]).all(axis=1)
         if not finite.all():
-            log.warning("%s: %d frames with non-finite params are treated as no face",
-                        rw.path, int((~finite).sum()))
+            log.warning(
+                "%s: %d frames with non-finite params are treated as no face",
+                rw.path,
+                int((~finite).sum()),
+            )
     if mt is not None:
         if lm is not None:
             _check_against_meta(lm.frames, lm.landmarks, mt, lm.path)

@@ -131,7 +131,9 @@ def label_frames(
     blink = paint_runs(n, s[short], e[short])
 
     smile_index = (d["mouth_width"] + cfg.smile_lift_weight * d["lip_corner_lift"]).to_numpy()
-    smile = clean(hysteresis(smile_index, th["smile_on"], th["smile_off"]), cfg.smile_min_ms, cfg.smile_gap_ms)
+    smile = clean(
+        hysteresis(smile_index, th["smile_on"], th["smile_off"]), cfg.smile_min_ms, cfg.smile_gap_ms
+    )
     mar_d, jaw_d = d["mar"].to_numpy(), d["jaw_open"].to_numpy()
     # Lips apart AND jaw dropped: a grin parts the lips without opening the jaw.
     mouth_level = np.minimum(mar_d / th["mouth_open_mar"], jaw_d / th["mouth_open_jaw"])
@@ -140,7 +142,11 @@ def label_frames(
     )
     laugh = smile & mouth
     yawn_level = np.minimum(mar_d / th["yawn_mar"], jaw_d / th["yawn_jaw"])
-    yawn = clean(hysteresis(yawn_level, 1.0, cfg.mouth_close_factor) & ~smile, cfg.yawn_min_ms, cfg.mouth_gap_ms)
+    yawn = clean(
+        hysteresis(yawn_level, 1.0, cfg.mouth_close_factor) & ~smile,
+        cfg.yawn_min_ms,
+        cfg.mouth_gap_ms,
+    )
 
     brow_d = d["brow_raise"].to_numpy()
     brow_up = brow_d >= th["brow_raise_on"]
@@ -148,7 +154,9 @@ def label_frames(
         brow_up & ((eye_ratio >= th["eyes_wide_ratio"]) | mouth) & ~smile, cfg.expression_min_ms
     )
     corners_down = (d["lip_corner_lift"].to_numpy() <= -th["frown_corner_drop"]) & ~mouth
-    frown = clean(((brow_d <= -th["frown_brow_drop"]) | corners_down) & ~smile, cfg.expression_min_ms)
+    frown = clean(
+        ((brow_d <= -th["frown_brow_drop"]) | corners_down) & ~smile, cfg.expression_min_ms
+    )
 
     turn = np.maximum(
         np.abs(d["yaw_deg"].to_numpy()) / th["away_yaw_deg"],

@@ -12,7 +12,12 @@ from .labels import LABELS
 if TYPE_CHECKING:
     from . import Analysis
 
-_EVENT_COLOURS = {"blink": "tab:blue", "smile": "tab:green", "yawn": "tab:orange", "looking_away": "tab:red"}
+_EVENT_COLOURS = {
+    "blink": "tab:blue",
+    "smile": "tab:green",
+    "yawn": "tab:orange",
+    "looking_away": "tab:red",
+}
 
 
 def timeline_png(result: Analysis, dpi: int = 110) -> bytes:
@@ -35,20 +40,40 @@ def timeline_png(result: Analysis, dpi: int = 110) -> bytes:
         ax.set_ylabel(name, fontsize=8)
         ax.grid(alpha=0.3)
 
-    panel(axes[0], sig["eye_ratio"], "eye opening\n(x open level)",
-          [(th["eyes_closed_ratio"], "--"), (th["eyes_open_ratio"], ":")], "tab:blue")
+    panel(
+        axes[0],
+        sig["eye_ratio"],
+        "eye opening\n(x open level)",
+        [(th["eyes_closed_ratio"], "--"), (th["eyes_open_ratio"], ":")],
+        "tab:blue",
+    )
     panel(axes[1], sig["smile_index"], "smile index\n(IOD)", [(th["smile_on"], "--")], "tab:green")
     panel(axes[2], sig["mouth_level"], "mouth opening\n(x threshold)", [(1.0, "--")], "tab:purple")
     panel(axes[3], sig["turn"], "head turn\n(x away limit)", [(1.0, "--")], "tab:red")
-    axes[3].plot(t_s, sig["brow_delta"] / th["brow_raise_on"], color="tab:brown", lw=0.8, label="brow raise (x threshold)")
+    axes[3].plot(
+        t_s,
+        sig["brow_delta"] / th["brow_raise_on"],
+        color="tab:brown",
+        lw=0.8,
+        label="brow raise (x threshold)",
+    )
     axes[3].legend(loc="upper right", fontsize=7)
 
     flags = result.labelled.flags[LABELS].to_numpy().T.astype(float)
     flags[:, ~face] = np.nan
     ax = axes[4]
-    edges = np.append(t_s, t_s[-1] + result.duration_ms[-1] / 1000.0) if t_s.size else np.array([0, 1])
-    ax.pcolormesh(edges, np.arange(len(LABELS) + 1), np.nan_to_num(flags[:, : t_s.size], nan=0.0),
-                  cmap="Greys", vmin=0, vmax=1.4, shading="flat")
+    edges = (
+        np.append(t_s, t_s[-1] + result.duration_ms[-1] / 1000.0) if t_s.size else np.array([0, 1])
+    )
+    ax.pcolormesh(
+        edges,
+        np.arange(len(LABELS) + 1),
+        np.nan_to_num(flags[:, : t_s.size], nan=0.0),
+        cmap="Greys",
+        vmin=0,
+        vmax=1.4,
+        shading="flat",
+    )
     ax.set_yticks(np.arange(len(LABELS)) + 0.5, LABELS, fontsize=8)
     ax.invert_yaxis()
     ax.set_xlabel("time (s)")
@@ -57,7 +82,9 @@ def timeline_png(result: Analysis, dpi: int = 110) -> bytes:
     for kind, colour in _EVENT_COLOURS.items():
         sel = ev[ev["type"] == kind]
         for a in (axes[0], axes[1], axes[2], axes[3]) if kind != "blink" else (axes[0],):
-            for s, e in zip(sel["start_ms"].to_numpy() / 1000.0, sel["end_ms"].to_numpy() / 1000.0, strict=True):
+            for s, e in zip(
+                sel["start_ms"].to_numpy() / 1000.0, sel["end_ms"].to_numpy() / 1000.0, strict=True
+            ):
                 a.axvspan(s, e, color=colour, alpha=0.15, lw=0)
     if (~face).any():
         gaps = np.where(~face)[0]

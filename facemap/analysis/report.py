@@ -35,7 +35,9 @@ def _atomic_write(path: Path, data: bytes) -> None:
     except OSError as exc:
         with contextlib.suppress(OSError):
             tmp.unlink(missing_ok=True)
-        raise OutputError(f"{path}: cannot write ({exc.strerror or exc}); choose a writable --out") from None
+        raise OutputError(
+            f"{path}: cannot write ({exc.strerror or exc}); choose a writable --out"
+        ) from None
 
 
 def report_dict(result: Analysis) -> dict[str, object]:
@@ -82,18 +84,22 @@ def report_dict(result: Analysis) -> dict[str, object]:
 def _html(result: Analysis, report: dict, png: bytes | None) -> str:
     esc = html.escape
     sub = report["sub_scores"]
-    rows = "".join(
-        f"<tr><td>{esc(str(r['type']))}</td><td>{r['start_frame']}</td><td>{r['end_frame']}</td>"
-        f"<td>{r['start_ms'] / 1000:.2f}</td><td>{r['duration_ms']:.0f}</td></tr>"
-        for r in report["events"]["list"]
-    ) or '<tr><td colspan="5">no events</td></tr>'
+    rows = (
+        "".join(
+            f"<tr><td>{esc(str(r['type']))}</td><td>{r['start_frame']}</td><td>{r['end_frame']}</td>"
+            f"<td>{r['start_ms'] / 1000:.2f}</td><td>{r['duration_ms']:.0f}</td></tr>"
+            for r in report["events"]["list"]
+        )
+        or '<tr><td colspan="5">no events</td></tr>'
+    )
     summary = "".join(
         f"<tr><td>{esc(k)}</td><td>{v['count']}</td><td>{v['rate_per_min']}</td>"
         f"<td>{v['mean_duration_ms']}</td><td>{v['total_ms'] / 1000:.2f}</td></tr>"
         for k, v in report["events"]["summary"].items()
     )
     fractions = "".join(
-        f"<tr><td>{esc(k)}</td><td>{100 * v:.1f}%</td></tr>" for k, v in report["time_fractions"].items()
+        f"<tr><td>{esc(k)}</td><td>{100 * v:.1f}%</td></tr>"
+        for k, v in report["time_fractions"].items()
     )
     formulas = "".join(f"<li><b>{esc(k)}</b>: {esc(v)}</li>" for k, v in FORMULAS.items())
     img = (
@@ -109,10 +115,10 @@ td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}td:first-child{{t
 .score{{font-size:3em;font-weight:bold}}</style></head><body>
 <h1>Expression report</h1>
 <p>{src} &middot; facemap {esc(__version__)}</p>
-<p class="score">{report['overall_score']:.1f} / 100</p>
+<p class="score">{report["overall_score"]:.1f} / 100</p>
 <table><tr><th>positivity</th><th>expressiveness</th><th>attention</th><th>frames with a face</th></tr>
-<tr><td>{sub['positivity']:.1f}</td><td>{sub['expressiveness']:.1f}</td><td>{sub['attention']:.1f}</td>
-<td>{report['frames_scored']} / {report['inputs']['frames']}</td></tr></table>
+<tr><td>{sub["positivity"]:.1f}</td><td>{sub["expressiveness"]:.1f}</td><td>{sub["attention"]:.1f}</td>
+<td>{report["frames_scored"]} / {report["inputs"]["frames"]}</td></tr></table>
 {img}
 <h2>Events</h2>
 <table><tr><th>event</th><th>count</th><th>per minute</th><th>mean ms</th><th>total s</th></tr>{summary}</table>
@@ -134,13 +140,18 @@ def write_outputs(result: Analysis, out_dir: Path, plots: bool = True) -> dict[s
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise OutputError(f"{out}: cannot create the output folder ({exc.strerror or exc})") from None
+        raise OutputError(
+            f"{out}: cannot create the output folder ({exc.strerror or exc})"
+        ) from None
     report = report_dict(result)
     paths = {name: out / name for name in OUTPUT_NAMES}
     _atomic_write(paths["score.txt"], f"{result.scores.overall_score:.1f}\n".encode())
     csv_text = result.frame_table().to_csv(index=False, lineterminator="\n", na_rep="")
     _atomic_write(paths["expressions.csv"], csv_text.encode("utf-8"))
-    _atomic_write(paths["report.json"], (json.dumps(report, indent=2, allow_nan=False, default=_json_default) + "\n").encode())
+    _atomic_write(
+        paths["report.json"],
+        (json.dumps(report, indent=2, allow_nan=False, default=_json_default) + "\n").encode(),
+    )
     png = None
     if plots:
         from .plots import timeline_png

@@ -62,8 +62,10 @@ def faces_3d(expr: Expression) -> np.ndarray:
     """(N, 68, 3) deformed, un-rotated faces."""
     n = expr.smile.size
     f = np.repeat(TEMPLATE[None], n, axis=0)
-    s, m, e, b = (np.asarray(v, dtype=np.float64)[:, None] for v in
-                  (expr.smile, expr.mouth_open, expr.eyes_closed, expr.brow_raise))
+    s, m, e, b = (
+        np.asarray(v, dtype=np.float64)[:, None]
+        for v in (expr.smile, expr.mouth_open, expr.eyes_closed, expr.brow_raise)
+    )
     # smile: corners out by 0.07 IOD each and up by 0.06
     for idx, sign in ((48, -1), (60, -1), (54, 1), (64, 1)):
         f[:, idx, 0] += sign * 0.07 * s[:, 0]
@@ -155,7 +157,10 @@ def synthetic_logs(
             "frame": frames,
             "status": np.where(face, "ok", "no_face"),
             "reason": np.where(face, "", "no face found"),
-            "x0": box[:, 0], "y0": box[:, 1], "x1": box[:, 2], "y1": box[:, 3],
+            "x0": box[:, 0],
+            "y0": box[:, 1],
+            "x1": box[:, 2],
+            "y1": box[:, 3],
         }
     )
     meta.loc[~face, ["x0", "y0", "x1", "y1"]] = np.nan
