@@ -407,3 +407,19 @@ def test_runs_as_a_script(clip, tmp_path):
         cwd=tmp_path,
     )
     assert bad.returncode == 3 and "Traceback" not in bad.stderr and "no.csv" in bad.stderr
+
+
+def test_raw_rows_with_non_finite_params_become_no_face(tmp_path, basis_dir, capsys):
+    raw = tmp_path / "n_raw.csv"
+    _raw_log(raw, 30)
+    df = pd.read_csv(raw)
+    df.loc[4, "p100"] = np.inf
+    df.loc[5, "p7"] = np.nan
+    df.to_csv(raw, index=False)
+    out = tmp_path / "o"
+    rc, _, err = run(
+        ["--raw", raw, "--basis-dir", basis_dir, "--fps", 30, "--out", out, "--no-plots"], capsys
+    )
+    labels = pd.read_csv(out / "expressions.csv")["label"]
+    assert rc == 0, err
+    assert labels[[4, 5]].eq("no_face").all() and not labels.drop([4, 5]).eq("no_face").any()
