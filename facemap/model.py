@@ -174,6 +174,7 @@ class FaceMapModel:
         input_name: str | None = None,
         output_name: str | None = None,
         threads: int = 0,
+        spin: bool = True,
     ) -> None:
         import onnxruntime as ort
 
@@ -191,6 +192,8 @@ class FaceMapModel:
         opts.log_severity_level = 3
         if threads:
             opts.intra_op_num_threads = threads
+        if not spin:  # video: idle threads yield the cores to the decode/encode threads
+            opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             self.session = ort.InferenceSession(str(self.path), opts, providers=providers)
         except Exception as exc:

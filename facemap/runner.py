@@ -148,7 +148,8 @@ def build_landmarker(cfg: InferConfig, emit: Emit, name: str | None = None):
     from .preprocess import Preprocessor
 
     model_path = find_model(Path(cfg.model) if cfg.model else None, Path(cfg.script_dir))
-    model = FaceMapModel(model_path, cfg.provider, cfg.input_name, cfg.output_name)
+    video = bool(cfg.video) or cfg.camera is not None
+    model = FaceMapModel(model_path, cfg.provider, cfg.input_name, cfg.output_name, spin=not video)
     basis = load_basis(Path(cfg.basis_dir) if cfg.basis_dir else None, progress=not cfg.quiet)
     pre = Preprocessor(model.input_hw, model.io.layout, cfg.face_margin, cfg.bgr, cfg.normalize)
     if not cfg.quiet:
