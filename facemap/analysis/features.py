@@ -134,29 +134,25 @@ def estimate_pose_2d(points: np.ndarray) -> np.ndarray:
     obs = sub if ok.all() else sub[ok]
     obs = obs - obs.mean(axis=1, keepdims=True)
     pinv = model @ np.linalg.inv(model.T @ model)  # (K, 3)
-    affine = obs.transpose(0, 2, 1) @ pinv  # (M, 2, 3): obs ~ model @ affine.T
-    # Nearest matrix with orthonormal rows, (A A^T)^(-1/2) A, in closed form for 2x2 blocks.
-    gram = affine @ affine.transpose(0, 2, 1)  # (M, 2, 2) symmetric positive definite
-    det = np.sqrt(np.maximum(gram[:, 0, 0] * gram[:, 1, 1] - gram[:, 0, 1] ** 2, 1e-300))
-    root = gram + det[:, None, None] * np.eye(2)
-    root /= np.sqrt(gram[:, 0, 0] + gram[:, 1, 1] + 2.0 * det)[:, None, None]  # sqrt(gram)
-    inv_root = (
-        np.stack(
-            [
-                np.stack([root[:, 1, 1], -root[:, 0, 1]], -1),
-                np.stack([-root[:, 1, 0], root[:, 0, 0]], -1),
-            ],
-            axis=-2,
-        )
-        / (root[:, 0, 0] * root[:, 1, 1] - root[:, 0, 1] * root[:, 1, 0])[:, None, None]
-    )
-    r12 = inv_root @ affine  # (M, 2, 3) orthonormal rows
-    r3 = np.cross(r12[:, 0], r12[:, 1])
-    rot = np.concatenate([r12, r3[:, None]], axis=1)  # (M, 3, 3)
-    # rot = Rz(roll) @ Rx(pitch) @ Ry(yaw); its last row does not depend on roll.
-    yaw = np.arctan2(-rot[:, 2, 0], rot[:, 2, 2])
-    pitch = np.arcsin(np.clip(rot[:, 2, 1], -1.0, 1.0))
-    roll = np.arctan2(-rot[:, 0, 1], rot[:, 1, 1])
+    m = obs.shape[0]
+    # Least-squares affine camera rows a0, a1 (M, 3): obs ~ model @ [a0 a1]; one big product.
+    affine = (obs.transpose(0, 2, 1).reshape(2 * m, -1) @ pinv).reshape(m, 2, 3)
+    a0, a1 = affine[:, 0], affine[:, 1]
+    # Nearest pair of orthonormal rows, (A A^T)^(-1/2) A, in closed form for the 2x2 Gram matrix.
+    g00, g01, g11 = (a0 * a0).sum(1), (a0 * a1).sum(1), (a1 * a1).sum(1)
+    det = np.sqrt(np.maximum(g00 * g11 - g01**2, 1e-300))
+    norm = np.sqrt(g00 + g11 + 2.0 * det)
+    s00, s01, s11 = (g00 + det) / norm, g01 / norm, (g11 + det) / norm  # sqrt of the Gram
+    inv_det = 1.0 / (s00 * s11 - s01**2)
+    r0 = (s11 * inv_det)[:, None] * a0 - (s01 * inv_det)[:, None] * a1
+    r1 = (s00 * inv_det)[:, None] * a1 - (s01 * inv_det)[:, None] * a0
+    # third row r2 = r0 x r1; rot = Rz(roll) @ Rx(pitch) @ Ry(yaw), whose last row has no roll
+    r2x = r0[:, 1] * r1[:, 2] - r0[:, 2] * r1[:, 1]
+    r2y = r0[:, 2] * r1[:, 0] - r0[:, 0] * r1[:, 2]
+    r2z = r0[:, 0] * r1[:, 1] - r0[:, 1] * r1[:, 0]
+    yaw = np.arctan2(-r2x, r2z)
+    pitch = np.arcsin(np.clip(r2y, -1.0, 1.0))
+    roll = np.arctan2(-r0[:, 1], r1[:, 1])
     # Signs as FaceMap's pose parameters (checked against facemap.decode in the tests).
     out[ok] = np.degrees(np.stack([-pitch, -yaw, roll], -1))
     return out
