@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .events import runs
 from .labels import LABELS
 
 if TYPE_CHECKING:
@@ -86,15 +87,16 @@ def timeline_png(result: Analysis, dpi: int = 110) -> bytes:
                 sel["start_ms"].to_numpy() / 1000.0, sel["end_ms"].to_numpy() / 1000.0, strict=True
             ):
                 a.axvspan(s, e, color=colour, alpha=0.15, lw=0)
-    if (~face).any():
-        gaps = np.where(~face)[0]
-        for a in axes:
-            a.scatter(t_s[gaps], np.full(gaps.size, a.get_ylim()[0]), marker="|", color="k", s=20)
+    starts, ends = runs(~face)  # frames without a face: grey
+    end_s = t_s + result.duration_ms / 1000.0
+    for a in axes:
+        for i, j in zip(starts, ends, strict=True):
+            a.axvspan(t_s[i], end_s[j - 1], color="0.5", alpha=0.25, lw=0)
     s = result.scores
     fig.suptitle(
         f"overall {s.overall_score:.1f}  |  positivity {s.positivity:.1f}  expressiveness "
         f"{s.expressiveness:.1f}  attention {s.attention:.1f}   (shaded: blinks blue, smiles "
-        "green, yawns orange, looking away red; ticks: no face)",
+        "green, yawns orange, looking away red, no face grey)",
         fontsize=9,
     )
     buf = io.BytesIO()
