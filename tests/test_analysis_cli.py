@@ -345,6 +345,9 @@ def test_unknown_config_key_lists_valid_names(clip, tmp_path, capsys):
 
 def test_no_input_and_missing_basis(tmp_path, capsys):
     assert run(["--out", tmp_path / "o"], capsys)[0] == 2
+    rc, _, err = run(["--landmarks", "x.csv"], capsys)  # argparse: --out is required
+    assert rc == 2 and "--out" in err
+    assert run(["--help"], capsys)[0] == 0
     raw = tmp_path / "r_raw.csv"
     _raw_log(raw, 10)
     rc, _, err = run(
