@@ -165,10 +165,19 @@ def test_scores_do_not_depend_on_scale_or_frame_rate(clip, tmp_path, capsys):
             assert got[key] == pytest.approx(value, abs=1.0), (name, key)
 
 
+def _original_layout(src: tuple[Path, Path], folder: Path) -> tuple[Path, Path]:
+    """The original tool's layout: no timestamp_ms or pose columns."""
+    folder.mkdir()
+    lm = pd.read_csv(src[0]).drop(columns=["timestamp_ms"])
+    meta = pd.read_csv(src[1])[["frame", "status", "reason", "x0", "y0", "x1", "y1"]]
+    lm.to_csv(folder / "o_landmarks.csv", index=False)
+    meta.to_csv(folder / "o_meta.csv", index=False)
+    return folder / "o_landmarks.csv", folder / "o_meta.csv"
+
+
 def test_fps_replaces_missing_timestamps(tmp_path, capsys):
-    lm, meta = synthetic_logs(
-        tmp_path / "logs", n_frames=300, fps=25.0, timestamps=False, no_face=None
-    )
+    logs = synthetic_logs(tmp_path / "logs", n_frames=300, fps=25.0, no_face=None)
+    lm, meta = _original_layout(logs, tmp_path / "orig")
     rc, _, err = run(["--landmarks", lm, "--meta", meta, "--out", tmp_path / "a"], capsys)
     assert rc == 2 and "--fps" in err
     rc, _, _ = run(

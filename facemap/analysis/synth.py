@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
-from ..records import LANDMARK_COLUMNS, META_COLUMNS
+from ..records import FrameLogs, log_path
+from ..types import BBox, FrameResult, Pose, Status
 
 
 def _template() -> np.ndarray:
@@ -132,45 +132,35 @@ def synthetic_logs(
     scale_px: float = 150.0,
     noise_px: float = 0.3,
     no_face: tuple[float, float] | None = (18.5, 19.5),
-    timestamps: bool = True,
     seed: int = 0,
     stem: str = "synth",
 ) -> tuple[Path, Path]:
-    """Write ``<stem>_landmarks.csv`` and ``<stem>_meta.csv`` (infer.py's layout) into ``folder``;
-    frames whose time falls in ``no_face`` (seconds) have no face. Returns (landmarks, meta)."""
+    """Write ``folder/logs/<stem>_landmarks.csv`` and ``_meta.csv`` through facemap.records, exactly
+    as infer.py does; frames whose time falls in ``no_face`` (seconds) have no face.
+
+    Returns (landmarks path, meta path).
+    """
     expr = scripted_expression(n_frames, fps, seed)
     pose = np.stack([expr.pitch_deg, expr.yaw_deg, expr.roll_deg], -1)
     pts = project(faces_3d(expr), pose, scale_px, (2.2 * scale_px, 1.8 * scale_px))
     pts = pts + np.random.default_rng(seed + 1).normal(0.0, noise_px, pts.shape)
-    frames = np.arange(1, n_frames + 1)
-    t_ms = (frames - 1) * (1000.0 / fps)
+    t_ms = np.arange(n_frames) * (1000.0 / fps)
     face = np.ones(n_frames, dtype=bool)
     if no_face is not None:
         face &= ~((t_ms >= no_face[0] * 1000) & (t_ms < no_face[1] * 1000))
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    lm = pd.DataFrame(pts[face].reshape(-1, 136).round(3), columns=LANDMARK_COLUMNS[1:-1])
-    lm.insert(0, "frame", frames[face])
-    box = np.concatenate([pts.min(axis=1), pts.max(axis=1)], axis=1).round(1)
-    meta = pd.DataFrame(
-        {
-            "frame": frames,
-            "status": np.where(face, "ok", "no_face"),
-            "reason": np.where(face, "", "no face found"),
-            "x0": box[:, 0],
-            "y0": box[:, 1],
-            "x1": box[:, 2],
-            "y1": box[:, 3],
-        }
-    )
-    meta.loc[~face, ["x0", "y0", "x1", "y1"]] = np.nan
-    if timestamps:
-        lm["timestamp_ms"] = t_ms[face].round(3)
-        meta["timestamp_ms"] = t_ms.round(3)
-        for i, name in enumerate(["pitch_deg", "yaw_deg", "roll_deg"]):
-            meta[name] = np.where(face, pose[:, i].round(3), np.nan)
-        meta = meta[META_COLUMNS]
-    lm_path, meta_path = folder / f"{stem}_landmarks.csv", folder / f"{stem}_meta.csv"
-    lm.to_csv(lm_path, index=False)
-    meta.to_csv(meta_path, index=False)
-    return lm_path, meta_path
+    with FrameLogs(Path(folder), stem, landmarks=True) as logs:
+        for i in range(n_frames):  # a writer is per frame by nature, as in infer.py
+            if not face[i]:
+                logs.write(FrameResult.empty(i + 1, float(t_ms[i]), "no face found"))
+                continue
+            logs.write(
+                FrameResult(
+                    frame=i + 1,
+                    timestamp_ms=float(t_ms[i]),
+                    status=Status.OK,
+                    box=BBox.from_points(pts[i]),
+                    landmarks=pts[i],
+                    pose=Pose(*pose[i].tolist()),
+                )
+            )
+    return log_path(folder, stem, "landmarks"), log_path(folder, stem, "meta")
