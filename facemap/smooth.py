@@ -33,13 +33,13 @@ class SmoothParams:
 
 # Presets, from light to strong. Units: landmarks in face widths, angles in 30-degree units.
 # Chosen on dlib's landmarks of the lp_* clips (real detector jitter): frame-to-frame motion on
-# still stretches of lp_d19 drops to 0.43 / 0.37 / 0.30 of the raw motion, and the 95th
-# percentile lag on lp_d12's fast head turns is 0.05 / 0.08 / 0.12 face widths.
+# still stretches of lp_d19 drops to 0.48 / 0.41 / 0.33 of the raw motion, and the 95th
+# percentile lag on lp_d12's fast head turns is 0.04 / 0.06 / 0.09 face widths.
 SMOOTH_PRESETS: dict[str, SmoothParams | None] = {
     "off": None,
-    "low": SmoothParams(min_cutoff=1.5, beta=20.0),
-    "medium": SmoothParams(min_cutoff=1.0, beta=10.0),
-    "high": SmoothParams(min_cutoff=0.5, beta=5.0),
+    "low": SmoothParams(min_cutoff=1.5, beta=40.0),
+    "medium": SmoothParams(min_cutoff=1.0, beta=20.0),
+    "high": SmoothParams(min_cutoff=0.5, beta=10.0),
 }
 
 

@@ -31,7 +31,9 @@ from .types import BBox, FrameResult, Status
 log = logging.getLogger(__name__)
 
 # Next ROI = previous landmark box scaled by this about its centre.
-TRACK_EXPAND = 1.1
+TRACK_EXPAND = 1.0
+# The next ROI moves on by this fraction of the face's last frame-to-frame shift.
+VELOCITY_GAIN = 0.5
 # Sanity: landmark box side / ROI side in this range, centre within this fraction of the ROI.
 SANE_SIZE_RATIO = (0.55, 1.35)
 SANE_CENTRE_SHIFT = 0.35
@@ -124,9 +126,12 @@ def _with_reason(result: FrameResult, reason: str) -> FrameResult:
 
 
 def _near(a: BBox, b: BBox) -> bool:
+    """True when box ``a`` can be the face last seen in box ``b``: similar size, centre within
+    0.75 face widths."""
     ax, ay = a.center
     bx, by = b.center
-    return a.iou(b) > 0.0 or np.hypot(ax - bx, ay - by) < max(b.width, b.height)
+    ratio = np.sqrt(a.area / b.area)
+    return 0.6 <= ratio <= 1.7 and np.hypot(ax - bx, ay - by) < 0.75 * max(b.width, b.height)
 
 
 class FaceTracker:
@@ -143,6 +148,7 @@ class FaceTracker:
         self._roi: BBox | None = None  # next frame's ROI while a face is held
         self._last_box: BBox | None = None  # last good landmark box
         self._lost_at: int | None = None
+        self._held = -1  # frame whose landmarks gave the current ROI
         self._since_detect = 0
         self._unconfirmed = 0
         self._thumb: np.ndarray | None = None
@@ -183,7 +189,7 @@ class FaceTracker:
             result = self._landmark(image, roi, frame, timestamp_ms)
             why = sanity(result, roi, opts.expand, image.shape[:2])
             if not why:
-                self._hold(result)
+                self._hold(result, tracked=True)
                 return _with_reason(result, "tracked")
             log.debug("frame %d: face lost (%s)", frame, why)
             self._lose(frame)
@@ -192,7 +198,7 @@ class FaceTracker:
             roi = faces[0]
             result = self._landmark(image, roi, frame, timestamp_ms)
             if result.has_face and np.isfinite(result.landmarks).all():
-                self._hold(result)
+                self._hold(result, tracked=False)
                 self._since_detect = 0
                 self._unconfirmed = 0
                 self.new_segment = True
@@ -211,9 +217,17 @@ class FaceTracker:
         results = self.landmarker.landmark(image, [roi], frame, ts)
         return results[0] if results else FrameResult.empty(frame, ts, reason="detector_failed")
 
-    def _hold(self, result: FrameResult) -> None:
-        self._last_box = BBox.from_points(result.landmarks)
-        self._roi = roi_from_landmarks(result.landmarks, self.options.expand)
+    def _hold(self, result: FrameResult, tracked: bool) -> None:
+        box = BBox.from_points(result.landmarks)
+        roi = roi_from_landmarks(result.landmarks, self.options.expand)
+        if tracked and self._last_box is not None and self._held == result.frame - 1:
+            # constant-velocity prediction, damped: the ROI leads a moving face
+            (cx, cy), (px, py) = box.center, self._last_box.center
+            dx, dy = VELOCITY_GAIN * (cx - px), VELOCITY_GAIN * (cy - py)
+            roi = BBox(roi.x0 + dx, roi.y0 + dy, roi.x1 + dx, roi.y1 + dy)
+        self._last_box = box
+        self._roi = roi
+        self._held = result.frame
         self._lost_at = None
 
     def _lose(self, frame: int) -> None:
