@@ -110,12 +110,17 @@ def label_frames(
     sm = features.copy()
     for cols, window in _groups(cfg).values():
         sm[cols] = smooth_frame(features[cols], timestamp_ms, window)
-    if undo_foreshortening:
-        # 2D landmarks: widths shrink with cos(yaw), heights with cos(pitch); undo it with the
-        # smoothed pose (first order; the 3DMM's canonical shape needs none of this).
-        yaw = np.radians(np.clip(sm["yaw_deg"].to_numpy(), -60, 60))
-        pitch = np.radians(np.clip(sm["pitch_deg"].to_numpy(), -60, 60))
-        factor = np.cos(yaw) / np.cos(pitch)
+    if undo_foreshortening and face.any():
+        # 2D landmarks: widths shrink with cos(yaw), heights with cos(pitch). Undo the change
+        # from the baseline pose (the baseline was measured there), with the smoothed pose;
+        # first order only, and the 3DMM's canonical shape needs none of it.
+        def squash(pitch_deg, yaw_deg):
+            p, y = (np.radians(np.clip(v, -60.0, 60.0)) for v in (pitch_deg, yaw_deg))
+            return np.cos(y) / np.cos(p)
+
+        factor = squash(sm["pitch_deg"].to_numpy(), sm["yaw_deg"].to_numpy()) / squash(
+            base.median["pitch_deg"], base.median["yaw_deg"]
+        )
         sm[HEIGHT_OVER_WIDTH] = sm[HEIGHT_OVER_WIDTH].mul(factor, axis=0)
     d = sm - pd.Series(base.median)[FEATURE_COLUMNS]
     th = effective_thresholds(base, cfg)
