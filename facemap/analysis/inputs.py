@@ -12,7 +12,7 @@ import pandas as pd
 
 from ..decode import Basis, Decoder
 from ..errors import InputFileError, UsageError
-from ..records import read_landmarks, read_meta, read_raw
+from ..records import MetaLog, read_landmarks, read_meta, read_raw
 from .features import FEATURE_COLUMNS, canonical_features, landmark_features
 
 log = logging.getLogger(__name__)
@@ -46,7 +46,7 @@ def _first_nan_frame(values: np.ndarray, frames: np.ndarray) -> int | None:
 def _check_against_meta(
     frames: np.ndarray,
     points: np.ndarray | None,
-    meta,
+    meta: MetaLog,
     path: Path,
 ) -> None:
     """Refuse logs that cannot come from the same run as the meta log."""
