@@ -184,3 +184,14 @@ def test_collect_videos(tmp_path):
     assert [p.name for p in collect_videos([str(tmp_path / "*.mp4")])] == ["b.mp4"]
     with pytest.raises(InputFileError, match="no videos"):
         collect_videos([str(tmp_path / "*.mkv")])
+
+
+def test_variable_frame_rate_read_back(tmp_path):
+    """A VFR file (written by VideoSink) reads back with its true, uneven timestamps."""
+    times = [0.0, 0.05, 0.07, 0.3, 0.31, 0.9]
+    target = tmp_path / "vfr.mp4"
+    with VideoSink(target, 64, 48, 10.0, Fraction(1, 1000)) as sink:
+        for t in times:
+            sink.write(np.full((48, 64, 3), 128, np.uint8), t)
+    got = [f.timestamp_ms for f in read_frames(target)]
+    np.testing.assert_allclose(got, np.array(times) * 1000, atol=1.5)

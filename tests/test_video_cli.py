@@ -201,3 +201,65 @@ def test_camera_missing_headless(tmp_path, model_args, capsys):
         pytest.skip("a camera 9 exists here")
     assert _run(["--camera", "9", "--no-preview", *model_args, "-o", str(tmp_path / "o")]) == 3
     assert "camera 9: cannot open it" in capsys.readouterr().err
+
+
+class _FakeCapture:
+    """Stands in for cv2.VideoCapture: serves lp_d0's frames, then stops."""
+
+    released = False
+
+    def __init__(self, index):
+        from facemap.video import read_frames
+
+        self.frames = [f.image for f in read_frames(D0, max_frames=12)]
+
+    def isOpened(self):  # noqa: N802 - OpenCV's name
+        return True
+
+    def read(self):
+        return (True, self.frames.pop(0)) if self.frames else (False, None)
+
+    def release(self):
+        _FakeCapture.released = True
+
+
+def test_camera_headless_with_recording(tmp_path, model_args, capsys, monkeypatch):
+    import cv2
+
+    need_shared(D0)
+    monkeypatch.setattr(cv2, "VideoCapture", _FakeCapture)
+    out = tmp_path / "o"
+    assert _run(["--camera", "0", "--no-preview", "--save-video", "--dump-landmarks-csv",
+                 *model_args, "-o", str(out), "-q"]) == 0
+    assert _FakeCapture.released
+    meta = read_meta(out / "logs" / "camera0_meta.csv")
+    np.testing.assert_array_equal(meta.frames, np.arange(1, 13))
+    assert np.all(np.diff(meta.timestamps_ms) >= 0)
+    assert _stream_facts(out / "camera0_overlay.mp4")["frames"] == 12
+    assert "camera0" not in capsys.readouterr().err
+
+
+def test_interrupt_keeps_logs_and_drops_partial_overlay(tmp_path, standin_model, basis_dir):
+    """Ctrl-C mid-video: the logs so far are renamed into place, no half-written overlay."""
+    need_shared(D19)
+    from facemap.detect import HaarDetector
+    from facemap.stream import VideoOptions, process_video
+
+    class Interrupting:
+        name = "interrupting"
+
+        def landmark(self, image, faces, frame=1, timestamp_ms=0.0):
+            if frame == 6:
+                raise KeyboardInterrupt
+            from tests.video_fakes import RefLandmarker
+
+            self.inner = getattr(self, "inner", None) or RefLandmarker("lp_d19")
+            return self.inner.landmark(image, faces, frame, timestamp_ms)
+
+    opts = VideoOptions(save_video=True, dump_landmarks_csv=True, progress=False)
+    with pytest.raises(KeyboardInterrupt):
+        process_video(D19, "lp_d19", HaarDetector(), Interrupting(), tmp_path, opts)
+    meta = read_meta(tmp_path / "logs" / "lp_d19_meta.csv")
+    np.testing.assert_array_equal(meta.frames, [1, 2, 3, 4, 5])
+    assert not (tmp_path / "lp_d19_overlay.mp4").exists()
+    assert not list(tmp_path.rglob("*.part"))
