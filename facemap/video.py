@@ -34,6 +34,8 @@ ENCODE_QUEUE = 8
 DEFAULT_CRF = 20
 DEFAULT_PRESET = "veryfast"
 _END = object()
+# Audio codecs the MP4 muxer takes as they are (copied without re-encoding).
+MP4_AUDIO_CODECS = {"aac", "mp3", "ac3", "eac3", "opus", "alac", "flac"}
 
 
 @dataclass(frozen=True)
@@ -334,6 +336,12 @@ class VideoSink:
                 audio_in = av.open(str(self.audio_from), mode="r")
                 if audio_in.streams.audio:
                     audio_src = audio_in.streams.audio[0]
+                    codec = audio_src.codec_context.name
+                    if codec not in MP4_AUDIO_CODECS:
+                        log.warning("%s: audio (%s) cannot be copied into MP4; the overlay has no sound",
+                                    self.audio_from, codec)
+                        audio_src = None
+                if audio_src is not None:
                     try:
                         audio_out = out.add_stream_from_template(audio_src)
                     except (av.error.FFmpegError, ValueError) as exc:

@@ -195,3 +195,34 @@ def test_variable_frame_rate_read_back(tmp_path):
             sink.write(np.full((48, 64, 3), 128, np.uint8), t)
     got = [f.timestamp_ms for f in read_frames(target)]
     np.testing.assert_allclose(got, np.array(times) * 1000, atol=1.5)
+
+
+def test_sink_skips_audio_mp4_cannot_hold(tmp_path, caplog):
+    """PCM audio (fine in .mkv, not in .mp4): the overlay is written without sound, with a warning."""
+    import av
+
+    src = tmp_path / "pcm.mkv"
+    with av.open(str(src), "w") as c:
+        vs = c.add_stream("libx264", rate=10)
+        vs.width, vs.height, vs.pix_fmt = 32, 32, "yuv420p"
+        aus = c.add_stream("pcm_s16le", rate=8000)
+        aus.layout = "mono"
+        for i in range(5):
+            f = av.VideoFrame.from_ndarray(np.zeros((32, 32, 3), np.uint8), format="bgr24")
+            f.pts = i
+            for p in vs.encode(f):
+                c.mux(p)
+            a = av.AudioFrame.from_ndarray(np.zeros((1, 800), np.int16), format="s16", layout="mono")
+            a.sample_rate, a.pts = 8000, i * 800
+            for p in aus.encode(a):
+                c.mux(p)
+        for s in (vs, aus):
+            for p in s.encode(None):
+                c.mux(p)
+    target = tmp_path / "out.mp4"
+    with VideoSink(target, 32, 32, 10.0, audio_from=src) as sink:
+        for f in read_frames(src):
+            sink.write(f.image, f.time_s)
+    got = _decode_stream(target)
+    assert got["n"] == 5 and not got["audio"]
+    assert "cannot be copied into MP4" in caplog.text
