@@ -14,8 +14,8 @@ constants were fitted by ``bench/calibrate_dlib.py`` on dlib's reference runs in
 ../shared/data/ref.
 
 Pose. dlib has no 3DMM parameters: ``params`` and ``expression`` stay empty, and pitch, yaw and
-roll are estimated from six 2D landmarks with ``cv2.solvePnP`` on a generic 3D face (meta
-reason ``pose_2d``).
+roll are estimated from the 2D landmarks by ``facemap.pose2d.estimate_pose_2d`` (a generic 3D
+face, weak perspective, FaceMap's sign convention; meta reason ``pose_2d``).
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ import numpy as np
 
 from .detect import _check_image, register_detector
 from .errors import ModelError, UsageError
+from .pose2d import estimate_pose_2d
 from .types import BBox, FrameResult, Pose, Status
 
 log = logging.getLogger(__name__)
@@ -41,7 +42,6 @@ __all__ = [
     "DlibHogDetector",
     "DlibLandmarker",
     "calibrate_dlib_box",
-    "estimate_pose_pnp",
     "load_dlib",
     "predictor_path",
     "to_dlib_box",
@@ -66,21 +66,6 @@ DLIB_BOX_CALIBRATION = (0.012, 0.073, 0.958, 0.932)
 # face in the shared photos scored 0.21 and faces in the clips >= 0.57.
 HOG_MIN_SCORE = 0.15
 HOG_UPSAMPLE = 1
-
-# A generic 3D face (mm; x right, y down, z away from the camera, nose tip at the origin) at
-# iBUG points 30 (nose tip), 8 (chin), 36 / 45 (outer eye corners), 48 / 54 (mouth corners).
-_PNP_IDX = np.array([30, 8, 36, 45, 48, 54])
-_PNP_MODEL = np.array(
-    [
-        [0.0, 0.0, 0.0],
-        [0.0, 63.6, 12.5],
-        [-43.3, -32.7, 26.0],
-        [43.3, -32.7, 26.0],
-        [-28.9, 28.9, 24.1],
-        [28.9, 28.9, 24.1],
-    ]
-)
-
 
 def load_dlib() -> ModuleType:
     """Import dlib; a missing extra raises UsageError with the install command."""
@@ -139,34 +124,6 @@ def to_dlib_box(box: BBox, consts: tuple[float, float, float, float] = DLIB_BOX_
     cx, cy = lx - dx * w, ly - dy * w
     half = (w - 1.0) / 2.0
     return BBox(cx - half, cy - half, cx + half, cy + half)
-
-
-def estimate_pose_pnp(landmarks: np.ndarray, image_wh: tuple[int, int]) -> Pose | None:
-    """Head pose in degrees from (68, 2) image-pixel landmarks; None when solvePnP fails.
-
-    ``cv2.solvePnP`` fits a generic 3D face to six points with a pinhole camera (focal length =
-    image width, centre = image centre). Conventions as ``facemap.analysis``'s 2D pose: yaw > 0
-    when the nose turns towards the image's left, pitch > 0 when the face tilts down, roll > 0
-    clockwise in the image (y down).
-    """
-    w, h = image_wh
-    camera = np.array([[w, 0.0, w / 2.0], [0.0, w, h / 2.0], [0.0, 0.0, 1.0]])
-    pts = np.ascontiguousarray(landmarks[_PNP_IDX], dtype=np.float64)
-    try:
-        ok, rvec, _ = cv2.solvePnP(_PNP_MODEL, pts, camera, None, flags=cv2.SOLVEPNP_ITERATIVE)
-    except cv2.error:
-        ok = False
-    if not ok:
-        return None
-    rot, _ = cv2.Rodrigues(rvec)
-    # rot = Rz(roll) @ Rx(pitch) @ Ry(yaw) in camera axes (x right, y down, z away); its last
-    # row does not depend on roll.
-    yaw = np.degrees(np.arctan2(-rot[2, 0], rot[2, 2]))
-    pitch = np.degrees(np.arcsin(np.clip(rot[2, 1], -1.0, 1.0)))
-    roll = np.degrees(np.arctan2(-rot[0, 1], rot[1, 1]))
-    if not np.isfinite([pitch, yaw, roll]).all():
-        return None
-    return Pose(float(pitch), float(yaw), float(roll))
 
 
 def _to_rgb(image: np.ndarray) -> np.ndarray:
@@ -277,12 +234,13 @@ class DlibLandmarker:
         if not faces:
             return []
         rgb = _to_rgb(image_bgr)
-        wh = (image_bgr.shape[1], image_bgr.shape[0])
+        points_all = np.stack([self._predict_rgb(rgb, self.to_dlib_box(f)) for f in faces])
+        poses = estimate_pose_2d(points_all)  # (N, 3) degrees, FaceMap's signs
         results = []
-        for face in faces:
-            points = self._predict_rgb(rgb, self.to_dlib_box(face))
+        for face, points, angles in zip(faces, points_all, poses, strict=True):
             status, reason = self._check(points, face, np.zeros(0))
-            pose = estimate_pose_pnp(points, wh) if status is not Status.UNSTABLE else None
+            usable = status is not Status.UNSTABLE and np.isfinite(angles).all()
+            pose = Pose(*map(float, angles)) if usable else None
             if status is Status.OK:
                 reason = self.ok_reason if pose is not None else "no_pose"
             results.append(
