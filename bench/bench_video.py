@@ -47,6 +47,7 @@ from facemap.model import FaceMapModel  # noqa: E402
 from facemap.pipeline import FaceMapLandmarker  # noqa: E402
 from facemap.preprocess import Preprocessor  # noqa: E402
 from facemap.stream import VideoOptions, process_video  # noqa: E402
+from facemap.track import TRACK_EXPAND  # noqa: E402
 from facemap.video import VideoSink, read_frames  # noqa: E402
 from tests.standins import DATA, synthetic_basis_arrays, write_basis  # noqa: E402
 
@@ -158,7 +159,7 @@ def make_resnet18_standin(folder: Path, bias: np.ndarray, seed: int = 0) -> tupl
     return path, n_params
 
 
-def fixed_point_bias(decoder: Decoder, input_px: int = 128, margin: float = 0.1, expand: float = 1.1) -> np.ndarray:
+def fixed_point_bias(decoder: Decoder, input_px: int = 128, margin: float = 0.1, expand: float = TRACK_EXPAND) -> np.ndarray:
     """Params of a frontal mean face whose landmark box, mapped back through the crop, is the
     tracker's own ROI again (so a still ROI stays still, as with a real model)."""
     p = np.zeros(265, np.float32)

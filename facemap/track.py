@@ -71,11 +71,13 @@ class TrackOptions:
 
 
 def roi_from_landmarks(landmarks: np.ndarray, expand: float = TRACK_EXPAND) -> BBox:
-    """The box around (68, 2) landmarks, scaled by ``expand`` about its centre."""
+    """The square box on the long side of the box around (68, 2) landmarks, scaled by
+    ``expand`` about its centre (square, as the detectors' boxes and MediaPipe's ROI: a
+    model that under-reaches on one axis cannot shrink the box along it frame after frame)."""
     b = BBox.from_points(landmarks)
     cx, cy = b.center
-    hw, hh = b.width * expand / 2.0, b.height * expand / 2.0
-    return BBox(cx - hw + 0.5, cy - hh + 0.5, cx + hw - 0.5, cy + hh - 0.5)
+    half = max(b.width, b.height) * expand / 2.0
+    return BBox(cx - half + 0.5, cy - half + 0.5, cx + half - 0.5, cy + half - 0.5)
 
 
 def sanity(
