@@ -8,8 +8,9 @@ Usage: python bench/bench_video.py [--seconds 10] [--long-minutes 10] [--skip-rs
 2. Builds a stand-in ONNX model of the real one's size with onnx.helper: a ResNet-18 body at
    0.69 width (44-88-176-352 channels, BN folded, about 5.4M parameters), input ``image``
    [1,3,128,128], output ``parameters_3dmm`` [1,265], weights in an external ``model.data``.
-   Its last layer is near zero and its bias a frontal face whose landmark box is a fixed point
-   of the tracker, so tracking behaves as with a real model (mostly "tracked" frames).
+   Its weights are random, so in the end-to-end run its landmarks (after the full crop, model
+   and decode work) are replaced by where the face really is (``FollowingLandmarker``), and
+   tracking behaves as with the real model (mostly "tracked" frames).
 3. For each video, measures in the same run: decode-only fps (read_frames, BGR out),
    model-only fps (one face per call), encode-only fps (VideoSink, H.264 yuv420p), and the
    end-to-end fps of ``process_video`` with the Haar detector + ROI tracking, crop, model,
@@ -59,20 +60,50 @@ FPS = 30
 # ----------------------------------------------------------------------------- test videos
 
 
+def motion(i: int, width: int, height: int) -> np.ndarray:
+    """(2, 3) affine of frame ``i`` (0-based): the photo, resized to the frame, moved (x, y),
+    zoomed (0.78x-1.22x) and tilted (+-3 degrees), smoothly."""
+    t = i / FPS
+    s = 1.0 + 0.22 * np.sin(2 * np.pi * t / 4.0)
+    m = cv2.getRotationMatrix2D((width / 2, height / 2), 3.0 * np.sin(2 * np.pi * t / 3.0), s)
+    m[:, 2] += (0.10 * width * np.sin(2 * np.pi * t / 6.0), 0.05 * height * np.sin(2 * np.pi * t / 5.0))
+    return m
+
+
 def face_frames(width: int, height: int, n: int, photo: Path = FACE_PHOTO):
-    """n BGR frames of a real face photo, moving (x, y) and zooming (0.8x-1.25x) smoothly."""
+    """n BGR frames of a real face photo under ``motion``."""
     src = cv2.imread(str(photo))
     if src is None:
         raise SystemExit(f"{photo}: cannot read the face photo (is ../shared/data present?)")
     base = cv2.resize(src, (width, height), interpolation=cv2.INTER_AREA)
     for i in range(n):
-        t = i / FPS
-        s = 1.0 + 0.22 * np.sin(2 * np.pi * t / 4.0)
-        dx = 0.10 * width * np.sin(2 * np.pi * t / 6.0)
-        dy = 0.05 * height * np.sin(2 * np.pi * t / 5.0)
-        m = cv2.getRotationMatrix2D((width / 2, height / 2), 3.0 * np.sin(2 * np.pi * t / 3.0), s)
-        m[:, 2] += (dx, dy)
-        yield cv2.warpAffine(base, m, (width, height), borderMode=cv2.BORDER_REFLECT)
+        yield cv2.warpAffine(base, motion(i, width, height), (width, height), borderMode=cv2.BORDER_REFLECT)
+
+
+class FollowingLandmarker:
+    """The stand-in model at full cost (crop, ONNX run, 3DMM decode), with its landmarks replaced
+    by where the face really is in the frame (dlib's 68 points of the photo under ``motion``),
+    as a trained model would place them. So tracking follows the face as with the real model;
+    a random-weight stand-in alone cannot."""
+
+    name = "facemap"
+
+    def __init__(self, inner: FaceMapLandmarker, width: int, height: int, photo: Path = FACE_PHOTO):
+        from facemap.records import read_landmarks
+
+        src = cv2.imread(str(photo))
+        ref = read_landmarks(DATA / "ref" / f"{photo.stem}_dlib_landmarks.csv").landmarks[0]
+        self.points = ref * (width / src.shape[1], height / src.shape[0])
+        self.inner, self.width, self.height = inner, width, height
+
+    def landmark(self, image_bgr, faces, frame=1, timestamp_ms=0.0):
+        """Landmarker protocol: the model's results, landmarks set to the true ones."""
+        from dataclasses import replace
+
+        results = self.inner.landmark(image_bgr, faces, frame, timestamp_ms)
+        m = motion(frame - 1, self.width, self.height)
+        truth = self.points @ m[:, :2].T + m[:, 2]
+        return [replace(r, landmarks=truth) if r.has_face else r for r in results]
 
 
 def make_video(path: Path, width: int, height: int, seconds: float) -> Path:
@@ -220,8 +251,12 @@ def build_landmarker(model_path: Path, basis_dir: Path) -> FaceMapLandmarker:
 
 def end_to_end(path: Path, landmarker: FaceMapLandmarker, out: Path):
     """process_video with everything on; returns its report."""
+    from facemap.video import probe
+
+    info = probe(path)
+    following = FollowingLandmarker(landmarker, info.width, info.height)
     opts = VideoOptions(save_video=True, dump_csv=True, dump_landmarks_csv=True, progress=False)
-    return process_video(path, path.stem, HaarDetector(), landmarker, out, opts)
+    return process_video(path, path.stem, HaarDetector(), following, out, opts)
 
 
 def rss_child(video: str, model: str, basis: str, out: str) -> None:

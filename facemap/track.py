@@ -39,8 +39,11 @@ SANE_SIZE_RATIO = (0.55, 1.35)
 SANE_CENTRE_SHIFT = 0.35
 # Pose limits (degrees) beyond which the model's output is not trusted.
 MAX_ABS_POSE_DEG = (75.0, 90.0, 80.0)
-# Detections must overlap the held face this much to confirm it.
+# Detections must overlap the held face this much to confirm it; they are searched for in a
+# region this many times the held box's size around it.
 CONFIRM_IOU = 0.3
+CONFIRM_REGION = 2.5
+CONFIRM_FACE_PX = 96
 # A held face the detector has not confirmed at this many re-detections in a row is dropped.
 MAX_UNCONFIRMED = 3
 # After losing a face, only a detection near its last place is taken for this many frames.
@@ -115,11 +118,10 @@ def sanity(
 
 
 def _thumb(image: np.ndarray) -> np.ndarray:
+    """32x18 thumbnail of the green channel (cheap brightness), for scene-cut detection."""
     step = max(1, min(image.shape[:2]) // 90)
-    small = image[::step, ::step]
-    if small.ndim == 3:
-        small = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY)
-    return cv2.resize(small, (32, 18), interpolation=cv2.INTER_AREA).astype(np.float32)
+    small = image[::step, ::step, 1] if image.ndim == 3 else image[::step, ::step]
+    return cv2.resize(np.ascontiguousarray(small), (32, 18), interpolation=cv2.INTER_AREA).astype(np.float32)
 
 
 def _with_reason(result: FrameResult, reason: str) -> FrameResult:
@@ -254,10 +256,10 @@ class FaceTracker:
         has not seen it for MAX_UNCONFIRMED re-detections in a row."""
         self._since_detect = 0
         self.detections += 1
-        faces = self.detector.detect(image)
         held = self._roi
         if held is None:
             return
+        faces = self._detect_near(image, held)
         if any(f.iou(held) >= CONFIRM_IOU for f in faces):
             self._unconfirmed = 0
             return
@@ -266,6 +268,30 @@ class FaceTracker:
             log.debug("held face not confirmed by %d re-detections; dropped", self._unconfirmed)
             self._unconfirmed = 0
             self._lose(frame)  # a face elsewhere is taken only after REACQUIRE_GAP frames
+
+
+    def _detect_near(self, image: np.ndarray, box: BBox) -> list[BBox]:
+        """Detect in the region around ``box`` only (CONFIRM_REGION x its size): confirming
+        the held face costs a fraction of a full-frame detection."""
+        h, w = image.shape[:2]
+        cx, cy = box.center
+        half = max(box.width, box.height) * CONFIRM_REGION / 2.0
+        x0, y0 = max(0, int(cx - half)), max(0, int(cy - half))
+        x1, y1 = min(w, int(cx + half) + 1), min(h, int(cy + half) + 1)
+        if x1 - x0 < 8 or y1 - y0 < 8:
+            return []
+        region = image[y0:y1, x0:x1]
+        # shrink so the held face is about CONFIRM_FACE_PX wide: the detector then searches
+        # few scales (faces from about a third of the held size up)
+        scale = min(1.0, CONFIRM_FACE_PX / max(1.0, box.width))
+        if scale < 1.0:
+            size = (max(8, round((x1 - x0) * scale)), max(8, round((y1 - y0) * scale)))
+            region = cv2.resize(region, size, interpolation=cv2.INTER_AREA)
+        fx, fy = (x1 - x0) / region.shape[1], (y1 - y0) / region.shape[0]
+        found = self.detector.detect(region)
+        return [
+            BBox(f.x0 * fx + x0, f.y0 * fy + y0, f.x1 * fx + x0, f.y1 * fy + y0) for f in found
+        ]
 
 
 class JumpGuard:
