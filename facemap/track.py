@@ -37,6 +37,8 @@ VELOCITY_GAIN = 0.5
 # Sanity: landmark box side / ROI side in this range, centre within this fraction of the ROI.
 SANE_SIZE_RATIO = (0.55, 1.35)
 SANE_CENTRE_SHIFT = 0.35
+# A face whose landmark box is smaller than this (pixels) is not held: too small to trust.
+MIN_FACE_PX = 20.0
 # Pose limits (degrees) beyond which the model's output is not trusted.
 MAX_ABS_POSE_DEG = (75.0, 90.0, 80.0)
 # Detections must overlap the held face this much to confirm it; they are searched for in a
@@ -97,6 +99,8 @@ def sanity(
     if not np.isfinite(lm).all():
         return "non_finite_output"
     b = BBox.from_points(lm)
+    if max(b.width, b.height) < MIN_FACE_PX:
+        return "face_too_small"
     if image_hw is not None:
         h, w = image_hw
         cx, cy = b.center

@@ -108,6 +108,8 @@ def test_sanity_non_finite_and_off_image():
     r = FrameResult(1, 0.0, Status.UNSTABLE, "non_finite_output", roi)
     assert sanity(r, roi) == "non_finite_output"
     assert sanity(_lm_result(lm - 260), roi_from_landmarks(lm - 260), image_hw=(480, 640)) == "landmarks_off_image"
+    tiny = UNIT_FACE * 15 + 100
+    assert sanity(_lm_result(tiny), roi_from_landmarks(tiny)) == "face_too_small"
 
 
 def test_tracker_detects_once_then_follows_a_moving_face():
@@ -265,25 +267,38 @@ def _shots(stem: str) -> list[int]:
     return starts
 
 
+def _jumps(results, shots) -> list[str]:
+    """Places where the face box moved from one face to another within a shot: between two
+    frames with a box (detected/tracked) less than REACQUIRE_GAP frames apart, the boxes
+    neither overlap nor lie within a face width. (After a loss of REACQUIRE_GAP frames or more,
+    with no box shown, a face elsewhere is a new acquisition, not a jump.)"""
+    shot_of = np.searchsorted(shots, [f for f, _ in results], side="right")
+    bad, prev = [], None
+    for (f, r), shot in zip(results, shot_of, strict=True):
+        if r.reason not in ("detected", "tracked"):
+            continue
+        if prev is not None and prev[0] == shot and f - prev[2] < REACQUIRE_GAP:
+            pb = prev[1]
+            cx, cy = r.box.center
+            px, py = pb.center
+            if not (r.box.iou(pb) > 0 or np.hypot(cx - px, cy - py) < pb.width):
+                bad.append(f"frame {f}: box jumped from {pb.as_tuple()} to {r.box.as_tuple()}")
+        prev = (shot, r.box, f)
+    return bad
+
+
 def test_hamilton_box_never_jumps_between_faces_within_a_shot():
     stem = "fr_short_hamilton_clip"
     need_shared(DATA / "videos" / f"{stem}.mp4")
     shots = _shots(stem)
     assert shots == [1, 21, 83, 212]  # wide stage, audience, singer close-up, audience
-    _, results = _clip_results(stem)
-    shot_of = np.searchsorted(shots, [f for f, _ in results], side="right")
-    prev = None
-    for (f, r), shot in zip(results, shot_of, strict=True):
-        if r.reason not in ("detected", "tracked"):
-            continue
-        if prev is not None and prev[0] == shot:
-            pb = prev[1]
-            cx, cy = r.box.center
-            px, py = pb.center
-            assert r.box.iou(pb) > 0 or np.hypot(cx - px, cy - py) < pb.width, (
-                f"frame {f}: box jumped from {pb.as_tuple()} to {r.box.as_tuple()}"
-            )
-        prev = (shot, r.box)
+    for skip in (False, True):
+        _, results = _clip_results(stem, skip_if_no_face=skip)
+        assert _jumps(results, shots) == []
+        # the singer's close-up shot is held almost throughout (the fake landmarker drifts off
+        # the face on the frames where dlib, its source, has no face)
+        close_up = [r for f, r in results if 83 <= f < 212]
+        assert sum(r.reason in ("detected", "tracked") for r in close_up) / len(close_up) > 0.85
 
 
 def test_tracked_landmarks_stay_on_the_face_with_noise():
