@@ -79,10 +79,10 @@ def main(argv: list[str] | None = None) -> int:
         )
         paths = write_outputs(result, args.out, plots=not args.no_plots)
     except FacemapError as exc:
-        print(f"analyze_expressions: error: {exc}", file=sys.stderr)
+        print(f"analyze_expressions.py: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
-        print("analyze_expressions: interrupted", file=sys.stderr)
+        print("analyze_expressions.py: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     s = result.scores
     if args.quiet:

@@ -97,10 +97,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return run_infer(cfg, print)
     except FacemapError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"infer.py: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
-        print("interrupted: logs are complete up to the last processed frame", file=sys.stderr)
+        print("infer.py: interrupted: logs are complete up to the last processed frame", file=sys.stderr)
         return EXIT_INTERRUPTED
     finally:
         if in_main:

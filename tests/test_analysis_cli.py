@@ -324,7 +324,7 @@ def test_hostile_csv_gives_one_line_and_exit_3(case, clip, tmp_path, capsys):
     rc, out, err = run(_hostile(case, clip, tmp_path), capsys)
     lines = err.strip().splitlines()
     assert rc == 3, (case, err)
-    assert len(lines) == 1 and lines[0].startswith("analyze_expressions: error: "), err
+    assert len(lines) == 1 and lines[0].startswith("analyze_expressions.py: error: "), err
     assert "Traceback" not in err and ".csv" in lines[0]
     assert not (tmp_path / "out").exists()  # nothing written for a refused input
 

@@ -238,9 +238,9 @@ def test_infer_compare_facemap_and_dlib(tmp_path, capsys, shared_data, standin_m
 @pytest.mark.parametrize(
     ("args", "needle"),
     [
-        (["--landmarker", "mediapipe"], "error: unknown landmarker 'mediapipe'; choose one of: facemap, dlib"),
-        (["--landmarker", "dlib", "--compare", "dlib"], "error: --compare dlib is the --landmarker already"),
-        (["--detector", "dlib"], "error: unknown detector 'dlib'; choose one of: bbox, dlib-hog, haar"),
+        (["--landmarker", "mediapipe"], "infer.py: error: unknown landmarker 'mediapipe'; choose one of: facemap, dlib"),
+        (["--landmarker", "dlib", "--compare", "dlib"], "infer.py: error: --compare dlib is the --landmarker already"),
+        (["--detector", "dlib"], "infer.py: error: unknown detector 'dlib'; choose one of: bbox, dlib-hog, haar"),
     ],
 )
 def test_infer_usage_errors(tmp_path, capsys, shared_data, args, needle):

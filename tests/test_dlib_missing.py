@@ -39,7 +39,7 @@ def test_missing_dlib_is_a_usage_error_with_the_install_command(monkeypatch, tmp
     code, _, err = _run(capsys, "--image", image, "--landmarker", "dlib", "-o", tmp_path / "out")
     assert code == 2
     assert err.strip().splitlines() == [
-        "error: the dlib backend needs the optional dlib packages, which are not installed; run: "
+        "infer.py: error: the dlib backend needs the optional dlib packages, which are not installed; run: "
         'pip install "dlib-bin>=19.24.2,<21" "face-recognition-models>=0.3,<0.4"'
     ]
 

@@ -145,4 +145,4 @@ def test_end_to_end_as_a_user(tmp_path, shared_data, standin_model, basis_dir):
         capture_output=True, text=True, cwd=tmp_path, timeout=120,
     )
     assert proc.returncode == 3
-    assert proc.stderr.strip().splitlines() == [f"error: {tmp_path / 'nope.jpg'}: image not found; check the path"]
+    assert proc.stderr.strip().splitlines() == [f"infer.py: error: {tmp_path / 'nope.jpg'}: image not found; check the path"]
