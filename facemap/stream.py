@@ -238,6 +238,11 @@ def process_video(
                 if sink is not None:
                     sink.write(draw_overlay(item.frame.image, item.result, options.style, fps), item.frame.time_s)
                 bar.update(1)
+        except KeyboardInterrupt:
+            # Ctrl-C / SIGTERM: finish the overlay up to the last frame, so it plays.
+            if sink is not None:
+                sink.close()
+            raise
         except BaseException:
             if sink is not None:
                 sink.close(abort=True)
