@@ -101,6 +101,8 @@ def collect_images(inputs: list[str]) -> list[Path]:
             if not found:
                 raise InputFileError(f"{item}: pattern matches no images; check the pattern")
             paths.extend(found)
+        elif not p.exists():
+            raise InputFileError(f"{p}: image not found; check the path")
         else:
             paths.append(p)
     return paths

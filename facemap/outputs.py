@@ -90,6 +90,7 @@ class OutputDir:
         self.clean = clean
         self._written: set[str] = set()
         self._locked = False
+        self._created = False
 
     # -- lifecycle
     def __enter__(self) -> OutputDir:
@@ -105,6 +106,7 @@ class OutputDir:
         if p.exists() and not p.is_dir():
             raise OutputError(f"{p}: is a file, not a folder; pass a folder to --output")
         existed = p.exists()
+        self._created = not existed
         try:
             p.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -122,12 +124,23 @@ class OutputDir:
             raise
 
     def close(self) -> None:
-        """Save the manifest and release the lock."""
-        if self._locked:
-            try:
-                self._save_marker()
-            finally:
+        """Save the manifest (files that exist) and release the lock. A folder this run created
+        and left empty (e.g. the input was refused) is removed again."""
+        if not self._locked:
+            return
+        try:
+            self._written = {r for r in self._written if (self.path / r).exists()}
+            if self._created and not self._written and not self._foreign_files():
                 self._unlock()
+                with contextlib.suppress(OSError):
+                    (self.path / MARKER).unlink()
+                self._remove_empty_dirs()
+                with contextlib.suppress(OSError):
+                    self.path.rmdir()
+                return
+            self._save_marker()
+        finally:
+            self._unlock()
 
     # -- files
     def file(self, relative: str) -> Path:
@@ -199,11 +212,7 @@ class OutputDir:
         if reason:
             raise OutputError(f"{self.path}: --clean refused, {reason}; point --output at a folder facemap made")
         listed = set(self._read_marker())
-        present = [
-            f.relative_to(self.path).as_posix()
-            for f in self.path.rglob("*")
-            if (f.is_file() or f.is_symlink()) and f.name not in (MARKER, LOCK)
-        ]
+        present = self._foreign_files()
         foreign = sorted(r for r in present if r not in listed)
         if foreign:
             raise OutputError(
@@ -213,7 +222,18 @@ class OutputDir:
             )
         for rel in present:
             (self.path / rel).unlink()
-        for d in sorted((d for d in self.path.rglob("*") if d.is_dir()), key=lambda d: len(d.parts), reverse=True):
+        self._remove_empty_dirs()
+        self._written = set()
+
+    def _foreign_files(self) -> list[str]:
+        return [
+            f.relative_to(self.path).as_posix()
+            for f in self.path.rglob("*")
+            if (f.is_file() or f.is_symlink()) and f.name not in (MARKER, LOCK)
+        ]
+
+    def _remove_empty_dirs(self) -> None:
+        subdirs = [d for d in self.path.rglob("*") if d.is_dir() and not d.is_symlink()]
+        for d in sorted(subdirs, key=lambda d: len(d.parts), reverse=True):
             with contextlib.suppress(OSError):
                 d.rmdir()
-        self._written = set()

@@ -27,7 +27,7 @@ from .records import FrameLogs, log_path
 from .smooth import SMOOTH_PRESETS, LandmarkSmoother, SmoothParams
 from .track import FaceTracker, JumpGuard, TrackOptions
 from .types import FrameResult, Status
-from .video import VideoFrame, VideoInfo
+from .video import VideoFrame, VideoInfo, probe
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +125,7 @@ class VideoReport:
     elapsed_s: float
     outputs: list[Path]
     info: VideoInfo | None = None
+    note: str = ""
 
     @property
     def fps(self) -> float:
@@ -199,7 +200,7 @@ def process_video(
     options: VideoOptions,
 ) -> VideoReport:
     """Process one video file: logs under ``out_dir/logs``, overlay in ``out_dir``."""
-    from .video import VideoSink, probe, read_frames
+    from .video import VideoSink, read_frames
 
     path = Path(path)
     info = probe(path)
@@ -256,7 +257,11 @@ def process_video(
         raise InputFileError(
             f"{path}: no frames in the chosen range (--start/--end/--max-frames); check the range"
         )
-    return VideoReport(path, stem, counts, time.perf_counter() - t0, outputs, info)
+    note = ""
+    if expected and counts.frames < 0.95 * expected and options.max_frames is None:
+        note = f"ended early: {counts.frames} of {expected} frames decoded, the file looks truncated"
+        log.warning("%s: %s; the logs and overlay cover the decoded frames", path, note)
+    return VideoReport(path, stem, counts, time.perf_counter() - t0, outputs, info, note)
 
 
 # ----------------------------------------------------------------------------- camera
@@ -414,7 +419,7 @@ def report_line(rep: VideoReport) -> str:
     tail = (", " + ", ".join(extra)) if extra else ""
     return (
         f"{rep.path.name}: {c.frames} frames, face in {c.with_face} ({pct:.1f}%: {d} detected, "
-        f"{t} tracked){tail}, {rep.fps:.1f} fps"
+        f"{t} tracked){tail}, {rep.fps:.1f} fps" + (f" ({rep.note})" if rep.note else "")
     )
 
 
@@ -459,8 +464,7 @@ def run_videos(cfg, emit: Emit) -> int:
 
     paths = collect_videos(cfg.video or [])
     for p in paths:
-        if not p.exists():
-            raise InputFileError(f"{p}: video not found; check the path")
+        probe(p)  # every input is checked before anything is written
     options = video_options(cfg)
     stems = unique_stems(paths)
     jobs = max(1, int(getattr(cfg, "jobs", 1) or 1))

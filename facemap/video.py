@@ -92,9 +92,10 @@ def _open_input(path: Path):
     try:
         container = av.open(str(path), mode="r")
     except (av.error.FFmpegError, OSError) as exc:
+        why = getattr(exc, "strerror", None) or type(exc).__name__
         raise InputFileError(
-            f"{path}: not a readable video ({type(exc).__name__}: {str(exc)[:120]}); "
-            "is it a complete video file (mp4, mov, mkv, ...)?"
+            f"{path}: not a readable video ({why}); is it a complete video file (mp4, mov, mkv)? "
+            "A copy cut short loses the MP4 index: copy it again"
         ) from None
     if not container.streams.video:
         container.close()
