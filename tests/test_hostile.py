@@ -1,0 +1,394 @@
+"""Hostile input, through the CLIs as a user meets it: one clear line, a documented exit code,
+no traceback, nothing half-written left behind. (Module tests cover each case in more depth.)"""
+
+from __future__ import annotations
+
+import io
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+import analyze_expressions
+import infer
+from facemap.records import LANDMARK_COLUMNS, read_meta
+from tests.conftest import need_shared
+from tests.standins import DATA, make_standin_model, write_basis
+
+REPO = Path(__file__).resolve().parents[1]
+DOCUMENTED = {2, 3, 4, 5, 130}
+
+
+def _check(capsys, code: int, want: int, needle: str, out: Path | None, prog: str = "infer.py") -> str:
+    err = capsys.readouterr().err
+    lines = [ln for ln in err.splitlines() if ln.strip() and not ln.startswith(("facemap:", "analyze_expressions:"))]
+    assert code == want, err
+    assert code in DOCUMENTED
+    assert "Traceback" not in err
+    assert len(lines) == 1 and lines[0].startswith(f"{prog}: error: "), err
+    assert needle in lines[0], lines[0]
+    if out is not None and out.exists():
+        assert not list(out.rglob("*.part")), "a half-written file was left"
+    return lines[0]
+
+
+@pytest.fixture()
+def model_args(standin_model, basis_dir) -> list[str]:
+    return ["--model", str(standin_model), "--basis-dir", str(basis_dir)]
+
+
+# ----------------------------------------------------------------------------- images
+
+
+def _huge_jpeg() -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (64, 64)).save(buf, "JPEG")
+    data = bytearray(buf.getvalue())
+    i = data.index(b"\xff\xc0")
+    data[i + 5 : i + 9] = (20000).to_bytes(2, "big") * 2
+    return bytes(data)
+
+
+IMAGE_CASES = {
+    "missing": (None, "image not found"),
+    "empty.jpg": (b"", "image file is empty"),
+    "text.jpg": (b"I am a text file with a .jpg name\n", "not a readable image"),
+    "huge.jpg": (_huge_jpeg(), "20000x20000 pixels"),
+}
+
+
+@pytest.mark.parametrize("name", list(IMAGE_CASES))
+def test_bad_images(tmp_path, capsys, model_args, name):
+    content, needle = IMAGE_CASES[name]
+    path = tmp_path / name
+    if content is not None:
+        path.write_bytes(content)
+    out = tmp_path / "out"
+    code = infer.main(["--image", str(path), *model_args, "-o", str(out)])
+    line = _check(capsys, code, 3, needle, out)
+    assert name in line
+    assert not out.exists()  # refused before anything was written
+
+
+def test_truncated_jpeg_and_empty_folder(tmp_path, capsys, model_args, shared_data):
+    cut = tmp_path / "cut.jpg"
+    cut.write_bytes((shared_data / "images" / "fr_obama-720p.jpg").read_bytes()[:3000])
+    code = infer.main(["--image", str(cut), *model_args, "-o", str(tmp_path / "o")])
+    _check(capsys, code, 3, "cut.jpg", tmp_path / "o")
+    (tmp_path / "empty").mkdir()
+    code = infer.main(["--image", str(tmp_path / "empty"), *model_args, "-o", str(tmp_path / "o")])
+    _check(capsys, code, 3, "folder holds no images", tmp_path / "o")
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda p: Image.new("RGB", (1, 1)).save(p / "one.png"),
+        lambda p: cv2.imwrite(str(p / "deep.png"), np.full((40, 40, 3), 30000, np.uint16)),
+        lambda p: Image.new("L", (40, 30)).save(p / "gray.png"),
+        lambda p: Image.new("RGBA", (40, 30)).save(p / "rgba.png"),
+        lambda p: Image.new("CMYK", (40, 30)).save(p / "cmyk.jpg"),
+    ],
+    ids=["1x1", "16bit", "gray", "rgba", "cmyk"],
+)
+def test_odd_but_valid_images_run(tmp_path, capsys, model_args, make):
+    src = tmp_path / "in"
+    src.mkdir()
+    make(src)
+    code = infer.main(["--image", str(src), *model_args, "-o", str(tmp_path / "out")])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    assert len(list((tmp_path / "out").glob("*.json"))) == 1
+
+
+# ----------------------------------------------------------------------------- videos
+
+
+def _audio_only(path: Path) -> Path:
+    import av
+
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("aac", rate=44100)
+        t = np.arange(44100) / 44100
+        frame = av.AudioFrame.from_ndarray(
+            (0.2 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)[None], format="fltp", layout="mono"
+        )
+        frame.sample_rate, frame.pts = 44100, 0
+        for pkt in [*s.encode(frame), *s.encode(None)]:
+            c.mux(pkt)
+    return path
+
+
+def _truncated_faststart(src: Path, dst: Path) -> Path:
+    """A phone-style MP4 (index first) cut off half-way, as a half-finished copy is."""
+    import av
+
+    full = dst.with_name("full.mp4")
+    with av.open(str(src)) as i, av.open(str(full), "w", options={"movflags": "faststart"}) as o:
+        streams = {s.index: o.add_stream_from_template(s) for s in i.streams}
+        for pkt in i.demux():
+            if pkt.dts is not None:
+                pkt.stream = streams[pkt.stream.index]
+                o.mux(pkt)
+    data = full.read_bytes()
+    dst.write_bytes(data[: len(data) // 2])
+    return dst
+
+
+@pytest.mark.parametrize(
+    ("name", "needle"),
+    [
+        ("missing.mp4", "video not found"),
+        ("empty.mp4", "video file is empty"),
+        ("text.mp4", "not a readable video"),
+        ("audio.m4a", "holds no video stream"),
+    ],
+)
+def test_bad_videos(tmp_path, capsys, model_args, name, needle):
+    path = tmp_path / name
+    if name == "empty.mp4":
+        path.write_bytes(b"")
+    elif name == "text.mp4":
+        path.write_text("not a video")
+    elif name == "audio.m4a":
+        _audio_only(path)
+    out = tmp_path / "out"
+    code = infer.main(["--video", str(path), *model_args, "-o", str(out), "--quiet"])
+    line = _check(capsys, code, 3, needle, out)
+    assert name in line
+    assert not out.exists()
+
+
+def test_truncated_video_processes_what_decodes(tmp_path, capsys, model_args):
+    src = need_shared(DATA / "videos" / "lp_d19.mp4")
+    cut = _truncated_faststart(src, tmp_path / "cut.mp4")
+    out = tmp_path / "out"
+    code = infer.main(["--video", str(cut), *model_args, "-o", str(out), "--save-video", "--quiet",
+                       "--dump-landmarks-csv"])
+    printed = capsys.readouterr().out
+    assert code == 0
+    assert "ended early" in printed and "of 250 frames decoded" in printed
+    meta = read_meta(out / "logs" / "cut_meta.csv")
+    n = len(meta.frames)
+    assert 50 < n < 250 and meta.frames.tolist() == list(range(1, n + 1))
+    import av
+
+    with av.open(str(out / "cut_overlay.mp4")) as c:
+        assert sum(1 for _ in c.decode(video=0)) == n
+
+
+def test_sigterm_mid_video_leaves_complete_files(tmp_path, standin_model, basis_dir):
+    src = need_shared(DATA / "videos" / "lp_d13.mp4")
+    out = tmp_path / "out"
+    cmd = [sys.executable, str(REPO / "infer.py"), "--video", str(src), "--model", str(standin_model),
+           "--basis-dir", str(basis_dir), "-o", str(out), "--save-video", "--dump-landmarks-csv", "--quiet"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    deadline = time.monotonic() + 120
+    while not list(out.glob("logs/.*_meta.csv.part")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)  # a few frames in
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    meta = read_meta(out / "logs" / "lp_d13_meta.csv")
+    n = len(meta.frames)
+    assert 0 < n < 352 and meta.frames.tolist() == list(range(1, n + 1))
+    import av
+
+    with av.open(str(out / "lp_d13_overlay.mp4")) as c:
+        assert sum(1 for _ in c.decode(video=0)) == n  # plays, up to the last logged frame
+    assert not list(out.rglob("*.part")) and not (out / ".facemap.lock").exists()
+
+
+# ----------------------------------------------------------------------------- model and basis
+
+
+def _model_case(tmp_path: Path, case: str) -> Path:
+    folder = tmp_path / case
+    if case == "missing":
+        return folder / "model.onnx"
+    if case == "other-output":
+        return make_standin_model(folder, n_out=100)
+    if case == "other-rank":
+        return _rank3(folder)
+    path = make_standin_model(folder)
+    if case == "no-data":
+        (folder / "model.data").unlink()
+    elif case == "short-data":
+        (folder / "model.data").write_bytes(b"\0" * 10)
+    elif case == "corrupt":
+        path.write_bytes(b"\x12\x34 this is not an onnx protobuf \xff" * 20)
+    return path
+
+
+def _rank3(folder: Path) -> Path:
+    import onnx
+    from onnx import TensorProto, helper
+
+    folder.mkdir(parents=True, exist_ok=True)
+    g = helper.make_graph(
+        [helper.make_node("ReduceMean", ["image"], ["parameters_3dmm"], keepdims=0, axes=[1])],
+        "g",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 128, 265])],
+        [helper.make_tensor_value_info("parameters_3dmm", TensorProto.FLOAT, [1, 265])],
+    )
+    onnx.save_model(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]), str(folder / "model.onnx"))
+    return folder / "model.onnx"
+
+
+@pytest.mark.parametrize(
+    ("case", "needle"),
+    [
+        ("missing", "no such model file"),
+        ("no-data", "model.data is missing"),
+        ("short-data", "truncated"),
+        ("corrupt", "not a readable ONNX model"),
+        ("other-output", "has 100 values per face"),
+        ("other-rank", "rank 3"),
+    ],
+)
+def test_bad_models(tmp_path, capsys, basis_dir, case, needle):
+    img = tmp_path / "face.png"
+    cv2.imwrite(str(img), np.full((64, 64, 3), 90, np.uint8))
+    model = _model_case(tmp_path, case)
+    out = tmp_path / "out"
+    code = infer.main(["--image", str(img), "--no-face-detect", "--model", str(model),
+                       "--basis-dir", str(basis_dir), "-o", str(out)])
+    _check(capsys, code, 4, needle, out)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("case", "needle"),
+    [
+        ("missing", "missing meanFace.npy"),
+        ("shape", "expected shape (204, 39)"),
+        ("corrupt", "corrupt or truncated"),
+        ("pickle", "holds pickled objects"),
+    ],
+)
+def test_bad_basis(tmp_path, capsys, standin_model, case, needle):
+    basis = write_basis(tmp_path / "basis")
+    if case == "missing":
+        (basis / "meanFace.npy").unlink()
+    elif case == "shape":
+        np.save(basis / "blendShape.npy", np.zeros((204, 30), np.float32))
+    elif case == "corrupt":
+        data = (basis / "shapeBasis.npy").read_bytes()
+        (basis / "shapeBasis.npy").write_bytes(data[: len(data) // 3])
+    elif case == "pickle":
+        np.save(basis / "meanFace.npy", np.array([{"evil": pickle.dumps(1)}] * 204, dtype=object), allow_pickle=True)
+    img = tmp_path / "face.png"
+    cv2.imwrite(str(img), np.full((64, 64, 3), 90, np.uint8))
+    code = infer.main(["--image", str(img), "--no-face-detect", "--model", str(standin_model),
+                       "--basis-dir", str(basis), "-o", str(tmp_path / "out")])
+    _check(capsys, code, 3, needle, tmp_path / "out")
+
+
+def test_offline_basis_download_names_the_urls(tmp_path, capsys, standin_model, monkeypatch):
+    monkeypatch.setenv("FACEMAP_ASSET_BASE_URL", "http://127.0.0.1:9")  # discard port: refused
+    monkeypatch.setenv("QAIHM_STORE_ROOT", str(tmp_path / "store"))
+    img = tmp_path / "face.png"
+    cv2.imwrite(str(img), np.full((64, 64, 3), 90, np.uint8))
+    code = infer.main(["--image", str(img), "--no-face-detect", "--model", str(standin_model),
+                       "-o", str(tmp_path / "out"), "--quiet"])
+    line = _check(capsys, code, 4, "http://127.0.0.1:9/qai-hub-models/models/facemap_3dmm/v1/meanFace.npy", tmp_path / "out")
+    assert "--basis-dir" in line
+    assert not [p for p in (tmp_path / "store").rglob("*") if p.is_file()]
+
+
+# ----------------------------------------------------------------------------- output
+
+
+def test_output_problems(tmp_path, capsys, model_args, monkeypatch):
+    img = tmp_path / "face.png"
+    cv2.imwrite(str(img), np.full((64, 64, 3), 90, np.uint8))
+    base = ["--image", str(img), "--no-face-detect", *model_args]
+    (tmp_path / "afile").write_text("x")
+    _check(capsys, infer.main([*base, "-o", str(tmp_path / "afile")]), 5, "is a file", None)
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me")
+    _check(capsys, infer.main([*base, "-o", str(mine), "--clean"]), 5, "notes.txt was not written by facemap", mine)
+    assert (mine / "notes.txt").read_text() == "keep me"
+    monkeypatch.chdir(tmp_path)
+    _check(capsys, infer.main([*base, "-o", ".", "--clean"]), 5, "it is the working folder", None)
+    assert (tmp_path / "afile").exists()
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    (busy / ".facemap.lock").write_text(str(os.getppid()))
+    _check(capsys, infer.main([*base, "-o", str(busy)]), 5, "another facemap run", busy)
+
+
+def test_disk_full_while_writing(tmp_path, capsys, model_args, monkeypatch):
+    img = tmp_path / "face.png"
+    cv2.imwrite(str(img), np.full((64, 64, 3), 90, np.uint8))
+    real_replace = os.replace
+
+    def full_disk(src, dst):
+        if str(dst).endswith(".json"):
+            raise OSError(28, "No space left on device")
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", full_disk)
+    out = tmp_path / "out"
+    code = infer.main(["--image", str(img), "--no-face-detect", *model_args, "-o", str(out)])
+    _check(capsys, code, 5, "No space left on device", out)
+    assert not (out / "face.json").exists()
+
+
+# ----------------------------------------------------------------------------- analyzer
+
+
+def _landmarks_csv(path: Path, frames: list[int]) -> Path:
+    rows = [",".join(LANDMARK_COLUMNS[:-1])]
+    rng = np.random.default_rng(0)
+    for f in frames:
+        rows.append(f"{f}," + ",".join(f"{v:.2f}" for v in rng.uniform(100, 300, 136)))
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ("", "is empty"),
+        ("frame,x0,y0\n1,2,3\n", "lacks column"),
+        (",".join(LANDMARK_COLUMNS[:-1]) + "\n", "header but no rows"),
+        (",".join(LANDMARK_COLUMNS[:-1]) + "\n1,oops" + ",1" * 135 + "\n", "is not a number"),
+    ],
+)
+def test_bad_analyzer_csvs(tmp_path, capsys, text, needle):
+    path = tmp_path / "l.csv"
+    path.write_text(text)
+    out = tmp_path / "out"
+    code = analyze_expressions.main(["--landmarks", str(path), "--fps", "30", "--out", str(out)])
+    line = _check(capsys, code, 3, needle, out, prog="analyze_expressions.py")
+    assert "l.csv" in line
+
+
+def test_meta_from_another_video(tmp_path, capsys, shared_data):
+    lm = shared_data / "ref" / "lp_d19_dlib_landmarks.csv"
+    meta = shared_data / "ref" / "lp_d0_dlib_meta.csv"
+    code = analyze_expressions.main(["--landmarks", str(lm), "--meta", str(meta), "--fps", "30",
+                                     "--out", str(tmp_path / "out")])
+    _check(capsys, code, 3, "lp_d0_dlib_meta.csv", tmp_path / "out", prog="analyze_expressions.py")
+
+
+def test_duplicated_or_unsorted_frames_are_refused_clearly(tmp_path, capsys):
+    """The analyzer needs one row per frame in order (timing comes from them): it says so."""
+    path = _landmarks_csv(tmp_path / "l.csv", [3, 1, 2, 2, 5, 4])
+    code = analyze_expressions.main(["--landmarks", str(path), "--fps", "30", "--out", str(tmp_path / "out")])
+    _check(capsys, code, 3, "row 3 goes back to frame 1 after frame 3", tmp_path / "out", prog="analyze_expressions.py")
+    path = _landmarks_csv(tmp_path / "d.csv", [1, 2, 2, 3])
+    code = analyze_expressions.main(["--landmarks", str(path), "--fps", "30", "--out", str(tmp_path / "out")])
+    _check(capsys, code, 3, "d.csv", tmp_path / "out", prog="analyze_expressions.py")
