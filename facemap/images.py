@@ -84,28 +84,36 @@ def read_image(path: Path, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     return image
 
 
-def collect_images(inputs: list[str]) -> list[Path]:
-    """Expand paths, folders (their image files, sorted) and glob patterns into image paths."""
+def collect_files(inputs: list[str], extensions: tuple[str, ...], kind: str) -> list[Path]:
+    """Expand paths, folders (their ``kind`` files, sorted) and glob patterns into file paths.
+
+    ``kind`` is "image" or "video", for the messages. A path that does not exist is an error.
+    """
     paths: list[Path] = []
     for item in inputs:
         p = Path(item)
         if p.is_dir():
-            found = sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS)
+            found = sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in extensions)
             if not found:
                 raise InputFileError(
-                    f"{p}: folder holds no images ({', '.join(IMAGE_EXTENSIONS[:4])}, ...); check the path"
+                    f"{p}: folder holds no {kind}s ({', '.join(extensions[:4])}, ...); check the path"
                 )
             paths.extend(found)
         elif not p.exists() and any(ch in item for ch in "*?["):
-            found = sorted(Path(f) for f in glob.glob(item) if Path(f).suffix.lower() in IMAGE_EXTENSIONS)
+            found = sorted(Path(f) for f in glob.glob(item) if Path(f).suffix.lower() in extensions)
             if not found:
-                raise InputFileError(f"{item}: pattern matches no images; check the pattern")
+                raise InputFileError(f"{item}: pattern matches no {kind}s; check the pattern")
             paths.extend(found)
         elif not p.exists():
-            raise InputFileError(f"{p}: image not found; check the path")
+            raise InputFileError(f"{p}: {kind} not found; check the path")
         else:
             paths.append(p)
     return paths
+
+
+def collect_images(inputs: list[str]) -> list[Path]:
+    """Image paths from files, folders and globs."""
+    return collect_files(inputs, IMAGE_EXTENSIONS, "image")
 
 
 def unique_stems(paths: list[Path]) -> list[str]:

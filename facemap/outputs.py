@@ -29,7 +29,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     except OSError as exc:
-        raise OutputError(f"{path}: cannot write ({exc.strerror or exc}); choose a writable --output") from None
+        raise OutputError(f"{path}: cannot write ({exc.strerror or exc}); choose a writable output folder") from None
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)

@@ -490,24 +490,7 @@ class VideoSink:
 
 
 def collect_videos(inputs: list[str]) -> list[Path]:
-    """Expand paths, folders (their video files, sorted) and glob patterns into video paths."""
-    import glob
+    """Video paths from files, folders and globs."""
+    from .images import collect_files
 
-    paths: list[Path] = []
-    for item in inputs:
-        p = Path(item)
-        if p.is_dir():
-            found = sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in VIDEO_EXTENSIONS)
-            if not found:
-                raise InputFileError(
-                    f"{p}: folder holds no videos ({', '.join(VIDEO_EXTENSIONS[:4])}, ...); check the path"
-                )
-            paths.extend(found)
-        elif not p.exists() and any(ch in item for ch in "*?["):
-            found = sorted(Path(f) for f in glob.glob(item) if Path(f).suffix.lower() in VIDEO_EXTENSIONS)
-            if not found:
-                raise InputFileError(f"{item}: pattern matches no videos; check the pattern")
-            paths.extend(found)
-        else:
-            paths.append(p)
-    return paths
+    return collect_files(inputs, VIDEO_EXTENSIONS, "video")

@@ -4,10 +4,8 @@ report.html. Every file goes to a hidden temp name first and is renamed into pla
 from __future__ import annotations
 
 import base64
-import contextlib
 import html
 import json
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -15,6 +13,7 @@ import numpy as np
 
 from .. import __version__
 from ..errors import OutputError
+from ..outputs import atomic_write_bytes
 from .labels import LABELS, NO_FACE, PRIORITY
 from .scores import FORMULAS
 
@@ -22,22 +21,6 @@ if TYPE_CHECKING:
     from . import Analysis
 
 OUTPUT_NAMES = ["score.txt", "report.json", "expressions.csv", "timeline.png", "report.html"]
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.part")
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)
-        raise OutputError(
-            f"{path}: cannot write ({exc.strerror or exc}); choose a writable --out"
-        ) from None
 
 
 def report_dict(result: Analysis) -> dict[str, object]:
@@ -145,10 +128,10 @@ def write_outputs(result: Analysis, out_dir: Path, plots: bool = True) -> dict[s
         ) from None
     report = report_dict(result)
     paths = {name: out / name for name in OUTPUT_NAMES}
-    _atomic_write(paths["score.txt"], f"{result.scores.overall_score:.1f}\n".encode())
+    atomic_write_bytes(paths["score.txt"], f"{result.scores.overall_score:.1f}\n".encode())
     csv_text = result.frame_table().to_csv(index=False, lineterminator="\n", na_rep="")
-    _atomic_write(paths["expressions.csv"], csv_text.encode("utf-8"))
-    _atomic_write(
+    atomic_write_bytes(paths["expressions.csv"], csv_text.encode("utf-8"))
+    atomic_write_bytes(
         paths["report.json"],
         (json.dumps(report, indent=2, allow_nan=False, default=_json_default) + "\n").encode(),
     )
@@ -157,10 +140,10 @@ def write_outputs(result: Analysis, out_dir: Path, plots: bool = True) -> dict[s
         from .plots import timeline_png
 
         png = timeline_png(result)
-        _atomic_write(paths["timeline.png"], png)
+        atomic_write_bytes(paths["timeline.png"], png)
     else:
         del paths["timeline.png"]
-    _atomic_write(paths["report.html"], _html(result, report, png).encode("utf-8"))
+    atomic_write_bytes(paths["report.html"], _html(result, report, png).encode("utf-8"))
     return paths
 
 
