@@ -522,3 +522,32 @@ def test_fetch_model_missing_data_file(server: AssetServer, tmp_path: Path) -> N
     with pytest.raises(DownloadError, match="references 'model.data', absent from the archive"):
         assets.fetch_model(tmp_path / "app", progress=False)
     assert list((tmp_path / "app").iterdir()) == []
+
+
+def test_cli_fetch_model_then_run_downloads_basis(
+    server: AssetServer, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """A new user's first two commands, served from 127.0.0.1: fetch the model, then run on an
+    image; the basis is downloaded into the cache on that first run."""
+    import cv2
+
+    import infer
+    from tests.standins import synthetic_basis_arrays
+
+    bias = np.zeros(265, np.float32)
+    server.serve(assets.model_zip_url(), model_zip(tmp_path, bias))
+    for name, arr in zip(assets.BASIS_FILES, synthetic_basis_arrays(), strict=True):
+        server.serve(assets.basis_urls()[name], npy_bytes(arr))
+    model = tmp_path / "app" / "model.onnx"
+    assert infer.main(["--fetch-model", "--model", str(model), "--quiet"]) == 0
+    assert f"model ready: {model}" in capsys.readouterr().out
+    assert infer.main(["--inspect", "--model", str(model)]) == 0
+    assert "parameters_3dmm  shape [1, 265]" in capsys.readouterr().out
+    img = tmp_path / "face.png"
+    cv2.imwrite(str(img), np.full((64, 64, 3), 90, np.uint8))
+    code = infer.main(["--image", str(img), "--no-face-detect", "--model", str(model), "-o", str(tmp_path / "out")])
+    assert code == 0, capsys.readouterr().err
+    assert sorted(p.name for p in assets.qaihm_cache_dir().iterdir()) == sorted(assets.BASIS_FILES)
+    assert (tmp_path / "out" / "face.json").exists()
+    assert infer.main(["--fetch-model", "--model", str(model), "--quiet"]) == 5  # never overwrites
+    assert "already exists" in capsys.readouterr().err
