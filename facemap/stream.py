@@ -463,9 +463,17 @@ def run_videos(cfg, emit: Emit) -> int:
     from .video import collect_videos
 
     paths = collect_videos(cfg.video or [])
-    for p in paths:
-        probe(p)  # every input is checked before anything is written
     options = video_options(cfg)
+    for p in paths:  # every input is checked before anything is written
+        info = probe(p)
+        if info.duration_s and not info.frames_between(options.start_s, options.end_s):
+            asked = f"--start {options.start_s or 0:g} s" + (
+                f", --end {options.end_s:g} s" if options.end_s is not None else ""
+            )
+            raise InputFileError(
+                f"{p}: no frames in the chosen range ({asked}); the video lasts "
+                f"{info.duration_s:.1f} s: check the range"
+            )
     stems = unique_stems(paths)
     jobs = max(1, int(getattr(cfg, "jobs", 1) or 1))
     reports: list[VideoReport] = []

@@ -127,6 +127,27 @@ def _audio_only(path: Path) -> Path:
     return path
 
 
+def _zero_frames(path: Path) -> Path:
+    """An MP4 that declares a video stream and holds no frame."""
+    import av
+
+    c = av.open(str(path), "w")
+    s = c.add_stream("libx264", rate=25)
+    s.width, s.height, s.pix_fmt = 64, 64, "yuv420p"
+    c.start_encoding()
+    c.close()
+    assert path.stat().st_size > 0
+    return path
+
+
+def test_range_with_no_frames(tmp_path, capsys, model_args):
+    src = need_shared(DATA / "videos" / "lp_d19.mp4")
+    out = tmp_path / "out"
+    code = infer.main(["--video", str(src), *model_args, "-o", str(out), "--start", "60", "--quiet"])
+    _check(capsys, code, 3, "no frames in the chosen range (--start 60 s); the video lasts 8.3 s", out)
+    assert not out.exists()
+
+
 def _truncated_faststart(src: Path, dst: Path) -> Path:
     """A phone-style MP4 (index first) cut off half-way, as a half-finished copy is."""
     import av
@@ -150,6 +171,7 @@ def _truncated_faststart(src: Path, dst: Path) -> Path:
         ("empty.mp4", "video file is empty"),
         ("text.mp4", "not a readable video"),
         ("audio.m4a", "holds no video stream"),
+        ("zero.mp4", "holds no video stream"),
     ],
 )
 def test_bad_videos(tmp_path, capsys, model_args, name, needle):
@@ -160,6 +182,8 @@ def test_bad_videos(tmp_path, capsys, model_args, name, needle):
         path.write_text("not a video")
     elif name == "audio.m4a":
         _audio_only(path)
+    elif name == "zero.mp4":
+        _zero_frames(path)
     out = tmp_path / "out"
     code = infer.main(["--video", str(path), *model_args, "-o", str(out), "--quiet"])
     line = _check(capsys, code, 3, needle, out)
