@@ -12,14 +12,20 @@ as ours: closed above 0.5, open again below 0.35 (hysteresis, as ours), re-openi
 eyes_gap_ms merged, closures up to blink_max_ms are blinks. The frame rate
 comes from the clip's video (../shared/data/videos) when present, else 30.
 
-Usage: python bench/bench_labels.py [--ref DIR]
+Usage: python bench/bench_labels.py [--ref DIR] [--loo [--plateau]]
 Prints one row per clip (F1 per label, positives ours/MediaPipe, blink counts) and pooled F1.
+With --loo, each group of settings (smile, eyes, mouth; see GRID) is also chosen on a grid
+leave-one-clip-out: for every clip, the setting that meets the most per-clip targets (then the
+best mean F1) on the OTHER clips is applied to it; the held-out table shows what to expect on a
+clip we have not seen, next to the defaults and the setting chosen on all clips (in-sample).
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +33,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from facemap.analysis import AnalysisConfig, analyze_logs  # noqa: E402
+from facemap.analysis import AnalysisConfig, Inputs, analyze, load_inputs  # noqa: E402
 from facemap.analysis.events import (  # noqa: E402
     clean_runs,
     frame_durations_ms,
@@ -77,15 +83,23 @@ def f1(pred: np.ndarray, truth: np.ndarray) -> float:
     return 1.0 if denom == 0 else 2 * tp / denom
 
 
-def compare_clip(stem: str, ref: Path, cfg: AnalysisConfig) -> dict[str, object]:
-    """Analyse one clip and compare it with MediaPipe."""
+def load_clip(stem: str, ref: Path) -> tuple[Inputs, pd.DataFrame]:
+    """The clip's loaded logs (features computed once) and MediaPipe's labels on its frames."""
     fps = video_fps(ref.parent / "videos" / f"{stem}.mp4")
-    res = analyze_logs(
-        ref / f"{stem}_dlib_landmarks.csv", ref / f"{stem}_dlib_meta.csv", fps=fps, config=cfg
-    )
-    truth = mediapipe_truth(ref / f"{stem}_mediapipe_blendshapes.csv").reindex(res.inputs.frames)
-    both = truth["have"].fillna(False).to_numpy(bool) & res.inputs.face
-    row: dict[str, object] = {"clip": stem, "fps": round(fps, 2), "frames": int(both.sum())}
+    inputs = load_inputs(ref / f"{stem}_dlib_landmarks.csv", ref / f"{stem}_dlib_meta.csv", fps=fps)
+    truth = mediapipe_truth(ref / f"{stem}_mediapipe_blendshapes.csv").reindex(inputs.frames)
+    return inputs, truth
+
+
+def compare(stem: str, inputs: Inputs, truth: pd.DataFrame, cfg: AnalysisConfig) -> dict:
+    """Analyse loaded logs with ``cfg`` and compare them with MediaPipe (one table row)."""
+    res = analyze(inputs, cfg)
+    both = truth["have"].fillna(False).to_numpy(bool) & inputs.face
+    row: dict[str, object] = {
+        "clip": stem,
+        "fps": round(float(inputs.fps), 2) if inputs.fps else None,
+        "frames": int(both.sum()),
+    }
     pooled = {}
     for name in TARGETS:
         ours = res.labelled.flags[name].to_numpy().astype(bool)[both]
@@ -93,8 +107,7 @@ def compare_clip(stem: str, ref: Path, cfg: AnalysisConfig) -> dict[str, object]
         row[f"{name}_f1"] = round(f1(ours, ref_), 2)
         row[f"{name}_n"] = f"{ours.sum()}/{ref_.sum()}"
         pooled[name] = (ours, ref_)
-    t = res.inputs.timestamp_ms
-    dur = frame_durations_ms(t)
+    dur = frame_durations_ms(inputs.timestamp_ms)
     mp_face = truth["have"].fillna(False).to_numpy(bool)
     closed = hysteresis(truth["blink_score"].fillna(0.0).to_numpy(), MP_CLOSED, MP_OPEN)
     closed = clean_runs(closed & mp_face, dur, 0.0, cfg.eyes_gap_ms, allowed=mp_face)
@@ -105,10 +118,171 @@ def compare_clip(stem: str, ref: Path, cfg: AnalysisConfig) -> dict[str, object]
     return row
 
 
+def compare_clip(stem: str, ref: Path, cfg: AnalysisConfig) -> dict[str, object]:
+    """Analyse one clip and compare it with MediaPipe."""
+    inputs, truth = load_clip(stem, ref)
+    return compare(stem, inputs, truth, cfg)
+
+
+# Leave-one-clip-out: each group of settings only moves its own labels, so each group is chosen
+# on its own (a grid per group), by the number of per-clip targets met, then by mean F1
+# (--plateau: each averaged over the setting and its grid neighbours, a plateau beats a spike).
+GRID: dict[str, tuple[list[str], dict[str, list[float]]]] = {
+    "smile": (
+        ["smile"],
+        {
+            "smile_on": [0.14, 0.16, 0.18, 0.20, 0.22, 0.24, 0.26],
+            "smile_lift_weight": [0.5, 1.0, 1.5, 2.0, 3.0],
+        },
+    ),
+    "eyes": (
+        ["eyes_closed", "blinks"],
+        {"eyes_closed_ratio": [0.4, 0.45, 0.5, 0.55], "eyes_open_ratio": [0.55, 0.6, 0.65]},
+    ),
+    "mouth": (
+        ["mouth_open"],
+        {"mouth_open_mar": [0.1, 0.15, 0.2], "mouth_open_jaw": [0.04, 0.06, 0.08, 0.1]},
+    ),
+}
+
+
+def _grid_configs(
+    base: AnalysisConfig, params: dict[str, list[float]]
+) -> list[AnalysisConfig | None]:
+    """Every combination of ``params`` over ``base``, in np.ndindex order (None: not valid)."""
+    out: list[AnalysisConfig | None] = []
+    for values in itertools.product(*params.values()):
+        kv = dict(zip(params, values, strict=True))
+        if kv.get("eyes_open_ratio", 1.0) <= kv.get("eyes_closed_ratio", 0.0):
+            out.append(None)
+            continue
+        if "smile_on" in kv:  # keep the hysteresis band proportional
+            kv["smile_off"] = kv["smile_on"] * base.smile_off / base.smile_on
+        out.append(replace(base, **kv))
+    return out
+
+
+def _merit(rows: list[dict], labels: list[str]) -> tuple[int, float]:
+    """(per-clip targets met, mean F1) of ``labels`` (``blinks``: within +-1 of MediaPipe)."""
+    met, f1s = 0, []
+    for r in rows:
+        for name in labels:
+            if name == "blinks":
+                met += int(abs(r["blinks"] - r["blinks_mp"]) <= 1)
+            else:
+                met += int(r[f"{name}_f1"] >= TARGETS[name])
+                f1s.append(r[f"{name}_f1"])
+    return met, float(np.mean(f1s)) if f1s else 0.0
+
+
+def _plateau(values: np.ndarray) -> np.ndarray:
+    """Mean of each grid point and its one-step neighbours along every axis (NaN skipped):
+    a setting is judged with its surroundings, so a lone spike between failures loses to a
+    plateau (on a clip we have not seen, the right value sits a step away anyway)."""
+    total, count = np.zeros(values.shape), np.zeros(values.shape)
+    for axis in range(values.ndim):
+        for shift in (-1, 1):
+            moved = np.full(values.shape, np.nan)
+            src = [slice(None)] * values.ndim
+            dst = [slice(None)] * values.ndim
+            src[axis] = slice(max(0, -shift), values.shape[axis] - max(0, shift))
+            dst[axis] = slice(max(0, shift), values.shape[axis] - max(0, -shift))
+            moved[tuple(dst)] = values[tuple(src)]
+            ok = np.isfinite(moved)
+            total[ok] += moved[ok]
+            count[ok] += 1
+    ok = np.isfinite(values)
+    total[ok] += values[ok]
+    count[ok] += 1
+    out = total / np.maximum(count, 1)
+    out[~ok] = np.nan
+    return out
+
+
+def leave_one_out(
+    clips: dict[str, tuple[Inputs, pd.DataFrame]], base: AnalysisConfig, plateau: bool = False
+):
+    """Per group: the grid's rows for every clip, the setting chosen on all clips (in-sample)
+    and, for each clip, the setting chosen on the others with that clip's held-out row.
+    A setting is chosen by its merit: targets met, then mean F1 (with ``plateau``, each
+    averaged with its grid neighbours, see ``_plateau``)."""
+    stems = list(clips)
+    results = {}
+    for group, (labels, params) in GRID.items():
+        shape = tuple(len(v) for v in params.values())
+        cfgs = _grid_configs(base, params)
+        grid_rows = [None if c is None else [compare(s, *clips[s], c) for s in stems] for c in cfgs]
+
+        def best(keep: list[int], labels=labels, grid_rows=grid_rows, shape=shape) -> int:
+            smooth = _plateau if plateau else (lambda a: a)
+            met = np.full(len(grid_rows), np.nan)
+            mean_f1 = np.full(len(grid_rows), np.nan)
+            for k, rows in enumerate(grid_rows):
+                if rows is not None:
+                    met[k], mean_f1[k] = _merit([rows[i] for i in keep], labels)
+            met_p = smooth(met.reshape(shape)).ravel()
+            f1_p = smooth(mean_f1.reshape(shape)).ravel()
+            key = np.where(np.isfinite(met_p), met_p + 0.5 * np.nan_to_num(f1_p), -np.inf)
+            return int(np.argmax(key))
+
+        chosen_all = best(list(range(len(stems))))
+        held = {}
+        for i, s in enumerate(stems):
+            k = best([j for j in range(len(stems)) if j != i])
+            held[s] = (cfgs[k], grid_rows[k][i])
+        results[group] = (labels, params, cfgs[chosen_all], grid_rows[chosen_all], held)
+    return results
+
+
+def print_loo(results, default_rows: list[dict]) -> None:
+    """Print, per group, the chosen settings and the default / in-sample / held-out tables."""
+    for group, (labels, params, cfg_all, rows_all, held) in results.items():
+        names = [n for n in labels if n != "blinks"]
+        chosen = {p: getattr(cfg_all, p) for p in params}
+        print(f"\n[{group}] chosen on all clips: {chosen}")
+        lines = []
+        for r_def, r_in in zip(default_rows, rows_all, strict=True):
+            s = r_def["clip"]
+            cfg_h, r_out = held[s]
+            line = {"clip": s}
+            for n in names:
+                line[f"{n}_default"] = r_def[f"{n}_f1"]
+                line[f"{n}_in"] = r_in[f"{n}_f1"]
+                line[f"{n}_heldout"] = r_out[f"{n}_f1"]
+            if "blinks" in labels:
+                line["blinks_mp"] = r_def["blinks_mp"]
+                line["blinks_default"] = r_def["blinks"]
+                line["blinks_in"] = r_in["blinks"]
+                line["blinks_heldout"] = r_out["blinks"]
+            line["heldout_setting"] = " ".join(f"{getattr(cfg_h, p):g}" for p in params)
+            lines.append(line)
+        table = pd.DataFrame(lines)
+        with pd.option_context("display.width", 220, "display.max_columns", 30):
+            print(table.to_string(index=False))
+        for kind, rows in (
+            ("default", default_rows),
+            ("in-sample", rows_all),
+            ("held-out", [held[r["clip"]][1] for r in default_rows]),
+        ):
+            met, mean_f1 = _merit(rows, labels)
+            print(f"  {kind:9s}: per-clip targets met {met}/{len(rows) * len(labels)}, "
+                  f"mean F1 {mean_f1:.3f}")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Print the comparison table; exit 0."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--ref", type=Path, default=DATA / "ref")
+    ap.add_argument(
+        "--loo",
+        action="store_true",
+        help="also choose each group of settings on a grid, leave-one-clip-out",
+    )
+    ap.add_argument(
+        "--plateau",
+        action="store_true",
+        help="with --loo: judge each grid setting together with its grid neighbours",
+    )
     args = ap.parse_args(argv)
     cfg = AnalysisConfig()
     stems = sorted(
@@ -118,7 +292,8 @@ def main(argv: list[str] | None = None) -> int:
     if not stems:
         print(f"no *_mediapipe_blendshapes.csv in {args.ref}", file=sys.stderr)
         return 3
-    rows = [compare_clip(s, args.ref, cfg) for s in stems]
+    clips = {s: load_clip(s, args.ref) for s in stems}
+    rows = [compare(s, *clips[s], cfg) for s in stems]
     table = pd.DataFrame([{k: v for k, v in r.items() if k != "_pooled"} for r in rows])
     table["blink_ok"] = (table["blinks"] - table["blinks_mp"]).abs() <= 1
     with pd.option_context("display.width", 200, "display.max_columns", 30):
@@ -133,6 +308,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{per.median():.2f}, clips >= target: {(per >= target).sum()}/{len(per)}"
         )
     print(f"blinks within +-1 of MediaPipe: {int(table['blink_ok'].sum())}/{len(table)} clips")
+    if args.loo:
+        print_loo(leave_one_out(clips, cfg, args.plateau), rows)
     return 0
 
 
