@@ -42,10 +42,11 @@ class AnalysisConfig:
     yawn_mar: float = 0.5
     yawn_jaw: float = 0.2
     yawn_min_ms: float = 1500.0
-    # smile: mouth widening + lift_weight x corner lift, IOD above baseline
-    smile_lift_weight: float = 2.0
-    smile_on: float = 0.20
-    smile_off: float = 0.18
+    # smile: mouth widening + lift_weight x corner lift, IOD above baseline. Widening and lift
+    # predict MediaPipe's smile score about equally per IOD (pooled fit: lift/width 0.8).
+    smile_lift_weight: float = 1.0
+    smile_on: float = 0.16
+    smile_off: float = 0.144  # 0.9 x smile_on
     smile_min_ms: float = 200.0
     smile_gap_ms: float = 150.0
     # brows and frown
