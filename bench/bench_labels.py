@@ -141,7 +141,10 @@ GRID: dict[str, tuple[list[str], dict[str, list[float]]]] = {
     ),
     "mouth": (
         ["mouth_open"],
-        {"mouth_open_mar": [0.1, 0.15, 0.2], "mouth_open_jaw": [0.04, 0.06, 0.08, 0.1]},
+        {
+            "mouth_open_mar": [0.1, 0.125, 0.15, 0.175, 0.2, 0.25],
+            "mouth_open_jaw": [0.04, 0.06, 0.08, 0.1, 0.12],
+        },
     ),
 }
 
@@ -265,8 +268,10 @@ def print_loo(results, default_rows: list[dict]) -> None:
             ("held-out", [held[r["clip"]][1] for r in default_rows]),
         ):
             met, mean_f1 = _merit(rows, labels)
-            print(f"  {kind:9s}: per-clip targets met {met}/{len(rows) * len(labels)}, "
-                  f"mean F1 {mean_f1:.3f}")
+            print(
+                f"  {kind:9s}: per-clip targets met {met}/{len(rows) * len(labels)}, "
+                f"mean F1 {mean_f1:.3f}"
+            )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -53,6 +53,20 @@ def test_default_settings_agree_with_mediapipe_over_all_clips(comparison, name, 
     assert _pooled(bench, rows, name) >= floor
 
 
+@pytest.mark.parametrize(
+    ("name", "target", "clips_met"),
+    [("smile", 0.8, 8), ("mouth_open", 0.8, 6), ("eyes_closed", 0.7, 6)],
+)
+def test_default_settings_meet_the_per_clip_targets_on_most_clips(
+    comparison, name, target, clips_met
+):
+    """Per clip F1 (the issue's bar): floors at today's counts of the 9 clips, so a change that
+    loses a clip fails here (bench/bench_labels.py --loo shows the held-out view)."""
+    _, rows = comparison
+    met = [r["clip"] for r in rows if r[f"{name}_f1"] >= target]
+    assert len(met) >= clips_met, [(r["clip"], r[f"{name}_f1"]) for r in rows]
+
+
 def test_blink_counts_mostly_within_one_of_mediapipe(comparison):
     _, rows = comparison
     within = [abs(r["blinks"] - r["blinks_mp"]) <= 1 for r in rows]
