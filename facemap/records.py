@@ -256,8 +256,12 @@ def _read_clean(path: Path, required: list[str]) -> pd.DataFrame | None:
     import pandas as pd
 
     try:
-        df = pd.read_csv(path, skip_blank_lines=True, na_values=["", "nan", "NaN", "NA"],
-                         keep_default_na=False, dtype=dict.fromkeys(_TEXT_COLUMNS, str))
+        with open(path, encoding="utf-8") as fh:
+            header = {c.strip() for c in fh.readline().split(",")}
+        # Text dtypes only for text columns that exist (any dtype argument slows the parser),
+        # and pandas' default NA spellings ("", "nan", "NaN", "NA", ...), which parse fastest.
+        text = {c: str for c in _TEXT_COLUMNS if c in header}
+        df = pd.read_csv(path, skip_blank_lines=True, dtype=text or None)
     except Exception:  # noqa: BLE001 - any trouble: let the checked path report it
         return None
     df.columns = [str(c).strip() for c in df.columns]
@@ -372,6 +376,16 @@ def read_landmarks(path: Path, *, strict: bool = False) -> LandmarkLog:
     )
 
 
+def _stripped_text(column: pd.Series) -> np.ndarray:
+    """(N,) object array of the column's text, stripped; the few distinct values are stripped
+    once each, not per row."""
+    import pandas as pd
+
+    codes, uniques = pd.factorize(column.fillna(""), use_na_sentinel=False)
+    cleaned = np.array([str(u).strip() for u in uniques] or [""], dtype=object)
+    return cleaned[codes]
+
+
 def read_meta(path: Path, *, strict: bool = False) -> MetaLog:
     """Read a meta log (infer.py's, or the original tool's first seven columns).
 
@@ -380,10 +394,8 @@ def read_meta(path: Path, *, strict: bool = False) -> MetaLog:
     what = "meta log"
     df = _read_frame(path, ["frame", "status"], what)
     frames = _frames(df, Path(path), what)
-    status = df["status"].str.strip().to_numpy(dtype=object)
-    reason = (df["reason"] if "reason" in df.columns else df["status"].map(lambda _: "")).to_numpy(
-        dtype=object
-    )
+    status = _stripped_text(df["status"])
+    reason = _stripped_text(df["reason"]) if "reason" in df.columns else np.full(len(df), "", object)
     box_cols = ["x0", "y0", "x1", "y1"]
     boxes = (
         _numeric(df, box_cols, Path(path), what)
