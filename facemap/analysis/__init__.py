@@ -79,7 +79,8 @@ def analyze(
     face = inputs.face
     if face.any():
         base = compute_baseline(
-            inputs.features, inputs.frames, face, cfg.baseline_fraction, baseline_frames
+            inputs.features, inputs.frames, face, cfg.baseline_fraction, baseline_frames,
+            inputs.timestamp_ms,
         )
     else:
         log.warning("no frame has a face; every frame is labelled %s", NO_FACE)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,6 +16,8 @@ _RISING = ["mouth_width", "lip_corner_lift", "mar", "jaw_open"]
 _TWO_SIDED = ["ear", "brow_raise", "yaw_deg", "pitch_deg"]
 EAR_OPEN_QUANTILE = 0.8
 MAX_BASELINE_CANDIDATES = 20_000
+# Measurement noise is judged against a centred moving average over this many milliseconds.
+NOISE_WINDOW_MS = 200.0
 # Smallest spread per feature, so near-noise-free input (synthetic, very steady) stays sane.
 SPREAD_FLOOR = {
     "ear_left": 0.01,
@@ -38,8 +41,9 @@ class Baseline:
     median: per-feature median over ``n_frames`` baseline frames chosen by ``method``
         ("low_activity" or "frames A:B"), plus ``ear_open``, the open-eye EAR level (80th
         percentile of EAR over all face frames).
-    spread: per-feature frame-to-frame jitter (1.4826 x MAD of consecutive differences / sqrt 2,
-        floored), the unit of "the person's own variation".
+    spread: per-feature measurement noise (``measurement_noise``: robust residual from a 200 ms
+        centred moving average, frame-rate independent; floored), the unit of "the person's own
+        variation".
     """
 
     median: dict[str, float]
@@ -91,12 +95,39 @@ def parse_frame_range(text: str) -> tuple[int, int]:
     return a, b
 
 
+def measurement_noise(values: np.ndarray, times_ms: np.ndarray, window_ms: float = NOISE_WINDOW_MS) -> np.ndarray:
+    """(F,) robust noise level of each column of (M, F) ``values`` sampled at ``times_ms``.
+
+    Each sample is compared with the centred moving average over ``window_ms`` (steady motion
+    cancels in a centred average); the residual of white noise over k samples has variance
+    sigma^2 (1 - 1/k), which is corrected for, so the estimate does not depend on the frame rate.
+    """
+    v = np.asarray(values, dtype=np.float64)
+    t = np.asarray(times_ms, dtype=np.float64)
+    if v.shape[0] < 3:
+        return np.full(v.shape[1], np.nan)
+    finite = np.isfinite(v)
+    csum = np.vstack([np.zeros((1, v.shape[1])), np.cumsum(np.where(finite, v, 0.0), axis=0)])
+    ccnt = np.vstack([np.zeros((1, v.shape[1])), np.cumsum(finite, axis=0)])
+    lo = np.searchsorted(t, t - window_ms / 2.0, side="left")
+    hi = np.searchsorted(t, t + window_ms / 2.0, side="right")
+    k = ccnt[hi] - ccnt[lo]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = (csum[hi] - csum[lo]) / k
+        scaled = np.abs(v - mean) * np.sqrt(k / (k - 1.0))
+    scaled[(k < 2) | ~finite] = np.nan
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN column gives NaN
+        return 1.4826 * np.nanmedian(scaled, axis=0)
+
+
 def compute_baseline(
     features: pd.DataFrame,
     frames: np.ndarray,
     face: np.ndarray,
     fraction: float = 0.3,
     frame_range: tuple[int, int] | None = None,
+    timestamp_ms: np.ndarray | None = None,
 ) -> Baseline:
     """Robust baseline over face frames: the ``fraction`` with least activity, or ``frame_range``."""
     face_feats = features[face]
@@ -124,11 +155,13 @@ def compute_baseline(
     # Open-eye level: eyes are open most of the time, so a high quantile of EAR over all face
     # frames (the low-activity frames of someone who squints a lot can be half-closed).
     med["ear_open"] = float(face_feats["ear"].quantile(EAR_OPEN_QUANTILE))
-    # Spread: robust frame-to-frame jitter of consecutive face frames (slow expression changes
-    # cancel in the difference), i.e. how much this person's measurements wobble at rest.
-    consecutive = np.diff(face_frames) == 1
-    diffs = face_feats.diff().iloc[1:][consecutive] if consecutive.any() else face_feats.iloc[:0]
-    jitter = diffs.abs().median() * 1.4826 / np.sqrt(2.0)
+    # Spread: how much this person's measurements wobble from frame to frame (measurement
+    # noise), judged against a short moving average in time, so it is the same at any frame rate.
+    times = np.asarray(timestamp_ms, dtype=np.float64)[face] if timestamp_ms is not None else None
+    if times is None:
+        times = face_frames * (1000.0 / 30.0)
+    noise = measurement_noise(face_feats.to_numpy(dtype=np.float64), times)
+    jitter = dict(zip(face_feats.columns, noise, strict=True))
     spread = {
         c: float(np.nanmax([jitter.get(c, np.nan), SPREAD_FLOOR[c]])) for c in FEATURE_COLUMNS
     }
