@@ -62,3 +62,20 @@ def test_smoothing_window_is_time_based_and_keeps_nan():
     assert np.isnan(sm[3])
     assert sm[0] == 0.0 and sm[-1] == 1.0
     assert 0.0 < sm[15] < 1.0  # the edge at 500 ms is spread over +-100 ms
+
+
+@pytest.mark.parametrize("fps", [15.0, 30.0, 60.0])
+def test_measurement_noise_does_not_depend_on_frame_rate(fps):
+    """White noise (sigma 0.02) on a slow movement: the estimate is sigma at any frame rate,
+    where consecutive differences would also count the movement, more of it at low rates."""
+    from facemap.analysis.baseline import measurement_noise
+
+    rng = np.random.default_rng(1)
+    t = np.arange(0, 60_000, 1000.0 / fps)
+    motion = 0.3 * np.sin(2 * np.pi * t / 1500.0)  # a 1.5 s swing
+    values = (motion + rng.normal(0, 0.02, t.size))[:, None]
+    sigma = measurement_noise(values, t)[0]
+    assert sigma == pytest.approx(0.02, rel=0.15)
+    diffs = 1.4826 * np.median(np.abs(np.diff(values[:, 0]))) / np.sqrt(2)
+    if fps == 15.0:
+        assert diffs > 1.5 * sigma  # what the old estimate would have said
