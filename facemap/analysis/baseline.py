@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -109,16 +108,17 @@ def measurement_noise(values: np.ndarray, times_ms: np.ndarray, window_ms: float
     finite = np.isfinite(v)
     csum = np.vstack([np.zeros((1, v.shape[1])), np.cumsum(np.where(finite, v, 0.0), axis=0)])
     ccnt = np.vstack([np.zeros((1, v.shape[1])), np.cumsum(finite, axis=0)])
-    lo = np.searchsorted(t, t - window_ms / 2.0, side="left")
-    hi = np.searchsorted(t, t + window_ms / 2.0, side="right")
+    at = np.arange(0, v.shape[0], max(1, v.shape[0] // MAX_BASELINE_CANDIDATES))  # plenty for a median
+    lo = np.searchsorted(t, t[at] - window_ms / 2.0, side="left")
+    hi = np.searchsorted(t, t[at] + window_ms / 2.0, side="right")
     k = ccnt[hi] - ccnt[lo]
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = (csum[hi] - csum[lo]) / k
-        scaled = np.abs(v - mean) * np.sqrt(k / (k - 1.0))
-    scaled[(k < 2) | ~finite] = np.nan
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN column gives NaN
-        return 1.4826 * np.nanmedian(scaled, axis=0)
+        scaled = np.abs(v[at] - mean) * np.sqrt(k / (k - 1.0))
+    usable = (k >= 2) & finite[at]
+    return np.array(
+        [1.4826 * np.median(col[ok]) if ok.any() else np.nan for col, ok in zip(scaled.T, usable.T, strict=True)]
+    )
 
 
 def compute_baseline(

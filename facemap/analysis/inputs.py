@@ -199,20 +199,22 @@ def load_inputs(
     t_ms, time_source = _timestamps(frames, sources, fps)
 
     n = frames.size
-    feats = pd.DataFrame(np.nan, index=np.arange(n), columns=FEATURE_COLUMNS)
+    values = np.full((n, len(FEATURE_COLUMNS)), np.nan)  # filled as numpy, framed once
     if rw is not None:
         keep = np.isfinite(rw.params[:, :264]).all(axis=1)
         dec = Decoder(basis).decode(rw.params[keep])
         rows = np.searchsorted(frames, rw.frames[keep])
-        feats.iloc[rows] = canonical_features(dec.vertices_canonical, dec.pose_deg).to_numpy()
+        values[rows] = canonical_features(dec.vertices_canonical, dec.pose_deg).to_numpy()
         source = "raw+basis"
     else:
         if lm is not None:
             rows = np.searchsorted(frames, lm.frames)
-            feats.iloc[rows] = landmark_features(lm.landmarks).to_numpy()
+            values[rows] = landmark_features(lm.landmarks).to_numpy()
         source = "landmarks"
-    face = feats[["ear", "mar", "mouth_width"]].notna().all(axis=1).to_numpy().copy()
+    needed = [FEATURE_COLUMNS.index(c) for c in ("ear", "mar", "mouth_width")]
+    face = np.isfinite(values[:, needed]).all(axis=1)
     if mt is not None:
         face &= mt.status != "no_face"
-    feats.loc[~face] = np.nan
+    values[~face] = np.nan
+    feats = pd.DataFrame(values, columns=FEATURE_COLUMNS)
     return Inputs(frames, t_ms, face, feats, source, paths, fps, time_source)
