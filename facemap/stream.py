@@ -239,14 +239,9 @@ def process_video(
                 if sink is not None:
                     sink.write(draw_overlay(item.frame.image, item.result, options.style, fps), item.frame.time_s)
                 bar.update(1)
-        except KeyboardInterrupt:
-            # Ctrl-C / SIGTERM: finish the overlay up to the last frame, so it plays.
+        except BaseException as exc:
             if sink is not None:
-                sink.close()
-            raise
-        except BaseException:
-            if sink is not None:
-                sink.close(abort=True)
+                sink.close_after(exc)
             raise
         finally:
             frames.close()
@@ -367,9 +362,9 @@ def process_camera(
                         ) from None
                     if key in QUIT_KEYS:
                         break
-        except BaseException:
+        except BaseException as exc:
             if sink is not None:
-                sink.close(abort=True)
+                sink.close_after(exc)
             raise
         finally:
             frames.close()

@@ -314,7 +314,15 @@ class VideoSink:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        self.close(abort=exc_type is not None)
+        if exc is None:
+            self.close()
+        else:
+            self.close_after(exc)
+
+    def close_after(self, exc: BaseException) -> None:
+        """Close after ``exc`` ended the run: an interruption (Ctrl-C, SIGTERM) finishes the
+        video up to the last frame written, so it plays; any other error removes it."""
+        self.close(abort=not isinstance(exc, KeyboardInterrupt))
 
     def open(self) -> None:
         """Create the output file and start the encoding thread."""
