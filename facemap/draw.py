@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from .errors import UsageError
 from .types import FrameResult, Status
 
 # iBUG-68 contours: (first, last, closed)
@@ -57,6 +58,9 @@ STATUS_COLORS = {  # BGR
 }
 
 
+MAX_POINT_SIZE = 1000  # pixels; OpenCV refuses negative radii, and a bigger dot hides any face
+
+
 @dataclass(frozen=True)
 class DrawStyle:
     """How an overlay looks. ``point_size`` 0 means: scale with the face (about 1 % of its width)."""
@@ -69,6 +73,12 @@ class DrawStyle:
     point_color: tuple[int, int, int] = (0, 255, 0)
     contour_color: tuple[int, int, int] = (255, 200, 0)
     mesh_color: tuple[int, int, int] = (200, 200, 200)
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.point_size <= MAX_POINT_SIZE:
+            raise UsageError(
+                f"--point-size must be 0 (scale with the face) to {MAX_POINT_SIZE} pixels, got {self.point_size}"
+            )
 
 
 def _thickness(result: FrameResult, image_shape: tuple[int, ...]) -> int:

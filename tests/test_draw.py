@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
-from facemap.draw import MESH_EDGES, DrawStyle, draw_overlay
+from facemap.draw import MAX_POINT_SIZE, MESH_EDGES, DrawStyle, draw_overlay
+from facemap.errors import UsageError
 from facemap.types import BBox, FrameResult, Pose, Status
 
 
@@ -51,3 +53,15 @@ def test_no_face_draws_nothing_but_hud():
 def test_grayscale_input_gives_colour_overlay():
     out = draw_overlay(np.zeros((480, 640), np.uint8), _face_result())
     assert out.shape == (480, 640, 3)
+
+
+@pytest.mark.parametrize("size", [-3, -1, MAX_POINT_SIZE + 1])
+def test_point_size_out_of_range_is_a_usage_error(size):
+    with pytest.raises(UsageError, match=f"--point-size must be 0 .* got {size}"):
+        DrawStyle(point_size=size)
+
+
+@pytest.mark.parametrize("size", [0, 1, MAX_POINT_SIZE])
+def test_point_size_in_range_draws(size):
+    out = draw_overlay(np.zeros((480, 640, 3), np.uint8), _face_result(), DrawStyle(point_size=size))
+    assert out.max() > 0

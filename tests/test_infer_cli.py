@@ -101,6 +101,7 @@ def test_folder_input_with_clashing_stems(tmp_path, capsys, standin_model, basis
         (["--image", "{img}", "-o", "{tmp}/text.jpg"], 5, "text.jpg: is a file"),
         (["--image", "{img}", "--video", "{img}"], 2, "exactly one of"),
         (["--image", "{img}", "--provider", "tpu"], 2, "invalid choice"),
+        (["--image", "{img}", "--point-size", "-3"], 2, "--point-size must be 0 (scale with the face) to 1000"),
     ],
 )
 def test_user_mistakes_get_one_line_and_exit_code(tmp_path, capsys, standin_model, basis_dir, args, code, needle):
