@@ -23,6 +23,17 @@ MARKER = ".facemap-output"
 LOCK = ".facemap.lock"
 
 
+def _read_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+# mkstemp creates its file 0600; the finished file gets the mode open() would give it (0644 under the
+# usual umask 022), like the logs and the overlay video. Read once, at import, not per write.
+FILE_MODE = 0o666 & ~_read_umask()
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` via a temp file in the same folder and a rename."""
     path = Path(path)
@@ -31,6 +42,8 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     except OSError as exc:
         raise OutputError(f"{path}: cannot write ({exc.strerror or exc}); choose a writable output folder") from None
     try:
+        if hasattr(os, "fchmod"):
+            os.fchmod(fd, FILE_MODE)
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()

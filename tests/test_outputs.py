@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
 import pytest
 
 from facemap.errors import OutputError
-from facemap.outputs import LOCK, MARKER, OutputDir, atomic_write_text
+from facemap.outputs import (
+    FILE_MODE,
+    LOCK,
+    MARKER,
+    OutputDir,
+    atomic_write_bytes,
+    atomic_write_text,
+)
 
 
 def test_creates_marks_and_records_files(tmp_path):
@@ -107,3 +115,13 @@ def test_atomic_write_leaves_no_partial_on_failure(tmp_path, monkeypatch):
         atomic_write_text(target, "new")
     assert target.read_text() == "old"
     assert sorted(p.name for p in Path(tmp_path).iterdir()) == ["f.json"]
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX file modes")
+def test_atomic_write_gives_the_mode_open_would(tmp_path):
+    """Overlays, JSON and analyzer outputs get the same permissions as the logs (not mkstemp's 0600)."""
+    atomic_write_bytes(tmp_path / "a.json", b"{}")
+    with open(tmp_path / "b.csv", "w") as fh:
+        fh.write("x")
+    mode = stat.S_IMODE((tmp_path / "a.json").stat().st_mode)
+    assert mode == stat.S_IMODE((tmp_path / "b.csv").stat().st_mode) == FILE_MODE
