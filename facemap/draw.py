@@ -126,5 +126,9 @@ def _draw_hud(out: np.ndarray, result: FrameResult, fps: float | None) -> None:
     scale = max(0.5, out.shape[0] / 900.0)
     thick = max(1, int(round(scale * 2)))
     (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thick)
+    while tw + 24 > out.shape[1] and scale > 0.25:  # narrow frame: shrink the text rather than cut it off
+        scale = max(0.25, scale * 0.9 * (out.shape[1] - 24) / tw)
+        thick = max(1, int(round(scale * 2)))
+        (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thick)
     cv2.rectangle(out, (0, 0), (tw + 16, th + base + 16), (0, 0, 0), -1)
     cv2.putText(out, text, (8, th + 8), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thick, cv2.LINE_AA)

@@ -65,3 +65,14 @@ def test_point_size_out_of_range_is_a_usage_error(size):
 def test_point_size_in_range_draws(size):
     out = draw_overlay(np.zeros((480, 640, 3), np.uint8), _face_result(), DrawStyle(point_size=size))
     assert out.max() > 0
+
+
+@pytest.mark.parametrize("width", [256, 320, 480])
+def test_hud_fits_a_narrow_frame(width):
+    """The HUD line (frame, status, pose, fps) shrinks to the frame's width instead of being cut off."""
+    img = np.full((width, width, 3), 255, np.uint8)
+    r = _face_result(width, width)
+    out = draw_overlay(img, r, DrawStyle(box=False, contours=False, point_size=1, hud=True), fps=123.4)
+    band = (out[:4] == 0).all(-1)  # the HUD's black band, above the face
+    assert band[:, :8].all()
+    assert not band[:, -4:].any()  # it ends inside the frame, so the text does too
