@@ -457,6 +457,9 @@ def run_videos(cfg, emit: Emit) -> int:
     from .outputs import OutputDir
     from .video import collect_videos
 
+    jobs = int(getattr(cfg, "jobs", 1))
+    if jobs < 1:
+        raise UsageError(f"--jobs must be >= 1, got {jobs}")
     paths = collect_videos(cfg.video or [])
     options = video_options(cfg)
     for p in paths:  # every input is checked before anything is written
@@ -470,7 +473,6 @@ def run_videos(cfg, emit: Emit) -> int:
                 f"{info.duration_s:.1f} s: check the range"
             )
     stems = unique_stems(paths)
-    jobs = max(1, int(getattr(cfg, "jobs", 1) or 1))
     reports: list[VideoReport] = []
     with OutputDir(Path(cfg.output), clean=cfg.clean) as out:
         for stem in stems:

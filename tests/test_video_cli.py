@@ -173,6 +173,7 @@ def test_no_face_video_skip(tmp_path, model_args):
         (["--smooth-beta", "-1"], 2, "--smooth-beta"),
         (["--jump-threshold", "-1"], 2, "--jump-threshold"),
         (["--max-frames", "0"], 2, "--max-frames"),
+        (["--jobs", "0"], 2, "--jobs must be >= 1, got 0"),
         (["--start", "100"], 3, "no frames in the chosen range"),
     ],
 )
