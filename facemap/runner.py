@@ -163,7 +163,10 @@ def run_infer(cfg: InferConfig, emit: Emit) -> int:
     from .assets import fetch_model, find_model
 
     if cfg.fetch_model:
-        target = Path(cfg.model).parent if cfg.model else Path(cfg.script_dir)
+        target = Path(cfg.script_dir)
+        if cfg.model:  # --model names a folder (where model.onnx goes) or the model file itself
+            given = Path(cfg.model)
+            target = given if given.is_dir() or given.suffix.lower() != ".onnx" else given.parent
         path = fetch_model(target, progress=not cfg.quiet, force=cfg.force)
         emit(f"model ready: {path}")
         return 0
@@ -174,6 +177,8 @@ def run_infer(cfg: InferConfig, emit: Emit) -> int:
         for line in format_inspect(info):
             emit(line)
         return 0
+    if not str(cfg.output).strip():
+        raise UsageError("--output is empty; give a folder (default out)")
     sources = [s for s in (cfg.image, cfg.video) if s] + ([cfg.camera] if cfg.camera is not None else [])
     if len(sources) != 1:
         raise UsageError("give exactly one of --image, --video or --camera (see --help)")

@@ -102,6 +102,7 @@ def test_folder_input_with_clashing_stems(tmp_path, capsys, standin_model, basis
         (["--image", "{img}", "--video", "{img}"], 2, "exactly one of"),
         (["--image", "{img}", "--provider", "tpu"], 2, "invalid choice"),
         (["--image", "{img}", "--point-size", "-3"], 2, "--point-size must be 0 (scale with the face) to 1000"),
+        (["--image", "{img}", "-o", ""], 2, "--output is empty"),
     ],
 )
 def test_user_mistakes_get_one_line_and_exit_code(tmp_path, capsys, standin_model, basis_dir, args, code, needle):
@@ -119,6 +120,21 @@ def test_user_mistakes_get_one_line_and_exit_code(tmp_path, capsys, standin_mode
     assert got == code
     assert needle in err
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("model", "where"),
+    [("{tmp}/models", "{tmp}/models"), ("{tmp}/new", "{tmp}/new"), ("{tmp}/models/model.onnx", "{tmp}/models"), (None, ROOT)],
+)
+def test_fetch_model_goes_where_model_looks(tmp_path, capsys, monkeypatch, model, where):
+    """--model DIR --fetch-model downloads into DIR (where --model then looks), not DIR's parent."""
+    (tmp_path / "models").mkdir()
+    got = []
+    monkeypatch.setattr("facemap.assets.fetch_model", lambda target, **kw: got.append(Path(target)) or Path(target) / "model.onnx")
+    argv = ["--fetch-model"] + (["--model", model.format(tmp=tmp_path)] if model else [])
+    code, out, _ = _run(capsys, *argv)
+    assert code == 0
+    assert got == [Path(str(where).format(tmp=tmp_path))]
 
 
 def test_inspect(capsys, standin_model):
