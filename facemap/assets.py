@@ -330,7 +330,7 @@ def fetch_model(target_dir: Path, *, progress: bool = True, force: bool = False)
     dest = target_dir / MODEL_NAME
     if dest.exists() and not force:
         raise OutputError(
-            f"{dest}: already exists; facemap does not overwrite it (move it away to fetch again)"
+            f"{dest}: already exists; facemap does not overwrite it (move it away, or add --force to replace it)"
         )
     url = model_zip_url()
     try:
@@ -361,7 +361,7 @@ def fetch_model(target_dir: Path, *, progress: bool = True, force: bool = False)
             if (target_dir / loc).exists() and not force:
                 raise OutputError(
                     f"{target_dir / loc}: already exists; facemap does not overwrite it "
-                    "(move it away to fetch again)"
+                    "(move it away, or add --force to replace it)"
                 )
             if loc != "model.data":
                 log.info("keeping data file name %r: model.onnx references it by that name", loc)

@@ -439,7 +439,7 @@ def test_fetch_model_refuses_existing(server: AssetServer, tmp_path: Path) -> No
     target = tmp_path / "app"
     target.mkdir()
     (target / "model.onnx").write_bytes(b"the user's own")
-    with pytest.raises(OutputError, match="already exists"):
+    with pytest.raises(OutputError, match="already exists.*add --force to replace it"):
         assets.fetch_model(target, progress=False)
     assert (target / "model.onnx").read_bytes() == b"the user's own"
     assert server.hits == []
