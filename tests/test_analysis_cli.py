@@ -346,6 +346,23 @@ def test_bad_options_exit_2(extra, needle, clip, tmp_path, capsys):
     assert rc == 2 and needle in err and len(err.strip().splitlines()) == 1
 
 
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ('{"smile_on": NaN}', "smile_on must be finite numbers >= 0"),
+        ('{"smile_on": Infinity}', "smile_on must be finite numbers >= 0"),
+        ('{"smile_on": -1, "min_z": -0.5}', "smile_on, min_z must be finite numbers >= 0"),
+        ('{"baseline_fraction": 0}', "baseline_fraction must be above 0 and at most 1"),
+        ('{"baseline_fraction": 2}', "baseline_fraction must be above 0 and at most 1"),
+    ],
+)
+def test_config_values_out_of_range_exit_2(text, needle, clip, tmp_path, capsys):
+    cfg = _write(tmp_path / "c.json", text)
+    rc, _, err = run(["--landmarks", clip[0], "--out", tmp_path / "o", "--config", cfg], capsys)
+    assert rc == 2 and needle in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "o").exists()
+
+
 def test_unknown_config_key_lists_valid_names(clip, tmp_path, capsys):
     cfg = _write(tmp_path / "c.json", '{"smile_treshold": 1}')
     rc, _, err = run(["--landmarks", clip[0], "--out", tmp_path / "o", "--config", cfg], capsys)

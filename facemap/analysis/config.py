@@ -9,6 +9,7 @@ exceed ``min_z`` times the person's own frame-to-frame spread at rest.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
@@ -89,4 +90,9 @@ def load_config(path: Path | None) -> AnalysisConfig:
     bad = [k for k, v in data.items() if isinstance(v, bool) or not isinstance(v, (int, float))]
     if bad:
         raise UsageError(f"{path}: setting(s) {', '.join(bad)} must be numbers")
+    out_of_range = [k for k, v in data.items() if not math.isfinite(v) or v < 0]
+    if out_of_range:
+        raise UsageError(f"{path}: setting(s) {', '.join(out_of_range)} must be finite numbers >= 0")
+    if "baseline_fraction" in data and not 0 < data["baseline_fraction"] <= 1:
+        raise UsageError(f"{path}: baseline_fraction must be above 0 and at most 1 (a share of the face frames)")
     return replace(cfg, **{k: float(v) for k, v in data.items()})
