@@ -67,6 +67,8 @@ def main(argv: list[str] | None = None) -> int:
 
         if args.landmarks is None and args.raw is None:
             raise_usage("give --landmarks (a landmarks log), or --raw with --basis-dir")
+        if not str(args.out).strip():
+            raise_usage("--out is empty; give a folder")
         cfg = load_config(args.config)
         frame_range = parse_frame_range(args.baseline_frames) if args.baseline_frames else None
         basis = None

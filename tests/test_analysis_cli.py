@@ -336,6 +336,7 @@ def test_hostile_csv_gives_one_line_and_exit_3(case, clip, tmp_path, capsys):
         (["--baseline-frames", "5000:6000"], "no frame with a face"),
         (["--fps", "0"], "--fps"),
         (["--config", "{missing}"], "--config"),
+        (["--out", ""], "--out is empty"),
     ],
 )
 def test_bad_options_exit_2(extra, needle, clip, tmp_path, capsys):
