@@ -33,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         help="raw params log (<stem>_raw.csv): pose-free features with the 3DMM basis",
     )
-    p.add_argument("--out", type=Path, required=True, help="output folder")
+    p.add_argument("--out", required=True, help="output folder")
     p.add_argument(
         "--basis-dir",
         type=Path,
