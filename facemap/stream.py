@@ -267,7 +267,12 @@ def camera_frames(index: int, max_frames: int | None = None, every: int = 1) -> 
     capture is released in ``finally``."""
     import cv2
 
-    cap = cv2.VideoCapture(index)
+    level = cv2.utils.logging.getLogLevel()
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)  # its backend-by-backend
+    try:  # warnings for a missing camera would bury our one-line error
+        cap = cv2.VideoCapture(index)
+    finally:
+        cv2.utils.logging.setLogLevel(level)
     try:
         if not cap.isOpened():
             raise InputFileError(
