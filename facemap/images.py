@@ -93,7 +93,11 @@ def collect_files(inputs: list[str], extensions: tuple[str, ...], kind: str) -> 
     for item in inputs:
         p = Path(item)
         if p.is_dir():
-            found = sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in extensions)
+            found = sorted(  # hidden files (macOS "._x.jpg" copies, ...) skipped, as a glob's * does
+                f
+                for f in p.iterdir()
+                if f.is_file() and f.suffix.lower() in extensions and not f.name.startswith(".")
+            )
             if not found:
                 raise InputFileError(
                     f"{p}: folder holds no {kind}s ({', '.join(extensions[:4])}, ...); check the path"

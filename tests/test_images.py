@@ -110,3 +110,14 @@ def test_collect_folder_glob_and_stems(tmp_path):
     assert unique_stems(collect_images([str(tmp_path)])) == ["a_jpg", "a_png", "b"]
     with pytest.raises(InputFileError, match="pattern matches no images"):
         collect_images([str(tmp_path / "*.gif")])
+
+
+def test_folder_skips_hidden_files(tmp_path):
+    """macOS leaves "._name.jpg" metadata files on copied folders: not images, not inputs."""
+    for n in ("._a.jpg", ".thumb.png", "a.jpg"):
+        (tmp_path / n).write_bytes(b"x")
+    assert [p.name for p in collect_images([str(tmp_path)])] == ["a.jpg"]
+    (tmp_path / "a.jpg").unlink()
+    with pytest.raises(InputFileError, match="folder holds no images"):
+        collect_images([str(tmp_path)])
+    assert [p.name for p in collect_images([str(tmp_path / "._a.jpg")])] == ["._a.jpg"]  # named: taken
