@@ -183,6 +183,15 @@ def test_video_usage_errors(tmp_path, model_args, capsys, extra, code, message):
     assert message in capsys.readouterr().err
 
 
+def test_no_progress_bar_when_stderr_is_not_a_terminal(tmp_path, model_args, capfd):
+    """Redirected stderr (a log file, CI) gets the summary lines, not the progress bar's redraws."""
+    need_shared(D0)
+    assert _run(["--video", str(D0), *model_args, "-o", str(tmp_path / "o"), "--max-frames", "5"]) == 0
+    out, err = capfd.readouterr()
+    assert "lp_d0.mp4: 5 frames" in out
+    assert "frame/s" not in err and "\r" not in err
+
+
 def test_missing_video(tmp_path, model_args, capsys):
     assert _run(["--video", str(tmp_path / "nope.mp4"), *model_args, "-o", str(tmp_path / "o")]) == 3
     assert "nope.mp4: video not found" in capsys.readouterr().err
