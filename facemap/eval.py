@@ -256,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         scores = compare_logs(args.pred, args.gt)
     except FacemapError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"{ap.prog}: error: {exc}", file=sys.stderr)  # as argparse prefixes its own errors
         return exc.exit_code
     for line in format_scores(scores, f"{Path(args.pred).name} vs {Path(args.gt).name}", not args.quiet):
         print(line)

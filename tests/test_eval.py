@@ -146,7 +146,9 @@ def test_compare_logs_and_cli(tmp_path, capsys):
         "img_landmarks.csv vs gt.csv: mean NME 0.0500 over 1 frame(s); 0 unmatched",
     ]
     assert fe.main(["--pred", str(tmp_path / "nope.csv"), "--gt", str(gt_path)]) == 3
-    assert "landmarks log not found" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert err.startswith("python -m facemap.eval: error: ") and "landmarks log not found" in err
+    assert len(err.strip().splitlines()) == 1
 
 
 def test_a_landmarks_log_can_be_the_reference(tmp_path):
