@@ -112,7 +112,14 @@ def collect_files(inputs: list[str], extensions: tuple[str, ...], kind: str) -> 
             raise InputFileError(f"{p}: {kind} not found; check the path")
         else:
             paths.append(p)
-    return paths
+    seen: set[Path] = set()  # a file named twice (a folder and a file in it, overlapping globs): once
+    unique = []
+    for path in paths:
+        key = path.resolve()
+        if key not in seen:
+            seen.add(key)
+            unique.append(path)
+    return unique
 
 
 def collect_images(inputs: list[str]) -> list[Path]:

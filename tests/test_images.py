@@ -121,3 +121,11 @@ def test_folder_skips_hidden_files(tmp_path):
     with pytest.raises(InputFileError, match="folder holds no images"):
         collect_images([str(tmp_path)])
     assert [p.name for p in collect_images([str(tmp_path / "._a.jpg")])] == ["._a.jpg"]  # named: taken
+
+
+def test_a_file_named_twice_is_processed_once(tmp_path):
+    for n in ("a.jpg", "b.png"):
+        (tmp_path / n).write_bytes(b"x")
+    got = collect_images([str(tmp_path), str(tmp_path / "a.jpg"), str(tmp_path / "*.png"), str(tmp_path / "." / "b.png")])
+    assert [p.name for p in got] == ["a.jpg", "b.png"]
+    assert unique_stems(got) == ["a", "b"]
