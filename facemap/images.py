@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import glob
 import logging
+import os
 from pathlib import Path
 
 import cv2
@@ -112,10 +113,10 @@ def collect_files(inputs: list[str], extensions: tuple[str, ...], kind: str) -> 
             raise InputFileError(f"{p}: {kind} not found; check the path")
         else:
             paths.append(p)
-    seen: set[Path] = set()  # a file named twice (a folder and a file in it, overlapping globs): once
-    unique = []
+    seen: set[str] = set()  # a file named twice (a folder and a file in it, overlapping globs): once;
+    unique = []  # symlinks are not followed: two links to one clip are two inputs
     for path in paths:
-        key = path.resolve()
+        key = os.path.normpath(os.path.abspath(path))
         if key not in seen:
             seen.add(key)
             unique.append(path)

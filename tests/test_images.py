@@ -129,3 +129,5 @@ def test_a_file_named_twice_is_processed_once(tmp_path):
     got = collect_images([str(tmp_path), str(tmp_path / "a.jpg"), str(tmp_path / "*.png"), str(tmp_path / "." / "b.png")])
     assert [p.name for p in got] == ["a.jpg", "b.png"]
     assert unique_stems(got) == ["a", "b"]
+    (tmp_path / "c.jpg").symlink_to(tmp_path / "a.jpg")  # a link under another name: its own input
+    assert [p.name for p in collect_images([str(tmp_path / "*.jpg")])] == ["a.jpg", "c.jpg"]
