@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(
         f"frames {result.inputs.frames.size}, with a face {int(result.inputs.face.sum())}; "
-        f"blinks {ev['blink']['count']} ({ev['blink']['rate_per_min']}/min), smiles "
+        f"blinks {ev['blink']['count']} ({ev['blink']['rate_per_min']:.1f}/min), smiles "
         f"{ev['smile']['count']}, yawns {ev['yawn']['count']}, looking away {ev['looking_away']['count']}"
     )
     print(f"wrote {', '.join(p.name for p in paths.values())} to {Path(args.out)}")

@@ -169,6 +169,14 @@ class OutputDir:
             self._save_marker()
         return target
 
+    def forget(self, relative: str) -> None:
+        """Remove ``relative`` if facemap wrote it here earlier (never another program's file)."""
+        if relative in self._written:
+            with contextlib.suppress(OSError):
+                (self.path / relative).unlink()
+            self._written.discard(relative)
+            self._save_marker()
+
     def exists(self, relative: str) -> bool:
         """True when ``relative`` exists in the folder."""
         return (self.path / relative).exists()

@@ -47,7 +47,7 @@ def test_outputs_are_complete_and_valid(clip, tmp_path, capsys):
     rc, stdout, _ = run(["--landmarks", lm, "--meta", meta, "--out", out], capsys)
     assert rc == 0
     assert "overall_score" in stdout
-    assert sorted(p.name for p in out.iterdir()) == sorted(
+    assert sorted(p.name for p in out.iterdir() if p.name != ".facemap-output") == sorted(
         ["score.txt", "report.json", "expressions.csv", "timeline.png", "report.html"]
     )
     score_txt = (out / "score.txt").read_text()
@@ -110,7 +110,7 @@ def test_outputs_are_complete_and_valid(clip, tmp_path, capsys):
     png = (out / "timeline.png").read_bytes()
     assert base64.b64encode(png).decode() in page
     assert "http://" not in page and "https://" not in page
-    assert not list(out.glob(".*"))  # no temp files left
+    assert [p.name for p in out.glob(".*")] == [".facemap-output"]  # the marker; no temp files
 
 
 def _scaled(src: tuple[Path, Path], folder: Path, factor: float) -> tuple[Path, Path]:
@@ -453,3 +453,18 @@ def test_raw_rows_with_non_finite_params_become_no_face(tmp_path, basis_dir, cap
     labels = pd.read_csv(out / "expressions.csv")["label"]
     assert rc == 0, err
     assert labels[[4, 5]].eq("no_face").all() and not labels.drop([4, 5]).eq("no_face").any()
+
+
+def test_no_plots_rerun_removes_our_old_plot_only(tmp_path):
+    """--no-plots after a run with plots: the stale timeline.png (ours) goes; a user's file stays."""
+    lm, meta = synthetic_logs(tmp_path / "logs", n_frames=120, fps=30.0)
+    out = tmp_path / "out"
+    assert analyze_expressions.main(["--landmarks", str(lm), "--meta", str(meta), "--out", str(out), "-q"]) == 0
+    assert (out / "timeline.png").exists()
+    (out / "my_notes.txt").write_text("mine")
+    assert analyze_expressions.main(
+        ["--landmarks", str(lm), "--meta", str(meta), "--out", str(out), "-q", "--no-plots"]
+    ) == 0
+    assert not (out / "timeline.png").exists()
+    assert (out / "my_notes.txt").read_text() == "mine"
+    assert "timeline.png" not in (out / ".facemap-output").read_text()

@@ -12,8 +12,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .. import __version__
-from ..errors import OutputError
-from ..outputs import atomic_write_bytes
+from ..outputs import OutputDir, atomic_write_bytes
 from .labels import LABELS, NO_FACE, PRIORITY
 from .scores import FORMULAS
 
@@ -117,33 +116,26 @@ def write_outputs(result: Analysis, out_dir: Path, plots: bool = True) -> dict[s
 
     With ``plots=False`` the PNG is skipped and the HTML page has no picture.
     """
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise OutputError(f"{out}: --out is a file; give a folder")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputError(
-            f"{out}: cannot create the output folder ({exc.strerror or exc})"
-        ) from None
     report = report_dict(result)
-    paths = {name: out / name for name in OUTPUT_NAMES}
-    atomic_write_bytes(paths["score.txt"], f"{result.scores.overall_score:.1f}\n".encode())
-    csv_text = result.frame_table().to_csv(index=False, lineterminator="\n", na_rep="")
-    atomic_write_bytes(paths["expressions.csv"], csv_text.encode("utf-8"))
-    atomic_write_bytes(
-        paths["report.json"],
-        (json.dumps(report, indent=2, allow_nan=False, default=_json_default) + "\n").encode(),
-    )
     png = None
     if plots:
         from .plots import timeline_png
 
         png = timeline_png(result)
-        atomic_write_bytes(paths["timeline.png"], png)
-    else:
-        del paths["timeline.png"]
-    atomic_write_bytes(paths["report.html"], _html(result, report, png).encode("utf-8"))
+    with OutputDir(Path(out_dir)) as out:
+        paths = {name: out.file(name) for name in OUTPUT_NAMES if name != "timeline.png" or plots}
+        atomic_write_bytes(paths["score.txt"], f"{result.scores.overall_score:.1f}\n".encode())
+        csv_text = result.frame_table().to_csv(index=False, lineterminator="\n", na_rep="")
+        atomic_write_bytes(paths["expressions.csv"], csv_text.encode("utf-8"))
+        atomic_write_bytes(
+            paths["report.json"],
+            (json.dumps(report, indent=2, allow_nan=False, default=_json_default) + "\n").encode(),
+        )
+        if png is not None:
+            atomic_write_bytes(paths["timeline.png"], png)
+        else:
+            out.forget("timeline.png")  # a plot from an earlier run would not match this report
+        atomic_write_bytes(paths["report.html"], _html(result, report, png).encode("utf-8"))
     return paths
 
 
