@@ -72,6 +72,8 @@ def read_image(path: Path, max_pixels: int = MAX_PIXELS) -> np.ndarray:
         msg = str(exc).strip().splitlines()[-1][:120]
         raise InputFileError(f"{path}: cannot decode image ({msg}); is it a complete image file?") from None
     if image is None:
+        if path.suffix.lower() in (".mp4", ".mov", ".mkv", ".avi", ".m4v", ".webm"):
+            raise InputFileError(f"{path}: is a video; pass it with --video")
         raise InputFileError(
             f"{path}: not a readable image (truncated, or not an image format OpenCV reads); "
             "re-export it as JPEG or PNG"

@@ -50,7 +50,7 @@ class VideoOptions:
     track: TrackOptions = TrackOptions()
     jump_threshold: float = 1.0
     smooth: SmoothParams | None = SMOOTH_PRESETS["medium"]
-    progress: bool = True
+    progress: bool = False  # the CLI turns it on (the library itself prints nothing)
     crf: int = 20
     preset: str = "veryfast"
 
@@ -388,7 +388,12 @@ def process_camera(
 
 
 def video_options(cfg) -> VideoOptions:
-    """VideoOptions from an InferConfig."""
+    """VideoOptions from an InferConfig (refusing image-only options)."""
+    if getattr(cfg, "dump_npy", False):
+        raise UsageError(
+            "--dump-npy is for images; for videos use --dump-csv (logs/<stem>_raw.csv holds the "
+            "raw parameters of every frame)"
+        )
     from .smooth import smooth_params
 
     return VideoOptions(

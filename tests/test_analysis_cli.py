@@ -468,3 +468,17 @@ def test_no_plots_rerun_removes_our_old_plot_only(tmp_path):
     assert not (out / "timeline.png").exists()
     assert (out / "my_notes.txt").read_text() == "mine"
     assert "timeline.png" not in (out / ".facemap-output").read_text()
+
+
+def test_frames_without_a_found_face_are_not_scored(tmp_path):
+    """infer.py runs the model on the frame's centre when no face is found (warn / no_bbox):
+    the analyzer counts those frames as no face, not as expressions."""
+    lm, meta = synthetic_logs(tmp_path / "logs", n_frames=120, fps=30.0, no_face=None)
+    df = pd.read_csv(meta, dtype={"reason": str}, keep_default_na=False)
+    df.loc[10:19, ["status", "reason"]] = ["warn", "no_bbox"]
+    df.to_csv(meta, index=False)
+    out = tmp_path / "out"
+    assert analyze_expressions.main(["--landmarks", str(lm), "--meta", str(meta), "--out", str(out), "-q"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["frames_scored"] == 110
+    assert report["class_distribution"]["no_face"] == 10

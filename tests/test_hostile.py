@@ -191,6 +191,15 @@ def test_bad_videos(tmp_path, capsys, model_args, name, needle):
     assert not out.exists()
 
 
+def test_image_only_option_and_video_as_image(tmp_path, capsys, model_args):
+    src = need_shared(DATA / "videos" / "lp_d19.mp4")
+    code = infer.main(["--video", str(src), *model_args, "-o", str(tmp_path / "o"), "--dump-npy"])
+    _check(capsys, code, 2, "--dump-npy is for images; for videos use --dump-csv", tmp_path / "o")
+    code = infer.main(["--image", str(src), *model_args, "-o", str(tmp_path / "o")])
+    _check(capsys, code, 3, "lp_d19.mp4: is a video; pass it with --video", tmp_path / "o")
+    assert not (tmp_path / "o").exists()
+
+
 def test_truncated_video_processes_what_decodes(tmp_path, capsys, model_args):
     src = need_shared(DATA / "videos" / "lp_d19.mp4")
     cut = _truncated_faststart(src, tmp_path / "cut.mp4")

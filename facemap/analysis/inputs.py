@@ -214,7 +214,8 @@ def load_inputs(
     needed = [FEATURE_COLUMNS.index(c) for c in ("ear", "mar", "mouth_width")]
     face = np.isfinite(values[:, needed]).all(axis=1)
     if mt is not None:
-        face &= mt.status != "no_face"
+        # no_face, and frames where no face was found but the model ran on the frame's centre
+        face &= (mt.status != "no_face") & (mt.reason != "no_bbox")
     values[~face] = np.nan
     feats = pd.DataFrame(values, columns=FEATURE_COLUMNS)
     return Inputs(frames, t_ms, face, feats, source, paths, fps, time_source)
