@@ -556,7 +556,8 @@ def run_camera(cfg, emit: Emit) -> int:
         detector = build_detector(cfg)
         landmarker, _ = build_landmarker(cfg, emit)
         if not cfg.quiet:
-            emit("camera running: " + ("press q or Esc in the preview to stop" if preview else "Ctrl-C to stop"))
+            stop = "q or Esc in the preview stops it" if preview else "Ctrl-C stops it"
+            emit(f"opening camera {cfg.camera}; once it runs, {stop}")
         rep = process_camera(cfg.camera, detector, landmarker, out.path, options, preview, stem)
     emit(report_line(rep))
     return 0
