@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -133,6 +135,33 @@ class VideoReport:
         return self.counts.frames / self.elapsed_s if self.elapsed_s > 0 else 0.0
 
 
+class FrameOutputsGuard:
+    """Holds Ctrl-C / SIGTERM while one frame's outputs are written, then raises it, so an
+    interrupted run leaves logs and overlay with the same frames. Reused for every frame; a
+    no-op off the main thread (signals are only delivered there)."""
+
+    def __init__(self) -> None:
+        self._active = threading.current_thread() is threading.main_thread()
+        self._saved: dict[int, object] = {}
+        self._pending = False
+
+    def _hold(self, signum: int, frame: object) -> None:
+        self._pending = True
+
+    def __enter__(self) -> None:
+        if self._active:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._saved[sig] = signal.signal(sig, self._hold)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._active:
+            for sig, handler in self._saved.items():
+                signal.signal(sig, handler)
+            if self._pending:
+                self._pending = False
+                raise KeyboardInterrupt
+
+
 def track_frames(
     frames: Iterable[VideoFrame],
     tracker: FaceTracker,
@@ -231,13 +260,20 @@ def process_video(
                 preset=options.preset,
             )
             sink.open()
+        whole_frame = FrameOutputsGuard()
         try:
             for item in track_frames(frames, tracker, guard, smoother):
-                logs.write(item.result)
-                counts.add(item.result)
                 fps = rate.tick()
-                if sink is not None:
-                    sink.write(draw_overlay(item.frame.image, item.result, options.style, fps), item.frame.time_s)
+                overlay = (
+                    draw_overlay(item.frame.image, item.result, options.style, fps)
+                    if sink is not None
+                    else None
+                )
+                with whole_frame:  # logs and overlay get this frame, or neither does
+                    logs.write(item.result)
+                    if sink is not None:
+                        sink.write(overlay, item.frame.time_s)
+                counts.add(item.result)
                 bar.update(1)
         except BaseException as exc:
             if sink is not None:
@@ -344,18 +380,20 @@ def process_camera(
     with FrameLogs(out_dir, stem, raw=options.dump_csv, landmarks=options.dump_landmarks_csv) as logs:
         outputs.extend(logs.paths)
         try:
+            whole_frame = FrameOutputsGuard()
             for item in _until_interrupted(track_frames(frames, tracker, guard, smoother)):
-                logs.write(item.result)
-                counts.add(item.result)
                 fps = rate.tick()
                 need_overlay = preview or options.save_video
                 overlay = draw_overlay(item.frame.image, item.result, options.style, fps) if need_overlay else None
-                if options.save_video:
-                    if sink is None:
-                        h, w = item.frame.image.shape[:2]
-                        sink = VideoSink(Path(out_dir) / overlay_name(stem), w, h, 30.0, Fraction(1, 1000))
-                        sink.open()
-                    sink.write(overlay, item.frame.time_s)
+                if options.save_video and sink is None:
+                    h, w = item.frame.image.shape[:2]
+                    sink = VideoSink(Path(out_dir) / overlay_name(stem), w, h, 30.0, Fraction(1, 1000))
+                    sink.open()
+                with whole_frame:  # logs and recording get this frame, or neither does
+                    logs.write(item.result)
+                    if sink is not None:
+                        sink.write(overlay, item.frame.time_s)
+                counts.add(item.result)
                 if preview:
                     try:
                         cv2.imshow(window, overlay)
