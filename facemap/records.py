@@ -245,6 +245,8 @@ class RawLog:
     params: np.ndarray
 
 
+# Largest frame number accepted (a week of video at 1000 fps); beyond it a value is not a frame.
+MAX_FRAME = 1e9
 # Columns that hold text; every other column of a log is numeric.
 _TEXT_COLUMNS = ("status", "reason")
 
@@ -330,6 +332,11 @@ def _frames(df: pd.DataFrame, path: Path, what: str) -> np.ndarray:
         raise InputFileError(f"{path}: {what} row {r + 2} has no valid frame number")
     if (f != np.round(f)).any():
         raise InputFileError(f"{path}: {what} frame numbers must be whole numbers")
+    if (f < 0).any() or (f > MAX_FRAME).any():
+        r = int(np.argmax((f < 0) | (f > MAX_FRAME)))
+        raise InputFileError(
+            f"{path}: {what} row {r + 2} has frame {f[r]:g}; frame numbers count from 1"
+        )
     return f.astype(np.int64)
 
 
