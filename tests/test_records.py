@@ -118,3 +118,11 @@ def test_missing_file_and_folder(tmp_path):
         read_meta(tmp_path / "none.csv")
     with pytest.raises(InputFileError, match="is a folder"):
         read_meta(tmp_path)
+
+
+@pytest.mark.parametrize("frame", ["1e300", "-4"])
+def test_frame_numbers_out_of_range(tmp_path, frame):
+    header = ",".join(LANDMARK_COLUMNS[:-1])
+    path = _write(tmp_path / "l.csv", f"{header}\n{frame}," + ",".join(["1"] * 136) + "\n")
+    with pytest.raises(InputFileError, match="frame numbers count from 1"):
+        read_landmarks(path)
