@@ -251,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--pred", required=True, metavar="CSV", help="landmarks log (logs/<stem>_landmarks.csv)")
     ap.add_argument("--gt", required=True, metavar="CSV", help="ground truth: x0,y0,...,x67,y67 per face (optional frame column)")
-    ap.add_argument("--quiet", "-q", action="store_true", help="print only the mean")
+    ap.add_argument("--quiet", "-q", action="store_true", help="print only the summary line (mean NME), not each frame")
     args = ap.parse_args(argv)
     try:
         scores = compare_logs(args.pred, args.gt)
