@@ -163,3 +163,19 @@ def test_end_to_end_as_a_user(tmp_path, shared_data, standin_model, basis_dir):
     )
     assert proc.returncode == 3
     assert proc.stderr.strip().splitlines() == [f"infer.py: error: {tmp_path / 'nope.jpg'}: image not found; check the path"]
+
+
+def test_bbox_with_no_margin_is_the_reference_crop(tmp_path, capsys, shared_data, constant_model, constant_params, basis_dir, golden_vectors):
+    """--face-margin 0: the crop box is the given box, and the landmarks are exactly Qualcomm's
+    transform_landmark_coordinates of that box (golden bboxes reused)."""
+    box = golden_vectors["bboxes"][1]  # 565,62,764,261: inside fr_two_people.jpg
+    code = infer.main([
+        "--image", str(shared_data / "images" / "fr_two_people.jpg"), "--model", str(constant_model),
+        "--basis-dir", str(basis_dir), "--bbox", ",".join(str(int(v)) for v in box),
+        "--face-margin", "0", "--dump-landmarks-csv", "-o", str(tmp_path / "o"), "-q",
+    ])
+    assert code == 0, capsys.readouterr().err
+    dec = Decoder(Basis(*synthetic_basis_arrays())).decode(constant_params)
+    expected = model_to_image(dec.landmarks_model, box[None])[0]
+    got = read_landmarks(tmp_path / "o" / "logs" / "fr_two_people_landmarks.csv").landmarks[0]
+    np.testing.assert_allclose(got, expected, atol=1e-3)
