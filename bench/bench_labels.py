@@ -131,8 +131,10 @@ GRID: dict[str, tuple[list[str], dict[str, list[float]]]] = {
     "smile": (
         ["smile"],
         {
-            "smile_on": [0.14, 0.16, 0.18, 0.20, 0.22, 0.24, 0.26],
-            "smile_lift_weight": [0.5, 1.0, 1.5, 2.0, 3.0],
+            "smile_on": [round(0.13 + 0.01 * i, 2) for i in range(12)],
+            "smile_lift_weight": [0.5, 1.0, 1.5, 2.0],
+            # 9.0: no cap (every mouth is narrower than that)
+            "typical_mouth_width": [0.53, 0.55, 0.57, 0.59, 9.0],
         },
     ),
     "eyes": (

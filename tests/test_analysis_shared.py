@@ -55,7 +55,7 @@ def test_default_settings_agree_with_mediapipe_over_all_clips(comparison, name, 
 
 @pytest.mark.parametrize(
     ("name", "target", "clips_met"),
-    [("smile", 0.8, 8), ("mouth_open", 0.8, 6), ("eyes_closed", 0.7, 6)],
+    [("smile", 0.8, 9), ("mouth_open", 0.8, 6), ("eyes_closed", 0.7, 6)],
 )
 def test_default_settings_meet_the_per_clip_targets_on_most_clips(
     comparison, name, target, clips_met

@@ -78,9 +78,13 @@ def analyze(
     dur = frame_durations_ms(inputs.timestamp_ms)
     face = inputs.face
     if face.any():
+        typical = inputs.typical or {
+            "mouth_width": cfg.typical_mouth_width,
+            "lip_corner_lift": cfg.typical_lip_corner_lift,
+        }
         base = compute_baseline(
             inputs.features, inputs.frames, face, cfg.baseline_fraction, baseline_frames,
-            inputs.timestamp_ms,
+            inputs.timestamp_ms, typical,
         )
     else:
         log.warning("no frame has a face; every frame is labelled %s", NO_FACE)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -13,6 +13,8 @@ from .features import FEATURE_COLUMNS
 # Features whose rise means activity (smiling, opening, raising), and those judged both ways.
 _RISING = ["mouth_width", "lip_corner_lift", "mar", "jaw_open"]
 _TWO_SIDED = ["ear", "brow_raise", "yaw_deg", "pitch_deg"]
+# Smile features whose reference is capped at a typical neutral face (see ``compute_baseline``).
+CAPPED = ["mouth_width", "lip_corner_lift"]
 EAR_OPEN_QUANTILE = 0.8
 MAX_BASELINE_CANDIDATES = 20_000
 # Measurement noise is judged against a centred moving average over this many milliseconds.
@@ -40,15 +42,21 @@ class Baseline:
     median: per-feature median over ``n_frames`` baseline frames chosen by ``method``
         ("low_activity" or "frames A:B"), plus ``ear_open``, the open-eye EAR level (80th
         percentile of EAR over all face frames).
+        With the automatic choice, the smile features (``CAPPED``) are then capped at
+        ``typical``, a typical neutral face: the person's own value where it is lower, the
+        typical one where the person's quiet frames are wider or higher (someone who smiles
+        through most of the clip). Frames named with --baseline-frames are not capped.
     spread: per-feature measurement noise (``measurement_noise``: robust residual from a 200 ms
         centred moving average, frame-rate independent; floored), the unit of "the person's own
         variation".
+    typical: the typical neutral values the smile features were capped at.
     """
 
     median: dict[str, float]
     spread: dict[str, float]
     n_frames: int
     method: str
+    typical: dict[str, float] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, object]:
         """JSON-ready dict."""
@@ -57,6 +65,7 @@ class Baseline:
             "n_frames": self.n_frames,
             "median": {k: _num(v) for k, v in self.median.items()},
             "spread": {k: _num(v) for k, v in self.spread.items()},
+            "typical_neutral_cap": {k: _num(v) for k, v in self.typical.items()},
         }
 
 
@@ -128,8 +137,10 @@ def compute_baseline(
     fraction: float = 0.3,
     frame_range: tuple[int, int] | None = None,
     timestamp_ms: np.ndarray | None = None,
+    typical: dict[str, float] | None = None,
 ) -> Baseline:
-    """Robust baseline over face frames: the ``fraction`` with least activity, or ``frame_range``."""
+    """Robust baseline over face frames: the ``fraction`` with least activity, or ``frame_range``;
+    the smile features capped at ``typical`` (a typical neutral face) where given."""
     face_feats = features[face]
     face_frames = np.asarray(frames)[face]
     if frame_range is not None:
@@ -152,6 +163,11 @@ def compute_baseline(
         method = "low_activity"
     chosen = face_feats[sel]
     med = {c: float(v) for c, v in chosen.median().items()}
+    # The cap applies to the automatic choice; frames the user named are their neutral face.
+    typical = {} if frame_range is not None else typical or {}
+    typical = {c: float(v) for c, v in typical.items() if c in CAPPED and np.isfinite(v)}
+    for c, v in typical.items():
+        med[c] = min(med[c], v)
     # Open-eye level: eyes are open most of the time, so a high quantile of EAR over all face
     # frames (the low-activity frames of someone who squints a lot can be half-closed).
     med["ear_open"] = float(face_feats["ear"].quantile(EAR_OPEN_QUANTILE))
@@ -165,4 +181,4 @@ def compute_baseline(
     spread = {
         c: float(np.nanmax([jitter.get(c, np.nan), SPREAD_FLOOR[c]])) for c in FEATURE_COLUMNS
     }
-    return Baseline(med, spread, int(sel.sum()), method)
+    return Baseline(med, spread, int(sel.sum()), method, typical)

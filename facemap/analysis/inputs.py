@@ -26,7 +26,9 @@ _MIN_INSIDE = 0.8
 @dataclass(frozen=True)
 class Inputs:
     """N frames: ``frames`` (N,) 1-based, ``timestamp_ms`` (N,), ``face`` (N,) bool, ``features``
-    (N rows, NaN where no face), ``source`` ("landmarks" or "raw+basis"), ``paths`` of the logs."""
+    (N rows, NaN where no face), ``source`` ("landmarks" or "raw+basis"), ``paths`` of the logs;
+    ``typical``: shape features of a typical neutral face when the input defines one (the basis
+    mean face with raw params), else None (the analysis settings give them)."""
 
     frames: np.ndarray
     timestamp_ms: np.ndarray
@@ -36,6 +38,7 @@ class Inputs:
     paths: dict[str, str] = field(default_factory=dict)
     fps: float | None = None
     time_source: str = ""
+    typical: dict[str, float] | None = None
 
 
 def _first_nan_frame(values: np.ndarray, frames: np.ndarray) -> int | None:
@@ -135,6 +138,14 @@ def _extrap(x: np.ndarray, xp: np.ndarray, fp: np.ndarray) -> np.ndarray:
     return np.where(x > xp[-1], fp[-1] + (x - xp[-1]) * step, out)
 
 
+def mean_face_features(basis: Basis) -> dict[str, float]:
+    """Shape features of the basis mean face (average identity, no expression): the 3DMM's own
+    typical neutral face."""
+    mean = np.asarray(basis.mean_face, dtype=np.float64).reshape(1, -1, 3)
+    feats = canonical_features(mean, np.zeros((1, 3)))
+    return {c: float(feats[c].iloc[0]) for c in feats.columns if c not in ("pitch_deg", "yaw_deg", "roll_deg")}
+
+
 def load_inputs(
     landmarks: Path | None = None,
     meta: Path | None = None,
@@ -206,11 +217,13 @@ def load_inputs(
         rows = np.searchsorted(frames, rw.frames[keep])
         values[rows] = canonical_features(dec.vertices_canonical, dec.pose_deg).to_numpy()
         source = "raw+basis"
+        typical = mean_face_features(basis)
     else:
         if lm is not None:
             rows = np.searchsorted(frames, lm.frames)
             values[rows] = landmark_features(lm.landmarks).to_numpy()
         source = "landmarks"
+        typical = None
     needed = [FEATURE_COLUMNS.index(c) for c in ("ear", "mar", "mouth_width")]
     face = np.isfinite(values[:, needed]).all(axis=1)
     if mt is not None:
@@ -218,4 +231,4 @@ def load_inputs(
         face &= (mt.status != "no_face") & (mt.reason != "no_bbox")
     values[~face] = np.nan
     feats = pd.DataFrame(values, columns=FEATURE_COLUMNS)
-    return Inputs(frames, t_ms, face, feats, source, paths, fps, time_source)
+    return Inputs(frames, t_ms, face, feats, source, paths, fps, time_source, typical)

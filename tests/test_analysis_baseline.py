@@ -1,0 +1,96 @@
+"""The person's reference face: low-activity frames, and the cap at a typical neutral mouth."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from facemap.analysis import AnalysisConfig, Inputs, analyze
+from facemap.analysis.baseline import compute_baseline
+from facemap.analysis.features import canonical_features, landmark_features
+from facemap.analysis.inputs import mean_face_features
+from facemap.analysis.synth import Expression, faces_3d, project
+from facemap.decode import Basis, Decoder
+from tests.standins import synthetic_basis_arrays
+
+FPS = 30.0
+
+
+def _inputs(smile: np.ndarray, mouth_width_shift: float = 0.0) -> Inputs:
+    """A frontal synthetic face (template mouth 0.583 IOD wide) smiling where ``smile`` is 1."""
+    n = smile.size
+    zero = np.zeros(n)
+    rng = np.random.default_rng(1)
+    expr = Expression(smile, zero, zero, zero, rng.normal(0, 0.3, n), zero, zero)
+    feats = landmark_features(project(faces_3d(expr), np.zeros((n, 3)), 100.0, (300, 300)))
+    feats["mouth_width"] += mouth_width_shift
+    frames = np.arange(1, n + 1)
+    return Inputs(frames, (frames - 1) * 1000.0 / FPS, np.ones(n, bool), feats, "landmarks")
+
+
+def _mostly_smiling(n: int = 300) -> np.ndarray:
+    smile = np.ones(n)
+    smile[:30] = 0.0  # neutral for the first 1 s only: most of the quietest 30% are smiles
+    return smile
+
+
+def test_someone_smiling_most_of_the_clip_is_seen_smiling():
+    smile = _mostly_smiling()
+    res = analyze(_inputs(smile))
+    flags = res.labelled.flags["smile"].to_numpy().astype(bool)
+    assert res.baseline.median["mouth_width"] == pytest.approx(0.55)
+    assert res.baseline.median["lip_corner_lift"] == pytest.approx(0.0, abs=1e-9)
+    assert flags[smile == 1].mean() > 0.95
+    assert not flags[smile == 0].any()
+    # without the cap, the smiling frames are this person's "neutral" and the smile is lost
+    uncapped = replace(AnalysisConfig(), typical_mouth_width=9.0, typical_lip_corner_lift=9.0)
+    lost = analyze(_inputs(smile), uncapped).labelled.flags["smile"].to_numpy()
+    assert lost[smile == 1].mean() < 0.1
+
+
+def test_a_narrow_mouth_keeps_its_own_reference():
+    """A mouth 0.15 IOD narrower than the template (reference 0.433 < 0.55) is judged from its
+    own neutral: its smile is found where it is, and nowhere else."""
+    smile = np.zeros(300)
+    smile[100:160] = 1.0
+    wide = analyze(_inputs(smile))
+    narrow = analyze(_inputs(smile, mouth_width_shift=-0.15))
+    assert narrow.baseline.median["mouth_width"] == pytest.approx(0.583 - 0.15, abs=1e-3)
+    got = narrow.labelled.flags["smile"].to_numpy()
+    np.testing.assert_array_equal(got[101:159], 1)  # edges: smoothing
+    assert got[:100].sum() == 0 and got[161:].sum() == 0
+    # the template's own neutral (0.583) is capped to 0.55: only the reference moves
+    assert wide.baseline.median["mouth_width"] == pytest.approx(0.55)
+    # (the first smiling frame is averaged with the neutral one before it: mouth smoothing)
+    np.testing.assert_array_equal(wide.labelled.flags["smile"].to_numpy()[101:160], 1)
+
+
+def test_frames_named_by_the_user_are_not_capped():
+    inp = _inputs(_mostly_smiling())
+    typical = {"mouth_width": 0.55, "lip_corner_lift": 0.0}
+    named = compute_baseline(
+        inp.features, inp.frames, inp.face, frame_range=(100, 200), typical=typical
+    )
+    auto = compute_baseline(inp.features, inp.frames, inp.face, typical=typical)
+    smiling_width = inp.features["mouth_width"].iloc[100:200].median()
+    assert smiling_width > 0.7
+    assert named.median["mouth_width"] == pytest.approx(smiling_width)
+    assert named.typical == {} and auto.typical == typical
+    assert auto.as_dict()["typical_neutral_cap"] == typical
+
+
+def test_raw_params_take_the_typical_face_from_the_basis_mean_face():
+    """mean_face_features equals the features of a decoded face with no identity and no
+    expression (expression coefficients of -1 decode to weight 0)."""
+    basis = Basis(*synthetic_basis_arrays())
+    params = np.zeros(265)
+    params[219:258] = -1.0
+    dec = Decoder(basis).decode(params)
+    want = canonical_features(dec.vertices_canonical, dec.pose_deg).iloc[0]
+    got = mean_face_features(basis)
+    assert set(got) == {"ear_left", "ear_right", "ear", "mar", "mouth_width",
+                        "lip_corner_lift", "brow_raise", "jaw_open"}
+    for name, value in got.items():
+        assert value == pytest.approx(want[name], abs=1e-9)
