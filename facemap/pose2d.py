@@ -42,35 +42,39 @@ def estimate_pose_2d(points: np.ndarray) -> np.ndarray:
     FaceMap's pose parameters: yaw positive when the nose turns towards the image's right, pitch
     positive when the face tilts up, roll positive clockwise in the image (y down).
     """
-    n = points.shape[0]
+    pts = np.asarray(points)
+    n = pts.shape[0]
     out = np.full((n, 3), np.nan)
-    sub = points[:, _GENERIC_IDX]  # (N, K, 2): index the few points first, then the frames
-    ok = np.isfinite(sub).all(axis=(1, 2))
+    # Work point-major with frames last, (K, 2, N), so every step below runs over contiguous
+    # rows. Landmark logs are read frames-fastest, where that layout is a free transpose.
+    if pts.ndim == 3 and pts.strides[0] < pts.strides[2]:
+        sub = pts.transpose(1, 2, 0)[_GENERIC_IDX]
+    else:
+        sub = np.ascontiguousarray(pts[:, _GENERIC_IDX].transpose(1, 2, 0))
+    ok = np.isfinite(sub).all(axis=(0, 1))
     if not ok.any():
         return out
     model = _GENERIC_3D - _GENERIC_3D.mean(axis=0)
-    obs = sub if ok.all() else sub[ok]
-    obs = obs - obs.mean(axis=1, keepdims=True)
-    pinv = model @ np.linalg.inv(model.T @ model)  # (K, 3)
-    m = obs.shape[0]
-    # Least-squares affine camera rows a0, a1 (M, 3): obs ~ model @ [a0 a1]; one big product.
-    affine = (obs.transpose(0, 2, 1).reshape(2 * m, -1) @ pinv).reshape(m, 2, 3)
-    a0, a1 = affine[:, 0], affine[:, 1]
+    obs = sub if ok.all() else sub[:, :, ok]
+    obs = obs - obs.mean(axis=0)
+    pinv_t = (model @ np.linalg.inv(model.T @ model)).T  # (3, K)
+    # Least-squares affine camera rows a0, a1 (3, M): obs ~ model @ [a0 a1]; two big products.
+    a0, a1 = pinv_t @ obs[:, 0], pinv_t @ obs[:, 1]
     # Nearest pair of orthonormal rows, (A A^T)^(-1/2) A, in closed form for the 2x2 Gram matrix.
-    g00, g01, g11 = (a0 * a0).sum(1), (a0 * a1).sum(1), (a1 * a1).sum(1)
+    g00, g01, g11 = (a0 * a0).sum(0), (a0 * a1).sum(0), (a1 * a1).sum(0)
     det = np.sqrt(np.maximum(g00 * g11 - g01**2, 1e-300))
     norm = np.sqrt(g00 + g11 + 2.0 * det)
     s00, s01, s11 = (g00 + det) / norm, g01 / norm, (g11 + det) / norm  # sqrt of the Gram
     inv_det = 1.0 / (s00 * s11 - s01**2)
-    r0 = (s11 * inv_det)[:, None] * a0 - (s01 * inv_det)[:, None] * a1
-    r1 = (s00 * inv_det)[:, None] * a1 - (s01 * inv_det)[:, None] * a0
+    r0 = (s11 * inv_det) * a0 - (s01 * inv_det) * a1
+    r1 = (s00 * inv_det) * a1 - (s01 * inv_det) * a0
     # third row r2 = r0 x r1; rot = Rz(roll) @ Rx(pitch) @ Ry(yaw), whose last row has no roll
-    r2x = r0[:, 1] * r1[:, 2] - r0[:, 2] * r1[:, 1]
-    r2y = r0[:, 2] * r1[:, 0] - r0[:, 0] * r1[:, 2]
-    r2z = r0[:, 0] * r1[:, 1] - r0[:, 1] * r1[:, 0]
+    r2x = r0[1] * r1[2] - r0[2] * r1[1]
+    r2y = r0[2] * r1[0] - r0[0] * r1[2]
+    r2z = r0[0] * r1[1] - r0[1] * r1[0]
     yaw = np.arctan2(-r2x, r2z)
     pitch = np.arcsin(np.clip(r2y, -1.0, 1.0))
-    roll = np.arctan2(-r0[:, 1], r1[:, 1])
+    roll = np.arctan2(-r0[1], r1[1])
     # Signs as FaceMap's pose parameters (checked against facemap.decode in the tests).
     out[ok] = np.degrees(np.stack([-pitch, -yaw, roll], -1))
     return out
