@@ -12,7 +12,7 @@ as ours: closed above 0.5, open again below 0.35 (hysteresis, as ours), re-openi
 eyes_gap_ms merged, closures up to blink_max_ms are blinks. The frame rate
 comes from the clip's video (../shared/data/videos) when present, else 30.
 
-Usage: python bench/bench_labels.py [--ref DIR] [--loo [--plateau]]
+Usage: python bench/bench_labels.py [--ref DIR] [--ceiling] [--loo [--plateau]]
 Prints one row per clip (F1 per label, positives ours/MediaPipe, blink counts) and pooled F1.
 With --loo, each group of settings (smile, eyes, mouth; see GRID) is also chosen on a grid
 leave-one-clip-out: for every clip, the setting that meets the most per-clip targets (then the
@@ -276,6 +276,33 @@ def print_loo(results, default_rows: list[dict]) -> None:
             )
 
 
+# --ceiling: one raw per-frame feature per label, thresholded at its best value FOR EACH CLIP
+# (no smoothing, no time rules, no baseline): what a per-clip tuned rule on that measure could
+# reach at most, against the one-settings-for-all defaults.
+CEILING_FEATURES = {
+    "smile": [("mouth_width", 1), ("lip_corner_lift", 1)],
+    "mouth_open": [("mar", 1), ("jaw_open", 1)],
+    "eyes_closed": [("ear", -1)],
+}
+
+
+def ceiling(inputs: Inputs, truth: pd.DataFrame) -> dict[str, tuple[float, str]]:
+    """Per label: (best F1, feature) over every threshold of each raw feature on this clip."""
+    both = truth["have"].fillna(False).to_numpy(bool) & inputs.face
+    out = {}
+    for name, feats in CEILING_FEATURES.items():
+        ref_ = truth[name].fillna(False).to_numpy(bool)[both]
+        best = (1.0 if not ref_.any() else 0.0, "-")  # no positives: predicting none is exact
+        for col, sign in feats:
+            x = sign * inputs.features[col].to_numpy()[both]
+            for t in np.unique(x):
+                score = f1(x >= t, ref_)
+                if score > best[0]:
+                    best = (score, col)
+        out[name] = (round(best[0], 2), best[1])
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     """Print the comparison table; exit 0."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -289,6 +316,11 @@ def main(argv: list[str] | None = None) -> int:
         "--plateau",
         action="store_true",
         help="with --loo: judge each grid setting together with its grid neighbours",
+    )
+    ap.add_argument(
+        "--ceiling",
+        action="store_true",
+        help="also print, per clip, the best F1 of one raw feature thresholded for that clip",
     )
     args = ap.parse_args(argv)
     cfg = AnalysisConfig()
@@ -315,6 +347,18 @@ def main(argv: list[str] | None = None) -> int:
             f"{per.median():.2f}, clips >= target: {(per >= target).sum()}/{len(per)}"
         )
     print(f"blinks within +-1 of MediaPipe: {int(table['blink_ok'].sum())}/{len(table)} clips")
+    if args.ceiling:
+        print("\nper-clip ceiling (one raw feature, threshold chosen on the clip itself):")
+        lines = []
+        for r in rows:
+            c = ceiling(*clips[r["clip"]])
+            line = {"clip": r["clip"]}
+            for name in TARGETS:
+                line[f"{name}_default"] = r[f"{name}_f1"]
+                line[f"{name}_ceiling"] = f"{c[name][0]:.2f} ({c[name][1]})"
+            lines.append(line)
+        with pd.option_context("display.width", 220, "display.max_columns", 30):
+            print(pd.DataFrame(lines).to_string(index=False))
     if args.loo:
         print_loo(leave_one_out(clips, cfg, args.plateau), rows)
     return 0
