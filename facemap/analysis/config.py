@@ -51,14 +51,15 @@ class AnalysisConfig:
     smile_on: float = 0.23
     smile_off: float = 0.207  # 0.9 x smile_on
     smile_min_ms: float = 200.0
-    # A typical neutral mouth (2D landmarks, iBUG-68; anthropometric mouth width / outer eye
-    # distance 0.55-0.59, chosen with the smile settings above; corners level with the lip line). The person's reference for the smile
-    # features is capped at these, so a person who smiles through most of the clip (whose
-    # "neutral" frames are smiles) is still seen smiling; a narrower or lower mouth keeps its own
-    # reference. With raw params and the basis, the basis mean face gives these two values.
+    smile_gap_ms: float = 150.0
+    # A typical neutral mouth (2D landmarks, iBUG-68): anthropometric mouth width / outer eye
+    # distance is 0.55-0.59 (this value chosen with the smile settings above), corners level
+    # with the lip line. The person's reference for the smile features is capped at these, so a
+    # person who smiles through most of the clip (whose "neutral" frames are smiles) is still
+    # seen smiling; a narrower or lower mouth keeps its own reference. With raw params and the
+    # basis, the basis mean face gives these two values instead.
     typical_mouth_width: float = 0.55
     typical_lip_corner_lift: float = 0.0
-    smile_gap_ms: float = 150.0
     # brows and frown
     brow_raise_on: float = 0.05
     frown_brow_drop: float = 0.03

@@ -13,7 +13,7 @@ import pandas as pd
 from ..decode import Basis, Decoder
 from ..errors import InputFileError, UsageError
 from ..records import MetaLog, read_landmarks, read_meta, read_raw
-from .features import FEATURE_COLUMNS, canonical_features, landmark_features
+from .features import FEATURE_COLUMNS, SHAPE_FEATURES, canonical_features, landmark_features
 
 log = logging.getLogger(__name__)
 
@@ -143,7 +143,7 @@ def mean_face_features(basis: Basis) -> dict[str, float]:
     typical neutral face."""
     mean = np.asarray(basis.mean_face, dtype=np.float64).reshape(1, -1, 3)
     feats = canonical_features(mean, np.zeros((1, 3)))
-    return {c: float(feats[c].iloc[0]) for c in feats.columns if c not in ("pitch_deg", "yaw_deg", "roll_deg")}
+    return {c: float(feats[c].iloc[0]) for c in SHAPE_FEATURES}
 
 
 def load_inputs(
