@@ -403,39 +403,21 @@ def test_interrupt_exits_130(clip, tmp_path, capsys, monkeypatch):
 
 def test_runs_as_a_script(clip, tmp_path):
     out = tmp_path / "o"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            str(REPO / "analyze_expressions.py"),
-            "--landmarks",
-            str(clip[0]),
-            "--meta",
-            str(clip[1]),
-            "--out",
-            str(out),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=tmp_path,
-    )
+
+    def script(*args: object) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, str(REPO / "analyze_expressions.py"), *map(str, args)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=tmp_path,
+        )
+
+    proc = script("--landmarks", clip[0], "--meta", clip[1], "--out", out)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("overall_score ")
     assert (out / "timeline.png").stat().st_size > 10_000
-    bad = subprocess.run(
-        [
-            sys.executable,
-            str(REPO / "analyze_expressions.py"),
-            "--landmarks",
-            str(tmp_path / "no.csv"),
-            "--out",
-            str(out),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=tmp_path,
-    )
+    bad = script("--landmarks", tmp_path / "no.csv", "--out", out)
     assert bad.returncode == 3 and "Traceback" not in bad.stderr and "no.csv" in bad.stderr
 
 
