@@ -10,8 +10,12 @@ import sys
 import threading
 from pathlib import Path
 
+from facemap.cli.config import DEFAULTS, InferConfig, cli_message
+from facemap.cli.infer import run_infer
 from facemap.errors import EXIT_INTERRUPTED, FacemapError
-from facemap.runner import InferConfig, run_infer
+from facemap.model import PROVIDERS
+from facemap.preprocess import NORMALIZATIONS
+from facemap.track.smooth import SMOOTH_PRESETS
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,25 +38,25 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--inspect", action="store_true", help="print the model's inputs, outputs, opset, weights and providers, then exit")
     m.add_argument("--input-name", help="model input name (default: read from the model)")
     m.add_argument("--output-name", help="model output name (default: read from the model)")
-    m.add_argument("--provider", default="auto", choices=["auto", "cpu", "coreml", "cuda"], help="onnxruntime execution provider (default auto)")
+    m.add_argument("--provider", default=DEFAULTS.provider, choices=["auto", *PROVIDERS], help="onnxruntime execution provider (default %(default)s)")
     m.add_argument("--basis-dir", metavar="DIR", help="folder with meanFace.npy, shapeBasis.npy, blendShape.npy (default: qai-hub-models cache, else download)")
-    m.add_argument("--landmarker", default="facemap", help="landmark backend: facemap or dlib (default facemap; dlib needs: pip install -r requirements-dlib.txt)")
+    m.add_argument("--landmarker", default=DEFAULTS.landmarker, help="landmark backend: facemap or dlib (default facemap; dlib needs: pip install -r requirements-dlib.txt)")
     m.add_argument("--compare", metavar="NAME", help="images: also run landmark backend NAME (e.g. dlib) on the same face boxes and print the NME between the two")
     m.add_argument("--gt", metavar="FILE|DIR", help="images: print NME against ground truth (CSV x0,y0,...,x67,y67; a folder of <stem>.csv for several images)")
 
     pre = p.add_argument_group("face box and preprocessing")
     pre.add_argument("--face-detect", dest="face_detect", action="store_true", default=True, help="detect the face first (default)")
     pre.add_argument("--no-face-detect", dest="face_detect", action="store_false", help="the images are already face crops")
-    pre.add_argument("--detector", default="haar", help="face detector (default haar)")
+    pre.add_argument("--detector", default=DEFAULTS.detector, help="face detector (default %(default)s)")
     pre.add_argument("--bbox", metavar="x0,y0,x1,y1", help="use this face box (inclusive pixels) and skip detection")
-    pre.add_argument("--face-margin", type=float, default=0.1, help="crop margin per side, fraction of the box (default 0.1, as Qualcomm's evaluation)")
+    pre.add_argument("--face-margin", type=float, default=DEFAULTS.face_margin, help="crop margin per side, fraction of the box (default %(default)s, as Qualcomm's evaluation)")
     pre.add_argument("--bgr", action="store_true", help="feed BGR instead of RGB (other models)")
-    pre.add_argument("--normalize", default="0_1", choices=["none", "0_1", "-1_1", "imagenet"], help="input scaling (default 0_1)")
+    pre.add_argument("--normalize", default=DEFAULTS.normalize, choices=list(NORMALIZATIONS), help="input scaling (default %(default)s)")
 
     out = p.add_argument_group("output")
-    out.add_argument("--output", "-o", default="out", metavar="DIR", help="output folder (default out)")
+    out.add_argument("--output", "-o", default=DEFAULTS.output, metavar="DIR", help="output folder (default %(default)s)")
     out.add_argument("--clean", action="store_true", help="empty the output folder first (only one facemap made)")
-    out.add_argument("--point-size", type=int, default=0, help="landmark radius in pixels (default: scaled to the face)")
+    out.add_argument("--point-size", type=int, default=DEFAULTS.point_size, help="landmark radius in pixels (default: scaled to the face)")
     out.add_argument("--no-contours", dest="contours", action="store_false", help="do not draw the iBUG-68 contours")
     out.add_argument("--mesh", action="store_true", help="draw a Delaunay wireframe")
     out.add_argument("--hud", action="store_true", help="print status and pose on the overlay")
@@ -68,18 +72,18 @@ def add_video_arguments(p: argparse.ArgumentParser) -> None:
     """Flags for --video and --camera."""
     v = p.add_argument_group("video and camera")
     v.add_argument("--save-video", action="store_true", help="write <stem>_overlay.mp4 (H.264, source timing, audio copied)")
-    v.add_argument("--every", type=int, default=1, metavar="N", help="process every N-th frame (overlay frame rate divided by N)")
+    v.add_argument("--every", type=int, default=DEFAULTS.every, metavar="N", help="process every N-th frame (overlay frame rate divided by N)")
     v.add_argument("--max-frames", type=int, metavar="N", help="stop after N processed frames")
     v.add_argument("--start", type=float, metavar="SEC", help="start at this time (seconds)")
     v.add_argument("--end", type=float, metavar="SEC", help="stop at this time (seconds)")
-    v.add_argument("--redetect-every", type=int, default=30, metavar="N", help="run the face detector every N frames while tracking (default 30, 0 = only when lost)")
-    v.add_argument("--jump-threshold", type=float, default=1.0, metavar="X", help="mark a frame unstable when pose/translation/expression change more than X (normalised; default 1.0, 0 = off)")
+    v.add_argument("--redetect-every", type=int, default=DEFAULTS.redetect_every, metavar="N", help="run the face detector every N frames while tracking (default %(default)s, 0 = only when lost)")
+    v.add_argument("--jump-threshold", type=float, default=DEFAULTS.jump_threshold, metavar="X", help="mark a frame unstable when pose/translation/expression change more than X (normalised; default %(default)s, 0 = off)")
     v.add_argument("--skip-if-no-face", action="store_true", help="no inference on frames without a face box (no_face row)")
-    v.add_argument("--smooth", default="medium", choices=["off", "low", "medium", "high"], help="One Euro smoothing of landmarks and pose (default medium)")
+    v.add_argument("--smooth", default=DEFAULTS.smooth, choices=list(SMOOTH_PRESETS), help="One Euro smoothing of landmarks and pose (default %(default)s)")
     v.add_argument("--smooth-mincutoff", type=float, metavar="HZ", help="One Euro minimum cutoff in Hz (overrides the preset)")
     v.add_argument("--smooth-beta", type=float, metavar="B", help="One Euro speed coefficient (overrides the preset)")
     v.add_argument("--no-preview", action="store_true", help="--camera without a preview window (headless)")
-    v.add_argument("--jobs", type=int, default=1, metavar="N", help="process N videos in parallel processes (default 1)")
+    v.add_argument("--jobs", type=int, default=DEFAULTS.jobs, metavar="N", help="process N videos in parallel processes (default %(default)s)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -97,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return run_infer(cfg, print)
     except FacemapError as exc:
-        print(f"infer.py: error: {exc}", file=sys.stderr)
+        print(f"infer.py: error: {cli_message(exc)}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("infer.py: interrupted: logs are complete up to the last processed frame", file=sys.stderr)

@@ -43,13 +43,13 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from facemap.decode import Basis, Decoder  # noqa: E402
-from facemap.detect import HaarDetector  # noqa: E402
+from facemap.backends import HaarDetector  # noqa: E402
 from facemap.model import FaceMapModel  # noqa: E402
-from facemap.pipeline import FaceMapLandmarker  # noqa: E402
+from facemap.backends import FaceMapLandmarker  # noqa: E402
 from facemap.preprocess import Preprocessor  # noqa: E402
 from facemap.stream import VideoOptions, process_video  # noqa: E402
-from facemap.track import TRACK_EXPAND  # noqa: E402
-from facemap.video import VideoSink, read_frames  # noqa: E402
+from facemap.track.tracker import TRACK_EXPAND  # noqa: E402
+from facemap.io.video import VideoSink, read_frames  # noqa: E402
 from tests.standins import DATA, synthetic_basis_arrays, write_basis  # noqa: E402
 
 FACE_PHOTO = DATA / "images" / "fr_obama-720p.jpg"
@@ -89,7 +89,7 @@ class FollowingLandmarker:
     name = "facemap"
 
     def __init__(self, inner: FaceMapLandmarker, width: int, height: int, photo: Path = FACE_PHOTO):
-        from facemap.records import read_landmarks
+        from facemap.io.records import read_landmarks
 
         src = cv2.imread(str(photo))
         ref = read_landmarks(DATA / "ref" / f"{photo.stem}_dlib_landmarks.csv").landmarks[0]
@@ -251,7 +251,7 @@ def build_landmarker(model_path: Path, basis_dir: Path) -> FaceMapLandmarker:
 
 def end_to_end(path: Path, landmarker: FaceMapLandmarker, out: Path):
     """process_video with everything on; returns its report."""
-    from facemap.video import probe
+    from facemap.io.video import probe
 
     info = probe(path)
     following = FollowingLandmarker(landmarker, info.width, info.height)

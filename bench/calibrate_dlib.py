@@ -29,10 +29,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from facemap import dlib_backend  # noqa: E402
+from facemap.backends import dlib_backend  # noqa: E402
 from facemap.errors import InputFileError  # noqa: E402
 from facemap.eval import nme, read_ground_truth  # noqa: E402
-from facemap.records import read_landmarks, read_meta  # noqa: E402
+from facemap.io.records import read_landmarks, read_meta  # noqa: E402
 from facemap.types import BBox  # noqa: E402
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"

@@ -26,9 +26,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from facemap import detect  # noqa: E402
+from facemap import backends as detect  # noqa: E402
 from facemap.errors import InputFileError  # noqa: E402
-from facemap.records import read_landmarks  # noqa: E402
+from facemap.io.records import read_landmarks  # noqa: E402
 from facemap.types import BBox  # noqa: E402
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"

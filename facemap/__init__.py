@@ -1,9 +1,51 @@
-"""facemap: run Qualcomm's FaceMap 3DMM model locally on images and videos.
+"""facemap: run Qualcomm's FaceMap 3DMM face model (or dlib's) locally on images, videos and cameras.
 
-The package never loads a model at import time, never prints and never exits;
-the two scripts (infer.py, analyze_expressions.py) parse arguments and call it.
+    import facemap
+
+    with facemap.open("dlib") as fm:                 # or facemap.open("facemap", model=..., basis_dir=...)
+        for frame in fm.process("clip.mp4"):         # image, folder, glob, video, camera index, arrays
+            for face in frame.faces:                 # an empty tuple when there is no face
+                print(frame.index, frame.timestamp_ms, face.box, face.pose, face.landmarks.shape)
+
+``open`` loads the backends once and returns a ``FaceMap``; ``FaceMap.process`` yields one
+``Frame`` per picture or video frame, handing each to the sinks given (``facemap.sinks``:
+CSV logs, overlay video, overlay image + JSON, preview window, or any callable). ``Mode``
+says how frames are treated (IMAGE: each on its own; VIDEO: tracked, guarded, smoothed).
+
+The package never loads a model at import time, never prints and never exits; errors are
+``FacemapError`` subclasses (``facemap.errors``), each with a one-line message and an exit code.
 """
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from ._version import __version__
+from .api import DetectorOptions, FaceMap, open
+from .draw import DrawStyle, annotate, draw_overlay
+from .errors import FacemapError
+from .pipeline import Options, StopRun
+from .track.guard import GuardOptions
+from .track.smooth import SmoothOptions
+from .track.tracker import TrackOptions
+from .types import BBox, Face, Frame, Mode, Pose, Status
+
+__all__ = [
+    "BBox",
+    "DetectorOptions",
+    "DrawStyle",
+    "Face",
+    "FaceMap",
+    "FacemapError",
+    "Frame",
+    "GuardOptions",
+    "Mode",
+    "Options",
+    "Pose",
+    "SmoothOptions",
+    "Status",
+    "StopRun",
+    "TrackOptions",
+    "__version__",
+    "annotate",
+    "draw_overlay",
+    "open",
+]

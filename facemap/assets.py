@@ -192,7 +192,7 @@ def _missing(folder: Path) -> list[str]:
 def _basis_help(cache: Path) -> str:
     urls = ", ".join(basis_urls().values())
     return (
-        f"get {urls} into {cache}, or pass --basis-dir DIR (a folder with meanFace.npy, "
+        f"get {urls} into {cache}, or pass {{basis_dir}} DIR (a folder with meanFace.npy, "
         "shapeBasis.npy and blendShape.npy), or run once with internet"
     )
 
@@ -210,7 +210,7 @@ def _fetch_basis(cache: Path, names: list[str], progress: bool) -> None:
         except BasisError as exc:
             path.unlink()  # we just downloaded it: do not keep a bad file in the cache
             raise BasisError(
-                f"{exc}; it came from {urls[name]} and was removed: pass --basis-dir DIR instead"
+                f"{exc}; it came from {urls[name]} and was removed: pass {{basis_dir}} DIR instead"
             ) from exc
 
 
@@ -222,7 +222,7 @@ def load_basis(
         folder = Path(basis_dir)
         if missing := _missing(folder):
             raise BasisError(
-                f"{folder}: missing {', '.join(missing)}; --basis-dir needs meanFace.npy, "
+                f"{folder}: missing {', '.join(missing)}; {{basis_dir}} needs meanFace.npy, "
                 "shapeBasis.npy and blendShape.npy"
             )
         return _read_basis(folder, cached=False)
@@ -241,10 +241,10 @@ def default_model_path(script_dir: Path) -> Path:
 
 
 def _model_help(folder: Path, fetching: bool = False) -> str:
-    how = "run again with internet" if fetching else "get it with `python infer.py --fetch-model`"
+    how = "run again with internet" if fetching else "get it with {fetch_model}"
     return (
         f"{how}, or download {model_zip_url(use_cli=False)} yourself, unzip it and put its .onnx "
-        f"(as model.onnx) and its data file in {folder}, or pass --model PATH"
+        f"(as model.onnx) and its data file in {folder}, or pass {{model}} PATH"
     )
 
 
@@ -330,7 +330,7 @@ def fetch_model(target_dir: Path, *, progress: bool = True, force: bool = False)
     dest = target_dir / MODEL_NAME
     if dest.exists() and not force:
         raise OutputError(
-            f"{dest}: already exists; facemap does not overwrite it (move it away, or add --force to replace it)"
+            f"{dest}: already exists; facemap does not overwrite it (move it away, or add {{force}} to replace it)"
         )
     url = model_zip_url()
     try:
@@ -361,7 +361,7 @@ def fetch_model(target_dir: Path, *, progress: bool = True, force: bool = False)
             if (target_dir / loc).exists() and not force:
                 raise OutputError(
                     f"{target_dir / loc}: already exists; facemap does not overwrite it "
-                    "(move it away, or add --force to replace it)"
+                    "(move it away, or add {force} to replace it)"
                 )
             if loc != "model.data":
                 log.info("keeping data file name %r: model.onnx references it by that name", loc)

@@ -1,4 +1,7 @@
-"""Drawing: ``draw_overlay(image, FrameResult, style) -> image``. Pure: never reads or writes files."""
+"""Drawing: ``annotate(frame, style) -> image`` and ``draw_overlay(image, face, style) -> image``.
+
+Pure: never reads or writes files.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +11,7 @@ import cv2
 import numpy as np
 
 from .errors import UsageError
-from .types import FrameResult, Status
+from .types import Face, Frame, Status
 
 # iBUG-68 contours: (first, last, closed)
 CONTOURS = (
@@ -77,17 +80,17 @@ class DrawStyle:
     def __post_init__(self) -> None:
         if not 0 <= self.point_size <= MAX_POINT_SIZE:
             raise UsageError(
-                f"--point-size must be 0 (scale with the face) to {MAX_POINT_SIZE} pixels, got {self.point_size}"
+                f"{{point_size}} must be 0 (scale with the face) to {MAX_POINT_SIZE} pixels, got {self.point_size}"
             )
 
 
-def _thickness(result: FrameResult, image_shape: tuple[int, ...]) -> int:
+def _thickness(result: Face, image_shape: tuple[int, ...]) -> int:
     ref = result.box.width if result.box is not None else max(image_shape[:2]) / 4
     return max(1, int(round(ref / 150.0)))
 
 
 def draw_overlay(
-    image: np.ndarray, result: FrameResult, style: DrawStyle = DrawStyle(), fps: float | None = None
+    image: np.ndarray, result: Face, style: DrawStyle = DrawStyle(), fps: float | None = None
 ) -> np.ndarray:
     """Return a copy of ``image`` (BGR uint8, any size) with the face of ``result`` drawn on it."""
     out = image.copy() if image.ndim == 3 else cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
@@ -114,7 +117,14 @@ def draw_overlay(
     return out
 
 
-def _draw_hud(out: np.ndarray, result: FrameResult, fps: float | None) -> None:
+def annotate(frame: Frame, style: DrawStyle = DrawStyle(), fps: float | None = None) -> np.ndarray:
+    """A copy of ``frame.image`` with the frame's face (or its "no face" record) drawn on it."""
+    if frame.image is None:
+        raise ValueError(f"frame {frame.index} carries no image to draw on")
+    return draw_overlay(frame.image, frame.result, style, fps)
+
+
+def _draw_hud(out: np.ndarray, result: Face, fps: float | None) -> None:
     text = f"#{result.frame} {result.status.value}"
     if result.reason:
         text += f" ({result.reason})"

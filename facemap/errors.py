@@ -3,9 +3,16 @@
 Exit codes (documented in the README):
 0 ok, 1 bug, 2 usage or bad option, 3 bad input file, 4 model problem,
 5 cannot write output, 130 interrupted.
+
+Messages speak in library terms. Where one names an option it writes the option's Python name
+in braces, ``"{every} must be >= 1, got 0"``: ``str(err)`` shows ``every must be >= 1, got 0``,
+and a command-line front end shows its own spelling with ``err.render({"every": "--every"})``.
 """
 
 from __future__ import annotations
+
+import re
+from collections.abc import Mapping
 
 EXIT_OK = 0
 EXIT_BUG = 1
@@ -15,11 +22,35 @@ EXIT_MODEL = 4
 EXIT_OUTPUT = 5
 EXIT_INTERRUPTED = 130
 
+_OPTION_REF = re.compile(r"\{([a-z][a-z0-9_]*)\}")
+# The options that library messages name (as ``{name}``); a front end maps each to its spelling.
+# Braces around any other word (a path like ``/data/{a}/x.mp4``) are left as they are.
+OPTION_NAMES = frozenset(
+    ["image", "video", "camera", "output", "clean", "model", "fetch_model", "force", "basis_dir", "provider", "detector", "bbox", "landmarker", "face_margin", "normalize", "point_size", "every", "max_frames", "start_s", "end_s", "redetect_every", "jump_threshold", "smooth", "min_cutoff", "beta", "jobs", "no_preview", "dump_npy", "dump_csv", "compare", "gt"]
+)
+
 
 class FacemapError(Exception):
     """Base class: a failure the user can act on. ``str(err)`` is one line for the terminal."""
 
     exit_code: int = EXIT_BUG
+
+    def __init__(self, message: str = "") -> None:
+        super().__init__(message)
+        self.template = message
+
+    def render(self, names: Mapping[str, str] | None = None) -> str:
+        """The message with each ``{option}`` written as ``names[option]`` (default: its name)."""
+        names = names or {}
+
+        def one(m: re.Match) -> str:
+            name = m.group(1)
+            return names.get(name, name) if name in OPTION_NAMES else m.group(0)
+
+        return _OPTION_REF.sub(one, self.template)
+
+    def __str__(self) -> str:
+        return self.render()
 
 
 class UsageError(FacemapError):

@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from .errors import FacemapError, InputFileError, UsageError
-from .records import LANDMARK_XY_COLUMNS, read_landmarks
-from .types import N_LANDMARKS, BBox, FrameResult
+from .io.records import LANDMARK_XY_COLUMNS, read_landmarks
+from .types import N_LANDMARKS, BBox, Face
 
 __all__ = [
     "FrameScore",
@@ -218,8 +218,8 @@ def ground_truth_paths(gt: Path | str, images: list[Path]) -> list[Path | None]:
 
 def image_line(
     name: str,
-    result: FrameResult,
-    other: tuple[str, FrameResult] | None = None,
+    result: Face,
+    other: tuple[str, Face] | None = None,
     gt: GroundTruth | None = None,
 ) -> str:
     """One report line for an image: NME between two backends, and each against ground truth."""

@@ -21,6 +21,7 @@ PROVIDERS = {
 # Best first, for --provider auto.
 AUTO_ORDER = ("cuda", "coreml", "cpu")
 DEFAULT_INPUT_SIZE = 128
+DEFAULT_PROVIDER = "auto"
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,7 @@ def external_data_files(model_path: Path) -> list[ExternalData]:
     except Exception as exc:  # onnx raises DecodeError / various on corrupt files
         raise ModelError(
             f"{model_path}: not a readable ONNX model ({type(exc).__name__}); "
-            "re-download it with `python infer.py --fetch-model`"
+            "re-download it with {fetch_model}"
         ) from None
     needed: dict[str, int] = {}
     for tensor in proto.graph.initializer:
@@ -91,20 +92,20 @@ def check_external_data(model_path: Path) -> list[ExternalData]:
 
 
 def resolve_providers(choice: str, available: list[str]) -> list[str]:
-    """Provider list for ``--provider auto|cpu|coreml|cuda`` given what onnxruntime offers."""
+    """Provider list for a provider choice (auto, cpu, coreml, cuda) given what onnxruntime offers."""
     if choice == "auto":
         return [PROVIDERS[n] for n in AUTO_ORDER if PROVIDERS[n] in available] or [
             "CPUExecutionProvider"
         ]
     if choice not in PROVIDERS:
         raise UsageError(
-            f"--provider {choice!r} is unknown; choose one of auto, {', '.join(PROVIDERS)}"
+            f"{{provider}} {choice!r} is unknown; choose one of auto, {', '.join(PROVIDERS)}"
         )
     wanted = PROVIDERS[choice]
     if wanted not in available:
         raise UsageError(
-            f"--provider {choice}: onnxruntime here offers only {', '.join(available)}; "
-            "use --provider auto or cpu"
+            f"{{provider}} {choice}: onnxruntime here offers only {', '.join(available)}; "
+            "use {provider} auto or cpu"
         )
     return [wanted] if wanted == "CPUExecutionProvider" else [wanted, "CPUExecutionProvider"]
 
@@ -170,7 +171,7 @@ class FaceMapModel:
     def __init__(
         self,
         path: Path,
-        provider: str = "auto",
+        provider: str = DEFAULT_PROVIDER,
         input_name: str | None = None,
         output_name: str | None = None,
         threads: int = 0,
@@ -181,10 +182,10 @@ class FaceMapModel:
         self.path = Path(path)
         if not self.path.exists():
             raise ModelError(
-                f"{self.path}: model not found; pass --model PATH or run `python infer.py --fetch-model`"
+                f"{self.path}: model not found; pass {{model}} PATH or get it with {{fetch_model}}"
             )
         if self.path.is_dir():
-            raise ModelError(f"{self.path}: is a folder; --model expects the model.onnx file")
+            raise ModelError(f"{self.path}: is a folder; {{model}} expects the model.onnx file")
         self.external_data = check_external_data(self.path)
         self.available_providers = list(ort.get_available_providers())
         providers = resolve_providers(provider, self.available_providers)
@@ -226,7 +227,7 @@ class FaceMapModel:
 
 
 def describe(path: Path) -> dict:
-    """What ``--inspect`` prints: I/O, opset, producer, external data, providers."""
+    """A model's I/O, opset, producer, external data and the available providers."""
     import onnx
     import onnxruntime as ort
 

@@ -1,227 +1,218 @@
-"""The processing chain: image -> face box -> crop -> model -> decode -> guard -> outputs.
+"""The one chain, for images, videos and cameras alike:
 
-``Landmarker`` is the one interface every landmark backend implements: (image, boxes) ->
-FrameResults. ``FaceMapLandmarker`` is the ONNX model + 3DMM decode. ``process_images`` drives it
-over still images and writes overlays, JSON and logs.
+    source frames -> face boxes -> landmarker -> guard -> smoother -> sinks
+
+``Pipeline`` holds the parts that are slow to build (the detector and the landmarker) and the
+options; ``Pipeline.run(frames, mode)`` is a generator: one ``Frame`` per input frame. In
+``Mode.IMAGE`` every picture stands alone: the detector runs on it and the largest face is
+landmarked. In ``Mode.VIDEO`` the face is followed from frame to frame (``FaceTracker``: the next
+box comes from the previous landmarks, the detector runs when the face is lost, on a scene cut
+and every ``redetect_every`` frames), outliers are marked (``JumpGuard``) and landmarks and pose
+are smoothed (One Euro, driven by the timestamps).
+
+Sinks are objects with ``write(frame)`` and ``close(error=None)`` (or any callable taking a
+Frame); the chain names none of them, and whoever runs it closes them (``close_sinks``). Every frame goes to every sink with Ctrl-C / SIGTERM held
+until all have it, so an interrupted run leaves outputs that hold the same frames. A sink may
+raise ``StopRun`` to end the run cleanly (a preview window's q key): ``run`` raises it after
+yielding that frame, and ``FaceMap.process`` ends there as if the frames had run out.
 """
 
 from __future__ import annotations
 
 import logging
+import signal
+import threading
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Protocol
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, replace
+from typing import Protocol, runtime_checkable
 
-import cv2
-import numpy as np
-
-from .decode import Decoder, model_to_image
-from .detect import Detector
-from .draw import DrawStyle, draw_overlay
-from .errors import OutputError
-from .images import read_image, unique_stems
-from .model import FaceMapModel
-from .outputs import OutputDir, atomic_write_bytes, atomic_write_json
-from .preprocess import Preprocessor
-from .records import FrameLogs, log_path
-from .types import BBox, FrameResult, Pose, Status
+from .backends.base import Detector, Landmarker
+from .io.video import VideoFrame
+from .track.guard import GuardOptions, JumpGuard
+from .track.smooth import LandmarkSmoother, SmoothOptions
+from .track.tracker import FaceTracker, TrackOptions
+from .types import Face, Frame, Mode, Status
 
 log = logging.getLogger(__name__)
 
-# A landmark box this much smaller or larger than the crop's face box marks a frame "warn".
-GUARD_MIN_SIZE_RATIO = 0.3
-GUARD_MAX_SIZE_RATIO = 3.0
+
+class StopRun(Exception):
+    """Raised by a sink to end the run after the current frame (not an error)."""
 
 
-class Landmarker(Protocol):
-    """A landmark backend: 68 iBUG points for each given face box."""
+@runtime_checkable
+class Sink(Protocol):
+    """Where frames go: ``write`` once per frame, ``close`` once at the end.
 
-    name: str
+    ``close(error)`` gets the exception that ended the run, or None: an interruption
+    (KeyboardInterrupt) should keep what was written so far; another error may discard it.
+    """
 
-    def landmark(
-        self, image_bgr: np.ndarray, faces: list[BBox], frame: int = 1, timestamp_ms: float = 0.0
-    ) -> list[FrameResult]:
-        """One FrameResult per box, in the same order."""
+    def write(self, frame: Frame) -> None:
+        """Take one frame."""
+        ...
+
+    def close(self, error: BaseException | None = None) -> None:
+        """Finish (or, after an error, discard) the output."""
         ...
 
 
-@dataclass
-class FaceMapLandmarker:
-    """The FaceMap 3DMM model: crop, run as one batch, decode, map back, check."""
+class CallbackSink:
+    """Any callable ``fn(frame)`` as a sink."""
 
-    model: FaceMapModel
-    decoder: Decoder
-    preprocessor: Preprocessor
-    name: str = "facemap"
+    def __init__(self, fn: Callable[[Frame], object]) -> None:
+        self.fn = fn
 
-    def landmark(
-        self, image_bgr: np.ndarray, faces: list[BBox], frame: int = 1, timestamp_ms: float = 0.0
-    ) -> list[FrameResult]:
-        """Run the model on every face box at once and decode the batch."""
-        if not faces:
-            return []
-        batch, transforms = self.preprocessor.batch(image_bgr, faces)
-        params = self.model.run(batch)
-        return self.results_from_params(params, faces, [t.box for t in transforms], frame, timestamp_ms)
+    def write(self, frame: Frame) -> None:
+        """Call the function with the frame."""
+        self.fn(frame)
 
-    def results_from_params(
+    def close(self, error: BaseException | None = None) -> None:
+        """Nothing to close."""
+
+
+def as_sink(obj: object) -> Sink:
+    """``obj`` if it is a sink, a CallbackSink if it is a callable; TypeError otherwise."""
+    if isinstance(obj, Sink):
+        return obj
+    if callable(obj):
+        return CallbackSink(obj)
+    raise TypeError(f"a sink needs write(frame) and close(), or is a callable; got {type(obj).__name__}")
+
+
+@dataclass(frozen=True)
+class Options:
+    """How the chain treats frames: tracking, jump guard and smoothing (video mode)."""
+
+    track: TrackOptions = TrackOptions()
+    guard: GuardOptions = GuardOptions()
+    smooth: SmoothOptions = SmoothOptions()
+
+
+class _HoldSignals:
+    """Holds Ctrl-C / SIGTERM while one frame's outputs are written, then raises it. Reused for
+    every frame; a no-op off the main thread (signals are only delivered there)."""
+
+    def __init__(self) -> None:
+        self._active = threading.current_thread() is threading.main_thread()
+        self._saved: dict[int, object] = {}
+        self._pending = False
+
+    def _hold(self, signum: int, frame: object) -> None:
+        self._pending = True
+
+    def __enter__(self) -> None:
+        if self._active:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._saved[sig] = signal.signal(sig, self._hold)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._active:
+            for sig, handler in self._saved.items():
+                signal.signal(sig, handler)
+            if self._pending:
+                self._pending = False
+                raise KeyboardInterrupt
+
+
+class Pipeline:
+    """The detector + landmarker and the per-mode stages after them. Build once, run often."""
+
+    def __init__(self, detector: Detector, landmarker: Landmarker, options: Options = Options()) -> None:
+        self.detector = detector
+        self.landmarker = landmarker
+        self.options = options
+        self._smooth = options.smooth.params()
+
+    def run(
         self,
-        params: np.ndarray,
-        faces: list[BBox],
-        crop_boxes: list[BBox],
-        frame: int,
-        timestamp_ms: float,
-    ) -> list[FrameResult]:
-        """Decode (N, 265) params for N faces into checked FrameResults."""
-        decoded = self.decoder.decode(params)
-        boxes = np.array([b.as_tuple() for b in crop_boxes], dtype=np.float64)
-        landmarks = model_to_image(decoded.landmarks_model, boxes, self.preprocessor.input_hw)
-        results = []
-        for i, face in enumerate(faces):
-            status, reason = check_landmarks(landmarks[i], face, params[i])
-            finite = status is not Status.UNSTABLE
-            results.append(
-                FrameResult(
-                    frame=frame,
-                    timestamp_ms=timestamp_ms,
-                    status=status,
-                    reason=reason,
-                    box=face,
-                    landmarks=landmarks[i] if finite else None,
-                    pose=Pose(*map(float, decoded.pose_deg[i])) if finite else None,
-                    params=params[i],
-                    expression=decoded.expression[i] if finite else None,
-                )
+        frames: Iterable[VideoFrame],
+        mode: Mode = Mode.VIDEO,
+        sinks: Iterable[object] = (),
+        source: object = None,
+        stem: str = "",
+    ) -> Iterator[Frame]:
+        """One Frame per frame of ``frames`` (one sequence in video mode), each handed to every
+        sink before it is yielded. Closing the sinks is the caller's (``close_sinks``)."""
+        mode = Mode(mode)
+        outs = [as_sink(s) for s in sinks]
+        step = self._image_step() if mode is Mode.IMAGE else self._video_step()
+        hold = _HoldSignals()
+        for vf in frames:
+            t0 = time.perf_counter()
+            frame = step(vf)
+            frame = replace(
+                frame, source=source, stem=stem, elapsed_ms=(time.perf_counter() - t0) * 1000.0
             )
-        return results
+            stop = False
+            with hold:  # every sink gets this frame, or none does
+                for sink in outs:
+                    try:
+                        sink.write(frame)
+                    except StopRun:
+                        stop = True
+            yield frame
+            if stop:
+                raise StopRun
+
+    # -- the two modes
+    def _image_step(self) -> Callable[[VideoFrame], Frame]:
+        detector, landmarker = self.detector, self.landmarker
+
+        def step(vf: VideoFrame) -> Frame:
+            boxes = list(detector.detect(vf.image))
+            found = landmarker.landmark(vf.image, boxes[:1], vf.index, vf.timestamp_ms) if boxes else []
+            return _frame(vf, found[:1], boxes, "detector_failed")
+
+        return step
+
+    def _video_step(self) -> Callable[[VideoFrame], Frame]:
+        opts = self.options
+        tracker = FaceTracker(self.detector, self.landmarker, opts.track)
+        guard = JumpGuard(opts.guard.jump_threshold, opts.guard.accept_after)
+        smoother = LandmarkSmoother(self._smooth) if self._smooth is not None else None
+        track_id = -1
+
+        def step(vf: VideoFrame) -> Frame:
+            nonlocal track_id
+            raw = tracker(vf.image, vf.index, vf.timestamp_ms)
+            if tracker.new_segment:
+                guard.reset()
+                if smoother is not None:
+                    smoother.reset()
+                if raw.has_face:
+                    track_id += 1
+            guarded = guard(raw)
+            shown = guarded
+            if smoother is not None and guarded.status is Status.OK:
+                shown = smoother(guarded)
+            faces = [] if shown.status is Status.NO_FACE else [replace(shown, id=max(track_id, 0))]
+            return _frame(vf, faces, tracker.last_detections, shown.reason)
+
+        return step
 
 
-def check_landmarks(landmarks: np.ndarray, face: BBox, params: np.ndarray) -> tuple[Status, str]:
-    """Sanity of one face's output: (status, reason). Non-finite output -> unstable."""
-    if not (np.isfinite(params).all() and np.isfinite(landmarks).all()):
-        return Status.UNSTABLE, "non_finite_output"
-    lm_box = BBox.from_points(landmarks)
-    ratio = np.sqrt(lm_box.area / face.area)
-    if not (GUARD_MIN_SIZE_RATIO <= ratio <= GUARD_MAX_SIZE_RATIO):
-        return Status.WARN, "landmarks_off_box"
-    cx, cy = lm_box.center
-    if not (face.x0 - face.width <= cx <= face.x1 + face.width) or not (
-        face.y0 - face.height <= cy <= face.y1 + face.height
-    ):
-        return Status.WARN, "landmarks_off_box"
-    return Status.OK, ""
+def _frame(vf: VideoFrame, faces: list[Face], boxes: list, reason: str) -> Frame:
+    return Frame(
+        index=vf.index,
+        timestamp_ms=vf.timestamp_ms,
+        faces=tuple(faces),
+        image=vf.image,
+        detections=tuple(boxes),
+        time_s=vf.time_s,
+        reason=reason if not faces else "",
+    )
 
 
-@dataclass(frozen=True)
-class ImageReport:
-    """What one processed image yields: its result, where outputs went, how long it took."""
-
-    path: Path
-    stem: str
-    result: FrameResult
-    faces_found: int
-    elapsed_ms: float
-    outputs: list[Path] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class ImageOptions:
-    """Which files to write per image."""
-
-    dump_landmarks_csv: bool = False
-    dump_csv: bool = False
-    dump_npy: bool = False
-    save_overlay: bool = True
-    style: DrawStyle = DrawStyle()
-    jpeg_quality: int = 95
-
-
-def image_json(
-    path: Path, image: np.ndarray, report_result: FrameResult, faces_found: int, extra: dict
-) -> dict:
-    """The per-image JSON document (units in the key names)."""
-    r = report_result
-    doc = {
-        "image": str(path),
-        "width": int(image.shape[1]),
-        "height": int(image.shape[0]),
-        "face_found": r.has_face,
-        "faces_detected": faces_found,
-        "status": r.status.value,
-        "reason": r.reason,
-        "box": list(r.box.as_tuple()) if r.box is not None else None,
-        "landmarks": np.round(r.landmarks, 3).tolist() if r.has_face else [],
-        "pose_deg": (
-            dict(zip(("pitch", "yaw", "roll"), (round(v, 3) for v in r.pose.as_tuple()), strict=True))
-            if r.pose is not None
-            else None
-        ),
-        "expression": np.round(r.expression, 6).tolist(),
-    }
-    doc.update(extra)
-    return doc
-
-
-def process_images(
-    paths: list[Path],
-    detector: Detector,
-    landmarker: Landmarker,
-    out: OutputDir,
-    options: ImageOptions,
-    meta: dict | None = None,
-) -> Iterator[ImageReport]:
-    """Process each image in turn (largest face), write its outputs, yield a report per image."""
-    for path, stem in zip(paths, unique_stems(paths), strict=True):
-        image = read_image(path)
-        t0 = time.perf_counter()
-        faces = detector.detect(image)
-        results = landmarker.landmark(image, faces[:1]) if faces else []
-        result = results[0] if results else FrameResult.empty(1, reason="detector_failed")
-        elapsed_ms = (time.perf_counter() - t0) * 1000.0
-        written = _write_image_outputs(path, stem, image, result, len(faces), out, options, meta or {})
-        yield ImageReport(path, stem, result, len(faces), elapsed_ms, written)
-
-
-def _write_image_outputs(
-    path: Path,
-    stem: str,
-    image: np.ndarray,
-    result: FrameResult,
-    faces_found: int,
-    out: OutputDir,
-    options: ImageOptions,
-    meta: dict,
-) -> list[Path]:
-    written: list[Path] = []
-    if options.save_overlay:
-        overlay = draw_overlay(image, result, options.style)
-        ok, buf = cv2.imencode(".jpg", overlay, [cv2.IMWRITE_JPEG_QUALITY, options.jpeg_quality])
-        if not ok:
-            raise OutputError(f"{path}: cannot encode the overlay as JPEG")
-        target = out.file(f"{stem}_overlay.jpg")
-        atomic_write_bytes(target, buf.tobytes())
-        written.append(target)
-    rel_logs = [log_path(Path(""), stem, k).as_posix() for k in ("meta", "summary")]
-    if options.dump_csv:
-        rel_logs.append(log_path(Path(""), stem, "raw").as_posix())
-    if options.dump_landmarks_csv:
-        rel_logs.append(log_path(Path(""), stem, "landmarks").as_posix())
-    for rel in rel_logs:
-        out.file(rel)
-    with FrameLogs(out.path, stem, raw=options.dump_csv, landmarks=options.dump_landmarks_csv) as logs:
-        logs.write(result)
-    written.extend(out.path / r for r in rel_logs)
-    if options.dump_npy and result.params.size:
-        import io
-
-        buf = io.BytesIO()
-        np.save(buf, result.params[None].astype(np.float32))
-        target = out.file(f"logs/{stem}_raw.npy")
-        atomic_write_bytes(target, buf.getvalue())
-        written.append(target)
-    target = out.file(f"{stem}.json")
-    atomic_write_json(target, image_json(path, image, result, faces_found, meta))
-    written.append(target)
-    return written
+def close_sinks(sinks: list[Sink], error: BaseException | None = None) -> None:
+    """Close every sink; the first close error is raised after all were tried (unless the run
+    already failed, whose error wins)."""
+    first: BaseException | None = None
+    for sink in sinks:
+        try:
+            sink.close(error)
+        except Exception as exc:
+            first = first or exc
+    if first is not None and error is None:
+        raise first

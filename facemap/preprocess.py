@@ -24,6 +24,8 @@ from .errors import UsageError
 from .types import BBox
 
 NORMALIZATIONS = ("none", "0_1", "-1_1", "imagenet")
+DEFAULT_NORMALIZE = "0_1"
+DEFAULT_FACE_MARGIN = 0.1  # crop margin per side, fraction of the box, as Qualcomm's evaluation
 _IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
 _IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
 
@@ -71,16 +73,16 @@ class Preprocessor:
         self,
         input_hw: tuple[int, int] = (128, 128),
         layout: str = "NCHW",
-        margin: float = 0.1,
+        margin: float = DEFAULT_FACE_MARGIN,
         bgr: bool = False,
-        normalize: str = "0_1",
+        normalize: str = DEFAULT_NORMALIZE,
     ) -> None:
         if normalize not in NORMALIZATIONS:
             raise UsageError(
-                f"--normalize {normalize!r} is unknown; choose one of {', '.join(NORMALIZATIONS)}"
+                f"{{normalize}} {normalize!r} is unknown; choose one of {', '.join(NORMALIZATIONS)}"
             )
         if not (0.0 <= margin <= 2.0):
-            raise UsageError(f"--face-margin {margin} is out of range; expected 0 to 2 (default 0.1)")
+            raise UsageError(f"{{face_margin}} {margin} is out of range; expected 0 to 2 (default {DEFAULT_FACE_MARGIN})")
         if layout not in ("NCHW", "NHWC"):
             raise UsageError(f"layout {layout!r} is unknown; expected NCHW or NHWC")
         self.input_hw = (int(input_hw[0]), int(input_hw[1]))

@@ -1,13 +1,17 @@
-"""Core types that flow through every stage: BBox, Pose, Status, FrameResult.
+"""Core types that flow through every stage: BBox, Pose, Status, Face, Frame.
 
 Boxes are always x0, y0, x1, y1 in image pixels and INCLUSIVE, as in Qualcomm's reference
-decode: width = x1 - x0 + 1. Arrays held by a FrameResult are validated and read-only.
+decode: width = x1 - x0 + 1. Arrays held by a Face are validated and read-only.
+
+A ``Frame`` is what the chain yields for each picture or video frame: its index, time, image
+and a tuple of ``Face`` (empty when no face was found, never None).
 """
 
 from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -135,13 +139,19 @@ def _frozen_array(arr: np.ndarray | None, shape: tuple[int, ...], name: str) -> 
 
 
 @dataclass(frozen=True)
-class FrameResult:
-    """What one frame (or image) yields: one face, or an empty result.
+class Face:
+    """One face in one frame (or image).
 
-    landmarks: (68, 2) image pixels, or (0, 2) when there is no face.
-    params:    (265,) raw model outputs, or (0,) when the backend has none.
+    id:         which face this is; stays the same while a video tracks it (0 for the first).
+    box:        the face box the crop was built from (inclusive pixels), None when there is none.
+    landmarks:  (68, 2) image pixels, iBUG-68 order, or (0, 2) when the model output was unusable.
+    pose:       head pose in degrees, or None.
+    status:     ok, warn (a guess or a doubtful output), unstable (unusable or a jump), or
+                no_face (the empty record: no box at all).
+    reason:     why the status (``detected``/``tracked`` in video; ``no_bbox``, ``jump_threshold``...).
+    params:     (265,) raw model outputs, or (0,) when the backend has none (dlib).
     expression: (39,) de-normalised expression coefficients, or (0,).
-    box:       the face box the crop was built from (inclusive), None when no face.
+    frame, timestamp_ms: the frame it belongs to (1-based) and its time in milliseconds.
     """
 
     frame: int
@@ -153,6 +163,7 @@ class FrameResult:
     pose: Pose | None = None
     params: np.ndarray = field(default_factory=lambda: np.zeros((0,)))
     expression: np.ndarray = field(default_factory=lambda: np.zeros((0,)))
+    id: int = 0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "status", Status(self.status))
@@ -170,6 +181,74 @@ class FrameResult:
         return self.landmarks.shape[0] == N_LANDMARKS
 
     @classmethod
-    def empty(cls, frame: int, timestamp_ms: float = 0.0, reason: str = "") -> FrameResult:
-        """The "no face" result: status no_face, no landmarks."""
+    def empty(cls, frame: int, timestamp_ms: float = 0.0, reason: str = "") -> Face:
+        """The "no face" record: status no_face, no box, no landmarks."""
         return cls(frame=frame, timestamp_ms=timestamp_ms, status=Status.NO_FACE, reason=reason)
+
+
+class Mode(str, enum.Enum):
+    """How the chain treats successive pictures.
+
+    IMAGE: each picture on its own (detect, landmark, no tracking, guard or smoothing).
+    VIDEO: frames of one sequence: the face is tracked from frame to frame (the next box comes
+    from the previous landmarks), outliers are flagged, landmarks and pose are smoothed, and
+    timestamps drive the smoothing.
+    """
+
+    IMAGE = "image"
+    VIDEO = "video"
+
+
+def _frozen_image(image: np.ndarray | None) -> np.ndarray | None:
+    if image is None:
+        return None
+    if not isinstance(image, np.ndarray) or image.ndim not in (2, 3):
+        raise ValueError(f"Frame.image must be an (H, W, 3) BGR array, got {type(image).__name__}")
+    view = image.view()
+    view.setflags(write=False)
+    return view
+
+
+@dataclass(frozen=True)
+class Frame:
+    """What the chain yields for one picture or video frame.
+
+    index:        1-based frame number in its source (1 for an image), as the logs' ``frame``
+    timestamp_ms: presentation time from the start of the source, milliseconds (0 for an image)
+    faces:        the faces in this frame, a tuple of Face; empty when there is no face
+    image:        the (H, W, 3) uint8 BGR picture (read-only view), for drawing
+    source:       the file it came from (None for arrays and cameras' unnamed frames)
+    stem:         the name its outputs take (``clip`` for clip.mp4; unique within a run)
+    detections:   the boxes the detector found in this frame (empty when it did not run)
+    time_s:       presentation time on the source file's clock, seconds (for an overlay video)
+    reason:       why there is no face (``detector_failed``); "" when there are faces
+    elapsed_ms:   time this frame took in the chain (detection, landmarks, guard, smoothing)
+    """
+
+    index: int
+    timestamp_ms: float
+    faces: tuple[Face, ...] = ()
+    image: np.ndarray | None = field(default=None, repr=False, compare=False)
+    source: Path | None = None
+    stem: str = ""
+    detections: tuple[BBox, ...] = ()
+    time_s: float = 0.0
+    reason: str = "detector_failed"
+    elapsed_ms: float = 0.0
+
+    def __post_init__(self) -> None:
+        faces = tuple(self.faces)
+        for f in faces:
+            if not isinstance(f, Face):
+                raise TypeError(f"Frame.faces holds Face objects, got {type(f).__name__}")
+        object.__setattr__(self, "faces", faces)
+        object.__setattr__(self, "detections", tuple(self.detections))
+        object.__setattr__(self, "image", _frozen_image(self.image))
+
+    @property
+    def result(self) -> Face:
+        """The first face, or the empty "no face" record (frame-level ``reason``): the row a
+        one-face log holds for this frame."""
+        if self.faces:
+            return self.faces[0]
+        return Face.empty(self.index, self.timestamp_ms, reason=self.reason)

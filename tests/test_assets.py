@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import pickle
+import re
 import socket
 import sys
 import threading
@@ -17,6 +18,7 @@ import numpy as np
 import pytest
 
 from facemap import assets
+from facemap.cli.config import cli_message
 from facemap.errors import BasisError, DownloadError, ModelError, OutputError
 from tests.standins import make_standin_model, synthetic_basis_arrays, write_basis
 
@@ -235,7 +237,7 @@ def test_basis_dir_is_the_only_place_looked(server: AssetServer, tmp_path: Path)
 def test_basis_offline_without_download(home: Path) -> None:
     with pytest.raises(BasisError) as err:
         assets.load_basis(download=False)
-    msg = str(err.value)
+    msg = cli_message(err.value)  # as infer.py shows it
     assert "\n" not in msg and str(assets.qaihm_cache_dir()) in msg and "--basis-dir" in msg
     assert all(url in msg for url in assets.basis_urls().values())
 
@@ -246,7 +248,7 @@ def test_basis_http_error(server: AssetServer, fault: int) -> None:
     server.fault(url, fault)
     with pytest.raises(DownloadError) as err:
         assets.load_basis(progress=False)
-    msg = str(err.value)
+    msg = cli_message(err.value)  # as infer.py shows it
     assert f"HTTP {fault}" in msg and "\n" not in msg
     assert all(u in msg for u in assets.basis_urls().values())
     assert "--basis-dir" in msg and str(assets.qaihm_cache_dir()) in msg
@@ -333,7 +335,7 @@ def test_bad_basis_file(tmp_path: Path, kind: str, words: str) -> None:
     (folder / "shapeBasis.npy").write_bytes(bad_npy(kind))
     with pytest.raises(BasisError) as err:
         assets.load_basis(folder)
-    msg = str(err.value)
+    msg = cli_message(err.value)  # as infer.py shows it
     assert str(folder / "shapeBasis.npy") in msg and words in msg and "\n" not in msg
     assert msg.endswith(f"; replace it with {assets.basis_urls()['shapeBasis.npy']}")
 
@@ -360,7 +362,7 @@ def test_bad_downloaded_basis_not_kept(server: AssetServer) -> None:
     server.serve(assets.basis_urls()["blendShape.npy"], npy_bytes(np.zeros(5, np.float32)))
     with pytest.raises(BasisError, match=r"blendShape\.npy: expected shape \(204, 39\)") as err:
         assets.load_basis(progress=False)
-    assert "was removed: pass --basis-dir DIR" in str(err.value)
+    assert "was removed: pass --basis-dir DIR" in cli_message(err.value)
     assert not (assets.qaihm_cache_dir() / "blendShape.npy").exists()
 
 
@@ -439,8 +441,9 @@ def test_fetch_model_refuses_existing(server: AssetServer, tmp_path: Path) -> No
     target = tmp_path / "app"
     target.mkdir()
     (target / "model.onnx").write_bytes(b"the user's own")
-    with pytest.raises(OutputError, match="already exists.*add --force to replace it"):
+    with pytest.raises(OutputError) as err:
         assets.fetch_model(target, progress=False)
+    assert re.search("already exists.*add --force to replace it", cli_message(err.value))
     assert (target / "model.onnx").read_bytes() == b"the user's own"
     assert server.hits == []
     assets.fetch_model(target, progress=False, force=True)
@@ -466,7 +469,7 @@ def test_fetch_model_offline(server: AssetServer, tmp_path: Path, fault: int | s
     target = tmp_path / "app"
     with pytest.raises(DownloadError) as err:
         assets.fetch_model(target, progress=False)
-    msg = str(err.value)
+    msg = cli_message(err.value)  # as infer.py shows it
     assert url in msg and "--model PATH" in msg and "\n" not in msg
     assert list(target.iterdir()) == []
 
@@ -485,7 +488,7 @@ def test_find_model_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.chdir(cwd)
     with pytest.raises(ModelError) as err:
         assets.find_model(None, script_dir)
-    msg = str(err.value)
+    msg = cli_message(err.value)  # as infer.py shows it
     assert str(script_dir / "model.onnx") in msg and str(cwd / "model.onnx") in msg
     assert "python infer.py --fetch-model" in msg and "--model PATH" in msg
     assert assets.model_zip_url(use_cli=False) in msg

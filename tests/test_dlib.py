@@ -17,11 +17,11 @@ import numpy as np
 import pytest
 
 import infer
-from facemap import dlib_backend as db
 from facemap import eval as fe
-from facemap.detect import available_detectors, make_detector
+from facemap.backends import available_detectors, make_detector
+from facemap.backends import dlib_backend as db
 from facemap.errors import UsageError
-from facemap.records import read_landmarks, read_meta
+from facemap.io.records import read_landmarks, read_meta
 from facemap.types import BBox, Status
 from tests.conftest import need_shared
 from tests.standins import DATA

@@ -11,8 +11,8 @@ import sys
 import pytest
 
 import infer
-from facemap import dlib_backend as db
-from facemap.detect import make_detector
+from facemap.backends import dlib_backend as db
+from facemap.backends import make_detector
 from facemap.errors import ModelError, UsageError
 from tests.conftest import need_shared
 from tests.standins import DATA

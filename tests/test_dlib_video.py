@@ -19,7 +19,7 @@ import pytest
 import analyze_expressions
 import infer
 from facemap import eval as fe
-from facemap.records import read_landmarks, read_meta
+from facemap.io.records import read_landmarks, read_meta
 from tests.conftest import need_shared
 from tests.standins import DATA
 

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
+from facemap.cli.config import cli_message
 from facemap.draw import MAX_POINT_SIZE, MESH_EDGES, DrawStyle, draw_overlay
 from facemap.errors import UsageError
-from facemap.types import BBox, FrameResult, Pose, Status
+from facemap.types import BBox, Face, Pose, Status
 
 
 def _face_result(w=640, h=480):
     t = np.linspace(0, 2 * np.pi, 68, endpoint=False)
     lm = np.stack([w / 2 + 100 * np.cos(t), h / 2 + 120 * np.sin(t)], -1)
-    return FrameResult(
+    return Face(
         frame=1, status=Status.OK, box=BBox.from_points(lm), landmarks=lm, pose=Pose(1, 2, 3)
     )
 
@@ -46,7 +49,7 @@ def test_mesh_and_hud_add_pixels():
 
 def test_no_face_draws_nothing_but_hud():
     img = np.full((100, 100, 3), 7, np.uint8)
-    out = draw_overlay(img, FrameResult.empty(3), DrawStyle())
+    out = draw_overlay(img, Face.empty(3), DrawStyle())
     assert (out == img).all()
 
 
@@ -57,8 +60,9 @@ def test_grayscale_input_gives_colour_overlay():
 
 @pytest.mark.parametrize("size", [-3, -1, MAX_POINT_SIZE + 1])
 def test_point_size_out_of_range_is_a_usage_error(size):
-    with pytest.raises(UsageError, match=f"--point-size must be 0 .* got {size}"):
+    with pytest.raises(UsageError) as err:
         DrawStyle(point_size=size)
+    assert re.search(f"--point-size must be 0 .* got {size}", cli_message(err.value))
 
 
 @pytest.mark.parametrize("size", [0, 1, MAX_POINT_SIZE])

@@ -9,8 +9,8 @@ import pytest
 
 from facemap import eval as fe
 from facemap.errors import InputFileError, UsageError
-from facemap.records import LANDMARK_XY_COLUMNS, FrameLogs
-from facemap.types import BBox, FrameResult, Status
+from facemap.io.records import LANDMARK_XY_COLUMNS, FrameLogs
+from facemap.types import BBox, Face, Status
 from tests.conftest import need_shared
 from tests.standins import DATA
 
@@ -38,7 +38,7 @@ def _write_pred_log(out: Path, stem: str, faces: dict[int, np.ndarray]) -> Path:
     with FrameLogs(out, stem, landmarks=True) as logs:
         for frame, pts in faces.items():
             logs.write(
-                FrameResult(frame=frame, status=Status.OK, box=BBox.from_points(pts), landmarks=pts)
+                Face(frame=frame, status=Status.OK, box=BBox.from_points(pts), landmarks=pts)
             )
     return out / "logs" / f"{stem}_landmarks.csv"
 
@@ -179,17 +179,17 @@ def test_ground_truth_paths(tmp_path):
 
 def test_image_line_and_tee_landmarker():
     ref = _face(seed=5)
-    a = FrameResult(frame=1, status=Status.OK, box=BBox.from_points(ref), landmarks=ref)
-    b = FrameResult(frame=1, status=Status.OK, box=BBox.from_points(ref), landmarks=ref + (3.0, 0.0))
+    a = Face(frame=1, status=Status.OK, box=BBox.from_points(ref), landmarks=ref)
+    b = Face(frame=1, status=Status.OK, box=BBox.from_points(ref), landmarks=ref + (3.0, 0.0))
     gt = fe.GroundTruth(Path("gt.csv"), ref[None], None)
     assert fe.image_line("facemap", a, ("dlib", b), gt) == (
         "NME dlib vs facemap 0.0500; vs ground truth: facemap 0.0000, dlib 0.0500"
     )
-    empty = FrameResult.empty(1)
+    empty = Face.empty(1)
     assert fe.image_line("facemap", a, ("dlib", empty), None) == "NME dlib vs facemap: no face from dlib"
 
     class Fixed:
-        def __init__(self, result: FrameResult, name: str) -> None:
+        def __init__(self, result: Face, name: str) -> None:
             self.result, self.name, self.calls = result, name, 0
 
         def landmark(self, image_bgr, faces, frame=1, timestamp_ms=0.0):

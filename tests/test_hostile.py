@@ -19,7 +19,7 @@ from PIL import Image
 
 import analyze_expressions
 import infer
-from facemap.records import LANDMARK_COLUMNS, read_meta
+from facemap.io.records import LANDMARK_COLUMNS, read_meta
 from tests.conftest import need_shared
 from tests.standins import DATA, make_standin_model, write_basis
 

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from facemap.detect import make_detector
+from facemap.backends import make_detector
 from facemap.errors import InputFileError
-from facemap.images import collect_images, header_size, read_image, unique_stems
+from facemap.io.images import collect_images, header_size, read_image, unique_stems
 
 
 def _save(path, array, **kw):

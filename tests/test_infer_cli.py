@@ -13,7 +13,7 @@ import pytest
 
 import infer
 from facemap.decode import Basis, Decoder, model_to_image
-from facemap.records import read_landmarks, read_meta, read_raw
+from facemap.io.records import read_landmarks, read_meta, read_raw
 from facemap.types import BBox
 from tests.standins import synthetic_basis_arrays
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from facemap.errors import OutputError
-from facemap.outputs import (
+from facemap.io.outputs import (
     FILE_MODE,
     LOCK,
     MARKER,

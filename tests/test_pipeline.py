@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from facemap.backends import FaceMapLandmarker, check_landmarks
 from facemap.decode import Basis, Decoder
+from facemap.io.records import read_meta
 from facemap.model import FaceMapModel
-from facemap.pipeline import FaceMapLandmarker, check_landmarks
 from facemap.preprocess import Preprocessor
-from facemap.records import read_meta
 from facemap.types import BBox, Status
 from tests.standins import make_standin_model, synthetic_basis_arrays
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from facemap.errors import InputFileError
-from facemap.records import (
+from facemap.io.records import (
     LANDMARK_COLUMNS,
     META_COLUMNS,
     RAW_COLUMNS,
@@ -19,14 +19,14 @@ from facemap.records import (
     read_meta,
     read_raw,
 )
-from facemap.types import BBox, FrameResult, Pose, Status
+from facemap.types import BBox, Face, Pose, Status
 
 
-def _result(frame: int, face: bool = True) -> FrameResult:
+def _result(frame: int, face: bool = True) -> Face:
     if not face:
-        return FrameResult.empty(frame, timestamp_ms=frame * 33.3, reason="no_bbox")
+        return Face.empty(frame, timestamp_ms=frame * 33.3, reason="no_bbox")
     rng = np.random.default_rng(frame)
-    return FrameResult(
+    return Face(
         frame=frame,
         timestamp_ms=frame * 33.3,
         status=Status.OK,

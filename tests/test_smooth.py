@@ -7,25 +7,25 @@ import math
 import numpy as np
 import pytest
 
-from facemap.detect import HaarDetector
+import facemap
+from facemap.backends import HaarDetector
+from facemap.cli.config import cli_message
 from facemap.errors import UsageError
-from facemap.smooth import (
+from facemap.track.smooth import (
     SMOOTH_PRESETS,
     LandmarkSmoother,
     OneEuroFilter,
     SmoothParams,
     smooth_params,
 )
-from facemap.stream import VideoOptions, make_chain_parts, track_frames
-from facemap.types import BBox, FrameResult, Pose, Status
-from facemap.video import read_frames
+from facemap.types import BBox, Face, Pose, Status
 from tests.conftest import need_shared
 from tests.standins import DATA
 from tests.video_fakes import RefLandmarker, ref_landmarks
 
 
 def _result(lm, t_ms, pose=(0.0, 0.0, 0.0), frame=1):
-    return FrameResult(frame, t_ms, Status.OK, "", BBox.from_points(lm), lm, Pose(*pose))
+    return Face(frame, t_ms, Status.OK, "", BBox.from_points(lm), lm, Pose(*pose))
 
 
 def test_first_sample_passes_and_constant_stays():
@@ -101,8 +101,9 @@ def test_presets_and_overrides():
     assert (p.min_cutoff, p.beta) == (0.3, 0.0)
     with pytest.raises(UsageError, match="choose one of off, low, medium, high"):
         smooth_params("max")
-    with pytest.raises(UsageError, match="mincutoff"):
+    with pytest.raises(UsageError) as err:
         smooth_params("low", min_cutoff=0)
+    assert "--smooth-mincutoff" in cli_message(err.value)
     with pytest.raises(UsageError, match="beta"):
         smooth_params("low", beta=-1)
 
@@ -130,7 +131,7 @@ def test_landmark_smoother_scale_free_and_pose():
 
 def test_landmark_smoother_passes_empty_results():
     sm = LandmarkSmoother(SMOOTH_PRESETS["medium"])
-    empty = FrameResult.empty(3, 100.0, "detector_failed")
+    empty = Face.empty(3, 100.0, "detector_failed")
     assert sm(empty) is empty
 
 
@@ -153,12 +154,8 @@ def test_lp_d19_still_stretches_half_the_motion_with_smoothing():
     assert still.sum() > 100
     motion = {}
     for level in ("off", "medium"):
-        opts = VideoOptions(smooth=smooth_params(level))
-        tracker, guard, smoother = make_chain_parts(HaarDetector(), RefLandmarker("lp_d19"), opts)
-        out = {
-            t.frame.index: t.result.landmarks
-            for t in track_frames(read_frames(DATA / "videos" / "lp_d19.mp4"), tracker, guard, smoother)
-        }
+        fm = facemap.open(RefLandmarker("lp_d19"), detector=HaarDetector(), smooth=level)
+        out = {f.index: f.result.landmarks for f in fm.process(DATA / "videos" / "lp_d19.mp4")}
         lms = np.stack([out[f] for f in frames])
         step = np.linalg.norm(np.diff(lms, axis=0), axis=2).mean(axis=1) / widths[1:]
         motion[level] = step[still[1:]].mean()

@@ -7,20 +7,21 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from facemap.detect import HaarDetector
+import facemap
+from facemap.backends import HaarDetector
+from facemap.cli.config import cli_message
 from facemap.errors import UsageError
-from facemap.stream import VideoOptions, make_chain_parts, track_frames
-from facemap.track import (
+from facemap.io.video import VideoFrame, read_frames
+from facemap.track.guard import JumpGuard
+from facemap.track.tracker import (
     REACQUIRE_GAP,
     FaceTracker,
-    JumpGuard,
     TrackOptions,
     _thumb,
     roi_from_landmarks,
     sanity,
 )
-from facemap.types import BBox, FrameResult, Pose, Status
-from facemap.video import VideoFrame, read_frames
+from facemap.types import BBox, Face, Pose, Status
 from tests.conftest import need_shared
 from tests.standins import DATA
 from tests.video_fakes import PatternLandmarker, RefLandmarker
@@ -61,7 +62,7 @@ class CountingDetector:
         return [BBox.from_points(self.lmk.truth(self.frame))]
 
 
-def _run(tracker: FaceTracker, det: CountingDetector, n: int, size=(480, 640)) -> list[FrameResult]:
+def _run(tracker: FaceTracker, det: CountingDetector, n: int, size=(480, 640)) -> list[Face]:
     image = np.zeros((*size, 3), np.uint8)
     out = []
     for i in range(1, n + 1):
@@ -70,8 +71,8 @@ def _run(tracker: FaceTracker, det: CountingDetector, n: int, size=(480, 640)) -
     return out
 
 
-def _lm_result(lm, pose=(0.0, 0.0, 0.0), expression=None, frame=1) -> FrameResult:
-    return FrameResult(frame, 0.0, Status.OK, "", BBox.from_points(lm), lm, Pose(*pose),
+def _lm_result(lm, pose=(0.0, 0.0, 0.0), expression=None, frame=1) -> Face:
+    return Face(frame, 0.0, Status.OK, "", BBox.from_points(lm), lm, Pose(*pose),
                        expression=expression)
 
 
@@ -105,7 +106,7 @@ def test_sanity_non_finite_and_off_image():
     roi = roi_from_landmarks(lm)
     bad = lm.copy()
     bad[3] = np.nan
-    r = FrameResult(1, 0.0, Status.UNSTABLE, "non_finite_output", roi)
+    r = Face(1, 0.0, Status.UNSTABLE, "non_finite_output", roi)
     assert sanity(r, roi) == "non_finite_output"
     assert sanity(_lm_result(lm - 260), roi_from_landmarks(lm - 260), image_hw=(480, 640)) == "landmarks_off_image"
     tiny = UNIT_FACE * 15 + 100
@@ -188,8 +189,9 @@ def test_scene_cut_forces_detection():
 
 
 def test_track_options_validated():
-    with pytest.raises(UsageError, match="redetect-every"):
+    with pytest.raises(UsageError) as err:
         TrackOptions(redetect_every=-1)
+    assert "--redetect-every" in cli_message(err.value)
 
 
 # ----------------------------------------------------------------------------- jump guard
@@ -232,10 +234,8 @@ def test_jump_guard_accepts_a_lasting_change_and_identity_is_ignored():
 
 def _clip_results(stem: str, **track):
     lmk = RefLandmarker(stem)
-    opts = VideoOptions(track=TrackOptions(**track), smooth=None)
-    tracker, guard, smoother = make_chain_parts(HaarDetector(), lmk, opts)
-    frames = read_frames(DATA / "videos" / f"{stem}.mp4")
-    return lmk, [(t.frame.index, t.raw) for t in track_frames(frames, tracker, guard, smoother)]
+    fm = facemap.open(lmk, detector=HaarDetector(), track=TrackOptions(**track), smooth="off")
+    return lmk, [(f.index, f.result) for f in fm.process(DATA / "videos" / f"{stem}.mp4")]
 
 
 @pytest.mark.parametrize("stem", SINGLE_FACE_CLIPS)
@@ -305,12 +305,11 @@ def test_tracked_landmarks_stay_on_the_face_with_noise():
     """A noisy fake model (2 px) on lp_d12 (fast head motion): tracked boxes stay on the face."""
     need_shared(DATA / "videos" / "lp_d12.mp4")
     lmk = RefLandmarker("lp_d12", noise_px=2.0)
-    tracker, guard, smoother = make_chain_parts(HaarDetector(), lmk, VideoOptions())
-    frames = read_frames(DATA / "videos" / "lp_d12.mp4")
+    fm = facemap.open(lmk, detector=HaarDetector())
     ious = [
-        t.result.box.iou(BBox.from_points(lmk.refs[t.frame.index]))
-        for t in track_frames(frames, tracker, guard, smoother)
-        if t.result.reason == "tracked"
+        f.result.box.iou(BBox.from_points(lmk.refs[f.index]))
+        for f in fm.process(DATA / "videos" / "lp_d12.mp4")
+        if f.result.reason == "tracked"
     ]
     assert len(ious) > 150 and np.median(ious) > 0.8 and min(ious) > 0.4
 
@@ -318,9 +317,9 @@ def test_tracked_landmarks_stay_on_the_face_with_noise():
 def test_chain_frames_are_any_iterator():
     lmk = PatternLandmarker(lambda f: (100 + f, 100, 80), UNIT_FACE)
     det = CountingDetector(lmk)
-    tracker, guard, smoother = make_chain_parts(det, lmk, VideoOptions())
+    fm = facemap.open(lmk, detector=det)
     image = np.zeros((240, 320, 3), np.uint8)
     frames = (VideoFrame(i, (i - 1) * 40.0, (i - 1) * 0.04, image) for i in range(1, 6))
-    out = list(track_frames(frames, tracker, guard, smoother))
-    assert [t.frame.index for t in out] == [1, 2, 3, 4, 5]
+    out = list(fm.process(frames))
+    assert [t.index for t in out] == [1, 2, 3, 4, 5]
     assert [t.result.reason for t in out] == ["detected"] + ["tracked"] * 4

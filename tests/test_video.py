@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from facemap.errors import InputFileError
-from facemap.video import VideoSink, collect_videos, probe, read_frames
+from facemap.io.video import VideoSink, collect_videos, probe, read_frames
 from tests.conftest import need_shared
 from tests.standins import DATA
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import infer
-from facemap.records import read_landmarks, read_meta, read_raw
+from facemap.io.records import read_landmarks, read_meta, read_raw
 from tests.conftest import need_shared
 from tests.standins import DATA
 
@@ -221,7 +221,7 @@ class _FakeCapture:
     released = False
 
     def __init__(self, index):
-        from facemap.video import read_frames
+        from facemap.io.video import read_frames
 
         self.frames = [f.image for f in read_frames(D0, max_frames=12)]
 
@@ -254,8 +254,9 @@ def test_camera_headless_with_recording(tmp_path, model_args, capsys, monkeypatc
 def test_interrupt_keeps_logs_and_a_playable_overlay(tmp_path, standin_model, basis_dir):
     """Ctrl-C mid-video: the logs so far are renamed into place and the overlay plays."""
     need_shared(D19)
-    from facemap.detect import HaarDetector
-    from facemap.stream import VideoOptions, process_video
+    import facemap
+    from facemap.backends import HaarDetector
+    from facemap.sinks import CsvLogSink, VideoOverlaySink
 
     class Interrupting:
         name = "interrupting"
@@ -268,9 +269,11 @@ def test_interrupt_keeps_logs_and_a_playable_overlay(tmp_path, standin_model, ba
             self.inner = getattr(self, "inner", None) or RefLandmarker("lp_d19")
             return self.inner.landmark(image, faces, frame, timestamp_ms)
 
-    opts = VideoOptions(save_video=True, dump_landmarks_csv=True, progress=False)
+    fm = facemap.open(Interrupting(), detector=HaarDetector())
+    sinks = [CsvLogSink(tmp_path, "lp_d19", landmarks=True), VideoOverlaySink(tmp_path / "lp_d19_overlay.mp4")]
     with pytest.raises(KeyboardInterrupt):
-        process_video(D19, "lp_d19", HaarDetector(), Interrupting(), tmp_path, opts)
+        for _ in fm.process(D19, sinks=sinks):
+            pass
     meta = read_meta(tmp_path / "logs" / "lp_d19_meta.csv")
     np.testing.assert_array_equal(meta.frames, [1, 2, 3, 4, 5])
     import av

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from facemap.records import read_landmarks
-from facemap.types import BBox, FrameResult, Pose, Status
+from facemap.io.records import read_landmarks
+from facemap.types import BBox, Face, Pose, Status
 from tests.standins import DATA
 
 REF = DATA / "ref"
@@ -53,7 +53,7 @@ class RefLandmarker:
         self.rng = np.random.default_rng(self.seed)
 
     def landmark(self, image_bgr, faces, frame=1, timestamp_ms=0.0):
-        """One FrameResult per box (Landmarker protocol)."""
+        """One Face per box (Landmarker protocol)."""
         out = []
         for box in faces:
             self.calls += 1
@@ -66,7 +66,7 @@ class RefLandmarker:
             if self.noise_px:
                 lm = lm + self.rng.normal(0.0, self.noise_px, lm.shape)
             out.append(
-                FrameResult(frame, timestamp_ms, Status.OK, "", box, lm, Pose(0.0, 0.0, 0.0))
+                Face(frame, timestamp_ms, Status.OK, "", box, lm, Pose(0.0, 0.0, 0.0))
             )
         return out
 
@@ -106,18 +106,18 @@ class PatternLandmarker:
         return (self.shape - 0.5) * size + [cx, cy]
 
     def landmark(self, image_bgr, faces, frame=1, timestamp_ms=0.0):
-        """One FrameResult per box (Landmarker protocol)."""
+        """One Face per box (Landmarker protocol)."""
         out = []
         for box in faces:
             cx, cy, _ = self.path(frame)
             if box.x0 <= cx <= box.x1 and box.y0 <= cy <= box.y1:
                 lm = self.truth(frame)
             elif self.miss == "nan":
-                out.append(FrameResult(frame, timestamp_ms, Status.UNSTABLE, "non_finite_output", box))
+                out.append(Face(frame, timestamp_ms, Status.UNSTABLE, "non_finite_output", box))
                 continue
             else:
                 lm = self.shape * [box.width, box.height] + [box.x0, box.y0]
             if self.noise_px:
                 lm = lm + self.rng.normal(0.0, self.noise_px, lm.shape)
-            out.append(FrameResult(frame, timestamp_ms, Status.OK, "", box, lm, Pose(0.0, 0.0, 0.0)))
+            out.append(Face(frame, timestamp_ms, Status.OK, "", box, lm, Pose(0.0, 0.0, 0.0)))
         return out

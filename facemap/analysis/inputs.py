@@ -12,7 +12,7 @@ import pandas as pd
 
 from ..decode import Basis, Decoder
 from ..errors import InputFileError, UsageError
-from ..records import MetaLog, read_landmarks, read_meta, read_raw
+from ..io.records import MetaLog, read_landmarks, read_meta, read_raw
 from .features import FEATURE_COLUMNS, SHAPE_FEATURES, canonical_features, landmark_features
 
 log = logging.getLogger(__name__)

@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .. import __version__
-from ..outputs import OutputDir, atomic_write_bytes
+from .._version import __version__
+from ..io.outputs import OutputDir, atomic_write_bytes
 from .labels import LABELS, NO_FACE, PRIORITY
 from .scores import FORMULAS
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..records import FrameLogs, log_path
-from ..types import BBox, FrameResult, Pose, Status
+from ..io.records import FrameLogs, log_path
+from ..types import BBox, Face, Pose, Status
 
 
 def _template() -> np.ndarray:
@@ -151,10 +151,10 @@ def synthetic_logs(
     with FrameLogs(Path(folder), stem, landmarks=True) as logs:
         for i in range(n_frames):  # a writer is per frame by nature, as in infer.py
             if not face[i]:
-                logs.write(FrameResult.empty(i + 1, float(t_ms[i]), "no face found"))
+                logs.write(Face.empty(i + 1, float(t_ms[i]), "no face found"))
                 continue
             logs.write(
-                FrameResult(
+                Face(
                     frame=i + 1,
                     timestamp_ms=float(t_ms[i]),
                     status=Status.OK,

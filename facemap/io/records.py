@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .errors import InputFileError, OutputError
-from .types import N_LANDMARKS, N_PARAMS, FrameResult
+from ..errors import InputFileError, OutputError
+from ..types import N_LANDMARKS, N_PARAMS, Face
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -72,8 +72,8 @@ def _fmt_g(value: float) -> str:
     return "" if not np.isfinite(value) else f"{value:.7g}"
 
 
-def meta_row(result: FrameResult) -> list[str]:
-    """One meta row for a FrameResult."""
+def meta_row(result: Face) -> list[str]:
+    """One meta row for a Face."""
     box = result.box.as_tuple() if result.box is not None else (np.nan,) * 4
     pose = result.pose.as_tuple() if result.pose is not None else (np.nan,) * 3
     return (
@@ -84,14 +84,14 @@ def meta_row(result: FrameResult) -> list[str]:
     )
 
 
-def summary_row(result: FrameResult) -> list[str]:
+def summary_row(result: Face) -> list[str]:
     """One summary row: min, max and length of the raw params (empty when none)."""
     p = result.params
     stats = [_fmt_g(float(p.min())), _fmt_g(float(p.max())), str(p.size)] if p.size else ["", "", "0"]
     return [str(result.frame)] + stats + [_fmt(result.timestamp_ms, 3)]
 
 
-def landmarks_row(result: FrameResult) -> list[str] | None:
+def landmarks_row(result: Face) -> list[str] | None:
     """One landmarks row, or None when the frame has no landmarks."""
     if not result.has_face:
         return None
@@ -102,7 +102,7 @@ def landmarks_row(result: FrameResult) -> list[str] | None:
     )
 
 
-def raw_row(result: FrameResult) -> list[str] | None:
+def raw_row(result: Face) -> list[str] | None:
     """One raw-params row, or None when the frame has no params."""
     if result.params.size != N_PARAMS:
         return None
@@ -182,7 +182,7 @@ class FrameLogs:
         """Final paths of the logs."""
         return [lg.path for lg in self.logs.values()]
 
-    def write(self, result: FrameResult) -> None:
+    def write(self, result: Face) -> None:
         """Write one frame to every open log (exactly one meta row per frame)."""
         self.logs["meta"].write(meta_row(result))
         self.logs["summary"].write(summary_row(result))

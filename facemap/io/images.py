@@ -10,7 +10,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .errors import InputFileError
+from ..errors import InputFileError
 
 log = logging.getLogger(__name__)
 

@@ -15,8 +15,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from .errors import UsageError
-from .types import FrameResult, Pose
+from ..errors import UsageError
+from ..types import Face, Pose
 
 POSE_UNIT_DEG = 30.0
 DEFAULT_DT_S = 1.0 / 30.0
@@ -43,22 +43,42 @@ SMOOTH_PRESETS: dict[str, SmoothParams | None] = {
 }
 
 
+DEFAULT_SMOOTH = "medium"
+
+
+@dataclass(frozen=True)
+class SmoothOptions:
+    """Smoothing of landmarks and pose in video mode: a preset (off, low, medium, high) with
+    optional One Euro overrides (``min_cutoff`` in Hz, ``beta``)."""
+
+    preset: str = DEFAULT_SMOOTH
+    min_cutoff: float | None = None
+    beta: float | None = None
+
+    def __post_init__(self) -> None:
+        self.params()  # the checks
+
+    def params(self) -> SmoothParams | None:
+        """The One Euro settings, or None when smoothing is off."""
+        return smooth_params(self.preset, self.min_cutoff, self.beta)
+
+
 def smooth_params(
     level: str, min_cutoff: float | None = None, beta: float | None = None
 ) -> SmoothParams | None:
-    """The settings for ``--smooth LEVEL`` with optional overrides; None means off."""
+    """The settings for smoothing preset ``level`` with optional overrides; None means off."""
     if level not in SMOOTH_PRESETS:
-        raise UsageError(f"--smooth {level!r} is unknown; choose one of {', '.join(SMOOTH_PRESETS)}")
+        raise UsageError(f"{{smooth}} {level!r} is unknown; choose one of {', '.join(SMOOTH_PRESETS)}")
     base = SMOOTH_PRESETS[level]
     if base is None:
         return None
     if min_cutoff is not None:
         if not min_cutoff > 0:
-            raise UsageError(f"--smooth-mincutoff must be > 0 Hz, got {min_cutoff}")
+            raise UsageError(f"{{min_cutoff}} must be > 0 Hz, got {min_cutoff}")
         base = replace(base, min_cutoff=float(min_cutoff))
     if beta is not None:
         if not beta >= 0:
-            raise UsageError(f"--smooth-beta must be >= 0, got {beta}")
+            raise UsageError(f"{{beta}} must be >= 0, got {beta}")
         base = replace(base, beta=float(beta))
     return base
 
@@ -105,9 +125,9 @@ class OneEuroFilter:
 
 
 class LandmarkSmoother:
-    """Smooths the landmarks (68, 2) and pose of successive FrameResults of one face.
+    """Smooths the landmarks (68, 2) and pose of successive Faces of one face.
 
-    ``__call__(result)`` returns a new FrameResult with smoothed landmarks and pose (params,
+    ``__call__(result)`` returns a new Face with smoothed landmarks and pose (params,
     box, status unchanged). Results without landmarks pass through and do not touch the state;
     call ``reset()`` when the face is re-acquired (new detection, scene cut).
     """
@@ -121,7 +141,7 @@ class LandmarkSmoother:
         self.filter.reset()
         self._scale = None
 
-    def __call__(self, result: FrameResult) -> FrameResult:
+    def __call__(self, result: Face) -> Face:
         """The smoothed copy of ``result`` (unchanged when it has no landmarks)."""
         if not result.has_face or not np.isfinite(result.landmarks).all():
             return result

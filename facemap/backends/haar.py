@@ -1,42 +1,23 @@
-"""Face detectors behind one small interface, with a registry.
-
-Every detector answers ``detect(image_bgr) -> list[BBox]``: inclusive boxes in image pixels,
-calibrated to the box around the 68 landmarks (jaw to brows), largest first, ``[]`` when there
-is no face. Backends are registered by name (``make_detector("haar")``); a backend with a heavy
-dependency imports it inside its factory, so choosing another backend never pays for it.
-
-Built-in backends:
-
-- ``haar``: OpenCV's frontal-face Haar cascade, its box mapped to the landmark box with
-  constants fitted on real faces (see ``HAAR_DX`` ... below and ``bench/calibrate_haar.py``).
-- ``bbox``: a fixed, precomputed box (``--bbox x0,y0,x1,y1``), returned as given.
+"""OpenCV's frontal-face Haar cascade as a facemap detector, its boxes calibrated to the box
+around the 68 landmarks with constants fitted on real faces (see ``HAAR_DX`` ... below and
+``bench/calibrate_haar.py``).
 """
 
 from __future__ import annotations
 
-import inspect
 import logging
-from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol, TypeVar, runtime_checkable
 
 import cv2
 import numpy as np
 
-from .errors import ModelError, UsageError
-from .types import BBox
+from ..errors import ModelError, UsageError
+from ..types import BBox
+from .base import largest_first, to_gray
 
 log = logging.getLogger(__name__)
 
-__all__ = [
-    "Detector",
-    "FixedBoxDetector",
-    "HaarDetector",
-    "available_detectors",
-    "calibrate_haar_box",
-    "make_detector",
-    "register_detector",
-]
+__all__ = ["HAAR_CASCADE_FILE", "HaarDetector", "calibrate_haar_box"]
 
 # Haar box -> box around dlib's 68 landmarks. With the Haar box's centre (cx, cy) and width w
 # (Haar boxes are square): landmark-box centre = (cx + HAAR_DX * w, cy + HAAR_DY * w),
@@ -56,86 +37,6 @@ HAAR_CASCADE_FILE = "haarcascade_frontalface_default.xml"
 HAAR_MAX_SIDE_PX = 640
 OPENCV_FIX = 'pip install "opencv-python>=4.8,<5"'
 OPENCV_REINSTALL = 'pip install --force-reinstall "opencv-python>=4.8,<5"'
-
-
-@runtime_checkable
-class Detector(Protocol):
-    """A face detector: ``detect(image_bgr)`` -> landmark-style boxes, largest first."""
-
-    name: str
-
-    def detect(self, image_bgr: np.ndarray) -> list[BBox]:
-        """Inclusive boxes in image pixels around each face's 68 landmarks; [] when no face."""
-        ...
-
-
-# ----------------------------------------------------------------------------- registry
-
-F = TypeVar("F", bound=Callable[..., Detector])
-_REGISTRY: dict[str, Callable[..., Detector]] = {}
-
-
-def register_detector(name: str) -> Callable[[F], F]:
-    """Decorator: register a detector class or factory under ``name``."""
-
-    def deco(factory: F) -> F:
-        if name in _REGISTRY and _REGISTRY[name] is not factory:
-            raise ValueError(f"detector {name!r} is already registered")
-        _REGISTRY[name] = factory
-        return factory
-
-    return deco
-
-
-def available_detectors() -> list[str]:
-    """Names of the registered detectors, sorted."""
-    return sorted(_REGISTRY)
-
-
-def make_detector(name: str, **options: object) -> Detector:
-    """Build the detector registered as ``name``; raises UsageError for a bad name or option."""
-    factory = _REGISTRY.get(name)
-    if factory is None:
-        raise UsageError(
-            f"unknown detector {name!r}; choose one of: {', '.join(available_detectors())}"
-        )
-    try:
-        inspect.signature(factory).bind(**options)
-    except TypeError:
-        params = [
-            p.name
-            for p in inspect.signature(factory).parameters.values()
-            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
-        ]
-        given = ", ".join(sorted(options)) or "none"
-        valid = ", ".join(params) or "none"
-        raise UsageError(f"detector {name!r} got option(s) {given}; it takes: {valid}") from None
-    return factory(**options)
-
-
-# ----------------------------------------------------------------------------- helpers
-
-
-def _check_image(image: np.ndarray) -> None:
-    """Raise ValueError/TypeError unless ``image`` is uint8 BGR (H, W, 3) or grayscale (H, W)."""
-    if not isinstance(image, np.ndarray):
-        raise TypeError(f"expected a numpy image, got {type(image).__name__}")
-    if image.dtype != np.uint8:
-        raise ValueError(f"expected a uint8 image, got dtype {image.dtype}")
-    if not (image.ndim == 2 or (image.ndim == 3 and image.shape[2] in (1, 3))):
-        raise ValueError(f"expected a BGR (H, W, 3) or grayscale (H, W) image, got {image.shape}")
-    if image.shape[0] < 1 or image.shape[1] < 1:
-        raise ValueError(f"expected a non-empty image, got shape {image.shape}")
-
-
-def _to_gray(image: np.ndarray) -> np.ndarray:
-    """uint8 (H, W) grayscale of a uint8 BGR (H, W, 3) or grayscale (H, W) image."""
-    _check_image(image)
-    if image.ndim == 2:
-        return image
-    if image.shape[2] == 1:
-        return image[:, :, 0]
-    return cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
 
 
 def calibrate_haar_box(
@@ -164,14 +65,9 @@ def _haar_cascade_dir() -> Path:
     return Path(getattr(data, "haarcascades", "") or "cv2-data-missing")
 
 
-def _largest_first(boxes: list[BBox]) -> list[BBox]:
-    return sorted(boxes, key=lambda b: b.area, reverse=True)
-
-
 # ----------------------------------------------------------------------------- backends
 
 
-@register_detector("haar")
 class HaarDetector:
     """OpenCV's frontal-face Haar cascade, boxes calibrated to the 68-landmark box.
 
@@ -227,7 +123,7 @@ class HaarDetector:
 
     def detect(self, image_bgr: np.ndarray) -> list[BBox]:
         """Faces in a uint8 BGR or grayscale image: landmark-style boxes, largest first."""
-        gray = _to_gray(image_bgr)
+        gray = to_gray(image_bgr)
         h, w = gray.shape
         scale = min(1.0, self.max_side_px / max(h, w))
         if scale < 1.0:
@@ -249,30 +145,4 @@ class HaarDetector:
                 float(x * fx), float(y * fy), float((x + bw) * fx - 1.0), float((y + bh) * fy - 1.0)
             )
             boxes.append(calibrate_haar_box(box) if self.calibrate else box)
-        return _largest_first(boxes)
-
-
-@register_detector("bbox")
-class FixedBoxDetector:
-    """The "precomputed boxes" backend: always returns the given landmark-style box, unclipped."""
-
-    name = "bbox"
-
-    def __init__(self, box: BBox | str | tuple[float, float, float, float]) -> None:
-        if isinstance(box, BBox):
-            self.box = box
-        else:
-            try:
-                self.box = BBox.parse(box) if isinstance(box, str) else BBox(*box)
-            except (TypeError, ValueError) as exc:
-                raise UsageError(f"bad --bbox: {exc}") from None
-
-    def detect(self, image_bgr: np.ndarray) -> list[BBox]:
-        """The fixed box, whatever the image holds (the image is only checked)."""
-        _check_image(image_bgr)
-        return [self.box]
-
-
-# Backends living in their own modules register themselves on import; each imports its heavy
-# dependency only inside its factory, so this costs nothing when they are not chosen.
-from . import dlib_backend as _dlib_backend  # noqa: E402, F401
+        return largest_first(boxes)

@@ -24,7 +24,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .errors import InputFileError, OutputError
+from ..errors import InputFileError, OutputError
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""Video mode: follow one face from frame to frame, and flag outliers.
+"""Video mode: follow one face from frame to frame.
 
 ``FaceTracker`` is the roi -> model stage. It runs the detector on the first frame, whenever
 the face is lost, on a scene cut, and every ``redetect_every`` frames; in between the next box
@@ -9,11 +9,6 @@ not, the same frame is detected again at once. Results carry reason ``detected``
 ``tracked``; a frame without a box is ``no_face`` / ``detector_failed``, or, without
 ``skip_if_no_face``, the model runs on the centre of the frame and the result is ``warn`` /
 ``no_bbox``.
-
-``JumpGuard`` compares each result with the last accepted one on pose, translation and
-expression, each normalised (the 219 identity parameters would swamp a raw L2), and marks
-outliers ``unstable`` / ``jump_threshold``. An outlier never becomes the reference; after
-``accept_after`` outliers in a row the new state is accepted (the face really changed).
 """
 
 from __future__ import annotations
@@ -24,9 +19,9 @@ from dataclasses import dataclass, replace
 import cv2
 import numpy as np
 
-from .detect import Detector
-from .errors import UsageError
-from .types import BBox, FrameResult, Status
+from ..backends.base import Detector, Landmarker
+from ..errors import UsageError
+from ..types import BBox, Face, Status
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +41,7 @@ MAX_ABS_POSE_DEG = (75.0, 90.0, 80.0)
 CONFIRM_IOU = 0.3
 CONFIRM_REGION = 2.5
 CONFIRM_FACE_PX = 96
+DEFAULT_REDETECT_EVERY = 30  # frames between re-detections while a face is held (0 = only when lost)
 # A held face the detector has not confirmed at this many re-detections in a row is dropped.
 MAX_UNCONFIRMED = 3
 # After losing a face, only a detection near its last place is taken for this many frames.
@@ -53,24 +49,19 @@ REACQUIRE_GAP = 15
 # Scene cut: mean absolute difference of 32x18 grey thumbnails above this (0..255).
 CUT_THRESHOLD = 20.0
 
-# JumpGuard normalisers: a change of this much in one step scores 1.0.
-JUMP_POSE_DEG = 25.0
-JUMP_TRANSLATION = 0.5  # face widths
-JUMP_EXPRESSION_RMS = 0.25
-
 
 @dataclass(frozen=True)
 class TrackOptions:
     """Tracking settings (see the module constants for the fixed thresholds)."""
 
-    redetect_every: int = 30
+    redetect_every: int = DEFAULT_REDETECT_EVERY
     skip_if_no_face: bool = False
     expand: float = TRACK_EXPAND
     cut_threshold: float = CUT_THRESHOLD
 
     def __post_init__(self) -> None:
         if self.redetect_every < 0:
-            raise UsageError(f"--redetect-every must be >= 0 (0 = never), got {self.redetect_every}")
+            raise UsageError(f"{{redetect_every}} must be >= 0 (0 = never), got {self.redetect_every}")
         if not 1.0 <= self.expand <= 2.0:
             raise UsageError(f"track expand must be in 1..2, got {self.expand}")
 
@@ -86,7 +77,7 @@ def roi_from_landmarks(landmarks: np.ndarray, expand: float = TRACK_EXPAND) -> B
 
 
 def sanity(
-    result: FrameResult,
+    result: Face,
     roi: BBox,
     expand: float = TRACK_EXPAND,
     image_hw: tuple[int, int] | None = None,
@@ -128,9 +119,12 @@ def _thumb(image: np.ndarray) -> np.ndarray:
     return cv2.resize(np.ascontiguousarray(small), (32, 18), interpolation=cv2.INTER_AREA).astype(np.float32)
 
 
-def _with_reason(result: FrameResult, reason: str) -> FrameResult:
-    """Name how the box was found, unless the result already says what is wrong with it."""
-    return replace(result, reason=reason) if not result.reason else result
+def _with_reason(result: Face, reason: str, ok_reason: str = "") -> Face:
+    """Name how the box was found, unless the result says something else: what is wrong with
+    it, or (an ok face) more than the landmarker's ``ok_reason``."""
+    if not result.reason or (result.status is Status.OK and result.reason == ok_reason):
+        return replace(result, reason=reason)
+    return result
 
 
 def _near(a: BBox, b: BBox) -> bool:
@@ -145,9 +139,12 @@ def _near(a: BBox, b: BBox) -> bool:
 class FaceTracker:
     """The roi -> model stage for one face in a video. Build once per video; call per frame."""
 
-    def __init__(self, detector: Detector, landmarker, options: TrackOptions = TrackOptions()) -> None:
+    def __init__(
+        self, detector: Detector, landmarker: Landmarker, options: TrackOptions = TrackOptions()
+    ) -> None:
         self.detector = detector
         self.landmarker = landmarker
+        self._ok_reason = getattr(landmarker, "ok_reason", "")
         self.options = options
         self.reset()
 
@@ -163,21 +160,23 @@ class FaceTracker:
         self.new_segment = True  # True when the face was (re)acquired: smoothing/guards restart
         self.detections = 0
         self.cuts = 0
+        self.last_detections: list[BBox] = []  # what the detector found in the last frame
 
     @property
     def roi(self) -> BBox | None:
         """The box the next frame will be cropped from (None: it will be detected)."""
         return self._roi
 
-    def follow(self, pred: FrameResult) -> None:
+    def follow(self, pred: Face) -> None:
         """Derive the next ROI from ``pred`` (used when the caller prefers another result than
         the one ``__call__`` returned, e.g. the guard's reference instead of an outlier)."""
         if pred.has_face and np.isfinite(pred.landmarks).all():
             self._roi = roi_from_landmarks(pred.landmarks, self.options.expand)
 
-    def __call__(self, image: np.ndarray, frame: int, timestamp_ms: float) -> FrameResult:
+    def __call__(self, image: np.ndarray, frame: int, timestamp_ms: float) -> Face:
         """Find or follow the face in this frame and run the landmarker on it."""
         self.new_segment = False
+        self.last_detections: list[BBox] = []
         opts = self.options
         thumb = _thumb(image)
         if self._thumb is not None and float(np.abs(thumb - self._thumb).mean()) > opts.cut_threshold:
@@ -198,7 +197,7 @@ class FaceTracker:
             why = sanity(result, roi, opts.expand, image.shape[:2])
             if not why:
                 self._hold(result, tracked=True)
-                return _with_reason(result, "tracked")
+                return _with_reason(result, "tracked", self._ok_reason)
             log.debug("frame %d: face lost (%s)", frame, why)
             self._lose(frame)
         faces = self._detect(image, frame)
@@ -210,9 +209,9 @@ class FaceTracker:
                 self._since_detect = 0
                 self._unconfirmed = 0
                 self.new_segment = True
-            return _with_reason(result, "detected")
+            return _with_reason(result, "detected", self._ok_reason)
         if opts.skip_if_no_face:
-            return FrameResult.empty(frame, timestamp_ms, reason="detector_failed")
+            return Face.empty(frame, timestamp_ms, reason="detector_failed")
         h, w = image.shape[:2]
         side = min(h, w) * 0.8
         box = BBox((w - side) / 2, (h - side) / 2, (w + side) / 2 - 1, (h + side) / 2 - 1)
@@ -221,11 +220,11 @@ class FaceTracker:
         return replace(result, status=status, reason="no_bbox")
 
     # -- internals
-    def _landmark(self, image: np.ndarray, roi: BBox, frame: int, ts: float) -> FrameResult:
+    def _landmark(self, image: np.ndarray, roi: BBox, frame: int, ts: float) -> Face:
         results = self.landmarker.landmark(image, [roi], frame, ts)
-        return results[0] if results else FrameResult.empty(frame, ts, reason="detector_failed")
+        return results[0] if results else Face.empty(frame, ts, reason="detector_failed")
 
-    def _hold(self, result: FrameResult, tracked: bool) -> None:
+    def _hold(self, result: Face, tracked: bool) -> None:
         box = BBox.from_points(result.landmarks)
         roi = roi_from_landmarks(result.landmarks, self.options.expand)
         if tracked and self._last_box is not None and self._held == result.frame - 1:
@@ -245,6 +244,7 @@ class FaceTracker:
     def _detect(self, image: np.ndarray, frame: int) -> list[BBox]:
         self.detections += 1
         faces = list(self.detector.detect(image))
+        self.last_detections = faces
         if not faces:
             return []
         if self._last_box is not None and self._lost_at is not None:
@@ -296,58 +296,3 @@ class FaceTracker:
         return [
             BBox(f.x0 * fx + x0, f.y0 * fy + y0, f.x1 * fx + x0, f.y1 * fy + y0) for f in found
         ]
-
-
-class JumpGuard:
-    """Marks results that jump too far from the last accepted one as unstable/jump_threshold.
-
-    Score = max of |Δpose| / JUMP_POSE_DEG, |Δcentre| / face width / JUMP_TRANSLATION and
-    RMS(Δexpression) / JUMP_EXPRESSION_RMS (parts missing in a result are skipped). A threshold
-    of 0 turns the guard off.
-    """
-
-    def __init__(self, threshold: float = 1.0, accept_after: int = 3) -> None:
-        if threshold < 0:
-            raise UsageError(f"--jump-threshold must be >= 0 (0 = off), got {threshold}")
-        self.threshold = float(threshold)
-        self.accept_after = int(accept_after)
-        self.reset()
-
-    def reset(self) -> None:
-        """Forget the reference (next face result is accepted)."""
-        self.reference: FrameResult | None = None
-        self._outliers = 0
-
-    def score(self, result: FrameResult, ref: FrameResult) -> float:
-        """The normalised change from ``ref`` to ``result`` (0 = identical)."""
-        parts = [0.0]
-        if result.pose is not None and ref.pose is not None:
-            d = np.subtract(result.pose.as_tuple(), ref.pose.as_tuple())
-            parts.append(float(np.abs(d).max()) / JUMP_POSE_DEG)
-        if result.has_face and ref.has_face:
-            width = max(1.0, float(np.ptp(ref.landmarks[:, 0])))
-            shift = np.linalg.norm(result.landmarks.mean(axis=0) - ref.landmarks.mean(axis=0))
-            parts.append(float(shift) / width / JUMP_TRANSLATION)
-        if result.expression.size and ref.expression.size == result.expression.size:
-            rms = float(np.sqrt(np.mean((result.expression - ref.expression) ** 2)))
-            parts.append(rms / JUMP_EXPRESSION_RMS)
-        return max(parts)
-
-    def __call__(self, result: FrameResult) -> FrameResult:
-        """``result``, or its unstable/jump_threshold copy when it is an outlier."""
-        if not result.has_face or result.status is not Status.OK:
-            return result
-        if self.threshold <= 0 or self.reference is None:
-            self.reference = result
-            self._outliers = 0
-            return result
-        if self.score(result, self.reference) <= self.threshold:
-            self.reference = result
-            self._outliers = 0
-            return result
-        self._outliers += 1
-        if self._outliers >= self.accept_after:
-            self.reference = result
-            self._outliers = 0
-            return result
-        return replace(result, status=Status.UNSTABLE, reason="jump_threshold")

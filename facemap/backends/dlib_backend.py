@@ -29,10 +29,10 @@ from types import ModuleType
 import cv2
 import numpy as np
 
-from .detect import _check_image, register_detector
-from .errors import ModelError, UsageError
-from .pose2d import estimate_pose_2d
-from .types import BBox, FrameResult, Pose, Status
+from ..errors import ModelError, UsageError
+from ..pose2d import estimate_pose_2d
+from ..types import BBox, Face, Pose, Status
+from .base import check_image, check_landmarks
 
 log = logging.getLogger(__name__)
 
@@ -128,13 +128,12 @@ def to_dlib_box(box: BBox, consts: tuple[float, float, float, float] = DLIB_BOX_
 
 def _to_rgb(image: np.ndarray) -> np.ndarray:
     """A contiguous uint8 RGB (H, W, 3) or grayscale (H, W) view for dlib."""
-    _check_image(image)
+    check_image(image)
     if image.ndim == 3 and image.shape[2] == 3:
         return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
     return np.ascontiguousarray(image.reshape(image.shape[0], image.shape[1]))
 
 
-@register_detector("dlib-hog")
 class DlibHogDetector:
     """dlib's HOG frontal-face detector, boxes calibrated to the 68-landmark box.
 
@@ -182,8 +181,8 @@ class DlibLandmarker:
 
     Every box is taken as landmark style and mapped to dlib detector style first. Results carry
     landmarks, a 2D-estimated pose and no params or expression; an ok result's reason is
-    ``ok_reason`` (default ``pose_2d``; the video tracker wants "" so that it can name how the
-    box was found, ``detected`` or ``tracked``).
+    ``ok_reason`` (default ``pose_2d``: the pose is a 2D estimate; in video the tracker replaces
+    it with how the box was found, ``detected`` or ``tracked``).
     """
 
     name = "dlib"
@@ -194,8 +193,6 @@ class DlibLandmarker:
         box_calibration: tuple[float, float, float, float] = DLIB_BOX_CALIBRATION,
         ok_reason: str = "pose_2d",
     ) -> None:
-        from .pipeline import check_landmarks
-
         dlib = load_dlib()
         found = predictor_path(path)
         try:
@@ -209,8 +206,11 @@ class DlibLandmarker:
         self.box_calibration = tuple(float(v) for v in box_calibration)
         self.ok_reason = ok_reason
         self._rectangle = dlib.rectangle
-        self._check = check_landmarks
         log.debug("loaded dlib shape predictor %s", found)
+
+    def describe(self) -> dict:
+        """What was loaded, for logs and JSON: landmarker and predictor file."""
+        return {"landmarker": self.name, "predictor": str(self.predictor.path)}
 
     def to_dlib_box(self, box: BBox) -> BBox:
         """The dlib-detector-style box this landmarker feeds the predictor for ``box``."""
@@ -229,8 +229,8 @@ class DlibLandmarker:
 
     def landmark(
         self, image_bgr: np.ndarray, faces: list[BBox], frame: int = 1, timestamp_ms: float = 0.0
-    ) -> list[FrameResult]:
-        """One FrameResult per landmark-style box, in the same order."""
+    ) -> list[Face]:
+        """One Face per landmark-style box, in the same order."""
         if not faces:
             return []
         rgb = _to_rgb(image_bgr)
@@ -238,13 +238,13 @@ class DlibLandmarker:
         poses = estimate_pose_2d(points_all)  # (N, 3) degrees, FaceMap's signs
         results = []
         for face, points, angles in zip(faces, points_all, poses, strict=True):
-            status, reason = self._check(points, face, np.zeros(0))
+            status, reason = check_landmarks(points, face, np.zeros(0))
             usable = status is not Status.UNSTABLE and np.isfinite(angles).all()
             pose = Pose(*map(float, angles)) if usable else None
             if status is Status.OK:
                 reason = self.ok_reason if pose is not None else "no_pose"
             results.append(
-                FrameResult(
+                Face(
                     frame=frame,
                     timestamp_ms=timestamp_ms,
                     status=status,

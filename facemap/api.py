@@ -1,0 +1,173 @@
+"""The public entry point: ``facemap.open()`` builds a ``FaceMap``; ``FaceMap.process()`` runs it."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+from .backends import make_detector, make_landmarker
+from .backends.base import Detector, Landmarker
+from .io.sources import DEFAULT_ARRAY_FPS, FrameRange, Source, resolve_sources
+from .pipeline import Options, Pipeline, StopRun, as_sink, close_sinks
+from .track.guard import GuardOptions
+from .track.smooth import SmoothOptions
+from .track.tracker import TrackOptions
+from .types import Frame, Mode
+
+log = logging.getLogger(__name__)
+
+DEFAULT_LANDMARKER = "facemap"
+DEFAULT_DETECTOR = "haar"
+
+
+@dataclass(frozen=True)
+class DetectorOptions:
+    """Which face detector to build: a registered ``name`` (see
+    ``facemap.backends.available_detectors()``) and its ``settings`` (keyword arguments)."""
+
+    name: str = DEFAULT_DETECTOR
+    settings: dict = field(default_factory=dict)
+
+
+class FaceMap:
+    """A detector and a landmarker, loaded once, and the chain that runs them.
+
+    Build it with ``facemap.open()``; use it as a context manager (or call ``close()``).
+    """
+
+    def __init__(self, detector: Detector, landmarker: Landmarker, options: Options = Options()) -> None:
+        self.detector = detector
+        self.landmarker = landmarker
+        self.options = options
+        self.pipeline = Pipeline(detector, landmarker, options)
+        self.closed = False
+
+    def __enter__(self) -> FaceMap:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Release the backends (their sessions are dropped; the object cannot run again)."""
+        self.closed = True
+
+    def sources(self, source: object, fps: float = DEFAULT_ARRAY_FPS) -> list[Source]:
+        """The inputs ``source`` names, checked up front (see ``process``)."""
+        return resolve_sources(source, fps)
+
+    def process(
+        self,
+        source: object,
+        *,
+        mode: Mode | str | None = None,
+        sinks: Iterable[object] = (),
+        every: int = 1,
+        max_frames: int | None = None,
+        start_s: float | None = None,
+        end_s: float | None = None,
+        fps: float = DEFAULT_ARRAY_FPS,
+    ) -> Iterator[Frame]:
+        """Yield one ``Frame`` per picture or video frame of ``source``.
+
+        source: an image file, a video file, a folder or a glob of them (or a list of these), a
+            camera index (int), one BGR array, or an iterable of (H, W, 3) uint8 BGR arrays
+            (timestamped at ``fps``). Inputs are checked before the first frame.
+        mode: ``Mode.IMAGE`` (each picture on its own) or ``Mode.VIDEO`` (tracked, smoothed,
+            timed); default: IMAGE for image files and a single array, VIDEO for videos,
+            cameras and iterables of arrays.
+        sinks: objects with ``write(frame)`` and ``close(error=None)``, or callables; every
+            frame goes to each, and they are closed when the frames end (see facemap.sinks).
+            With several inputs, the same sinks get the frames of all of them.
+        every, max_frames, start_s, end_s: which frames of a video or camera to take.
+
+        Each Frame has ``index`` (1-based), ``timestamp_ms``, ``image``, ``source``, ``stem``
+        and ``faces``: a tuple of ``Face`` (``id``, ``box``, ``landmarks`` (68, 2) pixels,
+        ``pose`` in degrees, ``status``, ``reason``, ``params``, ``expression``), empty when no
+        face was found.
+        """
+        if self.closed:
+            raise RuntimeError("this FaceMap is closed; open a new one")
+        outs = [as_sink(s) for s in sinks]
+        try:
+            span = FrameRange(every, max_frames, start_s, end_s)
+            chosen = Mode(mode) if mode is not None else None
+            inputs = resolve_sources(source, fps)
+        except BaseException as exc:  # refused before the first frame: release the sinks
+            close_sinks(outs, exc)
+            raise
+        return self._frames(inputs, chosen, outs, span)
+
+    def _frames(
+        self, inputs: list[Source], mode: Mode | None, sinks: list, span: FrameRange
+    ) -> Iterator[Frame]:
+        outs = sinks
+        error: BaseException | None = None
+        try:
+            for src in inputs:
+                frames = src.frames(span)
+                try:
+                    yield from self.pipeline.run(frames, mode or src.mode, outs, src.path, src.stem)
+                finally:
+                    frames.close()
+        except StopRun:  # a sink asked to stop (a preview's q key): a normal end
+            return
+        except GeneratorExit:  # the caller stopped early: finish the outputs normally
+            raise
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            close_sinks(outs, error)
+
+
+def open(  # noqa: A001 - facemap.open, like io.open / av.open
+    landmarker: str | Landmarker = DEFAULT_LANDMARKER,
+    *,
+    detector: str | Detector | DetectorOptions = DEFAULT_DETECTOR,
+    track: TrackOptions = TrackOptions(),
+    guard: GuardOptions = GuardOptions(),
+    smooth: SmoothOptions | str = SmoothOptions(),
+    **landmarker_options: object,
+) -> FaceMap:
+    """Load a landmarker and a face detector once; returns a ``FaceMap`` to ``process()`` with.
+
+    landmarker: ``"facemap"`` (Qualcomm's FaceMap 3DMM ONNX model; options ``model`` (path to
+        model.onnx, its model.data beside it), ``basis_dir`` (folder with meanFace.npy,
+        shapeBasis.npy, blendShape.npy; default qai-hub-models' cache, downloaded when
+        missing), ``provider`` ("auto", "cpu", "coreml", "cuda"), ``face_margin``, ``bgr``,
+        ``normalize``), ``"dlib"`` (dlib's 68-point predictor; needs the dlib extra), any
+        name registered with ``facemap.backends.register_landmarker``, or a landmarker object.
+    detector: ``"haar"`` (default), ``"dlib-hog"``, ``"bbox"`` (with settings ``box``), a
+        ``DetectorOptions(name, settings)``, or a detector object (``detect(image) -> [BBox]``).
+    track: ``TrackOptions(redetect_every=30, skip_if_no_face=False)``: video-mode tracking.
+    guard: ``GuardOptions(jump_threshold=1.0)``: video-mode outlier marking (0 = off).
+    smooth: ``SmoothOptions("medium")`` or a preset name ("off", "low", "medium", "high").
+
+    Example::
+
+        import facemap
+        with facemap.open("dlib") as fm:
+            for frame in fm.process("clip.mp4"):
+                for face in frame.faces:
+                    print(frame.index, frame.timestamp_ms, face.box, face.pose, face.landmarks.shape)
+
+    Errors are ``facemap.errors.FacemapError`` subclasses, one line each, with an exit code.
+    """
+    if isinstance(smooth, str):
+        smooth = SmoothOptions(smooth)
+    options = Options(track=track, guard=guard, smooth=smooth)
+    if isinstance(detector, DetectorOptions):
+        det = make_detector(detector.name, **detector.settings)
+    elif isinstance(detector, str):
+        det = make_detector(detector)
+    else:
+        det = detector
+    if isinstance(landmarker, str):
+        lmk = make_landmarker(landmarker, **landmarker_options)
+    else:
+        if landmarker_options:
+            raise TypeError(f"landmarker options {sorted(landmarker_options)} go with a landmarker name")
+        lmk = landmarker
+    return FaceMap(det, lmk, options)

@@ -1,0 +1,123 @@
+"""infer.py's options, typed, with defaults taken from the library, and its flag names."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+from ..api import DEFAULT_DETECTOR, DEFAULT_LANDMARKER
+from ..draw import DrawStyle
+from ..errors import FacemapError
+from ..model import DEFAULT_PROVIDER
+from ..preprocess import DEFAULT_FACE_MARGIN, DEFAULT_NORMALIZE
+from ..track.guard import DEFAULT_JUMP_THRESHOLD
+from ..track.smooth import DEFAULT_SMOOTH
+from ..track.tracker import DEFAULT_REDETECT_EVERY
+
+DEFAULT_OUTPUT = "out"
+
+# How infer.py spells each option a library message names (``{name}`` in the message).
+FLAGS = {
+    "image": "--image",
+    "video": "--video",
+    "camera": "--camera",
+    "output": "--output",
+    "clean": "--clean",
+    "model": "--model",
+    "fetch_model": "`python infer.py --fetch-model`",
+    "force": "--force",
+    "basis_dir": "--basis-dir",
+    "provider": "--provider",
+    "detector": "--detector",
+    "bbox": "--bbox",
+    "landmarker": "--landmarker",
+    "face_margin": "--face-margin",
+    "normalize": "--normalize",
+    "point_size": "--point-size",
+    "every": "--every",
+    "max_frames": "--max-frames",
+    "start_s": "--start",
+    "end_s": "--end",
+    "redetect_every": "--redetect-every",
+    "jump_threshold": "--jump-threshold",
+    "smooth": "--smooth",
+    "min_cutoff": "--smooth-mincutoff",
+    "beta": "--smooth-beta",
+    "jobs": "--jobs",
+    "no_preview": "--no-preview",
+    "dump_npy": "--dump-npy",
+    "dump_csv": "--dump-csv",
+    "compare": "--compare",
+    "gt": "--gt",
+}
+
+
+def cli_message(err: FacemapError) -> str:
+    """The error's one line, in infer.py's flag names."""
+    return err.render(FLAGS)
+
+
+@dataclass
+class InferConfig:
+    """Every option of infer.py, typed. Defaults are the library's."""
+
+    image: list[str] | None = None
+    video: list[str] | None = None
+    camera: int | None = None
+    model: str | None = None
+    fetch_model: bool = False
+    inspect: bool = False
+    force: bool = False
+    input_name: str | None = None
+    output_name: str | None = None
+    provider: str = DEFAULT_PROVIDER
+    basis_dir: str | None = None
+    face_margin: float = DEFAULT_FACE_MARGIN
+    bgr: bool = False
+    normalize: str = DEFAULT_NORMALIZE
+    face_detect: bool = True
+    detector: str = DEFAULT_DETECTOR
+    landmarker: str = DEFAULT_LANDMARKER
+    bbox: str | None = None
+    output: str = DEFAULT_OUTPUT
+    clean: bool = False
+    point_size: int = DrawStyle.point_size
+    contours: bool = DrawStyle.contours
+    mesh: bool = DrawStyle.mesh
+    hud: bool = DrawStyle.hud
+    dump_csv: bool = False
+    dump_landmarks_csv: bool = False
+    dump_npy: bool = False
+    quiet: bool = False
+    script_dir: str = "."
+    # video / camera
+    save_video: bool = False
+    every: int = 1
+    max_frames: int | None = None
+    start: float | None = None
+    end: float | None = None
+    redetect_every: int = DEFAULT_REDETECT_EVERY
+    jump_threshold: float = DEFAULT_JUMP_THRESHOLD
+    skip_if_no_face: bool = False
+    smooth: str = DEFAULT_SMOOTH
+    smooth_mincutoff: float | None = None
+    smooth_beta: float | None = None
+    no_preview: bool = False
+    jobs: int = 1
+    # evaluation (facemap.eval)
+    compare: str | None = None
+    gt: str | None = None
+
+    @classmethod
+    def from_namespace(cls, ns: object) -> InferConfig:
+        """Build from an argparse Namespace, ignoring unknown attributes."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in vars(ns).items() if k in names})
+
+    def style(self) -> DrawStyle:
+        """The overlay style these options ask for."""
+        return DrawStyle(
+            point_size=self.point_size, contours=self.contours, mesh=self.mesh, hud=self.hud
+        )
+
+
+DEFAULTS = InferConfig()

@@ -1,0 +1,251 @@
+"""What ``infer.py`` does once its arguments are parsed: build the parts once, run, report.
+
+The library never prints: ``run_infer`` hands every line meant for the user to ``emit``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from .._version import __version__
+from ..api import FaceMap
+from ..backends import (
+    FixedBoxDetector,
+    WholeImageDetector,
+    available_landmarkers,
+    make_detector,
+    make_landmarker,
+)
+from ..errors import UsageError
+from ..io.outputs import OutputDir
+from ..pipeline import Options
+from ..sinks import ImageFilesSink
+from ..track.guard import GuardOptions
+from ..track.smooth import SmoothOptions
+from ..track.tracker import TrackOptions
+from ..types import BBox, Face, Frame
+from .config import InferConfig
+
+log = logging.getLogger(__name__)
+
+Emit = Callable[[str], None]
+
+
+def _fmt_pose(result: Face) -> str:
+    pose = result.pose
+    if pose is None:
+        return ""
+    return f"pitch {pose.pitch_deg:+6.1f}  yaw {pose.yaw_deg:+6.1f}  roll {pose.roll_deg:+6.1f} deg"
+
+
+def build_detector(cfg: InferConfig):
+    """The face detector the options ask for (--bbox, --no-face-detect, or --detector)."""
+    if cfg.bbox is not None:
+        try:
+            box = BBox.parse(cfg.bbox)
+        except ValueError as exc:
+            raise UsageError(f"{{bbox}}: {exc}") from None
+        return FixedBoxDetector(box)
+    if not cfg.face_detect:
+        return WholeImageDetector()
+    return make_detector(cfg.detector)
+
+
+def build_landmarker(cfg: InferConfig, emit: Emit, name: str | None = None):
+    """Build landmark backend ``name`` (default ``cfg.landmarker``) once: (landmarker, description).
+
+    ``facemap`` loads the model and basis; ``dlib`` loads dlib's 68-point predictor (no model or
+    basis needed; the optional dlib extra must be installed).
+    """
+    name = cfg.landmarker if name is None else name
+    if name == "facemap":
+        video = bool(cfg.video) or cfg.camera is not None
+        lmk = make_landmarker(
+            "facemap",
+            model=cfg.model,
+            basis_dir=cfg.basis_dir,
+            provider=cfg.provider,
+            face_margin=cfg.face_margin,
+            bgr=cfg.bgr,
+            normalize=cfg.normalize,
+            input_name=cfg.input_name,
+            output_name=cfg.output_name,
+            model_dir=cfg.script_dir,
+            spin=not video,
+            progress=not cfg.quiet,
+        )
+        if not cfg.quiet:
+            m = lmk.model
+            emit(f"model {m.path} on {m.provider} ({m.io.layout} {m.input_hw[1]}x{m.input_hw[0]})")
+        return lmk, lmk.describe()
+    lmk = make_landmarker(name)
+    if name == "dlib" and not cfg.quiet:
+        emit(f"landmarker dlib: {lmk.predictor.path} (pose estimated from 2D points)")
+    describe = getattr(lmk, "describe", None)
+    return lmk, (describe() if describe else {"landmarker": name})
+
+
+def chain_options(cfg: InferConfig) -> Options:
+    """The chain's options from the flags."""
+    return Options(
+        track=TrackOptions(redetect_every=cfg.redetect_every, skip_if_no_face=cfg.skip_if_no_face),
+        guard=GuardOptions(jump_threshold=cfg.jump_threshold),
+        smooth=SmoothOptions(cfg.smooth, cfg.smooth_mincutoff, cfg.smooth_beta),
+    )
+
+
+def open_facemap(cfg: InferConfig, emit: Emit, landmarker=None) -> tuple[FaceMap, dict]:
+    """The FaceMap the flags ask for, and its description for the JSON documents."""
+    options = chain_options(cfg)  # bad values are refused before any model is loaded
+    detector = build_detector(cfg)
+    if landmarker is None:
+        landmarker, desc = build_landmarker(cfg, emit)
+    else:
+        desc = {}
+    return FaceMap(detector, landmarker, options), desc
+
+
+def run_infer(cfg: InferConfig, emit: Emit) -> int:
+    """Run infer.py's job; returns the exit code (errors are raised as FacemapError)."""
+    from ..assets import fetch_model, find_model
+
+    if cfg.fetch_model:
+        target = Path(cfg.script_dir)
+        if cfg.model:  # --model names a folder (where model.onnx goes) or the model file itself
+            given = Path(cfg.model)
+            target = given if given.is_dir() or given.suffix.lower() != ".onnx" else given.parent
+        path = fetch_model(target, progress=not cfg.quiet, force=cfg.force)
+        emit(f"model ready: {path}")
+        return 0
+    if cfg.inspect:
+        from ..model import describe
+
+        info = describe(find_model(Path(cfg.model) if cfg.model else None, Path(cfg.script_dir)))
+        for line in format_inspect(info):
+            emit(line)
+        return 0
+    if not str(cfg.output).strip():
+        raise UsageError("{output} is empty; give a folder (default out)")
+    sources = [s for s in (cfg.image, cfg.video) if s] + ([cfg.camera] if cfg.camera is not None else [])
+    if len(sources) != 1:
+        raise UsageError("give exactly one of --image, --video or --camera (see --help)")
+    if cfg.image:
+        return _run_images(cfg, emit)
+    if cfg.compare or cfg.gt:
+        raise UsageError("--compare and --gt work with --image only (for a video, compare landmarks logs with python -m facemap.eval)")
+    from .videos import run_camera, run_videos
+
+    return run_videos(cfg, emit) if cfg.video else run_camera(cfg, emit)
+
+
+def image_line(frame: Frame) -> str:
+    """The one line printed for a processed picture."""
+    r = frame.result
+    took = f"{frame.elapsed_ms:.0f} ms"
+    if r.has_face:
+        b = r.box
+        where = f"face {b.x0:.0f},{b.y0:.0f}-{b.x1:.0f},{b.y1:.0f}"
+        if len(frame.detections) > 1:
+            where += f" (largest of {len(frame.detections)})"
+        return f"{frame.source.name}: {where}  {_fmt_pose(r)}  {took}  [{r.status.value}]"
+    if r.status.value == "unstable":
+        return f"{frame.source.name}: model output unusable ({r.reason})  {took}  [unstable]"
+    return f"{frame.source.name}: no face ({r.reason})  {took}"
+
+
+def _run_images(cfg: InferConfig, emit: Emit) -> int:
+    from ..io.images import collect_images, unique_stems
+    from ..io.sources import Source
+    from ..types import Mode
+
+    paths = collect_images(cfg.image or [])
+    fm, desc = open_facemap(cfg, emit)
+    check = _image_checks(cfg, paths, fm.landmarker, emit)
+    if check is not None:
+        fm = FaceMap(fm.detector, check.landmarker, fm.options)
+    desc.update({"detector": fm.detector.name, "face_margin": cfg.face_margin, "facemap_version": __version__})
+    inputs = [Source("image", stem, path=p) for p, stem in zip(paths, unique_stems(paths), strict=True)]
+    n_face = 0
+    with OutputDir(Path(cfg.output), clean=cfg.clean) as out:
+        sink = ImageFilesSink(
+            out,
+            raw=cfg.dump_csv,
+            landmarks=cfg.dump_landmarks_csv,
+            npy=cfg.dump_npy,
+            style=cfg.style(),
+            meta=desc,
+        )
+        for frame in fm.process(inputs, mode=Mode.IMAGE, sinks=[sink]):
+            line = image_line(frame)
+            if frame.result.has_face:
+                n_face += 1
+                if check is not None:
+                    extra = check.line(frame)
+                    if cfg.quiet:  # one line per input: the comparison joins it
+                        line = f"{line}  |{extra}"
+                    else:
+                        emit(line)
+                        line = extra
+            emit(line)
+    if not cfg.quiet:
+        emit(f"{len(paths)} image(s), {n_face} with a face; outputs in {cfg.output}/")
+    return 0
+
+
+@dataclass
+class _ImageChecks:
+    """``--compare`` / ``--gt`` for images: the landmarker to run and each image's report line."""
+
+    landmarker: object
+    names: tuple[str, str | None]
+    gt_paths: dict[Path, Path | None]
+
+    def line(self, frame: Frame) -> str:
+        """The NME line for one processed image."""
+        from ..eval import TeeLandmarker, image_line, load_ground_truth
+
+        other = None
+        if isinstance(self.landmarker, TeeLandmarker):
+            o = self.landmarker.last_other
+            other = (self.names[1], o[0] if o else Face.empty(frame.index))
+        gt_path = self.gt_paths.get(frame.source)
+        gt = load_ground_truth(gt_path) if gt_path is not None else None
+        text = image_line(self.names[0], frame.result, other, gt)
+        if self.gt_paths and gt_path is None:
+            text += ("; " if text else "") + "no ground truth for this image"
+        return f"  {text}"
+
+
+def _image_checks(cfg: InferConfig, paths: list[Path], landmarker, emit: Emit) -> _ImageChecks | None:
+    """Set up --compare NAME (a second backend on the same boxes) and --gt FILE|DIR."""
+    if not (cfg.compare or cfg.gt):
+        return None
+    from ..eval import TeeLandmarker, ground_truth_paths
+
+    if cfg.compare == cfg.landmarker:
+        raise UsageError(f"--compare {cfg.compare} is the --landmarker already; compare with another one of: {', '.join(available_landmarkers())}")
+    if cfg.compare:
+        other, _ = build_landmarker(cfg, emit, cfg.compare)
+        landmarker = TeeLandmarker(landmarker, other)
+    gts = dict(zip(paths, ground_truth_paths(cfg.gt, paths), strict=True)) if cfg.gt else {}
+    return _ImageChecks(landmarker, (cfg.landmarker, cfg.compare), gts)
+
+
+def format_inspect(info: dict) -> list[str]:
+    """Lines for ``--inspect``."""
+    lines = [f"model:     {info['model']}", f"producer:  {info['producer'] or '?'}"]
+    lines.append("opset:     " + ", ".join(f"{k} {v}" for k, v in info["opset"].items()))
+    for kind in ("inputs", "outputs"):
+        for t in info[kind]:
+            lines.append(f"{kind[:-1]:<10} {t['name']}  shape {t['shape']}  {t['dtype']}")
+    lines.append(f"layout:    {info['layout']} {info['input_hw'][1]}x{info['input_hw'][0]}")
+    if info["external_data"]:
+        for e in info["external_data"]:
+            lines.append(f"weights:   {e['path']}  {e['size_bytes']:,} bytes")
+    else:
+        lines.append("weights:   inside the .onnx (no external data)")
+    lines.append("providers: " + ", ".join(info["providers_available"]))
+    return lines

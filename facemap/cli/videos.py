@@ -1,0 +1,305 @@
+"""infer.py --video and --camera: each input through ``FaceMap.process`` with its sinks, the
+report lines, the progress bar and ``--jobs`` (several videos in parallel processes)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+from ..api import FaceMap
+from ..errors import InputFileError, UsageError
+from ..io.outputs import OutputDir
+from ..io.sources import FrameRange, Source
+from ..io.video import VideoInfo, collect_videos, probe
+from ..sinks import CsvLogSink, PreviewSink, VideoOverlaySink, log_names, overlay_name
+from ..types import Face, Mode
+from .config import InferConfig
+from .infer import open_facemap
+
+log = logging.getLogger(__name__)
+
+Emit = Callable[[str], None]
+
+
+@dataclass
+class FrameCounts:
+    """Per-status and per-reason frame counts."""
+
+    frames: int = 0
+    by_status: dict[str, int] = field(default_factory=dict)
+    by_reason: dict[str, int] = field(default_factory=dict)
+
+    def add(self, r: Face) -> None:
+        """Count one result."""
+        self.frames += 1
+        self.by_status[r.status.value] = self.by_status.get(r.status.value, 0) + 1
+        self.by_reason[r.reason] = self.by_reason.get(r.reason, 0) + 1
+
+    @property
+    def with_face(self) -> int:
+        """Frames whose face box was detected or tracked."""
+        return self.by_reason.get("detected", 0) + self.by_reason.get("tracked", 0)
+
+
+@dataclass(frozen=True)
+class VideoReport:
+    """What one processed video yields."""
+
+    path: Path
+    stem: str
+    counts: FrameCounts
+    elapsed_s: float
+    outputs: list[Path]
+    info: VideoInfo | None = None
+    note: str = ""
+
+    @property
+    def fps(self) -> float:
+        """Processed frames per second of wall time."""
+        return self.counts.frames / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+
+def progress(total: int | None, desc: str, enabled: bool, unit: str = "frame"):
+    """A tqdm bar on stderr, only on a terminal (no carriage-return lines in redirected logs)."""
+    from tqdm import tqdm
+
+    return tqdm(
+        total=total or None,
+        desc=desc,
+        unit=unit,
+        disable=None if enabled else True,
+        dynamic_ncols=True,
+        leave=False,
+        file=sys.stderr,
+    )
+
+
+def frame_range(cfg: InferConfig) -> FrameRange:
+    """--every, --max-frames, --start, --end (image-only options refused)."""
+    if cfg.dump_npy:
+        raise UsageError(
+            "{dump_npy} is for images; for videos use {dump_csv} (logs/<stem>_raw.csv holds the "
+            "raw parameters of every frame)"
+        )
+    return FrameRange(cfg.every, cfg.max_frames, cfg.start, cfg.end)
+
+
+def _expected(info: VideoInfo, span: FrameRange) -> int:
+    n = info.frames_between(span.start_s, span.end_s)
+    n = -(-n // span.every) if n else 0
+    if span.max_frames:
+        n = min(n, span.max_frames) if n else span.max_frames
+    return n
+
+
+def process_video(
+    fm: FaceMap, src: Source, info: VideoInfo, out_dir: Path, cfg: InferConfig, span: FrameRange
+) -> VideoReport:
+    """One video through the chain into its logs and (--save-video) its overlay."""
+    t0 = time.perf_counter()
+    expected = _expected(info, span)
+    sinks: list = [CsvLogSink(out_dir, src.stem, raw=cfg.dump_csv, landmarks=cfg.dump_landmarks_csv)]
+    outputs = list(sinks[0].paths)
+    if cfg.save_video:
+        sinks.append(
+            VideoOverlaySink(
+                Path(out_dir) / overlay_name(src.stem),
+                fps=info.fps / span.every,
+                time_base=info.time_base,
+                size=(info.width, info.height),
+                audio_from=src.path if info.has_audio else None,
+                style=cfg.style(),
+            )
+        )
+        outputs.append(sinks[-1].path)
+    counts = FrameCounts()
+    with progress(expected, src.stem, not cfg.quiet) as bar:
+        for frame in fm.process(src, mode=Mode.VIDEO, sinks=sinks, every=span.every,
+                                max_frames=span.max_frames, start_s=span.start_s, end_s=span.end_s):
+            counts.add(frame.result)
+            bar.update(1)
+    if counts.frames == 0:
+        raise InputFileError(
+            f"{src.path}: no frames in the chosen range ({{start_s}}/{{end_s}}/{{max_frames}}); check the range"
+        )
+    note = ""
+    if expected and counts.frames < 0.95 * expected and span.max_frames is None:
+        note = f"ended early: {counts.frames} of {expected} frames decoded, the file looks truncated"
+        log.warning("%s: %s; the logs and overlay cover the decoded frames", src.path, note)
+    return VideoReport(src.path, src.stem, counts, time.perf_counter() - t0, outputs, info, note)
+
+
+def report_line(rep: VideoReport) -> str:
+    """One line per processed input."""
+    c = rep.counts
+    pct = 100.0 * c.with_face / c.frames if c.frames else 0.0
+    d, t = c.by_reason.get("detected", 0), c.by_reason.get("tracked", 0)
+    extra = []
+    for key in ("unstable", "warn", "no_face"):
+        if c.by_status.get(key):
+            extra.append(f"{c.by_status[key]} {key}")
+    tail = (", " + ", ".join(extra)) if extra else ""
+    return (
+        f"{rep.path.name}: {c.frames} frames, face in {c.with_face} ({pct:.1f}%: {d} detected, "
+        f"{t} tracked){tail}, {rep.fps:.1f} fps" + (f" ({rep.note})" if rep.note else "")
+    )
+
+
+def summary_table(reports: list[VideoReport]) -> list[str]:
+    """The table printed after several videos."""
+    name_w = max([len("file")] + [len(r.path.name) for r in reports])
+    lines = [f"{'file':<{name_w}}  {'frames':>7}  {'face %':>6}  {'unstable':>8}  {'no_face':>7}  {'fps':>6}  outputs"]
+    for r in reports:
+        c = r.counts
+        pct = 100.0 * c.with_face / c.frames if c.frames else 0.0
+        outs = ", ".join(p.name for p in r.outputs if p.suffix == ".mp4" or p.name.endswith("_meta.csv"))
+        lines.append(
+            f"{r.path.name:<{name_w}}  {c.frames:>7}  {pct:>6.1f}  {c.by_status.get('unstable', 0):>8}  "
+            f"{c.by_status.get('no_face', 0):>7}  {r.fps:>6.1f}  {outs}"
+        )
+    total = sum(r.counts.frames for r in reports)
+    secs = sum(r.elapsed_s for r in reports)
+    lines.append(f"{len(reports)} video(s), {total} frames, {secs:.1f} s of processing")
+    return lines
+
+
+_WORKER: dict = {}
+
+
+def _worker_init(cfg: InferConfig) -> None:
+    logging.basicConfig(level=logging.WARNING, format="facemap: %(message)s")
+    _WORKER["fm"], _ = open_facemap(cfg, lambda _line: None)
+    _WORKER["cfg"] = cfg
+
+
+def _worker_run(src: Source, info: VideoInfo, out_dir: Path, span: FrameRange) -> VideoReport:
+    return process_video(_WORKER["fm"], src, info, out_dir, _WORKER["cfg"], span)
+
+
+def run_videos(cfg: InferConfig, emit: Emit) -> int:
+    """infer.py --video: each file (folder, glob) in turn, or in --jobs processes."""
+    from ..io.images import unique_stems
+
+    if cfg.jobs < 1:
+        raise UsageError(f"{{jobs}} must be >= 1, got {cfg.jobs}")
+    paths = collect_videos(cfg.video or [])
+    span = frame_range(cfg)
+    infos = []
+    for p in paths:  # every input is checked before anything is written
+        info = probe(p)
+        if info.duration_s and not info.frames_between(span.start_s, span.end_s):
+            asked = f"{{start_s}} {span.start_s or 0:g} s" + (
+                f", {{end_s}} {span.end_s:g} s" if span.end_s is not None else ""
+            )
+            raise InputFileError(
+                f"{p}: no frames in the chosen range ({asked}); the video lasts "
+                f"{info.duration_s:.1f} s: check the range"
+            )
+        infos.append(info)
+    inputs = [Source("video", stem, path=p) for p, stem in zip(paths, unique_stems(paths), strict=True)]
+    reports: list[VideoReport] = []
+    with OutputDir(Path(cfg.output), clean=cfg.clean) as out:
+        for src in inputs:
+            for rel in log_names(src.stem, cfg.dump_csv, cfg.dump_landmarks_csv):
+                out.file(rel)
+            if cfg.save_video:
+                out.file(overlay_name(src.stem))
+        if cfg.jobs == 1 or len(paths) == 1:
+            fm, _desc = open_facemap(cfg, emit)
+            for src, info in zip(inputs, infos, strict=True):
+                rep = process_video(fm, src, info, out.path, cfg, span)
+                reports.append(rep)
+                emit(report_line(rep))
+        else:
+            reports = _run_parallel(cfg, inputs, infos, out.path, span, emit)
+    if len(reports) > 1:
+        for line in summary_table(reports):
+            emit(line)
+    if not cfg.quiet:
+        emit(f"outputs in {cfg.output}/")
+    return 0
+
+
+def _run_parallel(cfg, inputs, infos, out_dir, span, emit) -> list[VideoReport]:
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from dataclasses import replace
+
+    worker_cfg = replace(cfg, quiet=True)  # no progress bars or model lines from the workers
+    by_stem: dict[str, VideoReport] = {}
+    ctx = mp.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=min(cfg.jobs, len(inputs)), mp_context=ctx,
+                             initializer=_worker_init, initargs=(worker_cfg,)) as pool:
+        futures = {
+            pool.submit(_worker_run, src, info, out_dir, span): src.stem
+            for src, info in zip(inputs, infos, strict=True)
+        }
+        bar = progress(len(inputs), "videos", not cfg.quiet, unit="video")
+        try:
+            for fut in as_completed(futures):
+                rep = fut.result()
+                by_stem[futures[fut]] = rep
+                bar.clear()
+                emit(report_line(rep))
+                bar.update(1)
+        except BaseException:
+            for f in futures:
+                f.cancel()
+            raise
+        finally:
+            bar.close()
+    return [by_stem[src.stem] for src in inputs]
+
+
+def have_display() -> bool:
+    """True when a preview window can be shown (macOS/Windows always; Linux needs X or Wayland)."""
+    if sys.platform.startswith("linux"):
+        return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+    return True
+
+
+def run_camera(cfg: InferConfig, emit: Emit) -> int:
+    """infer.py --camera INDEX: until q/Esc in the preview, Ctrl-C, or --max-frames."""
+    if cfg.jobs > 1:
+        raise UsageError("--jobs applies to several --video files, not to --camera")
+    span = frame_range(cfg)
+    preview = not cfg.no_preview
+    if preview and not have_display():
+        raise UsageError(
+            "--camera: no display for the preview window (DISPLAY is not set); "
+            "add --no-preview to run headless (logs and --save-video still work)"
+        )
+    src = Source("camera", f"camera{cfg.camera}", camera=cfg.camera)
+    t0 = time.perf_counter()
+    counts = FrameCounts()
+    with OutputDir(Path(cfg.output), clean=cfg.clean) as out:
+        for rel in log_names(src.stem, cfg.dump_csv, cfg.dump_landmarks_csv):
+            out.file(rel)
+        if cfg.save_video:
+            out.file(overlay_name(src.stem))
+        fm, _ = open_facemap(cfg, emit)
+        sinks: list = [CsvLogSink(out.path, src.stem, raw=cfg.dump_csv, landmarks=cfg.dump_landmarks_csv)]
+        outputs = list(sinks[0].paths)
+        if cfg.save_video:
+            sinks.append(VideoOverlaySink(out.path / overlay_name(src.stem), 30.0, Fraction(1, 1000), style=cfg.style()))
+            outputs.append(sinks[-1].path)
+        if preview:
+            sinks.append(PreviewSink(f"facemap camera {cfg.camera} (q or Esc quits)", cfg.style()))
+        if not cfg.quiet:
+            stop = "q or Esc in the preview stops it" if preview else "Ctrl-C stops it"
+            emit(f"opening camera {cfg.camera}; once it runs, {stop}")
+        frames = fm.process(src, mode=Mode.VIDEO, sinks=sinks, every=span.every, max_frames=span.max_frames)
+        try:
+            for frame in frames:
+                counts.add(frame.result)
+        except KeyboardInterrupt:  # Ctrl-C is the way to stop a live camera: a normal end
+            log.info("interrupted: stopping the camera")
+    rep = VideoReport(Path(f"camera:{cfg.camera}"), src.stem, counts, time.perf_counter() - t0, outputs)
+    emit(report_line(rep))
+    return 0

@@ -1,0 +1,250 @@
+"""Sinks: where the chain's frames go. Each has ``write(frame)`` and ``close(error=None)``.
+
+- ``CsvLogSink``: the per-frame CSV logs of one input (meta and summary; raw and landmarks on
+  request), streamed, each renamed into place on close.
+- ``VideoOverlaySink``: the overlay as H.264 MP4 at the source's timing, its audio copied.
+- ``ImageFilesSink``: for pictures, per frame an overlay JPEG, a JSON document and one-row logs.
+- ``PreviewSink``: a window showing the overlay; q or Esc ends the run.
+
+Any callable taking a Frame is a sink too (``facemap.pipeline.as_sink``).
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .draw import DrawStyle, annotate
+from .errors import OutputError, UsageError
+from .io.outputs import OutputDir, atomic_write_bytes, atomic_write_json
+from .io.records import FrameLogs, log_path
+from .io.video import DEFAULT_CRF, DEFAULT_PRESET, VideoSink
+from .pipeline import StopRun
+from .types import Face, Frame
+
+log = logging.getLogger(__name__)
+
+QUIT_KEYS = (ord("q"), ord("Q"), 27)
+JPEG_QUALITY = 95
+
+
+def log_names(stem: str, raw: bool = False, landmarks: bool = False) -> list[str]:
+    """Relative paths of the logs written for ``stem`` (meta and summary always)."""
+    kinds = ["meta", "summary"] + (["raw"] if raw else []) + (["landmarks"] if landmarks else [])
+    return [log_path(Path(""), stem, k).as_posix() for k in kinds]
+
+
+def overlay_name(stem: str) -> str:
+    """``<stem>_overlay.mp4``."""
+    return f"{stem}_overlay.mp4"
+
+
+class _Rate:
+    """Exponential moving average of the processing rate (frames/s), for the HUD."""
+
+    def __init__(self) -> None:
+        self.fps = 0.0
+        self._t = time.perf_counter()
+
+    def tick(self) -> float:
+        now = time.perf_counter()
+        dt, self._t = now - self._t, now
+        if dt > 0:
+            inst = 1.0 / dt
+            self.fps = inst if self.fps == 0 else 0.9 * self.fps + 0.1 * inst
+        return self.fps
+
+
+class CsvLogSink:
+    """The CSV logs of one input under ``folder/logs`` (``<stem>_meta.csv`` ...): one meta row
+    per frame (the frame's first face, or its no-face record)."""
+
+    def __init__(self, folder: Path, stem: str, raw: bool = False, landmarks: bool = False) -> None:
+        self.logs = FrameLogs(Path(folder), stem, raw=raw, landmarks=landmarks)
+        self.paths = self.logs.paths
+
+    def write(self, frame: Frame) -> None:
+        """One row per log for this frame."""
+        self.logs.write(frame.result)
+
+    def close(self, error: BaseException | None = None) -> None:
+        """Rename every log into place (also after an error: the rows so far are complete)."""
+        self.logs.close()
+
+
+class VideoOverlaySink:
+    """The overlay of every frame as an H.264 MP4 at ``path``.
+
+    Frames are placed at their source time (``frame.time_s``); ``audio_from`` (the source
+    video) gives the audio, copied. The encoder opens at the first frame, sized ``size``
+    (width, height) or, without it, as that frame. After an interruption the file is finished up to the
+    last frame; after another error it is removed.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        fps: float = 30.0,
+        time_base: Fraction = Fraction(1, 1000),
+        size: tuple[int, int] | None = None,
+        audio_from: Path | None = None,
+        style: DrawStyle = DrawStyle(),
+        crf: int = DEFAULT_CRF,
+        preset: str = DEFAULT_PRESET,
+    ) -> None:
+        self.path = Path(path)
+        self.fps, self.time_base, self.size = fps, time_base, size
+        self.audio_from, self.style, self.crf, self.preset = audio_from, style, crf, preset
+        self._sink: VideoSink | None = None
+        self._rate = _Rate()
+
+    def _open(self, width: int, height: int) -> None:
+        self._sink = VideoSink(
+            self.path, width, height, self.fps, self.time_base,
+            audio_from=self.audio_from, crf=self.crf, preset=self.preset,
+        )
+        self._sink.open()
+
+    def write(self, frame: Frame) -> None:
+        """Draw the frame and queue it for encoding."""
+        fps = self._rate.tick()
+        overlay = annotate(frame, self.style, fps)
+        if self._sink is None:
+            h, w = overlay.shape[:2]
+            self._open(*(self.size or (w, h)))
+        self._sink.write(overlay, frame.time_s)
+
+    @property
+    def frames_written(self) -> int:
+        """Frames encoded so far."""
+        return self._sink.frames_written if self._sink is not None else 0
+
+    def close(self, error: BaseException | None = None) -> None:
+        """Finish the file (renamed into place), or remove it after an error."""
+        if self._sink is None:
+            return
+        if error is None:
+            self._sink.close()
+        else:
+            self._sink.close_after(error)
+
+
+class ImageFilesSink:
+    """For pictures: per frame ``<stem>_overlay.jpg``, ``<stem>.json`` and the one-row logs
+    ``logs/<stem>_meta.csv`` ... (``raw``/``landmarks`` on request, ``npy``: the raw parameters
+    as ``logs/<stem>_raw.npy``), each written whole through ``out`` (atomic, listed in its
+    marker). ``meta`` is added to every JSON document (model, detector, ...).
+    """
+
+    def __init__(
+        self,
+        out: OutputDir,
+        overlay: bool = True,
+        raw: bool = False,
+        landmarks: bool = False,
+        npy: bool = False,
+        style: DrawStyle = DrawStyle(),
+        meta: dict | None = None,
+        jpeg_quality: int = JPEG_QUALITY,
+    ) -> None:
+        self.out = out
+        self.overlay, self.raw, self.landmarks, self.npy = overlay, raw, landmarks, npy
+        self.style = style
+        self.meta = dict(meta or {})
+        self.jpeg_quality = jpeg_quality
+        self.written: dict[str, list[Path]] = {}
+
+    def write(self, frame: Frame) -> None:
+        """All files of this picture."""
+        stem = frame.stem or f"frame{frame.index}"
+        r = frame.result
+        written: list[Path] = []
+        if self.overlay:
+            ok, buf = cv2.imencode(".jpg", annotate(frame, self.style), [cv2.IMWRITE_JPEG_QUALITY, self.jpeg_quality])
+            if not ok:
+                raise OutputError(f"{frame.source or stem}: cannot encode the overlay as JPEG")
+            target = self.out.file(f"{stem}_overlay.jpg")
+            atomic_write_bytes(target, buf.tobytes())
+            written.append(target)
+        rel_logs = log_names(stem, self.raw, self.landmarks)
+        for rel in rel_logs:
+            self.out.file(rel)
+        with FrameLogs(self.out.path, stem, raw=self.raw, landmarks=self.landmarks) as logs:
+            logs.write(r)
+        written.extend(self.out.path / rel for rel in rel_logs)
+        if self.npy and r.params.size:
+            buf = io.BytesIO()
+            np.save(buf, r.params[None].astype(np.float32))
+            target = self.out.file(f"logs/{stem}_raw.npy")
+            atomic_write_bytes(target, buf.getvalue())
+            written.append(target)
+        target = self.out.file(f"{stem}.json")
+        atomic_write_json(target, image_json(frame, self.meta))
+        written.append(target)
+        self.written[stem] = written
+
+    def close(self, error: BaseException | None = None) -> None:
+        """Every file was finished as it was written."""
+
+
+def image_json(frame: Frame, extra: dict | None = None) -> dict:
+    """The per-picture JSON document (units in the key names)."""
+    r: Face = frame.result
+    h, w = frame.image.shape[:2] if frame.image is not None else (0, 0)
+    doc = {
+        "image": str(frame.source) if frame.source is not None else frame.stem,
+        "width": int(w),
+        "height": int(h),
+        "face_found": r.has_face,
+        "faces_detected": len(frame.detections),
+        "status": r.status.value,
+        "reason": r.reason,
+        "box": list(r.box.as_tuple()) if r.box is not None else None,
+        "landmarks": np.round(r.landmarks, 3).tolist() if r.has_face else [],
+        "pose_deg": (
+            dict(zip(("pitch", "yaw", "roll"), (round(v, 3) for v in r.pose.as_tuple()), strict=True))
+            if r.pose is not None
+            else None
+        ),
+        "expression": np.round(r.expression, 6).tolist(),
+    }
+    doc.update(extra or {})
+    return doc
+
+
+class PreviewSink:
+    """A window showing each frame's overlay; q or Esc in it ends the run (``StopRun``)."""
+
+    def __init__(self, title: str = "facemap (q or Esc quits)", style: DrawStyle = DrawStyle()) -> None:
+        self.title, self.style = title, style
+        self._rate = _Rate()
+        self._shown = False
+
+    def write(self, frame: Frame) -> None:
+        """Show the overlay and read the keyboard."""
+        overlay = annotate(frame, self.style, self._rate.tick())
+        try:
+            cv2.imshow(self.title, overlay)
+            key = cv2.waitKey(1) & 0xFF
+        except cv2.error as exc:
+            raise UsageError(
+                f"cannot open a preview window ({str(exc).strip().splitlines()[-1][:80]}); "
+                "run without the preview window ({no_preview})"
+            ) from None
+        self._shown = True
+        if key in QUIT_KEYS:
+            raise StopRun
+
+    def close(self, error: BaseException | None = None) -> None:
+        """Close the window."""
+        if self._shown:
+            try:
+                cv2.destroyWindow(self.title)
+            except cv2.error:
+                log.debug("preview window already closed")

@@ -1,0 +1,94 @@
+"""``JumpGuard`` compares each face with the last accepted one on pose, translation and
+expression, each normalised (the 219 identity parameters would swamp a raw L2), and marks
+outliers ``unstable`` / ``jump_threshold``. An outlier never becomes the reference; after
+``accept_after`` outliers in a row the new state is accepted (the face really changed).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from ..errors import UsageError
+from ..types import Face, Status
+
+# JumpGuard normalisers: a change of this much in one step scores 1.0.
+JUMP_POSE_DEG = 25.0
+JUMP_TRANSLATION = 0.5  # face widths
+JUMP_EXPRESSION_RMS = 0.25
+
+DEFAULT_JUMP_THRESHOLD = 1.0
+DEFAULT_ACCEPT_AFTER = 3
+
+
+@dataclass(frozen=True)
+class GuardOptions:
+    """Jump guard settings: a face whose normalised change from the last accepted one exceeds
+    ``jump_threshold`` (0 = off) is marked unstable; ``accept_after`` outliers in a row are
+    taken as the face's new state."""
+
+    jump_threshold: float = DEFAULT_JUMP_THRESHOLD
+    accept_after: int = DEFAULT_ACCEPT_AFTER
+
+    def __post_init__(self) -> None:
+        if not self.jump_threshold >= 0:
+            raise UsageError(f"{{jump_threshold}} must be >= 0 (0 = off), got {self.jump_threshold}")
+        if self.accept_after < 1:
+            raise UsageError(f"guard accept_after must be >= 1, got {self.accept_after}")
+
+
+class JumpGuard:
+    """Marks results that jump too far from the last accepted one as unstable/jump_threshold.
+
+    Score = max of |Δpose| / JUMP_POSE_DEG, |Δcentre| / face width / JUMP_TRANSLATION and
+    RMS(Δexpression) / JUMP_EXPRESSION_RMS (parts missing in a result are skipped). A threshold
+    of 0 turns the guard off.
+    """
+
+    def __init__(
+        self, threshold: float = DEFAULT_JUMP_THRESHOLD, accept_after: int = DEFAULT_ACCEPT_AFTER
+    ) -> None:
+        GuardOptions(threshold, accept_after)  # the checks
+        self.threshold = float(threshold)
+        self.accept_after = int(accept_after)
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the reference (next face result is accepted)."""
+        self.reference: Face | None = None
+        self._outliers = 0
+
+    def score(self, result: Face, ref: Face) -> float:
+        """The normalised change from ``ref`` to ``result`` (0 = identical)."""
+        parts = [0.0]
+        if result.pose is not None and ref.pose is not None:
+            d = np.subtract(result.pose.as_tuple(), ref.pose.as_tuple())
+            parts.append(float(np.abs(d).max()) / JUMP_POSE_DEG)
+        if result.has_face and ref.has_face:
+            width = max(1.0, float(np.ptp(ref.landmarks[:, 0])))
+            shift = np.linalg.norm(result.landmarks.mean(axis=0) - ref.landmarks.mean(axis=0))
+            parts.append(float(shift) / width / JUMP_TRANSLATION)
+        if result.expression.size and ref.expression.size == result.expression.size:
+            rms = float(np.sqrt(np.mean((result.expression - ref.expression) ** 2)))
+            parts.append(rms / JUMP_EXPRESSION_RMS)
+        return max(parts)
+
+    def __call__(self, result: Face) -> Face:
+        """``result``, or its unstable/jump_threshold copy when it is an outlier."""
+        if not result.has_face or result.status is not Status.OK:
+            return result
+        if self.threshold <= 0 or self.reference is None:
+            self.reference = result
+            self._outliers = 0
+            return result
+        if self.score(result, self.reference) <= self.threshold:
+            self.reference = result
+            self._outliers = 0
+            return result
+        self._outliers += 1
+        if self._outliers >= self.accept_after:
+            self.reference = result
+            self._outliers = 0
+            return result
+        return replace(result, status=Status.UNSTABLE, reason="jump_threshold")
