@@ -133,6 +133,14 @@ def open(  # noqa: A001 - facemap.open, like io.open / av.open
 ) -> FaceMap:
     """Load a landmarker and a face detector once; returns a ``FaceMap`` to ``process()`` with.
 
+    ``fm.process(source)`` takes an image file, a video file, a folder or a glob of them (or a
+    list), a camera index (int), one BGR array, or an iterable of BGR arrays, and yields one
+    ``Frame`` per picture or frame: ``frame.index``, ``frame.timestamp_ms``, ``frame.image`` and
+    ``frame.faces``, a tuple of ``Face`` (``id``, ``box``, ``landmarks`` (68, 2) pixels,
+    ``pose`` in degrees, ``status``, ``reason``, ``params``, ``expression``), empty when there
+    is no face. ``mode=Mode.IMAGE`` or ``Mode.VIDEO`` says whether frames are tracked; sinks
+    (``facemap.sinks``, or any callable) receive every frame. See ``help(FaceMap.process)``.
+
     landmarker: ``"facemap"`` (Qualcomm's FaceMap 3DMM ONNX model; options ``model`` (path to
         model.onnx, its model.data beside it), ``basis_dir`` (folder with meanFace.npy,
         shapeBasis.npy, blendShape.npy; default qai-hub-models' cache, downloaded when

@@ -37,6 +37,9 @@ from .types import Face, Frame, Mode, Status
 log = logging.getLogger(__name__)
 
 
+_Step = tuple[tuple[Face, ...], tuple, str]
+
+
 class StopRun(Exception):
     """Raised by a sink to end the run after the current frame (not an error)."""
 
@@ -141,9 +144,18 @@ class Pipeline:
         hold = _HoldSignals()
         for vf in frames:
             t0 = time.perf_counter()
-            frame = step(vf)
-            frame = replace(
-                frame, source=source, stem=stem, elapsed_ms=(time.perf_counter() - t0) * 1000.0
+            faces, boxes, reason = step(vf)
+            frame = Frame(
+                index=vf.index,
+                timestamp_ms=vf.timestamp_ms,
+                faces=faces,
+                image=vf.image,
+                source=source,
+                stem=stem,
+                detections=boxes,
+                time_s=vf.time_s,
+                reason="" if faces else reason,
+                elapsed_ms=(time.perf_counter() - t0) * 1000.0,
             )
             stop = False
             with hold:  # every sink gets this frame, or none does
@@ -157,24 +169,25 @@ class Pipeline:
                 raise StopRun
 
     # -- the two modes
-    def _image_step(self) -> Callable[[VideoFrame], Frame]:
+    # Each step maps one frame to (faces, the detector's boxes, why there is no face).
+    def _image_step(self) -> Callable[[VideoFrame], _Step]:
         detector, landmarker = self.detector, self.landmarker
 
-        def step(vf: VideoFrame) -> Frame:
+        def step(vf: VideoFrame) -> _Step:
             boxes = list(detector.detect(vf.image))
             found = landmarker.landmark(vf.image, boxes[:1], vf.index, vf.timestamp_ms) if boxes else []
-            return _frame(vf, found[:1], boxes, "detector_failed")
+            return tuple(found[:1]), tuple(boxes), "detector_failed"
 
         return step
 
-    def _video_step(self) -> Callable[[VideoFrame], Frame]:
+    def _video_step(self) -> Callable[[VideoFrame], _Step]:
         opts = self.options
         tracker = FaceTracker(self.detector, self.landmarker, opts.track)
         guard = JumpGuard(opts.guard.jump_threshold, opts.guard.accept_after)
         smoother = LandmarkSmoother(self._smooth) if self._smooth is not None else None
         track_id = -1
 
-        def step(vf: VideoFrame) -> Frame:
+        def step(vf: VideoFrame) -> _Step:
             nonlocal track_id
             raw = tracker(vf.image, vf.index, vf.timestamp_ms)
             if tracker.new_segment:
@@ -187,22 +200,10 @@ class Pipeline:
             shown = guarded
             if smoother is not None and guarded.status is Status.OK:
                 shown = smoother(guarded)
-            faces = [] if shown.status is Status.NO_FACE else [replace(shown, id=max(track_id, 0))]
-            return _frame(vf, faces, tracker.last_detections, shown.reason)
+            faces = () if shown.status is Status.NO_FACE else (replace(shown, id=max(track_id, 0)),)
+            return faces, tuple(tracker.last_detections), shown.reason
 
         return step
-
-
-def _frame(vf: VideoFrame, faces: list[Face], boxes: list, reason: str) -> Frame:
-    return Frame(
-        index=vf.index,
-        timestamp_ms=vf.timestamp_ms,
-        faces=tuple(faces),
-        image=vf.image,
-        detections=tuple(boxes),
-        time_s=vf.time_s,
-        reason=reason if not faces else "",
-    )
 
 
 def close_sinks(sinks: list[Sink], error: BaseException | None = None) -> None:

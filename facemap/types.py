@@ -57,6 +57,9 @@ class BBox:
         """Centre (cx, cy) in pixels."""
         return ((self.x0 + self.x1) / 2.0, (self.y0 + self.y1) / 2.0)
 
+    def __str__(self) -> str:
+        return f"BBox({self.x0:.1f}, {self.y0:.1f}, {self.x1:.1f}, {self.y1:.1f})"
+
     def as_tuple(self) -> tuple[float, float, float, float]:
         """(x0, y0, x1, y1)."""
         return (self.x0, self.y0, self.x1, self.y1)
@@ -113,6 +116,9 @@ class Pose:
     pitch_deg: float
     yaw_deg: float
     roll_deg: float
+
+    def __str__(self) -> str:
+        return f"Pose(pitch {self.pitch_deg:+.1f}, yaw {self.yaw_deg:+.1f}, roll {self.roll_deg:+.1f} deg)"
 
     def as_tuple(self) -> tuple[float, float, float]:
         """(pitch_deg, yaw_deg, roll_deg)."""

@@ -16,10 +16,10 @@ from facemap.backends import (
     HaarDetector,
     available_detectors,
     calibrate_haar_box,
-    haar,
     make_detector,
     register_detector,
 )
+from facemap.backends import haar as haar_module
 from facemap.errors import FacemapError, InputFileError, ModelError, UsageError
 from facemap.io.records import read_landmarks
 from facemap.types import BBox
@@ -158,7 +158,7 @@ def test_missing_cascade_is_a_model_error_with_the_fix(
 def test_corrupt_cascade_is_a_model_error(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, content: str
 ) -> None:
-    (tmp_path / haar.HAAR_CASCADE_FILE).write_text(content)
+    (tmp_path / haar_module.HAAR_CASCADE_FILE).write_text(content)
     monkeypatch.setattr(cv2.data, "haarcascades", str(tmp_path) + "/")
     with pytest.raises(ModelError, match=r"cannot load.*opencv-python>=4\.8,<5"):
         HaarDetector()
@@ -296,9 +296,9 @@ def test_detector_output_is_the_calibrated_raw_box(
 
 def test_calibration_constants_are_plausible() -> None:
     # the Haar box covers the forehead and is wider than the jaw: shrink it and move it down
-    assert abs(haar.HAAR_DX) < 0.05
-    assert 0.1 < haar.HAAR_DY < 0.25
-    assert 0.7 < haar.HAAR_SCALE_W < 0.95 and 0.7 < haar.HAAR_SCALE_H < 0.95
+    assert abs(haar_module.HAAR_DX) < 0.05
+    assert 0.1 < haar_module.HAAR_DY < 0.25
+    assert 0.7 < haar_module.HAAR_SCALE_W < 0.95 and 0.7 < haar_module.HAAR_SCALE_H < 0.95
 
 
 @pytest.mark.parametrize(

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from facemap.cli.config import cli_message
 from facemap.errors import OutputError
 from facemap.io.outputs import (
     FILE_MODE,
@@ -58,8 +59,9 @@ def test_clean_refuses_special_folders(tmp_path, monkeypatch, which):
         monkeypatch.chdir(target)
     else:
         (target / ".git").mkdir()
-    with pytest.raises(OutputError, match="--clean refused"):
+    with pytest.raises(OutputError) as err:
         OutputDir(target, clean=True).open()
+    assert "--clean refused" in cli_message(err.value)
 
 
 def test_empty_folder_may_be_cleaned(tmp_path):
@@ -125,3 +127,37 @@ def test_atomic_write_gives_the_mode_open_would(tmp_path):
         fh.write("x")
     mode = stat.S_IMODE((tmp_path / "a.json").stat().st_mode)
     assert mode == stat.S_IMODE((tmp_path / "b.csv").stat().st_mode) == FILE_MODE
+
+
+def test_listing_n_files_rewrites_the_marker_a_constant_number_of_times(tmp_path, monkeypatch):
+    """Writing N files costs O(N) marker work: each new file appends one line; the marker is
+    rewritten whole only when the folder is opened and closed."""
+    from facemap.io import outputs
+
+    rewrites = []
+    real = outputs.atomic_write_text
+    monkeypatch.setattr(outputs, "atomic_write_text", lambda p, t: rewrites.append(p) or real(p, t))
+    counts = {}
+    for n in (10, 400):
+        rewrites.clear()
+        with OutputDir(tmp_path / f"o{n}") as out:
+            for i in range(n):
+                out.file(f"logs/f{i:04d}.csv").write_text("x")
+            out.file("logs/f0000.csv")  # named again: listed once
+        counts[n] = len(rewrites)
+        listed = [ln for ln in (tmp_path / f"o{n}" / MARKER).read_text().splitlines() if not ln.startswith("#")]
+        assert listed == [f"logs/f{i:04d}.csv" for i in range(n)]
+    assert counts[10] == counts[400] <= 2
+
+
+def test_a_run_killed_midway_leaves_every_written_file_listed(tmp_path):
+    """No close (the process died): the appended lines still list every file, so --clean can
+    remove them later, and nothing else."""
+    out = OutputDir(tmp_path / "o")
+    out.open()
+    for i in range(3):
+        out.file(f"a{i}.txt").write_text("x")
+    out._marker_fh.close()  # as the OS does when the process dies; no close(), lock left behind
+    (tmp_path / "o" / LOCK).write_text("999999999")  # a pid that is not running
+    with OutputDir(tmp_path / "o", clean=True) as again:
+        assert sorted(p.name for p in again.path.iterdir()) == sorted([LOCK, MARKER])

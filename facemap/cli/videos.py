@@ -19,8 +19,8 @@ from ..io.sources import FrameRange, Source
 from ..io.video import VideoInfo, collect_videos, probe
 from ..sinks import CsvLogSink, PreviewSink, VideoOverlaySink, log_names, overlay_name
 from ..types import Face, Mode
+from .build import open_facemap
 from .config import InferConfig
-from .infer import open_facemap
 
 log = logging.getLogger(__name__)
 

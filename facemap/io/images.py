@@ -55,7 +55,7 @@ def read_image(path: Path, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     if not path.exists():
         raise InputFileError(f"{path}: image not found; check the path")
     if path.is_dir():
-        raise InputFileError(f"{path}: is a folder; pass image files, or the folder with --image DIR")
+        raise InputFileError(f"{path}: is a folder; pass image files, or the folder with {{image}} DIR")
     size = path.stat().st_size
     if size == 0:
         raise InputFileError(f"{path}: image file is empty (0 bytes); copy it again")
@@ -73,7 +73,7 @@ def read_image(path: Path, max_pixels: int = MAX_PIXELS) -> np.ndarray:
         raise InputFileError(f"{path}: cannot decode image ({msg}); is it a complete image file?") from None
     if image is None:
         if path.suffix.lower() in (".mp4", ".mov", ".mkv", ".avi", ".m4v", ".webm"):
-            raise InputFileError(f"{path}: is a video; pass it with --video")
+            raise InputFileError(f"{path}: is a video; pass it with {{video}}")
         raise InputFileError(
             f"{path}: not a readable image (truncated, or not an image format OpenCV reads); "
             "re-export it as JPEG or PNG"

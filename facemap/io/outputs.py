@@ -1,7 +1,7 @@
 """The output folder: created and marked by facemap, locked while a run writes, cleaned safely.
 
 A folder facemap creates holds a marker file, ``.facemap-output``, listing every file facemap wrote
-there (relative paths). ``--clean`` empties a folder only when it is empty or when every file in it
+there (relative paths). ``clean`` empties a folder only when it is empty or when every file in it
 is one facemap listed; it refuses the home folder, the working folder, and any folder holding a
 repository. A lock file, ``.facemap.lock``, keeps two runs from writing into one folder at once.
 """
@@ -52,7 +52,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     except OSError as exc:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
-        raise OutputError(f"{path}: cannot write ({exc.strerror or exc}); free space or choose another --output") from None
+        raise OutputError(f"{path}: cannot write ({exc.strerror or exc}); free space or choose another {{output}}") from None
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
@@ -104,6 +104,7 @@ class OutputDir:
         self._written: set[str] = set()
         self._locked = False
         self._created = False
+        self._marker_fh = None  # the marker, open for appending while the folder is locked
 
     # -- lifecycle
     def __enter__(self) -> OutputDir:
@@ -117,21 +118,22 @@ class OutputDir:
         """Create (or check) the folder, clean it if asked, take the lock."""
         p = self.path
         if p.exists() and not p.is_dir():
-            raise OutputError(f"{p}: is a file, not a folder; pass a folder to --output")
+            raise OutputError(f"{p}: is a file, not a folder; pass a folder as {{output}}")
         existed = p.exists()
         self._created = not existed
         try:
             p.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise OutputError(f"{p}: cannot create output folder ({exc.strerror or exc}); choose another --output") from None
+            raise OutputError(f"{p}: cannot create output folder ({exc.strerror or exc}); choose another {{output}}") from None
         if not os.access(p, os.W_OK | os.X_OK):
-            raise OutputError(f"{p}: output folder is not writable; choose another --output")
+            raise OutputError(f"{p}: output folder is not writable; choose another {{output}}")
         self._lock()
         try:
             if self.clean and existed:
                 self._clean()
             self._written = set(self._read_marker())
             self._save_marker()
+            self._open_marker()
         except BaseException:
             self._unlock()
             raise
@@ -141,6 +143,7 @@ class OutputDir:
         and left empty (e.g. the input was refused) is removed again."""
         if not self._locked:
             return
+        self._close_marker()
         try:
             self._written = {r for r in self._written if (self.path / r).exists()}
             if self._created and not self._written and not self._foreign_files():
@@ -166,7 +169,7 @@ class OutputDir:
         rel = target.relative_to(self.path).as_posix()
         if rel not in self._written:
             self._written.add(rel)
-            self._save_marker()
+            self._append_marker(rel)
         return target
 
     def forget(self, relative: str) -> None:
@@ -175,7 +178,9 @@ class OutputDir:
             with contextlib.suppress(OSError):
                 (self.path / relative).unlink()
             self._written.discard(relative)
+            self._close_marker()
             self._save_marker()
+            self._open_marker()
 
     def exists(self, relative: str) -> bool:
         """True when ``relative`` exists in the folder."""
@@ -190,6 +195,29 @@ class OutputDir:
             return [ln.strip() for ln in marker.read_text(encoding="utf-8").splitlines() if ln.strip() and not ln.startswith("#")]
         except (OSError, UnicodeDecodeError):
             return []
+
+    def _open_marker(self) -> None:
+        try:
+            self._marker_fh = open(self.path / MARKER, "a", encoding="utf-8")  # noqa: SIM115
+        except OSError as exc:
+            raise OutputError(f"{self.path}: cannot write ({exc.strerror or exc}); choose another {{output}}") from None
+
+    def _close_marker(self) -> None:
+        if self._marker_fh is not None:
+            with contextlib.suppress(OSError):
+                self._marker_fh.close()
+            self._marker_fh = None
+
+    def _append_marker(self, rel: str) -> None:
+        """List one more file: a line appended and flushed (O(1); the marker is rewritten
+        whole, sorted, only when the folder is opened and closed)."""
+        if self._marker_fh is None:
+            self._open_marker()
+        try:
+            self._marker_fh.write(f"{rel}\n")
+            self._marker_fh.flush()
+        except OSError as exc:
+            raise OutputError(f"{self.path / MARKER}: cannot write ({exc.strerror or exc}); free space or choose another {{output}}") from None
 
     def _save_marker(self) -> None:
         text = "# written by facemap; --clean removes only the files listed here\n"
@@ -209,14 +237,14 @@ class OutputDir:
                 if pid and _pid_alive(pid) and pid != os.getpid():
                     raise OutputError(
                         f"{self.path}: another facemap run (pid {pid}) is writing here; "
-                        "wait for it or choose another --output"
+                        "wait for it or choose another {output}"
                     ) from None
                 log.warning("%s: removing a stale lock left by pid %s", self.path, pid or "?")
                 with contextlib.suppress(OSError):
                     lock.unlink()
                 continue
             except OSError as exc:
-                raise OutputError(f"{self.path}: cannot write ({exc.strerror or exc}); choose another --output") from None
+                raise OutputError(f"{self.path}: cannot write ({exc.strerror or exc}); choose another {{output}}") from None
             with os.fdopen(fd, "w") as fh:
                 fh.write(str(os.getpid()))
             self._locked = True
@@ -231,15 +259,15 @@ class OutputDir:
     def _clean(self) -> None:
         reason = _forbidden(self.path)
         if reason:
-            raise OutputError(f"{self.path}: --clean refused, {reason}; point --output at a folder facemap made")
+            raise OutputError(f"{self.path}: {{clean}} refused, {reason}; point {{output}} at a folder facemap made")
         listed = set(self._read_marker())
         present = self._foreign_files()
         foreign = sorted(r for r in present if r not in listed)
         if foreign:
             raise OutputError(
-                f"{self.path}: --clean refused, {foreign[0]} was not written by facemap"
+                f"{self.path}: {{clean}} refused, {foreign[0]} was not written by facemap"
                 f"{f' (and {len(foreign) - 1} more)' if len(foreign) > 1 else ''}; "
-                "move it away or choose another --output"
+                "move it away or choose another {output}"
             )
         for rel in present:
             (self.path / rel).unlink()

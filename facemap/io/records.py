@@ -126,7 +126,7 @@ class CsvLog:
             self._fh = open(self.tmp_path, "w", newline="", encoding="utf-8")  # noqa: SIM115
         except OSError as exc:
             raise OutputError(
-                f"{self.path}: cannot write log ({exc.strerror or exc}); choose a writable --output"
+                f"{self.path}: cannot write log ({exc.strerror or exc}); choose a writable {{output}}"
             ) from exc
         self._writer = csv.writer(self._fh)
         self._writer.writerow(columns)

@@ -51,7 +51,8 @@ class FrameRange:
 
 @dataclass(frozen=True)
 class Source:
-    """One input: ``kind`` is image, video, camera or arrays; ``stem`` names its outputs."""
+    """One input: ``kind`` is image (a file), array (one picture), video, camera or arrays (an
+    iterable of frames); ``stem`` names its outputs."""
 
     kind: str
     stem: str
@@ -63,7 +64,7 @@ class Source:
     @property
     def mode(self) -> Mode:
         """The mode this kind of input runs in unless told otherwise."""
-        return Mode.IMAGE if self.kind == "image" else Mode.VIDEO
+        return Mode.IMAGE if self.kind in ("image", "array") else Mode.VIDEO
 
     @property
     def name(self) -> str:
@@ -106,7 +107,7 @@ def resolve_sources(source: object, fps: float = DEFAULT_ARRAY_FPS) -> list[Sour
             raise UsageError(f"camera index must be >= 0 (0 is the first camera), got {source}")
         return [Source("camera", f"camera{source}", camera=source)]
     if isinstance(source, np.ndarray):
-        return [Source("arrays", "image", arrays=[source], fps=fps)]
+        return [Source("array", "image", arrays=[source], fps=fps)]
     if isinstance(source, (str, Path)):
         items = [str(source)]
     elif isinstance(source, (list, tuple)) and source and all(isinstance(s, (str, Path)) for s in source):

@@ -86,7 +86,7 @@ def _open_input(path: Path):
     if not path.exists():
         raise InputFileError(f"{path}: video not found; check the path")
     if path.is_dir():
-        raise InputFileError(f"{path}: is a folder; pass video files, or the folder with --video DIR")
+        raise InputFileError(f"{path}: is a folder; pass video files, or the folder with {{video}} DIR")
     if path.stat().st_size == 0:
         raise InputFileError(f"{path}: video file is empty (0 bytes); copy it again")
     try:
@@ -332,7 +332,7 @@ class VideoSink:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             out = av.open(str(self.tmp_path), mode="w", format="mp4")
         except (av.error.FFmpegError, OSError) as exc:
-            raise OutputError(f"{self.path}: cannot write video ({exc}); choose a writable --output") from None
+            raise OutputError(f"{self.path}: cannot write video ({exc}); choose a writable {{output}}") from None
         try:
             vs = out.add_stream("libx264", rate=self.fps)
             vs.width, vs.height = self.width, self.height
@@ -487,7 +487,7 @@ class VideoSink:
         except BaseException as exc:
             msg = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
             self._error = exc if isinstance(exc, OutputError) else OutputError(
-                f"{self.path}: cannot encode video ({msg}); check free space and --output"
+                f"{self.path}: cannot encode video ({msg}); check free space and {{output}}"
             )
             # Keep draining so a producer blocked on put() can see the error.
             with contextlib.suppress(Exception):

@@ -1,0 +1,84 @@
+"""The library parts infer.py's flags ask for: detector, landmarker, chain options, FaceMap."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from ..api import FaceMap
+from ..backends import FixedBoxDetector, WholeImageDetector, make_detector, make_landmarker
+from ..errors import UsageError
+from ..pipeline import Options
+from ..track.guard import GuardOptions
+from ..track.smooth import SmoothOptions
+from ..track.tracker import TrackOptions
+from ..types import BBox
+from .config import InferConfig
+
+Emit = Callable[[str], None]
+
+
+def build_detector(cfg: InferConfig):
+    """The face detector the options ask for (--bbox, --no-face-detect, or --detector)."""
+    if cfg.bbox is not None:
+        try:
+            box = BBox.parse(cfg.bbox)
+        except ValueError as exc:
+            raise UsageError(f"{{bbox}}: {exc}") from None
+        return FixedBoxDetector(box)
+    if not cfg.face_detect:
+        return WholeImageDetector()
+    return make_detector(cfg.detector)
+
+
+def build_landmarker(cfg: InferConfig, emit: Emit, name: str | None = None):
+    """Build landmark backend ``name`` (default ``cfg.landmarker``) once: (landmarker, description).
+
+    ``facemap`` loads the model and basis; ``dlib`` loads dlib's 68-point predictor (no model or
+    basis needed; the optional dlib extra must be installed).
+    """
+    name = cfg.landmarker if name is None else name
+    if name == "facemap":
+        video = bool(cfg.video) or cfg.camera is not None
+        lmk = make_landmarker(
+            "facemap",
+            model=cfg.model,
+            basis_dir=cfg.basis_dir,
+            provider=cfg.provider,
+            face_margin=cfg.face_margin,
+            bgr=cfg.bgr,
+            normalize=cfg.normalize,
+            input_name=cfg.input_name,
+            output_name=cfg.output_name,
+            model_dir=cfg.script_dir,
+            spin=not video,
+            progress=not cfg.quiet,
+        )
+        if not cfg.quiet:
+            m = lmk.model
+            emit(f"model {m.path} on {m.provider} ({m.io.layout} {m.input_hw[1]}x{m.input_hw[0]})")
+        return lmk, lmk.describe()
+    lmk = make_landmarker(name)
+    if name == "dlib" and not cfg.quiet:
+        emit(f"landmarker dlib: {lmk.predictor.path} (pose estimated from 2D points)")
+    describe = getattr(lmk, "describe", None)
+    return lmk, (describe() if describe else {"landmarker": name})
+
+
+def chain_options(cfg: InferConfig) -> Options:
+    """The chain's options from the flags."""
+    return Options(
+        track=TrackOptions(redetect_every=cfg.redetect_every, skip_if_no_face=cfg.skip_if_no_face),
+        guard=GuardOptions(jump_threshold=cfg.jump_threshold),
+        smooth=SmoothOptions(cfg.smooth, cfg.smooth_mincutoff, cfg.smooth_beta),
+    )
+
+
+def open_facemap(cfg: InferConfig, emit: Emit, landmarker=None) -> tuple[FaceMap, dict]:
+    """The FaceMap the flags ask for, and its description for the JSON documents."""
+    options = chain_options(cfg)  # bad values are refused before any model is loaded
+    detector = build_detector(cfg)
+    if landmarker is None:
+        landmarker, desc = build_landmarker(cfg, emit)
+    else:
+        desc = {}
+    return FaceMap(detector, landmarker, options), desc
