@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from facemap import __version__
+from facemap.cli.config import ANALYZE_FLAGS, cli_message
 from facemap.errors import EXIT_INTERRUPTED, FacemapError
 
 
@@ -81,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         paths = write_outputs(result, args.out, plots=not args.no_plots)
     except FacemapError as exc:
-        print(f"analyze_expressions.py: error: {exc}", file=sys.stderr)
+        print(f"analyze_expressions.py: error: {cli_message(exc, ANALYZE_FLAGS)}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("analyze_expressions.py: interrupted", file=sys.stderr)

@@ -26,7 +26,45 @@ _OPTION_REF = re.compile(r"\{([a-z][a-z0-9_]*)\}")
 # The options that library messages name (as ``{name}``); a front end maps each to its spelling.
 # Braces around any other word (a path like ``/data/{a}/x.mp4``) are left as they are.
 OPTION_NAMES = frozenset(
-    ["image", "video", "camera", "output", "clean", "model", "fetch_model", "force", "basis_dir", "provider", "detector", "bbox", "landmarker", "face_margin", "normalize", "point_size", "every", "max_frames", "start_s", "end_s", "redetect_every", "jump_threshold", "smooth", "min_cutoff", "beta", "jobs", "no_preview", "dump_npy", "dump_csv", "compare", "gt"]
+    {
+        "baseline_frames",
+        "basis_dir",
+        "bbox",
+        "beta",
+        "camera",
+        "clean",
+        "compare",
+        "config",
+        "detector",
+        "dump_csv",
+        "dump_npy",
+        "end_s",
+        "every",
+        "face_margin",
+        "fetch_model",
+        "force",
+        "fps",
+        "gt",
+        "image",
+        "jobs",
+        "jump_threshold",
+        "landmarker",
+        "landmarks",
+        "max_frames",
+        "meta",
+        "min_cutoff",
+        "model",
+        "no_preview",
+        "normalize",
+        "output",
+        "point_size",
+        "provider",
+        "raw",
+        "redetect_every",
+        "smooth",
+        "start_s",
+        "video",
+    }
 )
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from facemap.cli.config import FLAGS
+from facemap.cli.config import ANALYZE_FLAGS, FLAGS
 from facemap.errors import OPTION_NAMES
 
 REPO = Path(__file__).resolve().parents[1]
@@ -150,18 +150,19 @@ def _library_messages() -> set[str]:
 def test_every_option_a_message_names_has_a_cli_spelling():
     named = _library_messages() & OPTION_NAMES
     assert {"every", "output", "basis_dir", "jump_threshold", "point_size"} <= named
-    assert set(OPTION_NAMES) <= set(FLAGS), sorted(set(OPTION_NAMES) - set(FLAGS))
+    assert set(OPTION_NAMES) <= set(ANALYZE_FLAGS), sorted(set(OPTION_NAMES) - set(ANALYZE_FLAGS))
+    assert set(FLAGS) <= set(ANALYZE_FLAGS)
 
 
 def test_library_messages_name_no_cli_flag():
     """Library errors speak in library terms (the CLI adds its flags): no ``--flag`` of infer.py
     in a string that a library module raises."""
-    flags = {f for f in FLAGS.values() if f.startswith("--")} | {"--fetch-model"}
+    flags = {f for f in ANALYZE_FLAGS.values() if f.startswith("--")} | {"--fetch-model"}
     hits = []
     for path in PKG.rglob("*.py"):
         rel = path.relative_to(PKG)
-        if rel.parts[0] in ("cli", "analysis") or rel.name == "eval.py":
-            continue  # the CLI layers (eval.py and the analyzer are their own CLIs)
+        if rel.parts[0] == "cli" or rel.name == "eval.py":
+            continue  # the CLI layer (and eval.py, the CLI of python -m facemap.eval)
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.Raise) and node.exc is not None:
                 text = " ".join(

@@ -45,7 +45,7 @@ class Baseline:
         With the automatic choice, the smile features (``CAPPED``) are then capped at
         ``typical``, a typical neutral face: the person's own value where it is lower, the
         typical one where the person's quiet frames are wider or higher (someone who smiles
-        through most of the clip). Frames named with --baseline-frames are not capped.
+        through most of the clip). Frames named as baseline frames are not capped.
     spread: per-feature measurement noise (``measurement_noise``: robust residual from a 200 ms
         centred moving average, frame-rate independent; floored), the unit of "the person's own
         variation".
@@ -97,9 +97,9 @@ def parse_frame_range(text: str) -> tuple[int, int]:
     try:
         a, b = (int(p) for p in parts)
     except ValueError:
-        raise UsageError(f"--baseline-frames expects A:B (frame numbers), got {text!r}") from None
+        raise UsageError(f"{{baseline_frames}} expects A:B (frame numbers), got {text!r}") from None
     if a < 1 or b < a:
-        raise UsageError(f"--baseline-frames expects 1 <= A <= B, got {text!r}")
+        raise UsageError(f"{{baseline_frames}} expects 1 <= A <= B, got {text!r}")
     return a, b
 
 
@@ -148,7 +148,7 @@ def compute_baseline(
         sel = (face_frames >= a) & (face_frames <= b)
         if not sel.any():
             raise UsageError(
-                f"--baseline-frames {a}:{b} holds no frame with a face; choose frames where the "
+                f"{{baseline_frames}} {a}:{b} holds no frame with a face; choose frames where the "
                 "person is visible and at rest"
             )
         method = f"frames {a}:{b}"

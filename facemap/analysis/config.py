@@ -85,12 +85,12 @@ def load_config(path: Path | None) -> AnalysisConfig:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise UsageError(f"{path}: --config file not found") from None
+        raise UsageError(f"{path}: {{config}} file not found") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise UsageError(f"{path}: --config is not valid JSON ({msg})") from None
+        raise UsageError(f"{path}: {{config}} is not valid JSON ({msg})") from None
     if not isinstance(data, dict):
-        raise UsageError(f"{path}: --config must hold a JSON object of threshold names to numbers")
+        raise UsageError(f"{path}: {{config}} must hold a JSON object of threshold names to numbers")
     valid = {f.name for f in fields(AnalysisConfig)}
     unknown = sorted(set(data) - valid)
     if unknown:

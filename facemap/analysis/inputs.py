@@ -108,7 +108,7 @@ def _timestamps(
         if np.isnan(ts).any():
             bad = int(fr[np.argmax(np.isnan(ts))])
             raise InputFileError(
-                f"{path}: timestamp_ms is empty at frame {bad}; fill it or pass --fps"
+                f"{path}: timestamp_ms is empty at frame {bad}; fill it or pass {{fps}}"
             )
         if fr.size > 1 and (np.diff(ts) <= 0).any():
             bad = int(fr[1:][np.argmax(np.diff(ts) <= 0)])
@@ -125,7 +125,7 @@ def _timestamps(
         return np.zeros(1), "single frame"  # an image: no time axis needed
     if fps is None:
         raise UsageError(
-            "the logs have no timestamp_ms column; pass --fps (the video's frame rate)"
+            "the logs have no timestamp_ms column; pass {fps} (the video's frame rate)"
         )
     return (frames - 1) * (1000.0 / fps), f"--fps {fps:g}"
 
@@ -155,11 +155,11 @@ def load_inputs(
 ) -> Inputs:
     """Read and cross-check the logs; compute features (pose-free when ``raw`` and ``basis``)."""
     if landmarks is None and raw is None:
-        raise UsageError("give --landmarks (a landmarks log) or --raw with a 3DMM basis")
+        raise UsageError("give {landmarks} (a landmarks log) or {raw} with a 3DMM basis")
     if raw is not None and basis is None:
-        raise UsageError("--raw needs the 3DMM basis (--basis-dir)")
+        raise UsageError("{raw} needs the 3DMM basis ({basis_dir})")
     if fps is not None and not (np.isfinite(fps) and fps > 0):
-        raise UsageError(f"--fps must be a positive number, got {fps}")
+        raise UsageError(f"{{fps}} must be a positive number, got {fps}")
     mt = read_meta(meta, strict=True) if meta is not None else None
     lm = None
     if landmarks is not None:

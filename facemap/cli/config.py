@@ -8,6 +8,7 @@ from ..api import DEFAULT_DETECTOR, DEFAULT_LANDMARKER
 from ..draw import DrawStyle
 from ..errors import FacemapError
 from ..model import DEFAULT_PROVIDER
+from ..io.sources import FrameRange
 from ..preprocess import DEFAULT_FACE_MARGIN, DEFAULT_NORMALIZE
 from ..track.guard import DEFAULT_JUMP_THRESHOLD
 from ..track.smooth import DEFAULT_SMOOTH
@@ -50,10 +51,22 @@ FLAGS = {
     "gt": "--gt",
 }
 
+# How analyze_expressions.py spells them (the analysis options, and its --out).
+ANALYZE_FLAGS = {
+    **FLAGS,
+    "output": "--out",
+    "landmarks": "--landmarks",
+    "meta": "--meta",
+    "raw": "--raw",
+    "fps": "--fps",
+    "config": "--config",
+    "baseline_frames": "--baseline-frames",
+}
 
-def cli_message(err: FacemapError) -> str:
-    """The error's one line, in infer.py's flag names."""
-    return err.render(FLAGS)
+
+def cli_message(err: FacemapError, flags: dict[str, str] = FLAGS) -> str:
+    """The error's one line, in the flag names of a script (infer.py's by default)."""
+    return err.render(flags)
 
 
 @dataclass
@@ -91,7 +104,7 @@ class InferConfig:
     script_dir: str = "."
     # video / camera
     save_video: bool = False
-    every: int = 1
+    every: int = FrameRange.every
     max_frames: int | None = None
     start: float | None = None
     end: float | None = None
