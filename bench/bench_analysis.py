@@ -5,7 +5,7 @@ layout), then times, best of --repeat runs (read and analyse in turns, so a busy
 machine slows both):
 
   read:    pandas.read_csv of the two CSVs, nothing else (the yardstick);
-  analyse: facemap.analysis.analyze_logs: reading and validating through facemap.records,
+  analyse: facemap.analysis.analyze_logs: reading and validating through facemap.io.records,
            cross-checking the logs, features, baseline, labels, events, scores;
   write:   score.txt, report.json, expressions.csv and report.html (timed apart);
   plot:    timeline.png (timed apart, once).

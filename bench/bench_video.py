@@ -13,8 +13,9 @@ Usage: python bench/bench_video.py [--seconds 10] [--long-minutes 10] [--skip-rs
    tracking behaves as with the real model (mostly "tracked" frames).
 3. For each video, measures in the same run: decode-only fps (read_frames, BGR out),
    model-only fps (one face per call), encode-only fps (VideoSink, H.264 yuv420p), and the
-   end-to-end fps of ``process_video`` with the Haar detector + ROI tracking, crop, model,
-   3DMM decode, jump guard, One Euro smoothing, H.264 overlay and all four CSV logs.
+   end-to-end fps of ``facemap.open(...).process()`` with the log and overlay sinks: the Haar
+   detector + ROI tracking, crop, model, 3DMM decode, jump guard, One Euro smoothing, H.264
+   overlay and all four CSV logs.
    Prints end-to-end / serial floor, where floor fps = 1 / (t_decode + t_model + t_encode).
    Goal >= 0.75.
 4. Peak RSS of a whole run (separate processes) on a ``--long-minutes`` video against a

@@ -1,4 +1,4 @@
-"""Fit the Haar-box -> 68-landmark-box calibration of facemap.detect on the shared real faces.
+"""Fit the Haar-box -> 68-landmark-box calibration of facemap.backends.haar on the shared real faces.
 
 Usage: python bench/calibrate_haar.py [--data ../shared/data] [--step 5]
 
@@ -10,7 +10,7 @@ raw Haar detector (calibrate=False), keeps the Haar box that best overlaps the b
     dx = (landmark cx - haar cx) / haar w      dy = (landmark cy - haar cy) / haar w
     scale_w = landmark w / haar w              scale_h = landmark h / haar w
 
-It prints the number of faces, the fitted constants, the constants in facemap/detect.py, and the
+It prints the number of faces, the fitted constants, the constants in facemap/backends/haar.py, and the
 mean IoU with the landmark box before (raw Haar) and after calibration. It writes nothing.
 """
 
@@ -26,7 +26,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from facemap import backends as detect  # noqa: E402
+from facemap.backends import haar as detect  # noqa: E402
 from facemap.errors import InputFileError  # noqa: E402
 from facemap.io.records import read_landmarks  # noqa: E402
 from facemap.types import BBox  # noqa: E402

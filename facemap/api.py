@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from .backends import make_detector, make_landmarker
 from .backends.base import Detector, Landmarker
+from .errors import UsageError
 from .io.sources import DEFAULT_ARRAY_FPS, FrameRange, Source, resolve_sources
 from .pipeline import Options, Pipeline, StopRun, as_sink, close_sinks
 from .track.guard import GuardOptions
@@ -50,12 +51,10 @@ class FaceMap:
         self.close()
 
     def close(self) -> None:
-        """Release the backends (their sessions are dropped; the object cannot run again)."""
+        """Drop the backends (the model's session is freed once nothing else holds it); the
+        object cannot run again."""
         self.closed = True
-
-    def sources(self, source: object, fps: float = DEFAULT_ARRAY_FPS) -> list[Source]:
-        """The inputs ``source`` names, checked up front (see ``process``)."""
-        return resolve_sources(source, fps)
+        self.pipeline = None
 
     def process(
         self,
@@ -63,7 +62,7 @@ class FaceMap:
         *,
         mode: Mode | str | None = None,
         sinks: Iterable[object] = (),
-        every: int = 1,
+        every: int = FrameRange.every,
         max_frames: int | None = None,
         start_s: float | None = None,
         end_s: float | None = None,
@@ -92,7 +91,7 @@ class FaceMap:
         outs = [as_sink(s) for s in sinks]
         try:
             span = FrameRange(every, max_frames, start_s, end_s)
-            chosen = Mode(mode) if mode is not None else None
+            chosen = _mode(mode)
             inputs = resolve_sources(source, fps)
         except BaseException as exc:  # refused before the first frame: release the sinks
             close_sinks(outs, exc)
@@ -120,6 +119,17 @@ class FaceMap:
             raise
         finally:
             close_sinks(outs, error)
+
+
+def _mode(mode: Mode | str | None) -> Mode | None:
+    if mode is None or isinstance(mode, Mode):
+        return mode
+    try:
+        return Mode(mode)
+    except ValueError:
+        raise UsageError(
+            f"mode {mode!r} is unknown; choose one of: {', '.join(m.value for m in Mode)}"
+        ) from None
 
 
 def open(  # noqa: A001 - facemap.open, like io.open / av.open

@@ -25,6 +25,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from .backends.base import Detector, Landmarker
@@ -133,7 +134,7 @@ class Pipeline:
         frames: Iterable[VideoFrame],
         mode: Mode = Mode.VIDEO,
         sinks: Iterable[object] = (),
-        source: object = None,
+        source: Path | None = None,
         stem: str = "",
     ) -> Iterator[Frame]:
         """One Frame per frame of ``frames`` (one sequence in video mode), each handed to every
@@ -158,12 +159,13 @@ class Pipeline:
                 elapsed_ms=(time.perf_counter() - t0) * 1000.0,
             )
             stop = False
-            with hold:  # every sink gets this frame, or none does
-                for sink in outs:
-                    try:
-                        sink.write(frame)
-                    except StopRun:
-                        stop = True
+            if outs:
+                with hold:  # every sink gets this frame, or none does
+                    for sink in outs:
+                        try:
+                            sink.write(frame)
+                        except StopRun:
+                            stop = True
             yield frame
             if stop:
                 raise StopRun

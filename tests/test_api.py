@@ -175,6 +175,11 @@ def test_bad_sources_are_one_line_errors(tmp_path):
         list(fm.process([np.zeros((8, 8, 3), np.uint8), np.zeros((8, 8), np.float32)]))
     with pytest.raises(UsageError, match="every must be >= 1"):
         fm.process(np.zeros((8, 8, 3), np.uint8), every=0)
+    with pytest.raises(UsageError, match="mode 'photo' is unknown; choose one of: image, video"):
+        fm.process(np.zeros((8, 8, 3), np.uint8), mode="photo")
+    fm.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        fm.process(np.zeros((8, 8, 3), np.uint8))
 
 
 def test_unknown_names_list_the_valid_ones():

@@ -1,4 +1,4 @@
-"""facemap.smooth: the One Euro filter and the landmark smoother, on synthetic and real motion."""
+"""facemap.track.smooth: the One Euro filter and the landmark smoother, on synthetic and real motion."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""facemap.video: reading (timestamps, ranges, rotation, clean-up) and VideoSink (timing, audio)."""
+"""facemap.io.video: reading (timestamps, ranges, rotation, clean-up) and VideoSink (timing, audio)."""
 
 from __future__ import annotations
 

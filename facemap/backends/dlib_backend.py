@@ -5,7 +5,7 @@ same iBUG-68 point order. dlib is an optional extra (``pip install -r requiremen
 it is imported only when one of these backends is built, never at import time.
 
 Boxes. facemap passes *landmark-style* boxes between stages (the box around the 68 points, see
-``facemap.detect``), but dlib's predictor was trained on its own detector's boxes, which are
+``facemap.backends``), but dlib's predictor was trained on its own detector's boxes, which are
 square and sit differently on the face: a tight landmark box fed straight in raises its error
 several-fold. So ``DlibHogDetector`` maps its boxes to landmark style with
 ``calibrate_dlib_box`` and ``DlibLandmarker`` maps every box it is given back to dlib style with

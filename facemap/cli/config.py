@@ -7,8 +7,8 @@ from dataclasses import dataclass, fields
 from ..api import DEFAULT_DETECTOR, DEFAULT_LANDMARKER
 from ..draw import DrawStyle
 from ..errors import FacemapError
-from ..model import DEFAULT_PROVIDER
 from ..io.sources import FrameRange
+from ..model import DEFAULT_PROVIDER
 from ..preprocess import DEFAULT_FACE_MARGIN, DEFAULT_NORMALIZE
 from ..track.guard import DEFAULT_JUMP_THRESHOLD
 from ..track.smooth import DEFAULT_SMOOTH
