@@ -17,7 +17,10 @@ Usage: python bench/bench_video.py [--seconds 10] [--long-minutes 10] [--skip-rs
    detector + ROI tracking, crop, model, 3DMM decode, jump guard, One Euro smoothing, H.264
    overlay and all four CSV logs.
    Prints end-to-end / serial floor, where floor fps = 1 / (t_decode + t_model + t_encode).
-   Goal >= 0.75.
+   Goal >= 0.75. Then, for YuNet and Haar: the detector on every frame (``Mode.IMAGE``, no
+   tracking) next to the original tool's 9.1 fps, and the lost-face path (landmarks that do
+   not fit their box fail the tracker's checks, so every frame is detected again) against
+   1 / (t_decode + t_detect + t_model + t_encode).
 4. Peak RSS of a whole run (separate processes) on a ``--long-minutes`` video against a
    10-second one, same pipeline, at 256x144 and with the tiny stand-in model of the tests
    (``--rss-full-model`` for the ResNet), so 18,000 frames run in minutes: memory growth per
@@ -30,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -46,16 +50,22 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import facemap  # noqa: E402
-from facemap.backends import FaceMapLandmarker, HaarDetector  # noqa: E402
+from facemap.api import DEFAULT_DETECTOR  # noqa: E402
+from facemap.backends import FaceMapLandmarker, make_detector  # noqa: E402
 from facemap.decode import Basis, Decoder  # noqa: E402
 from facemap.io.video import VideoSink, read_frames  # noqa: E402
 from facemap.model import FaceMapModel  # noqa: E402
 from facemap.preprocess import Preprocessor  # noqa: E402
 from facemap.sinks import CsvLogSink, VideoOverlaySink  # noqa: E402
 from facemap.track.tracker import TRACK_EXPAND  # noqa: E402
+from facemap.types import Mode  # noqa: E402
 from tests.standins import DATA, synthetic_basis_arrays, write_basis  # noqa: E402
 
 FACE_PHOTO = DATA / "images" / "fr_obama-720p.jpg"
+YUNET_COPY = DATA.parent / "models" / "face_detection_yunet.onnx"
+# The original tool with the detector on every frame, 720p, same stand-in, this machine kind
+# (issue 12's side-by-side measurement).
+ORIGINAL_EVERY_FRAME_FPS = 9.1
 WIDTHS = (44, 88, 176, 352)  # ResNet-18 body at ~0.69 width -> ~5.4M parameters
 FPS = 30
 
@@ -107,6 +117,22 @@ class FollowingLandmarker:
         m = motion(frame - 1, self.width, self.height)
         truth = self.points @ m[:, :2].T + m[:, 2]
         return [replace(r, landmarks=truth) if r.has_face else r for r in results]
+
+
+class LosingLandmarker(FollowingLandmarker):
+    """As FollowingLandmarker, with the true landmarks shrunk to 40 % about their centre: an
+    output that does not fit its box, so the tracker's checks fail on every frame and every
+    frame is detected again (the lost-face path: cuts, crowds, fast turns, a weak model)."""
+
+    def landmark(self, image_bgr, faces, frame=1, timestamp_ms=0.0):
+        """Landmarker protocol: the true landmarks, shrunk."""
+        from dataclasses import replace
+
+        out = []
+        for r in super().landmark(image_bgr, faces, frame, timestamp_ms):
+            c = r.landmarks.mean(axis=0)
+            out.append(replace(r, landmarks=c + 0.4 * (r.landmarks - c)))
+        return out
 
 
 def make_video(path: Path, width: int, height: int, seconds: float) -> Path:
@@ -235,6 +261,16 @@ def measure_model(model: FaceMapModel, n: int = 200) -> float:
     return n / (time.perf_counter() - t0)
 
 
+def measure_detect(name: str, frames: list[np.ndarray]) -> float:
+    """Detection calls per second on these frames."""
+    det = detector(name)
+    det.detect(frames[0])
+    t0 = time.perf_counter()
+    for f in frames:
+        det.detect(f)
+    return len(frames) / (time.perf_counter() - t0)
+
+
 def measure_encode(frames: list[np.ndarray], n: int, out: Path) -> float:
     """fps of VideoSink (BGR -> yuv420p -> H.264 -> mp4) on already decoded frames."""
     h, w = frames[0].shape[:2]
@@ -261,13 +297,32 @@ class EndToEnd:
     fps: float
 
 
-def end_to_end(path: Path, landmarker: FaceMapLandmarker, out: Path) -> EndToEnd:
+def detector(name: str):
+    """A detector by name; YuNet from $FACEMAP_YUNET_MODEL, else the shared test copy."""
+    if name == "yunet" and not os.environ.get("FACEMAP_YUNET_MODEL"):
+        return make_detector("yunet", model=YUNET_COPY)
+    return make_detector(name)
+
+
+def end_to_end(
+    path: Path,
+    landmarker: FaceMapLandmarker,
+    out: Path,
+    detector_name: str = DEFAULT_DETECTOR,
+    mode: Mode = Mode.VIDEO,
+    follow: bool = True,
+) -> EndToEnd:
     """The whole user path on one video, as infer.py --video --save-video --dump-csv
-    --dump-landmarks-csv runs it: facemap.open + process with the log and overlay sinks."""
+    --dump-landmarks-csv runs it: facemap.open + process with the log and overlay sinks.
+    ``follow``: landmarks where the face is (tracking holds); else landmarks that do not fit
+    their box and fail the tracker's checks (the lost-face path). ``Mode.IMAGE``: the
+    detector on every frame (no tracking)."""
     from facemap.io.video import probe
 
     info = probe(path)
-    following = FollowingLandmarker(landmarker, info.width, info.height)
+    kind = FollowingLandmarker if follow else LosingLandmarker
+    following = kind(landmarker, info.width, info.height)
+    det = detector(detector_name)
     t0 = time.perf_counter()
     sinks = [
         CsvLogSink(out, path.stem, raw=True, landmarks=True),
@@ -275,8 +330,8 @@ def end_to_end(path: Path, landmarker: FaceMapLandmarker, out: Path) -> EndToEnd
                          size=(info.width, info.height), audio_from=path if info.has_audio else None),
     ]
     reasons: Counter = Counter()
-    with facemap.open(following, detector=HaarDetector()) as fm:
-        for frame in fm.process(path, sinks=sinks):
+    with facemap.open(following, detector=det) as fm:
+        for frame in fm.process(path, sinks=sinks, mode=mode):
             reasons[frame.result.reason] += 1
     frames = sum(reasons.values())
     return EndToEnd(frames, dict(reasons), frames / (time.perf_counter() - t0))
@@ -313,6 +368,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seconds", type=float, default=10.0, help="length of the 720p/1080p videos")
     ap.add_argument("--long-minutes", type=float, default=10.0, help="length of the long RSS video")
     ap.add_argument("--skip-rss", action="store_true", help="skip the memory comparison")
+    ap.add_argument("--skip-detectors", action="store_true", help="skip the detector-on-every-frame and lost-face rows")
     ap.add_argument("--rss-full-model", action="store_true", help="use the ResNet stand-in for the memory runs too")
     ap.add_argument("--rss-child", nargs=4, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -345,6 +401,18 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name} end-to-end: {rep.fps:.1f} fps ({rep.by_reason.get('tracked', 0)} tracked, "
                   f"{rep.by_reason.get('detected', 0)} detected, {sum(other.values())} other: {other}); "
                   f"end-to-end / floor = {rep.fps / floor:.2f} (goal >= 0.75)")
+            if args.skip_detectors:
+                continue
+            for det_name in ("yunet", "haar"):
+                det_fps = measure_detect(det_name, frames[:60])
+                lost_floor = 1.0 / (1.0 / dec_fps + 1.0 / det_fps + 1.0 / model_fps + 1.0 / enc_fps)
+                every = end_to_end(video, landmarker, tmp / f"every_{name}_{det_name}", det_name, Mode.IMAGE)
+                lost = end_to_end(video, landmarker, tmp / f"lost_{name}_{det_name}", det_name, follow=False)
+                print(f"{name} {det_name}: detect {det_fps:.1f} fps -> floor with a detection every frame "
+                      f"{lost_floor:.1f} fps; detector on every frame (tracking off) {every.fps:.1f} fps "
+                      f"(original tool: {ORIGINAL_EVERY_FRAME_FPS} fps at 720p); lost-face path "
+                      f"({lost.by_reason}) {lost.fps:.1f} fps, "
+                      f"{lost.fps / lost_floor:.2f} of that floor")
         if not args.skip_rss:
             short = make_video(tmp / "short.mp4", 256, 144, 10.0)
             t0 = time.perf_counter()

@@ -19,7 +19,7 @@ from .types import Frame, Mode
 log = logging.getLogger(__name__)
 
 DEFAULT_LANDMARKER = "facemap"
-DEFAULT_DETECTOR = "haar"
+DEFAULT_DETECTOR = "yunet"
 
 
 @dataclass(frozen=True)

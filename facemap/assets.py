@@ -36,6 +36,12 @@ MODEL_ID = "facemap_3dmm"
 BASIS_VERSION = 1
 RELEASE_VERSION = "0.65.0"
 MODEL_NAME = "model.onnx"
+# OpenCV's YuNet face detector (opencv_zoo, MIT): the released file and its checksum.
+YUNET_NAME = "face_detection_yunet_2023mar.onnx"
+YUNET_SHA256 = "8f2383e4dd3cfbb4553ea8718107fc0423210dc964f9f4280604804ed2552fa4"
+YUNET_URL = f"https://github.com/opencv/opencv_zoo/raw/main/models/face_detection_yunet/{YUNET_NAME}"
+YUNET_MODEL_ENV = "FACEMAP_YUNET_MODEL"
+CACHE_ENV = "FACEMAP_CACHE_DIR"
 # file name -> (Basis field, expected shape); a same-size reshape is accepted.
 BASIS_FILES: dict[str, tuple[str, tuple[int, ...]]] = {
     "meanFace.npy": ("mean_face", (3 * N_LANDMARKS,)),
@@ -88,6 +94,73 @@ def qaihm_cache_dir() -> Path:
     """qai-hub-models' cache folder for the FaceMap basis (``$QAIHM_STORE_ROOT`` defaults to ~)."""
     root = os.environ.get("QAIHM_STORE_ROOT", "").strip() or os.path.expanduser("~")
     return Path(root) / ".qaihm" / "qai-hub-models" / "models" / MODEL_ID / f"v{BASIS_VERSION}"
+
+
+def cache_dir() -> Path:
+    """facemap's own download cache: ``$FACEMAP_CACHE_DIR``, else ``$XDG_CACHE_HOME/facemap``,
+    else ``~/.cache/facemap``."""
+    explicit = os.environ.get(CACHE_ENV, "").strip()
+    if explicit:
+        return Path(explicit)
+    xdg = os.environ.get("XDG_CACHE_HOME", "").strip() or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(xdg) / "facemap"
+
+
+def yunet_url() -> str:
+    """Where the YuNet detector is downloaded from (under ``$FACEMAP_ASSET_BASE_URL`` when set)."""
+    base = os.environ.get(STORE_URL_ENV, "").strip().rstrip("/")
+    if base:
+        return f"{base}/opencv_zoo/models/face_detection_yunet/{YUNET_NAME}"
+    return YUNET_URL
+
+
+def sha256_of(path: Path) -> str:
+    """Hex SHA-256 of a file."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def find_yunet_model(
+    explicit: Path | str | None = None, *, download_missing: bool = True, progress: bool = False
+) -> Path:
+    """The YuNet ONNX file: ``explicit`` if given, else ``$FACEMAP_YUNET_MODEL``, else the copy
+    in the cache (checksum verified), else downloaded into the cache (checksum verified)."""
+    for given, what in ((explicit, "{detector_model}"), (os.environ.get(YUNET_MODEL_ENV, "").strip() or None, YUNET_MODEL_ENV)):
+        if given is not None:
+            path = Path(given)
+            if not path.is_file():
+                raise ModelError(f"{path}: no such YuNet model file (given as {what}); check the path")
+            return path
+    cached = cache_dir() / YUNET_NAME
+    if cached.is_file():
+        if sha256_of(cached) == YUNET_SHA256:
+            return cached
+        log.warning("%s: checksum mismatch; downloading it again", cached)
+    help_ = (
+        f"download {YUNET_URL} yourself and pass it as {{detector_model}} PATH, or run once with "
+        "internet, or use another {detector}"
+    )
+    if not download_missing:
+        raise ModelError(f"the YuNet face detector is not in {cached.parent}; {help_}")
+    url = yunet_url()
+    tmp = cache_dir() / f".{YUNET_NAME}.download"
+    try:
+        download(url, tmp, progress=progress)
+    except DownloadError as exc:
+        raise DownloadError(f"cannot download the YuNet face detector: {exc}; {help_}") from exc
+    got = sha256_of(tmp)
+    if got != YUNET_SHA256:
+        tmp.unlink()
+        raise DownloadError(
+            f"{url}: the file's SHA-256 is {got}, expected {YUNET_SHA256}; it was removed; {help_}"
+        )
+    os.replace(tmp, cached)
+    return cached
 
 
 def _cause(exc: BaseException, timeout: float) -> str:

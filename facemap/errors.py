@@ -36,6 +36,7 @@ OPTION_NAMES = frozenset(
         "compare",
         "config",
         "detector",
+        "detector_model",
         "dump_csv",
         "dump_npy",
         "end_s",

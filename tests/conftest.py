@@ -58,3 +58,20 @@ def constant_params() -> np.ndarray:
 def constant_model(tmp_path_factory: pytest.TempPathFactory, constant_params: np.ndarray) -> Path:
     """A stand-in model that always outputs ``constant_params``."""
     return make_standin_model(tmp_path_factory.mktemp("constmodel"), bias=constant_params)
+
+
+YUNET = DATA.parent / "models" / "face_detection_yunet.onnx"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _offline_detector_model(tmp_path_factory: pytest.TempPathFactory):
+    """The YuNet detector (the default) reads ../shared's copy, never the network or the user's
+    cache; without ../shared, the cache is an empty temp folder (a test that needs the detector
+    then fails with the one-line download error)."""
+    with pytest.MonkeyPatch.context() as mp:
+        if YUNET.is_file():
+            mp.setenv("FACEMAP_YUNET_MODEL", str(YUNET))
+        else:
+            mp.delenv("FACEMAP_YUNET_MODEL", raising=False)
+        mp.setenv("FACEMAP_CACHE_DIR", str(tmp_path_factory.mktemp("facemap-cache")))
+        yield

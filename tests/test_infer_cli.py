@@ -179,3 +179,18 @@ def test_bbox_with_no_margin_is_the_reference_crop(tmp_path, capsys, shared_data
     expected = model_to_image(dec.landmarks_model, box[None])[0]
     got = read_landmarks(tmp_path / "o" / "logs" / "fr_two_people_landmarks.csv").landmarks[0]
     np.testing.assert_allclose(got, expected, atol=1e-3)
+
+
+@pytest.mark.parametrize(
+    ("extra", "code", "needle"),
+    [
+        (["--detector-model", "{tmp}/none.onnx"], 4, "none.onnx: no such YuNet model file (given as --detector-model)"),
+        (["--detector", "haar", "--detector-model", "{tmp}/none.onnx"], 2, "--detector-model goes with --detector yunet, not haar"),
+    ],
+)
+def test_detector_model_mistakes(tmp_path, capsys, standin_model, basis_dir, extra, code, needle):
+    img = tmp_path / "ok.png"
+    cv2.imwrite(str(img), np.full((64, 64, 3), 100, np.uint8))
+    argv = ["--image", img, "--model", standin_model, "--basis-dir", basis_dir, "-o", tmp_path / "out"]
+    got, _, err = _run(capsys, *argv, *[a.format(tmp=tmp_path) for a in extra])
+    assert got == code and needle in err and len(err.strip().splitlines()) == 1

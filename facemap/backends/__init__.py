@@ -8,6 +8,8 @@ choosing another backend never pays for it.
 
 Detectors (``detect(image_bgr) -> list[BBox]``, landmark-style boxes, largest first):
 
+- ``yunet``: OpenCV's YuNet CNN (``cv2.FaceDetectorYN``), calibrated to the 68-landmark box;
+  its 230 KB model is downloaded once (or given with ``model=PATH``).
 - ``haar``: OpenCV's frontal-face Haar cascade, calibrated to the 68-landmark box.
 - ``dlib-hog``: dlib's HOG detector, calibrated likewise (needs the dlib extra).
 - ``bbox``: a fixed, precomputed box (``box="x0,y0,x1,y1"``), returned as given.
@@ -32,6 +34,7 @@ from .boxes import FixedBoxDetector, WholeImageDetector
 from .dlib_backend import DlibHogDetector, DlibLandmarker
 from .facemap_onnx import FaceMapLandmarker
 from .haar import HaarDetector, calibrate_haar_box
+from .yunet import YuNetDetector
 
 __all__ = [
     "Detector",
@@ -42,6 +45,7 @@ __all__ = [
     "HaarDetector",
     "Landmarker",
     "WholeImageDetector",
+    "YuNetDetector",
     "available_detectors",
     "available_landmarkers",
     "calibrate_haar_box",
@@ -120,5 +124,6 @@ def make_landmarker(name: str, **options: object) -> Landmarker:
 register_detector("haar")(HaarDetector)
 register_detector("bbox")(FixedBoxDetector)
 register_detector("dlib-hog")(DlibHogDetector)
+register_detector("yunet")(YuNetDetector)
 register_landmarker("facemap")(FaceMapLandmarker.create)
 register_landmarker("dlib")(DlibLandmarker)

@@ -27,6 +27,10 @@ def build_detector(cfg: InferConfig):
         return FixedBoxDetector(box)
     if not cfg.face_detect:
         return WholeImageDetector()
+    if cfg.detector == "yunet":
+        return make_detector("yunet", model=cfg.detector_model, progress=not cfg.quiet)
+    if cfg.detector_model:
+        raise UsageError(f"{{detector_model}} goes with {{detector}} yunet, not {cfg.detector}")
     return make_detector(cfg.detector)
 
 

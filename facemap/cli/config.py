@@ -29,6 +29,7 @@ FLAGS = {
     "basis_dir": "--basis-dir",
     "provider": "--provider",
     "detector": "--detector",
+    "detector_model": "--detector-model",
     "bbox": "--bbox",
     "landmarker": "--landmarker",
     "face_margin": "--face-margin",
@@ -89,6 +90,7 @@ class InferConfig:
     normalize: str = DEFAULT_NORMALIZE
     face_detect: bool = True
     detector: str = DEFAULT_DETECTOR
+    detector_model: str | None = None
     landmarker: str = DEFAULT_LANDMARKER
     bbox: str | None = None
     output: str = DEFAULT_OUTPUT

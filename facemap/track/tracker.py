@@ -44,7 +44,8 @@ CONFIRM_FACE_PX = 96
 DEFAULT_REDETECT_EVERY = 30  # frames between re-detections while a face is held (0 = only when lost)
 # A held face the detector has not confirmed at this many re-detections in a row is dropped.
 MAX_UNCONFIRMED = 3
-# After losing a face, only a detection near its last place is taken for this many frames.
+# After losing a face in a shot where the detector has seen several faces, only a detection near
+# its last place is taken for this many frames; where it has seen one face, that face is taken at once.
 REACQUIRE_GAP = 15
 # Scene cut: mean absolute difference of 32x18 grey thumbnails above this (0..255).
 CUT_THRESHOLD = 20.0
@@ -157,6 +158,7 @@ class FaceTracker:
         self._since_detect = 0
         self._unconfirmed = 0
         self._thumb: np.ndarray | None = None
+        self._crowd = False  # the detector has seen several faces in this shot
         self.new_segment = True  # True when the face was (re)acquired: smoothing/guards restart
         self.detections = 0
         self.cuts = 0
@@ -185,6 +187,7 @@ class FaceTracker:
             self._roi = None
             self._last_box = None
             self._lost_at = None
+            self._crowd = False
         self._thumb = thumb
 
         if self._roi is not None:
@@ -204,7 +207,9 @@ class FaceTracker:
         if faces:
             roi = faces[0]
             result = self._landmark(image, roi, frame, timestamp_ms)
-            if result.has_face and np.isfinite(result.landmarks).all():
+            # held (followed into the next frame) only when the landmarks fit the detector's box;
+            # else the next frame is detected again (one model run a frame, not two)
+            if not sanity(result, roi, 1.0, image.shape[:2]):
                 self._hold(result, tracked=False)
                 self._since_detect = 0
                 self._unconfirmed = 0
@@ -247,12 +252,13 @@ class FaceTracker:
         self.last_detections = faces
         if not faces:
             return []
+        self._crowd = self._crowd or len(faces) > 1
         if self._last_box is not None and self._lost_at is not None:
             near = [f for f in faces if _near(f, self._last_box)]
             if near:
                 return sorted(near, key=lambda f: -f.iou(self._last_box))
-            if frame - self._lost_at < REACQUIRE_GAP:
-                return []
+            if self._crowd and frame - self._lost_at < REACQUIRE_GAP:
+                return []  # other faces are in this shot: do not jump to one of them at once
         return faces
 
     def _confirm(self, image: np.ndarray, frame: int) -> None:

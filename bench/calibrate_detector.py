@@ -1,17 +1,19 @@
-"""Fit the Haar-box -> 68-landmark-box calibration of facemap.backends.haar on the shared real faces.
+"""Fit a detector's box -> 68-landmark-box calibration (Haar, YuNet) on the shared real faces.
 
-Usage: python bench/calibrate_haar.py [--data ../shared/data] [--step 5]
+Usage: python bench/calibrate_detector.py [--detector haar|yunet] [--data ../shared/data] [--step 5]
 
 For every image in <data>/images and every --step-th frame of every clip in <data>/videos that
 dlib's reference run annotated (<data>/ref/<stem>_dlib_landmarks.csv, frame 1-based), it runs the
-raw Haar detector (calibrate=False), keeps the Haar box that best overlaps the box around dlib's
-68 landmarks (its centre inside that box, best IoU), and fits, as medians over the matched faces:
+raw detector (calibrate=False), keeps the box that best overlaps the box around dlib's 68
+landmarks (its centre inside that box, best IoU), and fits, as medians over the matched faces:
 
-    dx = (landmark cx - haar cx) / haar w      dy = (landmark cy - haar cy) / haar w
-    scale_w = landmark w / haar w              scale_h = landmark h / haar w
+    dx = (landmark cx - box cx) / box w      dy = (landmark cy - box cy) / box w
+    scale_w = landmark w / box w             scale_h = landmark h / box w
 
-It prints the number of faces, the fitted constants, the constants in facemap/backends/haar.py, and the
-mean IoU with the landmark box before (raw Haar) and after calibration. It writes nothing.
+It prints the number of faces, the fitted constants, the constants in the detector's module
+(facemap/backends/haar.py, yunet.py), and the mean IoU with the landmark box before (raw) and
+after calibration. It writes nothing. YuNet's model: ``--yunet-model`` (default
+../shared/models/face_detection_yunet.onnx).
 """
 
 from __future__ import annotations
@@ -26,29 +28,39 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from facemap.backends import haar as detect  # noqa: E402
+from facemap.backends import haar, yunet  # noqa: E402
 from facemap.errors import InputFileError  # noqa: E402
 from facemap.io.records import read_landmarks  # noqa: E402
 from facemap.types import BBox  # noqa: E402
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+DEFAULT_YUNET = DEFAULT_DATA.parent / "models" / "face_detection_yunet.onnx"
+
+
+def raw_detector(name: str, yunet_model: Path):
+    """The detector without calibration, its calibration function and its module's constants."""
+    if name == "haar":
+        consts = (haar.HAAR_DX, haar.HAAR_DY, haar.HAAR_SCALE_W, haar.HAAR_SCALE_H)
+        return haar.HaarDetector(calibrate=False), lambda b, c: haar.calibrate_haar_box(b, *c), consts
+    det = yunet.YuNetDetector(yunet_model, calibrate=False)
+    return det, yunet.calibrate_yunet_box, yunet.YUNET_CALIBRATION
 
 
 @dataclass(frozen=True)
 class Sample:
-    """One matched face: where it came from, the raw Haar box and dlib's landmark box."""
+    """One matched face: where it came from, the raw detector box and dlib's landmark box."""
 
     source: str
     is_video: bool
     frame: int
-    haar: BBox
+    box: BBox
     target: BBox
 
 
-def match(haar_boxes: list[BBox], target: BBox) -> BBox | None:
-    """The Haar box whose centre lies inside ``target`` with the best IoU, or None."""
+def match(boxes: list[BBox], target: BBox) -> BBox | None:
+    """The box whose centre lies inside ``target`` with the best IoU, or None."""
     best, best_iou = None, 0.0
-    for box in haar_boxes:
+    for box in boxes:
         cx, cy = box.center
         if not (target.x0 <= cx <= target.x1 and target.y0 <= cy <= target.y1):
             continue
@@ -58,9 +70,8 @@ def match(haar_boxes: list[BBox], target: BBox) -> BBox | None:
     return best
 
 
-def collect(data: Path, step: int) -> tuple[list[Sample], int]:
+def collect(det, data: Path, step: int) -> tuple[list[Sample], int]:
     """Matched samples from the shared images and clips, and the number of annotated faces."""
-    det = detect.HaarDetector(calibrate=False)
     samples: list[Sample] = []
     annotated = 0
     for ref in sorted((data / "ref").glob("*_dlib_landmarks.csv")):
@@ -107,22 +118,19 @@ def read_every(video: Path, step: int, wanted: set[int]):
 
 
 def fit(samples: list[Sample]) -> tuple[float, float, float, float]:
-    """Median dx, dy, scale_w, scale_h (units of the Haar width)."""
+    """Median dx, dy, scale_w, scale_h (units of the detector box's width)."""
     rows = []
     for s in samples:
-        (hx, hy), w = s.haar.center, s.haar.width
+        (hx, hy), w = s.box.center, s.box.width
         (tx, ty) = s.target.center
         rows.append(((tx - hx) / w, (ty - hy) / w, s.target.width / w, s.target.height / w))
     med = np.median(np.array(rows), axis=0)
     return tuple(float(v) for v in med)
 
 
-def mean_iou(samples: list[Sample], consts: tuple[float, float, float, float] | None) -> float:
-    """Mean IoU with the landmark box of the raw (consts None) or calibrated Haar boxes."""
-    ious = [
-        (s.haar if consts is None else detect.calibrate_haar_box(s.haar, *consts)).iou(s.target)
-        for s in samples
-    ]
+def mean_iou(samples: list[Sample], consts, calibrate) -> float:
+    """Mean IoU with the landmark box of the raw (consts None) or calibrated boxes."""
+    ious = [(s.box if consts is None else calibrate(s.box, consts)).iou(s.target) for s in samples]
     return float(np.mean(ious))
 
 
@@ -131,17 +139,19 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA, help="the shared data folder")
     ap.add_argument("--step", type=int, default=5, help="use every STEP-th video frame")
+    ap.add_argument("--detector", choices=["haar", "yunet"], default="haar")
+    ap.add_argument("--yunet-model", type=Path, default=DEFAULT_YUNET)
     args = ap.parse_args(argv)
     if not (args.data / "ref").is_dir():
         print(f"{args.data}: no ref/ folder; pass --data path/to/shared/data", file=sys.stderr)
         return 2
 
-    samples, annotated = collect(args.data, args.step)
+    det, calibrate, in_module = raw_detector(args.detector, args.yunet_model)
+    samples, annotated = collect(det, args.data, args.step)
     if not samples:
-        print("no Haar box matched a dlib landmark box", file=sys.stderr)
+        print(f"no {args.detector} box matched a dlib landmark box", file=sys.stderr)
         return 1
     consts = fit(samples)
-    in_module = (detect.HAAR_DX, detect.HAAR_DY, detect.HAAR_SCALE_W, detect.HAAR_SCALE_H)
     sources = sorted({s.source for s in samples})
     images = [s for s in samples if not s.is_video]
     videos = [s for s in samples if s.is_video]
@@ -158,15 +168,15 @@ def main(argv: list[str] | None = None) -> int:
             continue
         print(
             f"mean IoU with the landmark box, {label} ({len(subset)}): "
-            f"before (raw Haar) {mean_iou(subset, None):.3f}  "
-            f"after (fitted) {mean_iou(subset, consts):.3f}  "
-            f"after (module) {mean_iou(subset, in_module):.3f}"
+            f"before (raw {args.detector}) {mean_iou(subset, None, calibrate):.3f}  "
+            f"after (fitted) {mean_iou(subset, consts, calibrate):.3f}  "
+            f"after (module) {mean_iou(subset, in_module, calibrate):.3f}"
         )
     if videos and images:
         held_out = fit(videos)
         print(
             f"held-out check: fitted on clip frames only -> photos IoU "
-            f"{mean_iou(images, held_out):.3f}"
+            f"{mean_iou(images, held_out, calibrate):.3f}"
         )
     print("per source (n, median dx, dy, scale_w, scale_h):")
     for src in sources:
