@@ -141,12 +141,9 @@ def find_yunet_model(
         if sha256_of(cached) == YUNET_SHA256:
             return cached
         log.warning("%s: checksum mismatch; downloading it again", cached)
-    help_ = (
-        f"download {YUNET_URL} yourself and pass it as {{detector_model}} PATH, or run once with "
-        "internet, or use another {detector}"
-    )
+    help_ = "get it yourself and pass it as {detector_model} PATH, or use another {detector}"
     if not download_missing:
-        raise ModelError(f"the YuNet face detector is not in {cached.parent}; {help_}")
+        raise ModelError(f"the YuNet face detector is not in {cached.parent}; get {YUNET_URL} and pass it as {{detector_model}} PATH, or use another {{detector}}")
     url = yunet_url()
     tmp = cache_dir() / f".{YUNET_NAME}.download"
     try:

@@ -386,3 +386,8 @@ def test_yunet_bad_files_and_options(tmp_path):
         make_detector("yunet", model=need_shared(YUNET), score_threshold=1.5)
     with pytest.raises(UsageError):
         make_detector("yunet", model=YUNET, max_side_px=8)
+
+
+def test_yunet_boxes_hold_plain_floats(yunet):
+    boxes = yunet.detect(cv2.imread(str(need_shared(IMAGES / "fr_two_people.jpg"))))
+    assert all(type(v) is float for b in boxes for v in b.as_tuple())

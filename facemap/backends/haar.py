@@ -1,6 +1,6 @@
 """OpenCV's frontal-face Haar cascade as a facemap detector, its boxes calibrated to the box
 around the 68 landmarks with constants fitted on real faces (see ``HAAR_DX`` ... below and
-``bench/calibrate_haar.py``).
+``bench/calibrate_detector.py --detector haar``).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ __all__ = ["HAAR_CASCADE_FILE", "HaarDetector", "calibrate_haar_box"]
 # Haar box -> box around dlib's 68 landmarks. With the Haar box's centre (cx, cy) and width w
 # (Haar boxes are square): landmark-box centre = (cx + HAAR_DX * w, cy + HAAR_DY * w),
 # width = HAAR_SCALE_W * w, height = HAAR_SCALE_H * w.
-# Fitted once with bench/calibrate_haar.py on 469 real faces of ../shared/data (13 photos and
+# Fitted once with bench/calibrate_detector.py on 469 real faces of ../shared/data (13 photos and
 # 456 frames, every 5th, of 9 clips): each raw Haar box (this detector's default options) matched
 # to the box around dlib's 68 landmarks of the same frame (centre inside, best IoU), constants
 # = medians of the per-face ratios. Mean IoU with the landmark box: 0.582 raw -> 0.860 calibrated

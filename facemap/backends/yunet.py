@@ -110,10 +110,10 @@ class YuNetDetector:
             return []
         fx, fy = w / sw, h / sh
         found = []
-        for x, y, bw, bh, *_rest, score in np.asarray(faces, dtype=np.float64).reshape(-1, 15):
+        for x, y, bw, bh, *_rest, score in np.asarray(faces, dtype=np.float64).reshape(-1, 15).tolist():
             if bw <= 0 or bh <= 0:
                 continue
-            found.append((BBox(x * fx, y * fy, (x + bw) * fx - 1.0, (y + bh) * fy - 1.0), float(score)))
+            found.append((BBox(x * fx, y * fy, (x + bw) * fx - 1.0, (y + bh) * fy - 1.0), score))
         return sorted(found, key=lambda bs: bs[1], reverse=True)
 
     def detect(self, image_bgr: np.ndarray) -> list[BBox]:
