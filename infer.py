@@ -47,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     pre = p.add_argument_group("face box and preprocessing")
     pre.add_argument("--face-detect", dest="face_detect", action="store_true", default=True, help="detect the face first (default)")
     pre.add_argument("--no-face-detect", dest="face_detect", action="store_false", help="the images are already face crops")
-    pre.add_argument("--detector", default=DEFAULTS.detector, help="face detector (default %(default)s)")
+    pre.add_argument("--detector", default=DEFAULTS.detector, help="face detector: yunet, haar, dlib-hog (default %(default)s; yunet's model is downloaded once)")
     pre.add_argument("--detector-model", metavar="PATH", help="--detector yunet: a local face_detection_yunet_2023mar.onnx (default: downloaded once into the cache)")
     pre.add_argument("--bbox", metavar="x0,y0,x1,y1", help="use this face box (inclusive pixels) and skip detection")
     pre.add_argument("--face-margin", type=float, default=DEFAULTS.face_margin, help="crop margin per side, fraction of the box (default %(default)s, as Qualcomm's evaluation)")

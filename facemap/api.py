@@ -54,7 +54,7 @@ class FaceMap:
         """Drop the backends (the model's session is freed once nothing else holds it); the
         object cannot run again."""
         self.closed = True
-        self.pipeline = None
+        self.pipeline = self.detector = self.landmarker = None
 
     def process(
         self,
@@ -88,18 +88,21 @@ class FaceMap:
         """
         if self.closed:
             raise RuntimeError("this FaceMap is closed; open a new one")
-        outs = [as_sink(s) for s in sinks]
+        outs: list = []
         try:
+            for s in sinks:
+                outs.append(as_sink(s))
             span = FrameRange(every, max_frames, start_s, end_s)
             chosen = _mode(mode)
             inputs = resolve_sources(source, fps)
         except BaseException as exc:  # refused before the first frame: release the sinks
             close_sinks(outs, exc)
             raise
-        return self._frames(inputs, chosen, outs, span)
+        return self._frames(self.pipeline, inputs, chosen, outs, span)
 
+    @staticmethod
     def _frames(
-        self, inputs: list[Source], mode: Mode | None, sinks: list, span: FrameRange
+        pipeline: Pipeline, inputs: list[Source], mode: Mode | None, sinks: list, span: FrameRange
     ) -> Iterator[Frame]:
         outs = sinks
         error: BaseException | None = None
@@ -107,7 +110,7 @@ class FaceMap:
             for src in inputs:
                 frames = src.frames(span)
                 try:
-                    yield from self.pipeline.run(frames, mode or src.mode, outs, src.path, src.stem)
+                    yield from pipeline.run(frames, mode or src.mode, outs, src.path, src.stem)
                 finally:
                     frames.close()
         except StopRun:  # a sink asked to stop (a preview's q key): a normal end
@@ -157,7 +160,9 @@ def open(  # noqa: A001 - facemap.open, like io.open / av.open
         missing), ``provider`` ("auto", "cpu", "coreml", "cuda"), ``face_margin``, ``bgr``,
         ``normalize``), ``"dlib"`` (dlib's 68-point predictor; needs the dlib extra), any
         name registered with ``facemap.backends.register_landmarker``, or a landmarker object.
-    detector: ``"haar"`` (default), ``"dlib-hog"``, ``"bbox"`` (with settings ``box``), a
+    detector: ``"yunet"`` (default: OpenCV's YuNet CNN; its 230 KB model is downloaded once,
+        or given with ``DetectorOptions("yunet", {"model": PATH})`` or ``$FACEMAP_YUNET_MODEL``),
+        ``"haar"`` (nothing to download), ``"dlib-hog"``, ``"bbox"`` (settings ``box``), a
         ``DetectorOptions(name, settings)``, or a detector object (``detect(image) -> [BBox]``).
     track: ``TrackOptions(redetect_every=30, skip_if_no_face=False)``: video-mode tracking.
     guard: ``GuardOptions(jump_threshold=1.0)``: video-mode outlier marking (0 = off).

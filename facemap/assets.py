@@ -145,7 +145,7 @@ def find_yunet_model(
     if not download_missing:
         raise ModelError(f"the YuNet face detector is not in {cached.parent}; get {YUNET_URL} and pass it as {{detector_model}} PATH, or use another {{detector}}")
     url = yunet_url()
-    tmp = cache_dir() / f".{YUNET_NAME}.download"
+    tmp = cache_dir() / f".{YUNET_NAME}.{os.getpid()}.download"  # one per process: no clash
     try:
         download(url, tmp, progress=progress)
     except DownloadError as exc:

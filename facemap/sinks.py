@@ -66,15 +66,25 @@ class CsvLogSink:
     per frame (the frame's first face, or its no-face record)."""
 
     def __init__(self, folder: Path, stem: str, raw: bool = False, landmarks: bool = False) -> None:
-        self.logs = FrameLogs(Path(folder), stem, raw=raw, landmarks=landmarks)
-        self.paths = self.logs.paths
+        self.folder, self.stem, self.raw, self.landmarks = Path(folder), stem, raw, landmarks
+        self.paths = [self.folder / rel for rel in log_names(stem, raw, landmarks)]
+        self.logs: FrameLogs | None = None
+
+    def _open(self) -> FrameLogs:
+        self.logs = FrameLogs(self.folder, self.stem, raw=self.raw, landmarks=self.landmarks)
+        return self.logs
 
     def write(self, frame: Frame) -> None:
-        """One row per log for this frame."""
-        self.logs.write(frame.result)
+        """One row per log for this frame (the logs are opened at the first)."""
+        (self.logs or self._open()).write(frame.result)
 
     def close(self, error: BaseException | None = None) -> None:
-        """Rename every log into place (also after an error: the rows so far are complete)."""
+        """Rename every log into place (also after an error: the rows so far are complete). A
+        run that ended without a frame leaves header-only logs, or none after an error."""
+        if self.logs is None:
+            if error is not None:
+                return
+            self._open()
         self.logs.close()
 
 
@@ -162,7 +172,8 @@ class ImageFilesSink:
 
     def write(self, frame: Frame) -> None:
         """All files of this picture."""
-        stem = frame.stem or f"frame{frame.index}"
+        # a file's outputs take its stem; frames without a file (arrays) one each, by frame number
+        stem = frame.stem if frame.source is not None else f"{frame.stem or 'frame'}_{frame.index:06d}"
         r = frame.result
         written: list[Path] = []
         if self.overlay:

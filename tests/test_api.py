@@ -280,3 +280,73 @@ def test_video_ref_landmarker_through_the_api_matches_the_ref_log():
     assert len(faced) >= 248
     err = [np.abs(f.faces[0].landmarks - lmk.refs[f.index]).max() for f in faced]
     assert np.median(err) < 1e-6
+
+
+def test_a_scene_cut_starts_a_new_face_id_and_a_fresh_guard():
+    """Two shots: the face after the cut is a new track (id 1) and is not compared with the
+    last face before it (no jump_threshold), whether or not the tracker could hold it."""
+    shot_a = np.zeros((240, 320, 3), np.uint8)
+    shot_b = np.full((240, 320, 3), 200, np.uint8)  # a cut: the picture changes at once
+    lmk = PatternLandmarker(lambda f: (80.0, 80.0, 60.0) if f <= 5 else (240.0, 160.0, 60.0), UNIT)
+
+    class Follow:
+        name = "follow"
+
+        def detect(self, image):
+            box = BBox.from_points(lmk.truth(self.frame))
+            # after the cut the box is twice the face: its landmarks do not fit it, so the
+            # tracker does not hold them and detects every frame
+            return [box if self.frame <= 5 else box.expand(0.5)]
+
+    det = Follow()
+
+    def frames():
+        for i in range(1, 11):
+            det.frame = i
+            yield shot_a if i <= 5 else shot_b
+
+    fm = facemap.open(lmk, detector=det, smooth="off")
+    out = list(fm.process(frames()))
+    assert [f.faces[0].id for f in out] == [0] * 5 + [1] * 5
+    assert [f.result.reason for f in out] == ["detected"] + ["tracked"] * 4 + ["detected"] * 5
+    assert all(f.result.status is Status.OK for f in out)  # no jump_threshold at the cut
+
+
+def test_image_files_from_arrays_do_not_overwrite_each_other(tmp_path):
+    from facemap.io.outputs import OutputDir
+    from facemap.sinks import ImageFilesSink
+
+    fm = facemap.open(_pattern(), detector=FixedBoxDetector((130, 90, 189, 149)))
+    with OutputDir(tmp_path / "o") as out:
+        list(fm.process(iter([np.zeros((240, 320, 3), np.uint8)] * 3), mode=Mode.IMAGE,
+                        sinks=[ImageFilesSink(out)]))
+    names = sorted(p.name for p in (tmp_path / "o").glob("*.json"))
+    assert names == ["frames_000001.json", "frames_000002.json", "frames_000003.json"]
+
+
+def test_csv_logs_of_a_refused_run_leave_nothing_and_of_an_empty_one_only_headers(tmp_path):
+    from facemap.sinks import CsvLogSink
+
+    fm = facemap.open(_pattern(), detector=FixedBoxDetector((0, 0, 10, 10)))
+    with pytest.raises(InputFileError):
+        fm.process(tmp_path / "missing.mp4", sinks=[CsvLogSink(tmp_path / "a", "clip")])
+    assert not (tmp_path / "a").exists()
+    assert list(fm.process(iter([]), sinks=[CsvLogSink(tmp_path / "b", "clip")])) == []
+    meta = (tmp_path / "b" / "logs" / "clip_meta.csv").read_text().splitlines()
+    assert len(meta) == 1 and meta[0].startswith("frame,status,reason")
+
+
+def test_an_error_in_the_callers_loop_reaches_the_sinks():
+    from facemap.cli.videos import for_each
+
+    rec = Recorder()
+    fm = facemap.open(_pattern(), detector=FixedBoxDetector((130, 90, 189, 149)))
+    frames = fm.process((np.zeros((240, 320, 3), np.uint8) for _ in range(5)), sinks=[rec])
+
+    def boom(frame):
+        if frame.index == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        for_each(frames, boom)
+    assert rec.frames == [1, 2] and len(rec.closed) == 1 and isinstance(rec.closed[0], KeyboardInterrupt)

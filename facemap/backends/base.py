@@ -73,6 +73,17 @@ def largest_first(boxes: list[BBox]) -> list[BBox]:
     return sorted(boxes, key=lambda b: b.area, reverse=True)
 
 
+def calibrate_box(box: BBox, dx: float, dy: float, scale_w: float, scale_h: float) -> BBox:
+    """Map a detector's box to the box around the 68 landmarks: with the box's centre (cx, cy)
+    and width w, the landmark box has centre (cx + dx * w, cy + dy * w), width scale_w * w and
+    height scale_h * w (same pixels, not clipped)."""
+    cx, cy = box.center
+    w = box.width
+    ncx, ncy = cx + dx * w, cy + dy * w
+    nw, nh = scale_w * w, scale_h * w
+    return BBox(ncx - (nw - 1.0) / 2.0, ncy - (nh - 1.0) / 2.0, ncx + (nw - 1.0) / 2.0, ncy + (nh - 1.0) / 2.0)
+
+
 def check_landmarks(landmarks: np.ndarray, face: BBox, params: np.ndarray) -> tuple[Status, str]:
     """Sanity of one face's output: (status, reason). Non-finite output -> unstable."""
     if not (np.isfinite(params).all() and np.isfinite(landmarks).all()):

@@ -32,7 +32,7 @@ import numpy as np
 from ..errors import ModelError, UsageError
 from ..pose2d import estimate_pose_2d
 from ..types import BBox, Face, Pose, Status
-from .base import check_image, check_landmarks
+from .base import calibrate_box, check_image, check_landmarks
 
 log = logging.getLogger(__name__)
 
@@ -104,12 +104,7 @@ def calibrate_dlib_box(
     box: BBox, consts: tuple[float, float, float, float] = DLIB_BOX_CALIBRATION
 ) -> BBox:
     """Map a dlib detector box to the box around the 68 landmarks (same pixels, not clipped)."""
-    dx, dy, scale_w, scale_h = consts
-    cx, cy = box.center
-    w = box.width
-    ncx, ncy = cx + dx * w, cy + dy * w
-    nw, nh = scale_w * w, scale_h * w
-    return BBox(ncx - (nw - 1.0) / 2.0, ncy - (nh - 1.0) / 2.0, ncx + (nw - 1.0) / 2.0, ncy + (nh - 1.0) / 2.0)
+    return calibrate_box(box, *consts)
 
 
 def to_dlib_box(box: BBox, consts: tuple[float, float, float, float] = DLIB_BOX_CALIBRATION) -> BBox:

@@ -13,7 +13,7 @@ import numpy as np
 
 from ..errors import ModelError, UsageError
 from ..types import BBox
-from .base import largest_first, to_gray
+from .base import calibrate_box, largest_first, to_gray
 
 log = logging.getLogger(__name__)
 
@@ -46,17 +46,8 @@ def calibrate_haar_box(
     scale_w: float = HAAR_SCALE_W,
     scale_h: float = HAAR_SCALE_H,
 ) -> BBox:
-    """Map a raw Haar box to the box around the 68 landmarks (same pixel frame, not clipped)."""
-    cx, cy = box.center
-    w = box.width
-    ncx, ncy = cx + dx * w, cy + dy * w
-    nw, nh = scale_w * w, scale_h * w
-    return BBox(
-        ncx - (nw - 1.0) / 2.0,
-        ncy - (nh - 1.0) / 2.0,
-        ncx + (nw - 1.0) / 2.0,
-        ncy + (nh - 1.0) / 2.0,
-    )
+    """Map a raw Haar box to the box around the 68 landmarks (same pixels, not clipped)."""
+    return calibrate_box(box, dx, dy, scale_w, scale_h)
 
 
 def _haar_cascade_dir() -> Path:

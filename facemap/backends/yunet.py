@@ -18,7 +18,7 @@ import numpy as np
 
 from ..errors import ModelError, UsageError
 from ..types import BBox
-from .base import check_image, largest_first
+from .base import calibrate_box, check_image, largest_first
 
 log = logging.getLogger(__name__)
 
@@ -41,12 +41,7 @@ YUNET_MAX_SIDE_PX = 480
 
 def calibrate_yunet_box(box: BBox, consts: tuple[float, float, float, float] = YUNET_CALIBRATION) -> BBox:
     """Map a raw YuNet box to the box around the 68 landmarks (same pixels, not clipped)."""
-    dx, dy, scale_w, scale_h = consts
-    cx, cy = box.center
-    w = box.width
-    ncx, ncy = cx + dx * w, cy + dy * w
-    nw, nh = scale_w * w, scale_h * w
-    return BBox(ncx - (nw - 1.0) / 2.0, ncy - (nh - 1.0) / 2.0, ncx + (nw - 1.0) / 2.0, ncy + (nh - 1.0) / 2.0)
+    return calibrate_box(box, *consts)
 
 
 class YuNetDetector:
@@ -105,7 +100,13 @@ class YuNetDetector:
         if self._size != (sw, sh):
             self._net.setInputSize((sw, sh))
             self._size = (sw, sh)
-        _, faces = self._net.detect(image)
+        try:
+            _, faces = self._net.detect(image)
+        except cv2.error as exc:
+            raise ModelError(
+                f"{self.model_path}: YuNet failed on a {sw}x{sh} image "
+                f"({str(exc).strip().splitlines()[-1][:120]}); is it a YuNet face detector model?"
+            ) from None
         if faces is None:
             return []
         fx, fy = w / sw, h / sh

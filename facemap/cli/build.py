@@ -11,7 +11,6 @@ from ..pipeline import Options
 from ..track.guard import GuardOptions
 from ..track.smooth import SmoothOptions
 from ..track.tracker import TrackOptions
-from ..types import BBox
 from .config import InferConfig
 
 Emit = Callable[[str], None]
@@ -20,11 +19,7 @@ Emit = Callable[[str], None]
 def build_detector(cfg: InferConfig):
     """The face detector the options ask for (--bbox, --no-face-detect, or --detector)."""
     if cfg.bbox is not None:
-        try:
-            box = BBox.parse(cfg.bbox)
-        except ValueError as exc:
-            raise UsageError(f"{{bbox}}: {exc}") from None
-        return FixedBoxDetector(box)
+        return FixedBoxDetector(cfg.bbox)
     if not cfg.face_detect:
         return WholeImageDetector()
     if cfg.detector == "yunet":

@@ -21,6 +21,7 @@ from ..sinks import ImageFilesSink
 from ..types import Face, Frame
 from .build import build_landmarker, open_facemap
 from .config import InferConfig
+from .videos import for_each
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +105,8 @@ def _run_images(cfg: InferConfig, emit: Emit) -> int:
             style=cfg.style(),
             meta=desc,
         )
-        for frame in fm.process(inputs, mode=Mode.IMAGE, sinks=[sink]):
+        def report(frame: Frame) -> None:
+            nonlocal n_face
             line = image_line(frame)
             if frame.result.has_face:
                 n_face += 1
@@ -116,6 +118,8 @@ def _run_images(cfg: InferConfig, emit: Emit) -> int:
                         emit(line)
                         line = extra
             emit(line)
+
+        for_each(fm.process(inputs, mode=Mode.IMAGE, sinks=[sink]), report)
     if not cfg.quiet:
         emit(f"{len(paths)} image(s), {n_face} with a face; outputs in {cfg.output}/")
     return 0

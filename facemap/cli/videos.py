@@ -3,11 +3,12 @@ report lines, the progress bar and ``--jobs`` (several videos in parallel proces
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -18,7 +19,7 @@ from ..io.outputs import OutputDir
 from ..io.sources import FrameRange, Source
 from ..io.video import VideoInfo, collect_videos, probe
 from ..sinks import CsvLogSink, PreviewSink, VideoOverlaySink, log_names, overlay_name
-from ..types import Face, Mode
+from ..types import Face, Frame, Mode
 from .build import open_facemap
 from .config import InferConfig
 
@@ -80,6 +81,19 @@ def progress(total: int | None, desc: str, enabled: bool, unit: str = "frame"):
     )
 
 
+def for_each(frames: Iterator[Frame], fn: Callable[[Frame], object]) -> None:
+    """Call ``fn`` on every frame; an error (or Ctrl-C) in ``fn`` is thrown into the chain, so
+    its sinks close knowing it (an interrupted overlay is finished, a failed one removed)
+    before the error goes on."""
+    try:
+        for frame in frames:
+            fn(frame)
+    except BaseException as exc:
+        with contextlib.suppress(BaseException):
+            frames.throw(exc)
+        raise
+
+
 def frame_range(cfg: InferConfig) -> FrameRange:
     """--every, --max-frames, --start, --end (image-only options refused)."""
     if cfg.dump_npy:
@@ -119,11 +133,10 @@ def process_video(
         )
         outputs.append(sinks[-1].path)
     counts = FrameCounts()
+    frames = fm.process(src, mode=Mode.VIDEO, sinks=sinks, every=span.every,
+                        max_frames=span.max_frames, start_s=span.start_s, end_s=span.end_s)
     with progress(expected, src.stem, not cfg.quiet) as bar:
-        for frame in fm.process(src, mode=Mode.VIDEO, sinks=sinks, every=span.every,
-                                max_frames=span.max_frames, start_s=span.start_s, end_s=span.end_s):
-            counts.add(frame.result)
-            bar.update(1)
+        for_each(frames, lambda frame: (counts.add(frame.result), bar.update(1)))
     if counts.frames == 0:
         raise InputFileError(
             f"{src.path}: no frames in the chosen range ({{start_s}}/{{end_s}}/{{max_frames}}); check the range"
@@ -232,6 +245,11 @@ def _run_parallel(cfg, inputs, infos, out_dir, span, emit) -> list[VideoReport]:
     from dataclasses import replace
 
     worker_cfg = replace(cfg, quiet=True)  # no progress bars or model lines from the workers
+    if cfg.face_detect and cfg.bbox is None and cfg.detector == "yunet" and not cfg.detector_model:
+        from ..assets import find_yunet_model
+
+        # fetched once here (not by every worker at once), and its errors are one line here
+        worker_cfg = replace(worker_cfg, detector_model=str(find_yunet_model(progress=not cfg.quiet)))
     by_stem: dict[str, VideoReport] = {}
     ctx = mp.get_context("spawn")
     with ProcessPoolExecutor(max_workers=min(cfg.jobs, len(inputs)), mp_context=ctx,
@@ -296,8 +314,7 @@ def run_camera(cfg: InferConfig, emit: Emit) -> int:
             emit(f"opening camera {cfg.camera}; once it runs, {stop}")
         frames = fm.process(src, mode=Mode.VIDEO, sinks=sinks, every=span.every, max_frames=span.max_frames)
         try:
-            for frame in frames:
-                counts.add(frame.result)
+            for_each(frames, lambda frame: counts.add(frame.result))
         except KeyboardInterrupt:  # Ctrl-C is the way to stop a live camera: a normal end
             log.info("interrupted: stopping the camera")
     rep = VideoReport(Path(f"camera:{cfg.camera}"), src.stem, counts, time.perf_counter() - t0, outputs)

@@ -159,6 +159,7 @@ class FaceTracker:
         self._unconfirmed = 0
         self._thumb: np.ndarray | None = None
         self._crowd = False  # the detector has seen several faces in this shot
+        self._pending_segment = True  # the next face found starts a new segment
         self.new_segment = True  # True when the face was (re)acquired: smoothing/guards restart
         self.detections = 0
         self.cuts = 0
@@ -188,6 +189,7 @@ class FaceTracker:
             self._last_box = None
             self._lost_at = None
             self._crowd = False
+            self._pending_segment = True
         self._thumb = thumb
 
         if self._roi is not None:
@@ -213,7 +215,9 @@ class FaceTracker:
                 self._hold(result, tracked=False)
                 self._since_detect = 0
                 self._unconfirmed = 0
-                self.new_segment = True
+            if self._pending_segment and result.has_face and np.isfinite(result.landmarks).all():
+                self.new_segment = True  # the first face after a reset, a cut or a loss
+                self._pending_segment = False
             return _with_reason(result, "detected", self._ok_reason)
         if opts.skip_if_no_face:
             return Face.empty(frame, timestamp_ms, reason="detector_failed")
@@ -245,6 +249,7 @@ class FaceTracker:
     def _lose(self, frame: int) -> None:
         self._roi = None
         self._lost_at = frame
+        self._pending_segment = True
 
     def _detect(self, image: np.ndarray, frame: int) -> list[BBox]:
         self.detections += 1
@@ -277,7 +282,7 @@ class FaceTracker:
         if self._unconfirmed >= MAX_UNCONFIRMED:
             log.debug("held face not confirmed by %d re-detections; dropped", self._unconfirmed)
             self._unconfirmed = 0
-            self._lose(frame)  # a face elsewhere is taken only after REACQUIRE_GAP frames
+            self._lose(frame)  # in a crowded shot, a face elsewhere waits REACQUIRE_GAP frames
 
 
     def _detect_near(self, image: np.ndarray, box: BBox) -> list[BBox]:
