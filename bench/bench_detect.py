@@ -25,12 +25,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from calibrate_detector import match, read_every  # noqa: E402
+from calibrate_detector import annotated, match  # noqa: E402
 
 from facemap.backends import make_detector  # noqa: E402
-from facemap.errors import InputFileError  # noqa: E402
-from facemap.io.records import read_landmarks  # noqa: E402
-from facemap.types import BBox  # noqa: E402
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 DEFAULT_YUNET = DEFAULT_DATA.parent / "models" / "face_detection_yunet.onnx"
@@ -42,28 +39,6 @@ def detectors(yunet_model: Path) -> dict[str, object]:
     for side in (320, 480, 640):
         dets[f"yunet@{side}"] = make_detector("yunet", model=yunet_model, max_side_px=side)
     return dets
-
-
-def annotated(data: Path, step: int):
-    """(stem, frame, image, landmark box) for every annotated photo and every step-th frame."""
-    for ref in sorted((data / "ref").glob("*_dlib_landmarks.csv")):
-        stem = ref.name[: -len("_dlib_landmarks.csv")]
-        try:
-            log = read_landmarks(ref)
-        except InputFileError:  # a photo with no face (dlib_dogs): header only
-            continue
-        targets = {int(f): BBox.from_points(p) for f, p in zip(log.frames, log.landmarks, strict=True)}
-        images = sorted((data / "images").glob(stem + ".*"))
-        video = data / "videos" / f"{stem}.mp4"
-        if images:
-            frames = [(1, cv2.imread(str(images[0]), cv2.IMREAD_COLOR))]
-        elif video.exists():
-            frames = read_every(video, step, set(targets))
-        else:
-            continue
-        for frame, image in frames:
-            if frame in targets:
-                yield stem, frame, image, targets[frame]
 
 
 def ms_per_call(det, image: np.ndarray, repeat: int) -> float:
@@ -89,8 +64,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     dets = detectors(args.yunet_model)
     stats = {name: {"n": 0, "found": 0, "iou": [], "photo_n": 0, "photo_found": 0} for name in dets}
-    for stem, _frame, image, target in annotated(args.data, args.step):
-        is_photo = not (args.data / "videos" / f"{stem}.mp4").exists()
+    for _stem, is_video, _frame, image, target in annotated(args.data, args.step):
+        is_photo = not is_video
         for name, det in dets.items():
             st = stats[name]
             box = match(det.detect(image), target)

@@ -70,10 +70,9 @@ def match(boxes: list[BBox], target: BBox) -> BBox | None:
     return best
 
 
-def collect(det, data: Path, step: int) -> tuple[list[Sample], int]:
-    """Matched samples from the shared images and clips, and the number of annotated faces."""
-    samples: list[Sample] = []
-    annotated = 0
+def annotated(data: Path, step: int):
+    """(stem, is_video, frame, image, landmark box) for every photo and every ``step``-th clip
+    frame that dlib's reference run annotated."""
     for ref in sorted((data / "ref").glob("*_dlib_landmarks.csv")):
         stem = ref.name[: -len("_dlib_landmarks.csv")]
         try:
@@ -92,13 +91,20 @@ def collect(det, data: Path, step: int) -> tuple[list[Sample], int]:
         else:
             continue
         for frame, image in frames:
-            if frame not in targets:
-                continue
-            annotated += 1
-            found = match(det.detect(image), targets[frame])
-            if found is not None:
-                samples.append(Sample(stem, not images, frame, found, targets[frame]))
-    return samples, annotated
+            if frame in targets:
+                yield stem, not images, frame, image, targets[frame]
+
+
+def collect(det, data: Path, step: int) -> tuple[list[Sample], int]:
+    """Matched samples from the shared images and clips, and the number of annotated faces."""
+    samples: list[Sample] = []
+    n = 0
+    for stem, is_video, frame, image, target in annotated(data, step):
+        n += 1
+        found = match(det.detect(image), target)
+        if found is not None:
+            samples.append(Sample(stem, is_video, frame, found, target))
+    return samples, n
 
 
 def read_every(video: Path, step: int, wanted: set[int]):
