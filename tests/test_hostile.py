@@ -357,9 +357,10 @@ def test_output_problems(tmp_path, capsys, model_args, monkeypatch):
     _check(capsys, infer.main([*base, "-o", ".", "--clean"]), 5, "it is the working folder", None)
     assert (tmp_path / "afile").exists()
     busy = tmp_path / "busy"
-    busy.mkdir()
-    (busy / ".facemap.lock").write_text(str(os.getppid()))
-    _check(capsys, infer.main([*base, "-o", str(busy)]), 5, "another facemap run", busy)
+    from facemap.io.outputs import OutputDir
+
+    with OutputDir(busy):  # another run holds the folder's lock
+        _check(capsys, infer.main([*base, "-o", str(busy)]), 5, "another facemap run", busy)
 
 
 def test_disk_full_while_writing(tmp_path, capsys, model_args, monkeypatch):
@@ -425,3 +426,35 @@ def test_duplicated_or_unsorted_frames_are_refused_clearly(tmp_path, capsys):
     path = _landmarks_csv(tmp_path / "d.csv", [1, 2, 2, 3])
     code = analyze_expressions.main(["--landmarks", str(path), "--fps", "30", "--out", str(tmp_path / "out")])
     _check(capsys, code, 3, "d.csv", tmp_path / "out", prog="analyze_expressions.py")
+
+
+def test_output_into_the_photo_folder_never_overwrites_the_users_files(tmp_path, capsys, model_args):
+    """--output at the folder of the input photos, which holds the user's own <stem>.json: refused
+    with exit 5 naming the file, which is left as it was and never listed as facemap's."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    cv2.imwrite(str(photos / "face.png"), np.full((64, 64, 3), 90, np.uint8))
+    (photos / "face.json").write_text('{"mine": true}')
+    code = infer.main(["--image", str(photos / "face.png"), *model_args, "--no-face-detect", "-o", str(photos)])
+    _check(capsys, code, 5, "face.json: exists and was not written by facemap", photos)
+    assert (photos / "face.json").read_text() == '{"mine": true}'
+    assert "face.json" not in (photos / ".facemap-output").read_text()
+
+
+def test_clean_after_the_readme_analysis_step_and_a_killed_run(tmp_path, capsys, model_args):
+    """infer into out/, the analyzer into out/analysis, a killed run's temp file: --clean out
+    removes all of it (facemap made every file) and the run goes on."""
+    img = tmp_path / "face.png"
+    cv2.imwrite(str(img), np.full((64, 64, 3), 90, np.uint8))
+    out = tmp_path / "out"
+    base = ["--image", str(img), *model_args, "--no-face-detect", "--dump-landmarks-csv", "-o", str(out)]
+    assert infer.main(base) == 0
+    rc = analyze_expressions.main(["--landmarks", str(out / "logs" / "face_landmarks.csv"), "--meta",
+                                   str(out / "logs" / "face_meta.csv"), "--fps", "30", "--out",
+                                   str(out / "analysis"), "--no-plots"])
+    assert rc == 0 and (out / "analysis" / "score.txt").exists()
+    (out / "logs" / ".face_meta.csv.part").write_text("half a log of a run killed with -9")
+    capsys.readouterr()
+    assert infer.main([*base, "--clean"]) == 0, capsys.readouterr().err
+    assert not (out / "analysis").exists() and not list(out.rglob("*.part"))
+    assert (out / "face.json").exists()

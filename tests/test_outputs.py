@@ -71,15 +71,80 @@ def test_empty_folder_may_be_cleaned(tmp_path):
 
 
 def test_second_run_is_locked_out(tmp_path):
-    with OutputDir(tmp_path / "out"):
-        (tmp_path / "out" / LOCK).write_text(str(os.getppid()))  # a live process holds it
-        with pytest.raises(OutputError, match="another facemap run"):
+    with OutputDir(tmp_path / "out"), pytest.raises(OutputError, match=f"another facemap run \\(pid {os.getpid()}\\)"):
+        OutputDir(tmp_path / "out").open()
+    with OutputDir(tmp_path / "out"):  # released on close
+        pass
+
+
+def test_a_lock_held_by_another_process_refuses_and_dies_with_it(tmp_path):
+    """The lock is an OS lock: held while its process lives, gone when it is killed (-9), and a
+    pid written in a leftover lock file is never taken for a live run."""
+    import signal
+    import subprocess
+    import sys
+
+    (tmp_path / "out").mkdir()
+    code = (
+        "import sys, time; sys.path.insert(0, {!r})\n"
+        "from facemap.io.outputs import OutputDir\n"
+        "d = OutputDir({!r}); d.open(); print('locked', flush=True); time.sleep(60)\n"
+    ).format(str(Path(__file__).resolve().parents[1]), str(tmp_path / "out"))
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "locked"
+        with pytest.raises(OutputError, match=f"another facemap run \\(pid {proc.pid}\\)"):
             OutputDir(tmp_path / "out").open()
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    assert (tmp_path / "out" / LOCK).read_text() == str(proc.pid)  # left behind by kill -9
+    with OutputDir(tmp_path / "out"):  # not held any more: taken at once
+        assert (tmp_path / "out" / LOCK).read_text() == str(os.getpid())
+    (tmp_path / "out" / LOCK).write_text(str(os.getppid()))  # a live pid, but no lock held
+    with OutputDir(tmp_path / "out"):
+        pass
+
+
+def test_a_file_facemap_did_not_write_is_never_overwritten(tmp_path):
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "photo.json").write_text("the user's own")
+    with OutputDir(tmp_path / "out") as out:
+        with pytest.raises(OutputError) as err:
+            out.file("photo.json")
+        assert "photo.json: exists and was not written by facemap" in str(err.value)
+        out.file("other.json").write_text("ours")
+    assert (tmp_path / "out" / "photo.json").read_text() == "the user's own"
+    listed = (tmp_path / "out" / MARKER).read_text()
+    assert "photo.json" not in listed and "other.json" in listed
+    with OutputDir(tmp_path / "out") as out:  # a file facemap listed is rewritten on a re-run
+        out.file("other.json")
+
+
+def test_clean_takes_facemaps_own_leftovers(tmp_path):
+    """Temp files of a killed run and a nested facemap output (the analyzer's) are facemap's."""
+    with OutputDir(tmp_path / "out") as out:
+        out.file("logs/a_meta.csv").write_text("x")
+        with OutputDir(tmp_path / "out" / "analysis") as ana:
+            ana.file("score.txt").write_text("50")
+    (tmp_path / "out" / "logs" / ".a_meta.csv.part").write_text("half")
+    (tmp_path / "out" / ".a_overlay.mp4.part").write_text("half")
+    (tmp_path / "out" / ".a.json.x1y2.part").write_text("half")
+    with OutputDir(tmp_path / "out", clean=True):
+        pass
+    assert sorted(p.name for p in (tmp_path / "out").rglob("*")) == [MARKER]  # all the rest removed
+    (tmp_path / "out").mkdir(exist_ok=True)
+    with OutputDir(tmp_path / "out") as out:
+        out.file("a.txt").write_text("x")
+    (tmp_path / "out" / "sub").mkdir()
+    (tmp_path / "out" / "sub" / "notes.txt").write_text("keep")
+    with pytest.raises(OutputError, match="sub/notes.txt was not written by facemap"):
+        OutputDir(tmp_path / "out", clean=True).open()
 
 
 def test_stale_lock_is_taken_over(tmp_path):
     (tmp_path / "out").mkdir()
-    (tmp_path / "out" / LOCK).write_text("999999999")
+    (tmp_path / "out" / LOCK).write_text("999999999")  # left by a run that died
     with OutputDir(tmp_path / "out"):
         assert (tmp_path / "out" / LOCK).read_text() == str(os.getpid())
 
@@ -157,7 +222,8 @@ def test_a_run_killed_midway_leaves_every_written_file_listed(tmp_path):
     out.open()
     for i in range(3):
         out.file(f"a{i}.txt").write_text("x")
-    out._marker_fh.close()  # as the OS does when the process dies; no close(), lock left behind
+    out._marker_fh.close()  # as the OS does when the process dies: files closed, the OS lock
+    os.close(out._lock_fd)  # released; no close(), so the lock file is left behind
     (tmp_path / "o" / LOCK).write_text("999999999")  # a pid that is not running
     with OutputDir(tmp_path / "o", clean=True) as again:
         assert sorted(p.name for p in again.path.iterdir()) == sorted([LOCK, MARKER])

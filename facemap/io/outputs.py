@@ -15,6 +15,11 @@ import os
 import tempfile
 from pathlib import Path
 
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None  # type: ignore[assignment]
+
 from ..errors import OutputError
 
 log = logging.getLogger(__name__)
@@ -105,6 +110,7 @@ class OutputDir:
         self._locked = False
         self._created = False
         self._marker_fh = None  # the marker, open for appending while the folder is locked
+        self._lock_fd: int | None = None
 
     # -- lifecycle
     def __enter__(self) -> OutputDir:
@@ -168,6 +174,11 @@ class OutputDir:
             raise OutputError(f"{target.parent}: cannot create folder ({exc.strerror or exc})") from None
         rel = target.relative_to(self.path).as_posix()
         if rel not in self._written:
+            if target.exists() or target.is_symlink():
+                raise OutputError(
+                    f"{target}: exists and was not written by facemap; facemap does not overwrite "
+                    "it: move it away or choose another {output}"
+                )
             self._written.add(rel)
             self._append_marker(rel)
         return target
@@ -225,6 +236,41 @@ class OutputDir:
         atomic_write_text(self.path / MARKER, text)
 
     def _lock(self) -> None:
+        """Take the folder's lock: an OS lock (flock) on ``.facemap.lock``, which dies with the
+        process that holds it (a crash or kill -9 leaves no lock behind, and a reused pid is
+        never mistaken for a run). Where flock is missing (Windows), the pid in the file."""
+        if fcntl is None:
+            return self._lock_by_pid()
+        lock = self.path / LOCK
+        for _ in range(3):
+            try:
+                fd = os.open(lock, os.O_CREAT | os.O_RDWR, 0o644)
+            except OSError as exc:
+                raise OutputError(f"{self.path}: cannot write ({exc.strerror or exc}); choose another {{output}}") from None
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                pid = os.read(fd, 32).decode("ascii", "replace").strip() or "?"
+                os.close(fd)
+                raise OutputError(
+                    f"{self.path}: another facemap run (pid {pid}) is writing here; "
+                    "wait for it or choose another {output}"
+                ) from None
+            try:
+                same = os.fstat(fd).st_ino == os.stat(lock).st_ino
+            except OSError:
+                same = False
+            if not same:  # the holder removed it as we opened it: lock the new file
+                os.close(fd)
+                continue
+            os.ftruncate(fd, 0)
+            os.write(fd, str(os.getpid()).encode("ascii"))
+            self._lock_fd = fd
+            self._locked = True
+            return None
+        raise OutputError(f"{self.path}: cannot take the lock {LOCK}; remove it if no run is active")
+
+    def _lock_by_pid(self) -> None:
         lock = self.path / LOCK
         for _ in range(2):
             try:
@@ -254,14 +300,18 @@ class OutputDir:
     def _unlock(self) -> None:
         with contextlib.suppress(OSError):
             (self.path / LOCK).unlink()
+        if self._lock_fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._lock_fd)  # releases the flock
+            self._lock_fd = None
         self._locked = False
 
     def _clean(self) -> None:
         reason = _forbidden(self.path)
         if reason:
             raise OutputError(f"{self.path}: {{clean}} refused, {reason}; point {{output}} at a folder facemap made")
-        listed = set(self._read_marker())
         present = self._foreign_files()
+        listed = self._ours(present)
         foreign = sorted(r for r in present if r not in listed)
         if foreign:
             raise OutputError(
@@ -278,8 +328,27 @@ class OutputDir:
         return [
             f.relative_to(self.path).as_posix()
             for f in self.path.rglob("*")
-            if (f.is_file() or f.is_symlink()) and f.name not in (MARKER, LOCK)
+            if (f.is_file() or f.is_symlink()) and not (f.parent == self.path and f.name in (MARKER, LOCK))
         ]
+
+    def _ours(self, present: list[str]) -> set[str]:
+        """The files of ``present`` that facemap wrote: listed in this folder's marker or in
+        the marker of the subfolder holding them (another facemap output inside this one, such
+        as the analyzer's), and facemap's own temp files (``.<name>.part``, ``.<name>.<id>.part``)
+        left by a run that was killed."""
+        ours = set(self._read_marker())
+        for marker in self.path.rglob(MARKER):
+            sub = marker.parent
+            if sub == self.path:
+                continue
+            prefix = sub.relative_to(self.path).as_posix() + "/"
+            ours |= {prefix + r for r in OutputDir(sub)._read_marker()}
+            ours.add(prefix + MARKER)
+        for rel in present:
+            name = rel.rsplit("/", 1)[-1]
+            if name.startswith(".") and name.endswith(".part"):
+                ours.add(rel)
+        return ours
 
     def _remove_empty_dirs(self) -> None:
         subdirs = [d for d in self.path.rglob("*") if d.is_dir() and not d.is_symlink()]
