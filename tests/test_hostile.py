@@ -458,3 +458,39 @@ def test_clean_after_the_readme_analysis_step_and_a_killed_run(tmp_path, capsys,
     assert infer.main([*base, "--clean"]) == 0, capsys.readouterr().err
     assert not (out / "analysis").exists() and not list(out.rglob("*.part"))
     assert (out / "face.json").exists()
+
+
+@pytest.fixture()
+def small_disk(tmp_path):
+    """A 700 KB tmpfs mounted by the test (root only) and unmounted by it."""
+    import shutil
+    import subprocess
+
+    if os.geteuid() != 0 or not shutil.which("mount"):
+        pytest.skip("mounting a tmpfs needs root")
+    mnt = tmp_path / "disk"
+    mnt.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=700k", "tmpfs", str(mnt)], capture_output=True).returncode:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", str(mnt)], check=True)
+
+
+def test_a_full_disk_while_a_video_is_written_leaves_no_part_file(small_disk, model_args):
+    """infer.py --video with every log and the overlay onto a disk that fills up: exit 5, one
+    line naming the file that could not be written, and no half-written file left."""
+    import subprocess
+    import sys
+
+    clip = need_shared(DATA / "videos" / "lp_d19.mp4")
+    out = small_disk / "out"
+    cmd = [sys.executable, str(Path(infer.__file__)), "--video", str(clip), *model_args, "-o", str(out),
+           "--save-video", "--dump-csv", "--dump-landmarks-csv", "--detector", "haar", "-q"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("infer.py")]
+    assert proc.returncode == 5, proc.stderr
+    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert "cannot" in lines[0] and ("free space" in lines[0] or "No space" in lines[0]), lines[0]
+    assert not list(out.rglob("*.part")) and not list(out.rglob(".*.download"))

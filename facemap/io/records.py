@@ -14,6 +14,7 @@ pixels, x0,y0,x1,y1 in the meta file are the inclusive face box, angles are degr
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import logging
 import os
@@ -143,10 +144,21 @@ class CsvLog:
                 self._fh.flush()
                 self._last_flush = now
         except OSError as exc:
-            raise OutputError(f"{self.path}: cannot write log ({exc.strerror or exc})") from exc
+            self._discard()
+            raise OutputError(
+                f"{self.path}: cannot write log ({exc.strerror or exc}); free space or choose another {{output}}"
+            ) from exc
+
+    def _discard(self) -> None:
+        """Close and remove the temp file (the log could not be completed)."""
+        with contextlib.suppress(OSError, ValueError):
+            self._fh.close()
+        with contextlib.suppress(OSError):
+            os.unlink(self.tmp_path)
 
     def close(self) -> None:
-        """Flush, close and move the temp file into place."""
+        """Flush, close and move the temp file into place; a log that cannot be finished (a full
+        disk) is removed, never left half-written."""
         if self._fh.closed:
             return
         try:
@@ -155,7 +167,10 @@ class CsvLog:
             self._fh.close()
             os.replace(self.tmp_path, self.path)
         except OSError as exc:
-            raise OutputError(f"{self.path}: cannot finish log ({exc.strerror or exc})") from exc
+            self._discard()
+            raise OutputError(
+                f"{self.path}: cannot finish log ({exc.strerror or exc}); free space or choose another {{output}}"
+            ) from exc
 
     def __enter__(self) -> CsvLog:
         return self
