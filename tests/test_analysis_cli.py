@@ -464,3 +464,23 @@ def test_frames_without_a_found_face_are_not_scored(tmp_path):
     report = json.loads((out / "report.json").read_text())
     assert report["frames_scored"] == 110
     assert report["class_distribution"]["no_face"] == 10
+
+
+def test_a_mistyped_frame_number_is_refused_not_filled(clip, tmp_path, capsys):
+    """A landmarks log whose last frame number is mistyped (900000000) and no --meta: refused in
+    one line, instead of allocating gigabytes for the "gap"."""
+    lm, _meta = clip
+    lines = lm.read_text().splitlines()
+    last = lines[-1].split(",")
+    last[0] = "900000000"
+    bad = tmp_path / "bad_landmarks.csv"
+    bad.write_text("\n".join([*lines[:-1], ",".join(last)]) + "\n")
+    rc, _, err = run(["--landmarks", bad, "--fps", 30, "--out", tmp_path / "o", "--no-plots"], capsys)
+    assert rc == 3 and len(err.strip().splitlines()) == 1, err
+    assert "frame numbers run from 1 to 900000000" in err and "pass --meta" in err
+    assert not (tmp_path / "o").exists()
+    # a real gap (a log with every other frame) is still filled
+    half = tmp_path / "half_landmarks.csv"
+    half.write_text("\n".join([lines[0], *lines[1::2]]) + "\n")
+    rc, _, err = run(["--landmarks", half, "--fps", 30, "--out", tmp_path / "h", "--no-plots"], capsys)
+    assert rc == 0, err

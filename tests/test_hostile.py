@@ -494,3 +494,40 @@ def test_a_full_disk_while_a_video_is_written_leaves_no_part_file(small_disk, mo
     assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
     assert "cannot" in lines[0] and ("free space" in lines[0] or "No space" in lines[0]), lines[0]
     assert not list(out.rglob("*.part")) and not list(out.rglob(".*.download"))
+
+
+def _tiff_header(width: int, height: int) -> bytes:
+    """A deflate-compressed 8-bit grey TIFF of width x height black pixels, small on disk: a
+    reader that trusts it decodes width x height bytes (x3 as BGR)."""
+    import struct
+    import zlib
+
+    comp = zlib.compressobj(9)
+    row_block = bytes(width * 256)
+    strip = b"".join(comp.compress(row_block) for _ in range(height // 256))
+    strip += comp.compress(bytes(width * (height % 256))) + comp.flush()
+    entries = [(256, 4, width), (257, 4, height), (258, 3, 8), (259, 3, 8), (262, 3, 1),
+               (273, 4, 0), (277, 3, 1), (278, 4, height), (279, 4, len(strip))]
+    strip_at = 8 + 2 + 12 * len(entries) + 4
+    body = struct.pack("<H", len(entries))
+    for tag, typ, value in entries:
+        value = strip_at if tag == 273 else value
+        body += struct.pack("<HHIHH", tag, typ, 1, value, 0) if typ == 3 else struct.pack("<HHII", tag, typ, 1, value)
+    return b"II*\x00" + struct.pack("<I", 8) + body + struct.pack("<I", 0) + strip
+
+
+def test_a_huge_tiff_is_refused_from_its_header_before_decoding(tmp_path, capsys, model_args):
+    """A 22000 x 22000 TIFF scan (484 MB as grey, 1.5 GB as BGR) in a 0.5 MB file is refused from
+    its header, without decoding it."""
+    import resource
+
+    path = tmp_path / "scan.tif"
+    path.write_bytes(_tiff_header(22000, 22000))
+    from facemap.io.images import _pillow_size
+
+    assert _pillow_size(path) == (22000, 22000)  # the header is a valid one
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    code = infer.main(["--image", str(path), *model_args, "--no-face-detect", "-o", str(tmp_path / "out")])
+    _check(capsys, code, 3, "scan.tif: image is 22000x22000 pixels, above the 100 MP limit", tmp_path / "out")
+    grown_mib = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    assert grown_mib < 200, f"peak memory grew by {grown_mib:.0f} MiB"

@@ -99,6 +99,13 @@ def _check_against_meta(
         )
 
 
+# Without a meta log, the frames between the first and the last logged one are filled in (no
+# face in the missing ones), but not beyond this many (factor x rows + frames): a mistyped frame
+# number must not make the analyzer allocate gigabytes.
+MAX_GAP_FACTOR = 20
+MAX_GAP_FRAMES = 100_000
+
+
 def _timestamps(
     frames: np.ndarray, sources: list[tuple[Path, np.ndarray, np.ndarray]], fps: float | None
 ) -> tuple[np.ndarray, str]:
@@ -194,7 +201,15 @@ def load_inputs(
         frames = mt.frames
     else:
         known = lm.frames if lm is not None else rw.frames
-        frames = np.arange(int(known.min()), int(known.max()) + 1, dtype=np.int64)
+        first, last = int(known.min()), int(known.max())
+        if last - first + 1 > MAX_GAP_FACTOR * known.size + MAX_GAP_FRAMES:
+            path = lm.path if lm is not None else rw.path
+            raise InputFileError(
+                f"{path}: frame numbers run from {first} to {last}, but the log holds {known.size} "
+                "rows; is a frame number mistyped? Fix it, or pass {meta} (the meta log lists "
+                "every frame)"
+            )
+        frames = np.arange(first, last + 1, dtype=np.int64)
     if lm is not None and rw is not None:
         common = np.intersect1d(lm.frames, rw.frames)
         if common.size < 0.5 * min(lm.frames.size, rw.frames.size):

@@ -45,6 +45,23 @@ def header_size(data: bytes) -> tuple[int, int] | None:
     return None
 
 
+def _pillow_size(path: Path) -> tuple[int, int] | None:
+    """(width, height) from the header of any format Pillow knows (TIFF, BMP, WebP, PNM, ...),
+    read lazily (no pixels decoded); None when Pillow cannot tell."""
+    try:
+        from PIL import Image
+    except ImportError:
+        return None
+    limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None  # the size is what we want
+    try:
+        with Image.open(path) as im:
+            return int(im.size[0]), int(im.size[1])
+    except Exception:  # not an image Pillow knows, or a broken header: OpenCV decides
+        return None
+    finally:
+        Image.MAX_IMAGE_PIXELS = limit
+
+
 def read_image(path: Path, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """Read an image as (H, W, 3) uint8 BGR, EXIF orientation applied.
 
@@ -60,7 +77,7 @@ def read_image(path: Path, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     if size == 0:
         raise InputFileError(f"{path}: image file is empty (0 bytes); copy it again")
     data = np.fromfile(str(path), dtype=np.uint8)
-    dims = header_size(data[: 1 << 16].tobytes())
+    dims = header_size(data[: 1 << 16].tobytes()) or _pillow_size(path)
     if dims is not None and dims[0] * dims[1] > max_pixels:
         raise InputFileError(
             f"{path}: image is {dims[0]}x{dims[1]} pixels, above the {max_pixels // 1_000_000} MP "
