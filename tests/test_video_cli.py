@@ -282,3 +282,45 @@ def test_interrupt_keeps_logs_and_a_playable_overlay(tmp_path, standin_model, ba
         decoded = sum(1 for _ in container.decode(video=0))
     assert decoded == 5  # every processed frame, and the file is complete
     assert not list(tmp_path.rglob("*.part"))
+
+
+def _vfr_clip(path: Path) -> Path:
+    """8 s of H.264 with a variable frame rate: 2 s at 30 fps, 4 s at 5 fps, 2 s at 30 fps (140
+    frames), a keyframe every 10 frames, as phone clips have."""
+    from fractions import Fraction
+
+    import av
+
+    times = [i / 30 for i in range(60)] + [2 + i / 5 for i in range(20)] + [6 + i / 30 for i in range(60)]
+    with av.open(str(path), "w") as out:
+        vs = out.add_stream("libx264", rate=30, options={"g": "10", "keyint_min": "10", "sc_threshold": "0"})
+        vs.width, vs.height, vs.pix_fmt = 128, 96, "yuv420p"
+        vs.codec_context.time_base = vs.time_base = Fraction(1, 1000)
+        for i, t in enumerate(times):
+            img = np.zeros((96, 128, 3), np.uint8)
+            img[:, : i % 128] = 200
+            frame = av.VideoFrame.from_ndarray(img, format="bgr24")
+            frame.pts, frame.time_base = int(round(t * 1000)), Fraction(1, 1000)
+            for p in vs.encode(frame):
+                out.mux(p)
+        for p in vs.encode(None):
+            out.mux(p)
+    return path
+
+
+@pytest.mark.parametrize("start", [1.0, 6.5])
+def test_start_on_a_variable_frame_rate_clip_keeps_the_frame_numbers(tmp_path, model_args, capsys, start):
+    """--start on a variable-frame-rate clip: every frame logs the number it has in the whole
+    file, and a complete file is not reported as truncated."""
+    clip = _vfr_clip(tmp_path / "vfr.mp4")
+    common = ["--video", str(clip), *model_args, "--detector", "haar", "--skip-if-no-face"]
+    assert _run([*common, "-o", str(tmp_path / "all")]) == 0
+    capsys.readouterr()
+    assert _run([*common, "--start", str(start), "-o", str(tmp_path / "part")]) == 0
+    printed = capsys.readouterr().out
+    whole = read_meta(tmp_path / "all" / "logs" / "vfr_meta.csv")
+    part = read_meta(tmp_path / "part" / "logs" / "vfr_meta.csv")
+    by_time = dict(zip(np.round(whole.timestamps_ms).astype(int), whole.frames, strict=True))
+    assert [by_time[int(round(t))] for t in part.timestamps_ms] == part.frames.tolist()
+    assert part.frames[0] == (31 if start == 1.0 else 96) and part.frames[-1] == 140
+    assert "ended early" not in printed

@@ -135,17 +135,35 @@ def process_video(
     counts = FrameCounts()
     frames = fm.process(src, mode=Mode.VIDEO, sinks=sinks, every=span.every,
                         max_frames=span.max_frames, start_s=span.start_s, end_s=span.end_s)
+    last_ms = [0.0]
+
+    def count(frame: Frame) -> None:
+        counts.add(frame.result)
+        last_ms[0] = frame.timestamp_ms
+        bar.update(1)
+
     with progress(expected, src.stem, not cfg.quiet) as bar:
-        for_each(frames, lambda frame: (counts.add(frame.result), bar.update(1)))
+        for_each(frames, count)
     if counts.frames == 0:
         raise InputFileError(
             f"{src.path}: no frames in the chosen range ({{start_s}}/{{end_s}}/{{max_frames}}); check the range"
         )
     note = ""
-    if expected and counts.frames < 0.95 * expected and span.max_frames is None:
+    if span.max_frames is None and _stopped_early(info, span, last_ms[0], counts.frames, expected):
         note = f"ended early: {counts.frames} of {expected} frames decoded, the file looks truncated"
         log.warning("%s: %s; the logs and overlay cover the decoded frames", src.path, note)
     return VideoReport(src.path, src.stem, counts, time.perf_counter() - t0, outputs, info, note)
+
+
+def _stopped_early(info: VideoInfo, span: FrameRange, last_ms: float, frames: int, expected: int) -> bool:
+    """True when decoding stopped well before the end of the chosen range. Judged on time where
+    the file states its duration (a variable frame rate makes frame-count estimates wrong), else
+    on the estimated frame count."""
+    if info.duration_s:
+        end = info.duration_s if span.end_s is None else min(span.end_s, info.duration_s)
+        start = span.start_s or 0.0
+        return last_ms / 1000.0 < end - max(1.0, 0.05 * (end - start)) and frames < expected
+    return bool(expected) and frames < 0.95 * expected
 
 
 def report_line(rep: VideoReport) -> str:

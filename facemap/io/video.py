@@ -11,6 +11,7 @@ harmless "Class AVFFrameReceiver is implemented in both" warning only when video
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import logging
 import os
@@ -220,6 +221,19 @@ def read_frames(
         worker.join()
 
 
+def _pts_up_to(container, vs, limit_pts: int) -> list[int]:
+    """Sorted presentation times of the video packets up to ``limit_pts`` (demuxed, not decoded:
+    cheap), so that a frame found after a seek gets its true 1-based position in the file."""
+    found = []
+    for packet in container.demux(vs):
+        if packet.pts is not None:
+            found.append(int(packet.pts))
+        if packet.dts is not None and packet.dts > limit_pts:
+            break
+    found.sort()
+    return found
+
+
 def _decode(container, path, start_s, end_s, every, max_frames, stop) -> Iterator[VideoFrame]:
     import av
 
@@ -229,10 +243,12 @@ def _decode(container, path, start_s, end_s, every, max_frames, stop) -> Iterato
     fps = float(vs.average_rate or vs.guessed_rate or 30)
     stream_start = float(vs.start_time * tb) if vs.start_time is not None else 0.0
     index = 0
+    earlier: list[int] = []
     if start_s:
         target = int((stream_start + start_s) / tb)
+        earlier = _pts_up_to(container, vs, target + int(2.0 / tb))
         container.seek(target, stream=vs, backward=True, any_frame=False)
-        index = -1  # set from the first decoded frame's time
+        index = -1  # set from the first decoded frame's place among the frames before it
     emitted = 0
     last_t = None
     try:
@@ -246,8 +262,8 @@ def _decode(container, path, start_s, end_s, every, max_frames, stop) -> Iterato
                 t = (last_t + 1.0 / fps) if last_t is not None else stream_start
             last_t = t
             rel = t - stream_start
-            if index < 0:
-                index = int(round(rel * fps))  # frames before this one (seeked)
+            if index < 0:  # frames before this one (seeked): counted, so variable frame rates hold
+                index = bisect.bisect_left(earlier, frame.pts) if frame.pts is not None else int(round(rel * fps))
             index += 1
             if start_s and rel < start_s - 0.5 / fps:
                 continue
