@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from facemap import __version__
-from facemap.cli.config import ANALYZE_FLAGS, cli_message
+from facemap.cli.config import ANALYZE_FLAGS, cli_message, safe_console
 from facemap.errors import EXIT_INTERRUPTED, FacemapError
 
 
@@ -55,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the analyzer; returns the exit code."""
+    safe_console()
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as exc:  # --help, --version, or a usage error argparse already printed

@@ -10,7 +10,7 @@ import sys
 import threading
 from pathlib import Path
 
-from facemap.cli.config import DEFAULTS, InferConfig, cli_message
+from facemap.cli.config import DEFAULTS, InferConfig, cli_message, safe_console
 from facemap.cli.infer import run_infer
 from facemap.errors import EXIT_INTERRUPTED, FacemapError
 from facemap.model import PROVIDERS
@@ -89,6 +89,7 @@ def add_video_arguments(p: argparse.ArgumentParser) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Parse ``argv`` and run; returns the exit code."""
+    safe_console()
     parser = build_parser()
     try:
         ns = parser.parse_args(argv)

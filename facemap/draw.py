@@ -84,8 +84,14 @@ class DrawStyle:
             )
 
 
+# Coordinates beyond this (pixels) are drawn as if there: OpenCV's fixed-point drawing overflows.
+MAX_DRAW_COORD = 1 << 22
+
+
 def _thickness(result: Face, image_shape: tuple[int, ...]) -> int:
-    ref = result.box.width if result.box is not None else max(image_shape[:2]) / 4
+    side = max(image_shape[:2])
+    ref = min(result.box.width, side) if result.box is not None else side / 4  # a box far off
+    # or far bigger than the picture (a --bbox typo) draws like one as big as the picture
     return max(1, int(round(ref / 150.0)))
 
 
@@ -96,11 +102,11 @@ def draw_overlay(
     out = image.copy() if image.ndim == 3 else cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
     line = _thickness(result, out.shape)
     if result.box is not None and style.box:
-        x0, y0, x1, y1 = (int(round(v)) for v in result.box.as_tuple())
+        x0, y0, x1, y1 = (int(round(np.clip(v, -MAX_DRAW_COORD, MAX_DRAW_COORD))) for v in result.box.as_tuple())
         cv2.rectangle(out, (x0, y0), (x1, y1), STATUS_COLORS[result.status], line, cv2.LINE_AA)
     if result.has_face and np.isfinite(result.landmarks).all():
         shift = 4  # sub-pixel drawing: coordinates in 1/16 px
-        pts = np.round(result.landmarks * (1 << shift)).astype(np.int32)
+        pts = np.round(np.clip(result.landmarks, -MAX_DRAW_COORD, MAX_DRAW_COORD) * (1 << shift)).astype(np.int32)
         if style.mesh:
             segs = [pts[list(e)] for e in MESH_EDGES]
             cv2.polylines(out, segs, False, style.mesh_color, max(1, line // 2), cv2.LINE_AA, shift)

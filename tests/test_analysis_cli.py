@@ -484,3 +484,33 @@ def test_a_mistyped_frame_number_is_refused_not_filled(clip, tmp_path, capsys):
     half.write_text("\n".join([lines[0], *lines[1::2]]) + "\n")
     rc, _, err = run(["--landmarks", half, "--fps", 30, "--out", tmp_path / "h", "--no-plots"], capsys)
     assert rc == 0, err
+
+
+@pytest.mark.parametrize(
+    ("config", "needle"),
+    [
+        ('{"smile_on": 0}', "smile_on must be above 0"),
+        ('{"smile_on": ' + "9" * 400 + "}", "smile_on must be finite numbers >= 0"),
+    ],
+)
+def test_config_values_that_would_crash_are_one_line_errors(clip, tmp_path, capsys, config, needle):
+    lm, meta = clip
+    cfg = tmp_path / "cfg.json"
+    cfg.write_text(config)
+    rc, _, err = run(["--landmarks", lm, "--meta", meta, "--config", cfg, "--out", tmp_path / "o", "--no-plots"], capsys)
+    assert rc == 2 and len(err.strip().splitlines()) == 1 and needle in err, err
+    assert "Traceback" not in err
+
+
+def test_an_infinite_timestamp_is_named(clip, tmp_path, capsys):
+    lm, meta = clip
+    lines = meta.read_text().splitlines()
+    col = lines[0].split(",").index("timestamp_ms")
+    row = lines[6].split(",")
+    frame = row[0]
+    row[col] = "inf"
+    lines[6] = ",".join(row)
+    bad = tmp_path / "meta.csv"
+    bad.write_text("\n".join(lines) + "\n")
+    rc, _, err = run(["--landmarks", lm, "--meta", bad, "--out", tmp_path / "o", "--no-plots"], capsys)
+    assert rc == 3 and f"timestamp_ms is not a finite number at frame {frame}" in err, err

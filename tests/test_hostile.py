@@ -531,3 +531,38 @@ def test_a_huge_tiff_is_refused_from_its_header_before_decoding(tmp_path, capsys
     _check(capsys, code, 3, "scan.tif: image is 22000x22000 pixels, above the 100 MP limit", tmp_path / "out")
     grown_mib = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
     assert grown_mib < 200, f"peak memory grew by {grown_mib:.0f} MiB"
+
+
+def test_an_absurdly_large_bbox_is_a_normal_run(tmp_path, capsys, model_args):
+    img = tmp_path / "face.png"
+    cv2.imwrite(str(img), np.full((64, 64, 3), 90, np.uint8))
+    out = tmp_path / "out"
+    assert infer.main(["--image", str(img), *model_args, "--bbox", "0,0,1e7,1e7", "-o", str(out)]) == 0
+    assert cv2.imread(str(out / "face_overlay.jpg")).shape == (64, 64, 3)
+
+
+def test_a_file_name_that_is_not_utf8(tmp_path, model_args):
+    """A photo whose name holds Latin-1 bytes (not valid UTF-8), run as a user would: a normal
+    run; its outputs keep the name's bytes, the JSON escapes them (\\udce9), --clean finds them
+    listed."""
+    import json
+    import subprocess
+    import sys
+
+    folder = os.fsencode(tmp_path)
+    name = folder + b"/caf\xe9.png"
+    ok, buf = cv2.imencode(".png", np.full((64, 64, 3), 90, np.uint8))
+    with open(name, "wb") as fh:
+        fh.write(buf.tobytes())
+    out = folder + b"/out"
+    cmd = [os.fsencode(sys.executable), os.fsencode(infer.__file__), b"--image", name,
+           *[os.fsencode(a) for a in model_args], b"--no-face-detect", b"-o", out]
+    env = {**os.environ, "PYTHONIOENCODING": "utf-8"}  # strict: an unescaped name would fail to print
+    for extra in ([], [b"--clean"]):
+        proc = subprocess.run(cmd + extra, capture_output=True, timeout=120, env=env)
+        assert proc.returncode == 0, proc.stderr.decode("utf-8", "replace")
+        assert b"Traceback" not in proc.stderr
+    assert sorted(os.listdir(out)) == [b".facemap-output", b"caf\xe9.json", b"caf\xe9_overlay.jpg", b"logs"]
+    with open(out + b"/caf\xe9.json", encoding="utf-8") as fh:  # valid UTF-8
+        doc = json.load(fh)
+    assert os.fsencode(doc["image"]) == name and doc["face_found"]  # the escape gives the bytes back

@@ -201,7 +201,7 @@ def test_listing_n_files_rewrites_the_marker_a_constant_number_of_times(tmp_path
 
     rewrites = []
     real = outputs.atomic_write_text
-    monkeypatch.setattr(outputs, "atomic_write_text", lambda p, t: rewrites.append(p) or real(p, t))
+    monkeypatch.setattr(outputs, "atomic_write_text", lambda p, t, **kw: rewrites.append(p) or real(p, t, **kw))
     counts = {}
     for n in (10, 400):
         rewrites.clear()

@@ -76,6 +76,10 @@ class AnalysisConfig:
         return asdict(self)
 
 
+# Settings that others are divided by: 0 is refused.
+POSITIVE_SETTINGS = ("smile_on",)
+
+
 def load_config(path: Path | None) -> AnalysisConfig:
     """Defaults, overridden by the keys of a JSON object in ``path`` (if given)."""
     cfg = AnalysisConfig()
@@ -100,9 +104,18 @@ def load_config(path: Path | None) -> AnalysisConfig:
     bad = [k for k, v in data.items() if isinstance(v, bool) or not isinstance(v, (int, float))]
     if bad:
         raise UsageError(f"{path}: setting(s) {', '.join(bad)} must be numbers")
-    out_of_range = [k for k, v in data.items() if not math.isfinite(v) or v < 0]
+    values = {}
+    for k, v in data.items():
+        try:
+            values[k] = float(v)
+        except OverflowError:  # a 400-digit integer
+            values[k] = math.inf
+    out_of_range = [k for k, v in values.items() if not math.isfinite(v) or v < 0]
     if out_of_range:
         raise UsageError(f"{path}: setting(s) {', '.join(out_of_range)} must be finite numbers >= 0")
+    zero = [k for k in POSITIVE_SETTINGS if values.get(k) == 0]
+    if zero:
+        raise UsageError(f"{path}: setting(s) {', '.join(zero)} must be above 0 (the others are scaled by it)")
     if "baseline_fraction" in data and not 0 < data["baseline_fraction"] <= 1:
         raise UsageError(f"{path}: baseline_fraction must be above 0 and at most 1 (a share of the face frames)")
-    return replace(cfg, **{k: float(v) for k, v in data.items()})
+    return replace(cfg, **values)

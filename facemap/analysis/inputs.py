@@ -112,6 +112,11 @@ def _timestamps(
     """(timestamps, where they came from) for ``frames``: from the first log that has them
     (interpolated over frame numbers for frames it lacks), else from ``fps``."""
     for path, fr, ts in sources:
+        if np.isinf(ts).any():
+            bad = int(fr[np.argmax(np.isinf(ts))])
+            raise InputFileError(
+                f"{path}: timestamp_ms is not a finite number at frame {bad}; fix it or pass {{fps}}"
+            )
         if np.isnan(ts).any():
             bad = int(fr[np.argmax(np.isnan(ts))])
             raise InputFileError(

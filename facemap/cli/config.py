@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, fields
 
 from ..api import DEFAULT_DETECTOR, DEFAULT_LANDMARKER
@@ -63,6 +64,14 @@ ANALYZE_FLAGS = {
     "config": "--config",
     "baseline_frames": "--baseline-frames",
 }
+
+
+def safe_console() -> None:
+    """Make the terminal streams print a file name that is not valid UTF-8 (Latin-1 bytes) as
+    escapes instead of failing on it."""
+    for stream in (sys.stdout, sys.stderr):
+        if getattr(stream, "errors", None) == "strict" and hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
 
 
 def cli_message(err: FacemapError, flags: dict[str, str] = FLAGS) -> str:

@@ -64,9 +64,11 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         raise
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write UTF-8 text atomically."""
-    atomic_write_bytes(path, text.encode("utf-8"))
+def atomic_write_text(path: Path, text: str, errors: str = "backslashreplace") -> None:
+    """Write UTF-8 text atomically. A file name that is not valid UTF-8 (bytes from a Latin-1
+    file system, held as surrogates) is written as ``\\udce9`` escapes, or, with
+    ``errors="surrogateescape"``, as its original bytes."""
+    atomic_write_bytes(path, text.encode("utf-8", errors))
 
 
 def atomic_write_json(path: Path, obj: object) -> None:
@@ -203,13 +205,14 @@ class OutputDir:
         if not marker.exists():
             return []
         try:
-            return [ln.strip() for ln in marker.read_text(encoding="utf-8").splitlines() if ln.strip() and not ln.startswith("#")]
+            text = marker.read_bytes().decode("utf-8", "surrogateescape")  # names as the OS has them
+            return [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
         except (OSError, UnicodeDecodeError):
             return []
 
     def _open_marker(self) -> None:
         try:
-            self._marker_fh = open(self.path / MARKER, "a", encoding="utf-8")  # noqa: SIM115
+            self._marker_fh = open(self.path / MARKER, "a", encoding="utf-8", errors="surrogateescape")  # noqa: SIM115
         except OSError as exc:
             raise OutputError(f"{self.path}: cannot write ({exc.strerror or exc}); choose another {{output}}") from None
 
@@ -233,7 +236,7 @@ class OutputDir:
     def _save_marker(self) -> None:
         text = "# written by facemap; --clean removes only the files listed here\n"
         text += "".join(f"{r}\n" for r in sorted(self._written))
-        atomic_write_text(self.path / MARKER, text)
+        atomic_write_text(self.path / MARKER, text, errors="surrogateescape")
 
     def _lock(self) -> None:
         """Take the folder's lock: an OS lock (flock) on ``.facemap.lock``, which dies with the
