@@ -324,3 +324,60 @@ def test_start_on_a_variable_frame_rate_clip_keeps_the_frame_numbers(tmp_path, m
     assert [by_time[int(round(t))] for t in part.timestamps_ms] == part.frames.tolist()
     assert part.frames[0] == (31 if start == 1.0 else 96) and part.frames[-1] == 140
     assert "ended early" not in printed
+
+
+# every codec the README lists as copied into the overlay, with the encoder that makes it here
+AUDIO_ENCODERS = {"aac": "aac", "mp3": "libmp3lame", "ac3": "ac3", "eac3": "eac3", "opus": "libopus",
+                  "alac": "alac", "flac": "flac"}
+
+
+def _clip_with_audio(path: Path, encoder: str) -> Path:
+    """2 s of 64x48 video at 10 fps and a 48 kHz mono tone encoded with ``encoder``, in MP4."""
+    import av
+
+    with av.open(str(path), "w") as out:
+        vs = out.add_stream("libx264", rate=10)
+        vs.width, vs.height, vs.pix_fmt = 64, 48, "yuv420p"
+        aud = out.add_stream(encoder, rate=48000)
+        aud.layout = "mono"
+        fmt = aud.codec_context.codec.audio_formats[0].name
+        for i in range(20):
+            frame = av.VideoFrame.from_ndarray(np.zeros((48, 64, 3), np.uint8), format="bgr24")
+            frame.pts = i
+            for p in vs.encode(frame):
+                out.mux(p)
+        for p in vs.encode(None):
+            out.mux(p)
+        n = aud.codec_context.frame_size or 1024
+        tone = np.sin(np.arange(96000) / 8.0)
+        for start in range(0, 96000 - n, n):
+            chunk = tone[start : start + n] * 0.3
+            if fmt.startswith("s16"):
+                data = (chunk * 32767).astype(np.int16)
+            elif fmt.startswith("s32"):
+                data = (chunk * 2**31 * 0.99).astype(np.int32)
+            else:
+                data = chunk.astype(np.float32)
+            af = av.AudioFrame.from_ndarray(data[None], format=fmt, layout="mono")
+            af.sample_rate, af.pts = 48000, start
+            for p in aud.encode(af):
+                out.mux(p)
+        for p in aud.encode(None):
+            out.mux(p)
+    return path
+
+
+@pytest.mark.parametrize("codec", sorted(AUDIO_ENCODERS))
+def test_every_listed_audio_codec_is_copied_into_the_overlay(tmp_path, model_args, codec):
+    import av
+
+    clip = _clip_with_audio(tmp_path / f"tone_{codec}.mp4", AUDIO_ENCODERS[codec])
+    with av.open(str(clip)) as c:
+        assert c.streams.audio[0].codec_context.codec.canonical_name == codec
+    out = tmp_path / "out"
+    assert _run(["--video", str(clip), *model_args, "--detector", "haar", "--save-video", "-o", str(out), "-q"]) == 0
+    facts = _stream_facts(out / f"tone_{codec}_overlay.mp4")
+    assert facts["audio"] and facts["frames"] == 20
+    with av.open(str(out / f"tone_{codec}_overlay.mp4")) as c:
+        assert c.streams.audio[0].codec_context.codec.canonical_name == codec
+    assert facts["audio_s"] == pytest.approx(2.0, abs=0.15)

@@ -361,7 +361,7 @@ class VideoSink:
                 audio_in = av.open(str(self.audio_from), mode="r")
                 if audio_in.streams.audio:
                     audio_src = audio_in.streams.audio[0]
-                    codec = audio_src.codec_context.name
+                    codec = audio_src.codec_context.codec.canonical_name  # mp3, not "mp3float"
                     if codec not in MP4_AUDIO_CODECS:
                         log.warning("%s: audio (%s) cannot be copied into MP4; the overlay has no sound",
                                     self.audio_from, codec)
