@@ -381,3 +381,39 @@ def test_every_listed_audio_codec_is_copied_into_the_overlay(tmp_path, model_arg
     with av.open(str(out / f"tone_{codec}_overlay.mp4")) as c:
         assert c.streams.audio[0].codec_context.codec.canonical_name == codec
     assert facts["audio_s"] == pytest.approx(2.0, abs=0.15)
+
+
+def test_sigterm_with_jobs_stops_the_workers_and_starts_nothing_new(tmp_path, model_args):
+    """SIGTERM to infer.py --jobs 2 with four videos, once the first two run: exit 130 soon, the
+    running videos end where they are (logs and overlay hold the same frames, nothing
+    half-written), and the videos still queued never start."""
+    import signal
+    import time
+
+    import av
+
+    clips = [need_shared(DATA / "videos" / f"{s}.mp4") for s in ("lp_d13", "lp_d14", "lp_d3", "lp_d12")]
+    out = tmp_path / "out"
+    cmd = [sys.executable, str(REPO / "infer.py"), "--video", *map(str, clips), *model_args,
+           "--detector", "haar", "--jobs", "2", "--save-video", "--dump-landmarks-csv", "-o", str(out), "-q"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    try:
+        deadline = time.monotonic() + 120
+        while len(list(out.glob("logs/.*_meta.csv.part"))) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(list(out.glob("logs/.*_meta.csv.part"))) == 2, "the two workers did not start"
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "interrupted" in err
+    assert not list(out.rglob("*.part"))
+    started = sorted(p.name[: -len("_meta.csv")] for p in out.glob("logs/*_meta.csv"))
+    assert "lp_d12" not in started and len(started) <= 3
+    for stem in started:
+        rows = len(read_meta(out / "logs" / f"{stem}_meta.csv").frames)
+        with av.open(str(out / f"{stem}_overlay.mp4")) as c:
+            assert sum(1 for _ in c.decode(video=0)) == rows
+    assert any(len(read_meta(out / "logs" / f"{s}_meta.csv").frames) < 250 for s in started)  # cut short

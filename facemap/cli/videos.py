@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import signal
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -203,14 +204,27 @@ def summary_table(reports: list[VideoReport]) -> list[str]:
 _WORKER: dict = {}
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    if _WORKER.get("busy"):
+        raise KeyboardInterrupt  # ends the video being processed, cleanly
+    os._exit(130)  # idle: nothing to close
+
+
 def _worker_init(cfg: InferConfig) -> None:
     logging.basicConfig(level=logging.WARNING, format="facemap: %(message)s")
+    # a stop of the run reaches a worker as SIGTERM: it ends its video as a single run does
+    # (logs renamed into place, the overlay finished up to the last frame)
+    signal.signal(signal.SIGTERM, _interrupt)
     _WORKER["fm"], _ = open_facemap(cfg, lambda _line: None)
     _WORKER["cfg"] = cfg
 
 
 def _worker_run(src: Source, info: VideoInfo, out_dir: Path, span: FrameRange) -> VideoReport:
-    return process_video(_WORKER["fm"], src, info, out_dir, _WORKER["cfg"], span)
+    _WORKER["busy"] = True
+    try:
+        return process_video(_WORKER["fm"], src, info, out_dir, _WORKER["cfg"], span)
+    finally:
+        _WORKER["busy"] = False
 
 
 def run_videos(cfg: InferConfig, emit: Emit) -> int:
@@ -285,12 +299,24 @@ def _run_parallel(cfg, inputs, infos, out_dir, span, emit) -> list[VideoReport]:
                 emit(report_line(rep))
                 bar.update(1)
         except BaseException:
-            for f in futures:
+            for f in futures:  # nothing new starts
                 f.cancel()
+            _stop_workers(pool)  # the running videos end now, each closing its outputs
             raise
         finally:
             bar.close()
     return [by_stem[src.stem] for src in inputs]
+
+
+def _stop_workers(pool) -> None:
+    """SIGTERM to the pool's worker processes (only ours, by pid), then wait for them to close
+    their outputs; a second Ctrl-C while waiting leaves them to finish on their own."""
+    for proc in list(getattr(pool, "_processes", {}).values()):
+        if proc.is_alive():
+            with contextlib.suppress(OSError):
+                os.kill(proc.pid, signal.SIGTERM)
+    with contextlib.suppress(KeyboardInterrupt):
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def have_display() -> bool:
