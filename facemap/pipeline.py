@@ -210,12 +210,14 @@ class Pipeline:
 
 def close_sinks(sinks: list[Sink], error: BaseException | None = None) -> None:
     """Close every sink; the first close error is raised after all were tried (unless the run
-    already failed, whose error wins)."""
+    already failed, whose error wins). Ctrl-C / SIGTERM (a second one, while an interrupted run
+    closes) is held until every sink is closed, so none is left half-written."""
     first: BaseException | None = None
-    for sink in sinks:
-        try:
-            sink.close(error)
-        except Exception as exc:
-            first = first or exc
+    with _HoldSignals():
+        for sink in sinks:
+            try:
+                sink.close(error)
+            except Exception as exc:
+                first = first or exc
     if first is not None and error is None:
         raise first

@@ -350,3 +350,37 @@ def test_an_error_in_the_callers_loop_reaches_the_sinks():
     with pytest.raises(KeyboardInterrupt):
         for_each(frames, boom)
     assert rec.frames == [1, 2] and len(rec.closed) == 1 and isinstance(rec.closed[0], KeyboardInterrupt)
+
+
+def test_a_second_ctrl_c_while_closing_leaves_no_half_written_file(tmp_path):
+    """Ctrl-C during the run, and again while the outputs close: every sink still closes (the
+    overlay is finished up to the last frame), then the interrupt goes on."""
+    import os
+    import signal
+
+    import av
+
+    from facemap.sinks import CsvLogSink, VideoOverlaySink
+
+    class CtrlCAgainOnClose(Recorder):
+        def close(self, error=None):
+            super().close(error)
+            os.kill(os.getpid(), signal.SIGINT)  # the user presses Ctrl-C again
+
+    again = CtrlCAgainOnClose()
+    sinks = [again, VideoOverlaySink(tmp_path / "v.mp4"), CsvLogSink(tmp_path, "v")]
+
+    def frames():
+        for i in range(6):
+            if i == 4:
+                raise KeyboardInterrupt  # the first Ctrl-C
+            yield np.zeros((48, 64, 3), np.uint8)
+
+    fm = facemap.open(_pattern(), detector=FixedBoxDetector((10, 10, 40, 40)))
+    with pytest.raises(KeyboardInterrupt):
+        list(fm.process(frames(), sinks=sinks))
+    assert isinstance(again.closed[0], KeyboardInterrupt)
+    assert not list(tmp_path.rglob("*.part"))
+    with av.open(str(tmp_path / "v.mp4")) as c:
+        assert sum(1 for _ in c.decode(video=0)) == 4
+    assert len(read_meta(tmp_path / "logs" / "v_meta.csv").frames) == 4
