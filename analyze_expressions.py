@@ -12,8 +12,8 @@ import sys
 from pathlib import Path
 
 from facemap import __version__
-from facemap.cli.config import ANALYZE_FLAGS, cli_message, safe_console
-from facemap.errors import EXIT_INTERRUPTED, FacemapError
+from facemap.cli.config import ANALYZE_FLAGS, bug_line, cli_message, safe_console
+from facemap.errors import EXIT_BUG, EXIT_INTERRUPTED, FacemapError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -88,6 +88,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("analyze_expressions.py: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except Exception as exc:  # a bug: still one line, with what to report
+        print(f"analyze_expressions.py: error: a bug in facemap ({bug_line(exc)}); please report it with the command", file=sys.stderr)
+        return EXIT_BUG
     s = result.scores
     if args.quiet:
         print(f"{s.overall_score:.1f}")

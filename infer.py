@@ -10,9 +10,9 @@ import sys
 import threading
 from pathlib import Path
 
-from facemap.cli.config import DEFAULTS, InferConfig, cli_message, safe_console
+from facemap.cli.config import DEFAULTS, InferConfig, bug_line, cli_message, safe_console
 from facemap.cli.infer import run_infer
-from facemap.errors import EXIT_INTERRUPTED, FacemapError
+from facemap.errors import EXIT_BUG, EXIT_INTERRUPTED, FacemapError
 from facemap.model import PROVIDERS
 from facemap.preprocess import NORMALIZATIONS
 from facemap.track.smooth import SMOOTH_PRESETS
@@ -108,6 +108,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("infer.py: interrupted: logs are complete up to the last processed frame", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except Exception as exc:  # a bug: still one line, with what to report
+        print(f"infer.py: error: a bug in facemap ({bug_line(exc)}); please report it with the command", file=sys.stderr)
+        return EXIT_BUG
     finally:
         if in_main:
             signal.signal(signal.SIGTERM, previous)

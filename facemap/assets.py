@@ -197,7 +197,12 @@ def download(url: str, dest: Path, *, progress: bool = True, timeout: float = 60
             bar = tqdm(total=total, unit="B", unit_scale=True, desc=dest.name, disable=not progress)
             with bar:
                 while chunk := resp.read(_CHUNK):
-                    out.write(chunk)
+                    try:
+                        out.write(chunk)
+                    except OSError as exc:  # our disk, not the network
+                        raise OutputError(
+                            f"{dest}: cannot write the download ({exc.strerror or exc}); free space there"
+                        ) from None
                     got += len(chunk)
                     bar.update(len(chunk))
         if total is not None and got != total:

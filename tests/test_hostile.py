@@ -566,3 +566,36 @@ def test_a_file_name_that_is_not_utf8(tmp_path, model_args):
     with open(out + b"/caf\xe9.json", encoding="utf-8") as fh:  # valid UTF-8
         doc = json.load(fh)
     assert os.fsencode(doc["image"]) == name and doc["face_found"]  # the escape gives the bytes back
+
+
+def test_an_unexpected_failure_is_one_line_with_exit_1(tmp_path, capsys, model_args, monkeypatch):
+    """A bug (here: the overlay encoder raising RuntimeError) still gives one line, exit 1."""
+    img = tmp_path / "face.png"
+    cv2.imwrite(str(img), np.full((64, 64, 3), 90, np.uint8))
+
+    def broken(*a, **k):
+        raise RuntimeError("simulated bug")
+
+    monkeypatch.setattr(cv2, "imencode", broken)
+    code = infer.main(["--image", str(img), *model_args, "--no-face-detect", "-o", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert code == 1 and len(lines) == 1 and "Traceback" not in err, err
+    assert lines[0].startswith("infer.py: error: a bug in facemap (RuntimeError: simulated bug at ")
+    assert lines[0].endswith("please report it with the command")
+
+
+def test_an_unreadable_image_is_exit_3(tmp_path, capsys, model_args, monkeypatch):
+    img = tmp_path / "face.png"
+    cv2.imwrite(str(img), np.full((64, 64, 3), 90, np.uint8))
+
+    real = np.fromfile
+
+    def denied(file, *a, **k):
+        if str(file).endswith("face.png"):  # as for a file without read permission (not root)
+            raise PermissionError(13, "Permission denied")
+        return real(file, *a, **k)
+
+    monkeypatch.setattr(np, "fromfile", denied)
+    _check(capsys, infer.main(["--image", str(img), *model_args, "--no-face-detect", "-o", str(tmp_path / "o")]),
+           3, "face.png: cannot read the image (Permission denied); check its permissions", tmp_path / "o")

@@ -123,10 +123,15 @@ def test_a_file_facemap_did_not_write_is_never_overwritten(tmp_path):
 
 def test_clean_takes_facemaps_own_leftovers(tmp_path):
     """Temp files of a killed run and a nested facemap output (the analyzer's) are facemap's."""
-    with OutputDir(tmp_path / "out") as out:
-        out.file("logs/a_meta.csv").write_text("x")
-        with OutputDir(tmp_path / "out" / "analysis") as ana:
-            ana.file("score.txt").write_text("50")
+    with OutputDir(tmp_path / "out" / "analysis") as ana:
+        ana.file("score.txt").write_text("50")
+    out = OutputDir(tmp_path / "out")
+    out.open()
+    out.file("logs/a_meta.csv").write_text("x")
+    out.file("a_overlay.mp4")  # listed, then the run is killed while writing them:
+    out.file("a.json")
+    out._marker_fh.close()  # the OS closes its files and releases its lock (kill -9)
+    os.close(out._lock_fd)
     (tmp_path / "out" / "logs" / ".a_meta.csv.part").write_text("half")
     (tmp_path / "out" / ".a_overlay.mp4.part").write_text("half")
     (tmp_path / "out" / ".a.json.x1y2.part").write_text("half")
@@ -140,6 +145,11 @@ def test_clean_takes_facemaps_own_leftovers(tmp_path):
     (tmp_path / "out" / "sub" / "notes.txt").write_text("keep")
     with pytest.raises(OutputError, match="sub/notes.txt was not written by facemap"):
         OutputDir(tmp_path / "out", clean=True).open()
+    (tmp_path / "out" / "sub" / "notes.txt").unlink()
+    (tmp_path / "out" / ".draft.part").write_text("the user's, not a temp file of ours")
+    with pytest.raises(OutputError, match=r"\.draft\.part was not written by facemap"):
+        OutputDir(tmp_path / "out", clean=True).open()
+    assert (tmp_path / "out" / ".draft.part").exists()
 
 
 def test_stale_lock_is_taken_over(tmp_path):

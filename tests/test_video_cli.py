@@ -383,7 +383,8 @@ def test_every_listed_audio_codec_is_copied_into_the_overlay(tmp_path, model_arg
     assert facts["audio_s"] == pytest.approx(2.0, abs=0.15)
 
 
-def test_sigterm_with_jobs_stops_the_workers_and_starts_nothing_new(tmp_path, model_args):
+@pytest.mark.parametrize("how", ["sigterm-parent", "ctrl-c-group"])
+def test_sigterm_with_jobs_stops_the_workers_and_starts_nothing_new(tmp_path, model_args, how):
     """SIGTERM to infer.py --jobs 2 with four videos, once the first two run: exit 130 soon, the
     running videos end where they are (logs and overlay hold the same frames, nothing
     half-written), and the videos still queued never start."""
@@ -396,13 +397,17 @@ def test_sigterm_with_jobs_stops_the_workers_and_starts_nothing_new(tmp_path, mo
     out = tmp_path / "out"
     cmd = [sys.executable, str(REPO / "infer.py"), "--video", *map(str, clips), *model_args,
            "--detector", "haar", "--jobs", "2", "--save-video", "--dump-landmarks-csv", "-o", str(out), "-q"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+                            start_new_session=True)  # its own process group, as a terminal's job
     try:
         deadline = time.monotonic() + 120
         while len(list(out.glob("logs/.*_meta.csv.part"))) < 2 and time.monotonic() < deadline:
             time.sleep(0.05)
         assert len(list(out.glob("logs/.*_meta.csv.part"))) == 2, "the two workers did not start"
-        proc.send_signal(signal.SIGTERM)
+        if how == "sigterm-parent":
+            proc.send_signal(signal.SIGTERM)
+        else:  # Ctrl-C in a terminal: SIGINT to the parent and its workers alike
+            os.killpg(proc.pid, signal.SIGINT)
         _, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass, fields
+from pathlib import Path
 
 from ..api import DEFAULT_DETECTOR, DEFAULT_LANDMARKER
 from ..draw import DrawStyle
@@ -72,6 +73,20 @@ def safe_console() -> None:
     for stream in (sys.stdout, sys.stderr):
         if getattr(stream, "errors", None) == "strict" and hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="backslashreplace")
+
+
+def bug_line(exc: BaseException) -> str:
+    """An unexpected exception in one line: its type, message and where it was raised.
+    (FACEMAP_DEBUG=1 shows the whole traceback as well.)"""
+    import os
+    import traceback
+
+    if os.environ.get("FACEMAP_DEBUG") == "1":
+        traceback.print_exc()
+    tb = traceback.extract_tb(exc.__traceback__)
+    where = f" at {Path(tb[-1].filename).name}:{tb[-1].lineno}" if tb else ""
+    text = " ".join(str(exc).split())[:160]
+    return f"{type(exc).__name__}: {text}{where}" if text else f"{type(exc).__name__}{where}"
 
 
 def cli_message(err: FacemapError, flags: dict[str, str] = FLAGS) -> str:

@@ -215,6 +215,7 @@ def _worker_init(cfg: InferConfig) -> None:
     # a stop of the run reaches a worker as SIGTERM: it ends its video as a single run does
     # (logs renamed into place, the overlay finished up to the last frame)
     signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)  # Ctrl-C in a terminal reaches every process
     _WORKER["fm"], _ = open_facemap(cfg, lambda _line: None)
     _WORKER["cfg"] = cfg
 

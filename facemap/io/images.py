@@ -76,7 +76,10 @@ def read_image(path: Path, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     size = path.stat().st_size
     if size == 0:
         raise InputFileError(f"{path}: image file is empty (0 bytes); copy it again")
-    data = np.fromfile(str(path), dtype=np.uint8)
+    try:
+        data = np.fromfile(str(path), dtype=np.uint8)
+    except OSError as exc:
+        raise InputFileError(f"{path}: cannot read the image ({exc.strerror or exc}); check its permissions") from None
     dims = header_size(data[: 1 << 16].tobytes()) or _pillow_size(path)
     if dims is not None and dims[0] * dims[1] > max_pixels:
         raise InputFileError(

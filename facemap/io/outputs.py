@@ -337,8 +337,8 @@ class OutputDir:
     def _ours(self, present: list[str]) -> set[str]:
         """The files of ``present`` that facemap wrote: listed in this folder's marker or in
         the marker of the subfolder holding them (another facemap output inside this one, such
-        as the analyzer's), and facemap's own temp files (``.<name>.part``, ``.<name>.<id>.part``)
-        left by a run that was killed."""
+        as the analyzer's), and facemap's own temp files of those (``.<name>.part``,
+        ``.<name>.<id>.part``) left by a run that was killed."""
         ours = set(self._read_marker())
         for marker in self.path.rglob(MARKER):
             sub = marker.parent
@@ -348,9 +348,13 @@ class OutputDir:
             ours |= {prefix + r for r in OutputDir(sub)._read_marker()}
             ours.add(prefix + MARKER)
         for rel in present:
-            name = rel.rsplit("/", 1)[-1]
-            if name.startswith(".") and name.endswith(".part"):
-                ours.add(rel)
+            folder, _, name = rel.rpartition("/")
+            if not (name.startswith(".") and name.endswith(".part")):
+                continue
+            inner = name[1:-5]  # .<name>.part (logs, video) or .<name>.<random>.part (atomic writes)
+            for target in (inner, inner.rpartition(".")[0]):
+                if target and (f"{folder}/{target}" if folder else target) in ours:
+                    ours.add(rel)
         return ours
 
     def _remove_empty_dirs(self) -> None:
