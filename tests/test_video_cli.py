@@ -418,7 +418,11 @@ def test_sigterm_with_jobs_stops_the_workers_and_starts_nothing_new(tmp_path, mo
     started = sorted(p.name[: -len("_meta.csv")] for p in out.glob("logs/*_meta.csv"))
     assert "lp_d12" not in started and len(started) <= 3
     for stem in started:
-        rows = len(read_meta(out / "logs" / f"{stem}_meta.csv").frames)
+        meta = read_meta(out / "logs" / f"{stem}_meta.csv").frames
+        rows = len(meta)
         with av.open(str(out / f"{stem}_overlay.mp4")) as c:
             assert sum(1 for _ in c.decode(video=0)) == rows
+        summary = (out / "logs" / f"{stem}_summary.csv").read_text().splitlines()
+        assert len(summary) == rows + 1  # every log holds the same frames
+        assert set(read_landmarks(out / "logs" / f"{stem}_landmarks.csv").frames) <= set(meta)
     assert any(len(read_meta(out / "logs" / f"{s}_meta.csv").frames) < 250 for s in started)  # cut short
