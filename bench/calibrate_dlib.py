@@ -28,6 +28,9 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from calibrate_detector import read_every  # noqa: E402
 
 from facemap.backends import dlib_backend  # noqa: E402
 from facemap.errors import InputFileError  # noqa: E402
@@ -72,18 +75,7 @@ def frames_of(data: Path, stem: str, wanted: set[int]):
     if images:
         yield 1, cv2.imread(str(images[0]), cv2.IMREAD_COLOR)
         return
-    cap = cv2.VideoCapture(str(data / "videos" / f"{stem}.mp4"))
-    try:
-        frame = 0
-        while True:
-            ok, image = cap.read()
-            if not ok:
-                break
-            frame += 1
-            if frame in wanted:
-                yield frame, image
-    finally:
-        cap.release()
+    yield from read_every(data / "videos" / f"{stem}.mp4", 1, wanted)
 
 
 def predict_check(data: Path, rows, consts) -> None:
