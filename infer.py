@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"infer.py: error: a bug in facemap ({bug_line(exc)}); please report it with the command", file=sys.stderr)
         return EXIT_BUG
     finally:
-        if in_main:
+        if in_main and previous is not None:  # None: not installed from Python, cannot be put back
             signal.signal(signal.SIGTERM, previous)
 
 

@@ -19,6 +19,7 @@ yielding that frame, and ``FaceMap.process`` ends there as if the frames had run
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import threading
@@ -109,12 +110,18 @@ class _HoldSignals:
     def __enter__(self) -> None:
         if self._active:
             for sig in (signal.SIGINT, signal.SIGTERM):
-                self._saved[sig] = signal.signal(sig, self._hold)
+                current = signal.getsignal(sig)
+                if current is None:  # not installed from Python (or the interpreter is ending)
+                    continue
+                self._saved[sig] = current
+                signal.signal(sig, self._hold)
 
     def __exit__(self, *exc: object) -> None:
         if self._active:
-            for sig, handler in self._saved.items():
-                signal.signal(sig, handler)
+            saved, self._saved = self._saved, {}
+            for sig, handler in saved.items():
+                with contextlib.suppress(TypeError, ValueError, OSError):
+                    signal.signal(sig, handler)
             if self._pending:
                 self._pending = False
                 raise KeyboardInterrupt

@@ -87,12 +87,16 @@ def for_each(frames: Iterator[Frame], fn: Callable[[Frame], object]) -> None:
     its sinks close knowing it (an interrupted overlay is finished, a failed one removed)
     before the error goes on."""
     try:
-        for frame in frames:
-            fn(frame)
-    except BaseException as exc:
+        try:
+            for frame in frames:
+                fn(frame)
+        except BaseException as exc:
+            with contextlib.suppress(BaseException):
+                frames.throw(exc)
+            raise
+    finally:  # a second Ctrl-C before the throw above: the chain still closes its sinks now
         with contextlib.suppress(BaseException):
-            frames.throw(exc)
-        raise
+            frames.close()
 
 
 def frame_range(cfg: InferConfig) -> FrameRange:
@@ -206,6 +210,9 @@ _WORKER: dict = {}
 
 def _interrupt(signum: int, frame: object) -> None:
     if _WORKER.get("busy"):
+        if _WORKER.get("stopping"):
+            return  # a second stop (Ctrl-C to the group, then SIGTERM from the parent): one is enough
+        _WORKER["stopping"] = True
         raise KeyboardInterrupt  # ends the video being processed, cleanly
     os._exit(130)  # idle: nothing to close
 
