@@ -228,6 +228,8 @@ def _worker_init(cfg: InferConfig) -> None:
 
 
 def _worker_run(src: Source, info: VideoInfo, out_dir: Path, span: FrameRange) -> VideoReport:
+    if _WORKER.get("stopping"):  # the run was stopped: a video still queued never starts
+        raise KeyboardInterrupt
     _WORKER["busy"] = True
     try:
         return process_video(_WORKER["fm"], src, info, out_dir, _WORKER["cfg"], span)
