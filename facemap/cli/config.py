@@ -6,7 +6,7 @@ import sys
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from ..api import DEFAULT_DETECTOR, DEFAULT_LANDMARKER
+from ..api import DEFAULT_DETECTOR, DEFAULT_LANDMARKER, default_detector
 from ..draw import DrawStyle
 from ..errors import FacemapError
 from ..io.sources import FrameRange
@@ -47,6 +47,8 @@ FLAGS = {
     "min_cutoff": "--smooth-mincutoff",
     "beta": "--smooth-beta",
     "jobs": "--jobs",
+    "skip_if_no_face": "--skip-if-no-face",
+    "fallback_center": "--fallback-center",
     "no_preview": "--no-preview",
     "dump_npy": "--dump-npy",
     "dump_csv": "--dump-csv",
@@ -136,7 +138,8 @@ class InferConfig:
     end: float | None = None
     redetect_every: int = DEFAULT_REDETECT_EVERY
     jump_threshold: float = DEFAULT_JUMP_THRESHOLD
-    skip_if_no_face: bool = False
+    skip_if_no_face: bool = False  # the original tool's flag: the default now
+    fallback_center: bool = False
     smooth: str = DEFAULT_SMOOTH
     smooth_mincutoff: float | None = None
     smooth_beta: float | None = None
@@ -150,7 +153,10 @@ class InferConfig:
     def from_namespace(cls, ns: object) -> InferConfig:
         """Build from an argparse Namespace, ignoring unknown attributes."""
         names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in vars(ns).items() if k in names})
+        given = {k: v for k, v in vars(ns).items() if k in names}
+        if given.get("detector") is None:  # --landmarker dlib: dlib's own HOG detector
+            given["detector"] = default_detector(given.get("landmarker", DEFAULT_LANDMARKER))
+        return cls(**given)
 
     def style(self) -> DrawStyle:
         """The overlay style these options ask for."""

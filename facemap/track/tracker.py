@@ -6,9 +6,9 @@ is the previous frame's landmark box, expanded (as MediaPipe's face landmarker d
 ROI from the previous landmarks). A sanity check on each output (finite, landmark box close to
 the ROI in size and position, pose in range) decides whether the face is still held; when it is
 not, the same frame is detected again at once. Results carry reason ``detected`` or
-``tracked``; a frame without a box is ``no_face`` / ``detector_failed``, or, without
-``skip_if_no_face``, the model runs on the centre of the frame and the result is ``warn`` /
-``no_bbox``.
+``tracked``; a frame without a box is ``no_face`` / ``detector_failed`` (no landmarks, no
+model run), or, only with ``fallback_center``, the model runs on the centre of the frame and
+the result is ``warn`` / ``no_bbox``.
 """
 
 from __future__ import annotations
@@ -56,7 +56,9 @@ class TrackOptions:
     """Tracking settings (see the module constants for the fixed thresholds)."""
 
     redetect_every: int = DEFAULT_REDETECT_EVERY
-    skip_if_no_face: bool = False
+    # no face box: run the model on the centre of the frame anyway (a ``warn`` / ``no_bbox``
+    # face that may be on no face at all); off, the frame is ``no_face`` with no landmarks
+    fallback_center: bool = False
     expand: float = TRACK_EXPAND
     cut_threshold: float = CUT_THRESHOLD
 
@@ -219,7 +221,7 @@ class FaceTracker:
                 self.new_segment = True  # the first face after a reset, a cut or a loss
                 self._pending_segment = False
             return _with_reason(result, "detected", self._ok_reason)
-        if opts.skip_if_no_face:
+        if not opts.fallback_center:
             return Face.empty(frame, timestamp_ms, reason="detector_failed")
         h, w = image.shape[:2]
         side = min(h, w) * 0.8
