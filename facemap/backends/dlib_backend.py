@@ -181,6 +181,7 @@ class DlibLandmarker:
     """
 
     name = "dlib"
+    gives_params = False  # no 3DMM parameters: the raw log holds its header only
 
     def __init__(
         self,

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 from ..api import FaceMap
-from ..backends import FixedBoxDetector, WholeImageDetector, make_detector, make_landmarker
+from ..backends import (
+    FixedBoxDetector,
+    WholeImageDetector,
+    available_detectors,
+    make_detector,
+    make_landmarker,
+)
 from ..errors import UsageError
 from ..pipeline import Options
 from ..track.guard import GuardOptions
@@ -14,6 +21,29 @@ from ..track.tracker import TrackOptions
 from .config import InferConfig
 
 Emit = Callable[[str], None]
+log = logging.getLogger(__name__)
+
+
+def note_no_params(cfg: InferConfig, landmarker: object) -> None:
+    """Say once that --dump-csv / --dump-npy have nothing to write for a landmarker without 3DMM
+    parameters (dlib's): the raw log is written with its header only, no .npy at all."""
+    if getattr(landmarker, "gives_params", True) or not (cfg.dump_csv or cfg.dump_npy):
+        return
+    name = getattr(landmarker, "name", cfg.landmarker)
+    what = " and ".join(f for f, on in (("--dump-csv", cfg.dump_csv), ("--dump-npy", cfg.dump_npy)) if on)
+    log.warning("%s: the %s landmarker gives no 3DMM parameters: the raw log holds its header only%s; "
+                "the points go to the landmarks log (--dump-landmarks-csv)", what, name,
+                ", and no .npy is written" if cfg.dump_npy else "")
+
+
+def check_detector(cfg: InferConfig) -> None:
+    """Refuse a bad detector choice (a usage error) before any model is loaded or fetched."""
+    if cfg.bbox is not None:
+        FixedBoxDetector(cfg.bbox)  # parses the box
+    elif cfg.face_detect and cfg.detector not in available_detectors():
+        raise UsageError(f"unknown detector {cfg.detector!r}; choose one of: {', '.join(available_detectors())}")
+    if cfg.detector_model and cfg.detector != "yunet":
+        raise UsageError(f"{{detector_model}} goes with {{detector}} yunet, not {cfg.detector}")
 
 
 def build_detector(cfg: InferConfig):
@@ -78,9 +108,11 @@ def open_facemap(cfg: InferConfig, emit: Emit, landmarker=None) -> tuple[FaceMap
         raise UsageError("{skip_if_no_face} and {fallback_center} contradict each other; give one "
                          "(without either, a frame with no face box gets no landmarks)")
     options = chain_options(cfg)  # bad values are refused before any model is loaded
-    detector = build_detector(cfg)
-    if landmarker is None:
+    check_detector(cfg)
+    if landmarker is None:  # the model first: its absence is the first thing a new user must hear
         landmarker, desc = build_landmarker(cfg, emit)
+        note_no_params(cfg, landmarker)
     else:
         desc = {}
+    detector = build_detector(cfg)
     return FaceMap(detector, landmarker, options), desc

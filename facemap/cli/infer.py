@@ -48,6 +48,10 @@ def run_infer(cfg: InferConfig, emit: Emit) -> int:
         emit(f"model ready: {path}")
         return 0
     if cfg.inspect:
+        if cfg.landmarker != "facemap":
+            for line in inspect_landmarker(cfg.landmarker, cfg.detector):
+                emit(line)
+            return 0
         from ..model import describe
 
         info = describe(find_model(Path(cfg.model) if cfg.model else None, Path(cfg.script_dir)))
@@ -84,11 +88,14 @@ def image_line(frame: Frame) -> str:
 
 
 def _run_images(cfg: InferConfig, emit: Emit) -> int:
-    from ..io.images import collect_images, unique_stems
+    from ..io.images import check_image_file, collect_images, unique_stems
     from ..io.sources import Source
     from ..types import Mode
 
     paths = collect_images(cfg.image or [])
+    for path in paths:  # every input and the output folder are checked before any model is loaded
+        check_image_file(path)
+    OutputDir(Path(cfg.output), clean=cfg.clean).check()
     fm, desc = open_facemap(cfg, emit)
     check = _image_checks(cfg, paths, fm.landmarker, emit)
     if check is not None:
@@ -162,6 +169,25 @@ def _image_checks(cfg: InferConfig, paths: list[Path], landmarker, emit: Emit) -
         landmarker = TeeLandmarker(landmarker, other)
     gts = dict(zip(paths, ground_truth_paths(cfg.gt, paths), strict=True)) if cfg.gt else {}
     return _ImageChecks(landmarker, (cfg.landmarker, cfg.compare), gts)
+
+
+def inspect_landmarker(name: str, detector: str) -> list[str]:
+    """Lines for ``--inspect`` with a landmarker other than FaceMap (no model file needed)."""
+    from ..backends import make_landmarker
+
+    lmk = make_landmarker(name)
+    desc = lmk.describe() if hasattr(lmk, "describe") else {"landmarker": name}
+    lines = [f"landmarker: {desc.get('landmarker', name)}"]
+    predictor = getattr(lmk, "predictor", None)
+    if predictor is not None:
+        path = Path(predictor.path)
+        size = path.stat().st_size if path.exists() else 0
+        lines.append(f"predictor:  {path}  {size:,} bytes")
+    lines.append(f"points:     {getattr(lmk, 'n_points', 68)} (iBUG-68 order), pixels")
+    lines.append("pose:       " + ("estimated from the 2D points" if name == "dlib" else "from the model"))
+    lines.append(f"detector:   {detector}")
+    lines.append("3DMM:       no parameters (--dump-csv writes the raw log's header only)")
+    return [ln for ln in lines if ln]
 
 
 def format_inspect(info: dict) -> list[str]:

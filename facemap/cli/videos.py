@@ -15,7 +15,7 @@ from fractions import Fraction
 from pathlib import Path
 
 from ..api import FaceMap
-from ..errors import InputFileError, UsageError
+from ..errors import FacemapError, InputFileError, UsageError
 from ..io.outputs import OutputDir
 from ..io.sources import FrameRange, Source
 from ..io.video import VideoInfo, collect_videos, probe
@@ -217,19 +217,52 @@ def _interrupt(signum: int, frame: object) -> None:
     os._exit(130)  # idle: nothing to close
 
 
+def preflight(cfg: InferConfig, emit: Emit) -> InferConfig:
+    """Before --jobs workers start: find (or fetch, once, here) every file they will load, so
+    a missing model is one line here, not a failure in each worker. Returns the options with
+    the files found filled in."""
+    from dataclasses import replace
+
+    from .build import chain_options, check_detector
+
+    chain_options(cfg)
+    check_detector(cfg)
+    if cfg.face_detect and cfg.bbox is None and cfg.detector == "yunet" and not cfg.detector_model:
+        from ..assets import find_yunet_model
+
+        cfg = replace(cfg, detector_model=str(find_yunet_model(progress=not cfg.quiet)))
+    if cfg.landmarker == "facemap":
+        from ..assets import find_model, load_basis
+
+        model = find_model(Path(cfg.model) if cfg.model else None, Path(cfg.script_dir))
+        load_basis(Path(cfg.basis_dir) if cfg.basis_dir else None, progress=not cfg.quiet)
+        cfg = replace(cfg, model=str(model))
+    else:
+        from ..backends import make_landmarker
+        from .build import note_no_params
+
+        note_no_params(cfg, make_landmarker(cfg.landmarker))  # or its own one-line refusal
+    return cfg
+
+
 def _worker_init(cfg: InferConfig) -> None:
     logging.basicConfig(level=logging.WARNING, format="facemap: %(message)s")
     # a stop of the run reaches a worker as SIGTERM: it ends its video as a single run does
     # (logs renamed into place, the overlay finished up to the last frame)
     signal.signal(signal.SIGTERM, _interrupt)
     signal.signal(signal.SIGINT, _interrupt)  # Ctrl-C in a terminal reaches every process
-    _WORKER["fm"], _ = open_facemap(cfg, lambda _line: None)
+    try:
+        _WORKER["fm"], _ = open_facemap(cfg, lambda _line: None)
+    except FacemapError as exc:  # raised by each video this worker is given: one line, in the parent
+        _WORKER["error"] = exc
     _WORKER["cfg"] = cfg
 
 
 def _worker_run(src: Source, info: VideoInfo, out_dir: Path, span: FrameRange) -> VideoReport:
     if _WORKER.get("stopping"):  # the run was stopped: a video still queued never starts
         raise KeyboardInterrupt
+    if "error" in _WORKER:
+        raise _WORKER["error"]
     _WORKER["busy"] = True
     try:
         return process_video(_WORKER["fm"], src, info, out_dir, _WORKER["cfg"], span)
@@ -259,14 +292,19 @@ def run_videos(cfg: InferConfig, emit: Emit) -> int:
         infos.append(info)
     inputs = [Source("video", stem, path=p) for p, stem in zip(paths, unique_stems(paths), strict=True)]
     reports: list[VideoReport] = []
-    with OutputDir(Path(cfg.output), clean=cfg.clean) as out:
+    output = OutputDir(Path(cfg.output), clean=cfg.clean)
+    output.check()  # before any model is looked for; --clean empties it only once the model loaded
+    parallel = cfg.jobs > 1 and len(paths) > 1
+    fm = None if parallel else open_facemap(cfg, emit)[0]
+    if parallel:
+        cfg = preflight(cfg, emit)
+    with output as out:
         for src in inputs:
             for rel in log_names(src.stem, cfg.dump_csv, cfg.dump_landmarks_csv):
                 out.file(rel)
             if cfg.save_video:
                 out.file(overlay_name(src.stem))
-        if cfg.jobs == 1 or len(paths) == 1:
-            fm, _desc = open_facemap(cfg, emit)
+        if fm is not None:
             for src, info in zip(inputs, infos, strict=True):
                 rep = process_video(fm, src, info, out.path, cfg, span)
                 reports.append(rep)
@@ -287,11 +325,6 @@ def _run_parallel(cfg, inputs, infos, out_dir, span, emit) -> list[VideoReport]:
     from dataclasses import replace
 
     worker_cfg = replace(cfg, quiet=True)  # no progress bars or model lines from the workers
-    if cfg.face_detect and cfg.bbox is None and cfg.detector == "yunet" and not cfg.detector_model:
-        from ..assets import find_yunet_model
-
-        # fetched once here (not by every worker at once), and its errors are one line here
-        worker_cfg = replace(worker_cfg, detector_model=str(find_yunet_model(progress=not cfg.quiet)))
     by_stem: dict[str, VideoReport] = {}
     ctx = mp.get_context("spawn")
     with ProcessPoolExecutor(max_workers=min(cfg.jobs, len(inputs)), mp_context=ctx,
@@ -350,12 +383,14 @@ def run_camera(cfg: InferConfig, emit: Emit) -> int:
     src = Source("camera", f"camera{cfg.camera}", camera=cfg.camera)
     t0 = time.perf_counter()
     counts = FrameCounts()
-    with OutputDir(Path(cfg.output), clean=cfg.clean) as out:
+    output = OutputDir(Path(cfg.output), clean=cfg.clean)
+    output.check()
+    fm, _ = open_facemap(cfg, emit)
+    with output as out:
         for rel in log_names(src.stem, cfg.dump_csv, cfg.dump_landmarks_csv):
             out.file(rel)
         if cfg.save_video:
             out.file(overlay_name(src.stem))
-        fm, _ = open_facemap(cfg, emit)
         sinks: list = [CsvLogSink(out.path, src.stem, raw=cfg.dump_csv, landmarks=cfg.dump_landmarks_csv)]
         outputs = list(sinks[0].paths)
         if cfg.save_video:

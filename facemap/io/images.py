@@ -62,6 +62,23 @@ def _pillow_size(path: Path) -> tuple[int, int] | None:
         Image.MAX_IMAGE_PIXELS = limit
 
 
+def check_image_file(path: Path, max_pixels: int = MAX_PIXELS) -> None:
+    """Check an image file before any model is loaded: it exists, is not empty, can be read,
+    and its header names a size within ``max_pixels`` (a file whose header no reader knows is
+    decoded once to tell). InputFileError, one line naming the file, when not."""
+    path = Path(path)
+    if not path.exists() or path.is_dir() or path.stat().st_size == 0:
+        read_image(path, max_pixels)  # its one-line refusals
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(1 << 16)
+    except OSError as exc:
+        raise InputFileError(f"{path}: cannot read the image ({exc.strerror or exc}); check its permissions") from None
+    dims = header_size(head) or _pillow_size(path)
+    if dims is None or dims[0] * dims[1] > max_pixels or 0 in dims:
+        read_image(path, max_pixels)  # decodes it, or says why it cannot
+
+
 def read_image(path: Path, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """Read an image as (H, W, 3) uint8 BGR, EXIF orientation applied.
 

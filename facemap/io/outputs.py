@@ -122,6 +122,25 @@ class OutputDir:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def check(self) -> None:
+        """Refuse, with the same one line as ``open``, a folder this run could not use (a file,
+        not writable, a ``clean`` that would be refused), changing nothing: called before any
+        model is looked for."""
+        p = self.path
+        if p.exists() and not p.is_dir():
+            raise OutputError(f"{p}: is a file, not a folder; pass a folder as {{output}}")
+        if not p.exists():
+            parent = p.parent
+            while not parent.exists() and parent != parent.parent:
+                parent = parent.parent
+            if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+                raise OutputError(f"{p}: cannot create output folder ({parent} is not writable); choose another {{output}}")
+            return
+        if not os.access(p, os.W_OK | os.X_OK):
+            raise OutputError(f"{p}: output folder is not writable; choose another {{output}}")
+        if self.clean:
+            self._clean_refusal()
+
     def open(self) -> None:
         """Create (or check) the folder, clean it if asked, take the lock."""
         p = self.path
@@ -310,6 +329,14 @@ class OutputDir:
         self._locked = False
 
     def _clean(self) -> None:
+        present = self._clean_refusal()
+        for rel in present:
+            (self.path / rel).unlink()
+        self._remove_empty_dirs()
+        self._written = set()
+
+    def _clean_refusal(self) -> list[str]:
+        """The files ``clean`` would remove; OutputError when it must refuse."""
         reason = _forbidden(self.path)
         if reason:
             raise OutputError(f"{self.path}: {{clean}} refused, {reason}; point {{output}} at a folder facemap made")
@@ -322,10 +349,7 @@ class OutputDir:
                 f"{f' (and {len(foreign) - 1} more)' if len(foreign) > 1 else ''}; "
                 "move it away or choose another {output}"
             )
-        for rel in present:
-            (self.path / rel).unlink()
-        self._remove_empty_dirs()
-        self._written = set()
+        return present
 
     def _foreign_files(self) -> list[str]:
         return [
