@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 
 from .errors import UsageError
-from .types import Face, Frame, Status
+from .types import N_LANDMARKS, Face, Frame, Status
 
 # iBUG-68 contours: (first, last, closed)
 CONTOURS = (
@@ -62,13 +62,16 @@ STATUS_COLORS = {  # BGR
 
 
 MAX_POINT_SIZE = 1000  # pixels; OpenCV refuses negative radii, and a bigger dot hides any face
+MAX_LINE_WIDTH = 255  # pixels; OpenCV's limit for a line's thickness
 
 
 @dataclass(frozen=True)
 class DrawStyle:
-    """How an overlay looks. ``point_size`` 0 means: scale with the face (about 1 % of its width)."""
+    """How an overlay looks. ``point_size`` and ``line_width`` 0 mean: scale with the face (about
+    1 % of its width, and 1/150 of it). Contours and mesh are drawn on 68-point faces only."""
 
     point_size: int = 0
+    line_width: int = 0
     contours: bool = True
     mesh: bool = False
     box: bool = True
@@ -81,6 +84,10 @@ class DrawStyle:
         if not 0 <= self.point_size <= MAX_POINT_SIZE:
             raise UsageError(
                 f"{{point_size}} must be 0 (scale with the face) to {MAX_POINT_SIZE} pixels, got {self.point_size}"
+            )
+        if not 0 <= self.line_width <= MAX_LINE_WIDTH:
+            raise UsageError(
+                f"{{line_width}} must be 0 (scale with the face) to {MAX_LINE_WIDTH} pixels, got {self.line_width}"
             )
 
 
@@ -100,22 +107,24 @@ def draw_overlay(
 ) -> np.ndarray:
     """Return a copy of ``image`` (BGR uint8, any size) with the face of ``result`` drawn on it."""
     out = image.copy() if image.ndim == 3 else cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
-    line = _thickness(result, out.shape)
+    line = style.line_width or _thickness(result, out.shape)
     if result.box is not None and style.box:
         x0, y0, x1, y1 = (int(round(np.clip(v, -MAX_DRAW_COORD, MAX_DRAW_COORD))) for v in result.box.as_tuple())
         cv2.rectangle(out, (x0, y0), (x1, y1), STATUS_COLORS[result.status], line, cv2.LINE_AA)
     if result.has_face and np.isfinite(result.landmarks).all():
         shift = 4  # sub-pixel drawing: coordinates in 1/16 px
         pts = np.round(np.clip(result.landmarks, -MAX_DRAW_COORD, MAX_DRAW_COORD) * (1 << shift)).astype(np.int32)
-        if style.mesh:
+        ibug = len(pts) == N_LANDMARKS  # contours and mesh are iBUG-68's
+        if style.mesh and ibug:
             segs = [pts[list(e)] for e in MESH_EDGES]
-            cv2.polylines(out, segs, False, style.mesh_color, max(1, line // 2), cv2.LINE_AA, shift)
-        if style.contours:
+            width = style.line_width or max(1, line // 2)
+            cv2.polylines(out, segs, False, style.mesh_color, width, cv2.LINE_AA, shift)
+        if style.contours and ibug:
             closed = [pts[a : b + 1] for a, b, c in CONTOURS if c]
             opened = [pts[a : b + 1] for a, b, c in CONTOURS if not c]
             cv2.polylines(out, opened, False, style.contour_color, line, cv2.LINE_AA, shift)
             cv2.polylines(out, closed, True, style.contour_color, line, cv2.LINE_AA, shift)
-        radius = style.point_size or max(1, line + 1)
+        radius = style.point_size or max(1, _thickness(result, out.shape) + 1)
         for p in pts:
             cv2.circle(out, (int(p[0]), int(p[1])), radius << shift, style.point_color, -1, cv2.LINE_AA, shift)
     if style.hud:

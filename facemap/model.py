@@ -114,8 +114,11 @@ def _dim(value: object) -> int | None:
     return value if isinstance(value, int) and value > 0 else None
 
 
-def read_io(session: object, input_name: str | None, output_name: str | None, path: Path) -> ModelIO:
-    """Work out names, layout and input size from the session; check the output size."""
+def read_io(
+    session: object, input_name: str | None, output_name: str | None, path: Path, n_out: int | None = N_PARAMS
+) -> ModelIO:
+    """Work out names, layout and input size from the session; check the output size
+    (``n_out`` values per face; None: any, checked by the caller)."""
     inputs = session.get_inputs()  # type: ignore[attr-defined]
     outputs = session.get_outputs()  # type: ignore[attr-defined]
     names_in = [i.name for i in inputs]
@@ -148,11 +151,12 @@ def read_io(session: object, input_name: str | None, output_name: str | None, pa
         layout, h, w = "NCHW", _dim(shape[2]), _dim(shape[3])
         log.warning("%s: input shape %s has no channel dim of 3; assuming NCHW", path, list(shape))
     out_shape = tuple(out.shape)
-    n_out = _dim(out_shape[-1]) if out_shape else None
-    if n_out is not None and n_out != N_PARAMS:
+    got = _dim(out_shape[-1]) if out_shape else None
+    if n_out is not None and got is not None and got != n_out:
         raise ModelError(
-            f"{path}: output {output_name!r} has {n_out} values per face (shape {list(out_shape)}); "
-            f"expected {N_PARAMS} 3DMM parameters — is this the FaceMap 3DMM model?"
+            f"{path}: output {output_name!r} has {got} values per face (shape {list(out_shape)}); "
+            f"expected {N_PARAMS} 3DMM parameters — is this the FaceMap 3DMM model? (another "
+            "landmark model: give {assume_points} N)"
         )
     return ModelIO(
         input_name=input_name,
@@ -176,6 +180,7 @@ class FaceMapModel:
         output_name: str | None = None,
         threads: int = 0,
         spin: bool = True,
+        n_out: int | None = N_PARAMS,
     ) -> None:
         import onnxruntime as ort
 
@@ -204,7 +209,8 @@ class FaceMapModel:
                 "check that model.onnx and its weights file are complete"
             ) from None
         self.provider = self.session.get_providers()[0]
-        self.io = read_io(self.session, input_name, output_name, self.path)
+        self.n_out = n_out
+        self.io = read_io(self.session, input_name, output_name, self.path, n_out)
 
     @property
     def input_hw(self) -> tuple[int, int]:
@@ -215,7 +221,7 @@ class FaceMapModel:
         """Run (N, 3, H, W) or (N, H, W, 3) float32 input (already in the model's layout) -> (N, 265)."""
         x = np.ascontiguousarray(batch, dtype=np.float32)
         if x.shape[0] == 0:
-            return np.zeros((0, N_PARAMS), dtype=np.float32)
+            return np.zeros((0, self.n_out or 0), dtype=np.float32)
         if self.io.batch_fixed and x.shape[0] > 1:
             outs = [self._run1(x[i : i + 1]) for i in range(x.shape[0])]
             return np.concatenate(outs, axis=0)

@@ -26,7 +26,7 @@ from .io.outputs import OutputDir, atomic_write_bytes, atomic_write_json
 from .io.records import FrameLogs, log_path
 from .io.video import DEFAULT_CRF, DEFAULT_PRESET, VideoSink
 from .pipeline import StopRun
-from .types import Face, Frame
+from .types import N_LANDMARKS, Face, Frame
 
 log = logging.getLogger(__name__)
 
@@ -65,13 +65,16 @@ class CsvLogSink:
     """The CSV logs of one input under ``folder/logs`` (``<stem>_meta.csv`` ...): one meta row
     per frame (the frame's first face, or its no-face record)."""
 
-    def __init__(self, folder: Path, stem: str, raw: bool = False, landmarks: bool = False) -> None:
+    def __init__(
+        self, folder: Path, stem: str, raw: bool = False, landmarks: bool = False, points: int = N_LANDMARKS
+    ) -> None:
         self.folder, self.stem, self.raw, self.landmarks = Path(folder), stem, raw, landmarks
+        self.points = points  # landmarks per face: 68, or N from another model (--assume-points)
         self.paths = [self.folder / rel for rel in log_names(stem, raw, landmarks)]
         self.logs: FrameLogs | None = None
 
     def _open(self) -> FrameLogs:
-        self.logs = FrameLogs(self.folder, self.stem, raw=self.raw, landmarks=self.landmarks)
+        self.logs = FrameLogs(self.folder, self.stem, raw=self.raw, landmarks=self.landmarks, points=self.points)
         return self.logs
 
     def write(self, frame: Frame) -> None:
@@ -162,8 +165,10 @@ class ImageFilesSink:
         style: DrawStyle = DrawStyle(),
         meta: dict | None = None,
         jpeg_quality: int = JPEG_QUALITY,
+        points: int = N_LANDMARKS,
     ) -> None:
         self.out = out
+        self.points = points
         self.overlay, self.raw, self.landmarks, self.npy = overlay, raw, landmarks, npy
         self.style = style
         self.meta = dict(meta or {})
@@ -186,7 +191,7 @@ class ImageFilesSink:
         rel_logs = log_names(stem, self.raw, self.landmarks)
         for rel in rel_logs:
             self.out.file(rel)
-        with FrameLogs(self.out.path, stem, raw=self.raw, landmarks=self.landmarks) as logs:
+        with FrameLogs(self.out.path, stem, raw=self.raw, landmarks=self.landmarks, points=self.points) as logs:
             logs.write(r)
         written.extend(self.out.path / rel for rel in rel_logs)
         if self.npy and r.params.size:

@@ -144,13 +144,25 @@ def _frozen_array(arr: np.ndarray | None, shape: tuple[int, ...], name: str) -> 
     return out
 
 
+def _frozen_points(arr: np.ndarray | None) -> np.ndarray:
+    """(N, 2) points (68 for the iBUG-68 models), or (0, 2); read-only float64."""
+    if arr is None:
+        arr = np.zeros((0, 2), dtype=np.float64)
+    out = np.array(arr, dtype=np.float64, copy=True)
+    if out.ndim != 2 or out.shape[1] != 2:
+        raise ValueError(f"landmarks must have shape ({N_LANDMARKS}, 2), (N, 2) or be empty, got {out.shape}")
+    out.setflags(write=False)
+    return out
+
+
 @dataclass(frozen=True)
 class Face:
     """One face in one frame (or image).
 
     id:         which face this is; stays the same while a video tracks it (0 for the first).
     box:        the face box the crop was built from (inclusive pixels), None when there is none.
-    landmarks:  (68, 2) image pixels, iBUG-68 order, or (0, 2) when the model output was unusable.
+    landmarks:  (68, 2) image pixels, iBUG-68 order, or (0, 2) when the model output was unusable
+                ((N, 2) from another landmark model, ``--assume-points N``).
     pose:       head pose in degrees, or None.
     status:     ok, warn (a guess or a doubtful output), unstable (unusable or a jump), or
                 no_face (the empty record: no box at all).
@@ -173,9 +185,7 @@ class Face:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "status", Status(self.status))
-        object.__setattr__(
-            self, "landmarks", _frozen_array(self.landmarks, (N_LANDMARKS, 2), "landmarks")
-        )
+        object.__setattr__(self, "landmarks", _frozen_points(self.landmarks))
         object.__setattr__(self, "params", _frozen_array(self.params, (N_PARAMS,), "params"))
         object.__setattr__(
             self, "expression", _frozen_array(self.expression, (N_EXP,), "expression")
@@ -184,7 +194,7 @@ class Face:
     @property
     def has_face(self) -> bool:
         """True when landmarks are present."""
-        return self.landmarks.shape[0] == N_LANDMARKS
+        return self.landmarks.shape[0] > 0
 
     @classmethod
     def empty(cls, frame: int, timestamp_ms: float = 0.0, reason: str = "") -> Face:

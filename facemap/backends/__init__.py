@@ -34,6 +34,7 @@ from .boxes import FixedBoxDetector, WholeImageDetector
 from .dlib_backend import DlibHogDetector, DlibLandmarker
 from .facemap_onnx import FaceMapLandmarker
 from .haar import HaarDetector, calibrate_haar_box
+from .onnx_points import OnnxPointsLandmarker
 from .yunet import YuNetDetector
 
 __all__ = [
@@ -127,3 +128,4 @@ register_detector("dlib-hog")(DlibHogDetector)
 register_detector("yunet")(YuNetDetector)
 register_landmarker("facemap")(FaceMapLandmarker.create)
 register_landmarker("dlib")(DlibLandmarker)
+register_landmarker("onnx-points")(OnnxPointsLandmarker.create)

@@ -66,6 +66,29 @@ def build_landmarker(cfg: InferConfig, emit: Emit, name: str | None = None):
     basis needed; the optional dlib extra must be installed).
     """
     name = cfg.landmarker if name is None else name
+    if cfg.assume_norm and cfg.assume_points is None:
+        raise UsageError("{assume_norm} goes with {assume_points} N (another landmark model's output)")
+    if cfg.assume_points is not None and name == "facemap":
+        lmk = make_landmarker(
+            "onnx-points",
+            points=cfg.assume_points,
+            model=cfg.model,
+            normalized=cfg.assume_norm,
+            provider=cfg.provider,
+            face_margin=cfg.face_margin,
+            bgr=cfg.bgr,
+            normalize=cfg.normalize,
+            input_name=cfg.input_name,
+            output_name=cfg.output_name,
+            model_dir=cfg.script_dir,
+            spin=not (bool(cfg.video) or cfg.camera is not None),
+        )
+        if not cfg.quiet:
+            m = lmk.model
+            emit(f"model {m.path} on {m.provider}: {lmk.n_points} points per face ({m.io.layout} {m.input_hw[1]}x{m.input_hw[0]})")
+        return lmk, lmk.describe()
+    if cfg.assume_points is not None:
+        raise UsageError(f"{{assume_points}} reads another ONNX model's output; it does not go with {{landmarker}} {name}")
     if name == "facemap":
         video = bool(cfg.video) or cfg.camera is not None
         lmk = make_landmarker(
@@ -108,6 +131,7 @@ def open_facemap(cfg: InferConfig, emit: Emit, landmarker=None) -> tuple[FaceMap
         raise UsageError("{skip_if_no_face} and {fallback_center} contradict each other; give one "
                          "(without either, a frame with no face box gets no landmarks)")
     options = chain_options(cfg)  # bad values are refused before any model is loaded
+    cfg.style()
     check_detector(cfg)
     if landmarker is None:  # the model first: its absence is the first thing a new user must hear
         landmarker, desc = build_landmarker(cfg, emit)

@@ -15,6 +15,7 @@ from ..preprocess import DEFAULT_FACE_MARGIN, DEFAULT_NORMALIZE
 from ..track.guard import DEFAULT_JUMP_THRESHOLD
 from ..track.smooth import DEFAULT_SMOOTH
 from ..track.tracker import DEFAULT_REDETECT_EVERY
+from ..types import N_LANDMARKS
 
 DEFAULT_OUTPUT = "out"
 
@@ -37,6 +38,10 @@ FLAGS = {
     "face_margin": "--face-margin",
     "normalize": "--normalize",
     "point_size": "--point-size",
+    "line_width": "--line-width",
+    "assume_points": "--assume-points",
+    "assume_norm": "--assume-norm",
+    "output_name": "--output-name",
     "every": "--every",
     "max_frames": "--max-frames",
     "start_s": "--start",
@@ -118,10 +123,14 @@ class InferConfig:
     detector: str = DEFAULT_DETECTOR
     detector_model: str | None = None
     landmarker: str = DEFAULT_LANDMARKER
+    assume_points: int | None = None  # another ONNX landmark model: its output is N points
+    assume_norm: bool = False  # ... in [0, 1] of the model input (else input pixels)
+    decode_3dmm: bool = False  # the original tool's flag: decoding is always on
     bbox: str | None = None
     output: str = DEFAULT_OUTPUT
     clean: bool = False
     point_size: int = DrawStyle.point_size
+    line_width: int = DrawStyle.line_width
     contours: bool = DrawStyle.contours
     mesh: bool = DrawStyle.mesh
     hud: bool = DrawStyle.hud
@@ -158,10 +167,15 @@ class InferConfig:
             given["detector"] = default_detector(given.get("landmarker", DEFAULT_LANDMARKER))
         return cls(**given)
 
+    def points(self) -> int:
+        """Landmarks per face in the logs: 68, or N with --assume-points N."""
+        return self.assume_points or N_LANDMARKS
+
     def style(self) -> DrawStyle:
         """The overlay style these options ask for."""
         return DrawStyle(
-            point_size=self.point_size, contours=self.contours, mesh=self.mesh, hud=self.hud
+            point_size=self.point_size, line_width=self.line_width, contours=self.contours, mesh=self.mesh,
+            hud=self.hud,
         )
 
 

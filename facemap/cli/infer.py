@@ -60,6 +60,8 @@ def run_infer(cfg: InferConfig, emit: Emit) -> int:
         return 0
     if not str(cfg.output).strip():
         raise UsageError("{output} is empty; give a folder (default out)")
+    if cfg.decode_3dmm and not cfg.quiet:
+        emit("note: --decode-3dmm is not needed: the 68 landmarks are always decoded from the 3DMM parameters")
     sources = [s for s in (cfg.image, cfg.video) if s] + ([cfg.camera] if cfg.camera is not None else [])
     if len(sources) != 1:
         raise UsageError("give exactly one of --image, --video or --camera (see --help)")
@@ -111,6 +113,7 @@ def _run_images(cfg: InferConfig, emit: Emit) -> int:
             npy=cfg.dump_npy,
             style=cfg.style(),
             meta=desc,
+            points=cfg.points(),
         )
         def report(frame: Frame) -> None:
             nonlocal n_face

@@ -123,7 +123,7 @@ def process_video(
     """One video through the chain into its logs and (--save-video) its overlay."""
     t0 = time.perf_counter()
     expected = _expected(info, span)
-    sinks: list = [CsvLogSink(out_dir, src.stem, raw=cfg.dump_csv, landmarks=cfg.dump_landmarks_csv)]
+    sinks: list = [CsvLogSink(out_dir, src.stem, raw=cfg.dump_csv, landmarks=cfg.dump_landmarks_csv, points=cfg.points())]
     outputs = list(sinks[0].paths)
     if cfg.save_video:
         sinks.append(
@@ -226,6 +226,7 @@ def preflight(cfg: InferConfig, emit: Emit) -> InferConfig:
     from .build import chain_options, check_detector
 
     chain_options(cfg)
+    cfg.style()
     check_detector(cfg)
     if cfg.face_detect and cfg.bbox is None and cfg.detector == "yunet" and not cfg.detector_model:
         from ..assets import find_yunet_model
@@ -235,7 +236,8 @@ def preflight(cfg: InferConfig, emit: Emit) -> InferConfig:
         from ..assets import find_model, load_basis
 
         model = find_model(Path(cfg.model) if cfg.model else None, Path(cfg.script_dir))
-        load_basis(Path(cfg.basis_dir) if cfg.basis_dir else None, progress=not cfg.quiet)
+        if cfg.assume_points is None:  # another landmark model needs no 3DMM basis
+            load_basis(Path(cfg.basis_dir) if cfg.basis_dir else None, progress=not cfg.quiet)
         cfg = replace(cfg, model=str(model))
     else:
         from ..backends import make_landmarker
@@ -391,7 +393,7 @@ def run_camera(cfg: InferConfig, emit: Emit) -> int:
             out.file(rel)
         if cfg.save_video:
             out.file(overlay_name(src.stem))
-        sinks: list = [CsvLogSink(out.path, src.stem, raw=cfg.dump_csv, landmarks=cfg.dump_landmarks_csv)]
+        sinks: list = [CsvLogSink(out.path, src.stem, raw=cfg.dump_csv, landmarks=cfg.dump_landmarks_csv, points=cfg.points())]
         outputs = list(sinks[0].paths)
         if cfg.save_video:
             sinks.append(VideoOverlaySink(out.path / overlay_name(src.stem), 30.0, Fraction(1, 1000), style=cfg.style()))

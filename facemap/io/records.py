@@ -44,6 +44,11 @@ SUMMARY_COLUMNS = ["frame", "min", "max", "shape0", "timestamp_ms"]
 RAW_COLUMNS = ["frame"] + [f"p{i}" for i in range(N_PARAMS)]
 LANDMARK_COLUMNS = ["frame"] + LANDMARK_XY_COLUMNS + ["timestamp_ms"]
 
+
+def landmark_columns(points: int = N_LANDMARKS) -> list[str]:
+    """The landmarks log's header for ``points`` points (68: ``LANDMARK_COLUMNS``)."""
+    return ["frame"] + [c for i in range(points) for c in (f"x{i}", f"y{i}")] + ["timestamp_ms"]
+
 LOG_SUFFIXES = {
     "meta": "_meta.csv",
     "summary": "_summary.csv",
@@ -182,12 +187,16 @@ class CsvLog:
 class FrameLogs:
     """The set of per-frame logs for one input: meta and summary always, raw and landmarks on request."""
 
-    def __init__(self, out_dir: Path, stem: str, raw: bool = False, landmarks: bool = False) -> None:
+    def __init__(
+        self, out_dir: Path, stem: str, raw: bool = False, landmarks: bool = False, points: int = N_LANDMARKS
+    ) -> None:
         kinds = ["meta", "summary"] + (["raw"] if raw else []) + (["landmarks"] if landmarks else [])
+        columns = {**LOG_COLUMNS, "landmarks": landmark_columns(points)}
+        self.points = points
         self.logs: dict[str, CsvLog] = {}
         try:
             for kind in kinds:
-                self.logs[kind] = CsvLog(log_path(out_dir, stem, kind), LOG_COLUMNS[kind])
+                self.logs[kind] = CsvLog(log_path(out_dir, stem, kind), columns[kind])
         except BaseException:
             self.close()
             raise
@@ -204,6 +213,8 @@ class FrameLogs:
         if "raw" in self.logs and (row := raw_row(result)) is not None:
             self.logs["raw"].write(row)
         if "landmarks" in self.logs and (row := landmarks_row(result)) is not None:
+            if len(result.landmarks) != self.points:
+                raise ValueError(f"frame {result.frame}: {len(result.landmarks)} landmarks, the log holds {self.points}")
             self.logs["landmarks"].write(row)
 
     def close(self) -> None:
