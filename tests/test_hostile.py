@@ -667,3 +667,60 @@ def test_no_model_is_one_line_that_offers_the_dlib_path(tmp_path, capsys, jobs, 
     line = _check(capsys, code, 4, "no such model file", out)
     assert "--landmarker dlib" in line and "pip install -r requirements-dlib.txt" in line
     assert not out.exists()
+
+
+def _png_header(w: int, h: int) -> bytes:
+    import struct
+    import zlib
+
+    ihdr = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)
+    chunk = b"IHDR" + ihdr
+    return b"\x89PNG\r\n\x1a\n" + struct.pack(">I", len(ihdr)) + chunk + struct.pack(">I", zlib.crc32(chunk))
+
+
+def _bmp_header(w: int, h: int) -> bytes:
+    import struct
+
+    info = struct.pack("<IiiHHIIiiII", 40, w, h, 1, 24, 0, 0, 2835, 2835, 0, 0)
+    return b"BM" + struct.pack("<IHHI", 14 + 40 + 3 * w * h, 0, 0, 54) + info + b"\0" * 64
+
+
+def _webp_header(w: int, h: int) -> bytes:
+    vp8x = b"VP8X" + (10).to_bytes(4, "little") + b"\0" * 4 + (w - 1).to_bytes(3, "little") + (h - 1).to_bytes(3, "little")
+    return b"RIFF" + (4 + len(vp8x)).to_bytes(4, "little") + b"WEBP" + vp8x
+
+
+@pytest.mark.parametrize(("name", "make"), [("scan.png", _png_header), ("scan.bmp", _bmp_header), ("scan.webp", _webp_header)])
+def test_huge_images_of_every_format_are_refused_from_the_header(tmp_path, capsys, model_args, name, make):
+    """PNG, BMP and WebP headers claiming 21000 x 21000 pixels: refused from the header before a
+    decode is tried (the file holds no pixel data at all), before any model is loaded."""
+    path = tmp_path / name
+    path.write_bytes(make(21000, 21000))
+    from facemap.io.images import _pillow_size, header_size
+
+    assert (header_size(path.read_bytes()) or _pillow_size(path)) == (21000, 21000)
+    code = infer.main(["--image", str(path), "--model", str(tmp_path / "none.onnx"), "-o", str(tmp_path / "out")])
+    _check(capsys, code, 3, f"{name}: image is 21000x21000 pixels, above the 100 MP limit", tmp_path / "out")
+
+
+@pytest.mark.parametrize("key", [ord("q"), 27])
+def test_q_or_esc_in_the_preview_ends_the_run_with_complete_logs(tmp_path, monkeypatch, key):
+    """The preview's q / Esc (as a camera run has it): the run ends after that frame, a normal
+    end: every log holds the frames shown, renamed into place, no .part left."""
+    import facemap
+    from facemap import sinks
+    from facemap.backends import FixedBoxDetector
+    from tests.test_api import _pattern
+
+    pressed = iter([255, 255, key, 255, 255])
+    shown = []
+    monkeypatch.setattr(sinks.cv2, "imshow", lambda title, image: shown.append(image.shape))
+    monkeypatch.setattr(sinks.cv2, "waitKey", lambda ms: next(pressed))
+    monkeypatch.setattr(sinks.cv2, "destroyWindow", lambda title: None)
+    fm = facemap.open(_pattern(), detector=FixedBoxDetector((130, 90, 189, 149)))
+    log_sink = sinks.CsvLogSink(tmp_path, "camera0", landmarks=True)
+    frames = list(fm.process((np.zeros((240, 320, 3), np.uint8) for _ in range(5)),
+                             sinks=[log_sink, sinks.PreviewSink()]))
+    assert [f.index for f in frames] == [1, 2, 3] and len(shown) == 3
+    assert list(read_meta(tmp_path / "logs" / "camera0_meta.csv").frames) == [1, 2, 3]
+    assert not list(tmp_path.rglob("*.part"))

@@ -131,3 +131,17 @@ def test_a_file_named_twice_is_processed_once(tmp_path):
     assert unique_stems(got) == ["a", "b"]
     (tmp_path / "c.jpg").symlink_to(tmp_path / "a.jpg")  # a link under another name: its own input
     assert [p.name for p in collect_images([str(tmp_path / "*.jpg")])] == ["a.jpg", "c.jpg"]
+
+
+@pytest.mark.parametrize("lossless", [False, True])
+def test_webp_size_is_read_from_the_header(lossless):
+    """Real WebP files, lossy (VP8) and lossless (VP8L): the size comes from the first chunk."""
+    import io
+
+    from PIL import Image
+
+    from facemap.io.images import header_size
+
+    buf = io.BytesIO()
+    Image.new("RGB", (321, 123)).save(buf, "WEBP", lossless=lossless)
+    assert header_size(buf.getvalue()) == (321, 123)

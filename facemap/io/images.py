@@ -20,9 +20,11 @@ MAX_PIXELS = 100_000_000
 
 
 def header_size(data: bytes) -> tuple[int, int] | None:
-    """(width, height) read from a PNG or JPEG header without decoding pixels; None if unknown."""
+    """(width, height) read from a PNG, JPEG or WebP header without decoding pixels; None if unknown."""
     if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) >= 24:
         return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP" and len(data) >= 30:
+        return _webp_size(data)
     if data[:2] != b"\xff\xd8":
         return None
     i = 2
@@ -42,6 +44,19 @@ def header_size(data: bytes) -> tuple[int, int] | None:
             w = int.from_bytes(data[i + 7 : i + 9], "big")
             return w, h
         i += 2 + length
+    return None
+
+
+def _webp_size(data: bytes) -> tuple[int, int] | None:
+    """The canvas of a WebP file from its first chunk (VP8X, VP8 lossy or VP8L lossless)."""
+    kind = data[12:16]
+    if kind == b"VP8X":
+        return int.from_bytes(data[24:27], "little") + 1, int.from_bytes(data[27:30], "little") + 1
+    if kind == b"VP8 " and data[23:26] == b"\x9d\x01\x2a":
+        return int.from_bytes(data[26:28], "little") & 0x3FFF, int.from_bytes(data[28:30], "little") & 0x3FFF
+    if kind == b"VP8L" and data[20] == 0x2F:
+        bits = int.from_bytes(data[21:25], "little")
+        return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
     return None
 
 
