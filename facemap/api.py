@@ -151,6 +151,7 @@ def open(  # noqa: A001 - facemap.open, like io.open / av.open
     track: TrackOptions = TrackOptions(),
     guard: GuardOptions = GuardOptions(),
     smooth: SmoothOptions | str = SmoothOptions(),
+    max_faces: int = 1,
     **landmarker_options: object,
 ) -> FaceMap:
     """Load a landmarker and a face detector once; returns a ``FaceMap`` to ``process()`` with.
@@ -178,6 +179,8 @@ def open(  # noqa: A001 - facemap.open, like io.open / av.open
         (a frame with no face box has no face unless ``fallback_center``).
     guard: ``GuardOptions(jump_threshold=1.0)``: video-mode outlier marking (0 = off).
     smooth: ``SmoothOptions("medium")`` or a preset name ("off", "low", "medium", "high").
+    max_faces: faces per picture, largest first (1, N, or 0 for every face; ids 0, 1, ... by
+        size). Pictures only for now: a video follows its largest face.
 
     Example::
 
@@ -191,7 +194,7 @@ def open(  # noqa: A001 - facemap.open, like io.open / av.open
     """
     if isinstance(smooth, str):
         smooth = SmoothOptions(smooth)
-    options = Options(track=track, guard=guard, smooth=smooth)
+    options = Options(track=track, guard=guard, smooth=smooth, max_faces=max_faces)
     if detector is None:
         detector = default_detector(landmarker)
     if isinstance(detector, DetectorOptions):

@@ -76,6 +76,7 @@ class DrawStyle:
     mesh: bool = False
     box: bool = True
     hud: bool = False
+    ids: bool = False  # each face's id by its box (several faces a picture)
     point_color: tuple[int, int, int] = (0, 255, 0)
     contour_color: tuple[int, int, int] = (255, 200, 0)
     mesh_color: tuple[int, int, int] = (200, 200, 200)
@@ -107,6 +108,14 @@ def draw_overlay(
 ) -> np.ndarray:
     """Return a copy of ``image`` (BGR uint8, any size) with the face of ``result`` drawn on it."""
     out = image.copy() if image.ndim == 3 else cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    _draw_face(out, result, style)
+    if style.hud:
+        _draw_hud(out, result, fps)
+    return out
+
+
+def _draw_face(out: np.ndarray, result: Face, style: DrawStyle) -> None:
+    """Draw one face on ``out`` in place."""
     line = style.line_width or _thickness(result, out.shape)
     if result.box is not None and style.box:
         x0, y0, x1, y1 = (int(round(np.clip(v, -MAX_DRAW_COORD, MAX_DRAW_COORD))) for v in result.box.as_tuple())
@@ -127,16 +136,29 @@ def draw_overlay(
         radius = style.point_size or max(1, _thickness(result, out.shape) + 1)
         for p in pts:
             cv2.circle(out, (int(p[0]), int(p[1])), radius << shift, style.point_color, -1, cv2.LINE_AA, shift)
-    if style.hud:
-        _draw_hud(out, result, fps)
-    return out
+    if style.ids and result.box is not None and result.status is not Status.NO_FACE:
+        x0, y0 = (int(round(np.clip(v, -MAX_DRAW_COORD, MAX_DRAW_COORD))) for v in result.box.as_tuple()[:2])
+        scale = max(0.5, result.box.width / 160.0)
+        thick = max(1, int(round(scale * 2)))
+        (_, th), _ = cv2.getTextSize(str(result.id), cv2.FONT_HERSHEY_SIMPLEX, scale, thick)
+        org = (x0, max(th + 2, y0 - 6))
+        cv2.putText(out, str(result.id), org, cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), thick + 2, cv2.LINE_AA)
+        cv2.putText(out, str(result.id), org, cv2.FONT_HERSHEY_SIMPLEX, scale, STATUS_COLORS[result.status], thick, cv2.LINE_AA)
 
 
 def annotate(frame: Frame, style: DrawStyle = DrawStyle(), fps: float | None = None) -> np.ndarray:
-    """A copy of ``frame.image`` with the frame's face (or its "no face" record) drawn on it."""
+    """A copy of ``frame.image`` with every face of the frame (or its "no face" record) drawn on
+    it; with ``style.ids``, each face's id by its box."""
     if frame.image is None:
         raise ValueError(f"frame {frame.index} carries no image to draw on")
-    return draw_overlay(frame.image, frame.result, style, fps)
+    if len(frame.faces) <= 1:
+        return draw_overlay(frame.image, frame.result, style, fps)
+    out = frame.image.copy() if frame.image.ndim == 3 else cv2.cvtColor(frame.image, cv2.COLOR_GRAY2BGR)
+    for face in frame.faces:
+        _draw_face(out, face, style)
+    if style.hud:
+        _draw_hud(out, frame.result, fps)
+    return out
 
 
 def _draw_hud(out: np.ndarray, result: Face, fps: float | None) -> None:

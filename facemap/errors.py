@@ -55,6 +55,7 @@ OPTION_NAMES = frozenset(
         "landmarker",
         "landmarks",
         "line_width",
+        "max_faces",
         "max_frames",
         "meta",
         "min_cutoff",

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from .backends.base import Detector, Landmarker
+from .errors import UsageError
 from .io.video import VideoFrame
 from .track.guard import GuardOptions, JumpGuard
 from .track.smooth import LandmarkSmoother, SmoothOptions
@@ -93,6 +94,12 @@ class Options:
     track: TrackOptions = TrackOptions()
     guard: GuardOptions = GuardOptions()
     smooth: SmoothOptions = SmoothOptions()
+    # faces per picture, largest first: 1 (one face, one-face logs), N, or 0 for every face
+    max_faces: int = 1
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.max_faces, int) or self.max_faces < 0:
+            raise UsageError(f"{{max_faces}} must be 1 (one face), N or 0 (every face), got {self.max_faces}")
 
 
 class _HoldSignals:
@@ -147,6 +154,11 @@ class Pipeline:
         """One Frame per frame of ``frames`` (one sequence in video mode), each handed to every
         sink before it is yielded. Closing the sinks is the caller's (``close_sinks``)."""
         mode = Mode(mode)
+        if mode is Mode.VIDEO and self.options.max_faces != 1:
+            raise UsageError(
+                "{max_faces} other than 1 works on pictures for now; a video or camera follows one "
+                "face (the largest) until multi-face tracking lands"
+            )
         outs = [as_sink(s) for s in sinks]
         step = self._image_step() if mode is Mode.IMAGE else self._video_step()
         hold = _HoldSignals()
@@ -181,11 +193,15 @@ class Pipeline:
     # Each step maps one frame to (faces, the detector's boxes, why there is no face).
     def _image_step(self) -> Callable[[VideoFrame], _Step]:
         detector, landmarker = self.detector, self.landmarker
+        limit = self.options.max_faces or None  # 0: every face
 
         def step(vf: VideoFrame) -> _Step:
-            boxes = list(detector.detect(vf.image))
-            found = landmarker.landmark(vf.image, boxes[:1], vf.index, vf.timestamp_ms) if boxes else []
-            return tuple(found[:1]), tuple(boxes), "detector_failed"
+            boxes = list(detector.detect(vf.image))  # largest first
+            chosen = boxes[:limit]
+            # the crops of all chosen faces go through the model as one batch
+            found = landmarker.landmark(vf.image, chosen, vf.index, vf.timestamp_ms) if chosen else []
+            faces = tuple(replace(f, id=i) for i, f in enumerate(found[: len(chosen)]))
+            return faces, tuple(boxes), "detector_failed"
 
         return step
 

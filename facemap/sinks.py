@@ -66,20 +66,29 @@ class CsvLogSink:
     per frame (the frame's first face, or its no-face record)."""
 
     def __init__(
-        self, folder: Path, stem: str, raw: bool = False, landmarks: bool = False, points: int = N_LANDMARKS
+        self,
+        folder: Path,
+        stem: str,
+        raw: bool = False,
+        landmarks: bool = False,
+        points: int = N_LANDMARKS,
+        multi: bool = False,
     ) -> None:
         self.folder, self.stem, self.raw, self.landmarks = Path(folder), stem, raw, landmarks
         self.points = points  # landmarks per face: 68, or N from another model (--assume-points)
+        self.multi = multi  # one row per face with a face_id column (else the frame's first face)
         self.paths = [self.folder / rel for rel in log_names(stem, raw, landmarks)]
         self.logs: FrameLogs | None = None
 
     def _open(self) -> FrameLogs:
-        self.logs = FrameLogs(self.folder, self.stem, raw=self.raw, landmarks=self.landmarks, points=self.points)
+        self.logs = FrameLogs(
+            self.folder, self.stem, raw=self.raw, landmarks=self.landmarks, points=self.points, multi=self.multi
+        )
         return self.logs
 
     def write(self, frame: Frame) -> None:
-        """One row per log for this frame (the logs are opened at the first)."""
-        (self.logs or self._open()).write(frame.result)
+        """This frame's rows in every log (the logs are opened at the first)."""
+        (self.logs or self._open()).write_frame(frame.faces, frame.result)
 
     def close(self, error: BaseException | None = None) -> None:
         """Rename every log into place (also after an error: the rows so far are complete). A
@@ -166,9 +175,11 @@ class ImageFilesSink:
         meta: dict | None = None,
         jpeg_quality: int = JPEG_QUALITY,
         points: int = N_LANDMARKS,
+        multi: bool = False,
     ) -> None:
         self.out = out
         self.points = points
+        self.multi = multi
         self.overlay, self.raw, self.landmarks, self.npy = overlay, raw, landmarks, npy
         self.style = style
         self.meta = dict(meta or {})
@@ -191,8 +202,10 @@ class ImageFilesSink:
         rel_logs = log_names(stem, self.raw, self.landmarks)
         for rel in rel_logs:
             self.out.file(rel)
-        with FrameLogs(self.out.path, stem, raw=self.raw, landmarks=self.landmarks, points=self.points) as logs:
-            logs.write(r)
+        with FrameLogs(
+            self.out.path, stem, raw=self.raw, landmarks=self.landmarks, points=self.points, multi=self.multi
+        ) as logs:
+            logs.write_frame(frame.faces, r)
         written.extend(self.out.path / rel for rel in rel_logs)
         if self.npy and r.params.size:
             buf = io.BytesIO()
@@ -201,7 +214,7 @@ class ImageFilesSink:
             atomic_write_bytes(target, buf.getvalue())
             written.append(target)
         target = self.out.file(f"{stem}.json")
-        atomic_write_json(target, image_json(frame, self.meta))
+        atomic_write_json(target, image_json(frame, self.meta, faces=self.multi))
         written.append(target)
         self.written[stem] = written
 
@@ -209,8 +222,24 @@ class ImageFilesSink:
         """Every file was finished as it was written."""
 
 
-def image_json(frame: Frame, extra: dict | None = None) -> dict:
-    """The per-picture JSON document (units in the key names)."""
+def _face_json(r: Face) -> dict:
+    return {
+        "status": r.status.value,
+        "reason": r.reason,
+        "box": list(r.box.as_tuple()) if r.box is not None else None,
+        "landmarks": np.round(r.landmarks, 3).tolist() if r.has_face else [],
+        "pose_deg": (
+            dict(zip(("pitch", "yaw", "roll"), (round(v, 3) for v in r.pose.as_tuple()), strict=True))
+            if r.pose is not None
+            else None
+        ),
+        "expression": np.round(r.expression, 6).tolist(),
+    }
+
+
+def image_json(frame: Frame, extra: dict | None = None, faces: bool = False) -> dict:
+    """The per-picture JSON document (units in the key names): the first face's fields at the
+    top, as ever; with ``faces``, also a ``faces`` list of every face (with its ``face_id``)."""
     r: Face = frame.result
     h, w = frame.image.shape[:2] if frame.image is not None else (0, 0)
     doc = {
@@ -230,6 +259,8 @@ def image_json(frame: Frame, extra: dict | None = None) -> dict:
         ),
         "expression": np.round(r.expression, 6).tolist(),
     }
+    if faces:
+        doc["faces"] = [{"face_id": f.id, **_face_json(f)} for f in frame.faces]
     doc.update(extra or {})
     return doc
 

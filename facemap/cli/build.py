@@ -122,6 +122,7 @@ def chain_options(cfg: InferConfig) -> Options:
         track=TrackOptions(redetect_every=cfg.redetect_every, fallback_center=cfg.fallback_center),
         guard=GuardOptions(jump_threshold=cfg.jump_threshold),
         smooth=SmoothOptions(cfg.smooth, cfg.smooth_mincutoff, cfg.smooth_beta),
+        max_faces=cfg.max_faces,
     )
 
 

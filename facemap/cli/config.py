@@ -44,6 +44,7 @@ FLAGS = {
     "output_name": "--output-name",
     "every": "--every",
     "max_frames": "--max-frames",
+    "max_faces": "--max-faces",
     "start_s": "--start",
     "end_s": "--end",
     "redetect_every": "--redetect-every",
@@ -123,6 +124,7 @@ class InferConfig:
     detector: str = DEFAULT_DETECTOR
     detector_model: str | None = None
     landmarker: str = DEFAULT_LANDMARKER
+    max_faces: int = 1  # faces per picture (0 = every face); != 1: face_id columns
     assume_points: int | None = None  # another ONNX landmark model: its output is N points
     assume_norm: bool = False  # ... in [0, 1] of the model input (else input pixels)
     decode_3dmm: bool = False  # the original tool's flag: decoding is always on
@@ -175,7 +177,7 @@ class InferConfig:
         """The overlay style these options ask for."""
         return DrawStyle(
             point_size=self.point_size, line_width=self.line_width, contours=self.contours, mesh=self.mesh,
-            hud=self.hud,
+            hud=self.hud, ids=self.max_faces != 1,
         )
 
 

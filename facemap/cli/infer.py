@@ -67,6 +67,11 @@ def run_infer(cfg: InferConfig, emit: Emit) -> int:
         raise UsageError("give exactly one of --image, --video or --camera (see --help)")
     if cfg.image:
         return _run_images(cfg, emit)
+    if cfg.max_faces != 1:
+        raise UsageError(
+            "{max_faces} other than 1 works with --image for now; a video or camera follows one face "
+            "(the largest) until multi-face tracking lands"
+        )
     if cfg.compare or cfg.gt:
         raise UsageError("--compare and --gt work with --image only (for a video, compare landmarks logs with python -m facemap.eval)")
     from .videos import run_camera, run_videos
@@ -74,10 +79,15 @@ def run_infer(cfg: InferConfig, emit: Emit) -> int:
     return run_videos(cfg, emit) if cfg.video else run_camera(cfg, emit)
 
 
-def image_line(frame: Frame) -> str:
-    """The one line printed for a processed picture."""
+def image_line(frame: Frame, multi: bool = False) -> str:
+    """The one line printed for a processed picture (``multi``: every face, by id)."""
     r = frame.result
     took = f"{frame.elapsed_ms:.0f} ms"
+    if multi and frame.faces:
+        each = "; ".join(
+            f"{f.id}: {f.box.x0:.0f},{f.box.y0:.0f}-{f.box.x1:.0f},{f.box.y1:.0f} [{f.status.value}]" for f in frame.faces
+        )
+        return f"{frame.source.name}: {len(frame.faces)} of {len(frame.detections)} detected face(s): {each}  {took}"
     if r.has_face:
         b = r.box
         where = f"face {b.x0:.0f},{b.y0:.0f}-{b.x1:.0f},{b.y1:.0f}"
@@ -114,10 +124,11 @@ def _run_images(cfg: InferConfig, emit: Emit) -> int:
             style=cfg.style(),
             meta=desc,
             points=cfg.points(),
+            multi=cfg.max_faces != 1,
         )
         def report(frame: Frame) -> None:
             nonlocal n_face
-            line = image_line(frame)
+            line = image_line(frame, multi=cfg.max_faces != 1)
             if frame.result.has_face:
                 n_face += 1
                 if check is not None:

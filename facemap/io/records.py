@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..errors import InputFileError, OutputError
-from ..types import N_LANDMARKS, N_PARAMS, Face
+from ..types import N_LANDMARKS, N_PARAMS, Face, Status
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -188,11 +188,20 @@ class FrameLogs:
     """The set of per-frame logs for one input: meta and summary always, raw and landmarks on request."""
 
     def __init__(
-        self, out_dir: Path, stem: str, raw: bool = False, landmarks: bool = False, points: int = N_LANDMARKS
+        self,
+        out_dir: Path,
+        stem: str,
+        raw: bool = False,
+        landmarks: bool = False,
+        points: int = N_LANDMARKS,
+        multi: bool = False,
     ) -> None:
         kinds = ["meta", "summary"] + (["raw"] if raw else []) + (["landmarks"] if landmarks else [])
         columns = {**LOG_COLUMNS, "landmarks": landmark_columns(points)}
+        if multi:  # several faces a frame: face_id right after frame, one row per face
+            columns = {k: [c[0], "face_id", *c[1:]] for k, c in columns.items()}
         self.points = points
+        self.multi = multi
         self.logs: dict[str, CsvLog] = {}
         try:
             for kind in kinds:
@@ -207,15 +216,31 @@ class FrameLogs:
         return [lg.path for lg in self.logs.values()]
 
     def write(self, result: Face) -> None:
-        """Write one frame to every open log (exactly one meta row per frame)."""
-        self.logs["meta"].write(meta_row(result))
-        self.logs["summary"].write(summary_row(result))
+        """Write one face of a frame to every open log (one-face logs: exactly one meta row per
+        frame). In ``multi`` logs the row carries the face's id (empty for the no-face record)."""
+        def put(kind: str, row: list[str]) -> None:
+            if self.multi:
+                row = [row[0], "" if result.status is Status.NO_FACE else str(result.id), *row[1:]]
+            self.logs[kind].write(row)
+
+        put("meta", meta_row(result))
+        put("summary", summary_row(result))
         if "raw" in self.logs and (row := raw_row(result)) is not None:
-            self.logs["raw"].write(row)
+            put("raw", row)
         if "landmarks" in self.logs and (row := landmarks_row(result)) is not None:
             if len(result.landmarks) != self.points:
                 raise ValueError(f"frame {result.frame}: {len(result.landmarks)} landmarks, the log holds {self.points}")
-            self.logs["landmarks"].write(row)
+            put("landmarks", row)
+
+    def write_frame(self, faces: tuple[Face, ...], empty: Face) -> None:
+        """A frame's faces (one-face logs: the first), or its no-face record ``empty``."""
+        if not faces:
+            self.write(empty)
+        elif not self.multi:
+            self.write(faces[0])
+        else:
+            for face in faces:
+                self.write(face)
 
     def close(self) -> None:
         """Close every log (each is renamed into place)."""

