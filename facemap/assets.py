@@ -267,7 +267,7 @@ def _missing(folder: Path) -> list[str]:
 # Every "no model" message ends with the path that needs no Qualcomm file at all.
 WITHOUT_MODEL = (
     "or run without it: {landmarker} dlib (pip install -r requirements-dlib.txt; "
-    'README, "Without the Qualcomm model")'
+    'README, "First run, without the Qualcomm model")'
 )
 
 
