@@ -73,13 +73,8 @@ def main(argv: list[str] | None = None) -> int:
             raise_usage("--out is empty; give a folder")
         cfg = load_config(args.config)
         frame_range = parse_frame_range(args.baseline_frames) if args.baseline_frames else None
-        basis = None
-        if args.raw is not None:
-            from facemap.assets import load_basis
-
-            basis = load_basis(args.basis_dir, download=False)
         result = analyze_logs(
-            args.landmarks, args.meta, args.raw, basis, args.fps, cfg, frame_range
+            args.landmarks, args.meta, args.raw, None, args.fps, cfg, frame_range, args.basis_dir
         )
         paths = write_outputs(result, args.out, plots=not args.no_plots)
     except FacemapError as exc:

@@ -293,7 +293,9 @@ def _read_clean(path: Path, required: list[str]) -> pd.DataFrame | None:
     return df
 
 
-def _read_frame(path: Path, required: list[str], what: str) -> pd.DataFrame:
+def _read_frame(path: Path, required: list[str], what: str, allow_empty: bool = False) -> pd.DataFrame:
+    """The log as text columns (or numbers, from the fast path); ``allow_empty`` accepts a header
+    with no rows."""
     import pandas as pd
 
     path = Path(path)
@@ -318,7 +320,7 @@ def _read_frame(path: Path, required: list[str], what: str) -> pd.DataFrame:
             f"{path}: {what} lacks column(s) {shown}; expected a header like "
             f"{','.join(required[:4])},..."
         )
-    if len(df) == 0:
+    if len(df) == 0 and not allow_empty:
         raise InputFileError(f"{path}: {what} has a header but no rows")
     return df
 
@@ -441,13 +443,14 @@ def read_meta(path: Path, *, strict: bool = False) -> MetaLog:
     )
 
 
-def read_raw(path: Path, *, strict: bool = False) -> RawLog:
+def read_raw(path: Path, *, strict: bool = False, allow_empty: bool = False) -> RawLog:
     """Read a raw-params log: frame,p0..p264.
 
     ``strict``: refuse duplicated or out-of-order frames instead of sorting them.
+    ``allow_empty``: a header with no rows (a dlib run logs no params) gives a RawLog of 0 frames.
     """
     what = "raw params log"
-    df = _read_frame(path, RAW_COLUMNS, what)
+    df = _read_frame(path, RAW_COLUMNS, what, allow_empty)
     frames = _frames(df, Path(path), what)
     params = _numeric(df, RAW_COLUMNS[1:], Path(path), what)
     keep = _sorted_unique(frames, Path(path), what, strict)
