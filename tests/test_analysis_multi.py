@@ -12,6 +12,7 @@ import json
 import shutil
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 import analyze_expressions
@@ -140,3 +141,197 @@ def test_the_original_readme_command_on_an_infer_dlib_run(tmp_path, monkeypatch)
     assert len(lines) == 1 and "lp_d0_raw.csv" in lines[0] and "landmarks" in lines[0]
     rep = report(out / "analysis")
     assert rep["inputs"]["features_from"] == "landmarks" and rep["inputs"]["frames"] == 78
+
+
+# ----------------------------------------------------------------------------- several clips
+
+CLIPS = ("aniportrait_pose_ref_video", "dpe_s", "lp_d0")  # 25 fps each; the ref logs hold no timestamps
+OUTPUTS = {"score.txt", "report.json", "expressions.csv", "timeline.png", "report.html", ".facemap-output"}
+
+
+def folder_of(*stems: str, root: Path) -> Path:
+    for stem in stems:
+        logs_of(stem, root)
+    return root
+
+
+def files(folder: Path) -> dict[str, bytes]:
+    """Every file under ``folder`` (relative path -> bytes)."""
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+def test_a_logs_folder_gives_one_folder_per_clip_and_a_summary_of_their_reports(tmp_path, capsys):
+    logs = folder_of(*CLIPS, root=tmp_path / "out" / "logs")
+    out = tmp_path / "analysis"
+    rc, stdout, err = run(["--logs", logs, "--out", out, "--fps", 25], capsys)
+    assert rc == 0 and err == "", err
+    lines = stdout.strip().splitlines()
+    assert [ln.split(":")[0] for ln in lines[:-1]] == list(CLIPS)
+    assert lines[-1].startswith("3 clips: 3 analysed;") and str(out) in lines[-1]
+    assert {p.name for p in out.iterdir()} == {*CLIPS, "summary.csv", "index.html", ".facemap-output"}
+    summary = pd.read_csv(out / "summary.csv", keep_default_na=False)
+    assert list(summary["stem"]) == list(CLIPS) and (summary["status"] == "ok").all()
+    page = (out / "index.html").read_text()
+    for stem, row in zip(CLIPS, summary.to_dict(orient="records"), strict=True):
+        assert {p.name for p in (out / stem).iterdir()} == OUTPUTS
+        rep = report(out / stem)
+        ev = rep["events"]["summary"]
+        assert row == {
+            "stem": stem,
+            "status": "ok",
+            "frames": rep["inputs"]["frames"],
+            "frames_with_face": rep["inputs"]["frames_with_face"],
+            "overall_score": rep["overall_score"],
+            **rep["sub_scores"],
+            "blinks": ev["blink"]["count"],
+            "smiles": ev["smile"]["count"],
+            "yawns": ev["yawn"]["count"],
+            "looking_away": ev["looking_away"]["count"],
+            "report": f"{stem}/report.html",
+            "error": "",
+        }
+        meta = pd.read_csv(logs / f"{stem}_meta.csv")
+        assert row["frames"] == len(meta) and row["frames_with_face"] == int((meta.status == "ok").sum())
+        assert f'<a href="{stem}/report.html">{stem}</a>' in page
+        assert rep["clip"] == {"stem": stem, "logs": str(logs.resolve())}
+    assert summary.set_index("stem").loc["lp_d0", ["frames", "blinks", "smiles"]].tolist() == [78, 1, 1]
+    # each clip's outputs are what a single-clip call writes
+    single = tmp_path / "single"
+    rc, _, _ = run(["--landmarks", logs / "dpe_s_landmarks.csv", "--meta", logs / "dpe_s_meta.csv",
+                    "--fps", 25, "--out", single], capsys)
+    assert rc == 0
+    assert (single / "expressions.csv").read_bytes() == (out / "dpe_s" / "expressions.csv").read_bytes()
+    assert report(single)["sub_scores"] == report(out / "dpe_s")["sub_scores"]
+
+
+def test_a_glob_picks_clips_and_each_takes_its_logs_from_its_folder(tmp_path, capsys):
+    logs = folder_of(*CLIPS, root=tmp_path / "logs")
+    out = tmp_path / "o"
+    rc, stdout, _ = run(["--logs", logs / "*p*_landmarks.csv", "--out", out, "--fps", 25, "--no-plots"], capsys)
+    assert rc == 0
+    assert list(pd.read_csv(out / "summary.csv")["stem"]) == ["aniportrait_pose_ref_video", "dpe_s", "lp_d0"]
+    assert report(out / "lp_d0")["inputs"]["meta"] == str(logs / "lp_d0_meta.csv")  # the sibling
+    out2 = tmp_path / "o2"
+    rc, _, _ = run(["--logs", logs / "lp_d0_meta.csv", "--out", out2, "--fps", 25, "--no-plots"], capsys)
+    assert rc == 0 and list(pd.read_csv(out2 / "summary.csv")["stem"]) == ["lp_d0"]
+    # the logs folder's parent (infer.py's --output) is accepted too
+    rc, _, _ = run(["--logs", tmp_path, "--out", tmp_path / "o3", "--fps", 25, "--no-plots"], capsys)
+    assert rc == 0 and len(pd.read_csv(tmp_path / "o3" / "summary.csv")) == 3
+
+
+def test_one_bad_clip_is_one_line_the_others_are_done_and_the_exit_is_3(tmp_path, capsys):
+    logs = folder_of("lp_d0", "dpe_s", root=tmp_path / "logs")
+    shutil.copyfile(logs / "lp_d0_landmarks.csv", logs / "mixed_landmarks.csv")
+    shutil.copyfile(logs / "dpe_s_meta.csv", logs / "mixed_meta.csv")  # another video's meta log
+    (logs / "nolm_meta.csv").write_text("frame,status\n1,ok\n")  # no landmarks log beside it
+    out = tmp_path / "o"
+    rc, stdout, err = run(["--logs", logs, "--out", out, "--fps", 25, "--no-plots"], capsys)
+    assert rc == 3
+    errs = err.strip().splitlines()
+    assert len(errs) == 3, err  # one line per failed clip, and the final line
+    assert errs[0].startswith("analyze_expressions.py: error: mixed: ") and "mixed_landmarks.csv" in errs[0]
+    assert errs[1].startswith("analyze_expressions.py: error: nolm: ") and "nolm_meta.csv" in errs[1]
+    assert "--dump-landmarks-csv" in errs[1]
+    assert errs[2].startswith("4 clips: 2 analysed, 2 failed (mixed, nolm);")
+    assert [ln.split(":")[0] for ln in stdout.strip().splitlines()] == ["dpe_s", "lp_d0"]
+    summary = pd.read_csv(out / "summary.csv", keep_default_na=False).set_index("stem")
+    assert summary["status"].to_dict() == {"dpe_s": "ok", "lp_d0": "ok", "mixed": "failed", "nolm": "failed"}
+    assert "mixed_meta.csv" in summary.loc["mixed", "error"] and summary.loc["mixed", "overall_score"] == ""
+    assert float(summary.loc["lp_d0", "overall_score"]) == report(out / "lp_d0")["overall_score"]
+    assert not (out / "mixed").exists() and not (out / "nolm").exists()
+    page = (out / "index.html").read_text()
+    assert "failed: " in page and 'href="mixed/' not in page
+
+
+def _single(stem: str, logs: Path, out: Path, *extra: object) -> list[object]:
+    return ["--landmarks", logs / f"{stem}_landmarks.csv", "--meta", logs / f"{stem}_meta.csv",
+            "--fps", 25, "--out", out, *extra]
+
+
+def test_a_single_clip_never_overwrites_another_clips_analysis(tmp_path, capsys):
+    logs = folder_of("lp_d0", "dpe_s", root=tmp_path / "logs")
+    out = tmp_path / "o"
+    assert run(_single("lp_d0", logs, out), capsys)[0] == 0
+    before = files(out)
+    rc, _, err = run(_single("dpe_s", logs, out), capsys)
+    lines = err.strip().splitlines()
+    assert rc == 5 and len(lines) == 1, err
+    assert str(out) in lines[0] and "another clip (lp_d0" in lines[0]
+    assert "--out" in lines[0] and "--logs" in lines[0]
+    assert files(out) == before  # byte-identical, nothing added
+    # the same clip again replaces its own outputs
+    cfg = tmp_path / "c.json"
+    cfg.write_text('{"smile_on": 0.5}')
+    rc, _, err = run(_single("lp_d0", logs, out, "--config", cfg), capsys)
+    assert rc == 0, err
+    assert report(out)["thresholds"]["configured"]["smile_on"] == 0.5
+    assert report(out)["events"]["summary"]["smile"]["count"] == 0  # the grin no longer counts
+    # the same clip's logs in another folder (another run) is another clip
+    other = folder_of("lp_d0", root=tmp_path / "logs2")
+    rc, _, err = run(_single("lp_d0", other, out), capsys)
+    assert rc == 5 and "another clip (lp_d0, logs in " in err and str(logs.resolve()) in err
+
+
+def test_single_and_several_clips_do_not_mix_in_one_out(tmp_path, capsys):
+    logs = folder_of("lp_d0", "dpe_s", root=tmp_path / "logs")
+    several, single = tmp_path / "several", tmp_path / "single"
+    assert run(["--logs", logs, "--out", several, "--fps", 25, "--no-plots"], capsys)[0] == 0
+    assert run(_single("lp_d0", logs, single, "--no-plots"), capsys)[0] == 0
+    kept = files(several), files(single)
+    rc, _, err = run(_single("lp_d0", logs, several), capsys)
+    assert rc == 5 and "several clips (summary.csv)" in err and len(err.strip().splitlines()) == 1
+    rc, _, err = run(["--logs", logs, "--out", single, "--fps", 25], capsys)
+    assert rc == 5 and "one clip (lp_d0, report.json)" in err and len(err.strip().splitlines()) == 1
+    assert (files(several), files(single)) == kept
+
+
+def test_a_second_run_adds_clips_and_refuses_a_namesake(tmp_path, capsys):
+    first = folder_of("lp_d0", "dpe_s", root=tmp_path / "a" / "logs")
+    second = folder_of("aniportrait_pose_ref_video", "lp_d0", root=tmp_path / "b" / "logs")
+    out = tmp_path / "o"
+    assert run(["--logs", first, "--out", out, "--fps", 25, "--no-plots"], capsys)[0] == 0
+    before = files(out / "lp_d0"), files(out / "dpe_s")
+    rc, _, err = run(["--logs", second, "--out", out, "--fps", 25, "--no-plots"], capsys)
+    assert rc == 5, err  # b's lp_d0 is not a's lp_d0: refused, a's kept
+    assert "error: lp_d0: " in err and "another clip (lp_d0" in err
+    assert (files(out / "lp_d0"), files(out / "dpe_s")) == before
+    summary = pd.read_csv(out / "summary.csv", keep_default_na=False).set_index("stem")
+    assert summary["status"].to_dict() == {"aniportrait_pose_ref_video": "ok", "dpe_s": "ok", "lp_d0": "failed"}
+    assert float(summary.loc["dpe_s", "overall_score"]) == report(out / "dpe_s")["overall_score"]  # the earlier run's
+    # the first folder again: its clips replace their own outputs
+    assert run(["--logs", first, "--out", out, "--fps", 25, "--no-plots"], capsys)[0] == 0
+    assert (pd.read_csv(out / "summary.csv")["status"] == "ok").all()
+
+
+@pytest.mark.parametrize(
+    ("argv", "code", "needle"),
+    [
+        (["--logs", "{logs}", "--landmarks", "{logs}/lp_d0_landmarks.csv"], 2, "either --logs or"),
+        (["--logs", "{tmp}/nowhere"], 3, "no such folder or file; --logs takes"),
+        (["--logs", "{tmp}/*.txt"], 3, "holds no facemap logs"),
+        (["--logs", "{tmp}/*/lp_d0_meta.csv"], 2, "two clips are named lp_d0"),
+    ],
+)
+def test_bad_logs_options_are_one_line(argv, code, needle, tmp_path, capsys):
+    logs = folder_of("lp_d0", root=tmp_path / "logs")
+    folder_of("lp_d0", root=tmp_path / "logs2")
+    argv = [a.replace("{logs}", str(logs)).replace("{tmp}", str(tmp_path)) for a in argv]
+    rc, _, err = run([*argv, "--out", tmp_path / "o", "--fps", 25], capsys)
+    assert rc == code and needle in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "o").exists()
+
+
+def test_several_clips_as_a_script(tmp_path):
+    import subprocess
+    import sys
+
+    logs = folder_of("lp_d0", "dpe_s", root=tmp_path / "out" / "logs")
+    proc = subprocess.run(
+        [sys.executable, str(Path(__file__).resolve().parents[1] / "analyze_expressions.py"),
+         "--logs", "out/logs", "--out", "out/analysis", "--fps", "25", "-q"],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+    )
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+    scores = {stem: report(tmp_path / "out" / "analysis" / stem)["overall_score"] for stem in ("dpe_s", "lp_d0")}
+    assert proc.stdout.splitlines() == [f"{s} {v:.1f}" for s, v in sorted(scores.items())]
+    assert logs.exists()

@@ -63,6 +63,16 @@ def log_path(out_dir: Path, stem: str, kind: str) -> Path:
     return Path(out_dir) / "logs" / f"{stem}{LOG_SUFFIXES[kind]}"
 
 
+def log_stem(path: Path) -> str:
+    """The clip's stem in a log's name: ``clip`` for ``clip_meta.csv`` (any kind), else the name
+    without its extension."""
+    name = Path(path).name
+    for suffix in LOG_SUFFIXES.values():
+        if name.endswith(suffix) and len(name) > len(suffix):
+            return name[: -len(suffix)]
+    return Path(path).stem
+
+
 def _fmt(value: float, digits: int = 3) -> str:
     if value is None or not np.isfinite(value):
         return ""
