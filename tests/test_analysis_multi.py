@@ -16,6 +16,8 @@ import pandas as pd
 import pytest
 
 import analyze_expressions
+import facemap
+from facemap.errors import FacemapError
 from facemap.io.records import RAW_COLUMNS
 from tests.conftest import need_shared
 from tests.standins import DATA
@@ -335,3 +337,103 @@ def test_several_clips_as_a_script(tmp_path):
     scores = {stem: report(tmp_path / "out" / "analysis" / stem)["overall_score"] for stem in ("dpe_s", "lp_d0")}
     assert proc.stdout.splitlines() == [f"{s} {v:.1f}" for s, v in sorted(scores.items())]
     assert logs.exists()
+
+
+# ----------------------------------------------------------------------------- facemap.load_logs
+
+
+def _with_pose_and_time(meta: Path) -> None:
+    """The ref meta log in infer.py's full layout: timestamps (25 fps) and a head pose."""
+    df = pd.read_csv(meta)
+    df["timestamp_ms"] = (df["frame"] - 1) * 40.0
+    df["pitch_deg"], df["yaw_deg"], df["roll_deg"] = 1.5, -2.5, 0.5
+    df.to_csv(meta, index=False)
+
+
+def test_load_logs_joins_on_frame_with_unambiguous_names(tmp_path, capsys):
+    logs = logs_of("lp_d0", tmp_path / "out" / "logs")
+    _with_pose_and_time(logs["meta"])
+    rc, _, _ = run(["--landmarks", logs["landmarks"], "--meta", logs["meta"], "--out",
+                    tmp_path / "out" / "analysis", "--no-plots"], capsys)
+    assert rc == 0
+    meta, lm = pd.read_csv(logs["meta"]), pd.read_csv(logs["landmarks"])
+    expr = pd.read_csv(tmp_path / "out" / "analysis" / "expressions.csv")
+    assert "x0_x" in meta.merge(lm, on="frame").columns  # the logs as they are do not join
+
+    table = facemap.load_logs(tmp_path / "out" / "logs", "lp_d0")  # expressions found beside
+    cols = list(table.columns)
+    assert len(cols) == len(set(cols)) and cols.count("frame") == 1 and cols.count("timestamp_ms") == 1
+    assert not [c for c in cols if c.endswith(("_x", "_y"))]
+    assert cols[:11] == ["frame", "status", "reason", "box_x0", "box_y0", "box_x1", "box_y1",
+                         "timestamp_ms", "pitch_deg", "yaw_deg", "roll_deg"]
+    assert cols[11:147] == [f"lm_{a}{i}" for i in range(68) for a in "xy"]
+    assert {"label", "score", "ear", "smile", "expr_pitch_deg", "expr_yaw_deg", "expr_roll_deg"} <= set(cols)
+    assert not [c for c in cols if c.startswith("p") and c[1:].isdigit()]  # no raw log
+    assert len(table) == len(meta) == 78 and table["frame"].tolist() == meta["frame"].tolist()
+    row = table.set_index("frame").loc[40]
+    assert row["box_x0"] == meta.set_index("frame").loc[40, "x0"]
+    assert row["box_y1"] == meta.set_index("frame").loc[40, "y1"]
+    assert row["lm_x0"] == lm.set_index("frame").loc[40, "x0"]
+    assert row["lm_y67"] == lm.set_index("frame").loc[40, "y67"]
+    assert row["yaw_deg"] == -2.5 and row["expr_yaw_deg"] == expr.set_index("frame").loc[40, "yaw_deg"]
+    assert row["label"] == expr.set_index("frame").loc[40, "label"]
+    assert (table["label"].to_numpy() == expr["label"].to_numpy()).all()
+    # infer.py's output folder (holding logs/) is accepted too
+    assert facemap.load_logs(tmp_path / "out", "lp_d0").equals(table)
+
+
+def test_load_logs_finds_each_clip_in_an_analysis_of_several(tmp_path, capsys):
+    logs = folder_of("lp_d0", "dpe_s", root=tmp_path / "logs")
+    out = tmp_path / "several"
+    assert run(["--logs", logs / "*_landmarks.csv", "--out", out, "--fps", 25, "--no-plots"], capsys)[0] == 0
+    head = ",".join(RAW_COLUMNS) + "\n"
+    (logs / "dpe_s_raw.csv").write_text(head + "".join(
+        f"{f}," + ",".join([f"{f / 100:g}"] * (len(RAW_COLUMNS) - 1)) + "\n" for f in (3, 4)
+    ))
+    (logs / "lp_d0_raw.csv").write_text(head)  # a dlib run: no params
+    for stem in ("lp_d0", "dpe_s"):
+        table = facemap.load_logs(logs, stem, analysis=out)
+        expr = pd.read_csv(out / stem / "expressions.csv")
+        assert table["score"].tolist() == expr["score"].tolist()
+        assert table["timestamp_ms"].tolist() == expr["timestamp_ms"].tolist()  # the logs have none
+    dpe = facemap.load_logs(logs, "dpe_s", analysis=out).set_index("frame")
+    assert dpe.loc[4, "p0"] == 0.04 and dpe.loc[3, "p264"] == 0.03 and dpe["p0"].notna().sum() == 2
+    assert "p0" not in facemap.load_logs(logs, "lp_d0", analysis=out).columns
+    # no analysis beside the logs: the logs alone
+    assert "label" not in facemap.load_logs(logs, "lp_d0").columns
+
+
+@pytest.mark.parametrize(
+    ("case", "needle"),
+    [
+        ("no folder", "nowhere: no such folder"),
+        ("no such stem", "lp_d9_meta.csv: meta log not found; clips with a meta log in"),
+        ("analysis of another clip", "holds no analysis of lp_d0"),
+        ("duplicated frame", "lp_d0_landmarks.csv: landmarks log row 4 repeats frame 2 after frame 2"),
+        ("not a number", "lp_d0_meta.csv: meta log row 2 column x0 is not a number"),
+    ],
+)
+def test_load_logs_errors_name_the_file(case, needle, tmp_path, capsys):
+    logs = folder_of("lp_d0", "dpe_s", root=tmp_path / "logs")
+    folder, stem, analysis = logs, "lp_d0", None
+    if case == "no folder":
+        folder = tmp_path / "nowhere"
+    elif case == "no such stem":
+        stem = "lp_d9"
+    elif case == "analysis of another clip":
+        analysis = tmp_path / "single"
+        rc, _, _ = run(["--landmarks", logs / "dpe_s_landmarks.csv", "--fps", 25, "--out", analysis,
+                        "--no-plots"], capsys)
+        assert rc == 0
+    elif case == "duplicated frame":
+        lines = (logs / "lp_d0_landmarks.csv").read_text().splitlines(keepends=True)
+        (logs / "lp_d0_landmarks.csv").write_text("".join(lines[:3] + lines[2:]))
+    elif case == "not a number":
+        text = (logs / "lp_d0_meta.csv").read_text().replace("1,ok,,136", "1,ok,,abc", 1)
+        (logs / "lp_d0_meta.csv").write_text(text)
+    with pytest.raises(FacemapError) as info:
+        facemap.load_logs(folder, stem, analysis)
+    assert info.value.exit_code == 3 and needle in str(info.value), str(info.value)
+    assert "\n" not in str(info.value)
+    if case == "no such stem":
+        assert str(info.value).endswith("dpe_s, lp_d0")

@@ -465,3 +465,42 @@ def read_raw(path: Path, *, strict: bool = False, allow_empty: bool = False) -> 
     params = _numeric(df, RAW_COLUMNS[1:], Path(path), what)
     keep = _sorted_unique(frames, Path(path), what, strict)
     return RawLog(Path(path), frames[keep], params[keep])
+
+
+# The whole-table reader (facemap.load_logs): every column of a log, or of the analyzer's
+# expressions.csv, as a DataFrame.
+_TABLE_REQUIRED = {
+    "meta": ["frame", "status"],
+    "landmarks": ["frame"],
+    "raw": RAW_COLUMNS,
+    "expressions": ["frame", "label"],
+}
+_TABLE_WHAT = {
+    "meta": "meta log",
+    "landmarks": "landmarks log",
+    "raw": "raw params log",
+    "expressions": "expressions table",
+}
+_TABLE_TEXT = ("status", "reason", "label")
+
+
+def read_table(path: Path, kind: str) -> pd.DataFrame:
+    """A whole log (kind meta, landmarks or raw) or the analyzer's expressions.csv (kind
+    expressions) with every column: ``frame`` int, ``status``/``reason``/``label`` text, every
+    other column float (NaN where empty). One row per frame, in increasing order: a duplicated or
+    out-of-order frame is an InputFileError. A landmarks or raw log may hold a header and no rows."""
+    import pandas as pd
+
+    what = _TABLE_WHAT[kind]
+    path = Path(path)
+    df = _read_frame(path, _TABLE_REQUIRED[kind], what, allow_empty=kind in ("landmarks", "raw"))
+    frames = _frames(df, path, what) if len(df) else np.zeros(0, np.int64)
+    _sorted_unique(frames, path, what, strict=True)
+    numeric = [c for c in df.columns if c != "frame" and c not in _TABLE_TEXT]
+    values = _numeric(df, numeric, path, what) if len(df) and numeric else np.zeros((len(df), len(numeric)))
+    out = pd.DataFrame(values, columns=numeric)
+    for c in df.columns:
+        if c in _TABLE_TEXT:
+            out[c] = _stripped_text(df[c]) if len(df) else np.zeros(0, object)
+    out.insert(0, "frame", frames)
+    return out[["frame", *(c for c in df.columns if c != "frame")]]
