@@ -32,7 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--raw",
         type=Path,
-        help="raw params log (<stem>_raw.csv): pose-free features with the 3DMM basis",
+        help="raw params log (<stem>_raw.csv): pose-free features with the 3DMM basis (a raw log "
+        "without params, as a dlib run writes, is noted and the landmarks are used)",
     )
     p.add_argument(
         "--logs",
@@ -41,7 +42,12 @@ def build_parser() -> argparse.ArgumentParser:
         "<stem>_landmarks.csv (and <stem>_raw.csv), or a glob of such files; each clip's "
         "outputs go to OUT/<stem>/, with OUT/summary.csv and OUT/index.html",
     )
-    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument(
+        "--out",
+        required=True,
+        help="output folder (one clip: its files; --logs: one folder per clip); never one that "
+        "holds another clip's analysis",
+    )
     p.add_argument(
         "--basis-dir",
         type=Path,

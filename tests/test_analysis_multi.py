@@ -437,3 +437,26 @@ def test_load_logs_errors_name_the_file(case, needle, tmp_path, capsys):
     assert "\n" not in str(info.value)
     if case == "no such stem":
         assert str(info.value).endswith("dpe_s, lp_d0")
+
+
+def test_an_interrupt_stops_the_run_with_130_and_leaves_done_clips_whole(tmp_path, capsys, monkeypatch):
+    import facemap.analysis.batch as batch
+
+    logs = folder_of("lp_d0", "dpe_s", root=tmp_path / "logs")
+    real = batch.analyze_logs
+    calls = []
+
+    def second_is_interrupted(*args, **kwargs):
+        calls.append(args[0])
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(batch, "analyze_logs", second_is_interrupted)
+    out = tmp_path / "o"
+    rc, stdout, err = run(["--logs", logs, "--out", out, "--fps", 25, "--no-plots"], capsys)
+    assert rc == 130 and err.strip() == "analyze_expressions.py: interrupted"
+    assert stdout.startswith("dpe_s: overall_score ") and len(stdout.strip().splitlines()) == 1
+    assert {p.name for p in (out / "dpe_s").iterdir()} == OUTPUTS - {"timeline.png"}
+    assert not (out / "summary.csv").exists() and not (out / "lp_d0").exists()
+    assert not list(out.rglob("*.part")) and not (out / ".facemap.lock").exists()
