@@ -10,10 +10,14 @@ import argparse
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from facemap import __version__
 from facemap.cli.config import ANALYZE_FLAGS, bug_line, cli_message, safe_console
 from facemap.errors import EXIT_BUG, EXIT_INTERRUPTED, FacemapError
+
+if TYPE_CHECKING:
+    from facemap.analysis import AnalysisConfig
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -121,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def run_many(args: argparse.Namespace, cfg: object, frame_range: tuple[int, int] | None) -> int:
+def run_many(args: argparse.Namespace, cfg: AnalysisConfig, frame_range: tuple[int, int] | None) -> int:
     """--logs: every clip into OUT/<stem>/, one line per clip, then summary.csv, index.html and a
     final line. Exit 0 when every clip was analysed, else the first failed clip's exit code."""
     from facemap.analysis.batch import Batch, find_clips

@@ -460,3 +460,17 @@ def test_an_interrupt_stops_the_run_with_130_and_leaves_done_clips_whole(tmp_pat
     assert {p.name for p in (out / "dpe_s").iterdir()} == OUTPUTS - {"timeline.png"}
     assert not (out / "summary.csv").exists() and not (out / "lp_d0").exists()
     assert not list(out.rglob("*.part")) and not (out / ".facemap.lock").exists()
+
+
+def test_load_logs_prefixes_z_columns_and_keeps_the_files_as_they_are(tmp_path):
+    logs = logs_of("lp_d0", tmp_path / "logs")
+    lm = pd.read_csv(logs["landmarks"])
+    z = pd.DataFrame({f"z{i}": lm["frame"] * 0.5 + i for i in range(68)})  # a 3-D landmarks log
+    lm = pd.concat([lm, z], axis=1)
+    lm.to_csv(logs["landmarks"], index=False)
+    before = {k: p.read_bytes() for k, p in logs.items()}
+    table = facemap.load_logs(logs["meta"].parent, "lp_d0").set_index("frame")
+    assert table.loc[10, "lm_z0"] == 5.0 and table.loc[10, "lm_z67"] == 72.0
+    assert table.loc[10, "lm_x5"] == lm.set_index("frame").loc[10, "x5"]
+    assert not [c for c in table.columns if c[0] in "xyz" and c[1:].isdigit()]
+    assert {k: p.read_bytes() for k, p in logs.items()} == before
