@@ -10,10 +10,14 @@ import argparse
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from facemap import __version__
 from facemap.cli.config import ANALYZE_FLAGS, bug_line, cli_message, safe_console
 from facemap.errors import EXIT_BUG, EXIT_INTERRUPTED, FacemapError
+
+if TYPE_CHECKING:
+    from facemap.analysis import AnalysisConfig
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,9 +36,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--raw",
         type=Path,
-        help="raw params log (<stem>_raw.csv): pose-free features with the 3DMM basis",
+        help="raw params log (<stem>_raw.csv): pose-free features with the 3DMM basis (a raw log "
+        "without params, as a dlib run writes, is noted and the landmarks are used)",
     )
-    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument(
+        "--logs",
+        metavar="DIR_OR_GLOB",
+        help="several clips at once: a logs folder (out/logs) holding <stem>_meta.csv, "
+        "<stem>_landmarks.csv (and <stem>_raw.csv), or a glob of such files; each clip's "
+        "outputs go to OUT/<stem>/, with OUT/summary.csv and OUT/index.html",
+    )
+    p.add_argument(
+        "--out",
+        required=True,
+        help="output folder (one clip: its files; --logs: one folder per clip); never one that "
+        "holds another clip's analysis",
+    )
     p.add_argument(
         "--basis-dir",
         type=Path,
@@ -67,19 +84,18 @@ def main(argv: list[str] | None = None) -> int:
         from facemap.analysis import analyze_logs, load_config, parse_frame_range
         from facemap.analysis.report import write_outputs
 
-        if args.landmarks is None and args.raw is None:
-            raise_usage("give --landmarks (a landmarks log), or --raw with --basis-dir")
+        if args.logs is not None and (args.landmarks or args.meta or args.raw):
+            raise_usage("--logs finds each clip's logs itself; give either --logs or --landmarks/--meta/--raw")
+        if args.logs is None and args.landmarks is None and args.raw is None:
+            raise_usage("give --landmarks (a landmarks log), or --raw with --basis-dir, or --logs (several clips)")
         if not str(args.out).strip():
             raise_usage("--out is empty; give a folder")
         cfg = load_config(args.config)
         frame_range = parse_frame_range(args.baseline_frames) if args.baseline_frames else None
-        basis = None
-        if args.raw is not None:
-            from facemap.assets import load_basis
-
-            basis = load_basis(args.basis_dir, download=False)
+        if args.logs is not None:
+            return run_many(args, cfg, frame_range)
         result = analyze_logs(
-            args.landmarks, args.meta, args.raw, basis, args.fps, cfg, frame_range
+            args.landmarks, args.meta, args.raw, None, args.fps, cfg, frame_range, args.basis_dir
         )
         paths = write_outputs(result, args.out, plots=not args.no_plots)
     except FacemapError as exc:
@@ -107,6 +123,40 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(f"wrote {', '.join(p.name for p in paths.values())} to {Path(args.out)}")
     return 0
+
+
+def run_many(args: argparse.Namespace, cfg: AnalysisConfig, frame_range: tuple[int, int] | None) -> int:
+    """--logs: every clip into OUT/<stem>/, one line per clip, then summary.csv, index.html and a
+    final line. Exit 0 when every clip was analysed, else the first failed clip's exit code."""
+    from facemap.analysis.batch import Batch, find_clips
+
+    clips = find_clips(args.logs)
+    with Batch(Path(args.out), plots=not args.no_plots, names=ANALYZE_FLAGS) as batch:
+        for clip in clips:
+            o = batch.analyze(
+                clip, fps=args.fps, config=cfg, baseline_frames=frame_range, basis_dir=args.basis_dir
+            )
+            r = o.row
+            if not o.ok:
+                print(f"analyze_expressions.py: error: {clip.stem}: {r['error']}", file=sys.stderr)
+            elif args.quiet:
+                print(f"{clip.stem} {r['overall_score']:.1f}")
+            else:
+                print(
+                    f"{clip.stem}: overall_score {r['overall_score']:.1f} (positivity {r['positivity']:.1f}, "
+                    f"expressiveness {r['expressiveness']:.1f}, attention {r['attention']:.1f}); frames "
+                    f"{r['frames']}, with a face {r['frames_with_face']}; blinks {r['blinks']}, smiles "
+                    f"{r['smiles']}, yawns {r['yawns']}, looking away {r['looking_away']}"
+                )
+    failed = [o for o in batch.outcomes if not o.ok]
+    if not args.quiet or failed:
+        which = f", {len(failed)} failed ({', '.join(o.clip.stem for o in failed)})" if failed else ""
+        print(
+            f"{len(clips)} clip{'s' if len(clips) != 1 else ''}: {len(clips) - len(failed)} "
+            f"analysed{which}; summary.csv and index.html (one row per clip) in {Path(args.out)}",
+            file=sys.stderr if failed else sys.stdout,
+        )
+    return failed[0].error.exit_code if failed else 0
 
 
 def raise_usage(message: str) -> None:

@@ -14,6 +14,9 @@ says how frames are treated (IMAGE: each on its own; VIDEO: tracked, guarded, sm
 
 The package never loads a model at import time, never prints and never exits; errors are
 ``FacemapError`` subclasses (``facemap.errors``), each with a one-line message and an exit code.
+
+``load_logs(folder, stem)`` joins one clip's logs (and the analyzer's expressions.csv) on frame
+into one pandas DataFrame with unambiguous column names (``box_x0``, ``lm_x0``, ...).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from ._version import __version__
 from .api import DetectorOptions, FaceMap, open
 from .draw import DrawStyle, annotate, draw_overlay
 from .errors import FacemapError
+from .logs import load_logs
 from .pipeline import Options, StopRun
 from .track.guard import GuardOptions
 from .track.smooth import SmoothOptions
@@ -47,5 +51,6 @@ __all__ = [
     "__version__",
     "annotate",
     "draw_overlay",
+    "load_logs",
     "open",
 ]

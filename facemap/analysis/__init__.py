@@ -112,7 +112,10 @@ def analyze_logs(
     fps: float | None = None,
     config: AnalysisConfig | None = None,
     baseline_frames: tuple[int, int] | None = None,
+    basis_dir: Path | None = None,
 ) -> Analysis:
-    """Load the logs and analyse them (no files written; see ``report.write_outputs``)."""
-    inputs = load_inputs(landmarks, meta, raw, basis, fps)
+    """Load the logs and analyse them (no files written; see ``report.write_outputs``). The
+    basis is looked for (``basis``, else ``basis_dir`` or the cache) only when ``raw`` holds
+    3DMM params."""
+    inputs = load_inputs(landmarks, meta, raw, basis, fps, basis_dir)
     return analyze(inputs, config, baseline_frames)

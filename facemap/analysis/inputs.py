@@ -164,12 +164,16 @@ def load_inputs(
     raw: Path | None = None,
     basis: Basis | None = None,
     fps: float | None = None,
+    basis_dir: Path | None = None,
 ) -> Inputs:
-    """Read and cross-check the logs; compute features (pose-free when ``raw`` and ``basis``)."""
+    """Read and cross-check the logs; compute features (pose-free when ``raw`` holds params).
+
+    A raw log that holds no params (a dlib run logs none) is noted and the landmarks are used.
+    The 3DMM basis (``basis``, else loaded from ``basis_dir`` or the cache, never downloaded) is
+    only needed, and only looked for, when the raw log holds params.
+    """
     if landmarks is None and raw is None:
         raise UsageError("give {landmarks} (a landmarks log) or {raw} with a 3DMM basis")
-    if raw is not None and basis is None:
-        raise UsageError("{raw} needs the 3DMM basis ({basis_dir})")
     if fps is not None and not (np.isfinite(fps) and fps > 0):
         raise UsageError(f"{{fps}} must be a positive number, got {fps}")
     mt = read_meta(meta, strict=True) if meta is not None else None
@@ -182,7 +186,23 @@ def load_inputs(
                 raise
             # The meta log says no frame has a face: an empty landmarks log is expected.
             log.warning("%s; %s has no face in any frame, so every frame is no_face", exc, mt.path)
-    rw = read_raw(raw, strict=True) if raw is not None else None
+    rw = read_raw(raw, strict=True, allow_empty=True) if raw is not None else None
+    if rw is not None and not np.isfinite(rw.params).any():
+        if landmarks is None:
+            raise InputFileError(
+                f"{rw.path}: holds no 3DMM parameters (a dlib run logs none); pass the clip's "
+                "landmarks log with {landmarks}"
+            )
+        log.warning(
+            "%s: holds no 3DMM parameters (a dlib run logs none); using the landmarks in %s",
+            rw.path,
+            landmarks,
+        )
+        rw = raw = None
+    if rw is not None and basis is None:
+        from ..assets import load_basis
+
+        basis = load_basis(basis_dir, download=False)
     paths = {k: str(p) for k, p in (("landmarks", landmarks), ("meta", meta), ("raw", raw)) if p}
 
     if lm is not None and (bad := _first_nan_frame(lm.landmarks, lm.frames)) is not None:

@@ -6,13 +6,16 @@ from __future__ import annotations
 import base64
 import html
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .._version import __version__
+from ..errors import OutputError
 from ..io.outputs import OutputDir, atomic_write_bytes
+from ..io.records import log_stem
 from .labels import LABELS, NO_FACE, PRIORITY
 from .scores import FORMULAS
 
@@ -20,6 +23,36 @@ if TYPE_CHECKING:
     from . import Analysis
 
 OUTPUT_NAMES = ["score.txt", "report.json", "expressions.csv", "timeline.png", "report.html"]
+# What an analysis of several clips writes beside its one folder per clip.
+SUMMARY_NAMES = ["summary.csv", "index.html"]
+
+
+def clip_of(paths: Mapping[str, str]) -> dict[str, str]:
+    """Which clip a set of logs is: ``stem`` and ``logs``, the resolved folder of its landmarks
+    log (else of its raw, else of its meta log). Two analyses are of the same clip when both match."""
+    for kind in ("landmarks", "raw", "meta"):
+        if isinstance(paths.get(kind), str) and paths[kind]:
+            path = Path(paths[kind])
+            return {"stem": log_stem(path), "logs": str(path.resolve().parent)}
+    return {"stem": "", "logs": ""}
+
+
+def report_clip(report: Mapping[str, object]) -> dict[str, str]:
+    """The clip a report.json describes (an older report without ``clip``: from its inputs)."""
+    clip = report.get("clip")
+    if isinstance(clip, dict) and isinstance(clip.get("stem"), str) and isinstance(clip.get("logs"), str):
+        return {"stem": clip["stem"], "logs": clip["logs"]}
+    inputs = report.get("inputs")
+    return clip_of(inputs if isinstance(inputs, dict) else {})
+
+
+def read_report(path: Path) -> dict[str, object] | None:
+    """A report.json's content, or None when it cannot be read as a JSON object."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
 
 
 def report_dict(result: Analysis) -> dict[str, object]:
@@ -33,6 +66,7 @@ def report_dict(result: Analysis) -> dict[str, object]:
     ev = result.events.copy()
     ev[["start_ms", "end_ms", "duration_ms"]] = ev[["start_ms", "end_ms", "duration_ms"]].round(1)
     return {
+        "clip": clip_of(inp.paths),
         "overall_score": round(sc.overall_score, 1),
         "frames_scored": int(inp.face.sum()),
         "class_distribution": class_distribution,
@@ -117,12 +151,13 @@ def write_outputs(result: Analysis, out_dir: Path, plots: bool = True) -> dict[s
     With ``plots=False`` the PNG is skipped and the HTML page has no picture.
     """
     report = report_dict(result)
-    png = None
-    if plots:
-        from .plots import timeline_png
-
-        png = timeline_png(result)
     with OutputDir(Path(out_dir)) as out:
+        refuse_another_clip(out, report["clip"])
+        png = None
+        if plots:
+            from .plots import timeline_png
+
+            png = timeline_png(result)
         paths = {name: out.file(name) for name in OUTPUT_NAMES if name != "timeline.png" or plots}
         atomic_write_bytes(paths["score.txt"], f"{result.scores.overall_score:.1f}\n".encode())
         csv_text = result.frame_table().to_csv(index=False, lineterminator="\n", na_rep="")
@@ -137,6 +172,26 @@ def write_outputs(result: Analysis, out_dir: Path, plots: bool = True) -> dict[s
             out.forget("timeline.png")  # a plot from an earlier run would not match this report
         atomic_write_bytes(paths["report.html"], _html(result, report, png).encode("utf-8"))
     return paths
+
+
+def refuse_another_clip(out: OutputDir, clip: Mapping[str, str]) -> None:
+    """Raise OutputError when ``out`` holds facemap's analysis of another clip (or of several
+    clips): facemap never overwrites it. Its own earlier analysis of ``clip`` is replaced."""
+    if out.wrote(SUMMARY_NAMES[0]):
+        raise OutputError(
+            f"{out.path}: holds the analysis of several clips ({SUMMARY_NAMES[0]}); facemap does "
+            "not write one clip over them: choose another {output}, or add this clip to them with {logs}"
+        )
+    if not out.wrote("report.json"):
+        return
+    old = read_report(out.path / "report.json")
+    there = report_clip(old) if old is not None else None
+    if there is not None and (there["stem"], there["logs"]) != (clip["stem"], clip["logs"]):
+        raise OutputError(
+            f"{out.path}: holds the analysis of another clip ({there['stem'] or '?'}, logs in "
+            f"{there['logs'] or '?'}); facemap does not overwrite it: choose another {{output}}, or "
+            "analyse several clips at once with {logs}"
+        )
 
 
 def _json_default(obj: object) -> object:

@@ -72,6 +72,8 @@ ANALYZE_FLAGS = {
     "fps": "--fps",
     "config": "--config",
     "baseline_frames": "--baseline-frames",
+    "logs": "--logs",
+    "dump_landmarks_csv": "`infer.py --dump-landmarks-csv`",
 }
 
 

@@ -214,6 +214,14 @@ class OutputDir:
             self._save_marker()
             self._open_marker()
 
+    def listed(self) -> list[str]:
+        """The files the folder's marker lists (readable without opening, or locking, the folder)."""
+        return self._read_marker()
+
+    def wrote(self, relative: str) -> bool:
+        """True when ``relative`` exists and facemap wrote it here (it is listed in the marker)."""
+        return relative in self._written and (self.path / relative).is_file()
+
     def exists(self, relative: str) -> bool:
         """True when ``relative`` exists in the folder."""
         return (self.path / relative).exists()

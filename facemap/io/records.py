@@ -68,6 +68,16 @@ def log_path(out_dir: Path, stem: str, kind: str) -> Path:
     return Path(out_dir) / "logs" / f"{stem}{LOG_SUFFIXES[kind]}"
 
 
+def log_stem(path: Path) -> str:
+    """The clip's stem in a log's name: ``clip`` for ``clip_meta.csv`` (any kind), else the name
+    without its extension."""
+    name = Path(path).name
+    for suffix in LOG_SUFFIXES.values():
+        if name.endswith(suffix) and len(name) > len(suffix):
+            return name[: -len(suffix)]
+    return Path(path).stem
+
+
 def _fmt(value: float, digits: int = 3) -> str:
     if value is None or not np.isfinite(value):
         return ""
@@ -329,7 +339,9 @@ def _read_clean(path: Path, required: list[str]) -> pd.DataFrame | None:
     return df
 
 
-def _read_frame(path: Path, required: list[str], what: str) -> pd.DataFrame:
+def _read_frame(path: Path, required: list[str], what: str, allow_empty: bool = False) -> pd.DataFrame:
+    """The log as text columns (or numbers, from the fast path); ``allow_empty`` accepts a header
+    with no rows."""
     import pandas as pd
 
     path = Path(path)
@@ -354,7 +366,7 @@ def _read_frame(path: Path, required: list[str], what: str) -> pd.DataFrame:
             f"{path}: {what} lacks column(s) {shown}; expected a header like "
             f"{','.join(required[:4])},..."
         )
-    if len(df) == 0:
+    if len(df) == 0 and not allow_empty:
         raise InputFileError(f"{path}: {what} has a header but no rows")
     return df
 
@@ -477,14 +489,54 @@ def read_meta(path: Path, *, strict: bool = False) -> MetaLog:
     )
 
 
-def read_raw(path: Path, *, strict: bool = False) -> RawLog:
+def read_raw(path: Path, *, strict: bool = False, allow_empty: bool = False) -> RawLog:
     """Read a raw-params log: frame,p0..p264.
 
     ``strict``: refuse duplicated or out-of-order frames instead of sorting them.
+    ``allow_empty``: a header with no rows (a dlib run logs no params) gives a RawLog of 0 frames.
     """
     what = "raw params log"
-    df = _read_frame(path, RAW_COLUMNS, what)
+    df = _read_frame(path, RAW_COLUMNS, what, allow_empty)
     frames = _frames(df, Path(path), what)
     params = _numeric(df, RAW_COLUMNS[1:], Path(path), what)
     keep = _sorted_unique(frames, Path(path), what, strict)
     return RawLog(Path(path), frames[keep], params[keep])
+
+
+# The whole-table reader (facemap.load_logs): every column of a log, or of the analyzer's
+# expressions.csv, as a DataFrame.
+_TABLE_REQUIRED = {
+    "meta": ["frame", "status"],
+    "landmarks": ["frame"],
+    "raw": RAW_COLUMNS,
+    "expressions": ["frame", "label"],
+}
+_TABLE_WHAT = {
+    "meta": "meta log",
+    "landmarks": "landmarks log",
+    "raw": "raw params log",
+    "expressions": "expressions table",
+}
+_TABLE_TEXT = ("status", "reason", "label")
+
+
+def read_table(path: Path, kind: str) -> pd.DataFrame:
+    """A whole log (kind meta, landmarks or raw) or the analyzer's expressions.csv (kind
+    expressions) with every column: ``frame`` int, ``status``/``reason``/``label`` text, every
+    other column float (NaN where empty). One row per frame, in increasing order: a duplicated or
+    out-of-order frame is an InputFileError. A landmarks or raw log may hold a header and no rows."""
+    import pandas as pd
+
+    what = _TABLE_WHAT[kind]
+    path = Path(path)
+    df = _read_frame(path, _TABLE_REQUIRED[kind], what, allow_empty=kind in ("landmarks", "raw"))
+    frames = _frames(df, path, what) if len(df) else np.zeros(0, np.int64)
+    _sorted_unique(frames, path, what, strict=True)
+    numeric = [c for c in df.columns if c != "frame" and c not in _TABLE_TEXT]
+    values = _numeric(df, numeric, path, what) if len(df) and numeric else np.zeros((len(df), len(numeric)))
+    out = pd.DataFrame(values, columns=numeric)
+    for c in df.columns:
+        if c in _TABLE_TEXT:
+            out[c] = _stripped_text(df[c]) if len(df) else np.zeros(0, object)
+    out.insert(0, "frame", frames)
+    return out[["frame", *(c for c in df.columns if c != "frame")]]

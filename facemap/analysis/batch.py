@@ -1,0 +1,285 @@
+"""Several clips in one analysis: find each clip's logs, analyse each into ``<out>/<stem>/``, and
+write ``<out>/summary.csv`` and ``<out>/index.html`` with one row per clip.
+
+    with Batch(out) as batch:
+        for clip in find_clips("out/logs"):
+            outcome = batch.analyze(clip)     # a clip that fails is an outcome, not an exception
+
+A clip that cannot be analysed (a bad log, no landmarks) is recorded with its error and the others
+still run. The summary and index are written when the ``with`` block ends without an exception.
+"""
+
+from __future__ import annotations
+
+import glob
+import html
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+from ..errors import FacemapError, InputFileError, OutputError, UsageError
+from ..io.outputs import OutputDir, atomic_write_bytes
+from ..io.records import LOG_SUFFIXES, log_stem
+from . import analyze_logs
+from .config import AnalysisConfig
+from .report import SUMMARY_NAMES, read_report, report_clip, report_dict, write_outputs
+
+log = logging.getLogger(__name__)
+
+# The kinds of log a clip is made of (the summary log is found, but the analysis does not read it).
+CLIP_KINDS = ("meta", "landmarks", "raw")
+
+SUMMARY_COLUMNS = [
+    "stem",
+    "status",
+    "frames",
+    "frames_with_face",
+    "overall_score",
+    "positivity",
+    "expressiveness",
+    "attention",
+    "blinks",
+    "smiles",
+    "yawns",
+    "looking_away",
+    "report",
+    "error",
+]
+
+
+@dataclass(frozen=True)
+class ClipLogs:
+    """One clip's logs: ``stem`` and the paths of its meta, landmarks and raw logs (None when
+    the clip has no such log)."""
+
+    stem: str
+    meta: Path | None = None
+    landmarks: Path | None = None
+    raw: Path | None = None
+
+    @property
+    def paths(self) -> list[Path]:
+        """The logs that exist, meta first."""
+        return [p for p in (self.meta, self.landmarks, self.raw) if p is not None]
+
+
+@dataclass(frozen=True)
+class ClipOutcome:
+    """What became of one clip: its folder, the summary row, and the error when it failed."""
+
+    clip: ClipLogs
+    folder: Path
+    row: dict[str, object]
+    error: FacemapError | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True when the clip was analysed and its outputs written."""
+        return self.error is None
+
+
+def _kind(name: str) -> str | None:
+    for kind, suffix in LOG_SUFFIXES.items():
+        if name.endswith(suffix) and len(name) > len(suffix):
+            return kind
+    return None
+
+
+def find_clips(spec: str | Path) -> list[ClipLogs]:
+    """The clips in a logs folder (``out/logs``, or ``out`` holding ``logs/``), or the clips that
+    a glob's files belong to (each clip then takes all of its logs from that file's folder),
+    sorted by stem. Raises InputFileError when none is found, UsageError when two clips share
+    a stem (their outputs would share a folder)."""
+    text = str(spec)
+    path = Path(text)
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.is_file() and _kind(p.name))
+        if not files and (path / "logs").is_dir():
+            files = sorted(p for p in (path / "logs").iterdir() if p.is_file() and _kind(p.name))
+    elif glob.has_magic(text):
+        files = sorted(Path(p) for p in glob.glob(text) if Path(p).is_file() and _kind(Path(p).name))
+    elif path.is_file():
+        files = [path] if _kind(path.name) else []
+    else:
+        raise InputFileError(
+            f"{text}: no such folder or file; {{logs}} takes a logs folder (such as out/logs) "
+            "or a glob of its files"
+        )
+    folders: dict[str, Path] = {}
+    for f in files:
+        stem = log_stem(f)
+        if stem in (".", ".."):
+            continue
+        if stem in folders and folders[stem] != f.parent:
+            raise UsageError(
+                f"{{logs}}: two clips are named {stem} ({folders[stem]} and {f.parent}); their "
+                "outputs would share one folder: analyse them in two runs, each with its own {output}"
+            )
+        folders[stem] = f.parent
+    if not folders:
+        raise InputFileError(
+            f"{text}: holds no facemap logs (<stem>_meta.csv, <stem>_landmarks.csv, "
+            "<stem>_raw.csv); point {logs} at infer.py's logs folder (such as out/logs)"
+        )
+    clips = []
+    for stem in sorted(folders):
+        found = {
+            kind: folders[stem] / f"{stem}{LOG_SUFFIXES[kind]}"
+            for kind in CLIP_KINDS
+            if (folders[stem] / f"{stem}{LOG_SUFFIXES[kind]}").is_file()
+        }
+        clips.append(ClipLogs(stem, **found))
+    return clips
+
+
+def summary_row(stem: str, report: Mapping[str, object]) -> dict[str, object]:
+    """The summary.csv row of one analysed clip, from its report.json content."""
+    sub = report["sub_scores"]
+    ev = report["events"]["summary"]
+    return {
+        "stem": stem,
+        "status": "ok",
+        "frames": report["inputs"]["frames"],
+        "frames_with_face": report["inputs"]["frames_with_face"],
+        "overall_score": report["overall_score"],
+        "positivity": sub["positivity"],
+        "expressiveness": sub["expressiveness"],
+        "attention": sub["attention"],
+        "blinks": ev["blink"]["count"],
+        "smiles": ev["smile"]["count"],
+        "yawns": ev["yawn"]["count"],
+        "looking_away": ev["looking_away"]["count"],
+        "report": f"{stem}/report.html",
+        "error": "",
+    }
+
+
+class Batch:
+    """An output folder for several clips: ``<out>/<stem>/`` per clip, plus summary.csv and
+    index.html. Locks ``out`` while open; ``names`` spells the options in error messages (a
+    front end's flags)."""
+
+    def __init__(self, out: Path, plots: bool = True, names: Mapping[str, str] | None = None) -> None:
+        self.path = Path(out)
+        self.plots = plots
+        self.names = dict(names or {})
+        self.outcomes: list[ClipOutcome] = []
+        self._dir: OutputDir | None = None
+
+    def __enter__(self) -> Batch:
+        self._dir = OutputDir(self.path)
+        self._dir.open()
+        try:
+            if self._dir.wrote("report.json"):
+                old = read_report(self.path / "report.json") or {}
+                stem = report_clip(old)["stem"] or "?"
+                raise OutputError(
+                    f"{self.path}: holds the analysis of one clip ({stem}, report.json); facemap "
+                    "does not mix several clips in with it: choose another {output}"
+                )
+        except BaseException:
+            self._dir.close()
+            raise
+        return self
+
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        try:
+            if exc_type is None:
+                self._write_summary()
+        finally:
+            self._dir.close()
+
+    def analyze(
+        self,
+        clip: ClipLogs,
+        *,
+        fps: float | None = None,
+        config: AnalysisConfig | None = None,
+        baseline_frames: tuple[int, int] | None = None,
+        basis_dir: Path | None = None,
+    ) -> ClipOutcome:
+        """Analyse one clip into ``<out>/<stem>/``; a FacemapError becomes a failed outcome."""
+        folder = self.path / clip.stem
+        try:
+            if clip.landmarks is None and clip.raw is None:
+                where = clip.meta if clip.meta is not None else clip.stem
+                raise InputFileError(
+                    f"{where}: no landmarks log beside it ({clip.stem}{LOG_SUFFIXES['landmarks']}); "
+                    "write one with {dump_landmarks_csv}"
+                )
+            result = analyze_logs(
+                clip.landmarks, clip.meta, clip.raw, None, fps, config, baseline_frames, basis_dir
+            )
+            write_outputs(result, folder, plots=self.plots)
+            outcome = ClipOutcome(clip, folder, summary_row(clip.stem, report_dict(result)))
+        except FacemapError as exc:
+            row = {c: "" for c in SUMMARY_COLUMNS}
+            row.update(stem=clip.stem, status="failed", error=exc.render(self.names))
+            outcome = ClipOutcome(clip, folder, row, exc)
+        self.outcomes.append(outcome)
+        return outcome
+
+    def rows(self) -> list[dict[str, object]]:
+        """One row per clip, by stem: this run's clips, and clips analysed into ``out`` by an
+        earlier run (read back from their report.json)."""
+        rows = {o.clip.stem: o.row for o in self.outcomes}
+        for marker in sorted(self.path.glob("*/.facemap-output")):
+            stem = marker.parent.name
+            if stem in rows:
+                continue
+            if "report.json" not in OutputDir(marker.parent).listed():
+                continue
+            report = read_report(marker.parent / "report.json")
+            try:
+                rows[stem] = summary_row(stem, report)
+            except (KeyError, TypeError):  # not an analysis report
+                continue
+        return [rows[s] for s in sorted(rows)]
+
+    def _write_summary(self) -> None:
+        import pandas as pd
+
+        rows = self.rows()
+        table = pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
+        csv_path, html_path = (self._dir.file(name) for name in SUMMARY_NAMES)
+        atomic_write_bytes(csv_path, table.to_csv(index=False, lineterminator="\n").encode("utf-8"))
+        atomic_write_bytes(html_path, index_html(rows).encode("utf-8"))
+
+
+def index_html(rows: list[Mapping[str, object]]) -> str:
+    """index.html: one row per clip, each analysed clip linking its report.html."""
+    esc = html.escape
+    ok = [r for r in rows if r["status"] == "ok"]
+    body = []
+    for r in rows:
+        if r["status"] == "ok":
+            name = f'<a href="{esc(quote(str(r["report"])))}">{esc(str(r["stem"]))}</a>'
+            cells = [f"{r[c]}" for c in SUMMARY_COLUMNS[2:4]] + [
+                f"{float(r[c]):.1f}" for c in SUMMARY_COLUMNS[4:8]
+            ] + [f"{r[c]}" for c in SUMMARY_COLUMNS[8:12]]
+            body.append(
+                f"<tr><td>{name}</td>" + "".join(f"<td>{esc(c)}</td>" for c in cells) + "</tr>"
+            )
+        else:
+            body.append(
+                f'<tr class="failed"><td>{esc(str(r["stem"]))}</td>'
+                f'<td colspan="10" class="error">failed: {esc(str(r["error"]))}</td></tr>'
+            )
+    heads = ["clip", "frames", "with a face", "score", "positivity", "expressiveness", "attention",
+             "blinks", "smiles", "yawns", "looking away"]
+    failed = len(rows) - len(ok)
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>facemap expression analysis: {len(rows)} clips</title>
+<style>body{{font-family:sans-serif;margin:2em;max-width:1200px}}table{{border-collapse:collapse;margin:1em 0}}
+td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}td:first-child{{text-align:left}}
+th:first-child{{text-align:left}}tr.failed td{{background:#fdecea}}td.error{{text-align:left}}</style></head><body>
+<h1>Expression analysis: {len(rows)} clips</h1>
+<p>{len(ok)} analysed{f", {failed} failed" if failed else ""}; each clip's report is linked from its name;
+the same numbers are in summary.csv.</p>
+<table><tr>{"".join(f"<th>{h}</th>" for h in heads)}</tr>
+{"".join(body)}
+</table>
+</body></html>
+"""

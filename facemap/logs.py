@@ -1,0 +1,124 @@
+"""One tidy table per clip: the meta, landmarks and raw logs and the analyzer's expressions.csv
+joined on ``frame``, with names that do not collide.
+
+The CSV files keep their layouts (users' scripts read them); only the table renames:
+
+- meta: ``frame, status, reason, box_x0, box_y0, box_x1, box_y1, timestamp_ms, pitch_deg, ...``
+  (the face box ``x0,y0,x1,y1`` becomes ``box_*``);
+- landmarks: ``lm_x0, lm_y0, ..., lm_x67, lm_y67`` (and ``lm_z*`` when the log has them), NaN in
+  frames without a face;
+- raw: ``p0 ... p264`` as in the log, when the raw log holds params (a dlib run logs none);
+- expressions.csv: its columns as they are, except those another log already has, which get the
+  prefix ``expr_`` (``expr_pitch_deg``: the analyzer's pose estimate beside the meta log's).
+
+``frame`` and ``timestamp_ms`` appear once (the meta log's timestamps, else the landmarks log's,
+else the analyzer's). One row per frame of the meta log.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .errors import InputFileError
+from .io.records import LOG_SUFFIXES, log_stem, read_table
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+log = logging.getLogger(__name__)
+
+_POINT = re.compile(r"[xyz]\d+")
+EXPRESSIONS = "expressions.csv"
+EXPR_PREFIX = "expr_"
+
+
+def _logs_folder(folder: Path, stem: str) -> Path:
+    """``folder``, or its ``logs/`` subfolder when the logs are there (infer.py's --output)."""
+    if not folder.is_dir():
+        what = "is a file, not a folder" if folder.exists() else "no such folder"
+        raise InputFileError(f"{folder}: {what}; pass the folder holding the logs (such as out/logs)")
+    meta = f"{stem}{LOG_SUFFIXES['meta']}"
+    if not (folder / meta).is_file() and (folder / "logs" / meta).is_file():
+        return folder / "logs"
+    return folder
+
+
+def _stems(folder: Path) -> list[str]:
+    return sorted({log_stem(p) for p in folder.glob(f"*{LOG_SUFFIXES['meta']}")})
+
+
+def _is_analysis_of(folder: Path, stem: str) -> bool:
+    """True when ``folder`` holds the analyzer's outputs for the clip ``stem``."""
+    from .analysis.report import read_report, report_clip
+
+    if not (folder / EXPRESSIONS).is_file():
+        return False
+    report = read_report(folder / "report.json")
+    if report is None:
+        return folder.name == stem  # OUT/<stem>/ of several clips, its report.json lost
+    return report_clip(report)["stem"] == stem
+
+
+def find_expressions(logs: Path, stem: str, analysis: Path | None = None) -> Path | None:
+    """The analyzer's expressions.csv for ``stem``: in ``analysis/<stem>/`` (several clips) or
+    ``analysis/`` (one clip, when its report.json is of ``stem``). Without ``analysis``, where
+    the README's commands write it: ``analysis/`` beside the logs folder (out/logs -> out/analysis).
+    None when there is none; an InputFileError when ``analysis`` was given and holds none."""
+    base = Path(analysis) if analysis is not None else logs.parent / "analysis"
+    for folder in (base / stem, base):
+        if _is_analysis_of(folder, stem):
+            return folder / EXPRESSIONS
+    if analysis is not None:
+        raise InputFileError(
+            f"{base}: holds no analysis of {stem} (expected {base / stem / EXPRESSIONS}, or "
+            f"{base / EXPRESSIONS} with a report.json of {stem}); pass the analyzer's output folder"
+        )
+    return None
+
+
+def load_logs(folder: Path | str, stem: str, analysis: Path | str | None = None) -> pd.DataFrame:
+    """One row per frame of the clip ``stem``: its meta log joined on ``frame`` with its landmarks
+    log, raw log and the analyzer's expressions.csv, each when present (see the module docstring
+    for the column names). ``folder``: the logs folder (out/logs; infer.py's output folder holding
+    ``logs/`` works too). ``analysis``: the analyzer's output folder (default: ``analysis/``
+    beside the logs folder, when it holds this clip's analysis). A missing folder, meta log or
+    analysis, and a log that is not one, are an InputFileError naming the file."""
+    folder = _logs_folder(Path(folder), stem)
+    meta_path = folder / f"{stem}{LOG_SUFFIXES['meta']}"
+    if not meta_path.is_file():
+        known = _stems(folder)
+        listed = ", ".join(known[:10]) + (" ..." if len(known) > 10 else "") if known else "none"
+        raise InputFileError(f"{meta_path}: meta log not found; clips with a meta log in {folder}: {listed}")
+    table = read_table(meta_path, "meta").rename(columns={c: f"box_{c}" for c in ("x0", "y0", "x1", "y1")})
+
+    def join(part: pd.DataFrame, path: Path) -> None:
+        nonlocal table
+        if "timestamp_ms" in part and ("timestamp_ms" in table or part["timestamp_ms"].isna().all()):
+            part = part.drop(columns="timestamp_ms")
+        clash = [c for c in part.columns if c != "frame" and c in table.columns]
+        if clash:
+            raise InputFileError(f"{path}: column(s) {', '.join(clash)} already come from another log")
+        table = table.merge(part, on="frame", how="left", validate="one_to_one")
+
+    lm_path = folder / f"{stem}{LOG_SUFFIXES['landmarks']}"
+    if lm_path.is_file():
+        lm = read_table(lm_path, "landmarks")
+        join(lm.rename(columns={c: f"lm_{c}" for c in lm.columns if _POINT.fullmatch(c)}), lm_path)
+    raw_path = folder / f"{stem}{LOG_SUFFIXES['raw']}"
+    if raw_path.is_file():
+        raw = read_table(raw_path, "raw")
+        if len(raw):
+            join(raw, raw_path)
+        else:
+            log.info("%s: holds no 3DMM parameters (a dlib run logs none); no p* columns", raw_path)
+    expr_path = find_expressions(folder, stem, None if analysis is None else Path(analysis))
+    if expr_path is not None:
+        expr = read_table(expr_path, "expressions")
+        if "timestamp_ms" in table:
+            expr = expr.drop(columns="timestamp_ms", errors="ignore")
+        expr = expr.rename(columns={c: EXPR_PREFIX + c for c in expr.columns if c != "frame" and c in table})
+        join(expr, expr_path)
+    return table

@@ -1,0 +1,476 @@
+"""The analyzer on dlib logs, on several clips in one call, and ``facemap.load_logs``.
+
+Real logs: dlib's reference runs in ../shared/data/ref (``<stem>_dlib_meta.csv``,
+``<stem>_dlib_landmarks.csv``), copied into tmp_path under infer.py's names
+(``<stem>_meta.csv``, ``<stem>_landmarks.csv``).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import analyze_expressions
+import facemap
+from facemap.errors import FacemapError
+from facemap.io.records import RAW_COLUMNS
+from tests.conftest import need_shared
+from tests.standins import DATA
+
+REF = DATA / "ref"
+FPS = {"lp_d0": 25, "dpe_s": 25, "fye_temple_video": 30}
+
+
+def run(argv: list[object], capsys: pytest.CaptureFixture) -> tuple[int, str, str]:
+    rc = analyze_expressions.main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def logs_of(stem: str, folder: Path, raw: str | None = None) -> dict[str, Path]:
+    """dlib's reference logs of ``stem`` in ``folder`` under infer.py's names; ``raw``: the text of a
+    ``<stem>_raw.csv`` to write beside them."""
+    need_shared(REF / f"{stem}_dlib_meta.csv")
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for kind in ("meta", "landmarks"):
+        paths[kind] = folder / f"{stem}_{kind}.csv"
+        shutil.copyfile(REF / f"{stem}_dlib_{kind}.csv", paths[kind])
+    if raw is not None:
+        paths["raw"] = folder / f"{stem}_raw.csv"
+        paths["raw"].write_text(raw)
+    return paths
+
+
+HEADER_ONLY_RAW = ",".join(RAW_COLUMNS) + "\n"  # what infer.py --landmarker dlib --dump-csv writes
+
+
+def report(folder: Path) -> dict:
+    return json.loads((folder / "report.json").read_text())
+
+
+# ----------------------------------------------------------------------------- dlib logs
+
+
+def warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """The warning lines the run logged (in-process, logging goes to caplog, not stderr)."""
+    lines = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    caplog.clear()
+    return lines
+
+
+def test_a_raw_log_without_params_is_noted_once_and_the_landmarks_are_used(
+    tmp_path, capsys, caplog, monkeypatch
+):
+    monkeypatch.setenv("QAIHM_STORE_ROOT", str(tmp_path / "no-basis-here"))  # no basis anywhere
+    logs = logs_of("lp_d0", tmp_path / "logs", raw=HEADER_ONLY_RAW)
+    rc, out, err = run(
+        ["--landmarks", logs["landmarks"], "--meta", logs["meta"], "--raw", logs["raw"],
+         "--fps", 25, "--out", tmp_path / "with_raw"],
+        capsys,
+    )
+    assert rc == 0, err
+    lines = warnings(caplog)
+    assert len(lines) == 1 and str(logs["raw"]) in lines[0] and "no 3DMM parameters" in lines[0]
+    assert str(logs["landmarks"]) in lines[0] and err == ""
+    assert out.startswith("overall_score ")
+    rc, _, err = run(
+        ["--landmarks", logs["landmarks"], "--meta", logs["meta"], "--fps", 25,
+         "--out", tmp_path / "without_raw"],
+        capsys,
+    )
+    assert rc == 0 and err == "" and warnings(caplog) == []
+    a, b = report(tmp_path / "with_raw"), report(tmp_path / "without_raw")
+    assert a["inputs"]["features_from"] == "landmarks" and "raw" not in a["inputs"]
+    assert a["frames_scored"] == b["frames_scored"] == 78
+    assert (a["overall_score"], a["sub_scores"]) == (b["overall_score"], b["sub_scores"])
+    assert (tmp_path / "with_raw" / "expressions.csv").read_bytes() == (
+        tmp_path / "without_raw" / "expressions.csv"
+    ).read_bytes()
+
+
+def test_a_raw_log_without_params_and_no_landmarks_is_one_line(tmp_path, capsys):
+    logs = logs_of("lp_d0", tmp_path / "logs", raw=HEADER_ONLY_RAW)
+    rc, _, err = run(["--raw", logs["raw"], "--meta", logs["meta"], "--out", tmp_path / "o"], capsys)
+    lines = err.strip().splitlines()
+    assert rc == 3 and len(lines) == 1, err
+    assert str(logs["raw"]) in lines[0] and "--landmarks" in lines[0]
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_raw_log_with_params_still_needs_the_basis(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("QAIHM_STORE_ROOT", str(tmp_path / "no-basis-here"))
+    row = "1," + ",".join(["0.1"] * (len(RAW_COLUMNS) - 1)) + "\n"
+    logs = logs_of("lp_d0", tmp_path / "logs", raw=HEADER_ONLY_RAW + row)
+    rc, _, err = run(
+        ["--landmarks", logs["landmarks"], "--raw", logs["raw"], "--fps", 25, "--out", tmp_path / "o"],
+        capsys,
+    )
+    assert rc == 3 and "3DMM basis not found" in err and "--basis-dir" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.skipif(importlib.util.find_spec("dlib") is None, reason="needs the dlib extra")
+def test_the_original_readme_command_on_an_infer_dlib_run(tmp_path, monkeypatch):
+    """infer.py --landmarker dlib --dump-csv, then the original README's analyzer command."""
+    import subprocess
+    import sys
+
+    video = need_shared(DATA / "videos" / "lp_d0.mp4")
+    repo = Path(__file__).resolve().parents[1]
+    env = {**__import__("os").environ, "QAIHM_STORE_ROOT": str(tmp_path / "no-basis-here")}
+    out = tmp_path / "out"
+    proc = subprocess.run(
+        [sys.executable, str(repo / "infer.py"), "--video", str(video), "--landmarker", "dlib",
+         "--detector", "dlib-hog", "--dump-csv", "--dump-landmarks-csv", "-o", str(out), "-q"],
+        capture_output=True, text=True, timeout=300, env=env,
+    )
+    assert proc.returncode == 0, proc.stderr
+    logs = out / "logs"
+    proc = subprocess.run(
+        [sys.executable, str(repo / "analyze_expressions.py"),
+         "--landmarks", str(logs / "lp_d0_landmarks.csv"), "--meta", str(logs / "lp_d0_meta.csv"),
+         "--raw", str(logs / "lp_d0_raw.csv"), "--out", str(out / "analysis")],
+        capture_output=True, text=True, timeout=300, env=env,
+    )
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "lp_d0_raw.csv" in lines[0] and "landmarks" in lines[0]
+    rep = report(out / "analysis")
+    assert rep["inputs"]["features_from"] == "landmarks" and rep["inputs"]["frames"] == 78
+
+
+# ----------------------------------------------------------------------------- several clips
+
+CLIPS = ("aniportrait_pose_ref_video", "dpe_s", "lp_d0")  # 25 fps each; the ref logs hold no timestamps
+OUTPUTS = {"score.txt", "report.json", "expressions.csv", "timeline.png", "report.html", ".facemap-output"}
+
+
+def folder_of(*stems: str, root: Path) -> Path:
+    for stem in stems:
+        logs_of(stem, root)
+    return root
+
+
+def files(folder: Path) -> dict[str, bytes]:
+    """Every file under ``folder`` (relative path -> bytes)."""
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+def test_a_logs_folder_gives_one_folder_per_clip_and_a_summary_of_their_reports(tmp_path, capsys):
+    logs = folder_of(*CLIPS, root=tmp_path / "out" / "logs")
+    out = tmp_path / "analysis"
+    rc, stdout, err = run(["--logs", logs, "--out", out, "--fps", 25], capsys)
+    assert rc == 0 and err == "", err
+    lines = stdout.strip().splitlines()
+    assert [ln.split(":")[0] for ln in lines[:-1]] == list(CLIPS)
+    assert lines[-1].startswith("3 clips: 3 analysed;") and str(out) in lines[-1]
+    assert {p.name for p in out.iterdir()} == {*CLIPS, "summary.csv", "index.html", ".facemap-output"}
+    summary = pd.read_csv(out / "summary.csv", keep_default_na=False)
+    assert list(summary["stem"]) == list(CLIPS) and (summary["status"] == "ok").all()
+    page = (out / "index.html").read_text()
+    for stem, row in zip(CLIPS, summary.to_dict(orient="records"), strict=True):
+        assert {p.name for p in (out / stem).iterdir()} == OUTPUTS
+        rep = report(out / stem)
+        ev = rep["events"]["summary"]
+        assert row == {
+            "stem": stem,
+            "status": "ok",
+            "frames": rep["inputs"]["frames"],
+            "frames_with_face": rep["inputs"]["frames_with_face"],
+            "overall_score": rep["overall_score"],
+            **rep["sub_scores"],
+            "blinks": ev["blink"]["count"],
+            "smiles": ev["smile"]["count"],
+            "yawns": ev["yawn"]["count"],
+            "looking_away": ev["looking_away"]["count"],
+            "report": f"{stem}/report.html",
+            "error": "",
+        }
+        meta = pd.read_csv(logs / f"{stem}_meta.csv")
+        assert row["frames"] == len(meta) and row["frames_with_face"] == int((meta.status == "ok").sum())
+        assert f'<a href="{stem}/report.html">{stem}</a>' in page
+        assert rep["clip"] == {"stem": stem, "logs": str(logs.resolve())}
+    assert summary.set_index("stem").loc["lp_d0", ["frames", "blinks", "smiles"]].tolist() == [78, 1, 1]
+    # each clip's outputs are what a single-clip call writes
+    single = tmp_path / "single"
+    rc, _, _ = run(["--landmarks", logs / "dpe_s_landmarks.csv", "--meta", logs / "dpe_s_meta.csv",
+                    "--fps", 25, "--out", single], capsys)
+    assert rc == 0
+    assert (single / "expressions.csv").read_bytes() == (out / "dpe_s" / "expressions.csv").read_bytes()
+    assert report(single)["sub_scores"] == report(out / "dpe_s")["sub_scores"]
+
+
+def test_a_glob_picks_clips_and_each_takes_its_logs_from_its_folder(tmp_path, capsys):
+    logs = folder_of(*CLIPS, root=tmp_path / "logs")
+    out = tmp_path / "o"
+    rc, stdout, _ = run(["--logs", logs / "*p*_landmarks.csv", "--out", out, "--fps", 25, "--no-plots"], capsys)
+    assert rc == 0
+    assert list(pd.read_csv(out / "summary.csv")["stem"]) == ["aniportrait_pose_ref_video", "dpe_s", "lp_d0"]
+    assert report(out / "lp_d0")["inputs"]["meta"] == str(logs / "lp_d0_meta.csv")  # the sibling
+    out2 = tmp_path / "o2"
+    rc, _, _ = run(["--logs", logs / "lp_d0_meta.csv", "--out", out2, "--fps", 25, "--no-plots"], capsys)
+    assert rc == 0 and list(pd.read_csv(out2 / "summary.csv")["stem"]) == ["lp_d0"]
+    # the logs folder's parent (infer.py's --output) is accepted too
+    rc, _, _ = run(["--logs", tmp_path, "--out", tmp_path / "o3", "--fps", 25, "--no-plots"], capsys)
+    assert rc == 0 and len(pd.read_csv(tmp_path / "o3" / "summary.csv")) == 3
+
+
+def test_one_bad_clip_is_one_line_the_others_are_done_and_the_exit_is_3(tmp_path, capsys):
+    logs = folder_of("lp_d0", "dpe_s", root=tmp_path / "logs")
+    shutil.copyfile(logs / "lp_d0_landmarks.csv", logs / "mixed_landmarks.csv")
+    shutil.copyfile(logs / "dpe_s_meta.csv", logs / "mixed_meta.csv")  # another video's meta log
+    (logs / "nolm_meta.csv").write_text("frame,status\n1,ok\n")  # no landmarks log beside it
+    out = tmp_path / "o"
+    rc, stdout, err = run(["--logs", logs, "--out", out, "--fps", 25, "--no-plots"], capsys)
+    assert rc == 3
+    errs = err.strip().splitlines()
+    assert len(errs) == 3, err  # one line per failed clip, and the final line
+    assert errs[0].startswith("analyze_expressions.py: error: mixed: ") and "mixed_landmarks.csv" in errs[0]
+    assert errs[1].startswith("analyze_expressions.py: error: nolm: ") and "nolm_meta.csv" in errs[1]
+    assert "--dump-landmarks-csv" in errs[1]
+    assert errs[2].startswith("4 clips: 2 analysed, 2 failed (mixed, nolm);")
+    assert [ln.split(":")[0] for ln in stdout.strip().splitlines()] == ["dpe_s", "lp_d0"]
+    summary = pd.read_csv(out / "summary.csv", keep_default_na=False).set_index("stem")
+    assert summary["status"].to_dict() == {"dpe_s": "ok", "lp_d0": "ok", "mixed": "failed", "nolm": "failed"}
+    assert "mixed_meta.csv" in summary.loc["mixed", "error"] and summary.loc["mixed", "overall_score"] == ""
+    assert float(summary.loc["lp_d0", "overall_score"]) == report(out / "lp_d0")["overall_score"]
+    assert not (out / "mixed").exists() and not (out / "nolm").exists()
+    page = (out / "index.html").read_text()
+    assert "failed: " in page and 'href="mixed/' not in page
+
+
+def _single(stem: str, logs: Path, out: Path, *extra: object) -> list[object]:
+    return ["--landmarks", logs / f"{stem}_landmarks.csv", "--meta", logs / f"{stem}_meta.csv",
+            "--fps", 25, "--out", out, *extra]
+
+
+def test_a_single_clip_never_overwrites_another_clips_analysis(tmp_path, capsys):
+    logs = folder_of("lp_d0", "dpe_s", root=tmp_path / "logs")
+    out = tmp_path / "o"
+    assert run(_single("lp_d0", logs, out), capsys)[0] == 0
+    before = files(out)
+    rc, _, err = run(_single("dpe_s", logs, out), capsys)
+    lines = err.strip().splitlines()
+    assert rc == 5 and len(lines) == 1, err
+    assert str(out) in lines[0] and "another clip (lp_d0" in lines[0]
+    assert "--out" in lines[0] and "--logs" in lines[0]
+    assert files(out) == before  # byte-identical, nothing added
+    # the same clip again replaces its own outputs
+    cfg = tmp_path / "c.json"
+    cfg.write_text('{"smile_on": 0.5}')
+    rc, _, err = run(_single("lp_d0", logs, out, "--config", cfg), capsys)
+    assert rc == 0, err
+    assert report(out)["thresholds"]["configured"]["smile_on"] == 0.5
+    assert report(out)["events"]["summary"]["smile"]["count"] == 0  # the grin no longer counts
+    # the same clip's logs in another folder (another run) is another clip
+    other = folder_of("lp_d0", root=tmp_path / "logs2")
+    rc, _, err = run(_single("lp_d0", other, out), capsys)
+    assert rc == 5 and "another clip (lp_d0, logs in " in err and str(logs.resolve()) in err
+
+
+def test_single_and_several_clips_do_not_mix_in_one_out(tmp_path, capsys):
+    logs = folder_of("lp_d0", "dpe_s", root=tmp_path / "logs")
+    several, single = tmp_path / "several", tmp_path / "single"
+    assert run(["--logs", logs, "--out", several, "--fps", 25, "--no-plots"], capsys)[0] == 0
+    assert run(_single("lp_d0", logs, single, "--no-plots"), capsys)[0] == 0
+    kept = files(several), files(single)
+    rc, _, err = run(_single("lp_d0", logs, several), capsys)
+    assert rc == 5 and "several clips (summary.csv)" in err and len(err.strip().splitlines()) == 1
+    rc, _, err = run(["--logs", logs, "--out", single, "--fps", 25], capsys)
+    assert rc == 5 and "one clip (lp_d0, report.json)" in err and len(err.strip().splitlines()) == 1
+    assert (files(several), files(single)) == kept
+
+
+def test_a_second_run_adds_clips_and_refuses_a_namesake(tmp_path, capsys):
+    first = folder_of("lp_d0", "dpe_s", root=tmp_path / "a" / "logs")
+    second = folder_of("aniportrait_pose_ref_video", "lp_d0", root=tmp_path / "b" / "logs")
+    out = tmp_path / "o"
+    assert run(["--logs", first, "--out", out, "--fps", 25, "--no-plots"], capsys)[0] == 0
+    before = files(out / "lp_d0"), files(out / "dpe_s")
+    rc, _, err = run(["--logs", second, "--out", out, "--fps", 25, "--no-plots"], capsys)
+    assert rc == 5, err  # b's lp_d0 is not a's lp_d0: refused, a's kept
+    assert "error: lp_d0: " in err and "another clip (lp_d0" in err
+    assert (files(out / "lp_d0"), files(out / "dpe_s")) == before
+    summary = pd.read_csv(out / "summary.csv", keep_default_na=False).set_index("stem")
+    assert summary["status"].to_dict() == {"aniportrait_pose_ref_video": "ok", "dpe_s": "ok", "lp_d0": "failed"}
+    assert float(summary.loc["dpe_s", "overall_score"]) == report(out / "dpe_s")["overall_score"]  # the earlier run's
+    # the first folder again: its clips replace their own outputs
+    assert run(["--logs", first, "--out", out, "--fps", 25, "--no-plots"], capsys)[0] == 0
+    assert (pd.read_csv(out / "summary.csv")["status"] == "ok").all()
+
+
+@pytest.mark.parametrize(
+    ("argv", "code", "needle"),
+    [
+        (["--logs", "{logs}", "--landmarks", "{logs}/lp_d0_landmarks.csv"], 2, "either --logs or"),
+        (["--logs", "{tmp}/nowhere"], 3, "no such folder or file; --logs takes"),
+        (["--logs", "{tmp}/*.txt"], 3, "holds no facemap logs"),
+        (["--logs", "{tmp}/*/lp_d0_meta.csv"], 2, "two clips are named lp_d0"),
+    ],
+)
+def test_bad_logs_options_are_one_line(argv, code, needle, tmp_path, capsys):
+    logs = folder_of("lp_d0", root=tmp_path / "logs")
+    folder_of("lp_d0", root=tmp_path / "logs2")
+    argv = [a.replace("{logs}", str(logs)).replace("{tmp}", str(tmp_path)) for a in argv]
+    rc, _, err = run([*argv, "--out", tmp_path / "o", "--fps", 25], capsys)
+    assert rc == code and needle in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "o").exists()
+
+
+def test_several_clips_as_a_script(tmp_path):
+    import subprocess
+    import sys
+
+    logs = folder_of("lp_d0", "dpe_s", root=tmp_path / "out" / "logs")
+    proc = subprocess.run(
+        [sys.executable, str(Path(__file__).resolve().parents[1] / "analyze_expressions.py"),
+         "--logs", "out/logs", "--out", "out/analysis", "--fps", "25", "-q"],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+    )
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+    scores = {stem: report(tmp_path / "out" / "analysis" / stem)["overall_score"] for stem in ("dpe_s", "lp_d0")}
+    assert proc.stdout.splitlines() == [f"{s} {v:.1f}" for s, v in sorted(scores.items())]
+    assert logs.exists()
+
+
+# ----------------------------------------------------------------------------- facemap.load_logs
+
+
+def _with_pose_and_time(meta: Path) -> None:
+    """The ref meta log in infer.py's full layout: timestamps (25 fps) and a head pose."""
+    df = pd.read_csv(meta)
+    df["timestamp_ms"] = (df["frame"] - 1) * 40.0
+    df["pitch_deg"], df["yaw_deg"], df["roll_deg"] = 1.5, -2.5, 0.5
+    df.to_csv(meta, index=False)
+
+
+def test_load_logs_joins_on_frame_with_unambiguous_names(tmp_path, capsys):
+    logs = logs_of("lp_d0", tmp_path / "out" / "logs")
+    _with_pose_and_time(logs["meta"])
+    rc, _, _ = run(["--landmarks", logs["landmarks"], "--meta", logs["meta"], "--out",
+                    tmp_path / "out" / "analysis", "--no-plots"], capsys)
+    assert rc == 0
+    meta, lm = pd.read_csv(logs["meta"]), pd.read_csv(logs["landmarks"])
+    expr = pd.read_csv(tmp_path / "out" / "analysis" / "expressions.csv")
+    assert "x0_x" in meta.merge(lm, on="frame").columns  # the logs as they are do not join
+
+    table = facemap.load_logs(tmp_path / "out" / "logs", "lp_d0")  # expressions found beside
+    cols = list(table.columns)
+    assert len(cols) == len(set(cols)) and cols.count("frame") == 1 and cols.count("timestamp_ms") == 1
+    assert not [c for c in cols if c.endswith(("_x", "_y"))]
+    assert cols[:11] == ["frame", "status", "reason", "box_x0", "box_y0", "box_x1", "box_y1",
+                         "timestamp_ms", "pitch_deg", "yaw_deg", "roll_deg"]
+    assert cols[11:147] == [f"lm_{a}{i}" for i in range(68) for a in "xy"]
+    assert {"label", "score", "ear", "smile", "expr_pitch_deg", "expr_yaw_deg", "expr_roll_deg"} <= set(cols)
+    assert not [c for c in cols if c.startswith("p") and c[1:].isdigit()]  # no raw log
+    assert len(table) == len(meta) == 78 and table["frame"].tolist() == meta["frame"].tolist()
+    row = table.set_index("frame").loc[40]
+    assert row["box_x0"] == meta.set_index("frame").loc[40, "x0"]
+    assert row["box_y1"] == meta.set_index("frame").loc[40, "y1"]
+    assert row["lm_x0"] == lm.set_index("frame").loc[40, "x0"]
+    assert row["lm_y67"] == lm.set_index("frame").loc[40, "y67"]
+    assert row["yaw_deg"] == -2.5 and row["expr_yaw_deg"] == expr.set_index("frame").loc[40, "yaw_deg"]
+    assert row["label"] == expr.set_index("frame").loc[40, "label"]
+    assert (table["label"].to_numpy() == expr["label"].to_numpy()).all()
+    # infer.py's output folder (holding logs/) is accepted too
+    assert facemap.load_logs(tmp_path / "out", "lp_d0").equals(table)
+
+
+def test_load_logs_finds_each_clip_in_an_analysis_of_several(tmp_path, capsys):
+    logs = folder_of("lp_d0", "dpe_s", root=tmp_path / "logs")
+    out = tmp_path / "several"
+    assert run(["--logs", logs / "*_landmarks.csv", "--out", out, "--fps", 25, "--no-plots"], capsys)[0] == 0
+    head = ",".join(RAW_COLUMNS) + "\n"
+    (logs / "dpe_s_raw.csv").write_text(head + "".join(
+        f"{f}," + ",".join([f"{f / 100:g}"] * (len(RAW_COLUMNS) - 1)) + "\n" for f in (3, 4)
+    ))
+    (logs / "lp_d0_raw.csv").write_text(head)  # a dlib run: no params
+    for stem in ("lp_d0", "dpe_s"):
+        table = facemap.load_logs(logs, stem, analysis=out)
+        expr = pd.read_csv(out / stem / "expressions.csv")
+        assert table["score"].tolist() == expr["score"].tolist()
+        assert table["timestamp_ms"].tolist() == expr["timestamp_ms"].tolist()  # the logs have none
+    dpe = facemap.load_logs(logs, "dpe_s", analysis=out).set_index("frame")
+    assert dpe.loc[4, "p0"] == 0.04 and dpe.loc[3, "p264"] == 0.03 and dpe["p0"].notna().sum() == 2
+    assert "p0" not in facemap.load_logs(logs, "lp_d0", analysis=out).columns
+    # no analysis beside the logs: the logs alone
+    assert "label" not in facemap.load_logs(logs, "lp_d0").columns
+
+
+@pytest.mark.parametrize(
+    ("case", "needle"),
+    [
+        ("no folder", "nowhere: no such folder"),
+        ("no such stem", "lp_d9_meta.csv: meta log not found; clips with a meta log in"),
+        ("analysis of another clip", "holds no analysis of lp_d0"),
+        ("duplicated frame", "lp_d0_landmarks.csv: landmarks log row 4 repeats frame 2 after frame 2"),
+        ("not a number", "lp_d0_meta.csv: meta log row 2 column x0 is not a number"),
+    ],
+)
+def test_load_logs_errors_name_the_file(case, needle, tmp_path, capsys):
+    logs = folder_of("lp_d0", "dpe_s", root=tmp_path / "logs")
+    folder, stem, analysis = logs, "lp_d0", None
+    if case == "no folder":
+        folder = tmp_path / "nowhere"
+    elif case == "no such stem":
+        stem = "lp_d9"
+    elif case == "analysis of another clip":
+        analysis = tmp_path / "single"
+        rc, _, _ = run(["--landmarks", logs / "dpe_s_landmarks.csv", "--fps", 25, "--out", analysis,
+                        "--no-plots"], capsys)
+        assert rc == 0
+    elif case == "duplicated frame":
+        lines = (logs / "lp_d0_landmarks.csv").read_text().splitlines(keepends=True)
+        (logs / "lp_d0_landmarks.csv").write_text("".join(lines[:3] + lines[2:]))
+    elif case == "not a number":
+        text = (logs / "lp_d0_meta.csv").read_text().replace("1,ok,,136", "1,ok,,abc", 1)
+        (logs / "lp_d0_meta.csv").write_text(text)
+    with pytest.raises(FacemapError) as info:
+        facemap.load_logs(folder, stem, analysis)
+    assert info.value.exit_code == 3 and needle in str(info.value), str(info.value)
+    assert "\n" not in str(info.value)
+    if case == "no such stem":
+        assert str(info.value).endswith("dpe_s, lp_d0")
+
+
+def test_an_interrupt_stops_the_run_with_130_and_leaves_done_clips_whole(tmp_path, capsys, monkeypatch):
+    import facemap.analysis.batch as batch
+
+    logs = folder_of("lp_d0", "dpe_s", root=tmp_path / "logs")
+    real = batch.analyze_logs
+    calls = []
+
+    def second_is_interrupted(*args, **kwargs):
+        calls.append(args[0])
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(batch, "analyze_logs", second_is_interrupted)
+    out = tmp_path / "o"
+    rc, stdout, err = run(["--logs", logs, "--out", out, "--fps", 25, "--no-plots"], capsys)
+    assert rc == 130 and err.strip() == "analyze_expressions.py: interrupted"
+    assert stdout.startswith("dpe_s: overall_score ") and len(stdout.strip().splitlines()) == 1
+    assert {p.name for p in (out / "dpe_s").iterdir()} == OUTPUTS - {"timeline.png"}
+    assert not (out / "summary.csv").exists() and not (out / "lp_d0").exists()
+    assert not list(out.rglob("*.part")) and not (out / ".facemap.lock").exists()
+
+
+def test_load_logs_prefixes_z_columns_and_keeps_the_files_as_they_are(tmp_path):
+    logs = logs_of("lp_d0", tmp_path / "logs")
+    lm = pd.read_csv(logs["landmarks"])
+    z = pd.DataFrame({f"z{i}": lm["frame"] * 0.5 + i for i in range(68)})  # a 3-D landmarks log
+    lm = pd.concat([lm, z], axis=1)
+    lm.to_csv(logs["landmarks"], index=False)
+    before = {k: p.read_bytes() for k, p in logs.items()}
+    table = facemap.load_logs(logs["meta"].parent, "lp_d0").set_index("frame")
+    assert table.loc[10, "lm_z0"] == 5.0 and table.loc[10, "lm_z67"] == 72.0
+    assert table.loc[10, "lm_x5"] == lm.set_index("frame").loc[10, "x5"]
+    assert not [c for c in table.columns if c[0] in "xyz" and c[1:].isdigit()]
+    assert {k: p.read_bytes() for k, p in logs.items()} == before
