@@ -21,7 +21,6 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -63,47 +62,6 @@ SKIPPED = {
     ): "needs a camera",
 }
 
-
-@cache
-def _help(script: str) -> str:
-    return subprocess.run(
-        [sys.executable, str(REPO / script), "--help"], capture_output=True, text=True, timeout=120
-    ).stdout
-
-
-def _has_api(name: str) -> bool:
-    import facemap
-
-    return hasattr(facemap, name)
-
-
-# Commands the docs describe whose feature is being built on main (issue 11) and may not be in
-# this checkout yet: (a piece of the command, the feature, a check that it is here). Without the
-# feature, the command is not run and the test is an expected failure that names it; with it, the
-# command runs like any other.
-PENDING = [
-    (
-        "--decode-3dmm",
-        "infer.py --decode-3dmm / --line-width",
-        lambda: "--decode-3dmm" in _help("infer.py"),
-    ),
-    (
-        "--assume-points",
-        "infer.py --assume-points / --assume-norm",
-        lambda: "--assume-points" in _help("infer.py"),
-    ),
-    (
-        "--logs ",
-        "analyze_expressions.py --logs",
-        lambda: "--logs" in _help("analyze_expressions.py"),
-    ),
-    (
-        "--raw out/logs/talk_raw.csv",
-        "the analyzer on a dlib raw log (lands with --logs)",
-        lambda: "--logs" in _help("analyze_expressions.py"),
-    ),
-    ("facemap.load_logs(", "facemap.load_logs", lambda: _has_api("load_logs")),
-]
 
 RUNNABLE = ("python infer.py", "python analyze_expressions.py", "python -m facemap.eval")
 IMAGE_EXT = {".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".tif", ".tiff", ".webp"}
@@ -347,13 +305,6 @@ def expected_files(cmd: str, cwd: Path) -> list[str]:
     return []
 
 
-def _pending(text: str) -> str | None:
-    for piece, feature, here in PENDING:
-        if piece in text and not here():
-            return feature
-    return None
-
-
 RUN = sorted({b.doc for b in ALL if b.skip is None and (b.commands or b.code)})
 
 
@@ -372,12 +323,9 @@ def test_the_commands_of_a_doc_run_as_shown(doc, workdir):
     """Each command exits 0 (or the code its block states) and writes the files the docs say."""
     cwd, env = workdir
     todo = [b for b in ALL if b.doc == doc and b.skip is None and (b.commands or b.code)]
-    failures, waiting = [], []
+    failures = []
     for b in todo:
         for cmd in b.commands or (b.code,):
-            if feature := _pending(cmd):
-                waiting.append(f"{doc}:{b.line} ({feature}): {cmd.splitlines()[0]}")
-                continue
             argv = _argv(cmd) if b.commands else [sys.executable, "-c", cmd]
             started = time.time() - 1
             proc = subprocess.run(
@@ -399,5 +347,3 @@ def test_the_commands_of_a_doc_run_as_shown(doc, workdir):
                 if missing:
                     failures.append(f"{where}\n  did not write {missing}")
     assert not failures, "\n".join(failures)
-    if waiting:
-        pytest.xfail("waiting for features from main: " + "; ".join(waiting))
