@@ -391,3 +391,23 @@ def test_yunet_bad_files_and_options(tmp_path):
 def test_yunet_boxes_hold_plain_floats(yunet):
     boxes = yunet.detect(cv2.imread(str(need_shared(IMAGES / "fr_two_people.jpg"))))
     assert all(type(v) is float for b in boxes for v in b.as_tuple())
+
+
+def test_yunet_drops_garbage_boxes_from_opencv(yunet, monkeypatch):
+    """OpenCV's YuNet has returned a 7e9 px wide, -1 px high box on a tiny image: such output is
+    dropped, a real box beside it kept."""
+    garbage = [-3.6e9, -186.0, 7.2e9, 0.5] + [0.0] * 10 + [0.95]
+    real = [40.0, 30.0, 60.0, 70.0] + [0.0] * 10 + [0.93]
+    nan = [np.nan, 10.0, 20.0, 20.0] + [0.0] * 10 + [0.92]
+
+    class Net:
+        def setInputSize(self, size):
+            pass
+
+        def detect(self, image):
+            return 1, np.array([garbage, real, nan], dtype=np.float32)
+
+    monkeypatch.setattr(yunet, "_net", Net())
+    monkeypatch.setattr(yunet, "_size", None)
+    found = yunet.detect_raw(np.zeros((200, 200, 3), np.uint8))
+    assert [tuple(round(v) for v in b.as_tuple()) for b, _ in found] == [(40, 30, 99, 99)]

@@ -44,6 +44,10 @@ def calibrate_yunet_box(box: BBox, consts: tuple[float, float, float, float] = Y
     return calibrate_box(box, *consts)
 
 
+# Images smaller than this (pixels, either side) hold no findable face.
+MIN_INPUT_PX = 16
+
+
 class YuNetDetector:
     """YuNet on a copy whose long side is at most ``max_side_px``; boxes calibrated to the
     68-landmark box, largest first. ``model``: the ONNX file (default: see the module doc)."""
@@ -97,6 +101,8 @@ class YuNetDetector:
             size = (max(1, round(w * scale)), max(1, round(h * scale)))
             image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
         sh, sw = image.shape[:2]
+        if min(sh, sw) < MIN_INPUT_PX:  # no face to find, and YuNet's output is unreliable there
+            return []
         if self._size != (sw, sh):
             self._net.setInputSize((sw, sh))
             self._size = (sw, sh)
@@ -112,7 +118,8 @@ class YuNetDetector:
         fx, fy = w / sw, h / sh
         found = []
         for x, y, bw, bh, *_rest, score in np.asarray(faces, dtype=np.float64).reshape(-1, 15).tolist():
-            if bw <= 0 or bh <= 0:
+            # OpenCV can return garbage on a tiny image (seen: widths of 7e9 px, heights below 1)
+            if not np.isfinite([x, y, bw, bh, score]).all() or not (1.0 <= bw <= 2 * sw and 1.0 <= bh <= 2 * sh):
                 continue
             found.append((BBox(x * fx, y * fy, (x + bw) * fx - 1.0, (y + bh) * fy - 1.0), score))
         return sorted(found, key=lambda bs: bs[1], reverse=True)
