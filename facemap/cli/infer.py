@@ -67,11 +67,6 @@ def run_infer(cfg: InferConfig, emit: Emit) -> int:
         raise UsageError("give exactly one of --image, --video or --camera (see --help)")
     if cfg.image:
         return _run_images(cfg, emit)
-    if cfg.max_faces != 1:
-        raise UsageError(
-            "{max_faces} other than 1 works with --image for now; a video or camera follows one face "
-            "(the largest) until multi-face tracking lands"
-        )
     if cfg.compare or cfg.gt:
         raise UsageError("--compare and --gt work with --image only (for a video, compare landmarks logs with python -m facemap.eval)")
     from .videos import run_camera, run_videos

@@ -1,0 +1,165 @@
+"""Video mode with several faces: every face the detector boxes, each with an id that persists.
+
+``MultiFaceTracker`` runs the detector on every frame, takes the ``max_faces`` largest boxes,
+and gives each the id of the face it continues: detections are assigned to the faces of the
+previous frame by box overlap (an optimal assignment, ``scipy.optimize.linear_sum_assignment``,
+on each face's box moved on by its last shift), so two faces passing side by side keep theirs.
+A face that is not found for a while (turned away, hidden, out of frame) keeps its id for
+``REID_MS`` milliseconds: a face found again near where it was lost, at a similar size, gets
+it back; later, or elsewhere, it is a new face with a new id. A scene cut ends every face: ids
+are not carried across a cut (the people after it get new ids). The crops of all faces of a
+frame go through the landmarker as one batch. Each face has its own jump guard and smoother.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from ..backends.base import Detector, Landmarker
+from ..types import BBox, Face, Status
+from .guard import GuardOptions, JumpGuard
+from .smooth import LandmarkSmoother, SmoothOptions
+from .tracker import CUT_THRESHOLD, _thumb, _with_reason
+
+# A detection continues a face when its box overlaps the face's predicted box this much.
+MATCH_IOU = 0.2
+# A lost face is taken back within this time, when found within this many of its widths of
+# where it was lost and at a size within this ratio of its size then.
+REID_MS = 2000.0
+REID_DISTANCE = 1.0
+REID_SIZE_RATIO = 1.6
+
+
+@dataclass
+class _Track:
+    id: int
+    box: BBox
+    shift: tuple[float, float]
+    last_ms: float
+    guard: JumpGuard
+    smoother: LandmarkSmoother | None
+    seen: bool = True  # found on the previous frame
+
+    def predicted(self) -> BBox:
+        dx, dy = self.shift
+        b = self.box
+        return BBox(b.x0 + dx, b.y0 + dy, b.x1 + dx, b.y1 + dy)
+
+
+def _iou_matrix(a: list[BBox], b: list[BBox]) -> np.ndarray:
+    return np.array([[x.iou(y) for y in b] for x in a], dtype=np.float64).reshape(len(a), len(b))
+
+
+def _assign(iou: np.ndarray, minimum: float) -> list[tuple[int, int]]:
+    """Pairs (row, col) of the assignment maximising total IoU, each pair at least ``minimum``."""
+    if iou.size == 0:
+        return []
+    from scipy.optimize import linear_sum_assignment
+
+    rows, cols = linear_sum_assignment(-iou)
+    return [(int(r), int(c)) for r, c in zip(rows, cols, strict=True) if iou[r, c] >= minimum]
+
+
+class MultiFaceTracker:
+    """Every face of a video (up to ``max_faces``; 0 = all), ids persisting from frame to frame.
+
+    ``__call__(image, frame, timestamp_ms)`` returns (faces sorted by id, the detector's boxes).
+    """
+
+    def __init__(
+        self,
+        detector: Detector,
+        landmarker: Landmarker,
+        max_faces: int = 0,
+        guard: GuardOptions = GuardOptions(),
+        smooth: SmoothOptions = SmoothOptions(),
+        cut_threshold: float = CUT_THRESHOLD,
+    ) -> None:
+        self.detector, self.landmarker = detector, landmarker
+        self.limit = max_faces or None
+        self.guard_options = guard
+        self.smooth_params = smooth.params()
+        self.cut_threshold = cut_threshold
+        self.tracks: list[_Track] = []
+        self.next_id = 0
+        self._thumb: np.ndarray | None = None
+        self.last_detections: list[BBox] = []
+        self._ok_reason = getattr(landmarker, "ok_reason", "")
+
+    def reset(self) -> None:
+        """Forget every face (a scene cut, a new video); ids go on from the last one given."""
+        self.tracks = []
+
+    def __call__(self, image: np.ndarray, frame: int, timestamp_ms: float) -> tuple[Face, ...]:
+        thumb = _thumb(image)
+        if self._thumb is not None and float(np.abs(thumb - self._thumb).mean()) > self.cut_threshold:
+            self.reset()  # a scene cut: ids are not carried across it
+        self._thumb = thumb
+        self.tracks = [t for t in self.tracks if timestamp_ms - t.last_ms <= REID_MS]
+        boxes = list(self.detector.detect(image))  # largest first
+        self.last_detections = boxes
+        chosen = boxes[: self.limit]
+        owners = self._owners(chosen)
+        results = self.landmarker.landmark(image, chosen, frame, timestamp_ms) if chosen else []
+        faces = []
+        for box, track, result in zip(chosen, owners, results, strict=True):
+            face = _with_reason(replace(result, id=track.id), "detected", self._ok_reason)
+            if not track.seen:  # new, or taken back after a gap: no jump or smoothing across it
+                track.guard.reset()
+                if track.smoother is not None:
+                    track.smoother.reset()
+            if face.has_face:
+                face = track.guard(face)
+                if track.smoother is not None and face.status is Status.OK:
+                    face = track.smoother(face)
+            track.seen = True
+            track.shift = (box.center[0] - track.box.center[0], box.center[1] - track.box.center[1])
+            track.box, track.last_ms = box, timestamp_ms
+            faces.append(face)
+        owned = {id(t) for t in owners}
+        for track in self.tracks:
+            if id(track) not in owned:
+                track.seen = False
+        return tuple(sorted(faces, key=lambda f: f.id))
+
+    # -- internals
+    def _owners(self, boxes: list[BBox]) -> list[_Track]:
+        """The track each box continues (new tracks for new faces), in the order of ``boxes``."""
+        owners: list[_Track | None] = [None] * len(boxes)
+        active = [t for t in self.tracks if t.seen]
+        for r, c in _assign(_iou_matrix([t.predicted() for t in active], boxes), MATCH_IOU):
+            owners[c] = active[r]
+        lost = [t for t in self.tracks if not t.seen]
+        free = [i for i, o in enumerate(owners) if o is None]
+        if lost and free:  # taken back: near where it was lost, at a similar size
+            score = np.zeros((len(lost), len(free)))
+            for r, t in enumerate(lost):
+                for c, i in enumerate(free):
+                    b = boxes[i]
+                    dist = np.hypot(b.center[0] - t.box.center[0], b.center[1] - t.box.center[1]) / max(t.box.width, 1.0)
+                    ratio = max(b.width, 1.0) / max(t.box.width, 1.0)
+                    if dist <= REID_DISTANCE and 1 / REID_SIZE_RATIO <= ratio <= REID_SIZE_RATIO:
+                        score[r, c] = 1.0 + (1.0 - dist / REID_DISTANCE)
+            for r, c in _assign(score, 1.0):
+                owners[free[c]] = lost[r]
+        for i, owner in enumerate(owners):
+            if owner is None:
+                owners[i] = self._new_track(boxes[i])
+        return owners  # type: ignore[return-value]
+
+    def _new_track(self, box: BBox) -> _Track:
+        g = self.guard_options
+        track = _Track(
+            id=self.next_id,
+            box=box,
+            shift=(0.0, 0.0),
+            last_ms=0.0,
+            guard=JumpGuard(g.jump_threshold, g.accept_after),
+            smoother=LandmarkSmoother(self.smooth_params) if self.smooth_params is not None else None,
+            seen=False,
+        )
+        self.next_id += 1
+        self.tracks.append(track)
+        return track
