@@ -21,7 +21,11 @@ Usage: python bench/bench_video.py [--seconds 10] [--long-minutes 10] [--skip-rs
    tracking) next to the original tool's 9.1 fps, and the lost-face path (landmarks that do
    not fit their box fail the tracker's checks, so every frame is detected again) against
    1 / (t_decode + t_detect + t_model + t_encode).
-4. Peak RSS of a whole run (separate processes) on a ``--long-minutes`` video against a
+4. Several faces (``--max-faces 0``): 720p videos with 1, 2 and 4 copies of the moving face,
+   each a quarter of the frame, (YuNet on every frame, every face cropped and run through the model in one
+   batch, one id each, logs and overlay as above): fps for each, and the cost of each face
+   beyond the first in ms per frame.
+5. Peak RSS of a whole run (separate processes) on a ``--long-minutes`` video against a
    10-second one, same pipeline, at 256x144 and with the tiny stand-in model of the tests
    (``--rss-full-model`` for the ResNet), so 18,000 frames run in minutes: memory growth per
    frame, if any, does not depend on the frame size or the model. Goal <= 1.1x.
@@ -337,6 +341,46 @@ def end_to_end(
     return EndToEnd(frames, dict(reasons), frames / (time.perf_counter() - t0))
 
 
+def make_faces_video(path: Path, faces: int, seconds: float, width: int = 1280, height: int = 720) -> Path:
+    """``faces`` copies (1, 2 or 4) of the moving face photo tiled in a 720p frame, H.264."""
+    import av
+
+    cols, rows = {1: (1, 1), 2: (2, 1), 4: (2, 2)}[faces]
+    tw, th = width // 2, height // 2  # one tile size for every count: only the number of faces varies
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("libx264", rate=FPS)
+        s.width, s.height, s.pix_fmt = width, height, "yuv420p"
+        s.options = {"crf": "23", "preset": "veryfast"}
+        top, left = (height - rows * th) // 2, (width - cols * tw) // 2
+        for tile in face_frames(tw, th, int(round(seconds * FPS))):
+            frame = np.full((height, width, 3), 60, np.uint8)
+            frame[top : top + rows * th, left : left + cols * tw] = np.tile(tile, (rows, cols, 1))
+            for p in s.encode(av.VideoFrame.from_ndarray(frame, format="bgr24")):
+                c.mux(p)
+        for p in s.encode(None):
+            c.mux(p)
+    return path
+
+
+def faces_run(path: Path, landmarker: FaceMapLandmarker, out: Path) -> tuple[float, float]:
+    """(fps, mean faces per frame) of ``--max-faces 0`` on ``path`` with YuNet, logs and overlay."""
+    from facemap.io.video import probe
+
+    info = probe(path)
+    sinks = [
+        CsvLogSink(out, path.stem, raw=True, landmarks=True, multi=True),
+        VideoOverlaySink(out / f"{path.stem}_overlay.mp4", fps=info.fps, time_base=info.time_base,
+                         size=(info.width, info.height)),
+    ]
+    n = found = 0
+    t0 = time.perf_counter()
+    with facemap.open(landmarker, detector=detector("yunet"), max_faces=0) as fm:
+        for frame in fm.process(path, sinks=sinks):
+            n += 1
+            found += len(frame.faces)
+    return n / (time.perf_counter() - t0), found / max(n, 1)
+
+
 def rss_child(video: str, model: str, basis: str, out: str) -> None:
     """Run the whole pipeline once and print this process's peak RSS (KiB) as JSON."""
     rep = end_to_end(Path(video), build_landmarker(Path(model), Path(basis)), Path(out))
@@ -369,6 +413,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--long-minutes", type=float, default=10.0, help="length of the long RSS video")
     ap.add_argument("--skip-rss", action="store_true", help="skip the memory comparison")
     ap.add_argument("--skip-detectors", action="store_true", help="skip the detector-on-every-frame and lost-face rows")
+    ap.add_argument("--skip-faces", action="store_true", help="skip the 1/2/4-faces rows")
     ap.add_argument("--rss-full-model", action="store_true", help="use the ResNet stand-in for the memory runs too")
     ap.add_argument("--rss-child", nargs=4, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -413,6 +458,15 @@ def main(argv: list[str] | None = None) -> int:
                       f"(original tool: {ORIGINAL_EVERY_FRAME_FPS} fps at 720p); lost-face path "
                       f"({lost.by_reason}) {lost.fps:.1f} fps, "
                       f"{lost.fps / lost_floor:.2f} of that floor")
+        if not args.skip_faces:
+            rates = {}
+            for k in (1, 2, 4):
+                video = make_faces_video(tmp / f"faces{k}.mp4", k, args.seconds)
+                rates[k], mean = faces_run(video, landmarker, tmp / f"out_faces{k}")
+                extra = "" if k == 1 else (
+                    f"; {(1000 / rates[k] - 1000 / rates[1]) / (k - 1):.1f} ms per face beyond the first")
+                print(f"720p, {k} face(s) in the frame, --max-faces 0: {rates[k]:.1f} fps "
+                      f"({mean:.2f} faces found per frame){extra}")
         if not args.skip_rss:
             short = make_video(tmp / "short.mp4", 256, 144, 10.0)
             t0 = time.perf_counter()
