@@ -215,3 +215,82 @@ def test_a_face_back_within_two_seconds_near_where_it_left_gets_its_id_back(tmp_
     assert set(right.face_id) == {1} and set(faces[faces.side == "left"].face_id) == {0}
     assert not set(range(62, 90)) & set(right.frame)  # covered: no row for the right face
     assert {91, n} <= set(right.frame)  # and back, with its id
+
+
+# ----------------------------------------------------------------------------- the tracker itself
+
+
+class _Boxes:
+    """A detector that returns the boxes planned for each call (largest first)."""
+
+    name = "planned"
+
+    def __init__(self, plan):
+        self.plan, self.calls = plan, 0
+
+    def detect(self, image):
+        boxes = self.plan[self.calls] if self.calls < len(self.plan) else []
+        self.calls += 1
+        return sorted(boxes, key=lambda b: -b.area)
+
+
+class _BoxLandmarker:
+    """68 points spread over each box: an ok face wherever it is asked."""
+
+    name = "box"
+
+    def landmark(self, image, faces, frame=1, timestamp_ms=0.0):
+        from facemap.types import Face, Status
+
+        u = np.linspace(0.1, 0.9, 68)
+        return [Face(frame=frame, timestamp_ms=timestamp_ms, status=Status.OK, box=b,
+                     landmarks=np.stack([b.x0 + u * b.width, b.y0 + u[::-1] * b.height], axis=1)) for b in faces]
+
+
+def _track(plan, max_faces=0, ms_per_frame=40.0):
+    from facemap.track.multi import MultiFaceTracker
+
+    tracker = MultiFaceTracker(_Boxes(plan), _BoxLandmarker(), max_faces, smooth=facemap.SmoothOptions("off"))
+    image = np.zeros((480, 1280, 3), np.uint8)
+    return [[(f.id, round(f.box.x0)) for f in tracker(image, i + 1, i * ms_per_frame)] for i in range(len(plan))]
+
+
+def _box(x, y=100.0, side=100.0):
+    return BBox(x, y, x + side - 1, y + side - 1)
+
+
+def test_a_face_back_after_a_gap_keeps_its_id_on_the_frames_after():
+    """Lost for 10 frames, back 0.9 face widths away: its id again, and still on the next frames
+    (the gap's displacement is not taken for motion)."""
+    plan = [[_box(300)]] * 5 + [[]] * 10 + [[_box(390)]] * 5
+    ids = [[i for i, _ in frame] for frame in _track(plan)]
+    assert ids == [[0]] * 5 + [[]] * 10 + [[0]] * 5
+
+
+def test_fast_motion_keeps_its_id():
+    """0.7 face widths a frame (fast, or --every N): no overlap from frame to frame, same id."""
+    plan = [[_box(100 + 70 * i)] for i in range(12)]
+    assert {i for frame in _track(plan) for i, _ in frame} == {0}
+
+
+def test_a_face_beyond_two_seconds_or_far_away_is_a_new_face():
+    plan = [[_box(300)]] * 3 + [[]] * 60 + [[_box(300)]] + [[]] * 2 + [[_box(900)]]
+    ids = [[i for i, _ in frame] for frame in _track(plan)]
+    assert ids[:3] == [[0]] * 3 and ids[63] == [1] and ids[66] == [2]  # 2.4 s later; then far off
+
+
+def test_the_assignment_keeps_a_valid_match_beside_weak_ones():
+    from facemap.track.multi import _assign
+
+    assert _assign(np.array([[0.30, 0.19], [0.19, 0.0]]), 0.2) == [(0, 0)]
+
+
+def test_max_faces_keeps_following_the_same_faces_through_detector_jitter():
+    """Three faces of about the same size, max_faces=2: the two first followed stay the ones
+    followed, whatever the jitter in their sizes."""
+    rng = np.random.default_rng(0)
+    plan = [[_box(x, side=100 + rng.uniform(-2, 2)) for x in (100, 500, 900)] for _ in range(30)]
+    frames = _track(plan, max_faces=2)
+    first = {x for _, x in frames[0]}
+    assert all(len(f) == 2 and {x for _, x in f} == first for f in frames)
+    assert {i for f in frames for i, _ in f} == {0, 1}

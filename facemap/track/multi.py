@@ -58,6 +58,7 @@ def _assign(iou: np.ndarray, minimum: float) -> list[tuple[int, int]]:
         return []
     from scipy.optimize import linear_sum_assignment
 
+    iou = np.where(iou >= minimum, iou, 0.0)  # a pair below the minimum must not steal a valid one
     rows, cols = linear_sum_assignment(-iou)
     return [(int(r), int(c)) for r, c in zip(rows, cols, strict=True) if iou[r, c] >= minimum]
 
@@ -100,8 +101,7 @@ class MultiFaceTracker:
         self.tracks = [t for t in self.tracks if timestamp_ms - t.last_ms <= REID_MS]
         boxes = list(self.detector.detect(image))  # largest first
         self.last_detections = boxes
-        chosen = boxes[: self.limit]
-        owners = self._owners(chosen)
+        chosen, owners = self._choose(boxes)
         results = self.landmarker.landmark(image, chosen, frame, timestamp_ms) if chosen else []
         faces = []
         for box, track, result in zip(chosen, owners, results, strict=True):
@@ -114,8 +114,10 @@ class MultiFaceTracker:
                 face = track.guard(face)
                 if track.smoother is not None and face.status is Status.OK:
                     face = track.smoother(face)
+            # the last frame-to-frame shift; none after a gap (its displacement is not motion)
+            moved = (box.center[0] - track.box.center[0], box.center[1] - track.box.center[1])
+            track.shift = moved if track.seen else (0.0, 0.0)
             track.seen = True
-            track.shift = (box.center[0] - track.box.center[0], box.center[1] - track.box.center[1])
             track.box, track.last_ms = box, timestamp_ms
             faces.append(face)
         owned = {id(t) for t in owners}
@@ -125,17 +127,31 @@ class MultiFaceTracker:
         return tuple(sorted(faces, key=lambda f: f.id))
 
     # -- internals
-    def _owners(self, boxes: list[BBox]) -> list[_Track]:
-        """The track each box continues (new tracks for new faces), in the order of ``boxes``."""
+    def _choose(self, boxes: list[BBox]) -> tuple[list[BBox], list[_Track]]:
+        """The boxes to landmark (at most ``max_faces``) and the track each continues. Boxes that
+        continue a face come first, so detector jitter among similar sizes does not swap which
+        faces are followed; the free places go to new faces, largest first."""
+        owners = self._owners(boxes)
+        order = sorted(range(len(boxes)), key=lambda i: (owners[i] is None, -boxes[i].area))
+        keep = sorted(order[: self.limit])  # back in the detector's order (largest first)
+        chosen = [boxes[i] for i in keep]
+        tracks = [owners[i] or self._new_track(boxes[i]) for i in keep]
+        return chosen, tracks
+
+    def _owners(self, boxes: list[BBox]) -> list[_Track | None]:
+        """The track each box continues, or None for a new face, in the order of ``boxes``."""
         owners: list[_Track | None] = [None] * len(boxes)
         active = [t for t in self.tracks if t.seen]
         for r, c in _assign(_iou_matrix([t.predicted() for t in active], boxes), MATCH_IOU):
             owners[c] = active[r]
-        lost = [t for t in self.tracks if not t.seen]
+        taken = {id(o) for o in owners if o is not None}
+        # taken back: a face lost earlier, or one that moved too far for the overlap (fast motion,
+        # --every N), found near where it was last seen at a similar size
+        candidates = [t for t in self.tracks if id(t) not in taken]
         free = [i for i, o in enumerate(owners) if o is None]
-        if lost and free:  # taken back: near where it was lost, at a similar size
-            score = np.zeros((len(lost), len(free)))
-            for r, t in enumerate(lost):
+        if candidates and free:
+            score = np.zeros((len(candidates), len(free)))
+            for r, t in enumerate(candidates):
                 for c, i in enumerate(free):
                     b = boxes[i]
                     dist = np.hypot(b.center[0] - t.box.center[0], b.center[1] - t.box.center[1]) / max(t.box.width, 1.0)
@@ -143,11 +159,8 @@ class MultiFaceTracker:
                     if dist <= REID_DISTANCE and 1 / REID_SIZE_RATIO <= ratio <= REID_SIZE_RATIO:
                         score[r, c] = 1.0 + (1.0 - dist / REID_DISTANCE)
             for r, c in _assign(score, 1.0):
-                owners[free[c]] = lost[r]
-        for i, owner in enumerate(owners):
-            if owner is None:
-                owners[i] = self._new_track(boxes[i])
-        return owners  # type: ignore[return-value]
+                owners[free[c]] = candidates[r]
+        return owners
 
     def _new_track(self, box: BBox) -> _Track:
         g = self.guard_options
