@@ -232,12 +232,13 @@ class FaceMapModel:
         return np.asarray(out, dtype=np.float32).reshape(x.shape[0], -1)
 
 
-def describe(path: Path) -> dict:
-    """A model's I/O, opset, producer, external data and the available providers."""
+def describe(path: Path, n_out: int | None = N_PARAMS) -> dict:
+    """A model's I/O, opset, producer, external data and the available providers (``n_out``:
+    the values per face its output must hold; None for another landmark model)."""
     import onnx
     import onnxruntime as ort
 
-    model = FaceMapModel(path, provider="cpu")
+    model = FaceMapModel(path, provider="cpu", n_out=n_out)
     proto = onnx.load(str(path), load_external_data=False)
     return {
         "model": str(path),

@@ -177,3 +177,26 @@ def test_a_facemap_run_on_another_model_says_what_to_give(tmp_path, capsys, shar
                        "--basis-dir", str(write_basis(tmp_path / "b")), "-o", str(tmp_path / "o"), "--detector", "haar"])
     err = capsys.readouterr().err
     assert code == 4 and "expected 265 3DMM parameters" in err and "give --assume-points N" in err, err
+
+
+def test_another_models_points_are_kept_apart_from_what_needs_ibug_68(tmp_path, capsys, shared_data):
+    """98 points from another model: --inspect describes it; --gt (which measures iBUG-68) is a
+    usage error before any model runs; the analyzer refuses its landmarks log in one line
+    instead of taking its first 68 points for iBUG's."""
+    rng = np.random.default_rng(1)
+    model = make_standin_model(tmp_path / "m", bias=rng.uniform(20, 108, 196), n_out=196, output_name="pts")
+    assert infer.main(["--inspect", "--model", str(model), "--assume-points", "98"]) == 0
+    assert "output     pts  shape [1, 196]" in capsys.readouterr().out
+    photo = str(DATA / "images" / "fr_biden.jpg")
+    assert infer.main(["--image", photo, "--model", str(model), "--assume-points", "98", "--gt", "x.csv",
+                       "-o", str(tmp_path / "g")]) == 2
+    assert "--compare and --gt measure the 68 iBUG points; --assume-points 98" in capsys.readouterr().err
+    assert not (tmp_path / "g").exists()
+    out = tmp_path / "o"
+    assert infer.main(["--image", photo, "--model", str(model), "--assume-points", "98", "--detector", "haar",
+                       "--dump-landmarks-csv", "-o", str(out), "-q"]) == 0
+    capsys.readouterr()
+    code = analyze_expressions.main(["--landmarks", str(out / "logs" / "fr_biden_landmarks.csv"), "--out",
+                                     str(tmp_path / "a")])
+    err = capsys.readouterr().err
+    assert code == 3 and "landmarks log holds 98 points per face" in err and "Traceback" not in err, err

@@ -68,7 +68,7 @@ def build_landmarker(cfg: InferConfig, emit: Emit, name: str | None = None):
     name = cfg.landmarker if name is None else name
     if cfg.assume_norm and cfg.assume_points is None:
         raise UsageError("{assume_norm} goes with {assume_points} N (another landmark model's output)")
-    if cfg.assume_points is not None and name == "facemap":
+    if cfg.assume_points is not None and name == cfg.landmarker == "facemap":
         lmk = make_landmarker(
             "onnx-points",
             points=cfg.assume_points,
@@ -87,7 +87,7 @@ def build_landmarker(cfg: InferConfig, emit: Emit, name: str | None = None):
             m = lmk.model
             emit(f"model {m.path} on {m.provider}: {lmk.n_points} points per face ({m.io.layout} {m.input_hw[1]}x{m.input_hw[0]})")
         return lmk, lmk.describe()
-    if cfg.assume_points is not None:
+    if cfg.assume_points is not None and name == cfg.landmarker:
         raise UsageError(f"{{assume_points}} reads another ONNX model's output; it does not go with {{landmarker}} {name}")
     if name == "facemap":
         video = bool(cfg.video) or cfg.camera is not None

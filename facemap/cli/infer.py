@@ -18,7 +18,7 @@ from ..backends import (
 from ..errors import UsageError
 from ..io.outputs import OutputDir
 from ..sinks import ImageFilesSink
-from ..types import Face, Frame
+from ..types import N_LANDMARKS, Face, Frame
 from .build import build_landmarker, open_facemap
 from .config import InferConfig
 from .videos import for_each
@@ -52,9 +52,10 @@ def run_infer(cfg: InferConfig, emit: Emit) -> int:
             for line in inspect_landmarker(cfg.landmarker, cfg.detector):
                 emit(line)
             return 0
-        from ..model import describe
+        from ..model import N_PARAMS, describe
 
-        info = describe(find_model(Path(cfg.model) if cfg.model else None, Path(cfg.script_dir)))
+        n_out = None if cfg.assume_points else N_PARAMS  # another landmark model: any output
+        info = describe(find_model(Path(cfg.model) if cfg.model else None, Path(cfg.script_dir)), n_out)
         for line in format_inspect(info):
             emit(line)
         return 0
@@ -65,6 +66,10 @@ def run_infer(cfg: InferConfig, emit: Emit) -> int:
     sources = [s for s in (cfg.image, cfg.video) if s] + ([cfg.camera] if cfg.camera is not None else [])
     if len(sources) != 1:
         raise UsageError("give exactly one of --image, --video or --camera (see --help)")
+    if (cfg.compare or cfg.gt) and cfg.points() != N_LANDMARKS:
+        raise UsageError(
+            f"{{compare}} and {{gt}} measure the 68 iBUG points; {{assume_points}} {cfg.points()} gives another set"
+        )
     if cfg.image:
         return _run_images(cfg, emit)
     if cfg.compare or cfg.gt:

@@ -426,12 +426,31 @@ def _sorted_unique(
     return first  # np.unique returns the indices in sorted-frame order
 
 
+def _header_points(path: Path) -> int | None:
+    """How many points (x0, x1, ... columns) a landmarks log's header names; None if unreadable."""
+    import re
+
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            names = [n.strip() for n in fh.readline().split(",")]
+    except OSError:
+        return None  # the reader below says what is wrong
+    xs = [int(n[1:]) for n in names if re.fullmatch(r"x\d+", n)]
+    return len(xs) if xs and max(xs) == len(xs) - 1 and "y0" in names else None
+
+
 def read_landmarks(path: Path, *, strict: bool = False) -> LandmarkLog:
     """Read a landmarks log (infer.py's, or the original tool's without timestamp_ms).
 
     ``strict``: refuse duplicated or out-of-order frames instead of sorting them.
     """
     what = "landmarks log"
+    points = _header_points(Path(path))
+    if points is not None and points != N_LANDMARKS:
+        raise InputFileError(
+            f"{path}: {what} holds {points} points per face (another landmark model, --assume-points "
+            f"{points}); this reads the 68 iBUG points (FaceMap, dlib, or a model run with --assume-points 68)"
+        )
     df = _read_frame(path, ["frame"] + LANDMARK_XY_COLUMNS, what)
     frames = _frames(df, Path(path), what)
     xy = _numeric(df, LANDMARK_XY_COLUMNS, Path(path), what).reshape(-1, N_LANDMARKS, 2)
