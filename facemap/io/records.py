@@ -436,7 +436,10 @@ def _header_points(path: Path) -> int | None:
     except OSError:
         return None  # the reader below says what is wrong
     xs = [int(n[1:]) for n in names if re.fullmatch(r"x\d+", n)]
-    return len(xs) if xs and max(xs) == len(xs) - 1 and "y0" in names else None
+    if not xs or max(xs) != len(xs) - 1 or "y0" not in names:
+        return None
+    # a log facemap wrote for N points ends with timestamp_ms; any log with more than 68 has others
+    return len(xs) if names[-1] == "timestamp_ms" or len(xs) > N_LANDMARKS else None
 
 
 def read_landmarks(path: Path, *, strict: bool = False) -> LandmarkLog:
