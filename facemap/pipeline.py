@@ -117,22 +117,37 @@ class _HoldSignals:
 
     def __enter__(self) -> None:
         if self._active:
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                current = signal.getsignal(sig)
-                if current is None:  # not installed from Python (or the interpreter is ending)
-                    continue
-                self._saved[sig] = current
-                signal.signal(sig, self._hold)
+            with _blocked():  # both handlers swap as one step: no signal lands between them
+                for sig in (signal.SIGINT, signal.SIGTERM):
+                    current = signal.getsignal(sig)
+                    if current is None:  # not installed from Python (or the interpreter is ending)
+                        continue
+                    self._saved[sig] = current
+                    signal.signal(sig, self._hold)
 
     def __exit__(self, *exc: object) -> None:
         if self._active:
             saved, self._saved = self._saved, {}
-            for sig, handler in saved.items():
-                with contextlib.suppress(TypeError, ValueError, OSError):
-                    signal.signal(sig, handler)
-            if self._pending:
-                self._pending = False
+            pending, self._pending = self._pending, False
+            with _blocked():  # a signal arriving meanwhile reaches the restored handler after
+                for sig, handler in saved.items():
+                    with contextlib.suppress(TypeError, ValueError, OSError):
+                        signal.signal(sig, handler)
+            if pending:
                 raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def _blocked():
+    """SIGINT and SIGTERM held back by the OS for the block (where the platform can), then delivered."""
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 class Pipeline:
