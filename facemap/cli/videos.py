@@ -99,6 +99,12 @@ def for_each(frames: Iterator[Frame], fn: Callable[[Frame], object]) -> None:
             frames.close()
 
 
+def _counted(frame: Frame) -> Face:
+    """The face a frame is counted by in the report line: its first with landmarks (several
+    faces: the frame has a face when any of them has), else its first or no-face record."""
+    return next((f for f in frame.faces if f.has_face), frame.result)
+
+
 def frame_range(cfg: InferConfig) -> FrameRange:
     """--every, --max-frames, --start, --end (image-only options refused)."""
     if cfg.dump_npy:
@@ -143,7 +149,7 @@ def process_video(
     last_ms = [0.0]
 
     def count(frame: Frame) -> None:
-        counts.add(frame.result)
+        counts.add(_counted(frame))
         last_ms[0] = frame.timestamp_ms
         bar.update(1)
 
@@ -405,7 +411,7 @@ def run_camera(cfg: InferConfig, emit: Emit) -> int:
             emit(f"opening camera {cfg.camera}; once it runs, {stop}")
         frames = fm.process(src, mode=Mode.VIDEO, sinks=sinks, every=span.every, max_frames=span.max_frames)
         try:
-            for_each(frames, lambda frame: counts.add(frame.result))
+            for_each(frames, lambda frame: counts.add(_counted(frame)))
         except KeyboardInterrupt:  # Ctrl-C is the way to stop a live camera: a normal end
             log.info("interrupted: stopping the camera")
     rep = VideoReport(Path(f"camera:{cfg.camera}"), src.stem, counts, time.perf_counter() - t0, outputs)
