@@ -247,7 +247,8 @@ class Pipeline:
     def _multi_video_step(self) -> Callable[[VideoFrame], _Step]:
         opts = self.options
         tracker = MultiFaceTracker(
-            self.detector, self.landmarker, opts.max_faces, opts.guard, opts.smooth, opts.track.cut_threshold
+            self.detector, self.landmarker, opts.max_faces, opts.guard, opts.smooth, opts.track.cut_threshold,
+            opts.track.redetect_every, opts.track.expand,
         )
 
         def step(vf: VideoFrame) -> _Step:

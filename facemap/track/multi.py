@@ -1,8 +1,12 @@
 """Video mode with several faces: every face the detector boxes, each with an id that persists.
 
-``MultiFaceTracker`` runs the detector on every frame, takes the ``max_faces`` largest boxes,
-and gives each the id of the face it continues: detections are assigned to the faces of the
-previous frame by box overlap (an optimal assignment, ``scipy.optimize.linear_sum_assignment``,
+``MultiFaceTracker`` follows the faces as the one-face tracker does: between detections each
+face's next box comes from its previous landmarks, and the detector runs on the first frame,
+every ``redetect_every`` frames (where new faces join), whenever a followed face's landmarks
+no longer fit their box, and on every frame while a face lost in the last ``REID_MS`` may come
+back. A detection takes the ``max_faces`` largest boxes, and gives each the
+id of the face it continues: detections are assigned to the faces of the previous frame by box
+overlap (an optimal assignment, ``scipy.optimize.linear_sum_assignment``,
 on each face's box moved on by its last shift), so two faces passing side by side keep theirs.
 A face that is not found for a while (turned away, hidden, out of frame) keeps its id for
 ``REID_MS`` milliseconds: a face found again near where it was lost, at a similar size, gets
@@ -21,7 +25,15 @@ from ..backends.base import Detector, Landmarker
 from ..types import BBox, Face, Status
 from .guard import GuardOptions, JumpGuard
 from .smooth import LandmarkSmoother, SmoothOptions
-from .tracker import CUT_THRESHOLD, _thumb, _with_reason
+from .tracker import (
+    CUT_THRESHOLD,
+    DEFAULT_REDETECT_EVERY,
+    TRACK_EXPAND,
+    _thumb,
+    _with_reason,
+    roi_from_landmarks,
+    sanity,
+)
 
 # A detection continues a face when its box overlaps the face's predicted box this much.
 MATCH_IOU = 0.2
@@ -41,6 +53,7 @@ class _Track:
     guard: JumpGuard
     smoother: LandmarkSmoother | None
     seen: bool = True  # found on the previous frame
+    landmarks: np.ndarray | None = None  # its last landmarks, when they fit their box (followed)
 
     def predicted(self) -> BBox:
         dx, dy = self.shift
@@ -77,12 +90,16 @@ class MultiFaceTracker:
         guard: GuardOptions = GuardOptions(),
         smooth: SmoothOptions = SmoothOptions(),
         cut_threshold: float = CUT_THRESHOLD,
+        redetect_every: int = DEFAULT_REDETECT_EVERY,
+        expand: float = TRACK_EXPAND,
     ) -> None:
         self.detector, self.landmarker = detector, landmarker
         self.limit = max_faces or None
         self.guard_options = guard
         self.smooth_params = smooth.params()
         self.cut_threshold = cut_threshold
+        self.redetect_every, self.expand = redetect_every, expand
+        self._since_detect = 0
         self.tracks: list[_Track] = []
         self.next_id = 0
         self._thumb: np.ndarray | None = None
@@ -99,13 +116,35 @@ class MultiFaceTracker:
             self.reset()  # a scene cut: ids are not carried across it
         self._thumb = thumb
         self.tracks = [t for t in self.tracks if timestamp_ms - t.last_ms <= REID_MS]
+        hw = image.shape[:2]
+        held = [t for t in self.tracks if t.seen and t.landmarks is not None]
+        due = (
+            not held
+            or (self.redetect_every > 0 and self._since_detect >= self.redetect_every)
+            or any(t.seen and t.landmarks is None for t in self.tracks)  # found, but not to follow
+            or any(not t.seen for t in self.tracks)  # one lost lately: look for it on every frame
+        )
+        if not due:  # follow every held face from its landmarks
+            rois = [roi_from_landmarks(t.landmarks, self.expand) for t in held]
+            results = self.landmarker.landmark(image, rois, frame, timestamp_ms)
+            if all(not sanity(r, roi, self.expand, hw) for r, roi in zip(results, rois, strict=True)):
+                self._since_detect += 1
+                self.last_detections = []
+                return self._finish(rois, held, results, "tracked", hw)
+            # a face no longer fits its box: detect again on this frame
         boxes = list(self.detector.detect(image))  # largest first
         self.last_detections = boxes
+        self._since_detect = 0
         chosen, owners = self._choose(boxes)
         results = self.landmarker.landmark(image, chosen, frame, timestamp_ms) if chosen else []
+        return self._finish(chosen, owners, results, "detected", hw)
+
+    def _finish(self, boxes: list[BBox], owners: list[_Track], results: list[Face], how: str, hw) -> tuple[Face, ...]:
+        """Guard, smooth and record each face; the faces, sorted by id."""
         faces = []
-        for box, track, result in zip(chosen, owners, results, strict=True):
-            face = _with_reason(replace(result, id=track.id), "detected", self._ok_reason)
+        for box, track, result in zip(boxes, owners, results, strict=True):
+            track.landmarks = result.landmarks if not sanity(result, box, 1.0 if how == "detected" else self.expand, hw) else None
+            face = _with_reason(replace(result, id=track.id), how, self._ok_reason)
             if not track.seen:  # new, or taken back after a gap: no jump or smoothing across it
                 track.guard.reset()
                 if track.smoother is not None:
@@ -118,7 +157,7 @@ class MultiFaceTracker:
             moved = (box.center[0] - track.box.center[0], box.center[1] - track.box.center[1])
             track.shift = moved if track.seen else (0.0, 0.0)
             track.seen = True
-            track.box, track.last_ms = box, timestamp_ms
+            track.box, track.last_ms = box, result.timestamp_ms
             faces.append(face)
         owned = {id(t) for t in owners}
         for track in self.tracks:
