@@ -22,8 +22,9 @@ Usage: python bench/bench_video.py [--seconds 10] [--long-minutes 10] [--skip-rs
    not fit their box fail the tracker's checks, so every frame is detected again) against
    1 / (t_decode + t_detect + t_model + t_encode).
 4. Several faces (``--max-faces 0``): 720p videos with 1, 2 and 4 copies of the moving face,
-   each a quarter of the frame, (YuNet on every frame, every face cropped and run through the model in one
-   batch, one id each, logs and overlay as above): fps for each, and the cost of each face
+   each a quarter of the frame (YuNet, each face followed from its landmarks between detections,
+   every face cropped and run through the model in one batch, one id each, logs and overlay as
+   above): fps for each, and the cost of each face
    beyond the first in ms per frame.
 5. Peak RSS of a whole run (separate processes) on a ``--long-minutes`` video against a
    10-second one, same pipeline, at 256x144 and with the tiny stand-in model of the tests
@@ -362,6 +363,32 @@ def make_faces_video(path: Path, faces: int, seconds: float, width: int = 1280, 
     return path
 
 
+class FittingLandmarker:
+    """The stand-in model at full cost, its landmarks replaced by the photo's real 68 points
+    fitted into each box: outputs that fit their box, as a trained model's do, so each face is
+    followed between detections (a random-weight stand-in alone would lose them)."""
+
+    name = "facemap"
+
+    def __init__(self, inner: FaceMapLandmarker, photo: Path = FACE_PHOTO):
+        from facemap.io.records import read_landmarks
+
+        ref = read_landmarks(DATA / "ref" / f"{photo.stem}_dlib_landmarks.csv").landmarks[0]
+        lo, hi = ref.min(axis=0), ref.max(axis=0)
+        self.unit = (ref - lo) / (hi - lo)
+        self.inner = inner
+
+    def landmark(self, image_bgr, faces, frame=1, timestamp_ms=0.0):
+        """Landmarker protocol: the model's results, landmarks fitted to each box."""
+        from dataclasses import replace
+
+        out = []
+        for box, r in zip(faces, self.inner.landmark(image_bgr, faces, frame, timestamp_ms), strict=True):
+            pts = (box.x0, box.y0) + self.unit * (box.width, box.height)
+            out.append(replace(r, landmarks=pts) if r.has_face else r)
+        return out
+
+
 def faces_run(path: Path, landmarker: FaceMapLandmarker, out: Path) -> tuple[float, float]:
     """(fps, mean faces per frame) of ``--max-faces 0`` on ``path`` with YuNet, logs and overlay."""
     from facemap.io.video import probe
@@ -374,7 +401,7 @@ def faces_run(path: Path, landmarker: FaceMapLandmarker, out: Path) -> tuple[flo
     ]
     n = found = 0
     t0 = time.perf_counter()
-    with facemap.open(landmarker, detector=detector("yunet"), max_faces=0) as fm:
+    with facemap.open(FittingLandmarker(landmarker), detector=detector("yunet"), max_faces=0) as fm:
         for frame in fm.process(path, sinks=sinks):
             n += 1
             found += len(frame.faces)
