@@ -29,6 +29,7 @@ from .tracker import (
     CUT_THRESHOLD,
     DEFAULT_REDETECT_EVERY,
     TRACK_EXPAND,
+    VELOCITY_GAIN,
     _thumb,
     _with_reason,
     roi_from_landmarks,
@@ -53,7 +54,9 @@ class _Track:
     guard: JumpGuard
     smoother: LandmarkSmoother | None
     seen: bool = True  # found on the previous frame
-    landmarks: np.ndarray | None = None  # its last landmarks, when they fit their box (followed)
+    next_roi: BBox | None = None  # the next frame's box from its landmarks, while it is followed
+    lm_box: BBox | None = None  # the box around its last landmarks that fit
+    held_frame: int = -1  # the frame those landmarks are from
 
     def predicted(self) -> BBox:
         dx, dy = self.shift
@@ -117,33 +120,39 @@ class MultiFaceTracker:
         self._thumb = thumb
         self.tracks = [t for t in self.tracks if timestamp_ms - t.last_ms <= REID_MS]
         hw = image.shape[:2]
-        held = [t for t in self.tracks if t.seen and t.landmarks is not None]
+        held = [t for t in self.tracks if t.seen and t.next_roi is not None]
         due = (
             not held
             or (self.redetect_every > 0 and self._since_detect >= self.redetect_every)
-            or any(t.seen and t.landmarks is None for t in self.tracks)  # found, but not to follow
+            or any(t.seen and t.next_roi is None for t in self.tracks)  # found, but not to follow
             or any(not t.seen for t in self.tracks)  # one lost lately: look for it on every frame
         )
         if not due:  # follow every held face from its landmarks
-            rois = [roi_from_landmarks(t.landmarks, self.expand) for t in held]
+            rois = [t.next_roi for t in held]
             results = self.landmarker.landmark(image, rois, frame, timestamp_ms)
-            if all(not sanity(r, roi, self.expand, hw) for r, roi in zip(results, rois, strict=True)):
+            failed = [t for t, r, roi in zip(held, results, rois, strict=True) if sanity(r, roi, self.expand, hw)]
+            if not failed:
                 self._since_detect += 1
                 self.last_detections = []
-                return self._finish(rois, held, results, "tracked", hw)
-            # a face no longer fits its box: detect again on this frame
+                return self._finish(rois, held, results, ["tracked"] * len(held), hw)
+            for t in failed:  # no longer fits its box: found again by the detector, on this frame
+                t.next_roi = None
         boxes = list(self.detector.detect(image))  # largest first
         self.last_detections = boxes
         self._since_detect = 0
         chosen, owners = self._choose(boxes)
-        results = self.landmarker.landmark(image, chosen, frame, timestamp_ms) if chosen else []
-        return self._finish(chosen, owners, results, "detected", hw)
+        # a face still followed goes on from its landmarks (the detection confirms it, as with
+        # one face); a new or lost one starts from the detector's box
+        hows = ["tracked" if t.seen and t.next_roi is not None else "detected" for t in owners]
+        rois = [t.next_roi if how == "tracked" else box for box, t, how in zip(chosen, owners, hows, strict=True)]
+        results = self.landmarker.landmark(image, rois, frame, timestamp_ms) if rois else []
+        return self._finish(rois, owners, results, hows, hw)
 
-    def _finish(self, boxes: list[BBox], owners: list[_Track], results: list[Face], how: str, hw) -> tuple[Face, ...]:
+    def _finish(self, boxes: list[BBox], owners: list[_Track], results: list[Face], hows: list[str], hw) -> tuple[Face, ...]:
         """Guard, smooth and record each face; the faces, sorted by id."""
         faces = []
-        for box, track, result in zip(boxes, owners, results, strict=True):
-            track.landmarks = result.landmarks if not sanity(result, box, 1.0 if how == "detected" else self.expand, hw) else None
+        for box, track, result, how in zip(boxes, owners, results, hows, strict=True):
+            self._follow(track, result, box, how, hw)
             face = _with_reason(replace(result, id=track.id), how, self._ok_reason)
             if not track.seen:  # new, or taken back after a gap: no jump or smoothing across it
                 track.guard.reset()
@@ -166,6 +175,21 @@ class MultiFaceTracker:
         return tuple(sorted(faces, key=lambda f: f.id))
 
     # -- internals
+    def _follow(self, track: _Track, result: Face, box: BBox, how: str, hw) -> None:
+        """The next frame's box for ``track`` from ``result`` when its landmarks fit ``box`` (the
+        one-face tracker's rule: the landmark box, squared, led by half the last shift), else
+        none (the detector looks for it)."""
+        if sanity(result, box, 1.0 if how == "detected" else self.expand, hw):
+            track.next_roi = None
+            return
+        lm_box = BBox.from_points(result.landmarks)
+        roi = roi_from_landmarks(result.landmarks, self.expand)
+        if how == "tracked" and track.lm_box is not None and track.held_frame == result.frame - 1:
+            (cx, cy), (px, py) = lm_box.center, track.lm_box.center
+            dx, dy = VELOCITY_GAIN * (cx - px), VELOCITY_GAIN * (cy - py)
+            roi = BBox(roi.x0 + dx, roi.y0 + dy, roi.x1 + dx, roi.y1 + dy)
+        track.next_roi, track.lm_box, track.held_frame = roi, lm_box, result.frame
+
     def _choose(self, boxes: list[BBox]) -> tuple[list[BBox], list[_Track]]:
         """The boxes to landmark (at most ``max_faces``) and the track each continues. Boxes that
         continue a face come first, so detector jitter among similar sizes does not swap which
