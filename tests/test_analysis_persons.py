@@ -218,7 +218,7 @@ def test_cli_writes_one_folder_per_face_and_one_summary_row_per_face(built, tmp_
         ]
     page = (out / "index.html").read_text()
     assert 'href="face_0/report.html"' in page and 'href="face_1/report.html"' in page
-    assert "two: 2 faces" in page
+    assert "Expression analysis: 2 faces of two" in page
     assert "Expression report: face 1" in (out / "face_1" / "report.html").read_text()
 
     # the same clip again: replaced; -q prints one score per face

@@ -364,7 +364,7 @@ def write_faces(
             "version": __version__,
         }
         atomic_write_bytes(out.file("report.json"), (json.dumps(doc, indent=2) + "\n").encode())
-        _write_tables(out, rows, f"{clip['stem']}: {len(rows)} face{'s' if len(rows) != 1 else ''}")
+        _write_tables(out, rows, f"{len(rows)} face{'s' if len(rows) != 1 else ''} of {clip['stem'] or '?'}")
     return rows
 
 

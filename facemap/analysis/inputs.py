@@ -217,8 +217,9 @@ def logs_have_face_ids(
     landmarks: Path | None = None, meta: Path | None = None, raw: Path | None = None
 ) -> bool:
     """True when the clip's logs have a ``face_id`` column (infer.py ``--max-faces N``, N != 1:
-    several faces a frame); an InputFileError when some of them have it and some do not."""
-    given = {p: has_face_id(p) for p in (meta, landmarks, raw) if p is not None}
+    several faces a frame); an InputFileError when some of them have it and some do not. A log
+    that is not there is left to the reader to report."""
+    given = {p: has_face_id(p) for p in (meta, landmarks, raw) if p is not None and Path(p).is_file()}
     if len(set(given.values())) > 1:
         multi = next(p for p, v in given.items() if v)
         single = next(p for p, v in given.items() if not v)
@@ -234,7 +235,7 @@ def _multi_only(mt: MetaLog | None, lm: LandmarkLog | None, rw: RawLog | None) -
     for lg in (mt, lm, rw):
         if lg is not None and lg.face_ids is not None:
             raise InputFileError(
-                f"{lg.path}: has a face_id column (several faces a frame, infer.py --max-faces); "
+                f"{lg.path}: has a face_id column (several faces a frame); "
                 "analyse each face with load_face_inputs / analyze_faces"
             )
 

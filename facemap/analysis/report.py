@@ -193,9 +193,6 @@ def refuse_another_clip(out: OutputDir, clip: Mapping[str, str]) -> None:
             f"{out.path}: holds the analysis of several clips ({SUMMARY_NAMES[0]}); facemap does "
             "not write one clip over them: choose another {output}, or add this clip to them with {logs}"
         )
-    if not out.wrote("report.json"):
-        return
-    old = read_report(out.path / "report.json")
     there = report_clip(old) if old is not None else None
     if there is not None and (there["stem"], there["logs"]) != (clip["stem"], clip["logs"]):
         raise OutputError(
