@@ -178,7 +178,7 @@ def run_faces(args: argparse.Namespace, cfg: AnalysisConfig, frame_range: tuple[
     if not args.quiet:
         print(
             f"{len(rows)} face{'s' if len(rows) != 1 else ''}: "
-            f"{folders or 'no face'}; "
+            f"{folders or 'no face in any frame'}; "
             f"report.json, summary.csv and index.html (one row per face) in {Path(args.out)}"
         )
     return 0

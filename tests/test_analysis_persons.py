@@ -400,3 +400,40 @@ def test_end_to_end_as_a_user_runs_it(built, tmp_path):
     assert proc.stdout.splitlines()[2].startswith("2 faces: face_0/, face_1/;")
     assert not (out / "face_0" / "timeline.png").exists() and (out / "face_0" / "report.html").is_file()
     assert pd.read_csv(out / "summary.csv").stem.tolist() == ["face_0", "face_1"]
+
+
+def test_a_new_id_mid_clip_is_a_face_of_its_own_in_clip_time(tmp_path):
+    """Ids are not carried over a scene cut: face 1 becomes face 2 from frame 153 on."""
+    logs = two_faces(tmp_path / "logs")
+    for path in logs.values():
+        rewrite(path, lambda ls: [
+            ln.replace(",1,", ",2,", 1) if ln.split(",")[1] == "1" and int(ln.split(",")[0]) >= 153 else ln
+            for ln in ls
+        ])
+    faces = analyze_faces(logs["landmarks"], logs["meta"])
+    assert sorted(faces) == [0, 1, 2]
+    assert [f.inputs.frames.size for f in faces.values()] == [228, 228, 228]
+    late = faces[2]
+    assert late.inputs.frames[late.inputs.face].min() == 153 and int(late.inputs.face.sum()) == 76
+    assert int(faces[1].inputs.face.sum()) == 218 - 76
+    # its events are where they happened in the clip, and its blink rate is per minute of its own face time
+    assert (late.events.start_frame >= 153).all() and (late.events.start_ms >= 152 * 1000 / FPS - 1e-6).all()
+    assert late.event_summary["blink"]["count"] >= 1
+
+
+def test_a_clip_without_any_face(tmp_path, capsys):
+    folder = tmp_path / "logs"
+    folder.mkdir()
+    (folder / "none_meta.csv").write_text(
+        "frame,face_id,status,reason,x0,y0,x1,y1,timestamp_ms\n"
+        + "".join(f"{f},,no_face,detector_failed,,,,,{(f - 1) * 40}\n" for f in (1, 2, 3))
+    )
+    (folder / "none_landmarks.csv").write_text("frame,face_id," + ",".join(f"x{i},y{i}" for i in range(68)) + ",timestamp_ms\n")
+    out = tmp_path / "a"
+    rc, stdout, err = run(["--landmarks", folder / "none_landmarks.csv", "--meta", folder / "none_meta.csv",
+                           "--out", out], capsys)
+    assert rc == 0, err
+    assert stdout.splitlines() == [f"0 faces: no face in any frame; report.json, summary.csv and index.html (one row per face) in {out}"]
+    top = report(out)
+    assert top["faces"] == [] and top["inputs"]["frames"] is None and top["clip"]["stem"] == "none"
+    assert pd.read_csv(out / "summary.csv").empty

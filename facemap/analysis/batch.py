@@ -356,7 +356,7 @@ def write_faces(
                     "overall_score": report["overall_score"],
                 }
             )
-        frames = int(first.inputs.frames.size) if first is not None else 0
+        frames = int(first.inputs.frames.size) if first is not None else None  # no face: not known
         doc = {
             "clip": clip,
             "faces": listed,
