@@ -262,6 +262,9 @@ def test_several_clips_one_row_per_face(tmp_path, capsys):
     assert summary.frames_with_face.tolist() == [228, 227, 218]
     assert [f["folder"] for f in report(out / "two")["faces"]] == ["face_0", "face_1"]
     assert (out / "two" / "summary.csv").is_file() and (out / "two" / "index.html").is_file()
+    page = (out / "index.html").read_text()
+    assert "<h1>Expression analysis: 2 clips</h1>" in page and "3 analysed (one row per face" in page
+    assert 'href="two/face_1/report.html"' in page and 'href="../index.html"' in (out / "two/face_1/report.html").read_text()
     first = summary
 
     # another clip added later: the faces of the first run are read back from their reports

@@ -390,14 +390,16 @@ def index_html(rows: list[Mapping[str, object]], title: str = "") -> str:
     heads = ["face" if title else "clip", "frames", "with a face", "score", "positivity", "expressiveness", "attention",
              "blinks", "smiles", "yawns", "looking away"]
     failed = len(rows) - len(ok)
-    heading = title or f"{len(rows)} clips"
+    clips = len({str(r["stem"]).split("/")[0] for r in rows})
+    heading = title or f"{clips} clips"
+    per = " (one row per face of a clip with face_id)" if clips != len(rows) and not title else ""
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>facemap expression analysis: {esc(heading)}</title>
 <style>body{{font-family:sans-serif;margin:2em;max-width:1200px}}table{{border-collapse:collapse;margin:1em 0}}
 td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}td:first-child{{text-align:left}}
 th:first-child{{text-align:left}}tr.failed td{{background:#fdecea}}td.error{{text-align:left}}</style></head><body>
 <h1>Expression analysis: {esc(heading)}</h1>
-<p>{len(ok)} analysed{f", {failed} failed" if failed else ""}; each {"face" if title else "clip"}'s report is linked from its name;
+<p>{len(ok)} analysed{per}{f", {failed} failed" if failed else ""}; each {"face" if title else "clip" if not per else "clip's or face"}'s report is linked from its name;
 the same numbers are in summary.csv.</p>
 <table><tr>{"".join(f"<th>{h}</th>" for h in heads)}</tr>
 {"".join(body)}
