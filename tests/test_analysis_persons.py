@@ -440,3 +440,15 @@ def test_a_clip_without_any_face(tmp_path, capsys):
     top = report(out)
     assert top["faces"] == [] and top["inputs"]["frames"] is None and top["clip"]["stem"] == "none"
     assert pd.read_csv(out / "summary.csv").empty
+
+
+def test_baseline_frames_apply_to_every_face_and_an_error_names_the_face(built, tmp_path, capsys):
+    logs = built["logs"]
+    args = ["--landmarks", logs["landmarks"], "--meta", logs["meta"], "-q"]
+    rc, out, err = run([*args, "--baseline-frames", "60:65", "--out", tmp_path / "a"], capsys)
+    assert rc == 2 and err.rstrip().endswith("holds no frame with a face; choose frames where the person is visible and at rest (face_id 1)")
+    rc, out, err = run([*args, "--baseline-frames", "1:40", "--out", tmp_path / "b"], capsys)
+    assert rc == 0, err
+    for fid in (0, 1):
+        base = report(tmp_path / "b" / f"face_{fid}")["baseline"]
+        assert base["n_frames"] == 40 and base["method"] != "low_activity"

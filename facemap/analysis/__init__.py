@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from ..decode import Basis
+from ..errors import FacemapError
 from .baseline import Baseline, compute_baseline, parse_frame_range
 from .config import AnalysisConfig, load_config
 from .events import frame_durations_ms, label_events
@@ -139,4 +140,10 @@ def analyze_faces(
     that face's Analysis, each with its own baseline, over every frame of the clip (frames
     without the face are no face for it). ``baseline_frames`` applies to every face."""
     faces = load_face_inputs(landmarks, meta, raw, basis, fps, basis_dir)
-    return {fid: analyze(inputs, config, baseline_frames) for fid, inputs in faces.items()}
+    out = {}
+    for fid, inputs in faces.items():
+        try:
+            out[fid] = analyze(inputs, config, baseline_frames)
+        except FacemapError as exc:  # say whose analysis it was
+            raise type(exc)(f"{exc.template} (face_id {fid})") from None
+    return out
