@@ -452,3 +452,41 @@ def test_baseline_frames_apply_to_every_face_and_an_error_names_the_face(built, 
     for fid in (0, 1):
         base = report(tmp_path / "b" / f"face_{fid}")["baseline"]
         assert base["n_frames"] == 40 and base["method"] != "low_activity"
+
+
+def test_raw_params_logs_with_face_id_give_each_face_its_pose_free_analysis(tmp_path):
+    """FaceMap's raw log with face_id (a stand-in basis, synthetic params): each face's analysis
+    is that of its own rows alone."""
+    from facemap.io.records import RAW_COLUMNS
+    from tests.standins import write_basis
+
+    basis = write_basis(tmp_path / "basis")
+    rng = np.random.default_rng(0)
+    n, gap = 60, range(20, 25)
+    params = {f: rng.normal(0, 0.05, (n, 265)) for f in (0, 1)}
+    for f in (0, 1):
+        params[f][:, 219:258] = 0.02 * (f + 1) * np.sin(np.arange(n) / 5)[:, None]
+    raw, meta = [], []
+    for i in range(1, n + 1):
+        for f in (0, 1):
+            if f == 1 and i in gap:
+                continue
+            raw.append([i, f, *params[f][i - 1]])
+            meta.append([i, f, "ok", "detected", 10 + 500 * f, 10, 200 + 500 * f, 200, (i - 1) * 40])
+    raw = pd.DataFrame(raw, columns=["frame", "face_id", *RAW_COLUMNS[1:]])
+    meta = pd.DataFrame(meta, columns=["frame", "face_id", "status", "reason", "x0", "y0", "x1", "y1", "timestamp_ms"])
+    raw.to_csv(tmp_path / "two_raw.csv", index=False)
+    meta.to_csv(tmp_path / "two_meta.csv", index=False)
+    faces = analyze_faces(None, tmp_path / "two_meta.csv", tmp_path / "two_raw.csv", basis_dir=basis)
+    for f in (0, 1):
+        mine = meta[meta.face_id == f].drop(columns="face_id")
+        if f == 1:
+            absent = pd.DataFrame({"frame": list(gap), "status": "no_face", "reason": "detector_failed",
+                                   "timestamp_ms": [(i - 1) * 40 for i in gap]})
+            mine = pd.concat([mine, absent]).sort_values("frame")
+        mine.to_csv(tmp_path / f"s{f}_meta.csv", index=False)
+        raw[raw.face_id == f].drop(columns="face_id").to_csv(tmp_path / f"s{f}_raw.csv", index=False)
+        alone_ = analyze_logs(None, tmp_path / f"s{f}_meta.csv", tmp_path / f"s{f}_raw.csv", basis_dir=basis)
+        assert faces[f].inputs.source == "raw+basis" and faces[f].inputs.frames.size == n
+        pd.testing.assert_frame_equal(faces[f].frame_table(), alone_.frame_table())
+    assert int(faces[1].inputs.face.sum()) == n - len(gap)
