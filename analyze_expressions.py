@@ -81,7 +81,12 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.WARNING, format="analyze_expressions: %(levelname)s: %(message)s"
     )
     try:
-        from facemap.analysis import analyze_logs, load_config, parse_frame_range
+        from facemap.analysis import (
+            analyze_logs,
+            load_config,
+            logs_have_face_ids,
+            parse_frame_range,
+        )
         from facemap.analysis.report import write_outputs
 
         if args.logs is not None and (args.landmarks or args.meta or args.raw):
@@ -94,6 +99,8 @@ def main(argv: list[str] | None = None) -> int:
         frame_range = parse_frame_range(args.baseline_frames) if args.baseline_frames else None
         if args.logs is not None:
             return run_many(args, cfg, frame_range)
+        if logs_have_face_ids(args.landmarks, args.meta, args.raw):
+            return run_faces(args, cfg, frame_range)
         result = analyze_logs(
             args.landmarks, args.meta, args.raw, None, args.fps, cfg, frame_range, args.basis_dir
         )
@@ -136,27 +143,58 @@ def run_many(args: argparse.Namespace, cfg: AnalysisConfig, frame_range: tuple[i
             o = batch.analyze(
                 clip, fps=args.fps, config=cfg, baseline_frames=frame_range, basis_dir=args.basis_dir
             )
-            r = o.row
             if not o.ok:
-                print(f"analyze_expressions.py: error: {clip.stem}: {r['error']}", file=sys.stderr)
-            elif args.quiet:
-                print(f"{clip.stem} {r['overall_score']:.1f}")
-            else:
-                print(
-                    f"{clip.stem}: overall_score {r['overall_score']:.1f} (positivity {r['positivity']:.1f}, "
-                    f"expressiveness {r['expressiveness']:.1f}, attention {r['attention']:.1f}); frames "
-                    f"{r['frames']}, with a face {r['frames_with_face']}; blinks {r['blinks']}, smiles "
-                    f"{r['smiles']}, yawns {r['yawns']}, looking away {r['looking_away']}"
-                )
+                print(f"analyze_expressions.py: error: {clip.stem}: {o.row['error']}", file=sys.stderr)
+                continue
+            for r in o.rows:
+                print_row(r, args.quiet)
     failed = [o for o in batch.outcomes if not o.ok]
+    multi = sum(o.by_face for o in batch.outcomes)
     if not args.quiet or failed:
         which = f", {len(failed)} failed ({', '.join(o.clip.stem for o in failed)})" if failed else ""
+        per = f"; one row per face for the {multi} with face_id" if multi else ""
         print(
             f"{len(clips)} clip{'s' if len(clips) != 1 else ''}: {len(clips) - len(failed)} "
-            f"analysed{which}; summary.csv and index.html (one row per clip) in {Path(args.out)}",
+            f"analysed{which}; summary.csv and index.html (one row per clip{per}) in {Path(args.out)}",
             file=sys.stderr if failed else sys.stdout,
         )
     return failed[0].error.exit_code if failed else 0
+
+
+def run_faces(args: argparse.Namespace, cfg: AnalysisConfig, frame_range: tuple[int, int] | None) -> int:
+    """Logs with a face_id column: each face into OUT/face_<id>/, one line per face, then
+    report.json, summary.csv, index.html and a final line."""
+    from facemap.analysis import analyze_faces
+    from facemap.analysis.batch import write_faces
+
+    faces = analyze_faces(
+        args.landmarks, args.meta, args.raw, None, args.fps, cfg, frame_range, args.basis_dir
+    )
+    paths = {k: str(p) for k, p in (("landmarks", args.landmarks), ("meta", args.meta), ("raw", args.raw)) if p}
+    rows = write_faces(faces, Path(args.out), plots=not args.no_plots, paths=paths)
+    for r in rows:
+        print_row(r, args.quiet)
+    folders = ", ".join(f"{r['stem']}/" for r in rows)
+    if not args.quiet:
+        print(
+            f"{len(rows)} face{'s' if len(rows) != 1 else ''}: "
+            f"{folders or 'no face in any frame'}; "
+            f"report.json, summary.csv and index.html (one row per face) in {Path(args.out)}"
+        )
+    return 0
+
+
+def print_row(r: dict[str, object], quiet: bool) -> None:
+    """One analysed clip's (or face's) line, from its summary row."""
+    if quiet:
+        print(f"{r['stem']} {r['overall_score']:.1f}")
+        return
+    print(
+        f"{r['stem']}: overall_score {r['overall_score']:.1f} (positivity {r['positivity']:.1f}, "
+        f"expressiveness {r['expressiveness']:.1f}, attention {r['attention']:.1f}); frames "
+        f"{r['frames']}, with a face {r['frames_with_face']}; blinks {r['blinks']}, smiles "
+        f"{r['smiles']}, yawns {r['yawns']}, looking away {r['looking_away']}"
+    )
 
 
 def raise_usage(message: str) -> None:

@@ -12,7 +12,10 @@ The CSV files keep their layouts (users' scripts read them); only the table rena
   prefix ``expr_`` (``expr_pitch_deg``: the analyzer's pose estimate beside the meta log's).
 
 ``frame`` and ``timestamp_ms`` appear once (the meta log's timestamps, else the landmarks log's,
-else the analyzer's). One row per frame of the meta log.
+else the analyzer's). One row per frame of the meta log; with several faces a frame (logs with a
+``face_id`` column, infer.py ``--max-faces``), one row per meta row: per frame and face, the
+logs joined on ``frame`` and ``face_id`` (``<NA>`` on a frame's no-face row), each face's
+expressions.csv from the analyzer's ``face_<id>/`` folders.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .errors import InputFileError
-from .io.records import LOG_SUFFIXES, log_stem, read_table
+from .io.records import FACE_ID, LOG_SUFFIXES, log_stem, read_table
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -93,15 +96,22 @@ def load_logs(folder: Path | str, stem: str, analysis: Path | str | None = None)
         listed = ", ".join(known[:10]) + (" ..." if len(known) > 10 else "") if known else "none"
         raise InputFileError(f"{meta_path}: meta log not found; clips with a meta log in {folder}: {listed}")
     table = read_table(meta_path, "meta").rename(columns={c: f"box_{c}" for c in ("x0", "y0", "x1", "y1")})
+    keys = ["frame", FACE_ID] if FACE_ID in table else ["frame"]
 
     def join(part: pd.DataFrame, path: Path) -> None:
         nonlocal table
+        if (FACE_ID in part) != (FACE_ID in table):
+            has, lacks = (path, meta_path) if FACE_ID in part else (meta_path, path)
+            raise InputFileError(
+                f"{lacks}: has no face_id column but {has} has one (several faces a frame); the "
+                "logs are from different runs"
+            )
         if "timestamp_ms" in part and ("timestamp_ms" in table or part["timestamp_ms"].isna().all()):
             part = part.drop(columns="timestamp_ms")
-        clash = [c for c in part.columns if c != "frame" and c in table.columns]
+        clash = [c for c in part.columns if c not in keys and c in table.columns]
         if clash:
             raise InputFileError(f"{path}: column(s) {', '.join(clash)} already come from another log")
-        table = table.merge(part, on="frame", how="left", validate="one_to_one")
+        table = table.merge(part, on=keys, how="left", validate="one_to_one")
 
     lm_path = folder / f"{stem}{LOG_SUFFIXES['landmarks']}"
     if lm_path.is_file():
@@ -114,11 +124,54 @@ def load_logs(folder: Path | str, stem: str, analysis: Path | str | None = None)
             join(raw, raw_path)
         else:
             log.info("%s: holds no 3DMM parameters (a dlib run logs none); no p* columns", raw_path)
+    if FACE_ID in table:
+        found = find_face_expressions(folder, stem, None if analysis is None else Path(analysis))
+        if found:
+            import pandas as pd
+
+            parts = []
+            for fid, path in found.items():
+                part = read_table(path, "expressions")
+                part.insert(1, FACE_ID, pd.array([fid] * len(part), dtype="Int64"))
+                parts.append(part)
+            join(_expr_columns(pd.concat(parts, ignore_index=True), table, keys), found[min(found)].parent.parent)
+        return table
     expr_path = find_expressions(folder, stem, None if analysis is None else Path(analysis))
     if expr_path is not None:
-        expr = read_table(expr_path, "expressions")
-        if "timestamp_ms" in table:
-            expr = expr.drop(columns="timestamp_ms", errors="ignore")
-        expr = expr.rename(columns={c: EXPR_PREFIX + c for c in expr.columns if c != "frame" and c in table})
-        join(expr, expr_path)
+        join(_expr_columns(read_table(expr_path, "expressions"), table, keys), expr_path)
     return table
+
+
+def _expr_columns(expr: pd.DataFrame, table: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    if "timestamp_ms" in table:
+        expr = expr.drop(columns="timestamp_ms", errors="ignore")
+    return expr.rename(columns={c: EXPR_PREFIX + c for c in expr.columns if c not in keys and c in table})
+
+
+def find_face_expressions(logs: Path, stem: str, analysis: Path | None = None) -> dict[int, Path]:
+    """The analyzer's expressions.csv of each face of ``stem`` (face_id -> path), where a
+    per-face analysis writes them: ``analysis/<stem>/face_<id>/`` (several clips) or
+    ``analysis/face_<id>/`` (one clip), listed by the report.json beside them. Without
+    ``analysis``: ``analysis/`` beside the logs folder. Empty when there is none; an
+    InputFileError when ``analysis`` was given and holds none."""
+    from .analysis.report import read_report, report_clip
+
+    base = Path(analysis) if analysis is not None else logs.parent / "analysis"
+    for folder in (base / stem, base):
+        report = read_report(folder / "report.json")
+        if report is None or "faces" not in report or report_clip(report)["stem"] != stem:
+            continue
+        found = {}
+        for face in report["faces"]:
+            path = folder / str(face.get("folder", "")) / EXPRESSIONS
+            if path.is_file():
+                found[int(face["face_id"])] = path
+        if found:
+            return found
+    if analysis is not None:
+        raise InputFileError(
+            f"{base}: holds no per-face analysis of {stem} (expected {base / stem / 'face_0' / EXPRESSIONS} "
+            f"or {base / 'face_0' / EXPRESSIONS}, with a report.json of {stem} listing the faces); "
+            "pass the analyzer's output folder"
+        )
+    return {}

@@ -291,18 +291,37 @@ def expected_files(cmd: str, cwd: Path) -> list[str]:
         out = _values(args, "--out")[0]
         names = ["score.txt", "report.json", "expressions.csv", "report.html"]
         names += ["timeline.png"] * ("--no-plots" not in args)
+
+        def clip(folder: str, log: Path) -> list[str]:
+            """One clip's files; with face_id logs, face_<id>/ per face and the table of faces."""
+            ids = _face_ids(log)
+            if ids is None:
+                return [f"{folder}/{n}" for n in names]
+            return [f"{folder}/{t}" for t in ("report.json", "summary.csv", "index.html")] + [
+                f"{folder}/face_{i}/{n}" for i in ids for n in names
+            ]
+
         if "--logs" in args:  # each clip in <out>/<stem>/, and the table of clips
             logs = _values(args, "--logs")[0]
             pattern = f"{logs}/*_landmarks.csv" if (cwd / logs).is_dir() else logs
-            stems = [
-                Path(f).name.removesuffix("_landmarks.csv") for f in glob.glob(str(cwd / pattern))
-            ]
-            assert stems, f"{cmd}: no landmarks logs to analyse"
+            found = glob.glob(str(cwd / pattern))
+            assert found, f"{cmd}: no landmarks logs to analyse"
             return [f"{out}/summary.csv", f"{out}/index.html"] + [
-                f"{out}/{s}/{n}" for s in stems for n in names
+                f for lm in found for f in clip(f"{out}/{Path(lm).name.removesuffix('_landmarks.csv')}", Path(lm))
             ]
-        return [f"{out}/{n}" for n in names]
+        given = _values(args, "--landmarks") + _values(args, "--meta") + _values(args, "--raw")
+        return clip(out, cwd / given[0])
     return []
+
+
+def _face_ids(log: Path) -> list[int] | None:
+    """The face ids in a log with a face_id column (several faces a frame), else None."""
+    import pandas as pd
+
+    if not log.is_file():
+        return None
+    table = pd.read_csv(log, usecols=lambda c: c.strip() == "face_id")
+    return sorted(int(i) for i in table.iloc[:, 0].dropna().unique()) if table.shape[1] else None
 
 
 RUN = sorted({b.doc for b in ALL if b.skip is None and (b.commands or b.code)})

@@ -1,6 +1,7 @@
 """Expression analysis: features -> baseline -> labels -> events -> scores -> report.
 
-``analyze_logs`` is the one call the CLI makes; the steps are importable on their own.
+``analyze_logs`` is the one call the CLI makes for a clip (``analyze_faces`` for logs with a
+``face_id`` column: one Analysis per face); the steps are importable on their own.
 """
 
 from __future__ import annotations
@@ -13,10 +14,11 @@ import numpy as np
 import pandas as pd
 
 from ..decode import Basis
+from ..errors import FacemapError
 from .baseline import Baseline, compute_baseline, parse_frame_range
 from .config import AnalysisConfig, load_config
 from .events import frame_durations_ms, label_events
-from .inputs import Inputs, load_inputs
+from .inputs import Inputs, load_face_inputs, load_inputs, logs_have_face_ids
 from .labels import LABELS, NO_FACE, PRIORITY, Labelled, label_frames
 from .scores import Scores, compute_scores
 
@@ -29,9 +31,12 @@ __all__ = [
     "Baseline",
     "Inputs",
     "analyze",
+    "analyze_faces",
     "analyze_logs",
     "load_config",
+    "load_face_inputs",
     "load_inputs",
+    "logs_have_face_ids",
     "parse_frame_range",
 ]
 
@@ -119,3 +124,26 @@ def analyze_logs(
     3DMM params."""
     inputs = load_inputs(landmarks, meta, raw, basis, fps, basis_dir)
     return analyze(inputs, config, baseline_frames)
+
+
+def analyze_faces(
+    landmarks: Path | None = None,
+    meta: Path | None = None,
+    raw: Path | None = None,
+    basis: Basis | None = None,
+    fps: float | None = None,
+    config: AnalysisConfig | None = None,
+    baseline_frames: tuple[int, int] | None = None,
+    basis_dir: Path | None = None,
+) -> dict[int, Analysis]:
+    """``analyze_logs`` for logs with a ``face_id`` column (several faces a frame): face_id ->
+    that face's Analysis, each with its own baseline, over every frame of the clip (frames
+    without the face are no face for it). ``baseline_frames`` applies to every face."""
+    faces = load_face_inputs(landmarks, meta, raw, basis, fps, basis_dir)
+    out = {}
+    for fid, inputs in faces.items():
+        try:
+            out[fid] = analyze(inputs, config, baseline_frames)
+        except FacemapError as exc:  # say whose analysis it was
+            raise type(exc)(f"{exc.template} (face_id {fid})") from None
+    return out

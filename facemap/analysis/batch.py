@@ -7,24 +7,39 @@ write ``<out>/summary.csv`` and ``<out>/index.html`` with one row per clip.
 
 A clip that cannot be analysed (a bad log, no landmarks) is recorded with its error and the others
 still run. The summary and index are written when the ``with`` block ends without an exception.
+
+A clip whose logs have a ``face_id`` column (several faces a frame) is analysed face by face
+(``write_faces``): ``<out>/<stem>/face_<id>/`` per face, ``<out>/<stem>/`` holding a report.json
+that lists the faces and that clip's summary.csv and index.html, and one summary row per face
+(stem ``<stem>/face_<id>``).
 """
 
 from __future__ import annotations
 
 import glob
 import html
+import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
+from .._version import __version__
 from ..errors import FacemapError, InputFileError, OutputError, UsageError
 from ..io.outputs import OutputDir, atomic_write_bytes
 from ..io.records import LOG_SUFFIXES, log_stem
-from . import analyze_logs
+from . import Analysis, analyze_faces, analyze_logs, logs_have_face_ids
 from .config import AnalysisConfig
-from .report import SUMMARY_NAMES, read_report, report_clip, report_dict, write_outputs
+from .report import (
+    OUTPUT_NAMES,
+    SUMMARY_NAMES,
+    clip_of,
+    read_report,
+    report_clip,
+    report_dict,
+    write_outputs,
+)
 
 log = logging.getLogger(__name__)
 
@@ -67,12 +82,19 @@ class ClipLogs:
 
 @dataclass(frozen=True)
 class ClipOutcome:
-    """What became of one clip: its folder, the summary row, and the error when it failed."""
+    """What became of one clip: its folder, its summary rows (one; one per face when its logs
+    have face_id), and the error when it failed."""
 
     clip: ClipLogs
     folder: Path
-    row: dict[str, object]
+    rows: tuple[dict[str, object], ...]
     error: FacemapError | None = None
+    by_face: bool = False  # the logs have face_id: one row per face
+
+    @property
+    def row(self) -> dict[str, object]:
+        """The clip's (first) summary row."""
+        return self.rows[0]
 
     @property
     def ok(self) -> bool:
@@ -134,8 +156,14 @@ def find_clips(spec: str | Path) -> list[ClipLogs]:
     return clips
 
 
+def face_folder(face_id: int) -> str:
+    """The folder of one face's analysis: ``face_<id>``."""
+    return f"face_{face_id}"
+
+
 def summary_row(stem: str, report: Mapping[str, object]) -> dict[str, object]:
-    """The summary.csv row of one analysed clip, from its report.json content."""
+    """The summary.csv row of one analysed clip (or face: ``stem`` then names it, ``face_0``),
+    from its report.json content; the row links ``<stem>/report.html``."""
     sub = report["sub_scores"]
     ev = report["events"]["summary"]
     return {
@@ -209,47 +237,139 @@ class Batch:
                     f"{where}: no landmarks log beside it ({clip.stem}{LOG_SUFFIXES['landmarks']}); "
                     "write one with {dump_landmarks_csv}"
                 )
-            result = analyze_logs(
-                clip.landmarks, clip.meta, clip.raw, None, fps, config, baseline_frames, basis_dir
-            )
-            write_outputs(result, folder, plots=self.plots)
-            outcome = ClipOutcome(clip, folder, summary_row(clip.stem, report_dict(result)))
+            args = (clip.landmarks, clip.meta, clip.raw, None, fps, config, baseline_frames, basis_dir)
+            if logs_have_face_ids(clip.landmarks, clip.meta, clip.raw):
+                faces = analyze_faces(*args)
+                rows = write_faces(faces, folder, plots=self.plots, paths=clip_paths(clip))
+                named = (f"{clip.stem}/{r['stem']}" for r in rows)
+                rows = tuple(dict(r, stem=s, report=f"{s}/report.html") for s, r in zip(named, rows, strict=True))
+                outcome = ClipOutcome(clip, folder, rows, by_face=True)
+            else:
+                result = analyze_logs(*args)
+                write_outputs(result, folder, plots=self.plots)
+                outcome = ClipOutcome(clip, folder, (summary_row(clip.stem, report_dict(result)),))
         except FacemapError as exc:
             row = {c: "" for c in SUMMARY_COLUMNS}
             row.update(stem=clip.stem, status="failed", error=exc.render(self.names))
-            outcome = ClipOutcome(clip, folder, row, exc)
+            outcome = ClipOutcome(clip, folder, (row,), exc)
         self.outcomes.append(outcome)
         return outcome
 
     def rows(self) -> list[dict[str, object]]:
-        """One row per clip, by stem: this run's clips, and clips analysed into ``out`` by an
-        earlier run (read back from their report.json)."""
-        rows = {o.clip.stem: o.row for o in self.outcomes}
+        """One row per clip (per face of a clip with face_id), by stem: this run's clips, and
+        clips analysed into ``out`` by an earlier run (read back from their report.json)."""
+        rows = {r["stem"]: r for o in self.outcomes for r in o.rows}
+        done = {o.clip.stem for o in self.outcomes}
         for marker in sorted(self.path.glob("*/.facemap-output")):
             stem = marker.parent.name
-            if stem in rows:
+            if stem in done:
                 continue
             if "report.json" not in OutputDir(marker.parent).listed():
                 continue
             report = read_report(marker.parent / "report.json")
             try:
-                rows[stem] = summary_row(stem, report)
+                if isinstance(report, dict) and "faces" in report:
+                    rows.update((r["stem"], r) for r in _read_face_rows(marker.parent, stem))
+                else:
+                    rows[stem] = summary_row(stem, report)
             except (KeyError, TypeError):  # not an analysis report
                 continue
-        return [rows[s] for s in sorted(rows)]
+        return [rows[s] for s in sorted(rows, key=_natural)]
 
     def _write_summary(self) -> None:
-        import pandas as pd
-
-        rows = self.rows()
-        table = pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
-        csv_path, html_path = (self._dir.file(name) for name in SUMMARY_NAMES)
-        atomic_write_bytes(csv_path, table.to_csv(index=False, lineterminator="\n").encode("utf-8"))
-        atomic_write_bytes(html_path, index_html(rows).encode("utf-8"))
+        _write_tables(self._dir, self.rows())
 
 
-def index_html(rows: list[Mapping[str, object]]) -> str:
-    """index.html: one row per clip, each analysed clip linking its report.html."""
+def _natural(stem: str) -> tuple:
+    """Sort key: ``face_10`` after ``face_9``; clips by name."""
+    head, _, tail = stem.rpartition("/face_")
+    return (head, int(tail)) if head and tail.isdigit() else (stem, -1)
+
+
+def _read_face_rows(folder: Path, stem: str) -> list[dict[str, object]]:
+    """The summary rows of a clip analysed face by face into ``folder`` by an earlier run."""
+    report = read_report(folder / "report.json") or {}
+    rows = []
+    for face in report["faces"]:
+        name = face_folder(int(face["face_id"]))
+        rows.append(summary_row(f"{stem}/{name}", read_report(folder / name / "report.json")))
+    return rows
+
+
+def _write_tables(out: OutputDir, rows: list[dict[str, object]], title: str = "") -> None:
+    import pandas as pd
+
+    table = pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
+    csv_path, html_path = (out.file(name) for name in SUMMARY_NAMES)
+    atomic_write_bytes(csv_path, table.to_csv(index=False, lineterminator="\n").encode("utf-8"))
+    atomic_write_bytes(html_path, index_html(rows, title).encode("utf-8"))
+
+
+def clip_paths(clip: ClipLogs) -> dict[str, str]:
+    """The paths of a clip's logs by kind, as an analysis records them."""
+    return {k: str(p) for k, p in (("landmarks", clip.landmarks), ("meta", clip.meta), ("raw", clip.raw)) if p}
+
+
+def write_faces(
+    faces: Mapping[int, Analysis],
+    out_dir: Path,
+    plots: bool = True,
+    paths: Mapping[str, str] | None = None,
+) -> list[dict[str, object]]:
+    """Write the analyses of one clip's faces (``analyze_faces``): ``face_<id>/`` each (the files
+    of one clip), a report.json listing the faces, summary.csv and index.html with one row per
+    face (stem ``face_<id>``). ``paths``: the clip's logs, for the report when no face was found.
+    Returns the summary rows. Refuses (OutputError) a folder that holds another clip's analysis
+    or several clips'; its own earlier analysis of this clip is replaced."""
+    first = next(iter(faces.values()), None)
+    logs = dict(first.inputs.paths) if first is not None else dict(paths or {})
+    clip = clip_of(logs)
+    with OutputDir(Path(out_dir)) as out:
+        old = read_report(out.path / "report.json") if out.wrote("report.json") else None
+        if old is not None:
+            there = report_clip(old)
+            if (there["stem"], there["logs"]) != (clip["stem"], clip["logs"]):
+                raise OutputError(
+                    f"{out.path}: holds the analysis of another clip ({there['stem'] or '?'}, logs in "
+                    f"{there['logs'] or '?'}); facemap does not overwrite it: choose another {{output}}"
+                )
+            if "faces" not in old:  # this clip analysed as one face: its files would not match
+                for name in OUTPUT_NAMES:
+                    if name != "report.json":
+                        out.forget(name)
+        elif out.wrote(SUMMARY_NAMES[0]):
+            raise OutputError(
+                f"{out.path}: holds the analysis of several clips ({SUMMARY_NAMES[0]}); facemap does "
+                "not write one clip over them: choose another {output}"
+            )
+        rows, listed = [], []
+        for fid in sorted(faces):
+            name = face_folder(fid)
+            write_outputs(faces[fid], out.path / name, plots=plots)
+            report = report_dict(faces[fid])
+            rows.append(summary_row(name, report))
+            listed.append(
+                {
+                    "face_id": fid,
+                    "folder": name,
+                    "frames_with_face": report["inputs"]["frames_with_face"],
+                    "overall_score": report["overall_score"],
+                }
+            )
+        frames = int(first.inputs.frames.size) if first is not None else None  # no face: not known
+        doc = {
+            "clip": clip,
+            "faces": listed,
+            "inputs": {**logs, "frames": frames},
+            "version": __version__,
+        }
+        atomic_write_bytes(out.file("report.json"), (json.dumps(doc, indent=2) + "\n").encode())
+        _write_tables(out, rows, f"{len(rows)} face{'s' if len(rows) != 1 else ''} of {clip['stem'] or '?'}")
+    return rows
+
+
+def index_html(rows: list[Mapping[str, object]], title: str = "") -> str:
+    """index.html: one row per clip (or face), each analysed one linking its report.html."""
     esc = html.escape
     ok = [r for r in rows if r["status"] == "ok"]
     body = []
@@ -267,16 +387,19 @@ def index_html(rows: list[Mapping[str, object]]) -> str:
                 f'<tr class="failed"><td>{esc(str(r["stem"]))}</td>'
                 f'<td colspan="10" class="error">failed: {esc(str(r["error"]))}</td></tr>'
             )
-    heads = ["clip", "frames", "with a face", "score", "positivity", "expressiveness", "attention",
+    heads = ["face" if title else "clip", "frames", "with a face", "score", "positivity", "expressiveness", "attention",
              "blinks", "smiles", "yawns", "looking away"]
     failed = len(rows) - len(ok)
+    clips = len({str(r["stem"]).split("/")[0] for r in rows})
+    heading = title or f"{clips} clips"
+    per = " (one row per face of a clip with face_id)" if clips != len(rows) and not title else ""
     return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>facemap expression analysis: {len(rows)} clips</title>
+<html lang="en"><head><meta charset="utf-8"><title>facemap expression analysis: {esc(heading)}</title>
 <style>body{{font-family:sans-serif;margin:2em;max-width:1200px}}table{{border-collapse:collapse;margin:1em 0}}
 td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}td:first-child{{text-align:left}}
 th:first-child{{text-align:left}}tr.failed td{{background:#fdecea}}td.error{{text-align:left}}</style></head><body>
-<h1>Expression analysis: {len(rows)} clips</h1>
-<p>{len(ok)} analysed{f", {failed} failed" if failed else ""}; each clip's report is linked from its name;
+<h1>Expression analysis: {esc(heading)}</h1>
+<p>{len(ok)} analysed{per}{f", {failed} failed" if failed else ""}; each {"face" if title else "clip" if not per else "clip's or face"}'s report is linked from its name;
 the same numbers are in summary.csv.</p>
 <table><tr>{"".join(f"<th>{h}</th>" for h in heads)}</tr>
 {"".join(body)}

@@ -12,7 +12,16 @@ import pandas as pd
 
 from ..decode import Basis, Decoder
 from ..errors import InputFileError, UsageError
-from ..io.records import MetaLog, read_landmarks, read_meta, read_raw
+from ..io.records import (
+    NO_FACE_ID,
+    LandmarkLog,
+    MetaLog,
+    RawLog,
+    has_face_id,
+    read_landmarks,
+    read_meta,
+    read_raw,
+)
 from .features import FEATURE_COLUMNS, SHAPE_FEATURES, canonical_features, landmark_features
 
 log = logging.getLogger(__name__)
@@ -28,7 +37,8 @@ class Inputs:
     """N frames: ``frames`` (N,) 1-based, ``timestamp_ms`` (N,), ``face`` (N,) bool, ``features``
     (N rows, NaN where no face), ``source`` ("landmarks" or "raw+basis"), ``paths`` of the logs;
     ``typical``: shape features of a typical neutral face when the input defines one (the basis
-    mean face with raw params), else None (the analysis settings give them)."""
+    mean face with raw params), else None (the analysis settings give them); ``face_id``: the
+    face these are of, in logs with several faces a frame (else None)."""
 
     frames: np.ndarray
     timestamp_ms: np.ndarray
@@ -39,6 +49,7 @@ class Inputs:
     fps: float | None = None
     time_source: str = ""
     typical: dict[str, float] | None = None
+    face_id: int | None = None
 
 
 def _first_nan_frame(values: np.ndarray, frames: np.ndarray) -> int | None:
@@ -158,20 +169,15 @@ def mean_face_features(basis: Basis) -> dict[str, float]:
     return {c: float(feats[c].iloc[0]) for c in SHAPE_FEATURES}
 
 
-def load_inputs(
-    landmarks: Path | None = None,
-    meta: Path | None = None,
-    raw: Path | None = None,
-    basis: Basis | None = None,
-    fps: float | None = None,
-    basis_dir: Path | None = None,
-) -> Inputs:
-    """Read and cross-check the logs; compute features (pose-free when ``raw`` holds params).
-
-    A raw log that holds no params (a dlib run logs none) is noted and the landmarks are used.
-    The 3DMM basis (``basis``, else loaded from ``basis_dir`` or the cache, never downloaded) is
-    only needed, and only looked for, when the raw log holds params.
-    """
+def _read_logs(
+    landmarks: Path | None,
+    meta: Path | None,
+    raw: Path | None,
+    basis: Basis | None,
+    fps: float | None,
+    basis_dir: Path | None,
+) -> tuple[MetaLog | None, LandmarkLog | None, RawLog | None, Basis | None, dict[str, str]]:
+    """Read the logs (strict), drop a raw log without params, find the basis when needed."""
     if landmarks is None and raw is None:
         raise UsageError("give {landmarks} (a landmarks log) or {raw} with a 3DMM basis")
     if fps is not None and not (np.isfinite(fps) and fps > 0):
@@ -204,7 +210,128 @@ def load_inputs(
 
         basis = load_basis(basis_dir, download=False)
     paths = {k: str(p) for k, p in (("landmarks", landmarks), ("meta", meta), ("raw", raw)) if p}
+    return mt, lm, rw, basis, paths
 
+
+def logs_have_face_ids(
+    landmarks: Path | None = None, meta: Path | None = None, raw: Path | None = None
+) -> bool:
+    """True when the clip's logs have a ``face_id`` column (infer.py ``--max-faces N``, N != 1:
+    several faces a frame); an InputFileError when some of them have it and some do not. A log
+    that is not there is left to the reader to report."""
+    given = {p: has_face_id(p) for p in (meta, landmarks, raw) if p is not None and Path(p).is_file()}
+    if len(set(given.values())) > 1:
+        multi = next(p for p, v in given.items() if v)
+        single = next(p for p, v in given.items() if not v)
+        raise InputFileError(
+            f"{single}: has no face_id column but {multi} has one (several faces a frame); "
+            "the logs are from different runs: give the logs of one run"
+        )
+    return any(given.values())
+
+
+def _multi_only(mt: MetaLog | None, lm: LandmarkLog | None, rw: RawLog | None) -> None:
+    """Refuse one-face reading of several-faces logs."""
+    for lg in (mt, lm, rw):
+        if lg is not None and lg.face_ids is not None:
+            raise InputFileError(
+                f"{lg.path}: has a face_id column (several faces a frame); "
+                "analyse each face with load_face_inputs / analyze_faces"
+            )
+
+
+def load_inputs(
+    landmarks: Path | None = None,
+    meta: Path | None = None,
+    raw: Path | None = None,
+    basis: Basis | None = None,
+    fps: float | None = None,
+    basis_dir: Path | None = None,
+) -> Inputs:
+    """Read and cross-check the logs; compute features (pose-free when ``raw`` holds params).
+
+    A raw log that holds no params (a dlib run logs none) is noted and the landmarks are used.
+    The 3DMM basis (``basis``, else loaded from ``basis_dir`` or the cache, never downloaded) is
+    only needed, and only looked for, when the raw log holds params. Logs with a ``face_id``
+    column (several faces a frame) are an InputFileError: see ``load_face_inputs``.
+    """
+    logs_have_face_ids(landmarks, meta, raw)  # a mixed set gets its own message
+    mt, lm, rw, basis, paths = _read_logs(landmarks, meta, raw, basis, fps, basis_dir)
+    _multi_only(mt, lm, rw)
+    return _build(mt, lm, rw, basis, fps, paths)
+
+
+def load_face_inputs(
+    landmarks: Path | None = None,
+    meta: Path | None = None,
+    raw: Path | None = None,
+    basis: Basis | None = None,
+    fps: float | None = None,
+    basis_dir: Path | None = None,
+) -> dict[int, Inputs]:
+    """``load_inputs`` for logs with a ``face_id`` column: face_id -> that face's Inputs, by id.
+
+    Each face's timeline is every frame of the clip (the meta log's frames, else every frame from
+    the first to the last logged one): frames where the face has no row are no face for it, so
+    times stay clip times. Logs without face_id are an InputFileError (see ``load_inputs``).
+    """
+    if not logs_have_face_ids(landmarks, meta, raw):
+        given = next(p for p in (meta, landmarks, raw) if p is not None)
+        raise InputFileError(
+            f"{given}: has no face_id column (one face a frame); analyse it with load_inputs / analyze_logs"
+        )
+    mt, lm, rw, basis, paths = _read_logs(landmarks, meta, raw, basis, fps, basis_dir)
+    for lg in (lm, rw):
+        if lg is not None and (lg.face_ids == NO_FACE_ID).any():
+            r = int(np.argmax(lg.face_ids == NO_FACE_ID))
+            raise InputFileError(
+                f"{lg.path}: frame {int(lg.frames[r])} has a row with an empty face_id; every "
+                "landmarks or raw row is of a face and names it"
+            )
+    ids = np.unique(np.concatenate([lg.face_ids for lg in (mt, lm, rw) if lg is not None]))
+    ids = [int(i) for i in ids if i != NO_FACE_ID]
+    frames = None
+    if mt is None:
+        known = np.concatenate([lg.frames for lg in (lm, rw) if lg is not None])
+        frames = _frame_span(known, lm.path if lm is not None else rw.path)
+    out = {}
+    for fid in ids:
+        try:
+            out[fid] = _build(
+                None if mt is None else mt.of_face(fid),
+                None if lm is None else lm.of_face(fid),
+                None if rw is None else rw.of_face(fid),
+                basis, fps, paths, frames, fid,
+            )
+        except InputFileError as exc:
+            raise InputFileError(f"{exc.template} (face_id {fid})") from None
+    return out
+
+
+def _frame_span(known: np.ndarray, path: Path) -> np.ndarray:
+    """Every frame from the first to the last of ``known`` (no meta log lists them)."""
+    first, last = int(known.min()), int(known.max())
+    if last - first + 1 > MAX_GAP_FACTOR * known.size + MAX_GAP_FRAMES:
+        raise InputFileError(
+            f"{path}: frame numbers run from {first} to {last}, but the log holds {known.size} "
+            "rows; is a frame number mistyped? Fix it, or pass {meta} (the meta log lists "
+            "every frame)"
+        )
+    return np.arange(first, last + 1, dtype=np.int64)
+
+
+def _build(
+    mt: MetaLog | None,
+    lm: LandmarkLog | None,
+    rw: RawLog | None,
+    basis: Basis | None,
+    fps: float | None,
+    paths: dict[str, str],
+    frames: np.ndarray | None = None,
+    face_id: int | None = None,
+) -> Inputs:
+    """Cross-check one face's logs and compute its features over ``frames`` (default: the meta
+    log's frames, else the span of the logged ones)."""
     if lm is not None and (bad := _first_nan_frame(lm.landmarks, lm.frames)) is not None:
         raise InputFileError(
             f"{lm.path}: frame {bad} has empty or NaN coordinates; a landmarks row must hold all "
@@ -224,17 +351,9 @@ def load_inputs(
         if rw is not None:
             _check_against_meta(rw.frames, None, mt, rw.path)
         frames = mt.frames
-    else:
+    elif frames is None:
         known = lm.frames if lm is not None else rw.frames
-        first, last = int(known.min()), int(known.max())
-        if last - first + 1 > MAX_GAP_FACTOR * known.size + MAX_GAP_FRAMES:
-            path = lm.path if lm is not None else rw.path
-            raise InputFileError(
-                f"{path}: frame numbers run from {first} to {last}, but the log holds {known.size} "
-                "rows; is a frame number mistyped? Fix it, or pass {meta} (the meta log lists "
-                "every frame)"
-            )
-        frames = np.arange(first, last + 1, dtype=np.int64)
+        frames = _frame_span(known, lm.path if lm is not None else rw.path)
     if lm is not None and rw is not None:
         common = np.intersect1d(lm.frames, rw.frames)
         if common.size < 0.5 * min(lm.frames.size, rw.frames.size):
@@ -245,7 +364,7 @@ def load_inputs(
 
     sources = []
     for log_ in (mt, lm):
-        if log_ is not None and log_.timestamps_ms is not None:
+        if log_ is not None and log_.timestamps_ms is not None and log_.frames.size:
             sources.append((log_.path, log_.frames, log_.timestamps_ms))
     t_ms, time_source = _timestamps(frames, sources, fps)
 
@@ -271,4 +390,4 @@ def load_inputs(
         face &= (mt.status != "no_face") & (mt.reason != "no_bbox")
     values[~face] = np.nan
     feats = pd.DataFrame(values, columns=FEATURE_COLUMNS)
-    return Inputs(frames, t_ms, face, feats, source, paths, fps, time_source, typical)
+    return Inputs(frames, t_ms, face, feats, source, paths, fps, time_source, typical, face_id)

@@ -65,8 +65,10 @@ def report_dict(result: Analysis) -> dict[str, object]:
     total_ms = float(result.duration_ms.sum())
     ev = result.events.copy()
     ev[["start_ms", "end_ms", "duration_ms"]] = ev[["start_ms", "end_ms", "duration_ms"]].round(1)
+    face = {} if inp.face_id is None else {"face_id": inp.face_id}
     return {
         "clip": clip_of(inp.paths),
+        **face,
         "overall_score": round(sc.overall_score, 1),
         "frames_scored": int(inp.face.sum()),
         "class_distribution": class_distribution,
@@ -124,13 +126,16 @@ def _html(result: Analysis, report: dict, png: bytes | None) -> str:
         else "<p>(no plot)</p>"
     )
     src = esc(", ".join(f"{k}: {v}" for k, v in result.inputs.paths.items()))
+    face = "" if result.inputs.face_id is None else f": face {result.inputs.face_id}"
+    back = "" if result.inputs.face_id is None else '\n<p><a href="../index.html">every face of this clip</a></p>'
+
     return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>facemap expression report</title>
+<html lang="en"><head><meta charset="utf-8"><title>facemap expression report{face}</title>
 <style>body{{font-family:sans-serif;margin:2em;max-width:1200px}}table{{border-collapse:collapse;margin:1em 0}}
 td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}td:first-child{{text-align:left}}
 .score{{font-size:3em;font-weight:bold}}</style></head><body>
-<h1>Expression report</h1>
-<p>{src} &middot; facemap {esc(__version__)}</p>
+<h1>Expression report{face}</h1>
+<p>{src} &middot; facemap {esc(__version__)}</p>{back}
 <p class="score">{report["overall_score"]:.1f} / 100</p>
 <table><tr><th>positivity</th><th>expressiveness</th><th>attention</th><th>frames with a face</th></tr>
 <tr><td>{sub["positivity"]:.1f}</td><td>{sub["expressiveness"]:.1f}</td><td>{sub["attention"]:.1f}</td>
@@ -177,14 +182,17 @@ def write_outputs(result: Analysis, out_dir: Path, plots: bool = True) -> dict[s
 def refuse_another_clip(out: OutputDir, clip: Mapping[str, str]) -> None:
     """Raise OutputError when ``out`` holds facemap's analysis of another clip (or of several
     clips): facemap never overwrites it. Its own earlier analysis of ``clip`` is replaced."""
+    old = read_report(out.path / "report.json") if out.wrote("report.json") else None
+    if old is not None and "faces" in old:
+        raise OutputError(
+            f"{out.path}: holds the analysis of several faces of {report_clip(old)['stem'] or '?'} "
+            "(report.json, face_<id>/); facemap does not write one face over them: choose another {output}"
+        )
     if out.wrote(SUMMARY_NAMES[0]):
         raise OutputError(
             f"{out.path}: holds the analysis of several clips ({SUMMARY_NAMES[0]}); facemap does "
             "not write one clip over them: choose another {output}, or add this clip to them with {logs}"
         )
-    if not out.wrote("report.json"):
-        return
-    old = read_report(out.path / "report.json")
     there = report_clip(old) if old is not None else None
     if there is not None and (there["stem"], there["logs"]) != (clip["stem"], clip["logs"]):
         raise OutputError(

@@ -10,6 +10,11 @@ are appended at the end):
 
 ``frame`` is the 1-based index of the decoded frame (1 for an image). Coordinates are image
 pixels, x0,y0,x1,y1 in the meta file are the inclusive face box, angles are degrees.
+
+With several faces a frame (``FrameLogs(multi=True)``) every log has ``face_id`` right after
+``frame`` and one row per face per frame; a frame without a face keeps one ``no_face`` meta and
+summary row with an empty ``face_id``. The readers give such a log's ``face_ids`` (-1 where
+empty); ``MetaLog.of_face`` and ``LandmarkLog.of_face`` / ``RawLog.of_face`` give one face's view.
 """
 
 from __future__ import annotations
@@ -275,12 +280,20 @@ class FrameLogs:
 
 @dataclass(frozen=True)
 class LandmarkLog:
-    """A landmarks log: frames (N,) int, landmarks (N, 68, 2) pixels, timestamps_ms (N,) or None."""
+    """A landmarks log: frames (N,) int, landmarks (N, 68, 2) pixels, timestamps_ms (N,) or None;
+    face_ids (N,) int when the log has a face_id column, else None."""
 
     path: Path
     frames: np.ndarray
     landmarks: np.ndarray
     timestamps_ms: np.ndarray | None
+    face_ids: np.ndarray | None = None
+
+    def of_face(self, face_id: int) -> LandmarkLog:
+        """The rows of one face (a log with face_ids), without the face_id column."""
+        keep = _rows_of(self.face_ids, face_id, self.path)
+        ts = None if self.timestamps_ms is None else self.timestamps_ms[keep]
+        return LandmarkLog(self.path, self.frames[keep], self.landmarks[keep], ts)
 
 
 @dataclass(frozen=True)
@@ -295,6 +308,26 @@ class MetaLog:
     boxes: np.ndarray
     timestamps_ms: np.ndarray | None
     pose_deg: np.ndarray | None
+    face_ids: np.ndarray | None = None
+
+    def of_face(self, face_id: int) -> MetaLog:
+        """One face's view of a log with face_ids: one row per frame of the log, the face's own
+        row where it has one, else ``no_face`` (reason ``FACE_ABSENT`` when other faces are there,
+        the frame's own reason on a frame without a face) with no box; timestamps are the frame's."""
+        ids = _rows_of(self.face_ids, face_id, self.path)
+        frames, first = np.unique(self.frames, return_index=True)
+        mine = np.flatnonzero(ids)
+        at = np.searchsorted(frames, self.frames[mine])
+        status = np.full(frames.size, "no_face", dtype=object)
+        reason = np.where(self.face_ids[first] == NO_FACE_ID, self.reason[first], FACE_ABSENT).astype(object)
+        boxes = np.full((frames.size, 4), np.nan)
+        status[at], reason[at], boxes[at] = self.status[mine], self.reason[mine], self.boxes[mine]
+        pose = None
+        if self.pose_deg is not None:
+            pose = np.full((frames.size, 3), np.nan)
+            pose[at] = self.pose_deg[mine]
+        ts = None if self.timestamps_ms is None else self.timestamps_ms[first]
+        return MetaLog(self.path, frames, status, reason, boxes, ts, pose)
 
 
 @dataclass(frozen=True)
@@ -304,12 +337,42 @@ class RawLog:
     path: Path
     frames: np.ndarray
     params: np.ndarray
+    face_ids: np.ndarray | None = None
+
+    def of_face(self, face_id: int) -> RawLog:
+        """The rows of one face (a log with face_ids), without the face_id column."""
+        keep = _rows_of(self.face_ids, face_id, self.path)
+        return RawLog(self.path, self.frames[keep], self.params[keep])
+
+
+FACE_ID = "face_id"
+NO_FACE_ID = -1  # the face_id of a frame's no-face row (an empty cell)
+# The reason of a frame, in one face's view of a several-faces meta log, where that face has no
+# row but other faces have.
+FACE_ABSENT = "face_absent"
+
+
+def _rows_of(face_ids: np.ndarray | None, face_id: int, path: Path) -> np.ndarray:
+    if face_ids is None:
+        raise ValueError(f"{path}: has no face_id column")
+    return face_ids == face_id
+
+
+def has_face_id(path: Path) -> bool:
+    """True when the log's header has a ``face_id`` column (several faces a frame); False for a
+    file that cannot be read (the reader then says why)."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            header = fh.readline()
+    except (OSError, UnicodeDecodeError):
+        return False
+    return FACE_ID in (c.strip() for c in header.split(","))
 
 
 # Largest frame number accepted (a week of video at 1000 fps); beyond it a value is not a frame.
 MAX_FRAME = 1e9
 # Columns that hold text; every other column of a log is numeric.
-_TEXT_COLUMNS = ("status", "reason")
+_TEXT_COLUMNS = ("status", "reason", FACE_ID)
 
 
 def _read_clean(path: Path, required: list[str]) -> pd.DataFrame | None:
@@ -403,13 +466,60 @@ def _frames(df: pd.DataFrame, path: Path, what: str) -> np.ndarray:
     return f.astype(np.int64)
 
 
+def _face_ids(df: pd.DataFrame, path: Path, what: str) -> np.ndarray | None:
+    """(N,) int face ids (NO_FACE_ID where empty), or None when the log has no face_id column."""
+    if FACE_ID not in df.columns:
+        return None
+    text = _stripped_text(df[FACE_ID])
+    out = np.full(text.size, NO_FACE_ID, dtype=np.int64)
+    given = text != ""
+    for value in np.unique(text[given]):
+        try:
+            number = float(value)
+        except ValueError:
+            number = -1.5
+        if not (number >= 0 and number == int(number)):
+            r = int(np.argmax(text == value))
+            raise InputFileError(
+                f"{path}: {what} row {r + 2} has face_id {value!r}; a face_id is a whole number "
+                "from 0 (empty on a frame without a face)"
+            )
+        out[given & (text == value)] = int(number)
+    return out
+
+
+def _check_faces(frames: np.ndarray, ids: np.ndarray, path: Path, what: str) -> None:
+    """A several-faces log: frames in increasing order, each (frame, face_id) once."""
+    if frames.size > 1 and (step := np.diff(frames)).min() < 0:
+        r = int(np.argmax(step < 0)) + 1
+        raise InputFileError(
+            f"{path}: {what} row {r + 2} goes back to frame {frames[r]} after frame {frames[r - 1]}; "
+            "frames must be in increasing order"
+        )
+    pairs = np.stack([frames, ids], axis=1)
+    _, first, counts = np.unique(pairs, axis=0, return_index=True, return_counts=True)
+    if (counts > 1).any():
+        dup = np.sort(first[counts > 1])[0]
+        r = int(np.flatnonzero((pairs == pairs[dup]).all(axis=1))[1])
+        who = f"face_id {ids[r]}" if ids[r] != NO_FACE_ID else "an empty face_id"
+        raise InputFileError(
+            f"{path}: {what} row {r + 2} repeats frame {frames[r]} with {who}; each face has one "
+            "row per frame (one row per frame and face_id)"
+        )
+
+
 def _sorted_unique(
-    frames: np.ndarray, path: Path, what: str, strict: bool = False
+    frames: np.ndarray, path: Path, what: str, strict: bool = False, ids: np.ndarray | None = None
 ) -> np.ndarray | slice:
     """Indices that sort by frame and keep the first row of a duplicated frame (logged).
 
-    With ``strict``, a duplicated or out-of-order frame is an InputFileError instead.
+    With ``strict``, a duplicated or out-of-order frame is an InputFileError instead; with
+    ``strict`` and ``ids`` (a several-faces log), every row is kept and a repeated
+    (frame, face_id) is the error.
     """
+    if strict and ids is not None:
+        _check_faces(frames, ids, path, what)
+        return slice(None)
     if strict and frames.size > 1 and (step := np.diff(frames)).min() <= 0:
         r = int(np.argmax(step <= 0)) + 1
         kind = "repeats" if step[r - 1] == 0 else "goes back to"
@@ -462,9 +572,11 @@ def read_landmarks(path: Path, *, strict: bool = False) -> LandmarkLog:
         ts = _numeric(df, ["timestamp_ms"], Path(path), what)[:, 0]
         if np.isnan(ts).all():
             ts = None
-    keep = _sorted_unique(frames, Path(path), what, strict)
+    ids = _face_ids(df, Path(path), what)
+    keep = _sorted_unique(frames, Path(path), what, strict, ids)
     return LandmarkLog(
-        Path(path), frames[keep], xy[keep], None if ts is None else ts[keep]
+        Path(path), frames[keep], xy[keep], None if ts is None else ts[keep],
+        None if ids is None else ids[keep],
     )
 
 
@@ -499,7 +611,10 @@ def read_meta(path: Path, *, strict: bool = False) -> MetaLog:
         ts = None
     pose_cols = ["pitch_deg", "yaw_deg", "roll_deg"]
     pose = _numeric(df, pose_cols, Path(path), what) if all(c in df for c in pose_cols) else None
-    keep = _sorted_unique(frames, Path(path), what, strict)
+    ids = _face_ids(df, Path(path), what)
+    keep = _sorted_unique(frames, Path(path), what, strict, ids)
+    if strict and ids is not None:
+        _check_no_face_rows(frames, ids, status, Path(path))
     return MetaLog(
         Path(path),
         frames[keep],
@@ -508,7 +623,27 @@ def read_meta(path: Path, *, strict: bool = False) -> MetaLog:
         boxes[keep],
         None if ts is None else ts[keep],
         None if pose is None else pose[keep],
+        None if ids is None else ids[keep],
     )
+
+
+def _check_no_face_rows(frames: np.ndarray, ids: np.ndarray, status: np.ndarray, path: Path) -> None:
+    """A several-faces meta log: an empty face_id only on a frame's one no_face row."""
+    empty = ids == NO_FACE_ID
+    bad = empty & (status != "no_face")
+    if bad.any():
+        r = int(np.argmax(bad))
+        raise InputFileError(
+            f"{path}: meta log row {r + 2} (frame {frames[r]}) is {status[r]} with an empty "
+            "face_id; only a frame without a face has an empty face_id"
+        )
+    both = empty & np.isin(frames, frames[~empty])
+    if both.any():
+        r = int(np.argmax(both))
+        raise InputFileError(
+            f"{path}: meta log row {r + 2}: frame {frames[r]} has a no_face row with an empty "
+            "face_id and rows of faces; a frame has either"
+        )
 
 
 def read_raw(path: Path, *, strict: bool = False, allow_empty: bool = False) -> RawLog:
@@ -521,8 +656,9 @@ def read_raw(path: Path, *, strict: bool = False, allow_empty: bool = False) -> 
     df = _read_frame(path, RAW_COLUMNS, what, allow_empty)
     frames = _frames(df, Path(path), what)
     params = _numeric(df, RAW_COLUMNS[1:], Path(path), what)
-    keep = _sorted_unique(frames, Path(path), what, strict)
-    return RawLog(Path(path), frames[keep], params[keep])
+    ids = _face_ids(df, Path(path), what)
+    keep = _sorted_unique(frames, Path(path), what, strict, ids)
+    return RawLog(Path(path), frames[keep], params[keep], None if ids is None else ids[keep])
 
 
 # The whole-table reader (facemap.load_logs): every column of a log, or of the analyzer's
@@ -546,19 +682,26 @@ def read_table(path: Path, kind: str) -> pd.DataFrame:
     """A whole log (kind meta, landmarks or raw) or the analyzer's expressions.csv (kind
     expressions) with every column: ``frame`` int, ``status``/``reason``/``label`` text, every
     other column float (NaN where empty). One row per frame, in increasing order: a duplicated or
-    out-of-order frame is an InputFileError. A landmarks or raw log may hold a header and no rows."""
+    out-of-order frame is an InputFileError. A log with a ``face_id`` column (several faces a
+    frame): one row per frame and face_id, ``face_id`` a nullable integer (``<NA>`` on a frame's
+    no-face row). A landmarks or raw log may hold a header and no rows."""
     import pandas as pd
 
     what = _TABLE_WHAT[kind]
     path = Path(path)
     df = _read_frame(path, _TABLE_REQUIRED[kind], what, allow_empty=kind in ("landmarks", "raw"))
     frames = _frames(df, path, what) if len(df) else np.zeros(0, np.int64)
-    _sorted_unique(frames, path, what, strict=True)
-    numeric = [c for c in df.columns if c != "frame" and c not in _TABLE_TEXT]
+    ids = _face_ids(df, path, what) if kind != "expressions" else None
+    _sorted_unique(frames, path, what, strict=True, ids=ids)
+    if kind == "meta" and ids is not None:
+        _check_no_face_rows(frames, ids, _stripped_text(df["status"]), path)
+    numeric = [c for c in df.columns if c not in ("frame", FACE_ID) and c not in _TABLE_TEXT]
     values = _numeric(df, numeric, path, what) if len(df) and numeric else np.zeros((len(df), len(numeric)))
     out = pd.DataFrame(values, columns=numeric)
     for c in df.columns:
         if c in _TABLE_TEXT:
             out[c] = _stripped_text(df[c]) if len(df) else np.zeros(0, object)
     out.insert(0, "frame", frames)
+    if ids is not None:
+        out[FACE_ID] = pd.array(np.where(ids == NO_FACE_ID, None, ids).tolist() or [], dtype="Int64")
     return out[["frame", *(c for c in df.columns if c != "frame")]]
