@@ -44,6 +44,7 @@ def user_folder(tmp_path, standin_model, basis_dir, monkeypatch) -> Path:
         (tmp_path / f).symlink_to(standin_model.parent / f)
     (tmp_path / "basis").symlink_to(basis_dir, target_is_directory=True)
     (tmp_path / "photo.jpg").symlink_to(need_shared(DATA / "images" / "fr_two_people.jpg"))
+    (tmp_path / "talk.mp4").symlink_to(need_shared(DATA / "videos" / "lp_d0.mp4"))
     (tmp_path / "photos").mkdir()
     for name in PHOTOS:
         (tmp_path / "photos" / name).symlink_to(DATA / "images" / name)
@@ -58,10 +59,19 @@ def _exec(code: str) -> list[str]:
     return out.getvalue().splitlines()
 
 
-def test_readme_has_the_three_blocks():
+def test_readme_has_the_four_blocks():
     blocks = readme_python_blocks()
-    assert len(blocks) == 3
+    assert len(blocks) == 4 and "max_faces=0" in blocks[3]
     assert 'facemap.open("dlib")' in blocks[0] and 'facemap.open("facemap", model=' in blocks[1]
+
+
+def test_readme_block_every_face(user_folder):
+    """The max_faces block on fr_two_people.jpg (photo.jpg) and lp_d0 (talk.mp4): two faces with
+    ids 0 and 1, then three video frames of one face, id 0."""
+    pytest.importorskip("dlib", reason="the dlib extra is not installed")
+    lines = _exec(readme_python_blocks()[3])
+    assert [ln.split()[0] for ln in lines[:2]] == ["0", "1"] and all(ln.endswith(" ok") for ln in lines[:2])
+    assert lines[2:] == ["1 [0]", "2 [0]", "3 [0]"]
 
 
 def test_readme_block_dlib_on_a_shared_clip(user_folder):
