@@ -561,8 +561,8 @@ def read_landmarks(path: Path, *, strict: bool = False) -> LandmarkLog:
     points = _header_points(Path(path))
     if points is not None and points != N_LANDMARKS:
         raise InputFileError(
-            f"{path}: {what} holds {points} points per face (another landmark model, --assume-points "
-            f"{points}); this reads the 68 iBUG points (FaceMap, dlib, or a model run with --assume-points 68)"
+            f"{path}: {what} holds {points} points per face (another landmark model, {{assume_points}} "
+            f"{points}); this reads the 68 iBUG points (FaceMap, dlib, or a model run with {{assume_points}} 68)"
         )
     df = _read_frame(path, ["frame"] + LANDMARK_XY_COLUMNS, what)
     frames = _frames(df, Path(path), what)
