@@ -25,9 +25,9 @@ from facemap.io.records import CORPUS_COLUMNS
 from tests.conftest import need_shared
 from tests.standins import DATA
 
-RAY_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0"}
+RAY_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled"}
 # Read by Ray when it is imported: set first, so a driver keeps 127.0.0.1 (not the host's address)
-# and nothing is sent. They stay set for this test process (they concern only Ray).
+# and nothing is sent; no token from ~/.ray is needed (the cluster listens on 127.0.0.1 only). They stay set for this test process (they concern only Ray).
 os.environ.update(RAY_ENV)
 ray = pytest.importorskip("ray")
 
@@ -91,8 +91,7 @@ def cluster(tmp_path_factory):
     logs = tmp_path_factory.mktemp("raylog")
     # Ray's socket paths must stay under 108 bytes: a short temp dir, not pytest's
     temp = Path(tempfile.mkdtemp(prefix="fmray", dir="/tmp"))
-    gcs, client, nm, om, agent, agent_grpc, metrics, renv, low = _free_ports(9)
-    low = max(low, 20000)
+    gcs, client, nm, om, agent, agent_grpc, metrics, renv = _free_ports(8)
     ray_cli = shutil.which("ray") or "ray"
     cmd = [
         ray_cli, "start", "--head", "--block", "--node-ip-address=127.0.0.1", f"--port={gcs}",
@@ -100,21 +99,22 @@ def cluster(tmp_path_factory):
         f"--ray-client-server-port={client}", f"--node-manager-port={nm}", f"--object-manager-port={om}",
         f"--dashboard-agent-listen-port={agent}", f"--dashboard-agent-grpc-port={agent_grpc}",
         f"--metrics-export-port={metrics}", f"--runtime-env-agent-port={renv}",
-        f"--min-worker-port={low}", f"--max-worker-port={low + 200}",
     ]
     address = f"127.0.0.1:{gcs}"
     with open(logs / "ray-start.log", "wb") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     left: list[int] = []
     try:
-        for _ in range(120):  # until the head answers, or its start failed
+        raylet = temp / "session_latest" / "sockets" / "raylet"
+        for _ in range(240):  # until the head's GCS port answers and its raylet is up
             if proc.poll() is not None:
                 pytest.fail(f"ray start exited {proc.returncode}: {(logs / 'ray-start.log').read_text()[-2000:]}")
-            if subprocess.run([ray_cli, "status", f"--address={address}"], capture_output=True).returncode == 0:
-                break
-            time.sleep(1)
+            if raylet.exists() and b"will now block" in (logs / "ray-start.log").read_bytes():
+                with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", gcs), timeout=2):
+                    break
+            time.sleep(0.5)
         else:
-            pytest.fail("the Ray head did not come up")
+            pytest.fail(f"the Ray head did not come up: {(logs / 'ray-start.log').read_text()[-1500:]}")
         yield address
     finally:
         left = _stop_group(proc)
@@ -219,6 +219,20 @@ def test_a_rerun_skips_what_is_done(first_run, corpus, cluster):
     assert {s: r["status"] for s, r in rows.items()} == dict.fromkeys(("lp_d0", "dpe_s", "dagan_driving"), "skipped")
     assert rows["dpe_s"]["frames"] == "228"  # carried from the run that made the outputs
     assert {p: p.stat().st_mtime_ns for p in (out / "logs").iterdir()} == before
+
+
+def test_a_relative_output_is_the_same_folder_on_the_workers(cluster, corpus, reference, tmp_path, monkeypatch):
+    """--output and --video as relative paths: the workers (in another working folder) get them
+    made absolute."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "clips").mkdir()
+    (tmp_path / "clips" / CLIPS[0]).symlink_to(corpus / CLIPS[0])
+    code = infer.main(["--video", "clips", *ARGS, "-o", "rel", "--ray", cluster, "--ray-workers", "1"])
+    assert code == 0
+    rows = _rows(tmp_path / "rel")
+    assert [(r["video"], r["status"]) for r in rows.values()] == [(str(tmp_path / "clips" / CLIPS[0]), "ok")]
+    stem = CLIPS[0].removesuffix(".mp4")
+    assert _logs(tmp_path / "rel") == {k: v for k, v in _logs(reference).items() if k.startswith(stem + "_")}
 
 
 def test_without_ray_one_line(monkeypatch, capsys, tmp_path):

@@ -269,7 +269,7 @@ def _run_on_ray(ray, cfg, worker_cfg, todo, out: OutputDir, span, rows, save, em
         Worker = ray.remote(num_cpus=cfg.ray_cpus, max_restarts=0)(CorpusWorker)
         actors = [Worker.remote(worker_cfg) for _ in range(n)]
         try:
-            _check_workers(ray, actors, [str(s.path) for s in todo], str(out.path))
+            _check_workers(ray, actors, [str(s.path) for s in todo], os.path.abspath(out.path))
         except ray.exceptions.RayActorError as exc:
             raise UsageError(
                 f"a Ray worker could not start ({' '.join(str(exc).split())[:200]}); every node needs "
@@ -294,7 +294,7 @@ def _schedule(ray, Worker, worker_cfg, actors, todo, out, span, rows, save, emit
             while idle and queue:
                 actor = idle.pop()
                 src, attempt = queue.popleft()
-                running[actor.run.remote(src, str(out.path), span)] = (actor, src, attempt)
+                running[actor.run.remote(src, os.path.abspath(out.path), span)] = (actor, src, attempt)
             (ref,), _ = ray.wait(list(running), num_returns=1)
             actor, src, attempt = running.pop(ref)
             try:
