@@ -91,6 +91,10 @@ def add_video_arguments(p: argparse.ArgumentParser) -> None:
     v.add_argument("--smooth-beta", type=float, metavar="B", help="One Euro speed coefficient (overrides the preset)")
     v.add_argument("--no-preview", action="store_true", help="--camera without a preview window (headless)")
     v.add_argument("--jobs", type=int, default=DEFAULTS.jobs, metavar="N", help="process N videos in parallel processes (default %(default)s)")
+    r = p.add_argument_group("a corpus on a Ray cluster (pip install -r requirements-ray.txt)")
+    r.add_argument("--ray", nargs="?", const="", metavar="ADDRESS", help="spread the --video files over Ray workers and write corpus.csv; ADDRESS as Ray takes it (auto, 127.0.0.1:6379, ray://host:10001), none starts a local Ray; a rerun skips the videos already done")
+    r.add_argument("--ray-workers", type=int, metavar="N", help="Ray workers, each loading the landmarker once (default: as many as the cluster's CPUs hold)")
+    r.add_argument("--ray-cpus", type=float, default=DEFAULTS.ray_cpus, metavar="N", help="CPUs each Ray worker reserves (default %(default)s)")
 
 
 def main(argv: list[str] | None = None) -> int:

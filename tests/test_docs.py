@@ -60,6 +60,10 @@ SKIPPED = {
         "docs/cli.md",
         "python infer.py --camera 0 --save-video --dump-landmarks-csv",
     ): "needs a camera",
+    (
+        "docs/cli.md",
+        "python infer.py --video corpus/ --landmarker dlib --dump-landmarks-csv -o out/corpus --ray 127.0.0.1:6379 --ray-workers 2",
+    ): "needs a Ray cluster",
 }
 
 

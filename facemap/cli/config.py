@@ -53,6 +53,9 @@ FLAGS = {
     "min_cutoff": "--smooth-mincutoff",
     "beta": "--smooth-beta",
     "jobs": "--jobs",
+    "ray": "--ray",
+    "ray_workers": "--ray-workers",
+    "ray_cpus": "--ray-cpus",
     "skip_if_no_face": "--skip-if-no-face",
     "fallback_center": "--fallback-center",
     "no_preview": "--no-preview",
@@ -158,6 +161,9 @@ class InferConfig:
     smooth_beta: float | None = None
     no_preview: bool = False
     jobs: int = 1
+    ray: str | None = None  # --ray [ADDRESS]: "" starts a local Ray, else the cluster's address
+    ray_workers: int | None = None  # None: as many as the cluster's CPUs hold
+    ray_cpus: float = 1.0  # CPUs each Ray worker reserves
     # evaluation (facemap.eval)
     compare: str | None = None
     gt: str | None = None

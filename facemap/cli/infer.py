@@ -71,9 +71,17 @@ def run_infer(cfg: InferConfig, emit: Emit) -> int:
             f"{{compare}} and {{gt}} measure the 68 iBUG points; {{assume_points}} {cfg.points()} gives another set"
         )
     if cfg.image:
+        if cfg.ray is not None:
+            raise UsageError("{ray} spreads --video files over Ray workers; for images run without it")
         return _run_images(cfg, emit)
     if cfg.compare or cfg.gt:
         raise UsageError("--compare and --gt work with --image only (for a video, compare landmarks logs with python -m facemap.eval)")
+    if cfg.ray is not None:
+        if not cfg.video:
+            raise UsageError("{ray} spreads --video files over Ray workers; it does not apply to --camera")
+        from .corpus import run_corpus
+
+        return run_corpus(cfg, emit)
     from .videos import run_camera, run_videos
 
     return run_videos(cfg, emit) if cfg.video else run_camera(cfg, emit)

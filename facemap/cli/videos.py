@@ -278,6 +278,20 @@ def _worker_run(src: Source, info: VideoInfo, out_dir: Path, span: FrameRange) -
         _WORKER["busy"] = False
 
 
+def probe_in_range(path: Path, span: FrameRange) -> VideoInfo:
+    """``probe(path)``, refusing a video that has no frames in the chosen range."""
+    info = probe(path)
+    if info.duration_s and not info.frames_between(span.start_s, span.end_s):
+        asked = f"{{start_s}} {span.start_s or 0:g} s" + (
+            f", {{end_s}} {span.end_s:g} s" if span.end_s is not None else ""
+        )
+        raise InputFileError(
+            f"{path}: no frames in the chosen range ({asked}); the video lasts "
+            f"{info.duration_s:.1f} s: check the range"
+        )
+    return info
+
+
 def run_videos(cfg: InferConfig, emit: Emit) -> int:
     """infer.py --video: each file (folder, glob) in turn, or in --jobs processes."""
     from ..io.images import unique_stems
@@ -288,16 +302,7 @@ def run_videos(cfg: InferConfig, emit: Emit) -> int:
     span = frame_range(cfg)
     infos = []
     for p in paths:  # every input is checked before anything is written
-        info = probe(p)
-        if info.duration_s and not info.frames_between(span.start_s, span.end_s):
-            asked = f"{{start_s}} {span.start_s or 0:g} s" + (
-                f", {{end_s}} {span.end_s:g} s" if span.end_s is not None else ""
-            )
-            raise InputFileError(
-                f"{p}: no frames in the chosen range ({asked}); the video lasts "
-                f"{info.duration_s:.1f} s: check the range"
-            )
-        infos.append(info)
+        infos.append(probe_in_range(p, span))
     inputs = [Source("video", stem, path=p) for p, stem in zip(paths, unique_stems(paths), strict=True)]
     reports: list[VideoReport] = []
     output = OutputDir(Path(cfg.output), clean=cfg.clean)

@@ -705,3 +705,45 @@ def read_table(path: Path, kind: str) -> pd.DataFrame:
     if ids is not None:
         out[FACE_ID] = pd.array(np.where(ids == NO_FACE_ID, None, ids).tolist() or [], dtype="Int64")
     return out[["frame", *(c for c in df.columns if c != "frame")]]
+
+
+# corpus.csv (infer.py --video CORPUS --ray): one row per video of the corpus.
+CORPUS_COLUMNS = ["video", "stem", "status", "frames", "face_pct", "fps", "node", "seconds", "error"]
+CORPUS_STATUSES = ("ok", "failed", "skipped")
+
+
+def corpus_text(rows: list[dict[str, object]]) -> str:
+    """corpus.csv as text: the header, then one row per video (``rows``: dicts keyed by
+    CORPUS_COLUMNS; a missing or None value is an empty cell, floats to 0.1 or 0.01)."""
+    import io
+
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(CORPUS_COLUMNS)
+    for row in rows:
+        if row.get("status") not in CORPUS_STATUSES:
+            raise ValueError(f"corpus row status {row.get('status')!r}, expected one of {CORPUS_STATUSES}")
+        cells = []
+        for c in CORPUS_COLUMNS:
+            v = row.get(c)
+            if v is None:
+                cells.append("")
+            elif isinstance(v, float):
+                cells.append(f"{v:.2f}" if c == "seconds" else f"{v:.1f}")
+            else:
+                cells.append(" ".join(str(v).split()))  # one line per row, whatever the error said
+        writer.writerow(cells)
+    return buf.getvalue()
+
+
+def read_corpus(path: Path) -> dict[str, dict[str, str]]:
+    """A corpus.csv facemap wrote, by stem (text cells); {} when the file cannot be read or
+    lacks the columns (the table is rebuilt, so an unreadable one is not an error)."""
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            reader = csv.DictReader(fh)
+            if reader.fieldnames is None or not set(CORPUS_COLUMNS) <= set(reader.fieldnames):
+                return {}
+            return {r["stem"]: r for r in reader if r.get("stem")}
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return {}

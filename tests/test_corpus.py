@@ -1,0 +1,283 @@
+"""infer.py --video CORPUS --ray ADDRESS on a real local Ray cluster (started here on 127.0.0.1,
+its own temp dir and ports, stopped at the end): the logs match a single-machine run byte for
+byte, a corrupt file is one failed row, a rerun does no work, a killed worker's video is redone."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+import infer
+from facemap.io.outputs import MARKER
+from facemap.io.records import CORPUS_COLUMNS
+from tests.conftest import need_shared
+from tests.standins import DATA
+
+RAY_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled"}
+# Read by Ray when it is imported: set first, so a driver keeps 127.0.0.1 (not the host's address)
+# and nothing is sent; no token from ~/.ray is needed (the cluster listens on 127.0.0.1 only). They stay set for this test process (they concern only Ray).
+os.environ.update(RAY_ENV)
+ray = pytest.importorskip("ray")
+
+REPO = Path(__file__).resolve().parents[1]
+CLIPS = ("lp_d0.mp4", "dpe_s.mp4", "dagan_driving.mp4")
+ARGS = ("--landmarker", "dlib", "--dump-landmarks-csv", "-q")
+
+
+def _free_ports(n: int) -> list[int]:
+    socks = [socket.socket() for _ in range(n)]
+    for s in socks:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
+
+
+def _group_pids(pgid: int) -> list[int]:
+    """Live processes of the process group ``pgid`` (the cluster this test started)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rpartition(")")[2].split()
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            pids.append(int(entry.name))
+    return pids
+
+
+def _stop_group(proc: subprocess.Popen) -> list[int]:
+    """SIGTERM to the process group ``proc`` leads, then SIGKILL to any of it still alive after a
+    while; returns the pids that were still alive then (none is expected)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(60)
+    for _ in range(60):
+        if not _group_pids(proc.pid):
+            return []
+        time.sleep(0.5)
+    left = _group_pids(proc.pid)
+    for pid in left:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    return left
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    """A head node on 127.0.0.1 with 2 CPUs, its own temp dir and ports; yields its address.
+    ``ray start --block`` runs in a process group of its own, and only that group is stopped at
+    the end (``ray stop`` would stop every Ray on the machine)."""
+    if not sys.platform.startswith("linux"):
+        pytest.skip("the cluster fixture reads /proc")
+    need_shared(DATA / "videos" / CLIPS[0])
+    logs = tmp_path_factory.mktemp("raylog")
+    # Ray's socket paths must stay under 108 bytes: a short temp dir, not pytest's
+    temp = Path(tempfile.mkdtemp(prefix="fmray", dir="/tmp"))
+    gcs, client, nm, om, agent, agent_grpc, metrics, renv = _free_ports(8)
+    ray_cli = shutil.which("ray") or "ray"
+    cmd = [
+        ray_cli, "start", "--head", "--block", "--node-ip-address=127.0.0.1", f"--port={gcs}",
+        f"--temp-dir={temp}", "--num-cpus=2", "--include-dashboard=false", "--disable-usage-stats",
+        f"--ray-client-server-port={client}", f"--node-manager-port={nm}", f"--object-manager-port={om}",
+        f"--dashboard-agent-listen-port={agent}", f"--dashboard-agent-grpc-port={agent_grpc}",
+        f"--metrics-export-port={metrics}", f"--runtime-env-agent-port={renv}",
+    ]
+    address = f"127.0.0.1:{gcs}"
+    with open(logs / "ray-start.log", "wb") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    left: list[int] = []
+    try:
+        raylet = temp / "session_latest" / "sockets" / "raylet"
+        for _ in range(240):  # until the head's GCS port answers and its raylet is up
+            if proc.poll() is not None:
+                pytest.fail(f"ray start exited {proc.returncode}: {(logs / 'ray-start.log').read_text()[-2000:]}")
+            if raylet.exists() and b"will now block" in (logs / "ray-start.log").read_bytes():
+                with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", gcs), timeout=2):
+                    break
+            time.sleep(0.5)
+        else:
+            pytest.fail(f"the Ray head did not come up: {(logs / 'ray-start.log').read_text()[-1500:]}")
+        yield address
+    finally:
+        left = _stop_group(proc)
+        shutil.rmtree(temp, ignore_errors=True)
+    assert left == [], f"processes of the test's Ray cluster were still running: {left}"
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> Path:
+    """A folder of the shared clips (symlinks) and one corrupt file (a cut copy of a clip)."""
+    folder = tmp_path_factory.mktemp("corpus")
+    for name in CLIPS:
+        (folder / name).symlink_to(need_shared(DATA / "videos" / name))
+    (folder / "broken.mp4").write_bytes((DATA / "videos" / CLIPS[1]).read_bytes()[:3000])
+    return folder
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory, corpus) -> Path:
+    """The logs of a single-machine run of the clips (no --ray)."""
+    out = tmp_path_factory.mktemp("single")
+    assert infer.main(["--video", *(str(corpus / n) for n in CLIPS), *ARGS, "-o", str(out)]) == 0
+    return out
+
+
+def _rows(out: Path) -> dict[str, dict[str, str]]:
+    with open(out / "corpus.csv", newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        assert reader.fieldnames == CORPUS_COLUMNS
+        return {r["stem"]: r for r in reader}
+
+
+def _logs(out: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted((out / "logs").iterdir())}
+
+
+@pytest.fixture(scope="module")
+def first_run(cluster, corpus, tmp_path_factory):
+    """The corpus through --ray ADDRESS --ray-workers 2: (exit code, stdout, stderr, out)."""
+    out = tmp_path_factory.mktemp("ray") / "out"
+    mp = pytest.MonkeyPatch()
+    so, se = io.StringIO(), io.StringIO()
+    mp.setattr(sys, "stdout", so)
+    mp.setattr(sys, "stderr", se)
+    try:
+        code = infer.main(["--video", str(corpus), *ARGS, "-o", str(out), "--ray", cluster, "--ray-workers", "2"])
+    finally:
+        mp.undo()
+    return code, so.getvalue(), se.getvalue(), out
+
+
+def test_the_cluster_is_on_localhost(cluster):
+    ray.init(address=cluster, logging_level="ERROR", log_to_driver=False)
+    try:
+        nodes = ray.nodes()
+    finally:
+        ray.shutdown()
+    assert [n["NodeManagerAddress"] for n in nodes if n["Alive"]] == ["127.0.0.1"]
+    assert [n["Resources"]["CPU"] for n in nodes if n["Alive"]] == [2.0]
+
+
+def test_logs_match_a_single_machine_run(first_run, reference):
+    code, _out, _err, out = first_run
+    ours = _logs(out)
+    theirs = _logs(reference)
+    assert set(ours) == set(theirs) and len(theirs) == 9  # meta, summary, landmarks of 3 clips
+    for name, data in theirs.items():
+        assert ours[name] == data, name
+    assert not list(out.rglob("*.part"))
+
+
+def test_a_corrupt_file_is_one_failed_row(first_run, corpus):
+    code, stdout, stderr, out = first_run
+    assert code == 3
+    assert stderr.strip().splitlines()[-1] == (
+        f"infer.py: error: 1 of 4 video(s) failed: broken.mp4 (the error of each is in {out / 'corpus.csv'})"
+    )
+    rows = _rows(out)
+    assert list(rows) == ["broken", "dagan_driving", "dpe_s", "lp_d0"]
+    bad = rows.pop("broken")
+    assert bad["status"] == "failed" and bad["frames"] == "" and bad["node"] == "127.0.0.1"
+    assert bad["error"].startswith(f"{corpus / 'broken.mp4'}: not a readable video")
+    assert "broken.mp4: failed, trying it once more" in stdout
+    frames = {"lp_d0": "78", "dpe_s": "228", "dagan_driving": "184"}
+    for stem, row in rows.items():
+        assert (row["status"], row["frames"], row["face_pct"], row["node"], row["error"]) == (
+            "ok", frames[stem], "100.0", "127.0.0.1", "")
+        assert row["video"] == str(corpus / f"{stem}.mp4")
+        assert float(row["fps"]) > 0 and float(row["seconds"]) > 0
+    listed = (out / MARKER).read_text().splitlines()
+    assert "corpus.csv" in listed and not any(ln.startswith("logs/broken") for ln in listed)
+    assert not list((out / "logs").glob("broken*"))
+
+
+def test_a_rerun_skips_what_is_done(first_run, corpus, cluster):
+    _code, _stdout, _stderr, out = first_run
+    before = {p: p.stat().st_mtime_ns for p in (out / "logs").iterdir()}
+    code = infer.main(["--video", *(str(corpus / n) for n in CLIPS), *ARGS, "-o", str(out),
+                       "--ray", cluster, "--ray-workers", "2"])
+    assert code == 0
+    rows = _rows(out)
+    assert {s: r["status"] for s, r in rows.items()} == dict.fromkeys(("lp_d0", "dpe_s", "dagan_driving"), "skipped")
+    assert rows["dpe_s"]["frames"] == "228"  # carried from the run that made the outputs
+    assert {p: p.stat().st_mtime_ns for p in (out / "logs").iterdir()} == before
+
+
+def test_a_relative_output_is_the_same_folder_on_the_workers(cluster, corpus, reference, tmp_path, monkeypatch):
+    """--output and --video as relative paths: the workers (in another working folder) get them
+    made absolute."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "clips").mkdir()
+    (tmp_path / "clips" / CLIPS[0]).symlink_to(corpus / CLIPS[0])
+    code = infer.main(["--video", "clips", *ARGS, "-o", "rel", "--ray", cluster, "--ray-workers", "1"])
+    assert code == 0
+    rows = _rows(tmp_path / "rel")
+    assert [(r["video"], r["status"]) for r in rows.values()] == [(str(tmp_path / "clips" / CLIPS[0]), "ok")]
+    stem = CLIPS[0].removesuffix(".mp4")
+    assert _logs(tmp_path / "rel") == {k: v for k, v in _logs(reference).items() if k.startswith(stem + "_")}
+
+
+def test_without_ray_one_line(monkeypatch, capsys, tmp_path):
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray raises ImportError
+    code = infer.main(["--video", str(tmp_path), "--ray", "-o", str(tmp_path / "out")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert err == ["infer.py: error: --ray needs Ray, an optional extra: pip install -r requirements-ray.txt "
+                   "(or pip install '.[ray]')"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "line"),
+    [
+        (["--ray", "--jobs", "2"], "--jobs runs videos in processes on this machine, --ray on Ray workers: choose one"),
+        (["--ray", "--ray-workers", "0"], "--ray-workers must be >= 1, got 0"),
+        (["--ray", "--ray-cpus", "0"], "--ray-cpus must be > 0, got 0"),
+    ],
+)
+def test_bad_ray_options(argv, line, capsys, tmp_path):
+    (tmp_path / "a.mp4").write_bytes(b"")
+    code = infer.main(["--video", str(tmp_path / "a.mp4"), *argv, "-o", str(tmp_path / "out")])
+    assert code == 2
+    assert capsys.readouterr().err.strip() == f"infer.py: error: {line}"
+
+
+@pytest.mark.parametrize("what", ["input", "output"])
+def test_a_worker_refuses_what_it_cannot_reach(what, tmp_path, monkeypatch):
+    """The check each worker runs before any video: the first input it cannot read, or an
+    --output it cannot write, in one line naming its node and the path."""
+    from facemap.cli.corpus import CorpusWorker
+
+    monkeypatch.setattr(CorpusWorker, "node", staticmethod(lambda: "10.0.0.7"))
+    worker = object.__new__(CorpusWorker)  # the check needs no landmarker
+    worker.error = None
+    clip = tmp_path / "a.mp4"
+    clip.write_bytes(b"x")
+    missing = tmp_path / "gone" / "b.mp4"
+    if what == "input":
+        got = worker.check([str(clip), str(missing)], str(tmp_path))
+        assert got == ("10.0.0.7", 3, f"the Ray worker on node 10.0.0.7 cannot read {missing} (No such file or "
+                       "directory); every node needs the inputs at the same path (a shared filesystem)")
+    else:
+        got = worker.check([str(clip)], str(tmp_path / "nowhere"))
+        assert got == ("10.0.0.7", 5, f"the Ray worker on node 10.0.0.7 cannot write {tmp_path / 'nowhere'} (No "
+                       "such file or directory); every node needs --output at the same path (a shared filesystem)")
+    assert worker.check([str(clip)], str(tmp_path)) == ("10.0.0.7", 0, "")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.mp4"]  # the write check left nothing
