@@ -248,16 +248,7 @@ def image_json(frame: Frame, extra: dict | None = None, faces: bool = False) -> 
         "height": int(h),
         "face_found": r.has_face,
         "faces_detected": len(frame.detections),
-        "status": r.status.value,
-        "reason": r.reason,
-        "box": list(r.box.as_tuple()) if r.box is not None else None,
-        "landmarks": np.round(r.landmarks, 3).tolist() if r.has_face else [],
-        "pose_deg": (
-            dict(zip(("pitch", "yaw", "roll"), (round(v, 3) for v in r.pose.as_tuple()), strict=True))
-            if r.pose is not None
-            else None
-        ),
-        "expression": np.round(r.expression, 6).tolist(),
+        **_face_json(r),
     }
     if faces:
         doc["faces"] = [{"face_id": f.id, **_face_json(f)} for f in frame.faces]

@@ -68,21 +68,20 @@ def build_landmarker(cfg: InferConfig, emit: Emit, name: str | None = None):
     name = cfg.landmarker if name is None else name
     if cfg.assume_norm and cfg.assume_points is None:
         raise UsageError("{assume_norm} goes with {assume_points} N (another landmark model's output)")
+    # the ONNX model's options, shared by FaceMap and another landmark model (--assume-points)
+    onnx = {
+        "model": cfg.model,
+        "provider": cfg.provider,
+        "face_margin": cfg.face_margin,
+        "bgr": cfg.bgr,
+        "normalize": cfg.normalize,
+        "input_name": cfg.input_name,
+        "output_name": cfg.output_name,
+        "model_dir": cfg.script_dir,
+        "spin": not (bool(cfg.video) or cfg.camera is not None),  # video: idle threads yield the cores
+    }
     if cfg.assume_points is not None and name == cfg.landmarker == "facemap":
-        lmk = make_landmarker(
-            "onnx-points",
-            points=cfg.assume_points,
-            model=cfg.model,
-            normalized=cfg.assume_norm,
-            provider=cfg.provider,
-            face_margin=cfg.face_margin,
-            bgr=cfg.bgr,
-            normalize=cfg.normalize,
-            input_name=cfg.input_name,
-            output_name=cfg.output_name,
-            model_dir=cfg.script_dir,
-            spin=not (bool(cfg.video) or cfg.camera is not None),
-        )
+        lmk = make_landmarker("onnx-points", points=cfg.assume_points, normalized=cfg.assume_norm, **onnx)
         if not cfg.quiet:
             m = lmk.model
             emit(f"model {m.path} on {m.provider}: {lmk.n_points} points per face ({m.io.layout} {m.input_hw[1]}x{m.input_hw[0]})")
@@ -90,21 +89,7 @@ def build_landmarker(cfg: InferConfig, emit: Emit, name: str | None = None):
     if cfg.assume_points is not None and name == cfg.landmarker:
         raise UsageError(f"{{assume_points}} reads another ONNX model's output; it does not go with {{landmarker}} {name}")
     if name == "facemap":
-        video = bool(cfg.video) or cfg.camera is not None
-        lmk = make_landmarker(
-            "facemap",
-            model=cfg.model,
-            basis_dir=cfg.basis_dir,
-            provider=cfg.provider,
-            face_margin=cfg.face_margin,
-            bgr=cfg.bgr,
-            normalize=cfg.normalize,
-            input_name=cfg.input_name,
-            output_name=cfg.output_name,
-            model_dir=cfg.script_dir,
-            spin=not video,
-            progress=not cfg.quiet,
-        )
+        lmk = make_landmarker("facemap", basis_dir=cfg.basis_dir, progress=not cfg.quiet, **onnx)
         if not cfg.quiet:
             m = lmk.model
             emit(f"model {m.path} on {m.provider} ({m.io.layout} {m.input_hw[1]}x{m.input_hw[0]})")
