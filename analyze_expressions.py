@@ -126,7 +126,8 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"frames {result.inputs.frames.size}, with a face {int(result.inputs.face.sum())}; "
         f"blinks {ev['blink']['count']} ({ev['blink']['rate_per_min']:.1f}/min), smiles "
-        f"{ev['smile']['count']}, yawns {ev['yawn']['count']}, looking away {ev['looking_away']['count']}"
+        f"{ev['smile']['count']}, yawns {ev['yawn']['count']}, looking away {ev['looking_away']['count']}, "
+        f"winks {ev['wink']['count']}; speaking {ev['talking']['total_ms'] / 1000.0:.1f} s"
     )
     print(f"wrote {', '.join(p.name for p in paths.values())} to {Path(args.out)}")
     return 0

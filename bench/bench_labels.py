@@ -60,6 +60,57 @@ def video_fps(path: Path) -> float:
     return float(fps) if fps and np.isfinite(fps) and fps > 0 else 30.0
 
 
+# Voice activity of a clip's own audio track, the reference for ``talking``: a plain energy
+# detector over 30 ms frames (voiced: 12 dB above the track's noise floor, its 10th percentile,
+# and within 30 dB of its peak, its 99th percentile), held 240 ms to bridge the gaps between
+# syllables. Tracks whose level never rises 12 dB above their floor (digital silence, music
+# beds) have no voice: "no speech".
+VAD_FRAME_MS, VAD_ABOVE_FLOOR_DB, VAD_BELOW_PEAK_DB, VAD_HANG_MS = 30.0, 12.0, 30.0, 240.0
+
+
+def audio_track(path: Path, rate: int = 16000) -> np.ndarray | None:
+    """The clip's audio as mono float32 at ``rate`` Hz, or None when it has no audio track."""
+    import av
+
+    with av.open(str(path)) as container:
+        streams = [s for s in container.streams if s.type == "audio"]
+        if not streams:
+            return None
+        resampler = av.AudioResampler(format="flt", layout="mono", rate=rate)
+        chunks = []
+        for frame in container.decode(streams[0]):
+            chunks += [o.to_ndarray().reshape(-1) for o in resampler.resample(frame)]
+        chunks += [o.to_ndarray().reshape(-1) for o in resampler.resample(None)]
+    return np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
+
+
+def voice_activity(samples: np.ndarray, rate: int = 16000) -> np.ndarray:
+    """(K,) bool per VAD_FRAME_MS audio frame: voiced (see VAD_* above)."""
+    n = int(rate * VAD_FRAME_MS / 1000.0)
+    k = samples.size // n
+    if k == 0:
+        return np.zeros(0, bool)
+    energy = 10 * np.log10(np.mean(samples[: k * n].reshape(k, n).astype(np.float64) ** 2, axis=1) + 1e-12)
+    floor, peak = np.percentile(energy, 10), np.percentile(energy, 99)
+    on = (energy > floor + VAD_ABOVE_FLOOR_DB) & (energy > peak - VAD_BELOW_PEAK_DB)
+    held = on.copy()
+    for i in range(1, int(round(VAD_HANG_MS / VAD_FRAME_MS)) + 1):
+        held[i:] |= on[:-i]
+    return held
+
+
+def voiced_at(video: Path, timestamp_ms: np.ndarray) -> np.ndarray | None:
+    """Voice activity at each video timestamp, or None when the clip has no audio track."""
+    samples = audio_track(video) if video.exists() else None
+    if samples is None:
+        return None
+    voiced = voice_activity(samples)
+    if voiced.size == 0:
+        return np.zeros(len(timestamp_ms), bool)
+    idx = np.clip((np.asarray(timestamp_ms) / VAD_FRAME_MS).astype(int), 0, voiced.size - 1)
+    return voiced[idx]
+
+
 def mediapipe_truth(path: Path) -> pd.DataFrame:
     """Per-frame reference labels (NaN rows where MediaPipe found no face)."""
     mp = pd.read_csv(path).set_index("frame")
@@ -83,11 +134,20 @@ def f1(pred: np.ndarray, truth: np.ndarray) -> float:
     return 1.0 if denom == 0 else 2 * tp / denom
 
 
-def load_clip(stem: str, ref: Path) -> tuple[Inputs, pd.DataFrame]:
-    """The clip's loaded logs (features computed once) and MediaPipe's labels on its frames."""
+def load_clip(stem: str, ref: Path, logs: Path | None = None) -> tuple[Inputs, pd.DataFrame]:
+    """The clip's loaded logs (features computed once) and MediaPipe's labels on its frames.
+
+    ``logs``: a folder of ``infer.py`` logs (``<stem>_landmarks.csv``, ``<stem>_meta.csv``) to
+    read instead of the ref logs: the user's whole path."""
     fps = video_fps(ref.parent / "videos" / f"{stem}.mp4")
-    inputs = load_inputs(ref / f"{stem}_dlib_landmarks.csv", ref / f"{stem}_dlib_meta.csv", fps=fps)
+    if logs is None:
+        lm, meta = ref / f"{stem}_dlib_landmarks.csv", ref / f"{stem}_dlib_meta.csv"
+    else:
+        lm, meta = logs / f"{stem}_landmarks.csv", logs / f"{stem}_meta.csv"
+    inputs = load_inputs(lm, meta, fps=fps)
     truth = mediapipe_truth(ref / f"{stem}_mediapipe_blendshapes.csv").reindex(inputs.frames)
+    voiced = voiced_at(ref.parent / "videos" / f"{stem}.mp4", inputs.timestamp_ms)
+    truth["voiced"] = np.nan if voiced is None else voiced
     return inputs, truth
 
 
@@ -112,6 +172,18 @@ def compare(stem: str, inputs: Inputs, truth: pd.DataFrame, cfg: AnalysisConfig)
     closed = hysteresis(truth["blink_score"].fillna(0.0).to_numpy(), MP_CLOSED, MP_OPEN)
     closed = clean_runs(closed & mp_face, dur, 0.0, cfg.eyes_gap_ms, allowed=mp_face)
     _, _, d = run_durations_ms(closed, dur)
+    # talking against the audio's voice activity (frames with a face; clips with an audio track)
+    talk = res.labelled.flags["talking"].to_numpy().astype(bool)
+    audio = truth["voiced"].notna().to_numpy() & inputs.face
+    if audio.any():
+        voiced = truth["voiced"].fillna(0).to_numpy(bool)
+        row["talk_s"] = round(float(np.sum(res.duration_ms[audio & talk])) / 1000.0, 1)
+        row["voice_s"] = round(float(np.sum(res.duration_ms[audio & voiced])) / 1000.0, 1)
+        row["talk_f1"] = round(f1(talk[audio], voiced[audio]), 2)
+        pooled["talking"] = (talk[audio], voiced[audio])
+    else:
+        row["talk_s"] = round(float(np.sum(res.duration_ms[inputs.face & talk])) / 1000.0, 1)
+        row["voice_s"], row["talk_f1"] = None, None
     row["blinks"] = res.event_summary["blink"]["count"]
     row["blinks_mp"] = int(np.sum(d <= cfg.blink_max_ms))
     row["_pooled"] = pooled
@@ -139,12 +211,12 @@ GRID: dict[str, tuple[list[str], dict[str, list[float]]]] = {
     ),
     "eyes": (
         ["eyes_closed", "blinks"],
-        {"eyes_closed_ratio": [0.4, 0.45, 0.5, 0.55], "eyes_open_ratio": [0.55, 0.6, 0.65]},
+        {"eyes_closed_ear": [0.15, 0.16, 0.17, 0.18, 0.19], "eyes_closed_ratio": [0.7, 0.8, 0.9]},
     ),
     "mouth": (
         ["mouth_open"],
         {
-            "mouth_open_mar": [0.1, 0.125, 0.15, 0.175, 0.2, 0.25],
+            "mouth_open_mar": [0.15, 0.2, 0.225, 0.25, 0.275, 0.3],
             "mouth_open_jaw": [0.04, 0.06, 0.08, 0.1, 0.12],
         },
     ),
@@ -308,6 +380,11 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--ref", type=Path, default=DATA / "ref")
     ap.add_argument(
+        "--logs",
+        type=Path,
+        help="read the clips' logs from this folder of infer.py logs instead of the ref logs",
+    )
+    ap.add_argument(
         "--loo",
         action="store_true",
         help="also choose each group of settings on a grid, leave-one-clip-out",
@@ -331,7 +408,7 @@ def main(argv: list[str] | None = None) -> int:
     if not stems:
         print(f"no *_mediapipe_blendshapes.csv in {args.ref}", file=sys.stderr)
         return 3
-    clips = {s: load_clip(s, args.ref) for s in stems}
+    clips = {s: load_clip(s, args.ref, args.logs) for s in stems}
     rows = [compare(s, *clips[s], cfg) for s in stems]
     table = pd.DataFrame([{k: v for k, v in r.items() if k != "_pooled"} for r in rows])
     table["blink_ok"] = (table["blinks"] - table["blinks_mp"]).abs() <= 1
@@ -347,6 +424,17 @@ def main(argv: list[str] | None = None) -> int:
             f"{per.median():.2f}, clips >= target: {(per >= target).sum()}/{len(per)}"
         )
     print(f"blinks within +-1 of MediaPipe: {int(table['blink_ok'].sum())}/{len(table)} clips")
+    talk = [r["_pooled"]["talking"] for r in rows if "talking" in r["_pooled"]]
+    if talk:
+        ours, voiced = (np.concatenate(x) for x in zip(*talk, strict=True))
+        speech = table["voice_s"].notna() & (table["voice_s"] > 0)
+        print(
+            f"talking vs the audio's voice activity: pooled F1 {f1(ours, voiced):.2f} on "
+            f"{len(talk)} clips with audio; speaking time ours / audio on the {int(speech.sum())} "
+            f"with speech {table.loc[speech, 'talk_s'].sum():.1f} s / "
+            f"{table.loc[speech, 'voice_s'].sum():.1f} s, on the {int((~speech & table['voice_s'].notna()).sum())} "
+            f"silent ones {table.loc[~speech & table['voice_s'].notna(), 'talk_s'].sum():.1f} s"
+        )
     if args.ceiling:
         print("\nper-clip ceiling (one raw feature, threshold chosen on the clip itself):")
         lines = []

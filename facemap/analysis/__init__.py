@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -83,14 +83,15 @@ def analyze(
     dur = frame_durations_ms(inputs.timestamp_ms)
     face = inputs.face
     if face.any():
-        typical = inputs.typical or {
-            "mouth_width": cfg.typical_mouth_width,
-            "lip_corner_lift": cfg.typical_lip_corner_lift,
-        }
+        typical = inputs.typical or typical_face(cfg)
         base = compute_baseline(
             inputs.features, inputs.frames, face, cfg.baseline_fraction, baseline_frames,
             inputs.timestamp_ms, typical,
         )
+        face_ms = float(np.sum(dur[face])) if len(dur) > 1 else 0.0
+        if baseline_frames is None and face_ms < cfg.min_baseline_ms:
+            # a photo or a short clip: too few frames to tell this person's neutral face
+            base = typical_baseline(base, typical, face_ms)
     else:
         log.warning("no frame has a face; every frame is labelled %s", NO_FACE)
         nan = {c: float("nan") for c in [*inputs.features.columns, "ear_open"]}
@@ -103,10 +104,37 @@ def analyze(
         base,
         cfg,
         undo_foreshortening=inputs.source == "landmarks",
+        still=len(inputs.frames) == 1,
     )
     scores = compute_scores(labelled.flags, face, dur, labelled.signals, labelled.thresholds)
     events, summary = label_events(labelled.flags, face, inputs.timestamp_ms, dur, inputs.frames)
     return Analysis(inputs, cfg, dur, base, labelled, scores, events, summary)
+
+
+def typical_face(cfg: AnalysisConfig) -> dict[str, float]:
+    """The typical neutral face of 2D iBUG-68 landmarks, from the settings."""
+    return {
+        "mouth_width": cfg.typical_mouth_width,
+        "lip_corner_lift": cfg.typical_lip_corner_lift,
+        "ear": cfg.typical_ear,
+        "mar": cfg.typical_mar,
+        "jaw_open": cfg.typical_jaw_open,
+        "brow_raise": cfg.typical_brow_raise,
+    }
+
+
+def typical_baseline(base: Baseline, typical: dict[str, float], face_ms: float) -> Baseline:
+    """``base`` with the typical neutral face as its reference: shape features from
+    ``typical``, the open-eye level its EAR, a frontal head; the spread stays the clip's."""
+    median = dict(base.median)
+    for col in ("mouth_width", "lip_corner_lift", "mar", "jaw_open", "brow_raise"):
+        if col in typical:
+            median[col] = typical[col]
+    if "ear" in typical:
+        median["ear_open"] = typical["ear"]
+    median.update(pitch_deg=0.0, yaw_deg=0.0)
+    method = f"typical neutral face ({face_ms / 1000.0:.1f} s of face: too short for a baseline)"
+    return replace(base, median=median, method=method, typical=dict(typical), against_typical=True)
 
 
 def analyze_logs(

@@ -49,7 +49,9 @@ class Baseline:
     spread: per-feature measurement noise (``measurement_noise``: robust residual from a 200 ms
         centred moving average, frame-rate independent; floored), the unit of "the person's own
         variation".
-    typical: the typical neutral values the smile features were capped at.
+    typical: the typical neutral face (the smile features are capped at it).
+    against_typical: True when the reference is the typical face itself (a photo, or a clip too
+        short for a baseline of its own).
     """
 
     median: dict[str, float]
@@ -57,6 +59,7 @@ class Baseline:
     n_frames: int
     method: str
     typical: dict[str, float] = field(default_factory=dict)
+    against_typical: bool = False  # the reference IS the typical face (a photo, a short clip)
 
     def as_dict(self) -> dict[str, object]:
         """JSON-ready dict."""
@@ -66,6 +69,7 @@ class Baseline:
             "median": {k: _num(v) for k, v in self.median.items()},
             "spread": {k: _num(v) for k, v in self.spread.items()},
             "typical_neutral_cap": {k: _num(v) for k, v in self.typical.items()},
+            "against_typical": self.against_typical,
         }
 
 
@@ -165,9 +169,10 @@ def compute_baseline(
     med = {c: float(v) for c, v in chosen.median().items()}
     # The cap applies to the automatic choice; frames the user named are their neutral face.
     typical = {} if frame_range is not None else typical or {}
-    typical = {c: float(v) for c, v in typical.items() if c in CAPPED and np.isfinite(v)}
+    typical = {c: float(v) for c, v in typical.items() if np.isfinite(v)}
     for c, v in typical.items():
-        med[c] = min(med[c], v)
+        if c in CAPPED:
+            med[c] = min(med[c], v)
     # Open-eye level: eyes are open most of the time, so a high quantile of EAR over all face
     # frames (the low-activity frames of someone who squints a lot can be half-closed).
     med["ear_open"] = float(face_feats["ear"].quantile(EAR_OPEN_QUANTILE))

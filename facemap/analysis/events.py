@@ -144,7 +144,9 @@ def label_events(
     tables, summary = [], {}
     for kind, col in (
         ("blink", "blink"),
+        ("wink", "wink"),
         ("smile", "smile"),
+        ("talking", "talking"),
         ("yawn", "yawn"),
         ("looking_away", "looking_away"),
     ):

@@ -27,6 +27,8 @@ LABELS = [
     "blink",
     "mouth_open",
     "yawn",
+    "talking",
+    "wink",
     "looking_away",
 ]
 NO_FACE = "no_face"
@@ -39,7 +41,9 @@ PRIORITY = [
     "frown",
     "blink",
     "eyes_closed",
+    "wink",
     "mouth_open",
+    "talking",
     "neutral",
 ]
 EXPRESSIVE = ["smile", "laugh", "surprise", "frown", "mouth_open", "yawn"]
@@ -71,20 +75,23 @@ def effective_thresholds(base: Baseline, cfg: AnalysisConfig) -> dict[str, float
     smile_jitter = float(np.hypot(sp["mouth_width"], cfg.smile_lift_weight * sp["lip_corner_lift"]))
     ear_open = base.median.get("ear_open", float("nan"))
     ear_rel = sp["ear"] / (ear_open if np.isfinite(ear_open) and ear_open > 0 else 1.0)
-    closed = min(cfg.eyes_closed_ratio, 1.0 - z * ear_rel)
+    typical_ear = base.typical.get("ear", cfg.typical_ear)
     smile_on = max(cfg.smile_on, z * smile_jitter)
+    brows_wider = cfg.typical_brow_spread if base.against_typical else 0.0
     return {
-        "eyes_closed_ratio": closed,
-        "eyes_open_ratio": max(closed, cfg.eyes_open_ratio - (cfg.eyes_closed_ratio - closed)),
+        "eyes_closed_ear": cfg.eyes_closed_ear * typical_ear / cfg.typical_ear,
+        "eyes_closed_ratio": cfg.eyes_closed_ratio,
+        "eyes_open_factor": max(1.0, cfg.eyes_open_ratio / cfg.eyes_closed_ratio),
         "eyes_wide_ratio": max(cfg.eyes_wide_ratio, 1.0 + z * ear_rel),
         "smile_on": smile_on,
         "smile_off": smile_on * cfg.smile_off / cfg.smile_on,
         "mouth_open_mar": max(cfg.mouth_open_mar, z * sp["mar"]),
         "mouth_open_jaw": max(cfg.mouth_open_jaw, z * sp["jaw_open"]),
+        "talk_on": cfg.talk_on,
         "yawn_mar": max(cfg.yawn_mar, z * sp["mar"]),
         "yawn_jaw": max(cfg.yawn_jaw, z * sp["jaw_open"]),
-        "brow_raise_on": max(cfg.brow_raise_on, z * sp["brow_raise"]),
-        "frown_brow_drop": max(cfg.frown_brow_drop, z * sp["brow_raise"]),
+        "brow_raise_on": max(cfg.brow_raise_on, z * sp["brow_raise"]) + brows_wider,
+        "frown_brow_drop": max(cfg.frown_brow_drop, z * sp["brow_raise"]) + brows_wider,
         "frown_corner_drop": max(cfg.frown_corner_drop, z * sp["lip_corner_lift"]),
         "away_yaw_deg": max(cfg.away_yaw_deg, z * sp["yaw_deg"]),
         "away_pitch_deg": max(cfg.away_pitch_deg, z * sp["pitch_deg"]),
@@ -99,11 +106,14 @@ def label_frames(
     base: Baseline,
     cfg: AnalysisConfig,
     undo_foreshortening: bool = False,
+    still: bool = False,
 ) -> Labelled:
     """Label N frames. ``features`` has NaN rows where ``face`` is False.
 
     ``undo_foreshortening``: the features come from 2D landmarks (not the pose-free 3DMM path);
     divide out the first-order effect of head yaw and pitch before judging them.
+    ``still``: the frames are pictures without a time axis (an image): no time rules (minimum
+    durations, gaps) apply, each frame is judged on its own.
     """
     n = len(features)
     face = np.asarray(face, dtype=bool)
@@ -126,13 +136,35 @@ def label_frames(
     th = effective_thresholds(base, cfg)
 
     def clean(mask: np.ndarray, min_ms: float, gap_ms: float = 0.0) -> np.ndarray:
+        if still:
+            return mask & face
         return clean_runs(mask & face, duration_ms, min_ms, gap_ms, allowed=face) & face
 
     eye_ratio = (sm["ear"] / base.median["ear_open"]).to_numpy()  # NaN without a face
-    closed = hysteresis(-eye_ratio, -th["eyes_closed_ratio"], -th["eyes_open_ratio"])
-    closed = clean(closed, 0.0, cfg.eyes_gap_ms)
-    s, e, dur = run_durations_ms(closed, duration_ms)
-    short = dur <= cfg.blink_max_ms
+    # Closed: below the absolute EAR AND below the share of the person's open level (the larger
+    # of the two ratios under 1); open again once either is eyes_open_factor above its limit.
+    eye_level = np.maximum(
+        sm["ear"].to_numpy() / th["eyes_closed_ear"], eye_ratio / th["eyes_closed_ratio"]
+    )
+    # A frame is closed below the limit; a closure (a blink, when short) lasts until the eyes
+    # are clearly open again (hysteresis), so a noisy frame does not split one blink in two.
+    closed = clean(eye_level < 1.0, 0.0, cfg.eyes_gap_ms)
+    closure = clean(hysteresis(-eye_level, -1.0, -th["eyes_open_factor"]), 0.0, cfg.eyes_gap_ms)
+    # A wink: one eye closed while the other is clearly open; its closures are not blinks.
+    def one_eye(col: str) -> np.ndarray:
+        ear = sm[col].to_numpy()
+        return np.maximum(
+            ear / th["eyes_closed_ear"], ear / base.median["ear_open"] / th["eyes_closed_ratio"]
+        )
+
+    left, right = one_eye("ear_left"), one_eye("ear_right")
+    opened = th["eyes_open_factor"]
+    wink = clean(
+        ((left < 1.0) & (right >= opened)) | ((right < 1.0) & (left >= opened)), cfg.wink_min_ms
+    )
+    s, e, dur = run_durations_ms(closure, duration_ms)
+    wink_share = np.array([wink[a:b].mean() if b > a else 0.0 for a, b in zip(s, e, strict=True)])
+    short = (dur <= cfg.blink_max_ms) & (wink_share < 0.5)
     blink = paint_runs(n, s[short], e[short])
 
     smile_index = (d["mouth_width"] + cfg.smile_lift_weight * d["lip_corner_lift"]).to_numpy()
@@ -146,6 +178,22 @@ def label_frames(
         hysteresis(mouth_level, 1.0, cfg.mouth_close_factor), cfg.mouth_min_ms, cfg.mouth_gap_ms
     )
     laugh = smile & mouth
+    # Talking: the lips keep moving (speech), which an open mouth alone does not tell.
+    t_s = np.asarray(timestamp_ms, dtype=np.float64) / 1000.0
+    # Syllables move the lips 3-8 times a second; a smile, a yawn or a shout moves them once.
+    # The opening's slow course (a centred mean over talk_detrend_ms) is taken out first.
+    lips = sm[["mar"]]
+    fast = (lips - smooth_frame(lips, timestamp_ms, cfg.talk_detrend_ms))["mar"].to_numpy()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        speed = np.abs(np.diff(fast, prepend=np.nan)) / np.diff(t_s, prepend=np.nan)
+    speed[~np.isfinite(speed)] = np.nan
+    lip_motion = smooth_frame(pd.DataFrame({"v": speed}), timestamp_ms, cfg.talk_window_ms)["v"]
+    lip_motion = lip_motion.to_numpy() if len(speed) > 1 else np.full(n, np.nan)
+    talking = clean(
+        hysteresis(lip_motion, th["talk_on"], th["talk_on"] * cfg.talk_off_factor),
+        cfg.talk_min_ms,
+        cfg.talk_gap_ms,
+    )
     yawn_level = np.minimum(mar_d / th["yawn_mar"], jaw_d / th["yawn_jaw"])
     yawn = clean(
         hysteresis(yawn_level, 1.0, cfg.mouth_close_factor) & ~smile,
@@ -179,6 +227,8 @@ def label_frames(
             "blink": blink & face,
             "mouth_open": mouth,
             "yawn": yawn,
+            "talking": talking,
+            "wink": wink,
             "looking_away": away,
         }
     )
@@ -194,8 +244,10 @@ def label_frames(
     signals = pd.DataFrame(
         {
             "eye_ratio": eye_ratio,
+            "eye_level": eye_level,
             "smile_index": smile_index,
             "mouth_level": mouth_level,
+            "lip_motion": lip_motion,
             "brow_delta": brow_d,
             "turn": turn,
         }

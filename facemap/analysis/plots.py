@@ -43,9 +43,9 @@ def timeline_png(result: Analysis, dpi: int = 110) -> bytes:
 
     panel(
         axes[0],
-        sig["eye_ratio"],
-        "eye opening\n(x open level)",
-        [(th["eyes_closed_ratio"], "--"), (th["eyes_open_ratio"], ":")],
+        sig["eye_level"],
+        "eye opening\n(x closed limit)",
+        [(1.0, "--"), (th["eyes_open_factor"], ":")],
         "tab:blue",
     )
     panel(axes[1], sig["smile_index"], "smile index\n(IOD)", [(th["smile_on"], "--")], "tab:green")

@@ -55,6 +55,17 @@ def read_report(path: Path) -> dict[str, object] | None:
     return data if isinstance(data, dict) else None
 
 
+def speaking(result: Analysis) -> dict[str, float]:
+    """Speaking time: seconds labelled ``talking`` and their share of the time with a face."""
+    talk = result.labelled.flags["talking"].to_numpy().astype(bool)
+    face_ms = float(np.sum(result.duration_ms[result.inputs.face]))
+    talk_ms = float(np.sum(result.duration_ms[talk]))
+    return {
+        "time_s": round(talk_ms / 1000.0, 2),
+        "share_of_face_time": round(talk_ms / face_ms, 4) if face_ms > 0 else 0.0,
+    }
+
+
 def report_dict(result: Analysis) -> dict[str, object]:
     """The content of report.json."""
     inp, lab, sc = result.inputs, result.labelled, result.scores
@@ -79,6 +90,7 @@ def report_dict(result: Analysis) -> dict[str, object]:
         },
         "formulas": FORMULAS,
         "events": {"summary": result.event_summary, "list": ev.to_dict(orient="records")},
+        "speaking": speaking(result),
         "time_fractions": sc.time_fractions,
         "label_priority": PRIORITY + [NO_FACE],
         "thresholds": {
