@@ -1,0 +1,99 @@
+"""Talking, winks, eyes closed by the absolute EAR, and photos judged against a typical face."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from facemap.analysis import AnalysisConfig, Inputs, analyze
+from facemap.analysis.features import landmark_features
+from facemap.analysis.report import report_dict
+from facemap.analysis.synth import Expression, faces_3d, project
+
+FPS = 30.0
+
+
+def _inputs(n: int = 300, **amounts: np.ndarray) -> Inputs:
+    """A frontal synthetic face (small jitter) with per-frame ``Expression`` amounts."""
+    rng = np.random.default_rng(3)
+    zero = np.zeros(n)
+    get = {k: amounts.get(k, zero) for k in ("smile", "mouth_open", "eyes_closed", "brow_raise")}
+    expr = Expression(**get, pitch_deg=rng.normal(0, 0.3, n), yaw_deg=zero, roll_deg=zero)
+    feats = landmark_features(project(faces_3d(expr), np.zeros((n, 3)), 100.0, (300, 300)))
+    frames = np.arange(1, n + 1)
+    return Inputs(frames, (frames - 1) * 1000.0 / FPS, np.ones(n, bool), feats, "landmarks")
+
+
+def _runs(mask: np.ndarray) -> int:
+    m = np.asarray(mask, dtype=int)
+    return int(np.sum(np.diff(np.concatenate([[0], m])) == 1))
+
+
+def test_syllable_rate_lip_motion_is_talking_and_a_held_open_mouth_is_not():
+    n = 300  # 10 s: quiet 0-3 s, talking 3-7 s (5 Hz, a half-open mouth), quiet again
+    t = np.arange(n) / FPS
+    speech = (t >= 3) & (t < 7)
+    talk = np.where(speech, 0.2 * (1 + np.sin(2 * np.pi * 5 * t)), 0.0)
+    res = analyze(_inputs(n, mouth_open=talk))
+    got = res.labelled.flags["talking"].to_numpy().astype(bool)
+    assert _runs(got) == 1
+    on = np.flatnonzero(got)
+    assert abs(on[0] / FPS - 3.0) < 0.4 and abs((on[-1] + 1) / FPS - 7.0) < 0.4
+    assert res.event_summary["talking"]["count"] == 1
+    rep = report_dict(res)
+    assert rep["speaking"]["time_s"] == pytest.approx(4.0, abs=0.6)
+    assert rep["speaking"]["share_of_face_time"] == pytest.approx(0.4, abs=0.06)
+    # a yawn-like slow opening held 2 s: an open mouth, no talking
+    held = np.clip(np.where((t >= 4) & (t < 6), 1.0, 0.0), 0, 1)
+    held = np.convolve(held, np.ones(9) / 9, mode="same")
+    res = analyze(_inputs(n, mouth_open=held))
+    assert res.labelled.flags["mouth_open"].to_numpy().sum() >= 45
+    assert res.labelled.flags["talking"].to_numpy().sum() == 0
+
+
+def test_a_wink_is_a_wink_not_a_blink():
+    n = 300
+    inp = _inputs(n)
+    feats = inp.features.copy()
+    blink, wink = slice(60, 66), slice(180, 190)  # 200 ms blink, 333 ms wink of the left eye
+    feats.loc[feats.index[blink], ["ear_left", "ear_right", "ear"]] *= 0.2
+    feats.loc[feats.index[wink], "ear_left"] *= 0.2
+    feats["ear"] = (feats["ear_left"] + feats["ear_right"]) / 2
+    res = analyze(Inputs(inp.frames, inp.timestamp_ms, inp.face, feats, "landmarks"))
+    ev = res.event_summary
+    assert ev["blink"]["count"] == 1 and ev["wink"]["count"] == 1
+    row = res.events.set_index("type")
+    assert row.loc["wink", "start_frame"] == 181 and row.loc["blink", "start_frame"] == 61
+
+
+def test_narrow_eyes_are_not_closed_but_a_closure_of_them_is():
+    """The absolute EAR limit alone would call a person with narrow eyes (EAR 0.16, below the
+    0.17 limit) closed all clip long; the guard against their own open level does not."""
+    n = 300
+    inp = _inputs(n)
+    feats = inp.features.copy()
+    for col in ("ear_left", "ear_right", "ear"):
+        feats[col] *= 0.16 / float(feats["ear"].median())
+    feats.loc[feats.index[100:106], ["ear_left", "ear_right", "ear"]] *= 0.3
+    res = analyze(Inputs(inp.frames, inp.timestamp_ms, inp.face, feats, "landmarks"))
+    closed = res.labelled.flags["eyes_closed"].to_numpy().astype(bool)
+    assert np.flatnonzero(closed).tolist() == list(range(100, 106))
+    assert res.event_summary["blink"]["count"] == 1
+
+
+@pytest.mark.parametrize(("smile", "label"), [(0.0, "neutral"), (1.0, "smile")])
+def test_a_single_photo_is_judged_against_a_typical_neutral_face(smile, label):
+    """One picture has no neutral frames of its own: a broad smile is a smile, a neutral face
+    neutral (before, every photo came out neutral)."""
+    inp = _inputs(1, smile=np.array([smile]))
+    res = analyze(inp)
+    assert res.baseline.against_typical and res.baseline.method.startswith("typical neutral")
+    assert res.labelled.label.tolist() == [label]
+
+
+def test_a_clip_long_enough_keeps_its_own_baseline():
+    res = analyze(_inputs(90))  # 3 s
+    assert not res.baseline.against_typical and res.baseline.method == "low_activity"
+    short = analyze(_inputs(45))  # 1.5 s < min_baseline_ms
+    assert short.baseline.against_typical
+    assert analyze(_inputs(45), AnalysisConfig(min_baseline_ms=1000)).baseline.method == "low_activity"
