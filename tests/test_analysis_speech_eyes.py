@@ -97,3 +97,4 @@ def test_a_clip_long_enough_keeps_its_own_baseline():
     short = analyze(_inputs(45))  # 1.5 s < min_baseline_ms
     assert short.baseline.against_typical
     assert analyze(_inputs(45), AnalysisConfig(min_baseline_ms=1000)).baseline.method == "low_activity"
+

@@ -46,6 +46,7 @@ PRIORITY = [
     "talking",
     "neutral",
 ]
+PITCH_SLOPE = {"lip_corner_lift": 0.135, "brow_raise": 0.056}  # IOD per sin(pitch change)
 EXPRESSIVE = ["smile", "laugh", "surprise", "frown", "mouth_open", "yawn"]
 
 
@@ -132,6 +133,13 @@ def label_frames(
             base.median["pitch_deg"], base.median["yaw_deg"]
         )
         sm[HEIGHT_OVER_WIDTH] = sm[HEIGHT_OVER_WIDTH].mul(factor, axis=0)
+        # Depth: the lip corners sit behind the lip centre and the brows in front of the eyes,
+        # so a head tipped from its baseline pitch moves them on the picture. Slopes measured
+        # on 2D landmarks (dlib, the 22 shared clips' low-smile frames, per sin of the pitch
+        # change). Used by the frown and brow tests; the smile index keeps the raw lift.
+        tip = np.sin(np.radians(np.clip(sm["pitch_deg"].to_numpy() - base.median["pitch_deg"], -60, 60)))
+    else:
+        tip = np.zeros(n)
     d = sm - pd.Series(base.median)[FEATURE_COLUMNS]
     th = effective_thresholds(base, cfg)
 
@@ -201,12 +209,13 @@ def label_frames(
         cfg.mouth_gap_ms,
     )
 
-    brow_d = d["brow_raise"].to_numpy()
+    brow_d = d["brow_raise"].to_numpy() - PITCH_SLOPE["brow_raise"] * tip
+    lift_d = d["lip_corner_lift"].to_numpy() + PITCH_SLOPE["lip_corner_lift"] * tip
     brow_up = brow_d >= th["brow_raise_on"]
     surprise = clean(
         brow_up & ((eye_ratio >= th["eyes_wide_ratio"]) | mouth) & ~smile, cfg.expression_min_ms
     )
-    corners_down = (d["lip_corner_lift"].to_numpy() <= -th["frown_corner_drop"]) & ~mouth
+    corners_down = (lift_d <= -th["frown_corner_drop"]) & ~mouth
     frown = clean(
         ((brow_d <= -th["frown_brow_drop"]) | corners_down) & ~smile, cfg.expression_min_ms
     )
