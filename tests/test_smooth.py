@@ -118,10 +118,15 @@ def test_landmark_smoother_scale_free_and_pose():
         raw, out = [], []
         for i in range(90):
             lm = base * size + 100 + rng.normal(0, 0.01 * size, (68, 2))
-            r = sm(_result(lm, i * 1000 / 30, pose=(rng.normal(0, 2), 10 + rng.normal(0, 2), 0)))
+            given = _result(lm, i * 1000 / 30, pose=(rng.normal(0, 2), 10 + rng.normal(0, 2), 0))
+            r = sm(given)
             raw.append(lm)
-            out.append(r.landmarks)
-            assert r.pose is not None and r.params.size == 0 and r.status is Status.OK
+            out.append(r.smoothed)
+            assert r.smoothed_pose is not None and r.params.size == 0 and r.status is Status.OK
+            # the landmarker's landmarks and pose are kept; the smoothed ones are beside them
+            np.testing.assert_array_equal(r.landmarks, lm)
+            assert r.pose == given.pose
+            assert r.drawn is r.smoothed and r.drawn_pose is r.smoothed_pose
         d_raw = np.abs(np.diff(raw, axis=0)).mean()
         d_out = np.abs(np.diff(out[10:], axis=0)).mean()
         ratios.append(d_out / d_raw)
@@ -144,7 +149,8 @@ def _still_mask(lms: np.ndarray, widths: np.ndarray) -> np.ndarray:
 
 def test_lp_d19_still_stretches_half_the_motion_with_smoothing():
     """dlib's landmarks of lp_d19 (real detector jitter) through the full chain with the real
-    Haar detector: on still stretches, smoothing halves the frame-to-frame motion or better."""
+    Haar detector: on still stretches, smoothing halves the frame-to-frame motion of the drawn
+    landmarks or better."""
     need_shared(DATA / "videos" / "lp_d19.mp4")
     refs = ref_landmarks("lp_d19")
     frames = sorted(refs)
@@ -155,7 +161,7 @@ def test_lp_d19_still_stretches_half_the_motion_with_smoothing():
     motion = {}
     for level in ("off", "medium"):
         fm = facemap.open(RefLandmarker("lp_d19"), detector=HaarDetector(), smooth=level)
-        out = {f.index: f.result.landmarks for f in fm.process(DATA / "videos" / "lp_d19.mp4")}
+        out = {f.index: f.result.drawn for f in fm.process(DATA / "videos" / "lp_d19.mp4")}
         lms = np.stack([out[f] for f in frames])
         step = np.linalg.norm(np.diff(lms, axis=0), axis=2).mean(axis=1) / widths[1:]
         motion[level] = step[still[1:]].mean()
