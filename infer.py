@@ -86,7 +86,7 @@ def add_video_arguments(p: argparse.ArgumentParser) -> None:
     v.add_argument("--jump-threshold", type=float, default=DEFAULTS.jump_threshold, metavar="X", help="mark a frame unstable when pose/translation/expression change more than X (normalised; default %(default)s, 0 = off)")
     v.add_argument("--skip-if-no-face", action="store_true", help="no inference on frames without a face box (no_face row): the default; kept for the original tool's commands")
     v.add_argument("--fallback-center", action="store_true", help="on frames without a face box, run the model on the centre of the frame anyway (status warn, reason no_bbox; the original tool's default)")
-    v.add_argument("--smooth", default=DEFAULTS.smooth, choices=list(SMOOTH_PRESETS), help="One Euro smoothing of landmarks and pose (default %(default)s)")
+    v.add_argument("--smooth", default=DEFAULTS.smooth, choices=list(SMOOTH_PRESETS), help="One Euro smoothing of the drawn landmarks and pose; the logs keep the landmarker's (default %(default)s)")
     v.add_argument("--smooth-mincutoff", type=float, metavar="HZ", help="One Euro minimum cutoff in Hz (overrides the preset)")
     v.add_argument("--smooth-beta", type=float, metavar="B", help="One Euro speed coefficient (overrides the preset)")
     v.add_argument("--no-preview", action="store_true", help="--camera without a preview window (headless)")

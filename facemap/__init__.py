@@ -10,7 +10,8 @@
 ``open`` loads the backends once and returns a ``FaceMap``; ``FaceMap.process`` yields one
 ``Frame`` per picture or video frame, handing each to the sinks given (``facemap.sinks``:
 CSV logs, overlay video, overlay image + JSON, preview window, or any callable). ``Mode``
-says how frames are treated (IMAGE: each on its own; VIDEO: tracked, guarded, smoothed).
+says how frames are treated (IMAGE: each on its own; VIDEO: tracked, guarded, smoothed for
+drawing: ``Face.landmarks`` stay the landmarker's, ``Face.smoothed`` rides beside).
 
 The package never loads a model at import time, never prints and never exits; errors are
 ``FacemapError`` subclasses (``facemap.errors``), each with a one-line message and an exit code.

@@ -93,7 +93,9 @@ class FaceMap:
         Each Frame has ``index`` (1-based), ``timestamp_ms``, ``image``, ``source``, ``stem``
         and ``faces``: a tuple of ``Face`` (``id``, ``box``, ``landmarks`` (68, 2) pixels,
         ``pose`` in degrees, ``status``, ``reason``, ``params``, ``expression``), empty when no
-        face was found.
+        face was found. ``landmarks`` and ``pose`` are what the landmarker returned; in video
+        mode the smoothed ones are beside them (``smoothed``, ``smoothed_pose``; ``drawn`` is
+        what an overlay shows).
         """
         if self.closed:
             raise RuntimeError("this FaceMap is closed; open a new one")
@@ -178,7 +180,8 @@ def open(  # noqa: A001 - facemap.open, like io.open / av.open
     track: ``TrackOptions(redetect_every=30, fallback_center=False)``: video-mode tracking
         (a frame with no face box has no face unless ``fallback_center``).
     guard: ``GuardOptions(jump_threshold=1.0)``: video-mode outlier marking (0 = off).
-    smooth: ``SmoothOptions("medium")`` or a preset name ("off", "low", "medium", "high").
+    smooth: ``SmoothOptions("medium")`` or a preset name ("off", "low", "medium", "high"):
+        video mode's smoothing, for drawing (``Face.smoothed``); ``Face.landmarks`` stay raw.
     max_faces: faces per picture or frame (1, N, or 0 for every face). A picture's ids go 0, 1,
         ... by size, largest first; in a video each face keeps its id from frame to frame (see
         ``facemap.track.multi``; a scene cut gives new ids).

@@ -1,6 +1,7 @@
 """Drawing: ``annotate(frame, style) -> image`` and ``draw_overlay(image, face, style) -> image``.
 
-Pure: never reads or writes files.
+Pure: never reads or writes files. A face is drawn with ``Face.drawn`` / ``Face.drawn_pose``: the
+smoothed landmarks and pose of video mode when there are, else the landmarker's.
 """
 
 from __future__ import annotations
@@ -120,9 +121,10 @@ def _draw_face(out: np.ndarray, result: Face, style: DrawStyle) -> None:
     if result.box is not None and style.box:
         x0, y0, x1, y1 = (int(round(np.clip(v, -MAX_DRAW_COORD, MAX_DRAW_COORD))) for v in result.box.as_tuple())
         cv2.rectangle(out, (x0, y0), (x1, y1), STATUS_COLORS[result.status], line, cv2.LINE_AA)
-    if result.has_face and np.isfinite(result.landmarks).all():
+    drawn = result.drawn
+    if result.has_face and np.isfinite(drawn).all():
         shift = 4  # sub-pixel drawing: coordinates in 1/16 px
-        pts = np.round(np.clip(result.landmarks, -MAX_DRAW_COORD, MAX_DRAW_COORD) * (1 << shift)).astype(np.int32)
+        pts = np.round(np.clip(drawn, -MAX_DRAW_COORD, MAX_DRAW_COORD) * (1 << shift)).astype(np.int32)
         ibug = len(pts) == N_LANDMARKS  # contours and mesh are iBUG-68's
         if style.mesh and ibug:
             segs = [pts[list(e)] for e in MESH_EDGES]
@@ -165,8 +167,8 @@ def _draw_hud(out: np.ndarray, result: Face, fps: float | None) -> None:
     text = f"#{result.frame} {result.status.value}"
     if result.reason:
         text += f" ({result.reason})"
-    if result.pose is not None:
-        p = result.pose
+    p = result.drawn_pose
+    if p is not None:
         text += f"  pitch {p.pitch_deg:+.0f} yaw {p.yaw_deg:+.0f} roll {p.roll_deg:+.0f}"
     if fps:
         text += f"  {fps:.1f} fps"

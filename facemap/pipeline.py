@@ -8,7 +8,10 @@ options; ``Pipeline.run(frames, mode)`` is a generator: one ``Frame`` per input 
 landmarked. In ``Mode.VIDEO`` the face is followed from frame to frame (``FaceTracker``: the next
 box comes from the previous landmarks, the detector runs when the face is lost, on a scene cut
 and every ``redetect_every`` frames), outliers are marked (``JumpGuard``) and landmarks and pose
-are smoothed (One Euro, driven by the timestamps).
+are smoothed (One Euro, driven by the timestamps). Smoothing is for drawing: the smoothed points
+and pose ride beside the landmarker's (``Face.smoothed``, ``Face.smoothed_pose``), and
+``Face.landmarks`` / ``Face.pose``, which every log holds, stay what the landmarker returned
+(smoothing eats blinks and lip motion, which the analyzer must see).
 
 Sinks are objects with ``write(frame)`` and ``close(error=None)`` (or any callable taking a
 Frame); the chain names none of them, and whoever runs it closes them (``close_sinks``). Every frame goes to every sink with Ctrl-C / SIGTERM held
@@ -234,12 +237,11 @@ class Pipeline:
                     smoother.reset()
                 if raw.has_face:
                     track_id += 1
-            guarded = guard(raw)
-            shown = guarded
-            if smoother is not None and guarded.status is Status.OK:
-                shown = smoother(guarded)
-            faces = () if shown.status is Status.NO_FACE else (replace(shown, id=max(track_id, 0)),)
-            return faces, tuple(tracker.last_detections), shown.reason
+            face = guard(raw)  # sets the status only
+            if smoother is not None and face.status is Status.OK:
+                face = smoother(face)  # adds the smoothed points beside the landmarker's
+            faces = () if face.status is Status.NO_FACE else (replace(face, id=max(track_id, 0)),)
+            return faces, tuple(tracker.last_detections), face.reason
 
         return step
 

@@ -144,13 +144,13 @@ def _frozen_array(arr: np.ndarray | None, shape: tuple[int, ...], name: str) -> 
     return out
 
 
-def _frozen_points(arr: np.ndarray | None) -> np.ndarray:
+def _frozen_points(arr: np.ndarray | None, name: str = "landmarks") -> np.ndarray:
     """(N, 2) points (68 for the iBUG-68 models), or (0, 2); read-only float64."""
     if arr is None:
         arr = np.zeros((0, 2), dtype=np.float64)
     out = np.array(arr, dtype=np.float64, copy=True)
     if out.ndim != 2 or out.shape[1] != 2:
-        raise ValueError(f"landmarks must have shape ({N_LANDMARKS}, 2), (N, 2) or be empty, got {out.shape}")
+        raise ValueError(f"{name} must have shape ({N_LANDMARKS}, 2), (N, 2) or be empty, got {out.shape}")
     out.setflags(write=False)
     return out
 
@@ -162,14 +162,22 @@ class Face:
     id:         which face this is; stays the same while a video tracks it (0 for the first).
     box:        the face box the crop was built from (inclusive pixels), None when there is none.
     landmarks:  (68, 2) image pixels, iBUG-68 order, or (0, 2) when the model output was unusable
-                ((N, 2) from another landmark model, ``--assume-points N``).
-    pose:       head pose in degrees, or None.
+                ((N, 2) from another landmark model, ``--assume-points N``): what the landmarker
+                returned, never smoothed; every log holds these.
+    pose:       head pose in degrees as the landmarker returned it, or None.
+    smoothed:   (N, 2) image pixels, the same points after video mode's smoothing (for drawing),
+                or (0, 2) when the face was not smoothed (image mode, ``--smooth off``, a frame
+                that is not ok).
+    smoothed_pose: the smoothed head pose in degrees, or None (not smoothed, or no pose).
     status:     ok, warn (a guess or a doubtful output), unstable (unusable or a jump), or
                 no_face (the empty record: no box at all).
     reason:     why the status (``detected``/``tracked`` in video; ``no_bbox``, ``jump_threshold``...).
     params:     (265,) raw model outputs, or (0,) when the backend has none (dlib).
     expression: (39,) de-normalised expression coefficients, or (0,).
     frame, timestamp_ms: the frame it belongs to (1-based) and its time in milliseconds.
+
+    ``drawn`` and ``drawn_pose`` are what an overlay shows: the smoothed ones when there are,
+    else the landmarker's.
     """
 
     frame: int
@@ -182,10 +190,20 @@ class Face:
     params: np.ndarray = field(default_factory=lambda: np.zeros((0,)))
     expression: np.ndarray = field(default_factory=lambda: np.zeros((0,)))
     id: int = 0
+    smoothed: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))
+    smoothed_pose: Pose | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "status", Status(self.status))
         object.__setattr__(self, "landmarks", _frozen_points(self.landmarks))
+        smoothed = _frozen_points(self.smoothed, "smoothed")
+        if smoothed.shape[0] and smoothed.shape != self.landmarks.shape:
+            raise ValueError(
+                f"smoothed must have the landmarks' shape {self.landmarks.shape} (or be empty), got {smoothed.shape}"
+            )
+        if self.smoothed_pose is not None and not smoothed.shape[0]:
+            raise ValueError("smoothed_pose needs smoothed landmarks beside it")
+        object.__setattr__(self, "smoothed", smoothed)
         object.__setattr__(self, "params", _frozen_array(self.params, (N_PARAMS,), "params"))
         object.__setattr__(
             self, "expression", _frozen_array(self.expression, (N_EXP,), "expression")
@@ -195,6 +213,17 @@ class Face:
     def has_face(self) -> bool:
         """True when landmarks are present."""
         return self.landmarks.shape[0] > 0
+
+    @property
+    def drawn(self) -> np.ndarray:
+        """(N, 2) pixels an overlay draws: the smoothed landmarks when there are, else the
+        landmarker's."""
+        return self.smoothed if self.smoothed.shape[0] else self.landmarks
+
+    @property
+    def drawn_pose(self) -> Pose | None:
+        """The pose an overlay shows: the smoothed one when the face was smoothed, else ``pose``."""
+        return self.smoothed_pose if self.smoothed.shape[0] else self.pose
 
     @classmethod
     def empty(cls, frame: int, timestamp_ms: float = 0.0, reason: str = "") -> Face:
@@ -207,8 +236,9 @@ class Mode(str, enum.Enum):
 
     IMAGE: each picture on its own (detect, landmark, no tracking, guard or smoothing).
     VIDEO: frames of one sequence: the face is tracked from frame to frame (the next box comes
-    from the previous landmarks), outliers are flagged, landmarks and pose are smoothed, and
-    timestamps drive the smoothing.
+    from the previous landmarks), outliers are flagged, and smoothed landmarks and pose are
+    added beside the landmarker's for drawing (``Face.smoothed``; timestamps drive the
+    smoothing). The logs hold the landmarker's.
     """
 
     IMAGE = "image"
@@ -231,7 +261,8 @@ class Frame:
 
     index:        1-based frame number in its source (1 for an image), as the logs' ``frame``
     timestamp_ms: presentation time from the start of the source, milliseconds (0 for an image)
-    faces:        the faces in this frame, a tuple of Face; empty when there is no face
+    faces:        the faces in this frame, a tuple of Face; empty when there is no face (their
+                  ``landmarks`` are the landmarker's; video mode's smoothed ones are beside)
     image:        the (H, W, 3) uint8 BGR picture (read-only view), for drawing
     source:       the file it came from (None for arrays and cameras' unnamed frames)
     stem:         the name its outputs take (``clip`` for clip.mp4; unique within a run)

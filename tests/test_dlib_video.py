@@ -2,8 +2,9 @@
 
 lp_d19 (slow broad smile) and lp_d14 (winks, blinks, smiles) through ``infer.py --video
 --landmarker dlib``: the tracked ROI stays on the face, landmarks agree with dlib's own per-frame
-reference run, smoothing calms still stretches, and analyze_expressions.py's labels agree with
-MediaPipe's blendshapes (../shared/data/ref). Needs the dlib extra.
+reference run, the logs hold the landmarker's landmarks whatever ``--smoothing`` (it changes the
+overlay only) while smoothing calms still stretches, and analyze_expressions.py's labels agree
+with MediaPipe's blendshapes (../shared/data/ref). Needs the dlib extra.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ import analyze_expressions
 import infer
 from facemap import eval as fe
 from facemap.io.records import read_landmarks, read_meta
+from facemap.track.smooth import SMOOTH_PRESETS, LandmarkSmoother
+from facemap.types import Face, Status
 from tests.conftest import need_shared
 from tests.standins import DATA
 
@@ -76,9 +79,29 @@ def test_landmarks_agree_with_dlibs_reference_run(runs, stem):
 
 
 @pytest.mark.parametrize("stem", CLIPS)
+def test_logs_hold_the_landmarkers_landmarks_whatever_the_smoothing(runs, stem):
+    """Issue 13: smoothing eats blinks and lip motion, so it is for drawing only: every log of a
+    --smooth medium run is byte for byte the --smooth off run's."""
+    names = sorted(p.name for p in (runs[stem, "off"] / "logs").iterdir())
+    assert f"{stem}_landmarks.csv" in names and f"{stem}_meta.csv" in names
+    for name in names:
+        off = (runs[stem, "off"] / "logs" / name).read_bytes()
+        assert (runs[stem, "medium"] / "logs" / name).read_bytes() == off, name
+
+
+@pytest.mark.parametrize("stem", CLIPS)
 def test_smoothing_halves_motion_on_still_stretches(runs, stem):
-    raw = read_landmarks(runs[stem, "off"] / "logs" / f"{stem}_landmarks.csv").landmarks
-    smooth = read_landmarks(runs[stem, "medium"] / "logs" / f"{stem}_landmarks.csv").landmarks
+    """The medium preset on dlib's landmarks of the clip, as the chain smooths them for drawing
+    (one track: every frame ok, the smoother never reset)."""
+    log = read_landmarks(runs[stem, "off"] / "logs" / f"{stem}_landmarks.csv")
+    raw = log.landmarks
+    meta = read_meta(runs[stem, "off"] / "logs" / f"{stem}_meta.csv")
+    assert (meta.status == "ok").all() and (meta.reason == "detected").sum() == 1
+    smoother = LandmarkSmoother(SMOOTH_PRESETS["medium"])
+    smooth = np.stack([
+        smoother(Face(int(f), float(t), Status.OK, landmarks=lm)).smoothed
+        for f, t, lm in zip(log.frames, log.timestamps_ms, raw, strict=True)
+    ])
     # still stretches: frames whose nose-and-eyes centre moved least over +-9 frames (raw)
     centre = raw[:, 27:48].mean(axis=1)
     eye = np.linalg.norm(raw[:, 36] - raw[:, 45], axis=1)

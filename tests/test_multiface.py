@@ -382,8 +382,10 @@ def test_each_persons_landmarks_and_analysis_equal_their_clip_alone(tmp_path, ca
         assert list(ours.index) == list(alone.index) == list(range(1, n + 1))  # in every frame
         diff = np.abs(ours[xs].to_numpy() - dx - alone[xs].to_numpy())
         # the same pixels give the same points; the detector's first box in the wider frame may
-        # sit a pixel or two off (HOG's window grid), and the tracking converges from there
-        assert diff.mean() <= 0.05 and diff.max() <= 1.5, (name, diff.mean(), diff.max())
+        # sit a pixel or two off (HOG's window grid: dlib's points are whole pixels, logged
+        # unsmoothed), and the tracking converges from there within a few frames
+        assert diff.mean() <= 0.05 and diff.max() <= 2.0, (name, diff.mean(), diff.max())
+        assert diff[10:].max() <= 1.0, (name, diff[10:].max())
     logs = tmp_path / "o" / "logs"
     assert analyze_expressions.main(["--landmarks", str(logs / "two_landmarks.csv"), "--meta", str(logs / "two_meta.csv"),
                                      "--out", str(tmp_path / "a"), "--no-plots", "-q"]) == 0

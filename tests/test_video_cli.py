@@ -454,3 +454,27 @@ def test_no_face_box_means_no_landmarks_by_default(tmp_path, model_args):
     centre = meta_fb[meta_fb.reason == "no_bbox"]
     assert len(centre) >= 10 and set(centre.status) <= {"warn", "unstable"}
     assert _run([*common, "-o", str(tmp_path / "both"), "--fallback-center", "--skip-if-no-face"]) == 2
+
+
+def test_smoothing_changes_the_overlay_only(tmp_path, model_args):
+    """--smooth high and --smooth off write the same logs byte for byte (the landmarker's
+    landmarks and pose: issue 13), and different overlay videos (the smoothed points drawn)."""
+    import av
+
+    need_shared(D19)
+    overlays = {}
+    for level in ("high", "off"):
+        out = tmp_path / level
+        assert _run(["--video", str(D19), *model_args, "-o", str(out), "--max-frames", "30", "--save-video",
+                     "--dump-csv", "--dump-landmarks-csv", "--hud", "--smooth", level, "-q"]) == 0
+        with av.open(str(out / "lp_d19_overlay.mp4")) as c:
+            overlays[level] = [f.to_ndarray(format="bgr24") for f in c.decode(video=0)]
+    names = sorted(p.name for p in (tmp_path / "off" / "logs").iterdir())
+    assert names == ["lp_d19_landmarks.csv", "lp_d19_meta.csv", "lp_d19_raw.csv", "lp_d19_summary.csv"]
+    for name in names:
+        assert (tmp_path / "high" / "logs" / name).read_bytes() == (tmp_path / "off" / "logs" / name).read_bytes(), name
+    assert len(overlays["high"]) == len(overlays["off"]) == 30
+    # pixels changed by more than 60 levels: a few hundred where only the encoder differs (a
+    # frame that passes through the filter), thousands where the drawn points moved
+    changed = [int((np.abs(a.astype(int) - b) > 60).sum()) for a, b in zip(overlays["high"], overlays["off"], strict=True)]
+    assert sum(c > 2000 for c in changed) >= 15, changed

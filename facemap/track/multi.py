@@ -12,7 +12,8 @@ A face that is not found for a while (turned away, hidden, out of frame) keeps i
 ``REID_MS`` milliseconds: a face found again near where it was lost, at a similar size, gets
 it back; later, or elsewhere, it is a new face with a new id. A scene cut ends every face: ids
 are not carried across a cut (the people after it get new ids). The crops of all faces of a
-frame go through the landmarker as one batch. Each face has its own jump guard and smoother.
+frame go through the landmarker as one batch. Each face has its own jump guard and smoother;
+the smoothed points ride beside the landmarker's (``Face.smoothed``), never replacing them.
 """
 
 from __future__ import annotations
@@ -161,7 +162,7 @@ class MultiFaceTracker:
             if face.has_face:
                 face = track.guard(face)
                 if track.smoother is not None and face.status is Status.OK:
-                    face = track.smoother(face)
+                    face = track.smoother(face)  # Face.smoothed beside; landmarks stay raw
             # the last frame-to-frame shift; none after a gap (its displacement is not motion)
             moved = (box.center[0] - track.box.center[0], box.center[1] - track.box.center[1])
             track.shift = moved if track.seen else (0.0, 0.0)

@@ -6,6 +6,10 @@ timestamps, so variable frame rates and ``--every`` are handled. ``LandmarkSmoot
 filter over a vector of the 136 landmark coordinates and the 3 pose angles of each frame,
 with landmarks expressed in face widths and angles in units of ``POSE_UNIT_DEG`` so one pair
 (min_cutoff, beta) fits faces of any size.
+
+Smoothing is for drawing: it removes jitter and also damps fast real motion (blinks, lip
+motion), so the smoothed points travel beside the landmarker's (``Face.smoothed``) and never
+replace them; the logs and the analyzer see what the landmarker returned.
 """
 
 from __future__ import annotations
@@ -125,11 +129,13 @@ class OneEuroFilter:
 
 
 class LandmarkSmoother:
-    """Smooths the landmarks (68, 2) and pose of successive Faces of one face.
+    """Smooths the landmarks (68, 2) and pose of successive Faces of one face, for drawing.
 
-    ``__call__(result)`` returns a new Face with smoothed landmarks and pose (params,
-    box, status unchanged). Results without landmarks pass through and do not touch the state;
-    call ``reset()`` when the face is re-acquired (new detection, scene cut).
+    ``__call__(result)`` returns a copy of ``result`` with the smoothed landmarks and pose set
+    beside the landmarker's (``Face.smoothed``, ``Face.smoothed_pose``); ``landmarks``, ``pose``,
+    params, box and status are unchanged, so the logs hold what the landmarker returned.
+    Results without landmarks pass through and do not touch the state; call ``reset()`` when the
+    face is re-acquired (new detection, scene cut).
     """
 
     def __init__(self, params: SmoothParams) -> None:
@@ -142,7 +148,7 @@ class LandmarkSmoother:
         self._scale = None
 
     def __call__(self, result: Face) -> Face:
-        """The smoothed copy of ``result`` (unchanged when it has no landmarks)."""
+        """``result`` with ``smoothed`` / ``smoothed_pose`` set (unchanged when it has no landmarks)."""
         if not result.has_face or not np.isfinite(result.landmarks).all():
             return result
         lm = result.landmarks
@@ -156,4 +162,4 @@ class LandmarkSmoother:
         n = lm.size
         new_lm = (y[:n] * self._scale).reshape(lm.shape)
         new_pose = Pose(*map(float, y[n:] * POSE_UNIT_DEG)) if has_pose else None
-        return replace(result, landmarks=new_lm, pose=new_pose)
+        return replace(result, smoothed=new_lm, smoothed_pose=new_pose)
