@@ -263,11 +263,12 @@ def test_bad_ray_options(argv, line, capsys, tmp_path):
 def test_a_worker_refuses_what_it_cannot_reach(what, tmp_path, monkeypatch):
     """The check each worker runs before any video: the first input it cannot read, or an
     --output it cannot write, in one line naming its node and the path."""
+    from facemap.cli.config import FLAGS
     from facemap.cli.corpus import CorpusWorker
 
     monkeypatch.setattr(CorpusWorker, "node", staticmethod(lambda: "10.0.0.7"))
     worker = object.__new__(CorpusWorker)  # the check needs no landmarker
-    worker.error = None
+    worker.error, worker.names = None, FLAGS
     clip = tmp_path / "a.mp4"
     clip.write_bytes(b"x")
     missing = tmp_path / "gone" / "b.mp4"
