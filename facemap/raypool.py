@@ -18,7 +18,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import signal
 import tempfile
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -71,6 +73,10 @@ def ray_init(ray, address: str | None, local_cpus: float) -> None:
         log_to_driver=False,
         runtime_env={"env_vars": {"PYTHONPATH": path}},
     )
+    # ray.init puts a handler of its own on SIGTERM (it ends the process at once): the caller's
+    # (infer.py's: a stop like Ctrl-C, outputs closed) is put back
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = signal.getsignal(signal.SIGTERM) if in_main else None
     try:
         if address:
             ray.init(address=address, **kwargs)
@@ -82,6 +88,9 @@ def ray_init(ray, address: str | None, local_cpus: float) -> None:
             f"{{ray}}{where}: cannot start or reach Ray ({one_line(exc)}); start a cluster with `ray start --head` "
             "and give its address, or give no address for a local Ray"
         ) from None
+    finally:
+        if in_main and previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def pool_size(ray, workers: int | None, cpus: float, todo: int) -> int:

@@ -36,6 +36,9 @@ CLIPS = ("lp_d0.mp4", "dpe_s.mp4", "dagan_driving.mp4")
 ARGS = ("--landmarker", "dlib", "--dump-landmarks-csv", "-q")
 
 
+CLUSTER_GROUP: dict[str, int] = {}  # address -> the process group of the cluster this module started
+
+
 def _free_ports(n: int) -> list[int]:
     socks = [socket.socket() for _ in range(n)]
     for s in socks:
@@ -103,6 +106,7 @@ def cluster(tmp_path_factory):
     address = f"127.0.0.1:{gcs}"
     with open(logs / "ray-start.log", "wb") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    CLUSTER_GROUP[address] = proc.pid
     left: list[int] = []
     try:
         raylet = temp / "session_latest" / "sockets" / "raylet"
@@ -282,3 +286,134 @@ def test_a_worker_refuses_what_it_cannot_reach(what, tmp_path, monkeypatch):
                        "such file or directory); every node needs --output at the same path (a shared filesystem)")
     assert worker.check([str(clip)], str(tmp_path)) == ("10.0.0.7", 0, "")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.mp4"]  # the write check left nothing
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode("utf-8", "replace")
+    except OSError:
+        return ""
+
+
+def _descendants(root: int) -> list[int]:
+    """The live processes descended from ``root`` (Ray's workers leave the cluster's process
+    group, not its tree)."""
+    parent = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                fields = (entry / "stat").read_text().rpartition(")")[2].split()
+                if fields[0] != "Z":
+                    parent[int(entry.name)] = int(fields[1])
+    found, frontier = [], {root}
+    while frontier:
+        frontier = {pid for pid, ppid in parent.items() if ppid in frontier}
+        found += sorted(frontier)
+    return found
+
+
+def _busy_workers(address: str, kind: str = "CorpusWorker") -> list[int]:
+    """The pids of the test cluster's actors of class ``kind`` running a job (Ray titles such
+    a process ``ray::<Class>.run``); only processes of the cluster this module started."""
+    return [pid for pid in _descendants(CLUSTER_GROUP[address]) if _cmdline(pid).startswith(f"ray::{kind}.run")]
+
+
+def _kill_one_mid_job(address: str, out: Path, killed: list[int], kind: str = "CorpusWorker", pattern: str = "**/.*.part"):
+    """In a thread: once a job has started writing under ``out`` (a file matching ``pattern``),
+    SIGKILL one busy actor of the test cluster; its pid goes into ``killed``."""
+    import threading
+
+    def watch() -> None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not killed:
+            if any(p.stat().st_size > 0 for p in out.glob(pattern) if p.is_file()):
+                busy = _busy_workers(address, kind)
+                if busy:
+                    os.kill(busy[0], signal.SIGKILL)
+                    killed.append(busy[0])
+                    return
+            time.sleep(0.02)
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_a_worker_killed_mid_video_is_replaced_and_its_video_redone(cluster, corpus, reference, tmp_path):
+    """SIGKILL of one worker actor while it writes a video: the corpus completes on the others
+    and a replacement, every log matches the single-machine run, nothing half-written is left,
+    and a rerun does no work."""
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    for name in CLIPS:
+        (clips / name).symlink_to(corpus / name)
+    out = tmp_path / "out"
+    killed: list[int] = []
+    watcher = _kill_one_mid_job(cluster, out, killed)
+    argv = ["--video", str(clips), *ARGS, "-o", str(out), "--ray", cluster, "--ray-workers", "2"]
+    so = io.StringIO()
+    with contextlib.redirect_stdout(so):
+        code = infer.main(argv)
+    watcher.join(5)
+    assert len(killed) == 1, "no worker was caught mid-video"
+    assert code == 0, so.getvalue()
+    assert "failed, trying it once more (the Ray worker on node 127.0.0.1 died" in so.getvalue()
+    rows = _rows(out)
+    assert {s: r["status"] for s, r in rows.items()} == dict.fromkeys(("dagan_driving", "dpe_s", "lp_d0"), "ok")
+    assert _logs(out) == _logs(reference)
+    assert not list(out.rglob("*.part")) and not (out / ".facemap-staging").exists()
+    assert sorted((out / MARKER).read_text().splitlines()[1:]) == sorted(
+        ["corpus.csv", *(f"logs/{s}_{k}.csv" for s in rows for k in ("meta", "summary", "landmarks"))])
+    before = {p: p.stat().st_mtime_ns for p in (out / "logs").iterdir()}
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert infer.main(argv) == 0
+    assert {r["status"] for r in _rows(out).values()} == {"skipped"}
+    assert {p: p.stat().st_mtime_ns for p in (out / "logs").iterdir()} == before
+
+
+def test_sigterm_stops_the_corpus_cleanly(cluster, corpus, reference, tmp_path):
+    """SIGTERM to a running `infer.py --ray` (as a user's shell or a scheduler sends it): exit
+    130 with one line, the workers stopped, each video either complete (its row ok, its logs
+    those of the single-machine run) or without any output; a rerun does the rest."""
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    for name in CLIPS:
+        (clips / name).symlink_to(corpus / name)
+    out = tmp_path / "out"
+    argv = ["--video", str(clips), *ARGS, "-o", str(out), "--ray", cluster, "--ray-workers", "2"]
+    proc = subprocess.Popen([sys.executable, str(REPO / "infer.py"), *argv], cwd=tmp_path, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not any(p.stat().st_size > 0 for p in out.glob("**/.*.part") if p.is_file()):
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGTERM)
+        _stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, stderr
+    rows = _rows(out)
+    finished = [s for s, r in rows.items() if r["status"] == "ok"]
+    assert set(rows) == set(finished) and len(finished) < 3
+    assert stderr.strip().splitlines()[-1] == (
+        f"infer.py: interrupted: {len(finished)} of 3 video(s) finished (listed in {out / 'corpus.csv'}), "
+        "the others left no outputs; a rerun does the rest")
+    theirs = _logs(reference)
+    assert _logs(out) == {k: v for k, v in theirs.items() if k.rpartition("_")[0] in finished}
+    assert not list(out.rglob("*.part")) and not (out / ".facemap-staging").exists()
+    assert not (out / ".facemap.lock").exists()
+    for _ in range(100):  # the workers were killed with the run (they go once Ray has noticed)
+        if not [p for p in _descendants(CLUSTER_GROUP[cluster]) if _cmdline(p).startswith("ray::CorpusWorker")]:
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail("a CorpusWorker of the stopped run is still alive")
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert infer.main(argv) == 0
+    rows = _rows(out)
+    assert {s: r["status"] for s, r in rows.items()} == {
+        s: "skipped" if s in finished else "ok" for s in ("dagan_driving", "dpe_s", "lp_d0")}
+    assert _logs(out) == theirs
