@@ -19,6 +19,7 @@ import contextlib
 import logging
 import os
 import signal
+import sys
 import tempfile
 import threading
 import time
@@ -304,6 +305,27 @@ class Pool:
                     on.abandon(job)
             raise
         self.kill(idle + list(starting.values()))
+
+
+def pool_bar(total: int, enabled: bool, unit: str, what: str = "frames"):
+    """The progress bar of a pool run: jobs done of ``total`` (``unit``), the rate of ``what``
+    over the cluster, time left; on stderr, only on a terminal. Returns (bar, add): ``add(n)``
+    after each job, ``n`` the ``what`` it did."""
+    from tqdm import tqdm
+
+    bar = tqdm(total=total or None, desc="corpus", unit=unit, disable=None if enabled else True,
+               dynamic_ncols=True, leave=False, file=sys.stderr)
+    t0 = time.perf_counter()
+    count = [0]
+
+    def add(n: int) -> None:
+        count[0] += n
+        secs = time.perf_counter() - t0
+        if secs > 0:
+            bar.set_postfix_str(f"{count[0] / secs:.1f} {what}/s over the cluster", refresh=False)
+        bar.update(1)
+
+    return bar, add
 
 
 def _no_start(exc: BaseException) -> UsageError:

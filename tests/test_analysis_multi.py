@@ -170,8 +170,12 @@ def test_a_logs_folder_gives_one_folder_per_clip_and_a_summary_of_their_reports(
     lines = stdout.strip().splitlines()
     assert [ln.split(":")[0] for ln in lines[:-1]] == list(CLIPS)
     assert lines[-1].startswith("3 clips: 3 analysed;") and str(out) in lines[-1]
-    assert {p.name for p in out.iterdir()} == {*CLIPS, "summary.csv", "index.html", ".facemap-output"}
+    assert {p.name for p in out.iterdir()} == {*CLIPS, "summary.csv", "summary.parquet", "index.html", ".facemap-output"}
     summary = pd.read_csv(out / "summary.csv", keep_default_na=False)
+    typed = pd.read_parquet(out / "summary.parquet")  # the same table, typed
+    assert list(typed.columns) == list(summary.columns)
+    assert typed.astype(object).to_dict(orient="records") == summary.to_dict(orient="records")
+    assert str(typed["blinks"].dtype) == "Int64" and str(typed["overall_score"].dtype) == "Float64"
     assert list(summary["stem"]) == list(CLIPS) and (summary["status"] == "ok").all()
     page = (out / "index.html").read_text()
     for stem, row in zip(CLIPS, summary.to_dict(orient="records"), strict=True):

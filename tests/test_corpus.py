@@ -417,3 +417,45 @@ def test_sigterm_stops_the_corpus_cleanly(cluster, corpus, reference, tmp_path):
     assert {s: r["status"] for s, r in rows.items()} == {
         s: "skipped" if s in finished else "ok" for s in ("dagan_driving", "dpe_s", "lp_d0")}
     assert _logs(out) == theirs
+
+
+def test_the_analyzer_over_ray_matches_a_run_without_it(cluster, reference, tmp_path, capsys):
+    """analyze_expressions.py --logs DIR --ray ADDRESS --ray-workers 2: each clip's outputs are
+    byte for byte those of the run without Ray, and the table (CSV, Parquet) holds each clip's
+    report.json numbers."""
+    import json
+
+    import pandas as pd
+
+    import analyze_expressions
+
+    logs = reference / "logs"
+    plain, spread = tmp_path / "plain", tmp_path / "ray"
+    assert analyze_expressions.main(["--logs", str(logs), "--out", str(plain)]) == 0
+    capsys.readouterr()
+    code = analyze_expressions.main(["--logs", str(logs), "--out", str(spread), "--ray", cluster, "--ray-workers", "2"])
+    stdout, stderr = capsys.readouterr()
+    assert code == 0, stderr
+    stems = ["dagan_driving", "dpe_s", "lp_d0"]
+    assert sorted(ln.split(":")[0] for ln in stdout.splitlines()[:-1]) == stems
+    assert stdout.splitlines()[-1].startswith("3 clips: 3 analysed;")
+    for stem in stems:
+        mine = {p.name: p.read_bytes() for p in (spread / stem).iterdir()}
+        theirs = {p.name: p.read_bytes() for p in (plain / stem).iterdir()}
+        assert set(mine) == {"score.txt", "report.json", "expressions.csv", "timeline.png", "report.html", MARKER}
+        assert mine == theirs, stem
+    for name in ("summary.csv", "summary.parquet", "index.html"):
+        assert (spread / name).read_bytes() == (plain / name).read_bytes(), name
+    table = pd.read_parquet(spread / "summary.parquet")
+    assert table["stem"].tolist() == stems and set(table["status"]) == {"ok"}
+    for row in table.to_dict(orient="records"):
+        rep = json.loads((spread / row["stem"] / "report.json").read_text())
+        ev = rep["events"]["summary"]
+        assert row == {
+            "stem": row["stem"], "status": "ok", "frames": rep["inputs"]["frames"],
+            "frames_with_face": rep["inputs"]["frames_with_face"], "overall_score": rep["overall_score"],
+            **rep["sub_scores"], "blinks": ev["blink"]["count"], "smiles": ev["smile"]["count"],
+            "yawns": ev["yawn"]["count"], "looking_away": ev["looking_away"]["count"],
+            "report": f"{row['stem']}/report.html", "error": "",
+        }
+    assert table.set_index("stem").loc["dpe_s", "frames"] == 228

@@ -19,7 +19,6 @@ import logging
 import os
 import re
 import shutil
-import time
 import uuid
 from dataclasses import replace
 from pathlib import Path
@@ -36,6 +35,7 @@ from ..raypool import (
     PoolWorker,
     check_pool_options,
     import_ray,
+    pool_bar,
     pool_size,
     ray_init,
 )
@@ -49,7 +49,6 @@ from .videos import (
     preflight,
     probe_in_range,
     process_video,
-    progress,
     report_line,
     summary_table,
 )
@@ -216,23 +215,6 @@ def run_corpus(cfg: InferConfig, emit: Emit) -> int:
     return 0
 
 
-def corpus_bar(total: int, enabled: bool, unit: str = "video", what: str = "frames"):
-    """The progress bar of a corpus: jobs done of ``total``, the rate of ``what`` over the
-    cluster (``add(n)`` after each job), time left; on stderr, only on a terminal."""
-    bar = progress(total, "corpus", enabled, unit=unit)
-    t0 = time.perf_counter()
-    count = [0]
-
-    def add(n: int) -> None:
-        count[0] += n
-        secs = time.perf_counter() - t0
-        if n and secs > 0:
-            bar.set_postfix_str(f"{count[0] / secs:.1f} {what}/s over the cluster", refresh=False)
-        bar.update(1)
-
-    return bar, add
-
-
 def _run_on_ray(ray, cfg: InferConfig, todo: list[Source], out: OutputDir, span: FrameRange, rows, save, emit) -> list[VideoReport]:
     """The videos of ``todo`` over a pool of actors; fills ``rows``, saving the table after
     each video. Returns the reports of the videos done, in input order."""
@@ -241,7 +223,7 @@ def _run_on_ray(ray, cfg: InferConfig, todo: list[Source], out: OutputDir, span:
     ray_init(ray, cfg.ray, (cfg.ray_workers or os.cpu_count() or 1) * cfg.ray_cpus)
     done: dict[str, VideoReport] = {}
     stage: dict[str, str] = {}
-    bar, add = corpus_bar(len(todo), not cfg.quiet)
+    bar, add = pool_bar(len(todo), not cfg.quiet, "video")
     try:
         n = pool_size(ray, cfg.ray_workers, cfg.ray_cpus, len(todo))
         pool = Pool(ray, CorpusWorker, (FLAGS, worker_cfg), cfg.ray_cpus, ([str(s.path) for s in todo], str(out_dir)))
