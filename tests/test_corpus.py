@@ -459,3 +459,28 @@ def test_the_analyzer_over_ray_matches_a_run_without_it(cluster, reference, tmp_
             "report": f"{row['stem']}/report.html", "error": "",
         }
     assert table.set_index("stem").loc["dpe_s", "frames"] == 228
+
+
+@pytest.mark.parametrize(("tty", "enabled"), [(True, True), (False, True), (True, False)])
+def test_the_corpus_progress_bar(tty, enabled, monkeypatch):
+    """Videos done of the corpus, frames per second over the cluster and time left, on stderr;
+    nothing when stderr is not a terminal or with -q."""
+    from facemap.raypool import pool_bar
+
+    class Err(io.StringIO):
+        def isatty(self) -> bool:
+            return tty
+
+    err = Err()
+    monkeypatch.setattr(sys, "stderr", err)
+    bar, add = pool_bar(3, enabled, "video")
+    add(120)
+    add(0)  # a failed video: done, no frames
+    bar.refresh()
+    text = err.getvalue().rpartition("\r")[2]
+    bar.close()
+    if not (tty and enabled):
+        assert err.getvalue() == ""
+        return
+    assert text.startswith("corpus:  67%|") and " 2/3 [" in text and "<" in text  # elapsed<left
+    assert float(text.split(", ")[-1].split(" frames/s over the cluster")[0]) > 0

@@ -366,6 +366,16 @@ def summary_frame(rows: list[Mapping[str, object]]):
     return table
 
 
+def have_pyarrow() -> bool:
+    """True when pyarrow (through which pandas writes Parquet) is installed."""
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec("pyarrow") is not None
+    except (ImportError, ValueError):
+        return False
+
+
 def _write_tables(out: OutputDir, rows: list[dict[str, object]], title: str = "") -> None:
     import io
 
@@ -373,9 +383,7 @@ def _write_tables(out: OutputDir, rows: list[dict[str, object]], title: str = ""
     table = summary_frame(rows)
     csv_path, html_path = (out.file(name) for name in SUMMARY_NAMES)
     atomic_write_bytes(csv_path, table.to_csv(index=False, lineterminator="\n").encode("utf-8"))
-    try:
-        import pyarrow  # noqa: F401  (pandas writes Parquet through it)
-    except ImportError:
+    if not have_pyarrow():
         log.warning(PARQUET_MISSING.format(path=out.path / PARQUET_NAME))
         out.forget(PARQUET_NAME)  # an earlier one would not match the new summary.csv
     else:
