@@ -8,12 +8,9 @@ import contextlib
 import csv
 import io
 import os
-import shutil
 import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -23,9 +20,9 @@ import infer
 from facemap.io.outputs import MARKER
 from facemap.io.records import CORPUS_COLUMNS
 from tests.conftest import need_shared
+from tests.raycluster import RAY_ENV, cmdline, descendants, head_node
 from tests.standins import DATA
 
-RAY_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled"}
 # Read by Ray when it is imported: set first, so a driver keeps 127.0.0.1 (not the host's address)
 # and nothing is sent; no token from ~/.ray is needed (the cluster listens on 127.0.0.1 only). They stay set for this test process (they concern only Ray).
 os.environ.update(RAY_ENV)
@@ -34,96 +31,23 @@ ray = pytest.importorskip("ray")
 REPO = Path(__file__).resolve().parents[1]
 CLIPS = ("lp_d0.mp4", "dpe_s.mp4", "dagan_driving.mp4")
 ARGS = ("--landmarker", "dlib", "--dump-landmarks-csv", "-q")
-
-
-CLUSTER_GROUP: dict[str, int] = {}  # address -> the process group of the cluster this module started
-
-
-def _free_ports(n: int) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
-
-
-def _group_pids(pgid: int) -> list[int]:
-    """Live processes of the process group ``pgid`` (the cluster this test started)."""
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        fields = stat.rpartition(")")[2].split()
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            pids.append(int(entry.name))
-    return pids
-
-
-def _stop_group(proc: subprocess.Popen) -> list[int]:
-    """SIGTERM to the process group ``proc`` leads, then SIGKILL to any of it still alive after a
-    while; returns the pids that were still alive then (none is expected)."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGTERM)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(60)
-    for _ in range(60):
-        if not _group_pids(proc.pid):
-            return []
-        time.sleep(0.5)
-    left = _group_pids(proc.pid)
-    for pid in left:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-    return left
+CLUSTER_PID: dict[str, int] = {}  # address -> the pid of the `ray start` of the cluster this module started
 
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    """A head node on 127.0.0.1 with 2 CPUs, its own temp dir and ports; yields its address.
-    ``ray start --block`` runs in a process group of its own, and only that group is stopped at
-    the end (``ray stop`` would stop every Ray on the machine)."""
+    """A head node on 127.0.0.1 with 2 CPUs, its own temp dir and ports (tests/raycluster.py);
+    yields its address; at the end only its processes are stopped, and none may be left."""
     if not sys.platform.startswith("linux"):
         pytest.skip("the cluster fixture reads /proc")
     need_shared(DATA / "videos" / CLIPS[0])
-    logs = tmp_path_factory.mktemp("raylog")
-    # Ray's socket paths must stay under 108 bytes: a short temp dir, not pytest's
-    temp = Path(tempfile.mkdtemp(prefix="fmray", dir="/tmp"))
-    gcs, client, nm, om, agent, agent_grpc, metrics, renv = _free_ports(8)
-    ray_cli = shutil.which("ray") or "ray"
-    cmd = [
-        ray_cli, "start", "--head", "--block", "--node-ip-address=127.0.0.1", f"--port={gcs}",
-        f"--temp-dir={temp}", "--num-cpus=2", "--include-dashboard=false", "--disable-usage-stats",
-        f"--ray-client-server-port={client}", f"--node-manager-port={nm}", f"--object-manager-port={om}",
-        f"--dashboard-agent-listen-port={agent}", f"--dashboard-agent-grpc-port={agent_grpc}",
-        f"--metrics-export-port={metrics}", f"--runtime-env-agent-port={renv}",
-    ]
-    address = f"127.0.0.1:{gcs}"
-    with open(logs / "ray-start.log", "wb") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    CLUSTER_GROUP[address] = proc.pid
-    left: list[int] = []
     try:
-        raylet = temp / "session_latest" / "sockets" / "raylet"
-        for _ in range(240):  # until the head's GCS port answers and its raylet is up
-            if proc.poll() is not None:
-                pytest.fail(f"ray start exited {proc.returncode}: {(logs / 'ray-start.log').read_text()[-2000:]}")
-            if raylet.exists() and b"will now block" in (logs / "ray-start.log").read_bytes():
-                with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", gcs), timeout=2):
-                    break
-            time.sleep(0.5)
-        else:
-            pytest.fail(f"the Ray head did not come up: {(logs / 'ray-start.log').read_text()[-1500:]}")
-        yield address
-    finally:
-        left = _stop_group(proc)
-        shutil.rmtree(temp, ignore_errors=True)
-    assert left == [], f"processes of the test's Ray cluster were still running: {left}"
+        with head_node(2, tmp_path_factory.mktemp("raylog")) as head:
+            CLUSTER_PID[head.address] = head.pid
+            yield head.address
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
+    assert head.left == [], f"processes of the test's Ray cluster were still running: {head.left}"
 
 
 @pytest.fixture(scope="module")
@@ -288,34 +212,10 @@ def test_a_worker_refuses_what_it_cannot_reach(what, tmp_path, monkeypatch):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.mp4"]  # the write check left nothing
 
 
-def _cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode("utf-8", "replace")
-    except OSError:
-        return ""
-
-
-def _descendants(root: int) -> list[int]:
-    """The live processes descended from ``root`` (Ray's workers leave the cluster's process
-    group, not its tree)."""
-    parent = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError, IndexError, ValueError):
-                fields = (entry / "stat").read_text().rpartition(")")[2].split()
-                if fields[0] != "Z":
-                    parent[int(entry.name)] = int(fields[1])
-    found, frontier = [], {root}
-    while frontier:
-        frontier = {pid for pid, ppid in parent.items() if ppid in frontier}
-        found += sorted(frontier)
-    return found
-
-
 def _busy_workers(address: str, kind: str = "CorpusWorker") -> list[int]:
     """The pids of the test cluster's actors of class ``kind`` running a job (Ray titles such
     a process ``ray::<Class>.run``); only processes of the cluster this module started."""
-    return [pid for pid in _descendants(CLUSTER_GROUP[address]) if _cmdline(pid).startswith(f"ray::{kind}.run")]
+    return [pid for pid in descendants(CLUSTER_PID[address]) if cmdline(pid).startswith(f"ray::{kind}.run")]
 
 
 def _kill_one_mid_job(address: str, out: Path, killed: list[int], kind: str = "CorpusWorker", pattern: str = "**/.*.part"):
@@ -406,7 +306,7 @@ def test_sigterm_stops_the_corpus_cleanly(cluster, corpus, reference, tmp_path):
     assert not list(out.rglob("*.part")) and not (out / ".facemap-staging").exists()
     assert not (out / ".facemap.lock").exists()
     for _ in range(100):  # the workers were killed with the run (they go once Ray has noticed)
-        if not [p for p in _descendants(CLUSTER_GROUP[cluster]) if _cmdline(p).startswith("ray::CorpusWorker")]:
+        if not [p for p in descendants(CLUSTER_PID[cluster]) if cmdline(p).startswith("ray::CorpusWorker")]:
             break
         time.sleep(0.1)
     else:
