@@ -65,6 +65,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--config", type=Path, help="JSON object overriding thresholds (see docs)")
     p.add_argument("--no-plots", action="store_true", help="skip timeline.png")
+    r = p.add_argument_group("--logs over a Ray cluster (pip install -r requirements-ray.txt)")
+    r.add_argument("--ray", nargs="?", const="", metavar="ADDRESS", help="with --logs: analyse the clips on Ray "
+                   "workers; ADDRESS as Ray takes it (auto, 127.0.0.1:6379, ray://host:10001), none starts a local "
+                   "Ray; the logs and --out must be at the same paths on every node")
+    r.add_argument("--ray-workers", type=int, metavar="N", help="Ray workers (default: as many as the cluster's CPUs hold)")
+    r.add_argument("--ray-cpus", type=float, default=1.0, metavar="N", help="CPUs each Ray worker reserves (default %(default)s)")
     p.add_argument("-q", "--quiet", action="store_true", help="print only the score")
     p.add_argument("--version", action="version", version=f"facemap {__version__}")
     return p
@@ -95,6 +101,8 @@ def main(argv: list[str] | None = None) -> int:
             raise_usage("give --landmarks (a landmarks log), or --raw with --basis-dir, or --logs (several clips)")
         if not str(args.out).strip():
             raise_usage("--out is empty; give a folder")
+        if args.logs is None and (args.ray is not None or args.ray_workers is not None):
+            raise_usage("--ray spreads the clips of --logs over Ray workers; give --logs (several clips)")
         cfg = load_config(args.config)
         frame_range = parse_frame_range(args.baseline_frames) if args.baseline_frames else None
         if args.logs is not None:
@@ -108,8 +116,9 @@ def main(argv: list[str] | None = None) -> int:
     except FacemapError as exc:
         print(f"analyze_expressions.py: error: {cli_message(exc, ANALYZE_FLAGS)}", file=sys.stderr)
         return exc.exit_code
-    except KeyboardInterrupt:
-        print("analyze_expressions.py: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:  # --ray says what it finished
+        said = exc.args[0] if exc.args and isinstance(exc.args[0], str) else ""
+        print(f"analyze_expressions.py: {said or 'interrupted'}", file=sys.stderr)
         return EXIT_INTERRUPTED
     except Exception as exc:  # a bug: still one line, with what to report
         print(f"analyze_expressions.py: error: a bug in facemap ({bug_line(exc)}); please report it with the command", file=sys.stderr)
@@ -136,19 +145,32 @@ def main(argv: list[str] | None = None) -> int:
 def run_many(args: argparse.Namespace, cfg: AnalysisConfig, frame_range: tuple[int, int] | None) -> int:
     """--logs: every clip into OUT/<stem>/, one line per clip, then summary.csv, index.html and a
     final line. Exit 0 when every clip was analysed, else the first failed clip's exit code."""
-    from facemap.analysis.batch import Batch, find_clips
+    from facemap.analysis.batch import Batch, analyze_on_ray, find_clips
 
     clips = find_clips(args.logs)
+    options = dict(fps=args.fps, config=cfg, baseline_frames=frame_range, basis_dir=args.basis_dir)
+
+    def said(o) -> None:
+        if not o.ok:
+            print(f"analyze_expressions.py: error: {o.clip.stem}: {o.row['error']}", file=sys.stderr)
+            return
+        for r in o.rows:
+            print_row(r, args.quiet)
+
     with Batch(Path(args.out), plots=not args.no_plots, names=ANALYZE_FLAGS) as batch:
-        for clip in clips:
-            o = batch.analyze(
-                clip, fps=args.fps, config=cfg, baseline_frames=frame_range, basis_dir=args.basis_dir
-            )
-            if not o.ok:
-                print(f"analyze_expressions.py: error: {clip.stem}: {o.row['error']}", file=sys.stderr)
-                continue
-            for r in o.rows:
-                print_row(r, args.quiet)
+        if args.ray is not None:
+            try:
+                analyze_on_ray(batch, clips, address=args.ray, workers=args.ray_workers, cpus=args.ray_cpus,
+                               on_outcome=said, progress=not args.quiet, **options,
+                               on_retry=lambda stem, error: print(f"{stem}: failed, trying it once more ({error})"))
+            except KeyboardInterrupt:
+                raise KeyboardInterrupt(
+                    f"interrupted: the clips finished are in {Path(args.out)}/<stem>/; summary.csv and index.html "
+                    "were not written: run again to analyse every clip"
+                ) from None
+        else:
+            for clip in clips:
+                said(batch.analyze(clip, **options))
     failed = [o for o in batch.outcomes if not o.ok]
     multi = sum(o.by_face for o in batch.outcomes)
     if not args.quiet or failed:

@@ -115,8 +115,9 @@ def main(argv: list[str] | None = None) -> int:
     except FacemapError as exc:
         print(f"infer.py: error: {cli_message(exc)}", file=sys.stderr)
         return exc.exit_code
-    except KeyboardInterrupt:
-        print("infer.py: interrupted: logs are complete up to the last processed frame", file=sys.stderr)
+    except KeyboardInterrupt as exc:  # a corpus run says what it finished
+        said = exc.args[0] if exc.args and isinstance(exc.args[0], str) else ""
+        print(f"infer.py: {said or 'interrupted: logs are complete up to the last processed frame'}", file=sys.stderr)
         return EXIT_INTERRUPTED
     except Exception as exc:  # a bug: still one line, with what to report
         print(f"infer.py: error: a bug in facemap ({bug_line(exc)}); please report it with the command", file=sys.stderr)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import shutil
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -170,8 +171,12 @@ def test_a_logs_folder_gives_one_folder_per_clip_and_a_summary_of_their_reports(
     lines = stdout.strip().splitlines()
     assert [ln.split(":")[0] for ln in lines[:-1]] == list(CLIPS)
     assert lines[-1].startswith("3 clips: 3 analysed;") and str(out) in lines[-1]
-    assert {p.name for p in out.iterdir()} == {*CLIPS, "summary.csv", "index.html", ".facemap-output"}
+    assert {p.name for p in out.iterdir()} == {*CLIPS, "summary.csv", "summary.parquet", "index.html", ".facemap-output"}
     summary = pd.read_csv(out / "summary.csv", keep_default_na=False)
+    typed = pd.read_parquet(out / "summary.parquet")  # the same table, typed
+    assert list(typed.columns) == list(summary.columns)
+    assert typed.astype(object).to_dict(orient="records") == summary.to_dict(orient="records")
+    assert str(typed["blinks"].dtype) == "Int64" and str(typed["overall_score"].dtype) == "Float64"
     assert list(summary["stem"]) == list(CLIPS) and (summary["status"] == "ok").all()
     page = (out / "index.html").read_text()
     for stem, row in zip(CLIPS, summary.to_dict(orient="records"), strict=True):
@@ -474,3 +479,80 @@ def test_load_logs_prefixes_z_columns_and_keeps_the_files_as_they_are(tmp_path):
     assert table.loc[10, "lm_x5"] == lm.set_index("frame").loc[10, "x5"]
     assert not [c for c in table.columns if c[0] in "xyz" and c[1:].isdigit()]
     assert {k: p.read_bytes() for k, p in logs.items()} == before
+
+
+# ----------------------------------------------------------------------------- the summary table
+
+
+def _report(events: dict[str, int], score: float = 61.5) -> dict:
+    """The report.json fields a summary row is made of."""
+    return {
+        "overall_score": score,
+        "sub_scores": {"positivity": 50.0, "expressiveness": 40.5, "attention": 90.0},
+        "inputs": {"frames": 100, "frames_with_face": 97},
+        "events": {"summary": {k: {"count": n, "rate_per_min": 1.0} for k, n in events.items()}},
+    }
+
+
+def test_a_new_event_type_is_a_new_column_of_the_table(tmp_path):
+    from facemap.analysis.batch import _write_tables, summary_row
+    from facemap.io.outputs import OutputDir
+
+    usual = {"blink": 3, "smile": 1, "yawn": 0, "looking_away": 2}
+    rows = [summary_row("a", _report(usual)), summary_row("b", _report({**usual, "frown": 4}, 70.25)),
+            {"stem": "c", "status": "failed", "error": "c_meta.csv: bad"}]
+    with OutputDir(tmp_path) as out:
+        _write_tables(out, rows)
+    csv = (tmp_path / "summary.csv").read_text().splitlines()
+    assert csv == [
+        "stem,status,frames,frames_with_face,overall_score,positivity,expressiveness,attention,"
+        "blinks,smiles,yawns,looking_away,frown,report,error",
+        "a,ok,100,97,61.5,50.0,40.5,90.0,3,1,0,2,,a/report.html,",
+        "b,ok,100,97,70.25,50.0,40.5,90.0,3,1,0,2,4,b/report.html,",
+        "c,failed,,,,,,,,,,,,,c_meta.csv: bad",
+    ]
+    typed = pd.read_parquet(tmp_path / "summary.parquet")
+    assert typed["frown"].tolist() == [pd.NA, 4, pd.NA] or typed["frown"].isna().tolist() == [True, False, True]
+    assert typed.loc[1, "frown"] == 4 and str(typed["frown"].dtype) == "Int64"
+    assert typed["overall_score"].isna().tolist() == [False, False, True] and typed.loc[1, "overall_score"] == 70.25
+    page = (tmp_path / "index.html").read_text()
+    assert "<th>looking away</th><th>frown</th>" in page
+    assert "<td>2</td><td>4</td></tr>" in page and '<td colspan="11" class="error">failed: c_meta.csv: bad' in page
+
+
+def test_without_pyarrow_the_parquet_is_one_warning_line(tmp_path, capsys, monkeypatch, caplog):
+    logs = folder_of("lp_d0", root=tmp_path / "logs")
+    from facemap.analysis import batch
+
+    monkeypatch.setattr(batch, "have_pyarrow", lambda: False)
+    rc, stdout, err = run(["--logs", logs, "--out", tmp_path / "o", "--fps", 25, "--no-plots"], capsys)
+    assert rc == 0
+    assert err == "" and warnings(caplog) == [
+        f"{tmp_path / 'o' / 'summary.parquet'}: not written: Parquet needs pyarrow "
+        "(pip install pyarrow); summary.csv holds the same table"]
+    assert {p.name for p in (tmp_path / "o").iterdir()} == {"lp_d0", "summary.csv", "index.html", ".facemap-output"}
+
+
+@pytest.mark.parametrize(
+    ("argv", "line"),
+    [
+        (["--landmarks", "a.csv", "--ray"], "--ray spreads the clips of --logs over Ray workers; give --logs (several clips)"),
+        (["--logs", "LOGS", "--ray", "--ray-workers", "0"], "--ray-workers must be >= 1, got 0"),
+        (["--logs", "LOGS", "--ray", "--ray-cpus", "0"], "--ray-cpus must be > 0, got 0"),
+    ],
+)
+def test_bad_ray_options_of_the_analyzer(argv, line, tmp_path, capsys):
+    logs = folder_of("lp_d0", root=tmp_path / "logs")
+    argv = [str(logs) if a == "LOGS" else a for a in argv]
+    rc, _, err = run([*argv, "--out", tmp_path / "o"], capsys)
+    assert (rc, err.strip()) == (2, f"analyze_expressions.py: error: {line}")
+    assert not (tmp_path / "o").exists()
+
+
+def test_the_analyzer_without_ray_says_how_to_install_it(tmp_path, capsys, monkeypatch):
+    logs = folder_of("lp_d0", root=tmp_path / "logs")
+    monkeypatch.setitem(sys.modules, "ray", None)
+    rc, _, err = run(["--logs", logs, "--out", tmp_path / "o", "--ray"], capsys)
+    assert (rc, err.strip()) == (2, "analyze_expressions.py: error: --ray needs Ray, an optional extra: pip install "
+                                    "-r requirements-ray.txt (or pip install '.[ray]')")
+    assert not (tmp_path / "o").exists()

@@ -8,12 +8,9 @@ import contextlib
 import csv
 import io
 import os
-import shutil
 import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -23,9 +20,9 @@ import infer
 from facemap.io.outputs import MARKER
 from facemap.io.records import CORPUS_COLUMNS
 from tests.conftest import need_shared
+from tests.raycluster import RAY_ENV, cmdline, descendants, head_node
 from tests.standins import DATA
 
-RAY_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled"}
 # Read by Ray when it is imported: set first, so a driver keeps 127.0.0.1 (not the host's address)
 # and nothing is sent; no token from ~/.ray is needed (the cluster listens on 127.0.0.1 only). They stay set for this test process (they concern only Ray).
 os.environ.update(RAY_ENV)
@@ -34,92 +31,23 @@ ray = pytest.importorskip("ray")
 REPO = Path(__file__).resolve().parents[1]
 CLIPS = ("lp_d0.mp4", "dpe_s.mp4", "dagan_driving.mp4")
 ARGS = ("--landmarker", "dlib", "--dump-landmarks-csv", "-q")
-
-
-def _free_ports(n: int) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
-
-
-def _group_pids(pgid: int) -> list[int]:
-    """Live processes of the process group ``pgid`` (the cluster this test started)."""
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        fields = stat.rpartition(")")[2].split()
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            pids.append(int(entry.name))
-    return pids
-
-
-def _stop_group(proc: subprocess.Popen) -> list[int]:
-    """SIGTERM to the process group ``proc`` leads, then SIGKILL to any of it still alive after a
-    while; returns the pids that were still alive then (none is expected)."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGTERM)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(60)
-    for _ in range(60):
-        if not _group_pids(proc.pid):
-            return []
-        time.sleep(0.5)
-    left = _group_pids(proc.pid)
-    for pid in left:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-    return left
+CLUSTER_PID: dict[str, int] = {}  # address -> the pid of the `ray start` of the cluster this module started
 
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    """A head node on 127.0.0.1 with 2 CPUs, its own temp dir and ports; yields its address.
-    ``ray start --block`` runs in a process group of its own, and only that group is stopped at
-    the end (``ray stop`` would stop every Ray on the machine)."""
+    """A head node on 127.0.0.1 with 2 CPUs, its own temp dir and ports (tests/raycluster.py);
+    yields its address; at the end only its processes are stopped, and none may be left."""
     if not sys.platform.startswith("linux"):
         pytest.skip("the cluster fixture reads /proc")
     need_shared(DATA / "videos" / CLIPS[0])
-    logs = tmp_path_factory.mktemp("raylog")
-    # Ray's socket paths must stay under 108 bytes: a short temp dir, not pytest's
-    temp = Path(tempfile.mkdtemp(prefix="fmray", dir="/tmp"))
-    gcs, client, nm, om, agent, agent_grpc, metrics, renv = _free_ports(8)
-    ray_cli = shutil.which("ray") or "ray"
-    cmd = [
-        ray_cli, "start", "--head", "--block", "--node-ip-address=127.0.0.1", f"--port={gcs}",
-        f"--temp-dir={temp}", "--num-cpus=2", "--include-dashboard=false", "--disable-usage-stats",
-        f"--ray-client-server-port={client}", f"--node-manager-port={nm}", f"--object-manager-port={om}",
-        f"--dashboard-agent-listen-port={agent}", f"--dashboard-agent-grpc-port={agent_grpc}",
-        f"--metrics-export-port={metrics}", f"--runtime-env-agent-port={renv}",
-    ]
-    address = f"127.0.0.1:{gcs}"
-    with open(logs / "ray-start.log", "wb") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    left: list[int] = []
     try:
-        raylet = temp / "session_latest" / "sockets" / "raylet"
-        for _ in range(240):  # until the head's GCS port answers and its raylet is up
-            if proc.poll() is not None:
-                pytest.fail(f"ray start exited {proc.returncode}: {(logs / 'ray-start.log').read_text()[-2000:]}")
-            if raylet.exists() and b"will now block" in (logs / "ray-start.log").read_bytes():
-                with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", gcs), timeout=2):
-                    break
-            time.sleep(0.5)
-        else:
-            pytest.fail(f"the Ray head did not come up: {(logs / 'ray-start.log').read_text()[-1500:]}")
-        yield address
-    finally:
-        left = _stop_group(proc)
-        shutil.rmtree(temp, ignore_errors=True)
-    assert left == [], f"processes of the test's Ray cluster were still running: {left}"
+        with head_node(2, tmp_path_factory.mktemp("raylog")) as head:
+            CLUSTER_PID[head.address] = head.pid
+            yield head.address
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
+    assert head.left == [], f"processes of the test's Ray cluster were still running: {head.left}"
 
 
 @pytest.fixture(scope="module")
@@ -263,11 +191,12 @@ def test_bad_ray_options(argv, line, capsys, tmp_path):
 def test_a_worker_refuses_what_it_cannot_reach(what, tmp_path, monkeypatch):
     """The check each worker runs before any video: the first input it cannot read, or an
     --output it cannot write, in one line naming its node and the path."""
+    from facemap.cli.config import FLAGS
     from facemap.cli.corpus import CorpusWorker
 
     monkeypatch.setattr(CorpusWorker, "node", staticmethod(lambda: "10.0.0.7"))
     worker = object.__new__(CorpusWorker)  # the check needs no landmarker
-    worker.error = None
+    worker.error, worker.names = None, FLAGS
     clip = tmp_path / "a.mp4"
     clip.write_bytes(b"x")
     missing = tmp_path / "gone" / "b.mp4"
@@ -281,3 +210,177 @@ def test_a_worker_refuses_what_it_cannot_reach(what, tmp_path, monkeypatch):
                        "such file or directory); every node needs --output at the same path (a shared filesystem)")
     assert worker.check([str(clip)], str(tmp_path)) == ("10.0.0.7", 0, "")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.mp4"]  # the write check left nothing
+
+
+def _busy_workers(address: str, kind: str = "CorpusWorker") -> list[int]:
+    """The pids of the test cluster's actors of class ``kind`` running a job (Ray titles such
+    a process ``ray::<Class>.run``); only processes of the cluster this module started."""
+    return [pid for pid in descendants(CLUSTER_PID[address]) if cmdline(pid).startswith(f"ray::{kind}.run")]
+
+
+def _kill_one_mid_job(address: str, out: Path, killed: list[int], kind: str = "CorpusWorker", pattern: str = "**/.*.part"):
+    """In a thread: once a job has started writing under ``out`` (a file matching ``pattern``),
+    SIGKILL one busy actor of the test cluster; its pid goes into ``killed``."""
+    import threading
+
+    def watch() -> None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not killed:
+            if any(p.stat().st_size > 0 for p in out.glob(pattern) if p.is_file()):
+                busy = _busy_workers(address, kind)
+                if busy:
+                    os.kill(busy[0], signal.SIGKILL)
+                    killed.append(busy[0])
+                    return
+            time.sleep(0.02)
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_a_worker_killed_mid_video_is_replaced_and_its_video_redone(cluster, corpus, reference, tmp_path):
+    """SIGKILL of one worker actor while it writes a video: the corpus completes on the others
+    and a replacement, every log matches the single-machine run, nothing half-written is left,
+    and a rerun does no work."""
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    for name in CLIPS:
+        (clips / name).symlink_to(corpus / name)
+    out = tmp_path / "out"
+    killed: list[int] = []
+    watcher = _kill_one_mid_job(cluster, out, killed)
+    argv = ["--video", str(clips), *ARGS, "-o", str(out), "--ray", cluster, "--ray-workers", "2"]
+    so = io.StringIO()
+    with contextlib.redirect_stdout(so):
+        code = infer.main(argv)
+    watcher.join(5)
+    assert len(killed) == 1, "no worker was caught mid-video"
+    assert code == 0, so.getvalue()
+    assert "failed, trying it once more (the Ray worker on node 127.0.0.1 died" in so.getvalue()
+    rows = _rows(out)
+    assert {s: r["status"] for s, r in rows.items()} == dict.fromkeys(("dagan_driving", "dpe_s", "lp_d0"), "ok")
+    assert _logs(out) == _logs(reference)
+    assert not list(out.rglob("*.part")) and not (out / ".facemap-staging").exists()
+    assert sorted((out / MARKER).read_text().splitlines()[1:]) == sorted(
+        ["corpus.csv", *(f"logs/{s}_{k}.csv" for s in rows for k in ("meta", "summary", "landmarks"))])
+    before = {p: p.stat().st_mtime_ns for p in (out / "logs").iterdir()}
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert infer.main(argv) == 0
+    assert {r["status"] for r in _rows(out).values()} == {"skipped"}
+    assert {p: p.stat().st_mtime_ns for p in (out / "logs").iterdir()} == before
+
+
+def test_sigterm_stops_the_corpus_cleanly(cluster, corpus, reference, tmp_path):
+    """SIGTERM to a running `infer.py --ray` (as a user's shell or a scheduler sends it): exit
+    130 with one line, the workers stopped, each video either complete (its row ok, its logs
+    those of the single-machine run) or without any output; a rerun does the rest."""
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    for name in CLIPS:
+        (clips / name).symlink_to(corpus / name)
+    out = tmp_path / "out"
+    argv = ["--video", str(clips), *ARGS, "-o", str(out), "--ray", cluster, "--ray-workers", "2"]
+    proc = subprocess.Popen([sys.executable, str(REPO / "infer.py"), *argv], cwd=tmp_path, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not any(p.stat().st_size > 0 for p in out.glob("**/.*.part") if p.is_file()):
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGTERM)
+        _stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, stderr
+    rows = _rows(out)
+    finished = [s for s, r in rows.items() if r["status"] == "ok"]
+    assert set(rows) == set(finished) and len(finished) < 3
+    assert stderr.strip().splitlines()[-1] == (
+        f"infer.py: interrupted: {len(finished)} of 3 video(s) finished (listed in {out / 'corpus.csv'}), "
+        "the others left no outputs; a rerun does the rest")
+    theirs = _logs(reference)
+    assert _logs(out) == {k: v for k, v in theirs.items() if k.rpartition("_")[0] in finished}
+    assert not list(out.rglob("*.part")) and not (out / ".facemap-staging").exists()
+    assert not (out / ".facemap.lock").exists()
+    for _ in range(100):  # the workers were killed with the run (they go once Ray has noticed)
+        if not [p for p in descendants(CLUSTER_PID[cluster]) if cmdline(p).startswith("ray::CorpusWorker")]:
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail("a CorpusWorker of the stopped run is still alive")
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert infer.main(argv) == 0
+    rows = _rows(out)
+    assert {s: r["status"] for s, r in rows.items()} == {
+        s: "skipped" if s in finished else "ok" for s in ("dagan_driving", "dpe_s", "lp_d0")}
+    assert _logs(out) == theirs
+
+
+def test_the_analyzer_over_ray_matches_a_run_without_it(cluster, reference, tmp_path, capsys):
+    """analyze_expressions.py --logs DIR --ray ADDRESS --ray-workers 2: each clip's outputs are
+    byte for byte those of the run without Ray, and the table (CSV, Parquet) holds each clip's
+    report.json numbers."""
+    import json
+
+    import pandas as pd
+
+    import analyze_expressions
+
+    logs = reference / "logs"
+    plain, spread = tmp_path / "plain", tmp_path / "ray"
+    assert analyze_expressions.main(["--logs", str(logs), "--out", str(plain)]) == 0
+    capsys.readouterr()
+    code = analyze_expressions.main(["--logs", str(logs), "--out", str(spread), "--ray", cluster, "--ray-workers", "2"])
+    stdout, stderr = capsys.readouterr()
+    assert code == 0, stderr
+    stems = ["dagan_driving", "dpe_s", "lp_d0"]
+    assert sorted(ln.split(":")[0] for ln in stdout.splitlines()[:-1]) == stems
+    assert stdout.splitlines()[-1].startswith("3 clips: 3 analysed;")
+    for stem in stems:
+        mine = {p.name: p.read_bytes() for p in (spread / stem).iterdir()}
+        theirs = {p.name: p.read_bytes() for p in (plain / stem).iterdir()}
+        assert set(mine) == {"score.txt", "report.json", "expressions.csv", "timeline.png", "report.html", MARKER}
+        assert mine == theirs, stem
+    for name in ("summary.csv", "summary.parquet", "index.html"):
+        assert (spread / name).read_bytes() == (plain / name).read_bytes(), name
+    table = pd.read_parquet(spread / "summary.parquet")
+    assert table["stem"].tolist() == stems and set(table["status"]) == {"ok"}
+    for row in table.to_dict(orient="records"):
+        rep = json.loads((spread / row["stem"] / "report.json").read_text())
+        ev = rep["events"]["summary"]
+        assert row == {
+            "stem": row["stem"], "status": "ok", "frames": rep["inputs"]["frames"],
+            "frames_with_face": rep["inputs"]["frames_with_face"], "overall_score": rep["overall_score"],
+            **rep["sub_scores"], "blinks": ev["blink"]["count"], "smiles": ev["smile"]["count"],
+            "yawns": ev["yawn"]["count"], "looking_away": ev["looking_away"]["count"],
+            "report": f"{row['stem']}/report.html", "error": "",
+        }
+    assert table.set_index("stem").loc["dpe_s", "frames"] == 228
+
+
+@pytest.mark.parametrize(("tty", "enabled"), [(True, True), (False, True), (True, False)])
+def test_the_corpus_progress_bar(tty, enabled, monkeypatch):
+    """Videos done of the corpus, frames per second over the cluster and time left, on stderr;
+    nothing when stderr is not a terminal or with -q."""
+    from facemap.raypool import pool_bar
+
+    class Err(io.StringIO):
+        def isatty(self) -> bool:
+            return tty
+
+    err = Err()
+    monkeypatch.setattr(sys, "stderr", err)
+    bar, add = pool_bar(3, enabled, "video")
+    add(120)
+    add(0)  # a failed video: done, no frames
+    bar.refresh()
+    text = err.getvalue().rpartition("\r")[2]
+    bar.close()
+    if not (tty and enabled):
+        assert err.getvalue() == ""
+        return
+    assert text.startswith("corpus:  67%|") and " 2/3 [" in text and "<" in text  # elapsed<left
+    assert float(text.split(", ")[-1].split(" frames/s over the cluster")[0]) > 0

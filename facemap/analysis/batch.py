@@ -16,11 +16,14 @@ that lists the faces and that clip's summary.csv and index.html, and one summary
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import html
 import json
 import logging
-from collections.abc import Mapping
+import os
+import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
@@ -29,6 +32,17 @@ from .._version import __version__
 from ..errors import FacemapError, InputFileError, OutputError, UsageError
 from ..io.outputs import OutputDir, atomic_write_bytes
 from ..io.records import LOG_SUFFIXES, log_stem
+from ..raypool import (
+    Callbacks,
+    Job,
+    Pool,
+    PoolWorker,
+    check_pool_options,
+    import_ray,
+    pool_bar,
+    pool_size,
+    ray_init,
+)
 from . import Analysis, analyze_faces, analyze_logs, logs_have_face_ids
 from .config import AnalysisConfig
 from .report import (
@@ -62,6 +76,26 @@ SUMMARY_COLUMNS = [
     "report",
     "error",
 ]
+SCORE_COLUMNS = SUMMARY_COLUMNS[4:8]
+# The count of each event type of report.json is a column of the table: named after the type, the
+# first three by the plural names the table has always had; a new event type appears by itself.
+EVENT_COLUMNS = {"blink": "blinks", "smile": "smiles", "yawn": "yawns"}
+PARQUET_NAME = "summary.parquet"  # the same table as summary.csv, typed (needs pyarrow)
+PARQUET_MISSING = "{path}: not written: Parquet needs pyarrow (pip install pyarrow); summary.csv holds the same table"
+
+
+def event_column(kind: str) -> str:
+    """The summary column holding the count of the event type ``kind``."""
+    return EVENT_COLUMNS.get(kind, kind)
+
+
+def table_columns(rows: list[Mapping[str, object]]) -> list[str]:
+    """The columns of a summary table: the fixed ones, with one count column per event type
+    found in ``rows`` (the usual four first, any other after them, in order of appearance)."""
+    events = SUMMARY_COLUMNS[8:12]
+    for r in rows:
+        events += [c for c in r if c not in SUMMARY_COLUMNS and c not in events]
+    return SUMMARY_COLUMNS[:8] + events + SUMMARY_COLUMNS[12:]
 
 
 @dataclass(frozen=True)
@@ -163,25 +197,62 @@ def face_folder(face_id: int) -> str:
 
 def summary_row(stem: str, report: Mapping[str, object]) -> dict[str, object]:
     """The summary.csv row of one analysed clip (or face: ``stem`` then names it, ``face_0``),
-    from its report.json content; the row links ``<stem>/report.html``."""
+    from its report.json content: its scores and the count of each of its event types; the
+    row links ``<stem>/report.html``."""
     sub = report["sub_scores"]
-    ev = report["events"]["summary"]
-    return {
+    row = {
         "stem": stem,
         "status": "ok",
         "frames": report["inputs"]["frames"],
         "frames_with_face": report["inputs"]["frames_with_face"],
         "overall_score": report["overall_score"],
-        "positivity": sub["positivity"],
-        "expressiveness": sub["expressiveness"],
-        "attention": sub["attention"],
-        "blinks": ev["blink"]["count"],
-        "smiles": ev["smile"]["count"],
-        "yawns": ev["yawn"]["count"],
-        "looking_away": ev["looking_away"]["count"],
-        "report": f"{stem}/report.html",
-        "error": "",
+        **{c: sub[c] for c in SCORE_COLUMNS[1:]},
     }
+    row.update({event_column(kind): ev["count"] for kind, ev in report["events"]["summary"].items()})
+    row.update(report=f"{stem}/report.html", error="")
+    return row
+
+
+def analyze_clip(
+    out: Path,
+    clip: ClipLogs,
+    *,
+    plots: bool = True,
+    names: Mapping[str, str] | None = None,
+    fps: float | None = None,
+    config: AnalysisConfig | None = None,
+    baseline_frames: tuple[int, int] | None = None,
+    basis_dir: Path | None = None,
+) -> ClipOutcome:
+    """Analyse one clip into ``<out>/<stem>/`` (face by face when its logs have face_id); a
+    FacemapError becomes a failed outcome, its error spelled with ``names``."""
+    folder = Path(out) / clip.stem
+    try:
+        if clip.landmarks is None and clip.raw is None:
+            where = clip.meta if clip.meta is not None else clip.stem
+            raise InputFileError(
+                f"{where}: no landmarks log beside it ({clip.stem}{LOG_SUFFIXES['landmarks']}); "
+                "write one with {dump_landmarks_csv}"
+            )
+        args = (clip.landmarks, clip.meta, clip.raw, None, fps, config, baseline_frames, basis_dir)
+        if logs_have_face_ids(clip.landmarks, clip.meta, clip.raw):
+            faces = analyze_faces(*args)
+            rows = write_faces(faces, folder, plots=plots, paths=clip_paths(clip))
+            named = (f"{clip.stem}/{r['stem']}" for r in rows)
+            rows = tuple(dict(r, stem=s, report=f"{s}/report.html") for s, r in zip(named, rows, strict=True))
+            return ClipOutcome(clip, folder, rows, by_face=True)
+        result = analyze_logs(*args)
+        write_outputs(result, folder, plots=plots)
+        return ClipOutcome(clip, folder, (summary_row(clip.stem, report_dict(result)),))
+    except FacemapError as exc:
+        return failed_outcome(clip, folder, exc, names)
+
+
+def failed_outcome(clip: ClipLogs, folder: Path, exc: FacemapError, names: Mapping[str, str] | None = None) -> ClipOutcome:
+    """The outcome of a clip that could not be analysed: one failed row with its error."""
+    row = {c: "" for c in SUMMARY_COLUMNS}
+    row.update(stem=clip.stem, status="failed", error=exc.render(dict(names or {})))
+    return ClipOutcome(clip, folder, (row,), exc)
 
 
 class Batch:
@@ -229,31 +300,14 @@ class Batch:
         basis_dir: Path | None = None,
     ) -> ClipOutcome:
         """Analyse one clip into ``<out>/<stem>/``; a FacemapError becomes a failed outcome."""
-        folder = self.path / clip.stem
-        try:
-            if clip.landmarks is None and clip.raw is None:
-                where = clip.meta if clip.meta is not None else clip.stem
-                raise InputFileError(
-                    f"{where}: no landmarks log beside it ({clip.stem}{LOG_SUFFIXES['landmarks']}); "
-                    "write one with {dump_landmarks_csv}"
-                )
-            args = (clip.landmarks, clip.meta, clip.raw, None, fps, config, baseline_frames, basis_dir)
-            if logs_have_face_ids(clip.landmarks, clip.meta, clip.raw):
-                faces = analyze_faces(*args)
-                rows = write_faces(faces, folder, plots=self.plots, paths=clip_paths(clip))
-                named = (f"{clip.stem}/{r['stem']}" for r in rows)
-                rows = tuple(dict(r, stem=s, report=f"{s}/report.html") for s, r in zip(named, rows, strict=True))
-                outcome = ClipOutcome(clip, folder, rows, by_face=True)
-            else:
-                result = analyze_logs(*args)
-                write_outputs(result, folder, plots=self.plots)
-                outcome = ClipOutcome(clip, folder, (summary_row(clip.stem, report_dict(result)),))
-        except FacemapError as exc:
-            row = {c: "" for c in SUMMARY_COLUMNS}
-            row.update(stem=clip.stem, status="failed", error=exc.render(self.names))
-            outcome = ClipOutcome(clip, folder, (row,), exc)
+        outcome = analyze_clip(self.path, clip, plots=self.plots, names=self.names, fps=fps, config=config,
+                               baseline_frames=baseline_frames, basis_dir=basis_dir)
         self.outcomes.append(outcome)
         return outcome
+
+    def add(self, outcome: ClipOutcome) -> None:
+        """Record a clip analysed elsewhere (by a Ray worker) into this folder."""
+        self.outcomes.append(outcome)
 
     def rows(self) -> list[dict[str, object]]:
         """One row per clip (per face of a clip with face_id), by stem: this run's clips, and
@@ -296,13 +350,47 @@ def _read_face_rows(folder: Path, stem: str) -> list[dict[str, object]]:
     return rows
 
 
-def _write_tables(out: OutputDir, rows: list[dict[str, object]], title: str = "") -> None:
+def summary_frame(rows: list[Mapping[str, object]]):
+    """The summary table as a typed DataFrame (counts Int64, scores Float64, text str; a failed
+    clip's numbers missing), as summary.parquet holds it."""
     import pandas as pd
 
-    table = pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
+    columns = table_columns(rows)
+    table = pd.DataFrame([{c: r.get(c, "") for c in columns} for r in rows], columns=columns)
+    for c in columns:
+        if c in ("stem", "status", "report", "error"):
+            table[c] = table[c].fillna("").astype(str)
+        else:
+            values = pd.to_numeric(table[c].replace("", None), errors="coerce")
+            table[c] = values.astype("Float64" if c in SCORE_COLUMNS else "Int64")
+    return table
+
+
+def have_pyarrow() -> bool:
+    """True when pyarrow (through which pandas writes Parquet) is installed."""
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec("pyarrow") is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def _write_tables(out: OutputDir, rows: list[dict[str, object]], title: str = "") -> None:
+    import io
+
+    columns = table_columns(rows)
+    table = summary_frame(rows)
     csv_path, html_path = (out.file(name) for name in SUMMARY_NAMES)
     atomic_write_bytes(csv_path, table.to_csv(index=False, lineterminator="\n").encode("utf-8"))
-    atomic_write_bytes(html_path, index_html(rows, title).encode("utf-8"))
+    if not have_pyarrow():
+        log.warning(PARQUET_MISSING.format(path=out.path / PARQUET_NAME))
+        out.forget(PARQUET_NAME)  # an earlier one would not match the new summary.csv
+    else:
+        buf = io.BytesIO()
+        table.to_parquet(buf, index=False)
+        atomic_write_bytes(out.file(PARQUET_NAME), buf.getvalue())
+    atomic_write_bytes(html_path, index_html(rows, title, columns).encode("utf-8"))
 
 
 def clip_paths(clip: ClipLogs) -> dict[str, str]:
@@ -368,27 +456,30 @@ def write_faces(
     return rows
 
 
-def index_html(rows: list[Mapping[str, object]], title: str = "") -> str:
-    """index.html: one row per clip (or face), each analysed one linking its report.html."""
+def index_html(rows: list[Mapping[str, object]], title: str = "", columns: list[str] | None = None) -> str:
+    """index.html: one row per clip (or face), each analysed one linking its report.html;
+    ``columns`` those of the summary table (one count column per event type)."""
     esc = html.escape
+    columns = columns or table_columns(rows)
+    events = columns[8:-2]
     ok = [r for r in rows if r["status"] == "ok"]
     body = []
     for r in rows:
         if r["status"] == "ok":
             name = f'<a href="{esc(quote(str(r["report"])))}">{esc(str(r["stem"]))}</a>'
             cells = [f"{r[c]}" for c in SUMMARY_COLUMNS[2:4]] + [
-                f"{float(r[c]):.1f}" for c in SUMMARY_COLUMNS[4:8]
-            ] + [f"{r[c]}" for c in SUMMARY_COLUMNS[8:12]]
+                f"{float(r[c]):.1f}" for c in SCORE_COLUMNS
+            ] + [f"{r.get(c, '')}" for c in events]
             body.append(
                 f"<tr><td>{name}</td>" + "".join(f"<td>{esc(c)}</td>" for c in cells) + "</tr>"
             )
         else:
             body.append(
                 f'<tr class="failed"><td>{esc(str(r["stem"]))}</td>'
-                f'<td colspan="10" class="error">failed: {esc(str(r["error"]))}</td></tr>'
+                f'<td colspan="{6 + len(events)}" class="error">failed: {esc(str(r["error"]))}</td></tr>'
             )
     heads = ["face" if title else "clip", "frames", "with a face", "score", "positivity", "expressiveness", "attention",
-             "blinks", "smiles", "yawns", "looking away"]
+             *(esc(c.replace("_", " ")) for c in events)]
     failed = len(rows) - len(ok)
     clips = len({str(r["stem"]).split("/")[0] for r in rows})
     heading = title or f"{clips} clips"
@@ -400,9 +491,106 @@ td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}td:first-child{{t
 th:first-child{{text-align:left}}tr.failed td{{background:#fdecea}}td.error{{text-align:left}}</style></head><body>
 <h1>Expression analysis: {esc(heading)}</h1>
 <p>{len(ok)} analysed{per}{f", {failed} failed" if failed else ""}; each {"face" if title else "clip" if not per else "clip's or face"}'s report is linked from its name;
-the same numbers are in summary.csv.</p>
+the same numbers are in summary.csv and summary.parquet.</p>
 <table><tr>{"".join(f"<th>{h}</th>" for h in heads)}</tr>
 {"".join(body)}
 </table>
 </body></html>
 """
+
+
+class ClipWorker(PoolWorker):
+    """One Ray actor of ``--logs ... --ray``: the clips it is given analysed into the output
+    folder, as ``Batch.analyze`` does."""
+
+    def setup(self, out: str, plots: bool, options: dict) -> None:
+        """The output folder, --no-plots, and the analysis options."""
+        self.out, self.plots, self.options = Path(out), plots, dict(options)
+
+    def work(self, clip: ClipLogs) -> ClipOutcome:
+        """One clip into ``<out>/<stem>/``."""
+        return analyze_clip(self.out, clip, plots=self.plots, names=self.names, **self.options)
+
+
+def _absolute(clip: ClipLogs) -> ClipLogs:
+    """The clip with its log paths made absolute, as a worker on another node sees them."""
+    return ClipLogs(clip.stem, *(Path(os.path.abspath(p)) if p is not None else None
+                                 for p in (clip.meta, clip.landmarks, clip.raw)))
+
+
+_TEMP = re.compile(r"\.(.+)\.[A-Za-z0-9_]{8}\.part")  # an atomic write's temp file: .<name>.<8 chars>.part
+
+
+def remove_temp_files(folder: Path) -> None:
+    """The temp files of atomic writes that a killed worker left in one clip's folder (only
+    those of the files an analysis writes)."""
+    ours = {*OUTPUT_NAMES, *SUMMARY_NAMES, PARQUET_NAME, ".facemap-output"}
+    for p in Path(folder).rglob(".*.part"):
+        m = _TEMP.fullmatch(p.name)
+        if m and m.group(1) in ours and p.is_file():
+            with contextlib.suppress(OSError):
+                p.unlink()
+
+
+def analyze_on_ray(
+    batch: Batch,
+    clips: list[ClipLogs],
+    *,
+    address: str | None,
+    workers: int | None = None,
+    cpus: float = 1.0,
+    on_outcome: Callable[[ClipOutcome], None] = lambda o: None,
+    on_retry: Callable[[str, str], None] = lambda stem, error: None,
+    progress: bool = False,
+    **options: object,
+) -> None:
+    """``--logs ... --ray [ADDRESS]``: the clips over a pool of Ray actors (``facemap.raypool``),
+    each into ``<out>/<stem>/`` as without Ray; their outcomes go into ``batch`` in the order of
+    ``clips`` (its table and index are written when the batch closes). The logs and ``out`` must
+    be at the same paths on every node (a shared filesystem; paths are made absolute). A clip
+    whose worker died or hit a bug is tried once more, then failed; ``on_outcome`` is called as
+    each clip ends, ``on_retry(stem, error)`` before a second try. ``options``: fps, config,
+    baseline_frames, basis_dir, as ``analyze_clip`` takes them."""
+    ray = import_ray()
+    check_pool_options(workers, cpus)
+    clips = [_absolute(c) for c in clips]
+    if options.get("basis_dir") is not None:
+        options["basis_dir"] = Path(os.path.abspath(options["basis_dir"]))
+    out = Path(os.path.abspath(batch.path))
+    ray_init(ray, address, (workers or os.cpu_count() or 1) * cpus)
+    outcomes: dict[str, ClipOutcome] = {}
+    by_stem = {c.stem: c for c in clips}
+    bar, add = pool_bar(len(clips), progress, "clip")
+    try:
+        n = pool_size(ray, workers, cpus, len(clips))
+        inputs = [str(p) for c in clips for p in c.paths]
+        pool = Pool(ray, ClipWorker, (batch.names, str(out), batch.plots, options), cpus, (inputs, str(out)))
+        actors = pool.start(n)
+
+        def finish(outcome: ClipOutcome) -> None:
+            outcomes[outcome.clip.stem] = outcome
+            bar.clear()
+            on_outcome(outcome)
+            add(sum(int(r["frames"] or 0) for r in outcome.rows) if outcome.ok else 0)
+
+        def done(job: Job, result: dict) -> None:
+            finish(result["value"])
+
+        def retry(job: Job, result: dict) -> None:
+            remove_temp_files(out / job.key)
+            bar.clear()
+            on_retry(job.key, result["error"])
+
+        def failed(job: Job, result: dict) -> None:
+            remove_temp_files(out / job.key)
+            finish(failed_outcome(by_stem[job.key], out / job.key, InputFileError(result["error"])))
+
+        jobs = [Job(c.stem, c.stem, (c,)) for c in clips]
+        pool.run(actors, jobs, Callbacks(done=done, failed=failed, retry=retry,
+                                         abandon=lambda job: remove_temp_files(out / job.key), tick=bar.refresh))
+    finally:
+        bar.close()
+        with contextlib.suppress(Exception):
+            ray.shutdown()
+    for c in clips:
+        batch.add(outcomes[c.stem])

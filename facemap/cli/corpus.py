@@ -1,13 +1,15 @@
-"""infer.py --video CORPUS --ray [ADDRESS]: the videos of a corpus over a pool of Ray actors.
+"""infer.py --video CORPUS --ray [ADDRESS]: the videos of a corpus over a pool of Ray actors
+(the engine is ``facemap.raypool``).
 
 Each actor builds the detector and landmarker once and runs ``process_video`` on the videos it
-is given, writing into ``--output`` as a single run does; inputs and ``--output`` must be at the
-same path on every node (a shared filesystem), which each worker checks before any video starts.
-A video that fails is tried once more (on any worker), then recorded as failed; a video whose
-outputs are complete in ``--output`` (listed in its manifest, no temp file left) is skipped, so a
-rerun only does what is left. ``corpus.csv`` holds one row per video.
-
-``ray`` is an optional extra, imported only here and only when ``--ray`` is given.
+is given; inputs and ``--output`` must be at the same path on every node (a shared filesystem),
+which each worker checks before any video starts. A video is written into a folder of its own
+under ``--output/.facemap-staging/`` and its files are renamed into place only once it is done,
+so a worker that dies, or a run that is stopped, leaves nothing half-written under the final
+names (the driver removes the staging folder). A video that fails is tried once more (on any
+worker), then recorded as failed; a video whose outputs are complete (listed in the manifest, in
+place, and ``ok`` in the earlier corpus.csv) is skipped, so a rerun only does what is left.
+``corpus.csv`` holds one row per video, rewritten after each.
 """
 
 from __future__ import annotations
@@ -15,20 +17,31 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import tempfile
-import time
-from collections import deque
+import re
+import shutil
+import uuid
 from dataclasses import replace
 from pathlib import Path
 
-from ..errors import FacemapError, InputFileError, ModelError, OutputError, UsageError
-from ..io.outputs import OutputDir, atomic_write_text
+from ..errors import InputFileError, OutputError, UsageError
+from ..io.outputs import STAGING, OutputDir, atomic_write_text
 from ..io.records import corpus_text, read_corpus
 from ..io.sources import FrameRange, Source
 from ..io.video import collect_videos
+from ..raypool import (
+    Callbacks,
+    Job,
+    Pool,
+    PoolWorker,
+    check_pool_options,
+    import_ray,
+    pool_bar,
+    pool_size,
+    ray_init,
+)
 from ..sinks import log_names, overlay_name
 from .build import open_facemap
-from .config import FLAGS, InferConfig, bug_line
+from .config import FLAGS, InferConfig
 from .videos import (
     Emit,
     VideoReport,
@@ -36,7 +49,6 @@ from .videos import (
     preflight,
     probe_in_range,
     process_video,
-    progress,
     report_line,
     summary_table,
 )
@@ -44,20 +56,7 @@ from .videos import (
 log = logging.getLogger(__name__)
 
 CORPUS_CSV = "corpus.csv"
-TRIES = 2  # a failed video is tried once more before it is recorded as failed
-RAY_MISSING = (
-    "{ray} needs Ray, an optional extra: pip install -r requirements-ray.txt "
-    "(or pip install '.[ray]')"
-)
-
-
-def import_ray():
-    """The ``ray`` module, or a UsageError saying how to install it."""
-    try:
-        import ray
-    except ImportError:
-        raise UsageError(RAY_MISSING) from None
-    return ray
+_ATTEMPT = re.compile(r".+\.[0-9a-f]{12}")  # a staging folder: <stem>.<12 hex digits>
 
 
 def video_outputs(stem: str, cfg: InferConfig) -> list[str]:
@@ -72,71 +71,63 @@ def _part(out: OutputDir, rel: str) -> Path:
     return target.with_name(f".{target.name}.part")
 
 
-def is_complete(out: OutputDir, rels: list[str]) -> bool:
-    """True when every file is in place, listed in the manifest, and none is half-written."""
+def is_complete(out: OutputDir, rels: list[str], before: dict[str, str] | None) -> bool:
+    """True when the earlier corpus.csv row says ok (or skipped) and every file is in place,
+    listed in the manifest, with no temp file beside it."""
+    if not before or before.get("status") not in ("ok", "skipped"):
+        return False
     return all(out.wrote(r) and not _part(out, r).exists() for r in rels)
 
 
-class CorpusWorker:
+def publish(stage: Path, out_dir: Path, rels: list[str]) -> None:
+    """Rename each finished file of ``stage`` into place in ``out_dir`` (one rename a file,
+    within one filesystem: a reader sees the old file or the whole new one)."""
+    for rel in rels:
+        src = stage / rel
+        if not src.is_file():
+            continue  # not written (an overlay of a video without frames)
+        try:
+            os.replace(src, out_dir / rel)
+        except OSError as exc:
+            raise OutputError(f"{out_dir / rel}: cannot write ({exc.strerror or exc}); free space or choose another {{output}}") from None
+
+
+def remove_stage(out_dir: Path, name: str) -> None:
+    """Remove one staging folder of this corpus (only a name the driver gave)."""
+    if _ATTEMPT.fullmatch(name):
+        shutil.rmtree(out_dir / STAGING / name, ignore_errors=True)
+
+
+def _clear_staging(out_dir: Path) -> None:
+    """Staging folders left by a run that was killed (the folder's lock is held: no other run
+    writes here), then the staging root when empty."""
+    root = out_dir / STAGING
+    if not root.is_dir():
+        return
+    for entry in root.iterdir():
+        if entry.is_dir() and not entry.is_symlink():
+            remove_stage(out_dir, entry.name)
+    with contextlib.suppress(OSError):
+        root.rmdir()
+
+
+class CorpusWorker(PoolWorker):
     """One Ray actor: the detector and landmarker built once, then one video per ``run``."""
 
-    def __init__(self, cfg: InferConfig) -> None:
-        logging.basicConfig(level=logging.WARNING, format="facemap: %(message)s")
+    def setup(self, cfg: InferConfig) -> None:
+        """Build the detector and landmarker."""
         self.cfg = cfg
-        self.error: FacemapError | None = None
-        try:
-            self.fm, _ = open_facemap(cfg, lambda _line: None)
-        except FacemapError as exc:  # said once, by check(), in the driver
-            self.error = exc
+        self.fm, _ = open_facemap(cfg, lambda _line: None)
 
-    @staticmethod
-    def node() -> str:
-        """This worker's node address."""
-        import ray
-
-        return ray.util.get_node_ip_address()
-
-    def check(self, paths: list[str], out_dir: str) -> tuple[str, int, str]:
-        """(node, exit code, message) of the first input this worker cannot read, or of an
-        --output it cannot write, or of a landmarker it could not build; (node, 0, "") when
-        all is well."""
-        node = self.node()
-        if self.error is not None:
-            return node, self.error.exit_code, self.error.render(FLAGS)
-        for p in paths:
-            try:
-                with open(p, "rb") as fh:
-                    fh.read(1)
-            except OSError as exc:
-                return node, InputFileError.exit_code, (
-                    f"the Ray worker on node {node} cannot read {p} ({exc.strerror or exc}); every "
-                    "node needs the inputs at the same path (a shared filesystem)"
-                )
-        try:
-            fd, tmp = tempfile.mkstemp(prefix=".facemap-check.", suffix=".part", dir=out_dir)
-            os.close(fd)
-            os.unlink(tmp)
-        except OSError as exc:
-            return node, OutputError.exit_code, (
-                f"the Ray worker on node {node} cannot write {out_dir} ({exc.strerror or exc}); "
-                f"every node needs {FLAGS['output']} at the same path (a shared filesystem)"
-            )
-        return node, 0, ""
-
-    def run(self, src: Source, out_dir: str, span: FrameRange) -> dict:
-        """One video into ``out_dir``: {"report", "node"} or {"error", "node", "seconds"}."""
-        t0 = time.perf_counter()
-        node = self.node()
-        try:
-            if self.error is not None:
-                raise self.error
-            info = probe_in_range(src.path, span)
-            return {"report": process_video(self.fm, src, info, Path(out_dir), self.cfg, span), "node": node}
-        except FacemapError as exc:
-            error = exc.render(FLAGS)
-        except Exception as exc:  # a bug, said in one line in its row
-            error = f"a bug in facemap ({bug_line(exc)})"
-        return {"error": error, "node": node, "seconds": time.perf_counter() - t0}
+    def work(self, src: Source, out_dir: str, stage: str, span: FrameRange) -> VideoReport:
+        """One video into ``out_dir/.facemap-staging/<stage>``, then renamed into place."""
+        out, folder = Path(out_dir), Path(out_dir) / STAGING / stage
+        rels = video_outputs(src.stem, self.cfg)
+        info = probe_in_range(src.path, span)
+        rep = process_video(self.fm, src, info, folder, self.cfg, span)
+        publish(folder, out, rels)
+        shutil.rmtree(folder, ignore_errors=True)
+        return replace(rep, outputs=[out / r for r in rels if (out / r).is_file()])
 
 
 def _row(src: Source, status: str, **values: object) -> dict[str, object]:
@@ -157,76 +148,32 @@ def _skipped_row(src: Source, before: dict[str, str] | None) -> dict[str, object
     return _row(src, "skipped", **carried)
 
 
-def _ray_init(ray, cfg: InferConfig, local_cpus: float) -> None:
-    """Connect to the cluster at --ray ADDRESS, or start a local Ray (no ADDRESS)."""
-    here = str(Path(__file__).resolve().parents[2])  # the folder holding this facemap package
-    path = os.pathsep.join(p for p in (here, os.environ.get("PYTHONPATH", "")) if p)
-    kwargs = dict(
-        logging_level=logging.ERROR,
-        log_to_driver=False,
-        runtime_env={"env_vars": {"PYTHONPATH": path}},
-    )
-    try:
-        if cfg.ray:
-            ray.init(address=cfg.ray, **kwargs)
-        else:
-            ray.init(address="local", num_cpus=max(1, int(local_cpus + 0.999)), include_dashboard=False, **kwargs)
-    except Exception as exc:  # Ray raises ConnectionError, ValueError, RuntimeError ...
-        where = f" {cfg.ray}" if cfg.ray else ""
-        first = " ".join(str(exc).split())[:200] or type(exc).__name__
-        raise UsageError(
-            f"{{ray}}{where}: cannot start or reach Ray ({first}); start a cluster with `ray start --head` "
-            "and give its address, or give no address for a local Ray"
-        ) from None
-
-
-def _pool_size(ray, cfg: InferConfig, todo: int) -> int:
-    """The number of actors: --ray-workers, else as many as the cluster's CPUs hold."""
-    cpus = float(ray.cluster_resources().get("CPU", 0))
-    n = cfg.ray_workers or max(1, int(cpus // cfg.ray_cpus))
-    if n * cfg.ray_cpus > cpus:
-        raise UsageError(
-            f"{{ray_workers}} {n} x {{ray_cpus}} {cfg.ray_cpus:g} needs {n * cfg.ray_cpus:g} CPUs; "
-            f"the Ray cluster has {cpus:g}"
-        )
-    return min(n, todo)
-
-
-def _check_workers(ray, actors: list, paths: list[str], out_dir: str) -> None:
-    """Every worker reads every input and writes --output, or the run stops with its line."""
-    kinds = {2: UsageError, 3: InputFileError, 4: ModelError, 5: OutputError}
-    for _node, code, message in ray.get([a.check.remote(paths, out_dir) for a in actors]):
-        if code:
-            raise kinds.get(code, FacemapError)(message)
-
-
 def run_corpus(cfg: InferConfig, emit: Emit) -> int:
     """infer.py --video CORPUS --ray [ADDRESS]: returns the exit code (3 when a video failed,
-    raised as InputFileError after corpus.csv is written)."""
+    raised as InputFileError after corpus.csv is written). Ctrl-C or SIGTERM stops every
+    worker; the videos not finished have no outputs, corpus.csv lists those that are (the
+    KeyboardInterrupt then says so)."""
     from ..io.images import unique_stems
 
     ray = import_ray()
     if cfg.jobs != 1:
         raise UsageError("{jobs} runs videos in processes on this machine, {ray} on Ray workers: choose one")
-    if cfg.ray_workers is not None and cfg.ray_workers < 1:
-        raise UsageError(f"{{ray_workers}} must be >= 1, got {cfg.ray_workers}")
-    if not cfg.ray_cpus > 0:
-        raise UsageError(f"{{ray_cpus}} must be > 0, got {cfg.ray_cpus:g}")
+    check_pool_options(cfg.ray_workers, cfg.ray_cpus)
     paths = collect_videos(cfg.video or [])
     span = frame_range(cfg)
     inputs = [Source("video", stem, path=Path(os.path.abspath(p))) for p, stem in zip(paths, unique_stems(paths), strict=True)]
-    output = OutputDir(Path(cfg.output), clean=cfg.clean)
+    output = OutputDir(Path(os.path.abspath(cfg.output)), clean=cfg.clean)
     output.check()
     cfg = preflight(cfg, emit)  # a missing model is one line here, not one per worker
-    worker_cfg = replace(cfg, quiet=True)
     rows: dict[str, dict[str, object]] = {}
     reports: list[VideoReport] = []
     with output as out:
+        _clear_staging(out.path)
         before = read_corpus(out.path / CORPUS_CSV) if out.wrote(CORPUS_CSV) else {}
         todo = []
         for src in inputs:
             rels = video_outputs(src.stem, cfg)
-            if is_complete(out, rels):
+            if is_complete(out, rels, before.get(src.stem)):
                 rows[src.stem] = _skipped_row(src, before.get(src.stem))
             else:
                 todo.append(src)
@@ -241,8 +188,17 @@ def run_corpus(cfg: InferConfig, emit: Emit) -> int:
             if src.stem in rows:
                 emit(f"{src.path.name}: skipped, its outputs are complete in {cfg.output}/")
         save()
-        if todo:
-            reports = _run_on_ray(ray, cfg, worker_cfg, todo, out, span, rows, save, emit)
+        try:
+            if todo:
+                reports = _run_on_ray(ray, cfg, todo, out, span, rows, save, emit)
+        except KeyboardInterrupt:
+            done = sum(rows[s.stem]["status"] != "skipped" for s in todo if s.stem in rows)
+            raise KeyboardInterrupt(
+                f"interrupted: {done} of {len(todo)} video(s) finished (listed in {Path(cfg.output) / CORPUS_CSV}), "
+                "the others left no outputs; a rerun does the rest"
+            ) from None
+        finally:
+            _clear_staging(out.path)
     if len(reports) > 1:
         for line in summary_table(reports):
             emit(line)
@@ -259,76 +215,62 @@ def run_corpus(cfg: InferConfig, emit: Emit) -> int:
     return 0
 
 
-def _run_on_ray(ray, cfg, worker_cfg, todo, out: OutputDir, span, rows, save, emit) -> list[VideoReport]:
+def _run_on_ray(ray, cfg: InferConfig, todo: list[Source], out: OutputDir, span: FrameRange, rows, save, emit) -> list[VideoReport]:
     """The videos of ``todo`` over a pool of actors; fills ``rows``, saving the table after
     each video. Returns the reports of the videos done, in input order."""
-    cpus_wanted = (cfg.ray_workers or os.cpu_count() or 1) * cfg.ray_cpus
-    _ray_init(ray, cfg, cpus_wanted)
-    try:
-        n = _pool_size(ray, cfg, len(todo))
-        Worker = ray.remote(num_cpus=cfg.ray_cpus, max_restarts=0)(CorpusWorker)
-        actors = [Worker.remote(worker_cfg) for _ in range(n)]
-        try:
-            _check_workers(ray, actors, [str(s.path) for s in todo], os.path.abspath(out.path))
-        except ray.exceptions.RayActorError as exc:
-            raise UsageError(
-                f"a Ray worker could not start ({' '.join(str(exc).split())[:200]}); every node needs "
-                "facemap and its requirements installed"
-            ) from None
-        return _schedule(ray, Worker, worker_cfg, actors, todo, out, span, rows, save, emit, cfg.quiet)
-    finally:
-        with contextlib.suppress(Exception):
-            ray.shutdown()
-
-
-def _schedule(ray, Worker, worker_cfg, actors, todo, out, span, rows, save, emit, quiet) -> list[VideoReport]:
-    """Give each idle actor the next video; a failure goes back in the queue once; a dead actor
-    is replaced and its video tried again."""
-    queue = deque((src, 1) for src in todo)
-    idle = list(actors)
-    running: dict = {}
+    worker_cfg = replace(cfg, quiet=True)
+    out_dir = out.path
+    ray_init(ray, cfg.ray, (cfg.ray_workers or os.cpu_count() or 1) * cfg.ray_cpus)
     done: dict[str, VideoReport] = {}
-    bar = progress(len(todo), "videos", not quiet, unit="video")
+    stage: dict[str, str] = {}
+    bar, add = pool_bar(len(todo), not cfg.quiet, "video")
     try:
-        while queue or running:
-            while idle and queue:
-                actor = idle.pop()
-                src, attempt = queue.popleft()
-                running[actor.run.remote(src, os.path.abspath(out.path), span)] = (actor, src, attempt)
-            (ref,), _ = ray.wait(list(running), num_returns=1)
-            actor, src, attempt = running.pop(ref)
-            try:
-                result = ray.get(ref)
-                idle.append(actor)
-            except ray.exceptions.RayActorError as exc:  # the worker died: a new one takes its place
-                cause = " ".join(str(exc).split())[:160]
-                result = {"error": f"the Ray worker died ({cause})", "node": "", "seconds": None}
-                idle.append(Worker.remote(worker_cfg))
+        n = pool_size(ray, cfg.ray_workers, cfg.ray_cpus, len(todo))
+        pool = Pool(ray, CorpusWorker, (FLAGS, worker_cfg), cfg.ray_cpus, ([str(s.path) for s in todo], str(out_dir)))
+        actors = pool.start(n)
+
+        def say(line: str) -> None:
             bar.clear()
-            if "report" in result:
-                rep = result["report"]
-                done[src.stem] = rep
-                rows[src.stem] = _ok_row(rep, result["node"])
-                emit(report_line(rep))
-            elif attempt < TRIES:
-                emit(f"{src.path.name}: failed, trying it once more")
-                queue.append((src, attempt + 1))
-                continue
-            else:
-                for rel in video_outputs(src.stem, worker_cfg):  # nothing half-written stays
-                    out.forget(rel)
-                    with contextlib.suppress(OSError):
-                        _part(out, rel).unlink()
-                rows[src.stem] = _row(src, "failed", node=result["node"] or None, seconds=result["seconds"],
-                                      error=result["error"])
-                emit(f"{src.path.name}: failed: {result['error']}")
+            emit(line)
+
+        def started(job: Job) -> None:
+            stage[job.key] = f"{job.key}.{uuid.uuid4().hex[:12]}"
+            job.args = (job.args[0], str(out_dir), stage[job.key], span)
+
+        def ended(job: Job) -> None:
+            remove_stage(out_dir, stage.pop(job.key, ""))
+
+        def ok(job: Job, result: dict) -> None:
+            ended(job)
+            rep = result["value"]
+            done[job.key] = rep
+            rows[job.key] = _ok_row(rep, result["node"])
+            say(report_line(rep))
             save()
-            bar.update(1)
-    except BaseException:
-        for actor, _src, _attempt in running.values():
-            with contextlib.suppress(Exception):
-                ray.kill(actor)
-        raise
+            add(rep.counts.frames)
+
+        def retry(job: Job, result: dict) -> None:
+            ended(job)
+            say(f"{job.name}: failed, trying it once more" + (f" ({result['error']})" if result.get("died") else ""))
+
+        def failed(job: Job, result: dict) -> None:
+            ended(job)
+            src = job.args[0]
+            for rel in video_outputs(src.stem, worker_cfg):  # nothing half-written stays
+                out.forget(rel)
+                with contextlib.suppress(OSError):
+                    _part(out, rel).unlink()
+            rows[job.key] = _row(src, "failed", node=result["node"] or None, seconds=result["seconds"],
+                                 error=result["error"])
+            say(f"{job.name}: failed: {result['error']}")
+            save()
+            add(0)
+
+        jobs = [Job(s.stem, s.path.name, (s,)) for s in todo]
+        pool.run(actors, jobs, Callbacks(done=ok, failed=failed, retry=retry, abandon=ended, started=started,
+                                         tick=bar.refresh))
     finally:
         bar.close()
+        with contextlib.suppress(Exception):
+            ray.shutdown()
     return [done[s.stem] for s in todo if s.stem in done]

@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 
 MARKER = ".facemap-output"
 LOCK = ".facemap.lock"
+# a corpus run writes each video into a folder of its own here, renamed into place when done
+STAGING = ".facemap-staging"
 
 
 def _read_umask() -> int:
@@ -379,6 +381,7 @@ class OutputDir:
             prefix = sub.relative_to(self.path).as_posix() + "/"
             ours |= {prefix + r for r in OutputDir(sub)._read_marker()}
             ours.add(prefix + MARKER)
+        ours |= {rel for rel in present if rel.startswith(f"{STAGING}/")}  # left by a killed corpus run
         for rel in present:
             folder, _, name = rel.rpartition("/")
             if not (name.startswith(".") and name.endswith(".part")):
