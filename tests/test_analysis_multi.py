@@ -194,6 +194,9 @@ def test_a_logs_folder_gives_one_folder_per_clip_and_a_summary_of_their_reports(
             "smiles": ev["smile"]["count"],
             "yawns": ev["yawn"]["count"],
             "looking_away": ev["looking_away"]["count"],
+            "talking": ev["talking"]["count"],
+            "wink": ev["wink"]["count"],
+            "speaking_s": rep["speaking"]["time_s"],
             "report": f"{stem}/report.html",
             "error": "",
         }

@@ -356,6 +356,8 @@ def test_the_analyzer_over_ray_matches_a_run_without_it(cluster, reference, tmp_
             "frames_with_face": rep["inputs"]["frames_with_face"], "overall_score": rep["overall_score"],
             **rep["sub_scores"], "blinks": ev["blink"]["count"], "smiles": ev["smile"]["count"],
             "yawns": ev["yawn"]["count"], "looking_away": ev["looking_away"]["count"],
+            "talking": ev["talking"]["count"], "wink": ev["wink"]["count"],
+            "speaking_s": rep["speaking"]["time_s"],
             "report": f"{row['stem']}/report.html", "error": "",
         }
     assert table.set_index("stem").loc["dpe_s", "frames"] == 228

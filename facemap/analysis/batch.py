@@ -77,6 +77,7 @@ SUMMARY_COLUMNS = [
     "error",
 ]
 SCORE_COLUMNS = SUMMARY_COLUMNS[4:8]
+FLOAT_COLUMNS = ("speaking_s",)  # seconds labelled talking (report.json "speaking")
 # The count of each event type of report.json is a column of the table: named after the type, the
 # first three by the plural names the table has always had; a new event type appears by itself.
 EVENT_COLUMNS = {"blink": "blinks", "smile": "smiles", "yawn": "yawns"}
@@ -209,6 +210,9 @@ def summary_row(stem: str, report: Mapping[str, object]) -> dict[str, object]:
         **{c: sub[c] for c in SCORE_COLUMNS[1:]},
     }
     row.update({event_column(kind): ev["count"] for kind, ev in report["events"]["summary"].items()})
+    speaking = report.get("speaking")
+    if isinstance(speaking, Mapping):  # reports written before talking was a label have none
+        row["speaking_s"] = speaking.get("time_s")
     row.update(report=f"{stem}/report.html", error="")
     return row
 
@@ -362,7 +366,7 @@ def summary_frame(rows: list[Mapping[str, object]]):
             table[c] = table[c].fillna("").astype(str)
         else:
             values = pd.to_numeric(table[c].replace("", None), errors="coerce")
-            table[c] = values.astype("Float64" if c in SCORE_COLUMNS else "Int64")
+            table[c] = values.astype("Float64" if c in SCORE_COLUMNS or c in FLOAT_COLUMNS else "Int64")
     return table
 
 
