@@ -178,7 +178,7 @@ def run_many(args: argparse.Namespace, cfg: AnalysisConfig, frame_range: tuple[i
         per = f"; one row per face for the {multi} with face_id" if multi else ""
         print(
             f"{len(clips)} clip{'s' if len(clips) != 1 else ''}: {len(clips) - len(failed)} "
-            f"analysed{which}; summary.csv and index.html (one row per clip{per}) in {Path(args.out)}",
+            f"analysed{which}; summary.csv, summary.parquet and index.html (one row per clip{per}) in {Path(args.out)}",
             file=sys.stderr if failed else sys.stdout,
         )
     return failed[0].error.exit_code if failed else 0

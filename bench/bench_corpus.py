@@ -2,9 +2,10 @@
 """Corpus throughput: the same videos through infer.py serially, with ``--jobs 2``, and over Ray
 with 1 and 2 workers, all in one run on this machine.
 
-Usage: python bench/bench_corpus.py [--clips lp_d0,dpe_s,dagan_driving,fye_temple_video] [--cpus 2]
+Usage: python bench/bench_corpus.py [--clips lp_d0,dpe_s,dagan_driving,fye_temple_video] [--repeat 1] [--cpus 2]
 
-1. A corpus folder of shared clips (../shared/data/videos, symlinks) in a temp folder.
+1. A corpus folder of shared clips (../shared/data/videos, symlinks) in a temp folder; with
+   ``--repeat N`` each clip N times (under N names), so start-up weighs less.
 2. A Ray head node on 127.0.0.1 with ``--cpus`` CPUs, its own temp dir and ports
    (tests/raycluster.py), stopped by pid at the end.
 3. ``infer.py --video CORPUS --landmarker dlib --dump-landmarks-csv -q`` into a fresh output
@@ -63,6 +64,7 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--clips", default="lp_d0,dpe_s,dagan_driving,fye_temple_video",
                    help="stems of ../shared/data/videos/*.mp4 (default %(default)s)")
+    p.add_argument("--repeat", type=int, default=1, help="each clip this many times (default %(default)s)")
     p.add_argument("--cpus", type=int, default=2, help="CPUs of the Ray head (default %(default)s)")
     args = p.parse_args()
     if not sys.platform.startswith("linux"):
@@ -79,8 +81,11 @@ def main() -> int:
         corpus = tmp / "corpus"
         corpus.mkdir()
         for c in clips:
-            (corpus / c.name).symlink_to(c)
-        print(f"{len(clips)} videos ({', '.join(c.name for c in clips)}), {os.cpu_count()} cores, "
+            for i in range(max(1, args.repeat)):
+                (corpus / (c.name if i == 0 else f"{c.stem}_{i}{c.suffix}")).symlink_to(c)
+        n_videos = len(clips) * max(1, args.repeat)
+        print(f"{n_videos} videos ({', '.join(c.name for c in clips)}{f' x {args.repeat}' if args.repeat > 1 else ''}), "
+              f"{os.cpu_count()} cores, "
               f"a Ray head with {args.cpus} CPUs on 127.0.0.1")
         results: dict[str, tuple[float, int]] = {}
         with head_node(args.cpus, tmp) as head:
@@ -93,7 +98,7 @@ def main() -> int:
             for name, argv in runs.items():
                 results[name] = timed([*argv, *ARGS], tmp / name.replace(" ", "_").replace(",", ""))
                 secs, frames = results[name]
-                print(f"{name:<15} {secs:6.1f} s  {len(clips) / secs:5.2f} videos/s  {frames / secs:6.1f} frames/s"
+                print(f"{name:<15} {secs:6.1f} s  {n_videos / secs:5.2f} videos/s  {frames / secs:6.1f} frames/s"
                       f"  ({frames} frames)")
         if head.left:
             print(f"note: processes of the bench's Ray head were still running and were killed: {head.left}")

@@ -86,13 +86,17 @@ def _alive(pids: list[int]) -> list[int]:
 
 
 def _stop(proc: subprocess.Popen) -> list[int]:
-    """SIGTERM to the process group ``proc`` leads, then SIGKILL (by pid) to any of it or of its
+    """SIGTERM to ``ray start`` (it drains the node and stops the processes it started; a
+    SIGTERM to its whole group would stop the GCS first and leave it waiting 30 s for it), then
+    to what is left of its process group, then SIGKILL (by pid) to any of the group or of its
     descendants still alive after a while; returns the pids that were still alive then."""
     ours = sorted(set(group_pids(proc.pid)) | set(descendants(proc.pid)))
     with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGTERM)
+        os.kill(proc.pid, signal.SIGTERM)
     with contextlib.suppress(subprocess.TimeoutExpired):
         proc.wait(60)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
     for _ in range(60):
         if not _alive(ours):
             return []

@@ -249,7 +249,7 @@ def test_several_clips_one_row_per_face(tmp_path, capsys):
     lines = stdout.splitlines()
     assert [ln.split(":")[0] for ln in lines[:3]] == ["dpe_s", "two/face_0", "two/face_1"]
     assert lines[3] == (
-        f"2 clips: 2 analysed; summary.csv and index.html (one row per clip; one row per face for "
+        f"2 clips: 2 analysed; summary.csv, summary.parquet and index.html (one row per clip; one row per face for "
         f"the 1 with face_id) in {out}"
     )
     summary = pd.read_csv(out / "summary.csv", keep_default_na=False)

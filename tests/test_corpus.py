@@ -218,7 +218,11 @@ def _busy_workers(address: str, kind: str = "CorpusWorker") -> list[int]:
     return [pid for pid in descendants(CLUSTER_PID[address]) if cmdline(pid).startswith(f"ray::{kind}.run")]
 
 
-def _kill_one_mid_job(address: str, out: Path, killed: list[int], kind: str = "CorpusWorker", pattern: str = "**/.*.part"):
+# a log being written: a video is mid-way (not corpus.csv's or the manifest's temp file)
+MID_VIDEO = "**/logs/.*_meta.csv.part"
+
+
+def _kill_one_mid_job(address: str, out: Path, killed: list[int], kind: str = "CorpusWorker", pattern: str = MID_VIDEO):
     """In a thread: once a job has started writing under ``out`` (a file matching ``pattern``),
     SIGKILL one busy actor of the test cluster; its pid goes into ``killed``."""
     import threading
@@ -285,7 +289,7 @@ def test_sigterm_stops_the_corpus_cleanly(cluster, corpus, reference, tmp_path):
                             stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
         deadline = time.monotonic() + 120
-        while not any(p.stat().st_size > 0 for p in out.glob("**/.*.part") if p.is_file()):
+        while not any(p.stat().st_size > 0 for p in out.glob(MID_VIDEO) if p.is_file()):
             assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
             time.sleep(0.02)
         proc.send_signal(signal.SIGTERM)

@@ -564,12 +564,13 @@ def analyze_on_ray(
     ray_init(ray, address, (workers or os.cpu_count() or 1) * cpus)
     outcomes: dict[str, ClipOutcome] = {}
     by_stem = {c.stem: c for c in clips}
-    bar, add = pool_bar(len(clips), progress, "clip")
+    bar = None
     try:
         n = pool_size(ray, workers, cpus, len(clips))
         inputs = [str(p) for c in clips for p in c.paths]
         pool = Pool(ray, ClipWorker, (batch.names, str(out), batch.plots, options), cpus, (inputs, str(out)))
         actors = pool.start(n)
+        bar, add = pool_bar(len(clips), progress, "clip")  # its clock starts once the workers are ready
 
         def finish(outcome: ClipOutcome) -> None:
             outcomes[outcome.clip.stem] = outcome
@@ -593,7 +594,8 @@ def analyze_on_ray(
         pool.run(actors, jobs, Callbacks(done=done, failed=failed, retry=retry,
                                          abandon=lambda job: remove_temp_files(out / job.key), tick=bar.refresh))
     finally:
-        bar.close()
+        if bar is not None:
+            bar.close()
         with contextlib.suppress(Exception):
             ray.shutdown()
     for c in clips:

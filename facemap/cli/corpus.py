@@ -223,11 +223,12 @@ def _run_on_ray(ray, cfg: InferConfig, todo: list[Source], out: OutputDir, span:
     ray_init(ray, cfg.ray, (cfg.ray_workers or os.cpu_count() or 1) * cfg.ray_cpus)
     done: dict[str, VideoReport] = {}
     stage: dict[str, str] = {}
-    bar, add = pool_bar(len(todo), not cfg.quiet, "video")
+    bar = None
     try:
         n = pool_size(ray, cfg.ray_workers, cfg.ray_cpus, len(todo))
         pool = Pool(ray, CorpusWorker, (FLAGS, worker_cfg), cfg.ray_cpus, ([str(s.path) for s in todo], str(out_dir)))
         actors = pool.start(n)
+        bar, add = pool_bar(len(todo), not cfg.quiet, "video")  # its clock starts once the workers are ready
 
         def say(line: str) -> None:
             bar.clear()
@@ -270,7 +271,8 @@ def _run_on_ray(ray, cfg: InferConfig, todo: list[Source], out: OutputDir, span:
         pool.run(actors, jobs, Callbacks(done=ok, failed=failed, retry=retry, abandon=ended, started=started,
                                          tick=bar.refresh))
     finally:
-        bar.close()
+        if bar is not None:
+            bar.close()
         with contextlib.suppress(Exception):
             ray.shutdown()
     return [done[s.stem] for s in todo if s.stem in done]
