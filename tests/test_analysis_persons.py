@@ -204,7 +204,11 @@ def test_cli_writes_one_folder_per_face_and_one_summary_row_per_face(built, tmp_
     ]
     assert top["inputs"]["frames"] == 228
     summary = pd.read_csv(out / "summary.csv", keep_default_na=False)
-    assert list(summary.columns) == SUMMARY_COLUMNS and summary.stem.tolist() == ["face_0", "face_1"]
+    # the fixed columns, then the event types that came later (one column each) and speaking time
+    extra = ["wink", "talking", "speaking_s"]
+    assert sorted(summary.columns) == sorted(SUMMARY_COLUMNS + extra)
+    assert [c for c in summary.columns if c not in extra] == SUMMARY_COLUMNS
+    assert summary.stem.tolist() == ["face_0", "face_1"]
     for row in summary.to_dict("records"):
         rep = report(out / row["stem"])
         sub, ev = rep["sub_scores"], rep["events"]["summary"]
