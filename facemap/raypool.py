@@ -328,6 +328,48 @@ def pool_bar(total: int, enabled: bool, unit: str, what: str = "frames"):
     return bar, add
 
 
+@dataclass
+class Session:
+    """A connected pool, ready for ``pool.run(actors, jobs, ...)``; ``bar``/``add`` as
+    ``pool_bar`` returns them."""
+
+    pool: Pool
+    actors: list
+    bar: object
+    add: Callable[[int], None]
+
+
+@contextlib.contextmanager
+def pool_session(
+    ray,
+    address: str | None,
+    worker_cls: type,
+    init_args: tuple,
+    workers: int | None,
+    cpus: float,
+    check_args: tuple[list[str], str],
+    total: int,
+    progress: bool,
+    unit: str,
+):
+    """Connect to Ray (``ray_init``), start and check the actors (``pool_size`` of them) and
+    open the progress bar (its clock starts once the workers are ready); on leaving, close the
+    bar and disconnect, whatever happened."""
+    ray_init(ray, address, (workers or os.cpu_count() or 1) * cpus)
+    bar = None
+    try:
+        n = pool_size(ray, workers, cpus, total)
+        pool = Pool(ray, worker_cls, init_args, cpus, check_args)
+        actors = pool.start(n)
+        bar, add = pool_bar(total, progress, unit)
+        yield Session(pool, actors, bar, add)
+    finally:
+        if bar is not None:
+            bar.close()
+        with contextlib.suppress(Exception):
+            ray.shutdown()
+
+
 def _no_start(exc: BaseException) -> UsageError:
     return UsageError(
         f"a Ray worker could not start ({one_line(exc)}); every node needs facemap and its "

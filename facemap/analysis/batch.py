@@ -35,13 +35,10 @@ from ..io.records import LOG_SUFFIXES, log_stem
 from ..raypool import (
     Callbacks,
     Job,
-    Pool,
     PoolWorker,
     check_pool_options,
     import_ray,
-    pool_bar,
-    pool_size,
-    ray_init,
+    pool_session,
 )
 from . import Analysis, analyze_faces, analyze_logs, logs_have_face_ids
 from .config import AnalysisConfig
@@ -561,16 +558,14 @@ def analyze_on_ray(
     if options.get("basis_dir") is not None:
         options["basis_dir"] = Path(os.path.abspath(options["basis_dir"]))
     out = Path(os.path.abspath(batch.path))
-    ray_init(ray, address, (workers or os.cpu_count() or 1) * cpus)
     outcomes: dict[str, ClipOutcome] = {}
     by_stem = {c.stem: c for c in clips}
-    bar = None
-    try:
-        n = pool_size(ray, workers, cpus, len(clips))
-        inputs = [str(p) for c in clips for p in c.paths]
-        pool = Pool(ray, ClipWorker, (batch.names, str(out), batch.plots, options), cpus, (inputs, str(out)))
-        actors = pool.start(n)
-        bar, add = pool_bar(len(clips), progress, "clip")  # its clock starts once the workers are ready
+    inputs = [str(p) for c in clips for p in c.paths]
+    with pool_session(
+        ray, address, ClipWorker, (batch.names, str(out), batch.plots, options), workers, cpus,
+        (inputs, str(out)), len(clips), progress, "clip",
+    ) as session:
+        bar, add = session.bar, session.add
 
         def finish(outcome: ClipOutcome) -> None:
             outcomes[outcome.clip.stem] = outcome
@@ -591,12 +586,9 @@ def analyze_on_ray(
             finish(failed_outcome(by_stem[job.key], out / job.key, InputFileError(result["error"])))
 
         jobs = [Job(c.stem, c.stem, (c,)) for c in clips]
-        pool.run(actors, jobs, Callbacks(done=done, failed=failed, retry=retry,
-                                         abandon=lambda job: remove_temp_files(out / job.key), tick=bar.refresh))
-    finally:
-        if bar is not None:
-            bar.close()
-        with contextlib.suppress(Exception):
-            ray.shutdown()
+        session.pool.run(session.actors, jobs, Callbacks(
+            done=done, failed=failed, retry=retry, abandon=lambda job: remove_temp_files(out / job.key),
+            tick=bar.refresh,
+        ))
     for c in clips:
         batch.add(outcomes[c.stem])

@@ -171,7 +171,8 @@ def label_frames(
         ((left < 1.0) & (right >= opened)) | ((right < 1.0) & (left >= opened)), cfg.wink_min_ms
     )
     s, e, dur = run_durations_ms(closure, duration_ms)
-    wink_share = np.array([wink[a:b].mean() if b > a else 0.0 for a, b in zip(s, e, strict=True)])
+    winked = np.concatenate([[0], np.cumsum(wink)])  # wink frames before each index
+    wink_share = (winked[e] - winked[s]) / np.maximum(e - s, 1)
     short = (dur <= cfg.blink_max_ms) & (wink_share < 0.5)
     blink = paint_runs(n, s[short], e[short])
 

@@ -31,13 +31,10 @@ from ..io.video import collect_videos
 from ..raypool import (
     Callbacks,
     Job,
-    Pool,
     PoolWorker,
     check_pool_options,
     import_ray,
-    pool_bar,
-    pool_size,
-    ray_init,
+    pool_session,
 )
 from ..sinks import log_names, overlay_name
 from .build import open_facemap
@@ -220,15 +217,13 @@ def _run_on_ray(ray, cfg: InferConfig, todo: list[Source], out: OutputDir, span:
     each video. Returns the reports of the videos done, in input order."""
     worker_cfg = replace(cfg, quiet=True)
     out_dir = out.path
-    ray_init(ray, cfg.ray, (cfg.ray_workers or os.cpu_count() or 1) * cfg.ray_cpus)
     done: dict[str, VideoReport] = {}
     stage: dict[str, str] = {}
-    bar = None
-    try:
-        n = pool_size(ray, cfg.ray_workers, cfg.ray_cpus, len(todo))
-        pool = Pool(ray, CorpusWorker, (FLAGS, worker_cfg), cfg.ray_cpus, ([str(s.path) for s in todo], str(out_dir)))
-        actors = pool.start(n)
-        bar, add = pool_bar(len(todo), not cfg.quiet, "video")  # its clock starts once the workers are ready
+    with pool_session(
+        ray, cfg.ray, CorpusWorker, (FLAGS, worker_cfg), cfg.ray_workers, cfg.ray_cpus,
+        ([str(s.path) for s in todo], str(out_dir)), len(todo), not cfg.quiet, "video",
+    ) as session:
+        bar, add = session.bar, session.add
 
         def say(line: str) -> None:
             bar.clear()
@@ -268,11 +263,7 @@ def _run_on_ray(ray, cfg: InferConfig, todo: list[Source], out: OutputDir, span:
             add(0)
 
         jobs = [Job(s.stem, s.path.name, (s,)) for s in todo]
-        pool.run(actors, jobs, Callbacks(done=ok, failed=failed, retry=retry, abandon=ended, started=started,
-                                         tick=bar.refresh))
-    finally:
-        if bar is not None:
-            bar.close()
-        with contextlib.suppress(Exception):
-            ray.shutdown()
+        session.pool.run(session.actors, jobs, Callbacks(
+            done=ok, failed=failed, retry=retry, abandon=ended, started=started, tick=bar.refresh
+        ))
     return [done[s.stem] for s in todo if s.stem in done]
