@@ -90,7 +90,9 @@ def voice_activity(samples: np.ndarray, rate: int = 16000) -> np.ndarray:
     k = samples.size // n
     if k == 0:
         return np.zeros(0, bool)
-    energy = 10 * np.log10(np.mean(samples[: k * n].reshape(k, n).astype(np.float64) ** 2, axis=1) + 1e-12)
+    energy = 10 * np.log10(
+        np.mean(samples[: k * n].reshape(k, n).astype(np.float64) ** 2, axis=1) + 1e-12
+    )
     floor, peak = np.percentile(energy, 10), np.percentile(energy, 99)
     on = (energy > floor + VAD_ABOVE_FLOOR_DB) & (energy > peak - VAD_BELOW_PEAK_DB)
     held = on.copy()
@@ -311,6 +313,13 @@ def leave_one_out(
     return results
 
 
+def _pooled_f1(rows: list[dict], name: str) -> float:
+    """Micro-F1 of ``name`` over every frame of ``rows`` (one row per clip)."""
+    ours = np.concatenate([r["_pooled"][name][0] for r in rows])
+    ref_ = np.concatenate([r["_pooled"][name][1] for r in rows])
+    return f1(ours, ref_)
+
+
 def print_loo(results, default_rows: list[dict]) -> None:
     """Print, per group, the chosen settings and the default / in-sample / held-out tables."""
     for group, (labels, params, cfg_all, rows_all, held) in results.items():
@@ -342,9 +351,10 @@ def print_loo(results, default_rows: list[dict]) -> None:
             ("held-out", [held[r["clip"]][1] for r in default_rows]),
         ):
             met, mean_f1 = _merit(rows, labels)
+            pooled = ", ".join(f"{n} {_pooled_f1(rows, n):.3f}" for n in names)
             print(
                 f"  {kind:9s}: per-clip targets met {met}/{len(rows) * len(labels)}, "
-                f"mean F1 {mean_f1:.3f}"
+                f"mean F1 {mean_f1:.3f}, pooled F1 {pooled}"
             )
 
 

@@ -104,3 +104,51 @@ def test_2d_pose_has_the_sign_convention_of_the_params():
     change = est[1:] - est[0]
     assert np.sign(change[0, 0]) == 1 and np.sign(change[1, 1]) == 1 and np.sign(change[2, 2]) == 1
     np.testing.assert_allclose(np.diag(change), 20.0, atol=6.0)
+
+
+def _face_with_depth(n: int) -> np.ndarray:
+    """(N, 68, 3) neutral faces whose brows sit in front of the eyes and whose lip corners sit
+    behind the lip centre, by the depths that labels.PITCH_SLOPE measures on real faces (the
+    template itself is flat there, so its brows would not move with pitch)."""
+    from facemap.analysis.labels import PITCH_SLOPE
+    from facemap.analysis.synth import TEMPLATE
+
+    iod = float(np.linalg.norm(TEMPLATE[45] - TEMPLATE[36]))
+    f = faces_3d(_expr(n))
+    f[:, 17:27, 2] -= PITCH_SLOPE["brow_raise"] * iod  # z grows away from the camera
+    f[:, [48, 54, 60, 64], 2] += PITCH_SLOPE["lip_corner_lift"] * iod
+    return f
+
+
+def test_a_pitch_sweep_at_a_fixed_neutral_face_reads_neither_frown_nor_surprise(monkeypatch):
+    """Pitch swept to -20 and +20 degrees and back at a fixed neutral face (as the pose-free test
+    sweeps the 3DMM): the depth of brows and lip corners moves them on the picture, and the brow
+    and frown tests undo it with the estimated pitch change. Without the correction, the same
+    sweep reads as a frown."""
+    import facemap.analysis.labels as labels
+    from facemap.analysis import Inputs, analyze
+
+    fps, n = 30.0, 600  # 20 s: level 0-6 s, down to -20 (7-10 s), level, up to +20 (15-18 s)
+    t = np.arange(n) / fps
+    ramp = np.interp(t, [0, 6, 7, 10, 11, 14, 15, 18, 19, 20], [0, 0, -20, -20, 0, 0, 20, 20, 0, 0])
+    rng = np.random.default_rng(5)
+    pose = np.stack([ramp + rng.normal(0, 0.2, n), np.zeros(n), np.zeros(n)], axis=1)
+    feats = landmark_features(project(_face_with_depth(n), pose, 100.0, (300, 300)))
+    # the brows really do move on the picture: 2D brow height drifts with pitch
+    assert np.ptp(feats["brow_raise"]) > 0.03
+    frames = np.arange(1, n + 1)
+    inputs = Inputs(frames, (frames - 1) * 1000.0 / fps, np.ones(n, bool), feats, "landmarks")
+    res = analyze(inputs)
+    flags = res.labelled.flags
+    tipped = np.abs(ramp) >= 15
+    assert not flags["frown"].to_numpy().any()
+    assert not flags["surprise"].to_numpy().any()
+    brow_left = np.abs(res.labelled.signals["brow_delta"].to_numpy()[tipped]).max()
+    assert brow_left < 0.013
+    monkeypatch.setattr(labels, "PITCH_SLOPE", {"brow_raise": 0.0, "lip_corner_lift": 0.0})
+    raw = analyze(inputs).labelled
+    assert np.abs(raw.signals["brow_delta"].to_numpy()[tipped]).max() > 1.5 * brow_left
+    uncorrected = raw.flags["frown"].to_numpy().astype(bool)
+    # tipped one way, the lip corners (behind the lip centre) drop below the lip line on the
+    # picture: a frown through that whole hold
+    assert uncorrected[ramp >= 15].mean() > 0.9

