@@ -18,7 +18,11 @@ _EVENT_COLOURS = {
     "smile": "tab:green",
     "yawn": "tab:orange",
     "looking_away": "tab:red",
+    "wink": "tab:cyan",
+    "talking": "tab:olive",
 }
+# events shaded only on their own panel (index into the axes); the rest on every signal panel
+_EVENT_PANEL = {"blink": 0, "wink": 0, "talking": 2}
 
 
 def timeline_png(result: Analysis, dpi: int = 110) -> bytes:
@@ -50,6 +54,14 @@ def timeline_png(result: Analysis, dpi: int = 110) -> bytes:
     )
     panel(axes[1], sig["smile_index"], "smile index\n(IOD)", [(th["smile_on"], "--")], "tab:green")
     panel(axes[2], sig["mouth_level"], "mouth opening\n(x threshold)", [(1.0, "--")], "tab:purple")
+    axes[2].plot(
+        t_s,
+        sig["lip_motion"] / th["talk_on"],
+        color="tab:olive",
+        lw=0.8,
+        label="lip motion (x talking threshold)",
+    )
+    axes[2].legend(loc="upper right", fontsize=7)
     panel(axes[3], sig["turn"], "head turn\n(x away limit)", [(1.0, "--")], "tab:red")
     axes[3].plot(
         t_s,
@@ -82,7 +94,8 @@ def timeline_png(result: Analysis, dpi: int = 110) -> bytes:
     ev = result.events
     for kind, colour in _EVENT_COLOURS.items():
         sel = ev[ev["type"] == kind]
-        for a in (axes[0], axes[1], axes[2], axes[3]) if kind != "blink" else (axes[0],):
+        own = _EVENT_PANEL.get(kind)
+        for a in axes[:4] if own is None else (axes[own],):
             for s, e in zip(
                 sel["start_ms"].to_numpy() / 1000.0, sel["end_ms"].to_numpy() / 1000.0, strict=True
             ):
@@ -95,8 +108,8 @@ def timeline_png(result: Analysis, dpi: int = 110) -> bytes:
     s = result.scores
     fig.suptitle(
         f"overall {s.overall_score:.1f}  |  positivity {s.positivity:.1f}  expressiveness "
-        f"{s.expressiveness:.1f}  attention {s.attention:.1f}   (shaded: blinks blue, smiles "
-        "green, yawns orange, looking away red, no face grey)",
+        f"{s.expressiveness:.1f}  attention {s.attention:.1f}   (shaded: blinks blue, winks cyan, "
+        "smiles green, talking olive, yawns orange, looking away red, no face grey)",
         fontsize=9,
     )
     buf = io.BytesIO()
