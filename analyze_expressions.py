@@ -216,7 +216,8 @@ def print_row(r: dict[str, object], quiet: bool) -> None:
         f"{r['stem']}: overall_score {r['overall_score']:.1f} (positivity {r['positivity']:.1f}, "
         f"expressiveness {r['expressiveness']:.1f}, attention {r['attention']:.1f}); frames "
         f"{r['frames']}, with a face {r['frames_with_face']}; blinks {r['blinks']}, smiles "
-        f"{r['smiles']}, yawns {r['yawns']}, looking away {r['looking_away']}"
+        f"{r['smiles']}, yawns {r['yawns']}, looking away {r['looking_away']}, winks "
+        f"{r.get('wink', 0)}; speaking {float(r.get('speaking_s') or 0.0):.1f} s"
     )
 
 

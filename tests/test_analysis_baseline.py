@@ -90,7 +90,72 @@ def test_raw_params_take_the_typical_face_from_the_basis_mean_face():
     dec = Decoder(basis).decode(params)
     want = canonical_features(dec.vertices_canonical, dec.pose_deg).iloc[0]
     got = mean_face_features(basis)
-    assert set(got) == {"ear_left", "ear_right", "ear", "mar", "mouth_width",
-                        "lip_corner_lift", "brow_raise", "jaw_open"}
+    assert set(got) == {
+        "ear_left",
+        "ear_right",
+        "ear",
+        "mar",
+        "mouth_width",
+        "lip_corner_lift",
+        "brow_raise",
+        "jaw_open",
+    }
     for name, value in got.items():
         assert value == pytest.approx(want[name], abs=1e-9)
+
+
+def _held_inputs(n: int, mouth_open: np.ndarray, brow_raise: np.ndarray) -> Inputs:
+    """A frontal synthetic face (jitter in pitch) with per-frame mouth and brow amounts."""
+    zero = np.zeros(n)
+    rng = np.random.default_rng(2)
+    expr = Expression(zero, mouth_open, zero, brow_raise, rng.normal(0, 0.3, n), zero, zero)
+    feats = landmark_features(project(faces_3d(expr), np.zeros((n, 3)), 100.0, (300, 300)))
+    feats["mar"] += rng.normal(0, 0.005, n)  # a little measurement noise, as real lips have
+    frames = np.arange(1, n + 1)
+    return Inputs(frames, (frames - 1) * 1000.0 / FPS, np.ones(n, bool), feats, "landmarks")
+
+
+def test_a_mouth_held_open_through_most_of_the_clip_is_seen_open():
+    """Funny faces: the mouth open for 90% of a 10 s clip, so every quiet frame is an open mouth.
+    The reference comes from the clip's most closed frames and the open mouth is seen; without
+    the held-expression check it is this person's "neutral" and lost."""
+    n = 300
+    held = np.full(n, 0.6)
+    held[100:130] = 0.0  # closed for 1 s only
+    res = analyze(_held_inputs(n, held, np.zeros(n)))
+    flags = res.labelled.flags["mouth_open"].to_numpy().astype(bool)
+    assert set(res.baseline.held) == {"mar"}
+    assert res.baseline.median["mar"] < 0.05
+    assert flags[held > 0].mean() > 0.9
+    assert not flags[105:125].any()
+    off = replace(AnalysisConfig(), held_mar_excess=9.0)
+    lost = analyze(_held_inputs(n, held, np.zeros(n)), off).labelled.flags["mouth_open"].to_numpy()
+    assert lost[held > 0].mean() < 0.1
+
+
+def test_a_mouth_open_through_the_whole_clip_is_judged_against_the_typical_face():
+    n = 300
+    res = analyze(_held_inputs(n, np.full(n, 0.6), np.zeros(n)))
+    assert res.baseline.held["mar"].startswith("the typical neutral face")
+    assert res.baseline.median["mar"] == pytest.approx(AnalysisConfig().typical_mar)
+    assert res.labelled.flags["mouth_open"].to_numpy().mean() > 0.9
+
+
+def test_brows_held_raised_with_the_mouth_open_read_as_surprise():
+    """Brows up and mouth open through 90% of the clip: surprise there, judged against the
+    clip's frames with the lowest brows (and most closed mouth)."""
+    n = 300
+    held = np.ones(n)
+    held[200:230] = 0.0
+    res = analyze(_held_inputs(n, 0.6 * held, held))
+    surprise = res.labelled.flags["surprise"].to_numpy().astype(bool)
+    assert set(res.baseline.held) == {"mar", "brow_raise"}
+    assert surprise[held > 0].mean() > 0.9
+    assert not surprise[205:225].any()
+    off = replace(AnalysisConfig(), held_mar_excess=9.0, held_brow_excess=9.0)
+    assert (
+        not analyze(_held_inputs(n, 0.6 * held, held), off)
+        .labelled.flags["surprise"]
+        .to_numpy()
+        .any()
+    )

@@ -87,6 +87,7 @@ def analyze(
         base = compute_baseline(
             inputs.features, inputs.frames, face, cfg.baseline_fraction, baseline_frames,
             inputs.timestamp_ms, typical,
+            held={"mar": cfg.held_mar_excess, "brow_raise": cfg.held_brow_excess},
         )
         face_ms = float(np.sum(dur[face])) if len(dur) > 1 else 0.0
         if baseline_frames is None and face_ms < cfg.min_baseline_ms:

@@ -16,6 +16,9 @@ _TWO_SIDED = ["ear", "brow_raise", "yaw_deg", "pitch_deg"]
 # Smile features whose reference is capped at a typical neutral face (see ``compute_baseline``).
 CAPPED = ["mouth_width", "lip_corner_lift"]
 EAR_OPEN_QUANTILE = 0.8
+# A held expression: where the quiet frames' reference is outside the range of neutral faces, the
+# reference comes from the clip's own frames nearest neutral, this share of them.
+HELD_QUANTILE = 0.1
 MAX_BASELINE_CANDIDATES = 20_000
 # Measurement noise is judged against a centred moving average over this many milliseconds.
 NOISE_WINDOW_MS = 200.0
@@ -52,6 +55,9 @@ class Baseline:
     typical: the typical neutral face (the smile features are capped at it).
     against_typical: True when the reference is the typical face itself (a photo, or a clip too
         short for a baseline of its own).
+    held: the features whose quiet frames hold an expression (a mouth open, brows raised or
+        lowered through most of the clip: outside the range of neutral faces), with where their
+        reference came from instead (see ``held_reference``).
     """
 
     median: dict[str, float]
@@ -60,6 +66,9 @@ class Baseline:
     method: str
     typical: dict[str, float] = field(default_factory=dict)
     against_typical: bool = False  # the reference IS the typical face (a photo, a short clip)
+    held: dict[str, str] = field(
+        default_factory=dict
+    )  # feature -> how its held reference was found
 
     def as_dict(self) -> dict[str, object]:
         """JSON-ready dict."""
@@ -70,6 +79,7 @@ class Baseline:
             "spread": {k: _num(v) for k, v in self.spread.items()},
             "typical_neutral_cap": {k: _num(v) for k, v in self.typical.items()},
             "against_typical": self.against_typical,
+            "held_expression": dict(self.held),
         }
 
 
@@ -107,7 +117,9 @@ def parse_frame_range(text: str) -> tuple[int, int]:
     return a, b
 
 
-def measurement_noise(values: np.ndarray, times_ms: np.ndarray, window_ms: float = NOISE_WINDOW_MS) -> np.ndarray:
+def measurement_noise(
+    values: np.ndarray, times_ms: np.ndarray, window_ms: float = NOISE_WINDOW_MS
+) -> np.ndarray:
     """(F,) robust noise level of each column of (M, F) ``values`` sampled at ``times_ms``.
 
     Each sample is compared with the centred moving average over ``window_ms`` (steady motion
@@ -121,7 +133,9 @@ def measurement_noise(values: np.ndarray, times_ms: np.ndarray, window_ms: float
     finite = np.isfinite(v)
     csum = np.vstack([np.zeros((1, v.shape[1])), np.cumsum(np.where(finite, v, 0.0), axis=0)])
     ccnt = np.vstack([np.zeros((1, v.shape[1])), np.cumsum(finite, axis=0)])
-    at = np.arange(0, v.shape[0], max(1, v.shape[0] // MAX_BASELINE_CANDIDATES))  # plenty for a median
+    at = np.arange(
+        0, v.shape[0], max(1, v.shape[0] // MAX_BASELINE_CANDIDATES)
+    )  # plenty for a median
     lo = np.searchsorted(t, t[at] - window_ms / 2.0, side="left")
     hi = np.searchsorted(t, t[at] + window_ms / 2.0, side="right")
     k = ccnt[hi] - ccnt[lo]
@@ -130,7 +144,10 @@ def measurement_noise(values: np.ndarray, times_ms: np.ndarray, window_ms: float
         scaled = np.abs(v[at] - mean) * np.sqrt(k / (k - 1.0))
     usable = (k >= 2) & finite[at]
     return np.array(
-        [1.4826 * np.median(col[ok]) if ok.any() else np.nan for col, ok in zip(scaled.T, usable.T, strict=True)]
+        [
+            1.4826 * np.median(col[ok]) if ok.any() else np.nan
+            for col, ok in zip(scaled.T, usable.T, strict=True)
+        ]
     )
 
 
@@ -142,9 +159,11 @@ def compute_baseline(
     frame_range: tuple[int, int] | None = None,
     timestamp_ms: np.ndarray | None = None,
     typical: dict[str, float] | None = None,
+    held: dict[str, float] | None = None,
 ) -> Baseline:
     """Robust baseline over face frames: the ``fraction`` with least activity, or ``frame_range``;
-    the smile features capped at ``typical`` (a typical neutral face) where given."""
+    the smile features capped at ``typical`` (a typical neutral face) where given, and the
+    features of ``held`` checked for a held expression (``held_reference``)."""
     face_feats = features[face]
     face_frames = np.asarray(frames)[face]
     if frame_range is not None:
@@ -173,6 +192,7 @@ def compute_baseline(
     for c, v in typical.items():
         if c in CAPPED:
             med[c] = min(med[c], v)
+    held_notes = held_reference(face_feats, med, typical, held or {})
     # Open-eye level: eyes are open most of the time, so a high quantile of EAR over all face
     # frames (the low-activity frames of someone who squints a lot can be half-closed).
     med["ear_open"] = float(face_feats["ear"].quantile(EAR_OPEN_QUANTILE))
@@ -186,4 +206,43 @@ def compute_baseline(
     spread = {
         c: float(np.nanmax([jitter.get(c, np.nan), SPREAD_FLOOR[c]])) for c in FEATURE_COLUMNS
     }
-    return Baseline(med, spread, int(sel.sum()), method, typical)
+    return Baseline(med, spread, int(sel.sum()), method, typical, held=held_notes)
+
+
+def held_reference(
+    face_feats: pd.DataFrame,
+    med: dict[str, float],
+    typical: dict[str, float],
+    held: dict[str, float],
+) -> dict[str, str]:
+    """Replace, in ``med``, the reference of a feature whose quiet frames hold an expression.
+
+    ``held`` maps "mar" and/or "brow_raise" to how far from ``typical`` a neutral face goes
+    (person to person). A quiet-frame MAR further above the typical one is a mouth held open
+    (funny faces, a tongue out, lips apart through a clip): the mouth's reference (MAR and jaw)
+    becomes the median of the clip's most closed frames (the ``HELD_QUANTILE`` with the least MAR),
+    or the typical face's where even those are open. Brows likewise, raised or lowered: the
+    frames with the least (or most) brow height. Returns {feature: where its reference came from}.
+    """
+    notes: dict[str, str] = {}
+    for col, allowance in held.items():
+        if col not in typical or not np.isfinite(med.get(col, np.nan)):
+            continue
+        t = float(typical[col])
+        x = face_feats[col]
+        for sign in (1, -1) if col == "brow_raise" else (1,):
+            if sign * (med[col] - t) <= allowance:
+                continue
+            edge = x.quantile(HELD_QUANTILE if sign > 0 else 1.0 - HELD_QUANTILE)
+            nearest = face_feats[(x <= edge) if sign > 0 else (x >= edge)]
+            cols = ["mar", "jaw_open"] if col == "mar" else [col]
+            if sign * (float(nearest[col].median()) - t) <= allowance:
+                for c in cols:
+                    med[c] = float(nearest[c].median())
+                notes[col] = f"the {HELD_QUANTILE:.0%} of face frames nearest neutral"
+            else:
+                for c in cols:
+                    if c in typical and np.isfinite(typical[c]):
+                        med[c] = float(typical[c])
+                notes[col] = "the typical neutral face (no frame of the clip is near neutral)"
+    return notes

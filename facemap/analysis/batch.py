@@ -470,7 +470,7 @@ def index_html(rows: list[Mapping[str, object]], title: str = "", columns: list[
             name = f'<a href="{esc(quote(str(r["report"])))}">{esc(str(r["stem"]))}</a>'
             cells = [f"{r[c]}" for c in SUMMARY_COLUMNS[2:4]] + [
                 f"{float(r[c]):.1f}" for c in SCORE_COLUMNS
-            ] + [f"{r.get(c, '')}" for c in events]
+            ] + [_cell(r.get(c, "")) for c in events]
             body.append(
                 f"<tr><td>{name}</td>" + "".join(f"<td>{esc(c)}</td>" for c in cells) + "</tr>"
             )
@@ -498,6 +498,11 @@ the same numbers are in summary.csv and summary.parquet.</p>
 </table>
 </body></html>
 """
+
+
+def _cell(value: object) -> str:
+    """An index cell: a count as it is, a float (speaking_s) to one decimal."""
+    return f"{value:.1f}" if isinstance(value, float) else f"{value}"
 
 
 class ClipWorker(PoolWorker):

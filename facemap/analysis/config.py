@@ -90,6 +90,13 @@ class AnalysisConfig:
     # Brows sit 0.17-0.29 IOD above the eyes at rest from person to person: against the typical
     # face, a raise or a frown must exceed this much more.
     typical_brow_spread: float = 0.05
+    # A held expression: quiet frames further than this from the typical face (MAR above it;
+    # brow height above or below it) are not neutral: a mouth held open or brows held raised or
+    # lowered through most of the clip. The reference then comes from the clip's frames nearest
+    # neutral (baseline.held_reference). Just beyond the 22 shared clips' range at rest: MAR
+    # 0.01-0.22, brows 0.17-0.29 IOD.
+    held_mar_excess: float = 0.18
+    held_brow_excess: float = 0.08
     # brows and frown
     brow_raise_on: float = 0.05
     frown_brow_drop: float = 0.03
@@ -124,7 +131,9 @@ def load_config(path: Path | None) -> AnalysisConfig:
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise UsageError(f"{path}: {{config}} is not valid JSON ({msg})") from None
     if not isinstance(data, dict):
-        raise UsageError(f"{path}: {{config}} must hold a JSON object of threshold names to numbers")
+        raise UsageError(
+            f"{path}: {{config}} must hold a JSON object of threshold names to numbers"
+        )
     valid = {f.name for f in fields(AnalysisConfig)}
     unknown = sorted(set(data) - valid)
     if unknown:
@@ -142,10 +151,16 @@ def load_config(path: Path | None) -> AnalysisConfig:
             values[k] = math.inf
     out_of_range = [k for k, v in values.items() if not math.isfinite(v) or v < 0]
     if out_of_range:
-        raise UsageError(f"{path}: setting(s) {', '.join(out_of_range)} must be finite numbers >= 0")
+        raise UsageError(
+            f"{path}: setting(s) {', '.join(out_of_range)} must be finite numbers >= 0"
+        )
     zero = [k for k in POSITIVE_SETTINGS if values.get(k) == 0]
     if zero:
-        raise UsageError(f"{path}: setting(s) {', '.join(zero)} must be above 0 (the others are scaled by it)")
+        raise UsageError(
+            f"{path}: setting(s) {', '.join(zero)} must be above 0 (the others are scaled by it)"
+        )
     if "baseline_fraction" in data and not 0 < data["baseline_fraction"] <= 1:
-        raise UsageError(f"{path}: baseline_fraction must be above 0 and at most 1 (a share of the face frames)")
+        raise UsageError(
+            f"{path}: baseline_fraction must be above 0 and at most 1 (a share of the face frames)"
+        )
     return replace(cfg, **values)
