@@ -215,7 +215,11 @@ GRID: dict[str, tuple[list[str], dict[str, list[float]]]] = {
     ),
     "eyes": (
         ["eyes_closed", "blinks"],
-        {"eyes_closed_ear": [0.15, 0.16, 0.17, 0.18, 0.19], "eyes_closed_ratio": [0.7, 0.8, 0.9]},
+        {
+            "eyes_closed_ear": [0.15, 0.16, 0.17, 0.18, 0.19],
+            "eyes_closed_ratio": [0.7, 0.8, 0.9],
+            "blink_depth": [0.88, 0.91, 0.94, 0.97, 1.0],
+        },
     ),
     "mouth": (
         ["mouth_open"],

@@ -75,11 +75,11 @@ def test_default_settings_meet_the_per_clip_targets_on_most_clips(
 
 
 def test_blink_counts_mostly_within_one_of_mediapipe(comparison):
-    """Blinks within +-1 of MediaPipe's (its eyeBlink through the same time rules) on 17 of the
-    22 clips today (the issue's bar: 80%, 18)."""
+    """Blinks within +-1 of MediaPipe's (its eyeBlink through the same time rules) on at least
+    80% of the 22 clips, the issue's bar (19 today)."""
     _, rows = comparison
     within = [abs(r["blinks"] - r["blinks_mp"]) <= 1 for r in rows]
-    assert sum(within) >= 17, [(r["clip"], r["blinks"], r["blinks_mp"]) for r in rows]
+    assert sum(within) >= 18, [(r["clip"], r["blinks"], r["blinks_mp"]) for r in rows]
 
 
 def test_talking_follows_the_voice_in_the_audio_track(comparison):

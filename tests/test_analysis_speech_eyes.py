@@ -96,5 +96,25 @@ def test_a_clip_long_enough_keeps_its_own_baseline():
     assert not res.baseline.against_typical and res.baseline.method == "low_activity"
     short = analyze(_inputs(45))  # 1.5 s < min_baseline_ms
     assert short.baseline.against_typical
-    assert analyze(_inputs(45), AnalysisConfig(min_baseline_ms=1000)).baseline.method == "low_activity"
+    assert (
+        analyze(_inputs(45), AnalysisConfig(min_baseline_ms=1000)).baseline.method == "low_activity"
+    )
 
+
+def test_a_droop_that_grazes_the_closed_limit_is_not_a_blink():
+    """Lids lowered to just under the closed EAR for 200 ms (a droop, a slow look down): eyes
+    closed frames, but not a blink; a full closure of the same length is one."""
+    n = 300
+    eyes = np.zeros(n)
+    eyes[60:66] = 0.55  # EAR 0.333 -> 0.165, just under eyes_closed_ear 0.17
+    eyes[200:206] = 1.0  # lids meet
+    res = analyze(_inputs(n, eyes_closed=eyes))
+    closed = res.labelled.flags["eyes_closed"].to_numpy().astype(bool)
+    blink = res.labelled.flags["blink"].to_numpy().astype(bool)
+    assert closed[60:66].all() and closed[200:206].all()
+    assert not blink[55:70].any()
+    assert blink[200:206].all()
+    assert res.event_summary["blink"]["count"] == 1
+    # judged by depth: with no depth rule both closures are blinks
+    both = analyze(_inputs(n, eyes_closed=eyes), AnalysisConfig(blink_depth=9.0))
+    assert both.event_summary["blink"]["count"] == 2

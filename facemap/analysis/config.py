@@ -38,6 +38,7 @@ class AnalysisConfig:
     eyes_open_ratio: float = 0.96
     eyes_gap_ms: float = 70.0  # re-opening shorter than this is ignored
     blink_max_ms: float = 500.0  # a closure up to this long is a blink
+    blink_depth: float = 0.94  # ... whose deepest frame is below this share of the closed limit
     wink_min_ms: float = 100.0  # one eye closed, the other open, this long: a wink
     eyes_wide_ratio: float = 1.15
     # mouth open: lips apart (MAR above baseline) AND jaw dropped (IOD below baseline)

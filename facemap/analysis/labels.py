@@ -137,7 +137,9 @@ def label_frames(
         # so a head tipped from its baseline pitch moves them on the picture. Slopes measured
         # on 2D landmarks (dlib, the 22 shared clips' low-smile frames, per sin of the pitch
         # change). Used by the frown and brow tests; the smile index keeps the raw lift.
-        tip = np.sin(np.radians(np.clip(sm["pitch_deg"].to_numpy() - base.median["pitch_deg"], -60, 60)))
+        tip = np.sin(
+            np.radians(np.clip(sm["pitch_deg"].to_numpy() - base.median["pitch_deg"], -60, 60))
+        )
     else:
         tip = np.zeros(n)
     d = sm - pd.Series(base.median)[FEATURE_COLUMNS]
@@ -158,6 +160,7 @@ def label_frames(
     # are clearly open again (hysteresis), so a noisy frame does not split one blink in two.
     closed = clean(eye_level < 1.0, 0.0, cfg.eyes_gap_ms)
     closure = clean(hysteresis(-eye_level, -1.0, -th["eyes_open_factor"]), 0.0, cfg.eyes_gap_ms)
+
     # A wink: one eye closed while the other is clearly open; its closures are not blinks.
     def one_eye(col: str) -> np.ndarray:
         ear = sm[col].to_numpy()
@@ -173,7 +176,13 @@ def label_frames(
     s, e, dur = run_durations_ms(closure, duration_ms)
     winked = np.concatenate([[0], np.cumsum(wink)])  # wink frames before each index
     wink_share = (winked[e] - winked[s]) / np.maximum(e - s, 1)
-    short = (dur <= cfg.blink_max_ms) & (wink_share < 0.5)
+    # A blink closes the lids fully: its deepest frame is well below the closed limit (a droop
+    # that only grazes the limit stays eyes_closed frames, not a blink).
+    level = np.append(np.where(np.isfinite(eye_level), eye_level, np.inf), np.inf)
+    deepest = (
+        np.minimum.reduceat(level, np.ravel([s, e], order="F"))[::2] if s.size else np.zeros(0)
+    )
+    short = (dur <= cfg.blink_max_ms) & (wink_share < 0.5) & (deepest < cfg.blink_depth)
     blink = paint_runs(n, s[short], e[short])
 
     smile_index = (d["mouth_width"] + cfg.smile_lift_weight * d["lip_corner_lift"]).to_numpy()
