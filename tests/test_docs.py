@@ -171,6 +171,23 @@ def _slug(heading: str) -> str:
     return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
 
 
+def test_the_analysis_page_lists_every_setting_with_its_default():
+    """docs/analysis.md's settings paragraph names every AnalysisConfig field with its default
+    (the page went stale once when the eyes and mouth rules changed)."""
+    from dataclasses import fields
+
+    from facemap.analysis.config import AnalysisConfig
+
+    text = " ".join((REPO / "docs" / "analysis.md").read_text(encoding="utf-8").split())
+    cfg = AnalysisConfig()
+    missing = [
+        f"{f.name} {getattr(cfg, f.name):g}"
+        for f in fields(cfg)
+        if f"`{f.name}` {getattr(cfg, f.name):g}" not in text
+    ]
+    assert not missing
+
+
 def test_links_between_the_docs_resolve():
     """Every relative link [..](file.md#anchor) names a file that exists and a heading in it."""
     for path in DOCS:
