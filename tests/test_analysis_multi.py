@@ -204,7 +204,7 @@ def test_a_logs_folder_gives_one_folder_per_clip_and_a_summary_of_their_reports(
         assert row["frames"] == len(meta) and row["frames_with_face"] == int((meta.status == "ok").sum())
         assert f'<a href="{stem}/report.html">{stem}</a>' in page
         assert rep["clip"] == {"stem": stem, "logs": str(logs.resolve())}
-    assert summary.set_index("stem").loc["lp_d0", ["frames", "blinks", "smiles"]].tolist() == [78, 2, 1]
+    assert summary.set_index("stem").loc["lp_d0", ["frames", "blinks", "smiles"]].tolist() == [78, 1, 1]  # MediaPipe: 1 blink
     # each clip's outputs are what a single-clip call writes
     single = tmp_path / "single"
     rc, _, _ = run(["--landmarks", logs / "dpe_s_landmarks.csv", "--meta", logs / "dpe_s_meta.csv",

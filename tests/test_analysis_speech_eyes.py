@@ -115,6 +115,8 @@ def test_a_droop_that_grazes_the_closed_limit_is_not_a_blink():
     assert not blink[55:70].any()
     assert blink[200:206].all()
     assert res.event_summary["blink"]["count"] == 1
+    # a brief droop is no more inattention than a blink: attention stays 100
+    assert res.scores.attention == pytest.approx(100.0)
     # judged by depth: with no depth rule both closures are blinks
     both = analyze(_inputs(n, eyes_closed=eyes), AnalysisConfig(blink_depth=9.0))
     assert both.event_summary["blink"]["count"] == 2

@@ -107,7 +107,9 @@ def analyze(
         undo_foreshortening=inputs.source == "landmarks",
         still=len(inputs.frames) == 1,
     )
-    scores = compute_scores(labelled.flags, face, dur, labelled.signals, labelled.thresholds)
+    scores = compute_scores(
+        labelled.flags, face, dur, labelled.signals, labelled.thresholds, labelled.brief_closure
+    )
     events, summary = label_events(labelled.flags, face, inputs.timestamp_ms, dur, inputs.frames)
     return Analysis(inputs, cfg, dur, base, labelled, scores, events, summary)
 

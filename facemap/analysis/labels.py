@@ -53,12 +53,15 @@ EXPRESSIVE = ["smile", "laugh", "surprise", "frown", "mouth_open", "yawn"]
 @dataclass(frozen=True)
 class Labelled:
     """Labels for N frames: ``flags`` (N, len(LABELS)) 0/1 DataFrame, ``label`` (N,) str,
-    ``signals`` the smoothed decision signals, ``thresholds`` the effective thresholds used."""
+    ``signals`` the smoothed decision signals, ``thresholds`` the effective thresholds used,
+    ``brief_closure`` (N,) bool: the frames of closures no longer than blink_max_ms (blinks,
+    and droops too shallow to be blinks), which attention does not count as eyes closed."""
 
     flags: pd.DataFrame
     label: np.ndarray
     signals: pd.DataFrame
     thresholds: dict[str, float]
+    brief_closure: np.ndarray | None = None
 
 
 def _groups(cfg: AnalysisConfig) -> dict[str, tuple[list[str], float]]:
@@ -182,8 +185,10 @@ def label_frames(
     deepest = (
         np.minimum.reduceat(level, np.ravel([s, e], order="F"))[::2] if s.size else np.zeros(0)
     )
-    short = (dur <= cfg.blink_max_ms) & (wink_share < 0.5) & (deepest < cfg.blink_depth)
+    brief = dur <= cfg.blink_max_ms
+    short = brief & (wink_share < 0.5) & (deepest < cfg.blink_depth)
     blink = paint_runs(n, s[short], e[short])
+    brief_closure = paint_runs(n, s[brief], e[brief])
 
     smile_index = (d["mouth_width"] + cfg.smile_lift_weight * d["lip_corner_lift"]).to_numpy()
     smile = clean(
@@ -271,4 +276,4 @@ def label_frames(
             "turn": turn,
         }
     )
-    return Labelled(flags, label, signals, th)
+    return Labelled(flags, label, signals, th, brief_closure & face)

@@ -3,7 +3,8 @@ no score depends on the frame rate, the resolution or the face size.
 
 Per frame i (dt_i = its duration):
     present_i   = 1 if a face is found, else 0
-    attentive_i = present_i and not looking_away_i and not (eyes_closed_i and not blink_i)
+    attentive_i = present_i and not looking_away_i and not (eyes_closed_i and not brief_i)
+    brief_i     = 1 inside a closure of at most blink_max_ms (a blink, or a droop too shallow to be one)
     valence_i   = 1 if smile_i or laugh_i; -1 if frown_i; else 0
     score_i     = 100 * attentive_i * (1 + valence_i) / 2        (the per-frame ``score`` column)
 
@@ -30,7 +31,7 @@ from .labels import EXPRESSIVE
 
 FORMULAS = {
     "score (per frame)": "100 * attentive * (1 + valence) / 2; attentive = face present, not "
-    "looking_away, eyes not closed (blinks excepted); valence = +1 smile or laugh, -1 frown, else 0",
+    "looking_away, eyes not closed (closures up to blink_max_ms excepted); valence = +1 smile or laugh, -1 frown, else 0",
     "overall_score": "time-weighted mean of the per-frame score over all frames (no-face frames "
     "count as 0)",
     "positivity": "50 + 50 * (time smiling or laughing - time frowning) / time with a face",
@@ -77,14 +78,18 @@ def compute_scores(
     duration_ms: np.ndarray,
     signals: pd.DataFrame,
     thresholds: dict[str, float],
+    brief_closure: np.ndarray | None = None,
 ) -> Scores:
-    """Scores from the label flags, face presence, frame durations and decision signals."""
+    """Scores from the label flags, face presence, frame durations and decision signals.
+    ``brief_closure``: frames of short closures (blinks and shallow droops), not inattention;
+    without it, the blink frames."""
     face = np.asarray(face, dtype=bool)
     w = np.asarray(duration_ms, dtype=np.float64)
     if w.sum() <= 0:  # a single image: every frame counts the same
         w = np.ones_like(w)
     f = {k: flags[k].to_numpy().astype(bool) for k in flags.columns}
-    attentive = face & ~f["looking_away"] & ~(f["eyes_closed"] & ~f["blink"])
+    excused = f["blink"] if brief_closure is None else np.asarray(brief_closure, bool) | f["blink"]
+    attentive = face & ~f["looking_away"] & ~(f["eyes_closed"] & ~excused)
     positive = f["smile"] | f["laugh"]
     valence = np.where(positive, 1.0, np.where(f["frown"], -1.0, 0.0))
     per_frame = 100.0 * attentive * (1.0 + valence) / 2.0
