@@ -149,9 +149,10 @@ td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}td:first-child{{t
 <h1>Expression report{face}</h1>
 <p>{src} &middot; facemap {esc(__version__)}</p>{back}
 <p class="score">{report["overall_score"]:.1f} / 100</p>
-<table><tr><th>positivity</th><th>expressiveness</th><th>attention</th><th>frames with a face</th></tr>
+<table><tr><th>positivity</th><th>expressiveness</th><th>attention</th><th>frames with a face</th><th>speaking</th></tr>
 <tr><td>{sub["positivity"]:.1f}</td><td>{sub["expressiveness"]:.1f}</td><td>{sub["attention"]:.1f}</td>
-<td>{report["frames_scored"]} / {report["inputs"]["frames"]}</td></tr></table>
+<td>{report["frames_scored"]} / {report["inputs"]["frames"]}</td>
+<td>{report["speaking"]["time_s"]:.1f} s ({100 * report["speaking"]["share_of_face_time"]:.0f}% of face time)</td></tr></table>
 {img}
 <h2>Events</h2>
 <table><tr><th>event</th><th>count</th><th>per minute</th><th>mean ms</th><th>total s</th></tr>{summary}</table>
