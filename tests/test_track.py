@@ -127,6 +127,78 @@ def test_tracker_detects_once_then_follows_a_moving_face():
         np.testing.assert_allclose(r.landmarks, lmk.truth(i))
 
 
+class SquareDetector:
+    """Finds the bright square drawn in the picture (any crop or size of it): a detector that
+    sees the face where it is, as the tracker's crops and re-detections need."""
+
+    name = "square"
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def detect(self, image):
+        self.calls += 1
+        ys, xs = np.nonzero(image[..., 1] > 128)
+        if xs.size == 0:
+            return []
+        return [BBox(float(xs.min()), float(ys.min()), float(xs.max()), float(ys.max()))]
+
+
+class ShrinkingLandmarker:
+    """Fits the face a little inside whatever box it is given (0.9 of its side, from its
+    top-left corner), as dlib can with the eyes shut: box after box, the face would shrink."""
+
+    name = "shrinking"
+
+    def landmark(self, image, boxes, frame, timestamp_ms):
+        out = []
+        for b in boxes:
+            side = 0.9 * max(b.width, b.height)
+            pts = np.array([b.x0, b.y0]) + UNIT_FACE * side
+            out.append(Face(frame, timestamp_ms, Status.OK, "", b, pts, Pose(0.0, 0.0, 0.0)))
+        return out
+
+
+def test_a_held_box_that_shrinks_is_corrected_by_the_detector():
+    """A landmarker that fits the face a little inside its box shrinks the tracked box frame
+    after frame while each frame passes the sanity check; once it has shrunk by SIZE_DRIFT
+    since the detector last saw the face, the detector's box is taken again, so the face keeps
+    its size (the collapse seen on latentsync_demo2_video's closed eyes)."""
+    image = np.zeros((480, 640, 3), np.uint8)
+    image[100:301, 200:401] = 255  # the face: 201 px
+    det = SquareDetector()
+    tracker = FaceTracker(det, ShrinkingLandmarker(), TrackOptions(redetect_every=0))
+    sides = [max(tracker(image, i, i * 33.3).box.width, 1.0) for i in range(1, 41)]
+    assert min(sides) > 201 / 1.45  # never far below the face (uncorrected: 0.9 ** 39 of it)
+    # the first detection, then a re-check each time the box is 1.3x smaller (every 3 frames here)
+    assert 10 <= det.calls <= 15
+    # the same without the re-check: the box collapses
+    import facemap.track.tracker as tracker_mod
+
+    original = tracker_mod.SIZE_DRIFT
+    try:
+        tracker_mod.SIZE_DRIFT = 1e9
+        loose = FaceTracker(SquareDetector(), ShrinkingLandmarker(), TrackOptions(redetect_every=0))
+        collapsed = [loose(image, i, i * 33.3) for i in range(1, 41)]
+    finally:
+        tracker_mod.SIZE_DRIFT = original
+    assert min(f.box.width for f in collapsed if f.has_face) < 201 / 3
+
+
+def test_several_faces_a_followed_box_that_shrinks_is_corrected_by_the_detector():
+    """The same collapse with --max-faces: each followed face's box is checked the same way."""
+    from facemap.track.multi import MultiFaceTracker
+
+    image = np.zeros((480, 640, 3), np.uint8)
+    image[100:301, 200:401] = 255
+    det = SquareDetector()
+    tracker = MultiFaceTracker(det, ShrinkingLandmarker(), max_faces=0, redetect_every=0)
+    faces = [tracker(image, i, i * 33.3)[0] for i in range(1, 41)]
+    assert {f.id for f in faces} == {0}
+    assert min(f.box.width for f in faces) > 201 / 1.45
+    assert 10 <= det.calls <= 15
+
+
 def test_tracker_redetects_when_lost_same_frame():
     # the face moves 0.6 face widths at frame 10: the tracked ROI loses it, the same frame is
     # detected again and the nearby face taken at once

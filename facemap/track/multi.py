@@ -29,6 +29,7 @@ from .smooth import LandmarkSmoother, SmoothOptions
 from .tracker import (
     CUT_THRESHOLD,
     DEFAULT_REDETECT_EVERY,
+    SIZE_DRIFT,
     TRACK_EXPAND,
     VELOCITY_GAIN,
     _thumb,
@@ -58,11 +59,23 @@ class _Track:
     next_roi: BBox | None = None  # the next frame's box from its landmarks, while it is followed
     lm_box: BBox | None = None  # the box around its last landmarks that fit
     held_frame: int = -1  # the frame those landmarks are from
+    det_side: float | None = None  # its size when the detector last boxed it
+
+    def shrunk(self) -> bool:
+        """The followed box has shrunk by SIZE_DRIFT since the detector last boxed this face
+        (the one-face tracker's collapse check): the detector must look again."""
+        roi = self.next_roi
+        return bool(roi is not None and self.det_side and max(roi.width, roi.height) * SIZE_DRIFT < self.det_side)
 
     def predicted(self) -> BBox:
         dx, dy = self.shift
         b = self.box
         return BBox(b.x0 + dx, b.y0 + dy, b.x1 + dx, b.y1 + dy)
+
+
+def _shrunk_from(roi: BBox, detected: BBox) -> bool:
+    """``roi`` (a followed face's box) is SIZE_DRIFT smaller than the detector's box for it."""
+    return max(roi.width, roi.height) * SIZE_DRIFT < max(detected.width, detected.height)
 
 
 def _iou_matrix(a: list[BBox], b: list[BBox]) -> np.ndarray:
@@ -127,6 +140,7 @@ class MultiFaceTracker:
             or (self.redetect_every > 0 and self._since_detect >= self.redetect_every)
             or any(t.seen and t.next_roi is None for t in self.tracks)  # found, but not to follow
             or any(not t.seen for t in self.tracks)  # one lost lately: look for it on every frame
+            or any(t.shrunk() for t in held)  # a followed box collapsing: the detector's box again
         )
         if not due:  # follow every held face from its landmarks
             rois = [t.next_roi for t in held]
@@ -144,8 +158,13 @@ class MultiFaceTracker:
         chosen, owners = self._choose(boxes)
         # a face still followed goes on from its landmarks (the detection confirms it, as with
         # one face); a new or lost one starts from the detector's box
-        hows = ["tracked" if t.seen and t.next_roi is not None else "detected" for t in owners]
+        hows = [
+            "tracked" if t.seen and t.next_roi is not None and not _shrunk_from(t.next_roi, box) else "detected"
+            for box, t in zip(chosen, owners, strict=True)
+        ]
         rois = [t.next_roi if how == "tracked" else box for box, t, how in zip(chosen, owners, hows, strict=True)]
+        for box, t in zip(chosen, owners, strict=True):
+            t.det_side = max(box.width, box.height)  # the detector's view of its size, now
         results = self.landmarker.landmark(image, rois, frame, timestamp_ms) if rois else []
         return self._finish(rois, owners, results, hows, hw)
 

@@ -47,6 +47,14 @@ MAX_UNCONFIRMED = 3
 # After losing a face in a shot where the detector has seen several faces, only a detection near
 # its last place is taken for this many frames; where it has seen one face, that face is taken at once.
 REACQUIRE_GAP = 15
+# A held face whose box has shrunk by more than this factor since the detector last saw it is
+# checked against the detector at once: a landmark box that creeps smaller frame after frame (a
+# model fitting a face a little inside its ROI, e.g. dlib with the eyes shut) would otherwise
+# collapse onto part of the face while every frame passes the sanity check. (A box that grows
+# past the face fails the periodic confirmation, or the sanity check, by itself.)
+SIZE_DRIFT = 1.3
+# A detection is the held face when it covers this share of the smaller of the two boxes.
+CONTAIN_SHARE = 0.6
 # Scene cut: mean absolute difference of 32x18 grey thumbnails above this (0..255).
 CUT_THRESHOLD = 20.0
 
@@ -130,6 +138,19 @@ def _with_reason(result: Face, reason: str, ok_reason: str = "") -> Face:
     return result
 
 
+def _side(box: BBox) -> float:
+    return max(box.width, box.height)
+
+
+def _covers(a: BBox, b: BBox) -> float:
+    """The share of the smaller of ``a`` and ``b`` that their intersection covers."""
+    ix = min(a.x1, b.x1) - max(a.x0, b.x0) + 1.0
+    iy = min(a.y1, b.y1) - max(a.y0, b.y0) + 1.0
+    if ix <= 0 or iy <= 0:
+        return 0.0
+    return ix * iy / min(a.area, b.area)
+
+
 def _near(a: BBox, b: BBox) -> bool:
     """True when box ``a`` can be the face last seen in box ``b``: similar size, centre within
     0.75 face widths."""
@@ -159,6 +180,7 @@ class FaceTracker:
         self._held = -1  # frame whose landmarks gave the current ROI
         self._since_detect = 0
         self._unconfirmed = 0
+        self._det_side: float | None = None  # the face's size when the detector last saw it
         self._thumb: np.ndarray | None = None
         self._crowd = False  # the detector has seen several faces in this shot
         self._pending_segment = True  # the next face found starts a new segment
@@ -198,6 +220,8 @@ class FaceTracker:
             self._since_detect += 1
             if opts.redetect_every and self._since_detect >= opts.redetect_every:
                 self._confirm(image, frame)
+        if self._roi is not None and self._det_side and _side(self._roi) * SIZE_DRIFT < self._det_side:
+            self._recheck(image, frame)
         if self._roi is not None:
             roi = self._roi
             result = self._landmark(image, roi, frame, timestamp_ms)
@@ -217,6 +241,7 @@ class FaceTracker:
                 self._hold(result, tracked=False)
                 self._since_detect = 0
                 self._unconfirmed = 0
+                self._det_side = _side(roi)
             if self._pending_segment and result.has_face and np.isfinite(result.landmarks).all():
                 self.new_segment = True  # the first face after a reset, a cut or a loss
                 self._pending_segment = False
@@ -279,6 +304,7 @@ class FaceTracker:
         faces = self._detect_near(image, held)
         if any(f.iou(held) >= CONFIRM_IOU for f in faces):
             self._unconfirmed = 0
+            self._det_side = _side(held)  # the detector sees the face at this size
             return
         self._unconfirmed += 1
         if self._unconfirmed >= MAX_UNCONFIRMED:
@@ -286,6 +312,35 @@ class FaceTracker:
             self._unconfirmed = 0
             self._lose(frame)  # in a crowded shot, a face elsewhere waits REACQUIRE_GAP frames
 
+
+    def _recheck(self, image: np.ndarray, frame: int) -> None:
+        """The held box has shrunk since the detector's last view of the face: ask the detector
+        now. A detection over the held box, of about the size the detector last saw the face
+        at, becomes the ROI. With none (a face the detector misses, or one that really moved
+        away), the held box stays and its size is the new reference; as with the periodic
+        re-detection, a face unconfirmed MAX_UNCONFIRMED times in a row is dropped."""
+        held, seen = self._roi, self._det_side
+        self._since_detect = 0
+        self.detections += 1
+        over = [
+            f
+            for f in self._detect_near(image, held)
+            if _covers(f, held) >= CONTAIN_SHARE and 1.0 / SIZE_DRIFT <= _side(f) / seen <= SIZE_DRIFT
+        ]
+        if not over:
+            self._det_side = _side(held)
+            self._unconfirmed += 1
+            if self._unconfirmed >= MAX_UNCONFIRMED:
+                log.debug("frame %d: held box drifted in size, not confirmed; dropped", frame)
+                self._unconfirmed = 0
+                self._lose(frame)
+            return
+        best = max(over, key=lambda f: f.iou(held))
+        log.debug("frame %d: held box drifted in size; the detector's box taken", frame)
+        self._roi = best
+        self._det_side = _side(best)
+        self._last_box = None  # no velocity across the correction
+        self._unconfirmed = 0
 
     def _detect_near(self, image: np.ndarray, box: BBox) -> list[BBox]:
         """Detect in the region around ``box`` only (CONFIRM_REGION x its size): confirming
