@@ -536,7 +536,14 @@ def main(argv: list[str] | None = None) -> int:
                 f"F1 {2 * tp / max(1, 2 * tp + fp + fn):.2f}"
             )
     if args.photos:
-        photos = pd.DataFrame(photo_rows(args.ref.parent / "ref_photos", args.ref.parent / "images"))
+        try:
+            photos = pd.DataFrame(photo_rows(args.ref.parent / "ref_photos", args.ref.parent / "images"))
+        except ImportError as exc:  # the dlib extra
+            print(f"--photos needs the dlib landmarker ({exc}); pip install -r requirements-dlib.txt", file=sys.stderr)
+            return 3
+        if photos.empty:
+            print(f"--photos: no photo of {args.ref.parent / 'images'} has a MediaPipe file in ref_photos/", file=sys.stderr)
+            return 3
         print("\nphotos (ours/MediaPipe per label; one picture each, against the typical face):")
         print(photos.to_string(index=False))
         cells = photos[list(TARGETS)].fillna("").to_numpy().ravel()

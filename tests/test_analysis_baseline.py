@@ -159,3 +159,29 @@ def test_brows_held_raised_with_the_mouth_open_read_as_surprise():
         .to_numpy()
         .any()
     )
+
+
+def test_high_set_brows_that_lower_now_and_then_do_not_read_as_raised():
+    """Brows set high (above the neutral range) that drop for 15% of the clip: the reference
+    moves only to the top of the neutral range, not down to the dropped frames, so the
+    person's rest is not a raise (the frames nearest typical would have made it one)."""
+    n = 300
+    brows = np.full(n, 0.4)  # the template's 0.31 IOD + 0.033: above typical + held_brow_excess
+    brows[50:95] = -0.5
+    res = analyze(_held_inputs(n, np.zeros(n), brows))
+    cfg = AnalysisConfig()
+    assert res.baseline.held["brow_raise"].startswith("the top of the neutral range")
+    assert res.baseline.median["brow_raise"] == pytest.approx(
+        cfg.typical_brow_raise + cfg.held_brow_excess
+    )
+    delta = res.labelled.signals["brow_delta"].to_numpy()
+    assert np.abs(delta[brows > 0]).max() < cfg.brow_raise_on
+
+
+def test_a_short_clip_reports_no_held_reference():
+    """Under min_baseline_ms the reference is the typical face whatever the clip holds, and
+    report.json says so (no held_expression note from the clip's own frames)."""
+    n = 45  # 1.5 s
+    res = analyze(_held_inputs(n, np.full(n, 0.6), np.zeros(n)))
+    assert res.baseline.against_typical and res.baseline.held == {}
+    assert res.baseline.median["mar"] == pytest.approx(AnalysisConfig().typical_mar)

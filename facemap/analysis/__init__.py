@@ -137,7 +137,9 @@ def typical_baseline(base: Baseline, typical: dict[str, float], face_ms: float) 
         median["ear_open"] = typical["ear"]
     median.update(pitch_deg=0.0, yaw_deg=0.0)
     method = f"typical neutral face ({face_ms / 1000.0:.1f} s of face: too short for a baseline)"
-    return replace(base, median=median, method=method, typical=dict(typical), against_typical=True)
+    return replace(
+        base, median=median, method=method, typical=dict(typical), against_typical=True, held={}
+    )
 
 
 def analyze_logs(

@@ -55,8 +55,8 @@ class Baseline:
     typical: the typical neutral face (the smile features are capped at it).
     against_typical: True when the reference is the typical face itself (a photo, or a clip too
         short for a baseline of its own).
-    held: the features whose quiet frames hold an expression (a mouth open, brows raised or
-        lowered through most of the clip: outside the range of neutral faces), with where their
+    held: the features whose quiet frames hold an expression (a mouth open or brows raised
+        through most of the clip: outside the range of neutral faces), with where their
         reference came from instead (see ``held_reference``).
     """
 
@@ -217,32 +217,39 @@ def held_reference(
 ) -> dict[str, str]:
     """Replace, in ``med``, the reference of a feature whose quiet frames hold an expression.
 
-    ``held`` maps "mar" and/or "brow_raise" to how far from ``typical`` a neutral face goes
+    ``held`` maps "mar" and/or "brow_raise" to how far above ``typical`` a neutral face goes
     (person to person). A quiet-frame MAR further above the typical one is a mouth held open
     (funny faces, a tongue out, lips apart through a clip): the mouth's reference (MAR and jaw)
-    becomes the median of the clip's most closed frames (the ``HELD_QUANTILE`` with the least MAR),
-    or the typical face's where even those are open. Brows likewise, raised or lowered: the
-    frames with the least (or most) brow height. Returns {feature: where its reference came from}.
+    becomes the median of the clip's most closed frames (the ``HELD_QUANTILE`` with the least
+    MAR), or the typical face's where even those are open (the jaw condition keeps a person
+    whose lips merely part at rest from reading as open). Quiet brows further above the typical
+    ones are brows held raised: their reference moves down to the top of the neutral range
+    (typical + allowance) and no further, so a person with high brows who frowns now and then
+    is not read as raising them. (Brows held LOWERED are not corrected: from one clip they
+    cannot be told from brows set low.) Returns {feature: where its reference came from}.
     """
     notes: dict[str, str] = {}
     for col, allowance in held.items():
-        if col not in typical or not np.isfinite(med.get(col, np.nan)):
+        cols = ["mar", "jaw_open"] if col == "mar" else [col]
+        if any(c not in typical or not np.isfinite(typical[c]) for c in cols):
+            continue
+        if not np.isfinite(med.get(col, np.nan)):
             continue
         t = float(typical[col])
+        if med[col] - t <= allowance:
+            continue
+        if col == "brow_raise":
+            med[col] = t + allowance
+            notes[col] = "the top of the neutral range (typical + held_brow_excess)"
+            continue
         x = face_feats[col]
-        for sign in (1, -1) if col == "brow_raise" else (1,):
-            if sign * (med[col] - t) <= allowance:
-                continue
-            edge = x.quantile(HELD_QUANTILE if sign > 0 else 1.0 - HELD_QUANTILE)
-            nearest = face_feats[(x <= edge) if sign > 0 else (x >= edge)]
-            cols = ["mar", "jaw_open"] if col == "mar" else [col]
-            if sign * (float(nearest[col].median()) - t) <= allowance:
-                for c in cols:
-                    med[c] = float(nearest[c].median())
-                notes[col] = f"the {HELD_QUANTILE:.0%} of face frames nearest neutral"
-            else:
-                for c in cols:
-                    if c in typical and np.isfinite(typical[c]):
-                        med[c] = float(typical[c])
-                notes[col] = "the typical neutral face (no frame of the clip is near neutral)"
+        nearest = face_feats[x <= x.quantile(HELD_QUANTILE)]
+        if float(nearest[col].median()) - t <= allowance:
+            for c in cols:
+                med[c] = float(nearest[c].median())
+            notes[col] = f"the {HELD_QUANTILE:.0%} of face frames nearest neutral"
+        else:
+            for c in cols:
+                med[c] = float(typical[c])
+            notes[col] = "the typical neutral face (no frame of the clip is near neutral)"
     return notes

@@ -91,11 +91,11 @@ class AnalysisConfig:
     # Brows sit 0.17-0.29 IOD above the eyes at rest from person to person: against the typical
     # face, a raise or a frown must exceed this much more.
     typical_brow_spread: float = 0.05
-    # A held expression: quiet frames further than this from the typical face (MAR above it;
-    # brow height above or below it) are not neutral: a mouth held open or brows held raised or
-    # lowered through most of the clip. The reference then comes from the clip's frames nearest
-    # neutral (baseline.held_reference). Just beyond the 22 shared clips' range at rest: MAR
-    # 0.01-0.22, brows 0.17-0.29 IOD.
+    # A held expression: quiet frames further than this above the typical face (MAR; brow
+    # height) are not neutral: a mouth held open or brows held raised through most of the clip.
+    # The mouth's reference then comes from the clip's most closed frames, the brows' from the
+    # top of the neutral range (baseline.held_reference). Just beyond the 22 shared clips' range
+    # at rest: MAR 0.01-0.22, brows 0.17-0.29 IOD.
     held_mar_excess: float = 0.18
     held_brow_excess: float = 0.08
     # brows and frown

@@ -185,7 +185,7 @@ def label_frames(
     deepest = (
         np.minimum.reduceat(level, np.ravel([s, e], order="F"))[::2] if s.size else np.zeros(0)
     )
-    brief = dur <= cfg.blink_max_ms
+    brief = (dur <= cfg.blink_max_ms) & (not still)  # a picture's closed eyes are no blink
     short = brief & (wink_share < 0.5) & (deepest < cfg.blink_depth)
     blink = paint_runs(n, s[short], e[short])
     brief_closure = paint_runs(n, s[brief], e[brief])

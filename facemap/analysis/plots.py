@@ -54,14 +54,12 @@ def timeline_png(result: Analysis, dpi: int = 110) -> bytes:
     )
     panel(axes[1], sig["smile_index"], "smile index\n(IOD)", [(th["smile_on"], "--")], "tab:green")
     panel(axes[2], sig["mouth_level"], "mouth opening\n(x threshold)", [(1.0, "--")], "tab:purple")
-    axes[2].plot(
-        t_s,
-        sig["lip_motion"] / th["talk_on"],
-        color="tab:olive",
-        lw=0.8,
-        label="lip motion (x talking threshold)",
-    )
-    axes[2].legend(loc="upper right", fontsize=7)
+    # lip motion on its own scale (speech reaches several times its threshold): right axis
+    lips = axes[2].twinx()
+    lips.plot(t_s, sig["lip_motion"] / th["talk_on"], color="tab:olive", lw=0.8)
+    lips.axhline(1.0, color="tab:olive", ls=":", lw=0.8)
+    lips.set_ylabel("lip motion\n(x talking limit)", fontsize=8, color="tab:olive")
+    lips.tick_params(axis="y", labelsize=7, colors="tab:olive")
     panel(axes[3], sig["turn"], "head turn\n(x away limit)", [(1.0, "--")], "tab:red")
     axes[3].plot(
         t_s,
