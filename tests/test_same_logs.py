@@ -1,0 +1,138 @@
+"""The logs do not move when the code is reorganised (issue 21): infer.py's logs on real media,
+one face and several, hashed byte for byte against those of the commit before the one-path
+refactor (6c3ae36). A change that moves a result must change these hashes on purpose."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import infer
+from tests.conftest import need_shared
+from tests.standins import DATA
+
+pytest.importorskip("dlib")
+
+DLIB = ["--landmarker", "dlib", "--detector", "dlib-hog", "--dump-csv", "--dump-landmarks-csv", "-q"]
+
+# sha256 of every file infer.py wrote under logs/ (and the pictures' JSON), by relative path
+EXPECTED: dict[str, dict[str, str]] = {
+    "dpe_s": {
+        "logs/dpe_s_landmarks.csv": "34ab407a5739218b27139b0ea2a858b15a8e0dc40292781e873c1953590d92c7",
+        "logs/dpe_s_meta.csv": "e660376f0af584ba3f65dc0974f754e56791252dc3e9487352bc9ae397c4b559",
+        "logs/dpe_s_raw.csv": "cdd308aa082e46d6bbd6d2a3f94f2b8ca8200667cba87358e5d173b5a91037ca",
+        "logs/dpe_s_summary.csv": "c80eddf4507ca262625d67c38f7b5831a9df9022c2e7bea0412d0423828fdca2",
+    },
+    "lp_d0": {
+        "logs/lp_d0_landmarks.csv": "54ed74415941f42f256dea16220d01cfa8bb123985086b07ebe5b6d80378268f",
+        "logs/lp_d0_meta.csv": "acaef30a116a501b587ba9038975dd22649295ecede56040bbce3aab4c5fae98",
+        "logs/lp_d0_raw.csv": "cdd308aa082e46d6bbd6d2a3f94f2b8ca8200667cba87358e5d173b5a91037ca",
+        "logs/lp_d0_summary.csv": "1a8cad0dfa715c9569cdf17e15d0bfed5e85ee663581dd074471cd118db7fb96",
+    },
+    "photos_all_faces": {
+        "dlib_bald_guys.json": "307a9aae2a07ba7d22609c3e6b09d905376265b2184e303a09aa87e1c69e9644",
+        "fr_two_people.json": "f87a8c9d3726a4d1c244589997096762e6ff35c3ac65a13922ef3b95feb23700",
+        "logs/dlib_bald_guys_landmarks.csv": "31ffab935722663334207b05e1644088cca78d7dfe739b2caeb0bbb9a2607d98",
+        "logs/dlib_bald_guys_meta.csv": "956c2f6d186e428fd8878d3405221c3a1c5261d00565890a19889d17b99e20d1",
+        "logs/dlib_bald_guys_raw.csv": "b3c9760b430bb0ea3290ed58bc10a34c0412c6f70a5de9b7ab51e0b4ed707d7e",
+        "logs/dlib_bald_guys_summary.csv": "04b720f8111aa3e97b7e092fa6c2cd9ac6d728bd6124ac5e1b109ab5626252ba",
+        "logs/fr_two_people_landmarks.csv": "73468fb25d19f666fc80ab5e2b2cfae665e4801f2e73b3d7c63629885462553e",
+        "logs/fr_two_people_meta.csv": "11e5286efcf882763ae6ec331ac1406365c52ad630ee9f5c4698b7ea7a050e8a",
+        "logs/fr_two_people_raw.csv": "b3c9760b430bb0ea3290ed58bc10a34c0412c6f70a5de9b7ab51e0b4ed707d7e",
+        "logs/fr_two_people_summary.csv": "871ce43c78f24a8018ff853fa666902eddf8eb36fa709ce09feb4a8e8096167a",
+    },
+    "two_face_clip_all": {
+        "logs/two_landmarks.csv": "b9675b89ee3fb89b5ab3c6ae2aa435af1c80f870eda6ed47141ad715413c9885",
+        "logs/two_meta.csv": "06bac4388b01e67c0a3dc30da5c708c740ac28f624583e9e8f11b833d712c58e",
+        "logs/two_raw.csv": "b3c9760b430bb0ea3290ed58bc10a34c0412c6f70a5de9b7ab51e0b4ed707d7e",
+        "logs/two_summary.csv": "22c8a6923ff739cb8fd636d084a11d9bb5f9fc4a92b0ea3b9940ff079624a56b",
+    },
+    "two_face_clip_one": {
+        "logs/two_landmarks.csv": "783b321e20d78a73a58fc0ebc92b9a907935dd2a56b2f7587fbb17e21b7088e1",
+        "logs/two_meta.csv": "52856824e8bfaf59d261667f2522d0a2e2d0e57fc1a513a4d97804b234dd9a4c",
+        "logs/two_raw.csv": "cdd308aa082e46d6bbd6d2a3f94f2b8ca8200667cba87358e5d173b5a91037ca",
+        "logs/two_summary.csv": "559d519ba8b2fa12a6cfd61c72e7476c64349330a01aa11dc1b7b431ae2cf9cb",
+    },
+}
+
+
+def _content(path: Path) -> bytes:
+    """The file's bytes; a picture's JSON with its ``image`` path cut to the file's name (the
+    checkout's place differs between machines)."""
+    if path.suffix != ".json":
+        return path.read_bytes()
+    doc = json.loads(path.read_text())
+    doc["image"] = Path(doc["image"]).name
+    return json.dumps(doc, sort_keys=True).encode()
+
+
+def _hashes(out: Path) -> dict[str, str]:
+    files = sorted(p for p in out.rglob("*") if p.is_file() and (p.suffix in (".csv", ".json")))
+    return {p.relative_to(out).as_posix(): hashlib.sha256(_content(p)).hexdigest() for p in files}
+
+
+def _clip(name: str, frames: int) -> list[np.ndarray]:
+    import av
+
+    with av.open(str(need_shared(DATA / "videos" / name))) as c:
+        out = []
+        for f in c.decode(video=0):
+            out.append(f.to_ndarray(format="bgr24"))
+            if len(out) == frames:
+                break
+        return out
+
+
+@pytest.fixture(scope="module")
+def two_face_clip(tmp_path_factory) -> Path:
+    """dpe_s left and dagan_driving right for 150 frames: the right face covered on frames
+    41-60, the two swapping sides at frame 101 (a cut). Encoded losslessly on one thread, so the
+    frames read back are the same on every machine."""
+    import av
+
+    a, b = _clip("dpe_s.mp4", 150), _clip("dagan_driving.mp4", 150)
+    frames = []
+    for i in range(150):
+        right = b[i].copy()
+        if 40 <= i < 60:
+            right[40:220, 60:200] = 40
+        frames.append(np.hstack([a[i], right] if i < 100 else [b[i], a[i]]))
+    path = tmp_path_factory.mktemp("twoface") / "two.mp4"
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("libx264rgb", rate=25, options={"qp": "0", "threads": "1"})
+        s.width, s.height, s.pix_fmt = 512, 256, "bgr24"
+        for f in frames:
+            for p in s.encode(av.VideoFrame.from_ndarray(f, format="bgr24")):
+                c.mux(p)
+        for p in s.encode(None):
+            c.mux(p)
+    return path
+
+
+CASES = {
+    "lp_d0": lambda clip: ["--video", str(DATA / "videos" / "lp_d0.mp4")],
+    "dpe_s": lambda clip: ["--video", str(DATA / "videos" / "dpe_s.mp4")],
+    "photos_all_faces": lambda clip: [
+        "--image", str(DATA / "images" / "fr_two_people.jpg"), str(DATA / "images" / "dlib_bald_guys.jpg"),
+        "--max-faces", "0",
+    ],
+    "two_face_clip_all": lambda clip: ["--video", str(clip), "--max-faces", "0"],
+    "two_face_clip_one": lambda clip: ["--video", str(clip)],
+}
+
+
+def run_case(name: str, clip: Path, out: Path) -> dict[str, str]:
+    """infer.py's logs for one case, hashed."""
+    need_shared(DATA / "videos")
+    assert infer.main([*CASES[name](clip), *DLIB, "-o", str(out)]) == 0
+    return _hashes(out)
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_logs_are_byte_identical_to_before_the_refactor(name, two_face_clip, tmp_path):
+    got = run_case(name, two_face_clip, tmp_path / "out")
+    assert got == EXPECTED[name]
