@@ -62,7 +62,7 @@ from facemap.io.video import VideoSink, read_frames  # noqa: E402
 from facemap.model import FaceMapModel  # noqa: E402
 from facemap.preprocess import Preprocessor  # noqa: E402
 from facemap.sinks import CsvLogSink, VideoOverlaySink  # noqa: E402
-from facemap.track.tracker import TRACK_EXPAND  # noqa: E402
+from facemap.track.tracker import TrackOptions  # noqa: E402
 from facemap.types import Mode  # noqa: E402
 from tests.standins import DATA, synthetic_basis_arrays, write_basis  # noqa: E402
 
@@ -224,7 +224,7 @@ def make_resnet18_standin(folder: Path, bias: np.ndarray, seed: int = 0) -> tupl
     return path, n_params
 
 
-def fixed_point_bias(decoder: Decoder, input_px: int = 128, margin: float = 0.1, expand: float = TRACK_EXPAND) -> np.ndarray:
+def fixed_point_bias(decoder: Decoder, input_px: int = 128, margin: float = 0.1, expand: float = TrackOptions.expand) -> np.ndarray:
     """Params of a frontal mean face whose landmark box, mapped back through the crop, is the
     tracker's own ROI again (so a still ROI stays still, as with a real model)."""
     p = np.zeros(265, np.float32)

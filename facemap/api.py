@@ -184,7 +184,7 @@ def open(  # noqa: A001 - facemap.open, like io.open / av.open
         video mode's smoothing, for drawing (``Face.smoothed``); ``Face.landmarks`` stay raw.
     max_faces: faces per picture or frame (1, N, or 0 for every face). A picture's ids go 0, 1,
         ... by size, largest first; in a video each face keeps its id from frame to frame (see
-        ``facemap.track.multi``; a scene cut gives new ids).
+        ``facemap.track.tracker``; a scene cut gives new ids).
 
     Example::
 

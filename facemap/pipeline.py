@@ -35,11 +35,10 @@ from typing import Protocol, runtime_checkable
 from .backends.base import Detector, Landmarker
 from .errors import UsageError
 from .io.video import VideoFrame
-from .track.guard import GuardOptions, JumpGuard
-from .track.multi import MultiFaceTracker
-from .track.smooth import LandmarkSmoother, SmoothOptions
+from .track.guard import GuardOptions
+from .track.smooth import SmoothOptions
 from .track.tracker import FaceTracker, TrackOptions
-from .types import Face, Frame, Mode, Status
+from .types import Face, Frame, Mode
 
 log = logging.getLogger(__name__)
 
@@ -160,7 +159,6 @@ class Pipeline:
         self.detector = detector
         self.landmarker = landmarker
         self.options = options
-        self._smooth = options.smooth.params()
 
     def run(
         self,
@@ -221,41 +219,11 @@ class Pipeline:
 
     def _video_step(self) -> Callable[[VideoFrame], _Step]:
         opts = self.options
-        if opts.max_faces != 1:
-            return self._multi_video_step()
-        tracker = FaceTracker(self.detector, self.landmarker, opts.track)
-        guard = JumpGuard(opts.guard.jump_threshold, opts.guard.accept_after)
-        smoother = LandmarkSmoother(self._smooth) if self._smooth is not None else None
-        track_id = -1
-
-        def step(vf: VideoFrame) -> _Step:
-            nonlocal track_id
-            raw = tracker(vf.image, vf.index, vf.timestamp_ms)
-            if tracker.new_segment:
-                guard.reset()
-                if smoother is not None:
-                    smoother.reset()
-                if raw.has_face:
-                    track_id += 1
-            face = guard(raw)  # sets the status only
-            if smoother is not None and face.status is Status.OK:
-                face = smoother(face)  # adds the smoothed points beside the landmarker's
-            faces = () if face.status is Status.NO_FACE else (replace(face, id=max(track_id, 0)),)
-            return faces, tuple(tracker.last_detections), face.reason
-
-        return step
-
-
-    def _multi_video_step(self) -> Callable[[VideoFrame], _Step]:
-        opts = self.options
-        tracker = MultiFaceTracker(
-            self.detector, self.landmarker, opts.max_faces, opts.guard, opts.smooth, opts.track.cut_threshold,
-            opts.track.redetect_every, opts.track.expand,
-        )
+        tracker = FaceTracker(self.detector, self.landmarker, opts.track, opts.max_faces, opts.guard, opts.smooth)
 
         def step(vf: VideoFrame) -> _Step:
             faces = tracker(vf.image, vf.index, vf.timestamp_ms)
-            return faces, tuple(tracker.last_detections), "detector_failed"
+            return faces, tuple(tracker.last_detections), tracker.reason
 
         return step
 

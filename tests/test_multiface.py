@@ -265,11 +265,11 @@ class _BoxLandmarker:
 
 def _track(plan, max_faces=0, ms_per_frame=40.0, redetect_every=30):
     """Each frame's (id, x0) pairs, and how often the detector ran."""
-    from facemap.track.multi import MultiFaceTracker
+    from facemap.track.tracker import FaceTracker, TrackOptions
 
     det = _Boxes(plan)
-    tracker = MultiFaceTracker(det, _BoxLandmarker(plan), max_faces, smooth=facemap.SmoothOptions("off"),
-                               redetect_every=redetect_every)
+    tracker = FaceTracker(det, _BoxLandmarker(plan), TrackOptions(redetect_every=redetect_every), max_faces,
+                          smooth=facemap.SmoothOptions("off"))
     frames = []
     for i in range(len(plan)):
         image = np.zeros((480, 1280, 3), np.uint8)
@@ -304,7 +304,7 @@ def test_a_face_beyond_two_seconds_or_far_away_is_a_new_face():
 
 
 def test_the_assignment_keeps_a_valid_match_beside_weak_ones():
-    from facemap.track.multi import _assign
+    from facemap.track.assign import assign as _assign
 
     assert _assign(np.array([[0.30, 0.19], [0.19, 0.0]]), 0.2) == [(0, 0)]
 

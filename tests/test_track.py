@@ -14,7 +14,6 @@ from facemap.errors import UsageError
 from facemap.io.video import VideoFrame, read_frames
 from facemap.track.guard import JumpGuard
 from facemap.track.tracker import (
-    REACQUIRE_GAP,
     FaceTracker,
     TrackOptions,
     _thumb,
@@ -25,6 +24,15 @@ from facemap.types import BBox, Face, Pose, Status
 from tests.conftest import need_shared
 from tests.standins import DATA
 from tests.video_fakes import PatternLandmarker, RefLandmarker
+
+REACQUIRE_GAP = TrackOptions.reacquire_gap
+
+
+def _one(tracker: FaceTracker, image, frame: int, timestamp_ms: float) -> Face:
+    """The one-face tracker's face on this frame, or its no-face record."""
+    faces = tracker(image, frame, timestamp_ms)
+    return faces[0] if faces else Face.empty(frame, timestamp_ms, reason=tracker.reason)
+
 
 SINGLE_FACE_CLIPS = [
     "lp_d0",
@@ -67,7 +75,7 @@ def _run(tracker: FaceTracker, det: CountingDetector, n: int, size=(480, 640)) -
     out = []
     for i in range(1, n + 1):
         det.frame = i
-        out.append(tracker(image, i, (i - 1) * 1000 / 30))
+        out.append(_one(tracker, image, i, (i - 1) * 1000 / 30))
     return out
 
 
@@ -168,31 +176,22 @@ def test_a_held_box_that_shrinks_is_corrected_by_the_detector():
     image[100:301, 200:401] = 255  # the face: 201 px
     det = SquareDetector()
     tracker = FaceTracker(det, ShrinkingLandmarker(), TrackOptions(redetect_every=0))
-    sides = [max(tracker(image, i, i * 33.3).box.width, 1.0) for i in range(1, 41)]
+    sides = [max(_one(tracker, image, i, i * 33.3).box.width, 1.0) for i in range(1, 41)]
     assert min(sides) > 201 / 1.45  # never far below the face (uncorrected: 0.9 ** 39 of it)
     # the first detection, then a re-check each time the box is 1.3x smaller (every 3 frames here)
     assert 10 <= det.calls <= 15
     # the same without the re-check: the box collapses
-    import facemap.track.tracker as tracker_mod
-
-    original = tracker_mod.SIZE_DRIFT
-    try:
-        tracker_mod.SIZE_DRIFT = 1e9
-        loose = FaceTracker(SquareDetector(), ShrinkingLandmarker(), TrackOptions(redetect_every=0))
-        collapsed = [loose(image, i, i * 33.3) for i in range(1, 41)]
-    finally:
-        tracker_mod.SIZE_DRIFT = original
+    loose = FaceTracker(SquareDetector(), ShrinkingLandmarker(), TrackOptions(redetect_every=0, size_drift=1e9))
+    collapsed = [_one(loose, image, i, i * 33.3) for i in range(1, 41)]
     assert min(f.box.width for f in collapsed if f.has_face) < 201 / 3
 
 
 def test_several_faces_a_followed_box_that_shrinks_is_corrected_by_the_detector():
     """The same collapse with --max-faces: each followed face's box is checked the same way."""
-    from facemap.track.multi import MultiFaceTracker
-
     image = np.zeros((480, 640, 3), np.uint8)
     image[100:301, 200:401] = 255
     det = SquareDetector()
-    tracker = MultiFaceTracker(det, ShrinkingLandmarker(), max_faces=0, redetect_every=0)
+    tracker = FaceTracker(det, ShrinkingLandmarker(), TrackOptions(redetect_every=0), max_faces=0)
     faces = [tracker(image, i, i * 33.3)[0] for i in range(1, 41)]
     assert {f.id for f in faces} == {0}
     assert min(f.box.width for f in faces) > 201 / 1.45
@@ -275,7 +274,7 @@ def test_scene_cut_forces_detection():
     reasons = []
     for i in range(1, 7):
         det.frame = i
-        reasons.append(tracker(dark if i < 4 else bright, i, 0.0).reason)
+        reasons.append(_one(tracker, dark if i < 4 else bright, i, 0.0).reason)
     assert reasons == ["detected", "tracked", "tracked", "detected", "tracked", "tracked"]
     assert tracker.cuts == 1
 

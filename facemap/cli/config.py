@@ -12,9 +12,9 @@ from ..errors import FacemapError
 from ..io.sources import FrameRange
 from ..model import DEFAULT_PROVIDER
 from ..preprocess import DEFAULT_FACE_MARGIN, DEFAULT_NORMALIZE
-from ..track.guard import DEFAULT_JUMP_THRESHOLD
+from ..track.guard import GuardOptions
 from ..track.smooth import DEFAULT_SMOOTH
-from ..track.tracker import DEFAULT_REDETECT_EVERY
+from ..track.tracker import TrackOptions
 from ..types import N_LANDMARKS
 
 DEFAULT_OUTPUT = "out"
@@ -152,8 +152,8 @@ class InferConfig:
     max_frames: int | None = None
     start: float | None = None
     end: float | None = None
-    redetect_every: int = DEFAULT_REDETECT_EVERY
-    jump_threshold: float = DEFAULT_JUMP_THRESHOLD
+    redetect_every: int = TrackOptions.redetect_every
+    jump_threshold: float = GuardOptions.jump_threshold
     skip_if_no_face: bool = False  # the original tool's flag: the default now
     fallback_center: bool = False
     smooth: str = DEFAULT_SMOOTH

@@ -1,18 +1,29 @@
-"""Video mode's stages after the landmarker: the ROI tracker, the jump guard, the smoother."""
+"""Video mode's stages after the landmarker: the tracker (with each face's jump guard and
+smoother), and the assignment of detections to faces."""
 
 from __future__ import annotations
 
-from .guard import JumpGuard
-from .smooth import SMOOTH_PRESETS, LandmarkSmoother, OneEuroFilter, SmoothParams, smooth_params
-from .tracker import FaceTracker, TrackOptions, roi_from_landmarks, sanity
+from .guard import GuardOptions, JumpGuard
+from .smooth import (
+    SMOOTH_PRESETS,
+    LandmarkSmoother,
+    OneEuroFilter,
+    SmoothOptions,
+    SmoothParams,
+    smooth_params,
+)
+from .tracker import FaceTracker, Track, TrackOptions, roi_from_landmarks, sanity
 
 __all__ = [
     "SMOOTH_PRESETS",
     "FaceTracker",
+    "GuardOptions",
     "JumpGuard",
     "LandmarkSmoother",
     "OneEuroFilter",
+    "SmoothOptions",
     "SmoothParams",
+    "Track",
     "TrackOptions",
     "roi_from_landmarks",
     "sanity",

@@ -13,14 +13,6 @@ import numpy as np
 from ..errors import UsageError
 from ..types import Face, Status
 
-# JumpGuard normalisers: a change of this much in one step scores 1.0.
-JUMP_POSE_DEG = 25.0
-JUMP_TRANSLATION = 0.5  # face widths
-JUMP_EXPRESSION_RMS = 0.25
-
-DEFAULT_JUMP_THRESHOLD = 1.0
-DEFAULT_ACCEPT_AFTER = 3
-
 
 @dataclass(frozen=True)
 class GuardOptions:
@@ -28,8 +20,12 @@ class GuardOptions:
     ``jump_threshold`` (0 = off) is marked unstable; ``accept_after`` outliers in a row are
     taken as the face's new state."""
 
-    jump_threshold: float = DEFAULT_JUMP_THRESHOLD
-    accept_after: int = DEFAULT_ACCEPT_AFTER
+    jump_threshold: float = 1.0
+    accept_after: int = 3
+    # the normalisers: a change of this much in one step scores 1.0
+    pose_deg: float = 25.0
+    translation: float = 0.5  # face widths
+    expression_rms: float = 0.25
 
     def __post_init__(self) -> None:
         if not self.jump_threshold >= 0:
@@ -41,15 +37,18 @@ class GuardOptions:
 class JumpGuard:
     """Marks results that jump too far from the last accepted one as unstable/jump_threshold.
 
-    Score = max of |Δpose| / JUMP_POSE_DEG, |Δcentre| / face width / JUMP_TRANSLATION and
-    RMS(Δexpression) / JUMP_EXPRESSION_RMS (parts missing in a result are skipped). A threshold
-    of 0 turns the guard off.
+    Score = max of |Δpose| / ``pose_deg``, |Δcentre| / face width / ``translation`` and
+    RMS(Δexpression) / ``expression_rms`` (parts missing in a result are skipped; see
+    ``GuardOptions``). A threshold of 0 turns the guard off.
     """
 
     def __init__(
-        self, threshold: float = DEFAULT_JUMP_THRESHOLD, accept_after: int = DEFAULT_ACCEPT_AFTER
+        self,
+        threshold: float = GuardOptions.jump_threshold,
+        accept_after: int = GuardOptions.accept_after,
+        options: GuardOptions = GuardOptions(),
     ) -> None:
-        GuardOptions(threshold, accept_after)  # the checks
+        self.options = replace(options, jump_threshold=threshold, accept_after=accept_after)  # checked
         self.threshold = float(threshold)
         self.accept_after = int(accept_after)
         self.reset()
@@ -64,14 +63,14 @@ class JumpGuard:
         parts = [0.0]
         if result.pose is not None and ref.pose is not None:
             d = np.subtract(result.pose.as_tuple(), ref.pose.as_tuple())
-            parts.append(float(np.abs(d).max()) / JUMP_POSE_DEG)
+            parts.append(float(np.abs(d).max()) / self.options.pose_deg)
         if result.has_face and ref.has_face:
             width = max(1.0, float(np.ptp(ref.landmarks[:, 0])))
             shift = np.linalg.norm(result.landmarks.mean(axis=0) - ref.landmarks.mean(axis=0))
-            parts.append(float(shift) / width / JUMP_TRANSLATION)
+            parts.append(float(shift) / width / self.options.translation)
         if result.expression.size and ref.expression.size == result.expression.size:
             rms = float(np.sqrt(np.mean((result.expression - ref.expression) ** 2)))
-            parts.append(rms / JUMP_EXPRESSION_RMS)
+            parts.append(rms / self.options.expression_rms)
         return max(parts)
 
     def __call__(self, result: Face) -> Face:

@@ -1,14 +1,30 @@
-"""Video mode: follow one face from frame to frame.
+"""Video mode: follow the faces of a video from frame to frame, each with an id that persists.
 
-``FaceTracker`` is the roi -> model stage. It runs the detector on the first frame, whenever
-the face is lost, on a scene cut, and every ``redetect_every`` frames; in between the next box
-is the previous frame's landmark box, expanded (as MediaPipe's face landmarker derives its next
-ROI from the previous landmarks). A sanity check on each output (finite, landmark box close to
-the ROI in size and position, pose in range) decides whether the face is still held; when it is
-not, the same frame is detected again at once. Results carry reason ``detected`` or
-``tracked``; a frame without a box is ``no_face`` / ``detector_failed`` (no landmarks, no
-model run), or, only with ``fallback_center``, the model runs on the centre of the frame and
-the result is ``warn`` / ``no_bbox``.
+``FaceTracker`` is the roi -> model -> guard -> smoother stage for up to ``max_faces`` faces (1:
+one face; 0: every face). It holds a list of ``Track``s, one per followed face, each with its
+next box, its jump guard and its smoother. Between detections a face's next box is its
+previous landmark box, squared, expanded and led by half its last shift (as MediaPipe's face
+landmarker derives its next ROI from the previous landmarks); a sanity check on each output
+(finite, landmark box close to the ROI in size and position, pose in range) decides whether the
+face is still held. A scene cut ends every face. The crops of all faces of a frame go through
+the landmarker as one batch. Smoothed points ride beside the landmarker's (``Face.smoothed``).
+Faces carry reason ``detected`` or ``tracked``.
+
+How detections are scheduled and matched to faces is the tracker's policy, set by ``max_faces``:
+
+- one face (``max_faces=1``): the detector runs on the first frame and whenever the face is
+  lost; every ``redetect_every`` frames, and when the followed box has shrunk since the
+  detector last saw the face, it looks only around the held face to confirm it (a face not
+  confirmed ``max_unconfirmed`` times in a row is dropped). After a loss, a detection near
+  the face's last place is preferred; in a shot where the detector has seen several faces,
+  one elsewhere is taken only after ``reacquire_gap`` frames (no jumping to a bystander).
+  Each (re)acquired face gets a new id. Without a box, ``fallback_center`` runs the model on
+  the centre of the frame (a ``warn`` / ``no_bbox`` face).
+- several faces: the detector runs on the whole frame every ``redetect_every`` frames (where
+  new faces join), whenever a followed face no longer fits its box, and on every frame while a
+  face lost in the last ``reid_ms`` may come back; each detection goes to the face it continues
+  (``assign.match``), the ``max_faces`` largest first. A face found again near where it was
+  lost, at a similar size, within ``reid_ms``, gets its id back.
 """
 
 from __future__ import annotations
@@ -22,53 +38,57 @@ import numpy as np
 from ..backends.base import Detector, Landmarker
 from ..errors import UsageError
 from ..types import BBox, Face, Status
+from .assign import match
+from .guard import GuardOptions, JumpGuard
+from .smooth import LandmarkSmoother, SmoothOptions
 
 log = logging.getLogger(__name__)
-
-# Next ROI = previous landmark box scaled by this about its centre.
-TRACK_EXPAND = 1.0
-# The next ROI moves on by this fraction of the face's last frame-to-frame shift.
-VELOCITY_GAIN = 0.5
-# Sanity: landmark box side / ROI side in this range, centre within this fraction of the ROI.
-SANE_SIZE_RATIO = (0.55, 1.35)
-SANE_CENTRE_SHIFT = 0.35
-# A face whose landmark box is smaller than this (pixels) is not held: too small to trust.
-MIN_FACE_PX = 20.0
-# Pose limits (degrees) beyond which the model's output is not trusted.
-MAX_ABS_POSE_DEG = (75.0, 90.0, 80.0)
-# Detections must overlap the held face this much to confirm it; they are searched for in a
-# region this many times the held box's size around it.
-CONFIRM_IOU = 0.3
-CONFIRM_REGION = 2.5
-CONFIRM_FACE_PX = 96
-DEFAULT_REDETECT_EVERY = 30  # frames between re-detections while a face is held (0 = only when lost)
-# A held face the detector has not confirmed at this many re-detections in a row is dropped.
-MAX_UNCONFIRMED = 3
-# After losing a face in a shot where the detector has seen several faces, only a detection near
-# its last place is taken for this many frames; where it has seen one face, that face is taken at once.
-REACQUIRE_GAP = 15
-# A held face whose box has shrunk by more than this factor since the detector last saw it is
-# checked against the detector at once: a landmark box that creeps smaller frame after frame (a
-# model fitting a face a little inside its ROI, e.g. dlib with the eyes shut) would otherwise
-# collapse onto part of the face while every frame passes the sanity check. (A box that grows
-# past the face fails the periodic confirmation, or the sanity check, by itself.)
-SIZE_DRIFT = 1.3
-# A detection is the held face when it covers this share of the smaller of the two boxes.
-CONTAIN_SHARE = 0.6
-# Scene cut: mean absolute difference of 32x18 grey thumbnails above this (0..255).
-CUT_THRESHOLD = 20.0
 
 
 @dataclass(frozen=True)
 class TrackOptions:
-    """Tracking settings (see the module constants for the fixed thresholds)."""
+    """Tracking settings, every one that changes a result."""
 
-    redetect_every: int = DEFAULT_REDETECT_EVERY
+    # frames between re-detections while a face is held (0 = only when lost)
+    redetect_every: int = 30
     # no face box: run the model on the centre of the frame anyway (a ``warn`` / ``no_bbox``
     # face that may be on no face at all); off, the frame is ``no_face`` with no landmarks
     fallback_center: bool = False
-    expand: float = TRACK_EXPAND
-    cut_threshold: float = CUT_THRESHOLD
+    # next ROI = previous landmark box scaled by this about its centre
+    expand: float = 1.0
+    # scene cut: mean absolute difference of 32x18 grey thumbnails above this (0..255)
+    cut_threshold: float = 20.0
+    # the next ROI moves on by this fraction of the face's last frame-to-frame shift
+    velocity_gain: float = 0.5
+    # sanity: landmark box side / ROI side in this range, centre within this fraction of the ROI,
+    # at least this many pixels, pose (pitch, yaw, roll) within these degrees
+    sane_size_ratio: tuple[float, float] = (0.55, 1.35)
+    sane_centre_shift: float = 0.35
+    min_face_px: float = 20.0
+    max_abs_pose_deg: tuple[float, float, float] = (75.0, 90.0, 80.0)
+    # a held face whose box has shrunk by more than this factor since the detector last saw it
+    # is checked against the detector at once (a model fitting a face a little inside its ROI,
+    # e.g. dlib with the eyes shut, would otherwise collapse the box frame after frame)
+    size_drift: float = 1.3
+    # one face: a detection confirms the held face at this IoU; it is searched for in a region
+    # this many times the held box around it, shrunk so the face is about confirm_face_px wide;
+    # a detection covering this share of the smaller box is the held face after a shrink
+    confirm_iou: float = 0.3
+    confirm_region: float = 2.5
+    confirm_face_px: int = 96
+    contain_share: float = 0.6
+    # one face: dropped after this many re-detections in a row that did not see it
+    max_unconfirmed: int = 3
+    # one face: after a loss in a shot with several faces, only a detection near its last place
+    # is taken for this many frames
+    reacquire_gap: int = 15
+    # several faces: a detection continues a face at this IoU with its predicted box; a lost
+    # face is taken back within reid_ms, within reid_distance of its widths, at a size within
+    # reid_size_ratio of its size then
+    match_iou: float = 0.2
+    reid_ms: float = 2000.0
+    reid_distance: float = 1.0
+    reid_size_ratio: float = 1.6
 
     def __post_init__(self) -> None:
         if self.redetect_every < 0:
@@ -77,7 +97,7 @@ class TrackOptions:
             raise UsageError(f"track expand must be in 1..2, got {self.expand}")
 
 
-def roi_from_landmarks(landmarks: np.ndarray, expand: float = TRACK_EXPAND) -> BBox:
+def roi_from_landmarks(landmarks: np.ndarray, expand: float = 1.0) -> BBox:
     """The square box on the long side of the box around (68, 2) landmarks, scaled by
     ``expand`` about its centre (square, as the detectors' boxes and MediaPipe's ROI: a
     model that under-reaches on one axis cannot shrink the box along it frame after frame)."""
@@ -90,8 +110,9 @@ def roi_from_landmarks(landmarks: np.ndarray, expand: float = TRACK_EXPAND) -> B
 def sanity(
     result: Face,
     roi: BBox,
-    expand: float = TRACK_EXPAND,
+    expand: float = 1.0,
     image_hw: tuple[int, int] | None = None,
+    opts: TrackOptions = TrackOptions(),
 ) -> str:
     """'' when ``result`` (from ``roi``) still holds a face, else why not. With ``image_hw``
     the face must also lie mostly inside the image and be no larger than it."""
@@ -101,7 +122,7 @@ def sanity(
     if not np.isfinite(lm).all():
         return "non_finite_output"
     b = BBox.from_points(lm)
-    if max(b.width, b.height) < MIN_FACE_PX:
+    if max(b.width, b.height) < opts.min_face_px:
         return "face_too_small"
     if image_hw is not None:
         h, w = image_hw
@@ -109,16 +130,17 @@ def sanity(
         if not (0 <= cx < w and 0 <= cy < h) or max(b.width, b.height) > 1.5 * max(h, w):
             return "landmarks_off_image"
     side = np.sqrt(b.area / roi.area) * expand
-    lo, hi = SANE_SIZE_RATIO
+    lo, hi = opts.sane_size_ratio
     if not lo <= side <= hi:
         return "landmarks_off_box"
     cx, cy = b.center
     rx, ry = roi.center
-    if abs(cx - rx) > SANE_CENTRE_SHIFT * roi.width or abs(cy - ry) > SANE_CENTRE_SHIFT * roi.height:
+    shift = opts.sane_centre_shift
+    if abs(cx - rx) > shift * roi.width or abs(cy - ry) > shift * roi.height:
         return "landmarks_off_box"
     if result.pose is not None:
         pose = np.abs(np.array(result.pose.as_tuple()))
-        if not np.isfinite(pose).all() or (pose > np.array(MAX_ABS_POSE_DEG)).any():
+        if not np.isfinite(pose).all() or (pose > np.array(opts.max_abs_pose_deg)).any():
             return "pose_out_of_range"
     return ""
 
@@ -160,207 +182,337 @@ def _near(a: BBox, b: BBox) -> bool:
     return 0.6 <= ratio <= 1.7 and np.hypot(ax - bx, ay - by) < 0.75 * max(b.width, b.height)
 
 
+@dataclass(eq=False)
+class Track:
+    """One followed face: its id, where its next box is, how it moves, its guard and smoother."""
+
+    id: int
+    guard: JumpGuard
+    smoother: LandmarkSmoother | None
+    next_roi: BBox | None = None  # the next frame's box from its landmarks, while it is followed
+    lm_box: BBox | None = None  # the box around its last landmarks that fit
+    held_frame: int = -1  # the frame those landmarks are from
+    det_side: float | None = None  # its size when the detector last boxed it
+    unconfirmed: int = 0  # re-detections in a row that did not see it (one face)
+    box: BBox | None = None  # the box it was last landmarked in
+    shift: tuple[float, float] = (0.0, 0.0)  # that box's last frame-to-frame shift
+    last_ms: float = 0.0
+    seen: bool = False  # found on the previous frame
+
+    def hold(self, result: Face, tracked: bool, opts: TrackOptions) -> None:
+        """Follow the face into the next frame from ``result``'s landmarks (which fit their box):
+        the landmark box, squared, led by ``velocity_gain`` of the last shift when it was
+        followed on the frame before."""
+        box = BBox.from_points(result.landmarks)
+        roi = roi_from_landmarks(result.landmarks, opts.expand)
+        if tracked and self.lm_box is not None and self.held_frame == result.frame - 1:
+            (cx, cy), (px, py) = box.center, self.lm_box.center
+            dx, dy = opts.velocity_gain * (cx - px), opts.velocity_gain * (cy - py)
+            roi = BBox(roi.x0 + dx, roi.y0 + dy, roi.x1 + dx, roi.y1 + dy)
+        self.next_roi, self.lm_box, self.held_frame = roi, box, result.frame
+
+    def shrunk(self, than: float | None, opts: TrackOptions) -> bool:
+        """The followed box is ``size_drift`` smaller than ``than`` (the detector's view of it)."""
+        roi = self.next_roi
+        return bool(roi is not None and than and _side(roi) * opts.size_drift < than)
+
+    def predicted(self) -> BBox:
+        """The last box moved on by its last shift."""
+        dx, dy = self.shift
+        b = self.box
+        return BBox(b.x0 + dx, b.y0 + dy, b.x1 + dx, b.y1 + dy)
+
+    def restart(self) -> None:
+        """No jump or smoothing across a gap: the next face starts both afresh."""
+        self.guard.reset()
+        if self.smoother is not None:
+            self.smoother.reset()
+
+    def finish(self, face: Face) -> Face:
+        """The face with this track's id, guarded and (an ok face) smoothed."""
+        face = replace(face, id=self.id)
+        if face.has_face:
+            face = self.guard(face)
+            if self.smoother is not None and face.status is Status.OK:
+                face = self.smoother(face)  # Face.smoothed beside; landmarks stay raw
+        return face
+
+
 class FaceTracker:
-    """The roi -> model stage for one face in a video. Build once per video; call per frame."""
+    """The faces of a video (up to ``max_faces``; 0 = all). Build once per video; call per frame.
+
+    ``__call__(image, frame, timestamp_ms)`` returns the frame's faces sorted by id; ``reason``
+    then says why there is none, ``last_detections`` what the detector found on the frame.
+    """
 
     def __init__(
-        self, detector: Detector, landmarker: Landmarker, options: TrackOptions = TrackOptions()
+        self,
+        detector: Detector,
+        landmarker: Landmarker,
+        options: TrackOptions = TrackOptions(),
+        max_faces: int = 1,
+        guard: GuardOptions = GuardOptions(),
+        smooth: SmoothOptions = SmoothOptions(),
     ) -> None:
-        self.detector = detector
-        self.landmarker = landmarker
+        self.detector, self.landmarker, self.options = detector, landmarker, options
+        self.max_faces = max_faces
+        self.guard_options = guard
+        self.smooth_params = smooth.params()
         self._ok_reason = getattr(landmarker, "ok_reason", "")
-        self.options = options
+        self.next_id = 0
+        self.detections = 0
+        self.cuts = 0
+        self._thumb: np.ndarray | None = None
         self.reset()
 
     def reset(self) -> None:
-        """Forget the face (next frame is detected afresh)."""
-        self._roi: BBox | None = None  # next frame's ROI while a face is held
-        self._last_box: BBox | None = None  # last good landmark box
-        self._lost_at: int | None = None
-        self._held = -1  # frame whose landmarks gave the current ROI
+        """Forget every face (the next frame is detected afresh); ids go on from the last one."""
+        self.tracks: list[Track] = []
         self._since_detect = 0
-        self._unconfirmed = 0
-        self._det_side: float | None = None  # the face's size when the detector last saw it
-        self._thumb: np.ndarray | None = None
-        self._crowd = False  # the detector has seen several faces in this shot
-        self._pending_segment = True  # the next face found starts a new segment
-        self.new_segment = True  # True when the face was (re)acquired: smoothing/guards restart
-        self.detections = 0
-        self.cuts = 0
-        self.last_detections: list[BBox] = []  # what the detector found in the last frame
-
-    @property
-    def roi(self) -> BBox | None:
-        """The box the next frame will be cropped from (None: it will be detected)."""
-        return self._roi
-
-    def follow(self, pred: Face) -> None:
-        """Derive the next ROI from ``pred`` (used when the caller prefers another result than
-        the one ``__call__`` returned, e.g. the guard's reference instead of an outlier)."""
-        if pred.has_face and np.isfinite(pred.landmarks).all():
-            self._roi = roi_from_landmarks(pred.landmarks, self.options.expand)
-
-    def __call__(self, image: np.ndarray, frame: int, timestamp_ms: float) -> Face:
-        """Find or follow the face in this frame and run the landmarker on it."""
-        self.new_segment = False
+        self._lost: tuple[int, BBox | None] | None = None  # one face: (frame, last box) of its loss
+        self._pending = True  # one face: the next face found is a new one (a new id)
+        self._crowd = False  # one face: the detector has seen several faces in this shot
         self.last_detections: list[BBox] = []
-        opts = self.options
+        self.reason = ""
+
+    def __call__(self, image: np.ndarray, frame: int, timestamp_ms: float) -> tuple[Face, ...]:
+        """Find or follow the faces in this frame and run the landmarker on them."""
+        self.last_detections = []
+        self.reason = "detector_failed"
         thumb = _thumb(image)
-        if self._thumb is not None and float(np.abs(thumb - self._thumb).mean()) > opts.cut_threshold:
+        if self._thumb is not None and float(np.abs(thumb - self._thumb).mean()) > self.options.cut_threshold:
             log.debug("frame %d: scene cut", frame)
             self.cuts += 1
-            self._roi = None
-            self._last_box = None
-            self._lost_at = None
-            self._crowd = False
-            self._pending_segment = True
+            self.reset()  # ids are not carried across a cut
         self._thumb = thumb
+        if self.max_faces == 1:
+            return self._one(image, frame, timestamp_ms)
+        return self._every(image, frame, timestamp_ms)
 
-        if self._roi is not None:
-            self._since_detect += 1
-            if opts.redetect_every and self._since_detect >= opts.redetect_every:
-                self._confirm(image, frame)
-        if self._roi is not None and self._det_side and _side(self._roi) * SIZE_DRIFT < self._det_side:
-            self._recheck(image, frame)
-        if self._roi is not None:
-            roi = self._roi
-            result = self._landmark(image, roi, frame, timestamp_ms)
-            why = sanity(result, roi, opts.expand, image.shape[:2])
-            if not why:
-                self._hold(result, tracked=True)
-                return _with_reason(result, "tracked", self._ok_reason)
-            log.debug("frame %d: face lost (%s)", frame, why)
-            self._lose(frame)
-        faces = self._detect(image, frame)
-        if faces:
-            roi = faces[0]
-            result = self._landmark(image, roi, frame, timestamp_ms)
-            # held (followed into the next frame) only when the landmarks fit the detector's box;
-            # else the next frame is detected again (one model run a frame, not two)
-            if not sanity(result, roi, 1.0, image.shape[:2]):
-                self._hold(result, tracked=False)
-                self._since_detect = 0
-                self._unconfirmed = 0
-                self._det_side = _side(roi)
-            if self._pending_segment and result.has_face and np.isfinite(result.landmarks).all():
-                self.new_segment = True  # the first face after a reset, a cut or a loss
-                self._pending_segment = False
-            return _with_reason(result, "detected", self._ok_reason)
-        if not opts.fallback_center:
-            return Face.empty(frame, timestamp_ms, reason="detector_failed")
-        h, w = image.shape[:2]
-        side = min(h, w) * 0.8
-        box = BBox((w - side) / 2, (h - side) / 2, (w + side) / 2 - 1, (h + side) / 2 - 1)
-        result = self._landmark(image, box, frame, timestamp_ms)
-        status = Status.UNSTABLE if result.status is Status.UNSTABLE else Status.WARN
-        return replace(result, status=status, reason="no_bbox")
+    def _new_track(self, box: BBox | None = None) -> Track:
+        p = self.smooth_params
+        g = self.guard_options
+        track = Track(self.next_id, JumpGuard(g.jump_threshold, g.accept_after, g), LandmarkSmoother(p) if p else None, box=box)
+        self.next_id += 1
+        return track
 
-    # -- internals
-    def _landmark(self, image: np.ndarray, roi: BBox, frame: int, ts: float) -> Face:
-        results = self.landmarker.landmark(image, [roi], frame, ts)
+    def _landmark(self, image: np.ndarray, rois: list[BBox], frame: int, ts: float) -> list[Face]:
+        return self.landmarker.landmark(image, rois, frame, ts) if rois else []
+
+    def _landmark_one(self, image: np.ndarray, roi: BBox, frame: int, ts: float) -> Face:
+        results = self._landmark(image, [roi], frame, ts)
         return results[0] if results else Face.empty(frame, ts, reason="detector_failed")
 
-    def _hold(self, result: Face, tracked: bool) -> None:
-        box = BBox.from_points(result.landmarks)
-        roi = roi_from_landmarks(result.landmarks, self.options.expand)
-        if tracked and self._last_box is not None and self._held == result.frame - 1:
-            # constant-velocity prediction, damped: the ROI leads a moving face
-            (cx, cy), (px, py) = box.center, self._last_box.center
-            dx, dy = VELOCITY_GAIN * (cx - px), VELOCITY_GAIN * (cy - py)
-            roi = BBox(roi.x0 + dx, roi.y0 + dy, roi.x1 + dx, roi.y1 + dy)
-        self._last_box = box
-        self._roi = roi
-        self._held = result.frame
-        self._lost_at = None
+    def _sane(self, result: Face, roi: BBox, detected: bool, hw: tuple[int, int]) -> bool:
+        # landmarks from a detector's box must fit that box itself (expand 1)
+        return not sanity(result, roi, 1.0 if detected else self.options.expand, hw, self.options)
 
-    def _lose(self, frame: int) -> None:
-        self._roi = None
-        self._lost_at = frame
-        self._pending_segment = True
+    # -- one face
+    def _one(self, image: np.ndarray, frame: int, ts: float) -> tuple[Face, ...]:
+        opts, hw = self.options, image.shape[:2]
+        track = self.tracks[0] if self.tracks else None
+        if track is not None and track.next_roi is not None:
+            self._since_detect += 1
+            if opts.redetect_every and self._since_detect >= opts.redetect_every:
+                self._confirm(image, frame, track)
+            if track.shrunk(track.det_side, opts):
+                self._recheck(image, frame, track)
+        if track is not None and track.next_roi is not None:
+            roi = track.next_roi
+            result = self._landmark_one(image, roi, frame, ts)
+            why = sanity(result, roi, opts.expand, hw, opts)
+            if not why:
+                track.hold(result, True, opts)
+                return (track.finish(_with_reason(result, "tracked", self._ok_reason)),)
+            log.debug("frame %d: face lost (%s)", frame, why)
+            self._lose(frame, track)
+        boxes = self._detect_one(image, frame)
+        if boxes:
+            roi = boxes[0]
+            result = self._landmark_one(image, roi, frame, ts)
+            if self._pending and result.has_face and np.isfinite(result.landmarks).all():
+                track = self._new_track()  # the first face after a reset, a cut or a loss
+                self.tracks = [track]
+                self._pending = False
+            if track is not None and self._sane(result, roi, True, hw):
+                # held (followed into the next frame) only when the landmarks fit the detector's
+                # box; else the next frame is detected again (one model run a frame, not two)
+                track.hold(result, False, opts)
+                track.unconfirmed, track.det_side = 0, _side(roi)
+                self._since_detect = 0
+                self._lost = None
+            return self._one_face(_with_reason(result, "detected", self._ok_reason), track)
+        if not opts.fallback_center:
+            return ()
+        h, w = hw
+        side = min(h, w) * 0.8
+        box = BBox((w - side) / 2, (h - side) / 2, (w + side) / 2 - 1, (h + side) / 2 - 1)
+        result = self._landmark_one(image, box, frame, ts)
+        status = Status.UNSTABLE if result.status is Status.UNSTABLE else Status.WARN
+        return self._one_face(replace(result, status=status, reason="no_bbox"), track)
 
-    def _detect(self, image: np.ndarray, frame: int) -> list[BBox]:
+    def _one_face(self, face: Face, track: Track | None) -> tuple[Face, ...]:
+        if face.status is Status.NO_FACE:
+            self.reason = face.reason
+            return ()
+        # a face that starts no track: the last face's id
+        return (track.finish(face) if track is not None else replace(face, id=max(self.next_id - 1, 0)),)
+
+    def _lose(self, frame: int, track: Track) -> None:
+        track.next_roi = None
+        self._lost = (frame, track.lm_box)
+        self._pending = True
+
+    def _detect_one(self, image: np.ndarray, frame: int) -> list[BBox]:
+        """The detector's boxes, the likeliest to be the face lost lately first; none while a
+        crowded shot's other faces must not be taken for it."""
         self.detections += 1
         faces = list(self.detector.detect(image))
         self.last_detections = faces
         if not faces:
             return []
         self._crowd = self._crowd or len(faces) > 1
-        if self._last_box is not None and self._lost_at is not None:
-            near = [f for f in faces if _near(f, self._last_box)]
-            if near:
-                return sorted(near, key=lambda f: -f.iou(self._last_box))
-            if self._crowd and frame - self._lost_at < REACQUIRE_GAP:
-                return []  # other faces are in this shot: do not jump to one of them at once
+        if self._lost:
+            lost_at, last = self._lost
+            if last is not None:
+                near = [f for f in faces if _near(f, last)]
+                if near:
+                    return sorted(near, key=lambda f: -f.iou(last))
+                if self._crowd and frame - lost_at < self.options.reacquire_gap:
+                    return []  # other faces are in this shot: do not jump to one of them at once
         return faces
 
-    def _confirm(self, image: np.ndarray, frame: int) -> None:
-        """Periodic re-detection while holding a face: confirm it, or drop it when the detector
-        has not seen it for MAX_UNCONFIRMED re-detections in a row."""
+    def _unconfirmed(self, frame: int, track: Track) -> None:
+        """One more re-detection that did not see the held face; dropped after max_unconfirmed."""
+        track.unconfirmed += 1
+        if track.unconfirmed >= self.options.max_unconfirmed:
+            log.debug("frame %d: held face not confirmed by %d re-detections; dropped", frame, track.unconfirmed)
+            track.unconfirmed = 0
+            self._lose(frame, track)  # in a crowded shot, a face elsewhere waits reacquire_gap frames
+
+    def _confirm(self, image: np.ndarray, frame: int, track: Track) -> None:
+        """Periodic re-detection around the held face: confirm it, or count a miss."""
         self._since_detect = 0
         self.detections += 1
-        held = self._roi
-        if held is None:
+        held = track.next_roi
+        if any(f.iou(held) >= self.options.confirm_iou for f in self._detect_near(image, held)):
+            track.unconfirmed = 0
+            track.det_side = _side(held)  # the detector sees the face at this size
             return
-        faces = self._detect_near(image, held)
-        if any(f.iou(held) >= CONFIRM_IOU for f in faces):
-            self._unconfirmed = 0
-            self._det_side = _side(held)  # the detector sees the face at this size
-            return
-        self._unconfirmed += 1
-        if self._unconfirmed >= MAX_UNCONFIRMED:
-            log.debug("held face not confirmed by %d re-detections; dropped", self._unconfirmed)
-            self._unconfirmed = 0
-            self._lose(frame)  # in a crowded shot, a face elsewhere waits REACQUIRE_GAP frames
+        self._unconfirmed(frame, track)
 
-
-    def _recheck(self, image: np.ndarray, frame: int) -> None:
+    def _recheck(self, image: np.ndarray, frame: int, track: Track) -> None:
         """The held box has shrunk since the detector's last view of the face: ask the detector
         now. A detection over the held box, of about the size the detector last saw the face
         at, becomes the ROI. With none (a face the detector misses, or one that really moved
         away), the held box stays and its size is the new reference; as with the periodic
-        re-detection, a face unconfirmed MAX_UNCONFIRMED times in a row is dropped."""
-        held, seen = self._roi, self._det_side
+        re-detection, a face unconfirmed max_unconfirmed times in a row is dropped."""
+        opts = self.options
+        held, seen = track.next_roi, track.det_side
         self._since_detect = 0
         self.detections += 1
         over = [
             f
             for f in self._detect_near(image, held)
-            if _covers(f, held) >= CONTAIN_SHARE and 1.0 / SIZE_DRIFT <= _side(f) / seen <= SIZE_DRIFT
+            if _covers(f, held) >= opts.contain_share and 1.0 / opts.size_drift <= _side(f) / seen <= opts.size_drift
         ]
         if not over:
-            self._det_side = _side(held)
-            self._unconfirmed += 1
-            if self._unconfirmed >= MAX_UNCONFIRMED:
-                log.debug("frame %d: held box drifted in size, not confirmed; dropped", frame)
-                self._unconfirmed = 0
-                self._lose(frame)
+            track.det_side = _side(held)
+            self._unconfirmed(frame, track)
             return
         best = max(over, key=lambda f: f.iou(held))
         log.debug("frame %d: held box drifted in size; the detector's box taken", frame)
-        self._roi = best
-        self._det_side = _side(best)
-        self._last_box = None  # no velocity across the correction
-        self._unconfirmed = 0
+        track.next_roi, track.det_side = best, _side(best)
+        track.lm_box = None  # no velocity across the correction
+        track.unconfirmed = 0
 
     def _detect_near(self, image: np.ndarray, box: BBox) -> list[BBox]:
-        """Detect in the region around ``box`` only (CONFIRM_REGION x its size): confirming
+        """Detect in the region around ``box`` only (confirm_region x its size): confirming
         the held face costs a fraction of a full-frame detection."""
+        opts = self.options
         h, w = image.shape[:2]
         cx, cy = box.center
-        half = max(box.width, box.height) * CONFIRM_REGION / 2.0
+        half = _side(box) * opts.confirm_region / 2.0
         x0, y0 = max(0, int(cx - half)), max(0, int(cy - half))
         x1, y1 = min(w, int(cx + half) + 1), min(h, int(cy + half) + 1)
         if x1 - x0 < 8 or y1 - y0 < 8:
             return []
         region = image[y0:y1, x0:x1]
-        # shrink so the held face is about CONFIRM_FACE_PX wide: the detector then searches
+        # shrink so the held face is about confirm_face_px wide: the detector then searches
         # few scales (faces from about a third of the held size up)
-        scale = min(1.0, CONFIRM_FACE_PX / max(1.0, box.width))
+        scale = min(1.0, opts.confirm_face_px / max(1.0, box.width))
         if scale < 1.0:
             size = (max(8, round((x1 - x0) * scale)), max(8, round((y1 - y0) * scale)))
             region = cv2.resize(region, size, interpolation=cv2.INTER_AREA)
         fx, fy = (x1 - x0) / region.shape[1], (y1 - y0) / region.shape[0]
         found = self.detector.detect(region)
-        return [
-            BBox(f.x0 * fx + x0, f.y0 * fy + y0, f.x1 * fx + x0, f.y1 * fy + y0) for f in found
+        return [BBox(f.x0 * fx + x0, f.y0 * fy + y0, f.x1 * fx + x0, f.y1 * fy + y0) for f in found]
+
+    # -- several faces
+    def _every(self, image: np.ndarray, frame: int, ts: float) -> tuple[Face, ...]:
+        opts, hw = self.options, image.shape[:2]
+        self.tracks = [t for t in self.tracks if ts - t.last_ms <= opts.reid_ms]
+        held = [t for t in self.tracks if t.seen and t.next_roi is not None]
+        due = (
+            not held
+            or (opts.redetect_every > 0 and self._since_detect >= opts.redetect_every)
+            or any(t.seen and t.next_roi is None for t in self.tracks)  # found, but not to follow
+            or any(not t.seen for t in self.tracks)  # one lost lately: look for it on every frame
+            or any(t.shrunk(t.det_side, opts) for t in held)  # a followed box collapsing
+        )
+        if not due:  # follow every held face from its landmarks
+            rois = [t.next_roi for t in held]
+            results = self._landmark(image, rois, frame, ts)
+            sane = [self._sane(r, roi, False, hw) for r, roi in zip(results, rois, strict=True)]
+            if all(sane):
+                self._since_detect += 1
+                return self._finish(rois, held, results, ["tracked"] * len(held), hw)
+            for t, ok in zip(held, sane, strict=True):
+                if not ok:  # no longer fits its box: found again by the detector, on this frame
+                    t.next_roi = None
+        boxes = list(self.detector.detect(image))  # largest first
+        self.last_detections = boxes
+        self._since_detect = 0
+        owners = match(self.tracks, boxes, opts)
+        # boxes that continue a face come first, so detector jitter among similar sizes does not
+        # swap which faces are followed; the free places go to new faces, largest first
+        order = sorted(range(len(boxes)), key=lambda i: (owners[i] is None, -boxes[i].area))
+        keep = sorted(order[: self.max_faces or None])  # back in the detector's order
+        chosen = [boxes[i] for i in keep]
+        tracks = [owners[i] or self._new_track(boxes[i]) for i in keep]
+        self.tracks += [t for t in tracks if all(t is not u for u in self.tracks)]
+        # a face still followed goes on from its landmarks (the detection confirms it, as with
+        # one face); a new or lost one starts from the detector's box
+        hows = [
+            "tracked" if t.seen and t.next_roi is not None and not t.shrunk(_side(box), opts) else "detected"
+            for box, t in zip(chosen, tracks, strict=True)
         ]
+        rois = [t.next_roi if how == "tracked" else box for box, t, how in zip(chosen, tracks, hows, strict=True)]
+        for box, t in zip(chosen, tracks, strict=True):
+            t.det_side = _side(box)  # the detector's view of its size, now
+        return self._finish(rois, tracks, self._landmark(image, rois, frame, ts), hows, hw)
+
+    def _finish(
+        self, boxes: list[BBox], tracks: list[Track], results: list[Face], hows: list[str], hw: tuple[int, int]
+    ) -> tuple[Face, ...]:
+        """Follow, guard, smooth and record each face; the faces, sorted by id."""
+        faces = []
+        for box, track, result, how in zip(boxes, tracks, results, hows, strict=True):
+            if self._sane(result, box, how == "detected", hw):
+                track.hold(result, how == "tracked", self.options)
+            else:
+                track.next_roi = None  # the detector looks for it
+            if not track.seen:  # new, or taken back after a gap: no jump or smoothing across it
+                track.restart()
+            faces.append(track.finish(_with_reason(result, how, self._ok_reason)))
+            # the last frame-to-frame shift; none after a gap (its displacement is not motion)
+            if track.seen:
+                track.shift = (box.center[0] - track.box.center[0], box.center[1] - track.box.center[1])
+            else:
+                track.shift = (0.0, 0.0)
+            track.seen = True
+            track.box, track.last_ms = box, result.timestamp_ms
+        for track in self.tracks:
+            if all(track is not t for t in tracks):
+                track.seen = False
+        return tuple(sorted(faces, key=lambda f: f.id))
