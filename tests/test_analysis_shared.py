@@ -26,6 +26,16 @@ def _bench():
     return mod
 
 
+# The 22 clips the floors below were set on. ../shared/data grew to 34 clips (12 more expressive
+# ones); widening these tests to them is the 3DMM issue's work (issue 25).
+FIRST_CLIPS = {
+    "aniportrait_pose_ref_video", "dagan_driving", "dpe_s", "edtalk_expression_source", "edtalk_mouth_source",
+    "edtalk_uncrop_Obama", "fr_short_hamilton_clip", "fye_temple_video", "latentsync_demo2_video", "lp_d0",
+    "lp_d3", "lp_d12", "lp_d13", "lp_d14", "lp_d18", "lp_d19", "lp_s20", "musetalk_sun",
+    "pyfeat_WolfgangLanger_Pexels", "sadtalker_WDA_KatieHill_000", "vretalk_2", "vretalk_4",
+}
+
+
 @pytest.fixture(scope="module")
 def comparison():
     ref = need_shared(DATA / "ref")
@@ -33,12 +43,13 @@ def comparison():
     stems = sorted(
         p.name[: -len("_mediapipe_blendshapes.csv")]
         for p in ref.glob("*_mediapipe_blendshapes.csv")
+        if p.name[: -len("_mediapipe_blendshapes.csv")] in FIRST_CLIPS
     )
     cfg = bench.AnalysisConfig()
     return bench, [bench.compare_clip(s, ref, cfg) for s in stems]
 
 
-SHARED_CLIPS = 22  # every clip in ../shared/data/ref with MediaPipe blendshapes
+SHARED_CLIPS = 22  # the clips these floors were set on (FIRST_CLIPS)
 
 
 def _pooled(bench, rows, name):
@@ -139,6 +150,8 @@ def test_a_tipped_head_does_not_read_as_a_frown_on_real_faces(monkeypatch):
     clips = []
     for mp_csv in sorted(ref.glob("*_mediapipe_blendshapes.csv")):
         stem = mp_csv.name[: -len("_mediapipe_blendshapes.csv")]
+        if stem not in FIRST_CLIPS:
+            continue
         inputs, _ = bench.load_clip(stem, ref)
         mp = pd.read_csv(mp_csv).set_index("frame").reindex(inputs.frames)
         low = {
