@@ -61,11 +61,13 @@ class TrackOptions:
     # the next ROI moves on by this fraction of the face's last frame-to-frame shift
     velocity_gain: float = 0.5
     # sanity: landmark box side / ROI side in this range, centre within this fraction of the ROI,
-    # at least this many pixels, pose (pitch, yaw, roll) within these degrees
+    # at least this many pixels, pose (pitch, yaw, roll) within these degrees, no larger than
+    # off_image_size times the image
     sane_size_ratio: tuple[float, float] = (0.55, 1.35)
     sane_centre_shift: float = 0.35
     min_face_px: float = 20.0
     max_abs_pose_deg: tuple[float, float, float] = (75.0, 90.0, 80.0)
+    off_image_size: float = 1.5
     # a held face whose box has shrunk by more than this factor since the detector last saw it
     # is checked against the detector at once (a model fitting a face a little inside its ROI,
     # e.g. dlib with the eyes shut, would otherwise collapse the box frame after frame)
@@ -79,9 +81,15 @@ class TrackOptions:
     contain_share: float = 0.6
     # one face: dropped after this many re-detections in a row that did not see it
     max_unconfirmed: int = 3
-    # one face: after a loss in a shot with several faces, only a detection near its last place
-    # is taken for this many frames
+    # one face: after a loss, a detection is near the face's last place when its size is within
+    # this ratio and its centre within this many face widths; in a shot with several faces, only
+    # such a detection is taken for reacquire_gap frames
+    near_size_ratio: tuple[float, float] = (0.6, 1.7)
+    near_distance: float = 0.75
     reacquire_gap: int = 15
+    # no face box with fallback_center: the model runs on a centred square of this share of the
+    # frame's short side
+    fallback_side: float = 0.8
     # several faces: a detection continues a face at this IoU with its predicted box; a lost
     # face is taken back within reid_ms, within reid_distance of its widths, at a size within
     # reid_size_ratio of its size then
@@ -127,7 +135,7 @@ def sanity(
     if image_hw is not None:
         h, w = image_hw
         cx, cy = b.center
-        if not (0 <= cx < w and 0 <= cy < h) or max(b.width, b.height) > 1.5 * max(h, w):
+        if not (0 <= cx < w and 0 <= cy < h) or max(b.width, b.height) > opts.off_image_size * max(h, w):
             return "landmarks_off_image"
     side = np.sqrt(b.area / roi.area) * expand
     lo, hi = opts.sane_size_ratio
@@ -173,13 +181,13 @@ def _covers(a: BBox, b: BBox) -> float:
     return ix * iy / min(a.area, b.area)
 
 
-def _near(a: BBox, b: BBox) -> bool:
-    """True when box ``a`` can be the face last seen in box ``b``: similar size, centre within
-    0.75 face widths."""
+def _near(a: BBox, b: BBox, opts: TrackOptions) -> bool:
+    """True when box ``a`` can be the face last seen in box ``b``: similar size, centre close."""
     ax, ay = a.center
     bx, by = b.center
+    lo, hi = opts.near_size_ratio
     ratio = np.sqrt(a.area / b.area)
-    return 0.6 <= ratio <= 1.7 and np.hypot(ax - bx, ay - by) < 0.75 * max(b.width, b.height)
+    return lo <= ratio <= hi and np.hypot(ax - bx, ay - by) < opts.near_distance * _side(b)
 
 
 @dataclass(eq=False)
@@ -345,7 +353,7 @@ class FaceTracker:
         if not opts.fallback_center:
             return ()
         h, w = hw
-        side = min(h, w) * 0.8
+        side = min(h, w) * opts.fallback_side
         box = BBox((w - side) / 2, (h - side) / 2, (w + side) / 2 - 1, (h + side) / 2 - 1)
         result = self._landmark_one(image, box, frame, ts)
         status = Status.UNSTABLE if result.status is Status.UNSTABLE else Status.WARN
@@ -375,7 +383,7 @@ class FaceTracker:
         if self._lost:
             lost_at, last = self._lost
             if last is not None:
-                near = [f for f in faces if _near(f, last)]
+                near = [f for f in faces if _near(f, last, self.options)]
                 if near:
                     return sorted(near, key=lambda f: -f.iou(last))
                 if self._crowd and frame - lost_at < self.options.reacquire_gap:
