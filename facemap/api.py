@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from .backends import make_detector, make_landmarker
 from .backends.base import Detector, Landmarker
-from .errors import UsageError
+from .errors import UsageError, number
 from .io.sources import DEFAULT_ARRAY_FPS, FrameRange, Source, resolve_sources
 from .pipeline import Options, Pipeline, StopRun, as_sink, close_sinks
 from .track.guard import GuardOptions
@@ -104,6 +104,8 @@ class FaceMap:
             for s in sinks:
                 outs.append(as_sink(s))
             span = FrameRange(every, max_frames, start_s, end_s)
+            if not number(fps, "fps") > 0:
+                raise UsageError(f"fps must be > 0, got {fps}")
             chosen = _mode(mode)
             inputs = resolve_sources(source, fps)
         except BaseException as exc:  # refused before the first frame: release the sinks
@@ -146,6 +148,12 @@ def _mode(mode: Mode | str | None) -> Mode | None:
         ) from None
 
 
+def _check_kind(name: str, value: object, kind: type | tuple[type, ...], what: str) -> None:
+    """A UsageError naming option ``name`` unless ``value`` is a ``kind``."""
+    if not isinstance(value, kind):
+        raise UsageError(f"{name} must be {what}, got {type(value).__name__} {value!r}")
+
+
 def open(  # noqa: A001 - facemap.open, like io.open / av.open
     landmarker: str | Landmarker = DEFAULT_LANDMARKER,
     *,
@@ -186,6 +194,10 @@ def open(  # noqa: A001 - facemap.open, like io.open / av.open
         ... by size, largest first; in a video each face keeps its id from frame to frame (see
         ``facemap.track.tracker``; a scene cut gives new ids).
 
+    One FaceMap may be shared by threads: each ``process()`` runs its own tracker, and the
+    backends run one frame at a time (a lock; dlib's and OpenCV's objects are not thread-safe).
+    For frames in parallel, open one FaceMap per thread (or process).
+
     Example::
 
         import facemap
@@ -196,6 +208,13 @@ def open(  # noqa: A001 - facemap.open, like io.open / av.open
 
     Errors are ``facemap.errors.FacemapError`` subclasses, one line each, with an exit code.
     """
+    _check_kind("track", track, TrackOptions, "a facemap.TrackOptions")
+    _check_kind("guard", guard, GuardOptions, "a facemap.GuardOptions")
+    _check_kind("{smooth}", smooth, (SmoothOptions, str), 'a facemap.SmoothOptions or a preset name ("medium")')
+    if not (detector is None or isinstance(detector, (str, DetectorOptions)) or callable(getattr(detector, "detect", None))):
+        _check_kind("{detector}", detector, str, "a detector name, a DetectorOptions or an object with detect(image)")
+    if not (isinstance(landmarker, str) or callable(getattr(landmarker, "landmark", None))):
+        _check_kind("{landmarker}", landmarker, str, "a landmarker name or an object with landmark(image, boxes, ...)")
     if isinstance(smooth, str):
         smooth = SmoothOptions(smooth)
     options = Options(track=track, guard=guard, smooth=smooth, max_faces=max_faces)

@@ -136,3 +136,18 @@ class OutputError(FacemapError):
     """An output folder or file cannot be written, or must not be touched."""
 
     exit_code = EXIT_OUTPUT
+
+
+def number(value: object, name: str, *, whole: bool = False, unit: str = "") -> float:
+    """``value`` when it is a finite real number (a whole number with ``whole``), else a
+    UsageError naming ``name`` (``"{every}"`` for an option a front end spells its own way)."""
+    import math
+    import numbers
+
+    kind = numbers.Integral if whole else numbers.Real
+    if isinstance(value, bool) or not isinstance(value, kind):
+        what = "a whole number" if whole else "a number"
+        raise UsageError(f"{name} must be {what}{unit}, got {type(value).__name__} {value!r}")
+    if not math.isfinite(value):
+        raise UsageError(f"{name} must be a finite number{unit}, got {value}")
+    return value

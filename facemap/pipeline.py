@@ -101,7 +101,7 @@ class Options:
     max_faces: int = 1
 
     def __post_init__(self) -> None:
-        if not isinstance(self.max_faces, int) or self.max_faces < 0:
+        if not isinstance(self.max_faces, int) or isinstance(self.max_faces, bool) or self.max_faces < 0:
             raise UsageError(f"{{max_faces}} must be 1 (one face), N or 0 (every face), got {self.max_faces}")
 
 
@@ -159,6 +159,8 @@ class Pipeline:
         self.detector = detector
         self.landmarker = landmarker
         self.options = options
+        # the backends are not thread-safe (dlib, OpenCV): runs sharing them take turns per frame
+        self._backends = threading.Lock()
 
     def run(
         self,
@@ -176,7 +178,8 @@ class Pipeline:
         hold = _HoldSignals()
         for vf in frames:
             t0 = time.perf_counter()
-            faces, boxes, reason = step(vf)
+            with self._backends:
+                faces, boxes, reason = step(vf)
             frame = Frame(
                 index=vf.index,
                 timestamp_ms=vf.timestamp_ms,

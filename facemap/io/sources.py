@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputFileError, UsageError
+from ..errors import InputFileError, UsageError, number
 from ..types import Mode
 from .images import IMAGE_EXTENSIONS, collect_files, read_image, unique_stems
 from .video import VIDEO_EXTENSIONS, VideoFrame, read_frames
@@ -37,6 +37,12 @@ class FrameRange:
     end_s: float | None = None
 
     def __post_init__(self) -> None:
+        number(self.every, "{every}", whole=True)
+        if self.max_frames is not None:
+            number(self.max_frames, "{max_frames}", whole=True)
+        for value, name in ((self.start_s, "{start_s}"), (self.end_s, "{end_s}")):
+            if value is not None:
+                number(value, name, unit=" of seconds")
         if self.every < 1:
             raise UsageError(f"{{every}} must be >= 1, got {self.every}")
         if self.max_frames is not None and self.max_frames < 1:
@@ -103,9 +109,7 @@ def resolve_sources(source: object, fps: float = DEFAULT_ARRAY_FPS) -> list[Sour
     if isinstance(source, bool):
         raise UsageError(f"cannot process {source!r}; give a path, a camera index or images")
     if isinstance(source, int):
-        if source < 0:
-            raise UsageError(f"camera index must be >= 0 (0 is the first camera), got {source}")
-        return [Source("camera", f"camera{source}", camera=source)]
+        return [camera_source(source)]
     if isinstance(source, np.ndarray):
         return [Source("array", "image", arrays=[source], fps=fps)]
     if isinstance(source, (str, Path)):
@@ -125,12 +129,26 @@ def resolve_sources(source: object, fps: float = DEFAULT_ARRAY_FPS) -> list[Sour
     ]
 
 
+# OpenCV takes a camera index as a C int; larger ones are no camera (and some crash it).
+MAX_CAMERA_INDEX = 2**31 - 1
+
+
+def camera_source(index: int) -> Source:
+    """Camera ``index``, checked before OpenCV sees it (a negative index asks OpenCV for "any
+    camera", and can crash it)."""
+    if not 0 <= index <= MAX_CAMERA_INDEX:
+        raise UsageError(
+            f"{{camera}} index must be >= 0 (0 is the first camera) and <= {MAX_CAMERA_INDEX}, got {index}"
+        )
+    return Source("camera", f"camera{index}", camera=index)
+
+
 def array_frames(
     arrays: Iterable, fps: float = DEFAULT_ARRAY_FPS, every: int = 1, max_frames: int | None = None
 ) -> Iterator[VideoFrame]:
     """Frames from an iterable of (H, W, 3) uint8 BGR arrays (or VideoFrames, passed through),
     timestamped at ``fps``."""
-    if not fps > 0:
+    if not number(fps, "fps") > 0:
         raise UsageError(f"fps must be > 0, got {fps}")
     emitted = 0
     for n, item in enumerate(arrays, start=1):
@@ -142,10 +160,9 @@ def array_frames(
             frame = item
         else:
             image = np.asarray(item)
-            if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-                raise InputFileError(
-                    f"frame {n}: expected an (H, W, 3) uint8 BGR array, got {image.dtype} {image.shape}"
-                )
+            if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3 or not image.size:
+                got = "an empty one" if not image.size else image.dtype
+                raise InputFileError(f"frame {n}: expected an (H, W, 3) uint8 BGR array, got {got} {image.shape}")
             t = (n - 1) / fps
             frame = VideoFrame(index=n, timestamp_ms=t * 1000.0, time_s=t, image=image)
         emitted += 1

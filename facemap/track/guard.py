@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from ..errors import UsageError
+from ..errors import UsageError, number
 from ..types import Face, Status
 
 
@@ -28,6 +28,11 @@ class GuardOptions:
     expression_rms: float = 0.25
 
     def __post_init__(self) -> None:
+        number(self.jump_threshold, "{jump_threshold}")
+        number(self.accept_after, "guard accept_after", whole=True)
+        for name in ("pose_deg", "translation", "expression_rms"):
+            if not number(getattr(self, name), f"guard {name}") > 0:
+                raise UsageError(f"guard {name} must be > 0, got {getattr(self, name)}")
         if not self.jump_threshold >= 0:
             raise UsageError(f"{{jump_threshold}} must be >= 0 (0 = off), got {self.jump_threshold}")
         if self.accept_after < 1:

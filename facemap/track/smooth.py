@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from ..errors import UsageError
+from ..errors import UsageError, number
 from ..types import Face, Pose
 
 POSE_UNIT_DEG = 30.0
@@ -77,11 +77,11 @@ def smooth_params(
     if base is None:
         return None
     if min_cutoff is not None:
-        if not min_cutoff > 0:
+        if not number(min_cutoff, "{min_cutoff}", unit=" of Hz") > 0:
             raise UsageError(f"{{min_cutoff}} must be > 0 Hz, got {min_cutoff}")
         base = replace(base, min_cutoff=float(min_cutoff))
     if beta is not None:
-        if not beta >= 0:
+        if not number(beta, "{beta}") >= 0:
             raise UsageError(f"{{beta}} must be >= 0, got {beta}")
         base = replace(base, beta=float(beta))
     return base

