@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
 import logging
+import weakref
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
@@ -111,7 +113,9 @@ class FaceMap:
         except BaseException as exc:  # refused before the first frame: release the sinks
             close_sinks(outs, exc)
             raise
-        return self._frames(self.pipeline, inputs, chosen, outs, span)
+        run = self._frames(self.pipeline, inputs, chosen, outs, span)
+        _OPEN_RUNS.add(run)
+        return run
 
     @staticmethod
     def _frames(
@@ -135,6 +139,20 @@ class FaceMap:
             raise
         finally:
             close_sinks(outs, error)
+
+
+# Runs a script left unfinished (a generator still referenced when the interpreter ends) are
+# closed at exit, before the modules their sinks need are torn down.
+_OPEN_RUNS: weakref.WeakSet = weakref.WeakSet()
+
+
+@atexit.register
+def _close_open_runs() -> None:
+    for run in list(_OPEN_RUNS):
+        try:
+            run.close()
+        except Exception as exc:  # one line, as a run's own error would be
+            log.error("%s", exc)
 
 
 def _mode(mode: Mode | str | None) -> Mode | None:

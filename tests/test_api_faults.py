@@ -151,3 +151,33 @@ class _StillLandmarker:
 
     def landmark(self, image, boxes, frame=1, timestamp_ms=0.0):
         return []
+
+
+def test_a_script_that_breaks_out_and_ends_keeps_its_overlay_and_logs(tmp_path):
+    """The README's loop with sinks, left with ``break`` while the generator is still a global
+    when the script ends: the overlay and the logs hold every frame that was yielded (before,
+    the overlay was lost with "Exception ignored ... cannot finish video" and the logs with it)."""
+    import subprocess
+    import sys
+
+    pytest.importorskip("dlib")
+    clip = need_shared(DATA / "videos" / "lp_d0.mp4")
+    script = tmp_path / "breaks.py"
+    script.write_text(
+        "import facemap\n"
+        "from facemap.sinks import CsvLogSink, VideoOverlaySink\n"
+        "fm = facemap.open('dlib')\n"
+        f"frames = fm.process({str(clip)!r}, sinks=[CsvLogSink('out', 'clip'), VideoOverlaySink('out/clip_overlay.mp4')])\n"
+        "for i, frame in enumerate(frames):\n"
+        "    if i == 10:\n"
+        "        break\n"
+    )
+    repo = Path(__file__).resolve().parents[1]
+    env = {**__import__("os").environ, "PYTHONPATH": str(repo)}
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120)
+    assert done.returncode == 0 and "Exception ignored" not in done.stderr, done.stderr
+    import av
+
+    with av.open(str(tmp_path / "out" / "clip_overlay.mp4")) as c:
+        assert sum(1 for _ in c.decode(video=0)) == 11
+    assert len((tmp_path / "out" / "logs" / "clip_meta.csv").read_text().splitlines()) == 12
