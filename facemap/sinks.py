@@ -23,7 +23,8 @@ import numpy as np
 from .draw import DrawStyle, annotate
 from .errors import OutputError, UsageError
 from .io.outputs import OutputDir, atomic_write_bytes, atomic_write_json
-from .io.records import FrameLogs, log_path
+from .io.records import FrameLogs
+from .io.schema import log_names, overlay_name
 from .io.video import DEFAULT_CRF, DEFAULT_PRESET, VideoSink
 from .pipeline import StopRun
 from .types import N_LANDMARKS, Face, Frame
@@ -32,17 +33,6 @@ log = logging.getLogger(__name__)
 
 QUIT_KEYS = (ord("q"), ord("Q"), 27)
 JPEG_QUALITY = 95
-
-
-def log_names(stem: str, raw: bool = False, landmarks: bool = False) -> list[str]:
-    """Relative paths of the logs written for ``stem`` (meta and summary always)."""
-    kinds = ["meta", "summary"] + (["raw"] if raw else []) + (["landmarks"] if landmarks else [])
-    return [log_path(Path(""), stem, k).as_posix() for k in kinds]
-
-
-def overlay_name(stem: str) -> str:
-    """``<stem>_overlay.mp4``."""
-    return f"{stem}_overlay.mp4"
 
 
 class _Rate:
@@ -196,7 +186,7 @@ class ImageFilesSink:
             ok, buf = cv2.imencode(".jpg", annotate(frame, self.style), [cv2.IMWRITE_JPEG_QUALITY, self.jpeg_quality])
             if not ok:
                 raise OutputError(f"{frame.source or stem}: cannot encode the overlay as JPEG")
-            target = self.out.file(f"{stem}_overlay.jpg")
+            target = self.out.file(overlay_name(stem, ".jpg"))
             atomic_write_bytes(target, buf.tobytes())
             written.append(target)
         rel_logs = log_names(stem, self.raw, self.landmarks)

@@ -17,9 +17,10 @@ from pathlib import Path
 from ..api import FaceMap
 from ..errors import FacemapError, InputFileError, UsageError
 from ..io.outputs import OutputDir
+from ..io.schema import LOG_SUFFIXES, log_names, overlay_name
 from ..io.sources import FrameRange, Source
 from ..io.video import VideoInfo, collect_videos, probe
-from ..sinks import CsvLogSink, PreviewSink, VideoOverlaySink, log_names, overlay_name
+from ..sinks import CsvLogSink, PreviewSink, VideoOverlaySink
 from ..types import Face, Frame, Mode
 from .build import open_facemap
 from .config import InferConfig
@@ -200,7 +201,7 @@ def summary_table(reports: list[VideoReport]) -> list[str]:
     for r in reports:
         c = r.counts
         pct = 100.0 * c.with_face / c.frames if c.frames else 0.0
-        outs = ", ".join(p.name for p in r.outputs if p.suffix == ".mp4" or p.name.endswith("_meta.csv"))
+        outs = ", ".join(p.name for p in r.outputs if p.suffix == ".mp4" or p.name.endswith(LOG_SUFFIXES["meta"]))
         lines.append(
             f"{r.path.name:<{name_w}}  {c.frames:>7}  {pct:>6.1f}  {c.by_status.get('unstable', 0):>8}  "
             f"{c.by_status.get('no_face', 0):>7}  {r.fps:>6.1f}  {outs}"

@@ -32,55 +32,21 @@ import numpy as np
 
 from ..errors import InputFileError, OutputError
 from ..types import N_LANDMARKS, N_PARAMS, Face, Status
+from .schema import (
+    FACE_ABSENT,
+    FACE_ID,
+    LANDMARK_XY_COLUMNS,
+    NO_FACE_ID,
+    RAW_COLUMNS,
+    log_columns,
+    log_kinds,
+    log_path,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
 
 log = logging.getLogger(__name__)
-
-LANDMARK_XY_COLUMNS = [c for i in range(N_LANDMARKS) for c in (f"x{i}", f"y{i}")]
-META_COLUMNS = ["frame", "status", "reason", "x0", "y0", "x1", "y1"] + [
-    "timestamp_ms",
-    "pitch_deg",
-    "yaw_deg",
-    "roll_deg",
-]
-SUMMARY_COLUMNS = ["frame", "min", "max", "shape0", "timestamp_ms"]
-RAW_COLUMNS = ["frame"] + [f"p{i}" for i in range(N_PARAMS)]
-LANDMARK_COLUMNS = ["frame"] + LANDMARK_XY_COLUMNS + ["timestamp_ms"]
-
-
-def landmark_columns(points: int = N_LANDMARKS) -> list[str]:
-    """The landmarks log's header for ``points`` points (68: ``LANDMARK_COLUMNS``)."""
-    return ["frame"] + [c for i in range(points) for c in (f"x{i}", f"y{i}")] + ["timestamp_ms"]
-
-LOG_SUFFIXES = {
-    "meta": "_meta.csv",
-    "summary": "_summary.csv",
-    "raw": "_raw.csv",
-    "landmarks": "_landmarks.csv",
-}
-LOG_COLUMNS = {
-    "meta": META_COLUMNS,
-    "summary": SUMMARY_COLUMNS,
-    "raw": RAW_COLUMNS,
-    "landmarks": LANDMARK_COLUMNS,
-}
-
-
-def log_path(out_dir: Path, stem: str, kind: str) -> Path:
-    """``<out>/logs/<stem><suffix>`` for kind in meta, summary, raw, landmarks."""
-    return Path(out_dir) / "logs" / f"{stem}{LOG_SUFFIXES[kind]}"
-
-
-def log_stem(path: Path) -> str:
-    """The clip's stem in a log's name: ``clip`` for ``clip_meta.csv`` (any kind), else the name
-    without its extension."""
-    name = Path(path).name
-    for suffix in LOG_SUFFIXES.values():
-        if name.endswith(suffix) and len(name) > len(suffix):
-            return name[: -len(suffix)]
-    return Path(path).stem
 
 
 def _fmt(value: float, digits: int = 3) -> str:
@@ -211,16 +177,13 @@ class FrameLogs:
         points: int = N_LANDMARKS,
         multi: bool = False,
     ) -> None:
-        kinds = ["meta", "summary"] + (["raw"] if raw else []) + (["landmarks"] if landmarks else [])
-        columns = {**LOG_COLUMNS, "landmarks": landmark_columns(points)}
-        if multi:  # several faces a frame: face_id right after frame, one row per face
-            columns = {k: [c[0], "face_id", *c[1:]] for k, c in columns.items()}
+        kinds = log_kinds(raw, landmarks)
         self.points = points
         self.multi = multi
         self.logs: dict[str, CsvLog] = {}
         try:
             for kind in kinds:
-                self.logs[kind] = CsvLog(log_path(out_dir, stem, kind), columns[kind])
+                self.logs[kind] = CsvLog(log_path(out_dir, stem, kind), log_columns(kind, points, multi))
         except BaseException:
             self.close()
             raise
@@ -343,13 +306,6 @@ class RawLog:
         """The rows of one face (a log with face_ids), without the face_id column."""
         keep = _rows_of(self.face_ids, face_id, self.path)
         return RawLog(self.path, self.frames[keep], self.params[keep])
-
-
-FACE_ID = "face_id"
-NO_FACE_ID = -1  # the face_id of a frame's no-face row (an empty cell)
-# The reason of a frame, in one face's view of a several-faces meta log, where that face has no
-# row but other faces have.
-FACE_ABSENT = "face_absent"
 
 
 def _rows_of(face_ids: np.ndarray | None, face_id: int, path: Path) -> np.ndarray:
@@ -705,45 +661,3 @@ def read_table(path: Path, kind: str) -> pd.DataFrame:
     if ids is not None:
         out[FACE_ID] = pd.array(np.where(ids == NO_FACE_ID, None, ids).tolist() or [], dtype="Int64")
     return out[["frame", *(c for c in df.columns if c != "frame")]]
-
-
-# corpus.csv (infer.py --video CORPUS --ray): one row per video of the corpus.
-CORPUS_COLUMNS = ["video", "stem", "status", "frames", "face_pct", "fps", "node", "seconds", "error"]
-CORPUS_STATUSES = ("ok", "failed", "skipped")
-
-
-def corpus_text(rows: list[dict[str, object]]) -> str:
-    """corpus.csv as text: the header, then one row per video (``rows``: dicts keyed by
-    CORPUS_COLUMNS; a missing or None value is an empty cell, floats to 0.1 or 0.01)."""
-    import io
-
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(CORPUS_COLUMNS)
-    for row in rows:
-        if row.get("status") not in CORPUS_STATUSES:
-            raise ValueError(f"corpus row status {row.get('status')!r}, expected one of {CORPUS_STATUSES}")
-        cells = []
-        for c in CORPUS_COLUMNS:
-            v = row.get(c)
-            if v is None:
-                cells.append("")
-            elif isinstance(v, float):
-                cells.append(f"{v:.2f}" if c == "seconds" else f"{v:.1f}")
-            else:
-                cells.append(" ".join(str(v).split()))  # one line per row, whatever the error said
-        writer.writerow(cells)
-    return buf.getvalue()
-
-
-def read_corpus(path: Path) -> dict[str, dict[str, str]]:
-    """A corpus.csv facemap wrote, by stem (text cells); {} when the file cannot be read or
-    lacks the columns (the table is rebuilt, so an unreadable one is not an error)."""
-    try:
-        with open(path, newline="", encoding="utf-8") as fh:
-            reader = csv.DictReader(fh)
-            if reader.fieldnames is None or not set(CORPUS_COLUMNS) <= set(reader.fieldnames):
-                return {}
-            return {r["stem"]: r for r in reader if r.get("stem")}
-    except (OSError, UnicodeDecodeError, csv.Error):
-        return {}
