@@ -396,7 +396,7 @@ def faces_run(path: Path, landmarker: FaceMapLandmarker, out: Path) -> tuple[flo
 
     info = probe(path)
     sinks = [
-        CsvLogSink(out, path.stem, raw=True, landmarks=True, multi=True),
+        CsvLogSink(out, path.stem, raw=True, landmarks=True, with_face_id=True),
         VideoOverlaySink(out / overlay_name(path.stem), fps=info.fps, time_base=info.time_base,
                          size=(info.width, info.height)),
     ]

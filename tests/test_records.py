@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from facemap.errors import InputFileError
-from facemap.io.records import FrameLogs, read_landmarks, read_meta, read_raw
+from facemap.io.logwriter import FrameLogs
+from facemap.io.records import read_landmarks, read_meta, read_raw
 from facemap.io.schema import LANDMARK_COLUMNS, META_COLUMNS, RAW_COLUMNS, SUMMARY_COLUMNS, log_path
 from facemap.types import BBox, Face, Pose, Status
 

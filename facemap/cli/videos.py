@@ -17,7 +17,7 @@ from pathlib import Path
 from ..api import FaceMap
 from ..errors import FacemapError, InputFileError, UsageError
 from ..io.outputs import OutputDir
-from ..io.schema import LOG_SUFFIXES, log_names, overlay_name
+from ..io.schema import LOG_SUFFIXES, face_id_column, log_names, overlay_name
 from ..io.sources import FrameRange, Source
 from ..io.video import VideoInfo, collect_videos, probe
 from ..sinks import CsvLogSink, PreviewSink, VideoOverlaySink
@@ -130,7 +130,8 @@ def process_video(
     """One video through the chain into its logs and (--save-video) its overlay."""
     t0 = time.perf_counter()
     expected = _expected(info, span)
-    sinks: list = [CsvLogSink(out_dir, src.stem, raw=cfg.dump_csv, landmarks=cfg.dump_landmarks_csv, points=cfg.points(), multi=cfg.max_faces != 1)]
+    sinks: list = [CsvLogSink(out_dir, src.stem, raw=cfg.dump_csv, landmarks=cfg.dump_landmarks_csv,
+                              points=cfg.points(), with_face_id=face_id_column(cfg.max_faces))]
     outputs = list(sinks[0].paths)
     if cfg.save_video:
         sinks.append(
@@ -405,7 +406,8 @@ def run_camera(cfg: InferConfig, emit: Emit) -> int:
             out.file(rel)
         if cfg.save_video:
             out.file(overlay_name(src.stem))
-        sinks: list = [CsvLogSink(out.path, src.stem, raw=cfg.dump_csv, landmarks=cfg.dump_landmarks_csv, points=cfg.points(), multi=cfg.max_faces != 1)]
+        sinks: list = [CsvLogSink(out.path, src.stem, raw=cfg.dump_csv, landmarks=cfg.dump_landmarks_csv,
+                                  points=cfg.points(), with_face_id=face_id_column(cfg.max_faces))]
         outputs = list(sinks[0].paths)
         if cfg.save_video:
             sinks.append(VideoOverlaySink(out.path / overlay_name(src.stem), 30.0, Fraction(1, 1000), style=cfg.style()))

@@ -1,244 +1,27 @@
-"""The CSV log schemas in one place: streaming writers and validating readers.
+"""The validating readers of the CSV logs (their layouts: ``schema``; written by ``logwriter``).
 
-Files under ``<out>/logs/`` (names and leading columns kept from the original tool; new columns
-are appended at the end):
-
-- ``<stem>_meta.csv``:      frame,status,reason,x0,y0,x1,y1,timestamp_ms,pitch_deg,yaw_deg,roll_deg
-- ``<stem>_summary.csv``:   frame,min,max,shape0,timestamp_ms
-- ``<stem>_raw.csv``:       frame,p0,...,p264
-- ``<stem>_landmarks.csv``: frame,x0,y0,...,x67,y67,timestamp_ms
-
-``frame`` is the 1-based index of the decoded frame (1 for an image). Coordinates are image
-pixels, x0,y0,x1,y1 in the meta file are the inclusive face box, angles are degrees.
-
-With several faces a frame (``FrameLogs(multi=True)``) every log has ``face_id`` right after
-``frame`` and one row per face per frame; a frame without a face keeps one ``no_face`` meta and
-summary row with an empty ``face_id``. The readers give such a log's ``face_ids`` (-1 where
-empty); ``MetaLog.of_face`` and ``LandmarkLog.of_face`` / ``RawLog.of_face`` give one face's view.
+The readers give a log with a ``face_id`` column (several faces a frame) its ``face_ids`` (-1
+where empty); ``MetaLog.of_face`` and ``LandmarkLog.of_face`` / ``RawLog.of_face`` give one
+face's view.
 """
 
 from __future__ import annotations
 
-import contextlib
-import csv
 import logging
-import os
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..errors import InputFileError, OutputError
-from ..types import N_LANDMARKS, N_PARAMS, Face, Status
-from .schema import (
-    FACE_ABSENT,
-    FACE_ID,
-    LANDMARK_XY_COLUMNS,
-    NO_FACE_ID,
-    RAW_COLUMNS,
-    log_columns,
-    log_kinds,
-    log_path,
-)
+from ..errors import InputFileError
+from ..types import N_LANDMARKS
+from .schema import FACE_ABSENT, FACE_ID, LANDMARK_XY_COLUMNS, NO_FACE_ID, RAW_COLUMNS
 
 if TYPE_CHECKING:
     import pandas as pd
 
 log = logging.getLogger(__name__)
-
-
-def _fmt(value: float, digits: int = 3) -> str:
-    if value is None or not np.isfinite(value):
-        return ""
-    return f"{value:.{digits}f}"
-
-
-def _fmt_g(value: float) -> str:
-    return "" if not np.isfinite(value) else f"{value:.7g}"
-
-
-def meta_row(result: Face) -> list[str]:
-    """One meta row for a Face."""
-    box = result.box.as_tuple() if result.box is not None else (np.nan,) * 4
-    pose = result.pose.as_tuple() if result.pose is not None else (np.nan,) * 3
-    return (
-        [str(result.frame), result.status.value, result.reason]
-        + [_fmt(v, 1) for v in box]
-        + [_fmt(result.timestamp_ms, 3)]
-        + [_fmt(v, 3) for v in pose]
-    )
-
-
-def summary_row(result: Face) -> list[str]:
-    """One summary row: min, max and length of the raw params (empty when none)."""
-    p = result.params
-    stats = [_fmt_g(float(p.min())), _fmt_g(float(p.max())), str(p.size)] if p.size else ["", "", "0"]
-    return [str(result.frame)] + stats + [_fmt(result.timestamp_ms, 3)]
-
-
-def landmarks_row(result: Face) -> list[str] | None:
-    """One landmarks row, or None when the frame has no landmarks."""
-    if not result.has_face:
-        return None
-    return (
-        [str(result.frame)]
-        + [_fmt(v, 3) for v in result.landmarks.reshape(-1)]
-        + [_fmt(result.timestamp_ms, 3)]
-    )
-
-
-def raw_row(result: Face) -> list[str] | None:
-    """One raw-params row, or None when the frame has no params."""
-    if result.params.size != N_PARAMS:
-        return None
-    return [str(result.frame)] + [_fmt_g(float(v)) for v in result.params]
-
-
-class CsvLog:
-    """A streaming CSV writer: one open handle, header always written, flushed every second.
-
-    Rows go to a hidden temp file beside the target, renamed over it by ``close()`` (also on
-    error or interruption), so the target is never half-written.
-    """
-
-    def __init__(self, path: Path, columns: list[str], flush_every_s: float = 1.0) -> None:
-        self.path = Path(path)
-        self.columns = columns
-        self.tmp_path = self.path.with_name(f".{self.path.name}.part")
-        self._flush_every_s = flush_every_s
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._fh = open(self.tmp_path, "w", newline="", encoding="utf-8")  # noqa: SIM115
-        except OSError as exc:
-            raise OutputError(
-                f"{self.path}: cannot write log ({exc.strerror or exc}); choose a writable {{output}}"
-            ) from exc
-        self._writer = csv.writer(self._fh)
-        self._writer.writerow(columns)
-        self._last_flush = time.monotonic()
-        self.rows = 0
-
-    def write(self, row: list[str]) -> None:
-        """Append one row (already formatted)."""
-        try:
-            self._writer.writerow(row)
-            self.rows += 1
-            now = time.monotonic()
-            if now - self._last_flush >= self._flush_every_s:
-                self._fh.flush()
-                self._last_flush = now
-        except OSError as exc:
-            self._discard()
-            raise OutputError(
-                f"{self.path}: cannot write log ({exc.strerror or exc}); free space or choose another {{output}}"
-            ) from exc
-
-    def _discard(self) -> None:
-        """Close and remove the temp file (the log could not be completed)."""
-        with contextlib.suppress(OSError, ValueError):
-            self._fh.close()
-        with contextlib.suppress(OSError):
-            os.unlink(self.tmp_path)
-
-    def close(self) -> None:
-        """Flush, close and move the temp file into place; a log that cannot be finished (a full
-        disk) is removed, never left half-written."""
-        if self._fh.closed:
-            return
-        try:
-            self._fh.flush()
-            os.fsync(self._fh.fileno())
-            self._fh.close()
-            os.replace(self.tmp_path, self.path)
-        except OSError as exc:
-            self._discard()
-            raise OutputError(
-                f"{self.path}: cannot finish log ({exc.strerror or exc}); free space or choose another {{output}}"
-            ) from exc
-
-    def __enter__(self) -> CsvLog:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-class FrameLogs:
-    """The set of per-frame logs for one input: meta and summary always, raw and landmarks on request."""
-
-    def __init__(
-        self,
-        out_dir: Path,
-        stem: str,
-        raw: bool = False,
-        landmarks: bool = False,
-        points: int = N_LANDMARKS,
-        multi: bool = False,
-    ) -> None:
-        kinds = log_kinds(raw, landmarks)
-        self.points = points
-        self.multi = multi
-        self.logs: dict[str, CsvLog] = {}
-        try:
-            for kind in kinds:
-                self.logs[kind] = CsvLog(log_path(out_dir, stem, kind), log_columns(kind, points, multi))
-        except BaseException:
-            self.close()
-            raise
-
-    @property
-    def paths(self) -> list[Path]:
-        """Final paths of the logs."""
-        return [lg.path for lg in self.logs.values()]
-
-    def write(self, result: Face) -> None:
-        """Write one face of a frame to every open log (one-face logs: exactly one meta row per
-        frame). In ``multi`` logs the row carries the face's id (empty for the no-face record)."""
-        def put(kind: str, row: list[str]) -> None:
-            if self.multi:
-                row = [row[0], "" if result.status is Status.NO_FACE else str(result.id), *row[1:]]
-            self.logs[kind].write(row)
-
-        put("meta", meta_row(result))
-        put("summary", summary_row(result))
-        if "raw" in self.logs and (row := raw_row(result)) is not None:
-            put("raw", row)
-        if "landmarks" in self.logs and (row := landmarks_row(result)) is not None:
-            if len(result.landmarks) != self.points:
-                raise ValueError(f"frame {result.frame}: {len(result.landmarks)} landmarks, the log holds {self.points}")
-            put("landmarks", row)
-
-    def write_frame(self, faces: tuple[Face, ...], empty: Face) -> None:
-        """A frame's faces (one-face logs: the first), or its no-face record ``empty``."""
-        if not faces:
-            self.write(empty)
-        elif not self.multi:
-            self.write(faces[0])
-        else:
-            for face in faces:
-                self.write(face)
-
-    def close(self) -> None:
-        """Close every log (each is renamed into place)."""
-        errors = []
-        for lg in self.logs.values():
-            try:
-                lg.close()
-            except OutputError as exc:
-                errors.append(exc)
-        if errors:
-            raise errors[0]
-
-    def __enter__(self) -> FrameLogs:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-# ----------------------------------------------------------------------------- readers
 
 
 @dataclass(frozen=True)
