@@ -71,10 +71,7 @@ class CsvLogSink:
         self.logs: FrameLogs | None = None
 
     def _open(self) -> FrameLogs:
-        self.logs = FrameLogs(
-            self.folder, self.stem, raw=self.raw, landmarks=self.landmarks, points=self.points,
-            with_face_id=self.with_face_id,
-        )
+        self.logs = FrameLogs(self.folder, self.stem, self.raw, self.landmarks, self.points, self.with_face_id)
         return self.logs
 
     def write(self, frame: Frame) -> None:
@@ -194,10 +191,7 @@ class ImageFilesSink:
         rel_logs = log_names(stem, self.raw, self.landmarks)
         for rel in rel_logs:
             self.out.file(rel)
-        with FrameLogs(
-            self.out.path, stem, raw=self.raw, landmarks=self.landmarks, points=self.points,
-            with_face_id=self.with_face_id,
-        ) as logs:
+        with FrameLogs(self.out.path, stem, self.raw, self.landmarks, self.points, self.with_face_id) as logs:
             logs.write_frame(frame.faces, r)
         written.extend(self.out.path / rel for rel in rel_logs)
         if self.npy and r.params.size:

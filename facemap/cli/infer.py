@@ -89,8 +89,7 @@ def run_infer(cfg: InferConfig, emit: Emit) -> int:
 
 
 def image_line(frame: Frame, with_face_id: bool = False) -> str:
-    """The one line printed for a processed picture (``with_face_id``, the logs' face_id layout:
-    every face, by id)."""
+    """The one line printed for a processed picture (``with_face_id``: every face, by id)."""
     r = frame.result
     took = f"{frame.elapsed_ms:.0f} ms"
     if with_face_id and frame.faces:

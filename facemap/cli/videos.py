@@ -130,8 +130,7 @@ def process_video(
     """One video through the chain into its logs and (--save-video) its overlay."""
     t0 = time.perf_counter()
     expected = _expected(info, span)
-    sinks: list = [CsvLogSink(out_dir, src.stem, raw=cfg.dump_csv, landmarks=cfg.dump_landmarks_csv,
-                              points=cfg.points(), with_face_id=face_id_column(cfg.max_faces))]
+    sinks: list = [CsvLogSink(out_dir, src.stem, raw=cfg.dump_csv, landmarks=cfg.dump_landmarks_csv, points=cfg.points(), with_face_id=face_id_column(cfg.max_faces))]
     outputs = list(sinks[0].paths)
     if cfg.save_video:
         sinks.append(
@@ -406,8 +405,7 @@ def run_camera(cfg: InferConfig, emit: Emit) -> int:
             out.file(rel)
         if cfg.save_video:
             out.file(overlay_name(src.stem))
-        sinks: list = [CsvLogSink(out.path, src.stem, raw=cfg.dump_csv, landmarks=cfg.dump_landmarks_csv,
-                                  points=cfg.points(), with_face_id=face_id_column(cfg.max_faces))]
+        sinks: list = [CsvLogSink(out.path, src.stem, raw=cfg.dump_csv, landmarks=cfg.dump_landmarks_csv, points=cfg.points(), with_face_id=face_id_column(cfg.max_faces))]
         outputs = list(sinks[0].paths)
         if cfg.save_video:
             sinks.append(VideoOverlaySink(out.path / overlay_name(src.stem), 30.0, Fraction(1, 1000), style=cfg.style()))

@@ -1,10 +1,5 @@
-"""The one writer of the per-frame CSV logs (their layouts: ``schema``): row formatters, a
-streaming ``CsvLog`` and ``FrameLogs``, the logs of one input.
-
-A frame is written one way: each of its faces, or its one no-face record. In logs with a
-``face_id`` column (``with_face_id``, from ``schema.face_id_column(max_faces)``) each row carries
-its face's id (empty on the no-face record); logs without it hold the frame's first face only.
-"""
+"""The one writer of the CSV logs (layouts in ``schema``): row formatters, ``CsvLog`` (one streamed
+file) and ``FrameLogs`` (an input's logs; ``with_face_id``: ``schema.face_id_column(max_faces)``)."""
 
 from __future__ import annotations
 
@@ -66,6 +61,9 @@ def raw_row(result: Face) -> list[str] | None:
     if result.params.size != N_PARAMS:
         return None
     return [str(result.frame)] + [_fmt_g(float(v)) for v in result.params]
+
+
+_ROWS = {"meta": meta_row, "summary": summary_row, "raw": raw_row, "landmarks": landmarks_row}
 
 
 class CsvLog:
@@ -130,12 +128,6 @@ class CsvLog:
                 f"{self.path}: cannot finish log ({exc.strerror or exc}); free space or choose another {{output}}"
             ) from exc
 
-    def __enter__(self) -> CsvLog:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
 
 class FrameLogs:
     """The set of per-frame logs for one input: meta and summary always, raw and landmarks on
@@ -160,28 +152,16 @@ class FrameLogs:
             self.close()
             raise
 
-    @property
-    def paths(self) -> list[Path]:
-        """Final paths of the logs."""
-        return [lg.path for lg in self.logs.values()]
-
     def write(self, result: Face) -> None:
         """Write one face of a frame, or its no-face record, to every open log; with a face_id
         column the rows carry the face's id (empty for the no-face record)."""
-
-        def put(kind: str, row: list[str]) -> None:
-            if self.with_face_id:
-                row = [row[0], "" if result.status is Status.NO_FACE else str(result.id), *row[1:]]
-            self.logs[kind].write(row)
-
-        put("meta", meta_row(result))
-        put("summary", summary_row(result))
-        if "raw" in self.logs and (row := raw_row(result)) is not None:
-            put("raw", row)
-        if "landmarks" in self.logs and (row := landmarks_row(result)) is not None:
-            if len(result.landmarks) != self.points:
+        face_id = ["" if result.status is Status.NO_FACE else str(result.id)] if self.with_face_id else []
+        for kind in self.logs:
+            if (row := _ROWS[kind](result)) is None:
+                continue
+            if kind == "landmarks" and len(result.landmarks) != self.points:
                 raise ValueError(f"frame {result.frame}: {len(result.landmarks)} landmarks, the log holds {self.points}")
-            put("landmarks", row)
+            self.logs[kind].write(row[:1] + face_id + row[1:])
 
     def write_frame(self, faces: tuple[Face, ...], empty: Face) -> None:
         """A frame's faces (logs without a face_id column: the first), or its no-face record ``empty``."""

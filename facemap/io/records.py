@@ -1,9 +1,5 @@
-"""The validating readers of the CSV logs (their layouts: ``schema``; written by ``logwriter``).
-
-The readers give a log with a ``face_id`` column (several faces a frame) its ``face_ids`` (-1
-where empty); ``MetaLog.of_face`` and ``LandmarkLog.of_face`` / ``RawLog.of_face`` give one
-face's view.
-"""
+"""The validating readers of the CSV logs (layouts in ``schema``). A log with a ``face_id`` column
+gives its ``face_ids`` (-1 where empty) and each face's view (``of_face``)."""
 
 from __future__ import annotations
 

@@ -1,8 +1,6 @@
-"""The CSV log schemas and the output file names, in one place (written by ``logwriter``, read by
-``records``).
+"""The CSV log layouts and output file names in one place (``logwriter`` writes, ``records`` reads).
 
-Files under ``<out>/logs/`` (names and leading columns kept from the original tool; new columns
-are appended at the end):
+Files under ``<out>/logs/`` (names and leading columns from the original tool; new columns last):
 
 - ``<stem>_meta.csv``:      frame,status,reason,x0,y0,x1,y1,timestamp_ms,pitch_deg,yaw_deg,roll_deg
 - ``<stem>_summary.csv``:   frame,min,max,shape0,timestamp_ms
@@ -12,11 +10,8 @@ are appended at the end):
 ``frame`` is the 1-based index of the decoded frame (1 for an image). Coordinates are image
 pixels, x0,y0,x1,y1 in the meta file are the inclusive face box, angles are degrees.
 
-A run that may find several faces a frame (``max_faces != 1``, ``face_id_column``) writes logs
-with ``face_id`` right after ``frame`` and one row per face per frame; a frame without a face
-keeps one ``no_face`` meta and summary row with an empty ``face_id`` (``NO_FACE_ID`` when read).
-
-``corpus.csv`` (infer.py --video CORPUS --ray): one row per video of the corpus.
+A run that may find several faces a frame (``face_id_column``) logs ``face_id`` after ``frame``,
+one row per face; a frame without a face keeps one ``no_face`` row with an empty ``face_id``.
 """
 
 from __future__ import annotations
@@ -28,12 +23,8 @@ from pathlib import Path
 from ..types import N_LANDMARKS, N_PARAMS
 
 LANDMARK_XY_COLUMNS = [c for i in range(N_LANDMARKS) for c in (f"x{i}", f"y{i}")]
-META_COLUMNS = ["frame", "status", "reason", "x0", "y0", "x1", "y1"] + [
-    "timestamp_ms",
-    "pitch_deg",
-    "yaw_deg",
-    "roll_deg",
-]
+META_COLUMNS = ["frame", "status", "reason", "x0", "y0", "x1", "y1",
+                "timestamp_ms", "pitch_deg", "yaw_deg", "roll_deg"]
 SUMMARY_COLUMNS = ["frame", "min", "max", "shape0", "timestamp_ms"]
 RAW_COLUMNS = ["frame"] + [f"p{i}" for i in range(N_PARAMS)]
 LANDMARK_COLUMNS = ["frame"] + LANDMARK_XY_COLUMNS + ["timestamp_ms"]
@@ -44,12 +35,7 @@ NO_FACE_ID = -1  # the face_id of a frame's no-face row (an empty cell)
 # row but other faces have.
 FACE_ABSENT = "face_absent"
 
-LOG_SUFFIXES = {
-    "meta": "_meta.csv",
-    "summary": "_summary.csv",
-    "raw": "_raw.csv",
-    "landmarks": "_landmarks.csv",
-}
+LOG_SUFFIXES = {kind: f"_{kind}.csv" for kind in ("meta", "summary", "raw", "landmarks")}
 
 
 def face_id_column(max_faces: int) -> bool:
@@ -98,6 +84,7 @@ def overlay_name(stem: str, suffix: str = ".mp4") -> str:
     return f"{stem}_overlay{suffix}"
 
 
+# corpus.csv (infer.py --video CORPUS --ray): one row per video of the corpus.
 CORPUS_COLUMNS = ["video", "stem", "status", "frames", "face_pct", "fps", "node", "seconds", "error"]
 CORPUS_STATUSES = ("ok", "failed", "skipped")
 
