@@ -58,6 +58,7 @@ import facemap  # noqa: E402
 from facemap.api import DEFAULT_DETECTOR  # noqa: E402
 from facemap.backends import FaceMapLandmarker, make_detector  # noqa: E402
 from facemap.decode import Basis, Decoder  # noqa: E402
+from facemap.io.schema import overlay_name  # noqa: E402
 from facemap.io.video import VideoSink, read_frames  # noqa: E402
 from facemap.model import FaceMapModel  # noqa: E402
 from facemap.preprocess import Preprocessor  # noqa: E402
@@ -331,7 +332,7 @@ def end_to_end(
     t0 = time.perf_counter()
     sinks = [
         CsvLogSink(out, path.stem, raw=True, landmarks=True),
-        VideoOverlaySink(out / f"{path.stem}_overlay.mp4", fps=info.fps, time_base=info.time_base,
+        VideoOverlaySink(out / overlay_name(path.stem), fps=info.fps, time_base=info.time_base,
                          size=(info.width, info.height), audio_from=path if info.has_audio else None),
     ]
     reasons: Counter = Counter()
@@ -395,8 +396,8 @@ def faces_run(path: Path, landmarker: FaceMapLandmarker, out: Path) -> tuple[flo
 
     info = probe(path)
     sinks = [
-        CsvLogSink(out, path.stem, raw=True, landmarks=True, multi=True),
-        VideoOverlaySink(out / f"{path.stem}_overlay.mp4", fps=info.fps, time_base=info.time_base,
+        CsvLogSink(out, path.stem, raw=True, landmarks=True, with_face_id=True),
+        VideoOverlaySink(out / overlay_name(path.stem), fps=info.fps, time_base=info.time_base,
                          size=(info.width, info.height)),
     ]
     n = found = 0

@@ -24,7 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from .errors import FacemapError, InputFileError, UsageError
-from .io.records import LANDMARK_XY_COLUMNS, read_landmarks
+from .io.records import read_landmarks
+from .io.schema import LANDMARK_XY_COLUMNS
 from .types import N_LANDMARKS, BBox, Face
 
 __all__ = [

@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .errors import InputFileError
-from .io.records import FACE_ID, LOG_SUFFIXES, log_stem, read_table
+from .io.records import read_table
+from .io.schema import FACE_ID, LOG_SUFFIXES, log_stem
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -22,8 +22,9 @@ import numpy as np
 
 from .draw import DrawStyle, annotate
 from .errors import OutputError, UsageError
+from .io.logwriter import FrameLogs
 from .io.outputs import OutputDir, atomic_write_bytes, atomic_write_json
-from .io.records import FrameLogs, log_path
+from .io.schema import log_names, overlay_name
 from .io.video import DEFAULT_CRF, DEFAULT_PRESET, VideoSink
 from .pipeline import StopRun
 from .types import N_LANDMARKS, Face, Frame
@@ -32,17 +33,6 @@ log = logging.getLogger(__name__)
 
 QUIT_KEYS = (ord("q"), ord("Q"), 27)
 JPEG_QUALITY = 95
-
-
-def log_names(stem: str, raw: bool = False, landmarks: bool = False) -> list[str]:
-    """Relative paths of the logs written for ``stem`` (meta and summary always)."""
-    kinds = ["meta", "summary"] + (["raw"] if raw else []) + (["landmarks"] if landmarks else [])
-    return [log_path(Path(""), stem, k).as_posix() for k in kinds]
-
-
-def overlay_name(stem: str) -> str:
-    """``<stem>_overlay.mp4``."""
-    return f"{stem}_overlay.mp4"
 
 
 class _Rate:
@@ -62,8 +52,8 @@ class _Rate:
 
 
 class CsvLogSink:
-    """The CSV logs of one input under ``folder/logs`` (``<stem>_meta.csv`` ...): one meta row
-    per frame (the frame's first face, or its no-face record)."""
+    """The CSV logs of one input under ``folder/logs`` (``<stem>_meta.csv`` ...): per frame its
+    first face, or with ``with_face_id`` (a face_id column) every face, or its no-face record."""
 
     def __init__(
         self,
@@ -72,18 +62,16 @@ class CsvLogSink:
         raw: bool = False,
         landmarks: bool = False,
         points: int = N_LANDMARKS,
-        multi: bool = False,
+        with_face_id: bool = False,
     ) -> None:
         self.folder, self.stem, self.raw, self.landmarks = Path(folder), stem, raw, landmarks
         self.points = points  # landmarks per face: 68, or N from another model (--assume-points)
-        self.multi = multi  # one row per face with a face_id column (else the frame's first face)
+        self.with_face_id = with_face_id
         self.paths = [self.folder / rel for rel in log_names(stem, raw, landmarks)]
         self.logs: FrameLogs | None = None
 
     def _open(self) -> FrameLogs:
-        self.logs = FrameLogs(
-            self.folder, self.stem, raw=self.raw, landmarks=self.landmarks, points=self.points, multi=self.multi
-        )
+        self.logs = FrameLogs(self.folder, self.stem, self.raw, self.landmarks, self.points, self.with_face_id)
         return self.logs
 
     def write(self, frame: Frame) -> None:
@@ -161,7 +149,8 @@ class ImageFilesSink:
     """For pictures: per frame ``<stem>_overlay.jpg``, ``<stem>.json`` and the one-row logs
     ``logs/<stem>_meta.csv`` ... (``raw``/``landmarks`` on request, ``npy``: the raw parameters
     as ``logs/<stem>_raw.npy``), each written whole through ``out`` (atomic, listed in its
-    marker). ``meta`` is added to every JSON document (model, detector, ...).
+    marker). ``meta`` is added to every JSON document (model, detector, ...); ``with_face_id``:
+    every face, in the logs (a face_id column) and in the JSON (``faces``).
     """
 
     def __init__(
@@ -175,11 +164,11 @@ class ImageFilesSink:
         meta: dict | None = None,
         jpeg_quality: int = JPEG_QUALITY,
         points: int = N_LANDMARKS,
-        multi: bool = False,
+        with_face_id: bool = False,
     ) -> None:
         self.out = out
         self.points = points
-        self.multi = multi
+        self.with_face_id = with_face_id
         self.overlay, self.raw, self.landmarks, self.npy = overlay, raw, landmarks, npy
         self.style = style
         self.meta = dict(meta or {})
@@ -196,15 +185,13 @@ class ImageFilesSink:
             ok, buf = cv2.imencode(".jpg", annotate(frame, self.style), [cv2.IMWRITE_JPEG_QUALITY, self.jpeg_quality])
             if not ok:
                 raise OutputError(f"{frame.source or stem}: cannot encode the overlay as JPEG")
-            target = self.out.file(f"{stem}_overlay.jpg")
+            target = self.out.file(overlay_name(stem, ".jpg"))
             atomic_write_bytes(target, buf.tobytes())
             written.append(target)
         rel_logs = log_names(stem, self.raw, self.landmarks)
         for rel in rel_logs:
             self.out.file(rel)
-        with FrameLogs(
-            self.out.path, stem, raw=self.raw, landmarks=self.landmarks, points=self.points, multi=self.multi
-        ) as logs:
+        with FrameLogs(self.out.path, stem, self.raw, self.landmarks, self.points, self.with_face_id) as logs:
             logs.write_frame(frame.faces, r)
         written.extend(self.out.path / rel for rel in rel_logs)
         if self.npy and r.params.size:
@@ -214,7 +201,7 @@ class ImageFilesSink:
             atomic_write_bytes(target, buf.getvalue())
             written.append(target)
         target = self.out.file(f"{stem}.json")
-        atomic_write_json(target, image_json(frame, self.meta, faces=self.multi))
+        atomic_write_json(target, image_json(frame, self.meta, self.with_face_id))
         written.append(target)
         self.written[stem] = written
 
@@ -237,9 +224,10 @@ def _face_json(r: Face) -> dict:
     }
 
 
-def image_json(frame: Frame, extra: dict | None = None, faces: bool = False) -> dict:
+def image_json(frame: Frame, extra: dict | None = None, with_face_id: bool = False) -> dict:
     """The per-picture JSON document (units in the key names): the first face's fields at the
-    top, as ever; with ``faces``, also a ``faces`` list of every face (with its ``face_id``)."""
+    top, as ever; ``with_face_id`` (the logs' face_id layout), also a ``faces`` list of every
+    face with its ``face_id``."""
     r: Face = frame.result
     h, w = frame.image.shape[:2] if frame.image is not None else (0, 0)
     doc = {
@@ -250,7 +238,7 @@ def image_json(frame: Frame, extra: dict | None = None, faces: bool = False) -> 
         "faces_detected": len(frame.detections),
         **_face_json(r),
     }
-    if faces:
+    if with_face_id:
         doc["faces"] = [{"face_id": f.id, **_face_json(f)} for f in frame.faces]
     doc.update(extra or {})
     return doc

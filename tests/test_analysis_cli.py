@@ -18,7 +18,7 @@ import analyze_expressions
 from facemap.analysis import LABELS
 from facemap.analysis.synth import synthetic_logs
 from facemap.decode import Basis, Decoder
-from facemap.io.records import RAW_COLUMNS
+from facemap.io.schema import RAW_COLUMNS
 from tests.standins import synthetic_basis_arrays
 
 REPO = Path(__file__).resolve().parents[1]

@@ -19,7 +19,7 @@ import pytest
 import analyze_expressions
 import facemap
 from facemap.errors import FacemapError
-from facemap.io.records import RAW_COLUMNS
+from facemap.io.schema import RAW_COLUMNS
 from tests.conftest import need_shared
 from tests.standins import DATA
 

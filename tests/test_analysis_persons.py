@@ -26,7 +26,8 @@ from facemap.analysis.batch import SUMMARY_COLUMNS
 from facemap.analysis.features import landmark_features
 from facemap.analysis.report import OUTPUT_NAMES, report_dict
 from facemap.errors import EXIT_INPUT, EXIT_OUTPUT, InputFileError
-from facemap.io.records import FACE_ABSENT, read_landmarks, read_meta
+from facemap.io.records import read_landmarks, read_meta
+from facemap.io.schema import FACE_ABSENT
 from tests.conftest import need_shared
 from tests.standins import DATA
 
@@ -463,7 +464,7 @@ def test_baseline_frames_apply_to_every_face_and_an_error_names_the_face(built, 
 def test_raw_params_logs_with_face_id_give_each_face_its_pose_free_analysis(tmp_path):
     """FaceMap's raw log with face_id (a stand-in basis, synthetic params): each face's analysis
     is that of its own rows alone."""
-    from facemap.io.records import RAW_COLUMNS
+    from facemap.io.schema import RAW_COLUMNS
     from tests.standins import write_basis
 
     basis = write_basis(tmp_path / "basis")

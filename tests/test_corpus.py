@@ -18,7 +18,7 @@ import pytest
 
 import infer
 from facemap.io.outputs import MARKER
-from facemap.io.records import CORPUS_COLUMNS
+from facemap.io.schema import CORPUS_COLUMNS
 from tests.conftest import need_shared
 from tests.raycluster import RAY_ENV, cmdline, descendants, head_node
 from tests.standins import DATA

@@ -9,7 +9,8 @@ import pytest
 
 from facemap import eval as fe
 from facemap.errors import InputFileError, UsageError
-from facemap.io.records import LANDMARK_XY_COLUMNS, FrameLogs
+from facemap.io.logwriter import FrameLogs
+from facemap.io.schema import LANDMARK_XY_COLUMNS
 from facemap.types import BBox, Face, Status
 from tests.conftest import need_shared
 from tests.standins import DATA

@@ -19,7 +19,8 @@ from PIL import Image
 
 import analyze_expressions
 import infer
-from facemap.io.records import LANDMARK_COLUMNS, read_meta
+from facemap.io.records import read_meta
+from facemap.io.schema import LANDMARK_COLUMNS
 from tests.conftest import need_shared
 from tests.standins import DATA, make_standin_model, write_basis
 

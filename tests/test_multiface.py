@@ -15,7 +15,7 @@ import facemap
 import infer
 from facemap import eval as fe
 from facemap.errors import UsageError
-from facemap.io.records import LANDMARK_COLUMNS, META_COLUMNS
+from facemap.io.schema import LANDMARK_COLUMNS, META_COLUMNS
 from facemap.types import BBox
 from tests.conftest import need_shared
 from tests.standins import DATA

@@ -8,17 +8,9 @@ import numpy as np
 import pytest
 
 from facemap.errors import InputFileError
-from facemap.io.records import (
-    LANDMARK_COLUMNS,
-    META_COLUMNS,
-    RAW_COLUMNS,
-    SUMMARY_COLUMNS,
-    FrameLogs,
-    log_path,
-    read_landmarks,
-    read_meta,
-    read_raw,
-)
+from facemap.io.logwriter import FrameLogs
+from facemap.io.records import read_landmarks, read_meta, read_raw
+from facemap.io.schema import LANDMARK_COLUMNS, META_COLUMNS, RAW_COLUMNS, SUMMARY_COLUMNS, log_path
 from facemap.types import BBox, Face, Pose, Status
 
 

@@ -7,7 +7,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from facemap.errors import InputFileError
-from facemap.io.records import LANDMARK_COLUMNS, META_COLUMNS, read_landmarks, read_meta, read_raw
+from facemap.io.records import read_landmarks, read_meta, read_raw
+from facemap.io.schema import LANDMARK_COLUMNS, META_COLUMNS
 
 cell = st.one_of(
     st.integers(-5, 5000).map(str),

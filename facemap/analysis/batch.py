@@ -31,7 +31,7 @@ from urllib.parse import quote
 from .._version import __version__
 from ..errors import FacemapError, InputFileError, OutputError, UsageError
 from ..io.outputs import OutputDir, atomic_write_bytes
-from ..io.records import LOG_SUFFIXES, log_stem
+from ..io.schema import LOG_SUFFIXES, log_stem
 from ..raypool import (
     Callbacks,
     Job,

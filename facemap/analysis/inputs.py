@@ -13,7 +13,6 @@ import pandas as pd
 from ..decode import Basis, Decoder
 from ..errors import InputFileError, UsageError
 from ..io.records import (
-    NO_FACE_ID,
     LandmarkLog,
     MetaLog,
     RawLog,
@@ -22,6 +21,7 @@ from ..io.records import (
     read_meta,
     read_raw,
 )
+from ..io.schema import NO_FACE_ID
 from .features import FEATURE_COLUMNS, SHAPE_FEATURES, canonical_features, landmark_features
 
 log = logging.getLogger(__name__)

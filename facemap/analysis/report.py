@@ -15,7 +15,7 @@ import numpy as np
 from .._version import __version__
 from ..errors import OutputError
 from ..io.outputs import OutputDir, atomic_write_bytes
-from ..io.records import log_stem
+from ..io.schema import log_stem
 from .labels import LABELS, NO_FACE, PRIORITY
 from .scores import FORMULAS
 

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..io.records import FrameLogs, log_path
+from ..io.logwriter import FrameLogs
+from ..io.schema import log_path
 from ..types import BBox, Face, Pose, Status
 
 

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from ..errors import InputFileError, OutputError, UsageError
 from ..io.outputs import STAGING, OutputDir, atomic_write_text
-from ..io.records import corpus_text, read_corpus
+from ..io.schema import corpus_text, log_names, overlay_name, read_corpus
 from ..io.sources import FrameRange, Source
 from ..io.video import collect_videos
 from ..raypool import (
@@ -36,7 +36,6 @@ from ..raypool import (
     import_ray,
     pool_session,
 )
-from ..sinks import log_names, overlay_name
 from .build import open_facemap
 from .config import FLAGS, InferConfig
 from .videos import (

@@ -17,6 +17,7 @@ from ..backends import (
 )
 from ..errors import UsageError
 from ..io.outputs import OutputDir
+from ..io.schema import face_id_column
 from ..sinks import ImageFilesSink
 from ..types import N_LANDMARKS, Face, Frame
 from .build import build_landmarker, open_facemap
@@ -87,11 +88,11 @@ def run_infer(cfg: InferConfig, emit: Emit) -> int:
     return run_videos(cfg, emit) if cfg.video else run_camera(cfg, emit)
 
 
-def image_line(frame: Frame, multi: bool = False) -> str:
-    """The one line printed for a processed picture (``multi``: every face, by id)."""
+def image_line(frame: Frame, with_face_id: bool = False) -> str:
+    """The one line printed for a processed picture (``with_face_id``: every face, by id)."""
     r = frame.result
     took = f"{frame.elapsed_ms:.0f} ms"
-    if multi and frame.faces:
+    if with_face_id and frame.faces:
         each = "; ".join(
             f"{f.id}: {f.box.x0:.0f},{f.box.y0:.0f}-{f.box.x1:.0f},{f.box.y1:.0f} [{f.status.value}]" for f in frame.faces
         )
@@ -123,6 +124,7 @@ def _run_images(cfg: InferConfig, emit: Emit) -> int:
     desc.update({"detector": fm.detector.name, "face_margin": cfg.face_margin, "facemap_version": __version__})
     inputs = [Source("image", stem, path=p) for p, stem in zip(paths, unique_stems(paths), strict=True)]
     n_face = 0
+    with_face_id = face_id_column(cfg.max_faces)
     with OutputDir(Path(cfg.output), clean=cfg.clean) as out:
         sink = ImageFilesSink(
             out,
@@ -132,11 +134,11 @@ def _run_images(cfg: InferConfig, emit: Emit) -> int:
             style=cfg.style(),
             meta=desc,
             points=cfg.points(),
-            multi=cfg.max_faces != 1,
+            with_face_id=with_face_id,
         )
         def report(frame: Frame) -> None:
             nonlocal n_face
-            line = image_line(frame, multi=cfg.max_faces != 1)
+            line = image_line(frame, with_face_id)
             if frame.result.has_face:
                 n_face += 1
                 if check is not None:

@@ -17,9 +17,10 @@ from pathlib import Path
 from ..api import FaceMap
 from ..errors import FacemapError, InputFileError, UsageError
 from ..io.outputs import OutputDir
+from ..io.schema import LOG_SUFFIXES, face_id_column, log_names, overlay_name
 from ..io.sources import FrameRange, Source
 from ..io.video import VideoInfo, collect_videos, probe
-from ..sinks import CsvLogSink, PreviewSink, VideoOverlaySink, log_names, overlay_name
+from ..sinks import CsvLogSink, PreviewSink, VideoOverlaySink
 from ..types import Face, Frame, Mode
 from .build import open_facemap
 from .config import InferConfig
@@ -129,7 +130,7 @@ def process_video(
     """One video through the chain into its logs and (--save-video) its overlay."""
     t0 = time.perf_counter()
     expected = _expected(info, span)
-    sinks: list = [CsvLogSink(out_dir, src.stem, raw=cfg.dump_csv, landmarks=cfg.dump_landmarks_csv, points=cfg.points(), multi=cfg.max_faces != 1)]
+    sinks: list = [CsvLogSink(out_dir, src.stem, raw=cfg.dump_csv, landmarks=cfg.dump_landmarks_csv, points=cfg.points(), with_face_id=face_id_column(cfg.max_faces))]
     outputs = list(sinks[0].paths)
     if cfg.save_video:
         sinks.append(
@@ -200,7 +201,7 @@ def summary_table(reports: list[VideoReport]) -> list[str]:
     for r in reports:
         c = r.counts
         pct = 100.0 * c.with_face / c.frames if c.frames else 0.0
-        outs = ", ".join(p.name for p in r.outputs if p.suffix == ".mp4" or p.name.endswith("_meta.csv"))
+        outs = ", ".join(p.name for p in r.outputs if p.suffix == ".mp4" or p.name.endswith(LOG_SUFFIXES["meta"]))
         lines.append(
             f"{r.path.name:<{name_w}}  {c.frames:>7}  {pct:>6.1f}  {c.by_status.get('unstable', 0):>8}  "
             f"{c.by_status.get('no_face', 0):>7}  {r.fps:>6.1f}  {outs}"
@@ -404,7 +405,7 @@ def run_camera(cfg: InferConfig, emit: Emit) -> int:
             out.file(rel)
         if cfg.save_video:
             out.file(overlay_name(src.stem))
-        sinks: list = [CsvLogSink(out.path, src.stem, raw=cfg.dump_csv, landmarks=cfg.dump_landmarks_csv, points=cfg.points(), multi=cfg.max_faces != 1)]
+        sinks: list = [CsvLogSink(out.path, src.stem, raw=cfg.dump_csv, landmarks=cfg.dump_landmarks_csv, points=cfg.points(), with_face_id=face_id_column(cfg.max_faces))]
         outputs = list(sinks[0].paths)
         if cfg.save_video:
             sinks.append(VideoOverlaySink(out.path / overlay_name(src.stem), 30.0, Fraction(1, 1000), style=cfg.style()))

@@ -1,281 +1,23 @@
-"""The CSV log schemas in one place: streaming writers and validating readers.
-
-Files under ``<out>/logs/`` (names and leading columns kept from the original tool; new columns
-are appended at the end):
-
-- ``<stem>_meta.csv``:      frame,status,reason,x0,y0,x1,y1,timestamp_ms,pitch_deg,yaw_deg,roll_deg
-- ``<stem>_summary.csv``:   frame,min,max,shape0,timestamp_ms
-- ``<stem>_raw.csv``:       frame,p0,...,p264
-- ``<stem>_landmarks.csv``: frame,x0,y0,...,x67,y67,timestamp_ms
-
-``frame`` is the 1-based index of the decoded frame (1 for an image). Coordinates are image
-pixels, x0,y0,x1,y1 in the meta file are the inclusive face box, angles are degrees.
-
-With several faces a frame (``FrameLogs(multi=True)``) every log has ``face_id`` right after
-``frame`` and one row per face per frame; a frame without a face keeps one ``no_face`` meta and
-summary row with an empty ``face_id``. The readers give such a log's ``face_ids`` (-1 where
-empty); ``MetaLog.of_face`` and ``LandmarkLog.of_face`` / ``RawLog.of_face`` give one face's view.
-"""
+"""The validating readers of the CSV logs (layouts in ``schema``). A log with a ``face_id`` column
+gives its ``face_ids`` (-1 where empty) and each face's view (``of_face``)."""
 
 from __future__ import annotations
 
-import contextlib
-import csv
 import logging
-import os
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..errors import InputFileError, OutputError
-from ..types import N_LANDMARKS, N_PARAMS, Face, Status
+from ..errors import InputFileError
+from ..types import N_LANDMARKS
+from .schema import FACE_ABSENT, FACE_ID, LANDMARK_XY_COLUMNS, NO_FACE_ID, RAW_COLUMNS
 
 if TYPE_CHECKING:
     import pandas as pd
 
 log = logging.getLogger(__name__)
-
-LANDMARK_XY_COLUMNS = [c for i in range(N_LANDMARKS) for c in (f"x{i}", f"y{i}")]
-META_COLUMNS = ["frame", "status", "reason", "x0", "y0", "x1", "y1"] + [
-    "timestamp_ms",
-    "pitch_deg",
-    "yaw_deg",
-    "roll_deg",
-]
-SUMMARY_COLUMNS = ["frame", "min", "max", "shape0", "timestamp_ms"]
-RAW_COLUMNS = ["frame"] + [f"p{i}" for i in range(N_PARAMS)]
-LANDMARK_COLUMNS = ["frame"] + LANDMARK_XY_COLUMNS + ["timestamp_ms"]
-
-
-def landmark_columns(points: int = N_LANDMARKS) -> list[str]:
-    """The landmarks log's header for ``points`` points (68: ``LANDMARK_COLUMNS``)."""
-    return ["frame"] + [c for i in range(points) for c in (f"x{i}", f"y{i}")] + ["timestamp_ms"]
-
-LOG_SUFFIXES = {
-    "meta": "_meta.csv",
-    "summary": "_summary.csv",
-    "raw": "_raw.csv",
-    "landmarks": "_landmarks.csv",
-}
-LOG_COLUMNS = {
-    "meta": META_COLUMNS,
-    "summary": SUMMARY_COLUMNS,
-    "raw": RAW_COLUMNS,
-    "landmarks": LANDMARK_COLUMNS,
-}
-
-
-def log_path(out_dir: Path, stem: str, kind: str) -> Path:
-    """``<out>/logs/<stem><suffix>`` for kind in meta, summary, raw, landmarks."""
-    return Path(out_dir) / "logs" / f"{stem}{LOG_SUFFIXES[kind]}"
-
-
-def log_stem(path: Path) -> str:
-    """The clip's stem in a log's name: ``clip`` for ``clip_meta.csv`` (any kind), else the name
-    without its extension."""
-    name = Path(path).name
-    for suffix in LOG_SUFFIXES.values():
-        if name.endswith(suffix) and len(name) > len(suffix):
-            return name[: -len(suffix)]
-    return Path(path).stem
-
-
-def _fmt(value: float, digits: int = 3) -> str:
-    if value is None or not np.isfinite(value):
-        return ""
-    return f"{value:.{digits}f}"
-
-
-def _fmt_g(value: float) -> str:
-    return "" if not np.isfinite(value) else f"{value:.7g}"
-
-
-def meta_row(result: Face) -> list[str]:
-    """One meta row for a Face."""
-    box = result.box.as_tuple() if result.box is not None else (np.nan,) * 4
-    pose = result.pose.as_tuple() if result.pose is not None else (np.nan,) * 3
-    return (
-        [str(result.frame), result.status.value, result.reason]
-        + [_fmt(v, 1) for v in box]
-        + [_fmt(result.timestamp_ms, 3)]
-        + [_fmt(v, 3) for v in pose]
-    )
-
-
-def summary_row(result: Face) -> list[str]:
-    """One summary row: min, max and length of the raw params (empty when none)."""
-    p = result.params
-    stats = [_fmt_g(float(p.min())), _fmt_g(float(p.max())), str(p.size)] if p.size else ["", "", "0"]
-    return [str(result.frame)] + stats + [_fmt(result.timestamp_ms, 3)]
-
-
-def landmarks_row(result: Face) -> list[str] | None:
-    """One landmarks row, or None when the frame has no landmarks."""
-    if not result.has_face:
-        return None
-    return (
-        [str(result.frame)]
-        + [_fmt(v, 3) for v in result.landmarks.reshape(-1)]
-        + [_fmt(result.timestamp_ms, 3)]
-    )
-
-
-def raw_row(result: Face) -> list[str] | None:
-    """One raw-params row, or None when the frame has no params."""
-    if result.params.size != N_PARAMS:
-        return None
-    return [str(result.frame)] + [_fmt_g(float(v)) for v in result.params]
-
-
-class CsvLog:
-    """A streaming CSV writer: one open handle, header always written, flushed every second.
-
-    Rows go to a hidden temp file beside the target, renamed over it by ``close()`` (also on
-    error or interruption), so the target is never half-written.
-    """
-
-    def __init__(self, path: Path, columns: list[str], flush_every_s: float = 1.0) -> None:
-        self.path = Path(path)
-        self.columns = columns
-        self.tmp_path = self.path.with_name(f".{self.path.name}.part")
-        self._flush_every_s = flush_every_s
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._fh = open(self.tmp_path, "w", newline="", encoding="utf-8")  # noqa: SIM115
-        except OSError as exc:
-            raise OutputError(
-                f"{self.path}: cannot write log ({exc.strerror or exc}); choose a writable {{output}}"
-            ) from exc
-        self._writer = csv.writer(self._fh)
-        self._writer.writerow(columns)
-        self._last_flush = time.monotonic()
-        self.rows = 0
-
-    def write(self, row: list[str]) -> None:
-        """Append one row (already formatted)."""
-        try:
-            self._writer.writerow(row)
-            self.rows += 1
-            now = time.monotonic()
-            if now - self._last_flush >= self._flush_every_s:
-                self._fh.flush()
-                self._last_flush = now
-        except OSError as exc:
-            self._discard()
-            raise OutputError(
-                f"{self.path}: cannot write log ({exc.strerror or exc}); free space or choose another {{output}}"
-            ) from exc
-
-    def _discard(self) -> None:
-        """Close and remove the temp file (the log could not be completed)."""
-        with contextlib.suppress(OSError, ValueError):
-            self._fh.close()
-        with contextlib.suppress(OSError):
-            os.unlink(self.tmp_path)
-
-    def close(self) -> None:
-        """Flush, close and move the temp file into place; a log that cannot be finished (a full
-        disk) is removed, never left half-written."""
-        if self._fh.closed:
-            return
-        try:
-            self._fh.flush()
-            os.fsync(self._fh.fileno())
-            self._fh.close()
-            os.replace(self.tmp_path, self.path)
-        except OSError as exc:
-            self._discard()
-            raise OutputError(
-                f"{self.path}: cannot finish log ({exc.strerror or exc}); free space or choose another {{output}}"
-            ) from exc
-
-    def __enter__(self) -> CsvLog:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-class FrameLogs:
-    """The set of per-frame logs for one input: meta and summary always, raw and landmarks on request."""
-
-    def __init__(
-        self,
-        out_dir: Path,
-        stem: str,
-        raw: bool = False,
-        landmarks: bool = False,
-        points: int = N_LANDMARKS,
-        multi: bool = False,
-    ) -> None:
-        kinds = ["meta", "summary"] + (["raw"] if raw else []) + (["landmarks"] if landmarks else [])
-        columns = {**LOG_COLUMNS, "landmarks": landmark_columns(points)}
-        if multi:  # several faces a frame: face_id right after frame, one row per face
-            columns = {k: [c[0], "face_id", *c[1:]] for k, c in columns.items()}
-        self.points = points
-        self.multi = multi
-        self.logs: dict[str, CsvLog] = {}
-        try:
-            for kind in kinds:
-                self.logs[kind] = CsvLog(log_path(out_dir, stem, kind), columns[kind])
-        except BaseException:
-            self.close()
-            raise
-
-    @property
-    def paths(self) -> list[Path]:
-        """Final paths of the logs."""
-        return [lg.path for lg in self.logs.values()]
-
-    def write(self, result: Face) -> None:
-        """Write one face of a frame to every open log (one-face logs: exactly one meta row per
-        frame). In ``multi`` logs the row carries the face's id (empty for the no-face record)."""
-        def put(kind: str, row: list[str]) -> None:
-            if self.multi:
-                row = [row[0], "" if result.status is Status.NO_FACE else str(result.id), *row[1:]]
-            self.logs[kind].write(row)
-
-        put("meta", meta_row(result))
-        put("summary", summary_row(result))
-        if "raw" in self.logs and (row := raw_row(result)) is not None:
-            put("raw", row)
-        if "landmarks" in self.logs and (row := landmarks_row(result)) is not None:
-            if len(result.landmarks) != self.points:
-                raise ValueError(f"frame {result.frame}: {len(result.landmarks)} landmarks, the log holds {self.points}")
-            put("landmarks", row)
-
-    def write_frame(self, faces: tuple[Face, ...], empty: Face) -> None:
-        """A frame's faces (one-face logs: the first), or its no-face record ``empty``."""
-        if not faces:
-            self.write(empty)
-        elif not self.multi:
-            self.write(faces[0])
-        else:
-            for face in faces:
-                self.write(face)
-
-    def close(self) -> None:
-        """Close every log (each is renamed into place)."""
-        errors = []
-        for lg in self.logs.values():
-            try:
-                lg.close()
-            except OutputError as exc:
-                errors.append(exc)
-        if errors:
-            raise errors[0]
-
-    def __enter__(self) -> FrameLogs:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-# ----------------------------------------------------------------------------- readers
 
 
 @dataclass(frozen=True)
@@ -343,13 +85,6 @@ class RawLog:
         """The rows of one face (a log with face_ids), without the face_id column."""
         keep = _rows_of(self.face_ids, face_id, self.path)
         return RawLog(self.path, self.frames[keep], self.params[keep])
-
-
-FACE_ID = "face_id"
-NO_FACE_ID = -1  # the face_id of a frame's no-face row (an empty cell)
-# The reason of a frame, in one face's view of a several-faces meta log, where that face has no
-# row but other faces have.
-FACE_ABSENT = "face_absent"
 
 
 def _rows_of(face_ids: np.ndarray | None, face_id: int, path: Path) -> np.ndarray:
@@ -705,45 +440,3 @@ def read_table(path: Path, kind: str) -> pd.DataFrame:
     if ids is not None:
         out[FACE_ID] = pd.array(np.where(ids == NO_FACE_ID, None, ids).tolist() or [], dtype="Int64")
     return out[["frame", *(c for c in df.columns if c != "frame")]]
-
-
-# corpus.csv (infer.py --video CORPUS --ray): one row per video of the corpus.
-CORPUS_COLUMNS = ["video", "stem", "status", "frames", "face_pct", "fps", "node", "seconds", "error"]
-CORPUS_STATUSES = ("ok", "failed", "skipped")
-
-
-def corpus_text(rows: list[dict[str, object]]) -> str:
-    """corpus.csv as text: the header, then one row per video (``rows``: dicts keyed by
-    CORPUS_COLUMNS; a missing or None value is an empty cell, floats to 0.1 or 0.01)."""
-    import io
-
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(CORPUS_COLUMNS)
-    for row in rows:
-        if row.get("status") not in CORPUS_STATUSES:
-            raise ValueError(f"corpus row status {row.get('status')!r}, expected one of {CORPUS_STATUSES}")
-        cells = []
-        for c in CORPUS_COLUMNS:
-            v = row.get(c)
-            if v is None:
-                cells.append("")
-            elif isinstance(v, float):
-                cells.append(f"{v:.2f}" if c == "seconds" else f"{v:.1f}")
-            else:
-                cells.append(" ".join(str(v).split()))  # one line per row, whatever the error said
-        writer.writerow(cells)
-    return buf.getvalue()
-
-
-def read_corpus(path: Path) -> dict[str, dict[str, str]]:
-    """A corpus.csv facemap wrote, by stem (text cells); {} when the file cannot be read or
-    lacks the columns (the table is rebuilt, so an unreadable one is not an error)."""
-    try:
-        with open(path, newline="", encoding="utf-8") as fh:
-            reader = csv.DictReader(fh)
-            if reader.fieldnames is None or not set(CORPUS_COLUMNS) <= set(reader.fieldnames):
-                return {}
-            return {r["stem"]: r for r in reader if r.get("stem")}
-    except (OSError, UnicodeDecodeError, csv.Error):
-        return {}
