@@ -181,3 +181,20 @@ def test_a_script_that_breaks_out_and_ends_keeps_its_overlay_and_logs(tmp_path):
     with av.open(str(tmp_path / "out" / "clip_overlay.mp4")) as c:
         assert sum(1 for _ in c.decode(video=0)) == 11
     assert len((tmp_path / "out" / "logs" / "clip_meta.csv").read_text().splitlines()) == 12
+
+
+@pytest.mark.parametrize("index", ["-1", "99999999999999999999"])
+def test_infer_camera_checks_its_index_before_opencv_sees_it(index, tmp_path, capsys, monkeypatch):
+    """infer.py --camera -1 segfaulted in cv2.VideoCapture(-1); a huge index was a bug line."""
+    import cv2
+
+    import infer
+
+    def never(*args):
+        raise AssertionError("cv2.VideoCapture was called")
+
+    monkeypatch.setattr(cv2, "VideoCapture", never)
+    code = infer.main(["--camera", index, "--no-preview", "--landmarker", "dlib", "-o", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert code == 2 and f"--camera index must be >= 0 (0 is the first camera) and <= 2147483647, got {index}" in err
+    assert not (tmp_path / "o").exists()

@@ -18,7 +18,7 @@ from ..api import FaceMap
 from ..errors import FacemapError, InputFileError, UsageError
 from ..io.outputs import OutputDir
 from ..io.schema import LOG_SUFFIXES, face_id_column, log_names, overlay_name
-from ..io.sources import FrameRange, Source
+from ..io.sources import FrameRange, Source, camera_source
 from ..io.video import VideoInfo, collect_videos, probe
 from ..sinks import CsvLogSink, PreviewSink, VideoOverlaySink
 from ..types import Face, Frame, Mode
@@ -387,6 +387,7 @@ def run_camera(cfg: InferConfig, emit: Emit) -> int:
     """infer.py --camera INDEX: until q/Esc in the preview, Ctrl-C, or --max-frames."""
     if cfg.jobs > 1:
         raise UsageError("--jobs applies to several --video files, not to --camera")
+    src = camera_source(cfg.camera)  # checked before OpenCV sees it
     span = frame_range(cfg)
     preview = not cfg.no_preview
     if preview and not have_display():
@@ -394,7 +395,6 @@ def run_camera(cfg: InferConfig, emit: Emit) -> int:
             "--camera: no display for the preview window (DISPLAY is not set); "
             "add --no-preview to run headless (logs and --save-video still work)"
         )
-    src = Source("camera", f"camera{cfg.camera}", camera=cfg.camera)
     t0 = time.perf_counter()
     counts = FrameCounts()
     output = OutputDir(Path(cfg.output), clean=cfg.clean)
