@@ -38,7 +38,7 @@ class Inputs:
     (N rows, NaN where no face), ``source`` ("landmarks" or "raw+basis"), ``paths`` of the logs;
     ``typical``: shape features of a typical neutral face when the input defines one (the basis
     mean face with raw params), else None (the analysis settings give them); ``face_id``: the
-    face these are of, in logs with several faces a frame (else None)."""
+    face these are of, in logs with a face_id column (several faces a frame), else None."""
 
     frames: np.ndarray
     timestamp_ms: np.ndarray
@@ -213,9 +213,7 @@ def _read_logs(
     return mt, lm, rw, basis, paths
 
 
-def logs_have_face_ids(
-    landmarks: Path | None = None, meta: Path | None = None, raw: Path | None = None
-) -> bool:
+def _has_face_ids(landmarks: Path | None, meta: Path | None, raw: Path | None) -> bool:
     """True when the clip's logs have a ``face_id`` column (infer.py ``--max-faces N``, N != 1:
     several faces a frame); an InputFileError when some of them have it and some do not. A log
     that is not there is left to the reader to report."""
@@ -230,16 +228,6 @@ def logs_have_face_ids(
     return any(given.values())
 
 
-def _multi_only(mt: MetaLog | None, lm: LandmarkLog | None, rw: RawLog | None) -> None:
-    """Refuse one-face reading of several-faces logs."""
-    for lg in (mt, lm, rw):
-        if lg is not None and lg.face_ids is not None:
-            raise InputFileError(
-                f"{lg.path}: has a face_id column (several faces a frame); "
-                "analyse each face with load_face_inputs / analyze_faces"
-            )
-
-
 def load_inputs(
     landmarks: Path | None = None,
     meta: Path | None = None,
@@ -247,39 +235,18 @@ def load_inputs(
     basis: Basis | None = None,
     fps: float | None = None,
     basis_dir: Path | None = None,
-) -> Inputs:
-    """Read and cross-check the logs; compute features (pose-free when ``raw`` holds params).
-
-    A raw log that holds no params (a dlib run logs none) is noted and the landmarks are used.
-    The 3DMM basis (``basis``, else loaded from ``basis_dir`` or the cache, never downloaded) is
-    only needed, and only looked for, when the raw log holds params. Logs with a ``face_id``
-    column (several faces a frame) are an InputFileError: see ``load_face_inputs``.
-    """
-    logs_have_face_ids(landmarks, meta, raw)  # a mixed set gets its own message
-    mt, lm, rw, basis, paths = _read_logs(landmarks, meta, raw, basis, fps, basis_dir)
-    _multi_only(mt, lm, rw)
-    return _build(mt, lm, rw, basis, fps, paths)
-
-
-def load_face_inputs(
-    landmarks: Path | None = None,
-    meta: Path | None = None,
-    raw: Path | None = None,
-    basis: Basis | None = None,
-    fps: float | None = None,
-    basis_dir: Path | None = None,
 ) -> dict[int, Inputs]:
-    """``load_inputs`` for logs with a ``face_id`` column: face_id -> that face's Inputs, by id.
+    """Read and cross-check the logs; compute each face's features (pose-free when ``raw`` holds
+    params): face_id -> that face's Inputs, by id (``{0: inputs}`` for logs without a
+    ``face_id`` column, whose Inputs have ``face_id`` None).
 
     Each face's timeline is every frame of the clip (the meta log's frames, else every frame from
     the first to the last logged one): frames where the face has no row are no face for it, so
-    times stay clip times. Logs without face_id are an InputFileError (see ``load_inputs``).
+    times stay clip times. A raw log that holds no params (a dlib run logs none) is noted and the
+    landmarks are used. The 3DMM basis (``basis``, else loaded from ``basis_dir`` or the cache,
+    never downloaded) is only needed, and only looked for, when the raw log holds params.
     """
-    if not logs_have_face_ids(landmarks, meta, raw):
-        given = next(p for p in (meta, landmarks, raw) if p is not None)
-        raise InputFileError(
-            f"{given}: has no face_id column (one face a frame); analyse it with load_inputs / analyze_logs"
-        )
+    by_face = _has_face_ids(landmarks, meta, raw)  # a mixed set gets its own message
     mt, lm, rw, basis, paths = _read_logs(landmarks, meta, raw, basis, fps, basis_dir)
     for lg in (lm, rw):
         if lg is not None and (lg.face_ids == NO_FACE_ID).any():
@@ -289,21 +256,19 @@ def load_face_inputs(
                 "landmarks or raw row is of a face and names it"
             )
     ids = np.unique(np.concatenate([lg.face_ids for lg in (mt, lm, rw) if lg is not None]))
-    ids = [int(i) for i in ids if i != NO_FACE_ID]
+    ids = [int(i) for i in ids if i != NO_FACE_ID] if by_face else [0]
     frames = None
     if mt is None:
-        known = np.concatenate([lg.frames for lg in (lm, rw) if lg is not None])
-        frames = _frame_span(known, lm.path if lm is not None else rw.path)
+        first = lm if lm is not None else rw
+        frames = _frame_span(first.frames, first.path)
     out = {}
     for fid in ids:
+        views = [None if lg is None else lg.of_face(fid) for lg in (mt, lm, rw)]
         try:
-            out[fid] = _build(
-                None if mt is None else mt.of_face(fid),
-                None if lm is None else lm.of_face(fid),
-                None if rw is None else rw.of_face(fid),
-                basis, fps, paths, frames, fid,
-            )
+            out[fid] = _build(*views, basis, fps, paths, frames, fid if by_face else None)
         except InputFileError as exc:
+            if not by_face:
+                raise
             raise InputFileError(f"{exc.template} (face_id {fid})") from None
     return out
 
@@ -330,8 +295,8 @@ def _build(
     frames: np.ndarray | None = None,
     face_id: int | None = None,
 ) -> Inputs:
-    """Cross-check one face's logs and compute its features over ``frames`` (default: the meta
-    log's frames, else the span of the logged ones)."""
+    """Cross-check one face's logs and compute its features over the meta log's frames, else
+    ``frames``."""
     if lm is not None and (bad := _first_nan_frame(lm.landmarks, lm.frames)) is not None:
         raise InputFileError(
             f"{lm.path}: frame {bad} has empty or NaN coordinates; a landmarks row must hold all "
@@ -351,9 +316,6 @@ def _build(
         if rw is not None:
             _check_against_meta(rw.frames, None, mt, rw.path)
         frames = mt.frames
-    elif frames is None:
-        known = lm.frames if lm is not None else rw.frames
-        frames = _frame_span(known, lm.path if lm is not None else rw.path)
     if lm is not None and rw is not None:
         common = np.intersect1d(lm.frames, rw.frames)
         if common.size < 0.5 * min(lm.frames.size, rw.frames.size):
