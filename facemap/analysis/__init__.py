@@ -81,14 +81,13 @@ def analyze(
 ) -> Analysis:
     """Run baseline, labels, events and scores on loaded inputs."""
     cfg = config or AnalysisConfig()
-    dur = frame_durations_ms(inputs.timestamp_ms)
+    dur = frame_durations_ms(inputs.timestamp_ms, cfg.frame_gap_factor)
     face = inputs.face
     if face.any():
         typical = inputs.typical or typical_face(cfg)
         base = compute_baseline(
-            inputs.features, inputs.frames, face, cfg.baseline_fraction, baseline_frames,
-            inputs.timestamp_ms, typical,
-            held={"mar": cfg.held_mar_excess, "brow_raise": cfg.held_brow_excess},
+            inputs.features, inputs.frames, face, baseline_frames, inputs.timestamp_ms, typical,
+            held={"mar": cfg.held_mar_excess, "brow_raise": cfg.held_brow_excess}, cfg=cfg,
         )
         face_ms = float(np.sum(dur[face])) if len(dur) > 1 else 0.0
         if baseline_frames is None and face_ms < cfg.min_baseline_ms:
@@ -159,7 +158,7 @@ def analyze_logs(
     every face. The basis is looked for (``basis``, else ``basis_dir`` or the cache) only when
     ``raw`` holds 3DMM params."""
     out = {}
-    for fid, inputs in load_inputs(landmarks, meta, raw, basis, fps, basis_dir).items():
+    for fid, inputs in load_inputs(landmarks, meta, raw, basis, fps, basis_dir, config).items():
         try:
             out[fid] = analyze(inputs, config, baseline_frames)
         except FacemapError as exc:  # say whose analysis it was

@@ -22,14 +22,10 @@ from ..io.records import (
     read_meta,
     read_raw,
 )
+from .config import AnalysisConfig
 from .features import FEATURE_COLUMNS, SHAPE_FEATURES, canonical_features, landmark_features
 
 log = logging.getLogger(__name__)
-
-# The nose tip may sit this far (in box sizes) outside its meta box before we call the two files
-# unrelated; dlib's and FaceMap's boxes both enclose the middle of the face.
-_BOX_SLACK = 0.5
-_MIN_INSIDE = 0.8
 
 
 @dataclass(frozen=True)
@@ -62,8 +58,10 @@ def _check_against_meta(
     points: np.ndarray | None,
     meta: MetaLog,
     path: Path,
+    cfg: AnalysisConfig,
 ) -> None:
-    """Refuse logs that cannot come from the same run as the meta log."""
+    """Refuse logs that cannot come from the same run as the meta log (the nose tips of
+    ``points`` outside the boxes: cfg.box_slack, cfg.min_inside_box)."""
     where = np.searchsorted(meta.frames, frames)
     where = np.clip(where, 0, meta.frames.size - 1)
     missing = meta.frames[where] != frames
@@ -97,24 +95,18 @@ def _check_against_meta(
     c = points[usable, 30]  # the nose tip
     b = boxes[usable]
     w, h = b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]
+    slack = cfg.box_slack
     inside = (
-        (c[:, 0] >= b[:, 0] - _BOX_SLACK * w)
-        & (c[:, 0] <= b[:, 2] + _BOX_SLACK * w)
-        & (c[:, 1] >= b[:, 1] - _BOX_SLACK * h)
-        & (c[:, 1] <= b[:, 3] + _BOX_SLACK * h)
+        (c[:, 0] >= b[:, 0] - slack * w)
+        & (c[:, 0] <= b[:, 2] + slack * w)
+        & (c[:, 1] >= b[:, 1] - slack * h)
+        & (c[:, 1] <= b[:, 3] + slack * h)
     )
-    if inside.mean() < _MIN_INSIDE:
+    if inside.mean() < cfg.min_inside_box:
         raise InputFileError(
             f"{path}: landmarks lie outside the face boxes of {meta.path} in "
             f"{100 * (1 - inside.mean()):.0f}% of frames; are the two logs from different videos?"
         )
-
-
-# Without a meta log, the frames between the first and the last logged one are filled in (no
-# face in the missing ones), but not beyond this many (factor x rows + frames): a mistyped frame
-# number must not make the analyzer allocate gigabytes.
-MAX_GAP_FACTOR = 20
-MAX_GAP_FRAMES = 100_000
 
 
 def _timestamps(
@@ -235,6 +227,7 @@ def load_inputs(
     basis: Basis | None = None,
     fps: float | None = None,
     basis_dir: Path | None = None,
+    config: AnalysisConfig | None = None,
 ) -> dict[int, Inputs]:
     """Read and cross-check the logs; compute each face's features (pose-free when ``raw`` holds
     params): face_id -> that face's Inputs, by id (``{0: inputs}`` for logs without a
@@ -245,7 +238,9 @@ def load_inputs(
     times stay clip times. A raw log that holds no params (a dlib run logs none) is noted and the
     landmarks are used. The 3DMM basis (``basis``, else loaded from ``basis_dir`` or the cache,
     never downloaded) is only needed, and only looked for, when the raw log holds params.
+    ``config``: the settings that check the logs belong together (default ``AnalysisConfig()``).
     """
+    cfg = config or AnalysisConfig()
     by_face = _has_face_ids(landmarks, meta, raw)  # a mixed set gets its own message
     mt, lm, rw, basis, paths = _read_logs(landmarks, meta, raw, basis, fps, basis_dir)
     for lg in (lm, rw):
@@ -260,12 +255,12 @@ def load_inputs(
     frames = None
     if mt is None:
         first = lm if lm is not None else rw
-        frames = _frame_span(first.frames, first.path)
+        frames = _frame_span(first.frames, first.path, cfg)
     out = {}
     for fid in ids:
         views = [None if lg is None else lg.of_face(fid) for lg in (mt, lm, rw)]
         try:
-            out[fid] = _build(*views, basis, fps, paths, frames, fid if by_face else None)
+            out[fid] = _build(*views, basis, fps, paths, cfg, frames, fid if by_face else None)
         except InputFileError as exc:
             if not by_face:
                 raise
@@ -273,10 +268,11 @@ def load_inputs(
     return out
 
 
-def _frame_span(known: np.ndarray, path: Path) -> np.ndarray:
-    """Every frame from the first to the last of ``known`` (no meta log lists them)."""
+def _frame_span(known: np.ndarray, path: Path, cfg: AnalysisConfig) -> np.ndarray:
+    """Every frame from the first to the last of ``known`` (no meta log lists them; no face in
+    the missing ones), but not beyond cfg.max_gap_factor x rows + cfg.max_gap_frames."""
     first, last = int(known.min()), int(known.max())
-    if last - first + 1 > MAX_GAP_FACTOR * known.size + MAX_GAP_FRAMES:
+    if last - first + 1 > cfg.max_gap_factor * known.size + cfg.max_gap_frames:
         raise InputFileError(
             f"{path}: frame numbers run from {first} to {last}, but the log holds {known.size} "
             "rows; is a frame number mistyped? Fix it, or pass {meta} (the meta log lists "
@@ -292,6 +288,7 @@ def _build(
     basis: Basis | None,
     fps: float | None,
     paths: dict[str, str],
+    cfg: AnalysisConfig,
     frames: np.ndarray | None = None,
     face_id: int | None = None,
 ) -> Inputs:
@@ -312,9 +309,9 @@ def _build(
             )
     if mt is not None:
         if lm is not None:
-            _check_against_meta(lm.frames, lm.landmarks, mt, lm.path)
+            _check_against_meta(lm.frames, lm.landmarks, mt, lm.path, cfg)
         if rw is not None:
-            _check_against_meta(rw.frames, None, mt, rw.path)
+            _check_against_meta(rw.frames, None, mt, rw.path, cfg)
         frames = mt.frames
     if lm is not None and rw is not None:
         common = np.intersect1d(lm.frames, rw.frames)

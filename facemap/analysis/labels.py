@@ -46,7 +46,6 @@ PRIORITY = [
     "talking",
     "neutral",
 ]
-PITCH_SLOPE = {"lip_corner_lift": 0.135, "brow_raise": 0.056}  # IOD per sin(pitch change)
 EXPRESSIVE = ["smile", "laugh", "surprise", "frown", "mouth_open", "yawn"]
 # The decision signals each frame is judged by (Labelled.signals), as the families name them.
 SIGNALS = ["eye_ratio", "eye_level", "smile_index", "mouth_level", "lip_motion", "brow_delta", "turn"]
@@ -164,7 +163,7 @@ def label_frames(
         )
         sm[HEIGHT_OVER_WIDTH] = sm[HEIGHT_OVER_WIDTH].mul(factor, axis=0)
         # Depth: the lip corners sit behind the lip centre and the brows in front of the eyes,
-        # so a head tipped from its baseline pitch moves them on the picture (see label_brows).
+        # so a head tipped from its baseline pitch moves them on the picture (brow_pitch_slope, lip_corner_pitch_slope).
         tip = np.sin(
             np.radians(np.clip(sm["pitch_deg"].to_numpy() - base.median["pitch_deg"], -60, 60))
         )
@@ -299,10 +298,9 @@ def label_brows(
     """surprise (brows up with wide eyes or an open mouth) and frown (brows down or lip corners
     down), neither while smiling; signal brow_delta (IOD above the reference)."""
     th = j.th
-    # Slopes measured on 2D landmarks (dlib, the 22 shared clips' low-smile frames, per sine of
-    # the pitch change); the smile index keeps the raw lift.
-    brow_d = j.d["brow_raise"].to_numpy() - PITCH_SLOPE["brow_raise"] * j.tip
-    lift_d = j.d["lip_corner_lift"].to_numpy() + PITCH_SLOPE["lip_corner_lift"] * j.tip
+    # The smile index keeps the raw lift.
+    brow_d = j.d["brow_raise"].to_numpy() - j.cfg.brow_pitch_slope * j.tip
+    lift_d = j.d["lip_corner_lift"].to_numpy() + j.cfg.lip_corner_pitch_slope * j.tip
     brow_up = brow_d >= th["brow_raise_on"]
     surprise = j.clean(
         brow_up & ((eye_ratio >= th["eyes_wide_ratio"]) | mouth) & ~smile, j.cfg.expression_min_ms
