@@ -9,10 +9,8 @@ A clip that cannot be analysed (a bad log, no landmarks) is recorded with its er
 still run. The summary and index are written when the ``with`` block ends without an exception;
 clips analysed into the folder by an earlier run are listed too.
 
-A clip whose logs have a ``face_id`` column (several faces a frame) is written face by face
-(``write_outputs``): ``<out>/<stem>/face_<id>/`` per face, ``<out>/<stem>/`` holding a report.json
-that lists the faces and that clip's summary.csv and index.html, and one summary row per face
-(stem ``<stem>/face_<id>``).
+A clip whose logs have a ``face_id`` column is written face by face (``write_outputs``) into
+``<out>/<stem>/``, with one summary row per face (stem ``<stem>/face_<id>``).
 """
 
 from __future__ import annotations
@@ -192,18 +190,10 @@ class Batch:
         finally:
             self._dir.close()
 
-    def analyze(
-        self,
-        clip: ClipLogs,
-        *,
-        fps: float | None = None,
-        config: AnalysisConfig | None = None,
-        baseline_frames: tuple[int, int] | None = None,
-        basis_dir: Path | None = None,
-    ) -> ClipOutcome:
-        """Analyse one clip into ``<out>/<stem>/``; a FacemapError becomes a failed outcome."""
-        outcome = analyze_clip(self.path, clip, plots=self.plots, names=self.names, fps=fps, config=config,
-                               baseline_frames=baseline_frames, basis_dir=basis_dir)
+    def analyze(self, clip: ClipLogs, **options: object) -> ClipOutcome:
+        """Analyse one clip into ``<out>/<stem>/``; a FacemapError becomes a failed outcome.
+        ``options``: fps, config, baseline_frames, basis_dir, as ``analyze_clip`` takes them."""
+        outcome = analyze_clip(self.path, clip, plots=self.plots, names=self.names, **options)
         self.outcomes.append(outcome)
         return outcome
 

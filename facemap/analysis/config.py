@@ -20,17 +20,14 @@ from ..errors import UsageError
 class AnalysisConfig:
     """Thresholds and time constants of the expression analyzer (see the module docstring)."""
 
-    # frames: each stands for the gap to the next, capped at this many median gaps (a pause in
-    # the recording is not counted)
-    frame_gap_factor: float = 3.0
+    frame_gap_factor: float = 3.0  # a frame stands for the gap to the next, at most this many median gaps
     # baseline
     baseline_fraction: float = 0.3  # share of face frames with the least activity
     baseline_max_frames: int = 20_000  # long clips: every k-th face frame, this many (plenty for a median)
     ear_open_quantile: float = 0.8  # the open-eye level: this quantile of EAR over face frames
     noise_window_ms: float = 200.0  # jitter: residual from a centred moving average this long
     min_z: float = 3.0  # every change must also exceed min_z x the person's jitter
-    # Smallest jitter, so near-noise-free input (synthetic, very steady) stays sane: of the
-    # aspect ratios (EAR, MAR), of lengths in IOD, of angles.
+    # smallest jitter (near-noise-free input stays sane): of EAR and MAR, of lengths in IOD, of angles
     spread_floor_ratio: float = 0.01
     spread_floor_iod: float = 0.005
     spread_floor_deg: float = 1.0
@@ -112,10 +109,9 @@ class AnalysisConfig:
     held_quantile: float = 0.1  # a mouth held open: its reference from this share of frames nearest neutral
     # brows and frown
     brow_raise_on: float = 0.05
-    # 2D landmarks: the brows sit in front of the eyes and the lip corners behind the lip centre,
-    # so a head tipped from its baseline pitch moves them on the picture by this many IOD per
-    # sine of the pitch change (dlib, the 22 shared clips' low-smile frames); the brow and frown
-    # tests take it out.
+    # 2D landmarks: a head tipped from its baseline pitch moves the brows (in front of the eyes) and
+    # the lip corners (behind the lip centre) by this many IOD per sine of the pitch change (dlib,
+    # the 22 shared clips' low-smile frames); the brow and frown tests take it out.
     brow_pitch_slope: float = 0.056
     lip_corner_pitch_slope: float = 0.135
     frown_brow_drop: float = 0.03
@@ -126,11 +122,9 @@ class AnalysisConfig:
     away_pitch_deg: float = 25.0
     away_off_factor: float = 0.8
     away_min_ms: float = 500.0
-    # the logs: landmarks are of the meta log's faces when the nose tip lies within box_slack box
-    # sizes of the box in min_inside_box of the frames (dlib's and FaceMap's boxes both enclose
-    # the middle of the face); without a meta log, the frames between the first and the last
-    # logged one are filled in, but not beyond max_gap_factor x rows + max_gap_frames (a mistyped
-    # frame number must not make the analyzer allocate gigabytes).
+    # the logs belong together when the nose tip lies within box_slack box sizes of its meta box in
+    # min_inside_box of the frames; without a meta log, the frames from the first to the last logged
+    # one are filled in up to max_gap_factor x rows + max_gap_frames (not gigabytes for a typo).
     box_slack: float = 0.5
     min_inside_box: float = 0.8
     max_gap_factor: float = 20.0

@@ -105,9 +105,8 @@ def effective_thresholds(base: Baseline, cfg: AnalysisConfig) -> dict[str, float
 
 @dataclass(frozen=True)
 class Judged:
-    """What every label family judges, for N frames: ``sm`` the smoothed features, ``d`` their
-    change from the person's reference, ``tip`` (N,) the sine of the head's pitch change (zero
-    unless 2D landmarks are corrected for it), ``th`` the effective thresholds."""
+    """What every label family judges, for N frames: ``sm`` the smoothed features, ``d`` their change
+    from the reference, ``tip`` (N,) the sine of the pitch change (2D landmarks), ``th`` thresholds."""
 
     sm: pd.DataFrame
     d: pd.DataFrame
@@ -121,8 +120,7 @@ class Judged:
     still: bool
 
     def clean(self, mask: np.ndarray, min_ms: float, gap_ms: float = 0.0) -> np.ndarray:
-        """``mask`` on face frames, runs shorter than ``min_ms`` dropped and gaps up to ``gap_ms``
-        filled (a still picture: no time rules)."""
+        """``mask`` on face frames without runs under ``min_ms`` or gaps up to ``gap_ms`` (a still: as is)."""
         if self.still:
             return mask & self.face
         return clean_runs(mask & self.face, self.duration_ms, min_ms, gap_ms, allowed=self.face) & self.face
@@ -229,15 +227,9 @@ def label_eyes(j: Judged) -> dict[str, np.ndarray]:
     )
     brief = (dur <= cfg.blink_max_ms) & (not j.still)  # a picture's closed eyes are no blink
     short = brief & (wink_share < 0.5) & (deepest < cfg.blink_depth)
-    n = len(sm)
-    return {
-        "eyes_closed": closed,
-        "blink": paint_runs(n, s[short], e[short]) & j.face,
-        "wink": wink,
-        "brief_closure": paint_runs(n, s[brief], e[brief]),
-        "eye_ratio": eye_ratio,
-        "eye_level": eye_level,
-    }
+    blink, brief_closure = paint_runs(len(sm), s[short], e[short]) & j.face, paint_runs(len(sm), s[brief], e[brief])
+    return dict(eyes_closed=closed, blink=blink, wink=wink, brief_closure=brief_closure, eye_ratio=eye_ratio,
+                eye_level=eye_level)
 
 
 def label_smile(j: Judged) -> dict[str, np.ndarray]:
@@ -282,14 +274,8 @@ def label_mouth(j: Judged, smile: np.ndarray) -> dict[str, np.ndarray]:
         cfg.yawn_min_ms,
         cfg.mouth_gap_ms,
     )
-    return {
-        "mouth_open": mouth,
-        "laugh": smile & mouth,
-        "talking": talking,
-        "yawn": yawn,
-        "mouth_level": mouth_level,
-        "lip_motion": lip_motion,
-    }
+    return dict(mouth_open=mouth, laugh=smile & mouth, talking=talking, yawn=yawn, mouth_level=mouth_level,
+                lip_motion=lip_motion)
 
 
 def label_brows(

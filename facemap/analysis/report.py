@@ -176,17 +176,13 @@ def write_outputs(
     plots: bool = True,
     paths: Mapping[str, str] | None = None,
 ) -> list[dict[str, object]]:
-    """Write a clip's analyses (``analyze_logs``) into ``out_dir`` (created if needed); returns
-    their summary rows.
+    """Write a clip's analyses (``analyze_logs``) into ``out_dir``; returns their summary rows.
 
-    Logs without face_id (``one_face``): score.txt, report.json, expressions.csv, timeline.png
-    and report.html in ``out_dir`` (one row, stem ""). Logs with face_id: those files in
-    ``face_<id>/`` per face, a report.json listing the faces, summary.csv and index.html with one
-    row per face (stem ``face_<id>``); ``paths``: the clip's logs, for that report when no face
-    was found. With ``plots=False`` the PNG is skipped and the HTML pages have no picture.
-    Refuses (OutputError) a folder that holds another clip's analysis or several clips'; its own
-    earlier analysis of this clip is replaced.
-    """
+    Logs without face_id (``one_face``): OUTPUT_NAMES in ``out_dir`` (one row, stem ""); with
+    face_id: those in ``face_<id>/`` per face, with a report.json listing the faces, summary.csv
+    and index.html (a row per face, stem ``face_<id>``; ``paths``: the clip's logs, for that
+    report when there is no face). ``plots=False``: no PNG. Refuses (OutputError) a folder that
+    holds another clip's analysis or several clips' (``refuse_mixing``)."""
     single = one_face(analyses)
     if single is not None:
         return [summary_row("", _write_files(single, Path(out_dir), plots, "clip"))]
@@ -200,14 +196,8 @@ def write_outputs(
             name = face_folder(fid)
             report = _write_files(analyses[fid], out.path / name, plots, "clip")
             rows.append(summary_row(name, report))
-            listed.append(
-                {
-                    "face_id": fid,
-                    "folder": name,
-                    "frames_with_face": report["inputs"]["frames_with_face"],
-                    "overall_score": report["overall_score"],
-                }
-            )
+            face = report["inputs"]["frames_with_face"]
+            listed.append({"face_id": fid, "folder": name, "frames_with_face": face, "overall_score": report["overall_score"]})
         frames = int(first.inputs.frames.size) if first is not None else None  # no face: not known
         doc = {"clip": clip, "faces": listed, "inputs": {**logs, "frames": frames}, "version": __version__}
         atomic_write_bytes(out.file("report.json"), (json.dumps(doc, indent=2) + "\n").encode())
