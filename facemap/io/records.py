@@ -341,7 +341,8 @@ class MetaLog:
 
 @dataclass(frozen=True)
 class RawLog:
-    """A raw-params log: frames (N,), params (N, 265)."""
+    """A raw-params log: frames (N,), params (N, 265); face_ids (N,) int (0 on every row when the
+    file has no face_id column: ``has_face_id``)."""
 
     path: Path
     frames: np.ndarray
