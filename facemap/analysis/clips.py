@@ -212,12 +212,8 @@ class Batch:
                 continue
             if "report.json" not in OutputDir(marker.parent).listed():
                 continue
-            report = read_report(marker.parent / "report.json")
             try:
-                if isinstance(report, dict) and "faces" in report:
-                    rows.update((r["stem"], r) for r in _read_face_rows(marker.parent, stem))
-                else:
-                    rows[stem] = summary_row(stem, report)
+                rows.update((r["stem"], r) for r in _read_rows(marker.parent, stem))
             except (KeyError, TypeError):  # not an analysis report
                 continue
         return [rows[s] for s in sorted(rows, key=_natural)]
@@ -232,14 +228,14 @@ def _natural(stem: str) -> tuple:
     return (head, int(tail)) if head and tail.isdigit() else (stem, -1)
 
 
-def _read_face_rows(folder: Path, stem: str) -> list[dict[str, object]]:
-    """The summary rows of a clip analysed face by face into ``folder`` by an earlier run."""
-    report = read_report(folder / "report.json") or {}
-    rows = []
-    for face in report["faces"]:
-        name = face_folder(int(face["face_id"]))
-        rows.append(summary_row(f"{stem}/{name}", read_report(folder / name / "report.json")))
-    return rows
+def _read_rows(folder: Path, stem: str) -> list[dict[str, object]]:
+    """The summary rows of a clip analysed into ``folder`` by an earlier run (one per face when
+    its logs had face_id)."""
+    report = read_report(folder / "report.json")
+    if not (isinstance(report, dict) and "faces" in report):
+        return [summary_row(stem, report)]
+    names = [face_folder(int(face["face_id"])) for face in report["faces"]]
+    return [summary_row(f"{stem}/{name}", read_report(folder / name / "report.json")) for name in names]
 
 
 def clip_paths(clip: ClipLogs) -> dict[str, str]:
