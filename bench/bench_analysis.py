@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
             args.repeat, lambda: (pd.read_csv(lm), pd.read_csv(meta)), lambda: analyze_logs(lm, meta)
         )
         t_write, _ = best_of(args.repeat, lambda: write_outputs(res, folder / "out", plots=False))
-        t_plot, _ = best_of(1, lambda: timeline_png(res))
+        t_plot, _ = best_of(1, lambda: timeline_png(res[0]))
     print(
         f"frames {args.frames} ({args.frames / 30 / 3600:.2f} h at 30 fps), CSVs {size_mb:.0f} MB"
     )

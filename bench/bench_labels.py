@@ -147,7 +147,7 @@ def load_clip(stem: str, ref: Path, logs: Path | None = None) -> tuple[Inputs, p
         lm, meta = ref / f"{stem}_dlib_landmarks.csv", ref / f"{stem}_dlib_meta.csv"
     else:
         lm, meta = logs / f"{stem}_landmarks.csv", logs / f"{stem}_meta.csv"
-    inputs = load_inputs(lm, meta, fps=fps)
+    inputs = load_inputs(lm, meta, fps=fps)[0]
     truth = mediapipe_truth(ref / f"{stem}_mediapipe_blendshapes.csv").reindex(inputs.frames)
     voiced = voiced_at(ref.parent / "videos" / f"{stem}.mp4", inputs.timestamp_ms)
     truth["voiced"] = np.nan if voiced is None else voiced

@@ -66,21 +66,43 @@ def _is_analysis_of(folder: Path, stem: str) -> bool:
     return report_clip(report)["stem"] == stem
 
 
-def find_expressions(logs: Path, stem: str, analysis: Path | None = None) -> Path | None:
-    """The analyzer's expressions.csv for ``stem``: in ``analysis/<stem>/`` (several clips) or
-    ``analysis/`` (one clip, when its report.json is of ``stem``). Without ``analysis``, where
-    the README's commands write it: ``analysis/`` beside the logs folder (out/logs -> out/analysis).
-    None when there is none; an InputFileError when ``analysis`` was given and holds none."""
+def find_expressions(logs: Path, stem: str, analysis: Path | None = None, by_face: bool = False) -> dict[int, Path]:
+    """The analyzer's expressions.csv of ``stem`` by face_id: in ``analysis/<stem>/`` (several
+    clips) or ``analysis/`` (one clip, when its report.json is of ``stem``); ``by_face`` (logs
+    with a face_id column): in the ``face_<id>/`` folders such a report.json lists, else face 0's
+    in the folder itself. Without ``analysis``, where the README's commands write it:
+    ``analysis/`` beside the logs folder (out/logs -> out/analysis). Empty when there is none; an
+    InputFileError when ``analysis`` was given and holds none."""
+    from .analysis.report import read_report, report_clip
+
     base = Path(analysis) if analysis is not None else logs.parent / "analysis"
     for folder in (base / stem, base):
-        if _is_analysis_of(folder, stem):
-            return folder / EXPRESSIONS
+        if not by_face:
+            if _is_analysis_of(folder, stem):
+                return {0: folder / EXPRESSIONS}
+            continue
+        report = read_report(folder / "report.json")
+        if report is None or "faces" not in report or report_clip(report)["stem"] != stem:
+            continue
+        found = {}
+        for face in report["faces"]:
+            path = folder / str(face.get("folder", "")) / EXPRESSIONS
+            if path.is_file():
+                found[int(face["face_id"])] = path
+        if found:
+            return found
+    if analysis is not None and by_face:
+        raise InputFileError(
+            f"{base}: holds no per-face analysis of {stem} (expected {base / stem / 'face_0' / EXPRESSIONS} "
+            f"or {base / 'face_0' / EXPRESSIONS}, with a report.json of {stem} listing the faces); "
+            "pass the analyzer's output folder"
+        )
     if analysis is not None:
         raise InputFileError(
             f"{base}: holds no analysis of {stem} (expected {base / stem / EXPRESSIONS}, or "
             f"{base / EXPRESSIONS} with a report.json of {stem}); pass the analyzer's output folder"
         )
-    return None
+    return {}
 
 
 def load_logs(folder: Path | str, stem: str, analysis: Path | str | None = None) -> pd.DataFrame:
@@ -125,21 +147,19 @@ def load_logs(folder: Path | str, stem: str, analysis: Path | str | None = None)
             join(raw, raw_path)
         else:
             log.info("%s: holds no 3DMM parameters (a dlib run logs none); no p* columns", raw_path)
-    if FACE_ID in table:
-        found = find_face_expressions(folder, stem, None if analysis is None else Path(analysis))
-        if found:
-            import pandas as pd
+    by_face = FACE_ID in table
+    found = find_expressions(folder, stem, None if analysis is None else Path(analysis), by_face)
+    if found:
+        import pandas as pd
 
-            parts = []
-            for fid, path in found.items():
-                part = read_table(path, "expressions")
+        parts = []
+        for fid, path in found.items():
+            part = read_table(path, "expressions")
+            if by_face:
                 part.insert(1, FACE_ID, pd.array([fid] * len(part), dtype="Int64"))
-                parts.append(part)
-            join(_expr_columns(pd.concat(parts, ignore_index=True), table, keys), found[min(found)].parent.parent)
-        return table
-    expr_path = find_expressions(folder, stem, None if analysis is None else Path(analysis))
-    if expr_path is not None:
-        join(_expr_columns(read_table(expr_path, "expressions"), table, keys), expr_path)
+            parts.append(part)
+        where = found[min(found)].parent.parent if by_face else found[0]
+        join(_expr_columns(pd.concat(parts, ignore_index=True), table, keys), where)
     return table
 
 
@@ -147,32 +167,3 @@ def _expr_columns(expr: pd.DataFrame, table: pd.DataFrame, keys: list[str]) -> p
     if "timestamp_ms" in table:
         expr = expr.drop(columns="timestamp_ms", errors="ignore")
     return expr.rename(columns={c: EXPR_PREFIX + c for c in expr.columns if c not in keys and c in table})
-
-
-def find_face_expressions(logs: Path, stem: str, analysis: Path | None = None) -> dict[int, Path]:
-    """The analyzer's expressions.csv of each face of ``stem`` (face_id -> path), where a
-    per-face analysis writes them: ``analysis/<stem>/face_<id>/`` (several clips) or
-    ``analysis/face_<id>/`` (one clip), listed by the report.json beside them. Without
-    ``analysis``: ``analysis/`` beside the logs folder. Empty when there is none; an
-    InputFileError when ``analysis`` was given and holds none."""
-    from .analysis.report import read_report, report_clip
-
-    base = Path(analysis) if analysis is not None else logs.parent / "analysis"
-    for folder in (base / stem, base):
-        report = read_report(folder / "report.json")
-        if report is None or "faces" not in report or report_clip(report)["stem"] != stem:
-            continue
-        found = {}
-        for face in report["faces"]:
-            path = folder / str(face.get("folder", "")) / EXPRESSIONS
-            if path.is_file():
-                found[int(face["face_id"])] = path
-        if found:
-            return found
-    if analysis is not None:
-        raise InputFileError(
-            f"{base}: holds no per-face analysis of {stem} (expected {base / stem / 'face_0' / EXPRESSIONS} "
-            f"or {base / 'face_0' / EXPRESSIONS}, with a report.json of {stem} listing the faces); "
-            "pass the analyzer's output folder"
-        )
-    return {}

@@ -108,15 +108,17 @@ def test_2d_pose_has_the_sign_convention_of_the_params():
 
 def _face_with_depth(n: int) -> np.ndarray:
     """(N, 68, 3) neutral faces whose brows sit in front of the eyes and whose lip corners sit
-    behind the lip centre, by the depths that labels.PITCH_SLOPE measures on real faces (the
+    behind the lip centre, by the depths that AnalysisConfig's pitch slopes measure on real faces (the
     template itself is flat there, so its brows would not move with pitch)."""
-    from facemap.analysis.labels import PITCH_SLOPE
+    from facemap.analysis.config import AnalysisConfig
     from facemap.analysis.synth import TEMPLATE
+
+    cfg = AnalysisConfig()
 
     iod = float(np.linalg.norm(TEMPLATE[45] - TEMPLATE[36]))
     f = faces_3d(_expr(n))
-    f[:, 17:27, 2] -= PITCH_SLOPE["brow_raise"] * iod  # z grows away from the camera
-    f[:, [48, 54, 60, 64], 2] += PITCH_SLOPE["lip_corner_lift"] * iod
+    f[:, 17:27, 2] -= cfg.brow_pitch_slope * iod  # z grows away from the camera
+    f[:, [48, 54, 60, 64], 2] += cfg.lip_corner_pitch_slope * iod
     return f
 
 
@@ -125,8 +127,7 @@ def test_a_pitch_sweep_at_a_fixed_neutral_face_does_not_read_as_a_frown(monkeypa
     sweeps the 3DMM): the depth of brows and lip corners moves them on the picture, and the brow
     and frown tests undo it with the estimated pitch change. Without the correction, the same
     sweep reads as a frown."""
-    import facemap.analysis.labels as labels
-    from facemap.analysis import Inputs, analyze
+    from facemap.analysis import AnalysisConfig, Inputs, analyze
 
     fps, n = 30.0, 600  # 20 s: level 0-6 s, down to -20 (7-10 s), level, up to +20 (15-18 s)
     t = np.arange(n) / fps
@@ -144,8 +145,7 @@ def test_a_pitch_sweep_at_a_fixed_neutral_face_does_not_read_as_a_frown(monkeypa
     assert not flags["frown"].to_numpy().any()
     brow_left = np.abs(res.labelled.signals["brow_delta"].to_numpy()[tipped]).max()
     assert brow_left < 0.013
-    monkeypatch.setattr(labels, "PITCH_SLOPE", {"brow_raise": 0.0, "lip_corner_lift": 0.0})
-    raw = analyze(inputs).labelled
+    raw = analyze(inputs, AnalysisConfig(brow_pitch_slope=0.0, lip_corner_pitch_slope=0.0)).labelled
     assert np.abs(raw.signals["brow_delta"].to_numpy()[tipped]).max() > 1.5 * brow_left
     uncorrected = raw.flags["frown"].to_numpy().astype(bool)
     # tipped one way, the lip corners (behind the lip centre) drop below the lip line on the

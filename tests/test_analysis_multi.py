@@ -448,7 +448,7 @@ def test_load_logs_errors_name_the_file(case, needle, tmp_path, capsys):
 
 
 def test_an_interrupt_stops_the_run_with_130_and_leaves_done_clips_whole(tmp_path, capsys, monkeypatch):
-    import facemap.analysis.batch as batch
+    import facemap.analysis.clips as batch
 
     logs = folder_of("lp_d0", "dpe_s", root=tmp_path / "logs")
     real = batch.analyze_logs
@@ -498,7 +498,8 @@ def _report(events: dict[str, int], score: float = 61.5) -> dict:
 
 
 def test_a_new_event_type_is_a_new_column_of_the_table(tmp_path):
-    from facemap.analysis.batch import _write_tables, summary_row
+    from facemap.analysis.summary import summary_row
+    from facemap.analysis.summary import write_tables as _write_tables
     from facemap.io.outputs import OutputDir
 
     usual = {"blink": 3, "smile": 1, "yawn": 0, "looking_away": 2}
@@ -525,7 +526,7 @@ def test_a_new_event_type_is_a_new_column_of_the_table(tmp_path):
 
 def test_without_pyarrow_the_parquet_is_one_warning_line(tmp_path, capsys, monkeypatch, caplog):
     logs = folder_of("lp_d0", root=tmp_path / "logs")
-    from facemap.analysis import batch
+    from facemap.analysis import summary as batch
 
     monkeypatch.setattr(batch, "have_pyarrow", lambda: False)
     rc, stdout, err = run(["--logs", logs, "--out", tmp_path / "o", "--fps", 25, "--no-plots"], capsys)

@@ -21,11 +21,11 @@ import pytest
 
 import analyze_expressions
 import facemap
-from facemap.analysis import analyze_faces, analyze_logs, load_face_inputs, load_inputs
-from facemap.analysis.batch import SUMMARY_COLUMNS
+from facemap.analysis import analyze_faces, analyze_logs, load_inputs
 from facemap.analysis.features import landmark_features
 from facemap.analysis.report import OUTPUT_NAMES, report_dict
-from facemap.errors import EXIT_INPUT, EXIT_OUTPUT, InputFileError
+from facemap.analysis.summary import SUMMARY_COLUMNS
+from facemap.errors import EXIT_INPUT, EXIT_OUTPUT
 from facemap.io.records import read_landmarks, read_meta
 from facemap.io.schema import FACE_ABSENT
 from tests.conftest import need_shared
@@ -119,9 +119,9 @@ def counts(rep: dict, skip: tuple[str, ...] = ()) -> dict[str, int]:
 def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     root = tmp_path_factory.mktemp("persons")
     logs = two_faces(root / "logs")
-    faces = analyze_faces(logs["landmarks"], logs["meta"])
-    same = {f: analyze_logs(**alone(c, root / f"same{f}", ABSENT[f])) for f, c in enumerate(CLIPS)}
-    plain = {f: analyze_logs(**alone(c, root / f"plain{f}", [])) for f, c in enumerate(CLIPS)}
+    faces = analyze_logs(logs["landmarks"], logs["meta"])
+    same = {f: analyze_logs(**alone(c, root / f"same{f}", ABSENT[f]))[0] for f, c in enumerate(CLIPS)}
+    plain = {f: analyze_logs(**alone(c, root / f"plain{f}", []))[0] for f, c in enumerate(CLIPS)}
     return {"logs": logs, "faces": faces, "same": same, "plain": plain}
 
 
@@ -358,15 +358,22 @@ def test_bad_face_id_logs_are_one_line_errors_exit_3(tmp_path, capsys, case, nee
     assert not (tmp_path / "a").exists()
 
 
-def test_the_one_face_and_per_face_functions_refuse_the_other_layout(built, tmp_path):
+def test_one_loader_reads_both_layouts(built, tmp_path):
     logs = built["logs"]
-    with pytest.raises(InputFileError, match="has a face_id column .*analyze_faces"):
-        load_inputs(logs["landmarks"], logs["meta"])
+    assert sorted(load_inputs(logs["landmarks"], logs["meta"])) == [0, 1]
     one = alone("dpe_s", tmp_path, [])
-    with pytest.raises(InputFileError, match="has no face_id column .*analyze_logs"):
-        load_face_inputs(one["landmarks"], one["meta"])
+    only = load_inputs(one["landmarks"], one["meta"])
+    assert list(only) == [0] and only[0].face_id is None
+    # of_face(0) of a log without face_id is the log as the one-face path read it
+    meta = read_meta(one["meta"], strict=True)
+    assert not meta.has_face_id and (meta.face_ids == 0).all() and meta.of_face(0) is meta
+    lm = read_landmarks(one["landmarks"], strict=True)
+    view = lm.of_face(0)
+    assert (view.frames == lm.frames).all() and (view.landmarks == lm.landmarks).all()
+    with pytest.warns(DeprecationWarning, match="use analyze_logs"):
+        assert list(analyze_faces(one["landmarks"], one["meta"])) == [0]
     # without the meta log every frame from the first to the last logged one is each face's
-    faces = load_face_inputs(logs["landmarks"], fps=FPS)
+    faces = load_inputs(logs["landmarks"], fps=FPS)
     assert [f.frames.size for f in faces.values()] == [228, 228]
     assert [int(f.face.sum()) for f in faces.values()] == [227, 218]
 
@@ -420,7 +427,7 @@ def test_a_new_id_mid_clip_is_a_face_of_its_own_in_clip_time(tmp_path):
             ln.replace(",1,", ",2,", 1) if ln.split(",")[1] == "1" and int(ln.split(",")[0]) >= 153 else ln
             for ln in ls
         ])
-    faces = analyze_faces(logs["landmarks"], logs["meta"])
+    faces = analyze_logs(logs["landmarks"], logs["meta"])
     assert sorted(faces) == [0, 1, 2]
     assert [f.inputs.frames.size for f in faces.values()] == [228, 228, 228]
     late = faces[2]
@@ -484,7 +491,7 @@ def test_raw_params_logs_with_face_id_give_each_face_its_pose_free_analysis(tmp_
     meta = pd.DataFrame(meta, columns=["frame", "face_id", "status", "reason", "x0", "y0", "x1", "y1", "timestamp_ms"])
     raw.to_csv(tmp_path / "two_raw.csv", index=False)
     meta.to_csv(tmp_path / "two_meta.csv", index=False)
-    faces = analyze_faces(None, tmp_path / "two_meta.csv", tmp_path / "two_raw.csv", basis_dir=basis)
+    faces = analyze_logs(None, tmp_path / "two_meta.csv", tmp_path / "two_raw.csv", basis_dir=basis)
     for f in (0, 1):
         mine = meta[meta.face_id == f].drop(columns="face_id")
         if f == 1:
@@ -493,7 +500,7 @@ def test_raw_params_logs_with_face_id_give_each_face_its_pose_free_analysis(tmp_
             mine = pd.concat([mine, absent]).sort_values("frame")
         mine.to_csv(tmp_path / f"s{f}_meta.csv", index=False)
         raw[raw.face_id == f].drop(columns="face_id").to_csv(tmp_path / f"s{f}_raw.csv", index=False)
-        alone_ = analyze_logs(None, tmp_path / f"s{f}_meta.csv", tmp_path / f"s{f}_raw.csv", basis_dir=basis)
+        alone_ = analyze_logs(None, tmp_path / f"s{f}_meta.csv", tmp_path / f"s{f}_raw.csv", basis_dir=basis)[0]
         assert faces[f].inputs.source == "raw+basis" and faces[f].inputs.frames.size == n
         pd.testing.assert_frame_equal(faces[f].frame_table(), alone_.frame_table())
     assert int(faces[1].inputs.face.sum()) == n - len(gap)

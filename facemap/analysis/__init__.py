@@ -1,12 +1,14 @@
 """Expression analysis: features -> baseline -> labels -> events -> scores -> report.
 
-``analyze_logs`` is the one call the CLI makes for a clip (``analyze_faces`` for logs with a
-``face_id`` column: one Analysis per face); the steps are importable on their own.
+``analyze_logs`` is the one call the CLI makes for a clip (one Analysis per face: a single one
+for logs without a ``face_id`` column); the steps are importable on their own.
 """
 
 from __future__ import annotations
 
 import logging
+import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -18,7 +20,7 @@ from ..errors import FacemapError
 from .baseline import Baseline, compute_baseline, parse_frame_range
 from .config import AnalysisConfig, load_config
 from .events import frame_durations_ms, label_events
-from .inputs import Inputs, load_face_inputs, load_inputs, logs_have_face_ids
+from .inputs import Inputs, load_inputs
 from .labels import LABELS, NO_FACE, PRIORITY, Labelled, label_frames
 from .scores import Scores, compute_scores
 
@@ -34,9 +36,8 @@ __all__ = [
     "analyze_faces",
     "analyze_logs",
     "load_config",
-    "load_face_inputs",
     "load_inputs",
-    "logs_have_face_ids",
+    "one_face",
     "parse_frame_range",
 ]
 
@@ -80,14 +81,13 @@ def analyze(
 ) -> Analysis:
     """Run baseline, labels, events and scores on loaded inputs."""
     cfg = config or AnalysisConfig()
-    dur = frame_durations_ms(inputs.timestamp_ms)
+    dur = frame_durations_ms(inputs.timestamp_ms, cfg.frame_gap_factor)
     face = inputs.face
     if face.any():
         typical = inputs.typical or typical_face(cfg)
         base = compute_baseline(
-            inputs.features, inputs.frames, face, cfg.baseline_fraction, baseline_frames,
-            inputs.timestamp_ms, typical,
-            held={"mar": cfg.held_mar_excess, "brow_raise": cfg.held_brow_excess},
+            inputs.features, inputs.frames, face, baseline_frames, inputs.timestamp_ms, typical,
+            held={"mar": cfg.held_mar_excess, "brow_raise": cfg.held_brow_excess}, cfg=cfg,
         )
         face_ms = float(np.sum(dur[face])) if len(dur) > 1 else 0.0
         if baseline_frames is None and face_ms < cfg.min_baseline_ms:
@@ -151,32 +151,31 @@ def analyze_logs(
     config: AnalysisConfig | None = None,
     baseline_frames: tuple[int, int] | None = None,
     basis_dir: Path | None = None,
-) -> Analysis:
-    """Load the logs and analyse them (no files written; see ``report.write_outputs``). The
-    basis is looked for (``basis``, else ``basis_dir`` or the cache) only when ``raw`` holds
-    3DMM params."""
-    inputs = load_inputs(landmarks, meta, raw, basis, fps, basis_dir)
-    return analyze(inputs, config, baseline_frames)
-
-
-def analyze_faces(
-    landmarks: Path | None = None,
-    meta: Path | None = None,
-    raw: Path | None = None,
-    basis: Basis | None = None,
-    fps: float | None = None,
-    config: AnalysisConfig | None = None,
-    baseline_frames: tuple[int, int] | None = None,
-    basis_dir: Path | None = None,
 ) -> dict[int, Analysis]:
-    """``analyze_logs`` for logs with a ``face_id`` column (several faces a frame): face_id ->
-    that face's Analysis, each with its own baseline, over every frame of the clip (frames
-    without the face are no face for it). ``baseline_frames`` applies to every face."""
-    faces = load_face_inputs(landmarks, meta, raw, basis, fps, basis_dir)
+    """Load the logs and analyse each face (no files written; see ``report.write_outputs``):
+    face_id -> that face's Analysis, each with its own baseline, over every frame of the clip
+    (``{0: analysis}`` for logs without a ``face_id`` column). ``baseline_frames`` applies to
+    every face. The basis is looked for (``basis``, else ``basis_dir`` or the cache) only when
+    ``raw`` holds 3DMM params."""
     out = {}
-    for fid, inputs in faces.items():
+    for fid, inputs in load_inputs(landmarks, meta, raw, basis, fps, basis_dir, config).items():
         try:
             out[fid] = analyze(inputs, config, baseline_frames)
         except FacemapError as exc:  # say whose analysis it was
+            if inputs.face_id is None:
+                raise
             raise type(exc)(f"{exc.template} (face_id {fid})") from None
     return out
+
+
+def one_face(analyses: Mapping[int, Analysis]) -> Analysis | None:
+    """The Analysis of logs without a ``face_id`` column (its files are written flat), else None
+    (logs with the column: one ``face_<id>/`` folder per face)."""
+    only = analyses.get(0) if len(analyses) == 1 else None
+    return only if only is not None and only.inputs.face_id is None else None
+
+
+def analyze_faces(*args: object, **kwargs: object) -> dict[int, Analysis]:
+    """Deprecated: ``analyze_logs`` analyses logs with and without ``face_id`` alike."""
+    warnings.warn("analyze_faces is deprecated; use analyze_logs", DeprecationWarning, stacklevel=2)
+    return analyze_logs(*args, **kwargs)

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import UsageError
+from .config import AnalysisConfig
 from .features import FEATURE_COLUMNS
 
 # Features whose rise means activity (smiling, opening, raising), and those judged both ways.
@@ -15,26 +16,11 @@ _RISING = ["mouth_width", "lip_corner_lift", "mar", "jaw_open"]
 _TWO_SIDED = ["ear", "brow_raise", "yaw_deg", "pitch_deg"]
 # Smile features whose reference is capped at a typical neutral face (see ``compute_baseline``).
 CAPPED = ["mouth_width", "lip_corner_lift"]
-EAR_OPEN_QUANTILE = 0.8
-# A held expression: where the quiet frames' reference is outside the range of neutral faces, the
-# reference comes from the clip's own frames nearest neutral, this share of them.
-HELD_QUANTILE = 0.1
-MAX_BASELINE_CANDIDATES = 20_000
-# Measurement noise is judged against a centred moving average over this many milliseconds.
-NOISE_WINDOW_MS = 200.0
-# Smallest spread per feature, so near-noise-free input (synthetic, very steady) stays sane.
-SPREAD_FLOOR = {
-    "ear_left": 0.01,
-    "ear_right": 0.01,
-    "ear": 0.01,
-    "mar": 0.01,
-    "mouth_width": 0.005,
-    "lip_corner_lift": 0.005,
-    "brow_raise": 0.005,
-    "jaw_open": 0.005,
-    "pitch_deg": 1.0,
-    "yaw_deg": 1.0,
-    "roll_deg": 1.0,
+# Which floor of AnalysisConfig (spread_floor_*) each feature's spread has.
+_FLOOR_OF = {
+    **dict.fromkeys(["ear_left", "ear_right", "ear", "mar"], "spread_floor_ratio"),
+    **dict.fromkeys(["mouth_width", "lip_corner_lift", "brow_raise", "jaw_open"], "spread_floor_iod"),
+    **dict.fromkeys(["pitch_deg", "yaw_deg", "roll_deg"], "spread_floor_deg"),
 }
 
 
@@ -43,14 +29,14 @@ class Baseline:
     """The person's reference face.
 
     median: per-feature median over ``n_frames`` baseline frames chosen by ``method``
-        ("low_activity" or "frames A:B"), plus ``ear_open``, the open-eye EAR level (80th
-        percentile of EAR over all face frames).
+        ("low_activity" or "frames A:B"), plus ``ear_open``, the open-eye EAR level (the
+        ear_open_quantile of EAR over all face frames).
         With the automatic choice, the smile features (``CAPPED``) are then capped at
         ``typical``, a typical neutral face: the person's own value where it is lower, the
         typical one where the person's quiet frames are wider or higher (someone who smiles
         through most of the clip). Frames named as baseline frames are not capped.
-    spread: per-feature measurement noise (``measurement_noise``: robust residual from a 200 ms
-        centred moving average, frame-rate independent; floored), the unit of "the person's own
+    spread: per-feature measurement noise (``measurement_noise``: robust residual from a
+        noise_window_ms centred moving average, frame-rate independent; floored), the unit of "the person's own
         variation".
     typical: the typical neutral face (the smile features are capped at it).
     against_typical: True when the reference is the typical face itself (a photo, or a clip too
@@ -118,13 +104,17 @@ def parse_frame_range(text: str) -> tuple[int, int]:
 
 
 def measurement_noise(
-    values: np.ndarray, times_ms: np.ndarray, window_ms: float = NOISE_WINDOW_MS
+    values: np.ndarray,
+    times_ms: np.ndarray,
+    window_ms: float = AnalysisConfig.noise_window_ms,
+    max_samples: int = AnalysisConfig.baseline_max_frames,
 ) -> np.ndarray:
     """(F,) robust noise level of each column of (M, F) ``values`` sampled at ``times_ms``.
 
     Each sample is compared with the centred moving average over ``window_ms`` (steady motion
     cancels in a centred average); the residual of white noise over k samples has variance
     sigma^2 (1 - 1/k), which is corrected for, so the estimate does not depend on the frame rate.
+    Long inputs: every k-th sample, about ``max_samples`` of them (plenty for a median).
     """
     v = np.asarray(values, dtype=np.float64)
     t = np.asarray(times_ms, dtype=np.float64)
@@ -133,9 +123,7 @@ def measurement_noise(
     finite = np.isfinite(v)
     csum = np.vstack([np.zeros((1, v.shape[1])), np.cumsum(np.where(finite, v, 0.0), axis=0)])
     ccnt = np.vstack([np.zeros((1, v.shape[1])), np.cumsum(finite, axis=0)])
-    at = np.arange(
-        0, v.shape[0], max(1, v.shape[0] // MAX_BASELINE_CANDIDATES)
-    )  # plenty for a median
+    at = np.arange(0, v.shape[0], max(1, v.shape[0] // int(max_samples)))
     lo = np.searchsorted(t, t[at] - window_ms / 2.0, side="left")
     hi = np.searchsorted(t, t[at] + window_ms / 2.0, side="right")
     k = ccnt[hi] - ccnt[lo]
@@ -155,15 +143,17 @@ def compute_baseline(
     features: pd.DataFrame,
     frames: np.ndarray,
     face: np.ndarray,
-    fraction: float = 0.3,
     frame_range: tuple[int, int] | None = None,
     timestamp_ms: np.ndarray | None = None,
     typical: dict[str, float] | None = None,
     held: dict[str, float] | None = None,
+    cfg: AnalysisConfig | None = None,
 ) -> Baseline:
-    """Robust baseline over face frames: the ``fraction`` with least activity, or ``frame_range``;
-    the smile features capped at ``typical`` (a typical neutral face) where given, and the
-    features of ``held`` checked for a held expression (``held_reference``)."""
+    """Robust baseline over face frames: the ``cfg.baseline_fraction`` with least activity, or
+    ``frame_range``; the smile features capped at ``typical`` (a typical neutral face) where
+    given, and the features of ``held`` checked for a held expression (``held_reference``).
+    ``cfg``: the baseline settings (default ``AnalysisConfig()``)."""
+    cfg = cfg or AnalysisConfig()
     face_feats = features[face]
     face_frames = np.asarray(frames)[face]
     if frame_range is not None:
@@ -176,11 +166,11 @@ def compute_baseline(
             )
         method = f"frames {a}:{b}"
     else:
-        # Long clips: judge every step-th face frame only (20,000 frames are plenty for a median).
-        step = max(1, len(face_feats) // MAX_BASELINE_CANDIDATES)
+        # Long clips: judge every step-th face frame only (baseline_max_frames are plenty for a median).
+        step = max(1, len(face_feats) // int(cfg.baseline_max_frames))
         candidates = np.arange(0, len(face_feats), step)
         act = activity(face_feats.iloc[candidates])
-        k = max(1, int(np.ceil(fraction * candidates.size)))
+        k = max(1, int(np.ceil(cfg.baseline_fraction * candidates.size)))
         sel = np.zeros(len(face_feats), dtype=bool)
         sel[candidates[np.argsort(act, kind="stable")[:k]]] = True
         method = "low_activity"
@@ -192,19 +182,21 @@ def compute_baseline(
     for c, v in typical.items():
         if c in CAPPED:
             med[c] = min(med[c], v)
-    held_notes = held_reference(face_feats, med, typical, held or {})
+    held_notes = held_reference(face_feats, med, typical, held or {}, cfg.held_quantile)
     # Open-eye level: eyes are open most of the time, so a high quantile of EAR over all face
     # frames (the low-activity frames of someone who squints a lot can be half-closed).
-    med["ear_open"] = float(face_feats["ear"].quantile(EAR_OPEN_QUANTILE))
+    med["ear_open"] = float(face_feats["ear"].quantile(cfg.ear_open_quantile))
     # Spread: how much this person's measurements wobble from frame to frame (measurement
     # noise), judged against a short moving average in time, so it is the same at any frame rate.
     times = np.asarray(timestamp_ms, dtype=np.float64)[face] if timestamp_ms is not None else None
     if times is None:
         times = face_frames * (1000.0 / 30.0)
-    noise = measurement_noise(face_feats.to_numpy(dtype=np.float64), times)
+    noise = measurement_noise(
+        face_feats.to_numpy(dtype=np.float64), times, cfg.noise_window_ms, cfg.baseline_max_frames
+    )
     jitter = dict(zip(face_feats.columns, noise, strict=True))
     spread = {
-        c: float(np.nanmax([jitter.get(c, np.nan), SPREAD_FLOOR[c]])) for c in FEATURE_COLUMNS
+        c: float(np.nanmax([jitter.get(c, np.nan), getattr(cfg, _FLOOR_OF[c])])) for c in FEATURE_COLUMNS
     }
     return Baseline(med, spread, int(sel.sum()), method, typical, held=held_notes)
 
@@ -214,13 +206,14 @@ def held_reference(
     med: dict[str, float],
     typical: dict[str, float],
     held: dict[str, float],
+    quantile: float = AnalysisConfig.held_quantile,
 ) -> dict[str, str]:
     """Replace, in ``med``, the reference of a feature whose quiet frames hold an expression.
 
     ``held`` maps "mar" and/or "brow_raise" to how far above ``typical`` a neutral face goes
     (person to person). A quiet-frame MAR further above the typical one is a mouth held open
     (funny faces, a tongue out, lips apart through a clip): the mouth's reference (MAR and jaw)
-    becomes the median of the clip's most closed frames (the ``HELD_QUANTILE`` with the least
+    becomes the median of the clip's most closed frames (the ``quantile`` with the least
     MAR), or the typical face's where even those are open (the jaw condition keeps a person
     whose lips merely part at rest from reading as open). Quiet brows further above the typical
     ones are brows held raised: their reference moves down to the top of the neutral range
@@ -243,11 +236,11 @@ def held_reference(
             notes[col] = "the top of the neutral range (typical + held_brow_excess)"
             continue
         x = face_feats[col]
-        nearest = face_feats[x <= x.quantile(HELD_QUANTILE)]
+        nearest = face_feats[x <= x.quantile(quantile)]
         if float(nearest[col].median()) - t <= allowance:
             for c in cols:
                 med[c] = float(nearest[c].median())
-            notes[col] = f"the {HELD_QUANTILE:.0%} of face frames nearest neutral"
+            notes[col] = f"the {quantile:.0%} of face frames nearest neutral"
         else:
             for c in cols:
                 med[c] = float(typical[c])

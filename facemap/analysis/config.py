@@ -20,9 +20,17 @@ from ..errors import UsageError
 class AnalysisConfig:
     """Thresholds and time constants of the expression analyzer (see the module docstring)."""
 
+    frame_gap_factor: float = 3.0  # a frame stands for the gap to the next, at most this many median gaps
     # baseline
     baseline_fraction: float = 0.3  # share of face frames with the least activity
+    baseline_max_frames: int = 20_000  # long clips: every k-th face frame, this many (plenty for a median)
+    ear_open_quantile: float = 0.8  # the open-eye level: this quantile of EAR over face frames
+    noise_window_ms: float = 200.0  # jitter: residual from a centred moving average this long
     min_z: float = 3.0  # every change must also exceed min_z x the person's jitter
+    # smallest jitter (near-noise-free input stays sane): of EAR and MAR, of lengths in IOD, of angles
+    spread_floor_ratio: float = 0.01
+    spread_floor_iod: float = 0.005
+    spread_floor_deg: float = 1.0
     # smoothing windows (centred moving average)
     eye_smooth_ms: float = 0.0  # blinks can last two frames: eyes are not smoothed
     mouth_smooth_ms: float = 100.0
@@ -98,8 +106,14 @@ class AnalysisConfig:
     # at rest: MAR 0.01-0.22, brows 0.17-0.29 IOD.
     held_mar_excess: float = 0.18
     held_brow_excess: float = 0.08
+    held_quantile: float = 0.1  # a mouth held open: its reference from this share of frames nearest neutral
     # brows and frown
     brow_raise_on: float = 0.05
+    # 2D landmarks: a head tipped from its baseline pitch moves the brows (in front of the eyes) and
+    # the lip corners (behind the lip centre) by this many IOD per sine of the pitch change (dlib,
+    # the 22 shared clips' low-smile frames); the brow and frown tests take it out.
+    brow_pitch_slope: float = 0.056
+    lip_corner_pitch_slope: float = 0.135
     frown_brow_drop: float = 0.03
     frown_corner_drop: float = 0.03
     expression_min_ms: float = 200.0
@@ -108,6 +122,13 @@ class AnalysisConfig:
     away_pitch_deg: float = 25.0
     away_off_factor: float = 0.8
     away_min_ms: float = 500.0
+    # the logs belong together when the nose tip lies within box_slack box sizes of its meta box in
+    # min_inside_box of the frames; without a meta log, the frames from the first to the last logged
+    # one are filled in up to max_gap_factor x rows + max_gap_frames (not gigabytes for a typo).
+    box_slack: float = 0.5
+    min_inside_box: float = 0.8
+    max_gap_factor: float = 20.0
+    max_gap_frames: int = 100_000
 
     def as_dict(self) -> dict[str, float]:
         """All settings as a plain dict."""
@@ -115,7 +136,9 @@ class AnalysisConfig:
 
 
 # Settings that others are divided by: 0 is refused.
-POSITIVE_SETTINGS = ("smile_on", "eyes_closed_ratio", "typical_ear")
+POSITIVE_SETTINGS = ("smile_on", "eyes_closed_ratio", "typical_ear", "baseline_max_frames")
+# Settings that are shares (quantiles, fractions of frames): at most 1.
+SHARE_SETTINGS = ("ear_open_quantile", "held_quantile", "min_inside_box")
 
 
 def load_config(path: Path | None) -> AnalysisConfig:
@@ -160,6 +183,9 @@ def load_config(path: Path | None) -> AnalysisConfig:
         raise UsageError(
             f"{path}: setting(s) {', '.join(zero)} must be above 0 (the others are scaled by it)"
         )
+    above_one = [k for k in SHARE_SETTINGS if values.get(k, 0.0) > 1]
+    if above_one:
+        raise UsageError(f"{path}: setting(s) {', '.join(above_one)} must be at most 1 (a share)")
     if "baseline_fraction" in data and not 0 < data["baseline_fraction"] <= 1:
         raise UsageError(
             f"{path}: baseline_fraction must be above 0 and at most 1 (a share of the face frames)"

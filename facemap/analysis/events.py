@@ -9,8 +9,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from .config import AnalysisConfig
 
-def frame_durations_ms(timestamp_ms: np.ndarray, max_gap_factor: float = 3.0) -> np.ndarray:
+
+def frame_durations_ms(
+    timestamp_ms: np.ndarray, max_gap_factor: float = AnalysisConfig.frame_gap_factor
+) -> np.ndarray:
     """(N,) time each frame stands for: the gap to the next frame (the last frame gets the median
     gap), capped at ``max_gap_factor`` x median so a pause in the recording is not counted."""
     t = np.asarray(timestamp_ms, dtype=np.float64)

@@ -22,14 +22,10 @@ from ..io.records import (
     read_raw,
 )
 from ..io.schema import NO_FACE_ID
+from .config import AnalysisConfig
 from .features import FEATURE_COLUMNS, SHAPE_FEATURES, canonical_features, landmark_features
 
 log = logging.getLogger(__name__)
-
-# The nose tip may sit this far (in box sizes) outside its meta box before we call the two files
-# unrelated; dlib's and FaceMap's boxes both enclose the middle of the face.
-_BOX_SLACK = 0.5
-_MIN_INSIDE = 0.8
 
 
 @dataclass(frozen=True)
@@ -38,7 +34,7 @@ class Inputs:
     (N rows, NaN where no face), ``source`` ("landmarks" or "raw+basis"), ``paths`` of the logs;
     ``typical``: shape features of a typical neutral face when the input defines one (the basis
     mean face with raw params), else None (the analysis settings give them); ``face_id``: the
-    face these are of, in logs with several faces a frame (else None)."""
+    face these are of, in logs with a face_id column (several faces a frame), else None."""
 
     frames: np.ndarray
     timestamp_ms: np.ndarray
@@ -62,8 +58,10 @@ def _check_against_meta(
     points: np.ndarray | None,
     meta: MetaLog,
     path: Path,
+    cfg: AnalysisConfig,
 ) -> None:
-    """Refuse logs that cannot come from the same run as the meta log."""
+    """Refuse logs that cannot come from the same run as the meta log (the nose tips of
+    ``points`` outside the boxes: cfg.box_slack, cfg.min_inside_box)."""
     where = np.searchsorted(meta.frames, frames)
     where = np.clip(where, 0, meta.frames.size - 1)
     missing = meta.frames[where] != frames
@@ -97,24 +95,18 @@ def _check_against_meta(
     c = points[usable, 30]  # the nose tip
     b = boxes[usable]
     w, h = b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]
+    slack = cfg.box_slack
     inside = (
-        (c[:, 0] >= b[:, 0] - _BOX_SLACK * w)
-        & (c[:, 0] <= b[:, 2] + _BOX_SLACK * w)
-        & (c[:, 1] >= b[:, 1] - _BOX_SLACK * h)
-        & (c[:, 1] <= b[:, 3] + _BOX_SLACK * h)
+        (c[:, 0] >= b[:, 0] - slack * w)
+        & (c[:, 0] <= b[:, 2] + slack * w)
+        & (c[:, 1] >= b[:, 1] - slack * h)
+        & (c[:, 1] <= b[:, 3] + slack * h)
     )
-    if inside.mean() < _MIN_INSIDE:
+    if inside.mean() < cfg.min_inside_box:
         raise InputFileError(
             f"{path}: landmarks lie outside the face boxes of {meta.path} in "
             f"{100 * (1 - inside.mean()):.0f}% of frames; are the two logs from different videos?"
         )
-
-
-# Without a meta log, the frames between the first and the last logged one are filled in (no
-# face in the missing ones), but not beyond this many (factor x rows + frames): a mistyped frame
-# number must not make the analyzer allocate gigabytes.
-MAX_GAP_FACTOR = 20
-MAX_GAP_FRAMES = 100_000
 
 
 def _timestamps(
@@ -213,9 +205,7 @@ def _read_logs(
     return mt, lm, rw, basis, paths
 
 
-def logs_have_face_ids(
-    landmarks: Path | None = None, meta: Path | None = None, raw: Path | None = None
-) -> bool:
+def _has_face_ids(landmarks: Path | None, meta: Path | None, raw: Path | None) -> bool:
     """True when the clip's logs have a ``face_id`` column (infer.py ``--max-faces N``, N != 1:
     several faces a frame); an InputFileError when some of them have it and some do not. A log
     that is not there is left to the reader to report."""
@@ -230,16 +220,6 @@ def logs_have_face_ids(
     return any(given.values())
 
 
-def _multi_only(mt: MetaLog | None, lm: LandmarkLog | None, rw: RawLog | None) -> None:
-    """Refuse one-face reading of several-faces logs."""
-    for lg in (mt, lm, rw):
-        if lg is not None and lg.face_ids is not None:
-            raise InputFileError(
-                f"{lg.path}: has a face_id column (several faces a frame); "
-                "analyse each face with load_face_inputs / analyze_faces"
-            )
-
-
 def load_inputs(
     landmarks: Path | None = None,
     meta: Path | None = None,
@@ -247,39 +227,21 @@ def load_inputs(
     basis: Basis | None = None,
     fps: float | None = None,
     basis_dir: Path | None = None,
-) -> Inputs:
-    """Read and cross-check the logs; compute features (pose-free when ``raw`` holds params).
-
-    A raw log that holds no params (a dlib run logs none) is noted and the landmarks are used.
-    The 3DMM basis (``basis``, else loaded from ``basis_dir`` or the cache, never downloaded) is
-    only needed, and only looked for, when the raw log holds params. Logs with a ``face_id``
-    column (several faces a frame) are an InputFileError: see ``load_face_inputs``.
-    """
-    logs_have_face_ids(landmarks, meta, raw)  # a mixed set gets its own message
-    mt, lm, rw, basis, paths = _read_logs(landmarks, meta, raw, basis, fps, basis_dir)
-    _multi_only(mt, lm, rw)
-    return _build(mt, lm, rw, basis, fps, paths)
-
-
-def load_face_inputs(
-    landmarks: Path | None = None,
-    meta: Path | None = None,
-    raw: Path | None = None,
-    basis: Basis | None = None,
-    fps: float | None = None,
-    basis_dir: Path | None = None,
+    config: AnalysisConfig | None = None,
 ) -> dict[int, Inputs]:
-    """``load_inputs`` for logs with a ``face_id`` column: face_id -> that face's Inputs, by id.
+    """Read and cross-check the logs; compute each face's features (pose-free when ``raw`` holds
+    params): face_id -> that face's Inputs, by id (``{0: inputs}`` for logs without a
+    ``face_id`` column, whose Inputs have ``face_id`` None).
 
     Each face's timeline is every frame of the clip (the meta log's frames, else every frame from
     the first to the last logged one): frames where the face has no row are no face for it, so
-    times stay clip times. Logs without face_id are an InputFileError (see ``load_inputs``).
+    times stay clip times. A raw log that holds no params (a dlib run logs none) is noted and the
+    landmarks are used. The 3DMM basis (``basis``, else loaded from ``basis_dir`` or the cache,
+    never downloaded) is only needed, and only looked for, when the raw log holds params.
+    ``config``: the settings that check the logs belong together (default ``AnalysisConfig()``).
     """
-    if not logs_have_face_ids(landmarks, meta, raw):
-        given = next(p for p in (meta, landmarks, raw) if p is not None)
-        raise InputFileError(
-            f"{given}: has no face_id column (one face a frame); analyse it with load_inputs / analyze_logs"
-        )
+    cfg = config or AnalysisConfig()
+    by_face = _has_face_ids(landmarks, meta, raw)  # a mixed set gets its own message
     mt, lm, rw, basis, paths = _read_logs(landmarks, meta, raw, basis, fps, basis_dir)
     for lg in (lm, rw):
         if lg is not None and (lg.face_ids == NO_FACE_ID).any():
@@ -289,29 +251,28 @@ def load_face_inputs(
                 "landmarks or raw row is of a face and names it"
             )
     ids = np.unique(np.concatenate([lg.face_ids for lg in (mt, lm, rw) if lg is not None]))
-    ids = [int(i) for i in ids if i != NO_FACE_ID]
+    ids = [int(i) for i in ids if i != NO_FACE_ID] if by_face else [0]
     frames = None
     if mt is None:
-        known = np.concatenate([lg.frames for lg in (lm, rw) if lg is not None])
-        frames = _frame_span(known, lm.path if lm is not None else rw.path)
+        first = lm if lm is not None else rw
+        frames = _frame_span(first.frames, first.path, cfg)
     out = {}
     for fid in ids:
+        views = [None if lg is None else lg.of_face(fid) for lg in (mt, lm, rw)]
         try:
-            out[fid] = _build(
-                None if mt is None else mt.of_face(fid),
-                None if lm is None else lm.of_face(fid),
-                None if rw is None else rw.of_face(fid),
-                basis, fps, paths, frames, fid,
-            )
+            out[fid] = _build(*views, basis, fps, paths, cfg, frames, fid if by_face else None)
         except InputFileError as exc:
+            if not by_face:
+                raise
             raise InputFileError(f"{exc.template} (face_id {fid})") from None
     return out
 
 
-def _frame_span(known: np.ndarray, path: Path) -> np.ndarray:
-    """Every frame from the first to the last of ``known`` (no meta log lists them)."""
+def _frame_span(known: np.ndarray, path: Path, cfg: AnalysisConfig) -> np.ndarray:
+    """Every frame from the first to the last of ``known`` (no meta log lists them; no face in
+    the missing ones), but not beyond cfg.max_gap_factor x rows + cfg.max_gap_frames."""
     first, last = int(known.min()), int(known.max())
-    if last - first + 1 > MAX_GAP_FACTOR * known.size + MAX_GAP_FRAMES:
+    if last - first + 1 > cfg.max_gap_factor * known.size + cfg.max_gap_frames:
         raise InputFileError(
             f"{path}: frame numbers run from {first} to {last}, but the log holds {known.size} "
             "rows; is a frame number mistyped? Fix it, or pass {meta} (the meta log lists "
@@ -327,11 +288,12 @@ def _build(
     basis: Basis | None,
     fps: float | None,
     paths: dict[str, str],
+    cfg: AnalysisConfig,
     frames: np.ndarray | None = None,
     face_id: int | None = None,
 ) -> Inputs:
-    """Cross-check one face's logs and compute its features over ``frames`` (default: the meta
-    log's frames, else the span of the logged ones)."""
+    """Cross-check one face's logs and compute its features over the meta log's frames, else
+    ``frames``."""
     if lm is not None and (bad := _first_nan_frame(lm.landmarks, lm.frames)) is not None:
         raise InputFileError(
             f"{lm.path}: frame {bad} has empty or NaN coordinates; a landmarks row must hold all "
@@ -347,13 +309,10 @@ def _build(
             )
     if mt is not None:
         if lm is not None:
-            _check_against_meta(lm.frames, lm.landmarks, mt, lm.path)
+            _check_against_meta(lm.frames, lm.landmarks, mt, lm.path, cfg)
         if rw is not None:
-            _check_against_meta(rw.frames, None, mt, rw.path)
+            _check_against_meta(rw.frames, None, mt, rw.path, cfg)
         frames = mt.frames
-    elif frames is None:
-        known = lm.frames if lm is not None else rw.frames
-        frames = _frame_span(known, lm.path if lm is not None else rw.path)
     if lm is not None and rw is not None:
         common = np.intersect1d(lm.frames, rw.frames)
         if common.size < 0.5 * min(lm.frames.size, rw.frames.size):

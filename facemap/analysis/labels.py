@@ -46,8 +46,9 @@ PRIORITY = [
     "talking",
     "neutral",
 ]
-PITCH_SLOPE = {"lip_corner_lift": 0.135, "brow_raise": 0.056}  # IOD per sin(pitch change)
 EXPRESSIVE = ["smile", "laugh", "surprise", "frown", "mouth_open", "yawn"]
+# The decision signals each frame is judged by (Labelled.signals), as the families name them.
+SIGNALS = ["eye_ratio", "eye_level", "smile_index", "mouth_level", "lip_motion", "brow_delta", "turn"]
 
 
 @dataclass(frozen=True)
@@ -102,6 +103,29 @@ def effective_thresholds(base: Baseline, cfg: AnalysisConfig) -> dict[str, float
     }
 
 
+@dataclass(frozen=True)
+class Judged:
+    """What every label family judges, for N frames: ``sm`` the smoothed features, ``d`` their change
+    from the reference, ``tip`` (N,) the sine of the pitch change (2D landmarks), ``th`` thresholds."""
+
+    sm: pd.DataFrame
+    d: pd.DataFrame
+    tip: np.ndarray
+    face: np.ndarray
+    timestamp_ms: np.ndarray
+    duration_ms: np.ndarray
+    base: Baseline
+    th: dict[str, float]
+    cfg: AnalysisConfig
+    still: bool
+
+    def clean(self, mask: np.ndarray, min_ms: float, gap_ms: float = 0.0) -> np.ndarray:
+        """``mask`` on face frames without runs under ``min_ms`` or gaps up to ``gap_ms`` (a still: as is)."""
+        if self.still:
+            return mask & self.face
+        return clean_runs(mask & self.face, self.duration_ms, min_ms, gap_ms, allowed=self.face) & self.face
+
+
 def label_frames(
     features: pd.DataFrame,
     face: np.ndarray,
@@ -137,22 +161,38 @@ def label_frames(
         )
         sm[HEIGHT_OVER_WIDTH] = sm[HEIGHT_OVER_WIDTH].mul(factor, axis=0)
         # Depth: the lip corners sit behind the lip centre and the brows in front of the eyes,
-        # so a head tipped from its baseline pitch moves them on the picture. Slopes measured
-        # on 2D landmarks (dlib, the 22 shared clips' low-smile frames, per sin of the pitch
-        # change). Used by the frown and brow tests; the smile index keeps the raw lift.
+        # so a head tipped from its baseline pitch moves them on the picture (brow_pitch_slope, lip_corner_pitch_slope).
         tip = np.sin(
             np.radians(np.clip(sm["pitch_deg"].to_numpy() - base.median["pitch_deg"], -60, 60))
         )
     else:
         tip = np.zeros(n)
     d = sm - pd.Series(base.median)[FEATURE_COLUMNS]
-    th = effective_thresholds(base, cfg)
+    j = Judged(sm, d, tip, face, timestamp_ms, duration_ms, base, effective_thresholds(base, cfg), cfg, still)
+    out = label_eyes(j)
+    out |= label_smile(j)
+    out |= label_mouth(j, out["smile"])
+    out |= label_brows(j, out["smile"], out["mouth_open"], out["eye_ratio"])
+    out |= label_attention(j)
 
-    def clean(mask: np.ndarray, min_ms: float, gap_ms: float = 0.0) -> np.ndarray:
-        if still:
-            return mask & face
-        return clean_runs(mask & face, duration_ms, min_ms, gap_ms, allowed=face) & face
+    flags = pd.DataFrame({name: out[name] for name in LABELS[1:]})
+    flags.insert(0, "neutral", face & ~flags.any(axis=1).to_numpy())
+    flags = flags.astype(np.int8)
 
+    label = np.full(n, NO_FACE, dtype=object)
+    chosen = np.zeros(n, dtype=bool)
+    for name in PRIORITY:  # 10 labels, each step vectorised over frames
+        hit = (flags[name].to_numpy() == 1) & ~chosen
+        label[hit] = name
+        chosen |= hit
+    signals = pd.DataFrame({name: out[name] for name in SIGNALS})
+    return Labelled(flags, label, signals, j.th, out["brief_closure"] & face)
+
+
+def label_eyes(j: Judged) -> dict[str, np.ndarray]:
+    """eyes_closed, blink and wink; signals eye_ratio (EAR / the open-eye level) and eye_level
+    (1 at the closed limit); brief_closure: the frames of closures up to blink_max_ms."""
+    sm, th, cfg, base = j.sm, j.th, j.cfg, j.base
     eye_ratio = (sm["ear"] / base.median["ear_open"]).to_numpy()  # NaN without a face
     # Closed: below the absolute EAR AND below the share of the person's open level (the larger
     # of the two ratios under 1); open again once either is eyes_open_factor above its limit.
@@ -161,8 +201,8 @@ def label_frames(
     )
     # A frame is closed below the limit; a closure (a blink, when short) lasts until the eyes
     # are clearly open again (hysteresis), so a noisy frame does not split one blink in two.
-    closed = clean(eye_level < 1.0, 0.0, cfg.eyes_gap_ms)
-    closure = clean(hysteresis(-eye_level, -1.0, -th["eyes_open_factor"]), 0.0, cfg.eyes_gap_ms)
+    closed = j.clean(eye_level < 1.0, 0.0, cfg.eyes_gap_ms)
+    closure = j.clean(hysteresis(-eye_level, -1.0, -th["eyes_open_factor"]), 0.0, cfg.eyes_gap_ms)
 
     # A wink: one eye closed while the other is clearly open; its closures are not blinks.
     def one_eye(col: str) -> np.ndarray:
@@ -173,10 +213,10 @@ def label_frames(
 
     left, right = one_eye("ear_left"), one_eye("ear_right")
     opened = th["eyes_open_factor"]
-    wink = clean(
+    wink = j.clean(
         ((left < 1.0) & (right >= opened)) | ((right < 1.0) & (left >= opened)), cfg.wink_min_ms
     )
-    s, e, dur = run_durations_ms(closure, duration_ms)
+    s, e, dur = run_durations_ms(closure, j.duration_ms)
     winked = np.concatenate([[0], np.cumsum(wink)])  # wink frames before each index
     wink_share = (winked[e] - winked[s]) / np.maximum(e - s, 1)
     # A blink closes the lids fully: its deepest frame is well below the closed limit (a droop
@@ -185,22 +225,33 @@ def label_frames(
     deepest = (
         np.minimum.reduceat(level, np.ravel([s, e], order="F"))[::2] if s.size else np.zeros(0)
     )
-    brief = (dur <= cfg.blink_max_ms) & (not still)  # a picture's closed eyes are no blink
+    brief = (dur <= cfg.blink_max_ms) & (not j.still)  # a picture's closed eyes are no blink
     short = brief & (wink_share < 0.5) & (deepest < cfg.blink_depth)
-    blink = paint_runs(n, s[short], e[short])
-    brief_closure = paint_runs(n, s[brief], e[brief])
+    blink, brief_closure = paint_runs(len(sm), s[short], e[short]) & j.face, paint_runs(len(sm), s[brief], e[brief])
+    return dict(eyes_closed=closed, blink=blink, wink=wink, brief_closure=brief_closure, eye_ratio=eye_ratio,
+                eye_level=eye_level)
 
-    smile_index = (d["mouth_width"] + cfg.smile_lift_weight * d["lip_corner_lift"]).to_numpy()
-    smile = clean(
-        hysteresis(smile_index, th["smile_on"], th["smile_off"]), cfg.smile_min_ms, cfg.smile_gap_ms
+
+def label_smile(j: Judged) -> dict[str, np.ndarray]:
+    """smile; signal smile_index (mouth widening + smile_lift_weight x corner lift, IOD)."""
+    cfg = j.cfg
+    smile_index = (j.d["mouth_width"] + cfg.smile_lift_weight * j.d["lip_corner_lift"]).to_numpy()
+    smile = j.clean(
+        hysteresis(smile_index, j.th["smile_on"], j.th["smile_off"]), cfg.smile_min_ms, cfg.smile_gap_ms
     )
-    mar_d, jaw_d = d["mar"].to_numpy(), d["jaw_open"].to_numpy()
+    return {"smile": smile, "smile_index": smile_index}
+
+
+def label_mouth(j: Judged, smile: np.ndarray) -> dict[str, np.ndarray]:
+    """mouth_open, laugh (a smile with the mouth open), talking and yawn (not while smiling);
+    signals mouth_level (1 at the open limit) and lip_motion (MAR per second)."""
+    sm, th, cfg, timestamp_ms = j.sm, j.th, j.cfg, j.timestamp_ms
+    mar_d, jaw_d = j.d["mar"].to_numpy(), j.d["jaw_open"].to_numpy()
     # Lips apart AND jaw dropped: a grin parts the lips without opening the jaw.
     mouth_level = np.minimum(mar_d / th["mouth_open_mar"], jaw_d / th["mouth_open_jaw"])
-    mouth = clean(
+    mouth = j.clean(
         hysteresis(mouth_level, 1.0, cfg.mouth_close_factor), cfg.mouth_min_ms, cfg.mouth_gap_ms
     )
-    laugh = smile & mouth
     # Talking: the lips keep moving (speech), which an open mouth alone does not tell.
     t_s = np.asarray(timestamp_ms, dtype=np.float64) / 1000.0
     # Syllables move the lips 3-8 times a second; a smile, a yawn or a shout moves them once.
@@ -211,69 +262,47 @@ def label_frames(
         speed = np.abs(np.diff(fast, prepend=np.nan)) / np.diff(t_s, prepend=np.nan)
     speed[~np.isfinite(speed)] = np.nan
     lip_motion = smooth_frame(pd.DataFrame({"v": speed}), timestamp_ms, cfg.talk_window_ms)["v"]
-    lip_motion = lip_motion.to_numpy() if len(speed) > 1 else np.full(n, np.nan)
-    talking = clean(
+    lip_motion = lip_motion.to_numpy() if len(speed) > 1 else np.full(len(sm), np.nan)
+    talking = j.clean(
         hysteresis(lip_motion, th["talk_on"], th["talk_on"] * cfg.talk_off_factor),
         cfg.talk_min_ms,
         cfg.talk_gap_ms,
     )
     yawn_level = np.minimum(mar_d / th["yawn_mar"], jaw_d / th["yawn_jaw"])
-    yawn = clean(
+    yawn = j.clean(
         hysteresis(yawn_level, 1.0, cfg.mouth_close_factor) & ~smile,
         cfg.yawn_min_ms,
         cfg.mouth_gap_ms,
     )
+    return dict(mouth_open=mouth, laugh=smile & mouth, talking=talking, yawn=yawn, mouth_level=mouth_level,
+                lip_motion=lip_motion)
 
-    brow_d = d["brow_raise"].to_numpy() - PITCH_SLOPE["brow_raise"] * tip
-    lift_d = d["lip_corner_lift"].to_numpy() + PITCH_SLOPE["lip_corner_lift"] * tip
+
+def label_brows(
+    j: Judged, smile: np.ndarray, mouth: np.ndarray, eye_ratio: np.ndarray
+) -> dict[str, np.ndarray]:
+    """surprise (brows up with wide eyes or an open mouth) and frown (brows down or lip corners
+    down), neither while smiling; signal brow_delta (IOD above the reference)."""
+    th = j.th
+    # The smile index keeps the raw lift.
+    brow_d = j.d["brow_raise"].to_numpy() - j.cfg.brow_pitch_slope * j.tip
+    lift_d = j.d["lip_corner_lift"].to_numpy() + j.cfg.lip_corner_pitch_slope * j.tip
     brow_up = brow_d >= th["brow_raise_on"]
-    surprise = clean(
-        brow_up & ((eye_ratio >= th["eyes_wide_ratio"]) | mouth) & ~smile, cfg.expression_min_ms
+    surprise = j.clean(
+        brow_up & ((eye_ratio >= th["eyes_wide_ratio"]) | mouth) & ~smile, j.cfg.expression_min_ms
     )
     corners_down = (lift_d <= -th["frown_corner_drop"]) & ~mouth
-    frown = clean(
-        ((brow_d <= -th["frown_brow_drop"]) | corners_down) & ~smile, cfg.expression_min_ms
+    frown = j.clean(
+        ((brow_d <= -th["frown_brow_drop"]) | corners_down) & ~smile, j.cfg.expression_min_ms
     )
+    return {"surprise": surprise, "frown": frown, "brow_delta": brow_d}
 
+
+def label_attention(j: Judged) -> dict[str, np.ndarray]:
+    """looking_away (head turned from the reference direction); signal turn (1 at the limit)."""
     turn = np.maximum(
-        np.abs(d["yaw_deg"].to_numpy()) / th["away_yaw_deg"],
-        np.abs(d["pitch_deg"].to_numpy()) / th["away_pitch_deg"],
+        np.abs(j.d["yaw_deg"].to_numpy()) / j.th["away_yaw_deg"],
+        np.abs(j.d["pitch_deg"].to_numpy()) / j.th["away_pitch_deg"],
     )
-    away = clean(hysteresis(turn, 1.0, cfg.away_off_factor), cfg.away_min_ms)
-
-    flags = pd.DataFrame(
-        {
-            "smile": smile,
-            "laugh": laugh,
-            "surprise": surprise,
-            "frown": frown,
-            "eyes_closed": closed,
-            "blink": blink & face,
-            "mouth_open": mouth,
-            "yawn": yawn,
-            "talking": talking,
-            "wink": wink,
-            "looking_away": away,
-        }
-    )
-    flags.insert(0, "neutral", face & ~flags.any(axis=1).to_numpy())
-    flags = flags[LABELS].astype(np.int8)
-
-    label = np.full(n, NO_FACE, dtype=object)
-    chosen = np.zeros(n, dtype=bool)
-    for name in PRIORITY:  # 10 labels, each step vectorised over frames
-        hit = (flags[name].to_numpy() == 1) & ~chosen
-        label[hit] = name
-        chosen |= hit
-    signals = pd.DataFrame(
-        {
-            "eye_ratio": eye_ratio,
-            "eye_level": eye_level,
-            "smile_index": smile_index,
-            "mouth_level": mouth_level,
-            "lip_motion": lip_motion,
-            "brow_delta": brow_d,
-            "turn": turn,
-        }
-    )
-    return Labelled(flags, label, signals, th, brief_closure & face)
+    away = j.clean(hysteresis(turn, 1.0, j.cfg.away_off_factor), j.cfg.away_min_ms)
+    return {"looking_away": away, "turn": turn}

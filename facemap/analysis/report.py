@@ -1,5 +1,7 @@
 """Write the analyzer's outputs: score.txt, report.json, expressions.csv, timeline.png,
-report.html. Every file goes to a hidden temp name first and is renamed into place."""
+report.html (per face, in ``face_<id>/``, with a report.json listing the faces, summary.csv and
+index.html, for logs with face_id). Every file goes to a hidden temp name first and is renamed
+into place."""
 
 from __future__ import annotations
 
@@ -16,15 +18,15 @@ from .._version import __version__
 from ..errors import OutputError
 from ..io.outputs import OutputDir, atomic_write_bytes
 from ..io.schema import log_stem
+from . import one_face
 from .labels import LABELS, NO_FACE, PRIORITY
 from .scores import FORMULAS
+from .summary import SUMMARY_NAMES, summary_row, write_tables
 
 if TYPE_CHECKING:
     from . import Analysis
 
 OUTPUT_NAMES = ["score.txt", "report.json", "expressions.csv", "timeline.png", "report.html"]
-# What an analysis of several clips writes beside its one folder per clip.
-SUMMARY_NAMES = ["summary.csv", "index.html"]
 
 
 def clip_of(paths: Mapping[str, str]) -> dict[str, str]:
@@ -163,14 +165,51 @@ td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}td:first-child{{t
 """
 
 
-def write_outputs(result: Analysis, out_dir: Path, plots: bool = True) -> dict[str, Path]:
-    """Write every output into ``out_dir`` (created if needed); returns name -> path.
+def face_folder(face_id: int) -> str:
+    """The folder of one face's analysis: ``face_<id>``."""
+    return f"face_{face_id}"
 
-    With ``plots=False`` the PNG is skipped and the HTML page has no picture.
-    """
-    report = report_dict(result)
+
+def write_outputs(
+    analyses: Mapping[int, Analysis],
+    out_dir: Path,
+    plots: bool = True,
+    paths: Mapping[str, str] | None = None,
+) -> list[dict[str, object]]:
+    """Write a clip's analyses (``analyze_logs``) into ``out_dir``; returns their summary rows.
+
+    Logs without face_id (``one_face``): OUTPUT_NAMES in ``out_dir`` (one row, stem ""); with
+    face_id: those in ``face_<id>/`` per face, with a report.json listing the faces, summary.csv
+    and index.html (a row per face, stem ``face_<id>``; ``paths``: the clip's logs, for that
+    report when there is no face). ``plots=False``: no PNG. Refuses (OutputError) a folder that
+    holds another clip's analysis or several clips' (``refuse_mixing``)."""
+    single = one_face(analyses)
+    if single is not None:
+        return [summary_row("", _write_files(single, Path(out_dir), plots, "clip"))]
+    first = next(iter(analyses.values()), None)
+    logs = dict(first.inputs.paths) if first is not None else dict(paths or {})
+    clip = clip_of(logs)
     with OutputDir(Path(out_dir)) as out:
-        refuse_another_clip(out, report["clip"])
+        refuse_mixing(out, "faces", clip)
+        rows, listed = [], []
+        for fid in sorted(analyses):
+            name = face_folder(fid)
+            report = _write_files(analyses[fid], out.path / name, plots, "clip")
+            rows.append(summary_row(name, report))
+            face = report["inputs"]["frames_with_face"]
+            listed.append({"face_id": fid, "folder": name, "frames_with_face": face, "overall_score": report["overall_score"]})
+        frames = int(first.inputs.frames.size) if first is not None else None  # no face: not known
+        doc = {"clip": clip, "faces": listed, "inputs": {**logs, "frames": frames}, "version": __version__}
+        atomic_write_bytes(out.file("report.json"), (json.dumps(doc, indent=2) + "\n").encode())
+        write_tables(out, rows, f"{len(rows)} face{'s' if len(rows) != 1 else ''} of {clip['stem'] or '?'}")
+    return rows
+
+
+def _write_files(result: Analysis, out_dir: Path, plots: bool, writing: str) -> dict[str, object]:
+    """One face's files into ``out_dir``; returns its report.json content."""
+    report = report_dict(result)
+    with OutputDir(out_dir) as out:
+        refuse_mixing(out, writing, report["clip"])
         png = None
         if plots:
             from .plots import timeline_png
@@ -189,30 +228,45 @@ def write_outputs(result: Analysis, out_dir: Path, plots: bool = True) -> dict[s
         else:
             out.forget("timeline.png")  # a plot from an earlier run would not match this report
         atomic_write_bytes(paths["report.html"], _html(result, report, png).encode("utf-8"))
-    return paths
+    return report
 
 
-def refuse_another_clip(out: OutputDir, clip: Mapping[str, str]) -> None:
-    """Raise OutputError when ``out`` holds facemap's analysis of another clip (or of several
-    clips): facemap never overwrites it. Its own earlier analysis of ``clip`` is replaced."""
+def refuse_mixing(out: OutputDir, writing: str, clip: Mapping[str, str] | None = None) -> None:
+    """Raise OutputError when ``out`` holds facemap's analysis that ``writing`` would mix with:
+    ``"clip"`` (one clip's files), ``"faces"`` (a clip's ``face_<id>/`` folders) or ``"clips"``
+    (one folder per clip of ``clip``s). Facemap never overwrites another clip's analysis; its own
+    earlier analysis of ``clip`` is replaced (writing faces over it: its one-face files go)."""
     old = read_report(out.path / "report.json") if out.wrote("report.json") else None
-    if old is not None and "faces" in old:
+    if writing == "clips":
+        if out.wrote("report.json"):
+            raise OutputError(
+                f"{out.path}: holds the analysis of one clip ({report_clip(old or {})['stem'] or '?'}, "
+                "report.json); facemap does not mix several clips in with it: choose another {output}"
+            )
+        return
+    by_face = old is not None and "faces" in old
+    if writing == "clip" and by_face:
         raise OutputError(
             f"{out.path}: holds the analysis of several faces of {report_clip(old)['stem'] or '?'} "
             "(report.json, face_<id>/); facemap does not write one face over them: choose another {output}"
         )
-    if out.wrote(SUMMARY_NAMES[0]):
+    if out.wrote(SUMMARY_NAMES[0]) and (old is None or writing == "clip"):
         raise OutputError(
             f"{out.path}: holds the analysis of several clips ({SUMMARY_NAMES[0]}); facemap does "
-            "not write one clip over them: choose another {output}, or add this clip to them with {logs}"
+            "not write one clip over them: choose another {output}"
+            + (", or add this clip to them with {logs}" if writing == "clip" else "")
         )
     there = report_clip(old) if old is not None else None
     if there is not None and (there["stem"], there["logs"]) != (clip["stem"], clip["logs"]):
         raise OutputError(
             f"{out.path}: holds the analysis of another clip ({there['stem'] or '?'}, logs in "
-            f"{there['logs'] or '?'}); facemap does not overwrite it: choose another {{output}}, or "
-            "analyse several clips at once with {logs}"
+            f"{there['logs'] or '?'}); facemap does not overwrite it: choose another {{output}}"
+            + (", or analyse several clips at once with {logs}" if writing == "clip" else "")
         )
+    if writing == "faces" and old is not None and not by_face:  # this clip analysed as one face
+        for name in OUTPUT_NAMES:
+            if name != "report.json":
+                out.forget(name)
 
 
 def _json_default(obj: object) -> object:

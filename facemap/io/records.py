@@ -1,10 +1,11 @@
-"""The validating readers of the CSV logs (layouts in ``schema``). A log with a ``face_id`` column
-gives its ``face_ids`` (-1 where empty) and each face's view (``of_face``)."""
+"""The validating readers of the CSV logs (layouts in ``schema``). Every log gives its
+``face_ids``: -1 where a ``face_id`` cell is empty (a frame's no-face row), 0 on every row of a log
+without the column (``has_face_id`` False); ``of_face`` gives one face's view of either."""
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,25 +24,28 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class LandmarkLog:
     """A landmarks log: frames (N,) int, landmarks (N, 68, 2) pixels, timestamps_ms (N,) or None;
-    face_ids (N,) int when the log has a face_id column, else None."""
+    face_ids (N,) int (0 on every row when the file has no face_id column: ``has_face_id``)."""
 
     path: Path
     frames: np.ndarray
     landmarks: np.ndarray
     timestamps_ms: np.ndarray | None
-    face_ids: np.ndarray | None = None
+    face_ids: np.ndarray
+    has_face_id: bool
 
     def of_face(self, face_id: int) -> LandmarkLog:
-        """The rows of one face (a log with face_ids), without the face_id column."""
-        keep = _rows_of(self.face_ids, face_id, self.path)
+        """The rows of one face (of a log without face_id column: every row for face 0)."""
+        keep = self.face_ids == face_id
         ts = None if self.timestamps_ms is None else self.timestamps_ms[keep]
-        return LandmarkLog(self.path, self.frames[keep], self.landmarks[keep], ts)
+        return replace(self, frames=self.frames[keep], landmarks=self.landmarks[keep], timestamps_ms=ts,
+                       face_ids=self.face_ids[keep])
 
 
 @dataclass(frozen=True)
 class MetaLog:
     """A meta log: frames (N,), status (N,) str, reason (N,) str, boxes (N, 4) pixels (NaN when
-    absent), timestamps_ms (N,) or None, pose_deg (N, 3) or None."""
+    absent), timestamps_ms (N,) or None, pose_deg (N, 3) or None; face_ids (N,) int (NO_FACE_ID
+    on a frame's no-face row; 0 on every row when the file has no face_id column: ``has_face_id``)."""
 
     path: Path
     frames: np.ndarray
@@ -50,13 +54,17 @@ class MetaLog:
     boxes: np.ndarray
     timestamps_ms: np.ndarray | None
     pose_deg: np.ndarray | None
-    face_ids: np.ndarray | None = None
+    face_ids: np.ndarray
+    has_face_id: bool
 
     def of_face(self, face_id: int) -> MetaLog:
-        """One face's view of a log with face_ids: one row per frame of the log, the face's own
-        row where it has one, else ``no_face`` (reason ``FACE_ABSENT`` when other faces are there,
-        the frame's own reason on a frame without a face) with no box; timestamps are the frame's."""
-        ids = _rows_of(self.face_ids, face_id, self.path)
+        """One face's view: one row per frame of the log, the face's own row where it has one,
+        else ``no_face`` (reason ``FACE_ABSENT`` when other faces are there, the frame's own
+        reason on a frame without a face) with no box; timestamps are the frame's. A log without
+        a face_id column is face 0's view as it is."""
+        if not self.has_face_id and face_id == 0:
+            return self
+        ids = self.face_ids == face_id
         frames, first = np.unique(self.frames, return_index=True)
         mine = np.flatnonzero(ids)
         at = np.searchsorted(frames, self.frames[mine])
@@ -69,28 +77,27 @@ class MetaLog:
             pose = np.full((frames.size, 3), np.nan)
             pose[at] = self.pose_deg[mine]
         ts = None if self.timestamps_ms is None else self.timestamps_ms[first]
-        return MetaLog(self.path, frames, status, reason, boxes, ts, pose)
+        return MetaLog(self.path, frames, status, reason, boxes, ts, pose, np.full(frames.size, face_id),
+                       self.has_face_id)
 
 
 @dataclass(frozen=True)
 class RawLog:
-    """A raw-params log: frames (N,), params (N, 265)."""
+    """A raw-params log: frames (N,), params (N, 265); face_ids (N,) int (0 on every row when the
+    file has no face_id column: ``has_face_id``)."""
 
     path: Path
     frames: np.ndarray
     params: np.ndarray
-    face_ids: np.ndarray | None = None
+    face_ids: np.ndarray
+    has_face_id: bool
 
     def of_face(self, face_id: int) -> RawLog:
-        """The rows of one face (a log with face_ids), without the face_id column."""
-        keep = _rows_of(self.face_ids, face_id, self.path)
-        return RawLog(self.path, self.frames[keep], self.params[keep])
+        """The rows of one face (of a log without face_id column: every row for face 0)."""
+        keep = self.face_ids == face_id
+        return replace(self, frames=self.frames[keep], params=self.params[keep], face_ids=self.face_ids[keep])
 
 
-def _rows_of(face_ids: np.ndarray | None, face_id: int, path: Path) -> np.ndarray:
-    if face_ids is None:
-        raise ValueError(f"{path}: has no face_id column")
-    return face_ids == face_id
 
 
 def has_face_id(path: Path) -> bool:
@@ -310,8 +317,7 @@ def read_landmarks(path: Path, *, strict: bool = False) -> LandmarkLog:
     ids = _face_ids(df, Path(path), what)
     keep = _sorted_unique(frames, Path(path), what, strict, ids)
     return LandmarkLog(
-        Path(path), frames[keep], xy[keep], None if ts is None else ts[keep],
-        None if ids is None else ids[keep],
+        Path(path), frames[keep], xy[keep], None if ts is None else ts[keep], *_ids_of(ids, frames, keep)
     )
 
 
@@ -358,7 +364,7 @@ def read_meta(path: Path, *, strict: bool = False) -> MetaLog:
         boxes[keep],
         None if ts is None else ts[keep],
         None if pose is None else pose[keep],
-        None if ids is None else ids[keep],
+        *_ids_of(ids, frames, keep),
     )
 
 
@@ -393,7 +399,13 @@ def read_raw(path: Path, *, strict: bool = False, allow_empty: bool = False) -> 
     params = _numeric(df, RAW_COLUMNS[1:], Path(path), what)
     ids = _face_ids(df, Path(path), what)
     keep = _sorted_unique(frames, Path(path), what, strict, ids)
-    return RawLog(Path(path), frames[keep], params[keep], None if ids is None else ids[keep])
+    return RawLog(Path(path), frames[keep], params[keep], *_ids_of(ids, frames, keep))
+
+
+def _ids_of(ids: np.ndarray | None, frames: np.ndarray, keep: np.ndarray | slice) -> tuple[np.ndarray, bool]:
+    """The kept rows' face ids (0 on every row of a log without the column) and whether the log
+    has the column."""
+    return (np.zeros(frames.size, np.int64)[keep], False) if ids is None else (ids[keep], True)
 
 
 # The whole-table reader (facemap.load_logs): every column of a log, or of the analyzer's
