@@ -105,7 +105,7 @@ class Options:
             raise UsageError(f"{{max_faces}} must be 1 (one face), N or 0 (every face), got {self.max_faces}")
 
 
-class _HoldSignals:
+class HoldSignals:
     """Holds Ctrl-C / SIGTERM while one frame's outputs are written, then raises it. Reused for
     every frame; a no-op off the main thread (signals are only delivered there)."""
 
@@ -175,7 +175,7 @@ class Pipeline:
         mode = Mode(mode)
         outs = [as_sink(s) for s in sinks]
         step = self._image_step() if mode is Mode.IMAGE else self._video_step()
-        hold = _HoldSignals()
+        hold = HoldSignals()
         for vf in frames:
             t0 = time.perf_counter()
             with self._backends:
@@ -236,7 +236,7 @@ def close_sinks(sinks: list[Sink], error: BaseException | None = None) -> None:
     already failed, whose error wins). Ctrl-C / SIGTERM (a second one, while an interrupted run
     closes) is held until every sink is closed, so none is left half-written."""
     first: BaseException | None = None
-    with _HoldSignals():
+    with HoldSignals():
         for sink in sinks:
             try:
                 sink.close(error)

@@ -149,6 +149,28 @@ def test_a_rerun_skips_what_is_done(first_run, corpus, cluster):
     assert {p: p.stat().st_mtime_ns for p in (out / "logs").iterdir()} == before
 
 
+def test_a_failed_rerun_keeps_the_outputs_an_earlier_run_completed(cluster, corpus, reference, tmp_path):
+    """A corpus done with --ray; then its video is damaged and the corpus rerun with --save-video
+    added: the video fails twice (one failed row), and its complete logs from the first run stay
+    as they were (they cannot be remade from the damaged file)."""
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    video = clips / "lp_d0.mp4"
+    video.write_bytes((corpus / "lp_d0.mp4").read_bytes())
+    out = tmp_path / "out"
+    argv = ["--video", str(clips), *ARGS, "-o", str(out), "--ray", cluster, "--ray-workers", "1"]
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert infer.main(argv) == 0
+    first = _logs(out)
+    assert first == {k: v for k, v in _logs(reference).items() if k.startswith("lp_d0_")}
+    video.write_bytes(video.read_bytes()[:3000])
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        assert infer.main([*argv, "--save-video"]) == 3
+    assert _rows(out)["lp_d0"]["status"] == "failed"
+    assert _logs(out) == first
+    assert not (out / "lp_d0_overlay.mp4").exists() and not (out / ".facemap-staging").exists()
+
+
 def test_a_relative_output_is_the_same_folder_on_the_workers(cluster, corpus, reference, tmp_path, monkeypatch):
     """--output and --video as relative paths: the workers (in another working folder) get them
     made absolute."""

@@ -3,13 +3,15 @@
 
 Each actor builds the detector and landmarker once and runs ``process_video`` on the videos it
 is given; inputs and ``--output`` must be at the same path on every node (a shared filesystem),
-which each worker checks before any video starts. A video is written into a folder of its own
-under ``--output/.facemap-staging/`` and its files are renamed into place only once it is done,
-so a worker that dies, or a run that is stopped, leaves nothing half-written under the final
-names (the driver removes the staging folder). A video that fails is tried once more (on any
-worker), then recorded as failed; a video whose outputs are complete (listed in the manifest, in
-place, and ``ok`` in the earlier corpus.csv) is skipped, so a rerun only does what is left.
-``corpus.csv`` holds one row per video, rewritten after each.
+which each worker checks before any video starts. A worker writes a video into a folder of its
+own under ``--output/.facemap-staging/``; once it is done, the driver renames its files into
+place and writes its corpus.csv row as one step (Ctrl-C / SIGTERM held meanwhile), so a worker
+that dies, or a run that is stopped, leaves nothing half-written under the final names and no
+outputs without their row. A video that fails is tried once more (on any worker), then recorded
+as failed; the outputs an earlier run completed for it stay until new ones are whole. A video
+whose outputs are complete (listed in the manifest, in place, and ``ok`` in the earlier
+corpus.csv) is skipped, so a rerun only does what is left. ``corpus.csv`` holds one row per
+video, rewritten after each.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from ..io.outputs import STAGING, OutputDir, atomic_write_text
 from ..io.schema import corpus_text, log_names, overlay_name, read_corpus
 from ..io.sources import FrameRange, Source
 from ..io.video import collect_videos
+from ..pipeline import HoldSignals
 from ..raypool import (
     Callbacks,
     Job,
@@ -116,14 +119,9 @@ class CorpusWorker(PoolWorker):
         self.fm, _ = open_facemap(cfg, lambda _line: None)
 
     def work(self, src: Source, out_dir: str, stage: str, span: FrameRange) -> VideoReport:
-        """One video into ``out_dir/.facemap-staging/<stage>``, then renamed into place."""
-        out, folder = Path(out_dir), Path(out_dir) / STAGING / stage
-        rels = video_outputs(src.stem, self.cfg)
+        """One video into ``out_dir/.facemap-staging/<stage>`` (the driver puts it in place)."""
         info = probe_in_range(src.path, span)
-        rep = process_video(self.fm, src, info, folder, self.cfg, span)
-        publish(folder, out, rels)
-        shutil.rmtree(folder, ignore_errors=True)
-        return replace(rep, outputs=[out / r for r in rels if (out / r).is_file()])
+        return process_video(self.fm, src, info, Path(out_dir) / STAGING / stage, self.cfg, span)
 
 
 def _row(src: Source, status: str, **values: object) -> dict[str, object]:
@@ -236,12 +234,15 @@ def _run_on_ray(ray, cfg: InferConfig, todo: list[Source], out: OutputDir, span:
             remove_stage(out_dir, stage.pop(job.key, ""))
 
         def ok(job: Job, result: dict) -> None:
+            rels = video_outputs(job.key, worker_cfg)
+            with HoldSignals():  # its outputs in place and its row in corpus.csv, or neither
+                publish(out_dir / STAGING / stage[job.key], out_dir, rels)
+                rep = replace(result["value"], outputs=[out_dir / r for r in rels if (out_dir / r).is_file()])
+                done[job.key] = rep
+                rows[job.key] = _ok_row(rep, result["node"])
+                save()
             ended(job)
-            rep = result["value"]
-            done[job.key] = rep
-            rows[job.key] = _ok_row(rep, result["node"])
             say(report_line(rep))
-            save()
             add(rep.counts.frames)
 
         def retry(job: Job, result: dict) -> None:
@@ -251,10 +252,9 @@ def _run_on_ray(ray, cfg: InferConfig, todo: list[Source], out: OutputDir, span:
         def failed(job: Job, result: dict) -> None:
             ended(job)
             src = job.args[0]
-            for rel in video_outputs(src.stem, worker_cfg):  # nothing half-written stays
-                out.forget(rel)
-                with contextlib.suppress(OSError):
-                    _part(out, rel).unlink()
+            for rel in video_outputs(src.stem, worker_cfg):
+                if not (out_dir / rel).is_file():  # what an earlier run completed stays
+                    out.forget(rel)
             rows[job.key] = _row(src, "failed", node=result["node"] or None, seconds=result["seconds"],
                                  error=result["error"])
             say(f"{job.name}: failed: {result['error']}")
