@@ -198,3 +198,43 @@ def test_infer_camera_checks_its_index_before_opencv_sees_it(index, tmp_path, ca
     err = capsys.readouterr().err
     assert code == 2 and f"--camera index must be >= 0 (0 is the first camera) and <= 2147483647, got {index}" in err
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize(
+    ("options", "needle"),
+    [
+        ({"size_drift": 0.0}, "track size_drift must be > 0"),
+        ({"size_drift": 0.9}, "track size_drift must be >= 1"),
+        ({"reid_size_ratio": 0.5}, "track reid_size_ratio must be >= 1"),
+        ({"sane_size_ratio": (2.0, 1.0)}, "track sane_size_ratio must be (low, high)"),
+        ({"cut_threshold": -1.0}, "track cut_threshold must be >= 0"),
+        ({"max_unconfirmed": 0}, "track max_unconfirmed must be > 0"),
+    ],
+)
+def test_tracking_settings_out_of_range_are_refused(options, needle):
+    """Values that would divide by zero (size_drift=0, reid_size_ratio=0) or invert a range."""
+    with pytest.raises(UsageError) as err:
+        facemap.TrackOptions(**options)
+    assert needle in str(err.value)
+
+
+@pytest.mark.parametrize("max_faces", [1, 0])
+def test_a_scene_cut_onto_a_frame_without_a_face_says_the_detector_found_none(max_faces):
+    """The frame after a cut has no face: its reason is detector_failed (as every frame without a
+    detection), one face and several."""
+    from facemap.track.tracker import FaceTracker, TrackOptions
+    from facemap.types import BBox, Face, Pose, Status
+
+    class Once:
+        def detect(self, image):
+            return [BBox(100.0, 100.0, 199.0, 199.0)] if image.mean() < 100 else []
+
+    class Square:
+        def landmark(self, image, boxes, frame=1, timestamp_ms=0.0):
+            pts = np.stack(np.meshgrid(np.linspace(0, 1, 17), np.linspace(0, 1, 4)), -1).reshape(-1, 2)[:68]
+            return [Face(frame, timestamp_ms, Status.OK, "", b, b.x0 + pts * b.width, Pose(0.0, 0.0, 0.0)) for b in boxes]
+
+    tracker = FaceTracker(Once(), Square(), TrackOptions(), max_faces)
+    dark, bright = np.zeros((400, 400, 3), np.uint8), np.full((400, 400, 3), 200, np.uint8)
+    assert len(tracker(dark, 1, 0.0)) == 1
+    assert tracker(bright, 2, 40.0) == () and tracker.reason == "detector_failed" and tracker.cuts == 1

@@ -135,8 +135,13 @@ class AnalysisConfig:
         return asdict(self)
 
 
-# Settings that others are divided by: 0 is refused.
-POSITIVE_SETTINGS = ("smile_on", "eyes_closed_ratio", "typical_ear", "baseline_max_frames")
+# Settings that others are divided by (or that scale time): 0 is refused.
+POSITIVE_SETTINGS = (
+    "smile_on", "eyes_closed_ratio", "typical_ear", "baseline_max_frames", "frame_gap_factor",
+    "spread_floor_ratio", "spread_floor_iod", "spread_floor_deg", "max_gap_factor",
+)
+# Settings that count frames: whole numbers.
+WHOLE_SETTINGS = ("baseline_max_frames", "max_gap_frames")
 # Settings that are shares (quantiles, fractions of frames): at most 1.
 SHARE_SETTINGS = ("ear_open_quantile", "held_quantile", "min_inside_box")
 
@@ -183,6 +188,10 @@ def load_config(path: Path | None) -> AnalysisConfig:
         raise UsageError(
             f"{path}: setting(s) {', '.join(zero)} must be above 0 (the others are scaled by it)"
         )
+    fractional = [k for k in WHOLE_SETTINGS if k in values and not float(values[k]).is_integer()]
+    if fractional:
+        raise UsageError(f"{path}: setting(s) {', '.join(fractional)} must be whole numbers (frames)")
+    values.update({k: int(values[k]) for k in WHOLE_SETTINGS if k in values})
     above_one = [k for k in SHARE_SETTINGS if values.get(k, 0.0) > 1]
     if above_one:
         raise UsageError(f"{path}: setting(s) {', '.join(above_one)} must be at most 1 (a share)")

@@ -49,6 +49,8 @@ class Inputs:
 
 
 def _first_nan_frame(values: np.ndarray, frames: np.ndarray) -> int | None:
+    if not values.size:  # a face with no rows in this log
+        return None
     bad = ~np.isfinite(values.reshape(values.shape[0], -1)).all(axis=1)
     return int(frames[np.argmax(bad)]) if bad.any() else None
 
@@ -253,9 +255,9 @@ def load_inputs(
     ids = np.unique(np.concatenate([lg.face_ids for lg in (mt, lm, rw) if lg is not None]))
     ids = [int(i) for i in ids if i != NO_FACE_ID] if by_face else [0]
     frames = None
-    if mt is None:
-        first = lm if lm is not None else rw
-        frames = _frame_span(first.frames, first.path, cfg)
+    if mt is None:  # every frame from the first to the last that either log holds
+        known = np.concatenate([lg.frames for lg in (lm, rw) if lg is not None])
+        frames = _frame_span(known, lm.path if lm is not None else rw.path, cfg)
     out = {}
     for fid in ids:
         views = [None if lg is None else lg.of_face(fid) for lg in (mt, lm, rw)]

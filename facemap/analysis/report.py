@@ -171,7 +171,7 @@ def face_folder(face_id: int) -> str:
 
 
 def write_outputs(
-    analyses: Mapping[int, Analysis],
+    analyses: Mapping[int, Analysis] | Analysis,
     out_dir: Path,
     plots: bool = True,
     paths: Mapping[str, str] | None = None,
@@ -182,10 +182,13 @@ def write_outputs(
     face_id: those in ``face_<id>/`` per face, with a report.json listing the faces, summary.csv
     and index.html (a row per face, stem ``face_<id>``; ``paths``: the clip's logs, for that
     report when there is no face). ``plots=False``: no PNG. Refuses (OutputError) a folder that
-    holds another clip's analysis or several clips' (``refuse_mixing``)."""
+    holds another clip's analysis or several clips' (``refuse_mixing``). One ``Analysis`` (as
+    ``analyze`` returns) is written as one face."""
+    if not isinstance(analyses, Mapping):
+        analyses = {0: analyses}
     single = one_face(analyses)
     if single is not None:
-        return [summary_row("", _write_files(single, Path(out_dir), plots, "clip"))]
+        return [summary_row("", _write_files(single, Path(out_dir), plots))]
     first = next(iter(analyses.values()), None)
     logs = dict(first.inputs.paths) if first is not None else dict(paths or {})
     clip = clip_of(logs)
@@ -194,7 +197,7 @@ def write_outputs(
         rows, listed = [], []
         for fid in sorted(analyses):
             name = face_folder(fid)
-            report = _write_files(analyses[fid], out.path / name, plots, "clip")
+            report = _write_files(analyses[fid], out.path / name, plots)
             rows.append(summary_row(name, report))
             face = report["inputs"]["frames_with_face"]
             listed.append({"face_id": fid, "folder": name, "frames_with_face": face, "overall_score": report["overall_score"]})
@@ -205,11 +208,11 @@ def write_outputs(
     return rows
 
 
-def _write_files(result: Analysis, out_dir: Path, plots: bool, writing: str) -> dict[str, object]:
+def _write_files(result: Analysis, out_dir: Path, plots: bool) -> dict[str, object]:
     """One face's files into ``out_dir``; returns its report.json content."""
     report = report_dict(result)
     with OutputDir(out_dir) as out:
-        refuse_mixing(out, writing, report["clip"])
+        refuse_mixing(out, "clip", report["clip"])
         png = None
         if plots:
             from .plots import timeline_png

@@ -136,7 +136,7 @@ def synthetic_logs(
     seed: int = 0,
     stem: str = "synth",
 ) -> tuple[Path, Path]:
-    """Write ``folder/logs/<stem>_landmarks.csv`` and ``_meta.csv`` through facemap.records, exactly
+    """Write ``folder/logs/<stem>_landmarks.csv`` and ``_meta.csv`` through facemap.io.logwriter, exactly
     as infer.py does; frames whose time falls in ``no_face`` (seconds) have no face.
 
     Returns (landmarks path, meta path).

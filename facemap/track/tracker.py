@@ -108,10 +108,23 @@ class TrackOptions:
             name = "{redetect_every}" if f.name == "redetect_every" else f"track {f.name}"
             for v in value if isinstance(default, tuple) else (value,):
                 number(v, name, whole=isinstance(default, int))
+                if f.name in _ZERO_OK and not v >= 0 and f.name != "redetect_every":
+                    raise UsageError(f"{name} must be >= 0, got {v}")
+                if f.name not in _ZERO_OK and not v > 0:
+                    raise UsageError(f"{name} must be > 0, got {v}")
+            if isinstance(default, tuple) and f.name != "max_abs_pose_deg" and value[0] > value[1]:
+                raise UsageError(f"{name} must be (low, high), got {value!r}")
+        for name in ("size_drift", "reid_size_ratio"):
+            if getattr(self, name) < 1:
+                raise UsageError(f"track {name} must be >= 1 (a ratio of sizes), got {getattr(self, name)}")
         if self.redetect_every < 0:
             raise UsageError(f"{{redetect_every}} must be >= 0 (0 = never), got {self.redetect_every}")
         if not 1.0 <= self.expand <= 2.0:
             raise UsageError(f"track expand must be in 1..2, got {self.expand}")
+
+
+# TrackOptions fields that may be 0 (never, off); every other number must be above 0.
+_ZERO_OK = ("redetect_every", "cut_threshold", "velocity_gain", "reacquire_gap")
 
 
 def roi_from_landmarks(landmarks: np.ndarray, expand: float = 1.0) -> BBox:
@@ -279,6 +292,7 @@ class FaceTracker:
         self.next_id = 0
         self.detections = 0
         self.cuts = 0
+        self.reason = ""  # why the last frame has no face
         self._thumb: np.ndarray | None = None
         self.reset()
 
@@ -290,7 +304,6 @@ class FaceTracker:
         self._pending = True  # one face: the next face found is a new one (a new id)
         self._crowd = False  # one face: the detector has seen several faces in this shot
         self.last_detections: list[BBox] = []
-        self.reason = ""
 
     def __call__(self, image: np.ndarray, frame: int, timestamp_ms: float) -> tuple[Face, ...]:
         """Find or follow the faces in this frame and run the landmarker on them."""

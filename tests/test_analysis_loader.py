@@ -1,0 +1,84 @@
+"""The one loader (``load_inputs``) at the edges of its logs: a raw log that runs past the
+landmarks log, a face the meta log names but no landmarks row holds, settings that count frames."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from facemap.analysis import analyze_logs, load_config, load_inputs
+from facemap.analysis.synth import synthetic_logs
+from facemap.errors import UsageError
+from facemap.io.schema import RAW_COLUMNS
+from tests.standins import write_basis
+
+
+@pytest.mark.parametrize("face_id", [False, True])
+def test_a_raw_log_that_runs_past_the_landmarks_spans_both(tmp_path, face_id):
+    """Landmarks for frames 1-50, raw params for 1-60, no meta log: 60 frames, the last 10 judged
+    from the params (before: an IndexError, "a bug in facemap")."""
+    lm_path, _meta = synthetic_logs(tmp_path, n_frames=50, no_face=None, stem="c")
+    lm = pd.read_csv(lm_path).copy()
+    rng = np.random.default_rng(0)
+    raw = pd.DataFrame(rng.normal(0, 0.05, (60, 265)), columns=RAW_COLUMNS[1:])
+    raw.insert(0, "frame", np.arange(1, 61))
+    if face_id:
+        lm.insert(1, "face_id", 0)
+        raw.insert(1, "face_id", 0)
+    lm.to_csv(tmp_path / "lm.csv", index=False)
+    raw.to_csv(tmp_path / "raw.csv", index=False)
+    faces = load_inputs(tmp_path / "lm.csv", None, tmp_path / "raw.csv", basis_dir=write_basis(tmp_path / "b"), fps=30.0)
+    assert list(faces) == [0]
+    assert faces[0].frames.tolist() == list(range(1, 61)) and faces[0].face.all()
+
+
+def test_a_face_with_no_landmarks_row_is_a_face_never_seen(tmp_path):
+    """The meta log names face 2 once (an unusable model output, no landmarks row): its analysis
+    has no face in any frame, and the other faces are analysed as before (before: "a bug")."""
+    lm_path, meta_path = synthetic_logs(tmp_path, n_frames=60, no_face=None, stem="c")
+    lm, meta = pd.read_csv(lm_path).copy(), pd.read_csv(meta_path)
+    lm.insert(1, "face_id", 0)
+    meta.insert(1, "face_id", 0)
+    odd = meta.iloc[[10]].copy()
+    odd["face_id"], odd["status"], odd["reason"] = 2, "unstable", "non_finite_output"
+    meta = pd.concat([meta, odd]).sort_values(["frame", "face_id"])
+    lm.to_csv(tmp_path / "lm.csv", index=False)
+    meta.to_csv(tmp_path / "meta.csv", index=False)
+    faces = analyze_logs(tmp_path / "lm.csv", tmp_path / "meta.csv")
+    assert sorted(faces) == [0, 2]
+    assert faces[0].inputs.face.all() and not faces[2].inputs.face.any()
+
+
+@pytest.mark.parametrize(
+    ("settings", "needle"),
+    [
+        ({"baseline_max_frames": 0.5}, "baseline_max_frames must be whole numbers"),
+        ({"max_gap_frames": 10.5}, "max_gap_frames must be whole numbers"),
+        ({"frame_gap_factor": 0}, "frame_gap_factor must be above 0"),
+        ({"spread_floor_iod": 0}, "spread_floor_iod must be above 0"),
+    ],
+)
+def test_settings_that_count_frames_or_scale_time_are_checked(tmp_path, settings, needle):
+    """baseline_max_frames 0.5 divided by zero ("a bug"); frame_gap_factor 0 silently removed
+    every label."""
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps(settings))
+    with pytest.raises(UsageError, match=needle):
+        load_config(path)
+    path.write_text(json.dumps({"baseline_max_frames": 500}))
+    assert load_config(path).baseline_max_frames == 500 and isinstance(load_config(path).baseline_max_frames, int)
+
+
+def test_write_outputs_takes_one_analysis_as_before(tmp_path):
+    """``write_outputs(analyze(inputs), out)``, the call before analyze_logs gave one per face,
+    writes that face's files flat (it was an AttributeError: a bug line)."""
+    from facemap.analysis import analyze
+    from facemap.analysis.report import write_outputs
+
+    lm, meta = synthetic_logs(tmp_path, n_frames=90, no_face=None, stem="c")
+    one = analyze(load_inputs(lm, meta)[0])
+    rows = write_outputs(one, tmp_path / "out", plots=False)
+    assert len(rows) == 1 and (tmp_path / "out" / "report.json").is_file() and not (tmp_path / "out" / "face_0").exists()
