@@ -27,7 +27,7 @@ from .io.outputs import OutputDir, atomic_write_bytes, atomic_write_json
 from .io.schema import log_names, overlay_name
 from .io.video import DEFAULT_CRF, DEFAULT_PRESET, VideoSink
 from .pipeline import StopRun
-from .types import N_LANDMARKS, Face, Frame
+from .types import N_LANDMARKS, N_PARAMS, Face, Frame
 
 log = logging.getLogger(__name__)
 
@@ -148,7 +148,7 @@ class VideoOverlaySink:
 class ImageFilesSink:
     """For pictures: per frame ``<stem>_overlay.jpg``, ``<stem>.json`` and the one-row logs
     ``logs/<stem>_meta.csv`` ... (``raw``/``landmarks`` on request, ``npy``: the raw parameters
-    as ``logs/<stem>_raw.npy``), each written whole through ``out`` (atomic, listed in its
+    as ``logs/<stem>_raw.npy``, see ``raw_params``), each written whole through ``out`` (atomic, listed in its
     marker). ``meta`` is added to every JSON document (model, detector, ...); ``with_face_id``:
     every face, in the logs (a face_id column) and in the JSON (``faces``).
     """
@@ -194,9 +194,9 @@ class ImageFilesSink:
         with FrameLogs(self.out.path, stem, self.raw, self.landmarks, self.points, self.with_face_id) as logs:
             logs.write_frame(frame.faces, r)
         written.extend(self.out.path / rel for rel in rel_logs)
-        if self.npy and r.params.size:
+        if self.npy and (params := raw_params(frame, self.with_face_id)) is not None:
             buf = io.BytesIO()
-            np.save(buf, r.params[None].astype(np.float32))
+            np.save(buf, params)
             target = self.out.file(f"logs/{stem}_raw.npy")
             atomic_write_bytes(target, buf.getvalue())
             written.append(target)
@@ -207,6 +207,22 @@ class ImageFilesSink:
 
     def close(self, error: BaseException | None = None) -> None:
         """Every file was finished as it was written."""
+
+
+def raw_params(frame: Frame, with_face_id: bool = False) -> np.ndarray | None:
+    """A picture's raw parameters for ``<stem>_raw.npy``, float32: the first face's as
+    (1, N_PARAMS); ``with_face_id`` (the logs' face_id layout), every face's as
+    (faces, N_PARAMS), row i the face ``frame.faces[i]`` (the order of the logs' rows and the
+    JSON's ``faces``), NaN for a face without parameters. None when no face has any."""
+    if not with_face_id:
+        return frame.result.params[None].astype(np.float32) if frame.result.params.size else None
+    if not any(f.params.size == N_PARAMS for f in frame.faces):
+        return None
+    rows = np.full((len(frame.faces), N_PARAMS), np.nan, np.float32)
+    for i, face in enumerate(frame.faces):
+        if face.params.size == N_PARAMS:
+            rows[i] = face.params
+    return rows
 
 
 def _face_json(r: Face) -> dict:
