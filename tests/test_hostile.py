@@ -219,6 +219,51 @@ def test_truncated_video_processes_what_decodes(tmp_path, capsys, model_args):
         assert sum(1 for _ in c.decode(video=0)) == n
 
 
+def _ts_segment(src: Path, dst: Path, frames: int = 20) -> Path:
+    """The first ``frames`` frames of ``src`` as a 256x256 MPEG-TS segment (its clock from 0)."""
+    from fractions import Fraction
+
+    import av
+
+    with av.open(str(src)) as i, av.open(str(dst), "w", format="mpegts") as o:
+        vs = o.add_stream("mpeg2video", rate=25)
+        vs.width, vs.height, vs.pix_fmt, vs.time_base = 256, 256, "yuv420p", Fraction(1, 25)
+        for n, frame in enumerate(i.decode(video=0)):
+            if n == frames:
+                break
+            frame = frame.reformat(width=256, height=256, format="yuv420p")
+            frame.pts, frame.time_base = n, Fraction(1, 25)
+            for pkt in vs.encode(frame):
+                o.mux(pkt)
+        for pkt in vs.encode(None):
+            o.mux(pkt)
+    return dst
+
+
+def test_joined_mpeg_ts_whose_timestamps_run_back_is_renumbered_for_the_analyzer(tmp_path, capsys, caplog, model_args):
+    """Two MPEG-TS segments joined with cat (the clock starts again half-way): infer.py renumbers
+    the times from there on with one note, and its own analyzer accepts the logs it wrote."""
+    a = _ts_segment(need_shared(DATA / "videos" / "dpe_s.mp4"), tmp_path / "a.ts")
+    b = _ts_segment(need_shared(DATA / "videos" / "dagan_driving.mp4"), tmp_path / "b.ts")
+    joined = tmp_path / "joined.ts"
+    joined.write_bytes(a.read_bytes() + b.read_bytes())
+    out = tmp_path / "out"
+    code = infer.main(["--video", str(joined), *model_args, "-o", str(out), "--dump-landmarks-csv", "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    notes = [r.getMessage() for r in caplog.records if "timestamps run back" in r.getMessage()]
+    assert len(notes) == 1 and "joined.ts" in notes[0] and "after 0.760 s" in notes[0], notes
+    assert "Traceback" not in err, err
+    meta = read_meta(out / "logs" / "joined_meta.csv")
+    assert meta.frames.tolist() == list(range(1, 41))
+    np.testing.assert_allclose(np.diff(meta.timestamps_ms), 40.0, atol=1e-6)  # one clock, 25 fps
+    code = analyze_expressions.main(["--landmarks", str(out / "logs" / "joined_landmarks.csv"), "--meta",
+                                     str(out / "logs" / "joined_meta.csv"), "--out", str(out / "analysis"),
+                                     "--no-plots"])
+    assert code == 0, capsys.readouterr().err
+    assert (out / "analysis" / "expressions.csv").exists()
+
+
 def test_sigterm_mid_video_leaves_complete_files(tmp_path, standin_model, basis_dir):
     src = need_shared(DATA / "videos" / "lp_d13.mp4")
     out = tmp_path / "out"
