@@ -587,6 +587,51 @@ def test_an_absurdly_large_bbox_is_a_normal_run(tmp_path, capsys, model_args):
     assert cv2.imread(str(out / "face_overlay.jpg")).shape == (64, 64, 3)
 
 
+@pytest.mark.parametrize("kind", ["image", "video"])
+def test_a_250_byte_file_name_gets_a_shortened_stem(tmp_path, capsys, caplog, model_args, kind):
+    """A 250-byte file name (its outputs would pass the 255-byte limit: .<stem>_landmarks.csv.part)
+    is a normal run whose outputs take the shortened stem (200 bytes at most, a hash of the
+    whole name at the end), said in one note; the analyzer takes its logs."""
+    suffix = ".png" if kind == "image" else ".mp4"
+    stem = "é" * 100 + "x" * (250 - 200 - len(suffix))  # 250 bytes in UTF-8
+    path = tmp_path / f"{stem}{suffix}"
+    assert len(path.name.encode()) == 250
+    if kind == "image":
+        cv2.imwrite(str(path), np.full((64, 64, 3), 90, np.uint8))
+        extra = ["--no-face-detect", "--dump-npy"]
+    else:
+        path.write_bytes(need_shared(DATA / "videos" / "lp_d19.mp4").read_bytes())
+        extra = ["--max-frames", "5", "--save-video"]
+    out = tmp_path / "out"
+    code = infer.main([f"--{kind}", str(path), *model_args, "-o", str(out), "--dump-csv", "--dump-landmarks-csv",
+                       "-q", *extra])
+    err = capsys.readouterr().err
+    assert code == 0 and "Traceback" not in err, err
+    from facemap.io.schema import STEM_MAX_BYTES, short_stem
+
+    short = short_stem(stem)
+    assert len(short.encode()) <= STEM_MAX_BYTES and short.startswith("é" * 95) and short != stem
+    assert short_stem(stem + "y") != short  # two long names stay apart
+    notes = [r.getMessage() for r in caplog.records if "too long for the output names" in r.getMessage()]
+    assert len(notes) == 1 and notes[0].endswith(f"its outputs are named {short}"), notes
+    logs = out / "logs"
+    assert {p.name for p in logs.iterdir()} >= {f"{short}_meta.csv", f"{short}_landmarks.csv", f"{short}_raw.csv"}
+    code = analyze_expressions.main(["--landmarks", str(logs / f"{short}_landmarks.csv"), "--meta",
+                                     str(logs / f"{short}_meta.csv"), "--fps", "25", "--out",
+                                     str(tmp_path / "analysis"), "--no-plots"])
+    assert code == 0, capsys.readouterr().err
+
+
+@pytest.mark.parametrize("fps", ["1e-300", "1e300", "inf", "nan", "0", "-25"])
+def test_an_absurd_analyzer_fps_is_one_line(tmp_path, capsys, fps):
+    """--fps must be a sane frame rate (0.001 to 100000): 1e-300 was an overflow's bug line."""
+    path = _landmarks_csv(tmp_path / "l.csv", [1, 2, 3])
+    out = tmp_path / "out"
+    code = analyze_expressions.main(["--landmarks", str(path), "--fps", fps, "--out", str(out)])
+    _check(capsys, code, 2, "--fps must be a", out, prog="analyze_expressions.py")
+    assert not out.exists()
+
+
 def test_a_file_name_that_is_not_utf8(tmp_path, model_args):
     """A photo whose name holds Latin-1 bytes (not valid UTF-8), run as a user would: a normal
     run; its outputs keep the name's bytes, the JSON escapes them (\\udce9), --clean finds them
