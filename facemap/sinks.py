@@ -69,6 +69,7 @@ class CsvLogSink:
         self.with_face_id = with_face_id
         self.paths = [self.folder / rel for rel in log_names(stem, raw, landmarks)]
         self.logs: FrameLogs | None = None
+        self.lost: list[Path] = []  # the logs a failed write left unwritten (none kept)
 
     def _open(self) -> FrameLogs:
         self.logs = FrameLogs(self.folder, self.stem, self.raw, self.landmarks, self.points, self.with_face_id)
@@ -79,13 +80,24 @@ class CsvLogSink:
         (self.logs or self._open()).write_frame(frame.faces, frame.result)
 
     def close(self, error: BaseException | None = None) -> None:
-        """Rename every log into place (also after an error: the rows so far are complete). A
-        run that ended without a frame leaves header-only logs, or none after an error."""
+        """Rename every log into place (also after an interruption or another error: the rows
+        so far are complete), all of them or none: after an OutputError (an output could not
+        be written: a full disk) none is kept, nor when one of them cannot be finished; those
+        are listed in ``lost``. A run that ended without a frame leaves header-only logs, or
+        none after an error."""
         if self.logs is None:
             if error is not None:
                 return
             self._open()
-        self.logs.close()
+        if isinstance(error, OutputError):
+            self.logs.discard()
+            self.lost = self.logs.paths
+            return
+        try:
+            self.logs.close()
+        except OutputError:
+            self.lost = self.logs.paths
+            raise
 
 
 class VideoOverlaySink:
@@ -113,6 +125,7 @@ class VideoOverlaySink:
         self.audio_from, self.style, self.crf, self.preset = audio_from, style, crf, preset
         self._sink: VideoSink | None = None
         self._rate = _Rate()
+        self.lost: list[Path] = []  # the overlay, when an error removed it
 
     def _open(self, width: int, height: int) -> None:
         self._sink = VideoSink(
@@ -139,10 +152,16 @@ class VideoOverlaySink:
         """Finish the file (renamed into place), or remove it after an error."""
         if self._sink is None:
             return
-        if error is None:
-            self._sink.close()
-        else:
-            self._sink.close_after(error)
+        if error is not None and not isinstance(error, KeyboardInterrupt):
+            self.lost = [self.path]  # removed, as an error leaves it
+        try:
+            if error is None:
+                self._sink.close()
+            else:
+                self._sink.close_after(error)
+        except OutputError:
+            self.lost = [self.path]
+            raise
 
 
 class ImageFilesSink:

@@ -542,6 +542,64 @@ def test_a_full_disk_while_a_video_is_written_leaves_no_part_file(small_disk, mo
     assert not list(out.rglob("*.part")) and not list(out.rglob(".*.download"))
 
 
+@pytest.fixture()
+def tiny_disk(tmp_path):
+    """A 300 KB tmpfs mounted by the test (root only) and unmounted by it: the overlay of
+    lp_d19 fills it part-way, before the logs do."""
+    import shutil
+
+    if os.geteuid() != 0 or not shutil.which("mount"):
+        pytest.skip("mounting a tmpfs needs root")
+    mnt = tmp_path / "tiny"
+    mnt.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=300k", "tmpfs", str(mnt)], capture_output=True).returncode:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", str(mnt)], check=True)
+
+
+def test_a_disk_full_mid_video_keeps_every_log_or_none_and_names_what_was_lost(tiny_disk, model_args):
+    """--save-video onto a disk that fills mid-video (the overlay fails first): exit 5, one line
+    that names the overlay and every log not kept, and no log of the run left (the meta log was
+    lost while its summary stayed)."""
+    clip = need_shared(DATA / "videos" / "lp_d19.mp4")
+    out = tiny_disk / "out"
+    cmd = [sys.executable, str(Path(infer.__file__)), "--video", str(clip), *model_args, "-o", str(out),
+           "--save-video", "--detector", "haar", "-q"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("infer.py")]
+    assert proc.returncode == 5 and len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert "lp_d19_overlay.mp4: cannot" in lines[0], lines[0]
+    assert lines[0].endswith("not kept: lp_d19_meta.csv, lp_d19_summary.csv, lp_d19_overlay.mp4"), lines[0]
+    left = [p.name for p in out.rglob("*") if p.is_file()] if out.exists() else []
+    assert not [n for n in left if n.startswith(("lp_d19", ".lp_d19"))], left
+
+
+def test_a_log_that_cannot_be_finished_takes_the_others_with_it(tmp_path, capsys, model_args, monkeypatch):
+    """The summary log's final flush fails (ENOSPC) after the meta log finished: neither is put
+    in place (every log complete or absent), and the one line names both."""
+    from facemap.io import logwriter
+
+    if not Path("/proc/self/fd").is_dir():
+        pytest.skip("needs /proc to tell the logs' files apart")
+    real_fsync = os.fsync
+
+    def fsync(fd):
+        if os.readlink(f"/proc/self/fd/{fd}").endswith("_summary.csv.part"):  # after the meta log's
+            raise OSError(28, "No space left on device")
+        return real_fsync(fd)
+
+    monkeypatch.setattr(logwriter.os, "fsync", fsync)
+    clip = need_shared(DATA / "videos" / "lp_d19.mp4")
+    out = tmp_path / "out"
+    code = infer.main(["--video", str(clip), *model_args, "-o", str(out), "--max-frames", "3", "--quiet"])
+    line = _check(capsys, code, 5, "lp_d19_summary.csv: cannot finish log (No space left on device)", out)
+    assert line.endswith("not kept: lp_d19_meta.csv, lp_d19_summary.csv"), line
+    assert not (out / "logs").exists() or not list((out / "logs").iterdir())
+
+
 def _tiff_header(width: int, height: int) -> bytes:
     """A deflate-compressed 8-bit grey TIFF of width x height black pixels, small on disk: a
     reader that trusts it decodes width x height bytes (x3 as BGR)."""
