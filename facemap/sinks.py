@@ -63,8 +63,10 @@ class CsvLogSink:
         landmarks: bool = False,
         points: int = N_LANDMARKS,
         with_face_id: bool = False,
+        keep_empty: bool = True,
     ) -> None:
         self.folder, self.stem, self.raw, self.landmarks = Path(folder), stem, raw, landmarks
+        self.keep_empty = keep_empty  # False: a run without a frame (refused) writes no logs
         self.points = points  # landmarks per face: 68, or N from another model (--assume-points)
         self.with_face_id = with_face_id
         self.paths = [self.folder / rel for rel in log_names(stem, raw, landmarks)]
@@ -84,9 +86,9 @@ class CsvLogSink:
         so far are complete), all of them or none: after an OutputError (an output could not
         be written: a full disk) none is kept, nor when one of them cannot be finished; those
         are listed in ``lost``. A run that ended without a frame leaves header-only logs, or
-        none after an error."""
+        none after an error or with ``keep_empty=False``."""
         if self.logs is None:
-            if error is not None:
+            if error is not None or not self.keep_empty:
                 return
             self._open()
         if isinstance(error, OutputError):

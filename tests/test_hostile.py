@@ -149,6 +149,49 @@ def test_range_with_no_frames(tmp_path, capsys, model_args):
     assert not out.exists()
 
 
+def _live_webm(src: Path, dst: Path, frames: int = 20) -> Path:
+    """The first ``frames`` frames of ``src`` as a live WebM: its header states no duration."""
+    from fractions import Fraction
+
+    import av
+
+    with av.open(str(src)) as i, av.open(str(dst), "w", format="webm", options={"live": "1"}) as o:
+        vs = o.add_stream("libvpx", rate=25)
+        vs.width, vs.height, vs.pix_fmt, vs.time_base = 128, 128, "yuv420p", Fraction(1, 25)
+        for n, frame in enumerate(i.decode(video=0)):
+            if n == frames:
+                break
+            frame = frame.reformat(width=128, height=128, format="yuv420p")
+            frame.pts, frame.time_base = n, Fraction(1, 25)
+            for pkt in vs.encode(frame):
+                o.mux(pkt)
+        for pkt in vs.encode(None):
+            o.mux(pkt)
+    with av.open(str(dst)) as c:
+        assert not c.duration and not c.streams.video[0].duration  # what the up-front check needs
+    return dst
+
+
+def test_a_live_webm_with_start_beyond_its_end_leaves_no_files(tmp_path, capsys, model_args):
+    """A WebM without a duration in its header cannot be refused before decoding: it is refused
+    once decoding finds no frame in the range, and leaves nothing (no header-only logs)."""
+    live = _live_webm(need_shared(DATA / "videos" / "dpe_s.mp4"), tmp_path / "live.webm")
+    out = tmp_path / "out"
+    code = infer.main(["--video", str(live), *model_args, "-o", str(out), "--start", "60", "--save-video",
+                       "--dump-csv", "--dump-landmarks-csv", "--quiet"])
+    line = _check(capsys, code, 3, "live.webm: no frames in the chosen range", out)
+    assert "--start" in line
+    assert not out.exists(), [p.name for p in out.rglob("*")]
+    kept = tmp_path / "kept"  # a folder of an earlier run: its files stay, none is added
+    assert infer.main(["--video", str(live), *model_args, "-o", str(kept), "--quiet"]) == 0
+    before = {p.relative_to(kept): p.read_bytes() for p in kept.rglob("*") if p.is_file() and p.name != ".facemap-output"}
+    capsys.readouterr()
+    code = infer.main(["--video", str(live), *model_args, "-o", str(kept), "--start", "60", "--quiet", "--dump-csv"])
+    _check(capsys, code, 3, "no frames in the chosen range", kept)
+    after = {p.relative_to(kept): p.read_bytes() for p in kept.rglob("*") if p.is_file() and p.name != ".facemap-output"}
+    assert after == before
+
+
 def _truncated_faststart(src: Path, dst: Path) -> Path:
     """A phone-style MP4 (index first) cut off half-way, as a half-finished copy is."""
     import av
