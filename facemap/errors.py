@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from pathlib import PurePath
 
 EXIT_OK = 0
 EXIT_BUG = 1
@@ -98,7 +99,18 @@ class FacemapError(Exception):
             name = m.group(1)
             return names.get(name, name) if name in OPTION_NAMES else m.group(0)
 
-        return _OPTION_REF.sub(one, self.template)
+        text = _OPTION_REF.sub(one, self.template)
+        lost = self.__dict__.get("lost")
+        return f"{text}; not kept: {', '.join(lost)}" if lost else text
+
+    def not_kept(self, paths: object) -> None:
+        """Name files the failure cost (outputs removed or never put in place): the message ends
+        ``; not kept: <name>, <name>`` (file names, each once)."""
+        names = self.__dict__.setdefault("lost", [])
+        for path in paths:  # type: ignore[attr-defined]
+            name = PurePath(str(path)).name
+            if name not in names:
+                names.append(name)
 
     def __str__(self) -> str:
         return self.render()

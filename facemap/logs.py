@@ -45,8 +45,10 @@ def _logs_folder(folder: Path, stem: str) -> Path:
         what = "is a file, not a folder" if folder.exists() else "no such folder"
         raise InputFileError(f"{folder}: {what}; pass the folder holding the logs (such as out/logs)")
     meta = f"{stem}{LOG_SUFFIXES['meta']}"
-    if not (folder / meta).is_file() and (folder / "logs" / meta).is_file():
-        return folder / "logs"
+    if (folder / meta).is_file() or not (folder / "logs").is_dir():
+        return folder
+    if (folder / "logs" / meta).is_file() or not _stems(folder):
+        return folder / "logs"  # infer.py's output folder: its logs (or the clips listed there)
     return folder
 
 
@@ -54,8 +56,9 @@ def _stems(folder: Path) -> list[str]:
     return sorted({log_stem(p) for p in folder.glob(f"*{LOG_SUFFIXES['meta']}")})
 
 
-def _is_analysis_of(folder: Path, stem: str) -> bool:
-    """True when ``folder`` holds the analyzer's outputs for the clip ``stem``."""
+def _is_analysis_of(folder: Path, stem: str, logs: Path) -> bool:
+    """True when ``folder`` holds the analyzer's outputs for the clip ``stem`` (see
+    ``_check_same_logs``)."""
     from .analysis.report import read_report, report_clip
 
     if not (folder / EXPRESSIONS).is_file():
@@ -63,7 +66,26 @@ def _is_analysis_of(folder: Path, stem: str) -> bool:
     report = read_report(folder / "report.json")
     if report is None:
         return folder.name == stem  # OUT/<stem>/ of several clips, its report.json lost
-    return report_clip(report)["stem"] == stem
+    if report_clip(report)["stem"] != stem:
+        return False
+    _check_same_logs(folder / "report.json", report_clip(report)["logs"], stem, logs)
+    return True
+
+
+def _check_same_logs(report_path: Path, named: str, stem: str, logs: Path) -> None:
+    """An InputFileError when ``report_path`` (of the clip ``stem``) names the logs of another
+    folder than ``logs`` that still holds that clip's logs: another video of the same name,
+    whose labels must not be joined to these frames. A report naming a folder that is gone
+    (the folders were moved together) is taken as these logs' analysis."""
+    if not named:
+        return
+    there, here = Path(named), logs.resolve()
+    if there == here or not any((there / f"{stem}{s}").is_file() for s in LOG_SUFFIXES.values()):
+        return
+    raise InputFileError(
+        f"{report_path}: is the analysis of the logs in {there}, not of {stem}'s logs in {here}; "
+        "pass the analyzer's output folder of these logs (or run analyze_expressions.py on them)"
+    )
 
 
 def find_expressions(logs: Path, stem: str, analysis: Path | None = None, by_face: bool = False) -> dict[int, Path]:
@@ -78,12 +100,13 @@ def find_expressions(logs: Path, stem: str, analysis: Path | None = None, by_fac
     base = Path(analysis) if analysis is not None else logs.parent / "analysis"
     for folder in (base / stem, base):
         if not by_face:
-            if _is_analysis_of(folder, stem):
+            if _is_analysis_of(folder, stem, logs):
                 return {0: folder / EXPRESSIONS}
             continue
         report = read_report(folder / "report.json")
         if report is None or "faces" not in report or report_clip(report)["stem"] != stem:
             continue
+        _check_same_logs(folder / "report.json", report_clip(report)["logs"], stem, logs)
         found = {}
         for face in report["faces"]:
             path = folder / str(face.get("folder", "")) / EXPRESSIONS

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from .backends.base import Detector, Landmarker
-from .errors import UsageError
+from .errors import FacemapError, UsageError
 from .io.video import VideoFrame
 from .track.guard import GuardOptions
 from .track.smooth import SmoothOptions
@@ -242,5 +242,9 @@ def close_sinks(sinks: list[Sink], error: BaseException | None = None) -> None:
                 sink.close(error)
             except Exception as exc:
                 first = first or exc
+    lost = [path for sink in sinks for path in getattr(sink, "lost", ())]
+    said = error if error is not None else first
+    if lost and isinstance(said, FacemapError):
+        said.not_kept(lost)  # the run's one line names every output it could not keep
     if first is not None and error is None:
         raise first

@@ -27,7 +27,7 @@ from .io.outputs import OutputDir, atomic_write_bytes, atomic_write_json
 from .io.schema import log_names, overlay_name
 from .io.video import DEFAULT_CRF, DEFAULT_PRESET, VideoSink
 from .pipeline import StopRun
-from .types import N_LANDMARKS, Face, Frame
+from .types import N_LANDMARKS, N_PARAMS, Face, Frame
 
 log = logging.getLogger(__name__)
 
@@ -63,12 +63,15 @@ class CsvLogSink:
         landmarks: bool = False,
         points: int = N_LANDMARKS,
         with_face_id: bool = False,
+        keep_empty: bool = True,
     ) -> None:
         self.folder, self.stem, self.raw, self.landmarks = Path(folder), stem, raw, landmarks
+        self.keep_empty = keep_empty  # False: a run without a frame (refused) writes no logs
         self.points = points  # landmarks per face: 68, or N from another model (--assume-points)
         self.with_face_id = with_face_id
         self.paths = [self.folder / rel for rel in log_names(stem, raw, landmarks)]
         self.logs: FrameLogs | None = None
+        self.lost: list[Path] = []  # the logs a failed write left unwritten (none kept)
 
     def _open(self) -> FrameLogs:
         self.logs = FrameLogs(self.folder, self.stem, self.raw, self.landmarks, self.points, self.with_face_id)
@@ -79,13 +82,24 @@ class CsvLogSink:
         (self.logs or self._open()).write_frame(frame.faces, frame.result)
 
     def close(self, error: BaseException | None = None) -> None:
-        """Rename every log into place (also after an error: the rows so far are complete). A
-        run that ended without a frame leaves header-only logs, or none after an error."""
+        """Rename every log into place (also after an interruption or another error: the rows
+        so far are complete), all of them or none: after an OutputError (an output could not
+        be written: a full disk) none is kept, nor when one of them cannot be finished; those
+        are listed in ``lost``. A run that ended without a frame leaves header-only logs, or
+        none after an error or with ``keep_empty=False``."""
         if self.logs is None:
-            if error is not None:
+            if error is not None or not self.keep_empty:
                 return
             self._open()
-        self.logs.close()
+        if isinstance(error, OutputError):
+            self.logs.discard()
+            self.lost = self.logs.paths
+            return
+        try:
+            self.logs.close()
+        except OutputError:
+            self.lost = self.logs.paths
+            raise
 
 
 class VideoOverlaySink:
@@ -113,6 +127,7 @@ class VideoOverlaySink:
         self.audio_from, self.style, self.crf, self.preset = audio_from, style, crf, preset
         self._sink: VideoSink | None = None
         self._rate = _Rate()
+        self.lost: list[Path] = []  # the overlay, when an error removed it
 
     def _open(self, width: int, height: int) -> None:
         self._sink = VideoSink(
@@ -139,16 +154,22 @@ class VideoOverlaySink:
         """Finish the file (renamed into place), or remove it after an error."""
         if self._sink is None:
             return
-        if error is None:
-            self._sink.close()
-        else:
-            self._sink.close_after(error)
+        if error is not None and not isinstance(error, KeyboardInterrupt):
+            self.lost = [self.path]  # removed, as an error leaves it
+        try:
+            if error is None:
+                self._sink.close()
+            else:
+                self._sink.close_after(error)
+        except OutputError:
+            self.lost = [self.path]
+            raise
 
 
 class ImageFilesSink:
     """For pictures: per frame ``<stem>_overlay.jpg``, ``<stem>.json`` and the one-row logs
     ``logs/<stem>_meta.csv`` ... (``raw``/``landmarks`` on request, ``npy``: the raw parameters
-    as ``logs/<stem>_raw.npy``), each written whole through ``out`` (atomic, listed in its
+    as ``logs/<stem>_raw.npy``, see ``raw_params``), each written whole through ``out`` (atomic, listed in its
     marker). ``meta`` is added to every JSON document (model, detector, ...); ``with_face_id``:
     every face, in the logs (a face_id column) and in the JSON (``faces``).
     """
@@ -194,9 +215,9 @@ class ImageFilesSink:
         with FrameLogs(self.out.path, stem, self.raw, self.landmarks, self.points, self.with_face_id) as logs:
             logs.write_frame(frame.faces, r)
         written.extend(self.out.path / rel for rel in rel_logs)
-        if self.npy and r.params.size:
+        if self.npy and (params := raw_params(frame, self.with_face_id)) is not None:
             buf = io.BytesIO()
-            np.save(buf, r.params[None].astype(np.float32))
+            np.save(buf, params)
             target = self.out.file(f"logs/{stem}_raw.npy")
             atomic_write_bytes(target, buf.getvalue())
             written.append(target)
@@ -207,6 +228,22 @@ class ImageFilesSink:
 
     def close(self, error: BaseException | None = None) -> None:
         """Every file was finished as it was written."""
+
+
+def raw_params(frame: Frame, with_face_id: bool = False) -> np.ndarray | None:
+    """A picture's raw parameters for ``<stem>_raw.npy``, float32: the first face's as
+    (1, N_PARAMS); ``with_face_id`` (the logs' face_id layout), every face's as
+    (faces, N_PARAMS), row i the face ``frame.faces[i]`` (the order of the logs' rows and the
+    JSON's ``faces``), NaN for a face without parameters. None when no face has any."""
+    if not with_face_id:
+        return frame.result.params[None].astype(np.float32) if frame.result.params.size else None
+    if not any(f.params.size == N_PARAMS for f in frame.faces):
+        return None
+    rows = np.full((len(frame.faces), N_PARAMS), np.nan, np.float32)
+    for i, face in enumerate(frame.faces):
+        if face.params.size == N_PARAMS:
+            rows[i] = face.params
+    return rows
 
 
 def _face_json(r: Face) -> dict:

@@ -447,6 +447,39 @@ def test_load_logs_errors_name_the_file(case, needle, tmp_path, capsys):
         assert str(info.value).endswith("dpe_s, lp_d0")
 
 
+def test_load_logs_refuses_the_analysis_of_another_videos_logs(tmp_path, capsys):
+    """Two videos named talk, each in its own output folder: out2's analysis (its report.json
+    names out2/logs) is never joined to out1's frames; one line names the report and both."""
+    out1, out2 = tmp_path / "out1", tmp_path / "out2"
+    for out, clip in ((out1, "lp_d0"), (out2, "dpe_s")):
+        for kind, path in logs_of(clip, out / "logs").items():
+            path.rename(out / "logs" / f"talk_{kind}.csv")
+    rc, _, _ = run(["--landmarks", out2 / "logs" / "talk_landmarks.csv", "--meta", out2 / "logs" / "talk_meta.csv",
+                    "--fps", 25, "--out", out2 / "analysis", "--no-plots"], capsys)
+    assert rc == 0
+    assert "label" in facemap.load_logs(out2, "talk", analysis=out2 / "analysis").columns  # its own logs
+    with pytest.raises(FacemapError) as info:
+        facemap.load_logs(out1, "talk", analysis=out2 / "analysis")
+    msg = str(info.value)
+    assert info.value.exit_code == 3 and "\n" not in msg, msg
+    assert msg.startswith(f"{out2 / 'analysis' / 'report.json'}: is the analysis of the logs in "
+                          f"{(out2 / 'logs').resolve()}"), msg
+    assert str((out1 / "logs").resolve()) in msg
+    # the folders moved together: the report names a folder that is gone, the analysis is these logs'
+    moved = tmp_path / "moved"
+    out2.rename(moved)
+    assert "label" in facemap.load_logs(moved, "talk").columns
+
+
+def test_load_logs_lists_the_clips_in_the_logs_subfolder(tmp_path):
+    """``load_logs("out", "short_x")`` where out/logs holds two clips: it lists those two."""
+    folder_of("lp_d0", "dpe_s", root=tmp_path / "out" / "logs")
+    with pytest.raises(FacemapError) as info:
+        facemap.load_logs(tmp_path / "out", "short_x")
+    msg = str(info.value)
+    assert info.value.exit_code == 3 and msg.endswith(f"clips with a meta log in {tmp_path / 'out' / 'logs'}: dpe_s, lp_d0"), msg
+
+
 def test_an_interrupt_stops_the_run_with_130_and_leaves_done_clips_whole(tmp_path, capsys, monkeypatch):
     import facemap.analysis.clips as batch
 

@@ -149,6 +149,49 @@ def test_range_with_no_frames(tmp_path, capsys, model_args):
     assert not out.exists()
 
 
+def _live_webm(src: Path, dst: Path, frames: int = 20) -> Path:
+    """The first ``frames`` frames of ``src`` as a live WebM: its header states no duration."""
+    from fractions import Fraction
+
+    import av
+
+    with av.open(str(src)) as i, av.open(str(dst), "w", format="webm", options={"live": "1"}) as o:
+        vs = o.add_stream("libvpx", rate=25)
+        vs.width, vs.height, vs.pix_fmt, vs.time_base = 128, 128, "yuv420p", Fraction(1, 25)
+        for n, frame in enumerate(i.decode(video=0)):
+            if n == frames:
+                break
+            frame = frame.reformat(width=128, height=128, format="yuv420p")
+            frame.pts, frame.time_base = n, Fraction(1, 25)
+            for pkt in vs.encode(frame):
+                o.mux(pkt)
+        for pkt in vs.encode(None):
+            o.mux(pkt)
+    with av.open(str(dst)) as c:
+        assert not c.duration and not c.streams.video[0].duration  # what the up-front check needs
+    return dst
+
+
+def test_a_live_webm_with_start_beyond_its_end_leaves_no_files(tmp_path, capsys, model_args):
+    """A WebM without a duration in its header cannot be refused before decoding: it is refused
+    once decoding finds no frame in the range, and leaves nothing (no header-only logs)."""
+    live = _live_webm(need_shared(DATA / "videos" / "dpe_s.mp4"), tmp_path / "live.webm")
+    out = tmp_path / "out"
+    code = infer.main(["--video", str(live), *model_args, "-o", str(out), "--start", "60", "--save-video",
+                       "--dump-csv", "--dump-landmarks-csv", "--quiet"])
+    line = _check(capsys, code, 3, "live.webm: no frames in the chosen range", out)
+    assert "--start" in line
+    assert not out.exists(), [p.name for p in out.rglob("*")]
+    kept = tmp_path / "kept"  # a folder of an earlier run: its files stay, none is added
+    assert infer.main(["--video", str(live), *model_args, "-o", str(kept), "--quiet"]) == 0
+    before = {p.relative_to(kept): p.read_bytes() for p in kept.rglob("*") if p.is_file() and p.name != ".facemap-output"}
+    capsys.readouterr()
+    code = infer.main(["--video", str(live), *model_args, "-o", str(kept), "--start", "60", "--quiet", "--dump-csv"])
+    _check(capsys, code, 3, "no frames in the chosen range", kept)
+    after = {p.relative_to(kept): p.read_bytes() for p in kept.rglob("*") if p.is_file() and p.name != ".facemap-output"}
+    assert after == before
+
+
 def _truncated_faststart(src: Path, dst: Path) -> Path:
     """A phone-style MP4 (index first) cut off half-way, as a half-finished copy is."""
     import av
@@ -217,6 +260,51 @@ def test_truncated_video_processes_what_decodes(tmp_path, capsys, model_args):
 
     with av.open(str(out / "cut_overlay.mp4")) as c:
         assert sum(1 for _ in c.decode(video=0)) == n
+
+
+def _ts_segment(src: Path, dst: Path, frames: int = 20) -> Path:
+    """The first ``frames`` frames of ``src`` as a 256x256 MPEG-TS segment (its clock from 0)."""
+    from fractions import Fraction
+
+    import av
+
+    with av.open(str(src)) as i, av.open(str(dst), "w", format="mpegts") as o:
+        vs = o.add_stream("mpeg2video", rate=25)
+        vs.width, vs.height, vs.pix_fmt, vs.time_base = 256, 256, "yuv420p", Fraction(1, 25)
+        for n, frame in enumerate(i.decode(video=0)):
+            if n == frames:
+                break
+            frame = frame.reformat(width=256, height=256, format="yuv420p")
+            frame.pts, frame.time_base = n, Fraction(1, 25)
+            for pkt in vs.encode(frame):
+                o.mux(pkt)
+        for pkt in vs.encode(None):
+            o.mux(pkt)
+    return dst
+
+
+def test_joined_mpeg_ts_whose_timestamps_run_back_is_renumbered_for_the_analyzer(tmp_path, capsys, caplog, model_args):
+    """Two MPEG-TS segments joined with cat (the clock starts again half-way): infer.py renumbers
+    the times from there on with one note, and its own analyzer accepts the logs it wrote."""
+    a = _ts_segment(need_shared(DATA / "videos" / "dpe_s.mp4"), tmp_path / "a.ts")
+    b = _ts_segment(need_shared(DATA / "videos" / "dagan_driving.mp4"), tmp_path / "b.ts")
+    joined = tmp_path / "joined.ts"
+    joined.write_bytes(a.read_bytes() + b.read_bytes())
+    out = tmp_path / "out"
+    code = infer.main(["--video", str(joined), *model_args, "-o", str(out), "--dump-landmarks-csv", "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    notes = [r.getMessage() for r in caplog.records if "timestamps run back" in r.getMessage()]
+    assert len(notes) == 1 and "joined.ts" in notes[0] and "after 0.760 s" in notes[0], notes
+    assert "Traceback" not in err, err
+    meta = read_meta(out / "logs" / "joined_meta.csv")
+    assert meta.frames.tolist() == list(range(1, 41))
+    np.testing.assert_allclose(np.diff(meta.timestamps_ms), 40.0, atol=1e-6)  # one clock, 25 fps
+    code = analyze_expressions.main(["--landmarks", str(out / "logs" / "joined_landmarks.csv"), "--meta",
+                                     str(out / "logs" / "joined_meta.csv"), "--out", str(out / "analysis"),
+                                     "--no-plots"])
+    assert code == 0, capsys.readouterr().err
+    assert (out / "analysis" / "expressions.csv").exists()
 
 
 def test_sigterm_mid_video_leaves_complete_files(tmp_path, standin_model, basis_dir):
@@ -497,6 +585,64 @@ def test_a_full_disk_while_a_video_is_written_leaves_no_part_file(small_disk, mo
     assert not list(out.rglob("*.part")) and not list(out.rglob(".*.download"))
 
 
+@pytest.fixture()
+def tiny_disk(tmp_path):
+    """A 300 KB tmpfs mounted by the test (root only) and unmounted by it: the overlay of
+    lp_d19 fills it part-way, before the logs do."""
+    import shutil
+
+    if os.geteuid() != 0 or not shutil.which("mount"):
+        pytest.skip("mounting a tmpfs needs root")
+    mnt = tmp_path / "tiny"
+    mnt.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=300k", "tmpfs", str(mnt)], capture_output=True).returncode:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", str(mnt)], check=True)
+
+
+def test_a_disk_full_mid_video_keeps_every_log_or_none_and_names_what_was_lost(tiny_disk, model_args):
+    """--save-video onto a disk that fills mid-video (the overlay fails first): exit 5, one line
+    that names the overlay and every log not kept, and no log of the run left (the meta log was
+    lost while its summary stayed)."""
+    clip = need_shared(DATA / "videos" / "lp_d19.mp4")
+    out = tiny_disk / "out"
+    cmd = [sys.executable, str(Path(infer.__file__)), "--video", str(clip), *model_args, "-o", str(out),
+           "--save-video", "--detector", "haar", "-q"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("infer.py")]
+    assert proc.returncode == 5 and len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert "lp_d19_overlay.mp4: cannot" in lines[0], lines[0]
+    assert lines[0].endswith("not kept: lp_d19_meta.csv, lp_d19_summary.csv, lp_d19_overlay.mp4"), lines[0]
+    left = [p.name for p in out.rglob("*") if p.is_file()] if out.exists() else []
+    assert not [n for n in left if n.startswith(("lp_d19", ".lp_d19"))], left
+
+
+def test_a_log_that_cannot_be_finished_takes_the_others_with_it(tmp_path, capsys, model_args, monkeypatch):
+    """The summary log's final flush fails (ENOSPC) after the meta log finished: neither is put
+    in place (every log complete or absent), and the one line names both."""
+    from facemap.io import logwriter
+
+    if not Path("/proc/self/fd").is_dir():
+        pytest.skip("needs /proc to tell the logs' files apart")
+    real_fsync = os.fsync
+
+    def fsync(fd):
+        if os.readlink(f"/proc/self/fd/{fd}").endswith("_summary.csv.part"):  # after the meta log's
+            raise OSError(28, "No space left on device")
+        return real_fsync(fd)
+
+    monkeypatch.setattr(logwriter.os, "fsync", fsync)
+    clip = need_shared(DATA / "videos" / "lp_d19.mp4")
+    out = tmp_path / "out"
+    code = infer.main(["--video", str(clip), *model_args, "-o", str(out), "--max-frames", "3", "--quiet"])
+    line = _check(capsys, code, 5, "lp_d19_summary.csv: cannot finish log (No space left on device)", out)
+    assert line.endswith("not kept: lp_d19_meta.csv, lp_d19_summary.csv"), line
+    assert not (out / "logs").exists() or not list((out / "logs").iterdir())
+
+
 def _tiff_header(width: int, height: int) -> bytes:
     """A deflate-compressed 8-bit grey TIFF of width x height black pixels, small on disk: a
     reader that trusts it decodes width x height bytes (x3 as BGR)."""
@@ -540,6 +686,51 @@ def test_an_absurdly_large_bbox_is_a_normal_run(tmp_path, capsys, model_args):
     out = tmp_path / "out"
     assert infer.main(["--image", str(img), *model_args, "--bbox", "0,0,1e7,1e7", "-o", str(out)]) == 0
     assert cv2.imread(str(out / "face_overlay.jpg")).shape == (64, 64, 3)
+
+
+@pytest.mark.parametrize("kind", ["image", "video"])
+def test_a_250_byte_file_name_gets_a_shortened_stem(tmp_path, capsys, caplog, model_args, kind):
+    """A 250-byte file name (its outputs would pass the 255-byte limit: .<stem>_landmarks.csv.part)
+    is a normal run whose outputs take the shortened stem (200 bytes at most, a hash of the
+    whole name at the end), said in one note; the analyzer takes its logs."""
+    suffix = ".png" if kind == "image" else ".mp4"
+    stem = "é" * 100 + "x" * (250 - 200 - len(suffix))  # 250 bytes in UTF-8
+    path = tmp_path / f"{stem}{suffix}"
+    assert len(path.name.encode()) == 250
+    if kind == "image":
+        cv2.imwrite(str(path), np.full((64, 64, 3), 90, np.uint8))
+        extra = ["--no-face-detect", "--dump-npy"]
+    else:
+        path.write_bytes(need_shared(DATA / "videos" / "lp_d19.mp4").read_bytes())
+        extra = ["--max-frames", "5", "--save-video"]
+    out = tmp_path / "out"
+    code = infer.main([f"--{kind}", str(path), *model_args, "-o", str(out), "--dump-csv", "--dump-landmarks-csv",
+                       "-q", *extra])
+    err = capsys.readouterr().err
+    assert code == 0 and "Traceback" not in err, err
+    from facemap.io.schema import STEM_MAX_BYTES, short_stem
+
+    short = short_stem(stem)
+    assert len(short.encode()) <= STEM_MAX_BYTES and short.startswith("é" * 95) and short != stem
+    assert short_stem(stem + "y") != short  # two long names stay apart
+    notes = [r.getMessage() for r in caplog.records if "too long for the output names" in r.getMessage()]
+    assert len(notes) == 1 and notes[0].endswith(f"its outputs are named {short}"), notes
+    logs = out / "logs"
+    assert {p.name for p in logs.iterdir()} >= {f"{short}_meta.csv", f"{short}_landmarks.csv", f"{short}_raw.csv"}
+    code = analyze_expressions.main(["--landmarks", str(logs / f"{short}_landmarks.csv"), "--meta",
+                                     str(logs / f"{short}_meta.csv"), "--fps", "25", "--out",
+                                     str(tmp_path / "analysis"), "--no-plots"])
+    assert code == 0, capsys.readouterr().err
+
+
+@pytest.mark.parametrize("fps", ["1e-300", "1e300", "inf", "nan", "0", "-25"])
+def test_an_absurd_analyzer_fps_is_one_line(tmp_path, capsys, fps):
+    """--fps must be a sane frame rate (0.001 to 100000): 1e-300 was an overflow's bug line."""
+    path = _landmarks_csv(tmp_path / "l.csv", [1, 2, 3])
+    out = tmp_path / "out"
+    code = analyze_expressions.main(["--landmarks", str(path), "--fps", fps, "--out", str(out)])
+    _check(capsys, code, 2, "--fps must be a", out, prog="analyze_expressions.py")
+    assert not out.exists()
 
 
 def test_a_file_name_that_is_not_utf8(tmp_path, model_args):

@@ -41,7 +41,7 @@ def test_bbox_constant_model_matches_reference(tmp_path, capsys, shared_data, co
     got = read_landmarks(out / "logs" / "fr_two_people_landmarks.csv")
     assert got.frames.tolist() == [1]
     np.testing.assert_allclose(got.landmarks[0], expected, atol=1e-3)
-    raw = read_raw(out / "logs" / "fr_two_people_raw.csv")
+    raw = read_raw(out / "logs" / "fr_two_people_raw.csv", strict=True)
     np.testing.assert_allclose(raw.params[0], constant_params, atol=1e-6)
     doc = json.loads((out / "fr_two_people.json").read_text())
     assert doc["box"] == [778, 57, 964, 242]
@@ -65,6 +65,24 @@ def test_detected_face_overlay_and_logs(tmp_path, capsys, shared_data, standin_m
     x0, y0, x1, y1 = meta.boxes[0]
     assert 150 < (x0 + x1) / 2 < 280 and 80 < (y0 + y1) / 2 < 200  # on her face
     assert (out / "skimage_astronaut_overlay.jpg").exists() and (out / "dlib_dogs.json").exists()
+
+
+@pytest.mark.parametrize("max_faces", ["0", "2", "1"])
+def test_dump_npy_holds_every_face(tmp_path, capsys, shared_data, standin_model, basis_dir, max_faces):
+    """--dump-npy: (faces, 265) float32 with --max-faces 0 or N, row i the face with face_id i
+    (its raw.csv row); one face (the default) keeps its (1, 265)."""
+    out = tmp_path / "out"
+    code, _, err = _run(capsys, "--image", shared_data / "images" / "fr_two_people.jpg", "--model", standin_model,
+                        "--basis-dir", basis_dir, "--detector", "haar", "--max-faces", max_faces, "--dump-npy",
+                        "--dump-csv", "-o", out, "-q")
+    assert code == 0, err
+    npy = np.load(out / "logs" / "fr_two_people_raw.npy")
+    raw = read_raw(out / "logs" / "fr_two_people_raw.csv", strict=True)
+    assert npy.dtype == np.float32 and npy.shape == ((1, 265) if max_faces == "1" else (2, 265))
+    assert list(raw.face_ids) == ([0] if max_faces == "1" else [0, 1])
+    for fid in raw.face_ids:
+        np.testing.assert_allclose(npy[fid], raw.of_face(fid).params[0], rtol=1e-6, atol=1e-7)
+    assert not np.allclose(npy[0], npy[-1]) or max_faces == "1"
 
 
 def test_no_face_detect_uses_whole_image(tmp_path, capsys, shared_data, standin_model, basis_dir):

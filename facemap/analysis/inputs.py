@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from ..decode import Basis, Decoder
-from ..errors import InputFileError, UsageError
+from ..errors import InputFileError, UsageError, number
 from ..io.records import (
     LandmarkLog,
     MetaLog,
@@ -163,6 +163,20 @@ def mean_face_features(basis: Basis) -> dict[str, float]:
     return {c: float(feats[c].iloc[0]) for c in SHAPE_FEATURES}
 
 
+# A frame rate the analyzer takes: a time-lapse of one frame in 1000 s up to a 100 kHz camera
+# (beyond either, a frame's time in ms is no longer a sane number: 1e-300 overflows).
+FPS_RANGE = (0.001, 100_000.0)
+
+
+def check_fps(fps: object) -> float:
+    """``fps`` when it is a finite number in FPS_RANGE, else a UsageError naming ``{fps}``."""
+    value = float(number(fps, "{fps}"))
+    low, high = FPS_RANGE
+    if not low <= value <= high:
+        raise UsageError(f"{{fps}} must be a frame rate from {low:g} to {high:g}, got {fps!r}")
+    return value
+
+
 def _read_logs(
     landmarks: Path | None,
     meta: Path | None,
@@ -174,8 +188,8 @@ def _read_logs(
     """Read the logs (strict), drop a raw log without params, find the basis when needed."""
     if landmarks is None and raw is None:
         raise UsageError("give {landmarks} (a landmarks log) or {raw} with a 3DMM basis")
-    if fps is not None and not (np.isfinite(fps) and fps > 0):
-        raise UsageError(f"{{fps}} must be a positive number, got {fps}")
+    if fps is not None:
+        check_fps(fps)
     mt = read_meta(meta, strict=True) if meta is not None else None
     lm = None
     if landmarks is not None:

@@ -10,6 +10,7 @@ from pathlib import Path
 from .. import analysis
 from ..analysis import Analysis, AnalysisConfig, load_config, parse_frame_range
 from ..analysis.clips import Batch, ClipLogs, ClipOutcome, clip_paths, find_clips
+from ..analysis.inputs import check_fps
 from ..analysis.report import OUTPUT_NAMES, write_outputs
 from ..errors import UsageError
 from .config import ANALYZE_FLAGS
@@ -26,6 +27,8 @@ def run_analyze(args: argparse.Namespace) -> int:
         raise UsageError("--out is empty; give a folder")
     if args.logs is None and (args.ray is not None or args.ray_workers is not None):
         raise UsageError("--ray spreads the clips of --logs over Ray workers; give --logs (several clips)")
+    if args.fps is not None:
+        check_fps(args.fps)  # before any clip is read or any folder made
     cfg = load_config(args.config)
     frame_range = parse_frame_range(args.baseline_frames) if args.baseline_frames else None
     if args.logs is not None:

@@ -130,7 +130,9 @@ def process_video(
     """One video through the chain into its logs and (--save-video) its overlay."""
     t0 = time.perf_counter()
     expected = _expected(info, span)
-    sinks: list = [CsvLogSink(out_dir, src.stem, raw=cfg.dump_csv, landmarks=cfg.dump_landmarks_csv, points=cfg.points(), with_face_id=face_id_column(cfg.max_faces))]
+    # no frame in the range is refused below: such a run leaves no file (no header-only logs)
+    sinks: list = [CsvLogSink(out_dir, src.stem, raw=cfg.dump_csv, landmarks=cfg.dump_landmarks_csv, points=cfg.points(),
+                              with_face_id=face_id_column(cfg.max_faces), keep_empty=False)]
     outputs = list(sinks[0].paths)
     if cfg.save_video:
         sinks.append(

@@ -183,8 +183,14 @@ def collect_images(inputs: list[str]) -> list[Path]:
 
 
 def unique_stems(paths: list[Path]) -> list[str]:
-    """Output stems for ``paths``: the file stem, made unique when two inputs share one."""
-    stems = [p.stem for p in paths]
+    """Output stems for ``paths``: the file stem (shortened when too long for the output names,
+    ``schema.short_stem``, with a note), made unique when two inputs share one."""
+    from .schema import short_stem
+
+    stems = [short_stem(p.stem) for p in paths]
+    for p, s in zip(paths, stems, strict=True):
+        if s != p.stem:
+            log.warning("%s: its name is too long for the output names; its outputs are named %s", p, s)
     counts: dict[str, int] = {}
     for s in stems:
         counts[s] = counts.get(s, 0) + 1

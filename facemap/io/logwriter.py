@@ -112,21 +112,40 @@ class CsvLog:
         with contextlib.suppress(OSError):
             os.unlink(self.tmp_path)
 
-    def close(self) -> None:
-        """Flush, close and move the temp file into place; a log that cannot be finished (a full
-        disk) is removed, never left half-written."""
+    def finish(self) -> None:
+        """Flush and close the temp file, every row on disk (``commit`` renames it into place); a
+        log that cannot be finished (a full disk) is removed, never left half-written."""
         if self._fh.closed:
             return
         try:
             self._fh.flush()
             os.fsync(self._fh.fileno())
             self._fh.close()
+        except OSError as exc:
+            self._discard()
+            raise OutputError(
+                f"{self.path}: cannot finish log ({exc.strerror or exc}); free space or choose another {{output}}"
+            ) from exc
+
+    def commit(self) -> None:
+        """Rename the finished temp file into place."""
+        try:
             os.replace(self.tmp_path, self.path)
         except OSError as exc:
             self._discard()
             raise OutputError(
                 f"{self.path}: cannot finish log ({exc.strerror or exc}); free space or choose another {{output}}"
             ) from exc
+
+    def discard(self) -> None:
+        """Remove the log's temp file, unfinished or finished (the target is never touched)."""
+        self._discard()
+
+    def close(self) -> None:
+        """``finish`` and ``commit``: the log in place, or removed when it cannot be finished."""
+        if not self._fh.closed:
+            self.finish()
+            self.commit()
 
 
 class FrameLogs:
@@ -168,16 +187,39 @@ class FrameLogs:
         for face in (faces if self.with_face_id else faces[:1]) or (empty,):
             self.write(face)
 
+    @property
+    def paths(self) -> list[Path]:
+        """The logs' paths."""
+        return [lg.path for lg in self.logs.values()]
+
     def close(self) -> None:
-        """Close every log (each is renamed into place)."""
-        errors = []
+        """Finish every log, then rename each into place: all of them, or, when one cannot be
+        finished (a full disk), none (every temp file removed; the OutputError names them all)."""
+        try:
+            for lg in self.logs.values():
+                lg.finish()
+        except OutputError as exc:
+            self.discard()
+            exc.not_kept(self.paths)
+            raise
+        done: list[CsvLog] = []
+        try:
+            for lg in self.logs.values():
+                lg.commit()
+                done.append(lg)
+        except OutputError as exc:
+            self.discard()
+            for lg in done:  # this run's logs, just put in place: all of them or none
+                with contextlib.suppress(OSError):
+                    os.unlink(lg.path)
+            exc.not_kept(self.paths)
+            raise
+
+    def discard(self) -> None:
+        """Remove every log's temp file: a run whose outputs could not be written keeps none of
+        its logs (the files in place, from an earlier run, are left as they are)."""
         for lg in self.logs.values():
-            try:
-                lg.close()
-            except OutputError as exc:
-                errors.append(exc)
-        if errors:
-            raise errors[0]
+            lg.discard()
 
     def __enter__(self) -> FrameLogs:
         return self

@@ -79,6 +79,30 @@ def log_stem(path: Path) -> str:
     return Path(path).stem
 
 
+# The longest output name is 27 bytes more than its stem (``.<stem>_overlay.jpg.<8 random>.part``,
+# an atomic write's temp file); file systems allow 255 bytes a name. A longer stem is shortened.
+STEM_MAX_BYTES = 200
+_STEM_KEEP_BYTES = STEM_MAX_BYTES - 9  # then "~" and 8 hex digits of the full stem's hash
+
+
+def short_stem(stem: str) -> str:
+    """``stem``, or when it is longer than STEM_MAX_BYTES (UTF-8; a name that is not UTF-8 by
+    its bytes on disk) its first 191 bytes, ``~`` and 8 hex digits of a hash of the whole stem,
+    so that every output name fits the file system and two long names stay apart."""
+    import hashlib
+
+    raw = stem.encode("utf-8", "surrogateescape")
+    if len(raw) <= STEM_MAX_BYTES:
+        return stem
+    kept, size = [], 0
+    for ch in stem:
+        size += len(ch.encode("utf-8", "surrogateescape"))
+        if size > _STEM_KEEP_BYTES:
+            break
+        kept.append(ch)
+    return "".join(kept) + "~" + hashlib.sha1(raw).hexdigest()[:8]
+
+
 def overlay_name(stem: str, suffix: str = ".mp4") -> str:
     """``<stem>_overlay.mp4`` (a video's), or with another ``suffix`` (``.jpg``: a picture's)."""
     return f"{stem}_overlay{suffix}"

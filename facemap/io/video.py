@@ -69,7 +69,9 @@ class VideoFrame:
     """One decoded frame.
 
     index:        1-based index of the frame in the file (as the logs' ``frame`` column)
-    timestamp_ms: presentation time from the start of the video stream, milliseconds
+    timestamp_ms: presentation time from the start of the video stream, milliseconds; always
+                  increasing (times that run back, as in files joined end to end, are renumbered
+                  one frame interval after the frame before, with one warning)
     time_s:       presentation time on the file's clock, seconds (what VideoSink aligns audio to)
     image:        (H, W, 3) uint8 BGR, upright
     """
@@ -251,15 +253,26 @@ def _decode(container, path, start_s, end_s, every, max_frames, stop) -> Iterato
         index = -1  # set from the first decoded frame's place among the frames before it
     emitted = 0
     last_t = None
+    shift, renumbered = 0.0, False  # seconds added to the file's times once they run back
     try:
         frames = container.decode(vs)
         for frame in frames:
             if stop.is_set():
                 return
             if frame.pts is not None:
-                t = float(frame.pts * tb)
+                t = float(frame.pts * tb) + shift
             else:
                 t = (last_t + 1.0 / fps) if last_t is not None else stream_start
+            if last_t is not None and t <= last_t:  # runs back (files joined with cat): renumbered
+                shift += last_t + 1.0 / fps - t
+                if not renumbered:
+                    log.warning(
+                        "%s: timestamps run back after %.3f s (to %.3f s; files joined end to end?); "
+                        "frames from there on are timed %.3f s after the frame before them",
+                        path, last_t - stream_start, t - stream_start, 1.0 / fps,
+                    )
+                renumbered = True
+                t = last_t + 1.0 / fps
             last_t = t
             rel = t - stream_start
             if index < 0:  # frames before this one (seeked): counted, so variable frame rates hold
