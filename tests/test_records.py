@@ -118,3 +118,17 @@ def test_frame_numbers_out_of_range(tmp_path, frame):
     path = _write(tmp_path / "l.csv", f"{header}\n{frame}," + ",".join(["1"] * 136) + "\n")
     with pytest.raises(InputFileError, match="frame numbers count from 1"):
         read_landmarks(path)
+
+
+def test_a_lenient_read_of_a_several_faces_log_keeps_every_face(tmp_path):
+    """Without ``strict`` a duplicated frame row is dropped (logged); in a log with face_id a
+    frame's rows are one per face, so only a repeated (frame, face_id) is (before: every face
+    after the first of a frame was dropped as a "duplicated frame")."""
+    from facemap.io.records import read_meta
+
+    path = tmp_path / "m.csv"
+    path.write_text("frame,face_id,status,reason,x0,y0,x1,y1\n1,0,ok,d,1,1,5,5\n1,1,ok,d,9,9,15,15\n"
+                    "2,1,ok,d,9,9,15,15\n2,0,ok,d,1,1,5,5\n2,1,ok,d,8,8,15,15\n3,,no_face,x,,,,\n")
+    log = read_meta(path)
+    assert log.frames.tolist() == [1, 1, 2, 2, 3] and log.face_ids.tolist() == [0, 1, 0, 1, -1]
+    assert log.boxes[3].tolist() == [9, 9, 15, 15]  # the first of the repeated (2, 1)

@@ -259,9 +259,17 @@ def _sorted_unique(
     ``strict`` and ``ids`` (a several-faces log), every row is kept and a repeated
     (frame, face_id) is the error.
     """
-    if strict and ids is not None:
-        _check_faces(frames, ids, path, what)
-        return slice(None)
+    if ids is not None:  # several faces a frame: a row per (frame, face_id)
+        if strict:
+            _check_faces(frames, ids, path, what)
+            return slice(None)
+        order = np.lexsort((ids, frames))
+        pairs = np.stack([frames[order], ids[order]], axis=1)
+        first = np.r_[True, (np.diff(pairs, axis=0) != 0).any(axis=1)] if len(order) else order.astype(bool)
+        if not first.all():
+            log.warning("%s: %s has %d duplicated (frame, face_id) rows; kept the first of each",
+                        path, what, int((~first).sum()))
+        return order[first]
     if strict and frames.size > 1 and (step := np.diff(frames)).min() <= 0:
         r = int(np.argmax(step <= 0)) + 1
         kind = "repeats" if step[r - 1] == 0 else "goes back to"
