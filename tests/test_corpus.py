@@ -209,6 +209,37 @@ def test_bad_ray_options(argv, line, capsys, tmp_path):
     assert capsys.readouterr().err.strip() == f"infer.py: error: {line}"
 
 
+OUT_OF_RANGE = [
+    (["--ray-cpus", "1e-9"], "--ray-cpus must be at least 0.0001 (Ray's smallest share of a CPU), got 1e-09"),
+    (["--ray-cpus", "nan"], "--ray-cpus must be a finite number, got nan"),
+    (["--ray-cpus", "inf"], "--ray-cpus must be a finite number, got inf"),
+    (["--ray-cpus=-inf"], "--ray-cpus must be a finite number, got -inf"),
+    (["--ray-cpus", "1e300"], "--ray-cpus must be at most 100000, got 1e+300"),
+    (["--ray-cpus", "-1"], "--ray-cpus must be > 0, got -1"),
+    (["--ray-workers", "-3"], "--ray-workers must be >= 1, got -3"),
+    (["--ray-workers", "10000000000000000000000"], "--ray-workers must be at most 100000, got 10000000000000000000000"),
+]
+
+
+@pytest.mark.parametrize("script", ["infer.py", "analyze_expressions.py"])
+@pytest.mark.parametrize(("argv", "line"), OUT_OF_RANGE)
+def test_every_ray_number_is_checked_in_one_line(script, argv, line, capsys, tmp_path):
+    """--ray-workers and --ray-cpus out of range, not finite, or below Ray's resolution: one line,
+    exit 2, before Ray is started and before anything is written."""
+    import analyze_expressions
+
+    if script == "infer.py":
+        (tmp_path / "a.mp4").write_bytes(b"")
+        code = infer.main(["--video", str(tmp_path / "a.mp4"), "--ray", *argv, "-o", str(tmp_path / "out")])
+    else:
+        (tmp_path / "logs").mkdir()
+        (tmp_path / "logs" / "a_meta.csv").write_text("frame\n")
+        code = analyze_expressions.main(["--logs", str(tmp_path / "logs"), "--ray", *argv, "--out", str(tmp_path / "out")])
+    assert code == 2
+    assert capsys.readouterr().err.strip() == f"{script}: error: {line}"
+    assert not (tmp_path / "out").exists()
+
+
 @pytest.mark.parametrize("what", ["input", "output"])
 def test_a_worker_refuses_what_it_cannot_reach(what, tmp_path, monkeypatch):
     """The check each worker runs before any video: the first input it cannot read, or an
@@ -412,3 +443,40 @@ def test_the_corpus_progress_bar(tty, enabled, monkeypatch):
         return
     assert text.startswith("corpus:  67%|") and " 2/3 [" in text and "<" in text  # elapsed<left
     assert float(text.split(", ")[-1].split(" frames/s over the cluster")[0]) > 0
+
+
+@contextlib.contextmanager
+def _silent_listener():
+    """A TCP port on 127.0.0.1 that accepts connections and never answers (not a Ray cluster)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(8)
+        yield f"127.0.0.1:{sock.getsockname()[1]}"
+
+
+@pytest.mark.parametrize("script", ["infer.py", "analyze_expressions.py"])
+@pytest.mark.parametrize("kind", ["nothing listens", "not Ray"])
+def test_an_address_without_a_cluster_is_one_line_within_the_connect_timeout(script, kind, reference, tmp_path):
+    """--ray ADDRESS where no Ray answers: one facemap line naming the address and what to do,
+    exit 2, no Ray retry lines, well within the subprocess's own bound (Ray alone retries for
+    minutes)."""
+    from tests.raycluster import free_ports
+
+    with contextlib.ExitStack() as stack:
+        address = f"127.0.0.1:{free_ports(1)[0]}" if kind == "nothing listens" else stack.enter_context(_silent_listener())
+        if script == "infer.py":
+            argv = ["--video", str(need_shared(DATA / "videos" / CLIPS[0])), *ARGS, "-o", str(tmp_path / "out")]
+        else:
+            argv = ["--logs", str(reference / "logs"), "--out", str(tmp_path / "out")]
+        proc = subprocess.run([sys.executable, str(REPO / script), *argv, "--ray", address], cwd=tmp_path,
+                              capture_output=True, text=True, timeout=120, env={**os.environ, **RAY_ENV})
+    why = "cannot reach a Ray cluster there (Connection refused)" if kind == "nothing listens" else \
+        "no Ray cluster answered within 10 s"
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.splitlines() == [
+        f"{script}: error: --ray {address}: {why}; start the cluster with `ray start --head` on that machine, or "
+        "give the address it printed (host:port of its head, 6379 by default), or give --ray without an address "
+        "for a local Ray"]
+    assert not (tmp_path / "out").exists()

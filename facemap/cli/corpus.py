@@ -36,6 +36,7 @@ from ..raypool import (
     Job,
     PoolWorker,
     check_pool_options,
+    check_reachable,
     import_ray,
     pool_session,
 )
@@ -154,6 +155,8 @@ def run_corpus(cfg: InferConfig, emit: Emit) -> int:
         raise UsageError("{jobs} runs videos in processes on this machine, {ray} on Ray workers: choose one")
     check_pool_options(cfg.ray_workers, cfg.ray_cpus)
     paths = collect_videos(cfg.video or [])
+    if cfg.ray:
+        check_reachable(cfg.ray)  # before anything is written: no answer is one line in seconds
     span = frame_range(cfg)
     inputs = [Source("video", stem, path=Path(os.path.abspath(p))) for p, stem in zip(paths, unique_stems(paths), strict=True)]
     output = OutputDir(Path(os.path.abspath(cfg.output)), clean=cfg.clean)
