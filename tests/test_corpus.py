@@ -480,3 +480,79 @@ def test_an_address_without_a_cluster_is_one_line_within_the_connect_timeout(scr
         "give the address it printed (host:port of its head, 6379 by default), or give --ray without an address "
         "for a local Ray"]
     assert not (tmp_path / "out").exists()
+
+
+def _quiet_run(argv: list[str]) -> int:
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        return infer.main(argv)
+
+
+def _of(reference: Path, stem: str, as_stem: str) -> dict[str, bytes]:
+    """The single-machine logs of ``stem``, named as for ``as_stem``."""
+    return {k.replace(stem, as_stem, 1): v for k, v in _logs(reference).items() if k.startswith(stem + "_")}
+
+
+@pytest.mark.parametrize("change", ["another folder", "replaced in place", "an older corpus.csv"])
+def test_a_rerun_redoes_a_video_that_is_not_the_one_its_row_was_made_from(change, cluster, corpus, reference, tmp_path):
+    """A corpus.csv row is skipped only for the file it was made from (path, size, mtime): a
+    different clip.mp4 (from another folder, or copied over the first) into the same --output is
+    processed, and a row without those columns (an older facemap's) is redone."""
+    for sub, clip in (("a", "lp_d0"), ("b", "dpe_s")):
+        (tmp_path / sub).mkdir()
+        (tmp_path / sub / "clip.mp4").write_bytes((corpus / f"{clip}.mp4").read_bytes())
+    out = tmp_path / "out"
+    ray_args = [*ARGS, "-o", str(out), "--ray", cluster, "--ray-workers", "1"]
+    assert _quiet_run(["--video", str(tmp_path / "a" / "clip.mp4"), *ray_args]) == 0
+    assert _logs(out) == _of(reference, "lp_d0", "clip")
+    second = tmp_path / "a" / "clip.mp4"
+    if change == "another folder":
+        second = tmp_path / "b" / "clip.mp4"
+    elif change == "replaced in place":
+        second.write_bytes((tmp_path / "b" / "clip.mp4").read_bytes())
+    else:
+        text = (out / "corpus.csv").read_text().splitlines()
+        old = [",".join(ln.split(",")[:9]) for ln in text]  # the columns up to error
+        (out / "corpus.csv").write_text("\n".join(old) + "\n")
+    assert _quiet_run(["--video", str(second), *ray_args]) == 0
+    row = _rows(out)["clip"]
+    assert (row["status"], row["video"]) == ("ok", str(second))
+    st = second.stat()
+    assert (row["video_bytes"], row["video_mtime_ns"]) == (str(st.st_size), str(st.st_mtime_ns))
+    assert _logs(out) == _of(reference, "lp_d0" if change == "an older corpus.csv" else "dpe_s", "clip")
+    assert _quiet_run(["--video", str(second), *ray_args]) == 0
+    assert _rows(out)["clip"]["status"] == "skipped"
+
+
+def test_two_clips_of_one_name_keep_their_own_logs_when_given_in_another_order(cluster, corpus, reference, tmp_path):
+    """a/clip.mp4 and b/clip.mp4 (clip_mp4 and clip_mp4_2 by their order): given the other way
+    round on a rerun, each stem's logs are those of the video its row names, not swapped."""
+    for sub, clip in (("a", "lp_d0"), ("b", "dpe_s")):
+        (tmp_path / sub).mkdir()
+        (tmp_path / sub / "clip.mp4").symlink_to(corpus / f"{clip}.mp4")
+    a, b = tmp_path / "a" / "clip.mp4", tmp_path / "b" / "clip.mp4"
+    out = tmp_path / "out"
+    ray_args = [*ARGS, "-o", str(out), "--ray", cluster, "--ray-workers", "1"]
+    assert _quiet_run(["--video", str(a), str(b), *ray_args]) == 0
+    assert _logs(out) == {**_of(reference, "lp_d0", "clip_mp4"), **_of(reference, "dpe_s", "clip_mp4_2")}
+    assert _quiet_run(["--video", str(b), str(a), *ray_args]) == 0
+    rows = _rows(out)
+    assert {s: (r["video"], r["status"]) for s, r in rows.items()} == {
+        "clip_mp4": (str(b), "ok"), "clip_mp4_2": (str(a), "ok")}
+    assert _logs(out) == {**_of(reference, "dpe_s", "clip_mp4"), **_of(reference, "lp_d0", "clip_mp4_2")}
+
+
+def test_a_corpus_into_its_own_folder_skips_its_overlays(cluster, corpus, tmp_path):
+    """--video D -o D --save-video --ray, twice: the second run skips the first's
+    clip_overlay.mp4 (facemap's, in D's manifest) and the done clip: no work, no new files."""
+    folder = tmp_path / "d"
+    folder.mkdir()
+    (folder / "clip.mp4").symlink_to(corpus / "lp_d0.mp4")
+    argv = ["--video", str(folder), *ARGS, "-o", str(folder), "--save-video", "--ray", cluster, "--ray-workers", "1"]
+    assert _quiet_run(argv) == 0
+    files = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*"))
+    so = io.StringIO()
+    with contextlib.redirect_stdout(so):
+        assert infer.main([a for a in argv if a != "-q"]) == 0
+    assert f"clip_overlay.mp4: skipped, facemap wrote it into {folder}/ (an output, not an input)" in so.getvalue()
+    assert {s: r["status"] for s, r in _rows(folder).items()} == {"clip": "skipped"}
+    assert sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*")) == files
