@@ -19,6 +19,7 @@ import contextlib
 import logging
 import os
 import signal
+import socket
 import sys
 import tempfile
 import threading
@@ -28,13 +29,19 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import FacemapError, InputFileError, ModelError, OutputError, UsageError
+from .errors import FacemapError, InputFileError, ModelError, OutputError, UsageError, number
 
 log = logging.getLogger(__name__)
 
 TRIES = 2  # a failed job is tried once more before it is given up
 POLL_S = 0.5  # how often the driver wakes while it waits (progress, Ctrl-C)
 KILL_WAIT_S = 20.0  # after a stop: how long to wait for the killed actors to be gone
+MAX_WORKERS = 100_000  # --ray-workers
+MIN_CPUS, MAX_CPUS = 0.0001, 100_000  # --ray-cpus: Ray counts resources in steps of 0.0001
+CONNECT_TIMEOUT_S = 10.0  # --ray ADDRESS: how long the cluster has to answer before we give up
+# gRPC speaks HTTP/2: a client's preface and an empty SETTINGS frame; a server answers with SETTINGS
+_H2_HELLO = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
+_H2_SETTINGS = 4
 RAY_MISSING = (
     "{ray} needs Ray, an optional extra: pip install -r requirements-ray.txt "
     "(or pip install '.[ray]')"
@@ -52,11 +59,78 @@ def import_ray():
 
 
 def check_pool_options(workers: int | None, cpus: float) -> None:
-    """Refuse a --ray-workers below 1 or a --ray-cpus not above 0."""
-    if workers is not None and workers < 1:
-        raise UsageError(f"{{ray_workers}} must be >= 1, got {workers}")
+    """Refuse a --ray-workers that is not a whole number from 1 to MAX_WORKERS, or a --ray-cpus
+    that is not a finite number from MIN_CPUS (Ray's smallest share of a CPU) to MAX_CPUS."""
+    if workers is not None:
+        number(workers, "{ray_workers}", whole=True)
+        if workers < 1:
+            raise UsageError(f"{{ray_workers}} must be >= 1, got {workers}")
+        if workers > MAX_WORKERS:
+            raise UsageError(f"{{ray_workers}} must be at most {MAX_WORKERS}, got {workers}")
+    number(cpus, "{ray_cpus}")
     if not cpus > 0:
         raise UsageError(f"{{ray_cpus}} must be > 0, got {cpus:g}")
+    if cpus < MIN_CPUS:
+        raise UsageError(f"{{ray_cpus}} must be at least {MIN_CPUS:g} (Ray's smallest share of a CPU), got {cpus:g}")
+    if cpus > MAX_CPUS:
+        raise UsageError(f"{{ray_cpus}} must be at most {MAX_CPUS}, got {cpus:g}")
+
+
+def endpoint(address: str) -> tuple[str, int] | None:
+    """The (host, port) that ``ray.init(address)`` connects to: ``host:port``, ``ray://host:port``,
+    or ``auto`` (the cluster Ray recorded, or RAY_ADDRESS); None for an address Ray reads
+    otherwise (it then says what is wrong itself)."""
+    text = address.strip()
+    if text == "auto":
+        try:  # Ray's own lookup of the running cluster; when it finds none, ray.init says so
+            from ray._private.services import canonicalize_bootstrap_address
+
+            text = canonicalize_bootstrap_address("auto") or ""
+        except Exception:
+            return None
+    text = text.removeprefix("ray://")
+    host, sep, port = text.rpartition(":")
+    host = host.strip("[]")  # [::1]:6379
+    if not (sep and host and port.isdigit() and 0 < int(port) < 65536):
+        return None
+    return host, int(port)
+
+
+def check_reachable(address: str, timeout_s: float = CONNECT_TIMEOUT_S) -> None:
+    """Refuse, within ``timeout_s``, a cluster address where no Ray answers: nothing listens
+    there, the host is unknown or unreachable, or what listens does not speak gRPC (Ray's
+    protocol). ``ray.init`` itself would retry for many minutes."""
+    where = endpoint(address)
+    if where is None:
+        return
+    host, port = where
+    deadline = time.monotonic() + timeout_s
+    fix = ("start the cluster with `ray start --head` on that machine, or give the address it printed "
+           "(host:port of its head, 6379 by default), or give {ray} without an address for a local Ray")
+    try:
+        with socket.create_connection((host, port), timeout=timeout_s) as sock:
+            if os.environ.get("RAY_USE_TLS", "0") not in ("0", ""):
+                return  # a TLS cluster answers only after a handshake: reaching it is enough
+            sock.settimeout(max(0.1, deadline - time.monotonic()))
+            sock.sendall(_H2_HELLO)
+            head = b""
+            while len(head) < 9:
+                sock.settimeout(max(0.1, deadline - time.monotonic()))
+                chunk = sock.recv(9 - len(head))
+                if not chunk:
+                    break
+                head += chunk
+    except TimeoutError:
+        head = None
+    except OSError as exc:
+        why = "the host is unknown" if isinstance(exc, socket.gaierror) else (exc.strerror or one_line(exc))
+        raise UsageError(f"{{ray}} {address}: cannot reach a Ray cluster there ({why}); {fix}") from None
+    if head is None:
+        raise UsageError(
+            f"{{ray}} {address}: no Ray cluster answered within {timeout_s:g} s; {fix}"
+        ) from None
+    if len(head) < 9 or head[3] != _H2_SETTINGS:
+        raise UsageError(f"{{ray}} {address}: what answers there is not a Ray cluster; {fix}")
 
 
 def one_line(exc: BaseException, limit: int = 200) -> str:
@@ -78,6 +152,8 @@ def ray_init(ray, address: str | None, local_cpus: float) -> None:
     # (infer.py's: a stop like Ctrl-C, outputs closed) is put back
     in_main = threading.current_thread() is threading.main_thread()
     previous = signal.getsignal(signal.SIGTERM) if in_main else None
+    if address:
+        check_reachable(address)
     try:
         if address:
             ray.init(address=address, **kwargs)

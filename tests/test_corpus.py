@@ -209,6 +209,37 @@ def test_bad_ray_options(argv, line, capsys, tmp_path):
     assert capsys.readouterr().err.strip() == f"infer.py: error: {line}"
 
 
+OUT_OF_RANGE = [
+    (["--ray-cpus", "1e-9"], "--ray-cpus must be at least 0.0001 (Ray's smallest share of a CPU), got 1e-09"),
+    (["--ray-cpus", "nan"], "--ray-cpus must be a finite number, got nan"),
+    (["--ray-cpus", "inf"], "--ray-cpus must be a finite number, got inf"),
+    (["--ray-cpus=-inf"], "--ray-cpus must be a finite number, got -inf"),
+    (["--ray-cpus", "1e300"], "--ray-cpus must be at most 100000, got 1e+300"),
+    (["--ray-cpus", "-1"], "--ray-cpus must be > 0, got -1"),
+    (["--ray-workers", "-3"], "--ray-workers must be >= 1, got -3"),
+    (["--ray-workers", "10000000000000000000000"], "--ray-workers must be at most 100000, got 10000000000000000000000"),
+]
+
+
+@pytest.mark.parametrize("script", ["infer.py", "analyze_expressions.py"])
+@pytest.mark.parametrize(("argv", "line"), OUT_OF_RANGE)
+def test_every_ray_number_is_checked_in_one_line(script, argv, line, capsys, tmp_path):
+    """--ray-workers and --ray-cpus out of range, not finite, or below Ray's resolution: one line,
+    exit 2, before Ray is started and before anything is written."""
+    import analyze_expressions
+
+    if script == "infer.py":
+        (tmp_path / "a.mp4").write_bytes(b"")
+        code = infer.main(["--video", str(tmp_path / "a.mp4"), "--ray", *argv, "-o", str(tmp_path / "out")])
+    else:
+        (tmp_path / "logs").mkdir()
+        (tmp_path / "logs" / "a_meta.csv").write_text("frame\n")
+        code = analyze_expressions.main(["--logs", str(tmp_path / "logs"), "--ray", *argv, "--out", str(tmp_path / "out")])
+    assert code == 2
+    assert capsys.readouterr().err.strip() == f"{script}: error: {line}"
+    assert not (tmp_path / "out").exists()
+
+
 @pytest.mark.parametrize("what", ["input", "output"])
 def test_a_worker_refuses_what_it_cannot_reach(what, tmp_path, monkeypatch):
     """The check each worker runs before any video: the first input it cannot read, or an
@@ -412,3 +443,116 @@ def test_the_corpus_progress_bar(tty, enabled, monkeypatch):
         return
     assert text.startswith("corpus:  67%|") and " 2/3 [" in text and "<" in text  # elapsed<left
     assert float(text.split(", ")[-1].split(" frames/s over the cluster")[0]) > 0
+
+
+@contextlib.contextmanager
+def _silent_listener():
+    """A TCP port on 127.0.0.1 that accepts connections and never answers (not a Ray cluster)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(8)
+        yield f"127.0.0.1:{sock.getsockname()[1]}"
+
+
+@pytest.mark.parametrize("script", ["infer.py", "analyze_expressions.py"])
+@pytest.mark.parametrize("kind", ["nothing listens", "not Ray"])
+def test_an_address_without_a_cluster_is_one_line_within_the_connect_timeout(script, kind, reference, tmp_path):
+    """--ray ADDRESS where no Ray answers: one facemap line naming the address and what to do,
+    exit 2, no Ray retry lines, well within the subprocess's own bound (Ray alone retries for
+    minutes)."""
+    from tests.raycluster import free_ports
+
+    with contextlib.ExitStack() as stack:
+        address = f"127.0.0.1:{free_ports(1)[0]}" if kind == "nothing listens" else stack.enter_context(_silent_listener())
+        if script == "infer.py":
+            argv = ["--video", str(need_shared(DATA / "videos" / CLIPS[0])), *ARGS, "-o", str(tmp_path / "out")]
+        else:
+            argv = ["--logs", str(reference / "logs"), "--out", str(tmp_path / "out")]
+        proc = subprocess.run([sys.executable, str(REPO / script), *argv, "--ray", address], cwd=tmp_path,
+                              capture_output=True, text=True, timeout=120, env={**os.environ, **RAY_ENV})
+    why = "cannot reach a Ray cluster there (Connection refused)" if kind == "nothing listens" else \
+        "no Ray cluster answered within 10 s"
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.splitlines() == [
+        f"{script}: error: --ray {address}: {why}; start the cluster with `ray start --head` on that machine, or "
+        "give the address it printed (host:port of its head, 6379 by default), or give --ray without an address "
+        "for a local Ray"]
+    assert not (tmp_path / "out").exists()
+
+
+def _quiet_run(argv: list[str]) -> int:
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        return infer.main(argv)
+
+
+def _of(reference: Path, stem: str, as_stem: str) -> dict[str, bytes]:
+    """The single-machine logs of ``stem``, named as for ``as_stem``."""
+    return {k.replace(stem, as_stem, 1): v for k, v in _logs(reference).items() if k.startswith(stem + "_")}
+
+
+@pytest.mark.parametrize("change", ["another folder", "replaced in place", "an older corpus.csv"])
+def test_a_rerun_redoes_a_video_that_is_not_the_one_its_row_was_made_from(change, cluster, corpus, reference, tmp_path):
+    """A corpus.csv row is skipped only for the file it was made from (path, size, mtime): a
+    different clip.mp4 (from another folder, or copied over the first) into the same --output is
+    processed, and a row without those columns (an older facemap's) is redone."""
+    for sub, clip in (("a", "lp_d0"), ("b", "dpe_s")):
+        (tmp_path / sub).mkdir()
+        (tmp_path / sub / "clip.mp4").write_bytes((corpus / f"{clip}.mp4").read_bytes())
+    out = tmp_path / "out"
+    ray_args = [*ARGS, "-o", str(out), "--ray", cluster, "--ray-workers", "1"]
+    assert _quiet_run(["--video", str(tmp_path / "a" / "clip.mp4"), *ray_args]) == 0
+    assert _logs(out) == _of(reference, "lp_d0", "clip")
+    second = tmp_path / "a" / "clip.mp4"
+    if change == "another folder":
+        second = tmp_path / "b" / "clip.mp4"
+    elif change == "replaced in place":
+        second.write_bytes((tmp_path / "b" / "clip.mp4").read_bytes())
+    else:
+        text = (out / "corpus.csv").read_text().splitlines()
+        old = [",".join(ln.split(",")[:9]) for ln in text]  # the columns up to error
+        (out / "corpus.csv").write_text("\n".join(old) + "\n")
+    assert _quiet_run(["--video", str(second), *ray_args]) == 0
+    row = _rows(out)["clip"]
+    assert (row["status"], row["video"]) == ("ok", str(second))
+    st = second.stat()
+    assert (row["video_bytes"], row["video_mtime_ns"]) == (str(st.st_size), str(st.st_mtime_ns))
+    assert _logs(out) == _of(reference, "lp_d0" if change == "an older corpus.csv" else "dpe_s", "clip")
+    assert _quiet_run(["--video", str(second), *ray_args]) == 0
+    assert _rows(out)["clip"]["status"] == "skipped"
+
+
+def test_two_clips_of_one_name_keep_their_own_logs_when_given_in_another_order(cluster, corpus, reference, tmp_path):
+    """a/clip.mp4 and b/clip.mp4 (clip_mp4 and clip_mp4_2 by their order): given the other way
+    round on a rerun, each stem's logs are those of the video its row names, not swapped."""
+    for sub, clip in (("a", "lp_d0"), ("b", "dpe_s")):
+        (tmp_path / sub).mkdir()
+        (tmp_path / sub / "clip.mp4").symlink_to(corpus / f"{clip}.mp4")
+    a, b = tmp_path / "a" / "clip.mp4", tmp_path / "b" / "clip.mp4"
+    out = tmp_path / "out"
+    ray_args = [*ARGS, "-o", str(out), "--ray", cluster, "--ray-workers", "1"]
+    assert _quiet_run(["--video", str(a), str(b), *ray_args]) == 0
+    assert _logs(out) == {**_of(reference, "lp_d0", "clip_mp4"), **_of(reference, "dpe_s", "clip_mp4_2")}
+    assert _quiet_run(["--video", str(b), str(a), *ray_args]) == 0
+    rows = _rows(out)
+    assert {s: (r["video"], r["status"]) for s, r in rows.items()} == {
+        "clip_mp4": (str(b), "ok"), "clip_mp4_2": (str(a), "ok")}
+    assert _logs(out) == {**_of(reference, "dpe_s", "clip_mp4"), **_of(reference, "lp_d0", "clip_mp4_2")}
+
+
+def test_a_corpus_into_its_own_folder_skips_its_overlays(cluster, corpus, tmp_path):
+    """--video D -o D --save-video --ray, twice: the second run skips the first's
+    clip_overlay.mp4 (facemap's, in D's manifest) and the done clip: no work, no new files."""
+    folder = tmp_path / "d"
+    folder.mkdir()
+    (folder / "clip.mp4").symlink_to(corpus / "lp_d0.mp4")
+    argv = ["--video", str(folder), *ARGS, "-o", str(folder), "--save-video", "--ray", cluster, "--ray-workers", "1"]
+    assert _quiet_run(argv) == 0
+    files = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*"))
+    so = io.StringIO()
+    with contextlib.redirect_stdout(so):
+        assert infer.main([a for a in argv if a != "-q"]) == 0
+    assert f"clip_overlay.mp4: skipped, facemap wrote it into {folder}/ (an output, not an input)" in so.getvalue()
+    assert {s: r["status"] for s, r in _rows(folder).items()} == {"clip": "skipped"}
+    assert sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*")) == files

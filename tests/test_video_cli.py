@@ -478,3 +478,29 @@ def test_smoothing_changes_the_overlay_only(tmp_path, model_args):
     # frame that passes through the filter), thousands where the drawn points moved
     changed = [int((np.abs(a.astype(int) - b) > 60).sum()) for a, b in zip(overlays["high"], overlays["off"], strict=True)]
     assert sum(c > 2000 for c in changed) >= 15, changed
+
+
+def test_a_folder_that_is_also_the_output_skips_its_own_overlays(tmp_path, model_args, capsys):
+    """--video D -o D --save-video, twice: the second run does not take the first run's
+    <stem>_overlay.mp4 (listed in D's manifest) for an input; a video of the user's named
+    like an overlay still is one."""
+    need_shared(D0)
+    folder = tmp_path / "d"
+    folder.mkdir()
+    (folder / "clip.mp4").write_bytes(D0.read_bytes())
+    argv = ["--video", str(folder), *model_args, "-o", str(folder), "--save-video", "--max-frames", "5"]
+    assert _run(argv) == 0
+    assert (folder / "clip_overlay.mp4").is_file()
+    capsys.readouterr()
+    (folder / "mine_overlay.mp4").write_bytes(D0.read_bytes())  # the user's, not facemap's
+    assert _run(argv) == 0
+    out = capsys.readouterr().out
+    assert f"clip_overlay.mp4: skipped, facemap wrote it into {folder}/ (an output, not an input)" in out.splitlines()
+    assert sorted(p.name for p in (folder / "logs").glob("*_meta.csv")) == ["clip_meta.csv", "mine_overlay_meta.csv"]
+    assert sorted(p.name for p in folder.glob("*.mp4")) == ["clip.mp4", "clip_overlay.mp4", "mine_overlay.mp4",
+                                                         "mine_overlay_overlay.mp4"]
+    only_ours = ["--video", str(folder / "clip_overlay.mp4"), *model_args, "-o", str(folder)]
+    assert _run(only_ours) == 3
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"infer.py: error: {folder / 'clip_overlay.mp4'}: written by facemap into {folder}/, an output, not an input; "
+        "give the original videos")

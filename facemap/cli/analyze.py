@@ -94,6 +94,13 @@ def run_many(args: argparse.Namespace, cfg: AnalysisConfig, frame_range: tuple[i
         for r in o.rows:
             print_row(r, args.quiet)
 
+    if args.ray is not None:
+        from ..raypool import check_pool_options, check_reachable, import_ray
+
+        import_ray()
+        check_pool_options(args.ray_workers, args.ray_cpus)
+        if args.ray:
+            check_reachable(args.ray)  # before the output folder is made: no answer is one line in seconds
     with Batch(Path(args.out), plots=not args.no_plots, names=ANALYZE_FLAGS) as batch:
         if args.ray is not None:
             from ..analysis.distributed import analyze_on_ray

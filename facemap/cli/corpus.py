@@ -10,7 +10,8 @@ that dies, or a run that is stopped, leaves nothing half-written under the final
 outputs without their row. A video that fails is tried once more (on any worker), then recorded
 as failed; the outputs an earlier run completed for it stay until new ones are whole. A video
 whose outputs are complete (listed in the manifest, in place, and ``ok`` in the earlier
-corpus.csv) is skipped, so a rerun only does what is left. ``corpus.csv`` holds one row per
+corpus.csv for the same file: path, size and mtime) is skipped, so a rerun only does what is
+left; files facemap wrote into ``--output`` (overlays) are never taken for inputs. ``corpus.csv`` holds one row per
 video, rewritten after each.
 """
 
@@ -36,6 +37,7 @@ from ..raypool import (
     Job,
     PoolWorker,
     check_pool_options,
+    check_reachable,
     import_ray,
     pool_session,
 )
@@ -45,6 +47,7 @@ from .videos import (
     Emit,
     VideoReport,
     frame_range,
+    own_outputs_left_out,
     preflight,
     probe_in_range,
     process_video,
@@ -70,10 +73,27 @@ def _part(out: OutputDir, rel: str) -> Path:
     return target.with_name(f".{target.name}.part")
 
 
-def is_complete(out: OutputDir, rels: list[str], before: dict[str, str] | None) -> bool:
-    """True when the earlier corpus.csv row says ok (or skipped) and every file is in place,
-    listed in the manifest, with no temp file beside it."""
-    if not before or before.get("status") not in ("ok", "skipped"):
+def identity(path: Path) -> dict[str, object]:
+    """The corpus.csv cells that tell one input from another of its name: its size and
+    modification time (ns); {} when it cannot be read (then it is never skipped)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return {}
+    return {"video_bytes": st.st_size, "video_mtime_ns": st.st_mtime_ns}
+
+
+def same_input(before: dict[str, str], path: Path, ident: dict[str, object]) -> bool:
+    """True when the earlier row was made from this very file: its path, size and mtime (a row
+    without them, from an older facemap, is not known to be: the video is redone)."""
+    return bool(ident) and before.get("video") == str(path) and all(before.get(k) == str(v) for k, v in ident.items())
+
+
+def is_complete(out: OutputDir, rels: list[str], before: dict[str, str] | None, path: Path,
+                ident: dict[str, object]) -> bool:
+    """True when the earlier corpus.csv row says ok (or skipped) for this same input file (path,
+    size, mtime) and every file is in place, listed in the manifest, with no temp file beside it."""
+    if not before or before.get("status") not in ("ok", "skipped") or not same_input(before, path, ident):
         return False
     return all(out.wrote(r) and not _part(out, r).exists() for r in rels)
 
@@ -153,9 +173,12 @@ def run_corpus(cfg: InferConfig, emit: Emit) -> int:
     if cfg.jobs != 1:
         raise UsageError("{jobs} runs videos in processes on this machine, {ray} on Ray workers: choose one")
     check_pool_options(cfg.ray_workers, cfg.ray_cpus)
-    paths = collect_videos(cfg.video or [])
+    paths = own_outputs_left_out(collect_videos(cfg.video or []), cfg, emit)
+    if cfg.ray:
+        check_reachable(cfg.ray)  # before anything is written: no answer is one line in seconds
     span = frame_range(cfg)
     inputs = [Source("video", stem, path=Path(os.path.abspath(p))) for p, stem in zip(paths, unique_stems(paths), strict=True)]
+    idents = {s.stem: identity(s.path) for s in inputs}  # as the file is before it is read
     output = OutputDir(Path(os.path.abspath(cfg.output)), clean=cfg.clean)
     output.check()
     cfg = preflight(cfg, emit)  # a missing model is one line here, not one per worker
@@ -167,7 +190,7 @@ def run_corpus(cfg: InferConfig, emit: Emit) -> int:
         todo = []
         for src in inputs:
             rels = video_outputs(src.stem, cfg)
-            if is_complete(out, rels, before.get(src.stem)):
+            if is_complete(out, rels, before.get(src.stem), src.path, idents[src.stem]):
                 rows[src.stem] = _skipped_row(src, before.get(src.stem))
             else:
                 todo.append(src)
@@ -176,7 +199,7 @@ def run_corpus(cfg: InferConfig, emit: Emit) -> int:
         table = out.file(CORPUS_CSV)
 
         def save() -> None:
-            atomic_write_text(table, corpus_text([rows[s.stem] for s in inputs if s.stem in rows]))
+            atomic_write_text(table, corpus_text([{**rows[s.stem], **idents[s.stem]} for s in inputs if s.stem in rows]))
 
         for src in inputs:
             if src.stem in rows:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ..api import FaceMap
 from ..errors import FacemapError, InputFileError, UsageError
-from ..io.outputs import OutputDir
+from ..io.outputs import OutputDir, written_here
 from ..io.schema import LOG_SUFFIXES, face_id_column, log_names, overlay_name
 from ..io.sources import FrameRange, Source, camera_source
 from ..io.video import VideoInfo, collect_videos, probe
@@ -295,13 +295,32 @@ def probe_in_range(path: Path, span: FrameRange) -> VideoInfo:
     return info
 
 
+def own_outputs_left_out(paths: list[Path], cfg: InferConfig, emit: Emit) -> list[Path]:
+    """``paths`` without the files facemap wrote into ``--output`` (an overlay of an earlier run
+    when the videos' folder is the output folder), each said in one line; InputFileError when
+    nothing is left."""
+    ours = written_here(paths, Path(cfg.output))
+    if not ours:
+        return paths
+    for p in ours:
+        if not cfg.quiet:
+            emit(f"{p.name}: skipped, facemap wrote it into {cfg.output}/ (an output, not an input)")
+    left = [p for p in paths if p not in ours]
+    if not left:
+        more = f" (and {len(ours) - 1} more)" if len(ours) > 1 else ""
+        raise InputFileError(
+            f"{ours[0]}{more}: written by facemap into {cfg.output}/, an output, not an input; give the original videos"
+        )
+    return left
+
+
 def run_videos(cfg: InferConfig, emit: Emit) -> int:
     """infer.py --video: each file (folder, glob) in turn, or in --jobs processes."""
     from ..io.images import unique_stems
 
     if cfg.jobs < 1:
         raise UsageError(f"{{jobs}} must be >= 1, got {cfg.jobs}")
-    paths = collect_videos(cfg.video or [])
+    paths = own_outputs_left_out(collect_videos(cfg.video or []), cfg, emit)
     span = frame_range(cfg)
     infos = []
     for p in paths:  # every input is checked before anything is written

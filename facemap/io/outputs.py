@@ -78,6 +78,21 @@ def atomic_write_json(path: Path, obj: object) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
 
 
+def written_here(paths: list[Path], folder: Path) -> list[Path]:
+    """The files of ``paths`` that facemap wrote into ``folder`` (listed in its marker): the
+    overlays and logs of an earlier run, never inputs of a new one."""
+    listed = set(OutputDir(folder).listed())
+    if not listed:
+        return []
+    root = os.path.realpath(folder)
+    ours = []
+    for p in paths:
+        rel = os.path.relpath(os.path.join(os.path.realpath(Path(p).parent), Path(p).name), root)
+        if rel != os.pardir and not rel.startswith(os.pardir + os.sep) and Path(rel).as_posix() in listed:
+            ours.append(p)
+    return ours
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)

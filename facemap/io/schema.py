@@ -109,7 +109,10 @@ def overlay_name(stem: str, suffix: str = ".mp4") -> str:
 
 
 # corpus.csv (infer.py --video CORPUS --ray): one row per video of the corpus.
-CORPUS_COLUMNS = ["video", "stem", "status", "frames", "face_pct", "fps", "node", "seconds", "error"]
+# The video's size and modification time (ns) as it was when its outputs were made: a rerun skips it
+# only when its path, size and mtime are those of its row.
+CORPUS_COLUMNS = ["video", "stem", "status", "frames", "face_pct", "fps", "node", "seconds", "error",
+                  "video_bytes", "video_mtime_ns"]
 CORPUS_STATUSES = ("ok", "failed", "skipped")
 
 
