@@ -22,9 +22,7 @@ yielding that frame, and ``FaceMap.process`` ends there as if the frames had run
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import signal
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -34,6 +32,7 @@ from typing import Protocol, runtime_checkable
 
 from .backends.base import Detector, Landmarker
 from .errors import FacemapError, UsageError
+from .io.outputs import HoldSignals
 from .io.video import VideoFrame
 from .track.guard import GuardOptions
 from .track.smooth import SmoothOptions
@@ -103,53 +102,6 @@ class Options:
     def __post_init__(self) -> None:
         if not isinstance(self.max_faces, int) or isinstance(self.max_faces, bool) or self.max_faces < 0:
             raise UsageError(f"{{max_faces}} must be 1 (one face), N or 0 (every face), got {self.max_faces}")
-
-
-class HoldSignals:
-    """Holds Ctrl-C / SIGTERM while one frame's outputs are written, then raises it. Reused for
-    every frame; a no-op off the main thread (signals are only delivered there)."""
-
-    def __init__(self) -> None:
-        self._active = threading.current_thread() is threading.main_thread()
-        self._saved: dict[int, object] = {}
-        self._pending = False
-
-    def _hold(self, signum: int, frame: object) -> None:
-        self._pending = True
-
-    def __enter__(self) -> None:
-        if self._active:
-            with _blocked():  # both handlers swap as one step: no signal lands between them
-                for sig in (signal.SIGINT, signal.SIGTERM):
-                    current = signal.getsignal(sig)
-                    if current is None:  # not installed from Python (or the interpreter is ending)
-                        continue
-                    self._saved[sig] = current
-                    signal.signal(sig, self._hold)
-
-    def __exit__(self, *exc: object) -> None:
-        if self._active:
-            saved, self._saved = self._saved, {}
-            pending, self._pending = self._pending, False
-            with _blocked():  # a signal arriving meanwhile reaches the restored handler after
-                for sig, handler in saved.items():
-                    with contextlib.suppress(TypeError, ValueError, OSError):
-                        signal.signal(sig, handler)
-            if pending:
-                raise KeyboardInterrupt
-
-
-@contextlib.contextmanager
-def _blocked():
-    """SIGINT and SIGTERM held back by the OS for the block (where the platform can), then delivered."""
-    if not hasattr(signal, "pthread_sigmask"):
-        yield
-        return
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 class Pipeline:

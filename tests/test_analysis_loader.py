@@ -82,3 +82,39 @@ def test_write_outputs_takes_one_analysis_as_before(tmp_path):
     one = analyze(load_inputs(lm, meta)[0])
     rows = write_outputs(one, tmp_path / "out", plots=False)
     assert len(rows) == 1 and (tmp_path / "out" / "report.json").is_file() and not (tmp_path / "out" / "face_0").exists()
+
+
+@pytest.mark.parametrize("face_id", [False, True])
+def test_a_stop_while_a_clip_is_written_lands_after_its_files(tmp_path, monkeypatch, face_id):
+    """Ctrl-C arriving between two of a clip's files (a rerun with other settings): the clip's
+    files are all of the new analysis, then the run stops (before: new score.txt beside the
+    old report.json)."""
+    import os
+    import signal
+
+    import facemap.analysis.report as report
+    from facemap.analysis import AnalysisConfig
+
+    lm_path, meta_path = synthetic_logs(tmp_path, n_frames=120, no_face=None, stem="c")
+    if face_id:
+        for p in (lm_path, meta_path):
+            df = pd.read_csv(p)
+            df.insert(1, "face_id", 0)
+            df.to_csv(p, index=False)
+    out, clean = tmp_path / "out", tmp_path / "clean"
+    other = AnalysisConfig(smile_on=0.01)
+    report.write_outputs(analyze_logs(lm_path, meta_path), out, plots=False)
+    report.write_outputs(analyze_logs(lm_path, meta_path, config=other), clean, plots=False)
+    real, calls = report.atomic_write_bytes, []
+
+    def stop_on_second(path, data):
+        calls.append(path)
+        if len(calls) == 2:
+            os.kill(os.getpid(), signal.SIGINT)
+        real(path, data)
+
+    monkeypatch.setattr(report, "atomic_write_bytes", stop_on_second)
+    with pytest.raises(KeyboardInterrupt):
+        report.write_outputs(analyze_logs(lm_path, meta_path, config=other), out, plots=False)
+    files = sorted(p.relative_to(clean) for p in clean.rglob("*") if p.is_file() and p.suffix != ".parquet")
+    assert len(files) >= 4 and {f: (out / f).read_bytes() for f in files} == {f: (clean / f).read_bytes() for f in files}

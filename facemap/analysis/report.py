@@ -16,7 +16,7 @@ import numpy as np
 
 from .._version import __version__
 from ..errors import OutputError
-from ..io.outputs import OutputDir, atomic_write_bytes
+from ..io.outputs import HoldSignals, OutputDir, atomic_write_bytes
 from ..io.schema import log_stem
 from . import one_face
 from .labels import LABELS, NO_FACE, PRIORITY
@@ -188,50 +188,62 @@ def write_outputs(
         analyses = {0: analyses}
     single = one_face(analyses)
     if single is not None:
-        return [summary_row("", _write_files(single, Path(out_dir), plots))]
+        report, files = _files(single, plots)
+        with HoldSignals():  # the clip's files are replaced together: a stop lands before or after
+            _write_files(Path(out_dir), report, files)
+        return [summary_row("", report)]
     first = next(iter(analyses.values()), None)
     logs = dict(first.inputs.paths) if first is not None else dict(paths or {})
     clip = clip_of(logs)
     with OutputDir(Path(out_dir)) as out:
         refuse_mixing(out, "faces", clip)
-        rows, listed = [], []
-        for fid in sorted(analyses):
+        rows, listed, made = [], [], {fid: _files(analyses[fid], plots) for fid in sorted(analyses)}
+        for fid, (report, _) in made.items():
             name = face_folder(fid)
-            report = _write_files(analyses[fid], out.path / name, plots)
             rows.append(summary_row(name, report))
             face = report["inputs"]["frames_with_face"]
             listed.append({"face_id": fid, "folder": name, "frames_with_face": face, "overall_score": report["overall_score"]})
         frames = int(first.inputs.frames.size) if first is not None else None  # no face: not known
         doc = {"clip": clip, "faces": listed, "inputs": {**logs, "frames": frames}, "version": __version__}
-        atomic_write_bytes(out.file("report.json"), (json.dumps(doc, indent=2) + "\n").encode())
-        write_tables(out, rows, f"{len(rows)} face{'s' if len(rows) != 1 else ''} of {clip['stem'] or '?'}")
+        with HoldSignals():  # every face's files and the clip's report together
+            for fid, (report, files) in made.items():
+                _write_files(out.path / face_folder(fid), report, files)
+            atomic_write_bytes(out.file("report.json"), (json.dumps(doc, indent=2) + "\n").encode())
+            write_tables(out, rows, f"{len(rows)} face{'s' if len(rows) != 1 else ''} of {clip['stem'] or '?'}")
     return rows
 
 
-def _write_files(result: Analysis, out_dir: Path, plots: bool) -> dict[str, object]:
-    """One face's files into ``out_dir``; returns its report.json content."""
+def _files(result: Analysis, plots: bool) -> tuple[dict[str, object], dict[str, bytes | None]]:
+    """One face's report.json content and the bytes of each of its files, all made before any
+    is written (so that writing them takes moments)."""
     report = report_dict(result)
+    png = None
+    if plots:
+        from .plots import timeline_png
+
+        png = timeline_png(result)
+    table = result.frame_table().to_csv(index=False, lineterminator="\n", na_rep="")
+    files = {  # in the order they were always written
+        "score.txt": f"{result.scores.overall_score:.1f}\n".encode(),
+        "expressions.csv": table.encode("utf-8"),
+        "report.json": (json.dumps(report, indent=2, allow_nan=False, default=_json_default) + "\n").encode(),
+        "timeline.png": png,
+        "report.html": _html(result, report, png).encode("utf-8"),
+    }
+    return report, files
+
+
+def _write_files(out_dir: Path, report: dict[str, object], files: dict[str, bytes | None]) -> None:
+    """One face's files into ``out_dir``; a file without bytes (no plot) is removed: one from
+    an earlier run would not match this report."""
     with OutputDir(out_dir) as out:
         refuse_mixing(out, "clip", report["clip"])
-        png = None
-        if plots:
-            from .plots import timeline_png
-
-            png = timeline_png(result)
-        paths = {name: out.file(name) for name in OUTPUT_NAMES if name != "timeline.png" or plots}
-        atomic_write_bytes(paths["score.txt"], f"{result.scores.overall_score:.1f}\n".encode())
-        csv_text = result.frame_table().to_csv(index=False, lineterminator="\n", na_rep="")
-        atomic_write_bytes(paths["expressions.csv"], csv_text.encode("utf-8"))
-        atomic_write_bytes(
-            paths["report.json"],
-            (json.dumps(report, indent=2, allow_nan=False, default=_json_default) + "\n").encode(),
-        )
-        if png is not None:
-            atomic_write_bytes(paths["timeline.png"], png)
-        else:
-            out.forget("timeline.png")  # a plot from an earlier run would not match this report
-        atomic_write_bytes(paths["report.html"], _html(result, report, png).encode("utf-8"))
-    return report
+        paths = {name: out.file(name) for name in OUTPUT_NAMES if files[name] is not None}
+        for name, data in files.items():
+            if data is None:
+                out.forget(name)
+            else:
+                atomic_write_bytes(paths[name], data)
 
 
 def refuse_mixing(out: OutputDir, writing: str, clip: Mapping[str, str] | None = None) -> None:

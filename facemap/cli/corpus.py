@@ -27,11 +27,10 @@ from dataclasses import replace
 from pathlib import Path
 
 from ..errors import InputFileError, OutputError, UsageError
-from ..io.outputs import STAGING, OutputDir, atomic_write_text
+from ..io.outputs import STAGING, HoldSignals, OutputDir, atomic_write_text
 from ..io.schema import corpus_text, log_names, overlay_name, read_corpus
 from ..io.sources import FrameRange, Source
 from ..io.video import collect_videos
-from ..pipeline import HoldSignals
 from ..raypool import (
     Callbacks,
     Job,

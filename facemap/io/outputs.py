@@ -12,7 +12,9 @@ import contextlib
 import json
 import logging
 import os
+import signal
 import tempfile
+import threading
 from pathlib import Path
 
 try:
@@ -412,3 +414,51 @@ class OutputDir:
         for d in sorted(subdirs, key=lambda d: len(d.parts), reverse=True):
             with contextlib.suppress(OSError):
                 d.rmdir()
+
+
+class HoldSignals:
+    """Holds Ctrl-C / SIGTERM while a set of outputs is written (a frame's in every sink, a
+    video's files and its corpus.csv row, a clip's analysis), then raises it. Reusable; a no-op
+    off the main thread (signals are only delivered there)."""
+
+    def __init__(self) -> None:
+        self._active = threading.current_thread() is threading.main_thread()
+        self._saved: dict[int, object] = {}
+        self._pending = False
+
+    def _hold(self, signum: int, frame: object) -> None:
+        self._pending = True
+
+    def __enter__(self) -> None:
+        if self._active:
+            with _blocked():  # both handlers swap as one step: no signal lands between them
+                for sig in (signal.SIGINT, signal.SIGTERM):
+                    current = signal.getsignal(sig)
+                    if current is None:  # not installed from Python (or the interpreter is ending)
+                        continue
+                    self._saved[sig] = current
+                    signal.signal(sig, self._hold)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._active:
+            saved, self._saved = self._saved, {}
+            pending, self._pending = self._pending, False
+            with _blocked():  # a signal arriving meanwhile reaches the restored handler after
+                for sig, handler in saved.items():
+                    with contextlib.suppress(TypeError, ValueError, OSError):
+                        signal.signal(sig, handler)
+            if pending:
+                raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def _blocked():
+    """SIGINT and SIGTERM held back by the OS for the block (where the platform can), then delivered."""
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
