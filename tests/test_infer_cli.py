@@ -15,7 +15,8 @@ import infer
 from facemap.decode import Basis, Decoder, model_to_image
 from facemap.io.records import read_landmarks, read_meta, read_raw
 from facemap.types import BBox
-from tests.standins import synthetic_basis_arrays
+from tests.conftest import need_shared
+from tests.standins import DATA, synthetic_basis_arrays
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -212,3 +213,20 @@ def test_detector_model_mistakes(tmp_path, capsys, standin_model, basis_dir, ext
     argv = ["--image", img, "--model", standin_model, "--basis-dir", basis_dir, "-o", tmp_path / "out"]
     got, _, err = _run(capsys, *argv, *[a.format(tmp=tmp_path) for a in extra])
     assert got == code and needle in err and len(err.strip().splitlines()) == 1
+
+
+def test_crop_flags_a_dlib_run_ignores_are_said_once(tmp_path, capsys, caplog):
+    """--normalize, --bgr and --face-margin do nothing with dlib: one warning names them (they
+    were accepted silently); --decode-3dmm's note no longer claims a 3DMM decode dlib has none of."""
+    import logging
+
+    photo = need_shared(DATA / "images" / "fr_obama-720p.jpg")
+    pytest.importorskip("dlib")
+    with caplog.at_level(logging.WARNING):
+        code = infer.main(["--image", str(photo), "--landmarker", "dlib", "--normalize", "imagenet", "--bgr",
+                           "--face-margin", "0.3", "--decode-3dmm", "-o", str(tmp_path / "o")])
+    out = capsys.readouterr().out
+    assert code == 0 and "decoded from the 3DMM parameters" not in out
+    assert "--decode-3dmm is not needed: the dlib landmarker gives its points directly" in out
+    said = [r.getMessage() for r in caplog.records if "no effect with the dlib landmarker" in r.getMessage()]
+    assert len(said) == 1 and said[0].startswith("--face-margin, --bgr, --normalize: no effect")

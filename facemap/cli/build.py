@@ -18,7 +18,7 @@ from ..pipeline import Options
 from ..track.guard import GuardOptions
 from ..track.smooth import SmoothOptions
 from ..track.tracker import TrackOptions
-from .config import InferConfig
+from .config import DEFAULTS, InferConfig
 
 Emit = Callable[[str], None]
 log = logging.getLogger(__name__)
@@ -34,6 +34,21 @@ def note_no_params(cfg: InferConfig, landmarker: object) -> None:
     log.warning("%s: the %s landmarker gives no 3DMM parameters: the raw log holds its header only%s; "
                 "the points go to the landmarks log (--dump-landmarks-csv)", what, name,
                 ", and no .npy is written" if cfg.dump_npy else "")
+
+
+def note_inert_flags(cfg: InferConfig, landmarker: object) -> None:
+    """Say once which crop flags a landmarker that crops nothing itself (dlib's) ignores."""
+    if hasattr(landmarker, "preprocessor"):
+        return
+    name = getattr(landmarker, "name", cfg.landmarker)
+    inert = [flag for flag, on in (
+        ("--face-margin", cfg.face_margin != DEFAULTS.face_margin),
+        ("--bgr", cfg.bgr),
+        ("--normalize", cfg.normalize != DEFAULTS.normalize),
+    ) if on]
+    if inert:
+        log.warning("%s: no effect with the %s landmarker (it finds its points in the detector's box "
+                    "itself, from the image as it is)", ", ".join(inert), name)
 
 
 def check_detector(cfg: InferConfig) -> None:
@@ -122,6 +137,7 @@ def open_facemap(cfg: InferConfig, emit: Emit, landmarker=None) -> tuple[FaceMap
     if landmarker is None:  # the model first: its absence is the first thing a new user must hear
         landmarker, desc = build_landmarker(cfg, emit)
         note_no_params(cfg, landmarker)
+        note_inert_flags(cfg, landmarker)
     else:
         desc = {}
     detector = build_detector(cfg)

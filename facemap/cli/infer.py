@@ -63,7 +63,9 @@ def run_infer(cfg: InferConfig, emit: Emit) -> int:
     if not str(cfg.output).strip():
         raise UsageError("{output} is empty; give a folder (default out)")
     if cfg.decode_3dmm and not cfg.quiet:
-        emit("note: --decode-3dmm is not needed: the 68 landmarks are always decoded from the 3DMM parameters")
+        emit("note: --decode-3dmm is not needed: " + (
+            "the 68 landmarks are always decoded from the 3DMM parameters" if cfg.landmarker == "facemap"
+            else f"the {cfg.landmarker} landmarker gives its points directly (it has no 3DMM parameters)"))
     sources = [s for s in (cfg.image, cfg.video) if s] + ([cfg.camera] if cfg.camera is not None else [])
     if len(sources) != 1:
         raise UsageError("give exactly one of --image, --video or --camera (see --help)")
