@@ -116,10 +116,12 @@ def test_the_cycle_finder_finds_one():
 
 
 def test_nothing_outside_cli_imports_it():
+    """The library never depends on its command line; ``python -m facemap`` (facemap.__main__)
+    is a front end, as the two scripts are."""
     offenders = [
         (name, dep)
         for name, deps in _graph().items()
-        if not (name == "facemap.cli" or name.startswith("facemap.cli."))
+        if not (name == "facemap.cli" or name.startswith("facemap.cli.") or name == "facemap.__main__")
         for dep in deps
         if dep == "facemap.cli" or dep.startswith("facemap.cli.")
     ]
