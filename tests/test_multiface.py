@@ -398,3 +398,16 @@ def test_each_persons_landmarks_and_analysis_equal_their_clip_alone(tmp_path, ca
         alone = json.loads((tmp_path / f"a_{name}" / "report.json").read_text())
         assert abs(person["overall_score"] - alone["overall_score"]) <= 1.0, (name, person["overall_score"], alone["overall_score"])
         assert person["events"]["summary"]["blink"]["count"] == alone["events"]["summary"]["blink"]["count"]
+
+
+def test_a_video_with_a_second_person_says_it_followed_one(tmp_path, two_people, capsys):
+    """One face by default: the report line says the detector saw two and one was followed (the
+    second person was ignored without a word); with --max-faces 0 there is nothing to say."""
+    folder, _n = two_people
+    args = ["--video", str(folder / "side.mp4"), "--landmarker", "dlib", "--max-frames", "20"]
+    assert infer.main([*args, "-o", str(tmp_path / "one")]) == 0
+    line = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("side.mp4:")][0]
+    assert "up to 2 faces in a frame, 1 followed (--max-faces 0 follows every face)" in line
+    assert infer.main([*args, "--max-faces", "0", "-o", str(tmp_path / "all")]) == 0
+    line = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("side.mp4:")][0]
+    assert "followed" not in line

@@ -37,9 +37,13 @@ class FrameCounts:
     frames: int = 0
     by_status: dict[str, int] = field(default_factory=dict)
     by_reason: dict[str, int] = field(default_factory=dict)
+    most_detected: int = 0  # the most faces the detector boxed in one frame
+    most_followed: int = 0  # the most faces logged in one frame
 
-    def add(self, r: Face) -> None:
-        """Count one result."""
+    def add(self, r: Face, detected: int = 0, followed: int = 0) -> None:
+        """Count one result (and how many faces its frame had boxed and logged)."""
+        self.most_detected = max(self.most_detected, detected)
+        self.most_followed = max(self.most_followed, followed)
         self.frames += 1
         self.by_status[r.status.value] = self.by_status.get(r.status.value, 0) + 1
         self.by_reason[r.reason] = self.by_reason.get(r.reason, 0) + 1
@@ -152,7 +156,7 @@ def process_video(
     last_ms = [0.0]
 
     def count(frame: Frame) -> None:
-        counts.add(_counted(frame))
+        counts.add(_counted(frame), len(frame.detections), len(frame.faces))
         last_ms[0] = frame.timestamp_ms
         bar.update(1)
 
@@ -189,6 +193,9 @@ def report_line(rep: VideoReport) -> str:
     for key in ("unstable", "warn", "no_face"):
         if c.by_status.get(key):
             extra.append(f"{c.by_status[key]} {key}")
+    if c.most_detected > max(c.most_followed, 1):  # several people, some left out: say so
+        extra.append(f"up to {c.most_detected} faces in a frame, {max(c.most_followed, 1)} followed "
+                     "(--max-faces 0 follows every face)")
     tail = (", " + ", ".join(extra)) if extra else ""
     return (
         f"{rep.path.name}: {c.frames} frames, face in {c.with_face} ({pct:.1f}%: {d} detected, "
