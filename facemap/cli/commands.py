@@ -10,6 +10,7 @@ import logging
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from .. import __version__
@@ -17,7 +18,7 @@ from ..errors import EXIT_BUG, EXIT_INTERRUPTED, FacemapError
 from ..model import PROVIDERS
 from ..preprocess import NORMALIZATIONS
 from ..track.smooth import SMOOTH_PRESETS
-from .config import ANALYZE_FLAGS, DEFAULTS, InferConfig, bug_line, cli_message, safe_console
+from .config import ANALYZE_FLAGS, DEFAULTS, FLAGS, InferConfig, bug_line, cli_message, safe_console
 from .infer import run_infer
 
 
@@ -114,17 +115,8 @@ def infer_main(argv: list[str] | None = None, script_dir: Path | None = None, pr
     in_main = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _sigterm_as_interrupt) if in_main else None
     try:
-        return run_infer(cfg, print)
-    except FacemapError as exc:
-        print(f"{prog}: error: {cli_message(exc)}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt as exc:  # a corpus run says what it finished
-        said = exc.args[0] if exc.args and isinstance(exc.args[0], str) else ""
-        print(f"{prog}: {said or 'interrupted: logs are complete up to the last processed frame'}", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    except Exception as exc:  # a bug: still one line, with what to report
-        print(f"{prog}: error: a bug in facemap ({bug_line(exc)}); please report it with the command", file=sys.stderr)
-        return EXIT_BUG
+        return _one_line(prog, lambda: run_infer(cfg, print), FLAGS,
+                         "interrupted: logs are complete up to the last processed frame")
     finally:
         if in_main and previous is not None:  # None: not installed from Python, cannot be put back
             signal.signal(signal.SIGTERM, previous)
@@ -201,16 +193,21 @@ def analyze_main(argv: list[str] | None = None, prog: str = "analyze_expressions
     logging.basicConfig(
         level=logging.WARNING, format="analyze_expressions: %(levelname)s: %(message)s"
     )
-    try:
-        from .analyze import run_analyze
+    from .analyze import run_analyze
 
-        return run_analyze(args)
+    return _one_line(prog, lambda: run_analyze(args), ANALYZE_FLAGS, "interrupted")
+
+
+def _one_line(prog: str, run: Callable[[], int], flags: dict[str, str], interrupted: str) -> int:
+    """``run()``'s exit code; an error, a stop or a bug is one line on stderr and its exit code."""
+    try:
+        return run()
     except FacemapError as exc:
-        print(f"{prog}: error: {cli_message(exc, ANALYZE_FLAGS)}", file=sys.stderr)
+        print(f"{prog}: error: {cli_message(exc, flags)}", file=sys.stderr)
         return exc.exit_code
-    except KeyboardInterrupt as exc:  # --ray says what it finished
+    except KeyboardInterrupt as exc:  # a corpus or --ray run says what it finished
         said = exc.args[0] if exc.args and isinstance(exc.args[0], str) else ""
-        print(f"{prog}: {said or 'interrupted'}", file=sys.stderr)
+        print(f"{prog}: {said or interrupted}", file=sys.stderr)
         return EXIT_INTERRUPTED
     except Exception as exc:  # a bug: still one line, with what to report
         print(f"{prog}: error: a bug in facemap ({bug_line(exc)}); please report it with the command", file=sys.stderr)
