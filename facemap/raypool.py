@@ -140,7 +140,8 @@ def one_line(exc: BaseException, limit: int = 200) -> str:
 
 def ray_init(ray, address: str | None, local_cpus: float) -> None:
     """Connect to the cluster at ``address`` (as Ray takes it), or start a local Ray (``""`` or
-    None) with ``local_cpus`` CPUs. The workers find this facemap package through PYTHONPATH."""
+    None) with ``local_cpus`` CPUs. The workers find this facemap package through PYTHONPATH.
+    The front ends check the address first (``check_reachable``), before they write anything."""
     here = str(Path(__file__).resolve().parents[1])  # the folder holding this facemap package
     path = os.pathsep.join(p for p in (here, os.environ.get("PYTHONPATH", "")) if p)
     kwargs = dict(
@@ -152,8 +153,6 @@ def ray_init(ray, address: str | None, local_cpus: float) -> None:
     # (infer.py's: a stop like Ctrl-C, outputs closed) is put back
     in_main = threading.current_thread() is threading.main_thread()
     previous = signal.getsignal(signal.SIGTERM) if in_main else None
-    if address:
-        check_reachable(address)
     try:
         if address:
             ray.init(address=address, **kwargs)

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from ..errors import FacemapError, InputFileError, UsageError
 from ..io.outputs import OutputDir
-from ..io.schema import LOG_SUFFIXES, log_stem
+from ..io.schema import LOG_SUFFIXES, log_kind, log_stem
 from . import analyze_logs, one_face
 from .config import AnalysisConfig
 from .report import face_folder, read_report, refuse_mixing, write_outputs
@@ -70,13 +70,6 @@ class ClipOutcome:
         return self.error is None
 
 
-def _kind(name: str) -> str | None:
-    for kind, suffix in LOG_SUFFIXES.items():
-        if name.endswith(suffix) and len(name) > len(suffix):
-            return kind
-    return None
-
-
 def find_clips(spec: str | Path) -> list[ClipLogs]:
     """The clips in a logs folder (``out/logs``, or ``out`` holding ``logs/``), or the clips that
     a glob's files belong to (each clip then takes all of its logs from that file's folder),
@@ -85,13 +78,13 @@ def find_clips(spec: str | Path) -> list[ClipLogs]:
     text = str(spec)
     path = Path(text)
     if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.is_file() and _kind(p.name))
+        files = sorted(p for p in path.iterdir() if p.is_file() and log_kind(p.name))
         if not files and (path / "logs").is_dir():
-            files = sorted(p for p in (path / "logs").iterdir() if p.is_file() and _kind(p.name))
+            files = sorted(p for p in (path / "logs").iterdir() if p.is_file() and log_kind(p.name))
     elif glob.has_magic(text):
-        files = sorted(Path(p) for p in glob.glob(text) if Path(p).is_file() and _kind(Path(p).name))
+        files = sorted(Path(p) for p in glob.glob(text) if Path(p).is_file() and log_kind(Path(p).name))
     elif path.is_file():
-        files = [path] if _kind(path.name) else []
+        files = [path] if log_kind(path.name) else []
     else:
         raise InputFileError(
             f"{text}: no such folder or file; {{logs}} takes a logs folder (such as out/logs) "

@@ -69,14 +69,20 @@ def log_names(stem: str, raw: bool = False, landmarks: bool = False) -> list[str
     return [log_path(Path(""), stem, k).as_posix() for k in log_kinds(raw, landmarks)]
 
 
+def log_kind(name: str) -> str | None:
+    """The kind of log a file name is (``meta`` for ``clip_meta.csv``), or None."""
+    for kind, suffix in LOG_SUFFIXES.items():
+        if name.endswith(suffix) and len(name) > len(suffix):
+            return kind
+    return None
+
+
 def log_stem(path: Path) -> str:
     """The clip's stem in a log's name: ``clip`` for ``clip_meta.csv`` (any kind), else the name
     without its extension."""
     name = Path(path).name
-    for suffix in LOG_SUFFIXES.values():
-        if name.endswith(suffix) and len(name) > len(suffix):
-            return name[: -len(suffix)]
-    return Path(path).stem
+    kind = log_kind(name)
+    return name[: -len(LOG_SUFFIXES[kind])] if kind else Path(path).stem
 
 
 # The longest output name is 27 bytes more than its stem (``.<stem>_overlay.jpg.<8 random>.part``,

@@ -48,14 +48,12 @@ class JumpGuard:
     """
 
     def __init__(
-        self,
-        threshold: float = GuardOptions.jump_threshold,
-        accept_after: int = GuardOptions.accept_after,
-        options: GuardOptions = GuardOptions(),
+        self, threshold: float | None = None, accept_after: int | None = None, options: GuardOptions = GuardOptions()
     ) -> None:
-        self.options = replace(options, jump_threshold=threshold, accept_after=accept_after)  # checked
-        self.threshold = float(threshold)
-        self.accept_after = int(accept_after)
+        given = {"jump_threshold": threshold, "accept_after": accept_after}
+        self.options = replace(options, **{k: v for k, v in given.items() if v is not None})  # checked
+        self.threshold = float(self.options.jump_threshold)
+        self.accept_after = int(self.options.accept_after)
         self.reset()
 
     def reset(self) -> None:

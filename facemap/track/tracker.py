@@ -290,7 +290,6 @@ class FaceTracker:
         self.smooth_params = smooth.params()
         self._ok_reason = getattr(landmarker, "ok_reason", "")
         self.next_id = 0
-        self.detections = 0
         self.cuts = 0
         self.reason = ""  # why the last frame has no face
         self._thumb: np.ndarray | None = None
@@ -322,7 +321,7 @@ class FaceTracker:
     def _new_track(self, box: BBox | None = None) -> Track:
         p = self.smooth_params
         g = self.guard_options
-        track = Track(self.next_id, JumpGuard(g.jump_threshold, g.accept_after, g), LandmarkSmoother(p) if p else None, box=box)
+        track = Track(self.next_id, JumpGuard(options=g), LandmarkSmoother(p) if p else None, box=box)
         self.next_id += 1
         return track
 
@@ -333,9 +332,10 @@ class FaceTracker:
         results = self._landmark(image, [roi], frame, ts)
         return results[0] if results else Face.empty(frame, ts, reason="detector_failed")
 
-    def _sane(self, result: Face, roi: BBox, detected: bool, hw: tuple[int, int]) -> bool:
-        # landmarks from a detector's box must fit that box itself (expand 1)
-        return not sanity(result, roi, 1.0 if detected else self.options.expand, hw, self.options)
+    def _why_lost(self, result: Face, roi: BBox, detected: bool, hw: tuple[int, int]) -> str:
+        """'' when ``result`` still holds the face of ``roi``; landmarks from a detector's box
+        must fit that box itself (expand 1)."""
+        return sanity(result, roi, 1.0 if detected else self.options.expand, hw, self.options)
 
     # -- one face
     def _one(self, image: np.ndarray, frame: int, ts: float) -> tuple[Face, ...]:
@@ -350,7 +350,7 @@ class FaceTracker:
         if track is not None and track.next_roi is not None:
             roi = track.next_roi
             result = self._landmark_one(image, roi, frame, ts)
-            why = sanity(result, roi, opts.expand, hw, opts)
+            why = self._why_lost(result, roi, False, hw)
             if not why:
                 track.hold(result, True, opts)
                 return (track.finish(_with_reason(result, "tracked", self._ok_reason)),)
@@ -364,7 +364,7 @@ class FaceTracker:
                 track = self._new_track()  # the first face after a reset, a cut or a loss
                 self.tracks = [track]
                 self._pending = False
-            if track is not None and self._sane(result, roi, True, hw):
+            if track is not None and not self._why_lost(result, roi, True, hw):
                 # held (followed into the next frame) only when the landmarks fit the detector's
                 # box; else the next frame is detected again (one model run a frame, not two)
                 track.hold(result, False, opts)
@@ -396,7 +396,6 @@ class FaceTracker:
     def _detect_one(self, image: np.ndarray, frame: int) -> list[BBox]:
         """The detector's boxes, the likeliest to be the face lost lately first; none while a
         crowded shot's other faces must not be taken for it."""
-        self.detections += 1
         faces = list(self.detector.detect(image))
         self.last_detections = faces
         if not faces:
@@ -423,7 +422,6 @@ class FaceTracker:
     def _confirm(self, image: np.ndarray, frame: int, track: Track) -> None:
         """Periodic re-detection around the held face: confirm it, or count a miss."""
         self._since_detect = 0
-        self.detections += 1
         held = track.next_roi
         if any(f.iou(held) >= self.options.confirm_iou for f in self._detect_near(image, held)):
             track.unconfirmed = 0
@@ -440,7 +438,6 @@ class FaceTracker:
         opts = self.options
         held, seen = track.next_roi, track.det_side
         self._since_detect = 0
-        self.detections += 1
         over = [
             f
             for f in self._detect_near(image, held)
@@ -493,7 +490,7 @@ class FaceTracker:
         if not due:  # follow every held face from its landmarks
             rois = [t.next_roi for t in held]
             results = self._landmark(image, rois, frame, ts)
-            sane = [self._sane(r, roi, False, hw) for r, roi in zip(results, rois, strict=True)]
+            sane = [not self._why_lost(r, roi, False, hw) for r, roi in zip(results, rois, strict=True)]
             if all(sane):
                 self._since_detect += 1
                 return self._finish(rois, held, results, ["tracked"] * len(held), hw)
@@ -510,7 +507,8 @@ class FaceTracker:
         keep = sorted(order[: self.max_faces or None])  # back in the detector's order
         chosen = [boxes[i] for i in keep]
         tracks = [owners[i] or self._new_track(boxes[i]) for i in keep]
-        self.tracks += [t for t in tracks if all(t is not u for u in self.tracks)]
+        known = {id(t) for t in self.tracks}
+        self.tracks += [t for t in tracks if id(t) not in known]
         # a face still followed goes on from its landmarks (the detection confirms it, as with
         # one face); a new or lost one starts from the detector's box
         hows = [
@@ -528,7 +526,7 @@ class FaceTracker:
         """Follow, guard, smooth and record each face; the faces, sorted by id."""
         faces = []
         for box, track, result, how in zip(boxes, tracks, results, hows, strict=True):
-            if self._sane(result, box, how == "detected", hw):
+            if not self._why_lost(result, box, how == "detected", hw):
                 track.hold(result, how == "tracked", self.options)
             else:
                 track.next_roi = None  # the detector looks for it
@@ -542,7 +540,8 @@ class FaceTracker:
                 track.shift = (0.0, 0.0)
             track.seen = True
             track.box, track.last_ms = box, result.timestamp_ms
+        followed = {id(t) for t in tracks}
         for track in self.tracks:
-            if all(track is not t for t in tracks):
+            if id(track) not in followed:
                 track.seen = False
         return tuple(sorted(faces, key=lambda f: f.id))
