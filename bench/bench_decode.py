@@ -15,7 +15,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from facemap.decode import Basis, Decoder, model_to_image  # noqa: E402
+from facemap.threedmm.decode import Basis, Decoder, model_to_image  # noqa: E402
 from tests.standins import synthetic_basis_arrays  # noqa: E402
 
 REFERENCE_US = 900.0

@@ -57,7 +57,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import facemap  # noqa: E402
 from facemap.api import DEFAULT_DETECTOR  # noqa: E402
 from facemap.backends import FaceMapLandmarker, make_detector  # noqa: E402
-from facemap.decode import Basis, Decoder  # noqa: E402
+from facemap.threedmm.decode import Basis, Decoder  # noqa: E402
 from facemap.io.schema import overlay_name  # noqa: E402
 from facemap.io.video import VideoSink, read_frames  # noqa: E402
 from facemap.model import FaceMapModel  # noqa: E402

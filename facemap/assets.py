@@ -24,7 +24,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 from tqdm import tqdm
 
-from .decode import Basis
+from .threedmm.decode import Basis
 from .errors import BasisError, DownloadError, FacemapError, ModelError, OutputError
 from .types import N_EXP, N_ID, N_LANDMARKS
 

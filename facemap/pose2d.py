@@ -1,7 +1,7 @@
 """Head pose from 2D landmarks, vectorised over frames, in FaceMap's sign convention.
 
 Used wherever there are landmarks but no 3DMM parameters: the dlib backend and the analyzer's
-landmarks-only path. Signs follow FaceMap's pose parameters (checked against facemap.decode in the
+landmarks-only path. Signs follow FaceMap's pose parameters (checked against facemap.threedmm.decode in the
 tests): pitch positive when the face tilts up, yaw positive when the nose turns towards the image's
 right, roll positive clockwise in the image (y down).
 """
@@ -75,6 +75,6 @@ def estimate_pose_2d(points: np.ndarray) -> np.ndarray:
     yaw = np.arctan2(-r2x, r2z)
     pitch = np.arcsin(np.clip(r2y, -1.0, 1.0))
     roll = np.arctan2(-r0[1], r1[1])
-    # Signs as FaceMap's pose parameters (checked against facemap.decode in the tests).
+    # Signs as FaceMap's pose parameters (checked against facemap.threedmm.decode in the tests).
     out[ok] = np.degrees(np.stack([-pitch, -yaw, roll], -1))
     return out

@@ -12,7 +12,7 @@ from facemap.analysis.baseline import compute_baseline
 from facemap.analysis.features import canonical_features, landmark_features
 from facemap.analysis.inputs import mean_face_features
 from facemap.analysis.synth import Expression, faces_3d, project
-from facemap.decode import Basis, Decoder
+from facemap.threedmm.decode import Basis, Decoder
 from tests.standins import synthetic_basis_arrays
 
 FPS = 30.0

@@ -17,7 +17,7 @@ import pytest
 import analyze_expressions
 from facemap.analysis import LABELS
 from facemap.analysis.synth import synthetic_logs
-from facemap.decode import Basis, Decoder
+from facemap.threedmm.decode import Basis, Decoder
 from facemap.io.schema import RAW_COLUMNS
 from tests.standins import synthetic_basis_arrays
 

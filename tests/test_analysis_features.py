@@ -13,7 +13,7 @@ from facemap.analysis.features import (
     landmark_features,
 )
 from facemap.analysis.synth import Expression, faces_3d, project
-from facemap.decode import Basis, Decoder
+from facemap.threedmm.decode import Basis, Decoder
 from tests.standins import synthetic_basis_arrays
 
 

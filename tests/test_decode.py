@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from facemap.decode import Basis, Decoder, model_to_image
+from facemap.threedmm.decode import Basis, Decoder, model_to_image
 from tests.standins import synthetic_basis_arrays
 
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import infer
-from facemap.decode import Basis, Decoder, model_to_image
+from facemap.threedmm.decode import Basis, Decoder, model_to_image
 from facemap.io.records import read_landmarks, read_meta, read_raw
 from facemap.types import BBox
 from tests.conftest import need_shared

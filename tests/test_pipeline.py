@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from facemap.backends import FaceMapLandmarker, check_landmarks
-from facemap.decode import Basis, Decoder
+from facemap.threedmm.decode import Basis, Decoder
 from facemap.io.records import read_meta
 from facemap.model import FaceMapModel
 from facemap.preprocess import Preprocessor

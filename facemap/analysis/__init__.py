@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..decode import Basis
+from ..threedmm.decode import Basis
 from ..errors import FacemapError
 from .baseline import Baseline, compute_baseline, parse_frame_range
 from .config import AnalysisConfig, load_config

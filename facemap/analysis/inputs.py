@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..decode import Basis, Decoder
+from ..threedmm.decode import Basis, Decoder
 from ..errors import InputFileError, UsageError, number
 from ..io.records import (
     LandmarkLog,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..decode import Decoder, model_to_image
+from ..threedmm.decode import Decoder, model_to_image
 from ..model import DEFAULT_PROVIDER, FaceMapModel
 from ..preprocess import DEFAULT_FACE_MARGIN, DEFAULT_NORMALIZE, Preprocessor
 from ..types import BBox, Face, Pose, Status

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .types import N_EXP, N_ID, N_LANDMARKS, N_PARAMS
+from ..types import N_EXP, N_ID, N_LANDMARKS, N_PARAMS
 
 T_Z = 500.0
 ID_SCALE = 3.0

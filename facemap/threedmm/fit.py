@@ -1,0 +1,310 @@
+"""68 image points -> FaceMap's 265 parameters: a 3DMM fit, vectorised over frames.
+
+The model is the decode's own (:mod:`facemap.threedmm.decode`): in the centred model-input frame
+(128 x 128 crop of the face box enlarged by the crop margin, origin at the crop's centre)
+
+    points ~= s * ((mean + B_id a + B_exp e) @ R.T)[:, :2] + s * t,    s = f / 500,
+
+with ``a = 3 p_id`` (219 identity coefficients, shared by every frame of one face track), ``e = 0.5
+p_exp + 0.5`` (39 expression coefficients, per frame), ``R`` from pitch, yaw, roll and ``t``, ``f`` per
+frame. Every raw parameter stays in the network's own output range [-1, 1], as FaceMap's do.
+
+The fit alternates three steps that each lower the same cost (point error plus priors):
+
+1. pose per frame (three angles, translation, scale): a few Gauss-Newton steps on six numbers;
+2. expression per frame: a box-constrained least squares (projected gradient, accelerated),
+   with a small ridge that pulls towards the neutral face (``e = 0``);
+3. identity per track: one linear solve over all its frames with a ridge that keeps the
+   coefficients small, so identity cannot absorb expression or the detector's noise.
+
+The crop is the product's (:class:`facemap.preprocess.CropTransform`): the box enlarged by the margin,
+inclusive width, ``u = (x - x0) * 128 / width``; the fitted parameters decode through
+:func:`facemap.threedmm.decode.model_to_image` with the same crop box back onto the points.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..types import N_EXP, N_ID, N_LANDMARKS, N_PARAMS
+from .decode import (
+    FOCAL_OFFSET,
+    FOCAL_SCALE,
+    ID_SCALE,
+    T_Z,
+    TRANSLATION_SCALE,
+    Basis,
+    Decoder,
+    model_to_image,
+    rotation_matrices,
+)
+
+INPUT_SIZE = 128
+_S_MIN = (FOCAL_OFFSET - FOCAL_SCALE) / T_Z  # 0.6: raw focal -1
+_S_MAX = (FOCAL_OFFSET + FOCAL_SCALE) / T_Z  # 1.2: raw focal +1
+_ANGLE_MAX = np.pi / 2
+# Outer eye corners (iBUG 36 and 45): the NME's normaliser.
+EYE_CORNERS = (36, 45)
+
+
+@dataclass(frozen=True)
+class FitOptions:
+    """Settings of the fit. The defaults are measured (bench/bench_fit.py); see docs/analysis.md."""
+
+    rounds: int = 6  # pose -> expression -> identity alternations
+    pose_steps: int = 2  # Gauss-Newton steps on the pose per round
+    expression_steps: int = 40  # projected-gradient steps on the expression per round
+    identity_steps: int = 100  # projected-gradient steps on the identity per round
+    identity_prior: float = 2.0  # ridge on identity coefficients a (a = 3 * raw), per track
+    expression_prior: float = 0.05  # ridge on expression coefficients e (e = 0.5 * raw + 0.5), per frame
+    margin: float = 0.1  # crop margin per side, as preprocess.DEFAULT_FACE_MARGIN
+
+    def __post_init__(self) -> None:
+        for name in ("rounds", "pose_steps", "expression_steps", "identity_steps"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"FitOptions.{name} must be a whole number >= 1, got {value!r}")
+        for name in ("identity_prior", "expression_prior", "margin"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and np.isfinite(value) and value >= 0):
+                raise ValueError(f"FitOptions.{name} must be a finite number >= 0, got {value!r}")
+
+
+@dataclass(frozen=True)
+class Fit:
+    """The fit of N frames.
+
+    params:      (N, 265) FaceMap-format raw parameters in [-1, 1]; NaN rows where no points
+    crop_boxes:  (N, 4) the inclusive crop boxes (face box enlarged by the margin), image pixels
+    residual_px: (N,) RMS point error in image pixels
+    nme:         (N,) mean point error over the outer-eye-corner distance
+    """
+
+    params: np.ndarray
+    crop_boxes: np.ndarray
+    residual_px: np.ndarray
+    nme: np.ndarray
+
+
+def crop_boxes(face_boxes: np.ndarray, margin: float) -> np.ndarray:
+    """(N, 4) face boxes -> the crop boxes the model input is made from (BBox.expand's rule)."""
+    b = np.asarray(face_boxes, dtype=np.float64).reshape(-1, 4)
+    w = b[:, 2] - b[:, 0]
+    h = b[:, 3] - b[:, 1]
+    return np.stack(
+        [b[:, 0] - margin * w, b[:, 1] - margin * h, b[:, 2] + margin * w, b[:, 3] + margin * h], 1
+    )
+
+
+def to_model(points_px: np.ndarray, crops: np.ndarray) -> np.ndarray:
+    """(N, 68, 2) image pixels -> centred model-input units; inverse of ``model_to_image``."""
+    p = np.asarray(points_px, dtype=np.float64)
+    width = crops[:, 2] - crops[:, 0] + 1.0
+    height = crops[:, 3] - crops[:, 1] + 1.0
+    out = np.empty_like(p)
+    out[..., 0] = (p[..., 0] - crops[:, None, 0]) * (INPUT_SIZE / width)[:, None] - INPUT_SIZE / 2
+    out[..., 1] = (p[..., 1] - crops[:, None, 1]) * (INPUT_SIZE / height)[:, None] - INPUT_SIZE / 2
+    return out
+
+
+def angles_from_rotation(rot: np.ndarray) -> np.ndarray:
+    """(N, 3, 3) rotations in the decode's convention -> (N, 3) pitch, yaw, roll in radians.
+
+    The decode builds ``R = Ry(-yaw) Rx(-pitch) P Rz(-roll)`` with ``P = diag(1, -1, -1)``, so
+    ``R P = Ry(-yaw) Rx(-pitch) Rz(roll)``: a Y-X-Z Euler decomposition.
+    """
+    m = rot * np.array([1.0, -1.0, -1.0])  # R @ P: P flips the sign of columns 1 and 2
+    beta = np.arcsin(np.clip(-m[:, 1, 2], -1.0, 1.0))
+    alpha = np.arctan2(m[:, 0, 2], m[:, 2, 2])
+    gamma = np.arctan2(m[:, 1, 0], m[:, 1, 1])
+    return np.stack([-beta, -alpha, gamma], 1)
+
+
+class Fitter:
+    """Holds one basis and fits batches of frames. Build once, call per track or clip."""
+
+    def __init__(self, basis: Basis, options: FitOptions | None = None) -> None:
+        self.options = options or FitOptions()
+        self._mean = basis.mean_face.reshape(N_LANDMARKS, 3)
+        self._id = basis.shape_basis.reshape(N_LANDMARKS, 3, N_ID) * ID_SCALE  # per unit of raw
+        self._exp = basis.blend_shape.reshape(N_LANDMARKS, 3, N_EXP)
+        # exp = 0.5 raw + 0.5: the neutral-to-full shape offset at e = 0.5 is folded into the mean
+        # only at the end; the fit works in e in [0, 1].
+        # Gram blocks G[d, d'] = B[:, d]^T B[:, d'] for the identity's normal equations.
+        self._id_gram = np.einsum("vdj,vek->dejk", self._id, self._id).reshape(9, N_ID * N_ID)
+        self._exp_gram = np.einsum("vdj,vek->dejk", self._exp, self._exp).reshape(9, N_EXP * N_EXP)
+        self._id_flat = self._id.reshape(3 * N_LANDMARKS, N_ID)
+        self._exp_flat = self._exp.reshape(3 * N_LANDMARKS, N_EXP)
+        # R2'R2 is a projector, so A'A <= B'B: B'B's largest eigenvalue bounds every frame's
+        # curvature (times s^2) and gives the projected gradient a safe step without eigvalsh.
+        self._exp_lip = float(np.linalg.eigvalsh(self._exp_flat.T @ self._exp_flat)[-1])
+        self._decoder = Decoder(basis)
+
+    # ---- the public call -------------------------------------------------------------------
+    def fit(
+        self, points_px: np.ndarray, face_boxes: np.ndarray, tracks: np.ndarray | None = None
+    ) -> Fit:
+        """Fit (N, 68, 2) image points with their (N, 4) face boxes; ``tracks`` (N,) groups frames
+        that share one identity (default: all frames one track). Rows with any non-finite point
+        get NaN parameters."""
+        pts = np.asarray(points_px, dtype=np.float64).reshape(-1, N_LANDMARKS, 2)
+        boxes = np.asarray(face_boxes, dtype=np.float64).reshape(-1, 4)
+        n = pts.shape[0]
+        if boxes.shape[0] != n:
+            raise ValueError(f"{n} frames of points but {boxes.shape[0]} boxes")
+        tracks = np.zeros(n, dtype=np.int64) if tracks is None else np.asarray(tracks).reshape(n)
+        crops = crop_boxes(boxes, self.options.margin)
+        params = np.full((n, N_PARAMS), np.nan)
+        residual = np.full(n, np.nan)
+        nme = np.full(n, np.nan)
+        ok = np.isfinite(pts).all(axis=(1, 2)) & np.isfinite(boxes).all(axis=1)
+        ok &= (crops[:, 2] > crops[:, 0]) & (crops[:, 3] > crops[:, 1])
+        y_all = to_model(pts, crops)
+        for track in np.unique(tracks[ok]):
+            rows = np.flatnonzero(ok & (tracks == track))
+            params[rows] = self._fit_track(y_all[rows])
+        if ok.any():
+            decoded = self._decoder.decode(params[ok])
+            back = model_to_image(decoded.landmarks_model, crops[ok])
+            err = np.linalg.norm(back - pts[ok], axis=-1)  # (M, 68)
+            residual[ok] = np.sqrt((err**2).mean(axis=1))
+            iod = np.linalg.norm(pts[ok, EYE_CORNERS[0]] - pts[ok, EYE_CORNERS[1]], axis=-1)
+            nme[ok] = err.mean(axis=1) / np.maximum(iod, 1e-9)
+        return Fit(params=params, crop_boxes=crops, residual_px=residual, nme=nme)
+
+    # ---- one track ---------------------------------------------------------------------------
+    def _fit_track(self, y: np.ndarray) -> np.ndarray:
+        """(M, 68, 2) centred model-input points of one track -> (M, 265) raw parameters."""
+        opt = self.options
+        m = y.shape[0]
+        a = np.zeros(N_ID)  # identity, raw units (a_true = 3 a)
+        e = np.zeros((m, N_EXP))  # expression coefficients in [0, 1]
+        shape = np.broadcast_to(self._mean, (m, N_LANDMARKS, 3)).copy()
+        rot, s, t = self._pose_init(y, shape)
+        for _ in range(opt.rounds):
+            for _ in range(opt.pose_steps):
+                rot, s, t = self._pose_step(y, shape, rot, s, t)
+            base = self._mean + self._id @ a  # (68, 3) neutral face of this person
+            e = self._expression_step(y, base, rot, s, t, e)
+            a = self._identity_step(y, e, rot, s, t, a)
+            shape = self._mean + self._id @ a + (e @ self._exp_flat.T).reshape(m, N_LANDMARKS, 3)
+        for _ in range(opt.pose_steps):
+            rot, s, t = self._pose_step(y, shape, rot, s, t)
+        angles = angles_from_rotation(rot)
+        out = np.zeros((m, N_PARAMS))
+        out[:, :N_ID] = a
+        out[:, N_ID : N_ID + N_EXP] = 2.0 * e - 1.0
+        out[:, 258:261] = angles / (np.pi / 2)
+        out[:, 261:263] = t / TRANSLATION_SCALE
+        out[:, 263] = (s * T_Z - FOCAL_OFFSET) / FOCAL_SCALE
+        return np.clip(out, -1.0, 1.0)
+
+    @staticmethod
+    def _pose_init(y: np.ndarray, shape: np.ndarray):
+        """Scaled-orthographic Procrustes per frame: (R, s, t) from points and a 3D shape."""
+        yc = y - y.mean(axis=1, keepdims=True)
+        vc = shape - shape.mean(axis=1, keepdims=True)
+        # Affine camera M (2x3): min ||yc - vc M^T||, then the nearest scaled rotation rows.
+        vtv = np.einsum("mvd,mve->mde", vc, vc)
+        vty = np.einsum("mvd,mvc->mdc", vc, yc)
+        aff = np.linalg.solve(vtv, vty).transpose(0, 2, 1)  # (m, 2, 3)
+        u, sig, wt = np.linalg.svd(aff, full_matrices=False)
+        r2 = u @ wt  # (m, 2, 3) orthonormal rows
+        r3 = np.cross(r2[:, 0], r2[:, 1])
+        rot = np.concatenate([r2, r3[:, None]], axis=1)
+        s = np.clip(sig.mean(axis=1), _S_MIN, _S_MAX)
+        # Keep within the decode's angle range by re-building from clipped angles.
+        angles = np.clip(angles_from_rotation(rot), -_ANGLE_MAX, _ANGLE_MAX)
+        rot = rotation_matrices(angles[:, 0], angles[:, 1], angles[:, 2])
+        proj = shape @ rot[:, :2].transpose(0, 2, 1)
+        t = (y - s[:, None, None] * proj).mean(axis=1) / s[:, None]
+        t = np.clip(t, -TRANSLATION_SCALE, TRANSLATION_SCALE)
+        return rot, s, t
+
+    @staticmethod
+    def _pose_step(y, shape, rot, s, t, h: float = 1e-4):
+        """One damped Gauss-Newton step on (pitch, yaw, roll, tx, ty, s) per frame, bounded."""
+        m = y.shape[0]
+        angles = angles_from_rotation(rot)
+
+        def project(ang):
+            r = rotation_matrices(ang[:, 0], ang[:, 1], ang[:, 2])
+            return shape @ r[:, :2].transpose(0, 2, 1), r
+
+        proj, rot = project(angles)
+        pred = s[:, None, None] * (proj + t[:, None, :])
+        res = (pred - y).reshape(m, -1)  # (m, 136)
+        jac = np.empty((m, 2 * N_LANDMARKS, 6))
+        for k in range(3):
+            step = np.zeros(3)
+            step[k] = h
+            dp = (project(angles + step)[0] - project(angles - step)[0]) / (2 * h)
+            jac[:, :, k] = (s[:, None, None] * dp).reshape(m, -1)
+        ones = np.zeros((m, N_LANDMARKS, 2))
+        ones[:, :, 0] = s[:, None]
+        jac[:, :, 3] = ones.reshape(m, -1)
+        ones = np.zeros((m, N_LANDMARKS, 2))
+        ones[:, :, 1] = s[:, None]
+        jac[:, :, 4] = ones.reshape(m, -1)
+        jac[:, :, 5] = (proj + t[:, None, :]).reshape(m, -1)
+        jtj = jac.transpose(0, 2, 1) @ jac
+        jtr = (jac.transpose(0, 2, 1) @ res[:, :, None])[:, :, 0]
+        damp = 1e-3 * np.trace(jtj, axis1=1, axis2=2)[:, None, None] / 6 * np.eye(6)
+        delta = np.linalg.solve(jtj + damp, -jtr[:, :, None])[:, :, 0]
+        angles = np.clip(angles + delta[:, :3], -_ANGLE_MAX, _ANGLE_MAX)
+        t = np.clip(t + delta[:, 3:5], -TRANSLATION_SCALE, TRANSLATION_SCALE)
+        s = np.clip(s + delta[:, 5], _S_MIN, _S_MAX)
+        rot = rotation_matrices(angles[:, 0], angles[:, 1], angles[:, 2])
+        return rot, s, t
+
+    def _expression_step(self, y, base, rot, s, t, e):
+        """Box-constrained ridge least squares for e in [0, 1] per frame (FISTA, warm start)."""
+        opt = self.options
+        r2 = rot[:, :2]  # (m, 2, 3)
+        m = y.shape[0]
+        target = y / s[:, None, None] - t[:, None, :] - base @ r2.transpose(0, 2, 1)
+        # A_m = R2 B_exp (136 x 39); H = A^T A = sum_dd' (R2^T R2)[d, d'] G[d, d'], weighted by
+        # s^2 so the cost is in model-input pixels, as the pose step's.
+        s2 = s**2
+        w = (r2.transpose(0, 2, 1) @ r2).reshape(m, 9) * s2[:, None]
+        hess = (w @ self._exp_gram).reshape(m, N_EXP, N_EXP)
+        hess += opt.expression_prior * np.eye(N_EXP)
+        z = (target @ r2).reshape(m, 3 * N_LANDMARKS)  # (m, 68 * 3)
+        grad0 = (z @ self._exp_flat) * s2[:, None]
+        lip = s2 * self._exp_lip + opt.expression_prior
+        return _box_qp(hess, grad0, e, 0.0, 1.0, opt.expression_steps, lip)
+
+    def _identity_step(self, y, e, rot, s, t, a0):
+        """Ridge least squares for the track's identity (raw units), clipped to [-1, 1]."""
+        opt = self.options
+        r2 = rot[:, :2]
+        m = y.shape[0]
+        shape = self._mean + (e @ self._exp_flat.T).reshape(m, N_LANDMARKS, 3)
+        target = y / s[:, None, None] - t[:, None, :] - shape @ r2.transpose(0, 2, 1)
+        s2 = s**2
+        w = ((r2 * s2[:, None, None]).transpose(0, 2, 1) @ r2).sum(axis=0).reshape(9)
+        hess = (w @ self._id_gram).reshape(N_ID, N_ID) + opt.identity_prior * np.eye(N_ID)
+        z = ((target * s2[:, None, None]) @ r2).sum(axis=0).reshape(3 * N_LANDMARKS)
+        rhs = z @ self._id_flat
+        lip = np.linalg.eigvalsh(hess)[-1:]
+        return _box_qp(hess[None], rhs[None], a0[None], -1.0, 1.0, opt.identity_steps, lip)[0]
+
+
+def _box_qp(hess, lin, x0, lo: float, hi: float, steps: int, lip: np.ndarray) -> np.ndarray:
+    """min 0.5 x'Hx - lin'x over lo <= x <= hi, batched (B, K, K): accelerated projected gradient.
+
+    ``lip`` (B,) bounds each H's largest eigenvalue (the step is its inverse)."""
+    step = 1.0 / np.maximum(lip, 1e-12)[:, None]
+    x = np.clip(x0, lo, hi)
+    x_prev = x
+    mom = 1.0
+    for _ in range(steps):
+        mom_next = (1.0 + np.sqrt(1.0 + 4.0 * mom * mom)) / 2.0
+        yk = x + ((mom - 1.0) / mom_next) * (x - x_prev)
+        g = (hess @ yk[:, :, None])[:, :, 0] - lin
+        x_prev = x
+        x = np.clip(yk - step * g, lo, hi)
+        mom = mom_next
+    return x
