@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from ..api import FaceMap
+from ..api import FaceMap, default_detector
 from ..backends import (
     FixedBoxDetector,
     WholeImageDetector,
@@ -13,12 +13,12 @@ from ..backends import (
     make_detector,
     make_landmarker,
 )
-from ..errors import UsageError
+from ..errors import UsageError, render_options
 from ..pipeline import Options
 from ..track.guard import GuardOptions
 from ..track.smooth import SmoothOptions
 from ..track.tracker import TrackOptions
-from .config import DEFAULTS, InferConfig
+from .config import DEFAULTS, FLAGS, InferConfig
 
 Emit = Callable[[str], None]
 log = logging.getLogger(__name__)
@@ -49,6 +49,44 @@ def note_inert_flags(cfg: InferConfig, landmarker: object) -> None:
     if inert:
         log.warning("%s: no effect with the %s landmarker (it finds its points in the detector's box "
                     "itself, from the image as it is)", ", ".join(inert), name)
+
+
+def resolve_landmarker(cfg: InferConfig) -> None:
+    """No --landmarker, --model or --assume-points: FaceMap when a model.onnx is found, else the
+    model-free dlib landmarker when installed, said in one notice line (and dlib's paired
+    detector, when no --detector was given). Sets ``cfg`` once; looks at files only."""
+    if not cfg.auto_landmarker:
+        return
+    cfg.auto_landmarker = False
+    if cfg.model or cfg.assume_points is not None:
+        return
+    from ..choose import choose_landmarker
+
+    choice = choose_landmarker(cfg.script_dir or None)
+    if choice.notice:
+        log.warning("%s", render_options(choice.notice, FLAGS))
+    cfg.landmarker = choice.name
+    if cfg.auto_detector:
+        cfg.detector = default_detector(cfg.landmarker)
+
+
+def resolve_detector(cfg: InferConfig) -> None:
+    """No --detector: the landmarker's default; YuNet's file is found (or fetched, with its
+    checksum) here, once, and kept in ``cfg.detector_model`` for every worker; when it cannot be
+    had, the offline detector, said in one notice line. An explicit --detector is left alone."""
+    if not cfg.auto_detector:
+        return
+    cfg.auto_detector = False
+    if cfg.bbox is not None or not cfg.face_detect or cfg.detector_model:
+        return
+    from ..choose import choose_detector
+
+    choice = choose_detector(cfg.detector, progress=not cfg.quiet)
+    if choice.notice:
+        log.warning("%s", render_options(choice.notice, FLAGS))
+    cfg.detector = choice.name
+    if "model" in choice.settings:
+        cfg.detector_model = str(choice.settings["model"])
 
 
 def check_detector(cfg: InferConfig) -> None:
@@ -140,5 +178,6 @@ def open_facemap(cfg: InferConfig, emit: Emit, landmarker=None) -> tuple[FaceMap
         note_inert_flags(cfg, landmarker)
     else:
         desc = {}
+    resolve_detector(cfg)
     detector = build_detector(cfg)
     return FaceMap(detector, landmarker, options), desc
