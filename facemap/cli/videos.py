@@ -239,7 +239,7 @@ def preflight(cfg: InferConfig, emit: Emit) -> InferConfig:
     the files found filled in."""
     from dataclasses import replace
 
-    from .build import chain_options, check_detector, resolve_detector
+    from .build import chain_options, check_detector, note_guard, resolve_detector
 
     chain_options(cfg)
     cfg.style()
@@ -251,11 +251,14 @@ def preflight(cfg: InferConfig, emit: Emit) -> InferConfig:
         if cfg.assume_points is None:  # another landmark model needs no 3DMM basis
             load_basis(Path(cfg.basis_dir) if cfg.basis_dir else None, progress=not cfg.quiet)
         cfg = replace(cfg, model=str(model))
+        note_guard(cfg, None, emit)
     else:
         from ..backends import make_landmarker
         from .build import note_no_params
 
-        note_no_params(cfg, make_landmarker(cfg.landmarker))  # or its own one-line refusal
+        landmarker = make_landmarker(cfg.landmarker)  # or its own one-line refusal
+        note_no_params(cfg, landmarker)
+        note_guard(cfg, landmarker, emit)
     resolve_detector(cfg)  # YuNet's file, or the offline detector: found once, here
     if cfg.face_detect and cfg.bbox is None and cfg.detector == "yunet" and not cfg.detector_model:
         from ..assets import find_yunet_model
