@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 
 from .backends import make_detector, make_landmarker
 from .backends.base import Detector, Landmarker
-from .errors import UsageError, number
+from .choose import Choice, choose_detector, choose_landmarker
+from .errors import UsageError, number, render_options
 from .io.sources import DEFAULT_ARRAY_FPS, FrameRange, Source, resolve_sources
 from .pipeline import Options, Pipeline, StopRun, as_sink, close_sinks
 from .track.guard import GuardOptions
@@ -173,7 +174,7 @@ def _check_kind(name: str, value: object, kind: type | tuple[type, ...], what: s
 
 
 def open(  # noqa: A001 - facemap.open, like io.open / av.open
-    landmarker: str | Landmarker = DEFAULT_LANDMARKER,
+    landmarker: str | Landmarker | None = None,
     *,
     detector: str | Detector | DetectorOptions | None = None,
     track: TrackOptions = TrackOptions(),
@@ -192,7 +193,9 @@ def open(  # noqa: A001 - facemap.open, like io.open / av.open
     is no face. ``mode=Mode.IMAGE`` or ``Mode.VIDEO`` says whether frames are tracked; sinks
     (``facemap.sinks``, or any callable) receive every frame. See ``help(FaceMap.process)``.
 
-    landmarker: ``"facemap"`` (Qualcomm's FaceMap 3DMM ONNX model; options ``model`` (path to
+    landmarker: default (None, no options): ``"facemap"`` when a model.onnx is found (in the
+        working folder or facemap's cache), else ``"dlib"`` when installed (a logged notice).
+        ``"facemap"`` (Qualcomm's FaceMap 3DMM ONNX model; options ``model`` (path to
         model.onnx, its model.data beside it), ``basis_dir`` (folder with meanFace.npy,
         shapeBasis.npy, blendShape.npy; default qai-hub-models' cache, downloaded when
         missing), ``provider`` ("auto", "cpu", "coreml", "cuda"), ``face_margin``, ``bgr``,
@@ -200,6 +203,7 @@ def open(  # noqa: A001 - facemap.open, like io.open / av.open
         name registered with ``facemap.backends.register_landmarker``, or a landmarker object.
     detector: ``"yunet"`` (the default: OpenCV's YuNet CNN; its 230 KB model is downloaded once,
         or given with ``DetectorOptions("yunet", {"model": PATH})`` or ``$FACEMAP_YUNET_MODEL``;
+        as the default, when it is neither cached nor downloadable, ``"haar"`` with a logged notice;
         with ``"dlib"`` the default is ``"dlib-hog"``, the boxes dlib's predictor was trained on),
         ``"haar"`` (nothing to download), ``"dlib-hog"``, ``"bbox"`` (settings ``box``), a
         ``DetectorOptions(name, settings)``, or a detector object (``detect(image) -> [BBox]``).
@@ -231,23 +235,31 @@ def open(  # noqa: A001 - facemap.open, like io.open / av.open
     _check_kind("{smooth}", smooth, (SmoothOptions, str), 'a facemap.SmoothOptions or a preset name ("medium")')
     if not (detector is None or isinstance(detector, (str, DetectorOptions)) or callable(getattr(detector, "detect", None))):
         _check_kind("{detector}", detector, str, "a detector name, a DetectorOptions or an object with detect(image)")
-    if not (isinstance(landmarker, str) or callable(getattr(landmarker, "landmark", None))):
+    if not (landmarker is None or isinstance(landmarker, str) or callable(getattr(landmarker, "landmark", None))):
         _check_kind("{landmarker}", landmarker, str, "a landmarker name or an object with landmark(image, boxes, ...)")
     if isinstance(smooth, str):
         smooth = SmoothOptions(smooth)
     options = Options(track=track, guard=guard, smooth=smooth, max_faces=max_faces)
-    if detector is None:
-        detector = default_detector(landmarker)
+    if landmarker is None:  # the first choice, or dlib when there is no model.onnx (a notice)
+        choice = choose_landmarker() if not landmarker_options else Choice(DEFAULT_LANDMARKER)
+        if choice.notice:
+            log.warning("%s", render_options(choice.notice))
+        landmarker = choice.name
+    if isinstance(landmarker, str):  # the model first: its absence is the first thing to hear
+        lmk = make_landmarker(landmarker, **landmarker_options)
+    else:
+        if landmarker_options:
+            raise TypeError(f"landmarker options {sorted(landmarker_options)} go with a landmarker name")
+        lmk = landmarker
+    if detector is None:  # the default: YuNet, or the offline detector when it is out of reach
+        choice = choose_detector(default_detector(lmk))
+        if choice.notice:
+            log.warning("%s", render_options(choice.notice))
+        detector = DetectorOptions(choice.name, choice.settings)
     if isinstance(detector, DetectorOptions):
         det = make_detector(detector.name, **detector.settings)
     elif isinstance(detector, str):
         det = make_detector(detector)
     else:
         det = detector
-    if isinstance(landmarker, str):
-        lmk = make_landmarker(landmarker, **landmarker_options)
-    else:
-        if landmarker_options:
-            raise TypeError(f"landmarker options {sorted(landmarker_options)} go with a landmarker name")
-        lmk = landmarker
     return FaceMap(det, lmk, options)

@@ -19,13 +19,14 @@ import tempfile
 import urllib.error
 import urllib.request
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 
 import numpy as np
 from tqdm import tqdm
 
+from .errors import BasisError, DownloadError, FacemapError, ModelError, OutputError, UsageError
 from .threedmm.decode import Basis
-from .errors import BasisError, DownloadError, FacemapError, ModelError, OutputError
 from .types import N_EXP, N_ID, N_LANDMARKS
 
 log = logging.getLogger(__name__)
@@ -41,7 +42,14 @@ YUNET_NAME = "face_detection_yunet_2023mar.onnx"
 YUNET_SHA256 = "8f2383e4dd3cfbb4553ea8718107fc0423210dc964f9f4280604804ed2552fa4"
 YUNET_URL = f"https://github.com/opencv/opencv_zoo/raw/main/models/face_detection_yunet/{YUNET_NAME}"
 YUNET_MODEL_ENV = "FACEMAP_YUNET_MODEL"
+# 230 KB: a server that does not answer within this is not waited for longer (seconds a read)
+YUNET_TIMEOUT_S = 20.0
 CACHE_ENV = "FACEMAP_CACHE_DIR"
+# FACEMAP_OFFLINE=1: facemap never touches the network (a missing asset is an error, or the
+# offline fallback where there is one).
+OFFLINE_ENV = "FACEMAP_OFFLINE"
+# the one command that fills the caches (README, docs/models.md)
+FETCH_COMMAND = "python -m facemap fetch"
 # file name -> (Basis field, expected shape); a same-size reshape is accepted.
 BASIS_FILES: dict[str, tuple[str, tuple[int, ...]]] = {
     "meanFace.npy": ("mean_face", (3 * N_LANDMARKS,)),
@@ -49,6 +57,12 @@ BASIS_FILES: dict[str, tuple[str, tuple[int, ...]]] = {
     "blendShape.npy": ("blend_shape", (3 * N_LANDMARKS, N_EXP)),
 }
 _CHUNK = 1 << 16
+
+
+def offline() -> bool:
+    """True when ``$FACEMAP_OFFLINE`` is set to anything but "", "0", "no" or "false": no
+    download is attempted."""
+    return os.environ.get(OFFLINE_ENV, "").strip().lower() not in ("", "0", "no", "false")
 
 
 def asset_base_url() -> str:
@@ -73,7 +87,7 @@ def model_zip_url(*, use_cli: bool = True) -> str:
         f"{asset_base_url()}/qai-hub-models/models/{MODEL_ID}/releases/v{RELEASE_VERSION}/"
         f"{MODEL_ID}-onnx-float.zip"
     )
-    if not use_cli or os.environ.get(STORE_URL_ENV, "").strip():
+    if not use_cli or offline() or os.environ.get(STORE_URL_ENV, "").strip():
         return builtin
     try:
         from qai_hub_models_cli import fetch as qaihm_fetch
@@ -125,36 +139,57 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
+def yunet_cache_path() -> Path:
+    """Where the YuNet detector is kept once downloaded."""
+    return cache_dir() / YUNET_NAME
+
+
 def find_yunet_model(
-    explicit: Path | str | None = None, *, download_missing: bool = True, progress: bool = False
+    explicit: Path | str | None = None,
+    *,
+    download_missing: bool = True,
+    progress: bool = False,
+    use_env: bool = True,
 ) -> Path:
-    """The YuNet ONNX file: ``explicit`` if given, else ``$FACEMAP_YUNET_MODEL``, else the copy
-    in the cache (checksum verified), else downloaded into the cache (checksum verified)."""
-    for given, what in ((explicit, "{detector_model}"), (os.environ.get(YUNET_MODEL_ENV, "").strip() or None, YUNET_MODEL_ENV)):
+    """The YuNet ONNX file: ``explicit`` if given, else ``$FACEMAP_YUNET_MODEL`` (``use_env``), else the copy
+    in the cache (checksum verified), else downloaded into the cache (checksum verified; never
+    with ``$FACEMAP_OFFLINE`` set: DownloadError)."""
+    env = os.environ.get(YUNET_MODEL_ENV, "").strip() if use_env else ""
+    for given, what in ((explicit, "{detector_model}"), (env or None, YUNET_MODEL_ENV)):
         if given is not None:
             path = Path(given)
             if not path.is_file():
                 raise ModelError(f"{path}: no such YuNet model file (given as {what}); check the path")
             return path
-    cached = cache_dir() / YUNET_NAME
+    cached = yunet_cache_path()
     if cached.is_file():
         if sha256_of(cached) == YUNET_SHA256:
             return cached
         log.warning("%s: checksum mismatch; downloading it again", cached)
-    help_ = "get it yourself and pass it as {detector_model} PATH, or use another {detector}"
+    help_ = (
+        f"run `{FETCH_COMMAND} --detector` once with internet, or get {YUNET_URL} and pass it as "
+        "{detector_model} PATH, or use another {detector}"
+    )
     if not download_missing:
-        raise ModelError(f"the YuNet face detector is not in {cached.parent}; get {YUNET_URL} and pass it as {{detector_model}} PATH, or use another {{detector}}")
+        raise ModelError(f"the YuNet face detector is not in {cached.parent}; {help_}")
+    if offline():
+        raise _failed(
+            f"the YuNet face detector is not in {cached.parent} and {OFFLINE_ENV}=1 forbids downloading it; {help_}",
+            f"{OFFLINE_ENV}=1",
+        )
     url = yunet_url()
     tmp = cache_dir() / f".{YUNET_NAME}.{os.getpid()}.download"  # one per process: no clash
     try:
-        download(url, tmp, progress=progress)
+        download(url, tmp, progress=progress, timeout=YUNET_TIMEOUT_S)
     except DownloadError as exc:
-        raise DownloadError(f"cannot download the YuNet face detector: {exc}; {help_}") from exc
+        reason = getattr(exc, "reason", "") or str(exc)
+        raise _failed(f"cannot download the YuNet face detector: {exc}; {help_}", reason) from None
     got = sha256_of(tmp)
     if got != YUNET_SHA256:
         tmp.unlink()
-        raise DownloadError(
-            f"{url}: the file's SHA-256 is {got}, expected {YUNET_SHA256}; it was removed; {help_}"
+        raise _failed(
+            f"{url}: the file's SHA-256 is {got}, expected {YUNET_SHA256}; it was removed; {help_}",
+            "the download's SHA-256 did not match",
         )
     os.replace(tmp, cached)
     return cached
@@ -177,12 +212,21 @@ def _one_line(exc: BaseException) -> str:
     return " ".join((str(exc) or type(exc).__name__).split())
 
 
+def _failed(message: str, reason: str) -> DownloadError:
+    """A DownloadError whose ``reason`` attribute is the short cause (for a notice line)."""
+    err = DownloadError(message)
+    err.reason = reason  # type: ignore[attr-defined]
+    return err
+
+
 def download(url: str, dest: Path, *, progress: bool = True, timeout: float = 60) -> Path:
     """Download ``url`` to ``dest`` via a temp file in dest's folder; return ``dest``.
 
     Raises DownloadError naming the URL and the cause; nothing partial is left behind.
     """
     dest = Path(dest)
+    if offline():  # the one place facemap opens a URL: nothing is attempted
+        raise _failed(f"{url}: not downloaded ({OFFLINE_ENV}=1)", f"{OFFLINE_ENV}=1")
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
@@ -213,7 +257,8 @@ def download(url: str, dest: Path, *, progress: bool = True, timeout: float = 60
             tmp.unlink()
         if isinstance(exc, FacemapError) or not isinstance(exc, Exception):
             raise  # our own error, or KeyboardInterrupt / SystemExit
-        raise DownloadError(f"{url}: download failed ({_cause(exc, timeout)})") from exc
+        cause = _cause(exc, timeout)
+        raise _failed(f"{url}: download failed ({cause})", cause) from None
     log.info("downloaded %s -> %s (%d bytes)", url, dest, got)
     return dest
 
@@ -275,7 +320,7 @@ def _basis_help(cache: Path) -> str:
     urls = ", ".join(basis_urls().values())
     return (
         f"get {urls} into {cache}, or pass {{basis_dir}} DIR (a folder with meanFace.npy, "
-        f"shapeBasis.npy and blendShape.npy), or run once with internet; {WITHOUT_MODEL}"
+        f"shapeBasis.npy and blendShape.npy), or run `{FETCH_COMMAND} --basis` once with internet; {WITHOUT_MODEL}"
     )
 
 
@@ -286,7 +331,7 @@ def _fetch_basis(cache: Path, names: list[str], progress: bool) -> None:
             path = download(urls[name], cache / name, progress=progress)
         except DownloadError as exc:
             why = str(exc).removeprefix(f"{urls[name]}: ")
-            raise DownloadError(f"cannot download {name}: {why}; {_basis_help(cache)}") from exc
+            raise DownloadError(f"cannot download {name}: {why}; {_basis_help(cache)}") from None
         try:
             _load_npy(path, BASIS_FILES[name][1])
         except BasisError as exc:
@@ -310,8 +355,9 @@ def load_basis(
         return _read_basis(folder, cached=False)
     cache = qaihm_cache_dir()
     if missing := _missing(cache):
-        if not download:
-            raise BasisError(f"3DMM basis not found in {cache}; {_basis_help(cache)}")
+        if not download or offline():
+            why = f" ({OFFLINE_ENV}=1: not downloaded)" if download else ""
+            raise BasisError(f"3DMM basis not found in {cache}{why}; {_basis_help(cache)}")
         log.info("3DMM basis not cached; downloading %s into %s", ", ".join(missing), cache)
         _fetch_basis(cache, missing, progress)
     return _read_basis(cache, cached=True)
@@ -322,8 +368,19 @@ def default_model_path(script_dir: Path) -> Path:
     return Path(script_dir) / MODEL_NAME
 
 
+def model_cache_dir() -> Path:
+    """Where ``python -m facemap fetch --model`` puts model.onnx (and where it is looked for last)."""
+    return cache_dir() / MODEL_ID
+
+
+def model_places(script_dir: Path | str) -> list[Path]:
+    """Where model.onnx is looked for when no path is given, in order (each place once)."""
+    places = [default_model_path(Path(script_dir)), Path.cwd() / MODEL_NAME, model_cache_dir() / MODEL_NAME]
+    return list(dict.fromkeys(places))
+
+
 def _model_help(folder: Path, fetching: bool = False) -> str:
-    how = "run again with internet" if fetching else "get it with {fetch_model}"
+    how = "run again with internet" if fetching else f"get it with {{fetch_model}} (or `{FETCH_COMMAND} --model`)"
     return (
         f"{how}, or download {model_zip_url(use_cli=False)} yourself, unzip it and put its .onnx "
         f"(as model.onnx) and its data file in {folder}, or pass {{model}} PATH; {WITHOUT_MODEL}"
@@ -331,7 +388,8 @@ def _model_help(folder: Path, fetching: bool = False) -> str:
 
 
 def find_model(explicit: Path | None, script_dir: Path) -> Path:
-    """The model path: ``explicit`` (--model) if given, else beside infer.py, else in the cwd."""
+    """The model path: ``explicit`` (--model) if given, else beside infer.py, else in the cwd,
+    else in facemap's cache (``model_cache_dir()``, where ``python -m facemap fetch`` puts it)."""
     if explicit is not None:
         path = Path(explicit)
         if path.is_dir() and (path / MODEL_NAME).is_file():
@@ -339,11 +397,11 @@ def find_model(explicit: Path | None, script_dir: Path) -> Path:
         if not path.is_file():
             raise ModelError(f"{path}: no such model file; {_model_help(Path(script_dir))}")
         return path
-    places = [default_model_path(script_dir), Path.cwd() / MODEL_NAME]
+    places = model_places(script_dir)
     for path in places:
         if path.is_file():
             return path
-    looked = " and ".join(str(p) for p in dict.fromkeys(places))
+    looked = ", ".join(str(p) for p in places)
     raise ModelError(f"model.onnx not found (looked at {looked}); {_model_help(Path(script_dir))}")
 
 
@@ -426,7 +484,7 @@ def fetch_model(target_dir: Path, *, progress: bool = True, force: bool = False)
         except DownloadError as exc:
             why = str(exc).removeprefix(f"{url}: ")
             help_ = _model_help(target_dir, fetching=True)
-            raise DownloadError(f"cannot download the model: {why}; {help_}") from exc
+            raise DownloadError(f"cannot download the model: {why}; {help_}") from None
         unpacked = work / "unpacked"
         _extract(zip_path, unpacked, url)
         found = sorted(p for p in unpacked.rglob("*.onnx") if p.is_file())  # AI Hub: x.onnx/
@@ -457,3 +515,34 @@ def fetch_model(target_dir: Path, *, progress: bool = True, force: bool = False)
         shutil.rmtree(work, ignore_errors=True)
     log.info("model placed at %s (+ %s)", dest, ", ".join(data_names) or "no data file")
     return dest
+
+
+ASSETS = ("model", "basis", "detector")
+
+
+def fetch_assets(
+    which: tuple[str, ...] = ASSETS, *, progress: bool = True, force: bool = False
+) -> Iterator[tuple[str, Path, bool]]:
+    """Put every asset ``which`` names into the caches a run reads, for machines that run
+    offline: ``model`` (model.onnx + its data file, into ``model_cache_dir()``), ``basis`` (the
+    three .npy files, into qai-hub-models' cache) and ``detector`` (YuNet, into ``cache_dir()``,
+    checksum verified). Yields (asset, path, fetched) as each is ready; ``fetched`` is False
+    for one already there (``force`` downloads the model again). Raises the asset's one-line
+    error (DownloadError, BasisError, OutputError) at the first that cannot be had."""
+    unknown = sorted(set(which) - set(ASSETS))
+    if unknown:
+        raise UsageError(f"unknown asset {', '.join(unknown)}; choose from: {', '.join(ASSETS)}")
+    if "model" in which:
+        target = model_cache_dir()
+        have = (target / MODEL_NAME).is_file() and not force
+        yield "model", (target / MODEL_NAME if have else fetch_model(target, progress=progress, force=force)), not have
+    if "basis" in which:
+        cache = qaihm_cache_dir()
+        missing = _missing(cache)
+        load_basis(None, progress=progress)  # downloads what is missing, checks all three
+        yield "basis", cache, bool(missing)
+    if "detector" in which:
+        cached = yunet_cache_path()
+        had = cached.is_file() and sha256_of(cached) == YUNET_SHA256
+        # the cache is filled whatever $FACEMAP_YUNET_MODEL names
+        yield "detector", find_yunet_model(progress=progress, use_env=False), not had

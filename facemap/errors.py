@@ -82,6 +82,18 @@ OPTION_NAMES = frozenset(
 )
 
 
+def render_options(template: str, names: Mapping[str, str] | None = None) -> str:
+    """``template`` with each ``{option}`` written as ``names[option]`` (default: its name); for
+    error messages and the notices a front end shows in its own flag names."""
+    names = names or {}
+
+    def one(m: re.Match) -> str:
+        name = m.group(1)
+        return names.get(name, name) if name in OPTION_NAMES else m.group(0)
+
+    return _OPTION_REF.sub(one, template)
+
+
 class FacemapError(Exception):
     """Base class: a failure the user can act on. ``str(err)`` is one line for the terminal."""
 
@@ -93,13 +105,7 @@ class FacemapError(Exception):
 
     def render(self, names: Mapping[str, str] | None = None) -> str:
         """The message with each ``{option}`` written as ``names[option]`` (default: its name)."""
-        names = names or {}
-
-        def one(m: re.Match) -> str:
-            name = m.group(1)
-            return names.get(name, name) if name in OPTION_NAMES else m.group(0)
-
-        text = _OPTION_REF.sub(one, self.template)
+        text = render_options(self.template, names)
         lost = self.__dict__.get("lost")
         return f"{text}; not kept: {', '.join(lost)}" if lost else text
 

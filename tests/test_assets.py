@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import pickle
 import re
 import socket
@@ -18,6 +19,8 @@ import numpy as np
 import pytest
 
 from facemap import assets
+from facemap.__main__ import main as facemap_main
+from facemap.cli.commands import infer_main
 from facemap.cli.config import cli_message
 from facemap.errors import BasisError, DownloadError, ModelError, OutputError
 from tests.conftest import need_shared
@@ -619,3 +622,97 @@ def test_yunet_explicit_path_and_environment(yunet_cache: Path, monkeypatch: pyt
     monkeypatch.delenv(assets.YUNET_MODEL_ENV)
     with pytest.raises(ModelError, match="not in"):
         assets.find_yunet_model(download_missing=False)
+
+
+# ----------------------------------------------------------------------------- offline use
+
+PHOTO = DATA / "images" / "fr_obama-720p.jpg"
+
+
+@pytest.fixture()
+def no_yunet(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """No YuNet anywhere: no FACEMAP_YUNET_MODEL, an empty cache."""
+    monkeypatch.delenv(assets.YUNET_MODEL_ENV, raising=False)
+    cache = tmp_path / "empty-cache"
+    monkeypatch.setenv(assets.CACHE_ENV, str(cache))
+    return cache
+
+
+def test_offline_switch_never_opens_a_url(tmp_path, monkeypatch, home, no_yunet):
+    """FACEMAP_OFFLINE=1: no download is attempted (the opener would fail the test); each
+    missing asset is its one-line error naming the switch and `python -m facemap fetch`."""
+    _forbid_urls(monkeypatch)
+    with pytest.raises(DownloadError, match=r"not downloaded \(FACEMAP_OFFLINE=1\)"):
+        assets.download("http://127.0.0.1:9/x", tmp_path / "x", progress=False)
+    assert not (tmp_path / "x").exists()
+    with pytest.raises(BasisError, match=r"FACEMAP_OFFLINE=1: not downloaded.*python -m facemap fetch --basis"):
+        assets.load_basis(progress=False)
+    with pytest.raises(DownloadError, match=r"FACEMAP_OFFLINE=1 forbids downloading it; run `python -m facemap fetch --detector`"):
+        assets.find_yunet_model()
+    assert assets.model_zip_url().endswith("v0.65.0/facemap_3dmm-onnx-float.zip")  # no CLI asked
+    for off in ("", "0", "no", "false"):
+        monkeypatch.setenv(assets.OFFLINE_ENV, off)
+        assert not assets.offline()
+
+
+
+
+def _forbid_urls(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(assets.OFFLINE_ENV, "1")
+
+    def never(*a: object, **k: object) -> None:
+        raise AssertionError("FACEMAP_OFFLINE=1 opened a URL")
+
+    monkeypatch.setattr(assets.urllib.request, "urlopen", never)
+
+
+def test_fetch_fills_every_cache_then_a_run_needs_no_network(server, yunet_cache, tmp_path, capsys, monkeypatch):
+    """`python -m facemap fetch` (no flag: all) downloads model, basis and YuNet from the local
+    server into the caches, one line each; a second fetch downloads nothing; then, offline, a
+    run with no --model finds the cached model and YuNet (no notice at all)."""
+    need_shared(PHOTO)
+    bias = np.linspace(-0.2, 0.2, 265).astype(np.float32)
+    server.serve(assets.model_zip_url(use_cli=False), model_zip(tmp_path, bias))
+    server.serve(assets.yunet_url(), YUNET_COPY.read_bytes())
+    assert facemap_main(["fetch", "-q"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    model = assets.model_cache_dir() / "model.onnx"
+    assert lines == [
+        f"model: {model} (downloaded)",
+        f"basis: {assets.qaihm_cache_dir()} (downloaded)",
+        f"detector: {yunet_cache / assets.YUNET_NAME} (downloaded)",
+    ]
+    np.testing.assert_allclose(run_model(model)[0], bias, atol=1e-6)
+    assert (yunet_cache / assets.YUNET_NAME).read_bytes() == YUNET_COPY.read_bytes()
+    basis = assets.load_basis(download=False)
+    np.testing.assert_array_equal(basis.mean_face.reshape(-1), server.arrays["meanFace.npy"].reshape(-1))
+    hits = len(server.hits)
+    assert facemap_main(["fetch", "--detector", "--basis", "-q"]) == 0
+    assert [ln.rsplit(" (", 1)[1] for ln in capsys.readouterr().out.splitlines()] == ["already there)"] * 2
+    assert len(server.hits) == hits
+    # offline now: the cached assets are all a run needs
+    _forbid_urls(monkeypatch)
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "out"
+    assert infer_main(["--image", str(PHOTO), "-o", str(out)], script_dir=tmp_path / "app") == 0
+    cap = capsys.readouterr()
+    assert cap.err == "" and f"model {model} on CPUExecutionProvider" in cap.out
+    doc = json.loads((out / "fr_obama-720p.json").read_text())
+    assert doc["detector"] == "yunet" and doc["model"] == str(model)
+
+
+def test_fetch_offline_or_failing_is_one_line_and_leaves_nothing(server, yunet_cache, capsys, monkeypatch):
+    """FACEMAP_OFFLINE=1: exit 4, one line, no request reaches the server; a 404 for YuNet:
+    exit 4, one line naming the URL, nothing left in the cache; an unknown flag: exit 2."""
+    monkeypatch.setenv(assets.OFFLINE_ENV, "1")
+    assert facemap_main(["fetch", "--detector"]) == 4
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "FACEMAP_OFFLINE=1" in err and server.hits == []
+    monkeypatch.delenv(assets.OFFLINE_ENV)
+    assert facemap_main(["fetch", "--detector", "-q"]) == 4  # the server has no YuNet: 404
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "HTTP 404" in err and assets.yunet_url() in err
+    assert not yunet_cache.exists() or list(yunet_cache.iterdir()) == []
+    assert facemap_main(["fetch", "--everything"]) == 2
+
+

@@ -24,7 +24,7 @@ def _module(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
 
 def test_python_m_facemap_lists_its_commands_and_refuses_others():
     done = _module()
-    assert done.returncode == 2 and "python -m facemap {infer,analyze}" in done.stdout
+    assert done.returncode == 2 and "python -m facemap {infer,analyze,fetch}" in done.stdout
     done = _module("--help")
     assert done.returncode == 0 and "infer     images, videos" in done.stdout
     done = _module("bogus")
@@ -33,6 +33,8 @@ def test_python_m_facemap_lists_its_commands_and_refuses_others():
     assert done.returncode == 0 and done.stdout.startswith("usage: python -m facemap infer")
     done = _module("analyze", "--version")
     assert done.returncode == 0 and done.stdout.startswith("facemap ")
+    done = _module("fetch", "--help")
+    assert done.returncode == 0 and done.stdout.startswith("usage: python -m facemap fetch [-h] [--model] [--basis] [--detector]")
 
 
 def test_python_m_facemap_runs_both_commands_on_a_photo(tmp_path):

@@ -12,7 +12,7 @@ from facemap.backends import HaarDetector, make_detector
 from facemap.cli.config import cli_message
 from facemap.errors import UsageError
 from facemap.io.video import VideoFrame, read_frames
-from facemap.track.guard import JumpGuard
+from facemap.track.guard import GuardOptions, JumpGuard
 from facemap.track.tracker import (
     FaceTracker,
     TrackOptions,
@@ -418,3 +418,21 @@ def test_chain_frames_are_any_iterator():
     out = list(fm.process(frames))
     assert [t.index for t in out] == [1, 2, 3, 4, 5]
     assert [t.result.reason for t in out] == ["detected"] + ["tracked"] * 4
+
+
+def test_jump_guard_in_the_original_tools_unit():
+    """params_l2: the original tool's test, L2 of the raw parameters against the previous frame
+    (whatever its status), so a lasting change is accepted on the next frame; a normalised
+    threshold in the original's range is refused, naming params_l2."""
+    base = UNIT_FACE * 100 + 200
+    guard = JumpGuard(options=GuardOptions(jump_threshold=0.0, params_l2=25.0))
+    steps = [np.zeros(265), np.full(265, 1.0), np.full(265, 3.0), np.full(265, 3.5)]  # L2: 16.3, 32.6, 8.1
+    out = [guard(replace(_lm_result(base), params=p)) for p in steps]
+    assert [r.status for r in out] == [Status.OK, Status.OK, Status.UNSTABLE, Status.OK]
+    assert out[2].reason == "jump_threshold"
+    no_params = JumpGuard(options=GuardOptions(jump_threshold=0.0, params_l2=25.0))
+    assert no_params(_lm_result(base)).status is no_params(_lm_result(base + 500)).status is Status.OK
+    with pytest.raises(UsageError, match=r"jump_threshold 25 would never fire.*GuardOptions\(params_l2=25\)"):
+        GuardOptions(jump_threshold=25.0)
+    with pytest.raises(UsageError, match="params_l2 must be >= 0"):
+        GuardOptions(params_l2=-1.0)

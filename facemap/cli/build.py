@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from ..api import FaceMap
+from ..api import FaceMap, default_detector
 from ..backends import (
     FixedBoxDetector,
     WholeImageDetector,
@@ -13,12 +13,12 @@ from ..backends import (
     make_detector,
     make_landmarker,
 )
-from ..errors import UsageError
+from ..errors import UsageError, render_options
 from ..pipeline import Options
-from ..track.guard import GuardOptions
+from ..track.guard import ORIGINAL_RANGE, GuardOptions
 from ..track.smooth import SmoothOptions
 from ..track.tracker import TrackOptions
-from .config import DEFAULTS, InferConfig
+from .config import DEFAULTS, FLAGS, InferConfig
 
 Emit = Callable[[str], None]
 log = logging.getLogger(__name__)
@@ -49,6 +49,44 @@ def note_inert_flags(cfg: InferConfig, landmarker: object) -> None:
     if inert:
         log.warning("%s: no effect with the %s landmarker (it finds its points in the detector's box "
                     "itself, from the image as it is)", ", ".join(inert), name)
+
+
+def resolve_landmarker(cfg: InferConfig) -> None:
+    """No --landmarker, --model or --assume-points: FaceMap when a model.onnx is found, else the
+    model-free dlib landmarker when installed, said in one notice line (and dlib's paired
+    detector, when no --detector was given). Sets ``cfg`` once; looks at files only."""
+    if not cfg.auto_landmarker:
+        return
+    cfg.auto_landmarker = False
+    if cfg.model or cfg.assume_points is not None:
+        return
+    from ..choose import choose_landmarker
+
+    choice = choose_landmarker(cfg.script_dir or None)
+    if choice.notice:
+        log.warning("%s", render_options(choice.notice, FLAGS))
+    cfg.landmarker = choice.name
+    if cfg.auto_detector:
+        cfg.detector = default_detector(cfg.landmarker)
+
+
+def resolve_detector(cfg: InferConfig) -> None:
+    """No --detector: the landmarker's default; YuNet's file is found (or fetched, with its
+    checksum) here, once, and kept in ``cfg.detector_model`` for every worker; when it cannot be
+    had, the offline detector, said in one notice line. An explicit --detector is left alone."""
+    if not cfg.auto_detector:
+        return
+    cfg.auto_detector = False
+    if cfg.bbox is not None or not cfg.face_detect or cfg.detector_model:
+        return
+    from ..choose import choose_detector
+
+    choice = choose_detector(cfg.detector, progress=not cfg.quiet)
+    if choice.notice:
+        log.warning("%s", render_options(choice.notice, FLAGS))
+    cfg.detector = choice.name
+    if "model" in choice.settings:
+        cfg.detector_model = str(choice.settings["model"])
 
 
 def check_detector(cfg: InferConfig) -> None:
@@ -116,11 +154,43 @@ def build_landmarker(cfg: InferConfig, emit: Emit, name: str | None = None):
     return lmk, (describe() if describe else {"landmarker": name})
 
 
-def chain_options(cfg: InferConfig) -> Options:
-    """The chain's options from the flags."""
+def guard_options(cfg: InferConfig, landmarker: object = None) -> tuple[GuardOptions, str | None]:
+    """The jump guard --jump-threshold asks for, and the note to say about it (None: nothing).
+
+    Below ``ORIGINAL_RANGE`` it is facemap's normalised score. From there up it is the original
+    tool's unit (its default was 25.0): the L2 distance of the raw 3DMM parameters of consecutive
+    frames, kept as that measure (it has no fixed ratio to ours); a landmarker without
+    parameters (dlib) keeps facemap's guard at its default instead, and the note says so.
+    """
+    x = cfg.jump_threshold
+    if not x >= ORIGINAL_RANGE:  # (NaN and negatives: GuardOptions' own one-line refusal)
+        return GuardOptions(jump_threshold=x), None
+    if getattr(landmarker, "gives_params", cfg.landmarker == "facemap" and cfg.assume_points is None):
+        return GuardOptions(jump_threshold=0.0, params_l2=x), (
+            f"note: --jump-threshold {x:g} is read in the original tool's unit: a frame whose 265 raw "
+            f"3DMM parameters are more than {x:g} (L2) from the previous frame's is unstable (facemap's "
+            f"own scale is below {ORIGINAL_RANGE:g}; its default 1.0 is a 25-degree turn, half a face "
+            "width or a clear change of expression)")
+    name = getattr(landmarker, "name", cfg.landmarker)
+    default = GuardOptions()
+    return default, (
+        f"note: --jump-threshold {x:g} is in the original tool's unit (L2 distance of the raw 3DMM "
+        f"parameters), which the {name} landmarker does not give: the jump guard keeps facemap's own "
+        f"measure at its default {default.jump_threshold} (pose, position, landmarks' expression)")
+
+
+def note_guard(cfg: InferConfig, landmarker: object, emit: Emit) -> None:
+    """Say once how --jump-threshold is read, when it is in the original tool's unit (videos)."""
+    _, note = guard_options(cfg, landmarker)
+    if note and not cfg.quiet and (cfg.video or cfg.camera is not None):
+        emit(note)
+
+
+def chain_options(cfg: InferConfig, landmarker: object = None) -> Options:
+    """The chain's options from the flags (the guard's measure depends on the landmarker)."""
     return Options(
         track=TrackOptions(redetect_every=cfg.redetect_every, fallback_center=cfg.fallback_center),
-        guard=GuardOptions(jump_threshold=cfg.jump_threshold),
+        guard=guard_options(cfg, landmarker)[0],
         smooth=SmoothOptions(cfg.smooth, cfg.smooth_mincutoff, cfg.smooth_beta),
         max_faces=cfg.max_faces,
     )
@@ -138,7 +208,10 @@ def open_facemap(cfg: InferConfig, emit: Emit, landmarker=None) -> tuple[FaceMap
         landmarker, desc = build_landmarker(cfg, emit)
         note_no_params(cfg, landmarker)
         note_inert_flags(cfg, landmarker)
+        note_guard(cfg, landmarker, emit)
     else:
         desc = {}
+    options = chain_options(cfg, landmarker)
+    resolve_detector(cfg)
     detector = build_detector(cfg)
     return FaceMap(detector, landmarker, options), desc

@@ -21,6 +21,9 @@ from ..track.smooth import SMOOTH_PRESETS
 from .config import ANALYZE_FLAGS, DEFAULTS, FLAGS, InferConfig, bug_line, cli_message, safe_console
 from .infer import run_infer
 
+# How python -m facemap fetch spells the options its errors name.
+FETCH_FLAGS = {**FLAGS, "fetch_model": "`python -m facemap fetch --model`"}
+
 
 def infer_parser(prog: str = "infer.py") -> argparse.ArgumentParser:
     """infer.py's argument parser (flag names kept from the original tool)."""
@@ -47,14 +50,14 @@ def infer_parser(prog: str = "infer.py") -> argparse.ArgumentParser:
     m.add_argument("--decode-3dmm", action="store_true", help="the original tool's flag: the 68 landmarks are always decoded from the 3DMM parameters (accepted, nothing to switch on)")
     m.add_argument("--provider", default=DEFAULTS.provider, choices=["auto", *PROVIDERS], help="onnxruntime execution provider (default %(default)s)")
     m.add_argument("--basis-dir", metavar="DIR", help="folder with meanFace.npy, shapeBasis.npy, blendShape.npy (default: qai-hub-models cache, else download)")
-    m.add_argument("--landmarker", default=DEFAULTS.landmarker, help="landmark backend: facemap or dlib (default facemap; dlib needs: pip install -r requirements-dlib.txt)")
+    m.add_argument("--landmarker", help="landmark backend: facemap or dlib (default facemap; without a model.onnx and with dlib installed (pip install -r requirements-dlib.txt): dlib, with a notice)")
     m.add_argument("--compare", metavar="NAME", help="images: also run landmark backend NAME (e.g. dlib) on the same face boxes and print the NME between the two")
     m.add_argument("--gt", metavar="FILE|DIR", help="images: print NME against ground truth (CSV x0,y0,...,x67,y67; a folder of <stem>.csv for several images)")
 
     pre = p.add_argument_group("face box and preprocessing")
     pre.add_argument("--face-detect", dest="face_detect", action="store_true", default=True, help="detect the face first (default)")
     pre.add_argument("--no-face-detect", dest="face_detect", action="store_false", help="the images are already face crops")
-    pre.add_argument("--detector", help=f"face detector: yunet, haar, dlib-hog (default {DEFAULTS.detector}; dlib-hog with --landmarker dlib; yunet's model is downloaded once)")
+    pre.add_argument("--detector", help=f"face detector: yunet, haar, dlib-hog (default {DEFAULTS.detector}; dlib-hog with --landmarker dlib; yunet's model is downloaded once: when it cannot be, haar, with a notice)")
     pre.add_argument("--detector-model", metavar="PATH", help="--detector yunet: a local face_detection_yunet_2023mar.onnx (default: downloaded once into the cache)")
     pre.add_argument("--max-faces", type=int, default=DEFAULTS.max_faces, metavar="N", help="faces per picture or frame, largest first (default 1; 0 = every face); with N != 1 every log gains a face_id column, the JSON a faces list, and in a video each face keeps its id")
     pre.add_argument("--bbox", metavar="x0,y0,x1,y1", help="use this face box (inclusive pixels) and skip detection")
@@ -196,6 +199,43 @@ def analyze_main(argv: list[str] | None = None, prog: str = "analyze_expressions
     from .analyze import run_analyze
 
     return _one_line(prog, lambda: run_analyze(args), ANALYZE_FLAGS, "interrupted")
+
+
+def fetch_parser(prog: str = "python -m facemap fetch") -> argparse.ArgumentParser:
+    """``python -m facemap fetch``'s argument parser."""
+    p = argparse.ArgumentParser(
+        prog=prog,
+        description="Download every asset a run needs into the caches it reads, once, for machines "
+        "that then run offline (FACEMAP_OFFLINE=1) or cluster nodes sharing a cache "
+        "(FACEMAP_CACHE_DIR, QAIHM_STORE_ROOT). No flag: all three.",
+        epilog="Exit codes: 0 ok, 4 an asset could not be downloaded, 5 cannot write the cache.",
+    )
+    p.add_argument("--model", action="store_true", help="Qualcomm's FaceMap ONNX model (model.onnx + model.data) into facemap's cache")
+    p.add_argument("--basis", action="store_true", help="the 3DMM basis (three .npy files) into qai-hub-models' cache")
+    p.add_argument("--detector", action="store_true", help="the YuNet face detector into facemap's cache (SHA-256 checked)")
+    p.add_argument("--force", action="store_true", help="download the model again even if it is cached")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
+    return p
+
+
+def fetch_main(argv: list[str] | None = None, prog: str = "python -m facemap fetch") -> int:
+    """Fetch the assets; one line per asset; returns the exit code."""
+    from ..assets import ASSETS, fetch_assets
+
+    safe_console()
+    try:
+        args = fetch_parser(prog).parse_args(argv)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    logging.basicConfig(level=logging.WARNING, format="facemap: %(message)s")
+    which = tuple(a for a in ASSETS if getattr(args, a)) or ASSETS
+
+    def run() -> int:
+        for asset, path, fetched in fetch_assets(which, progress=not args.quiet, force=args.force):
+            print(f"{asset}: {path} ({'downloaded' if fetched else 'already there'})")
+        return 0
+
+    return _one_line(prog, run, FETCH_FLAGS, "interrupted: nothing partial is left in the caches")
 
 
 def _one_line(prog: str, run: Callable[[], int], flags: dict[str, str], interrupted: str) -> int:

@@ -129,6 +129,9 @@ class InferConfig:
     detector: str = DEFAULT_DETECTOR
     detector_model: str | None = None
     landmarker: str = DEFAULT_LANDMARKER
+    # not named on the command line: the first choice unless it is out of reach (facemap.choose)
+    auto_landmarker: bool = False
+    auto_detector: bool = False
     max_faces: int = 1  # faces per picture (0 = every face); != 1: face_id columns
     assume_points: int | None = None  # another ONNX landmark model: its output is N points
     assume_norm: bool = False  # ... in [0, 1] of the model input (else input pixels)
@@ -173,8 +176,10 @@ class InferConfig:
         """Build from an argparse Namespace, ignoring unknown attributes."""
         names = {f.name for f in fields(cls)}
         given = {k: v for k, v in vars(ns).items() if k in names}
+        if given.get("landmarker") is None:
+            given["landmarker"], given["auto_landmarker"] = DEFAULT_LANDMARKER, True
         if given.get("detector") is None:  # --landmarker dlib: dlib's own HOG detector
-            given["detector"] = default_detector(given.get("landmarker", DEFAULT_LANDMARKER))
+            given["detector"], given["auto_detector"] = default_detector(given["landmarker"]), True
         return cls(**given)
 
     def points(self) -> int:

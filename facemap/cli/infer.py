@@ -20,7 +20,7 @@ from ..io.outputs import OutputDir
 from ..io.schema import face_id_column
 from ..sinks import ImageFilesSink
 from ..types import N_LANDMARKS, Face, Frame
-from .build import build_landmarker, open_facemap
+from .build import build_landmarker, open_facemap, resolve_landmarker
 from .config import InferConfig
 from .videos import for_each
 
@@ -48,6 +48,7 @@ def run_infer(cfg: InferConfig, emit: Emit) -> int:
         path = fetch_model(target, progress=not cfg.quiet, force=cfg.force)
         emit(f"model ready: {path}")
         return 0
+    resolve_landmarker(cfg)  # no model.onnx and no --landmarker: dlib, when installed
     if cfg.inspect:
         if cfg.landmarker != "facemap":
             for line in inspect_landmarker(cfg.landmarker, cfg.detector):

@@ -239,27 +239,31 @@ def preflight(cfg: InferConfig, emit: Emit) -> InferConfig:
     the files found filled in."""
     from dataclasses import replace
 
-    from .build import chain_options, check_detector
+    from .build import chain_options, check_detector, note_guard, resolve_detector
 
     chain_options(cfg)
     cfg.style()
     check_detector(cfg)
-    if cfg.face_detect and cfg.bbox is None and cfg.detector == "yunet" and not cfg.detector_model:
-        from ..assets import find_yunet_model
-
-        cfg = replace(cfg, detector_model=str(find_yunet_model(progress=not cfg.quiet)))
-    if cfg.landmarker == "facemap":
+    if cfg.landmarker == "facemap":  # the model first: its absence is the first thing to hear
         from ..assets import find_model, load_basis
 
         model = find_model(Path(cfg.model) if cfg.model else None, Path(cfg.script_dir))
         if cfg.assume_points is None:  # another landmark model needs no 3DMM basis
             load_basis(Path(cfg.basis_dir) if cfg.basis_dir else None, progress=not cfg.quiet)
         cfg = replace(cfg, model=str(model))
+        note_guard(cfg, None, emit)
     else:
         from ..backends import make_landmarker
         from .build import note_no_params
 
-        note_no_params(cfg, make_landmarker(cfg.landmarker))  # or its own one-line refusal
+        landmarker = make_landmarker(cfg.landmarker)  # or its own one-line refusal
+        note_no_params(cfg, landmarker)
+        note_guard(cfg, landmarker, emit)
+    resolve_detector(cfg)  # YuNet's file, or the offline detector: found once, here
+    if cfg.face_detect and cfg.bbox is None and cfg.detector == "yunet" and not cfg.detector_model:
+        from ..assets import find_yunet_model
+
+        cfg = replace(cfg, detector_model=str(find_yunet_model(progress=not cfg.quiet)))
     return cfg
 
 

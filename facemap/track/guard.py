@@ -2,6 +2,11 @@
 expression, each normalised (the 219 identity parameters would swamp a raw L2), and marks
 outliers ``unstable`` / ``jump_threshold``. An outlier never becomes the reference; after
 ``accept_after`` outliers in a row the new state is accepted (the face really changed).
+
+``params_l2`` is the original tool's test instead (its ``--jump-threshold``, default 25.0 there):
+the L2 distance between the raw 265-parameter vectors of consecutive frames. Its unit has no
+fixed ratio to the normalised score (the identity parameters dominate it), so it is kept as its
+own measure, not converted.
 """
 
 from __future__ import annotations
@@ -13,15 +18,23 @@ import numpy as np
 from ..errors import UsageError, number
 from ..types import Face, Status
 
+# jump_threshold values from here up are the original tool's unit (raw-parameter L2), not ours:
+# on our scale they would never fire (10 = a 250-degree turn or 5 face widths in one step).
+ORIGINAL_RANGE = 10.0
+
 
 @dataclass(frozen=True)
 class GuardOptions:
     """Jump guard settings: a face whose normalised change from the last accepted one exceeds
-    ``jump_threshold`` (0 = off) is marked unstable; ``accept_after`` outliers in a row are
-    taken as the face's new state."""
+    ``jump_threshold`` (0 = off; below ``ORIGINAL_RANGE``) is marked unstable; ``accept_after``
+    outliers in a row are taken as the face's new state. ``params_l2`` > 0 adds the original
+    tool's test: raw parameters more than that (L2) from the previous frame's."""
 
     jump_threshold: float = 1.0
     accept_after: int = 3
+    # the original tool's measure (0 = not used): L2 of the raw parameter vectors of consecutive
+    # frames, for a landmarker that gives them (FaceMap)
+    params_l2: float = 0.0
     # the normalisers: a change of this much in one step scores 1.0
     pose_deg: float = 25.0
     translation: float = 0.5  # face widths
@@ -37,6 +50,15 @@ class GuardOptions:
             raise UsageError(f"{{jump_threshold}} must be >= 0 (0 = off), got {self.jump_threshold}")
         if self.accept_after < 1:
             raise UsageError(f"guard accept_after must be >= 1, got {self.accept_after}")
+        if not number(self.params_l2, "guard params_l2") >= 0:
+            raise UsageError(f"guard params_l2 must be >= 0 (0 = not used), got {self.params_l2}")
+        if self.jump_threshold >= ORIGINAL_RANGE:
+            raise UsageError(
+                f"{{jump_threshold}} {self.jump_threshold:g} would never fire (1.0 is a {self.pose_deg:g}-degree "
+                f"turn, half a face width or an expression change of RMS {self.expression_rms:g}); below "
+                f"{ORIGINAL_RANGE:g}, or 0 for off; the original tool's unit (L2 distance of the raw 3DMM "
+                f"parameters) is GuardOptions(params_l2={self.jump_threshold:g})"
+            )
 
 
 class JumpGuard:
@@ -60,6 +82,15 @@ class JumpGuard:
         """Forget the reference (next face result is accepted)."""
         self.reference: Face | None = None
         self._outliers = 0
+        self._previous_params: np.ndarray | None = None
+
+    def params_jump(self, result: Face) -> bool:
+        """The original tool's test: the raw parameters moved more than ``params_l2`` (L2) from
+        the previous frame's, whatever that frame's status (as the original did)."""
+        previous, self._previous_params = self._previous_params, result.params
+        if self.options.params_l2 <= 0 or previous is None or previous.size != result.params.size:
+            return False
+        return bool(result.params.size) and float(np.linalg.norm(result.params - previous)) > self.options.params_l2
 
     def score(self, result: Face, ref: Face) -> float:
         """The normalised change from ``ref`` to ``result`` (0 = identical)."""
@@ -78,8 +109,13 @@ class JumpGuard:
 
     def __call__(self, result: Face) -> Face:
         """``result``, or its unstable/jump_threshold copy when it is an outlier."""
-        if not result.has_face or result.status is not Status.OK:
+        if not result.has_face:
             return result
+        jumped = self.params_jump(result)
+        if result.status is not Status.OK:
+            return result
+        if jumped:
+            return replace(result, status=Status.UNSTABLE, reason="jump_threshold")
         if self.threshold <= 0 or self.reference is None:
             self.reference = result
             self._outliers = 0
