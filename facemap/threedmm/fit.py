@@ -45,6 +45,7 @@ INPUT_SIZE = 128
 _S_MIN = (FOCAL_OFFSET - FOCAL_SCALE) / T_Z  # 0.6: raw focal -1
 _S_MAX = (FOCAL_OFFSET + FOCAL_SCALE) / T_Z  # 1.2: raw focal +1
 _ANGLE_MAX = np.pi / 2
+
 # Outer eye corners (iBUG 36 and 45): the NME's normaliser.
 EYE_CORNERS = (36, 45)
 
@@ -53,13 +54,14 @@ EYE_CORNERS = (36, 45)
 class FitOptions:
     """Settings of the fit. The defaults are measured (bench/bench_fit.py); see docs/analysis.md."""
 
-    rounds: int = 6  # pose -> expression -> identity alternations
+    rounds: int = 8  # pose -> expression -> identity alternations
     pose_steps: int = 2  # Gauss-Newton steps on the pose per round
     expression_steps: int = 40  # projected-gradient steps on the expression per round
     identity_steps: int = 100  # projected-gradient steps on the identity per round
     identity_prior: float = 2.0  # ridge on identity coefficients a (a = 3 * raw), per track
     expression_prior: float = 0.05  # ridge on expression coefficients e (e = 0.5 * raw + 0.5), per frame
     margin: float = 0.1  # crop margin per side, as preprocess.DEFAULT_FACE_MARGIN
+    reweight: bool = True  # the second half of the rounds weighs points by 1 / their error
 
     def __post_init__(self) -> None:
         for name in ("rounds", "pose_steps", "expression_steps", "identity_steps"):
@@ -122,6 +124,27 @@ def angles_from_rotation(rot: np.ndarray) -> np.ndarray:
     return np.stack([-beta, -alpha, gamma], 1)
 
 
+class _Grams:
+    """The normal-equation blocks of one set of per-point weights (68,): built once per reweighting.
+
+    ``G[d, d']`` = sum_v w_v B[v, d]^T B[v, d'] for the identity and the expression bases, so a
+    frame's curvature is ``sum_dd' s^2 (R2^T R2)[d, d'] G[d, d']`` without building its Jacobian.
+    """
+
+    def __init__(self, ident: np.ndarray, expr: np.ndarray, weights: np.ndarray) -> None:
+        self.weights = weights
+        self.sqrt_w3 = np.repeat(weights, 3)  # per row of the flat (204,) layout
+        wid = ident * weights[:, None, None]
+        wexp = expr * weights[:, None, None]
+        self.ident = np.einsum("vdj,vek->dejk", wid, ident).reshape(9, N_ID * N_ID)
+        self.expr = np.einsum("vdj,vek->dejk", wexp, expr).reshape(9, N_EXP * N_EXP)
+        self.ident_flat = wid.reshape(3 * N_LANDMARKS, N_ID)
+        self.expr_flat = wexp.reshape(3 * N_LANDMARKS, N_EXP)
+        # R2'R2 is a projector, so A'WA <= B'WB: its largest eigenvalue bounds every frame's
+        # curvature (times s^2) and gives the projected gradient a safe step without eigvalsh.
+        self.expr_lip = float(np.linalg.eigvalsh(expr.reshape(-1, N_EXP).T @ self.expr_flat)[-1])
+
+
 class Fitter:
     """Holds one basis and fits batches of frames. Build once, call per track or clip."""
 
@@ -130,16 +153,14 @@ class Fitter:
         self._mean = basis.mean_face.reshape(N_LANDMARKS, 3)
         self._id = basis.shape_basis.reshape(N_LANDMARKS, 3, N_ID) * ID_SCALE  # per unit of raw
         self._exp = basis.blend_shape.reshape(N_LANDMARKS, 3, N_EXP)
-        # exp = 0.5 raw + 0.5: the neutral-to-full shape offset at e = 0.5 is folded into the mean
-        # only at the end; the fit works in e in [0, 1].
-        # Gram blocks G[d, d'] = B[:, d]^T B[:, d'] for the identity's normal equations.
-        self._id_gram = np.einsum("vdj,vek->dejk", self._id, self._id).reshape(9, N_ID * N_ID)
-        self._exp_gram = np.einsum("vdj,vek->dejk", self._exp, self._exp).reshape(9, N_EXP * N_EXP)
-        self._id_flat = self._id.reshape(3 * N_LANDMARKS, N_ID)
+        self._exp_t = self._exp.reshape(3 * N_LANDMARKS, N_EXP).T.copy()
+        self._equal = _Grams(self._id, self._exp, np.ones(N_LANDMARKS))
         self._exp_flat = self._exp.reshape(3 * N_LANDMARKS, N_EXP)
-        # R2'R2 is a projector, so A'A <= B'B: B'B's largest eigenvalue bounds every frame's
-        # curvature (times s^2) and gives the projected gradient a safe step without eigvalsh.
-        self._exp_lip = float(np.linalg.eigvalsh(self._exp_flat.T @ self._exp_flat)[-1])
+        # Per-point blocks (68 * 9, 39 * 39) for per-frame weights: frame m's curvature is
+        # sum_v w[m, v] sum_dd' (R2^T R2)[d, d'] B[v, d]^T B[v, d'].
+        self._exp_points = np.einsum("vdj,vek->vdejk", self._exp, self._exp).reshape(
+            N_LANDMARKS * 9, N_EXP * N_EXP
+        )
         self._decoder = Decoder(basis)
 
     # ---- the public call -------------------------------------------------------------------
@@ -148,7 +169,7 @@ class Fitter:
     ) -> Fit:
         """Fit (N, 68, 2) image points with their (N, 4) face boxes; ``tracks`` (N,) groups frames
         that share one identity (default: all frames one track). Rows with any non-finite point
-        get NaN parameters."""
+        or an empty box get NaN parameters."""
         pts = np.asarray(points_px, dtype=np.float64).reshape(-1, N_LANDMARKS, 2)
         boxes = np.asarray(face_boxes, dtype=np.float64).reshape(-1, 4)
         n = pts.shape[0]
@@ -160,7 +181,7 @@ class Fitter:
         residual = np.full(n, np.nan)
         nme = np.full(n, np.nan)
         ok = np.isfinite(pts).all(axis=(1, 2)) & np.isfinite(boxes).all(axis=1)
-        ok &= (crops[:, 2] > crops[:, 0]) & (crops[:, 3] > crops[:, 1])
+        ok &= (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
         y_all = to_model(pts, crops)
         for track in np.unique(tracks[ok]):
             rows = np.flatnonzero(ok & (tracks == track))
@@ -176,22 +197,32 @@ class Fitter:
 
     # ---- one track ---------------------------------------------------------------------------
     def _fit_track(self, y: np.ndarray) -> np.ndarray:
-        """(M, 68, 2) centred model-input points of one track -> (M, 265) raw parameters."""
+        """(M, 68, 2) centred model-input points of one track -> (M, 265) raw parameters.
+
+        The first half of the rounds weighs every point equally; the rest weigh each point by
+        the inverse of its median error over the track (iteratively reweighted least squares:
+        the cost tends to the sum of point distances, so a landmark the 3DMM places by another
+        convention than the detector, the brows' ends, pulls less on the rest)."""
         opt = self.options
         m = y.shape[0]
         a = np.zeros(N_ID)  # identity, raw units (a_true = 3 a)
         e = np.zeros((m, N_EXP))  # expression coefficients in [0, 1]
         shape = np.broadcast_to(self._mean, (m, N_LANDMARKS, 3)).copy()
+        grams = self._equal
+        weights = np.ones((m, N_LANDMARKS))
         rot, s, t = self._pose_init(y, shape)
-        for _ in range(opt.rounds):
+        for k in range(opt.rounds):
+            if opt.reweight and k >= opt.rounds // 2:
+                weights = self._reweighted(y, shape, rot, s, t)
+                grams = _Grams(self._id, self._exp, weights.mean(axis=0))
             for _ in range(opt.pose_steps):
-                rot, s, t = self._pose_step(y, shape, rot, s, t)
+                rot, s, t = self._pose_step(y, shape, rot, s, t, weights)
             base = self._mean + self._id @ a  # (68, 3) neutral face of this person
-            e = self._expression_step(y, base, rot, s, t, e)
-            a = self._identity_step(y, e, rot, s, t, a)
-            shape = self._mean + self._id @ a + (e @ self._exp_flat.T).reshape(m, N_LANDMARKS, 3)
+            e = self._expression_step(y, base, rot, s, t, e, weights)
+            a = self._identity_step(y, e, rot, s, t, a, grams)
+            shape = self._mean + self._id @ a + (e @ self._exp_t).reshape(m, N_LANDMARKS, 3)
         for _ in range(opt.pose_steps):
-            rot, s, t = self._pose_step(y, shape, rot, s, t)
+            rot, s, t = self._pose_step(y, shape, rot, s, t, weights)
         angles = angles_from_rotation(rot)
         out = np.zeros((m, N_PARAMS))
         out[:, :N_ID] = a
@@ -202,13 +233,23 @@ class Fitter:
         return np.clip(out, -1.0, 1.0)
 
     @staticmethod
+    def _reweighted(y, shape, rot, s, t) -> np.ndarray:
+        """(M, 68) weights 1 / point error, floored at a quarter of the frame's median error,
+        normalised to mean 1 per frame."""
+        pred = s[:, None, None] * (shape @ rot[:, :2].transpose(0, 2, 1) + t[:, None, :])
+        err = np.linalg.norm(pred - y, axis=-1)  # (M, 68) model-input px
+        floor = np.maximum(np.median(err, axis=1, keepdims=True) * 0.25, 1e-6)
+        w = 1.0 / np.maximum(err, floor)
+        return w / w.mean(axis=1, keepdims=True)
+
+    @staticmethod
     def _pose_init(y: np.ndarray, shape: np.ndarray):
         """Scaled-orthographic Procrustes per frame: (R, s, t) from points and a 3D shape."""
         yc = y - y.mean(axis=1, keepdims=True)
         vc = shape - shape.mean(axis=1, keepdims=True)
         # Affine camera M (2x3): min ||yc - vc M^T||, then the nearest scaled rotation rows.
-        vtv = np.einsum("mvd,mve->mde", vc, vc)
-        vty = np.einsum("mvd,mvc->mdc", vc, yc)
+        vtv = vc.transpose(0, 2, 1) @ vc
+        vty = vc.transpose(0, 2, 1) @ yc
         aff = np.linalg.solve(vtv, vty).transpose(0, 2, 1)  # (m, 2, 3)
         u, sig, wt = np.linalg.svd(aff, full_matrices=False)
         r2 = u @ wt  # (m, 2, 3) orthonormal rows
@@ -224,31 +265,28 @@ class Fitter:
         return rot, s, t
 
     @staticmethod
-    def _pose_step(y, shape, rot, s, t, h: float = 1e-4):
+    def _pose_step(y, shape, rot, s, t, weights, h: float = 1e-4):
         """One damped Gauss-Newton step on (pitch, yaw, roll, tx, ty, s) per frame, bounded."""
         m = y.shape[0]
         angles = angles_from_rotation(rot)
+        sw = np.repeat(np.sqrt(weights), 2, axis=1)  # (m, 136) per residual
 
         def project(ang):
             r = rotation_matrices(ang[:, 0], ang[:, 1], ang[:, 2])
-            return shape @ r[:, :2].transpose(0, 2, 1), r
+            return shape @ r[:, :2].transpose(0, 2, 1)
 
-        proj, rot = project(angles)
-        pred = s[:, None, None] * (proj + t[:, None, :])
-        res = (pred - y).reshape(m, -1)  # (m, 136)
-        jac = np.empty((m, 2 * N_LANDMARKS, 6))
+        proj = project(angles)
+        res = (s[:, None, None] * (proj + t[:, None, :]) - y).reshape(m, -1) * sw
+        jac = np.zeros((m, 2 * N_LANDMARKS, 6))
         for k in range(3):
             step = np.zeros(3)
             step[k] = h
-            dp = (project(angles + step)[0] - project(angles - step)[0]) / (2 * h)
+            dp = (project(angles + step) - project(angles - step)) / (2 * h)
             jac[:, :, k] = (s[:, None, None] * dp).reshape(m, -1)
-        ones = np.zeros((m, N_LANDMARKS, 2))
-        ones[:, :, 0] = s[:, None]
-        jac[:, :, 3] = ones.reshape(m, -1)
-        ones = np.zeros((m, N_LANDMARKS, 2))
-        ones[:, :, 1] = s[:, None]
-        jac[:, :, 4] = ones.reshape(m, -1)
+        jac[:, 0::2, 3] = s[:, None]
+        jac[:, 1::2, 4] = s[:, None]
         jac[:, :, 5] = (proj + t[:, None, :]).reshape(m, -1)
+        jac *= sw[:, :, None]
         jtj = jac.transpose(0, 2, 1) @ jac
         jtr = (jac.transpose(0, 2, 1) @ res[:, :, None])[:, :, 0]
         damp = 1e-3 * np.trace(jtj, axis1=1, axis2=2)[:, None, None] / 6 * np.eye(6)
@@ -259,35 +297,39 @@ class Fitter:
         rot = rotation_matrices(angles[:, 0], angles[:, 1], angles[:, 2])
         return rot, s, t
 
-    def _expression_step(self, y, base, rot, s, t, e):
+    def _expression_step(self, y, base, rot, s, t, e, weights):
         """Box-constrained ridge least squares for e in [0, 1] per frame (FISTA, warm start)."""
         opt = self.options
-        r2 = rot[:, :2]  # (m, 2, 3)
         m = y.shape[0]
+        r2 = rot[:, :2]  # (m, 2, 3)
         target = y / s[:, None, None] - t[:, None, :] - base @ r2.transpose(0, 2, 1)
-        # A_m = R2 B_exp (136 x 39); H = A^T A = sum_dd' (R2^T R2)[d, d'] G[d, d'], weighted by
-        # s^2 so the cost is in model-input pixels, as the pose step's.
+        # A_m = R2 B_exp (136 x 39); H = A^T W A = sum_dd' (R2^T R2)[d, d'] G[d, d'], weighted
+        # by s^2 so the cost is in model-input pixels, as the pose step's.
         s2 = s**2
-        w = (r2.transpose(0, 2, 1) @ r2).reshape(m, 9) * s2[:, None]
-        hess = (w @ self._exp_gram).reshape(m, N_EXP, N_EXP)
+        proj = (r2.transpose(0, 2, 1) @ r2).reshape(m, 9) * s2[:, None]
+        if np.all(weights == 1.0):
+            hess = (proj @ self._equal.expr).reshape(m, N_EXP, N_EXP)
+        else:
+            per_point = (weights[:, :, None] * proj[:, None, :]).reshape(m, N_LANDMARKS * 9)
+            hess = (per_point @ self._exp_points).reshape(m, N_EXP, N_EXP)
         hess += opt.expression_prior * np.eye(N_EXP)
-        z = (target @ r2).reshape(m, 3 * N_LANDMARKS)  # (m, 68 * 3)
+        z = ((target @ r2) * weights[:, :, None]).reshape(m, 3 * N_LANDMARKS)  # (m, 68 * 3)
         grad0 = (z @ self._exp_flat) * s2[:, None]
-        lip = s2 * self._exp_lip + opt.expression_prior
+        lip = s2 * self._equal.expr_lip * weights.max(axis=1) + opt.expression_prior
         return _box_qp(hess, grad0, e, 0.0, 1.0, opt.expression_steps, lip)
 
-    def _identity_step(self, y, e, rot, s, t, a0):
-        """Ridge least squares for the track's identity (raw units), clipped to [-1, 1]."""
+    def _identity_step(self, y, e, rot, s, t, a0, grams: _Grams):
+        """Ridge least squares for the track's identity (raw units) within [-1, 1]."""
         opt = self.options
-        r2 = rot[:, :2]
         m = y.shape[0]
-        shape = self._mean + (e @ self._exp_flat.T).reshape(m, N_LANDMARKS, 3)
+        r2 = rot[:, :2]
+        shape = self._mean + (e @ self._exp_t).reshape(m, N_LANDMARKS, 3)
         target = y / s[:, None, None] - t[:, None, :] - shape @ r2.transpose(0, 2, 1)
         s2 = s**2
         w = ((r2 * s2[:, None, None]).transpose(0, 2, 1) @ r2).sum(axis=0).reshape(9)
-        hess = (w @ self._id_gram).reshape(N_ID, N_ID) + opt.identity_prior * np.eye(N_ID)
+        hess = (w @ grams.ident).reshape(N_ID, N_ID) + opt.identity_prior * np.eye(N_ID)
         z = ((target * s2[:, None, None]) @ r2).sum(axis=0).reshape(3 * N_LANDMARKS)
-        rhs = z @ self._id_flat
+        rhs = z @ grams.ident_flat
         lip = np.linalg.eigvalsh(hess)[-1:]
         return _box_qp(hess[None], rhs[None], a0[None], -1.0, 1.0, opt.identity_steps, lip)[0]
 
