@@ -106,8 +106,10 @@ class AnalysisConfig:
     typical_brow_spread: float = 0.05
     # A held expression: quiet frames further than this above the typical face (MAR; brow
     # height) are not neutral: a mouth held open or brows held raised through most of the clip.
-    # The mouth's reference then comes from the clip's most closed frames, the brows' from the
-    # top of the neutral range (baseline.held_reference). Just beyond the 22 shared clips' range
+    # The mouth's reference then comes from the clip's most closed frames (with
+    # mouth_closed_quantile it does anyway: then only a mouth never closed, whose reference
+    # becomes the typical face's), the brows' from the top of the neutral range
+    # (baseline.held_reference). Just beyond the 22 shared clips' range
     # at rest: MAR 0.01-0.22, brows 0.17-0.29 IOD.
     held_mar_excess: float = 0.18
     held_brow_excess: float = 0.08
