@@ -117,18 +117,22 @@ def _held_inputs(n: int, mouth_open: np.ndarray, brow_raise: np.ndarray) -> Inpu
 
 def test_a_mouth_held_open_through_most_of_the_clip_is_seen_open():
     """Funny faces: the mouth open for 90% of a 10 s clip, so every quiet frame is an open mouth.
-    The reference comes from the clip's most closed frames and the open mouth is seen; without
-    the held-expression check it is this person's "neutral" and lost."""
+    The mouth's reference is the clip's most closed frames (the closed-mouth reference, no held
+    expression to correct) and the open mouth is seen; with the low-activity frames as its
+    reference and without the held-expression check it is this person's "neutral" and lost."""
     n = 300
     held = np.full(n, 0.6)
     held[100:130] = 0.0  # closed for 1 s only
     res = analyze(_held_inputs(n, held, np.zeros(n)))
     flags = res.labelled.flags["mouth_open"].to_numpy().astype(bool)
-    assert set(res.baseline.held) == {"mar"}
+    assert res.baseline.held == {}
     assert res.baseline.median["mar"] < 0.05
     assert flags[held > 0].mean() > 0.9
     assert not flags[105:125].any()
-    off = replace(AnalysisConfig(), held_mar_excess=9.0)
+    # the held-expression check alone (the low-activity reference) finds it too
+    old = analyze(_held_inputs(n, held, np.zeros(n)), replace(AnalysisConfig(), mouth_closed_quantile=0.0))
+    assert set(old.baseline.held) == {"mar"} and old.baseline.median["mar"] < 0.05
+    off = replace(AnalysisConfig(), held_mar_excess=9.0, mouth_closed_quantile=0.0)
     lost = analyze(_held_inputs(n, held, np.zeros(n)), off).labelled.flags["mouth_open"].to_numpy()
     assert lost[held > 0].mean() < 0.1
 
@@ -149,10 +153,10 @@ def test_brows_held_raised_with_the_mouth_open_read_as_surprise():
     held[200:230] = 0.0
     res = analyze(_held_inputs(n, 0.6 * held, held))
     surprise = res.labelled.flags["surprise"].to_numpy().astype(bool)
-    assert set(res.baseline.held) == {"mar", "brow_raise"}
+    assert set(res.baseline.held) == {"brow_raise"}  # the mouth: the closed-mouth reference
     assert surprise[held > 0].mean() > 0.9
     assert not surprise[205:225].any()
-    off = replace(AnalysisConfig(), held_mar_excess=9.0, held_brow_excess=9.0)
+    off = replace(AnalysisConfig(), held_mar_excess=9.0, held_brow_excess=9.0, mouth_closed_quantile=0.0)
     assert (
         not analyze(_held_inputs(n, 0.6 * held, held), off)
         .labelled.flags["surprise"]

@@ -26,72 +26,86 @@ def _bench():
     return mod
 
 
-# The 22 clips the floors below were set on. ../shared/data grew to 34 clips (12 more expressive
-# ones); widening these tests to them is the 3DMM issue's work (issue 25).
-FIRST_CLIPS = {
-    "aniportrait_pose_ref_video", "dagan_driving", "dpe_s", "edtalk_expression_source", "edtalk_mouth_source",
-    "edtalk_uncrop_Obama", "fr_short_hamilton_clip", "fye_temple_video", "latentsync_demo2_video", "lp_d0",
-    "lp_d3", "lp_d12", "lp_d13", "lp_d14", "lp_d18", "lp_d19", "lp_s20", "musetalk_sun",
-    "pyfeat_WolfgangLanger_Pexels", "sadtalker_WDA_KatieHill_000", "vretalk_2", "vretalk_4",
-}
-
-
 @pytest.fixture(scope="module")
 def comparison():
+    """Every clip of ../shared/data/ref with MediaPipe blendshapes (34: the first 22, the new
+    12 of bench.FIRST_CLIPS' complement), analysed with the defaults."""
     ref = need_shared(DATA / "ref")
     bench = _bench()
     stems = sorted(
-        p.name[: -len("_mediapipe_blendshapes.csv")]
-        for p in ref.glob("*_mediapipe_blendshapes.csv")
-        if p.name[: -len("_mediapipe_blendshapes.csv")] in FIRST_CLIPS
+        p.name[: -len("_mediapipe_blendshapes.csv")] for p in ref.glob("*_mediapipe_blendshapes.csv")
     )
     cfg = bench.AnalysisConfig()
     return bench, [bench.compare_clip(s, ref, cfg) for s in stems]
 
 
-SHARED_CLIPS = 22  # the clips these floors were set on (FIRST_CLIPS)
+SHARED_CLIPS = 34  # the clips these floors were set on
+FIRST = 22  # of them, the first ones (bench.FIRST_CLIPS): no floor below its value before the 34
 
 
-def _pooled(bench, rows, name):
-    ours = np.concatenate([r["_pooled"][name][0] for r in rows])
-    ref = np.concatenate([r["_pooled"][name][1] for r in rows])
-    return bench.f1(ours, ref)
+def _rows(bench, rows, group):
+    keep = bench.GROUPS[group]
+    return [r for r in rows if keep(r["clip"])]
 
 
 @pytest.mark.parametrize(
-    ("name", "floor"),
-    # today's pooled F1 on the 22 clips (0.70, 0.86, 0.69), a little below: a change that loses
-    # agreement fails here. The issue's bar is 0.85; bench/bench_labels.py shows the gap.
-    [("smile", 0.68), ("eyes_closed", 0.84), ("mouth_open", 0.66)],
+    ("group", "name", "floor"),
+    # pooled F1 with the defaults, a little below today's (first 22: 0.70 0.86 0.71; new 12:
+    # 0.79 0.48 0.59; all 34: 0.73 0.80 0.66), the mouth without styletalk_andrew_clip_1 (its
+    # jawOpen is no reference). Before the closed-mouth reference the first 22 were 0.70 0.86 0.69
+    # (floors 0.68 0.84 0.66): none is lower. The bar is 0.80 each; bench/bench_labels.py shows the gap.
+    [
+        ("first 22", "smile", 0.68), ("first 22", "eyes_closed", 0.84), ("first 22", "mouth_open", 0.69),
+        ("new 12", "smile", 0.77), ("new 12", "eyes_closed", 0.46), ("new 12", "mouth_open", 0.57),
+        ("all 34", "smile", 0.71), ("all 34", "eyes_closed", 0.78), ("all 34", "mouth_open", 0.64),
+    ],
 )
-def test_default_settings_agree_with_mediapipe_over_all_clips(comparison, name, floor):
-    """One set of default settings for every clip, pooled over the frames of all 22 clips
+def test_default_settings_agree_with_mediapipe_over_all_clips(comparison, group, name, floor):
+    """One set of default settings for every clip, pooled over the frames of a group of clips
     (per clip, labels with a handful of positives swing widely; see the bench)."""
     bench, rows = comparison
-    assert len(rows) >= SHARED_CLIPS
-    assert _pooled(bench, rows, name) >= floor
+    assert len(rows) >= SHARED_CLIPS and len(_rows(bench, rows, "first 22")) == FIRST
+    assert bench.pooled_by_group(rows, name)[group] >= floor
+
+
+def test_the_unusable_mouth_reference_is_not_pooled(comparison):
+    """styletalk_andrew_clip_1's jawOpen is above 0.3 on 734 of its 752 frames, closed mouth
+    included: pooled with the others it would halve the mouth's F1."""
+    bench, rows = comparison
+    andrew = [r for r in rows if r["clip"] == "styletalk_andrew_clip_1"]
+    assert andrew and ("styletalk_andrew_clip_1", "mouth_open") in bench.UNPOOLED
+    others = [r for r in rows if r["clip"] != "styletalk_andrew_clip_1"]
+    assert bench._pooled_f1(rows, "mouth_open") == bench._pooled_f1(others, "mouth_open")
 
 
 @pytest.mark.parametrize(
-    ("name", "target", "clips_met"),
-    [("smile", 0.8, 16), ("mouth_open", 0.8, 12), ("eyes_closed", 0.7, 16)],
+    ("group", "name", "target", "clips_met"),
+    # today's counts; before the closed-mouth reference the first 22 met 16, 12 and 16
+    [
+        ("first 22", "smile", 0.8, 16), ("first 22", "mouth_open", 0.8, 12), ("first 22", "eyes_closed", 0.7, 16),
+        ("all 34", "smile", 0.8, 24), ("all 34", "mouth_open", 0.8, 14), ("all 34", "eyes_closed", 0.7, 21),
+    ],
 )
 def test_default_settings_meet_the_per_clip_targets_on_most_clips(
-    comparison, name, target, clips_met
+    comparison, group, name, target, clips_met
 ):
-    """Per clip F1: floors at today's counts of the 22 clips, so a change that loses a clip
-    fails here (bench/bench_labels.py --loo shows the held-out view)."""
-    _, rows = comparison
+    """Per clip F1: floors at today's counts, so a change that loses a clip fails here
+    (bench/bench_labels.py --loo shows the held-out view)."""
+    bench, rows = comparison
+    rows = _rows(bench, rows, group)
     met = [r["clip"] for r in rows if r[f"{name}_f1"] >= target]
     assert len(met) >= clips_met, [(r["clip"], r[f"{name}_f1"]) for r in rows]
 
 
-def test_blink_counts_mostly_within_one_of_mediapipe(comparison):
-    """Blinks within +-1 of MediaPipe's (its eyeBlink through the same time rules) on at least
-    80% of the 22 clips, the issue's bar (19 today)."""
-    _, rows = comparison
+@pytest.mark.parametrize(("group", "within_one"), [("first 22", 18), ("all 34", 26)])
+def test_blink_counts_mostly_within_one_of_mediapipe(comparison, group, within_one):
+    """Blinks within +-1 of MediaPipe's (its eyeBlink through the same time rules): 19 of the
+    first 22 clips (the issue's bar, 80%, is 18), 26 of all 34 (new people's hooded and squinting
+    lids: pcavs_*, styletalk_*)."""
+    bench, rows = comparison
+    rows = _rows(bench, rows, group)
     within = [abs(r["blinks"] - r["blinks_mp"]) <= 1 for r in rows]
-    assert sum(within) >= 18, [(r["clip"], r["blinks"], r["blinks_mp"]) for r in rows]
+    assert sum(within) >= within_one, [(r["clip"], r["blinks"], r["blinks_mp"]) for r in rows]
 
 
 def test_talking_follows_the_voice_in_the_audio_track(comparison):
@@ -137,10 +151,11 @@ def test_single_photos_agree_with_mediapipe():
 
 
 def test_a_tipped_head_does_not_read_as_a_frown_on_real_faces(monkeypatch):
-    """Real faces swept in pitch by their own head motion: over the 22 clips, frames MediaPipe
-    calls calm (browDown, mouthFrown and mouthSmile all low) with the head pitched 6 degrees or
-    more from the clip's median frown no more often than calm frames with the head level. Without
-    the pitch correction, the tipped frames frown over twice as often."""
+    """Real faces swept in pitch by their own head motion: frames MediaPipe calls calm
+    (browDown, mouthFrown and mouthSmile all low) with the head pitched 6 degrees or more from
+    the clip's median frown about as often as calm frames with the head level: over the first 22
+    clips no more often (5.2% against 6.0%), over all 34 at most 2 points more (4.9% against
+    3.4%). Without the pitch correction, the tipped frames frown over twice as often (14.4%, 12.8%)."""
     import pandas as pd
 
     ref = need_shared(DATA / "ref")
@@ -148,8 +163,6 @@ def test_a_tipped_head_does_not_read_as_a_frown_on_real_faces(monkeypatch):
     clips = []
     for mp_csv in sorted(ref.glob("*_mediapipe_blendshapes.csv")):
         stem = mp_csv.name[: -len("_mediapipe_blendshapes.csv")]
-        if stem not in FIRST_CLIPS:
-            continue
         inputs, _ = bench.load_clip(stem, ref)
         mp = pd.read_csv(mp_csv).set_index("frame").reindex(inputs.frames)
         low = {
@@ -159,13 +172,15 @@ def test_a_tipped_head_does_not_read_as_a_frown_on_real_faces(monkeypatch):
         calm = low["browDown"] & low["mouthFrown"] & low["mouthSmile"] & inputs.face
         pitch = inputs.features["pitch_deg"].to_numpy()
         tip = np.abs(pitch - np.nanmedian(pitch))
-        clips.append((inputs, calm & (tip >= 6), calm & (tip < 3)))
+        clips.append((stem in bench.FIRST_CLIPS, inputs, calm & (tip >= 6), calm & (tip < 3)))
     assert len(clips) >= SHARED_CLIPS
 
-    def frown_rates(cfg=None):
+    def frown_rates(cfg=None, first_only=False):
         hits = np.zeros(2)
         count = np.zeros(2)
-        for inputs, tipped, level in clips:
+        for first, inputs, tipped, level in clips:
+            if first_only and not first:
+                continue
             frown = bench.analyze(inputs, cfg).labelled.flags["frown"].to_numpy().astype(bool)
             for k, sel in enumerate((tipped, level)):
                 hits[k] += np.sum(frown & sel)
@@ -173,8 +188,10 @@ def test_a_tipped_head_does_not_read_as_a_frown_on_real_faces(monkeypatch):
         assert count.min() > 400  # enough calm frames either way to judge a rate
         return hits / count
 
-    tipped_rate, level_rate = frown_rates()
+    tipped_rate, level_rate = frown_rates(first_only=True)
     assert tipped_rate <= level_rate
+    tipped_rate, level_rate = frown_rates()
+    assert tipped_rate <= level_rate + 0.02
     raw_tipped, _ = frown_rates(bench.AnalysisConfig(brow_pitch_slope=0.0, lip_corner_pitch_slope=0.0))
     assert raw_tipped > 2 * tipped_rate
 

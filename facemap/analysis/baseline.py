@@ -182,6 +182,8 @@ def compute_baseline(
     for c, v in typical.items():
         if c in CAPPED:
             med[c] = min(med[c], v)
+    if frame_range is None and cfg.mouth_closed_quantile > 0:
+        med.update(closed_mouth_reference(face_feats, cfg.mouth_closed_quantile))
     held_notes = held_reference(face_feats, med, typical, held or {}, cfg.held_quantile)
     # Open-eye level: eyes are open most of the time, so a high quantile of EAR over all face
     # frames (the low-activity frames of someone who squints a lot can be half-closed).
@@ -199,6 +201,20 @@ def compute_baseline(
         c: float(np.nanmax([jitter.get(c, np.nan), getattr(cfg, _FLOOR_OF[c])])) for c in FEATURE_COLUMNS
     }
     return Baseline(med, spread, int(sel.sum()), method, typical, held=held_notes)
+
+
+def closed_mouth_reference(face_feats: pd.DataFrame, quantile: float) -> dict[str, float]:
+    """The mouth's reference, {"mar": ..., "jaw_open": ...}: their medians over the ``quantile``
+    share of face frames with the least MAR (the mouth closed), jaw from the same frames.
+
+    A closed mouth is the same for everyone (MAR near 0), while the low-activity frames hold
+    speech's openings for a talker and the open mouth itself for a face open through most of the
+    clip; a clip whose mouth is never closed is caught by ``held_reference``."""
+    x = face_feats["mar"]
+    closed = face_feats[x <= x.quantile(quantile)]
+    if closed.empty:
+        return {}
+    return {c: float(closed[c].median()) for c in ("mar", "jaw_open")}
 
 
 def held_reference(

@@ -49,10 +49,15 @@ class AnalysisConfig:
     blink_depth: float = 0.94  # ... whose deepest frame is below this share of the closed limit
     wink_min_ms: float = 100.0  # one eye closed, the other open, this long: a wink
     eyes_wide_ratio: float = 1.15
-    # mouth open: lips apart (MAR above baseline) AND jaw dropped (IOD below baseline)
-    mouth_open_mar: float = 0.25
-    mouth_open_jaw: float = 0.08
-    mouth_close_factor: float = 0.75  # hysteresis: closed again below this share of both
+    # mouth open: lips apart (MAR above the mouth's reference) AND jaw dropped (IOD below it).
+    # The mouth's reference is the closed mouth: the median of the clip's mouth_closed_quantile
+    # most closed face frames (MAR and jaw of the same frames), not the low-activity frames,
+    # which hold speech's small openings for a talker and the open mouth itself for a face that
+    # stays open through most of the clip (surprise, disgust); 0: the low-activity frames.
+    mouth_closed_quantile: float = 0.1
+    mouth_open_mar: float = 0.3
+    mouth_open_jaw: float = 0.02
+    mouth_close_factor: float = 0.95  # hysteresis: closed again below this share of both
     mouth_min_ms: float = 100.0
     mouth_gap_ms: float = 100.0
     # talking: speech-like lip motion, the mean speed of the (mouth-smoothed) inner-lip opening
@@ -101,8 +106,10 @@ class AnalysisConfig:
     typical_brow_spread: float = 0.05
     # A held expression: quiet frames further than this above the typical face (MAR; brow
     # height) are not neutral: a mouth held open or brows held raised through most of the clip.
-    # The mouth's reference then comes from the clip's most closed frames, the brows' from the
-    # top of the neutral range (baseline.held_reference). Just beyond the 22 shared clips' range
+    # The mouth's reference then comes from the clip's most closed frames (with
+    # mouth_closed_quantile it does anyway: then only a mouth never closed, whose reference
+    # becomes the typical face's), the brows' from the top of the neutral range
+    # (baseline.held_reference). Just beyond the 22 shared clips' range
     # at rest: MAR 0.01-0.22, brows 0.17-0.29 IOD.
     held_mar_excess: float = 0.18
     held_brow_excess: float = 0.08
@@ -143,7 +150,7 @@ POSITIVE_SETTINGS = (
 # Settings that count frames: whole numbers.
 WHOLE_SETTINGS = ("baseline_max_frames", "max_gap_frames")
 # Settings that are shares (quantiles, fractions of frames): at most 1.
-SHARE_SETTINGS = ("ear_open_quantile", "held_quantile", "min_inside_box")
+SHARE_SETTINGS = ("ear_open_quantile", "held_quantile", "mouth_closed_quantile", "min_inside_box")
 
 
 def load_config(path: Path | None) -> AnalysisConfig:
