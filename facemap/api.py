@@ -14,6 +14,7 @@ from .choose import Choice, choose_detector, choose_landmarker
 from .errors import UsageError, number, render_options
 from .io.sources import DEFAULT_ARRAY_FPS, FrameRange, Source, resolve_sources
 from .pipeline import Options, Pipeline, StopRun, as_sink, close_sinks
+from .threedmm import Fitter, fitter_for
 from .track.guard import GuardOptions
 from .track.smooth import SmoothOptions
 from .track.tracker import TrackOptions
@@ -49,11 +50,18 @@ class FaceMap:
     Build it with ``facemap.open()``; use it as a context manager (or call ``close()``).
     """
 
-    def __init__(self, detector: Detector, landmarker: Landmarker, options: Options = Options()) -> None:
+    def __init__(
+        self,
+        detector: Detector,
+        landmarker: Landmarker,
+        options: Options = Options(),
+        fitter: Fitter | None = None,
+    ) -> None:
         self.detector = detector
         self.landmarker = landmarker
         self.options = options
-        self.pipeline = Pipeline(detector, landmarker, options)
+        self.fitter = fitter  # the 3DMM fit of a landmarker without parameters (dlib), or None
+        self.pipeline = Pipeline(detector, landmarker, options, fitter)
         self.closed = False
 
     def __enter__(self) -> FaceMap:
@@ -66,7 +74,7 @@ class FaceMap:
         """Drop the backends (the model's session is freed once nothing else holds it); the
         object cannot run again."""
         self.closed = True
-        self.pipeline = self.detector = self.landmarker = None
+        self.pipeline = self.detector = self.landmarker = self.fitter = None
 
     def process(
         self,
@@ -245,6 +253,10 @@ def open(  # noqa: A001 - facemap.open, like io.open / av.open
         if choice.notice:
             log.warning("%s", render_options(choice.notice))
         landmarker = choice.name
+    # the basis: FaceMap's decode, or the fit of a landmarker without parameters (dlib)
+    basis_dir = landmarker_options.get("basis_dir")
+    if landmarker != "facemap":
+        landmarker_options.pop("basis_dir", None)
     if isinstance(landmarker, str):  # the model first: its absence is the first thing to hear
         lmk = make_landmarker(landmarker, **landmarker_options)
     else:
@@ -262,4 +274,7 @@ def open(  # noqa: A001 - facemap.open, like io.open / av.open
         det = make_detector(detector)
     else:
         det = detector
-    return FaceMap(det, lmk, options)
+    fitter, notice = fitter_for(lmk, basis_dir)
+    if notice:
+        log.warning("%s", render_options(notice))
+    return FaceMap(det, lmk, options, fitter)

@@ -1,6 +1,6 @@
 """The one chain, for images, videos and cameras alike:
 
-    source frames -> face boxes -> landmarker -> guard -> smoother -> sinks
+    source frames -> face boxes -> landmarker -> guard -> smoother -> [3DMM fit] -> sinks
 
 ``Pipeline`` holds the parts that are slow to build (the detector and the landmarker) and the
 options; ``Pipeline.run(frames, mode)`` is a generator: one ``Frame`` per input frame. In
@@ -34,6 +34,8 @@ from .backends.base import Detector, Landmarker
 from .errors import FacemapError, UsageError
 from .io.outputs import HoldSignals
 from .io.video import VideoFrame
+from .threedmm.fit import Fitter
+from .threedmm.stage import FitStage
 from .track.guard import GuardOptions
 from .track.smooth import SmoothOptions
 from .track.tracker import FaceTracker, TrackOptions
@@ -107,10 +109,18 @@ class Options:
 class Pipeline:
     """The detector + landmarker and the per-mode stages after them. Build once, run often."""
 
-    def __init__(self, detector: Detector, landmarker: Landmarker, options: Options = Options()) -> None:
+    def __init__(
+        self,
+        detector: Detector,
+        landmarker: Landmarker,
+        options: Options = Options(),
+        fitter: Fitter | None = None,
+    ) -> None:
         self.detector = detector
         self.landmarker = landmarker
         self.options = options
+        # the 3DMM fit for landmarkers without parameters (dlib): their 68 points -> FaceMap's 265
+        self.fitter = fitter
         # the backends are not thread-safe (dlib, OpenCV): runs sharing them take turns per frame
         self._backends = threading.Lock()
 
@@ -127,11 +137,14 @@ class Pipeline:
         mode = Mode(mode)
         outs = [as_sink(s) for s in sinks]
         step = self._image_step() if mode is Mode.IMAGE else self._video_step()
+        fit = FitStage(self.fitter) if self.fitter is not None else None
         hold = HoldSignals()
         for vf in frames:
             t0 = time.perf_counter()
             with self._backends:
                 faces, boxes, reason = step(vf)
+            if fit is not None:
+                faces = fit(faces, video=mode is not Mode.IMAGE)
             frame = Frame(
                 index=vf.index,
                 timestamp_ms=vf.timestamp_ms,

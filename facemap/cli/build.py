@@ -15,6 +15,7 @@ from ..backends import (
 )
 from ..errors import UsageError, render_options
 from ..pipeline import Options
+from ..threedmm import fitter_for
 from ..track.guard import ORIGINAL_RANGE, GuardOptions
 from ..track.smooth import SmoothOptions
 from ..track.tracker import TrackOptions
@@ -24,10 +25,11 @@ Emit = Callable[[str], None]
 log = logging.getLogger(__name__)
 
 
-def note_no_params(cfg: InferConfig, landmarker: object) -> None:
+def note_no_params(cfg: InferConfig, landmarker: object, fitter: object = None) -> None:
     """Say once that --dump-csv / --dump-npy have nothing to write for a landmarker without 3DMM
-    parameters (dlib's): the raw log is written with its header only, no .npy at all."""
-    if getattr(landmarker, "gives_params", True) or not (cfg.dump_csv or cfg.dump_npy):
+    parameters (dlib's) that is not fitted (no basis): the raw log is written with its header
+    only, no .npy at all."""
+    if fitter is not None or getattr(landmarker, "gives_params", True) or not (cfg.dump_csv or cfg.dump_npy):
         return
     name = getattr(landmarker, "name", cfg.landmarker)
     what = " and ".join(f for f, on in (("--dump-csv", cfg.dump_csv), ("--dump-npy", cfg.dump_npy)) if on)
@@ -206,12 +208,17 @@ def open_facemap(cfg: InferConfig, emit: Emit, landmarker=None) -> tuple[FaceMap
     check_detector(cfg)
     if landmarker is None:  # the model first: its absence is the first thing a new user must hear
         landmarker, desc = build_landmarker(cfg, emit)
-        note_no_params(cfg, landmarker)
+        fitter, notice = fitter_for(landmarker, cfg.basis_dir)
+        if notice and not cfg.quiet:
+            log.warning("%s", render_options(notice, FLAGS))
+        note_no_params(cfg, landmarker, fitter)
         note_inert_flags(cfg, landmarker)
         note_guard(cfg, landmarker, emit)
+        if fitter is not None:
+            desc = {**desc, "params": "fitted: FaceMap's 3DMM fitted to the 68 points (facemap.threedmm.fit)"}
     else:
-        desc = {}
+        desc, fitter = {}, None
     options = chain_options(cfg, landmarker)
     resolve_detector(cfg)
     detector = build_detector(cfg)
-    return FaceMap(detector, landmarker, options), desc
+    return FaceMap(detector, landmarker, options, fitter), desc

@@ -124,6 +124,12 @@ def angles_from_rotation(rot: np.ndarray) -> np.ndarray:
     return np.stack([-beta, -alpha, gamma], 1)
 
 
+def _blocks(left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """(68, 3, K) x (68, 3, K) -> (9, K * K): ``left[:, d]^T right[:, e]`` for d, e in x, y, z."""
+    k = left.shape[2]
+    return np.stack([left[:, d].T @ right[:, e] for d in range(3) for e in range(3)]).reshape(9, k * k)
+
+
 class _Grams:
     """The normal-equation blocks of one set of per-point weights (68,): built once per reweighting.
 
@@ -136,8 +142,8 @@ class _Grams:
         self.sqrt_w3 = np.repeat(weights, 3)  # per row of the flat (204,) layout
         wid = ident * weights[:, None, None]
         wexp = expr * weights[:, None, None]
-        self.ident = np.einsum("vdj,vek->dejk", wid, ident).reshape(9, N_ID * N_ID)
-        self.expr = np.einsum("vdj,vek->dejk", wexp, expr).reshape(9, N_EXP * N_EXP)
+        self.ident = _blocks(wid, ident)
+        self.expr = _blocks(wexp, expr)
         self.ident_flat = wid.reshape(3 * N_LANDMARKS, N_ID)
         self.expr_flat = wexp.reshape(3 * N_LANDMARKS, N_EXP)
         # R2'R2 is a projector, so A'WA <= B'WB: its largest eigenvalue bounds every frame's
@@ -165,11 +171,19 @@ class Fitter:
 
     # ---- the public call -------------------------------------------------------------------
     def fit(
-        self, points_px: np.ndarray, face_boxes: np.ndarray, tracks: np.ndarray | None = None
+        self,
+        points_px: np.ndarray,
+        face_boxes: np.ndarray,
+        tracks: np.ndarray | None = None,
+        identity: np.ndarray | None = None,
+        start: np.ndarray | None = None,
+        rounds: int | None = None,
     ) -> Fit:
         """Fit (N, 68, 2) image points with their (N, 4) face boxes; ``tracks`` (N,) groups frames
-        that share one identity (default: all frames one track). Rows with any non-finite point
-        or an empty box get NaN parameters."""
+        that share one identity (default: all frames one track). ``identity`` (219,) raw, when
+        given, is every frame's and only pose and expression are fitted. ``start`` (N, 265), when
+        given, is where pose and expression start (a video's previous frame: a few ``rounds``
+        then suffice). Rows with any non-finite point or an empty box get NaN parameters."""
         pts = np.asarray(points_px, dtype=np.float64).reshape(-1, N_LANDMARKS, 2)
         boxes = np.asarray(face_boxes, dtype=np.float64).reshape(-1, 4)
         n = pts.shape[0]
@@ -185,7 +199,8 @@ class Fitter:
         y_all = to_model(pts, crops)
         for track in np.unique(tracks[ok]):
             rows = np.flatnonzero(ok & (tracks == track))
-            params[rows] = self._fit_track(y_all[rows])
+            begin = None if start is None else np.asarray(start, dtype=np.float64).reshape(n, -1)[rows]
+            params[rows] = self._fit_track(y_all[rows], identity, begin, rounds or self.options.rounds)
         if ok.any():
             decoded = self._decoder.decode(params[ok])
             back = model_to_image(decoded.landmarks_model, crops[ok])
@@ -196,7 +211,9 @@ class Fitter:
         return Fit(params=params, crop_boxes=crops, residual_px=residual, nme=nme)
 
     # ---- one track ---------------------------------------------------------------------------
-    def _fit_track(self, y: np.ndarray) -> np.ndarray:
+    def _fit_track(
+        self, y: np.ndarray, identity: np.ndarray | None, start: np.ndarray | None, rounds: int
+    ) -> np.ndarray:
         """(M, 68, 2) centred model-input points of one track -> (M, 265) raw parameters.
 
         The first half of the rounds weighs every point equally; the rest weigh each point by
@@ -205,21 +222,32 @@ class Fitter:
         convention than the detector, the brows' ends, pulls less on the rest)."""
         opt = self.options
         m = y.shape[0]
-        a = np.zeros(N_ID)  # identity, raw units (a_true = 3 a)
+        fixed = identity is not None
+        a = np.zeros(N_ID) if identity is None else np.clip(np.asarray(identity, float), -1, 1)
         e = np.zeros((m, N_EXP))  # expression coefficients in [0, 1]
-        shape = np.broadcast_to(self._mean, (m, N_LANDMARKS, 3)).copy()
+        if start is not None and np.isfinite(start).all():
+            e = np.clip(start[:, N_ID : N_ID + N_EXP] * 0.5 + 0.5, 0.0, 1.0)
+        shape = self._mean + self._id @ a + (e @ self._exp_t).reshape(m, N_LANDMARKS, 3)
         grams = self._equal
         weights = np.ones((m, N_LANDMARKS))
-        rot, s, t = self._pose_init(y, shape)
-        for k in range(opt.rounds):
-            if opt.reweight and k >= opt.rounds // 2:
+        if start is not None and np.isfinite(start).all():
+            angles = start[:, 258:261] * (np.pi / 2)
+            rot = rotation_matrices(angles[:, 0], angles[:, 1], angles[:, 2])
+            t = start[:, 261:263] * TRANSLATION_SCALE
+            s = (start[:, 263] * FOCAL_SCALE + FOCAL_OFFSET) / T_Z
+        else:
+            rot, s, t = self._pose_init(y, shape)
+        for k in range(rounds):
+            if opt.reweight and k >= rounds // 2:
                 weights = self._reweighted(y, shape, rot, s, t)
-                grams = _Grams(self._id, self._exp, weights.mean(axis=0))
+                if not fixed:
+                    grams = _Grams(self._id, self._exp, weights.mean(axis=0))
             for _ in range(opt.pose_steps):
                 rot, s, t = self._pose_step(y, shape, rot, s, t, weights)
             base = self._mean + self._id @ a  # (68, 3) neutral face of this person
             e = self._expression_step(y, base, rot, s, t, e, weights)
-            a = self._identity_step(y, e, rot, s, t, a, grams)
+            if not fixed:
+                a = self._identity_step(y, e, rot, s, t, a, grams)
             shape = self._mean + self._id @ a + (e @ self._exp_t).reshape(m, N_LANDMARKS, 3)
         for _ in range(opt.pose_steps):
             rot, s, t = self._pose_step(y, shape, rot, s, t, weights)

@@ -1,0 +1,91 @@
+"""The fit as a stage of the chain: faces with 68 points and no parameters get FaceMap's 265.
+
+In a video each face track's identity settles over its first frames: it is fitted on the
+track's frames seen so far at frames 1, 2, 4, ... up to ``settle_frames``, and fixed after that,
+so a track's later frames share one identity and each frame costs one pose-and-expression fit.
+A picture stands alone: its faces are fitted whole, identity included.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from ..types import N_EXP, N_ID, N_LANDMARKS, Face
+from .decode import Basis
+from .fit import Fitter, FitOptions
+
+SETTLE_FRAMES = 32  # frames of a track its identity is fitted on, then fixed
+FRAME_ROUNDS = 2  # rounds of a frame's fit that starts from the track's previous frame
+
+
+@dataclass
+class _Track:
+    points: list[np.ndarray] = field(default_factory=list)
+    boxes: list[np.ndarray] = field(default_factory=list)
+    identity: np.ndarray | None = None
+    last: np.ndarray | None = None  # the previous frame's parameters: the next fit starts there
+
+
+def fittable(face: Face) -> bool:
+    """A face the fit gives parameters to: 68 finite points, a box, no parameters of its own."""
+    return (
+        face.params.size == 0
+        and face.box is not None
+        and face.landmarks.shape == (N_LANDMARKS, 2)
+        and bool(np.isfinite(face.landmarks).all())
+    )
+
+
+class FitStage:
+    """Per run: ``stage(faces, video)`` -> the faces with ``params`` and ``expression`` filled."""
+
+    def __init__(
+        self, basis: Basis | Fitter, options: FitOptions | None = None, settle_frames: int = SETTLE_FRAMES
+    ) -> None:
+        self.fitter = basis if isinstance(basis, Fitter) else Fitter(basis, options)
+        self.settle_frames = settle_frames
+        self._tracks: dict[int, _Track] = {}
+
+    def __call__(self, faces: tuple[Face, ...], video: bool = True) -> tuple[Face, ...]:
+        """Fit the frame's fittable faces; the others pass unchanged."""
+        todo = [i for i, f in enumerate(faces) if fittable(f)]
+        if not todo:
+            return faces
+        out = list(faces)
+        if not video:
+            pts = np.stack([faces[i].landmarks for i in todo])
+            boxes = np.array([faces[i].box.as_tuple() for i in todo], dtype=np.float64)
+            fit = self.fitter.fit(pts, boxes, tracks=np.arange(len(todo)))
+            for k, i in enumerate(todo):
+                out[i] = _with_params(faces[i], fit.params[k])
+            return tuple(out)
+        for i in todo:
+            face = faces[i]
+            track = self._tracks.setdefault(face.id, _Track())
+            box = np.array(face.box.as_tuple(), dtype=np.float64)
+            if track.identity is None or len(track.points) < self.settle_frames:
+                track.points.append(np.asarray(face.landmarks, dtype=np.float64))
+                track.boxes.append(box)
+                n = len(track.points)
+                if n & (n - 1) == 0 or n == self.settle_frames:  # 1, 2, 4, ... and the last
+                    whole = self.fitter.fit(np.stack(track.points), np.stack(track.boxes))
+                    track.identity = whole.params[-1, :N_ID].copy()
+                    track.last = whole.params[-1]
+                    out[i] = _with_params(face, track.last)
+                    continue
+            fit = self.fitter.fit(
+                face.landmarks[None], box[None], identity=track.identity,
+                start=None if track.last is None else track.last[None], rounds=FRAME_ROUNDS,
+            )
+            track.last = fit.params[0]
+            out[i] = _with_params(face, track.last)
+        return tuple(out)
+
+
+def _with_params(face: Face, params: np.ndarray) -> Face:
+    if not np.isfinite(params).all():
+        return face
+    expression = params[N_ID : N_ID + N_EXP] * 0.5 + 0.5
+    return replace(face, params=params, expression=expression)
