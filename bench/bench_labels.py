@@ -12,7 +12,14 @@ as ours: closed above 0.5, open again below 0.35 (hysteresis, as ours), re-openi
 eyes_gap_ms merged, closures up to blink_max_ms are blinks. The frame rate
 comes from the clip's video (../shared/data/videos) when present, else 30.
 
-Usage: python bench/bench_labels.py [--ref DIR] [--logs DIR] [--ceiling] [--photos] [--loo [--plateau]]
+Usage: python bench/bench_labels.py [--ref DIR] [--logs DIR] [--fitted] [--ceiling] [--photos] [--loo [--plateau]]
+
+--fitted: the 3DMM path too. Each clip's ref landmarks are fitted once with the real basis
+(../shared/data/basis, facemap.threedmm.fit, one identity per clip), the params written as a raw
+log (<tmp>/<clip>_raw.csv, the raw log's layout) and analysed with the meta log through the
+raw-parameter path, as FaceMap's own logs are; the two paths' tables are printed side by side,
+and the Pearson r of each named measure (facemap.threedmm.measures) against MediaPipe's
+blendshape of the same meaning. With --loo, the grid is chosen on the 3DMM path's settings.
 Prints one row per clip (F1 per label, positives ours/MediaPipe, blink counts) and pooled F1.
 With --loo, each group of settings (smile, eyes, mouth; see GRID) is also chosen on a grid
 leave-one-clip-out: for every clip, the setting with the best pooled F1 over the frames of the
@@ -184,6 +191,87 @@ def load_clip(stem: str, ref: Path, logs: Path | None = None) -> tuple[Inputs, p
     return inputs, truth
 
 
+def fitted_raw_logs(ref: Path, stems: list[str], out: Path, basis) -> Path:
+    """Fit every clip's ref landmarks (one identity per clip) and write ``<out>/<stem>_raw.csv``
+    in the raw log's layout (frame,p0..p264); returns ``out``."""
+    from facemap.io.records import read_landmarks, read_meta
+    from facemap.io.schema import RAW_COLUMNS
+    from facemap.threedmm.fit import Fitter
+
+    fitter = Fitter(basis)
+    for stem in stems:
+        lm = read_landmarks(ref / f"{stem}_dlib_landmarks.csv", strict=True)
+        mt = read_meta(ref / f"{stem}_dlib_meta.csv", strict=True)
+        fit = fitter.fit(lm.landmarks, mt.boxes[np.searchsorted(mt.frames, lm.frames)])
+        table = pd.DataFrame(fit.params, columns=RAW_COLUMNS[1:])
+        table.insert(0, "frame", lm.frames)
+        table.to_csv(out / f"{stem}_raw.csv", index=False, float_format="%.7g")
+    return out
+
+
+def load_fitted_clip(stem: str, ref: Path, raw_logs: Path, basis) -> tuple[Inputs, pd.DataFrame]:
+    """The clip's fitted params (``raw_logs``/<stem>_raw.csv) with its ref meta log, loaded
+    through the raw-parameter path, and MediaPipe's labels on its frames."""
+    fps = video_fps(ref.parent / "videos" / f"{stem}.mp4")
+    inputs = load_inputs(
+        meta=ref / f"{stem}_dlib_meta.csv", raw=raw_logs / f"{stem}_raw.csv", basis=basis, fps=fps
+    )[0]
+    truth = mediapipe_truth(ref / f"{stem}_mediapipe_blendshapes.csv").reindex(inputs.frames)
+    voiced = voiced_at(ref.parent / "videos" / f"{stem}.mp4", inputs.timestamp_ms)
+    truth["voiced"] = np.nan if voiced is None else voiced
+    return inputs, truth
+
+
+# The MediaPipe blendshapes each named measure is compared with (their mean where several).
+MEASURE_REFERENCE = {
+    "smile": ["mouthSmileLeft", "mouthSmileRight"],
+    "jaw_open": ["jawOpen"],
+    "eye_closure_left": ["eyeBlinkLeft"],
+    "eye_closure_right": ["eyeBlinkRight"],
+    "brow_raise": ["browInnerUp"],
+    "brow_lower": ["browDownLeft", "browDownRight"],
+}
+
+
+def measure_r(ref: Path, raw_logs: Path, stems: list[str], basis) -> pd.DataFrame:
+    """Per clip, the Pearson r of each named measure (shipped and unvalidated) against its
+    MediaPipe blendshape (MEASURE_REFERENCE); the UNPOOLED pairs (jawOpen of
+    styletalk_andrew_clip_1) are left out. A fixed formula: nothing is fitted on the clips, so
+    the held-out r is the in-sample r. Rows: clips, then ``pooled`` (over all frames) and
+    ``median`` (of the clips)."""
+    from facemap.io.records import read_raw
+    from facemap.threedmm.measures import MEASURES, UNVALIDATED, Measurer
+
+    measurer = Measurer(basis)
+    names = MEASURES + UNVALIDATED
+    rows, pooled = [], {n: ([], []) for n in names}
+    for stem in stems:
+        raw = read_raw(raw_logs / f"{stem}_raw.csv", strict=True)
+        got = measurer(raw.params, names)
+        mp = pd.read_csv(ref / f"{stem}_mediapipe_blendshapes.csv").set_index("frame")
+        mp = mp.reindex(raw.frames)
+        row: dict[str, object] = {"clip": stem}
+        for n in names:
+            y = mp[MEASURE_REFERENCE[n]].mean(axis=1).to_numpy()
+            x = got[n]
+            ok = np.isfinite(x) & np.isfinite(y)
+            if (stem, "mouth_open") in UNPOOLED and n == "jaw_open":
+                row[n] = np.nan
+                continue
+            pooled[n][0].append(x[ok])
+            pooled[n][1].append(y[ok])
+            usable = ok.sum() > 2 and np.std(x[ok]) > 0 and np.std(y[ok]) > 1e-6
+            row[n] = float(np.corrcoef(x[ok], y[ok])[0, 1]) if usable else np.nan
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    total = {"clip": "pooled"}
+    for n in names:
+        x, y = (np.concatenate(v) for v in pooled[n])
+        total[n] = float(np.corrcoef(x, y)[0, 1])
+    median = {"clip": "median"} | {n: float(table[n].median()) for n in names}
+    return pd.concat([table, pd.DataFrame([total, median])], ignore_index=True)
+
+
 def compare(stem: str, inputs: Inputs, truth: pd.DataFrame, cfg: AnalysisConfig) -> dict:
     """Analyse loaded logs with ``cfg`` and compare them with MediaPipe (one table row)."""
     res = analyze(inputs, cfg)
@@ -262,6 +350,35 @@ GRID: dict[str, tuple[list[str], dict[str, list[float]]]] = {
             "mouth_open_mar": [0.25, 0.275, 0.3, 0.325, 0.35, 0.4],
             "mouth_open_jaw": [0.0, 0.02, 0.04, 0.06, 0.08],
             "mouth_close_factor": [0.75, 0.85, 0.95],
+        },
+    ),
+}
+
+
+# The 3DMM path's grid (--fitted --loo): its own thresholds (config.for_source) and typical face.
+GRID_3DMM: dict[str, tuple[list[str], dict[str, list[float]]]] = {
+    "smile": (
+        ["smile"],
+        {
+            "threedmm_smile_on": [round(0.12 + 0.02 * i, 2) for i in range(10)],
+            "smile_lift_weight": [1.0, 2.0, 3.0],
+            "threedmm_rest_mouth_width": [-0.02, 0.0, 0.02, 0.04],
+        },
+    ),
+    "eyes": (
+        ["eyes_closed", "blinks"],
+        {
+            "threedmm_eyes_closed_share": [0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7],
+            "eyes_closed_ratio": [0.7, 0.8, 0.9],
+            "blink_depth": [0.88, 0.94, 1.0],
+        },
+    ),
+    "mouth": (
+        ["mouth_open"],
+        {
+            "threedmm_mouth_open_mar": [0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5],
+            "threedmm_mouth_open_jaw": [0.0, 0.02, 0.04, 0.06],
+            "mouth_close_factor": [0.85, 0.95],
         },
     ),
 }
@@ -506,6 +623,49 @@ def photo_rows(ref_photos: Path, images: Path) -> list[dict[str, object]]:
     return rows
 
 
+def print_fitted(args: argparse.Namespace, stems: list[str], rows: list[dict], cfg: AnalysisConfig) -> int:
+    """--fitted: both paths per clip and pooled, the measures' r, and with --loo the 3DMM
+    path's grid chosen leave-one-clip-out."""
+    import tempfile
+
+    from facemap.assets import load_basis
+
+    basis_dir = args.ref.parent / "basis"
+    if not basis_dir.is_dir():
+        print(f"--fitted needs the real basis in {basis_dir}", file=sys.stderr)
+        return 3
+    basis = load_basis(basis_dir)
+    with tempfile.TemporaryDirectory() as tmp:
+        raw_logs = fitted_raw_logs(args.ref, stems, Path(tmp), basis)
+        fitted = {s: load_fitted_clip(s, args.ref, raw_logs, basis) for s in stems}
+        r_table = measure_r(args.ref, raw_logs, stems, basis)
+    frows = [compare(s, *fitted[s], cfg) for s in stems]
+    lines = []
+    for a, b in zip(rows, frows, strict=True):
+        line = {"clip": a["clip"]}
+        for n in TARGETS:
+            line[f"{n}_lm"] = a[f"{n}_f1"]
+            line[f"{n}_3dmm"] = b[f"{n}_f1"]
+            line[f"{n}_n_lm/3dmm/mp"] = f"{a[f'{n}_n'].split('/')[0]}/{b[f'{n}_n']}"
+        lines.append(line)
+    with pd.option_context("display.width", 250, "display.max_columns", 30):
+        print("per clip F1, landmarks path (lm, the ref logs) and 3DMM path (the fitted params):")
+        print(pd.DataFrame(lines).to_string(index=False))
+    print()
+    for n in TARGETS:
+        for label, rs in (("landmarks", rows), ("3DMM     ", frows)):
+            by = pooled_by_group(rs, n, False)
+            print(f"{n:12s} {label} pooled F1: " + ", ".join(f"{g} {v:.3f}" for g, v in by.items()))
+    print("\nnamed measures: Pearson r against MediaPipe (a fixed formula: held-out r = in-sample r)")
+    with pd.option_context("display.width", 200, "display.max_columns", 30):
+        print(r_table.round(2).to_string(index=False))
+    if args.loo:
+        global GRID
+        GRID = GRID_3DMM
+        print_loo(leave_one_out(fitted, cfg, args.plateau), frows)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Print the comparison table; exit 0."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -514,6 +674,11 @@ def main(argv: list[str] | None = None) -> int:
         "--logs",
         type=Path,
         help="read the clips' logs from this folder of infer.py logs instead of the ref logs",
+    )
+    ap.add_argument(
+        "--fitted",
+        action="store_true",
+        help="also the 3DMM path: the ref landmarks fitted with the real basis, analysed as raw params",
     )
     ap.add_argument(
         "--loo",
@@ -546,6 +711,8 @@ def main(argv: list[str] | None = None) -> int:
         return 3
     clips = {s: load_clip(s, args.ref, args.logs) for s in stems}
     rows = [compare(s, *clips[s], cfg) for s in stems]
+    if args.fitted:
+        return print_fitted(args, stems, rows, cfg)
     table = pd.DataFrame([{k: v for k, v in r.items() if not k.startswith("_")} for r in rows])
     table["blink_ok"] = (table["blinks"] - table["blinks_mp"]).abs() <= 1
     with pd.option_context("display.width", 200, "display.max_columns", 30):

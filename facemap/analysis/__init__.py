@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..threedmm.decode import Basis
 from ..errors import FacemapError
+from ..threedmm.decode import Basis
 from .baseline import Baseline, compute_baseline, parse_frame_range
-from .config import AnalysisConfig, load_config
+from .config import AnalysisConfig, for_source, load_config, threedmm_typical
 from .events import frame_durations_ms, label_events
 from .inputs import Inputs, load_inputs
 from .labels import LABELS, NO_FACE, PRIORITY, Labelled, label_frames
@@ -79,12 +79,14 @@ def analyze(
     config: AnalysisConfig | None = None,
     baseline_frames: tuple[int, int] | None = None,
 ) -> Analysis:
-    """Run baseline, labels, events and scores on loaded inputs."""
+    """Run baseline, labels, events and scores on loaded inputs (raw params: judged by the
+    threedmm_* settings, ``config.for_source``)."""
     cfg = config or AnalysisConfig()
+    judged = for_source(cfg, inputs.source)
     dur = frame_durations_ms(inputs.timestamp_ms, cfg.frame_gap_factor)
     face = inputs.face
     if face.any():
-        typical = inputs.typical or typical_face(cfg)
+        typical = threedmm_typical(inputs.typical, cfg) if inputs.typical else typical_face(cfg)
         base = compute_baseline(
             inputs.features, inputs.frames, face, baseline_frames, inputs.timestamp_ms, typical,
             held={"mar": cfg.held_mar_excess, "brow_raise": cfg.held_brow_excess}, cfg=cfg,
@@ -103,7 +105,7 @@ def analyze(
         inputs.timestamp_ms,
         dur,
         base,
-        cfg,
+        judged,
         undo_foreshortening=inputs.source == "landmarks",
         still=len(inputs.frames) == 1,
     )

@@ -129,6 +129,23 @@ class AnalysisConfig:
     away_pitch_deg: float = 25.0
     away_off_factor: float = 0.8
     away_min_ms: float = 500.0
+    # The 3DMM path (raw params + basis: features of the pose-free canonical face). Its typical
+    # neutral face is the basis mean face moved by these rest offsets, the median of the first
+    # 22 shared clips' references in the fitted space (dlib's points fitted with
+    # facemap.threedmm.fit, the real basis): the mean face's brows sit lower and its lip
+    # corners higher than a face at rest (docs/analysis.md, "The 3DMM path").
+    threedmm_rest_mouth_width: float = 0.0
+    threedmm_rest_lip_corner_lift: float = -0.015
+    threedmm_rest_brow_raise: float = 0.078
+    threedmm_rest_jaw_open: float = 0.039
+    # ... and its label thresholds, which take the place of their landmark-path namesakes
+    # (smile_on, eyes_closed_ear, mouth_open_mar, mouth_open_jaw) for raw params: chosen
+    # leave-one-clip-out on the 34 shared clips' fits (bench/bench_labels.py --raw-logs --loo).
+    # The closed-eye limit is a share of the typical face's EAR (basis-independent).
+    threedmm_smile_on: float = 0.23
+    threedmm_eyes_closed_share: float = 0.515
+    threedmm_mouth_open_mar: float = 0.3
+    threedmm_mouth_open_jaw: float = 0.02
     # the logs belong together when the nose tip lies within box_slack box sizes of its meta box in
     # min_inside_box of the frames; without a meta log, the frames from the first to the last logged
     # one are filled in up to max_gap_factor x rows + max_gap_frames (not gigabytes for a typo).
@@ -146,6 +163,7 @@ class AnalysisConfig:
 POSITIVE_SETTINGS = (
     "smile_on", "eyes_closed_ratio", "typical_ear", "baseline_max_frames", "frame_gap_factor",
     "spread_floor_ratio", "spread_floor_iod", "spread_floor_deg", "max_gap_factor",
+    "threedmm_smile_on", "threedmm_eyes_closed_share",
 )
 # Settings that count frames: whole numbers.
 WHOLE_SETTINGS = ("baseline_max_frames", "max_gap_frames")
@@ -207,3 +225,44 @@ def load_config(path: Path | None) -> AnalysisConfig:
             f"{path}: baseline_fraction must be above 0 and at most 1 (a share of the face frames)"
         )
     return replace(cfg, **values)
+
+
+# The landmark-path settings each 3DMM-path setting takes the place of (``for_source``).
+THREEDMM_IN_PLACE_OF = {
+    "smile_on": "threedmm_smile_on",
+    "eyes_closed_ear": "threedmm_eyes_closed_share",
+    "mouth_open_mar": "threedmm_mouth_open_mar",
+    "mouth_open_jaw": "threedmm_mouth_open_jaw",
+}
+
+
+def for_source(cfg: AnalysisConfig, source: str) -> AnalysisConfig:
+    """The settings the labels of ``source`` are judged by: ``cfg`` for landmarks; for raw
+    params ("raw+basis") the threedmm_* thresholds in place of their landmark-path namesakes
+    (the smile's off level keeps its share of the on level; the closed-eye EAR is
+    threedmm_eyes_closed_share x typical_ear, which labels.py scales to the typical face's EAR)."""
+    if source != "raw+basis":
+        return cfg
+    return replace(
+        cfg,
+        smile_on=cfg.threedmm_smile_on,
+        smile_off=cfg.threedmm_smile_on * cfg.smile_off / cfg.smile_on,
+        eyes_closed_ear=cfg.threedmm_eyes_closed_share * cfg.typical_ear,
+        mouth_open_mar=cfg.threedmm_mouth_open_mar,
+        mouth_open_jaw=cfg.threedmm_mouth_open_jaw,
+    )
+
+
+# The rest offset each typical-face feature of the 3DMM path gets (``threedmm_typical``).
+THREEDMM_REST = {
+    "mouth_width": "threedmm_rest_mouth_width",
+    "lip_corner_lift": "threedmm_rest_lip_corner_lift",
+    "brow_raise": "threedmm_rest_brow_raise",
+    "jaw_open": "threedmm_rest_jaw_open",
+}
+
+
+def threedmm_typical(mean_face: dict[str, float], cfg: AnalysisConfig) -> dict[str, float]:
+    """The 3DMM path's typical neutral face: the basis mean face's features moved by the
+    threedmm_rest_* offsets."""
+    return {k: v + getattr(cfg, THREEDMM_REST[k]) if k in THREEDMM_REST else v for k, v in mean_face.items()}
