@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from facemap.analysis import analyze_logs, load_config, load_inputs
+from facemap.analysis import AnalysisConfig, analyze_logs, load_config, load_inputs
 from facemap.analysis.synth import synthetic_logs
 from facemap.errors import UsageError
 from facemap.io.schema import RAW_COLUMNS
@@ -30,9 +30,18 @@ def test_a_raw_log_that_runs_past_the_landmarks_spans_both(tmp_path, face_id):
         raw.insert(1, "face_id", 0)
     lm.to_csv(tmp_path / "lm.csv", index=False)
     raw.to_csv(tmp_path / "raw.csv", index=False)
-    faces = load_inputs(tmp_path / "lm.csv", None, tmp_path / "raw.csv", basis_dir=write_basis(tmp_path / "b"), fps=30.0)
+    faces = load_inputs(
+        tmp_path / "lm.csv", None, tmp_path / "raw.csv", basis_dir=write_basis(tmp_path / "b"), fps=30.0,
+        config=AnalysisConfig(landmarks_first=0),
+    )
     assert list(faces) == [0]
     assert faces[0].frames.tolist() == list(range(1, 61)) and faces[0].face.all()
+    assert faces[0].source == "raw+basis"
+    # by default the landmarks judge (the better path held out): the params' last 10 frames
+    # have no face there
+    faces = load_inputs(tmp_path / "lm.csv", None, tmp_path / "raw.csv", basis_dir=write_basis(tmp_path / "b"), fps=30.0)
+    assert faces[0].source == "landmarks"
+    assert faces[0].frames.tolist() == list(range(1, 61)) and faces[0].face.sum() == 50
 
 
 def test_a_face_with_no_landmarks_row_is_a_face_never_seen(tmp_path):

@@ -146,6 +146,10 @@ class AnalysisConfig:
     threedmm_eyes_closed_share: float = 0.515
     threedmm_mouth_open_mar: float = 0.3
     threedmm_mouth_open_jaw: float = 0.02
+    # Which path judges a clip that has both a landmarks log and raw params (FaceMap's logs, or a
+    # dlib run fitted to the 3DMM): 1, the landmarks (as good or better on every label held out
+    # on the 34 shared clips' fits, docs/analysis.md); 0, the params. Raw params alone: the 3DMM path.
+    landmarks_first: int = 1
     # the logs belong together when the nose tip lies within box_slack box sizes of its meta box in
     # min_inside_box of the frames; without a meta log, the frames from the first to the last logged
     # one are filled in up to max_gap_factor x rows + max_gap_frames (not gigabytes for a typo).
@@ -166,9 +170,11 @@ POSITIVE_SETTINGS = (
     "threedmm_smile_on", "threedmm_eyes_closed_share",
 )
 # Settings that count frames: whole numbers.
-WHOLE_SETTINGS = ("baseline_max_frames", "max_gap_frames")
+WHOLE_SETTINGS = ("baseline_max_frames", "max_gap_frames", "landmarks_first")
 # Settings that are shares (quantiles, fractions of frames): at most 1.
-SHARE_SETTINGS = ("ear_open_quantile", "held_quantile", "mouth_closed_quantile", "min_inside_box")
+SHARE_SETTINGS = (
+    "ear_open_quantile", "held_quantile", "mouth_closed_quantile", "min_inside_box", "landmarks_first",
+)
 
 
 def load_config(path: Path | None) -> AnalysisConfig:

@@ -345,7 +345,7 @@ def _build(
 
     n = frames.size
     values = np.full((n, len(FEATURE_COLUMNS)), np.nan)  # filled as numpy, framed once
-    if rw is not None:
+    if rw is not None and not (lm is not None and cfg.landmarks_first):
         keep = np.isfinite(rw.params[:, :264]).all(axis=1)
         dec = Decoder(basis).decode(rw.params[keep])
         rows = np.searchsorted(frames, rw.frames[keep])
