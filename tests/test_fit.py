@@ -14,9 +14,9 @@ import pandas as pd
 import pytest
 from scipy.spatial.transform import Rotation
 
-from facemap.threedmm import Basis, Fitter, FitOptions
-from facemap.threedmm.fit import angles_from_rotation
+from facemap.threedmm import Basis, FitOptions, Fitter
 from facemap.threedmm.decode import rotation_matrices
+from facemap.threedmm.fit import angles_from_rotation
 from facemap.types import BBox, Face, Status
 from tests.conftest import need_shared
 from tests.standins import DATA
@@ -41,7 +41,7 @@ def decode_to_image(params: np.ndarray, boxes: np.ndarray, basis: Basis) -> np.n
     ident = np.asarray(basis.shape_basis).reshape(204, 219)
     expr = np.asarray(basis.blend_shape).reshape(204, 39)
     out = []
-    for p, box in zip(params, boxes):
+    for p, box in zip(params, boxes, strict=True):
         face = (mean + ident @ (3.0 * p[:219]) + expr @ (0.5 * p[219:258] + 0.5)).reshape(68, 3)
         pitch, yaw, roll = p[258:261] * np.pi / 2
         rot = (
@@ -158,3 +158,42 @@ def test_the_stage_fits_a_track_and_keeps_one_identity_after_it_settles(real_bas
     # a face with its own parameters (FaceMap's) passes unchanged
     own = Face(frame=1, status=Status.OK, box=BBox(*boxes[0]), landmarks=points[0], params=np.zeros(265))
     assert stage((own,))[0] is own
+
+
+def test_infer_with_dlib_and_the_basis_writes_fitted_params_the_analyzer_reads(tmp_path, real_basis: Basis) -> None:
+    """infer.py --landmarker dlib --dump-csv --basis-dir: a raw log row with FaceMap-format params
+    for every frame with landmarks, decoding onto dlib's points; the analyzer reads those logs
+    (landmarks path by default) and the params alone (the 3DMM path), and gives labels."""
+    from facemap.cli.commands import analyze_main, infer_main
+
+    need_shared(DATA / "videos")
+    out = tmp_path / "out"
+    args = ["--video", str(DATA / "videos" / "lp_d0.mp4"), "--landmarker", "dlib", "--detector", "dlib-hog",
+            "--dump-csv", "--dump-landmarks-csv", "--basis-dir", str(BASIS), "-o", str(out)]
+    assert infer_main(args) == 0
+    logs = out / "logs"
+    raw = pd.read_csv(logs / "lp_d0_raw.csv")
+    lm = pd.read_csv(logs / "lp_d0_landmarks.csv")
+    meta = pd.read_csv(logs / "lp_d0_meta.csv").set_index("frame")
+    assert raw.frame.tolist() == lm.frame.tolist() and len(raw) == 78
+    params = raw[[f"p{i}" for i in range(265)]].to_numpy()
+    assert np.isfinite(params).all() and np.abs(params).max() <= 1.0
+    assert np.ptp(params[40:, :219], axis=0).max() == 0.0  # settled: one identity
+    points = lm[[c for i in range(68) for c in (f"x{i}", f"y{i}")]].to_numpy().reshape(-1, 68, 2)
+    boxes = meta.loc[raw.frame, ["x0", "y0", "x1", "y1"]].to_numpy(float)
+    # the log's rounding (%.6g) included, the params decode onto dlib's points
+    assert np.median(nme(decode_to_image(params, boxes, real_basis), points)) < 0.03
+    both, alone = tmp_path / "both", tmp_path / "alone"
+    common = ["--meta", str(logs / "lp_d0_meta.csv"), "--basis-dir", str(BASIS), "--no-plots", "-q"]
+    assert analyze_main(["--landmarks", str(logs / "lp_d0_landmarks.csv"), "--raw", str(logs / "lp_d0_raw.csv"),
+                         "--out", str(both), *common]) == 0
+    assert analyze_main(["--raw", str(logs / "lp_d0_raw.csv"), "--out", str(alone), *common]) == 0
+    import json
+
+    for folder, source in ((both, "landmarks"), (alone, "raw+basis")):
+        report = json.loads((folder / "report.json").read_text())
+        assert report["inputs"]["features_from"] == source
+        frames = pd.read_csv(folder / "expressions.csv")
+        assert len(frames) == 78
+        # lp_d0: neutral, a broad grin, neutral: both paths see the grin
+        assert 20 <= frames["smile"].astype(bool).sum() <= 60, (source, frames["smile"].sum())

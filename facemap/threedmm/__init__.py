@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .decode import Basis, Decoded, Decoder, model_to_image
-from .fit import Fit, Fitter, FitOptions
+from .fit import Fit, FitOptions, Fitter
 
 __all__ = ["Basis", "Decoded", "Decoder", "Fit", "FitOptions", "Fitter", "fitter_for", "model_to_image"]
 

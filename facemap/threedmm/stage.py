@@ -14,7 +14,7 @@ import numpy as np
 
 from ..types import N_EXP, N_ID, N_LANDMARKS, Face
 from .decode import Basis
-from .fit import Fitter, FitOptions
+from .fit import FitOptions, Fitter
 
 SETTLE_FRAMES = 32  # frames of a track its identity is fitted on, then fixed
 FRAME_ROUNDS = 2  # rounds of a frame's fit that starts from the track's previous frame
