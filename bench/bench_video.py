@@ -57,12 +57,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import facemap  # noqa: E402
 from facemap.api import DEFAULT_DETECTOR  # noqa: E402
 from facemap.backends import FaceMapLandmarker, make_detector  # noqa: E402
-from facemap.threedmm.decode import Basis, Decoder  # noqa: E402
 from facemap.io.schema import overlay_name  # noqa: E402
 from facemap.io.video import VideoSink, read_frames  # noqa: E402
 from facemap.model import FaceMapModel  # noqa: E402
 from facemap.preprocess import Preprocessor  # noqa: E402
 from facemap.sinks import CsvLogSink, VideoOverlaySink  # noqa: E402
+from facemap.threedmm.decode import Basis, Decoder  # noqa: E402
 from facemap.track.tracker import TrackOptions  # noqa: E402
 from facemap.types import Mode  # noqa: E402
 from tests.standins import DATA, synthetic_basis_arrays, write_basis  # noqa: E402

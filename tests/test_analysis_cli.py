@@ -17,8 +17,8 @@ import pytest
 import analyze_expressions
 from facemap.analysis import LABELS
 from facemap.analysis.synth import synthetic_logs
-from facemap.threedmm.decode import Basis, Decoder
 from facemap.io.schema import RAW_COLUMNS
+from facemap.threedmm.decode import Basis, Decoder
 from tests.standins import synthetic_basis_arrays
 
 REPO = Path(__file__).resolve().parents[1]

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 import infer
-from facemap.threedmm.decode import Basis, Decoder, model_to_image
 from facemap.io.records import read_landmarks, read_meta, read_raw
+from facemap.threedmm.decode import Basis, Decoder, model_to_image
 from facemap.types import BBox
 from tests.conftest import need_shared
 from tests.standins import DATA, synthetic_basis_arrays

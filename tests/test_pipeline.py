@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from facemap.backends import FaceMapLandmarker, check_landmarks
-from facemap.threedmm.decode import Basis, Decoder
 from facemap.io.records import read_meta
 from facemap.model import FaceMapModel
 from facemap.preprocess import Preprocessor
+from facemap.threedmm.decode import Basis, Decoder
 from facemap.types import BBox, Status
 from tests.standins import make_standin_model, synthetic_basis_arrays
 

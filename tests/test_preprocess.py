@@ -9,9 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from facemap.cli.config import cli_message
-from facemap.threedmm.decode import model_to_image
 from facemap.errors import UsageError
 from facemap.preprocess import CropTransform, Preprocessor
+from facemap.threedmm.decode import model_to_image
 from facemap.types import BBox
 
 

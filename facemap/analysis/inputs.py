@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..threedmm.decode import Basis, Decoder
 from ..errors import InputFileError, UsageError, number
 from ..io.records import (
     LandmarkLog,
@@ -22,6 +21,7 @@ from ..io.records import (
     read_raw,
 )
 from ..io.schema import NO_FACE_ID
+from ..threedmm.decode import Basis, Decoder
 from .config import AnalysisConfig
 from .features import FEATURE_COLUMNS, SHAPE_FEATURES, canonical_features, landmark_features
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..threedmm.decode import Decoder, model_to_image
 from ..model import DEFAULT_PROVIDER, FaceMapModel
 from ..preprocess import DEFAULT_FACE_MARGIN, DEFAULT_NORMALIZE, Preprocessor
+from ..threedmm.decode import Decoder, model_to_image
 from ..types import BBox, Face, Pose, Status
 from .base import check_landmarks
 
