@@ -11,6 +11,9 @@ import pandas as pd
 
 from .config import AnalysisConfig
 
+# The labels whose runs are events (an event per run), in the event list's order.
+EVENT_LABELS = ("blink", "wink", "smile", "talking", "yawn", "looking_away")
+
 
 def frame_durations_ms(
     timestamp_ms: np.ndarray, max_gap_factor: float = AnalysisConfig.frame_gap_factor
@@ -93,9 +96,11 @@ def clean_runs(
     min_on_ms: float = 0.0,
     max_gap_ms: float = 0.0,
     allowed: np.ndarray | None = None,
+    open_end: bool = False,
 ) -> np.ndarray:
     """Fill False gaps shorter than ``max_gap_ms`` between True runs (only where ``allowed``,
-    e.g. face present), then drop True runs shorter than ``min_on_ms``."""
+    e.g. face present), then drop True runs shorter than ``min_on_ms``; ``open_end``: the
+    frames go on after the last (a live window), so a run reaching it is not short yet."""
     m = np.asarray(mask, dtype=bool).copy()
     n = m.size
     if max_gap_ms > 0 and n:
@@ -108,7 +113,7 @@ def clean_runs(
         m |= paint_runs(n, gs[inner], ge[inner])
     if min_on_ms > 0 and n:
         s, e, d = run_durations_ms(m, duration_ms)
-        short = d < min_on_ms
+        short = (d < min_on_ms) & ~(open_end & (e == n))
         m &= ~paint_runs(n, s[short], e[short])
     return m
 
@@ -146,15 +151,8 @@ def label_events(
     """
     face_min = float(np.sum(np.asarray(duration_ms)[np.asarray(face, dtype=bool)])) / 60000.0
     tables, summary = [], {}
-    for kind, col in (
-        ("blink", "blink"),
-        ("wink", "wink"),
-        ("smile", "smile"),
-        ("talking", "talking"),
-        ("yawn", "yawn"),
-        ("looking_away", "looking_away"),
-    ):
-        ev = event_table(flags[col].to_numpy().astype(bool), timestamp_ms, duration_ms, frames)
+    for kind in EVENT_LABELS:
+        ev = event_table(flags[kind].to_numpy().astype(bool), timestamp_ms, duration_ms, frames)
         ev.insert(0, "type", kind)
         tables.append(ev)
         count = len(ev)
