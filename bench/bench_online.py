@@ -1,0 +1,183 @@
+"""The online analyzer against the offline one, on the shared clips' dlib logs, and its cost.
+
+For each clip with dlib reference logs (../shared/data/ref/<clip>_dlib_landmarks.csv and
+_dlib_meta.csv, timed at its video's frame rate) it runs
+
+  offline: facemap.analysis.analyze_logs on the whole clip (its baseline from every frame);
+  online:  facemap.analysis.online.OnlineAnalyzer, fed the same landmarks one frame at a time;
+
+and prints, per clip and per label, the share of frames where the two agree, counted over the
+frames after the online analyzer's warm-up (its labels no longer ``provisional``: the first
+``online_trust_ms`` of face time), and how many of the offline events after the warm-up the
+online analyzer reported with a first and last frame within 2 frames (and how many of its own
+events match an offline one). Both run with the current AnalysisConfig, whatever its rules.
+
+Then the cost: milliseconds per face per frame of ``OnlineAnalyzer.update`` (median and 95th
+percentile over every frame of every clip; goal < 1 ms), and of its baseline refresh, which
+runs once per ``online_rebase_ms`` of face time.
+
+Usage: python bench/bench_online.py [--clips a,b,...] [--tolerance 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from facemap.analysis import AnalysisConfig, analyze_logs  # noqa: E402
+from facemap.analysis.labels import LABELS  # noqa: E402
+from facemap.analysis.online import OnlineAnalyzer  # noqa: E402
+from facemap.io.records import read_landmarks, read_meta  # noqa: E402
+from facemap.types import Event, Face, Status  # noqa: E402
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+REF = DATA / "ref"
+
+
+def clips(ref: Path = REF) -> list[str]:
+    """The clips with dlib reference logs and a video (the video gives the frame rate)."""
+    stems = sorted(p.name[: -len("_dlib_meta.csv")] for p in ref.glob("*_dlib_meta.csv"))
+    return [s for s in stems if (ref / f"{s}_dlib_landmarks.csv").exists()
+            and (ref.parent / "videos" / f"{s}.mp4").exists()]
+
+
+def video_fps(path: Path) -> float:
+    """The video's frame rate (30 when OpenCV cannot tell)."""
+    import cv2
+
+    cap = cv2.VideoCapture(str(path))
+    try:
+        fps = cap.get(cv2.CAP_PROP_FPS)
+    finally:
+        cap.release()
+    return float(fps) if fps and np.isfinite(fps) and fps > 0 else 30.0
+
+
+@dataclass
+class Replay:
+    """One clip analysed both ways: offline and online 0/1 flags (N, len(LABELS)), the online
+    warm-up mask (N,) (True once trusted), both event lists, the online cost per frame (ms)."""
+
+    stem: str
+    frames: np.ndarray
+    face: np.ndarray
+    offline: pd.DataFrame
+    online: pd.DataFrame
+    trusted: np.ndarray
+    offline_events: pd.DataFrame
+    online_events: list[Event]
+    cost_ms: np.ndarray
+
+
+def replay(stem: str, cfg: AnalysisConfig | None = None, ref: Path = REF, lag_ms: float | None = None) -> Replay:
+    """Run ``stem``'s dlib logs through the offline and the online analyzer."""
+    cfg = cfg or AnalysisConfig()
+    lm_path, meta_path = ref / f"{stem}_dlib_landmarks.csv", ref / f"{stem}_dlib_meta.csv"
+    fps = video_fps(ref.parent / "videos" / f"{stem}.mp4")
+    a = analyze_logs(lm_path, meta_path, fps=fps, config=cfg)[0]
+    lm, meta = read_landmarks(lm_path), read_meta(meta_path)
+    points = dict(zip(lm.frames.tolist(), lm.landmarks, strict=True))
+    status = dict(zip(meta.frames.tolist(), zip(meta.status, meta.reason, strict=True), strict=True))
+    analyzer = OnlineAnalyzer(cfg, lag_ms)
+    decided = []
+    n = len(a.inputs.frames)
+    online = np.zeros((n, len(LABELS)), dtype=np.int8)
+    trusted = np.zeros(n, dtype=bool)
+    events: list[Event] = []
+    cost = []
+    for f, t in zip(a.inputs.frames.tolist(), a.inputs.timestamp_ms.tolist(), strict=True):
+        st, reason = status.get(f, ("no_face", ""))
+        faces = ()
+        if f in points and st != "no_face":
+            faces = (Face(f, t, Status(st), reason, None, points[f]),)
+        t0 = time.perf_counter()
+        verdicts = analyzer.update(f, t, faces)
+        cost.append((time.perf_counter() - t0) * 1000.0)
+        decided += verdicts
+    decided += analyzer.finish()
+    row = {f: i for i, f in enumerate(a.inputs.frames.tolist())}
+    for v in decided:
+        events += v.events
+        if v.faces and v.faces[0].labels:
+            online[row[v.frame]] = [name in v.faces[0].labels for name in LABELS]
+            trusted[row[v.frame]] = not v.faces[0].provisional
+    return Replay(stem, a.inputs.frames, a.inputs.face, a.labelled.flags, pd.DataFrame(online, columns=LABELS),
+                  trusted, a.events, events, np.asarray(cost))
+
+
+def agreement(r: Replay) -> dict[str, float]:
+    """Per label: the share of trusted face frames where online and offline agree (NaN when
+    the online analyzer never got past its warm-up)."""
+    sel = r.trusted & r.face
+    if not sel.any():
+        return {name: float("nan") for name in LABELS}
+    return {name: float(np.mean(r.online[name].to_numpy()[sel] == r.offline[name].to_numpy()[sel]))
+            for name in LABELS}
+
+
+def event_match(r: Replay, tolerance: int = 2) -> tuple[int, int, int, int]:
+    """(offline events after the warm-up matched, their count, online events matched, their
+    count): the same kind, first and last frame each within ``tolerance`` frames."""
+    trusted_from = r.frames[r.trusted][0] if r.trusted.any() else np.inf
+    off = r.offline_events[r.offline_events["start_frame"] >= trusted_from]
+    on = [e for e in r.online_events if e.start_frame >= trusted_from]
+
+    def close(kind, s, e, others) -> bool:
+        return any(k == kind and abs(s - s2) <= tolerance and abs(e - e2) <= tolerance for k, s2, e2 in others)
+
+    on_rows = [(e.kind, e.start_frame, e.end_frame) for e in on]
+    off_rows = list(zip(off["type"], off["start_frame"], off["end_frame"], strict=True))
+    hit_off = sum(close(k, s, e, on_rows) for k, s, e in off_rows)
+    hit_on = sum(close(k, s, e, off_rows) for k, s, e in on_rows)
+    return hit_off, len(off_rows), hit_on, len(on_rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Print the agreement table, the event match and the cost."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--clips", default="", help="comma-separated clip names (default: every clip)")
+    ap.add_argument("--tolerance", type=int, default=2, help="frames an event's ends may differ by")
+    args = ap.parse_args(argv)
+    if not REF.is_dir():
+        print(f"no shared data at {REF}", file=sys.stderr)
+        return 3
+    names = [s for s in args.clips.split(",") if s] or clips()
+    cfg = AnalysisConfig()
+    shown = [n for n in LABELS if n != "neutral"]
+    print(f"agreement online vs offline after the warm-up ({cfg.online_trust_ms:.0f} ms of face), per clip and label")
+    print(f"{'clip':<30} {'frames':>6} {'judged':>6} {'min':>5}  " + " ".join(f"{n[:7]:>7}" for n in ["neutral", *shown]))
+    hits = np.zeros(4, dtype=int)
+    costs, failing, judged_all = [], [], 0
+    for stem in names:
+        r = replay(stem, cfg)
+        agree = agreement(r)
+        judged = int((r.trusted & r.face).sum())
+        judged_all += judged
+        low = min(agree.values()) if judged else float("nan")
+        if judged and low < 0.9:
+            failing.append(stem)
+        cells = " ".join(f"{agree[n] * 100:7.1f}" if judged else f"{'-':>7}" for n in ["neutral", *shown])
+        print(f"{stem:<30} {len(r.frames):>6} {judged:>6} {low * 100 if judged else float('nan'):>5.1f}  {cells}")
+        hits += event_match(r, args.tolerance)
+        costs.append(r.cost_ms[r.face])
+    print(f"{len(names)} clips, {judged_all} frames judged; clips under 90% on some label: {', '.join(failing) or 'none'}")
+    print(f"events within {args.tolerance} frames: offline {hits[0]}/{hits[1]} "
+          f"({100.0 * hits[0] / max(hits[1], 1):.1f}%) found online; online {hits[2]}/{hits[3]} "
+          f"({100.0 * hits[2] / max(hits[3], 1):.1f}%) found offline")
+    c = np.concatenate(costs)
+    print(f"cost per face per frame (OnlineAnalyzer.update, {c.size} frames): mean {c.mean():.2f} ms "
+          f"(goal < 1 ms), median {np.median(c):.2f} ms, p95 {np.percentile(c, 95):.2f} ms, max {c.max():.1f} ms "
+          f"(a step: one pass over the window, every {cfg.online_step_ms:.0f} ms)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

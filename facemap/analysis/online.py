@@ -1,0 +1,334 @@
+"""The online analyzer: the offline analyzer's labels and events, frame by frame, per face.
+
+``OnlineAnalyzer.update(frame, timestamp_ms, faces)`` takes one frame's faces (as the chain
+yields them) and returns them labelled, with the events known on that frame to have ended. It
+has no rules of its own: each face's features come from ``features.landmark_features``, its
+reference face from ``face_baseline`` and its labels from ``labels.label_frames``, the
+functions ``analyze_expressions.py`` runs on a whole clip, here run on what is known at the
+frame:
+
+- the **window**: the face's last ``window_ms(cfg)`` of frames (every minimum duration, gap and
+  smoothing window of ``AnalysisConfig`` fits in it twice); ``label_frames`` judges the window
+  and the face takes the labels of its last row. The centred smoothing sees only the past
+  there, and a label needing a minimum duration (a smile: ``smile_min_ms``) is set once it
+  lasted that long: the online labels start a few frames after the offline ones.
+- the **baseline**: the person's reference face, starting from the typical neutral face (as
+  the offline analyzer does for a photo or a clip under ``min_baseline_ms``) and recomputed
+  from the frames seen so far (the last ``baseline_max_frames``) every ``online_rebase_ms`` of
+  face time, so it adapts as the person's own quiet frames arrive. For the first
+  ``online_trust_ms`` of face time the face is ``provisional``.
+- the **events**: a run of an event label (``events.EVENT_LABELS``) in the window is an event
+  once the label stayed off longer than the gap the analyzer bridges and the smoothing
+  reaches (``settle_ms``): it is reported on that frame, with the first and last frame of
+  the run.
+
+Per frame and face: one row of features, one ``label_frames`` call on the window (pandas: a
+few ms; ``bench/bench_online.py`` prints it), no file and no model. Pictures (``judge_still``)
+are each judged on their own against the typical face, exactly as the offline analyzer judges
+a photo.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import pandas as pd
+
+from ..errors import UsageError
+from ..types import N_LANDMARKS, Event, Face, Status
+from . import analyze, face_baseline
+from .baseline import Baseline
+from .config import AnalysisConfig
+from .events import EVENT_LABELS, frame_durations_ms, runs
+from .features import FEATURE_COLUMNS, landmark_features
+from .inputs import Inputs
+from .labels import LABELS, PRIORITY, label_frames
+
+# Continuous measures, each 1.0 at the threshold of the label it is named after.
+MEASURES = ("smile", "mouth_open", "eyes_closed", "talking", "brow_raise", "looking_away")
+
+
+def measures(signals: pd.DataFrame, thresholds: Mapping[str, float]) -> pd.DataFrame:
+    """The analyzer's decision signals (``Labelled.signals``) as ``MEASURES``: (N, 6), each
+    1.0 at its label's threshold (``Labelled.thresholds``), 0 at the reference face (smile,
+    brow_raise), above 1 past the threshold; NaN without a face."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return pd.DataFrame(
+            {
+                "smile": signals["smile_index"].to_numpy() / thresholds["smile_on"],
+                "mouth_open": signals["mouth_level"].to_numpy(),
+                "eyes_closed": 1.0 / signals["eye_level"].to_numpy(),
+                "talking": signals["lip_motion"].to_numpy() / thresholds["talk_on"],
+                "brow_raise": signals["brow_delta"].to_numpy() / thresholds["brow_raise_on"],
+                "looking_away": signals["turn"].to_numpy(),
+            },
+            index=signals.index,
+        )
+
+
+def window_ms(cfg: AnalysisConfig) -> float:
+    """How much of the past the online analyzer judges each frame with: twice the longest
+    minimum duration, gap and smoothing reach of the settings."""
+    longest = max(cfg.yawn_min_ms, cfg.talk_min_ms, cfg.away_min_ms, cfg.blink_max_ms, cfg.smile_min_ms,
+                  cfg.mouth_min_ms, cfg.expression_min_ms, cfg.wink_min_ms)
+    gap = max(cfg.eyes_gap_ms, cfg.mouth_gap_ms, cfg.talk_gap_ms, cfg.smile_gap_ms)
+    reach = max(cfg.talk_window_ms + cfg.talk_detrend_ms, cfg.pose_smooth_ms, cfg.brow_smooth_ms,
+                cfg.mouth_smooth_ms, cfg.eye_smooth_ms)
+    return 2.0 * (longest + gap + reach)
+
+
+def default_lag_ms(cfg: AnalysisConfig) -> float:
+    """How far behind the newest frame the online analyzer decides a frame by default: the
+    reach of its longest centred window (talking: the detrend and lip-motion windows on the
+    mouth-smoothed opening), so each frame is judged with the frames around it."""
+    return (cfg.mouth_smooth_ms + cfg.talk_detrend_ms + cfg.talk_window_ms) / 2
+
+
+def settle_ms(cfg: AnalysisConfig) -> dict[str, float]:
+    """Per event label: how long after its last frame a run can still grow back (the gap its
+    label bridges plus half of each centred window it is smoothed with)."""
+    return {
+        "blink": cfg.eyes_gap_ms + cfg.eye_smooth_ms / 2,
+        "wink": cfg.eye_smooth_ms / 2,
+        "smile": cfg.smile_gap_ms + cfg.mouth_smooth_ms / 2,
+        "talking": cfg.talk_gap_ms + (cfg.mouth_smooth_ms + cfg.talk_detrend_ms + cfg.talk_window_ms) / 2,
+        "yawn": cfg.mouth_gap_ms + cfg.mouth_smooth_ms / 2,
+        "looking_away": cfg.pose_smooth_ms / 2,
+    }
+
+
+def analysable(face: Face) -> bool:
+    """True when the analyzer judges this face: 68 landmarks, and a box that is not the
+    frame's centre guessed without a detection (the offline analyzer's ``no_bbox`` rule)."""
+    return (
+        face.landmarks.shape == (N_LANDMARKS, 2)
+        and face.status is not Status.NO_FACE
+        and face.reason != "no_bbox"
+        and bool(np.isfinite(face.landmarks).all())
+    )
+
+
+def label_names(flags_row: np.ndarray, dominant: str) -> tuple[str, ...]:
+    """The labels set in one row of 0/1 flags (``LABELS`` order), the dominant one first, the
+    others in ``PRIORITY`` order."""
+    on = {name for name, v in zip(LABELS, flags_row, strict=True) if v}
+    return (dominant, *(n for n in PRIORITY if n in on and n != dominant))
+
+
+@dataclass
+class FaceState:
+    """What the online analyzer keeps of one face: its history (the last
+    ``baseline_max_frames`` frames, NaN rows where it was not seen), its reference face and
+    the events it has reported."""
+
+    cfg: AnalysisConfig
+    frames: list[int] = field(default_factory=list)
+    times_ms: list[float] = field(default_factory=list)
+    rows: list[np.ndarray] = field(default_factory=list)
+    face_ms: float = 0.0
+    rebased_at_ms: float = -np.inf
+    base: Baseline | None = None
+    reported_end: dict[str, int] = field(default_factory=dict)  # kind -> last frame reported
+    open_start: dict[str, tuple[int, float]] = field(default_factory=dict)  # kind -> (frame, ms)
+    last_face_ms: float = -np.inf
+
+    def add(self, frame: int, timestamp_ms: float, row: np.ndarray | None) -> None:
+        """Append one frame: its feature row, or None when the face is not in it."""
+        if row is not None:
+            if self.times_ms and np.isfinite(self.rows[-1][0]):
+                gap = timestamp_ms - self.times_ms[-1]
+                self.face_ms += max(0.0, gap)
+            self.last_face_ms = timestamp_ms
+        self.frames.append(frame)
+        self.times_ms.append(timestamp_ms)
+        self.rows.append(row if row is not None else np.full(len(FEATURE_COLUMNS), np.nan))
+        cap = int(self.cfg.baseline_max_frames)
+        if len(self.frames) > cap:
+            del self.frames[: len(self.frames) - cap], self.times_ms[: len(self.times_ms) - cap]
+            del self.rows[: len(self.rows) - cap]
+
+    def history(self, start: int = 0) -> tuple[np.ndarray, np.ndarray, pd.DataFrame, np.ndarray]:
+        """(frames, timestamp_ms, features, face) of the rows from ``start``."""
+        values = np.vstack(self.rows[start:])
+        feats = pd.DataFrame(values, columns=FEATURE_COLUMNS)
+        face = np.isfinite(values).all(axis=1)
+        return np.asarray(self.frames[start:]), np.asarray(self.times_ms[start:]), feats, face
+
+    def rebase(self) -> None:
+        """The reference face from every frame kept, as the offline analyzer makes it."""
+        frames, t, feats, face = self.history()
+        dur = frame_durations_ms(t, self.cfg.frame_gap_factor)
+        self.base = face_baseline(feats, frames, face, t, dur, self.cfg)
+        self.rebased_at_ms = self.face_ms
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One frame as the online analyzer releases it: its ``faces`` labelled (``labels``,
+    ``measures``, ``provisional``) and the ``events`` known, when it was released, to have
+    ended."""
+
+    frame: int
+    timestamp_ms: float
+    faces: tuple[Face, ...]
+    events: tuple[Event, ...] = ()
+
+
+class OnlineAnalyzer:
+    """The expression analyzer as a stage of the chain: per face id, causal, frame by frame.
+
+    ``update(frame, timestamp_ms, faces)`` takes a frame and returns the ``Verdict`` s of the
+    frames now decided, in steps of ``online_step_ms``: a frame is decided ``lag_ms`` after it,
+    at most ``online_step_ms`` more (default
+    ``default_lag_ms(cfg)``: the reach of the analyzer's centred windows, so a frame is judged
+    with the frames around it, as the offline analyzer judges it); ``lag_ms=0`` decides each
+    frame at once, from the past only. ``finish()`` returns the frames still waiting. Faces are
+    told apart by ``Face.id``; a face not seen for ``window_ms(cfg)`` is forgotten. Build one
+    per video or camera run; it holds no file and no model.
+    """
+
+    def __init__(self, config: AnalysisConfig | None = None, lag_ms: float | None = None) -> None:
+        self.cfg = config or AnalysisConfig()
+        self.window_ms = window_ms(self.cfg)
+        self.lag_ms = default_lag_ms(self.cfg) if lag_ms is None else float(lag_ms)
+        if not (np.isfinite(self.lag_ms) and 0 <= self.lag_ms <= self.window_ms / 2):
+            raise UsageError(f"{{lag_ms}} must be 0 to {self.window_ms / 2:g} ms (half the analyzer's window), got {lag_ms}")
+        self.settle_ms = settle_ms(self.cfg)
+        self.faces: dict[int, FaceState] = {}
+        self.pending: list[tuple[int, float, tuple[Face, ...], dict[int, bool]]] = []
+
+    def update(self, frame: int, timestamp_ms: float, faces: Sequence[Face]) -> list[Verdict]:
+        """Take one frame's faces; return the verdicts of the frames decided now (those
+        ``lag_ms`` or more before this one), oldest first."""
+        t = float(timestamp_ms)
+        faces = tuple(faces)
+        seen = {}
+        for f in faces:
+            if analysable(f) and f.id not in seen:
+                row = landmark_features(f.landmarks[None]).to_numpy()[0]
+                if np.isfinite(row).all():
+                    seen[f.id] = row
+        for fid in seen:
+            self.faces.setdefault(fid, FaceState(self.cfg))
+        events: list[Event] = []
+        for fid, state in list(self.faces.items()):
+            row = seen.get(fid)
+            state.add(frame, t, row)
+            if row is None and t - state.last_face_ms > self.window_ms:
+                events += self._events(fid, state, final=True)
+                del self.faces[fid]
+            elif row is not None and (state.base is None or state.face_ms - state.rebased_at_ms >= self.cfg.online_rebase_ms):
+                state.rebase()
+        trust = {fid: self.faces[fid].face_ms < self.cfg.online_trust_ms for fid in seen}
+        self.pending.append((frame, t, faces, trust))
+        return self._release(t, events, final=False)
+
+    def finish(self) -> list[Verdict]:
+        """The verdicts of the frames still waiting, and the events still open or unsettled
+        when the frames end (as the offline analyzer counts a run that reaches the clip's end)."""
+        t = self.pending[-1][1] if self.pending else 0.0
+        out = self._release(t, [], final=True)
+        self.faces.clear()
+        return out
+
+    def _release(self, now_ms: float, events: list[Event], final: bool) -> list[Verdict]:
+        # Frames are decided in steps of online_step_ms (one label_frames call per face decides
+        # every frame due), so the cost of a call is shared by the frames of a step.
+        ready = self.pending and self.pending[0][1] <= now_ms - self.lag_ms - self.cfg.online_step_ms
+        if not (final or ready or events):
+            return []
+        due = [p for p in self.pending if final or p[1] <= now_ms - self.lag_ms]
+        self.pending = self.pending[len(due):]
+        judged = {fid: self._judge(state) for fid, state in self.faces.items() if state.base is not None}
+        for fid, (labelled, frames, times, dur) in judged.items():
+            events += self._events(fid, self.faces[fid], labelled, frames, times, dur, final)
+        out = []
+        for frame, t, faces, trust in due:
+            labelled_faces = []
+            for f in faces:
+                if f.id not in trust or f.id not in judged:
+                    labelled_faces.append(f)
+                    continue
+                labelled, frames, _, _ = judged[f.id]
+                r = int(np.searchsorted(frames, frame))
+                if r >= len(frames) or frames[r] != frame or not labelled.flags["neutral"].size:
+                    labelled_faces.append(f)
+                    continue
+                m = measures(labelled.signals.iloc[r : r + 1], labelled.thresholds).iloc[0]
+                labelled_faces.append(replace(
+                    f,
+                    labels=label_names(labelled.flags.to_numpy()[r], str(labelled.label[r])),
+                    measures={k: float(v) for k, v in m.items() if np.isfinite(v)},
+                    provisional=trust[f.id],
+                ))
+            out.append(Verdict(frame, t, tuple(labelled_faces)))
+        if events:
+            if out:
+                out[-1] = replace(out[-1], events=tuple(events))
+            else:  # nothing released on this frame: the events wait for the next verdict
+                self._held_events = getattr(self, "_held_events", ()) + tuple(events)
+        held = getattr(self, "_held_events", ())
+        if held and out:
+            out[-1] = replace(out[-1], events=held + out[-1].events)
+            self._held_events = ()
+        return out
+
+    def _window_start(self, state: FaceState) -> int:
+        t = state.times_ms
+        return int(np.searchsorted(np.asarray(t[-4096:]), t[-1] - self.window_ms, side="left")) + max(0, len(t) - 4096)
+
+    def _judge(self, state: FaceState):
+        frames, times, feats, face = state.history(self._window_start(state))
+        dur = frame_durations_ms(times, self.cfg.frame_gap_factor)
+        labelled = label_frames(feats, face, times, dur, state.base, self.cfg, undo_foreshortening=True,
+                                open_end=True)
+        return labelled, frames, times, dur
+
+    def _events(self, fid: int, state: FaceState, labelled=None, frames=None, times=None, dur=None,
+                final: bool = False) -> list[Event]:
+        """The runs of the event labels in the window that are over (settled, or ``final``)
+        and not yet reported."""
+        if labelled is None:
+            if state.base is None or not state.frames:
+                return []
+            labelled, frames, times, dur = self._judge(state)
+        out = []
+        n = len(frames)
+        for kind in EVENT_LABELS:
+            starts, ends = runs(labelled.flags[kind].to_numpy().astype(bool))
+            done = state.reported_end.get(kind, -1)
+            for s, e in zip(starts, ends, strict=True):
+                if frames[e - 1] <= done or (s > 0 and frames[s] <= done):
+                    continue  # reported (a run that grew back after it settled stays reported)
+                if s > 0 or kind not in state.open_start:
+                    state.open_start[kind] = (int(frames[s]), float(times[s]))
+                settled = e < n and times[-1] - times[e - 1] >= self.settle_ms[kind]
+                if not (settled or final):
+                    continue
+                start_frame, start_ms = state.open_start.pop(kind)
+                out.append(Event(kind, fid, start_frame, int(frames[e - 1]), start_ms,
+                                 float(times[e - 1] + dur[e - 1])))
+                state.reported_end[kind] = int(frames[e - 1])
+        return out
+
+
+def judge_still(faces: Sequence[Face], config: AnalysisConfig | None = None) -> tuple[Face, ...]:
+    """Each face of a picture judged on its own against the typical neutral face: the offline
+    analyzer's verdict on a one-frame clip (a photo), as labels and measures."""
+    cfg = config or AnalysisConfig()
+    out = []
+    for f in faces:
+        if not analysable(f):
+            out.append(f)
+            continue
+        feats = landmark_features(f.landmarks[None])
+        face = np.isfinite(feats.to_numpy()).all(axis=1)
+        inputs = Inputs(np.array([f.frame]), np.zeros(1), face, feats, "landmarks")
+        a = analyze(inputs, cfg)
+        lab = a.labelled
+        m = measures(lab.signals, lab.thresholds).iloc[0]
+        out.append(replace(f, labels=label_names(lab.flags.to_numpy()[0], str(lab.label[0])),
+                           measures={k: float(v) for k, v in m.items() if np.isfinite(v)}, provisional=False))
+    return tuple(out)
