@@ -198,6 +198,7 @@ class OnlineAnalyzer:
         self.settle_ms = settle_ms(self.cfg)
         self.faces: dict[int, FaceState] = {}
         self.pending: list[tuple[int, float, tuple[Face, ...], dict[int, bool]]] = []
+        self.held_events: list[Event] = []  # ended, waiting for their last frame's verdict
 
     def update(self, frame: int, timestamp_ms: float, faces: Sequence[Face]) -> list[Verdict]:
         """Take one frame's faces; return the verdicts of the frames decided now (those
@@ -264,15 +265,13 @@ class OnlineAnalyzer:
                     provisional=trust[f.id],
                 ))
             out.append(Verdict(frame, t, tuple(labelled_faces)))
-        if events:
-            if out:
-                out[-1] = replace(out[-1], events=tuple(events))
-            else:  # nothing released on this frame: the events wait for the next verdict
-                self._held_events = getattr(self, "_held_events", ()) + tuple(events)
-        held = getattr(self, "_held_events", ())
-        if held and out:
-            out[-1] = replace(out[-1], events=held + out[-1].events)
-            self._held_events = ()
+        # an event goes on the first frame released at or after its last frame
+        self.held_events += events
+        for i, v in enumerate(out):
+            ended = [e for e in self.held_events if e.end_frame <= v.frame or (final and i == len(out) - 1)]
+            if ended:
+                out[i] = replace(v, events=tuple(ended))
+                self.held_events = [e for e in self.held_events if e not in ended]
         return out
 
     def _window_start(self, state: FaceState) -> int:
