@@ -68,6 +68,7 @@ class Replay:
 
     stem: str
     frames: np.ndarray
+    times_ms: np.ndarray
     face: np.ndarray
     offline: pd.DataFrame
     online: pd.DataFrame
@@ -109,14 +110,23 @@ def replay(stem: str, cfg: AnalysisConfig | None = None, ref: Path = REF, lag_ms
         if v.faces and v.faces[0].labels:
             online[row[v.frame]] = [name in v.faces[0].labels for name in LABELS]
             trusted[row[v.frame]] = not v.faces[0].provisional
-    return Replay(stem, a.inputs.frames, a.inputs.face, a.labelled.flags, pd.DataFrame(online, columns=LABELS),
+    return Replay(stem, a.inputs.frames, a.inputs.timestamp_ms, a.inputs.face, a.labelled.flags, pd.DataFrame(online, columns=LABELS),
                   trusted, a.events, events, np.asarray(cost))
 
 
-def agreement(r: Replay) -> dict[str, float]:
+def face_time_ms(r: Replay, cfg: AnalysisConfig) -> np.ndarray:
+    """(N,) face time before each frame, as the online analyzer counts it (the gaps between
+    consecutive face frames)."""
+    t = np.asarray(r.times_ms)
+    gaps = np.diff(t, prepend=t[:1])
+    both = r.face & np.concatenate([[False], r.face[:-1]])
+    return np.cumsum(np.where(both, gaps, 0.0))
+
+
+def agreement(r: Replay, trusted: np.ndarray | None = None) -> dict[str, float]:
     """Per label: the share of trusted face frames where online and offline agree (NaN when
     the online analyzer never got past its warm-up)."""
-    sel = r.trusted & r.face
+    sel = (r.trusted if trusted is None else trusted) & r.face
     if not sel.any():
         return {name: float("nan") for name in LABELS}
     return {name: float(np.mean(r.online[name].to_numpy()[sel] == r.offline[name].to_numpy()[sel]))
@@ -145,6 +155,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--clips", default="", help="comma-separated clip names (default: every clip)")
     ap.add_argument("--tolerance", type=int, default=2, help="frames an event's ends may differ by")
+    ap.add_argument("--trust-sweep", action="store_true",
+                    help="also print, for warm-ups of 1 to 6 s, the lowest agreement of any clip and label")
     args = ap.parse_args(argv)
     if not REF.is_dir():
         print(f"no shared data at {REF}", file=sys.stderr)
@@ -155,6 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"agreement online vs offline after the warm-up ({cfg.online_trust_ms:.0f} ms of face), per clip and label")
     print(f"{'clip':<30} {'frames':>6} {'judged':>6} {'min':>5}  " + " ".join(f"{n[:7]:>7}" for n in ["neutral", *shown]))
     hits = np.zeros(4, dtype=int)
+    sweep = {t: [] for t in (1000.0, 2000.0, 3000.0, 4000.0, 5000.0, 6000.0)}
     costs, failing, judged_all = [], [], 0
     for stem in names:
         r = replay(stem, cfg)
@@ -167,11 +180,22 @@ def main(argv: list[str] | None = None) -> int:
         cells = " ".join(f"{agree[n] * 100:7.1f}" if judged else f"{'-':>7}" for n in ["neutral", *shown])
         print(f"{stem:<30} {len(r.frames):>6} {judged:>6} {low * 100 if judged else float('nan'):>5.1f}  {cells}")
         hits += event_match(r, args.tolerance)
+        if args.trust_sweep:
+            face_ms = face_time_ms(r, cfg)
+            for t, rows in sweep.items():
+                judged_t = (face_ms >= t) & r.face
+                if judged_t.any():
+                    rows.append((stem, min(agreement(r, judged_t).values()), int(judged_t.sum())))
         costs.append(r.cost_ms[r.face])
     print(f"{len(names)} clips, {judged_all} frames judged; clips under 90% on some label: {', '.join(failing) or 'none'}")
     print(f"events within {args.tolerance} frames: offline {hits[0]}/{hits[1]} "
           f"({100.0 * hits[0] / max(hits[1], 1):.1f}%) found online; online {hits[2]}/{hits[3]} "
           f"({100.0 * hits[2] / max(hits[3], 1):.1f}%) found offline")
+    for t, rows in sweep.items() if args.trust_sweep else ():
+        worst = min(rows, key=lambda x: x[1]) if rows else ("-", float("nan"), 0)
+        under = sum(x[1] < 0.9 for x in rows)
+        print(f"warm-up {t / 1000:.0f} s: {len(rows)} clips judged, {sum(x[2] for x in rows)} frames; "
+              f"{under} under 90%; lowest {worst[1] * 100:.1f}% ({worst[0]})")
     c = np.concatenate(costs)
     print(f"cost per face per frame (OnlineAnalyzer.update, {c.size} frames): mean {c.mean():.2f} ms "
           f"(goal < 1 ms), median {np.median(c):.2f} ms, p95 {np.percentile(c, 95):.2f} ms, max {c.max():.1f} ms "

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
+from ..analysis.config import AnalysisConfig
 from ..api import FaceMap
 from ..backends import (
     FixedBoxDetector,
@@ -123,6 +124,7 @@ def chain_options(cfg: InferConfig) -> Options:
         guard=GuardOptions(jump_threshold=cfg.jump_threshold),
         smooth=SmoothOptions(cfg.smooth, cfg.smooth_mincutoff, cfg.smooth_beta),
         max_faces=cfg.max_faces,
+        analyze=AnalysisConfig() if cfg.analyze else None,
     )
 
 
