@@ -44,8 +44,9 @@ from .config import AnalysisConfig
 from .events import EVENT_LABELS, frame_durations_ms, runs
 from .features import FEATURE_COLUMNS, landmark_features
 from .inputs import Inputs
-from .labels import LABELS, PRIORITY, label_frames
+from .labels import LABELS, NO_FACE, PRIORITY, label_frames
 
+_NAN_ROW = np.full(len(FEATURE_COLUMNS), np.nan)
 # Continuous measures, each 1.0 at the threshold of the label it is named after.
 MEASURES = ("smile", "mouth_open", "eyes_closed", "talking", "brow_raise", "looking_away")
 
@@ -133,24 +134,39 @@ class FaceState:
     reported_end: dict[str, int] = field(default_factory=dict)  # kind -> last frame reported
     open_start: dict[str, tuple[int, float]] = field(default_factory=dict)  # kind -> (frame, ms)
     last_face_ms: float = -np.inf
+    todo: list[tuple[int, np.ndarray]] = field(default_factory=list)  # (row number, landmarks) to featurise
+    dropped: int = 0  # rows cut from the front (the history is capped)
 
-    def add(self, frame: int, timestamp_ms: float, row: np.ndarray | None) -> None:
-        """Append one frame: its feature row, or None when the face is not in it."""
-        if row is not None:
-            if self.times_ms and np.isfinite(self.rows[-1][0]):
-                gap = timestamp_ms - self.times_ms[-1]
-                self.face_ms += max(0.0, gap)
+    def add(self, frame: int, timestamp_ms: float, points: np.ndarray | None) -> None:
+        """Append one frame: the face's (68, 2) landmarks, or None when it is not in it. Their
+        features are computed later, for every frame added since, in one vectorised call."""
+        if points is not None:
+            if self.times_ms and self.last_face_ms == self.times_ms[-1]:
+                self.face_ms += max(0.0, timestamp_ms - self.times_ms[-1])
             self.last_face_ms = timestamp_ms
+            self.todo.append((self.dropped + len(self.rows), points))
         self.frames.append(frame)
         self.times_ms.append(timestamp_ms)
-        self.rows.append(row if row is not None else np.full(len(FEATURE_COLUMNS), np.nan))
+        self.rows.append(_NAN_ROW)
         cap = int(self.cfg.baseline_max_frames)
         if len(self.frames) > cap:
-            del self.frames[: len(self.frames) - cap], self.times_ms[: len(self.times_ms) - cap]
-            del self.rows[: len(self.rows) - cap]
+            self.fill()
+            cut = len(self.frames) - cap
+            del self.frames[:cut], self.times_ms[:cut], self.rows[:cut]
+            self.dropped += cut
+
+    def fill(self) -> None:
+        """Compute the features of the frames added since the last call (``landmark_features``)."""
+        if not self.todo:
+            return
+        values = landmark_features(np.stack([pts for _, pts in self.todo])).to_numpy()
+        for (at, _), row in zip(self.todo, values, strict=True):
+            self.rows[at - self.dropped] = row if np.isfinite(row).all() else _NAN_ROW
+        self.todo.clear()
 
     def history(self, start: int = 0) -> tuple[np.ndarray, np.ndarray, pd.DataFrame, np.ndarray]:
         """(frames, timestamp_ms, features, face) of the rows from ``start``."""
+        self.fill()
         values = np.vstack(self.rows[start:])
         feats = pd.DataFrame(values, columns=FEATURE_COLUMNS)
         face = np.isfinite(values).all(axis=1)
@@ -208,9 +224,7 @@ class OnlineAnalyzer:
         seen = {}
         for f in faces:
             if analysable(f) and f.id not in seen:
-                row = landmark_features(f.landmarks[None]).to_numpy()[0]
-                if np.isfinite(row).all():
-                    seen[f.id] = row
+                seen[f.id] = f.landmarks
         for fid in seen:
             self.faces.setdefault(fid, FaceState(self.cfg))
         events: list[Event] = []
@@ -245,23 +259,24 @@ class OnlineAnalyzer:
         judged = {fid: self._judge(state) for fid, state in self.faces.items() if state.base is not None}
         for fid, (labelled, frames, times, dur) in judged.items():
             events += self._events(fid, self.faces[fid], labelled, frames, times, dur, final)
+        tables = {fid: (lab.flags.to_numpy(), lab.label, measures(lab.signals, lab.thresholds).to_numpy(), frames)
+                  for fid, (lab, frames, _, _) in judged.items()}
         out = []
         for frame, t, faces, trust in due:
             labelled_faces = []
             for f in faces:
-                if f.id not in trust or f.id not in judged:
+                if f.id not in trust or f.id not in tables:
                     labelled_faces.append(f)
                     continue
-                labelled, frames, _, _ = judged[f.id]
+                flags, label, values, frames = tables[f.id]
                 r = int(np.searchsorted(frames, frame))
-                if r >= len(frames) or frames[r] != frame or not labelled.flags["neutral"].size:
+                if r >= len(frames) or frames[r] != frame or label[r] == NO_FACE:
                     labelled_faces.append(f)
                     continue
-                m = measures(labelled.signals.iloc[r : r + 1], labelled.thresholds).iloc[0]
                 labelled_faces.append(replace(
                     f,
-                    labels=label_names(labelled.flags.to_numpy()[r], str(labelled.label[r])),
-                    measures={k: float(v) for k, v in m.items() if np.isfinite(v)},
+                    labels=label_names(flags[r], str(label[r])),
+                    measures={k: float(v) for k, v in zip(MEASURES, values[r], strict=True) if np.isfinite(v)},
                     provisional=trust[f.id],
                 ))
             out.append(Verdict(frame, t, tuple(labelled_faces)))
