@@ -77,7 +77,10 @@ def hysteresis(values: np.ndarray, on: float, off: float) -> np.ndarray:
     state[v <= off] = 0.0
     state[v >= on] = 1.0
     state[np.isnan(v)] = 0.0
-    return pd.Series(state).ffill().fillna(0.0).to_numpy() > 0.5
+    # each frame takes the state of the last frame that set one (a forward fill), off before any
+    known = ~np.isnan(state)
+    last = np.maximum.accumulate(np.where(known, np.arange(v.size), -1)) if v.size else np.zeros(0, int)
+    return np.where(last >= 0, state[np.maximum(last, 0)], 0.0) > 0.5
 
 
 def runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
