@@ -88,6 +88,8 @@ def analyze(
     from .analysis.report import write_outputs
     from .logs import load_logs
 
+    if config is not None and not isinstance(config, AnalysisConfig):
+        raise UsageError(f"config must be a facemap.analysis.AnalysisConfig, got {type(config).__name__}")
     run_opts = {k: options.pop(k) for k in list(options) if k in _PROCESS_OPTIONS}
     if isinstance(landmarker, FaceMap):
         if options:
@@ -95,8 +97,6 @@ def analyze(
         fm, own = landmarker, False
     else:
         fm, own = open_facemap(landmarker, **options), True
-    if config is not None and not isinstance(config, AnalysisConfig):
-        raise UsageError(f"config must be a facemap.analysis.AnalysisConfig, got {type(config).__name__}")
     with_face_id = face_id_column(fm.options.max_faces)
     tables, events, scores = [], [], []
     try:

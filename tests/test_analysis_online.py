@@ -294,3 +294,21 @@ def test_the_fake_camera_draws_labels_and_writes_the_analysis(tmp_path, monkeypa
     meta = pd.read_csv(out / "logs" / "camera0_meta.csv")
     ys, xs = np.nonzero(yellow[20])
     assert xs.max() < meta["x0"].iloc[20] or xs.min() > meta["x1"].iloc[20]  # beside the box, not on the face
+
+
+def test_infer_image_analyze_writes_the_verdict_into_the_json_and_refuses_ray(tmp_path, capsys):
+    pytest.importorskip("dlib", reason="the dlib extra is not installed")
+    import infer
+
+    photo = need_shared(DATA / "images" / "fr_obama-720p.jpg")
+    out = tmp_path / "o"
+    assert infer.main(["--image", str(photo), "--landmarker", "dlib", "--analyze", "-o", str(out), "-q"]) == 0
+    doc = json.loads((out / "fr_obama-720p.json").read_text())
+    assert doc["labels"][0] == "smile" and doc["measures"]["smile"] > 1.0
+    plain = tmp_path / "p"
+    assert infer.main(["--image", str(photo), "--landmarker", "dlib", "-o", str(plain), "-q"]) == 0
+    assert "labels" not in json.loads((plain / "fr_obama-720p.json").read_text())
+    capsys.readouterr()
+    clip = need_shared(DATA / "videos" / "lp_d0.mp4")
+    assert infer.main(["--video", str(clip), "--landmarker", "dlib", "--analyze", "--ray", "-o", str(out)]) == 2
+    assert "--analyze runs with --video or --camera" in capsys.readouterr().err
