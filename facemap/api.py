@@ -7,8 +7,8 @@ import logging
 import weakref
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from .analysis.config import AnalysisConfig
 from .backends import make_detector, make_landmarker
 from .backends.base import Detector, Landmarker
 from .errors import UsageError, number
@@ -18,6 +18,9 @@ from .track.guard import GuardOptions
 from .track.smooth import SmoothOptions
 from .track.tracker import TrackOptions
 from .types import Frame, Mode
+
+if TYPE_CHECKING:
+    from .analysis.config import AnalysisConfig
 
 log = logging.getLogger(__name__)
 
@@ -247,9 +250,13 @@ def open(  # noqa: A001 - facemap.open, like io.open / av.open
         _check_kind("{landmarker}", landmarker, str, "a landmarker name or an object with landmark(image, boxes, ...)")
     if isinstance(smooth, str):
         smooth = SmoothOptions(smooth)
-    if not isinstance(analyze, (bool, AnalysisConfig)):
-        _check_kind("{analyze}", analyze, bool, "True, False or a facemap.analysis.AnalysisConfig")
-    config = AnalysisConfig() if analyze is True else (analyze or None)
+    config = None
+    if analyze is not False:  # the analysis (pandas) is imported only when asked for
+        from .analysis.config import AnalysisConfig
+
+        if not isinstance(analyze, (bool, AnalysisConfig)):
+            _check_kind("{analyze}", analyze, bool, "True, False or a facemap.analysis.AnalysisConfig")
+        config = AnalysisConfig() if analyze is True else analyze
     if analyze_lag_ms is not None:
         number(analyze_lag_ms, "analyze_lag_ms")
     options = Options(track=track, guard=guard, smooth=smooth, max_faces=max_faces, analyze=config,

@@ -29,9 +29,8 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from .analysis.config import AnalysisConfig
 from .backends.base import Detector, Landmarker
 from .errors import FacemapError, UsageError
 from .io.outputs import HoldSignals
@@ -40,6 +39,9 @@ from .track.guard import GuardOptions
 from .track.smooth import SmoothOptions
 from .track.tracker import FaceTracker, TrackOptions
 from .types import Face, Frame, Mode
+
+if TYPE_CHECKING:
+    from .analysis.config import AnalysisConfig
 
 log = logging.getLogger(__name__)
 
@@ -108,11 +110,12 @@ class Options:
     def __post_init__(self) -> None:
         if not isinstance(self.max_faces, int) or isinstance(self.max_faces, bool) or self.max_faces < 0:
             raise UsageError(f"{{max_faces}} must be 1 (one face), N or 0 (every face), got {self.max_faces}")
-        if self.analyze is not None and not isinstance(self.analyze, AnalysisConfig):
-            raise UsageError(f"{{analyze}} must be an AnalysisConfig (or True), got {type(self.analyze).__name__}")
-        if self.analyze is not None:
+        if self.analyze is not None:  # the analysis (pandas) is imported only when asked for
+            from .analysis.config import AnalysisConfig
             from .analysis.online import OnlineAnalyzer
 
+            if not isinstance(self.analyze, AnalysisConfig):
+                raise UsageError(f"{{analyze}} must be an AnalysisConfig (or True), got {type(self.analyze).__name__}")
             OnlineAnalyzer(self.analyze, self.analyze_lag_ms)  # a bad lag is refused here, before any frame
 
 

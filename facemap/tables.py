@@ -12,17 +12,19 @@ from __future__ import annotations
 import inspect
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-import pandas as pd
-
-from .analysis.config import AnalysisConfig
 from .api import DEFAULT_LANDMARKER, FaceMap
 from .api import open as open_facemap
 from .errors import UsageError
 from .io.schema import FACE_ID, face_id_column, log_path
 from .sinks import CsvLogSink
 from .types import Frame
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from .analysis.config import AnalysisConfig
 
 # The keyword arguments of FaceMap.process; the other options go to facemap.open.
 _PROCESS_OPTIONS = tuple(p for p in inspect.signature(FaceMap.process).parameters if p not in ("self", "source", "sinks"))
@@ -82,7 +84,11 @@ def analyze(
     ``start_frame``, ``end_frame``, ``start_ms``, ``end_ms``, ``duration_ms``);
     ``df.attrs["scores"]``: per input and face, the analyzer's overall score and sub-scores.
     """
+    import numpy as np
+    import pandas as pd
+
     from .analysis import analyze_logs
+    from .analysis.config import AnalysisConfig
     from .analysis.labels import LABELS
     from .analysis.online import measures
     from .analysis.report import write_outputs

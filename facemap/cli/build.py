@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from ..analysis.config import AnalysisConfig
 from ..api import FaceMap
 from ..backends import (
     FixedBoxDetector,
@@ -124,8 +123,15 @@ def chain_options(cfg: InferConfig) -> Options:
         guard=GuardOptions(jump_threshold=cfg.jump_threshold),
         smooth=SmoothOptions(cfg.smooth, cfg.smooth_mincutoff, cfg.smooth_beta),
         max_faces=cfg.max_faces,
-        analyze=AnalysisConfig() if cfg.analyze else None,
+        analyze=_analysis_config() if cfg.analyze else None,
     )
+
+
+def _analysis_config():
+    """The analyzer's settings for --analyze (imported only then)."""
+    from ..analysis.config import AnalysisConfig
+
+    return AnalysisConfig()
 
 
 def open_facemap(cfg: InferConfig, emit: Emit, landmarker=None) -> tuple[FaceMap, dict]:
