@@ -29,7 +29,6 @@ _OPTION_REF = re.compile(r"\{([a-z][a-z0-9_]*)\}")
 OPTION_NAMES = frozenset(
     {
         "analyze",
-        "lag_ms",
         "preview",
         "baseline_frames",
         "basis_dir",

@@ -210,7 +210,7 @@ class OnlineAnalyzer:
         self.window_ms = window_ms(self.cfg)
         self.lag_ms = default_lag_ms(self.cfg) if lag_ms is None else float(lag_ms)
         if not (np.isfinite(self.lag_ms) and 0 <= self.lag_ms <= self.window_ms / 2):
-            raise UsageError(f"{{lag_ms}} must be 0 to {self.window_ms / 2:g} ms (half the analyzer's window), got {lag_ms}")
+            raise UsageError(f"lag_ms must be 0 to {self.window_ms / 2:g} ms (half the analyzer's window), got {lag_ms}")
         self.settle_ms = settle_ms(self.cfg)
         self.faces: dict[int, FaceState] = {}
         self.pending: list[tuple[int, float, tuple[Face, ...], dict[int, bool]]] = []
