@@ -312,3 +312,35 @@ def test_infer_image_analyze_writes_the_verdict_into_the_json_and_refuses_ray(tm
     clip = need_shared(DATA / "videos" / "lp_d0.mp4")
     assert infer.main(["--video", str(clip), "--landmarker", "dlib", "--analyze", "--ray", "-o", str(out)]) == 2
     assert "--analyze runs with --video or --camera" in capsys.readouterr().err
+
+
+def test_video_preview_analyze_shows_the_labels(tmp_path, monkeypatch, capsys):
+    """infer.py --video --preview --analyze: the window gets every frame with its label panel
+    (cv2.imshow stands in for the screen); without a display, one line and exit 2."""
+    pytest.importorskip("dlib", reason="the dlib extra is not installed")
+
+    import infer
+    from facemap import sinks
+
+    clip = need_shared(DATA / "videos" / "lp_d0.mp4")
+    shown = []
+    monkeypatch.setenv("DISPLAY", ":99")
+    monkeypatch.setattr(sinks.cv2, "imshow", lambda title, image: shown.append(image.copy()))
+    monkeypatch.setattr(sinks.cv2, "waitKey", lambda ms: -1)
+    monkeypatch.setattr(sinks.cv2, "destroyWindow", lambda title: None, raising=False)
+    monkeypatch.setattr(sinks.cv2, "namedWindow", lambda *a, **k: None, raising=False)
+    out = tmp_path / "o"
+    assert infer.main(["--video", str(clip), "--landmarker", "dlib", "--preview", "--analyze", "--max-frames", "30",
+                       "-o", str(out), "-q"]) == 0
+    assert len(shown) == 30
+    b, g, r = (np.stack(shown)[..., i].astype(int) for i in range(3))
+    yellow = ((r > 190) & (g > 160) & (b < 110)).reshape(len(shown), -1).sum(axis=1)
+    assert (yellow > 20).all()  # provisional labels (yellow) on every frame shown
+    assert (out / "analysis" / "lp_d0" / "report.json").is_file()
+    monkeypatch.delenv("DISPLAY")
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    if sys.platform.startswith("linux"):
+        capsys.readouterr()
+        assert infer.main(["--video", str(clip), "--landmarker", "dlib", "--preview", "-o", str(tmp_path / "p")]) == 2
+        assert "--preview: no display" in capsys.readouterr().err
+        assert not (tmp_path / "p").exists()
