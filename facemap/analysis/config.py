@@ -135,6 +135,7 @@ class AnalysisConfig:
     # online_trust_ms of face time; it decides the frames due in steps of online_step_ms (one
     # pass over its window per step and face, its cost shared by the step's frames).
     online_rebase_ms: float = 1000.0
+    online_rebase_share: float = 0.1  # ... or this share of the face time so far, when longer (long sessions)
     online_trust_ms: float = 5000.0
     online_step_ms: float = 300.0
 
@@ -151,7 +152,7 @@ POSITIVE_SETTINGS = (
 # Settings that count frames: whole numbers.
 WHOLE_SETTINGS = ("baseline_max_frames", "max_gap_frames")
 # Settings that are shares (quantiles, fractions of frames): at most 1.
-SHARE_SETTINGS = ("ear_open_quantile", "held_quantile", "min_inside_box")
+SHARE_SETTINGS = ("ear_open_quantile", "held_quantile", "min_inside_box", "online_rebase_share")
 
 
 def load_config(path: Path | None) -> AnalysisConfig:
