@@ -149,11 +149,31 @@ def event_match(r: Replay, tolerance: int = 2) -> tuple[int, int, int, int]:
     return hit_off, len(off_rows), hit_on, len(on_rows)
 
 
+def long_session_cost(stem: str, seconds: float, fps: float = 30.0) -> np.ndarray:
+    """(N, 2) wall-clock and CPU ms of each update over a ``seconds``-long session: the clip's
+    landmarks played in a loop at ``fps``, one face (the history and baseline grow as in a long
+    webcam session)."""
+    lm = read_landmarks(REF / f"{stem}_dlib_landmarks.csv")
+    analyzer = OnlineAnalyzer()
+    cost = []
+    for i in range(int(seconds * fps)):
+        f, t = i + 1, i * 1000.0 / fps
+        k = i % (2 * len(lm.frames) - 2) if len(lm.frames) > 1 else 0  # back and forth: no jump at the seam
+        k = k if k < len(lm.frames) else 2 * len(lm.frames) - 2 - k
+        faces = (Face(f, t, Status.OK, "", None, lm.landmarks[k]),)
+        t0, c0 = time.perf_counter(), time.thread_time()
+        analyzer.update(f, t, faces)
+        cost.append(((time.perf_counter() - t0) * 1000.0, (time.thread_time() - c0) * 1000.0))
+    return np.asarray(cost)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Print the agreement table, the event match and the cost."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--clips", default="", help="comma-separated clip names (default: every clip)")
     ap.add_argument("--tolerance", type=int, default=2, help="frames an event's ends may differ by")
+    ap.add_argument("--long", type=float, default=300.0, metavar="SEC",
+                    help="also time a SEC-long session at 30 fps (a clip looped; default %(default)s, 0 = skip)")
     ap.add_argument("--trust-sweep", action="store_true",
                     help="also print, for warm-ups of 1 to 6 s, the lowest agreement of any clip and label")
     args = ap.parse_args(argv)
@@ -205,6 +225,11 @@ def main(argv: list[str] | None = None) -> int:
               f"max {c[:, i].max():.1f} ms")
     print(f"(a step, one pass over the window, every {cfg.online_step_ms:.0f} ms; CPU time is the process's "
           "own, which a busy machine does not inflate as much)")
+    if args.long > 0:
+        c = long_session_cost("lp_d19", args.long)
+        last = c[len(c) // 2 :]
+        print(f"a {args.long:.0f} s session at 30 fps (lp_d19 looped), its second half: mean {last[:, 0].mean():.2f} ms "
+              f"wall clock, {last[:, 1].mean():.2f} ms CPU per frame; max {last[:, 0].max():.1f} ms")
     return 0
 
 

@@ -15,7 +15,8 @@ frame:
 - the **baseline**: the person's reference face, starting from the typical neutral face (as
   the offline analyzer does for a photo or a clip under ``min_baseline_ms``) and recomputed
   from the frames seen so far (the last ``baseline_max_frames``) every ``online_rebase_ms`` of
-  face time, so it adapts as the person's own quiet frames arrive. For the first
+  face time (or ``online_rebase_share`` of the face time so far, when longer), so it adapts as
+  the person's own quiet frames arrive. For the first
   ``online_trust_ms`` of face time the face is ``provisional``.
 - the **events**: a run of an event label (``events.EVENT_LABELS``) in the window is an event
   once the label stayed off longer than the gap the analyzer bridges and the smoothing
@@ -234,7 +235,7 @@ class OnlineAnalyzer:
             if row is None and t - state.last_face_ms > self.window_ms:
                 events += self._events(fid, state, final=True)
                 del self.faces[fid]
-            elif row is not None and (state.base is None or state.face_ms - state.rebased_at_ms >= self.cfg.online_rebase_ms):
+            elif row is not None and (state.base is None or state.face_ms - state.rebased_at_ms >= self._rebase_every(state)):
                 state.rebase()
         trust = {fid: self.faces[fid].face_ms < self.cfg.online_trust_ms for fid in seen}
         self.pending.append((frame, t, faces, trust))
@@ -288,6 +289,11 @@ class OnlineAnalyzer:
                 out[i] = replace(v, events=tuple(ended))
                 self.held_events = [e for e in self.held_events if e not in ended]
         return out
+
+    def _rebase_every(self, state: FaceState) -> float:
+        """Face time between two baseline refreshes: online_rebase_ms, or online_rebase_share of
+        the face time so far when longer (a refresh costs in proportion to the frames kept)."""
+        return max(self.cfg.online_rebase_ms, self.cfg.online_rebase_share * state.face_ms)
 
     def _window_start(self, state: FaceState) -> int:
         t = state.times_ms
