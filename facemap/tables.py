@@ -16,10 +16,11 @@ from typing import TYPE_CHECKING
 
 from .api import DEFAULT_LANDMARKER, FaceMap
 from .api import open as open_facemap
+from .decode import expression_coefficients
 from .errors import UsageError
 from .io.schema import FACE_ID, face_id_column, log_path
 from .sinks import CsvLogSink
-from .types import Frame
+from .types import N_EXP, N_PARAMS, Frame
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -72,8 +73,8 @@ def analyze(
     One row per frame and face (a frame without a face: one row, its labels False): ``stem``
     (which input), ``face_id``, the meta log's ``frame``, ``status``, ``reason``,
     ``box_x0..box_y1``, ``timestamp_ms``, ``pitch_deg``, ``yaw_deg``, ``roll_deg``; the
-    landmarks ``lm_x0, lm_y0, ..., lm_x67, lm_y67``; the raw 3DMM parameters ``p0..p264``
-    (FaceMap only); then the analyzer's ``expressions.csv`` columns (``label``, ``score``, the
+    landmarks ``lm_x0, lm_y0, ..., lm_x67, lm_y67``; the raw 3DMM parameters ``p0..p264`` and
+    the 39 expression coefficients ``exp0..exp38`` (``Face.expression``; FaceMap only); then the analyzer's ``expressions.csv`` columns (``label``, ``score``, the
     features, the decision signals) with the labels as bool columns (``smile``, ``blink``,
     ...), and the measures ``measure_<name>`` (1.0 at each label's threshold;
     ``facemap.analysis.online.MEASURES``). A video's rows equal what ``infer.py
@@ -121,6 +122,10 @@ def analyze(
                 if FACE_ID not in table:
                     table.insert(1, FACE_ID, pd.array(np.where(table["status"] == "no_face", pd.NA, 0), dtype="Int64"))
                 table.insert(0, "stem", name)
+                raw = [f"p{i}" for i in range(N_PARAMS)]
+                if all(c in table for c in raw):  # FaceMap: the 39 expression coefficients, as Face.expression
+                    exp = expression_coefficients(table[raw].to_numpy(dtype=np.float64))
+                    table = pd.concat([table, pd.DataFrame(exp, columns=[f"exp{i}" for i in range(N_EXP)])], axis=1)
                 parts = []
                 for fid, a in analyses.items():
                     m = measures(a.labelled.signals, a.labelled.thresholds).add_prefix("measure_")

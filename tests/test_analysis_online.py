@@ -344,3 +344,18 @@ def test_video_preview_analyze_shows_the_labels(tmp_path, monkeypatch, capsys):
         assert infer.main(["--video", str(clip), "--landmarker", "dlib", "--preview", "-o", str(tmp_path / "p")]) == 2
         assert "--preview: no display" in capsys.readouterr().err
         assert not (tmp_path / "p").exists()
+
+
+def test_facemap_analyze_gives_the_3dmm_expression_coefficients(standin_model, basis_dir):
+    """With FaceMap (the stand-in model) the table holds the raw parameters and exp0..exp38,
+    the same coefficients a Face carries, and every frame is labelled."""
+    clip = need_shared(DATA / "videos" / "lp_d19.mp4")
+    opts = dict(model=str(standin_model), basis_dir=str(basis_dir), detector="haar")
+    df = facemap.analyze(clip, "facemap", max_frames=8, **opts)
+    with facemap.open("facemap", **opts) as fm:
+        faces = [frame.result for frame in fm.process(clip, max_frames=8)]
+    assert len(df) == 8 and {"p0", "p264", "exp0", "exp38", "label", "measure_smile"} <= set(df.columns)
+    with_face = [i for i, f in enumerate(faces) if f.expression.size]
+    assert with_face
+    np.testing.assert_allclose(df[[f"exp{i}" for i in range(39)]].to_numpy()[with_face],
+                               np.stack([faces[i].expression for i in with_face]), atol=1e-5)
