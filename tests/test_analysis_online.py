@@ -37,18 +37,19 @@ from tests.standins import DATA
 REF = DATA / "ref"
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 
-# Clips long enough for frames after the warm-up, with smiles, talking and blinks between them.
+# Clips long enough for frames after the warm-up, with smiles, talking and blinks between them:
+# each agrees on every label.
 AGREE_CLIPS = ("lp_d19", "edtalk_mouth_source", "lp_s20")
 
 
 @pytest.fixture(scope="module")
 def replays():
-    """The AGREE_CLIPS through both analyzers (bench_online.replay), once for the module."""
+    """Every shared clip with dlib logs (34) through both analyzers (bench_online.replay), once
+    for the module (about 12 s)."""
     import bench_online
 
-    for stem in AGREE_CLIPS:
-        need_shared(REF / f"{stem}_dlib_meta.csv")
-    return {stem: bench_online.replay(stem) for stem in AGREE_CLIPS}
+    need_shared(REF)
+    return {stem: bench_online.replay(stem) for stem in bench_online.clips()}
 
 
 @pytest.mark.parametrize("stem", AGREE_CLIPS)
@@ -66,13 +67,27 @@ def test_online_labels_agree_with_offline_after_the_warm_up(stem, replays):
     assert not r.trusted[t < AnalysisConfig().online_trust_ms - 100].any()
 
 
+def test_online_labels_agree_with_offline_on_the_shared_clips(replays):
+    """Over every clip long enough to have frames after the warm-up: nearly all agree on every
+    label on 90% of those frames, none falls far (a borderline clip's live baseline can place a
+    frown a little differently from the whole clip's)."""
+    import bench_online
+
+    assert len(replays) == 34
+    lowest = {stem: min(bench_online.agreement(r).values()) for stem, r in replays.items() if (r.trusted & r.face).any()}
+    assert len(lowest) >= 24
+    under = sorted(stem for stem, v in lowest.items() if v < 0.9)
+    assert len(under) <= 0.1 * len(lowest), under
+    assert min(lowest.values()) >= 0.75, lowest
+
+
 def test_online_events_match_offline_within_two_frames(replays):
     import bench_online
 
     found = np.sum([bench_online.event_match(r, 2) for r in replays.values()], axis=0)
-    assert found[1] >= 5  # offline events after the warm-up, to match
+    assert found[1] >= 40  # offline events after the warm-up, to match
     assert found[0] >= 0.9 * found[1], f"offline events found online: {found[0]}/{found[1]}"
-    assert found[2] >= 0.75 * found[3], f"online events found offline: {found[2]}/{found[3]}"
+    assert found[2] >= 0.7 * found[3], f"online events found offline: {found[2]}/{found[3]}"
 
 
 def test_the_settings_reach_the_online_analyzer(replays):
