@@ -48,6 +48,7 @@ from .inputs import Inputs
 from .labels import LABELS, NO_FACE, PRIORITY, label_frames
 
 _NAN_ROW = np.full(len(FEATURE_COLUMNS), np.nan)
+_LABEL_INDEX = {name: i for i, name in enumerate(LABELS)}
 # Continuous measures, each 1.0 at the threshold of the label it is named after.
 MEASURES = ("smile", "mouth_open", "eyes_closed", "talking", "brow_raise", "looking_away")
 
@@ -133,7 +134,10 @@ class FaceState:
     rebased_at_ms: float = -np.inf
     base: Baseline | None = None
     reported_end: dict[str, int] = field(default_factory=dict)  # kind -> last frame reported
-    open_start: dict[str, tuple[int, float]] = field(default_factory=dict)  # kind -> (frame, ms)
+    # kind -> [first frame, its ms, last frame] of the latest run of that event label in the
+    # frames released so far (a run longer than the window keeps its start here)
+    released: dict[str, list] = field(default_factory=dict)
+    last_released: int = -1
     last_face_ms: float = -np.inf
     todo: list[tuple[int, np.ndarray]] = field(default_factory=list)  # (row number, landmarks) to featurise
     dropped: int = 0  # rows cut from the front (the history is capped)
@@ -257,23 +261,24 @@ class OnlineAnalyzer:
             return []
         due = [p for p in self.pending if final or p[1] <= now_ms - self.lag_ms]
         self.pending = self.pending[len(due):]
-        judged = {fid: self._judge(state) for fid, state in self.faces.items() if state.base is not None}
-        for fid, (labelled, frames, times, dur) in judged.items():
-            events += self._events(fid, self.faces[fid], labelled, frames, times, dur, final)
+        judged = {fid: self._judge(state, final) for fid, state in self.faces.items() if state.base is not None}
         tables = {fid: (lab.flags.to_numpy(), lab.label, measures(lab.signals, lab.thresholds).to_numpy(), frames)
                   for fid, (lab, frames, _, _) in judged.items()}
         out = []
         for frame, t, faces, trust in due:
+            rows = {}
+            for fid, (flags, label, _, frames) in tables.items():
+                r = int(np.searchsorted(frames, frame))
+                if fid in trust and r < len(frames) and frames[r] == frame and label[r] != NO_FACE:
+                    rows[fid] = r
+                self._track_runs(self.faces[fid], frame, t, flags[rows[fid]] if fid in rows else None)
             labelled_faces = []
             for f in faces:
-                if f.id not in trust or f.id not in tables:
+                if f.id not in rows:
                     labelled_faces.append(f)
                     continue
-                flags, label, values, frames = tables[f.id]
-                r = int(np.searchsorted(frames, frame))
-                if r >= len(frames) or frames[r] != frame or label[r] == NO_FACE:
-                    labelled_faces.append(f)
-                    continue
+                flags, label, values, _ = tables[f.id]
+                r = rows[f.id]
                 labelled_faces.append(replace(
                     f,
                     labels=label_names(flags[r], str(label[r])),
@@ -281,6 +286,8 @@ class OnlineAnalyzer:
                     provisional=trust[f.id],
                 ))
             out.append(Verdict(frame, t, tuple(labelled_faces)))
+        for fid, (labelled, frames, times, dur) in judged.items():
+            events += self._events(fid, self.faces[fid], labelled, frames, times, dur, final)
         # an event goes on the first frame released at or after its last frame
         self.held_events += events
         for i, v in enumerate(out):
@@ -289,6 +296,20 @@ class OnlineAnalyzer:
                 out[i] = replace(v, events=tuple(ended))
                 self.held_events = [e for e in self.held_events if e not in ended]
         return out
+
+    @staticmethod
+    def _track_runs(state: FaceState, frame: int, timestamp_ms: float, flags_row: np.ndarray | None) -> None:
+        """Follow the runs of the event labels in the frames released (``flags_row``: the
+        frame's 0/1 flags in ``LABELS`` order, None without the face)."""
+        for kind in EVENT_LABELS:
+            if flags_row is None or not flags_row[_LABEL_INDEX[kind]]:
+                continue
+            run = state.released.get(kind)
+            if run is not None and run[2] == state.last_released:
+                run[2] = frame
+            else:
+                state.released[kind] = [frame, timestamp_ms, frame]
+        state.last_released = frame
 
     def _rebase_every(self, state: FaceState) -> float:
         """Face time between two baseline refreshes: online_rebase_ms, or online_rebase_share of
@@ -299,11 +320,13 @@ class OnlineAnalyzer:
         t = state.times_ms
         return int(np.searchsorted(np.asarray(t[-4096:]), t[-1] - self.window_ms, side="left")) + max(0, len(t) - 4096)
 
-    def _judge(self, state: FaceState):
+    def _judge(self, state: FaceState, final: bool = False):
+        """``label_frames`` on the face's window; its last frame is the end of the frames only
+        when ``final`` (else a run reaching it may still grow: ``open_end``)."""
         frames, times, feats, face = state.history(self._window_start(state))
         dur = frame_durations_ms(times, self.cfg.frame_gap_factor)
         labelled = label_frames(feats, face, times, dur, state.base, self.cfg, undo_foreshortening=True,
-                                open_end=True)
+                                open_end=not final)
         return labelled, frames, times, dur
 
     def _events(self, fid: int, state: FaceState, labelled=None, frames=None, times=None, dur=None,
@@ -313,21 +336,21 @@ class OnlineAnalyzer:
         if labelled is None:
             if state.base is None or not state.frames:
                 return []
-            labelled, frames, times, dur = self._judge(state)
+            labelled, frames, times, dur = self._judge(state, final)
         out = []
         n = len(frames)
         for kind in EVENT_LABELS:
             starts, ends = runs(labelled.flags[kind].to_numpy().astype(bool))
-            done = state.reported_end.get(kind, -1)
             for s, e in zip(starts, ends, strict=True):
-                if frames[e - 1] <= done or (s > 0 and frames[s] <= done):
+                if frames[s] <= state.reported_end.get(kind, -1):
                     continue  # reported (a run that grew back after it settled stays reported)
-                if s > 0 or kind not in state.open_start:
-                    state.open_start[kind] = (int(frames[s]), float(times[s]))
                 settled = e < n and times[-1] - times[e - 1] >= self.settle_ms[kind]
                 if not (settled or final):
                     continue
-                start_frame, start_ms = state.open_start.pop(kind)
+                start_frame, start_ms = int(frames[s]), float(times[s])
+                run = state.released.get(kind)
+                if run is not None and run[0] < start_frame and run[2] >= start_frame - 1 and run[0] <= frames[e - 1]:
+                    start_frame, start_ms = run[0], run[1]  # it began before the window (or its hysteresis) shows
                 out.append(Event(kind, fid, start_frame, int(frames[e - 1]), start_ms,
                                  float(times[e - 1] + dur[e - 1])))
                 state.reported_end[kind] = int(frames[e - 1])
