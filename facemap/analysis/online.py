@@ -1,32 +1,35 @@
 """The online analyzer: the offline analyzer's labels and events, frame by frame, per face.
 
 ``OnlineAnalyzer.update(frame, timestamp_ms, faces)`` takes one frame's faces (as the chain
-yields them) and returns them labelled, with the events known on that frame to have ended. It
-has no rules of its own: each face's features come from ``features.landmark_features``, its
-reference face from ``face_baseline`` and its labels from ``labels.label_frames``, the
-functions ``analyze_expressions.py`` runs on a whole clip, here run on what is known at the
-frame:
+yields them) and returns the ``Verdict`` s of the frames it has now decided: their faces
+labelled (``labels``, ``measures``, ``provisional``) and the events that ended. It has no rules
+of its own: each face's features come from ``features.landmark_features``, its reference face
+from ``face_baseline`` and its labels from ``labels.label_frames``, the functions
+``analyze_expressions.py`` runs on a whole clip, here run on what is known so far:
 
 - the **window**: the face's last ``window_ms(cfg)`` of frames (every minimum duration, gap and
-  smoothing window of ``AnalysisConfig`` fits in it twice); ``label_frames`` judges the window
-  and the face takes the labels of its last row. The centred smoothing sees only the past
-  there, and a label needing a minimum duration (a smile: ``smile_min_ms``) is set once it
-  lasted that long: the online labels start a few frames after the offline ones.
+  smoothing reach of ``AnalysisConfig`` fits in it twice), judged by ``label_frames`` with an
+  open end (a run reaching the newest frame is not dropped as short: it may still grow).
+- the **lag**: a frame is decided ``lag_ms`` after it arrived (default ``default_lag_ms``: the
+  reach of the talking windows, 500 ms), so the centred windows see the frames after it as
+  the offline analyzer's do; ``lag_ms=0`` decides from the past only. Frames are decided in
+  steps of ``online_step_ms``: one ``label_frames`` pass per face decides every frame due.
 - the **baseline**: the person's reference face, starting from the typical neutral face (as
   the offline analyzer does for a photo or a clip under ``min_baseline_ms``) and recomputed
   from the frames seen so far (the last ``baseline_max_frames``) every ``online_rebase_ms`` of
   face time (or ``online_rebase_share`` of the face time so far, when longer), so it adapts as
-  the person's own quiet frames arrive. For the first
-  ``online_trust_ms`` of face time the face is ``provisional``.
-- the **events**: a run of an event label (``events.EVENT_LABELS``) in the window is an event
-  once the label stayed off longer than the gap the analyzer bridges and the smoothing
-  reaches (``settle_ms``): it is reported on that frame, with the first and last frame of
-  the run.
+  the person's own quiet frames arrive. For the first ``online_trust_ms`` of face time the
+  face is ``provisional``.
+- the **events**: a run of an event label (``events.EVENT_LABELS``) is an event once its label
+  stayed off longer than the gap the analyzer bridges plus its smoothing reach
+  (``settle_ms``), or when the frames end (``finish``); it goes on the first frame released at
+  or after its last frame, with its first frame from the frames released so far when it began
+  before the window.
 
-Per frame and face: one row of features, one ``label_frames`` call on the window (pandas: a
-few ms; ``bench/bench_online.py`` prints it), no file and no model. Pictures (``judge_still``)
-are each judged on their own against the typical face, exactly as the offline analyzer judges
-a photo.
+No file, no model, no object rebuilt per frame; ``bench/bench_online.py`` prints the cost (about
+1 ms of CPU per face and frame, spent in steps) and the agreement with the offline analyzer.
+Pictures (``judge_still``) are each judged on their own against the typical face, exactly as
+the offline analyzer judges a photo.
 """
 
 from __future__ import annotations
