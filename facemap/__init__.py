@@ -16,7 +16,10 @@ drawing: ``Face.landmarks`` stay the landmarker's, ``Face.smoothed`` rides besid
 The package never loads a model at import time, never prints and never exits; errors are
 ``FacemapError`` subclasses (``facemap.errors``), each with a one-line message and an exit code.
 
-``load_logs(folder, stem)`` joins one clip's logs (and the analyzer's expressions.csv) on frame
+``analyze(source, landmarker)`` runs a picture or a video through the chain and the expression
+analyzer and returns one pandas DataFrame (a row per frame and face: box, pose, landmarks,
+labels, measures; events in ``df.attrs["events"]``); ``open(..., analyze=True)`` labels the
+faces as they come. ``load_logs(folder, stem)`` joins one clip's logs (and the analyzer's expressions.csv) on frame
 into one pandas DataFrame with unambiguous column names (``box_x0``, ``lm_x0``, ...).
 """
 
@@ -28,15 +31,17 @@ from .draw import DrawStyle, annotate, draw_overlay
 from .errors import FacemapError
 from .logs import load_logs
 from .pipeline import Options, StopRun
+from .tables import analyze
 from .track.guard import GuardOptions
 from .track.smooth import SmoothOptions
 from .track.tracker import TrackOptions
-from .types import BBox, Face, Frame, Mode, Pose, Status
+from .types import BBox, Event, Face, Frame, Mode, Pose, Status
 
 __all__ = [
     "BBox",
     "DetectorOptions",
     "DrawStyle",
+    "Event",
     "Face",
     "FaceMap",
     "FacemapError",
@@ -50,6 +55,7 @@ __all__ = [
     "StopRun",
     "TrackOptions",
     "__version__",
+    "analyze",
     "annotate",
     "draw_overlay",
     "load_logs",

@@ -7,6 +7,7 @@ import logging
 import weakref
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from .backends import make_detector, make_landmarker
 from .backends.base import Detector, Landmarker
@@ -19,6 +20,9 @@ from .track.guard import GuardOptions
 from .track.smooth import SmoothOptions
 from .track.tracker import TrackOptions
 from .types import Frame, Mode
+
+if TYPE_CHECKING:
+    from .analysis.config import AnalysisConfig
 
 log = logging.getLogger(__name__)
 
@@ -189,6 +193,8 @@ def open(  # noqa: A001 - facemap.open, like io.open / av.open
     guard: GuardOptions = GuardOptions(),
     smooth: SmoothOptions | str = SmoothOptions(),
     max_faces: int = 1,
+    analyze: bool | AnalysisConfig = False,
+    analyze_lag_ms: float | None = None,
     **landmarker_options: object,
 ) -> FaceMap:
     """Load a landmarker and a face detector once; returns a ``FaceMap`` to ``process()`` with.
@@ -223,6 +229,15 @@ def open(  # noqa: A001 - facemap.open, like io.open / av.open
     max_faces: faces per picture or frame (1, N, or 0 for every face). A picture's ids go 0, 1,
         ... by size, largest first; in a video each face keeps its id from frame to frame (see
         ``facemap.track.tracker``; a scene cut gives new ids).
+    analyze: True (or a ``facemap.analysis.AnalysisConfig``) runs the expression analyzer as a
+        stage: every ``Face`` carries ``labels`` (the analyzer's names, the dominant first),
+        ``measures`` (1.0 at each label's threshold) and ``provisional`` (its own baseline not
+        yet trusted), and every ``Frame`` the ``events`` that ended (``facemap.Event``). A
+        picture is judged on its own against the typical neutral face; video frames per face,
+        with a baseline that adapts as the person's quiet frames arrive
+        (``facemap.analysis.online``). In video mode frames come out ``analyze_lag_ms`` after
+        they went in (default about half a second: the analyzer judges a frame with the frames
+        around it; 0 judges from the past only).
 
     One FaceMap may be shared by threads: each ``process()`` runs its own tracker, and the
     backends run one frame at a time (a lock; dlib's and OpenCV's objects are not thread-safe).
@@ -247,7 +262,17 @@ def open(  # noqa: A001 - facemap.open, like io.open / av.open
         _check_kind("{landmarker}", landmarker, str, "a landmarker name or an object with landmark(image, boxes, ...)")
     if isinstance(smooth, str):
         smooth = SmoothOptions(smooth)
-    options = Options(track=track, guard=guard, smooth=smooth, max_faces=max_faces)
+    config = None
+    if analyze is not False:  # the analysis (pandas) is imported only when asked for
+        from .analysis.config import AnalysisConfig
+
+        if not isinstance(analyze, (bool, AnalysisConfig)):
+            _check_kind("{analyze}", analyze, bool, "True, False or a facemap.analysis.AnalysisConfig")
+        config = AnalysisConfig() if analyze is True else analyze
+    if analyze_lag_ms is not None:
+        number(analyze_lag_ms, "analyze_lag_ms")
+    options = Options(track=track, guard=guard, smooth=smooth, max_faces=max_faces, analyze=config,
+                      analyze_lag_ms=analyze_lag_ms)
     if landmarker is None:  # the first choice, or dlib when there is no model.onnx (a notice)
         choice = choose_landmarker() if not landmarker_options else Choice(DEFAULT_LANDMARKER)
         if choice.notice:

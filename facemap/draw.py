@@ -78,6 +78,7 @@ class DrawStyle:
     box: bool = True
     hud: bool = False
     ids: bool = False  # each face's id by its box (several faces a picture)
+    labels: bool = True  # an analysed face's labels and a bar per measure beside its box
     point_color: tuple[int, int, int] = (0, 255, 0)
     contour_color: tuple[int, int, int] = (255, 200, 0)
     mesh_color: tuple[int, int, int] = (200, 200, 200)
@@ -138,6 +139,8 @@ def _draw_face(out: np.ndarray, result: Face, style: DrawStyle) -> None:
         radius = style.point_size or max(1, _thickness(result, out.shape) + 1)
         for p in pts:
             cv2.circle(out, (int(p[0]), int(p[1])), radius << shift, style.point_color, -1, cv2.LINE_AA, shift)
+    if style.labels:
+        _draw_labels(out, result)
     if style.ids and result.box is not None and result.status is not Status.NO_FACE:
         x0, y0 = (int(round(np.clip(v, -MAX_DRAW_COORD, MAX_DRAW_COORD))) for v in result.box.as_tuple()[:2])
         scale = max(0.5, result.box.width / 160.0)
@@ -146,6 +149,53 @@ def _draw_face(out: np.ndarray, result: Face, style: DrawStyle) -> None:
         org = (x0, max(th + 2, y0 - 6))
         cv2.putText(out, str(result.id), org, cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), thick + 2, cv2.LINE_AA)
         cv2.putText(out, str(result.id), org, cv2.FONT_HERSHEY_SIMPLEX, scale, STATUS_COLORS[result.status], thick, cv2.LINE_AA)
+
+
+LABEL_COLOR = (255, 255, 255)  # BGR: the labels of a face whose baseline is trusted
+PROVISIONAL_COLOR = (0, 215, 255)  # ... and of one still warming up (judged against the typical face)
+BAR_ON, BAR_OFF, BAR_BACK = (80, 220, 80), (200, 200, 200), (60, 60, 60)
+BAR_FULL = 2.0  # a measure's bar is full at twice its label's threshold (1.0: the tick)
+
+
+def _draw_labels(out: np.ndarray, result: Face) -> None:
+    """The face's labels (the dominant first) and one bar per measure, in a dark panel beside
+    its box (right of it, or left when the picture ends there); yellow while provisional."""
+    if result.box is None or not result.labels:
+        return
+    box = result.box
+    scale = float(np.clip(box.width / 320.0, 0.35, 1.2))
+    thick = max(1, int(round(scale * 2)))
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    text = " ".join(result.labels) + (" ~" if result.provisional else "")
+    (tw, th), base = cv2.getTextSize(text, font, scale, thick)
+    row = int(th * 1.6)
+    names = list(result.measures)
+    name_w = max([cv2.getTextSize(n[:7], font, scale * 0.7, 1)[0][0] for n in names] + [0])
+    bar_w = max(40, int(90 * scale))
+    width = max(tw, name_w + 6 + bar_w) + 12
+    height = row + len(names) * int(row * 0.8) + 8
+    h, w = out.shape[:2]
+    x = int(np.clip(box.x1, -MAX_DRAW_COORD, MAX_DRAW_COORD)) + 6
+    if x + width > w:
+        x = int(np.clip(box.x0, -MAX_DRAW_COORD, MAX_DRAW_COORD)) - 6 - width
+    x = int(np.clip(x, 0, max(0, w - width)))
+    y = int(np.clip(box.y0, 0, max(0, h - height)))
+    panel = out[y : y + height, x : x + width]
+    panel[:] = (panel * 0.35).astype(out.dtype)  # a dark panel, the face beside it untouched
+    color = PROVISIONAL_COLOR if result.provisional else LABEL_COLOR
+    cv2.putText(out, text, (x + 6, y + th + 4), font, scale, color, thick, cv2.LINE_AA)
+    for i, name in enumerate(names):
+        cy = y + row + 4 + i * int(row * 0.8)
+        bh = max(3, int(row * 0.45))
+        cv2.putText(out, name[:7], (x + 6, cy + bh), font, scale * 0.7, BAR_OFF, 1, cv2.LINE_AA)
+        bx = x + 6 + name_w + 6
+        value = result.measures[name]
+        fill = int(round(bar_w * float(np.clip(value / BAR_FULL, 0.0, 1.0))))
+        cv2.rectangle(out, (bx, cy), (bx + bar_w, cy + bh), BAR_BACK, -1)
+        if fill > 0:
+            cv2.rectangle(out, (bx, cy), (bx + fill, cy + bh), BAR_ON if value >= 1.0 else BAR_OFF, -1)
+        tick = bx + int(round(bar_w / BAR_FULL))
+        cv2.line(out, (tick, cy - 1), (tick, cy + bh + 1), LABEL_COLOR, 1)
 
 
 def annotate(frame: Frame, style: DrawStyle = DrawStyle(), fps: float | None = None) -> np.ndarray:

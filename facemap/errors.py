@@ -28,6 +28,8 @@ _OPTION_REF = re.compile(r"\{([a-z][a-z0-9_]*)\}")
 # Braces around any other word (a path like ``/data/{a}/x.mp4``) are left as they are.
 OPTION_NAMES = frozenset(
     {
+        "analyze",
+        "preview",
         "baseline_frames",
         "basis_dir",
         "assume_norm",

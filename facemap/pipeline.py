@@ -25,10 +25,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from .backends.base import Detector, Landmarker
 from .errors import FacemapError, UsageError
@@ -40,6 +41,9 @@ from .track.guard import GuardOptions
 from .track.smooth import SmoothOptions
 from .track.tracker import FaceTracker, TrackOptions
 from .types import Face, Frame, Mode
+
+if TYPE_CHECKING:
+    from .analysis.config import AnalysisConfig
 
 log = logging.getLogger(__name__)
 
@@ -100,10 +104,21 @@ class Options:
     smooth: SmoothOptions = SmoothOptions()
     # faces per picture, largest first: 1 (one face, one-face logs), N, or 0 for every face
     max_faces: int = 1
+    # the expression analyzer as a stage (facemap.analysis.online): its settings, or None (off)
+    analyze: AnalysisConfig | None = None
+    # how far behind the newest frame a frame is decided (None: the analyzer's default)
+    analyze_lag_ms: float | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.max_faces, int) or isinstance(self.max_faces, bool) or self.max_faces < 0:
             raise UsageError(f"{{max_faces}} must be 1 (one face), N or 0 (every face), got {self.max_faces}")
+        if self.analyze is not None:  # the analysis (pandas) is imported only when asked for
+            from .analysis.config import AnalysisConfig
+            from .analysis.online import OnlineAnalyzer
+
+            if not isinstance(self.analyze, AnalysisConfig):
+                raise UsageError(f"{{analyze}} must be an AnalysisConfig (or True), got {type(self.analyze).__name__}")
+            OnlineAnalyzer(self.analyze, self.analyze_lag_ms)  # a bad lag is refused here, before any frame
 
 
 class Pipeline:
@@ -139,24 +154,16 @@ class Pipeline:
         step = self._image_step() if mode is Mode.IMAGE else self._video_step()
         fit = FitStage(self.fitter) if self.fitter is not None else None
         hold = HoldSignals()
-        for vf in frames:
-            t0 = time.perf_counter()
-            with self._backends:
-                faces, boxes, reason = step(vf)
-            if fit is not None:
-                faces = fit(faces, video=mode is not Mode.IMAGE)
-            frame = Frame(
-                index=vf.index,
-                timestamp_ms=vf.timestamp_ms,
-                faces=faces,
-                image=vf.image,
-                source=source,
-                stem=stem,
-                detections=boxes,
-                time_s=vf.time_s,
-                reason="" if faces else reason,
-                elapsed_ms=(time.perf_counter() - t0) * 1000.0,
-            )
+        cfg = self.options.analyze
+        online = None
+        if cfg is not None and mode is Mode.VIDEO:
+            from .analysis.online import OnlineAnalyzer
+
+            online = OnlineAnalyzer(cfg, self.options.analyze_lag_ms)
+        waiting: deque[Frame] = deque()  # frames the online analyzer has not decided yet
+
+        def give(frame: Frame) -> bool:
+            """Hand ``frame`` to every sink; True when one asked to stop."""
             stop = False
             if outs:
                 with hold:  # every sink gets this frame, or none does
@@ -165,9 +172,66 @@ class Pipeline:
                             sink.write(frame)
                         except StopRun:
                             stop = True
-            yield frame
-            if stop:
-                raise StopRun
+            return stop
+
+        def decided(verdicts) -> list[Frame]:
+            out = []
+            for v in verdicts:
+                frame = waiting.popleft()
+                out.append(replace(frame, faces=v.faces, events=v.events))
+            return out
+
+        try:
+            for vf in frames:
+                t0 = time.perf_counter()
+                with self._backends:
+                    faces, boxes, reason = step(vf)
+                if fit is not None:
+                    faces = fit(faces, video=mode is not Mode.IMAGE)
+                if cfg is not None and mode is Mode.IMAGE:
+                    from .analysis.online import judge_still
+
+                    faces = judge_still(faces, cfg)
+                frame = Frame(
+                    index=vf.index,
+                    timestamp_ms=vf.timestamp_ms,
+                    faces=faces,
+                    image=vf.image,
+                    source=source,
+                    stem=stem,
+                    detections=boxes,
+                    time_s=vf.time_s,
+                    reason="" if faces else reason,
+                    elapsed_ms=(time.perf_counter() - t0) * 1000.0,
+                )
+                if online is None:
+                    ready = [frame]
+                else:
+                    waiting.append(frame)
+                    ready = decided(online.update(frame.index, frame.timestamp_ms, frame.faces))
+                for i, done in enumerate(ready):
+                    if give(done):
+                        for rest in ready[i + 1 :]:  # already decided: the sinks get them too
+                            give(rest)
+                        if online is not None:
+                            for rest in decided(online.finish()):
+                                give(rest)
+                        yield done
+                        raise StopRun
+                    yield done
+            if online is not None:
+                for done in decided(online.finish()):
+                    stop = give(done)
+                    yield done
+                    if stop:
+                        raise StopRun
+        except (GeneratorExit, KeyboardInterrupt):
+            # stopped early (Ctrl-C, the caller's break): the frames still waiting for the
+            # analyzer's verdict go to the sinks as decided now, so the logs hold every frame
+            if online is not None and waiting:
+                for rest in decided(online.finish()):
+                    give(rest)
+            raise
 
     # -- the two modes
     # Each step maps one frame to (faces, the detector's boxes, why there is no face).

@@ -247,7 +247,7 @@ def raw_params(frame: Frame, with_face_id: bool = False) -> np.ndarray | None:
 
 
 def _face_json(r: Face) -> dict:
-    return {
+    doc = {
         "status": r.status.value,
         "reason": r.reason,
         "box": list(r.box.as_tuple()) if r.box is not None else None,
@@ -259,6 +259,10 @@ def _face_json(r: Face) -> dict:
         ),
         "expression": np.round(r.expression, 6).tolist(),
     }
+    if r.labels:  # analysed (--analyze): the analyzer's verdict on the picture
+        doc["labels"] = list(r.labels)
+        doc["measures"] = {k: round(v, 4) for k, v in r.measures.items()}
+    return doc
 
 
 def image_json(frame: Frame, extra: dict | None = None, with_face_id: bool = False) -> dict:

@@ -10,6 +10,7 @@ and a tuple of ``Face`` (empty when no face was found, never None).
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -175,6 +176,14 @@ class Face:
     params:     (265,) raw model outputs, or (0,) when the backend has none (dlib).
     expression: (39,) de-normalised expression coefficients, or (0,).
     frame, timestamp_ms: the frame it belongs to (1-based) and its time in milliseconds.
+    labels:     with ``facemap.open(..., analyze=True)``: the expression labels set on this face
+                in this frame, analyzer names (``facemap.analysis.LABELS``), the dominant one
+                first (``neutral`` when none is set); () when not analysed.
+    measures:   with ``analyze=True``: continuous expression measures, name -> value, each 1.0 at
+                its label's threshold (``facemap.analysis.online.MEASURES``); empty when not
+                analysed or without a face.
+    provisional: True while the face's own baseline is not yet trusted (its first
+                ``online_trust_ms`` of face time): labels judged against the typical face.
 
     ``drawn`` and ``drawn_pose`` are what an overlay shows: the smoothed ones when there are,
     else the landmarker's.
@@ -192,9 +201,14 @@ class Face:
     id: int = 0
     smoothed: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))
     smoothed_pose: Pose | None = None
+    labels: tuple[str, ...] = ()
+    measures: Mapping[str, float] = field(default_factory=dict)
+    provisional: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "status", Status(self.status))
+        object.__setattr__(self, "labels", tuple(str(n) for n in self.labels))
+        object.__setattr__(self, "measures", {str(k): float(v) for k, v in dict(self.measures).items()})
         object.__setattr__(self, "landmarks", _frozen_points(self.landmarks))
         smoothed = _frozen_points(self.smoothed, "smoothed")
         if smoothed.shape[0] and smoothed.shape != self.landmarks.shape:
@@ -229,6 +243,26 @@ class Face:
     def empty(cls, frame: int, timestamp_ms: float = 0.0, reason: str = "") -> Face:
         """The "no face" record: status no_face, no box, no landmarks."""
         return cls(frame=frame, timestamp_ms=timestamp_ms, status=Status.NO_FACE, reason=reason)
+
+
+@dataclass(frozen=True)
+class Event:
+    """An expression event of one face: ``kind`` (blink, wink, smile, talking, yawn,
+    looking_away), its first and last frame (1-based, inclusive), its start and end time in
+    milliseconds (``end_ms``: the end of its last frame) and ``duration_ms``, as the analyzer's
+    event list has them (``facemap.analysis.events.label_events``)."""
+
+    kind: str
+    face_id: int
+    start_frame: int
+    end_frame: int
+    start_ms: float
+    end_ms: float
+
+    @property
+    def duration_ms(self) -> float:
+        """end_ms - start_ms."""
+        return self.end_ms - self.start_ms
 
 
 class Mode(str, enum.Enum):
@@ -270,6 +304,10 @@ class Frame:
     time_s:       presentation time on the source file's clock, seconds (for an overlay video)
     reason:       why there is no face (``detector_failed``); "" when there are faces
     elapsed_ms:   time this frame took in the chain (detection, landmarks, guard, smoothing)
+    events:       with ``facemap.open(..., analyze=True)``: the expression events (``Event``)
+                  known on this frame to have ended; an event is final once its label stayed
+                  off longer than the gap the analyzer bridges, so its ``end_frame`` may be a
+                  few frames back
     """
 
     index: int
@@ -282,6 +320,7 @@ class Frame:
     time_s: float = 0.0
     reason: str = "detector_failed"
     elapsed_ms: float = 0.0
+    events: tuple[Event, ...] = ()
 
     def __post_init__(self) -> None:
         faces = tuple(self.faces)
@@ -290,6 +329,7 @@ class Frame:
                 raise TypeError(f"Frame.faces holds Face objects, got {type(f).__name__}")
         object.__setattr__(self, "faces", faces)
         object.__setattr__(self, "detections", tuple(self.detections))
+        object.__setattr__(self, "events", tuple(self.events))
         object.__setattr__(self, "image", _frozen_image(self.image))
 
     @property

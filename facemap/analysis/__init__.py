@@ -35,6 +35,7 @@ __all__ = [
     "analyze",
     "analyze_faces",
     "analyze_logs",
+    "face_baseline",
     "load_config",
     "load_inputs",
     "one_face",
@@ -85,20 +86,11 @@ def analyze(
     judged = for_source(cfg, inputs.source)
     dur = frame_durations_ms(inputs.timestamp_ms, cfg.frame_gap_factor)
     face = inputs.face
-    if face.any():
-        typical = threedmm_typical(inputs.typical, cfg) if inputs.typical else typical_face(cfg)
-        base = compute_baseline(
-            inputs.features, inputs.frames, face, baseline_frames, inputs.timestamp_ms, typical,
-            held={"mar": cfg.held_mar_excess, "brow_raise": cfg.held_brow_excess}, cfg=cfg,
-        )
-        face_ms = float(np.sum(dur[face])) if len(dur) > 1 else 0.0
-        if baseline_frames is None and face_ms < cfg.min_baseline_ms:
-            # a photo or a short clip: too few frames to tell this person's neutral face
-            base = typical_baseline(base, typical, face_ms)
-    else:
+    if not face.any():
         log.warning("no frame has a face; every frame is labelled %s", NO_FACE)
-        nan = {c: float("nan") for c in [*inputs.features.columns, "ear_open"]}
-        base = Baseline(nan, {c: 1.0 for c in inputs.features.columns}, 0, "none (no face)")
+    typical = threedmm_typical(inputs.typical, cfg) if inputs.typical else None
+    base = face_baseline(inputs.features, inputs.frames, face, inputs.timestamp_ms, dur, cfg,
+                         typical, baseline_frames)
     labelled = label_frames(
         inputs.features,
         face,
@@ -114,6 +106,36 @@ def analyze(
     )
     events, summary = label_events(labelled.flags, face, inputs.timestamp_ms, dur, inputs.frames)
     return Analysis(inputs, cfg, dur, base, labelled, scores, events, summary)
+
+
+def face_baseline(
+    features: pd.DataFrame,
+    frames: np.ndarray,
+    face: np.ndarray,
+    timestamp_ms: np.ndarray,
+    duration_ms: np.ndarray,
+    cfg: AnalysisConfig,
+    typical: dict[str, float] | None = None,
+    baseline_frames: tuple[int, int] | None = None,
+) -> Baseline:
+    """The reference face the labels of N frames are judged against: the person's own
+    (``compute_baseline``) once ``cfg.min_baseline_ms`` of face time is there (or the frames
+    named by ``baseline_frames``), else the typical neutral face (``typical``, or the settings'
+    ``typical_face``). The offline analyzer calls it on a whole clip, the online one
+    (``online.OnlineAnalyzer``) on the frames seen so far."""
+    if not face.any():
+        nan = {c: float("nan") for c in [*features.columns, "ear_open"]}
+        return Baseline(nan, {c: 1.0 for c in features.columns}, 0, "none (no face)")
+    typical = typical or typical_face(cfg)
+    base = compute_baseline(
+        features, frames, face, baseline_frames, timestamp_ms, typical,
+        held={"mar": cfg.held_mar_excess, "brow_raise": cfg.held_brow_excess}, cfg=cfg,
+    )
+    face_ms = float(np.sum(duration_ms[face])) if len(duration_ms) > 1 else 0.0
+    if baseline_frames is None and face_ms < cfg.min_baseline_ms:
+        # a photo or a short clip: too few frames to tell this person's neutral face
+        base = typical_baseline(base, typical, face_ms)
+    return base
 
 
 def typical_face(cfg: AnalysisConfig) -> dict[str, float]:

@@ -11,6 +11,9 @@ import pandas as pd
 
 from .config import AnalysisConfig
 
+# The labels whose runs are events (an event per run), in the event list's order.
+EVENT_LABELS = ("blink", "wink", "smile", "talking", "yawn", "looking_away")
+
 
 def frame_durations_ms(
     timestamp_ms: np.ndarray, max_gap_factor: float = AnalysisConfig.frame_gap_factor
@@ -28,28 +31,40 @@ def frame_durations_ms(
     return np.minimum(dur, max_gap_factor * typical)
 
 
+def centred_mean(values: np.ndarray, timestamp_ms: np.ndarray, window_ms: float) -> np.ndarray:
+    """Centred moving mean of each column of (N,) or (N, F) ``values`` over the frames in
+    (t - window_ms/2, t + window_ms/2] (pandas' centred time-based rolling window, to 1e-12),
+    skipping NaN; NaN frames stay NaN. Cumulative sums, so its cost does not depend on pandas'
+    per-call overhead (the online analyzer calls it on short windows)."""
+    v = np.asarray(values, dtype=np.float64)
+    flat = v.reshape(v.shape[0], -1)
+    t = pd.to_timedelta(np.asarray(timestamp_ms, dtype=np.float64), unit="ms").as_unit("ns").asi8
+    w = pd.Timedelta(milliseconds=float(window_ms)).value
+    lo = np.searchsorted(t, t - w // 2, side="right")
+    hi = np.searchsorted(t, t + (w - w // 2), side="right")
+    finite = np.isfinite(flat)
+    csum = np.vstack([np.zeros((1, flat.shape[1])), np.cumsum(np.where(finite, flat, 0.0), axis=0)])
+    ccnt = np.vstack([np.zeros((1, flat.shape[1])), np.cumsum(finite, axis=0)])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = (csum[hi] - csum[lo]) / (ccnt[hi] - ccnt[lo])
+    out[~finite] = np.nan
+    return out.reshape(v.shape)
+
+
 def smooth(values: np.ndarray, timestamp_ms: np.ndarray, window_ms: float) -> np.ndarray:
     """Centred moving average over ``window_ms``; NaN frames (no face) stay NaN and are skipped."""
     v = np.asarray(values, dtype=np.float64)
     if window_ms <= 0 or v.size < 2:
         return v.copy()
-    index = pd.to_timedelta(np.asarray(timestamp_ms, dtype=np.float64), unit="ms")
-    s = pd.Series(v, index=index)
-    out = s.rolling(pd.Timedelta(milliseconds=float(window_ms)), center=True, min_periods=1).mean()
-    res = out.to_numpy().copy()
-    res[np.isnan(v)] = np.nan
-    return res
+    return centred_mean(v, timestamp_ms, window_ms)
 
 
 def smooth_frame(frame: pd.DataFrame, timestamp_ms: np.ndarray, window_ms: float) -> pd.DataFrame:
     """``smooth`` applied to every column of a DataFrame at once."""
     if window_ms <= 0 or len(frame) < 2:
         return frame.copy()
-    index = pd.to_timedelta(np.asarray(timestamp_ms, dtype=np.float64), unit="ms")
-    df = frame.set_axis(index, axis=0)
-    out = df.rolling(pd.Timedelta(milliseconds=float(window_ms)), center=True, min_periods=1).mean()
-    out = out.set_axis(frame.index, axis=0)
-    return out.where(frame.notna())
+    out = centred_mean(frame.to_numpy(dtype=np.float64), timestamp_ms, window_ms)
+    return pd.DataFrame(out, index=frame.index, columns=frame.columns)
 
 
 def hysteresis(values: np.ndarray, on: float, off: float) -> np.ndarray:
@@ -62,7 +77,10 @@ def hysteresis(values: np.ndarray, on: float, off: float) -> np.ndarray:
     state[v <= off] = 0.0
     state[v >= on] = 1.0
     state[np.isnan(v)] = 0.0
-    return pd.Series(state).ffill().fillna(0.0).to_numpy() > 0.5
+    # each frame takes the state of the last frame that set one (a forward fill), off before any
+    known = ~np.isnan(state)
+    last = np.maximum.accumulate(np.where(known, np.arange(v.size), -1)) if v.size else np.zeros(0, int)
+    return np.where(last >= 0, state[np.maximum(last, 0)], 0.0) > 0.5
 
 
 def runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -93,9 +111,11 @@ def clean_runs(
     min_on_ms: float = 0.0,
     max_gap_ms: float = 0.0,
     allowed: np.ndarray | None = None,
+    open_end: bool = False,
 ) -> np.ndarray:
     """Fill False gaps shorter than ``max_gap_ms`` between True runs (only where ``allowed``,
-    e.g. face present), then drop True runs shorter than ``min_on_ms``."""
+    e.g. face present), then drop True runs shorter than ``min_on_ms``; ``open_end``: the
+    frames go on after the last (a live window), so a run reaching it is not short yet."""
     m = np.asarray(mask, dtype=bool).copy()
     n = m.size
     if max_gap_ms > 0 and n:
@@ -108,7 +128,7 @@ def clean_runs(
         m |= paint_runs(n, gs[inner], ge[inner])
     if min_on_ms > 0 and n:
         s, e, d = run_durations_ms(m, duration_ms)
-        short = d < min_on_ms
+        short = (d < min_on_ms) & ~(open_end & (e == n))
         m &= ~paint_runs(n, s[short], e[short])
     return m
 
@@ -146,15 +166,8 @@ def label_events(
     """
     face_min = float(np.sum(np.asarray(duration_ms)[np.asarray(face, dtype=bool)])) / 60000.0
     tables, summary = [], {}
-    for kind, col in (
-        ("blink", "blink"),
-        ("wink", "wink"),
-        ("smile", "smile"),
-        ("talking", "talking"),
-        ("yawn", "yawn"),
-        ("looking_away", "looking_away"),
-    ):
-        ev = event_table(flags[col].to_numpy().astype(bool), timestamp_ms, duration_ms, frames)
+    for kind in EVENT_LABELS:
+        ev = event_table(flags[kind].to_numpy().astype(bool), timestamp_ms, duration_ms, frames)
         ev.insert(0, "type", kind)
         tables.append(ev)
         count = len(ev)

@@ -132,10 +132,14 @@ def run_many(args: argparse.Namespace, cfg: AnalysisConfig, frame_range: tuple[i
 
 def print_row(r: dict[str, object], quiet: bool) -> None:
     """One analysed clip's (or face's) line, from its summary row."""
+    print(row_line(r, quiet))
+
+
+def row_line(r: dict[str, object], quiet: bool = False) -> str:
+    """The line of one analysed clip (or face), from its summary row."""
     if quiet:
-        print(f"{r['stem']} {r['overall_score']:.1f}")
-        return
-    print(
+        return f"{r['stem']} {r['overall_score']:.1f}"
+    return (
         f"{r['stem']}: overall_score {r['overall_score']:.1f} (positivity {r['positivity']:.1f}, "
         f"expressiveness {r['expressiveness']:.1f}, attention {r['attention']:.1f}); frames "
         f"{r['frames']}, with a face {r['frames_with_face']}; blinks {r['blinks']}, smiles "

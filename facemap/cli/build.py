@@ -195,7 +195,15 @@ def chain_options(cfg: InferConfig, landmarker: object = None) -> Options:
         guard=guard_options(cfg, landmarker)[0],
         smooth=SmoothOptions(cfg.smooth, cfg.smooth_mincutoff, cfg.smooth_beta),
         max_faces=cfg.max_faces,
+        analyze=_analysis_config() if cfg.analyze else None,
     )
+
+
+def _analysis_config():
+    """The analyzer's settings for --analyze (imported only then)."""
+    from ..analysis.config import AnalysisConfig
+
+    return AnalysisConfig()
 
 
 def open_facemap(cfg: InferConfig, emit: Emit, landmarker=None) -> tuple[FaceMap, dict]:

@@ -97,6 +97,8 @@ def add_video_arguments(p: argparse.ArgumentParser) -> None:
     v.add_argument("--smooth-mincutoff", type=float, metavar="HZ", help="One Euro minimum cutoff in Hz (overrides the preset)")
     v.add_argument("--smooth-beta", type=float, metavar="B", help="One Euro speed coefficient (overrides the preset)")
     v.add_argument("--no-preview", action="store_true", help="--camera without a preview window (headless)")
+    v.add_argument("--preview", action="store_true", help="--video: show the overlay in a window while it runs (q or Esc stops)")
+    v.add_argument("--analyze", action="store_true", help="run the expression analyzer live: each face's labels and a bar per measure beside its box (preview and --save-video), and at the end the analyzer's files in OUTPUT/analysis/<stem>/ (implies --dump-landmarks-csv)")
     v.add_argument("--jobs", type=int, default=DEFAULTS.jobs, metavar="N", help="process N videos in parallel processes (default %(default)s)")
     r = p.add_argument_group("a corpus on a Ray cluster (pip install -r requirements-ray.txt)")
     r.add_argument("--ray", nargs="?", const="", metavar="ADDRESS", help="spread the --video files over Ray workers and write corpus.csv; ADDRESS as Ray takes it (auto, 127.0.0.1:6379, ray://host:10001), none starts a local Ray; a rerun skips the videos already done")

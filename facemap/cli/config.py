@@ -59,6 +59,8 @@ FLAGS = {
     "skip_if_no_face": "--skip-if-no-face",
     "fallback_center": "--fallback-center",
     "no_preview": "--no-preview",
+    "preview": "--preview",
+    "analyze": "--analyze",
     "dump_npy": "--dump-npy",
     "dump_csv": "--dump-csv",
     "compare": "--compare",
@@ -163,6 +165,8 @@ class InferConfig:
     smooth_mincutoff: float | None = None
     smooth_beta: float | None = None
     no_preview: bool = False
+    preview: bool = False  # --video: a preview window
+    analyze: bool = False  # the expression analyzer live, and its files at the end
     jobs: int = 1
     ray: str | None = None  # --ray [ADDRESS]: "" starts a local Ray, else the cluster's address
     ray_workers: int | None = None  # None: as many as the cluster's CPUs hold

@@ -81,6 +81,9 @@ def run_infer(cfg: InferConfig, emit: Emit) -> int:
     if cfg.compare or cfg.gt:
         raise UsageError("--compare and --gt work with --image only (for a video, compare landmarks logs with python -m facemap.eval)")
     if cfg.ray is not None:
+        if cfg.analyze:
+            raise UsageError("{analyze} runs with --video or --camera on this machine; for a corpus on Ray, "
+                             "run analyze_expressions.py --logs OUTPUT/logs --ray afterwards")
         if not cfg.video:
             raise UsageError("{ray} spreads --video files over Ray workers; it does not apply to --camera")
         from .corpus import run_corpus

@@ -65,6 +65,7 @@ class VideoReport:
     outputs: list[Path]
     info: VideoInfo | None = None
     note: str = ""
+    analysed: str = ""  # --analyze: the analyzer's line (its scores and counts, where its files are)
 
     @property
     def fps(self) -> float:
@@ -135,7 +136,7 @@ def process_video(
     t0 = time.perf_counter()
     expected = _expected(info, span)
     # no frame in the range is refused below: such a run leaves no file (no header-only logs)
-    sinks: list = [CsvLogSink(out_dir, src.stem, raw=cfg.dump_csv, landmarks=cfg.dump_landmarks_csv, points=cfg.points(),
+    sinks: list = [CsvLogSink(out_dir, src.stem, raw=cfg.dump_csv, landmarks=landmarks_logged(cfg), points=cfg.points(),
                               with_face_id=face_id_column(cfg.max_faces), keep_empty=False)]
     outputs = list(sinks[0].paths)
     if cfg.save_video:
@@ -150,6 +151,8 @@ def process_video(
             )
         )
         outputs.append(sinks[-1].path)
+    if cfg.preview:
+        sinks.append(PreviewSink(f"facemap {src.stem} (q or Esc stops)", cfg.style()))
     counts = FrameCounts()
     frames = fm.process(src, mode=Mode.VIDEO, sinks=sinks, every=span.every,
                         max_frames=span.max_frames, start_s=span.start_s, end_s=span.end_s)
@@ -170,7 +173,47 @@ def process_video(
     if span.max_frames is None and _stopped_early(info, span, last_ms[0], counts.frames, expected):
         note = f"ended early: {counts.frames} of {expected} frames decoded, the file looks truncated"
         log.warning("%s: %s; the logs and overlay cover the decoded frames", src.path, note)
-    return VideoReport(src.path, src.stem, counts, time.perf_counter() - t0, outputs, info, note)
+    analysed = ""
+    if cfg.analyze:
+        paths, analysed = write_analysis(out_dir, src.stem, cfg)
+        outputs += paths
+    return VideoReport(src.path, src.stem, counts, time.perf_counter() - t0, outputs, info, note, analysed)
+
+
+def landmarks_logged(cfg: InferConfig) -> bool:
+    """Whether the landmarks log is written: --dump-landmarks-csv, or --analyze (the analyzer
+    reads it at the end)."""
+    return cfg.dump_landmarks_csv or cfg.analyze
+
+
+def analysis_names(stem: str, cfg: InferConfig) -> list[str]:
+    """The files --analyze writes for ``stem``, relative to the output folder (one face; with
+    --max-faces other than 1 the analyzer lays out its face_<id>/ folders itself)."""
+    from ..analysis.report import OUTPUT_NAMES
+
+    if not cfg.analyze or face_id_column(cfg.max_faces):
+        return []
+    return [f"{ANALYSIS_FOLDER}/{stem}/{name}" for name in OUTPUT_NAMES]
+
+
+ANALYSIS_FOLDER = "analysis"
+
+
+def write_analysis(out_dir: Path, stem: str, cfg: InferConfig) -> tuple[list[Path], str]:
+    """After a run with --analyze: the offline analyzer on the logs just written (the whole
+    clip's baseline), its files in ``out_dir/analysis/<stem>/`` as analyze_expressions.py
+    writes them; returns their paths and the line to print."""
+    from ..analysis import analyze_logs
+    from ..analysis.report import write_outputs
+    from ..io.schema import log_path
+    from .analyze import row_line
+
+    folder = Path(out_dir) / ANALYSIS_FOLDER / stem
+    analyses = analyze_logs(log_path(out_dir, stem, "landmarks"), log_path(out_dir, stem, "meta"))
+    rows = write_outputs(analyses, folder)
+    shown = [dict(r, stem=f"{stem}{'/' + str(r['stem']) if r['stem'] else ''}") for r in rows]
+    lines = [row_line(r) for r in shown] or [f"{stem}: no face in any frame"]
+    return [folder], "\n".join(lines) + f"\nanalysis of {stem} in {folder}/"
 
 
 def _stopped_early(info: VideoInfo, span: FrameRange, last_ms: float, frames: int, expected: int) -> bool:
@@ -200,6 +243,7 @@ def report_line(rep: VideoReport) -> str:
     return (
         f"{rep.path.name}: {c.frames} frames, face in {c.with_face} ({pct:.1f}%: {d} detected, "
         f"{t} tracked){tail}, {rep.fps:.1f} fps" + (f" ({rep.note})" if rep.note else "")
+        + (f"\n{rep.analysed}" if rep.analysed else "")
     )
 
 
@@ -331,6 +375,11 @@ def run_videos(cfg: InferConfig, emit: Emit) -> int:
 
     if cfg.jobs < 1:
         raise UsageError(f"{{jobs}} must be >= 1, got {cfg.jobs}")
+    if cfg.preview and cfg.jobs > 1:
+        raise UsageError("{preview} shows one video at a time; it does not go with {jobs} N")
+    if cfg.preview and not have_display():
+        raise UsageError("--preview: no display for the window (DISPLAY is not set); leave --preview out "
+                         "(--save-video writes the same overlay to a file)")
     paths = own_outputs_left_out(collect_videos(cfg.video or []), cfg, emit)
     span = frame_range(cfg)
     infos = []
@@ -346,7 +395,7 @@ def run_videos(cfg: InferConfig, emit: Emit) -> int:
         cfg = preflight(cfg, emit)
     with output as out:
         for src in inputs:
-            for rel in log_names(src.stem, cfg.dump_csv, cfg.dump_landmarks_csv):
+            for rel in log_names(src.stem, cfg.dump_csv, landmarks_logged(cfg)) + analysis_names(src.stem, cfg):
                 out.file(rel)
             if cfg.save_video:
                 out.file(overlay_name(src.stem))
@@ -433,11 +482,11 @@ def run_camera(cfg: InferConfig, emit: Emit) -> int:
     output.check()
     fm, _ = open_facemap(cfg, emit)
     with output as out:
-        for rel in log_names(src.stem, cfg.dump_csv, cfg.dump_landmarks_csv):
+        for rel in log_names(src.stem, cfg.dump_csv, landmarks_logged(cfg)) + analysis_names(src.stem, cfg):
             out.file(rel)
         if cfg.save_video:
             out.file(overlay_name(src.stem))
-        sinks: list = [CsvLogSink(out.path, src.stem, raw=cfg.dump_csv, landmarks=cfg.dump_landmarks_csv, points=cfg.points(), with_face_id=face_id_column(cfg.max_faces))]
+        sinks: list = [CsvLogSink(out.path, src.stem, raw=cfg.dump_csv, landmarks=landmarks_logged(cfg), points=cfg.points(), with_face_id=face_id_column(cfg.max_faces))]
         outputs = list(sinks[0].paths)
         if cfg.save_video:
             sinks.append(VideoOverlaySink(out.path / overlay_name(src.stem), 30.0, Fraction(1, 1000), style=cfg.style()))
@@ -452,6 +501,11 @@ def run_camera(cfg: InferConfig, emit: Emit) -> int:
             for_each(frames, lambda frame: counts.add(_counted(frame)))
         except KeyboardInterrupt:  # Ctrl-C is the way to stop a live camera: a normal end
             log.info("interrupted: stopping the camera")
-    rep = VideoReport(Path(f"camera:{cfg.camera}"), src.stem, counts, time.perf_counter() - t0, outputs)
+        analysed = ""
+        if cfg.analyze and counts.frames:
+            paths, analysed = write_analysis(out.path, src.stem, cfg)
+            outputs += paths
+    rep = VideoReport(Path(f"camera:{cfg.camera}"), src.stem, counts, time.perf_counter() - t0, outputs,
+                      analysed=analysed)
     emit(report_line(rep))
     return 0

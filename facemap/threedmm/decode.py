@@ -100,6 +100,12 @@ def rotation_matrices(pitch_rad: np.ndarray, yaw_rad: np.ndarray, roll_rad: np.n
     return yaw_m @ pitch_m @ (p_m @ roll_m)
 
 
+def expression_coefficients(params: np.ndarray) -> np.ndarray:
+    """(N, 39) de-normalised expression coefficients of (N, 265) params (no basis needed)."""
+    p = np.asarray(params, dtype=np.float64)
+    return p[:, N_ID : N_ID + N_EXP] * 0.5 + 0.5
+
+
 class Decoder:
     """Holds one basis and decodes batches of parameters. Build once, call per batch."""
 
@@ -119,7 +125,7 @@ class Decoder:
             raise ValueError(f"params must have shape (N, {N_PARAMS}), got {p.shape}")
         n = p.shape[0]
         alpha_id = p[:, :N_ID] * ID_SCALE
-        alpha_exp = p[:, N_ID : N_ID + N_EXP] * 0.5 + 0.5
+        alpha_exp = expression_coefficients(p)
         angles = p[:, 258:261] * (np.pi / 2)
         pitch, yaw, roll = angles[:, 0], angles[:, 1], angles[:, 2]
         translation = p[:, 261:263] * TRANSLATION_SCALE

@@ -1,0 +1,376 @@
+"""The online analyzer (facemap.analysis.online) against the offline one, and as a stage of the
+chain: facemap.open(..., analyze=True), facemap.analyze(), infer.py --analyze (a fake camera).
+
+The agreement tests replay dlib's reference logs of shared clips (../shared/data/ref) through
+both analyzers with the current AnalysisConfig, so they hold whatever the label rules are
+(bench/bench_online.py prints the same numbers for all 34 clips)."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import facemap
+from facemap.analysis import AnalysisConfig, analyze_logs
+from facemap.analysis.labels import LABELS
+from facemap.analysis.online import (
+    MEASURES,
+    OnlineAnalyzer,
+    default_lag_ms,
+    judge_still,
+    settle_ms,
+    window_ms,
+)
+from facemap.errors import UsageError
+from facemap.io.records import read_landmarks, read_meta
+from facemap.types import Event, Face, Status
+from tests.conftest import need_shared
+from tests.standins import DATA
+
+REF = DATA / "ref"
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+
+# Clips long enough for frames after the warm-up, with smiles, talking and blinks between them:
+# each agrees on every label.
+AGREE_CLIPS = ("lp_d19", "edtalk_mouth_source", "lp_s20")
+
+
+@pytest.fixture(scope="module")
+def replays():
+    """Every shared clip with dlib logs (34) through both analyzers (bench_online.replay), once
+    for the module (about 12 s)."""
+    import bench_online
+
+    need_shared(REF)
+    return {stem: bench_online.replay(stem) for stem in bench_online.clips()}
+
+
+@pytest.mark.parametrize("stem", AGREE_CLIPS)
+def test_online_labels_agree_with_offline_after_the_warm_up(stem, replays):
+    import bench_online
+
+    r = replays[stem]
+    judged = r.trusted & r.face
+    assert judged.sum() >= 90  # frames after the warm-up to judge by
+    agree = bench_online.agreement(r)
+    low = {name: round(v, 3) for name, v in agree.items() if v < 0.9}
+    assert not low, f"{stem}: labels under 90% agreement: {low}"
+    # the warm-up is the first online_trust_ms of face time: before it, every face is provisional
+    t = r.times_ms - r.times_ms[r.face][0]
+    assert not r.trusted[t < AnalysisConfig().online_trust_ms - 100].any()
+
+
+def test_online_labels_agree_with_offline_on_the_shared_clips(replays):
+    """Over every clip long enough to have frames after the warm-up: nearly all agree on every
+    label on 90% of those frames, none falls far (a borderline clip's live baseline can place a
+    frown a little differently from the whole clip's)."""
+    import bench_online
+
+    assert len(replays) == 34
+    lowest = {stem: min(bench_online.agreement(r).values()) for stem, r in replays.items() if (r.trusted & r.face).any()}
+    assert len(lowest) >= 24
+    under = sorted(stem for stem, v in lowest.items() if v < 0.9)
+    assert len(under) <= 0.1 * len(lowest), under
+    assert min(lowest.values()) >= 0.75, lowest
+
+
+def test_online_events_match_offline_within_two_frames(replays):
+    import bench_online
+
+    found = np.sum([bench_online.event_match(r, 2) for r in replays.values()], axis=0)
+    assert found[1] >= 40  # offline events after the warm-up, to match
+    assert found[0] >= 0.9 * found[1], f"offline events found online: {found[0]}/{found[1]}"
+    assert found[2] >= 0.7 * found[3], f"online events found offline: {found[2]}/{found[3]}"
+
+
+def test_the_settings_reach_the_online_analyzer(replays):
+    """No copied thresholds: a smile threshold nobody reaches silences both analyzers, and the
+    windows and lags follow the settings."""
+    import bench_online
+
+    cfg = replace(AnalysisConfig(), smile_on=50.0, smile_off=45.0)
+    r = bench_online.replay("lp_d19", cfg)
+    assert not r.offline["smile"].any() and not r.online["smile"].any()
+    assert replays["lp_d19"].offline["smile"].any() and replays["lp_d19"].online["smile"].any()
+    longer = replace(AnalysisConfig(), yawn_min_ms=4000.0, talk_window_ms=1200.0)
+    assert window_ms(longer) > window_ms(AnalysisConfig())
+    assert default_lag_ms(longer) > default_lag_ms(AnalysisConfig())
+    assert settle_ms(replace(AnalysisConfig(), smile_gap_ms=500.0))["smile"] > settle_ms(AnalysisConfig())["smile"]
+
+
+def _faces(stem: str, face_id: int = 0, shift: float = 0.0):
+    lm, meta = read_landmarks(REF / f"{stem}_dlib_landmarks.csv"), read_meta(REF / f"{stem}_dlib_meta.csv")
+    points = dict(zip(lm.frames.tolist(), lm.landmarks, strict=True))
+    for f in meta.frames.tolist():
+        t = (f - 1) * 40.0
+        yield f, t, ((Face(f, t, Status.OK, "", None, points[f] + shift, id=face_id),) if f in points else ())
+
+
+def test_every_frame_comes_out_once_in_order_with_its_events_at_or_after_their_end():
+    need_shared(REF / "lp_d0_dlib_meta.csv")
+    a = OnlineAnalyzer()
+    out = []
+    for f, t, faces in _faces("lp_d0"):
+        got = a.update(f, t, faces)
+        assert all(v.frame <= f and f * 40.0 - v.timestamp_ms <= a.lag_ms + AnalysisConfig().online_step_ms + 40
+                   for v in got)
+        out += got
+    out += a.finish()
+    assert [v.frame for v in out] == list(range(1, 79))
+    events = [(v.frame, e) for v in out for e in v.events]
+    assert events and all(e.end_frame <= frame for frame, e in events)
+    assert all(isinstance(e, Event) and e.face_id == 0 and e.start_frame <= e.end_frame for _, e in events)
+    labelled = [v.faces[0] for v in out if v.faces]
+    assert all(f.labels and set(f.labels) <= set(LABELS) for f in labelled)
+    assert all(set(f.measures) <= set(MEASURES) for f in labelled)
+    assert all(f.provisional for f in labelled)  # 3 s of face: never past the 5 s warm-up
+
+
+def test_two_faces_are_judged_apart():
+    """The same face twice (ids 0 and 1, one shifted on the picture) gets the same labels, each
+    from its own state; a face gone for good is forgotten after the window."""
+    need_shared(REF / "lp_d0_dlib_meta.csv")
+    a = OnlineAnalyzer()
+    out = []
+    for (f, t, one), (_, _, two) in zip(_faces("lp_d0"), _faces("lp_d0", 1, 300.0), strict=True):
+        out += a.update(f, t, one + two)
+    out += a.finish()
+    labels = [(v.faces[0].labels, v.faces[1].labels) for v in out if len(v.faces) == 2]
+    assert labels and all(x == y for x, y in labels)
+    kinds = sorted((e.face_id, e.kind, e.start_frame, e.end_frame) for v in out for e in v.events)
+    assert [k[1:] for k in kinds if k[0] == 0] == [k[1:] for k in kinds if k[0] == 1]
+    b = OnlineAnalyzer()
+    b.update(1, 0.0, next(_faces("lp_d0"))[2])
+    b.update(2, window_ms(b.cfg) + 100.0, ())
+    assert not b.faces
+
+
+def test_a_picture_is_judged_as_the_offline_analyzer_judges_a_photo():
+    stem = "fr_obama-720p"
+    lm_path = need_shared(REF / f"{stem}_dlib_landmarks.csv")
+    offline = analyze_logs(lm_path, REF / f"{stem}_dlib_meta.csv")[0]
+    lm = read_landmarks(lm_path)
+    face = judge_still([Face(1, 0.0, Status.OK, "", None, lm.landmarks[0])])[0]
+    assert face.labels[0] == offline.labelled.label[0] == "smile"
+    on = [n for n in LABELS if offline.labelled.flags[n].iloc[0]]
+    assert sorted(face.labels) == sorted(on) and not face.provisional
+    assert face.measures["smile"] > 1.0  # past the smile threshold
+
+
+@pytest.mark.parametrize("lag", [-1.0, float("nan"), 1e9])
+def test_a_bad_lag_is_one_clear_line(lag):
+    with pytest.raises(UsageError, match="lag_ms"):
+        OnlineAnalyzer(lag_ms=lag)
+    with pytest.raises(UsageError):
+        facemap.open("dlib", analyze=True, analyze_lag_ms=lag)
+
+
+def test_analyze_takes_true_false_or_a_config():
+    with pytest.raises(UsageError, match="analyze"):
+        facemap.open("dlib", analyze="yes")
+
+
+# -- the chain, with dlib's real landmarks on talk.mp4 (lp_d0: neutral, a grin, neutral)
+
+
+@pytest.fixture(scope="module")
+def cli_run(tmp_path_factory):
+    """infer.py then analyze_expressions.py on lp_d0 with dlib, as the README runs them."""
+    pytest.importorskip("dlib", reason="the dlib extra is not installed")
+    import analyze_expressions
+    import infer
+
+    clip = need_shared(DATA / "videos" / "lp_d0.mp4")
+    out = tmp_path_factory.mktemp("cli")
+    assert infer.main(["--video", str(clip), "--landmarker", "dlib", "--dump-landmarks-csv", "-o", str(out), "-q"]) == 0
+    logs = out / "logs"
+    assert analyze_expressions.main(["--landmarks", str(logs / "lp_d0_landmarks.csv"), "--meta",
+                                     str(logs / "lp_d0_meta.csv"), "--out", str(out / "analysis"), "--no-plots"]) == 0
+    return clip, out
+
+
+def test_facemap_analyze_equals_the_two_scripts(cli_run):
+    clip, out = cli_run
+    df = facemap.analyze(clip, "dlib")
+    expr = pd.read_csv(out / "analysis" / "expressions.csv")
+    assert len(df) == len(expr) == 78 and (df["face_id"] == 0).all() and (df["stem"] == "lp_d0").all()
+    np.testing.assert_array_equal(df["frame"], expr["frame"])
+    np.testing.assert_array_equal(df["label"], expr["label"])
+    for name in LABELS:
+        assert df[name].dtype == bool
+        np.testing.assert_array_equal(df[name], expr[name].astype(bool))
+    np.testing.assert_allclose(df["score"], expr["score"])
+    meta = pd.read_csv(out / "logs" / "lp_d0_meta.csv")
+    np.testing.assert_allclose(df["box_x0"], meta["x0"])
+    lm = pd.read_csv(out / "logs" / "lp_d0_landmarks.csv")
+    np.testing.assert_allclose(df["lm_x30"], lm["x30"])
+    assert {f"measure_{m}" for m in MEASURES} <= set(df.columns)
+    assert (df.loc[df["smile"], "measure_smile"] > 0.9).all()
+    report = json.loads((out / "analysis" / "report.json").read_text())
+    ev = df.attrs["events"]
+    assert len(ev) == len(report["events"]["list"])
+    assert sorted(zip(ev["type"], ev["start_frame"], ev["end_frame"], strict=True)) == sorted(
+        (e["type"], e["start_frame"], e["end_frame"]) for e in report["events"]["list"])
+    assert df.attrs["scores"]["overall_score"].round(1).tolist() == [report["overall_score"]]
+
+
+def test_open_analyze_labels_faces_and_gives_events_as_the_scripts(cli_run):
+    clip, out = cli_run
+    expr = pd.read_csv(out / "analysis" / "expressions.csv")
+    report = json.loads((out / "analysis" / "report.json").read_text())
+    frames, events = [], []
+    with facemap.open("dlib", analyze=True) as fm:
+        for frame in fm.process(clip):
+            frames.append(frame)
+            events += [(e.kind, e.start_frame, e.end_frame) for e in frame.events]
+            assert all(e.end_frame <= frame.index for e in frame.events)
+    assert [f.index for f in frames] == list(range(1, 79))
+    dominant = np.array([f.faces[0].labels[0] for f in frames])
+    assert np.mean(dominant == expr["label"].to_numpy()) >= 0.9
+    offline = [(e["type"], e["start_frame"], e["end_frame"]) for e in report["events"]["list"]]
+    close = [any(k == k2 and abs(s - s2) <= 2 and abs(e - e2) <= 2 for k2, s2, e2 in events) for k, s, e in offline]
+    assert offline and all(close), (offline, events)
+    with facemap.open("dlib", analyze=True) as fm:  # a picture: against the typical face
+        face = next(fm.process(need_shared(DATA / "images" / "fr_obama-720p.jpg"))).faces[0]
+    assert face.labels[0] == "smile" and not face.provisional
+
+
+def test_a_break_leaves_logs_with_every_frame_given(tmp_path):
+    """Frames wait for the analyzer's verdict; a break out of the loop still hands the waiting
+    ones to the sinks, so the logs hold every frame read."""
+    pytest.importorskip("dlib", reason="the dlib extra is not installed")
+    from facemap.sinks import CsvLogSink
+
+    clip = need_shared(DATA / "videos" / "lp_d0.mp4")
+    with facemap.open("dlib", analyze=True) as fm:
+        run = fm.process(clip, sinks=[CsvLogSink(tmp_path, "clip")])
+        seen = [next(run).index for _ in range(5)]
+        run.close()
+    meta = read_meta(tmp_path / "logs" / "clip_meta.csv")
+    assert seen == [1, 2, 3, 4, 5] and meta.frames.size > 5  # those waiting when it stopped too
+
+
+def test_the_fake_camera_draws_labels_and_writes_the_analysis(tmp_path, monkeypatch, capsys):
+    """infer.py --camera 0 --analyze with a capture that plays lp_d0: the overlay shows the
+    label panel beside the face, and OUTPUT/analysis/camera0/ holds the analyzer's files."""
+    pytest.importorskip("dlib", reason="the dlib extra is not installed")
+    import cv2
+
+    import infer
+    from facemap.io.video import read_frames
+
+    clip = need_shared(DATA / "videos" / "lp_d0.mp4")
+    source = [f.image for f in read_frames(clip, max_frames=40)]
+
+    class Capture:
+        """Plays the clip at its 25 fps, as a webcam delivers frames."""
+
+        def __init__(self, index):
+            self.frames, self.last = list(source), 0.0
+
+        def isOpened(self):  # noqa: N802 - OpenCV's name
+            return True
+
+        def read(self):
+            time.sleep(max(0.0, self.last + 0.04 - time.monotonic()))
+            self.last = time.monotonic()
+            return (True, self.frames.pop(0)) if self.frames else (False, None)
+
+        def release(self):
+            pass
+
+    monkeypatch.setattr(cv2, "VideoCapture", Capture)
+    out = tmp_path / "o"
+    assert infer.main(["--camera", "0", "--no-preview", "--analyze", "--save-video", "--landmarker", "dlib",
+                       "-o", str(out)]) == 0
+    said = capsys.readouterr().out
+    assert "camera0: overall_score" in said and f"analysis of camera0 in {out / 'analysis' / 'camera0'}/" in said
+    for name in ("score.txt", "report.json", "expressions.csv", "timeline.png", "report.html"):
+        assert (out / "analysis" / "camera0" / name).is_file()
+    expr = pd.read_csv(out / "analysis" / "camera0" / "expressions.csv")
+    assert len(expr) == 40 and (expr["smile"] == 1).any()
+    # the label panel: yellow text (provisional: the first seconds) on a darkened patch beside the box
+    monkeypatch.undo()
+    drawn = [f.image for f in read_frames(out / "camera0_overlay.mp4")]
+    assert len(drawn) == 40
+    b, g, r = (np.stack(drawn)[..., i].astype(int) for i in range(3))
+    yellow = (r > 190) & (g > 160) & (b < 110)
+    b0, g0, r0 = (np.stack(source)[..., i].astype(int) for i in range(3))
+    assert not ((r0 > 190) & (g0 > 160) & (b0 < 110)).any()  # none in the clip itself
+    per_frame = yellow.reshape(len(drawn), -1).sum(axis=1)
+    assert (per_frame > 20).mean() > 0.9
+    meta = pd.read_csv(out / "logs" / "camera0_meta.csv")
+    ys, xs = np.nonzero(yellow[20])
+    assert xs.max() < meta["x0"].iloc[20] or xs.min() > meta["x1"].iloc[20]  # beside the box, not on the face
+
+
+def test_infer_image_analyze_writes_the_verdict_into_the_json_and_refuses_ray(tmp_path, capsys):
+    pytest.importorskip("dlib", reason="the dlib extra is not installed")
+    import infer
+
+    photo = need_shared(DATA / "images" / "fr_obama-720p.jpg")
+    out = tmp_path / "o"
+    assert infer.main(["--image", str(photo), "--landmarker", "dlib", "--analyze", "-o", str(out), "-q"]) == 0
+    doc = json.loads((out / "fr_obama-720p.json").read_text())
+    assert doc["labels"][0] == "smile" and doc["measures"]["smile"] > 1.0
+    plain = tmp_path / "p"
+    assert infer.main(["--image", str(photo), "--landmarker", "dlib", "-o", str(plain), "-q"]) == 0
+    assert "labels" not in json.loads((plain / "fr_obama-720p.json").read_text())
+    capsys.readouterr()
+    clip = need_shared(DATA / "videos" / "lp_d0.mp4")
+    assert infer.main(["--video", str(clip), "--landmarker", "dlib", "--analyze", "--ray", "-o", str(out)]) == 2
+    assert "--analyze runs with --video or --camera" in capsys.readouterr().err
+
+
+def test_video_preview_analyze_shows_the_labels(tmp_path, monkeypatch, capsys):
+    """infer.py --video --preview --analyze: the window gets every frame with its label panel
+    (cv2.imshow stands in for the screen); without a display, one line and exit 2."""
+    pytest.importorskip("dlib", reason="the dlib extra is not installed")
+
+    import infer
+    from facemap import sinks
+
+    clip = need_shared(DATA / "videos" / "lp_d0.mp4")
+    shown = []
+    monkeypatch.setenv("DISPLAY", ":99")
+    monkeypatch.setattr(sinks.cv2, "imshow", lambda title, image: shown.append(image.copy()))
+    monkeypatch.setattr(sinks.cv2, "waitKey", lambda ms: -1)
+    monkeypatch.setattr(sinks.cv2, "destroyWindow", lambda title: None, raising=False)
+    monkeypatch.setattr(sinks.cv2, "namedWindow", lambda *a, **k: None, raising=False)
+    out = tmp_path / "o"
+    assert infer.main(["--video", str(clip), "--landmarker", "dlib", "--preview", "--analyze", "--max-frames", "30",
+                       "-o", str(out), "-q"]) == 0
+    assert len(shown) == 30
+    b, g, r = (np.stack(shown)[..., i].astype(int) for i in range(3))
+    yellow = ((r > 190) & (g > 160) & (b < 110)).reshape(len(shown), -1).sum(axis=1)
+    assert (yellow > 20).all()  # provisional labels (yellow) on every frame shown
+    assert (out / "analysis" / "lp_d0" / "report.json").is_file()
+    monkeypatch.delenv("DISPLAY")
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    if sys.platform.startswith("linux"):
+        capsys.readouterr()
+        assert infer.main(["--video", str(clip), "--landmarker", "dlib", "--preview", "-o", str(tmp_path / "p")]) == 2
+        assert "--preview: no display" in capsys.readouterr().err
+        assert not (tmp_path / "p").exists()
+
+
+def test_facemap_analyze_gives_the_3dmm_expression_coefficients(standin_model, basis_dir):
+    """With FaceMap (the stand-in model) the table holds the raw parameters and exp0..exp38,
+    the same coefficients a Face carries, and every frame is labelled."""
+    clip = need_shared(DATA / "videos" / "lp_d19.mp4")
+    opts = dict(model=str(standin_model), basis_dir=str(basis_dir), detector="haar")
+    df = facemap.analyze(clip, "facemap", max_frames=8, **opts)
+    with facemap.open("facemap", **opts) as fm:
+        faces = [frame.result for frame in fm.process(clip, max_frames=8)]
+    assert len(df) == 8 and {"p0", "p264", "exp0", "exp38", "label", "measure_smile"} <= set(df.columns)
+    with_face = [i for i, f in enumerate(faces) if f.expression.size]
+    assert with_face
+    np.testing.assert_allclose(df[[f"exp{i}" for i in range(39)]].to_numpy()[with_face],
+                               np.stack([faces[i].expression for i in with_face]), atol=1e-5)
