@@ -37,6 +37,7 @@ from .decode import (
     TRANSLATION_SCALE,
     Basis,
     Decoder,
+    expression_coefficients,
     model_to_image,
     rotation_matrices,
 )
@@ -226,7 +227,7 @@ class Fitter:
         a = np.zeros(N_ID) if identity is None else np.clip(np.asarray(identity, float), -1, 1)
         e = np.zeros((m, N_EXP))  # expression coefficients in [0, 1]
         if start is not None and np.isfinite(start).all():
-            e = np.clip(start[:, N_ID : N_ID + N_EXP] * 0.5 + 0.5, 0.0, 1.0)
+            e = np.clip(expression_coefficients(start), 0.0, 1.0)
         shape = self._mean + self._id @ a + (e @ self._exp_t).reshape(m, N_LANDMARKS, 3)
         grams = self._equal
         weights = np.ones((m, N_LANDMARKS))

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from ..types import N_EXP, N_ID, N_LANDMARKS, Face
-from .decode import Basis
+from ..types import N_ID, N_LANDMARKS, Face
+from .decode import Basis, expression_coefficients
 from .fit import FitOptions, Fitter
 
 SETTLE_FRAMES = 32  # frames of a track its identity is fitted on, then fixed
@@ -87,5 +87,4 @@ class FitStage:
 def _with_params(face: Face, params: np.ndarray) -> Face:
     if not np.isfinite(params).all():
         return face
-    expression = params[N_ID : N_ID + N_EXP] * 0.5 + 0.5
-    return replace(face, params=params, expression=expression)
+    return replace(face, params=params, expression=expression_coefficients(params)[0])
