@@ -17,7 +17,7 @@ from .decode import Basis, expression_coefficients
 from .fit import FitOptions, Fitter
 
 SETTLE_FRAMES = 32  # frames of a track its identity is fitted on, then fixed
-FRAME_ROUNDS = 2  # rounds of a frame's fit that starts from the track's previous frame
+FRAME_ROUNDS = 3  # rounds of a frame's fit that starts from the track's previous frame
 
 
 @dataclass
@@ -87,4 +87,4 @@ class FitStage:
 def _with_params(face: Face, params: np.ndarray) -> Face:
     if not np.isfinite(params).all():
         return face
-    return replace(face, params=params, expression=expression_coefficients(params)[0])
+    return replace(face, params=params, expression=expression_coefficients(params[None])[0])
