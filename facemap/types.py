@@ -182,6 +182,10 @@ class Face:
     measures:   with ``analyze=True``: continuous expression measures, name -> value, each 1.0 at
                 its label's threshold (``facemap.analysis.online.MEASURES``); empty when not
                 analysed or without a face.
+    expression_measures: with 3DMM parameters (FaceMap's, or fitted to 68 points with the basis):
+                the named measures of the pose-free face (``facemap.threedmm.measures.MEASURES``:
+                smile, jaw_open, eye_closure_left, eye_closure_right), 0 on the basis mean face,
+                1 as far as the basis's own component moves it; empty without parameters.
     provisional: True while the face's own baseline is not yet trusted (its first
                 ``online_trust_ms`` of face time): labels judged against the typical face.
 
@@ -204,11 +208,15 @@ class Face:
     labels: tuple[str, ...] = ()
     measures: Mapping[str, float] = field(default_factory=dict)
     provisional: bool = False
+    expression_measures: Mapping[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "status", Status(self.status))
         object.__setattr__(self, "labels", tuple(str(n) for n in self.labels))
         object.__setattr__(self, "measures", {str(k): float(v) for k, v in dict(self.measures).items()})
+        object.__setattr__(
+            self, "expression_measures", {str(k): float(v) for k, v in dict(self.expression_measures).items()}
+        )
         object.__setattr__(self, "landmarks", _frozen_points(self.landmarks))
         smoothed = _frozen_points(self.smoothed, "smoothed")
         if smoothed.shape[0] and smoothed.shape != self.landmarks.shape:

@@ -11,6 +11,7 @@ import numpy as np
 from ..model import DEFAULT_PROVIDER, FaceMapModel
 from ..preprocess import DEFAULT_FACE_MARGIN, DEFAULT_NORMALIZE, Preprocessor
 from ..threedmm.decode import Decoder, model_to_image
+from ..threedmm.measures import Measurer, measurer_or_none
 from ..types import BBox, Face, Pose, Status
 from .base import check_landmarks
 
@@ -26,6 +27,11 @@ class FaceMapLandmarker:
     preprocessor: Preprocessor
     name: str = "facemap"
     ok_reason: str = ""
+    measurer: Measurer | None = None  # None: the basis is not FaceMap's (no named measures)
+
+    def __post_init__(self) -> None:
+        if self.measurer is None:
+            self.measurer = measurer_or_none(self.decoder.basis)
 
     @classmethod
     def create(
@@ -83,6 +89,7 @@ class FaceMapLandmarker:
     ) -> list[Face]:
         """Decode (N, 265) params for N faces into checked Faces."""
         decoded = self.decoder.decode(params)
+        named = self.measurer(decoded) if self.measurer is not None else {}
         boxes = np.array([b.as_tuple() for b in crop_boxes], dtype=np.float64)
         landmarks = model_to_image(decoded.landmarks_model, boxes, self.preprocessor.input_hw)
         results = []
@@ -100,6 +107,7 @@ class FaceMapLandmarker:
                     pose=Pose(*map(float, decoded.pose_deg[i])) if finite else None,
                     params=params[i],
                     expression=decoded.expression[i] if finite else None,
+                    expression_measures={k: v[i] for k, v in named.items()} if finite else {},
                 )
             )
         return results

@@ -13,7 +13,7 @@ import numpy as np
 
 from ..errors import OutputError
 from ..types import N_LANDMARKS, N_PARAMS, Face, Status
-from .schema import log_columns, log_kinds, log_path
+from .schema import EXPRESSION_COLUMNS, log_columns, log_kinds, log_path
 
 
 def _fmt(value: float, digits: int = 3) -> str:
@@ -63,7 +63,20 @@ def raw_row(result: Face) -> list[str] | None:
     return [str(result.frame)] + [_fmt_g(float(v)) for v in result.params]
 
 
-_ROWS = {"meta": meta_row, "summary": summary_row, "raw": raw_row, "landmarks": landmarks_row}
+def expression_row(result: Face) -> list[str] | None:
+    """One row of the named 3DMM measures, or None when the face has none."""
+    if not result.expression_measures:
+        return None
+    named = result.expression_measures
+    return (
+        [str(result.frame)]
+        + [_fmt(named.get(c, float("nan")), 5) for c in EXPRESSION_COLUMNS[1:-1]]
+        + [_fmt(result.timestamp_ms, 3)]
+    )
+
+
+_ROWS = {"meta": meta_row, "summary": summary_row, "raw": raw_row, "landmarks": landmarks_row,
+         "expression": expression_row}
 
 
 class CsvLog:
@@ -163,6 +176,8 @@ class FrameLogs:
     ) -> None:
         self.points = points
         self.with_face_id = with_face_id
+        # the expression log goes with the raw log, opened at the first face with named measures
+        self._expression = (out_dir, stem) if raw else None
         self.logs: dict[str, CsvLog] = {}
         try:
             for kind in log_kinds(raw, landmarks):
@@ -175,6 +190,11 @@ class FrameLogs:
         """Write one face of a frame, or its no-face record, to every open log; with a face_id
         column the rows carry the face's id (empty for the no-face record)."""
         face_id = ["" if result.status is Status.NO_FACE else str(result.id)] if self.with_face_id else []
+        if self._expression is not None and result.expression_measures:
+            out_dir, stem = self._expression
+            self._expression = None
+            path = log_path(out_dir, stem, "expression")
+            self.logs["expression"] = CsvLog(path, log_columns("expression", with_face_id=self.with_face_id))
         for kind in self.logs:
             if (row := _ROWS[kind](result)) is None:
                 continue

@@ -6,6 +6,9 @@ Files under ``<out>/logs/`` (names and leading columns from the original tool; n
 - ``<stem>_summary.csv``:   frame,min,max,shape0,timestamp_ms
 - ``<stem>_raw.csv``:       frame,p0,...,p264
 - ``<stem>_landmarks.csv``: frame,x0,y0,...,x67,y67,timestamp_ms
+- ``<stem>_expression.csv``: frame,smile,jaw_open,eye_closure_left,eye_closure_right,timestamp_ms
+  (with ``--dump-csv``, when the faces have 3DMM parameters: FaceMap's, or fitted to 68 points;
+  the named measures of ``facemap.threedmm.measures``)
 
 ``frame`` is the 1-based index of the decoded frame (1 for an image). Coordinates are image
 pixels, x0,y0,x1,y1 in the meta file are the inclusive face box, angles are degrees.
@@ -20,6 +23,7 @@ import csv
 import io
 from pathlib import Path
 
+from ..threedmm.measures import MEASURES
 from ..types import N_LANDMARKS, N_PARAMS
 
 LANDMARK_XY_COLUMNS = [c for i in range(N_LANDMARKS) for c in (f"x{i}", f"y{i}")]
@@ -28,6 +32,7 @@ META_COLUMNS = ["frame", "status", "reason", "x0", "y0", "x1", "y1",
 SUMMARY_COLUMNS = ["frame", "min", "max", "shape0", "timestamp_ms"]
 RAW_COLUMNS = ["frame"] + [f"p{i}" for i in range(N_PARAMS)]
 LANDMARK_COLUMNS = ["frame"] + LANDMARK_XY_COLUMNS + ["timestamp_ms"]
+EXPRESSION_COLUMNS = ["frame", *MEASURES, "timestamp_ms"]
 
 FACE_ID = "face_id"
 NO_FACE_ID = -1  # the face_id of a frame's no-face row (an empty cell)
@@ -35,7 +40,7 @@ NO_FACE_ID = -1  # the face_id of a frame's no-face row (an empty cell)
 # row but other faces have.
 FACE_ABSENT = "face_absent"
 
-LOG_SUFFIXES = {kind: f"_{kind}.csv" for kind in ("meta", "summary", "raw", "landmarks")}
+LOG_SUFFIXES = {kind: f"_{kind}.csv" for kind in ("meta", "summary", "raw", "landmarks", "expression")}
 
 
 def face_id_column(max_faces: int) -> bool:
@@ -50,7 +55,8 @@ def log_columns(kind: str, points: int = N_LANDMARKS, with_face_id: bool = False
     if kind == "landmarks":
         columns = ["frame"] + [c for i in range(points) for c in (f"x{i}", f"y{i}")] + ["timestamp_ms"]
     else:
-        columns = {"meta": META_COLUMNS, "summary": SUMMARY_COLUMNS, "raw": RAW_COLUMNS}[kind]
+        columns = {"meta": META_COLUMNS, "summary": SUMMARY_COLUMNS, "raw": RAW_COLUMNS,
+                   "expression": EXPRESSION_COLUMNS}[kind]
     return [columns[0], FACE_ID, *columns[1:]] if with_face_id else list(columns)
 
 

@@ -169,6 +169,7 @@ class Fitter:
             N_LANDMARKS * 9, N_EXP * N_EXP
         )
         self._decoder = Decoder(basis)
+        self.basis = basis
 
     # ---- the public call -------------------------------------------------------------------
     def fit(

@@ -19,12 +19,15 @@ against component 25's 0.61).
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..types import N_EXP, N_ID, N_LANDMARKS
 from .decode import Basis, Decoded, Decoder
+
+log = logging.getLogger(__name__)
 
 # The components whose full strength is each measure's unit (real basis; see the module docstring).
 JAW_OPEN_COMPONENT = 25
@@ -147,6 +150,16 @@ class Measurer:
             quantity, sign, _ = _DEFINITIONS[name]
             out[name] = sign * (geo[quantity] - self.scale.zero[name]) / self.scale.unit[name]
         return out
+
+
+def measurer_or_none(basis: Basis) -> Measurer | None:
+    """A Measurer of ``basis``, or None when its components do not move the face as FaceMap's
+    basis does (a stand-in or another 3DMM: the named measures would mean nothing)."""
+    try:
+        return Measurer(basis)
+    except ValueError as exc:
+        log.info("no named expression measures: %s", exc)
+        return None
 
 
 def measures(

@@ -15,6 +15,7 @@ import numpy as np
 from ..types import N_ID, N_LANDMARKS, Face
 from .decode import Basis, expression_coefficients
 from .fit import FitOptions, Fitter
+from .measures import measurer_or_none
 
 SETTLE_FRAMES = 32  # frames of a track its identity is fitted on, then fixed
 FRAME_ROUNDS = 3  # rounds of a frame's fit that starts from the track's previous frame
@@ -45,6 +46,7 @@ class FitStage:
         self, basis: Basis | Fitter, options: FitOptions | None = None, settle_frames: int = SETTLE_FRAMES
     ) -> None:
         self.fitter = basis if isinstance(basis, Fitter) else Fitter(basis, options)
+        self.measurer = measurer_or_none(self.fitter.basis)
         self.settle_frames = settle_frames
         self._tracks: dict[int, _Track] = {}
 
@@ -59,7 +61,7 @@ class FitStage:
             boxes = np.array([faces[i].box.as_tuple() for i in todo], dtype=np.float64)
             fit = self.fitter.fit(pts, boxes, tracks=np.arange(len(todo)))
             for k, i in enumerate(todo):
-                out[i] = _with_params(faces[i], fit.params[k])
+                out[i] = self._with_params(faces[i], fit.params[k])
             return tuple(out)
         for i in todo:
             face = faces[i]
@@ -73,18 +75,22 @@ class FitStage:
                     whole = self.fitter.fit(np.stack(track.points), np.stack(track.boxes))
                     track.identity = whole.params[-1, :N_ID].copy()
                     track.last = whole.params[-1]
-                    out[i] = _with_params(face, track.last)
+                    out[i] = self._with_params(face, track.last)
                     continue
             fit = self.fitter.fit(
                 face.landmarks[None], box[None], identity=track.identity,
                 start=None if track.last is None else track.last[None], rounds=FRAME_ROUNDS,
             )
             track.last = fit.params[0]
-            out[i] = _with_params(face, track.last)
+            out[i] = self._with_params(face, track.last)
         return tuple(out)
 
 
-def _with_params(face: Face, params: np.ndarray) -> Face:
-    if not np.isfinite(params).all():
-        return face
-    return replace(face, params=params, expression=expression_coefficients(params[None])[0])
+    def _with_params(self, face: Face, params: np.ndarray) -> Face:
+        """The face with its parameters, the 39 coefficients and the named measures."""
+        if not np.isfinite(params).all():
+            return face
+        named = {} if self.measurer is None else {k: float(v[0]) for k, v in self.measurer(params[None]).items()}
+        return replace(
+            face, params=params, expression=expression_coefficients(params[None])[0], expression_measures=named
+        )
