@@ -299,7 +299,7 @@ def open(  # noqa: A001 - facemap.open, like io.open / av.open
         det = make_detector(detector)
     else:
         det = detector
-    fitter, notice = fitter_for(lmk, basis_dir)
-    if notice:
-        log.warning("%s", render_options(notice))
+    fitter, why = fitter_for(lmk, basis_dir)
+    if why:
+        log.info("%s: no 3DMM parameters: %s", getattr(lmk, "name", "the landmarker"), render_options(why))
     return FaceMap(det, lmk, options, fitter)

@@ -259,6 +259,8 @@ def _face_json(r: Face) -> dict:
         ),
         "expression": np.round(r.expression, 6).tolist(),
     }
+    if r.expression_measures:  # 3DMM parameters: the named measures (facemap.threedmm.measures)
+        doc["expression_measures"] = {k: round(v, 4) for k, v in r.expression_measures.items()}
     if r.labels:  # analysed (--analyze): the analyzer's verdict on the picture
         doc["labels"] = list(r.labels)
         doc["measures"] = {k: round(v, 4) for k, v in r.measures.items()}

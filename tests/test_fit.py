@@ -183,6 +183,13 @@ def test_infer_with_dlib_and_the_basis_writes_fitted_params_the_analyzer_reads(t
     boxes = meta.loc[raw.frame, ["x0", "y0", "x1", "y1"]].to_numpy(float)
     # the log's rounding (%.6g) included, the params decode onto dlib's points
     assert np.median(nme(decode_to_image(params, boxes, real_basis), points)) < 0.03
+    # the named measures beside them: lp_d0's grin, as MediaPipe sees it
+    named = pd.read_csv(logs / "lp_d0_expression.csv").merge(
+        pd.read_csv(DATA / "ref" / "lp_d0_mediapipe_blendshapes.csv"), on="frame"
+    )
+    assert len(named) == 78
+    mp_smile = (named.mouthSmileLeft + named.mouthSmileRight) / 2
+    assert np.corrcoef(named.smile, mp_smile)[0, 1] > 0.9
     both, alone = tmp_path / "both", tmp_path / "alone"
     common = ["--meta", str(logs / "lp_d0_meta.csv"), "--basis-dir", str(BASIS), "--no-plots", "-q"]
     assert analyze_main(["--landmarks", str(logs / "lp_d0_landmarks.csv"), "--raw", str(logs / "lp_d0_raw.csv"),
@@ -197,3 +204,20 @@ def test_infer_with_dlib_and_the_basis_writes_fitted_params_the_analyzer_reads(t
         assert len(frames) == 78
         # lp_d0: neutral, a broad grin, neutral: both paths see the grin
         assert 20 <= frames["smile"].astype(bool).sum() <= 60, (source, frames["smile"].sum())
+
+
+def test_a_photo_with_dlib_and_the_basis_gets_its_coefficients_and_measures(tmp_path) -> None:
+    import json
+
+    from facemap.cli.commands import infer_main
+
+    need_shared(DATA / "images")
+    out = tmp_path / "out"
+    photo = DATA / "images" / "fr_obama-720p.jpg"
+    args = ["--image", str(photo), "--landmarker", "dlib", "--detector", "dlib-hog", "--basis-dir", str(BASIS), "-o", str(out)]
+    assert infer_main(args) == 0
+    doc = json.loads((out / "fr_obama-720p.json").read_text())
+    # a smiling face: its smile measure is well above the neutral mean face's 0
+    assert len(doc["expression"]) == 39 and min(doc["expression"]) >= 0.0
+    # a smiling face: its smile measure is well above the neutral mean face's 0
+    assert doc["expression_measures"]["smile"] > 0.3, doc["expression_measures"]

@@ -25,16 +25,19 @@ Emit = Callable[[str], None]
 log = logging.getLogger(__name__)
 
 
-def note_no_params(cfg: InferConfig, landmarker: object, fitter: object = None) -> None:
+def note_no_params(cfg: InferConfig, landmarker: object, fitter: object = None, why: str | None = None) -> None:
     """Say once that --dump-csv / --dump-npy have nothing to write for a landmarker without 3DMM
-    parameters (dlib's) that is not fitted (no basis): the raw log is written with its header
-    only, no .npy at all."""
+    parameters (dlib's) that is not fitted (``why``: no basis): the raw log is written with its
+    header only, no .npy at all."""
     if fitter is not None or getattr(landmarker, "gives_params", True) or not (cfg.dump_csv or cfg.dump_npy):
+        if why:
+            log.info("%s", render_options(why, FLAGS))
         return
     name = getattr(landmarker, "name", cfg.landmarker)
     what = " and ".join(f for f, on in (("--dump-csv", cfg.dump_csv), ("--dump-npy", cfg.dump_npy)) if on)
-    log.warning("%s: the %s landmarker gives no 3DMM parameters: the raw log holds its header only%s; "
+    log.warning("%s: the %s landmarker gives no 3DMM parameters%s: the raw log holds its header only%s; "
                 "the points go to the landmarks log (--dump-landmarks-csv)", what, name,
+                f" and there is {render_options(why, FLAGS)}" if why else "",
                 ", and no .npy is written" if cfg.dump_npy else "")
 
 
@@ -216,10 +219,8 @@ def open_facemap(cfg: InferConfig, emit: Emit, landmarker=None) -> tuple[FaceMap
     check_detector(cfg)
     if landmarker is None:  # the model first: its absence is the first thing a new user must hear
         landmarker, desc = build_landmarker(cfg, emit)
-        fitter, notice = fitter_for(landmarker, cfg.basis_dir)
-        if notice and not cfg.quiet:
-            log.warning("%s", render_options(notice, FLAGS))
-        note_no_params(cfg, landmarker, fitter)
+        fitter, why = fitter_for(landmarker, cfg.basis_dir)
+        note_no_params(cfg, landmarker, fitter, why)
         note_inert_flags(cfg, landmarker)
         note_guard(cfg, landmarker, emit)
         if fitter is not None:

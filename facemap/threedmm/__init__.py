@@ -17,7 +17,8 @@ def fitter_for(landmarker: object, basis_dir: str | Path | None = None) -> tuple
     A landmarker that gives FaceMap's parameters itself, or other than 68 points, needs none:
     (None, None). For 68 points without parameters (dlib, ``--assume-points 68``) the basis comes
     from ``basis_dir`` (a bad folder raises its one-line BasisError) or the cache, never the
-    network; when it is absent, (None, the one line to say) and the run goes on without them.
+    network; when it is absent, (None, why: a clause for the caller's one line) and the run goes
+    on without them.
     """
     if getattr(landmarker, "gives_params", True) or getattr(landmarker, "n_points", 68) != 68:
         return None, None
@@ -29,10 +30,8 @@ def fitter_for(landmarker: object, basis_dir: str | Path | None = None) -> tuple
     except BasisError:
         if basis_dir:
             raise
-        name = getattr(landmarker, "name", "this")
         return None, (
-            f"note: no 3DMM basis in {qaihm_cache_dir()}: the {name} landmarker's 68 points are not "
-            "fitted to FaceMap's 3DMM (no params, no expression coefficients); give {basis_dir} DIR "
-            "or run `python -m facemap fetch --basis` once"
+            f"no 3DMM basis in {qaihm_cache_dir()} to fit its 68 points to (give {{basis_dir}} DIR "
+            "or run `python -m facemap fetch --basis` once)"
         )
     return Fitter(basis), None
