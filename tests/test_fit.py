@@ -221,3 +221,18 @@ def test_a_photo_with_dlib_and_the_basis_gets_its_coefficients_and_measures(tmp_
     assert len(doc["expression"]) == 39 and min(doc["expression"]) >= 0.0
     # a smiling face: its smile measure is well above the neutral mean face's 0
     assert doc["expression_measures"]["smile"] > 0.3, doc["expression_measures"]
+
+
+def test_open_dlib_with_basis_dir_gives_faces_their_params_and_measures() -> None:
+    import facemap
+
+    need_shared(DATA / "videos")
+    with facemap.open("dlib", detector="dlib-hog", basis_dir=str(BASIS)) as fm:
+        assert fm.fitter is not None
+        frames = list(fm.process(str(DATA / "videos" / "lp_d0.mp4"), max_frames=40))
+    faces = [f.faces[0] for f in frames if f.faces]
+    assert len(faces) == 40
+    assert all(f.params.shape == (265,) and np.abs(f.params).max() <= 1 for f in faces)
+    assert set(faces[0].expression_measures) == {"smile", "jaw_open", "eye_closure_left", "eye_closure_right"}
+    # lp_d0 grins from about frame 20: the smile measure rises with it
+    assert faces[30].expression_measures["smile"] > faces[0].expression_measures["smile"] + 0.3
