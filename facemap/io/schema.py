@@ -69,6 +69,12 @@ def log_names(stem: str, raw: bool = False, landmarks: bool = False) -> list[str
     return [log_path(Path(""), stem, k).as_posix() for k in log_kinds(raw, landmarks)]
 
 
+def picture_json_path(logs_dir: Path, stem: str) -> Path:
+    """Where infer.py wrote the picture JSON (``<stem>.json``, with the landmarks) of a picture
+    whose logs are in ``logs_dir``: the output folder that holds ``logs/``."""
+    return Path(logs_dir).parent / f"{stem}.json"
+
+
 def log_kind(name: str) -> str | None:
     """The kind of log a file name is (``meta`` for ``clip_meta.csv``), or None."""
     for kind, suffix in LOG_SUFFIXES.items():
