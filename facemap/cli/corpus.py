@@ -143,11 +143,13 @@ class CorpusWorker(PoolWorker):
         return process_video(self.fm, src, info, Path(out_dir) / STAGING / stage, self.cfg, span)
 
 
-def _row(src: Source, status: str, **values: object) -> dict[str, object]:
+def corpus_row(src: Source, status: str, **values: object) -> dict[str, object]:
+    """A corpus.csv row of ``src`` with ``status`` and other cells."""
     return {"video": str(src.path), "stem": src.stem, "status": status, **values}
 
 
-def _ok_row(rep: VideoReport, node: str) -> dict[str, object]:
+def ok_row(rep: VideoReport, node: str | None) -> dict[str, object]:
+    """The corpus.csv row of a video done (``node``: the Ray node that did it; None locally)."""
     c = rep.counts
     pct = 100.0 * c.with_face / c.frames if c.frames else 0.0
     return {"video": str(rep.path), "stem": rep.stem, "status": "ok", "frames": c.frames, "face_pct": pct,
@@ -158,7 +160,7 @@ def _skipped_row(src: Source, before: dict[str, str] | None) -> dict[str, object
     """A video whose outputs are complete: what the earlier run's row said of it, if anything."""
     keep = ("frames", "face_pct", "fps", "node", "seconds")
     carried = {k: (before or {}).get(k) or None for k in keep}
-    return _row(src, "skipped", **carried)
+    return corpus_row(src, "skipped", **carried)
 
 
 def run_corpus(cfg: InferConfig, emit: Emit) -> int:
@@ -261,7 +263,7 @@ def _run_on_ray(ray, cfg: InferConfig, todo: list[Source], out: OutputDir, span:
                 publish(out_dir / STAGING / stage[job.key], out_dir, rels)
                 rep = replace(result["value"], outputs=[out_dir / r for r in rels if (out_dir / r).is_file()])
                 done[job.key] = rep
-                rows[job.key] = _ok_row(rep, result["node"])
+                rows[job.key] = ok_row(rep, result["node"])
                 save()
             ended(job)
             say(report_line(rep))
@@ -277,7 +279,7 @@ def _run_on_ray(ray, cfg: InferConfig, todo: list[Source], out: OutputDir, span:
             for rel in video_outputs(src.stem, worker_cfg):
                 if not (out_dir / rel).is_file():  # what an earlier run completed stays
                     out.forget(rel)
-            rows[job.key] = _row(src, "failed", node=result["node"] or None, seconds=result["seconds"],
+            rows[job.key] = corpus_row(src, "failed", node=result["node"] or None, seconds=result["seconds"],
                                  error=result["error"])
             say(f"{job.name}: failed: {result['error']}")
             save()

@@ -16,14 +16,14 @@ from pathlib import Path
 
 from ..api import FaceMap
 from ..errors import FacemapError, InputFileError, UsageError
-from ..io.outputs import OutputDir, written_here
-from ..io.schema import LOG_SUFFIXES, face_id_column, log_names, overlay_name
+from ..io.outputs import OutputDir, atomic_write_text, written_here
+from ..io.schema import LOG_SUFFIXES, corpus_text, face_id_column, log_names, overlay_name
 from ..io.sources import FrameRange, Source, camera_source
 from ..io.video import VideoInfo, collect_videos, probe
 from ..sinks import CsvLogSink, PreviewSink, VideoOverlaySink
 from ..types import Face, Frame, Mode
 from .build import open_facemap
-from .config import InferConfig
+from .config import FLAGS, InferConfig
 
 log = logging.getLogger(__name__)
 
@@ -322,66 +322,122 @@ def own_outputs_left_out(paths: list[Path], cfg: InferConfig, emit: Emit) -> lis
 
 
 def run_videos(cfg: InferConfig, emit: Emit) -> int:
-    """infer.py --video: each file (folder, glob) in turn, or in --jobs processes."""
+    """infer.py --video: each file (folder, glob) in turn, or in --jobs processes.
+
+    One video that cannot be read is refused before anything is written. Of several, each bad
+    one (unreadable, no frames in the range) is a ``failed`` row of ``corpus.csv``, said in one
+    line, and the others are done; the run then raises InputFileError (exit 3) naming them."""
     from ..io.images import unique_stems
+    from .corpus import CORPUS_CSV, corpus_row, identity, ok_row, video_outputs
 
     if cfg.jobs < 1:
         raise UsageError(f"{{jobs}} must be >= 1, got {cfg.jobs}")
     paths = own_outputs_left_out(collect_videos(cfg.video or []), cfg, emit)
     span = frame_range(cfg)
-    infos = []
-    for p in paths:  # every input is checked before anything is written
-        infos.append(probe_in_range(p, span))
+    several = len(paths) > 1
     inputs = [Source("video", stem, path=p) for p, stem in zip(paths, unique_stems(paths), strict=True)]
+    idents = {s.stem: identity(s.path) for s in inputs} if several else {}
+    infos: dict[str, VideoInfo] = {}
+    bad: dict[str, FacemapError] = {}
+    for src in inputs:  # every input is checked before anything is written
+        try:
+            infos[src.stem] = probe_in_range(src.path, span)
+        except InputFileError as exc:
+            if not several:
+                raise
+            bad[src.stem] = exc
+    good = [src for src in inputs if src.stem in infos]
     reports: list[VideoReport] = []
     output = OutputDir(Path(cfg.output), clean=cfg.clean)
     output.check()  # before any model is looked for; --clean empties it only once the model loaded
-    parallel = cfg.jobs > 1 and len(paths) > 1
-    fm = None if parallel else open_facemap(cfg, emit)[0]
+    parallel = cfg.jobs > 1 and len(good) > 1
+    fm = None if parallel or not good else open_facemap(cfg, emit)[0]
     if parallel:
         cfg = preflight(cfg, emit)
+    rows: dict[str, dict[str, object]] = {}
     with output as out:
+        table = out.file(CORPUS_CSV) if several else None
+
+        def save() -> None:
+            if table is not None:
+                atomic_write_text(table, corpus_text([{**rows[s.stem], "video": os.path.abspath(s.path), **idents[s.stem]}
+                                                      for s in inputs if s.stem in rows]))
+
+        def failed(src: Source, exc: FacemapError, seconds: float | None = None) -> None:
+            if not several:
+                raise exc
+            for rel in video_outputs(src.stem, cfg):
+                if not (out.path / rel).is_file():  # what an earlier run completed stays
+                    out.forget(rel)
+            error = exc.render(FLAGS)
+            rows[src.stem] = corpus_row(src, "failed", seconds=seconds, error=error)
+            save()
+            emit(f"{src.path.name}: failed: {error}")
+
+        def done(rep: VideoReport) -> None:
+            reports.append(rep)
+            rows[rep.stem] = ok_row(rep, None)
+            save()
+            emit(report_line(rep))
+
         for src in inputs:
-            for rel in log_names(src.stem, cfg.dump_csv, cfg.dump_landmarks_csv):
+            if src.stem in bad:
+                failed(src, bad[src.stem])
+        for src in good:
+            for rel in video_outputs(src.stem, cfg):
                 out.file(rel)
-            if cfg.save_video:
-                out.file(overlay_name(src.stem))
         if fm is not None:
-            for src, info in zip(inputs, infos, strict=True):
-                rep = process_video(fm, src, info, out.path, cfg, span)
-                reports.append(rep)
-                emit(report_line(rep))
-        else:
-            reports = _run_parallel(cfg, inputs, infos, out.path, span, emit)
+            for src in good:
+                t0 = time.perf_counter()
+                try:
+                    rep = process_video(fm, src, infos[src.stem], out.path, cfg, span)
+                except InputFileError as exc:  # this video's fault: the others still run
+                    failed(src, exc, time.perf_counter() - t0)
+                    continue
+                done(rep)
+        elif good:
+            _run_parallel(cfg, good, [infos[s.stem] for s in good], out.path, span, done, failed)
+    order = {s.stem: i for i, s in enumerate(inputs)}
+    reports.sort(key=lambda r: order[r.stem])  # --jobs: as they ended
     if len(reports) > 1:
         for line in summary_table(reports):
             emit(line)
     if not cfg.quiet:
-        emit(f"outputs in {cfg.output}/")
+        emit(f"outputs in {cfg.output}/" + (f" ({CORPUS_CSV}: one row per video)" if several else ""))
+    lost = [s.path.name for s in inputs if rows.get(s.stem, {}).get("status") == "failed"]
+    if lost:
+        raise InputFileError(
+            f"{len(lost)} of {len(inputs)} video(s) failed: {', '.join(lost)} (the error of each is in "
+            f"{Path(cfg.output) / CORPUS_CSV})" + ("; the others are done" if len(lost) < len(inputs) else "")
+        )
     return 0
 
 
-def _run_parallel(cfg, inputs, infos, out_dir, span, emit) -> list[VideoReport]:
+def _run_parallel(cfg, inputs, infos, out_dir, span, done, failed) -> None:
+    """The videos in --jobs processes: ``done(report)`` for each video done, ``failed(src,
+    error)`` for each that could not be read (an InputFileError), as they end."""
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor, as_completed
     from dataclasses import replace
 
     worker_cfg = replace(cfg, quiet=True)  # no progress bars or model lines from the workers
-    by_stem: dict[str, VideoReport] = {}
     ctx = mp.get_context("spawn")
     with ProcessPoolExecutor(max_workers=min(cfg.jobs, len(inputs)), mp_context=ctx,
                              initializer=_worker_init, initargs=(worker_cfg,)) as pool:
         futures = {
-            pool.submit(_worker_run, src, info, out_dir, span): src.stem
+            pool.submit(_worker_run, src, info, out_dir, span): src
             for src, info in zip(inputs, infos, strict=True)
         }
         bar = progress(len(inputs), "videos", not cfg.quiet, unit="video")
         try:
             for fut in as_completed(futures):
-                rep = fut.result()
-                by_stem[futures[fut]] = rep
                 bar.clear()
-                emit(report_line(rep))
+                try:
+                    rep = fut.result()
+                except InputFileError as exc:
+                    failed(futures[fut], exc)
+                else:
+                    done(rep)
                 bar.update(1)
         except BaseException:
             for f in futures:  # nothing new starts
@@ -390,7 +446,6 @@ def _run_parallel(cfg, inputs, infos, out_dir, span, emit) -> list[VideoReport]:
             raise
         finally:
             bar.close()
-    return [by_stem[src.stem] for src in inputs]
 
 
 def _stop_workers(pool) -> None:
