@@ -119,7 +119,8 @@ def build_landmarker(cfg: InferConfig, emit: Emit, name: str | None = None):
 def chain_options(cfg: InferConfig) -> Options:
     """The chain's options from the flags."""
     return Options(
-        track=TrackOptions(redetect_every=cfg.redetect_every, fallback_center=cfg.fallback_center),
+        track=TrackOptions(redetect_every=cfg.redetect_every, lost_detect_every=cfg.lost_every,
+                           fallback_center=cfg.fallback_center),
         guard=GuardOptions(jump_threshold=cfg.jump_threshold),
         smooth=SmoothOptions(cfg.smooth, cfg.smooth_mincutoff, cfg.smooth_beta),
         max_faces=cfg.max_faces,
