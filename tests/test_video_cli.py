@@ -180,7 +180,7 @@ def test_a_folder_with_one_truncated_video_does_the_others_and_exits_3(tmp_path,
         (tmp_path / "good" / name).symlink_to(corpus / name)
     assert _run(["--video", str(tmp_path / "good"), *args, "-o", str(tmp_path / "alone")]) == 0
     alone = {p.name: p.read_bytes() for p in (tmp_path / "alone" / "logs").iterdir()}
-    assert {p.name: p.read_bytes() for p in (out / "logs").iterdir()} == alone and len(alone) == 6
+    assert {p.name: p.read_bytes() for p in (out / "logs").iterdir()} == alone and len(alone) == 8  # 3 logs + run.json each
 
 
 def test_no_face_video_skip(tmp_path, model_args):
@@ -512,7 +512,7 @@ def test_smoothing_changes_the_overlay_only(tmp_path, model_args):
         with av.open(str(out / "lp_d19_overlay.mp4")) as c:
             overlays[level] = [f.to_ndarray(format="bgr24") for f in c.decode(video=0)]
     names = sorted(p.name for p in (tmp_path / "off" / "logs").iterdir())
-    assert names == ["lp_d19_landmarks.csv", "lp_d19_meta.csv", "lp_d19_raw.csv", "lp_d19_summary.csv"]
+    assert names == ["lp_d19_landmarks.csv", "lp_d19_meta.csv", "lp_d19_raw.csv", "lp_d19_run.json", "lp_d19_summary.csv"]
     for name in names:
         assert (tmp_path / "high" / "logs" / name).read_bytes() == (tmp_path / "off" / "logs" / name).read_bytes(), name
     assert len(overlays["high"]) == len(overlays["off"]) == 30

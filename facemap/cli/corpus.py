@@ -28,7 +28,7 @@ from pathlib import Path
 
 from ..errors import InputFileError, OutputError, UsageError
 from ..io.outputs import STAGING, HoldSignals, OutputDir, atomic_write_text
-from ..io.schema import corpus_text, log_names, overlay_name, read_corpus
+from ..io.schema import corpus_text, read_corpus
 from ..io.sources import FrameRange, Source
 from ..io.video import collect_videos
 from ..raypool import (
@@ -43,43 +43,31 @@ from ..raypool import (
 from .build import open_facemap
 from .config import FLAGS, InferConfig
 from .videos import (
+    CORPUS_CSV,
     Emit,
     VideoReport,
+    corpus_row,
     frame_range,
+    identity,
+    ok_row,
     own_outputs_left_out,
     preflight,
     probe_in_range,
     process_video,
     report_line,
     summary_table,
+    video_outputs,
 )
 
 log = logging.getLogger(__name__)
 
-CORPUS_CSV = "corpus.csv"
 _ATTEMPT = re.compile(r".+\.[0-9a-f]{12}")  # a staging folder: <stem>.<12 hex digits>
-
-
-def video_outputs(stem: str, cfg: InferConfig) -> list[str]:
-    """The files (relative to --output) one video of the corpus writes."""
-    names = log_names(stem, cfg.dump_csv, cfg.dump_landmarks_csv)
-    return names + ([overlay_name(stem)] if cfg.save_video else [])
 
 
 def _part(out: OutputDir, rel: str) -> Path:
     """The temp file a log or overlay is written to before it is renamed into place."""
     target = out.path / rel
     return target.with_name(f".{target.name}.part")
-
-
-def identity(path: Path) -> dict[str, object]:
-    """The corpus.csv cells that tell one input from another of its name: its size and
-    modification time (ns); {} when it cannot be read (then it is never skipped)."""
-    try:
-        st = os.stat(path)
-    except OSError:
-        return {}
-    return {"video_bytes": st.st_size, "video_mtime_ns": st.st_mtime_ns}
 
 
 def same_input(before: dict[str, str], path: Path, ident: dict[str, object]) -> bool:
@@ -141,19 +129,6 @@ class CorpusWorker(PoolWorker):
         """One video into ``out_dir/.facemap-staging/<stage>`` (the driver puts it in place)."""
         info = probe_in_range(src.path, span)
         return process_video(self.fm, src, info, Path(out_dir) / STAGING / stage, self.cfg, span)
-
-
-def corpus_row(src: Source, status: str, **values: object) -> dict[str, object]:
-    """A corpus.csv row of ``src`` with ``status`` and other cells."""
-    return {"video": str(src.path), "stem": src.stem, "status": status, **values}
-
-
-def ok_row(rep: VideoReport, node: str | None) -> dict[str, object]:
-    """The corpus.csv row of a video done (``node``: the Ray node that did it; None locally)."""
-    c = rep.counts
-    pct = 100.0 * c.with_face / c.frames if c.frames else 0.0
-    return {"video": str(rep.path), "stem": rep.stem, "status": "ok", "frames": c.frames, "face_pct": pct,
-            "fps": rep.fps, "node": node, "seconds": rep.elapsed_s, "error": rep.note or None}
 
 
 def _skipped_row(src: Source, before: dict[str, str] | None) -> dict[str, object]:

@@ -17,9 +17,17 @@ from pathlib import Path
 from ..api import FaceMap
 from ..errors import FacemapError, InputFileError, UsageError
 from ..io.outputs import OutputDir, atomic_write_text, written_here
-from ..io.schema import LOG_SUFFIXES, corpus_text, face_id_column, log_names, overlay_name
+from ..io.schema import (
+    LOG_SUFFIXES,
+    corpus_text,
+    face_id_column,
+    log_names,
+    overlay_name,
+    run_info_name,
+)
 from ..io.sources import FrameRange, Source, camera_source
 from ..io.video import VideoInfo, collect_videos, probe
+from ..provenance import run_info
 from ..sinks import CsvLogSink, PreviewSink, VideoOverlaySink
 from ..types import Face, Frame, Mode
 from .build import open_facemap
@@ -70,6 +78,38 @@ class VideoReport:
     def fps(self) -> float:
         """Processed frames per second of wall time."""
         return self.counts.frames / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+
+CORPUS_CSV = "corpus.csv"
+
+
+def video_outputs(stem: str, cfg: InferConfig) -> list[str]:
+    """The files (relative to --output) one video of the corpus writes."""
+    names = [*log_names(stem, cfg.dump_csv, cfg.dump_landmarks_csv), run_info_name(stem)]
+    return names + ([overlay_name(stem)] if cfg.save_video else [])
+
+
+def identity(path: Path) -> dict[str, object]:
+    """The corpus.csv cells that tell one input from another of its name: its size and
+    modification time (ns); {} when it cannot be read (then it is never skipped)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return {}
+    return {"video_bytes": st.st_size, "video_mtime_ns": st.st_mtime_ns}
+
+
+def corpus_row(src: Source, status: str, **values: object) -> dict[str, object]:
+    """A corpus.csv row of ``src`` with ``status`` and other cells."""
+    return {"video": str(src.path), "stem": src.stem, "status": status, **values}
+
+
+def ok_row(rep: VideoReport, node: str | None) -> dict[str, object]:
+    """The corpus.csv row of a video done (``node``: the Ray node that did it; None locally)."""
+    c = rep.counts
+    pct = 100.0 * c.with_face / c.frames if c.frames else 0.0
+    return {"video": str(rep.path), "stem": rep.stem, "status": "ok", "frames": c.frames, "face_pct": pct,
+            "fps": rep.fps, "node": node, "seconds": rep.elapsed_s, "error": rep.note or None}
 
 
 def progress(total: int | None, desc: str, enabled: bool, unit: str = "frame"):
@@ -135,8 +175,9 @@ def process_video(
     t0 = time.perf_counter()
     expected = _expected(info, span)
     # no frame in the range is refused below: such a run leaves no file (no header-only logs)
+    made_by = run_info(fm.landmarker, fm.detector, cfg.changed())
     sinks: list = [CsvLogSink(out_dir, src.stem, raw=cfg.dump_csv, landmarks=cfg.dump_landmarks_csv, points=cfg.points(),
-                              with_face_id=face_id_column(cfg.max_faces), keep_empty=False)]
+                              with_face_id=face_id_column(cfg.max_faces), keep_empty=False, info=made_by)]
     outputs = list(sinks[0].paths)
     if cfg.save_video:
         sinks.append(
@@ -328,7 +369,6 @@ def run_videos(cfg: InferConfig, emit: Emit) -> int:
     one (unreadable, no frames in the range) is a ``failed`` row of ``corpus.csv``, said in one
     line, and the others are done; the run then raises InputFileError (exit 3) naming them."""
     from ..io.images import unique_stems
-    from .corpus import CORPUS_CSV, corpus_row, identity, ok_row, video_outputs
 
     if cfg.jobs < 1:
         raise UsageError(f"{{jobs}} must be >= 1, got {cfg.jobs}")
@@ -484,11 +524,13 @@ def run_camera(cfg: InferConfig, emit: Emit) -> int:
     output.check()
     fm, _ = open_facemap(cfg, emit)
     with output as out:
-        for rel in log_names(src.stem, cfg.dump_csv, cfg.dump_landmarks_csv):
+        for rel in [*log_names(src.stem, cfg.dump_csv, cfg.dump_landmarks_csv), run_info_name(src.stem)]:
             out.file(rel)
         if cfg.save_video:
             out.file(overlay_name(src.stem))
-        sinks: list = [CsvLogSink(out.path, src.stem, raw=cfg.dump_csv, landmarks=cfg.dump_landmarks_csv, points=cfg.points(), with_face_id=face_id_column(cfg.max_faces))]
+        sinks: list = [CsvLogSink(out.path, src.stem, raw=cfg.dump_csv, landmarks=cfg.dump_landmarks_csv, points=cfg.points(),
+                                  with_face_id=face_id_column(cfg.max_faces),
+                                  info=run_info(fm.landmarker, fm.detector, cfg.changed()))]
         outputs = list(sinks[0].paths)
         if cfg.save_video:
             sinks.append(VideoOverlaySink(out.path / overlay_name(src.stem), 30.0, Fraction(1, 1000), style=cfg.style()))

@@ -13,7 +13,15 @@ import numpy as np
 
 from ..errors import InputFileError
 from ..types import N_LANDMARKS
-from .schema import FACE_ABSENT, FACE_ID, LANDMARK_XY_COLUMNS, NO_FACE_ID, RAW_COLUMNS
+from .schema import (
+    FACE_ABSENT,
+    FACE_ID,
+    LANDMARK_XY_COLUMNS,
+    NO_FACE_ID,
+    RAW_COLUMNS,
+    RUN_INFO_SUFFIX,
+    log_stem,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -361,6 +369,30 @@ def read_picture_landmarks(path: Path) -> LandmarkLog:
         raise InputFileError(f"{path}: {what} holds no face (no landmarks)")
     n = len(points)
     return LandmarkLog(path, np.ones(n, np.int64), np.stack(points), None, np.asarray(ids, np.int64), by_face)
+
+
+# The keys of a picture's JSON that say what made it (the rest describe the picture).
+_PICTURE_MADE_BY = ("landmarker", "detector", "model", "predictor", "model_sha256", "model_data_sha256",
+                    "detector_model", "detector_model_sha256", "basis_sha256", "facemap_version", "settings")
+
+
+def read_run_info(log: Path) -> dict:
+    """What made a clip's logs, from the ``<stem>_run.json`` beside ``log`` (any of its logs), or
+    for a picture's JSON from the JSON itself: landmarker, detector, model, SHA-256s, settings
+    (``provenance.run_info``). {} when there is none or it cannot be read (logs written before
+    facemap wrote it, or by another tool): a report then says it is not known."""
+    path = Path(log)
+    if is_picture_json(path):
+        doc = _picture_doc(path)
+        info = {k: doc[k] for k in _PICTURE_MADE_BY if isinstance(doc, dict) and k in doc}
+        if "predictor" in info:  # dlib's predictor file is its model
+            info.setdefault("model", info["predictor"])
+            del info["predictor"]
+        return info
+    doc = _picture_doc(path.parent / f"{log_stem(path)}{RUN_INFO_SUFFIX}")
+    if not isinstance(doc, dict):
+        return {}
+    return doc
 
 
 def read_landmarks(path: Path, *, strict: bool = False) -> LandmarkLog:
