@@ -76,6 +76,7 @@ OPTION_NAMES = frozenset(
         "ray_cpus",
         "ray_workers",
         "redetect_every",
+        "lost_detect_every",
         "skip_if_no_face",
         "smooth",
         "start_s",

@@ -22,9 +22,9 @@ import numpy as np
 
 from .draw import DrawStyle, annotate
 from .errors import OutputError, UsageError
-from .io.logwriter import FrameLogs
+from .io.logwriter import FrameLogs, write_run_info
 from .io.outputs import OutputDir, atomic_write_bytes, atomic_write_json
-from .io.schema import log_names, overlay_name
+from .io.schema import log_names, overlay_name, run_info_name
 from .io.video import DEFAULT_CRF, DEFAULT_PRESET, VideoSink
 from .pipeline import StopRun
 from .types import N_LANDMARKS, N_PARAMS, Face, Frame
@@ -53,7 +53,9 @@ class _Rate:
 
 class CsvLogSink:
     """The CSV logs of one input under ``folder/logs`` (``<stem>_meta.csv`` ...): per frame its
-    first face, or with ``with_face_id`` (a face_id column) every face, or its no-face record."""
+    first face, or with ``with_face_id`` (a face_id column) every face, or its no-face record.
+    ``info`` (``provenance.run_info``: what made them) goes beside them as ``<stem>_run.json``
+    once they are in place."""
 
     def __init__(
         self,
@@ -64,12 +66,16 @@ class CsvLogSink:
         points: int = N_LANDMARKS,
         with_face_id: bool = False,
         keep_empty: bool = True,
+        info: dict | None = None,
     ) -> None:
         self.folder, self.stem, self.raw, self.landmarks = Path(folder), stem, raw, landmarks
+        self.info = info
         self.keep_empty = keep_empty  # False: a run without a frame (refused) writes no logs
         self.points = points  # landmarks per face: 68, or N from another model (--assume-points)
         self.with_face_id = with_face_id
         self.paths = [self.folder / rel for rel in log_names(stem, raw, landmarks)]
+        if info is not None:
+            self.paths.append(self.folder / run_info_name(stem))
         self.logs: FrameLogs | None = None
         self.lost: list[Path] = []  # the logs a failed write left unwritten (none kept)
 
@@ -100,6 +106,8 @@ class CsvLogSink:
         except OutputError:
             self.lost = self.logs.paths
             raise
+        if self.info is not None:
+            write_run_info(self.folder, self.stem, self.info)
 
 
 class VideoOverlaySink:

@@ -230,10 +230,14 @@ def test_a_glob_picks_clips_and_each_takes_its_logs_from_its_folder(tmp_path, ca
 
 
 def test_one_bad_clip_is_one_line_the_others_are_done_and_the_exit_is_3(tmp_path, capsys):
+    # A video's meta log without its landmarks log fails (the run lacked --dump-landmarks-csv);
+    # a picture's (one frame) without landmarks is not a failure: infer.py --image logs none
+    # (they are in its JSON), so it is skipped with a note (issue 23: the README's sequence).
     logs = folder_of("lp_d0", "dpe_s", root=tmp_path / "logs")
     shutil.copyfile(logs / "lp_d0_landmarks.csv", logs / "mixed_landmarks.csv")
     shutil.copyfile(logs / "dpe_s_meta.csv", logs / "mixed_meta.csv")  # another video's meta log
-    (logs / "nolm_meta.csv").write_text("frame,status\n1,ok\n")  # no landmarks log beside it
+    (logs / "nolm_meta.csv").write_text("frame,status\n1,ok\n2,ok\n")  # no landmarks log beside it
+    (logs / "pic_meta.csv").write_text("frame,status\n1,ok\n")  # a picture's, its JSON not there
     out = tmp_path / "o"
     rc, stdout, err = run(["--logs", logs, "--out", out, "--fps", 25, "--no-plots"], capsys)
     assert rc == 3
@@ -242,13 +246,16 @@ def test_one_bad_clip_is_one_line_the_others_are_done_and_the_exit_is_3(tmp_path
     assert errs[0].startswith("analyze_expressions.py: error: mixed: ") and "mixed_landmarks.csv" in errs[0]
     assert errs[1].startswith("analyze_expressions.py: error: nolm: ") and "nolm_meta.csv" in errs[1]
     assert "--dump-landmarks-csv" in errs[1]
-    assert errs[2].startswith("4 clips: 2 analysed, 2 failed (mixed, nolm);")
-    assert [ln.split(":")[0] for ln in stdout.strip().splitlines()] == ["dpe_s", "lp_d0"]
+    assert errs[2].startswith("5 clips: 2 analysed, 2 failed (mixed, nolm), 1 skipped (pic);")
+    lines = stdout.strip().splitlines()
+    assert [ln.split(":")[0] for ln in lines] == ["dpe_s", "lp_d0", "pic"]
+    assert lines[2].startswith(f"pic: skipped: {logs / 'pic_meta.csv'} is a picture's log")
+    assert str(tmp_path / "pic.json") in lines[2] and "--landmarks" in lines[2]
     summary = pd.read_csv(out / "summary.csv", keep_default_na=False).set_index("stem")
     assert summary["status"].to_dict() == {"dpe_s": "ok", "lp_d0": "ok", "mixed": "failed", "nolm": "failed"}
     assert "mixed_meta.csv" in summary.loc["mixed", "error"] and summary.loc["mixed", "overall_score"] == ""
     assert float(summary.loc["lp_d0", "overall_score"]) == report(out / "lp_d0")["overall_score"]
-    assert not (out / "mixed").exists() and not (out / "nolm").exists()
+    assert not (out / "mixed").exists() and not (out / "nolm").exists() and not (out / "pic").exists()
     page = (out / "index.html").read_text()
     assert "failed: " in page and 'href="mixed/' not in page
 
@@ -593,3 +600,32 @@ def test_the_analyzer_without_ray_says_how_to_install_it(tmp_path, capsys, monke
     assert (rc, err.strip()) == (2, "analyze_expressions.py: error: --ray needs Ray, an optional extra: pip install "
                                     "-r requirements-ray.txt (or pip install '.[ray]')")
     assert not (tmp_path / "o").exists()
+
+
+def test_a_pictures_logs_are_analysed_as_a_picture_from_its_json(tmp_path, capsys):
+    # infer.py --image writes <out>/<stem>.json (the points) and a one-row meta log: --logs reads
+    # the points from the JSON and judges the picture as --landmarks on a landmarks log would.
+    lm = pd.read_csv(need_shared(REF / "lp_d0_dlib_landmarks.csv")).iloc[[40]].copy()  # the broad grin
+    meta = pd.read_csv(REF / "lp_d0_dlib_meta.csv").iloc[[40]]
+    lm = lm.assign(frame=1, timestamp_ms=0.0)
+    meta = meta.assign(frame=1, timestamp_ms=0.0)
+    pts = lm[[c for c in lm.columns if c[0] in "xy" and c[1:].isdigit()]].to_numpy().reshape(68, 2)
+    out = tmp_path / "out"
+    (out / "logs").mkdir(parents=True)
+    meta.to_csv(out / "logs" / "pic_meta.csv", index=False)
+    (out / "pic.json").write_text(json.dumps({"image": "pic.jpg", "landmarks": pts.tolist()}))
+    ref = tmp_path / "ref"
+    ref.mkdir()
+    lm.to_csv(ref / "pic_landmarks.csv", index=False)
+    rc, _, err = run(["--landmarks", ref / "pic_landmarks.csv", "--meta", out / "logs" / "pic_meta.csv",
+                      "--out", tmp_path / "as_log", "--no-plots"], capsys)
+    assert rc == 0, err
+    rc, stdout, err = run(["--logs", out / "logs", "--out", tmp_path / "all", "--no-plots"], capsys)
+    assert rc == 0 and err == "", err
+    assert stdout.splitlines()[-1].startswith("1 clip: 1 analysed;")
+    got, want = report(tmp_path / "all" / "pic"), report(tmp_path / "as_log")
+    assert got["inputs"]["landmarks"] == str(out / "pic.json")
+    assert got["baseline"]["against_typical"] is True
+    for key in ("overall_score", "sub_scores", "class_distribution"):
+        assert got[key] == want[key]
+    assert got["events"]["summary"]["smile"]["count"] == 1

@@ -69,3 +69,24 @@ def test_the_installed_commands_point_at_the_package():
         finally:
             sys.argv = old
         assert ended.value.code == 0
+
+
+@pytest.mark.parametrize(
+    ("argv", "detector", "lost_every"),
+    [
+        ([], "yunet", 1),
+        (["--landmarker", "dlib"], "dlib-hog", 5),  # dlib's slow default detector: every 5th frame while lost
+        (["--landmarker", "dlib", "--detector", "dlib-hog"], "dlib-hog", 1),  # as chosen: as before
+        (["--landmarker", "dlib", "--detector", "haar"], "haar", 1),
+        (["--landmarker", "dlib", "--lost-detect-every", "2"], "dlib-hog", 2),
+        (["--detector", "yunet", "--lost-detect-every", "3"], "yunet", 3),
+    ],
+)
+def test_the_search_while_no_face_is_followed(argv, detector, lost_every):
+    from facemap.cli.build import chain_options
+    from facemap.cli.commands import infer_parser
+    from facemap.cli.config import InferConfig
+
+    cfg = InferConfig.from_namespace(infer_parser().parse_args(["--video", "v.mp4", *argv]))
+    assert (cfg.detector, cfg.lost_every) == (detector, lost_every)
+    assert chain_options(cfg).track.lost_detect_every == lost_every

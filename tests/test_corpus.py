@@ -108,7 +108,7 @@ def test_logs_match_a_single_machine_run(first_run, reference):
     code, _out, _err, out = first_run
     ours = _logs(out)
     theirs = _logs(reference)
-    assert set(ours) == set(theirs) and len(theirs) == 9  # meta, summary, landmarks of 3 clips
+    assert set(ours) == set(theirs) and len(theirs) == 12  # meta, summary, landmarks, run.json of 3 clips
     for name, data in theirs.items():
         assert ours[name] == data, name
     assert not list(out.rglob("*.part"))
@@ -320,7 +320,8 @@ def test_a_worker_killed_mid_video_is_replaced_and_its_video_redone(cluster, cor
     assert _logs(out) == _logs(reference)
     assert not list(out.rglob("*.part")) and not (out / ".facemap-staging").exists()
     assert sorted((out / MARKER).read_text().splitlines()[1:]) == sorted(
-        ["corpus.csv", *(f"logs/{s}_{k}.csv" for s in rows for k in ("meta", "summary", "landmarks"))])
+        ["corpus.csv", *(f"logs/{s}_{k}.csv" for s in rows for k in ("meta", "summary", "landmarks")),
+         *(f"logs/{s}_run.json" for s in rows)])
     before = {p: p.stat().st_mtime_ns for p in (out / "logs").iterdir()}
     with contextlib.redirect_stdout(io.StringIO()):
         assert infer.main(argv) == 0

@@ -326,6 +326,14 @@ def expected_files(cmd: str, cwd: Path) -> list[str]:
             logs = _values(args, "--logs")[0]
             pattern = f"{logs}/*_landmarks.csv" if (cwd / logs).is_dir() else logs
             found = glob.glob(str(cwd / pattern))
+            # a picture's logs (a meta log alone) are analysed from its <stem>.json beside logs/
+            found += [
+                m.removesuffix("_meta.csv") + "_landmarks.csv"
+                for m in glob.glob(str(cwd / logs / "*_meta.csv"))
+                if not Path(m.removesuffix("_meta.csv") + "_landmarks.csv").exists()
+                and (cwd / logs).is_dir()
+                and (cwd / logs).parent.joinpath(Path(m).name.removesuffix("_meta.csv") + ".json").is_file()
+            ]
             assert found, f"{cmd}: no landmarks logs to analyse"
             return [f"{out}/summary.csv", f"{out}/index.html"] + [
                 f for lm in found for f in clip(f"{out}/{Path(lm).name.removesuffix('_landmarks.csv')}", Path(lm))

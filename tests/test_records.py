@@ -132,3 +132,50 @@ def test_a_lenient_read_of_a_several_faces_log_keeps_every_face(tmp_path):
     log = read_meta(path)
     assert log.frames.tolist() == [1, 1, 2, 2, 3] and log.face_ids.tolist() == [0, 1, 0, 1, -1]
     assert log.boxes[3].tolist() == [9, 9, 15, 15]  # the first of the repeated (2, 1)
+
+
+# ----------------------------------------------------------------------------- a picture's JSON
+
+
+def _picture(tmp_path, doc: object, name: str = "face.json"):
+    import json
+
+    path = tmp_path / name
+    path.write_text(json.dumps(doc))
+    return path
+
+
+def test_a_pictures_json_reads_as_a_one_frame_landmarks_log(tmp_path):
+    pts = np.arange(136, dtype=float).reshape(68, 2) + 0.5
+    lg = read_landmarks(_picture(tmp_path, {"image": "face.jpg", "landmarks": pts.tolist()}))
+    assert lg.frames.tolist() == [1] and lg.timestamps_ms is None and not lg.has_face_id
+    np.testing.assert_array_equal(lg.landmarks[0], pts)
+    assert lg.face_ids.tolist() == [0]
+    # --max-faces other than 1: the faces list, each with its id (a face without points left out)
+    doc = {"image": "g.jpg", "landmarks": pts.tolist(),
+           "faces": [{"face_id": 3, "landmarks": (pts + 1).tolist()}, {"face_id": 5, "landmarks": []},
+                     {"face_id": 7, "landmarks": pts.tolist()}]}
+    lg = read_landmarks(_picture(tmp_path, doc, "g.json"))
+    assert lg.has_face_id and lg.face_ids.tolist() == [3, 7] and lg.frames.tolist() == [1, 1]
+    np.testing.assert_array_equal(lg.landmarks[0], pts + 1)
+
+
+@pytest.mark.parametrize(
+    ("doc", "says"),
+    [
+        ([1, 2], "is not a picture JSON infer.py wrote"),
+        ({"image": "x.jpg"}, "is not a picture JSON infer.py wrote"),
+        ({"image": "x.jpg", "landmarks": []}, "holds no face"),
+        ({"image": "x.jpg", "landmarks": [[1, 2]] * 5}, "are not 68 (x, y) points"),
+        ({"image": "x.jpg", "landmarks": [["a", 2]] * 68}, "are not 68 (x, y) points"),
+        ({"faces": [{"face_id": -2, "landmarks": [[1, 2]] * 68}], "landmarks": []}, "face_id is -2"),
+    ],
+)
+def test_a_bad_picture_json_is_one_line_naming_the_file(tmp_path, doc, says):
+    path = _picture(tmp_path, doc)
+    with pytest.raises(InputFileError) as exc:
+        read_landmarks(path)
+    assert str(path) in str(exc.value) and says in str(exc.value)
+    (tmp_path / "broken.json").write_text("{not json")
+    with pytest.raises(InputFileError, match="is not a picture JSON"):
+        read_landmarks(tmp_path / "broken.json")

@@ -256,6 +256,41 @@ def test_no_face(skip, status, reason):
     assert [r.reason for r in results[2:]] == ["detected", "tracked"]
 
 
+@pytest.mark.parametrize(("every", "searched"), [(1, list(range(1, 13))), (5, [1, 6, 11]), (4, [1, 5, 9])])
+def test_while_no_face_is_followed_the_frame_is_searched_every_n_frames(every, searched):
+    # frames 1..11 hold no face; it appears on frame 9 and is found at the next search
+    lmk = PatternLandmarker(lambda f: (320, 240, 100), UNIT_FACE)
+    det = CountingDetector(lmk, blind=set(range(1, 9)))
+    tracker = FaceTracker(det, lmk, TrackOptions(redetect_every=0, lost_detect_every=every))
+    results = _run(tracker, det, 12)
+    first = next(f for f in searched if f >= 9)
+    assert det.calls == [f for f in searched if f <= first]
+    for i, r in enumerate(results, start=1):
+        if i < first:
+            assert (r.status, r.reason) == (Status.NO_FACE, "detector_failed" if i in det.calls else "not_searched")
+        else:
+            assert r.reason == ("detected" if i == first else "tracked")
+
+
+def test_a_face_lost_is_searched_for_at_once_then_every_n_frames():
+    # the face leaves on frame 5 (the landmarker finds none in its ROI): searched on frame 5 at
+    # once, then every 3rd frame; it is back from frame 9 and found on the search of frame 11
+    lmk = PatternLandmarker(lambda f: (5000 if 5 <= f <= 8 else 320, 240, 100), UNIT_FACE, miss="nan")
+    det = CountingDetector(lmk, blind={5, 6, 7, 8})
+    tracker = FaceTracker(det, lmk, TrackOptions(redetect_every=0, lost_detect_every=3))
+    results = _run(tracker, det, 12)
+    assert det.calls == [1, 5, 8, 11]
+    assert [r.reason for r in results] == (["detected"] + ["tracked"] * 3 + ["detector_failed"]
+                                           + ["not_searched"] * 2 + ["detector_failed"] + ["not_searched"] * 2
+                                           + ["detected", "tracked"])
+
+
+def test_lost_detect_every_is_checked():
+    with pytest.raises(UsageError) as exc:
+        TrackOptions(lost_detect_every=0)
+    assert cli_message(exc.value) == "--lost-detect-every must be > 0, got 0"
+
+
 def test_unconfirmed_face_is_dropped():
     lmk = PatternLandmarker(lambda f: (320, 240, 100), UNIT_FACE)
     det = CountingDetector(lmk, blind=set(range(2, 200)))

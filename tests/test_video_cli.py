@@ -141,6 +141,48 @@ def test_jobs_in_processes_same_logs_as_serial(tmp_path, model_args):
     assert logs["1"] == logs["2"]
 
 
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_a_folder_with_one_truncated_video_does_the_others_and_exits_3(tmp_path, model_args, capsys, jobs):
+    """Issue 23: as with --ray, the good videos are done, the bad one is a failed row of
+    corpus.csv with its reason, and the exit code (3) says some failed."""
+    import csv
+    import shutil
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for name in ("lp_d19.mp4", "dagan_driving.mp4"):
+        shutil.copyfile(need_shared(DATA / "videos" / name), corpus / name)
+    data = need_shared(DATA / "videos" / "lp_d18.mp4").read_bytes()
+    (corpus / "broken.mp4").write_bytes(data[: len(data) // 2])  # a copy cut short: no MP4 index
+    out = tmp_path / "out"
+    args = [*model_args, "--max-frames", "10", "--dump-landmarks-csv", "--jobs", jobs, "-q"]
+    code = _run(["--video", str(corpus), *args, "-o", str(out)])
+    printed, err = capsys.readouterr()
+    assert code == 3
+    assert err.strip().splitlines() == [
+        f"infer.py: error: 1 of 3 video(s) failed: broken.mp4 (the error of each is in {out / 'corpus.csv'}); "
+        "the others are done"
+    ]
+    said = [ln for ln in printed.splitlines() if ln.startswith("broken.mp4: failed: ")]
+    assert len(said) == 1 and f"{corpus / 'broken.mp4'}: not a readable video" in said[0]
+    with open(out / "corpus.csv", newline="") as fh:
+        rows = {r["stem"]: r for r in csv.DictReader(fh)}
+    assert {k: r["status"] for k, r in rows.items()} == {"broken": "failed", "dagan_driving": "ok", "lp_d19": "ok"}
+    assert rows["broken"]["error"] == said[0].removeprefix("broken.mp4: failed: ")
+    assert rows["broken"]["frames"] == "" and rows["broken"]["video"] == str(corpus / "broken.mp4")
+    assert rows["broken"]["video_bytes"] == str(len(data) // 2)
+    assert rows["lp_d19"]["frames"] == rows["dagan_driving"]["frames"] == "10"
+    assert not list((out / "logs").glob("broken_*"))
+    assert "broken" not in (out / ".facemap-output").read_text()
+    # the good videos' logs are those of a run without the bad one
+    (tmp_path / "good").mkdir()
+    for name in ("lp_d19.mp4", "dagan_driving.mp4"):
+        (tmp_path / "good" / name).symlink_to(corpus / name)
+    assert _run(["--video", str(tmp_path / "good"), *args, "-o", str(tmp_path / "alone")]) == 0
+    alone = {p.name: p.read_bytes() for p in (tmp_path / "alone" / "logs").iterdir()}
+    assert {p.name: p.read_bytes() for p in (out / "logs").iterdir()} == alone and len(alone) == 8  # 3 logs + run.json each
+
+
 def test_no_face_video_skip(tmp_path, model_args):
     import av
 
@@ -470,7 +512,7 @@ def test_smoothing_changes_the_overlay_only(tmp_path, model_args):
         with av.open(str(out / "lp_d19_overlay.mp4")) as c:
             overlays[level] = [f.to_ndarray(format="bgr24") for f in c.decode(video=0)]
     names = sorted(p.name for p in (tmp_path / "off" / "logs").iterdir())
-    assert names == ["lp_d19_landmarks.csv", "lp_d19_meta.csv", "lp_d19_raw.csv", "lp_d19_summary.csv"]
+    assert names == ["lp_d19_landmarks.csv", "lp_d19_meta.csv", "lp_d19_raw.csv", "lp_d19_run.json", "lp_d19_summary.csv"]
     for name in names:
         assert (tmp_path / "high" / "logs" / name).read_bytes() == (tmp_path / "off" / "logs" / name).read_bytes(), name
     assert len(overlays["high"]) == len(overlays["off"]) == 30

@@ -41,6 +41,8 @@ class Baseline:
     typical: the typical neutral face (the smile features are capped at it).
     against_typical: True when the reference is the typical face itself (a photo, or a clip too
         short for a baseline of its own).
+    frames: the numbers of the baseline frames (report.json lists them as runs, the timeline
+        shades them).
     held: the features whose quiet frames hold an expression (a mouth open or brows raised
         through most of the clip: outside the range of neutral faces), with where their
         reference came from instead (see ``held_reference``).
@@ -55,12 +57,24 @@ class Baseline:
     held: dict[str, str] = field(
         default_factory=dict
     )  # feature -> how its held reference was found
+    frames: tuple[int, ...] = ()  # the baseline frames' numbers, increasing (none: the typical face)
+
+    def frame_runs(self) -> list[list[int]]:
+        """The baseline frames as inclusive runs of consecutive frame numbers, [[first, last], ...]."""
+        runs: list[list[int]] = []
+        for f in self.frames:
+            if runs and f == runs[-1][1] + 1:
+                runs[-1][1] = f
+            else:
+                runs.append([f, f])
+        return runs
 
     def as_dict(self) -> dict[str, object]:
         """JSON-ready dict."""
         return {
             "method": self.method,
             "n_frames": self.n_frames,
+            "frames": [] if self.against_typical else self.frame_runs(),
             "median": {k: _num(v) for k, v in self.median.items()},
             "spread": {k: _num(v) for k, v in self.spread.items()},
             "typical_neutral_cap": {k: _num(v) for k, v in self.typical.items()},
@@ -200,7 +214,8 @@ def compute_baseline(
     spread = {
         c: float(np.nanmax([jitter.get(c, np.nan), getattr(cfg, _FLOOR_OF[c])])) for c in FEATURE_COLUMNS
     }
-    return Baseline(med, spread, int(sel.sum()), method, typical, held=held_notes)
+    chosen_frames = tuple(int(f) for f in np.sort(face_frames[sel]))
+    return Baseline(med, spread, int(sel.sum()), method, typical, held=held_notes, frames=chosen_frames)
 
 
 def closed_mouth_reference(face_feats: pd.DataFrame, quantile: float) -> dict[str, float]:

@@ -6,7 +6,9 @@ write ``<out>/summary.csv`` and ``<out>/index.html`` with one row per clip.
             outcome = batch.analyze(clip)     # a clip that fails is an outcome, not an exception
 
 A clip that cannot be analysed (a bad log, no landmarks) is recorded with its error and the others
-still run. The summary and index are written when the ``with`` block ends without an exception;
+still run. A picture's logs (infer.py --image) hold only a meta log: its landmarks are read from
+the picture's JSON (``<out>/<stem>.json``, beside the logs folder) and it is analysed as a picture,
+against the typical neutral face; a picture whose JSON is not there is skipped with a note. The summary and index are written when the ``with`` block ends without an exception;
 clips analysed into the folder by an earlier run are listed too.
 
 A clip whose logs have a ``face_id`` column is written face by face (``write_outputs``) into
@@ -20,9 +22,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from ..errors import FacemapError, InputFileError, UsageError
 from ..io.outputs import OutputDir
-from ..io.schema import LOG_SUFFIXES, log_kind, log_stem
+from ..io.records import read_meta
+from ..io.schema import LOG_SUFFIXES, log_kind, log_stem, picture_json_path
 from . import analyze_logs, one_face
 from .config import AnalysisConfig
 from .report import face_folder, read_report, refuse_mixing, write_outputs
@@ -35,7 +40,7 @@ CLIP_KINDS = ("meta", "landmarks", "raw")
 @dataclass(frozen=True)
 class ClipLogs:
     """One clip's logs: ``stem`` and the paths of its meta, landmarks and raw logs (None when
-    the clip has no such log)."""
+    the clip has no such log; ``landmarks`` may be a picture's ``<stem>.json``)."""
 
     stem: str
     meta: Path | None = None
@@ -51,13 +56,20 @@ class ClipLogs:
 @dataclass(frozen=True)
 class ClipOutcome:
     """What became of one clip: its folder, its summary rows (one; one per face when its logs
-    have face_id), and the error when it failed."""
+    have face_id), and the error when it failed; a skipped clip (a picture's logs without its
+    landmarks) has no row and its ``note`` says why."""
 
     clip: ClipLogs
     folder: Path
     rows: tuple[dict[str, object], ...]
     error: FacemapError | None = None
     by_face: bool = False  # the logs have face_id: one row per face
+    note: str = ""  # why the clip was skipped
+
+    @property
+    def skipped(self) -> bool:
+        """True when the clip was left out (not analysed, not failed): ``note`` says why."""
+        return bool(self.note)
 
     @property
     def row(self) -> dict[str, object]:
@@ -67,7 +79,7 @@ class ClipOutcome:
     @property
     def ok(self) -> bool:
         """True when the clip was analysed and its outputs written."""
-        return self.error is None
+        return self.error is None and not self.skipped
 
 
 def find_clips(spec: str | Path) -> list[ClipLogs]:
@@ -113,6 +125,9 @@ def find_clips(spec: str | Path) -> list[ClipLogs]:
             for kind in CLIP_KINDS
             if (folders[stem] / f"{stem}{LOG_SUFFIXES[kind]}").is_file()
         }
+        picture = picture_json_path(folders[stem], stem)
+        if set(found) == {"meta"} and picture.is_file():
+            found["landmarks"] = picture  # a picture's logs: its landmarks are in its JSON
         clips.append(ClipLogs(stem, **found))
     return clips
 
@@ -133,6 +148,8 @@ def analyze_clip(
     folder = Path(out) / clip.stem
     try:
         if clip.landmarks is None and clip.raw is None:
+            if (note := picture_note(clip)) is not None:
+                return ClipOutcome(clip, folder, (), note=note)
             where = clip.meta if clip.meta is not None else clip.stem
             raise InputFileError(
                 f"{where}: no landmarks log beside it ({clip.stem}{LOG_SUFFIXES['landmarks']}); "
@@ -145,6 +162,25 @@ def analyze_clip(
         return ClipOutcome(clip, folder, rows, by_face=one_face(analyses) is None)
     except FacemapError as exc:
         return failed_outcome(clip, folder, exc, names)
+
+
+def picture_note(clip: ClipLogs) -> str | None:
+    """Why a clip with only a meta log of one frame (a picture's: infer.py --image logs no
+    landmarks, they are in its JSON) is skipped; None for any other clip."""
+    if clip.meta is None or clip.landmarks is not None or clip.raw is not None:
+        return None
+    try:
+        frames = read_meta(clip.meta).frames
+    except FacemapError:
+        return None  # the clip fails, saying what is wrong with its meta log
+    if np.unique(frames).size != 1:
+        return None
+    where = picture_json_path(clip.meta.parent, clip.stem)
+    return (
+        f"skipped: {clip.meta} is a picture's log and its landmarks are not there (neither "
+        f"{clip.stem}{LOG_SUFFIXES['landmarks']} beside it nor the picture's {where}); to analyse it, "
+        "give its <stem>.json with {landmarks}, or log its landmarks with {dump_landmarks_csv}"
+    )
 
 
 def failed_outcome(clip: ClipLogs, folder: Path, exc: FacemapError, names: Mapping[str, str] | None = None) -> ClipOutcome:

@@ -4,7 +4,7 @@ one row per frame: frame number, timestamp, face present, features."""
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +19,7 @@ from ..io.records import (
     read_landmarks,
     read_meta,
     read_raw,
+    read_run_info,
 )
 from ..io.schema import NO_FACE_ID
 from ..threedmm.decode import Basis, Decoder
@@ -34,7 +35,8 @@ class Inputs:
     (N rows, NaN where no face), ``source`` ("landmarks" or "raw+basis"), ``paths`` of the logs;
     ``typical``: shape features of a typical neutral face when the input defines one (the basis
     mean face with raw params), else None (the analysis settings give them); ``face_id``: the
-    face these are of, in logs with a face_id column (several faces a frame), else None."""
+    face these are of, in logs with a face_id column (several faces a frame), else None;
+    ``made_by``: what made the logs (landmarker, detector, model, settings), {} when unknown."""
 
     frames: np.ndarray
     timestamp_ms: np.ndarray
@@ -46,6 +48,7 @@ class Inputs:
     time_source: str = ""
     typical: dict[str, float] | None = None
     face_id: int | None = None
+    made_by: dict = field(default_factory=dict)  # what made the logs (io.records.read_run_info), {} if unknown
 
 
 def _first_nan_frame(values: np.ndarray, frames: np.ndarray) -> int | None:
@@ -272,11 +275,13 @@ def load_inputs(
     if mt is None:  # every frame from the first to the last that either log holds
         known = np.concatenate([lg.frames for lg in (lm, rw) if lg is not None])
         frames = _frame_span(known, lm.path if lm is not None else rw.path, cfg)
+    given = [p for p in (landmarks, meta, raw) if p is not None]
+    made_by = next((info for p in given if (info := read_run_info(p))), {})
     out = {}
     for fid in ids:
         views = [None if lg is None else lg.of_face(fid) for lg in (mt, lm, rw)]
         try:
-            out[fid] = _build(*views, basis, fps, paths, cfg, frames, fid if by_face else None)
+            out[fid] = replace(_build(*views, basis, fps, paths, cfg, frames, fid if by_face else None), made_by=made_by)
         except InputFileError as exc:
             if not by_face:
                 raise

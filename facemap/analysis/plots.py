@@ -103,11 +103,17 @@ def timeline_png(result: Analysis, dpi: int = 110) -> bytes:
     for a in axes:
         for i, j in zip(starts, ends, strict=True):
             a.axvspan(t_s[i], end_s[j - 1], color="0.5", alpha=0.25, lw=0)
+    base = result.baseline
+    if base.frames and not base.against_typical:  # the neutral reference frames: gold
+        starts, ends = runs(np.isin(result.inputs.frames, base.frames))
+        for a in axes:
+            for i, j in zip(starts, ends, strict=True):
+                a.axvspan(t_s[i], end_s[j - 1], color="gold", alpha=0.25, lw=0)
     s = result.scores
     fig.suptitle(
         f"overall {s.overall_score:.1f}  |  positivity {s.positivity:.1f}  expressiveness "
-        f"{s.expressiveness:.1f}  attention {s.attention:.1f}   (shaded: blinks blue, winks cyan, "
-        "smiles green, talking olive, yawns orange, looking away red, no face grey)",
+        f"{s.expressiveness:.1f}  attention {s.attention:.1f}\n(shaded: blinks blue, winks cyan, "
+        "smiles green, talking olive, yawns orange, looking away red, no face grey, baseline (neutral) frames gold)",
         fontsize=9,
     )
     buf = io.BytesIO()

@@ -68,6 +68,45 @@ def speaking(result: Analysis) -> dict[str, float]:
     }
 
 
+# The landmarker whose logs the label thresholds were chosen on (docs/analysis.md, validation).
+TUNED_ON = "dlib"
+CAUTION = (
+    "The label thresholds were chosen on dlib logs of 22 clips (against MediaPipe); they are "
+    "untested on {what}: check the labels of a clip of yours before relying on them."
+)
+
+
+def caution(made_by: Mapping[str, object]) -> str | None:
+    """The caution a report carries when its logs were not made by the landmarker the thresholds
+    were chosen on (or it is not known which made them); None for dlib's logs."""
+    name = made_by.get("landmarker")
+    if name == TUNED_ON:
+        return None
+    return CAUTION.format(what=f"{name}'s logs" if name else "logs whose landmarker is not recorded")
+
+
+def score_explained(scores: Mapping[str, float]) -> str:
+    """Why the overall score is what it is, from its parts (report.json's sub_scores and
+    overall_score): it mixes presence with affect; positivity is judged on face time only."""
+    overall, att, pos = scores["overall_score"], scores["attention"], scores["positivity"]
+    affect = 100.0 * overall / att if att > 0 else 0.0
+    return (
+        f"The overall score mixes presence with affect: it is attention ({att:.1f}: the share of "
+        f"the time with an attentive face: present, not looking away, eyes open) times the mean "
+        f"affect of that time ({affect:.1f}: 50 for a neutral face, 100 smiling, 0 frowning); time "
+        f"without an attentive face counts 0, so {att:.1f} x {affect:.1f} / 100 = {overall:.1f}. "
+        f"Positivity ({pos:.1f}) is judged on the time with a face only and does not enter it."
+    )
+
+
+def settings_changed(result: Analysis) -> dict[str, object]:
+    """The analysis settings that differ from their defaults (--config)."""
+    from .config import AnalysisConfig
+
+    default = AnalysisConfig().as_dict()
+    return {k: v for k, v in result.config.as_dict().items() if v != default.get(k)}
+
+
 def report_dict(result: Analysis) -> dict[str, object]:
     """The content of report.json."""
     inp, lab, sc = result.inputs, result.labelled, result.scores
@@ -90,6 +129,8 @@ def report_dict(result: Analysis) -> dict[str, object]:
             "expressiveness": round(sc.expressiveness, 1),
             "attention": round(sc.attention, 1),
         },
+        "score_explained": score_explained({"overall_score": sc.overall_score, "attention": sc.attention,
+                                            "positivity": sc.positivity}),
         "formulas": FORMULAS,
         "events": {"summary": result.event_summary, "list": ev.to_dict(orient="records")},
         "speaking": speaking(result),
@@ -100,6 +141,9 @@ def report_dict(result: Analysis) -> dict[str, object]:
             "effective": {k: round(float(v), 6) for k, v in lab.thresholds.items()},
         },
         "baseline": result.baseline.as_dict(),
+        "made_by": dict(inp.made_by),
+        "analysis_settings_changed": settings_changed(result),
+        "caution": caution(inp.made_by),
         "inputs": {
             **inp.paths,
             "features_from": inp.source,
@@ -140,6 +184,15 @@ def _html(result: Analysis, report: dict, png: bytes | None) -> str:
         else "<p>(no plot)</p>"
     )
     src = esc(", ".join(f"{k}: {v}" for k, v in result.inputs.paths.items()))
+    made = _made_by_html(report["made_by"], report["analysis_settings_changed"])
+    warn = f'<p class="caution">{esc(report["caution"])}</p>' if report["caution"] else ""
+    base = report["baseline"]
+    if base["against_typical"]:
+        base_text = f"the typical neutral face ({esc(base['method'])})"
+    else:
+        runs = ", ".join(f"{a}" if a == b else f"{a}-{b}" for a, b in base["frames"])
+        base_text = (f"{base['n_frames']} frames ({esc(base['method'])}), shaded gold on the timeline: "
+                     f"frames {esc(runs)}")
     face = "" if result.inputs.face_id is None else f": face {result.inputs.face_id}"
     back = "" if result.inputs.face_id is None else '\n<p><a href="../index.html">every face of this clip</a></p>'
 
@@ -147,22 +200,63 @@ def _html(result: Analysis, report: dict, png: bytes | None) -> str:
 <html lang="en"><head><meta charset="utf-8"><title>facemap expression report{face}</title>
 <style>body{{font-family:sans-serif;margin:2em;max-width:1200px}}table{{border-collapse:collapse;margin:1em 0}}
 td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}td:first-child{{text-align:left}}
-.score{{font-size:3em;font-weight:bold}}</style></head><body>
+.score{{font-size:3em;font-weight:bold;margin:0.2em 0}}.explain{{max-width:60em;color:#333}}
+td.l{{text-align:left}}.caution{{background:#fff4d6;border-left:4px solid #e0a800;padding:0.5em 1em;max-width:60em}}</style></head><body>
 <h1>Expression report{face}</h1>
-<p>{src} &middot; facemap {esc(__version__)}</p>{back}
+<p>{src} &middot; facemap {esc(__version__)}</p>
+<p>{esc(_made_by_line(report["made_by"]))} (<a href="#made-by">details</a>)</p>{back}
+{warn}
 <p class="score">{report["overall_score"]:.1f} / 100</p>
+<p class="explain">{esc(report["score_explained"])}</p>
 <table><tr><th>positivity</th><th>expressiveness</th><th>attention</th><th>frames with a face</th><th>speaking</th></tr>
 <tr><td>{sub["positivity"]:.1f}</td><td>{sub["expressiveness"]:.1f}</td><td>{sub["attention"]:.1f}</td>
 <td>{report["frames_scored"]} / {report["inputs"]["frames"]}</td>
 <td>{report["speaking"]["time_s"]:.1f} s ({100 * report["speaking"]["share_of_face_time"]:.0f}% of face time)</td></tr></table>
 {img}
+<p>Neutral reference (baseline): {base_text}.</p>
 <h2>Events</h2>
 <table><tr><th>event</th><th>count</th><th>per minute</th><th>mean ms</th><th>total s</th></tr>{summary}</table>
 <table><tr><th>event</th><th>first frame</th><th>last frame</th><th>start s</th><th>duration ms</th></tr>{rows}</table>
 <h2>Share of time per label</h2><table>{fractions}</table>
 <h2>How the scores are computed</h2><ul>{formulas}</ul>
+<h2 id="made-by">What made this report</h2>{made}
 </body></html>
 """
+
+
+def _made_by_line(made_by: Mapping[str, object]) -> str:
+    """One line naming the landmarker, detector and model file of the logs."""
+    if not made_by:
+        return "landmarker, detector and model: not recorded in the logs"
+    model = made_by.get("model")
+    return (f"landmarks by {made_by.get('landmarker', '?')} on {made_by.get('detector', '?')} face boxes"
+            + (f", model {Path(str(model)).name}" if model else ""))
+
+
+def _made_by_html(made_by: Mapping[str, object], analysis: Mapping[str, object]) -> str:
+    """The table of what made the logs (infer.py's record) and the analysis settings changed."""
+    esc = html.escape
+    if not made_by:
+        rows = ('<tr><td>logs</td><td class="l">not recorded (logs written before facemap recorded it, or by '
+                "another tool): landmarker, detector and model unknown</td></tr>")
+    else:
+        keys = [("landmarker", "landmarker"), ("detector", "face detector"), ("model", "model file"),
+                ("model_sha256", "model SHA-256"), ("model_data_sha256", "model weights SHA-256"),
+                ("detector_model", "detector model"), ("detector_model_sha256", "detector model SHA-256"),
+                ("basis_sha256", "3DMM basis SHA-256"), ("facemap_version", "facemap (infer.py)")]
+        rows = ""
+        for key, label in keys:
+            value = made_by.get(key)
+            if isinstance(value, Mapping):
+                value = ", ".join(f"{k}: {v}" for k, v in value.items())
+            if value not in (None, ""):
+                rows += f'<tr><td>{esc(label)}</td><td class="l"><code>{esc(str(value))}</code></td></tr>'
+        settings = made_by.get("settings")
+        shown = ", ".join(f"{k} {v}" for k, v in settings.items()) if isinstance(settings, Mapping) else ""
+        rows += f'<tr><td>infer.py settings not at their defaults</td><td class="l">{esc(shown or "none")}</td></tr>'
+    shown = ", ".join(f"{k} {v}" for k, v in analysis.items())
+    rows += f'<tr><td>analysis settings not at their defaults</td><td class="l">{esc(shown or "none")}</td></tr>'
+    return f"<table>{rows}</table>"
 
 
 def face_folder(face_id: int) -> str:

@@ -12,7 +12,7 @@ from ..analysis import Analysis, AnalysisConfig, load_config, parse_frame_range
 from ..analysis.clips import Batch, ClipLogs, ClipOutcome, clip_paths, find_clips
 from ..analysis.inputs import check_fps
 from ..analysis.report import OUTPUT_NAMES, write_outputs
-from ..errors import UsageError
+from ..errors import FacemapError, UsageError
 from .config import ANALYZE_FLAGS
 
 
@@ -83,11 +83,15 @@ def print_clip(result: Analysis, args: argparse.Namespace) -> None:
 
 def run_many(args: argparse.Namespace, cfg: AnalysisConfig, frame_range: tuple[int, int] | None) -> int:
     """--logs: every clip into OUT/<stem>/, one line per clip, then summary.csv, index.html and a
-    final line. Exit 0 when every clip was analysed, else the first failed clip's exit code."""
+    final line. Exit 0 when every clip was analysed or skipped (a picture's logs without its
+    landmarks), else the first failed clip's exit code."""
     clips = find_clips(args.logs)
     options = dict(fps=args.fps, config=cfg, baseline_frames=frame_range, basis_dir=args.basis_dir)
 
     def said(o: ClipOutcome) -> None:
+        if o.skipped:
+            print(f"{o.clip.stem}: {FacemapError(o.note).render(ANALYZE_FLAGS)}")
+            return
         if not o.ok:
             print(f"analyze_expressions.py: error: {o.clip.stem}: {o.row['error']}", file=sys.stderr)
             return
@@ -117,13 +121,15 @@ def run_many(args: argparse.Namespace, cfg: AnalysisConfig, frame_range: tuple[i
         else:
             for clip in clips:
                 said(batch.analyze(clip, **options))
-    failed = [o for o in batch.outcomes if not o.ok]
+    failed = [o for o in batch.outcomes if o.error is not None]
+    skipped = [o for o in batch.outcomes if o.skipped]
     multi = sum(o.by_face for o in batch.outcomes)
     if not args.quiet or failed:
         which = f", {len(failed)} failed ({', '.join(o.clip.stem for o in failed)})" if failed else ""
+        which += f", {len(skipped)} skipped ({', '.join(o.clip.stem for o in skipped)})" if skipped else ""
         per = f"; one row per face for the {multi} with face_id" if multi else ""
         print(
-            f"{len(clips)} clip{'s' if len(clips) != 1 else ''}: {len(clips) - len(failed)} "
+            f"{len(clips)} clip{'s' if len(clips) != 1 else ''}: {len(clips) - len(failed) - len(skipped)} "
             f"analysed{which}; summary.csv, summary.parquet and index.html (one row per clip{per}) in {Path(args.out)}",
             file=sys.stderr if failed else sys.stdout,
         )

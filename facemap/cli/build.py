@@ -19,7 +19,7 @@ from ..threedmm import fitter_for
 from ..track.guard import ORIGINAL_RANGE, GuardOptions
 from ..track.smooth import SmoothOptions
 from ..track.tracker import TrackOptions
-from .config import DEFAULTS, FLAGS, InferConfig
+from .config import DEFAULTS, FLAGS, LOST_DETECT_EVERY_DLIB, InferConfig
 
 Emit = Callable[[str], None]
 log = logging.getLogger(__name__)
@@ -73,6 +73,8 @@ def resolve_landmarker(cfg: InferConfig) -> None:
     cfg.landmarker = choice.name
     if cfg.auto_detector:
         cfg.detector = default_detector(cfg.landmarker)
+        if cfg.detector == "dlib-hog" and cfg.lost_detect_every is None:
+            cfg.lost_detect_every = LOST_DETECT_EVERY_DLIB  # as when --landmarker dlib is given
 
 
 def resolve_detector(cfg: InferConfig) -> None:
@@ -194,7 +196,8 @@ def note_guard(cfg: InferConfig, landmarker: object, emit: Emit) -> None:
 def chain_options(cfg: InferConfig, landmarker: object = None) -> Options:
     """The chain's options from the flags (the guard's measure depends on the landmarker)."""
     return Options(
-        track=TrackOptions(redetect_every=cfg.redetect_every, fallback_center=cfg.fallback_center),
+        track=TrackOptions(redetect_every=cfg.redetect_every, lost_detect_every=cfg.lost_every,
+                           fallback_center=cfg.fallback_center),
         guard=guard_options(cfg, landmarker)[0],
         smooth=SmoothOptions(cfg.smooth, cfg.smooth_mincutoff, cfg.smooth_beta),
         max_faces=cfg.max_faces,

@@ -90,6 +90,7 @@ def add_video_arguments(p: argparse.ArgumentParser) -> None:
     v.add_argument("--start", type=float, metavar="SEC", help="start at this time (seconds)")
     v.add_argument("--end", type=float, metavar="SEC", help="stop at this time (seconds)")
     v.add_argument("--redetect-every", type=int, default=DEFAULTS.redetect_every, metavar="N", help="run the face detector every N frames while tracking (default %(default)s, 0 = only when lost)")
+    v.add_argument("--lost-detect-every", type=int, metavar="N", help="while no face is followed, search the frame every N frames (default 1; 5 with --landmarker dlib and its default dlib-hog detector, whose search is slow)")
     v.add_argument("--jump-threshold", type=float, default=DEFAULTS.jump_threshold, metavar="X", help="mark a frame unstable when pose/translation/expression change more than X (normalised; default %(default)s, 0 = off)")
     v.add_argument("--skip-if-no-face", action="store_true", help="no inference on frames without a face box (no_face row): the default; kept for the original tool's commands")
     v.add_argument("--fallback-center", action="store_true", help="on frames without a face box, run the model on the centre of the frame anyway (status warn, reason no_bbox; the original tool's default)")

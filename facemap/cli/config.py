@@ -18,6 +18,9 @@ from ..track.tracker import TrackOptions
 from ..types import N_LANDMARKS
 
 DEFAULT_OUTPUT = "out"
+# --landmarker dlib with its default detector (dlib-hog, 30-130 ms a frame): while no face is
+# followed, the frame is searched every this many frames (--lost-detect-every)
+LOST_DETECT_EVERY_DLIB = 5
 
 # How infer.py spells each option a library message names (``{name}`` in the message).
 FLAGS = {
@@ -48,6 +51,7 @@ FLAGS = {
     "start_s": "--start",
     "end_s": "--end",
     "redetect_every": "--redetect-every",
+    "lost_detect_every": "--lost-detect-every",
     "jump_threshold": "--jump-threshold",
     "smooth": "--smooth",
     "min_cutoff": "--smooth-mincutoff",
@@ -158,6 +162,8 @@ class InferConfig:
     start: float | None = None
     end: float | None = None
     redetect_every: int = TrackOptions.redetect_every
+    # None: 1, or LOST_DETECT_EVERY_DLIB with --landmarker dlib and its default detector
+    lost_detect_every: int | None = None
     jump_threshold: float = GuardOptions.jump_threshold
     skip_if_no_face: bool = False  # the original tool's flag: the default now
     fallback_center: bool = False
@@ -184,7 +190,30 @@ class InferConfig:
             given["landmarker"], given["auto_landmarker"] = DEFAULT_LANDMARKER, True
         if given.get("detector") is None:  # --landmarker dlib: dlib's own HOG detector
             given["detector"], given["auto_detector"] = default_detector(given["landmarker"]), True
+            if given["detector"] == "dlib-hog" and given.get("lost_detect_every") is None:
+                # HOG costs 30-130 ms a frame: where no face is, a dlib run searches every 5th frame
+                given["lost_detect_every"] = LOST_DETECT_EVERY_DLIB
         return cls(**given)
+
+    @property
+    def lost_every(self) -> int:
+        """Frames between searches while no face is followed (--lost-detect-every, resolved)."""
+        return TrackOptions.lost_detect_every if self.lost_detect_every is None else self.lost_detect_every
+
+    def changed(self) -> dict[str, object]:
+        """The options that change a result and differ from their defaults (those of the
+        landmarker chosen), by flag name: what a report lists as the settings of the run.
+        Inputs, outputs, drawing and how the run is spread are left out."""
+        base = InferConfig.from_namespace(_Given(landmarker=self.landmarker))
+        out = {}
+        for f in fields(self):
+            if f.name in _NOT_SETTINGS:
+                continue
+            value = self.lost_every if f.name == "lost_detect_every" else getattr(self, f.name)
+            default = base.lost_every if f.name == "lost_detect_every" else getattr(base, f.name)
+            if value != default:
+                out[FLAGS.get(f.name, "--" + f.name.replace("_", "-"))] = value
+        return out
 
     def points(self) -> int:
         """Landmarks per face in the logs: 68, or N with --assume-points N."""
@@ -197,5 +226,22 @@ class InferConfig:
             hud=self.hud, ids=self.max_faces != 1,
         )
 
+
+class _Given:
+    """A stand-in for argparse's Namespace: the given attributes only."""
+
+    def __init__(self, **given: object) -> None:
+        self.__dict__.update(given)
+
+
+# Options that say what is read, where outputs go, how they look or how the run is spread, not
+# what the landmarks are (left out of ``InferConfig.changed``).
+_NOT_SETTINGS = frozenset({
+    "image", "video", "camera", "fetch_model", "inspect", "force", "output", "clean", "point_size",
+    "line_width", "contours", "mesh", "hud", "dump_csv", "dump_landmarks_csv", "dump_npy", "quiet",
+    "script_dir", "save_video", "smooth", "smooth_mincutoff", "smooth_beta", "no_preview", "jobs", "ray",
+    "ray_workers", "ray_cpus", "compare", "gt", "model", "detector_model", "basis_dir", "decode_3dmm",
+    "skip_if_no_face", "provider",
+})
 
 DEFAULTS = InferConfig()

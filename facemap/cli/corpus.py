@@ -28,7 +28,7 @@ from pathlib import Path
 
 from ..errors import InputFileError, OutputError, UsageError
 from ..io.outputs import STAGING, HoldSignals, OutputDir, atomic_write_text
-from ..io.schema import corpus_text, log_names, overlay_name, read_corpus
+from ..io.schema import corpus_text, read_corpus
 from ..io.sources import FrameRange, Source
 from ..io.video import collect_videos
 from ..raypool import (
@@ -43,43 +43,31 @@ from ..raypool import (
 from .build import open_facemap
 from .config import FLAGS, InferConfig
 from .videos import (
+    CORPUS_CSV,
     Emit,
     VideoReport,
+    corpus_row,
     frame_range,
+    identity,
+    ok_row,
     own_outputs_left_out,
     preflight,
     probe_in_range,
     process_video,
     report_line,
     summary_table,
+    video_outputs,
 )
 
 log = logging.getLogger(__name__)
 
-CORPUS_CSV = "corpus.csv"
 _ATTEMPT = re.compile(r".+\.[0-9a-f]{12}")  # a staging folder: <stem>.<12 hex digits>
-
-
-def video_outputs(stem: str, cfg: InferConfig) -> list[str]:
-    """The files (relative to --output) one video of the corpus writes."""
-    names = log_names(stem, cfg.dump_csv, cfg.dump_landmarks_csv)
-    return names + ([overlay_name(stem)] if cfg.save_video else [])
 
 
 def _part(out: OutputDir, rel: str) -> Path:
     """The temp file a log or overlay is written to before it is renamed into place."""
     target = out.path / rel
     return target.with_name(f".{target.name}.part")
-
-
-def identity(path: Path) -> dict[str, object]:
-    """The corpus.csv cells that tell one input from another of its name: its size and
-    modification time (ns); {} when it cannot be read (then it is never skipped)."""
-    try:
-        st = os.stat(path)
-    except OSError:
-        return {}
-    return {"video_bytes": st.st_size, "video_mtime_ns": st.st_mtime_ns}
 
 
 def same_input(before: dict[str, str], path: Path, ident: dict[str, object]) -> bool:
@@ -143,22 +131,11 @@ class CorpusWorker(PoolWorker):
         return process_video(self.fm, src, info, Path(out_dir) / STAGING / stage, self.cfg, span)
 
 
-def _row(src: Source, status: str, **values: object) -> dict[str, object]:
-    return {"video": str(src.path), "stem": src.stem, "status": status, **values}
-
-
-def _ok_row(rep: VideoReport, node: str) -> dict[str, object]:
-    c = rep.counts
-    pct = 100.0 * c.with_face / c.frames if c.frames else 0.0
-    return {"video": str(rep.path), "stem": rep.stem, "status": "ok", "frames": c.frames, "face_pct": pct,
-            "fps": rep.fps, "node": node, "seconds": rep.elapsed_s, "error": rep.note or None}
-
-
 def _skipped_row(src: Source, before: dict[str, str] | None) -> dict[str, object]:
     """A video whose outputs are complete: what the earlier run's row said of it, if anything."""
     keep = ("frames", "face_pct", "fps", "node", "seconds")
     carried = {k: (before or {}).get(k) or None for k in keep}
-    return _row(src, "skipped", **carried)
+    return corpus_row(src, "skipped", **carried)
 
 
 def run_corpus(cfg: InferConfig, emit: Emit) -> int:
@@ -261,7 +238,7 @@ def _run_on_ray(ray, cfg: InferConfig, todo: list[Source], out: OutputDir, span:
                 publish(out_dir / STAGING / stage[job.key], out_dir, rels)
                 rep = replace(result["value"], outputs=[out_dir / r for r in rels if (out_dir / r).is_file()])
                 done[job.key] = rep
-                rows[job.key] = _ok_row(rep, result["node"])
+                rows[job.key] = ok_row(rep, result["node"])
                 save()
             ended(job)
             say(report_line(rep))
@@ -277,7 +254,7 @@ def _run_on_ray(ray, cfg: InferConfig, todo: list[Source], out: OutputDir, span:
             for rel in video_outputs(src.stem, worker_cfg):
                 if not (out_dir / rel).is_file():  # what an earlier run completed stays
                     out.forget(rel)
-            rows[job.key] = _row(src, "failed", node=result["node"] or None, seconds=result["seconds"],
+            rows[job.key] = corpus_row(src, "failed", node=result["node"] or None, seconds=result["seconds"],
                                  error=result["error"])
             say(f"{job.name}: failed: {result['error']}")
             save()

@@ -18,6 +18,7 @@ from ..backends import (
 from ..errors import UsageError
 from ..io.outputs import OutputDir
 from ..io.schema import face_id_column
+from ..provenance import run_info
 from ..sinks import ImageFilesSink
 from ..types import N_LANDMARKS, Face, Frame
 from .build import build_landmarker, open_facemap, resolve_landmarker
@@ -128,6 +129,10 @@ def _run_images(cfg: InferConfig, emit: Emit) -> int:
     if check is not None:
         fm = FaceMap(fm.detector, check.landmarker, fm.options)
     desc.update({"detector": fm.detector.name, "face_margin": cfg.face_margin, "facemap_version": __version__})
+    made_by = run_info(fm.landmarker, fm.detector, cfg.changed())  # model and basis SHA-256, settings
+    if "predictor" in desc:  # dlib's JSON names its model file "predictor", as ever
+        made_by.pop("model", None)
+    desc.update(made_by)
     inputs = [Source("image", stem, path=p) for p, stem in zip(paths, unique_stems(paths), strict=True)]
     n_face = 0
     with_face_id = face_id_column(cfg.max_faces)

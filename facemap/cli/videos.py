@@ -16,14 +16,22 @@ from pathlib import Path
 
 from ..api import FaceMap
 from ..errors import FacemapError, InputFileError, UsageError
-from ..io.outputs import OutputDir, written_here
-from ..io.schema import LOG_SUFFIXES, face_id_column, log_names, overlay_name
+from ..io.outputs import OutputDir, atomic_write_text, written_here
+from ..io.schema import (
+    LOG_SUFFIXES,
+    corpus_text,
+    face_id_column,
+    log_names,
+    overlay_name,
+    run_info_name,
+)
 from ..io.sources import FrameRange, Source, camera_source
 from ..io.video import VideoInfo, collect_videos, probe
+from ..provenance import run_info
 from ..sinks import CsvLogSink, PreviewSink, VideoOverlaySink
 from ..types import Face, Frame, Mode
 from .build import open_facemap
-from .config import InferConfig
+from .config import FLAGS, InferConfig
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +79,38 @@ class VideoReport:
     def fps(self) -> float:
         """Processed frames per second of wall time."""
         return self.counts.frames / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+
+CORPUS_CSV = "corpus.csv"
+
+
+def video_outputs(stem: str, cfg: InferConfig) -> list[str]:
+    """The files (relative to --output) one video of the corpus writes."""
+    names = [*log_names(stem, cfg.dump_csv, landmarks_logged(cfg)), run_info_name(stem), *analysis_names(stem, cfg)]
+    return names + ([overlay_name(stem)] if cfg.save_video else [])
+
+
+def identity(path: Path) -> dict[str, object]:
+    """The corpus.csv cells that tell one input from another of its name: its size and
+    modification time (ns); {} when it cannot be read (then it is never skipped)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return {}
+    return {"video_bytes": st.st_size, "video_mtime_ns": st.st_mtime_ns}
+
+
+def corpus_row(src: Source, status: str, **values: object) -> dict[str, object]:
+    """A corpus.csv row of ``src`` with ``status`` and other cells."""
+    return {"video": str(src.path), "stem": src.stem, "status": status, **values}
+
+
+def ok_row(rep: VideoReport, node: str | None) -> dict[str, object]:
+    """The corpus.csv row of a video done (``node``: the Ray node that did it; None locally)."""
+    c = rep.counts
+    pct = 100.0 * c.with_face / c.frames if c.frames else 0.0
+    return {"video": str(rep.path), "stem": rep.stem, "status": "ok", "frames": c.frames, "face_pct": pct,
+            "fps": rep.fps, "node": node, "seconds": rep.elapsed_s, "error": rep.note or None}
 
 
 def progress(total: int | None, desc: str, enabled: bool, unit: str = "frame"):
@@ -136,8 +176,9 @@ def process_video(
     t0 = time.perf_counter()
     expected = _expected(info, span)
     # no frame in the range is refused below: such a run leaves no file (no header-only logs)
+    made_by = run_info(fm.landmarker, fm.detector, cfg.changed())
     sinks: list = [CsvLogSink(out_dir, src.stem, raw=cfg.dump_csv, landmarks=landmarks_logged(cfg), points=cfg.points(),
-                              with_face_id=face_id_column(cfg.max_faces), keep_empty=False)]
+                              with_face_id=face_id_column(cfg.max_faces), keep_empty=False, info=made_by)]
     outputs = list(sinks[0].paths)
     if cfg.save_video:
         sinks.append(
@@ -370,7 +411,11 @@ def own_outputs_left_out(paths: list[Path], cfg: InferConfig, emit: Emit) -> lis
 
 
 def run_videos(cfg: InferConfig, emit: Emit) -> int:
-    """infer.py --video: each file (folder, glob) in turn, or in --jobs processes."""
+    """infer.py --video: each file (folder, glob) in turn, or in --jobs processes.
+
+    One video that cannot be read is refused before anything is written. Of several, each bad
+    one (unreadable, no frames in the range) is a ``failed`` row of ``corpus.csv``, said in one
+    line, and the others are done; the run then raises InputFileError (exit 3) naming them."""
     from ..io.images import unique_stems
 
     if cfg.jobs < 1:
@@ -382,59 +427,110 @@ def run_videos(cfg: InferConfig, emit: Emit) -> int:
                          "(--save-video writes the same overlay to a file)")
     paths = own_outputs_left_out(collect_videos(cfg.video or []), cfg, emit)
     span = frame_range(cfg)
-    infos = []
-    for p in paths:  # every input is checked before anything is written
-        infos.append(probe_in_range(p, span))
+    several = len(paths) > 1
     inputs = [Source("video", stem, path=p) for p, stem in zip(paths, unique_stems(paths), strict=True)]
+    idents = {s.stem: identity(s.path) for s in inputs} if several else {}
+    infos: dict[str, VideoInfo] = {}
+    bad: dict[str, FacemapError] = {}
+    for src in inputs:  # every input is checked before anything is written
+        try:
+            infos[src.stem] = probe_in_range(src.path, span)
+        except InputFileError as exc:
+            if not several:
+                raise
+            bad[src.stem] = exc
+    good = [src for src in inputs if src.stem in infos]
     reports: list[VideoReport] = []
     output = OutputDir(Path(cfg.output), clean=cfg.clean)
     output.check()  # before any model is looked for; --clean empties it only once the model loaded
-    parallel = cfg.jobs > 1 and len(paths) > 1
-    fm = None if parallel else open_facemap(cfg, emit)[0]
+    parallel = cfg.jobs > 1 and len(good) > 1
+    fm = None if parallel or not good else open_facemap(cfg, emit)[0]
     if parallel:
         cfg = preflight(cfg, emit)
+    rows: dict[str, dict[str, object]] = {}
     with output as out:
+        table = out.file(CORPUS_CSV) if several else None
+
+        def save() -> None:
+            if table is not None:
+                atomic_write_text(table, corpus_text([{**rows[s.stem], "video": os.path.abspath(s.path), **idents[s.stem]}
+                                                      for s in inputs if s.stem in rows]))
+
+        def failed(src: Source, exc: FacemapError, seconds: float | None = None) -> None:
+            if not several:
+                raise exc
+            for rel in video_outputs(src.stem, cfg):
+                if not (out.path / rel).is_file():  # what an earlier run completed stays
+                    out.forget(rel)
+            error = exc.render(FLAGS)
+            rows[src.stem] = corpus_row(src, "failed", seconds=seconds, error=error)
+            save()
+            emit(f"{src.path.name}: failed: {error}")
+
+        def done(rep: VideoReport) -> None:
+            reports.append(rep)
+            rows[rep.stem] = ok_row(rep, None)
+            save()
+            emit(report_line(rep))
+
         for src in inputs:
-            for rel in log_names(src.stem, cfg.dump_csv, landmarks_logged(cfg)) + analysis_names(src.stem, cfg):
+            if src.stem in bad:
+                failed(src, bad[src.stem])
+        for src in good:
+            for rel in video_outputs(src.stem, cfg):
                 out.file(rel)
-            if cfg.save_video:
-                out.file(overlay_name(src.stem))
         if fm is not None:
-            for src, info in zip(inputs, infos, strict=True):
-                rep = process_video(fm, src, info, out.path, cfg, span)
-                reports.append(rep)
-                emit(report_line(rep))
-        else:
-            reports = _run_parallel(cfg, inputs, infos, out.path, span, emit)
+            for src in good:
+                t0 = time.perf_counter()
+                try:
+                    rep = process_video(fm, src, infos[src.stem], out.path, cfg, span)
+                except InputFileError as exc:  # this video's fault: the others still run
+                    failed(src, exc, time.perf_counter() - t0)
+                    continue
+                done(rep)
+        elif good:
+            _run_parallel(cfg, good, [infos[s.stem] for s in good], out.path, span, done, failed)
+    order = {s.stem: i for i, s in enumerate(inputs)}
+    reports.sort(key=lambda r: order[r.stem])  # --jobs: as they ended
     if len(reports) > 1:
         for line in summary_table(reports):
             emit(line)
     if not cfg.quiet:
-        emit(f"outputs in {cfg.output}/")
+        emit(f"outputs in {cfg.output}/" + (f" ({CORPUS_CSV}: one row per video)" if several else ""))
+    lost = [s.path.name for s in inputs if rows.get(s.stem, {}).get("status") == "failed"]
+    if lost:
+        raise InputFileError(
+            f"{len(lost)} of {len(inputs)} video(s) failed: {', '.join(lost)} (the error of each is in "
+            f"{Path(cfg.output) / CORPUS_CSV})" + ("; the others are done" if len(lost) < len(inputs) else "")
+        )
     return 0
 
 
-def _run_parallel(cfg, inputs, infos, out_dir, span, emit) -> list[VideoReport]:
+def _run_parallel(cfg, inputs, infos, out_dir, span, done, failed) -> None:
+    """The videos in --jobs processes: ``done(report)`` for each video done, ``failed(src,
+    error)`` for each that could not be read (an InputFileError), as they end."""
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor, as_completed
     from dataclasses import replace
 
     worker_cfg = replace(cfg, quiet=True)  # no progress bars or model lines from the workers
-    by_stem: dict[str, VideoReport] = {}
     ctx = mp.get_context("spawn")
     with ProcessPoolExecutor(max_workers=min(cfg.jobs, len(inputs)), mp_context=ctx,
                              initializer=_worker_init, initargs=(worker_cfg,)) as pool:
         futures = {
-            pool.submit(_worker_run, src, info, out_dir, span): src.stem
+            pool.submit(_worker_run, src, info, out_dir, span): src
             for src, info in zip(inputs, infos, strict=True)
         }
         bar = progress(len(inputs), "videos", not cfg.quiet, unit="video")
         try:
             for fut in as_completed(futures):
-                rep = fut.result()
-                by_stem[futures[fut]] = rep
                 bar.clear()
-                emit(report_line(rep))
+                try:
+                    rep = fut.result()
+                except InputFileError as exc:
+                    failed(futures[fut], exc)
+                else:
+                    done(rep)
                 bar.update(1)
         except BaseException:
             for f in futures:  # nothing new starts
@@ -443,7 +539,6 @@ def _run_parallel(cfg, inputs, infos, out_dir, span, emit) -> list[VideoReport]:
             raise
         finally:
             bar.close()
-    return [by_stem[src.stem] for src in inputs]
 
 
 def _stop_workers(pool) -> None:
@@ -482,11 +577,14 @@ def run_camera(cfg: InferConfig, emit: Emit) -> int:
     output.check()
     fm, _ = open_facemap(cfg, emit)
     with output as out:
-        for rel in log_names(src.stem, cfg.dump_csv, landmarks_logged(cfg)) + analysis_names(src.stem, cfg):
+        for rel in [*log_names(src.stem, cfg.dump_csv, landmarks_logged(cfg)), run_info_name(src.stem),
+                    *analysis_names(src.stem, cfg)]:
             out.file(rel)
         if cfg.save_video:
             out.file(overlay_name(src.stem))
-        sinks: list = [CsvLogSink(out.path, src.stem, raw=cfg.dump_csv, landmarks=landmarks_logged(cfg), points=cfg.points(), with_face_id=face_id_column(cfg.max_faces))]
+        sinks: list = [CsvLogSink(out.path, src.stem, raw=cfg.dump_csv, landmarks=landmarks_logged(cfg), points=cfg.points(),
+                                  with_face_id=face_id_column(cfg.max_faces),
+                                  info=run_info(fm.landmarker, fm.detector, cfg.changed()))]
         outputs = list(sinks[0].paths)
         if cfg.save_video:
             sinks.append(VideoOverlaySink(out.path / overlay_name(src.stem), 30.0, Fraction(1, 1000), style=cfg.style()))

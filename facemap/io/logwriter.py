@@ -13,7 +13,8 @@ import numpy as np
 
 from ..errors import OutputError
 from ..types import N_LANDMARKS, N_PARAMS, Face, Status
-from .schema import EXPRESSION_COLUMNS, log_columns, log_kinds, log_path
+from .outputs import atomic_write_json
+from .schema import EXPRESSION_COLUMNS, log_columns, log_kinds, log_path, run_info_name
 
 
 def _fmt(value: float, digits: int = 3) -> str:
@@ -246,3 +247,11 @@ class FrameLogs:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def write_run_info(out_dir: Path, stem: str, info: dict) -> Path:
+    """``<out>/logs/<stem>_run.json``: what made the logs of ``stem`` (``provenance.run_info``),
+    written whole or not at all."""
+    path = Path(out_dir) / run_info_name(stem)
+    atomic_write_json(path, info)
+    return path

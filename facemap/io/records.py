@@ -13,7 +13,15 @@ import numpy as np
 
 from ..errors import InputFileError
 from ..types import N_LANDMARKS
-from .schema import FACE_ABSENT, FACE_ID, LANDMARK_XY_COLUMNS, NO_FACE_ID, RAW_COLUMNS
+from .schema import (
+    FACE_ABSENT,
+    FACE_ID,
+    LANDMARK_XY_COLUMNS,
+    NO_FACE_ID,
+    RAW_COLUMNS,
+    RUN_INFO_SUFFIX,
+    log_stem,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -101,8 +109,11 @@ class RawLog:
 
 
 def has_face_id(path: Path) -> bool:
-    """True when the log's header has a ``face_id`` column (several faces a frame); False for a
-    file that cannot be read (the reader then says why)."""
+    """True when the log's header has a ``face_id`` column (several faces a frame; a picture
+    JSON: a ``faces`` list); False for a file that cannot be read (the reader then says why)."""
+    if is_picture_json(path):
+        doc = _picture_doc(Path(path))
+        return isinstance(doc, dict) and isinstance(doc.get("faces"), list)
     try:
         with open(path, encoding="utf-8") as fh:
             header = fh.readline()
@@ -302,11 +313,96 @@ def _header_points(path: Path) -> int | None:
     return len(xs) if names[-1] == "timestamp_ms" or len(xs) > N_LANDMARKS else None
 
 
+def is_picture_json(path: Path) -> bool:
+    """True when ``path`` names a JSON file (infer.py's per-picture ``<stem>.json``), which
+    ``read_landmarks`` reads as a one-frame landmarks log."""
+    return Path(path).suffix.lower() == ".json"
+
+
+def _picture_doc(path: Path) -> object:
+    """The parsed JSON document, or None when it cannot be read."""
+    import json
+
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+
+
+def read_picture_landmarks(path: Path) -> LandmarkLog:
+    """A picture's landmarks from infer.py's ``<stem>.json``, as a one-frame landmarks log (frame
+    1, no timestamp): the face's 68 points, or with a ``faces`` list (``--max-faces`` other than
+    1) one row per face with its ``face_id``. InputFileError when the file is not such a
+    document or holds no face."""
+    path = Path(path)
+    what = "picture JSON"
+    if not path.is_file():
+        raise InputFileError(f"{path}: {what} not found; check the path")
+    doc = _picture_doc(path)
+    if not isinstance(doc, dict) or "landmarks" not in doc:
+        raise InputFileError(
+            f"{path}: is not a picture JSON infer.py wrote (expected an object with \"landmarks\"); "
+            "give a landmarks log (<stem>_landmarks.csv) or infer.py's <stem>.json"
+        )
+    faces = doc.get("faces")
+    by_face = isinstance(faces, list)
+    entries = faces if by_face else [doc]
+    ids, points = [], []
+    for face in entries:
+        given = face.get("landmarks") if isinstance(face, dict) else None
+        if not given:  # a picture without a face has no points
+            continue
+        try:
+            xy = np.asarray(given, dtype=np.float64)
+        except (TypeError, ValueError):
+            xy = np.zeros(0)
+        if xy.shape != (N_LANDMARKS, 2) or not np.isfinite(xy).all():
+            raise InputFileError(
+                f"{path}: {what} landmarks are not {N_LANDMARKS} (x, y) points; this reads the 68 iBUG points"
+            )
+        fid = face.get("face_id", 0) if by_face else 0
+        if not isinstance(fid, int) or isinstance(fid, bool) or fid < 0:
+            raise InputFileError(f"{path}: {what} has a face whose face_id is {fid!r}; expected a number 0 or more")
+        ids.append(fid)
+        points.append(xy)
+    if not points:
+        raise InputFileError(f"{path}: {what} holds no face (no landmarks)")
+    n = len(points)
+    return LandmarkLog(path, np.ones(n, np.int64), np.stack(points), None, np.asarray(ids, np.int64), by_face)
+
+
+# The keys of a picture's JSON that say what made it (the rest describe the picture).
+_PICTURE_MADE_BY = ("landmarker", "detector", "model", "predictor", "model_sha256", "model_data_sha256",
+                    "detector_model", "detector_model_sha256", "basis_sha256", "facemap_version", "settings")
+
+
+def read_run_info(log: Path) -> dict:
+    """What made a clip's logs, from the ``<stem>_run.json`` beside ``log`` (any of its logs), or
+    for a picture's JSON from the JSON itself: landmarker, detector, model, SHA-256s, settings
+    (``provenance.run_info``). {} when there is none or it cannot be read (logs written before
+    facemap wrote it, or by another tool): a report then says it is not known."""
+    path = Path(log)
+    if is_picture_json(path):
+        doc = _picture_doc(path)
+        info = {k: doc[k] for k in _PICTURE_MADE_BY if isinstance(doc, dict) and k in doc}
+        if "predictor" in info:  # dlib's predictor file is its model
+            info.setdefault("model", info["predictor"])
+            del info["predictor"]
+        return info
+    doc = _picture_doc(path.parent / f"{log_stem(path)}{RUN_INFO_SUFFIX}")
+    if not isinstance(doc, dict):
+        return {}
+    return doc
+
+
 def read_landmarks(path: Path, *, strict: bool = False) -> LandmarkLog:
-    """Read a landmarks log (infer.py's, or the original tool's without timestamp_ms).
+    """Read a landmarks log (infer.py's, or the original tool's without timestamp_ms), or a
+    picture's landmarks from infer.py's ``<stem>.json`` (``read_picture_landmarks``).
 
     ``strict``: refuse duplicated or out-of-order frames instead of sorting them.
     """
+    if is_picture_json(path):
+        return read_picture_landmarks(path)
     what = "landmarks log"
     points = _header_points(Path(path))
     if points is not None and points != N_LANDMARKS:

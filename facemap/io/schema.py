@@ -9,6 +9,7 @@ Files under ``<out>/logs/`` (names and leading columns from the original tool; n
 - ``<stem>_expression.csv``: frame,smile,jaw_open,eye_closure_left,eye_closure_right,timestamp_ms
   (with ``--dump-csv``, when the faces have 3DMM parameters: FaceMap's, or fitted to 68 points;
   the named measures of ``facemap.threedmm.measures``)
+- ``<stem>_run.json``:      what made them (``RUN_INFO_SUFFIX``; videos and webcams)
 
 ``frame`` is the 1-based index of the decoded frame (1 for an image). Coordinates are image
 pixels, x0,y0,x1,y1 in the meta file are the inclusive face box, angles are degrees.
@@ -73,6 +74,23 @@ def log_path(out_dir: Path, stem: str, kind: str) -> Path:
 def log_names(stem: str, raw: bool = False, landmarks: bool = False) -> list[str]:
     """Paths relative to the output folder of the logs written for ``stem``."""
     return [log_path(Path(""), stem, k).as_posix() for k in log_kinds(raw, landmarks)]
+
+
+def picture_json_path(logs_dir: Path, stem: str) -> Path:
+    """Where infer.py wrote the picture JSON (``<stem>.json``, with the landmarks) of a picture
+    whose logs are in ``logs_dir``: the output folder that holds ``logs/``."""
+    return Path(logs_dir).parent / f"{stem}.json"
+
+
+# What made an input's logs (``provenance.run_info``: landmarker, detector, model and its SHA-256,
+# basis SHA-256, settings), beside them as JSON; not a log (no ``log_kind``), so readers of the
+# CSV logs never meet it.
+RUN_INFO_SUFFIX = "_run.json"
+
+
+def run_info_name(stem: str) -> str:
+    """``logs/<stem>_run.json``, relative to the output folder."""
+    return f"logs/{stem}{RUN_INFO_SUFFIX}"
 
 
 def log_kind(name: str) -> str | None:

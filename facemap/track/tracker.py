@@ -51,6 +51,10 @@ class TrackOptions:
 
     # frames between re-detections while a face is held (0 = only when lost)
     redetect_every: int = 30
+    # one face: while no face is followed, the whole frame is searched every this many frames
+    # (1: every frame; more saves a slow detector's time where no face is, and finds a face
+    # coming back up to that many frames late; the frames between are no_face, not_searched)
+    lost_detect_every: int = 1
     # no face box: run the model on the centre of the frame anyway (a ``warn`` / ``no_bbox``
     # face that may be on no face at all); off, the frame is ``no_face`` with no landmarks
     fallback_center: bool = False
@@ -105,7 +109,7 @@ class TrackOptions:
                 continue
             if isinstance(default, tuple) and not (isinstance(value, tuple) and len(value) == len(default)):
                 raise UsageError(f"track {f.name} must be {len(default)} numbers, got {value!r}")
-            name = "{redetect_every}" if f.name == "redetect_every" else f"track {f.name}"
+            name = "{" + f.name + "}" if f.name in _FLAGGED else f"track {f.name}"
             for v in value if isinstance(default, tuple) else (value,):
                 number(v, name, whole=isinstance(default, int))
                 if f.name in _ZERO_OK and not v >= 0 and f.name != "redetect_every":
@@ -123,6 +127,8 @@ class TrackOptions:
             raise UsageError(f"track expand must be in 1..2, got {self.expand}")
 
 
+# TrackOptions fields a front end sets from an option of its own (named so in messages).
+_FLAGGED = ("redetect_every", "lost_detect_every")
 # TrackOptions fields that may be 0 (never, off); every other number must be above 0.
 _ZERO_OK = ("redetect_every", "cut_threshold", "velocity_gain", "reacquire_gap")
 
@@ -300,6 +306,7 @@ class FaceTracker:
         self.tracks: list[Track] = []
         self._since_detect = 0
         self._lost: tuple[int, BBox | None] | None = None  # one face: (frame, last box) of its loss
+        self._unseen = 0  # one face: frames in a row searched for a face without finding one
         self._pending = True  # one face: the next face found is a new one (a new id)
         self._crowd = False  # one face: the detector has seen several faces in this shot
         self.last_detections: list[BBox] = []
@@ -356,7 +363,13 @@ class FaceTracker:
                 return (track.finish(_with_reason(result, "tracked", self._ok_reason)),)
             log.debug("frame %d: face lost (%s)", frame, why)
             self._lose(frame, track)
+            self._unseen = 0  # searched at once
+        if self._unseen % opts.lost_detect_every and not opts.fallback_center:
+            self._unseen += 1
+            self.reason = "not_searched"
+            return ()
         boxes = self._detect_one(image, frame)
+        self._unseen = 0 if boxes else self._unseen + 1
         if boxes:
             roi = boxes[0]
             result = self._landmark_one(image, roi, frame, ts)
