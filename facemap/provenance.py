@@ -48,11 +48,14 @@ def basis_sha256(basis: object) -> str:
     return digest.hexdigest()
 
 
-def run_info(landmarker: object, detector: object, settings: dict[str, object] | None = None) -> dict[str, object]:
+def run_info(
+    landmarker: object, detector: object, settings: dict[str, object] | None = None, fitter: object = None
+) -> dict[str, object]:
     """What made the outputs: ``landmarker`` (its name), ``detector`` (its name), ``model`` (the
     model or predictor file) and ``model_sha256``, ``model_data_sha256`` (the ONNX external
     weights by file name), ``detector_model`` and its ``detector_model_sha256``, ``basis_sha256``
-    (FaceMap's 3DMM basis), ``facemap_version``, and ``settings`` (option -> value, those that
+    (FaceMap's 3DMM basis, or the one dlib's points were fitted with; then ``params``: "fitted"),
+    ``facemap_version``, and ``settings`` (option -> value, those that
     differ from the defaults, as the front end names them)."""
     describe = getattr(landmarker, "describe", None)
     desc = describe() if callable(describe) else {}
@@ -72,9 +75,11 @@ def run_info(landmarker: object, detector: object, settings: dict[str, object] |
     if det_model:
         info["detector_model"] = str(det_model)
         info["detector_model_sha256"] = file_sha256(det_model)
-    basis = getattr(getattr(landmarker, "decoder", None), "basis", None)
+    basis = getattr(getattr(landmarker, "decoder", None), "basis", None) or getattr(fitter, "basis", None)
     if basis is not None:
         info["basis_sha256"] = basis_sha256(basis)
+    if fitter is not None:  # 68 points fitted to FaceMap's 3DMM (facemap.threedmm.fit)
+        info["params"] = "fitted"
     info["facemap_version"] = __version__
     info["settings"] = dict(settings or {})
     return info

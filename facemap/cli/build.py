@@ -226,8 +226,6 @@ def open_facemap(cfg: InferConfig, emit: Emit, landmarker=None) -> tuple[FaceMap
         note_no_params(cfg, landmarker, fitter, why)
         note_inert_flags(cfg, landmarker)
         note_guard(cfg, landmarker, emit)
-        if fitter is not None:
-            desc = {**desc, "params": "fitted: FaceMap's 3DMM fitted to the 68 points (facemap.threedmm.fit)"}
     else:
         desc, fitter = {}, None
     options = chain_options(cfg, landmarker)

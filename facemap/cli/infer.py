@@ -129,7 +129,7 @@ def _run_images(cfg: InferConfig, emit: Emit) -> int:
     if check is not None:
         fm = FaceMap(fm.detector, check.landmarker, fm.options)
     desc.update({"detector": fm.detector.name, "face_margin": cfg.face_margin, "facemap_version": __version__})
-    made_by = run_info(fm.landmarker, fm.detector, cfg.changed())  # model and basis SHA-256, settings
+    made_by = run_info(fm.landmarker, fm.detector, cfg.changed(), fm.fitter)  # model and basis SHA-256, settings
     if "predictor" in desc:  # dlib's JSON names its model file "predictor", as ever
         made_by.pop("model", None)
     desc.update(made_by)

@@ -176,7 +176,7 @@ def process_video(
     t0 = time.perf_counter()
     expected = _expected(info, span)
     # no frame in the range is refused below: such a run leaves no file (no header-only logs)
-    made_by = run_info(fm.landmarker, fm.detector, cfg.changed())
+    made_by = run_info(fm.landmarker, fm.detector, cfg.changed(), fm.fitter)
     sinks: list = [CsvLogSink(out_dir, src.stem, raw=cfg.dump_csv, landmarks=landmarks_logged(cfg), points=cfg.points(),
                               with_face_id=face_id_column(cfg.max_faces), keep_empty=False, info=made_by)]
     outputs = list(sinks[0].paths)
@@ -584,7 +584,7 @@ def run_camera(cfg: InferConfig, emit: Emit) -> int:
             out.file(overlay_name(src.stem))
         sinks: list = [CsvLogSink(out.path, src.stem, raw=cfg.dump_csv, landmarks=landmarks_logged(cfg), points=cfg.points(),
                                   with_face_id=face_id_column(cfg.max_faces),
-                                  info=run_info(fm.landmarker, fm.detector, cfg.changed()))]
+                                  info=run_info(fm.landmarker, fm.detector, cfg.changed(), fm.fitter))]
         outputs = list(sinks[0].paths)
         if cfg.save_video:
             sinks.append(VideoOverlaySink(out.path / overlay_name(src.stem), 30.0, Fraction(1, 1000), style=cfg.style()))

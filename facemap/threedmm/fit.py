@@ -138,9 +138,10 @@ class _Grams:
     frame's curvature is ``sum_dd' s^2 (R2^T R2)[d, d'] G[d, d']`` without building its Jacobian.
     """
 
-    def __init__(self, ident: np.ndarray, expr: np.ndarray, weights: np.ndarray) -> None:
+    def __init__(
+        self, ident: np.ndarray, expr: np.ndarray, weights: np.ndarray, equal: _Grams | None = None
+    ) -> None:
         self.weights = weights
-        self.sqrt_w3 = np.repeat(weights, 3)  # per row of the flat (204,) layout
         wid = ident * weights[:, None, None]
         wexp = expr * weights[:, None, None]
         self.ident = _blocks(wid, ident)
@@ -148,8 +149,14 @@ class _Grams:
         self.ident_flat = wid.reshape(3 * N_LANDMARKS, N_ID)
         self.expr_flat = wexp.reshape(3 * N_LANDMARKS, N_EXP)
         # R2'R2 is a projector, so A'WA <= B'WB: its largest eigenvalue bounds every frame's
-        # curvature (times s^2) and gives the projected gradient a safe step without eigvalsh.
-        self.expr_lip = float(np.linalg.eigvalsh(expr.reshape(-1, N_EXP).T @ self.expr_flat)[-1])
+        # curvature (times s^2) and gives the projected gradient a safe step. Weighted blocks
+        # take the equal ones' bound times the largest weight (B'WB <= max(w) B'B): no eigvalsh.
+        if equal is None:
+            self.expr_lip = float(np.linalg.eigvalsh(expr.reshape(-1, N_EXP).T @ self.expr_flat)[-1])
+            self.ident_lip = float(np.linalg.eigvalsh(ident.reshape(-1, N_ID).T @ self.ident_flat)[-1])
+        else:
+            self.expr_lip = equal.expr_lip * float(weights.max())
+            self.ident_lip = equal.ident_lip * float(weights.max())
 
 
 class Fitter:
@@ -242,8 +249,10 @@ class Fitter:
         for k in range(rounds):
             if opt.reweight and k >= rounds // 2:
                 weights = self._reweighted(y, shape, rot, s, t)
-                if not fixed:
-                    grams = _Grams(self._id, self._exp, weights.mean(axis=0))
+                if not fixed and k == rounds // 2:
+                    # the identity's blocks are reweighted once, by the track's mean weights
+                    # (rebuilding its 219 x 219 blocks every round costs more than it gains)
+                    grams = _Grams(self._id, self._exp, weights.mean(axis=0), self._equal)
             for _ in range(opt.pose_steps):
                 rot, s, t = self._pose_step(y, shape, rot, s, t, weights)
             base = self._mean + self._id @ a  # (68, 3) neutral face of this person
@@ -360,7 +369,8 @@ class Fitter:
         hess = (w @ grams.ident).reshape(N_ID, N_ID) + opt.identity_prior * np.eye(N_ID)
         z = ((target * s2[:, None, None]) @ r2).sum(axis=0).reshape(3 * N_LANDMARKS)
         rhs = z @ grams.ident_flat
-        lip = np.linalg.eigvalsh(hess)[-1:]
+        # A'WA <= lambda_max(W) B'B with W the 3x3 pose sum: a bound without a 219 x 219 eigvalsh
+        lip = np.array([np.linalg.eigvalsh(w.reshape(3, 3))[-1] * grams.ident_lip + opt.identity_prior])
         return _box_qp(hess[None], rhs[None], a0[None], -1.0, 1.0, opt.identity_steps, lip)[0]
 
 
