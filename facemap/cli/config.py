@@ -241,7 +241,7 @@ _NOT_SETTINGS = frozenset({
     "line_width", "contours", "mesh", "hud", "dump_csv", "dump_landmarks_csv", "dump_npy", "quiet",
     "script_dir", "save_video", "smooth", "smooth_mincutoff", "smooth_beta", "no_preview", "jobs", "ray",
     "ray_workers", "ray_cpus", "compare", "gt", "model", "detector_model", "basis_dir", "decode_3dmm",
-    "skip_if_no_face", "provider",
+    "skip_if_no_face", "provider", "auto_landmarker", "auto_detector",
 })
 
 DEFAULTS = InferConfig()
