@@ -69,8 +69,9 @@ def test_online_labels_agree_with_offline_after_the_warm_up(stem, replays):
 
 def test_online_labels_agree_with_offline_on_the_shared_clips(replays):
     """Over every clip long enough to have frames after the warm-up: nearly all agree on every
-    label on 90% of those frames, none falls far (a borderline clip's live baseline can place a
-    frown a little differently from the whole clip's)."""
+    label on 90% of those frames, none falls far (a borderline label's live reference can sit a
+    little off the whole clip's: dagan_driving's frowns, eamm_disgusted's jaw-limited
+    mouth_open; docs/analysis.md)."""
     import bench_online
 
     assert len(replays) == 34
