@@ -111,11 +111,9 @@ def clean_runs(
     min_on_ms: float = 0.0,
     max_gap_ms: float = 0.0,
     allowed: np.ndarray | None = None,
-    open_end: bool = False,
 ) -> np.ndarray:
     """Fill False gaps shorter than ``max_gap_ms`` between True runs (only where ``allowed``,
-    e.g. face present), then drop True runs shorter than ``min_on_ms``; ``open_end``: the
-    frames go on after the last (a live window), so a run reaching it is not short yet."""
+    e.g. face present), then drop True runs shorter than ``min_on_ms``."""
     m = np.asarray(mask, dtype=bool).copy()
     n = m.size
     if max_gap_ms > 0 and n:
@@ -128,7 +126,7 @@ def clean_runs(
         m |= paint_runs(n, gs[inner], ge[inner])
     if min_on_ms > 0 and n:
         s, e, d = run_durations_ms(m, duration_ms)
-        short = (d < min_on_ms) & ~(open_end & (e == n))
+        short = d < min_on_ms
         m &= ~paint_runs(n, s[short], e[short])
     return m
 

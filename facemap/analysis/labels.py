@@ -118,15 +118,12 @@ class Judged:
     th: dict[str, float]
     cfg: AnalysisConfig
     still: bool
-    open_end: bool = False
 
     def clean(self, mask: np.ndarray, min_ms: float, gap_ms: float = 0.0) -> np.ndarray:
-        """``mask`` on face frames without runs under ``min_ms`` or gaps up to ``gap_ms`` (a still: as is;
-        ``open_end``: a run reaching the last frame may still grow, so it is not short yet)."""
+        """``mask`` on face frames without runs under ``min_ms`` or gaps up to ``gap_ms`` (a still: as is)."""
         if self.still:
             return mask & self.face
-        return clean_runs(mask & self.face, self.duration_ms, min_ms, gap_ms, allowed=self.face,
-                          open_end=self.open_end) & self.face
+        return clean_runs(mask & self.face, self.duration_ms, min_ms, gap_ms, allowed=self.face) & self.face
 
 
 def label_frames(
@@ -138,7 +135,6 @@ def label_frames(
     cfg: AnalysisConfig,
     undo_foreshortening: bool = False,
     still: bool = False,
-    open_end: bool = False,
 ) -> Labelled:
     """Label N frames. ``features`` has NaN rows where ``face`` is False.
 
@@ -146,8 +142,6 @@ def label_frames(
     divide out the first-order effect of head yaw and pitch before judging them.
     ``still``: the frames are pictures without a time axis (an image): no time rules (minimum
     durations, gaps) apply, each frame is judged on its own.
-    ``open_end``: the frames are a live window whose last frame is not the end (the online
-    analyzer): a run reaching it is not dropped for being short, as it may still grow.
     """
     n = len(features)
     face = np.asarray(face, dtype=bool)
@@ -174,8 +168,7 @@ def label_frames(
     else:
         tip = np.zeros(n)
     d = sm - pd.Series(base.median)[FEATURE_COLUMNS]
-    j = Judged(sm, d, tip, face, timestamp_ms, duration_ms, base, effective_thresholds(base, cfg), cfg, still,
-               open_end)
+    j = Judged(sm, d, tip, face, timestamp_ms, duration_ms, base, effective_thresholds(base, cfg), cfg, still)
     out = label_eyes(j)
     out |= label_smile(j)
     out |= label_mouth(j, out["smile"])

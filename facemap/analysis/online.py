@@ -8,8 +8,14 @@ from ``face_baseline`` and its labels from ``labels.label_frames``, the function
 ``analyze_expressions.py`` runs on a whole clip, here run on what is known so far:
 
 - the **window**: the face's last ``window_ms(cfg)`` of frames (every minimum duration, gap and
-  smoothing reach of ``AnalysisConfig`` fits in it twice), judged by ``label_frames`` with an
-  open end (a run reaching the newest frame is not dropped as short: it may still grow).
+  smoothing reach of ``AnalysisConfig`` fits in it twice), judged by ``label_frames`` as the
+  offline analyzer judges a clip that ends at its newest frame: a run reaching it that is still
+  shorter than its label's minimum duration is not that label yet. Only a label whose minimum
+  is longer than the lag is concerned (``yawn``, 1.5 s): its first ``yawn_min_ms - lag_ms``
+  (1 s, less the wait for the next step) are released unlabelled, the frames after them labelled, and the event, found on the
+  window once it ended, still starts at its first frame. (Keeping such a run while it is short,
+  in case it grows, labelled live the mouth openings of 0.5-1.5 s that the offline analyzer
+  drops: lp_d3's 1.4 s one.)
 - the **lag**: a frame is decided ``lag_ms`` after it arrived (default ``default_lag_ms``: the
   reach of the talking windows, 500 ms), so the centred windows see the frames after it as
   the offline analyzer's do; ``lag_ms=0`` decides from the past only. Frames are decided in
@@ -264,7 +270,7 @@ class OnlineAnalyzer:
             return []
         due = [p for p in self.pending if final or p[1] <= now_ms - self.lag_ms]
         self.pending = self.pending[len(due):]
-        judged = {fid: self._judge(state, final) for fid, state in self.faces.items() if state.base is not None}
+        judged = {fid: self._judge(state) for fid, state in self.faces.items() if state.base is not None}
         tables = {fid: (lab.flags.to_numpy(), lab.label, measures(lab.signals, lab.thresholds).to_numpy(), frames)
                   for fid, (lab, frames, _, _) in judged.items()}
         out = []
@@ -323,13 +329,11 @@ class OnlineAnalyzer:
         t = state.times_ms
         return int(np.searchsorted(np.asarray(t[-4096:]), t[-1] - self.window_ms, side="left")) + max(0, len(t) - 4096)
 
-    def _judge(self, state: FaceState, final: bool = False):
-        """``label_frames`` on the face's window; its last frame is the end of the frames only
-        when ``final`` (else a run reaching it may still grow: ``open_end``)."""
+    def _judge(self, state: FaceState):
+        """``label_frames`` on the face's window, judged as a clip that ends at its newest frame."""
         frames, times, feats, face = state.history(self._window_start(state))
         dur = frame_durations_ms(times, self.cfg.frame_gap_factor)
-        labelled = label_frames(feats, face, times, dur, state.base, self.cfg, undo_foreshortening=True,
-                                open_end=not final)
+        labelled = label_frames(feats, face, times, dur, state.base, self.cfg, undo_foreshortening=True)
         return labelled, frames, times, dur
 
     def _events(self, fid: int, state: FaceState, labelled=None, frames=None, times=None, dur=None,
@@ -339,7 +343,7 @@ class OnlineAnalyzer:
         if labelled is None:
             if state.base is None or not state.frames:
                 return []
-            labelled, frames, times, dur = self._judge(state, final)
+            labelled, frames, times, dur = self._judge(state)
         out = []
         n = len(frames)
         for kind in EVENT_LABELS:
