@@ -37,7 +37,6 @@ from .decode import (
     TRANSLATION_SCALE,
     Basis,
     Decoder,
-    expression_coefficients,
     model_to_image,
     rotation_matrices,
 )
@@ -185,14 +184,12 @@ class Fitter:
         face_boxes: np.ndarray,
         tracks: np.ndarray | None = None,
         identity: np.ndarray | None = None,
-        start: np.ndarray | None = None,
         rounds: int | None = None,
     ) -> Fit:
         """Fit (N, 68, 2) image points with their (N, 4) face boxes; ``tracks`` (N,) groups frames
         that share one identity (default: all frames one track). ``identity`` (219,) raw, when
-        given, is every frame's and only pose and expression are fitted. ``start`` (N, 265), when
-        given, is where pose and expression start (a video's previous frame: a few ``rounds``
-        then suffice). Rows with any non-finite point or an empty box get NaN parameters."""
+        given, is every frame's and only pose and expression are fitted (in ``rounds``, default
+        the options'). Rows with any non-finite point or an empty box get NaN parameters."""
         pts = np.asarray(points_px, dtype=np.float64).reshape(-1, N_LANDMARKS, 2)
         boxes = np.asarray(face_boxes, dtype=np.float64).reshape(-1, 4)
         n = pts.shape[0]
@@ -208,8 +205,7 @@ class Fitter:
         y_all = to_model(pts, crops)
         for track in np.unique(tracks[ok]):
             rows = np.flatnonzero(ok & (tracks == track))
-            begin = None if start is None else np.asarray(start, dtype=np.float64).reshape(n, -1)[rows]
-            params[rows] = self._fit_track(y_all[rows], identity, begin, rounds or self.options.rounds)
+            params[rows] = self._fit_track(y_all[rows], identity, rounds or self.options.rounds)
         if ok.any():
             decoded = self._decoder.decode(params[ok])
             back = model_to_image(decoded.landmarks_model, crops[ok])
@@ -220,9 +216,7 @@ class Fitter:
         return Fit(params=params, crop_boxes=crops, residual_px=residual, nme=nme)
 
     # ---- one track ---------------------------------------------------------------------------
-    def _fit_track(
-        self, y: np.ndarray, identity: np.ndarray | None, start: np.ndarray | None, rounds: int
-    ) -> np.ndarray:
+    def _fit_track(self, y: np.ndarray, identity: np.ndarray | None, rounds: int) -> np.ndarray:
         """(M, 68, 2) centred model-input points of one track -> (M, 265) raw parameters.
 
         The first half of the rounds weighs every point equally; the rest weigh each point by
@@ -234,18 +228,10 @@ class Fitter:
         fixed = identity is not None
         a = np.zeros(N_ID) if identity is None else np.clip(np.asarray(identity, float), -1, 1)
         e = np.zeros((m, N_EXP))  # expression coefficients in [0, 1]
-        if start is not None and np.isfinite(start).all():
-            e = np.clip(expression_coefficients(start), 0.0, 1.0)
         shape = self._mean + self._id @ a + (e @ self._exp_t).reshape(m, N_LANDMARKS, 3)
         grams = self._equal
         weights = np.ones((m, N_LANDMARKS))
-        if start is not None and np.isfinite(start).all():
-            angles = start[:, 258:261] * (np.pi / 2)
-            rot = rotation_matrices(angles[:, 0], angles[:, 1], angles[:, 2])
-            t = start[:, 261:263] * TRANSLATION_SCALE
-            s = (start[:, 263] * FOCAL_SCALE + FOCAL_OFFSET) / T_Z
-        else:
-            rot, s, t = self._pose_init(y, shape)
+        rot, s, t = self._pose_init(y, shape)
         for k in range(rounds):
             if opt.reweight and k >= rounds // 2:
                 weights = self._reweighted(y, shape, rot, s, t)

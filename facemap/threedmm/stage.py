@@ -2,7 +2,9 @@
 
 In a video each face track's identity settles over its first frames: it is fitted on the
 track's frames seen so far at frames 1, 2, 4, ... up to ``settle_frames``, and fixed after that,
-so a track's later frames share one identity and each frame costs one pose-and-expression fit.
+so a track's later frames share one identity and each frame costs one pose-and-expression fit
+(from scratch: on the 34 shared clips a start from the previous frame converged worse, median NME
+0.026 against 0.022 in the same time).
 A picture stands alone: its faces are fitted whole, identity included.
 """
 
@@ -18,7 +20,7 @@ from .fit import FitOptions, Fitter
 from .measures import measurer_or_none
 
 SETTLE_FRAMES = 32  # frames of a track its identity is fitted on, then fixed
-FRAME_ROUNDS = 3  # rounds of a frame's fit that starts from the track's previous frame
+FRAME_ROUNDS = 6  # rounds of a frame's pose-and-expression fit once the identity is fixed
 
 
 @dataclass
@@ -26,7 +28,6 @@ class _Track:
     points: list[np.ndarray] = field(default_factory=list)
     boxes: list[np.ndarray] = field(default_factory=list)
     identity: np.ndarray | None = None
-    last: np.ndarray | None = None  # the previous frame's parameters: the next fit starts there
 
 
 def fittable(face: Face) -> bool:
@@ -74,15 +75,10 @@ class FitStage:
                 if n & (n - 1) == 0 or n == self.settle_frames:  # 1, 2, 4, ... and the last
                     whole = self.fitter.fit(np.stack(track.points), np.stack(track.boxes))
                     track.identity = whole.params[-1, :N_ID].copy()
-                    track.last = whole.params[-1]
-                    out[i] = self._with_params(face, track.last)
+                    out[i] = self._with_params(face, whole.params[-1])
                     continue
-            fit = self.fitter.fit(
-                face.landmarks[None], box[None], identity=track.identity,
-                start=None if track.last is None else track.last[None], rounds=FRAME_ROUNDS,
-            )
-            track.last = fit.params[0]
-            out[i] = self._with_params(face, track.last)
+            fit = self.fitter.fit(face.landmarks[None], box[None], identity=track.identity, rounds=FRAME_ROUNDS)
+            out[i] = self._with_params(face, fit.params[0])
         return tuple(out)
 
 
