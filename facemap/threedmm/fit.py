@@ -140,7 +140,6 @@ class _Grams:
     def __init__(
         self, ident: np.ndarray, expr: np.ndarray, weights: np.ndarray, equal: _Grams | None = None
     ) -> None:
-        self.weights = weights
         wid = ident * weights[:, None, None]
         wexp = expr * weights[:, None, None]
         self.ident = _blocks(wid, ident)
