@@ -195,6 +195,9 @@ def test_infer_with_dlib_and_the_basis_writes_fitted_params_the_analyzer_reads(t
     assert analyze_main(["--landmarks", str(logs / "lp_d0_landmarks.csv"), "--raw", str(logs / "lp_d0_raw.csv"),
                          "--out", str(both), *common]) == 0
     assert analyze_main(["--raw", str(logs / "lp_d0_raw.csv"), "--out", str(alone), *common]) == 0
+    # judged from the landmarks, the fitted params need no basis (--logs over the folder, no --basis-dir)
+    assert analyze_main(["--logs", str(logs), "--out", str(tmp_path / "all"), "--no-plots", "-q"]) == 0
+    assert (tmp_path / "all" / "lp_d0" / "report.json").is_file()
     import json
 
     for folder, source in ((both, "landmarks"), (alone, "raw+basis")):

@@ -180,6 +180,12 @@ def check_fps(fps: object) -> float:
     return value
 
 
+def _from_params(lm: LandmarkLog | None, rw: RawLog | None, cfg: AnalysisConfig) -> bool:
+    """True when a face is judged from its raw params (the 3DMM path): params without
+    landmarks, or both with ``landmarks_first`` 0."""
+    return rw is not None and (lm is None or not cfg.landmarks_first)
+
+
 def _read_logs(
     landmarks: Path | None,
     meta: Path | None,
@@ -187,8 +193,10 @@ def _read_logs(
     basis: Basis | None,
     fps: float | None,
     basis_dir: Path | None,
+    cfg: AnalysisConfig,
 ) -> tuple[MetaLog | None, LandmarkLog | None, RawLog | None, Basis | None, dict[str, str]]:
-    """Read the logs (strict), drop a raw log without params, find the basis when needed."""
+    """Read the logs (strict), drop a raw log without params, find the basis when the params
+    are what the face is judged from."""
     if landmarks is None and raw is None:
         raise UsageError("give {landmarks} (a landmarks log) or {raw} with a 3DMM basis")
     if fps is not None:
@@ -216,7 +224,7 @@ def _read_logs(
             landmarks,
         )
         rw = raw = None
-    if rw is not None and basis is None:
+    if basis is None and _from_params(lm, rw, cfg):
         from ..assets import load_basis
 
         basis = load_basis(basis_dir, download=False)
@@ -256,12 +264,13 @@ def load_inputs(
     the first to the last logged one): frames where the face has no row are no face for it, so
     times stay clip times. A raw log that holds no params (a dlib run logs none) is noted and the
     landmarks are used. The 3DMM basis (``basis``, else loaded from ``basis_dir`` or the cache,
-    never downloaded) is only needed, and only looked for, when the raw log holds params.
+    never downloaded) is only needed, and only looked for, when the face is judged from the raw
+    log's params (no landmarks log, or ``landmarks_first`` 0).
     ``config``: the settings that check the logs belong together (default ``AnalysisConfig()``).
     """
     cfg = config or AnalysisConfig()
     by_face = _has_face_ids(landmarks, meta, raw)  # a mixed set gets its own message
-    mt, lm, rw, basis, paths = _read_logs(landmarks, meta, raw, basis, fps, basis_dir)
+    mt, lm, rw, basis, paths = _read_logs(landmarks, meta, raw, basis, fps, basis_dir, cfg)
     for lg in (lm, rw):
         if lg is not None and (lg.face_ids == NO_FACE_ID).any():
             r = int(np.argmax(lg.face_ids == NO_FACE_ID))
@@ -350,7 +359,7 @@ def _build(
 
     n = frames.size
     values = np.full((n, len(FEATURE_COLUMNS)), np.nan)  # filled as numpy, framed once
-    if rw is not None and not (lm is not None and cfg.landmarks_first):
+    if _from_params(lm, rw, cfg):
         keep = np.isfinite(rw.params[:, :264]).all(axis=1)
         dec = Decoder(basis).decode(rw.params[keep])
         rows = np.searchsorted(frames, rw.frames[keep])
