@@ -37,6 +37,9 @@ from facemap.analysis.online import OnlineAnalyzer  # noqa: E402
 from facemap.io.records import read_landmarks, read_meta  # noqa: E402
 from facemap.types import Event, Face, Status  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_labels import video_fps  # noqa: E402  (the clip's frame rate, 30 without its video)
+
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 REF = DATA / "ref"
 
@@ -46,18 +49,6 @@ def clips(ref: Path = REF) -> list[str]:
     stems = sorted(p.name[: -len("_dlib_meta.csv")] for p in ref.glob("*_dlib_meta.csv"))
     return [s for s in stems if (ref / f"{s}_dlib_landmarks.csv").exists()
             and (ref.parent / "videos" / f"{s}.mp4").exists()]
-
-
-def video_fps(path: Path) -> float:
-    """The video's frame rate (30 when OpenCV cannot tell)."""
-    import cv2
-
-    cap = cv2.VideoCapture(str(path))
-    try:
-        fps = cap.get(cv2.CAP_PROP_FPS)
-    finally:
-        cap.release()
-    return float(fps) if fps and np.isfinite(fps) and fps > 0 else 30.0
 
 
 @dataclass

@@ -109,7 +109,8 @@ def analyze(
     try:
         with tempfile.TemporaryDirectory(prefix="facemap-analyze-") as tmp:
             folder = Path(tmp)
-            sink = _LogsByStem(folder, getattr(fm.landmarker, "gives_params", True), with_face_id)
+            params = getattr(fm.landmarker, "gives_params", True) or fm.fitter is not None
+            sink = _LogsByStem(folder, params, with_face_id)
             for _ in fm.process(source, sinks=[sink], **run_opts):
                 pass
             for stem in sink.sinks:

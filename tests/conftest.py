@@ -75,3 +75,14 @@ def _offline_detector_model(tmp_path_factory: pytest.TempPathFactory):
             mp.delenv("FACEMAP_YUNET_MODEL", raising=False)
         mp.setenv("FACEMAP_CACHE_DIR", str(tmp_path_factory.mktemp("facemap-cache")))
         yield
+
+
+@pytest.fixture()
+def no_yunet(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """No YuNet anywhere: no FACEMAP_YUNET_MODEL, an empty cache."""
+    from facemap import assets
+
+    monkeypatch.delenv(assets.YUNET_MODEL_ENV, raising=False)
+    cache = tmp_path / "empty-cache"
+    monkeypatch.setenv(assets.CACHE_ENV, str(cache))
+    return cache

@@ -108,12 +108,16 @@ def test_a_raw_log_with_params_still_needs_the_basis(tmp_path, capsys, monkeypat
     monkeypatch.setenv("QAIHM_STORE_ROOT", str(tmp_path / "no-basis-here"))
     row = "1," + ",".join(["0.1"] * (len(RAW_COLUMNS) - 1)) + "\n"
     logs = logs_of("lp_d0", tmp_path / "logs", raw=HEADER_ONLY_RAW + row)
-    rc, _, err = run(
-        ["--landmarks", logs["landmarks"], "--raw", logs["raw"], "--fps", 25, "--out", tmp_path / "o"],
-        capsys,
-    )
+    # judged from the params (no landmarks log): the basis is needed
+    rc, _, err = run(["--raw", logs["raw"], "--fps", 25, "--out", tmp_path / "o"], capsys)
     assert rc == 3 and "3DMM basis not found" in err and "--basis-dir" in err
     assert len(err.strip().splitlines()) == 1
+    # beside a landmarks log the landmarks judge (landmarks_first): no basis is looked for
+    rc, _, err = run(
+        ["--landmarks", logs["landmarks"], "--raw", logs["raw"], "--fps", 25, "--out", tmp_path / "o2"],
+        capsys,
+    )
+    assert rc == 0, err
 
 
 @pytest.mark.skipif(importlib.util.find_spec("dlib") is None, reason="needs the dlib extra")

@@ -629,15 +629,6 @@ def test_yunet_explicit_path_and_environment(yunet_cache: Path, monkeypatch: pyt
 PHOTO = DATA / "images" / "fr_obama-720p.jpg"
 
 
-@pytest.fixture()
-def no_yunet(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    """No YuNet anywhere: no FACEMAP_YUNET_MODEL, an empty cache."""
-    monkeypatch.delenv(assets.YUNET_MODEL_ENV, raising=False)
-    cache = tmp_path / "empty-cache"
-    monkeypatch.setenv(assets.CACHE_ENV, str(cache))
-    return cache
-
-
 def test_offline_switch_never_opens_a_url(tmp_path, monkeypatch, home, no_yunet):
     """FACEMAP_OFFLINE=1: no download is attempted (the opener would fail the test); each
     missing asset is its one-line error naming the switch and `python -m facemap fetch`."""
@@ -653,8 +644,6 @@ def test_offline_switch_never_opens_a_url(tmp_path, monkeypatch, home, no_yunet)
     for off in ("", "0", "no", "false"):
         monkeypatch.setenv(assets.OFFLINE_ENV, off)
         assert not assets.offline()
-
-
 
 
 def _forbid_urls(monkeypatch: pytest.MonkeyPatch) -> None:

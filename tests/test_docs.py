@@ -239,6 +239,12 @@ def _points68(folder: Path) -> Path:
 @pytest.fixture()
 def workdir(tmp_path) -> tuple[Path, dict[str, str]]:
     """The working folder the docs' commands expect, and the environment to run them in."""
+    return docs_workdir(tmp_path)
+
+
+def docs_workdir(tmp_path: Path, yunet: bool = True) -> tuple[Path, dict[str, str]]:
+    """``workdir``'s folder and environment; ``yunet=False``: no YuNet model given (the
+    default detector must be fetched, or fall back offline)."""
     for name, rel in FILES.items():
         dest = tmp_path / name
         dest.parent.mkdir(parents=True, exist_ok=True)
@@ -252,10 +258,12 @@ def workdir(tmp_path) -> tuple[Path, dict[str, str]]:
     env.update(
         QAIHM_STORE_ROOT=str(store),
         FACEMAP_CACHE_DIR=str(tmp_path / ".cache"),
-        FACEMAP_YUNET_MODEL=str(need_shared(YUNET)),
         PYTHONPATH=os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")]).rstrip(os.pathsep),
         MPLBACKEND="Agg",
     )
+    env.pop("FACEMAP_YUNET_MODEL", None)
+    if yunet:
+        env["FACEMAP_YUNET_MODEL"] = str(need_shared(YUNET))
     return tmp_path, env
 
 

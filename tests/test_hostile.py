@@ -3,6 +3,7 @@ no traceback, nothing half-written left behind. (Module tests cover each case in
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import pickle
@@ -549,30 +550,33 @@ def test_clean_after_the_readme_analysis_step_and_a_killed_run(tmp_path, capsys,
     assert (out / "face.json").exists()
 
 
-@pytest.fixture()
-def small_disk(tmp_path):
-    """A 700 KB tmpfs mounted by the test (root only) and unmounted by it."""
+@contextlib.contextmanager
+def _tmpfs(folder: Path, size: str):
+    """A tmpfs of ``size`` mounted at ``folder`` (root only; else the test is skipped) and
+    unmounted after."""
     import shutil
-    import subprocess
 
     if os.geteuid() != 0 or not shutil.which("mount"):
         pytest.skip("mounting a tmpfs needs root")
-    mnt = tmp_path / "disk"
-    mnt.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=700k", "tmpfs", str(mnt)], capture_output=True).returncode:
+    folder.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)], capture_output=True).returncode:
         pytest.skip("cannot mount a tmpfs here")
     try:
-        yield mnt
+        yield folder
     finally:
-        subprocess.run(["umount", str(mnt)], check=True)
+        subprocess.run(["umount", str(folder)], check=True)
+
+
+@pytest.fixture()
+def small_disk(tmp_path):
+    """A 700 KB tmpfs mounted by the test (root only) and unmounted by it."""
+    with _tmpfs(tmp_path / "disk", "700k") as mnt:
+        yield mnt
 
 
 def test_a_full_disk_while_a_video_is_written_leaves_no_part_file(small_disk, model_args):
     """infer.py --video with every log and the overlay onto a disk that fills up: exit 5, one
     line naming the file that could not be written, and no half-written file left."""
-    import subprocess
-    import sys
-
     clip = need_shared(DATA / "videos" / "lp_d19.mp4")
     out = small_disk / "out"
     cmd = [sys.executable, str(Path(infer.__file__)), "--video", str(clip), *model_args, "-o", str(out),
@@ -589,18 +593,8 @@ def test_a_full_disk_while_a_video_is_written_leaves_no_part_file(small_disk, mo
 def tiny_disk(tmp_path):
     """A 300 KB tmpfs mounted by the test (root only) and unmounted by it: the overlay of
     lp_d19 fills it part-way, before the logs do."""
-    import shutil
-
-    if os.geteuid() != 0 or not shutil.which("mount"):
-        pytest.skip("mounting a tmpfs needs root")
-    mnt = tmp_path / "tiny"
-    mnt.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=300k", "tmpfs", str(mnt)], capture_output=True).returncode:
-        pytest.skip("cannot mount a tmpfs here")
-    try:
+    with _tmpfs(tmp_path / "tiny", "300k") as mnt:
         yield mnt
-    finally:
-        subprocess.run(["umount", str(mnt)], check=True)
 
 
 def test_a_disk_full_mid_video_keeps_every_log_or_none_and_names_what_was_lost(tiny_disk, model_args):

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import subprocess
 import traceback
 import urllib.error
@@ -47,15 +46,6 @@ def _unreachable(how: str, monkeypatch: pytest.MonkeyPatch) -> None:
             raise urllib.error.URLError(OSError(101, "Network is unreachable"))
 
         monkeypatch.setattr(assets.urllib.request, "urlopen", no_route)
-
-
-@pytest.fixture()
-def no_yunet(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    """No YuNet anywhere: no FACEMAP_YUNET_MODEL, an empty cache."""
-    monkeypatch.delenv(assets.YUNET_MODEL_ENV, raising=False)
-    cache = tmp_path / "empty-cache"
-    monkeypatch.setenv(assets.CACHE_ENV, str(cache))
-    return cache
 
 
 def _notices(caplog: pytest.LogCaptureFixture) -> list[str]:
@@ -240,10 +230,9 @@ def test_the_original_readme_runs_with_the_network_unreachable(tmp_path, capsys,
 def test_the_readme_runs_offline(tmp_path):
     """Every command of README.md, as tests/test_docs.py runs it (subprocesses in the docs'
     working folder), with FACEMAP_OFFLINE=1 and no YuNet: exit 0 and the files it promises."""
-    from tests.test_docs import REPO, _argv, blocks, expected_files
+    from tests.test_docs import REPO, _argv, blocks, docs_workdir, expected_files
 
-    cwd, env = _docs_workdir(tmp_path)
-    env = {k: v for k, v in env.items() if k != assets.YUNET_MODEL_ENV}
+    cwd, env = docs_workdir(tmp_path, yunet=False)
     env[assets.OFFLINE_ENV] = "1"
     env[assets.STORE_URL_ENV] = f"http://127.0.0.1:{free_port()}"
     ran = 0
@@ -258,27 +247,3 @@ def test_the_readme_runs_offline(tmp_path):
             assert not missing, f"{cmd}: did not write {missing}"
             ran += 1
     assert ran >= 4
-
-
-def _docs_workdir(tmp_path: Path) -> tuple[Path, dict[str, str]]:
-    """tests/test_docs.py's working folder (its fixture's body)."""
-    from tests.test_docs import FILES, REPO, _points68
-
-    for name, rel in FILES.items():
-        dest = tmp_path / name
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        dest.symlink_to(need_shared(DATA / rel))
-    make_standin_model(tmp_path, weight_scale=0.5)
-    write_basis(tmp_path / "basis")
-    store = tmp_path / ".store"
-    write_basis(store / ".qaihm" / "qai-hub-models" / "models" / "facemap_3dmm" / "v1")
-    _points68(tmp_path)
-    env = dict(os.environ)
-    env.update(
-        QAIHM_STORE_ROOT=str(store),
-        FACEMAP_CACHE_DIR=str(tmp_path / ".cache"),
-        PYTHONPATH=os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")]).rstrip(os.pathsep),
-        MPLBACKEND="Agg",
-    )
-    return tmp_path, env
-

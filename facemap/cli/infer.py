@@ -127,7 +127,7 @@ def _run_images(cfg: InferConfig, emit: Emit) -> int:
     fm, desc = open_facemap(cfg, emit)
     check = _image_checks(cfg, paths, fm.landmarker, emit)
     if check is not None:
-        fm = FaceMap(fm.detector, check.landmarker, fm.options)
+        fm = FaceMap(fm.detector, check.landmarker, fm.options, fm.fitter)
     desc.update({"detector": fm.detector.name, "face_margin": cfg.face_margin, "facemap_version": __version__})
     made_by = run_info(fm.landmarker, fm.detector, cfg.changed(), fm.fitter)  # model and basis SHA-256, settings
     if "predictor" in desc:  # dlib's JSON names its model file "predictor", as ever
@@ -221,7 +221,8 @@ def inspect_landmarker(name: str, detector: str) -> list[str]:
     lines.append(f"points:     {getattr(lmk, 'n_points', 68)} (iBUG-68 order), pixels")
     lines.append("pose:       " + ("estimated from the 2D points" if name == "dlib" else "from the model"))
     lines.append(f"detector:   {detector}")
-    lines.append("3DMM:       no parameters (--dump-csv writes the raw log's header only)")
+    lines.append("3DMM:       none of its own; fitted to its 68 points when the basis is at hand "
+                 "(--basis-dir or the cache), else --dump-csv writes the raw log's header only")
     return [ln for ln in lines if ln]
 
 

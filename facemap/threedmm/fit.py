@@ -40,6 +40,7 @@ from .decode import (
     model_to_image,
     rotation_matrices,
 )
+from .measures import MEASURES, measurer_or_none
 
 INPUT_SIZE = 128
 _S_MIN = (FOCAL_OFFSET - FOCAL_SCALE) / T_Z  # 0.6: raw focal -1
@@ -82,19 +83,23 @@ class Fit:
     crop_boxes:  (N, 4) the inclusive crop boxes (face box enlarged by the margin), image pixels
     residual_px: (N,) RMS point error in image pixels
     nme:         (N,) mean point error over the outer-eye-corner distance
+    measures:    name -> (N,) the named expression measures (``measures.MEASURES``), from the
+                 same decode; empty when the basis is not FaceMap's
     """
 
     params: np.ndarray
     crop_boxes: np.ndarray
     residual_px: np.ndarray
     nme: np.ndarray
+    measures: dict[str, np.ndarray]
 
 
 def crop_boxes(face_boxes: np.ndarray, margin: float) -> np.ndarray:
-    """(N, 4) face boxes -> the crop boxes the model input is made from (BBox.expand's rule)."""
+    """(N, 4) inclusive face boxes -> the crop boxes the model input is made from, vectorised
+    ``BBox.expand``: each side grows by ``margin`` x the inclusive width (height)."""
     b = np.asarray(face_boxes, dtype=np.float64).reshape(-1, 4)
-    w = b[:, 2] - b[:, 0]
-    h = b[:, 3] - b[:, 1]
+    w = b[:, 2] - b[:, 0] + 1.0
+    h = b[:, 3] - b[:, 1] + 1.0
     return np.stack(
         [b[:, 0] - margin * w, b[:, 1] - margin * h, b[:, 2] + margin * w, b[:, 3] + margin * h], 1
     )
@@ -175,6 +180,7 @@ class Fitter:
         )
         self._decoder = Decoder(basis)
         self.basis = basis
+        self.measurer = measurer_or_none(basis)  # built once: None for a basis not FaceMap's
 
     # ---- the public call -------------------------------------------------------------------
     def fit(
@@ -212,7 +218,13 @@ class Fitter:
             residual[ok] = np.sqrt((err**2).mean(axis=1))
             iod = np.linalg.norm(pts[ok, EYE_CORNERS[0]] - pts[ok, EYE_CORNERS[1]], axis=-1)
             nme[ok] = err.mean(axis=1) / np.maximum(iod, 1e-9)
-        return Fit(params=params, crop_boxes=crops, residual_px=residual, nme=nme)
+        named = {}
+        if self.measurer is not None:
+            named = {k: np.full(n, np.nan) for k in MEASURES}
+            if ok.any():
+                for k, v in self.measurer(decoded).items():
+                    named[k][ok] = v
+        return Fit(params=params, crop_boxes=crops, residual_px=residual, nme=nme, measures=named)
 
     # ---- one track ---------------------------------------------------------------------------
     def _fit_track(self, y: np.ndarray, identity: np.ndarray | None, rounds: int) -> np.ndarray:

@@ -15,9 +15,8 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from ..types import N_ID, N_LANDMARKS, Face
-from .decode import Basis, expression_coefficients
-from .fit import FitOptions, Fitter
-from .measures import measurer_or_none
+from .decode import expression_coefficients
+from .fit import Fit, Fitter
 
 SETTLE_FRAMES = 32  # frames of a track its identity is fitted on, then fixed
 FRAME_ROUNDS = 6  # rounds of a frame's pose-and-expression fit once the identity is fixed
@@ -43,11 +42,8 @@ def fittable(face: Face) -> bool:
 class FitStage:
     """Per run: ``stage(faces, video)`` -> the faces with ``params`` and ``expression`` filled."""
 
-    def __init__(
-        self, basis: Basis | Fitter, options: FitOptions | None = None, settle_frames: int = SETTLE_FRAMES
-    ) -> None:
-        self.fitter = basis if isinstance(basis, Fitter) else Fitter(basis, options)
-        self.measurer = measurer_or_none(self.fitter.basis)
+    def __init__(self, fitter: Fitter, settle_frames: int = SETTLE_FRAMES) -> None:
+        self.fitter = fitter  # built once per FaceMap (its decoder and measurer with it)
         self.settle_frames = settle_frames
         self._tracks: dict[int, _Track] = {}
 
@@ -62,7 +58,7 @@ class FitStage:
             boxes = np.array([faces[i].box.as_tuple() for i in todo], dtype=np.float64)
             fit = self.fitter.fit(pts, boxes, tracks=np.arange(len(todo)))
             for k, i in enumerate(todo):
-                out[i] = self._with_params(faces[i], fit.params[k])
+                out[i] = self._with_params(faces[i], fit, k)
             return tuple(out)
         for i in todo:
             face = faces[i]
@@ -75,18 +71,21 @@ class FitStage:
                 if n & (n - 1) == 0 or n == self.settle_frames:  # 1, 2, 4, ... and the last
                     whole = self.fitter.fit(np.stack(track.points), np.stack(track.boxes))
                     track.identity = whole.params[-1, :N_ID].copy()
-                    out[i] = self._with_params(face, whole.params[-1])
+                    out[i] = self._with_params(face, whole, -1)
                     continue
             fit = self.fitter.fit(face.landmarks[None], box[None], identity=track.identity, rounds=FRAME_ROUNDS)
-            out[i] = self._with_params(face, fit.params[0])
+            out[i] = self._with_params(face, fit, 0)
         return tuple(out)
 
 
-    def _with_params(self, face: Face, params: np.ndarray) -> Face:
-        """The face with its parameters, the 39 coefficients and the named measures."""
+    @staticmethod
+    def _with_params(face: Face, fit: Fit, row: int) -> Face:
+        """The face with row ``row`` of ``fit``: its parameters, the 39 coefficients and the
+        named measures."""
+        params = fit.params[row]
         if not np.isfinite(params).all():
             return face
-        named = {} if self.measurer is None else {k: float(v[0]) for k, v in self.measurer(params[None]).items()}
+        named = {k: float(v[row]) for k, v in fit.measures.items()}
         return replace(
             face, params=params, expression=expression_coefficients(params[None])[0], expression_measures=named
         )
