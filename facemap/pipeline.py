@@ -153,13 +153,16 @@ class Pipeline:
         outs = [as_sink(s) for s in sinks]
         step = self._image_step() if mode is Mode.IMAGE else self._video_step()
         fit = FitStage(self.fitter) if self.fitter is not None else None
+        video = mode is not Mode.IMAGE
         hold = HoldSignals()
         cfg = self.options.analyze
-        online = None
-        if cfg is not None and mode is Mode.VIDEO:
+        online = judge_still = None  # the analysis, chosen once: frame by frame (video) or per picture
+        if cfg is not None and video:
             from .analysis.online import OnlineAnalyzer
 
             online = OnlineAnalyzer(cfg, self.options.analyze_lag_ms)
+        elif cfg is not None:
+            from .analysis.online import judge_still
         waiting: deque[Frame] = deque()  # frames the online analyzer has not decided yet
 
         def give(frame: Frame) -> bool:
@@ -187,10 +190,8 @@ class Pipeline:
                 with self._backends:
                     faces, boxes, reason = step(vf)
                 if fit is not None:
-                    faces = fit(faces, video=mode is not Mode.IMAGE)
-                if cfg is not None and mode is Mode.IMAGE:
-                    from .analysis.online import judge_still
-
+                    faces = fit(faces, video=video)
+                if judge_still is not None:
                     faces = judge_still(faces, cfg)
                 frame = Frame(
                     index=vf.index,
