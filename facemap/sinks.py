@@ -24,7 +24,7 @@ from .draw import DrawStyle, annotate
 from .errors import OutputError, UsageError
 from .io.logwriter import FrameLogs, write_run_info
 from .io.outputs import OutputDir, atomic_write_bytes, atomic_write_json
-from .io.schema import log_names, overlay_name, run_info_name
+from .io.schema import OPTIONAL_LOG, log_names, overlay_name, run_info_name
 from .io.video import DEFAULT_CRF, DEFAULT_PRESET, VideoSink
 from .pipeline import StopRun
 from .types import N_LANDMARKS, N_PARAMS, Face, Frame
@@ -73,11 +73,18 @@ class CsvLogSink:
         self.keep_empty = keep_empty  # False: a run without a frame (refused) writes no logs
         self.points = points  # landmarks per face: 68, or N from another model (--assume-points)
         self.with_face_id = with_face_id
-        self.paths = [self.folder / rel for rel in log_names(stem, raw, landmarks)]
+        self._planned = [self.folder / rel for rel in log_names(stem, raw, landmarks)]
         if info is not None:
-            self.paths.append(self.folder / run_info_name(stem))
+            self._planned.append(self.folder / run_info_name(stem))
         self.logs: FrameLogs | None = None
         self.lost: list[Path] = []  # the logs a failed write left unwritten (none kept)
+
+    @property
+    def paths(self) -> list[Path]:
+        """The files this sink writes: the logs, ``<stem>_run.json`` with ``info``, and the
+        expression log once a face with named measures opened it."""
+        opened = [lg.path for kind, lg in self.logs.logs.items() if kind == OPTIONAL_LOG] if self.logs else []
+        return self._planned + opened
 
     def _open(self) -> FrameLogs:
         self.logs = FrameLogs(self.folder, self.stem, self.raw, self.landmarks, self.points, self.with_face_id)
@@ -217,7 +224,8 @@ class ImageFilesSink:
             target = self.out.file(overlay_name(stem, ".jpg"))
             atomic_write_bytes(target, buf.tobytes())
             written.append(target)
-        rel_logs = log_names(stem, self.raw, self.landmarks)
+        measured = any(f.expression_measures for f in (frame.faces if self.with_face_id else frame.faces[:1]))
+        rel_logs = log_names(stem, self.raw, self.landmarks, optional=measured)
         for rel in rel_logs:
             self.out.file(rel)
         with FrameLogs(self.out.path, stem, self.raw, self.landmarks, self.points, self.with_face_id) as logs:

@@ -47,6 +47,7 @@ from .videos import (
     Emit,
     VideoReport,
     corpus_row,
+    drop_stale,
     frame_range,
     identity,
     ok_row,
@@ -85,9 +86,10 @@ def is_complete(out: OutputDir, rels: list[str], before: dict[str, str] | None, 
     return all(out.wrote(r) and not _part(out, r).exists() for r in rels)
 
 
-def publish(stage: Path, out_dir: Path, rels: list[str]) -> None:
+def publish(stage: Path, out_dir: Path, rels: list[str]) -> list[Path]:
     """Rename each finished file of ``stage`` into place in ``out_dir`` (one rename a file,
-    within one filesystem: a reader sees the old file or the whole new one)."""
+    within one filesystem: a reader sees the old file or the whole new one); returns them."""
+    moved = []
     for rel in rels:
         src = stage / rel
         if not src.is_file():
@@ -96,6 +98,8 @@ def publish(stage: Path, out_dir: Path, rels: list[str]) -> None:
             os.replace(src, out_dir / rel)
         except OSError as exc:
             raise OutputError(f"{out_dir / rel}: cannot write ({exc.strerror or exc}); free space or choose another {{output}}") from None
+        moved.append(out_dir / rel)
+    return moved
 
 
 def remove_stage(out_dir: Path, name: str) -> None:
@@ -166,7 +170,8 @@ def run_corpus(cfg: InferConfig, emit: Emit) -> int:
         todo = []
         for src in inputs:
             rels = video_outputs(src.stem, cfg)
-            if is_complete(out, rels, before.get(src.stem), src.path, idents[src.stem]):
+            if is_complete(out, video_outputs(src.stem, cfg, optional=False), before.get(src.stem), src.path,
+                           idents[src.stem]):
                 rows[src.stem] = _skipped_row(src, before.get(src.stem))
             else:
                 todo.append(src)
@@ -235,8 +240,8 @@ def _run_on_ray(ray, cfg: InferConfig, todo: list[Source], out: OutputDir, span:
         def ok(job: Job, result: dict) -> None:
             rels = video_outputs(job.key, worker_cfg)
             with HoldSignals():  # its outputs in place and its row in corpus.csv, or neither
-                publish(out_dir / STAGING / stage[job.key], out_dir, rels)
-                rep = replace(result["value"], outputs=[out_dir / r for r in rels if (out_dir / r).is_file()])
+                rep = replace(result["value"], outputs=publish(out_dir / STAGING / stage[job.key], out_dir, rels))
+                drop_stale(out, rep, worker_cfg)
                 done[job.key] = rep
                 rows[job.key] = ok_row(rep, result["node"])
                 save()

@@ -84,10 +84,24 @@ class VideoReport:
 CORPUS_CSV = "corpus.csv"
 
 
-def video_outputs(stem: str, cfg: InferConfig) -> list[str]:
-    """The files (relative to --output) one video of the corpus writes."""
-    names = [*log_names(stem, cfg.dump_csv, landmarks_logged(cfg)), run_info_name(stem), *analysis_names(stem, cfg)]
+def video_outputs(stem: str, cfg: InferConfig, optional: bool = True) -> list[str]:
+    """The files (relative to --output) one video or camera run writes; ``optional``: with
+    those written only when there is something to write (the expression log, see
+    ``schema.OPTIONAL_LOG``), claimed all the same so that no file of another program is
+    overwritten."""
+    names = [*log_names(stem, cfg.dump_csv, landmarks_logged(cfg), optional), run_info_name(stem),
+             *analysis_names(stem, cfg)]
     return names + ([overlay_name(stem)] if cfg.save_video else [])
+
+
+def drop_stale(out: OutputDir, rep: VideoReport, cfg: InferConfig) -> None:
+    """Remove the optional outputs of ``rep.stem`` an earlier run wrote here and this run did
+    not (the expression log of a run with the basis, run again without it): the logs beside
+    them are this run's. Only files facemap wrote here (``OutputDir.forget``)."""
+    written = {Path(p).resolve() for p in rep.outputs}
+    for rel in set(video_outputs(rep.stem, cfg)) - set(video_outputs(rep.stem, cfg, optional=False)):
+        if (out.path / rel).resolve() not in written:
+            out.forget(rel)
 
 
 def identity(path: Path) -> dict[str, object]:
@@ -179,7 +193,7 @@ def process_video(
     made_by = run_info(fm.landmarker, fm.detector, cfg.changed(), fm.fitter)
     sinks: list = [CsvLogSink(out_dir, src.stem, raw=cfg.dump_csv, landmarks=landmarks_logged(cfg), points=cfg.points(),
                               with_face_id=face_id_column(cfg.max_faces), keep_empty=False, info=made_by)]
-    outputs = list(sinks[0].paths)
+    outputs = []
     if cfg.save_video:
         sinks.append(
             VideoOverlaySink(
@@ -214,6 +228,7 @@ def process_video(
     if span.max_frames is None and _stopped_early(info, span, last_ms[0], counts.frames, expected):
         note = f"ended early: {counts.frames} of {expected} frames decoded, the file looks truncated"
         log.warning("%s: %s; the logs and overlay cover the decoded frames", src.path, note)
+    outputs = sinks[0].paths + outputs  # the logs, with the expression log when it was written
     analysed = ""
     if cfg.analyze:
         paths, analysed = write_analysis(out_dir, src.stem, cfg)
@@ -468,6 +483,7 @@ def run_videos(cfg: InferConfig, emit: Emit) -> int:
             emit(f"{src.path.name}: failed: {error}")
 
         def done(rep: VideoReport) -> None:
+            drop_stale(out, rep, cfg)
             reports.append(rep)
             rows[rep.stem] = ok_row(rep, None)
             save()
@@ -577,15 +593,12 @@ def run_camera(cfg: InferConfig, emit: Emit) -> int:
     output.check()
     fm, _ = open_facemap(cfg, emit)
     with output as out:
-        for rel in [*log_names(src.stem, cfg.dump_csv, landmarks_logged(cfg)), run_info_name(src.stem),
-                    *analysis_names(src.stem, cfg)]:
+        for rel in video_outputs(src.stem, cfg):
             out.file(rel)
-        if cfg.save_video:
-            out.file(overlay_name(src.stem))
         sinks: list = [CsvLogSink(out.path, src.stem, raw=cfg.dump_csv, landmarks=landmarks_logged(cfg), points=cfg.points(),
                                   with_face_id=face_id_column(cfg.max_faces),
                                   info=run_info(fm.landmarker, fm.detector, cfg.changed(), fm.fitter))]
-        outputs = list(sinks[0].paths)
+        outputs = []
         if cfg.save_video:
             sinks.append(VideoOverlaySink(out.path / overlay_name(src.stem), 30.0, Fraction(1, 1000), style=cfg.style()))
             outputs.append(sinks[-1].path)
@@ -599,11 +612,13 @@ def run_camera(cfg: InferConfig, emit: Emit) -> int:
             for_each(frames, lambda frame: counts.add(_counted(frame)))
         except KeyboardInterrupt:  # Ctrl-C is the way to stop a live camera: a normal end
             log.info("interrupted: stopping the camera")
+        outputs = sinks[0].paths + outputs  # the logs, with the expression log when it was written
         analysed = ""
         if cfg.analyze and counts.frames:
             paths, analysed = write_analysis(out.path, src.stem, cfg)
             outputs += paths
-    rep = VideoReport(Path(f"camera:{cfg.camera}"), src.stem, counts, time.perf_counter() - t0, outputs,
-                      analysed=analysed)
+        rep = VideoReport(Path(f"camera:{cfg.camera}"), src.stem, counts, time.perf_counter() - t0, outputs,
+                          analysed=analysed)
+        drop_stale(out, rep, cfg)
     emit(report_line(rep))
     return 0

@@ -14,7 +14,14 @@ import numpy as np
 from ..errors import OutputError
 from ..types import N_LANDMARKS, N_PARAMS, Face, Status
 from .outputs import atomic_write_json
-from .schema import EXPRESSION_COLUMNS, log_columns, log_kinds, log_path, run_info_name
+from .schema import (
+    EXPRESSION_COLUMNS,
+    OPTIONAL_LOG,
+    log_columns,
+    log_kinds,
+    log_path,
+    run_info_name,
+)
 
 
 def _fmt(value: float, digits: int = 3) -> str:
@@ -178,6 +185,7 @@ class FrameLogs:
         self.points = points
         self.with_face_id = with_face_id
         # the expression log goes with the raw log, opened at the first face with named measures
+        # (schema.OPTIONAL_LOG: the caller claims its name with the others')
         self._expression = (out_dir, stem) if raw else None
         self.logs: dict[str, CsvLog] = {}
         try:
@@ -194,8 +202,8 @@ class FrameLogs:
         if self._expression is not None and result.expression_measures:
             out_dir, stem = self._expression
             self._expression = None
-            path = log_path(out_dir, stem, "expression")
-            self.logs["expression"] = CsvLog(path, log_columns("expression", with_face_id=self.with_face_id))
+            path = log_path(out_dir, stem, OPTIONAL_LOG)
+            self.logs[OPTIONAL_LOG] = CsvLog(path, log_columns(OPTIONAL_LOG, with_face_id=self.with_face_id))
         for kind in self.logs:
             if (row := _ROWS[kind](result)) is None:
                 continue

@@ -62,8 +62,15 @@ def log_columns(kind: str, points: int = N_LANDMARKS, with_face_id: bool = False
 
 
 def log_kinds(raw: bool = False, landmarks: bool = False) -> list[str]:
-    """The logs of one input: meta and summary always, raw and landmarks on request."""
+    """The logs of one input always written: meta and summary always, raw and landmarks on
+    request (the expression log, which goes with the raw log, is ``OPTIONAL_LOG``)."""
     return ["meta", "summary"] + (["raw"] if raw else []) + (["landmarks"] if landmarks else [])
+
+
+# The expression log goes with the raw log but is written only when a face has the named
+# measures (3DMM parameters and a FaceMap basis): a run claims its name (never overwriting
+# another program's file) without promising it.
+OPTIONAL_LOG = "expression"
 
 
 def log_path(out_dir: Path, stem: str, kind: str) -> Path:
@@ -71,9 +78,11 @@ def log_path(out_dir: Path, stem: str, kind: str) -> Path:
     return Path(out_dir) / "logs" / f"{stem}{LOG_SUFFIXES[kind]}"
 
 
-def log_names(stem: str, raw: bool = False, landmarks: bool = False) -> list[str]:
-    """Paths relative to the output folder of the logs written for ``stem``."""
-    return [log_path(Path(""), stem, k).as_posix() for k in log_kinds(raw, landmarks)]
+def log_names(stem: str, raw: bool = False, landmarks: bool = False, optional: bool = False) -> list[str]:
+    """Paths relative to the output folder of the logs written for ``stem``; ``optional``: with
+    the expression log's when the raw log is written (``OPTIONAL_LOG``)."""
+    kinds = log_kinds(raw, landmarks) + ([OPTIONAL_LOG] if optional and raw else [])
+    return [log_path(Path(""), stem, k).as_posix() for k in kinds]
 
 
 def picture_json_path(logs_dir: Path, stem: str) -> Path:

@@ -1,0 +1,72 @@
+"""The expression log (``<stem>_expression.csv``) is one of the run's outputs like the others:
+its name is claimed before the run (another program's file of that name is never overwritten),
+it is listed among the outputs when written, and a rerun that writes none removes the one an
+earlier run of facemap left beside the new logs (they would not belong together)."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from facemap.cli.commands import infer_main
+from facemap.errors import EXIT_OUTPUT
+from facemap.io.outputs import OutputDir
+from tests.conftest import need_shared
+from tests.standins import DATA
+
+BASIS = DATA / "basis"
+CLIP = DATA / "videos" / "lp_d0.mp4"
+
+
+def _args(out, *more: str) -> list[str]:
+    return ["--video", str(CLIP), "--landmarker", "dlib", "--detector", "dlib-hog", "--max-frames", "4",
+            "--dump-csv", "-o", str(out), *more]
+
+
+def test_another_programs_expression_log_is_never_overwritten(tmp_path, capsys) -> None:
+    need_shared(CLIP)
+    need_shared(BASIS)
+    out = tmp_path / "out"
+    (out / "logs").mkdir(parents=True)
+    theirs = out / "logs" / "lp_d0_expression.csv"
+    theirs.write_text("frame,mine\n1,2\n")
+    assert infer_main(_args(out, "--basis-dir", str(BASIS))) == EXIT_OUTPUT
+    assert theirs.read_text() == "frame,mine\n1,2\n"
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "lp_d0_expression.csv" in err[0] and "not written by facemap" in err[0], err
+    # nothing else was written
+    assert sorted(p.name for p in (out / "logs").iterdir()) == ["lp_d0_expression.csv"]
+
+
+def test_the_expression_log_is_an_output_and_a_rerun_without_it_removes_the_stale_one(tmp_path) -> None:
+    need_shared(CLIP)
+    need_shared(BASIS)
+    out = tmp_path / "out"
+    expression = out / "logs" / "lp_d0_expression.csv"
+    assert infer_main(_args(out, "--basis-dir", str(BASIS))) == 0
+    assert expression.is_file() and len(pd.read_csv(expression)) == 4
+    assert "logs/lp_d0_expression.csv" in OutputDir(out).listed()  # facemap's, in the folder's manifest
+    # the same clip again without the basis: no measures, so no expression log beside the new logs
+    assert infer_main(_args(out)) == 0
+    assert not expression.exists()
+    raw = pd.read_csv(out / "logs" / "lp_d0_raw.csv")
+    assert raw.empty  # dlib without the basis: no params (the header only)
+    assert (out / "logs" / "lp_d0_meta.csv").is_file()
+    assert "logs/lp_d0_expression.csv" not in OutputDir(out).listed()
+
+
+def test_a_photos_expression_log_is_claimed_like_its_other_logs(tmp_path) -> None:
+    need_shared(BASIS)
+    photo = DATA / "images" / "fr_obama-720p.jpg"
+    need_shared(photo)
+    out = tmp_path / "out"
+    args = ["--image", str(photo), "--landmarker", "dlib", "--detector", "dlib-hog", "--dump-csv",
+            "--basis-dir", str(BASIS), "-o", str(out)]
+    (out / "logs").mkdir(parents=True)
+    theirs = out / "logs" / "fr_obama-720p_expression.csv"
+    theirs.write_text("theirs\n")
+    assert infer_main(args) == EXIT_OUTPUT
+    assert theirs.read_text() == "theirs\n"
+    theirs.unlink()
+    assert infer_main(args) == 0
+    assert pd.read_csv(theirs).smile.iloc[0] > 0.3
+    assert "logs/fr_obama-720p_expression.csv" in OutputDir(out).listed()
