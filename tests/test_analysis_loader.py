@@ -81,6 +81,24 @@ def test_settings_that_count_frames_or_scale_time_are_checked(tmp_path, settings
     assert load_config(path).baseline_max_frames == 500 and isinstance(load_config(path).baseline_max_frames, int)
 
 
+def test_the_defaults_written_out_load_back_and_python_settings_get_the_same_checks(tmp_path):
+    """A config file holding every default (threedmm_rest_lip_corner_lift is -0.015) was refused
+    as "must be >= 0"; an AnalysisConfig built in Python took any value unchecked."""
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps(AnalysisConfig().as_dict()))
+    assert load_config(path) == AnalysisConfig()
+    path.write_text(json.dumps({"threedmm_rest_brow_raise": -0.02}))
+    assert load_config(path).threedmm_rest_brow_raise == -0.02
+    with pytest.raises(UsageError, match="AnalysisConfig: setting.s. smile_on must be finite numbers >= 0"):
+        AnalysisConfig(smile_on=-1.0)
+    with pytest.raises(UsageError, match="frame_gap_factor must be above 0"):
+        AnalysisConfig(frame_gap_factor=0)
+    with pytest.raises(UsageError, match="held_quantile must be at most 1"):
+        AnalysisConfig(held_quantile=2.0)
+    with pytest.raises(UsageError, match="typical_lip_corner_lift must be finite"):
+        AnalysisConfig(typical_lip_corner_lift=float("nan"))
+
+
 def test_write_outputs_takes_one_analysis_as_before(tmp_path):
     """``write_outputs(analyze(inputs), out)``, the call before analyze_logs gave one per face,
     writes that face's files flat (it was an AttributeError: a bug line)."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
@@ -167,6 +168,11 @@ class AnalysisConfig:
     online_trust_ms: float = 5000.0
     online_step_ms: float = 300.0
 
+    def __post_init__(self) -> None:
+        problem = settings_problem(asdict(self))
+        if problem:
+            raise UsageError(f"AnalysisConfig: {problem}")
+
     def as_dict(self) -> dict[str, float]:
         """All settings as a plain dict."""
         return asdict(self)
@@ -185,6 +191,36 @@ SHARE_SETTINGS = (
     "ear_open_quantile", "held_quantile", "mouth_closed_quantile", "min_inside_box", "landmarks_first",
     "online_rebase_share",
 )
+
+
+# Settings that are offsets or typical values of a signed measure: any finite number.
+SIGNED_SETTINGS = (
+    "typical_lip_corner_lift", "threedmm_rest_mouth_width", "threedmm_rest_lip_corner_lift",
+    "threedmm_rest_brow_raise", "threedmm_rest_jaw_open",
+)
+
+
+def settings_problem(values: Mapping[str, float]) -> str | None:
+    """What is wrong with these settings (name -> number), in one clause, or None: the checks
+    of a config file and of an ``AnalysisConfig`` built in Python."""
+    def bad(v: object) -> bool:
+        return isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v)
+
+    out_of_range = [k for k, v in values.items() if bad(v) or (v < 0 and k not in SIGNED_SETTINGS)]
+    if out_of_range:
+        return f"setting(s) {', '.join(out_of_range)} must be finite numbers >= 0"
+    zero = [k for k in POSITIVE_SETTINGS if values.get(k) == 0]
+    if zero:
+        return f"setting(s) {', '.join(zero)} must be above 0 (the others are scaled by it)"
+    fractional = [k for k in WHOLE_SETTINGS if k in values and not float(values[k]).is_integer()]
+    if fractional:
+        return f"setting(s) {', '.join(fractional)} must be whole numbers (frames)"
+    above_one = [k for k in SHARE_SETTINGS if values.get(k, 0.0) > 1]
+    if above_one:
+        return f"setting(s) {', '.join(above_one)} must be at most 1 (a share)"
+    if "baseline_fraction" in values and not 0 < values["baseline_fraction"] <= 1:
+        return "baseline_fraction must be above 0 and at most 1 (a share of the face frames)"
+    return None
 
 
 def load_config(path: Path | None) -> AnalysisConfig:
@@ -219,27 +255,10 @@ def load_config(path: Path | None) -> AnalysisConfig:
             values[k] = float(v)
         except OverflowError:  # a 400-digit integer
             values[k] = math.inf
-    out_of_range = [k for k, v in values.items() if not math.isfinite(v) or v < 0]
-    if out_of_range:
-        raise UsageError(
-            f"{path}: setting(s) {', '.join(out_of_range)} must be finite numbers >= 0"
-        )
-    zero = [k for k in POSITIVE_SETTINGS if values.get(k) == 0]
-    if zero:
-        raise UsageError(
-            f"{path}: setting(s) {', '.join(zero)} must be above 0 (the others are scaled by it)"
-        )
-    fractional = [k for k in WHOLE_SETTINGS if k in values and not float(values[k]).is_integer()]
-    if fractional:
-        raise UsageError(f"{path}: setting(s) {', '.join(fractional)} must be whole numbers (frames)")
+    problem = settings_problem(values)
+    if problem:
+        raise UsageError(f"{path}: {problem}")
     values.update({k: int(values[k]) for k in WHOLE_SETTINGS if k in values})
-    above_one = [k for k in SHARE_SETTINGS if values.get(k, 0.0) > 1]
-    if above_one:
-        raise UsageError(f"{path}: setting(s) {', '.join(above_one)} must be at most 1 (a share)")
-    if "baseline_fraction" in data and not 0 < data["baseline_fraction"] <= 1:
-        raise UsageError(
-            f"{path}: baseline_fraction must be above 0 and at most 1 (a share of the face frames)"
-        )
     return replace(cfg, **values)
 
 
