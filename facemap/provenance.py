@@ -15,6 +15,16 @@ from pathlib import Path
 import numpy as np
 
 from ._version import __version__
+from .assets import sha256_of
+
+# The fields of ``run_info`` but ``settings``, each with the name a report shows it under, in
+# the report's order (``io.records`` reads them from a picture's JSON, ``analysis.report`` shows them).
+RUN_INFO_LABELS = {
+    "landmarker": "landmarker", "detector": "face detector", "model": "model file",
+    "model_sha256": "model SHA-256", "model_data_sha256": "model weights SHA-256",
+    "detector_model": "detector model", "detector_model_sha256": "detector model SHA-256",
+    "basis_sha256": "3DMM basis SHA-256", "params": "3DMM parameters", "facemap_version": "facemap (infer.py)",
+}
 
 _HASHES: dict[tuple[str, int, int], str] = {}  # (path, size, mtime_ns) -> sha256: once a process
 
@@ -28,14 +38,10 @@ def file_sha256(path: Path | str) -> str | None:
         return None
     key = (str(Path(path).resolve()), st.st_size, st.st_mtime_ns)
     if key not in _HASHES:
-        digest = hashlib.sha256()
         try:
-            with open(path, "rb") as fh:
-                for block in iter(lambda: fh.read(1 << 20), b""):
-                    digest.update(block)
+            _HASHES[key] = sha256_of(Path(path))
         except OSError:
             return None
-        _HASHES[key] = digest.hexdigest()
     return _HASHES[key]
 
 

@@ -18,6 +18,7 @@ from .._version import __version__
 from ..errors import OutputError
 from ..io.outputs import HoldSignals, OutputDir, atomic_write_bytes
 from ..io.schema import log_stem
+from ..provenance import RUN_INFO_LABELS
 from . import one_face
 from .labels import LABELS, NO_FACE, PRIORITY
 from .scores import FORMULAS
@@ -240,12 +241,8 @@ def _made_by_html(made_by: Mapping[str, object], analysis: Mapping[str, object])
         rows = ('<tr><td>logs</td><td class="l">not recorded (logs written before facemap recorded it, or by '
                 "another tool): landmarker, detector and model unknown</td></tr>")
     else:
-        keys = [("landmarker", "landmarker"), ("detector", "face detector"), ("model", "model file"),
-                ("model_sha256", "model SHA-256"), ("model_data_sha256", "model weights SHA-256"),
-                ("detector_model", "detector model"), ("detector_model_sha256", "detector model SHA-256"),
-                ("basis_sha256", "3DMM basis SHA-256"), ("facemap_version", "facemap (infer.py)")]
         rows = ""
-        for key, label in keys:
+        for key, label in RUN_INFO_LABELS.items():
             value = made_by.get(key)
             if isinstance(value, Mapping):
                 value = ", ".join(f"{k}: {v}" for k, v in value.items())

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..errors import InputFileError
+from ..provenance import RUN_INFO_LABELS
 from ..types import N_LANDMARKS
 from .schema import (
     FACE_ABSENT,
@@ -372,8 +373,7 @@ def read_picture_landmarks(path: Path) -> LandmarkLog:
 
 
 # The keys of a picture's JSON that say what made it (the rest describe the picture).
-_PICTURE_MADE_BY = ("landmarker", "detector", "model", "predictor", "model_sha256", "model_data_sha256",
-                    "detector_model", "detector_model_sha256", "basis_sha256", "facemap_version", "settings")
+_PICTURE_MADE_BY = (*RUN_INFO_LABELS, "predictor", "settings")
 
 
 def read_run_info(log: Path) -> dict:
