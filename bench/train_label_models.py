@@ -34,8 +34,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from facemap.analysis import AnalysisConfig, analyze  # noqa: E402
-from facemap.analysis.learned import MODELS_FILE, LabelModel  # noqa: E402
 from facemap.analysis.labels import judge, mouth_inputs, mouth_open_frames  # noqa: E402
+from facemap.analysis.learned import MODELS_FILE, LabelModel  # noqa: E402
 
 _spec = importlib.util.spec_from_file_location("bench_labels", REPO / "bench" / "bench_labels.py")
 bench = importlib.util.module_from_spec(_spec)
@@ -49,7 +49,9 @@ L2 = 0.01  # ridge on the standardised weights (not the bias)
 THRESHOLDS = np.round(np.arange(0.2, 0.71, 0.05), 2)  # probability thresholds tried
 
 
-def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = L2, iters: int = 50) -> tuple[np.ndarray, float]:
+def fit_logistic(
+    x: np.ndarray, y: np.ndarray, l2: float = L2, iters: int = 50
+) -> tuple[np.ndarray, float]:
     """(weights (K,), bias) of an L2 logistic regression of 0/1 ``y`` (N,) on standardised ``x`` (N, K)."""
     xb = np.hstack([x, np.ones((len(x), 1))])
     beta = np.zeros(xb.shape[1])
@@ -74,8 +76,15 @@ class Clip:
         inputs, truth = bench.load_clip(stem, ref)
         res = analyze(inputs, cfg)
         self.stem, self.inputs = stem, inputs
-        self.j = judge(inputs.features, inputs.face, inputs.timestamp_ms, res.duration_ms, res.baseline, cfg,
-                       undo_foreshortening=inputs.source == "landmarks")
+        self.j = judge(
+            inputs.features,
+            inputs.face,
+            inputs.timestamp_ms,
+            res.duration_ms,
+            res.baseline,
+            cfg,
+            undo_foreshortening=inputs.source == "landmarks",
+        )
         self.both = truth["have"].fillna(False).to_numpy(bool) & inputs.face
         self.rule = {n: res.labelled.flags[n].to_numpy().astype(bool) for n in MODELS}
         self.truth = {n: truth[n].fillna(False).to_numpy(bool) for n in MODELS}
@@ -95,7 +104,15 @@ class Clip:
 
 def train(clips: list[Clip], label: str, features: tuple[str, ...]) -> LabelModel:
     """The model fitted on ``clips`` (their trusted frames), its threshold chosen on them."""
-    probe = LabelModel(label, features, np.zeros(len(features)), np.ones(len(features)), np.zeros(len(features)), 0.0, 0.5)
+    probe = LabelModel(
+        label,
+        features,
+        np.zeros(len(features)),
+        np.ones(len(features)),
+        np.zeros(len(features)),
+        0.0,
+        0.5,
+    )
     xs, ys, keep = [], [], []
     for c in clips:
         x = probe.design(c.inputs_of(label))
@@ -112,7 +129,10 @@ def train(clips: list[Clip], label: str, features: tuple[str, ...]) -> LabelMode
     best = max(
         THRESHOLDS,
         key=lambda t: bench.f1(
-            np.concatenate([c.frames_of(label, p / t)[k] for c, p, k in zip(clips, probs, keep, strict=True)]), truth
+            np.concatenate(
+                [c.frames_of(label, p / t)[k] for c, p, k in zip(clips, probs, keep, strict=True)]
+            ),
+            truth,
         ),
     )
     return replace(model, threshold=float(best))
@@ -140,7 +160,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--write", action="store_true", help=f"write facemap/analysis/{MODELS_FILE}")
     args = ap.parse_args(argv)
     base_cfg = AnalysisConfig()
-    stems = sorted(p.name[: -len("_mediapipe_blendshapes.csv")] for p in args.ref.glob("*_mediapipe_blendshapes.csv"))
+    stems = sorted(
+        p.name[: -len("_mediapipe_blendshapes.csv")]
+        for p in args.ref.glob("*_mediapipe_blendshapes.csv")
+    )
     if not stems:
         print(f"no *_mediapipe_blendshapes.csv in {args.ref}", file=sys.stderr)
         return 3
@@ -154,41 +177,63 @@ def main(argv: list[str] | None = None) -> int:
             model = train([o for o in usable if o.stem != c.stem], label, features)
             held = c.frames_of(label, model.probability(c.inputs_of(label)) / model.threshold)
             t, m = c.truth[label], c.both
-            rows.append({
-                "clip": c.stem, "frames": int(m.sum()),
-                "rule_f1": round(bench.f1(c.rule[label][m], t[m]), 2),
-                "heldout_f1": round(bench.f1(held[m], t[m]), 2),
-                "n rule/model/mp": f"{c.rule[label][m].sum()}/{held[m].sum()}/{t[m].sum()}",
-                "threshold": model.threshold,
-                "_rule": c.rule[label], "_model": held, "_truth": t, "_both": m, "_trusted": c.trusted[label],
-            })
+            rows.append(
+                {
+                    "clip": c.stem,
+                    "frames": int(m.sum()),
+                    "rule_f1": round(bench.f1(c.rule[label][m], t[m]), 2),
+                    "heldout_f1": round(bench.f1(held[m], t[m]), 2),
+                    "n rule/model/mp": f"{c.rule[label][m].sum()}/{held[m].sum()}/{t[m].sum()}",
+                    "threshold": model.threshold,
+                    "_rule": c.rule[label],
+                    "_model": held,
+                    "_truth": t,
+                    "_both": m,
+                    "_trusted": c.trusted[label],
+                }
+            )
         final = train(usable, label, features)
         for r, c in zip(rows, clips, strict=True):
-            r["_insample"] = c.frames_of(label, final.probability(c.inputs_of(label)) / final.threshold)
+            r["_insample"] = c.frames_of(
+                label, final.probability(c.inputs_of(label)) / final.threshold
+            )
         table = pd.DataFrame([{k: v for k, v in r.items() if not k.startswith("_")} for r in rows])
         print(f"\n{label}: logistic over {', '.join(features)}; held out clip by clip")
         with pd.option_context("display.width", 200, "display.max_columns", 20):
             print(table.to_string(index=False))
-        print(f"  per-clip F1 >= 0.8: rule {(table['rule_f1'] >= 0.8).sum()}/{len(table)}, "
-              f"held-out model {(table['heldout_f1'] >= 0.8).sum()}/{len(table)}")
+        print(
+            f"  per-clip F1 >= 0.8: rule {(table['rule_f1'] >= 0.8).sum()}/{len(table)}, "
+            f"held-out model {(table['heldout_f1'] >= 0.8).sum()}/{len(table)}"
+        )
         for trusted in (False, True):
             tag = " without MP_WRONG frames" if trusted else ""
-            for kind, key in (("rule", "_rule"), ("held-out model", "_model"), ("in-sample model", "_insample")):
+            for kind, key in (
+                ("rule", "_rule"),
+                ("held-out model", "_model"),
+                ("in-sample model", "_insample"),
+            ):
                 by = pooled(rows, key, label, trusted)
-                print(f"  pooled F1{tag}, {kind:15s}: " + ", ".join(f"{g} {v:.3f}" for g, v in by.items()))
-        print(f"  fitted on all {len(usable)} clips: threshold {final.threshold:g}, weights "
-              + ", ".join(f"{n} {w:+.3f}" for n, w in zip(features, final.weights, strict=True))
-              + f", bias {final.bias:+.3f}")
+                print(
+                    f"  pooled F1{tag}, {kind:15s}: "
+                    + ", ".join(f"{g} {v:.3f}" for g, v in by.items())
+                )
+        print(
+            f"  fitted on all {len(usable)} clips: threshold {final.threshold:g}, weights "
+            + ", ".join(f"{n} {w:+.3f}" for n, w in zip(features, final.weights, strict=True))
+            + f", bias {final.bias:+.3f}"
+        )
         setting = {"mouth_open": "mouth_open_p"}[label]
         if getattr(base_cfg, setting) != final.threshold:
-            print(f"  NOTE: AnalysisConfig.{setting} is {getattr(base_cfg, setting)}, the threshold chosen "
-                  f"on all clips {final.threshold:g}")
+            print(
+                f"  NOTE: AnalysisConfig.{setting} is {getattr(base_cfg, setting)}, the threshold chosen "
+                f"on all clips {final.threshold:g}"
+            )
         models.append(final)
     if args.write:
         out = REPO / "facemap" / "analysis" / MODELS_FILE
         doc = {
             "about": "Learned label models (facemap/analysis/learned.py), written by bench/train_label_models.py "
-                     "from the shared clips' dlib ref logs against MediaPipe's blendshapes.",
+            "from the shared clips' dlib ref logs against MediaPipe's blendshapes.",
             "models": [m.as_dict() for m in models],
         }
         out.write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")

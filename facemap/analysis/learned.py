@@ -82,8 +82,12 @@ class LabelModel:
     def from_dict(cls, d: dict) -> LabelModel:
         """The model of one entry of ``label_models.json``."""
         return cls(
-            str(d["label"]), tuple(d["features"]), np.asarray(d["mean"], float),
-            np.asarray(d["scale"], float), np.asarray(d["weights"], float), float(d["bias"]),
+            str(d["label"]),
+            tuple(d["features"]),
+            np.asarray(d["mean"], float),
+            np.asarray(d["scale"], float),
+            np.asarray(d["weights"], float),
+            float(d["bias"]),
             float(d["threshold"]),
         )
 
