@@ -12,7 +12,11 @@ probability threshold is chosen on those training clips, through the analyzer's 
 (``labels.mouth_open_frames``); the held-out clip is then labelled by it. The pooled F1 of the
 held-out clips is printed next to the rule's, per clip and per group (first 22 / new 12 / all 34).
 
-Usage: python bench/train_label_models.py [--ref DIR] [--write]
+Usage: python bench/train_label_models.py [--ref DIR] [--logs DIR] [--write]
+
+--logs DIR: score each held-out clip on these ``infer.py`` logs (``<stem>_landmarks.csv``,
+``<stem>_meta.csv``: the user's whole path) instead of its ref logs; training stays on the other
+clips' ref logs.
 
 --write: fit on all clips and write facemap/analysis/label_models.json (the threshold chosen on
 all clips goes in the file; AnalysisConfig.mouth_open_p should say the same, the script checks).
@@ -72,8 +76,8 @@ class Clip:
     """One shared clip: the analyzer's judged frames (the rule's settings), the rule's labels,
     MediaPipe's labels, and which frames are compared (``both``) and trusted per label."""
 
-    def __init__(self, stem: str, ref: Path, cfg: AnalysisConfig) -> None:
-        inputs, truth = bench.load_clip(stem, ref)
+    def __init__(self, stem: str, ref: Path, cfg: AnalysisConfig, logs: Path | None = None) -> None:
+        inputs, truth = bench.load_clip(stem, ref, logs)
         res = analyze(inputs, cfg)
         self.stem, self.inputs = stem, inputs
         self.j = judge(
@@ -157,6 +161,9 @@ def main(argv: list[str] | None = None) -> int:
     """Print the leave-one-clip-out tables; with --write, write the models fitted on all clips."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--ref", type=Path, default=bench.DATA / "ref")
+    ap.add_argument(
+        "--logs", type=Path, help="score the held-out clips on this folder of infer.py logs"
+    )
     ap.add_argument("--write", action="store_true", help=f"write facemap/analysis/{MODELS_FILE}")
     args = ap.parse_args(argv)
     base_cfg = AnalysisConfig()
@@ -172,8 +179,9 @@ def main(argv: list[str] | None = None) -> int:
         cfg = replace(base_cfg, **{switch: 0})
         clips = [Clip(s, args.ref, cfg) for s in stems]
         usable = [c for c in clips if (c.stem, label) not in bench.UNPOOLED]
+        scored = clips if args.logs is None else [Clip(s, args.ref, cfg, args.logs) for s in stems]
         rows = []
-        for c in clips:
+        for c in scored:
             model = train([o for o in usable if o.stem != c.stem], label, features)
             held = c.frames_of(label, model.probability(c.inputs_of(label)) / model.threshold)
             t, m = c.truth[label], c.both
@@ -193,12 +201,13 @@ def main(argv: list[str] | None = None) -> int:
                 }
             )
         final = train(usable, label, features)
-        for r, c in zip(rows, clips, strict=True):
+        for r, c in zip(rows, scored, strict=True):
             r["_insample"] = c.frames_of(
                 label, final.probability(c.inputs_of(label)) / final.threshold
             )
         table = pd.DataFrame([{k: v for k, v in r.items() if not k.startswith("_")} for r in rows])
-        print(f"\n{label}: logistic over {', '.join(features)}; held out clip by clip")
+        where = f"scored on {args.logs}" if args.logs else "the ref logs"
+        print(f"\n{label}: logistic over {', '.join(features)}; held out clip by clip ({where})")
         with pd.option_context("display.width", 200, "display.max_columns", 20):
             print(table.to_string(index=False))
         print(
