@@ -123,6 +123,9 @@ def test_the_analyzer_opens_the_mouth_by_the_model_on_landmarks_only():
     raw = label_frames(f, face, t, dur, base, cfg, undo_foreshortening=False)
     assert learned.iloc[13:22].all() and not learned.iloc[:8].any() and not learned.iloc[27:].any()
     assert not rule.flags["mouth_open"].any() and not raw.flags["mouth_open"].any()
+    # the report's effective thresholds say which decided
+    assert j.th["mouth_open_p"] == 0.3
+    assert "mouth_open_p" not in rule.thresholds and "mouth_open_p" not in raw.thresholds
     # moving the threshold moves the label: at 0.5 the same opening is not open
     high = label_frames(
         f, face, t, dur, base, replace(cfg, mouth_open_p=0.5), undo_foreshortening=True

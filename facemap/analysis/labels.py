@@ -167,6 +167,8 @@ def judge(
         tip = np.zeros(n)
     d = sm - pd.Series(base.median)[FEATURE_COLUMNS]
     th = effective_thresholds(base, cfg)
+    if undo_foreshortening and cfg.learned_mouth:  # the learned model decides mouth_open
+        th["mouth_open_p"] = cfg.mouth_open_p
     return Judged(sm, d, tip, face, timestamp_ms, duration_ms, base, th, cfg, still, undo_foreshortening)
 
 
