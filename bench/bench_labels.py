@@ -347,6 +347,8 @@ GRID: dict[str, tuple[list[str], dict[str, list[float]]]] = {
     "mouth": (
         ["mouth_open"],
         {
+            # the rule's settings (the learned model's held-out view: bench/train_label_models.py)
+            "learned_mouth": [0],
             "mouth_open_mar": [0.25, 0.275, 0.3, 0.325, 0.35, 0.4],
             "mouth_open_jaw": [0.0, 0.02, 0.04, 0.06, 0.08],
             "mouth_close_factor": [0.75, 0.85, 0.95],

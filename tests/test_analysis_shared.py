@@ -50,14 +50,17 @@ def _rows(bench, rows, group):
 
 @pytest.mark.parametrize(
     ("group", "name", "floor"),
-    # pooled F1 with the defaults, a little below today's (first 22: 0.70 0.86 0.71; new 12:
-    # 0.79 0.48 0.59; all 34: 0.73 0.80 0.66), the mouth without styletalk_andrew_clip_1 (its
-    # jawOpen is no reference). Before the closed-mouth reference the first 22 were 0.70 0.86 0.69
-    # (floors 0.68 0.84 0.66): none is lower. The bar is 0.80 each; bench/bench_labels.py shows the gap.
+    # pooled F1 with the defaults, a little below today's (first 22: 0.70 0.86 0.76; new 12:
+    # 0.79 0.48 0.71; all 34: 0.73 0.80 0.74), the mouth without styletalk_andrew_clip_1 (its
+    # jawOpen is no reference). The mouth is the learned model's (label_models.json; in-sample
+    # here, held out clip by clip 0.745 / 0.698 / 0.724: bench/train_label_models.py); with the
+    # rule it was 0.71 / 0.59 / 0.66. Before the closed-mouth reference the first 22 were 0.70
+    # 0.86 0.69 (floors 0.68 0.84 0.66): none is lower. The bar is 0.80 each; bench/bench_labels.py
+    # shows the gap.
     [
-        ("first 22", "smile", 0.68), ("first 22", "eyes_closed", 0.84), ("first 22", "mouth_open", 0.69),
-        ("new 12", "smile", 0.77), ("new 12", "eyes_closed", 0.46), ("new 12", "mouth_open", 0.57),
-        ("all 34", "smile", 0.71), ("all 34", "eyes_closed", 0.78), ("all 34", "mouth_open", 0.64),
+        ("first 22", "smile", 0.68), ("first 22", "eyes_closed", 0.84), ("first 22", "mouth_open", 0.74),
+        ("new 12", "smile", 0.77), ("new 12", "eyes_closed", 0.46), ("new 12", "mouth_open", 0.69),
+        ("all 34", "smile", 0.71), ("all 34", "eyes_closed", 0.78), ("all 34", "mouth_open", 0.72),
     ],
 )
 def test_default_settings_agree_with_mediapipe_over_all_clips(comparison, group, name, floor):
@@ -80,10 +83,13 @@ def test_the_unusable_mouth_reference_is_not_pooled(comparison):
 
 @pytest.mark.parametrize(
     ("group", "name", "target", "clips_met"),
-    # today's counts; before the closed-mouth reference the first 22 met 16, 12 and 16
+    # today's counts; before the closed-mouth reference the first 22 met 16, 12 and 16. The learned
+    # mouth meets 11 of the first 22 (the rule 12: it loses latentsync_demo2_video, 0.80 -> 0.67, and
+    # aniportrait_pose_ref_video, 0.86 -> 0.75, clips with 2 and 3 open frames, and gains vretalk_4)
+    # and 15 of all 34 (the rule 14).
     [
-        ("first 22", "smile", 0.8, 16), ("first 22", "mouth_open", 0.8, 12), ("first 22", "eyes_closed", 0.7, 16),
-        ("all 34", "smile", 0.8, 24), ("all 34", "mouth_open", 0.8, 14), ("all 34", "eyes_closed", 0.7, 21),
+        ("first 22", "smile", 0.8, 16), ("first 22", "mouth_open", 0.8, 11), ("first 22", "eyes_closed", 0.7, 16),
+        ("all 34", "smile", 0.8, 24), ("all 34", "mouth_open", 0.8, 15), ("all 34", "eyes_closed", 0.7, 21),
     ],
 )
 def test_default_settings_meet_the_per_clip_targets_on_most_clips(

@@ -80,3 +80,17 @@ def test_the_installed_package_is_the_venvs_copy(installed, tmp_path):
     assert proc.returncode == 0, proc.stderr
     where = Path(proc.stdout.strip())
     assert bindir.parent in where.parents and REPO not in where.parents
+
+
+def test_the_installed_package_has_the_learned_label_models(installed, tmp_path):
+    """label_models.json is package data: the installed copy loads the mouth model from itself."""
+    bindir, env = installed
+    code = (
+        "from facemap.analysis.learned import label_models, resources;"
+        "m = label_models()['mouth_open'];"
+        "print(resources.files('facemap.analysis').joinpath('label_models.json'), m.threshold, len(m.features))"
+    )
+    proc = _run([str(bindir / "python"), "-c", code], tmp_path, env)
+    assert proc.returncode == 0, proc.stderr
+    where, threshold, k = proc.stdout.split()
+    assert bindir.parent in Path(where).parents and float(threshold) == 0.3 and int(k) == 6

@@ -59,6 +59,14 @@ class AnalysisConfig:
     mouth_open_mar: float = 0.3
     mouth_open_jaw: float = 0.02
     mouth_close_factor: float = 0.95  # hysteresis: closed again below this share of both
+    # ... on 2D landmarks (dlib, --assume-points 68, FaceMap's landmarks log), learned_mouth 1:
+    # the learned model decides instead (analysis/learned.py, label_models.json: a logistic model
+    # over the lips' and jaw's change from the closed mouth, trained to MediaPipe's jawOpen > 0.3
+    # by bench/train_label_models.py): open at a probability of mouth_open_p (the same hysteresis
+    # and time rules). Held out clip by clip it beats the rule above (docs/analysis.md); the
+    # 3DMM path (raw params) keeps the rule. 0: the rule everywhere.
+    learned_mouth: int = 1
+    mouth_open_p: float = 0.3
     mouth_min_ms: float = 100.0
     mouth_gap_ms: float = 100.0
     # talking: speech-like lip motion, the mean speed of the (mouth-smoothed) inner-lip opening
@@ -182,14 +190,14 @@ class AnalysisConfig:
 POSITIVE_SETTINGS = (
     "smile_on", "eyes_closed_ratio", "typical_ear", "baseline_max_frames", "frame_gap_factor",
     "spread_floor_ratio", "spread_floor_iod", "spread_floor_deg", "max_gap_factor",
-    "threedmm_smile_on", "threedmm_eyes_closed_share",
+    "threedmm_smile_on", "threedmm_eyes_closed_share", "mouth_open_p",
 )
 # Settings that count frames: whole numbers.
-WHOLE_SETTINGS = ("baseline_max_frames", "max_gap_frames", "landmarks_first")
+WHOLE_SETTINGS = ("baseline_max_frames", "max_gap_frames", "landmarks_first", "learned_mouth")
 # Settings that are shares (quantiles, fractions of frames): at most 1.
 SHARE_SETTINGS = (
     "ear_open_quantile", "held_quantile", "mouth_closed_quantile", "min_inside_box", "landmarks_first",
-    "online_rebase_share",
+    "online_rebase_share", "learned_mouth", "mouth_open_p",
 )
 
 

@@ -16,6 +16,7 @@ from .baseline import Baseline
 from .config import AnalysisConfig
 from .events import clean_runs, hysteresis, paint_runs, run_durations_ms, smooth_frame
 from .features import FEATURE_COLUMNS, HEIGHT_OVER_WIDTH
+from .learned import label_models
 
 LABELS = [
     "neutral",
@@ -106,7 +107,8 @@ def effective_thresholds(base: Baseline, cfg: AnalysisConfig) -> dict[str, float
 @dataclass(frozen=True)
 class Judged:
     """What every label family judges, for N frames: ``sm`` the smoothed features, ``d`` their change
-    from the reference, ``tip`` (N,) the sine of the pitch change (2D landmarks), ``th`` thresholds."""
+    from the reference, ``tip`` (N,) the sine of the pitch change (2D landmarks), ``th`` thresholds;
+    ``landmarks``: the features are of 2D landmarks (the learned models were trained on those)."""
 
     sm: pd.DataFrame
     d: pd.DataFrame
@@ -118,6 +120,7 @@ class Judged:
     th: dict[str, float]
     cfg: AnalysisConfig
     still: bool
+    landmarks: bool = False  # the features come from 2D landmarks (the learned rules' input)
 
     def clean(self, mask: np.ndarray, min_ms: float, gap_ms: float = 0.0) -> np.ndarray:
         """``mask`` on face frames without runs under ``min_ms`` or gaps up to ``gap_ms`` (a still: as is)."""
@@ -126,7 +129,7 @@ class Judged:
         return clean_runs(mask & self.face, self.duration_ms, min_ms, gap_ms, allowed=self.face) & self.face
 
 
-def label_frames(
+def judge(
     features: pd.DataFrame,
     face: np.ndarray,
     timestamp_ms: np.ndarray,
@@ -135,14 +138,9 @@ def label_frames(
     cfg: AnalysisConfig,
     undo_foreshortening: bool = False,
     still: bool = False,
-) -> Labelled:
-    """Label N frames. ``features`` has NaN rows where ``face`` is False.
-
-    ``undo_foreshortening``: the features come from 2D landmarks (not the pose-free 3DMM path);
-    divide out the first-order effect of head yaw and pitch before judging them.
-    ``still``: the frames are pictures without a time axis (an image): no time rules (minimum
-    durations, gaps) apply, each frame is judged on its own.
-    """
+) -> Judged:
+    """What N frames are judged by (``label_frames``' arguments): the smoothed features, their
+    change from the reference (2D landmarks: foreshortening undone), the thresholds."""
     n = len(features)
     face = np.asarray(face, dtype=bool)
     sm = features.copy()
@@ -168,7 +166,32 @@ def label_frames(
     else:
         tip = np.zeros(n)
     d = sm - pd.Series(base.median)[FEATURE_COLUMNS]
-    j = Judged(sm, d, tip, face, timestamp_ms, duration_ms, base, effective_thresholds(base, cfg), cfg, still)
+    th = effective_thresholds(base, cfg)
+    if undo_foreshortening and cfg.learned_mouth:  # the learned model decides mouth_open
+        th["mouth_open_p"] = cfg.mouth_open_p
+    return Judged(sm, d, tip, face, timestamp_ms, duration_ms, base, th, cfg, still, undo_foreshortening)
+
+
+def label_frames(
+    features: pd.DataFrame,
+    face: np.ndarray,
+    timestamp_ms: np.ndarray,
+    duration_ms: np.ndarray,
+    base: Baseline,
+    cfg: AnalysisConfig,
+    undo_foreshortening: bool = False,
+    still: bool = False,
+) -> Labelled:
+    """Label N frames. ``features`` has NaN rows where ``face`` is False.
+
+    ``undo_foreshortening``: the features come from 2D landmarks (not the pose-free 3DMM path);
+    divide out the first-order effect of head yaw and pitch before judging them.
+    ``still``: the frames are pictures without a time axis (an image): no time rules (minimum
+    durations, gaps) apply, each frame is judged on its own.
+    """
+    n = len(features)
+    j = judge(features, face, timestamp_ms, duration_ms, base, cfg, undo_foreshortening, still)
+    face = j.face
     out = label_eyes(j)
     out |= label_smile(j)
     out |= label_mouth(j, out["smile"])
@@ -242,16 +265,45 @@ def label_smile(j: Judged) -> dict[str, np.ndarray]:
     return {"smile": smile, "smile_index": smile_index}
 
 
+def mouth_inputs(j: Judged) -> dict[str, np.ndarray]:
+    """The per-frame features the learned mouth_open model reads (``learned.LabelModel``), each
+    judged against the face's own reference: the inner-lip MAR (``mar``) and its rise above the
+    closed mouth (``mar_d``), the jaw's drop (``jaw_d``, IOD), the mouth's widening and its
+    corners' lift (``width_d``, ``lift_d``, IOD above the reference)."""
+    return {
+        "mar": j.sm["mar"].to_numpy(),
+        "mar_d": j.d["mar"].to_numpy(),
+        "jaw_d": j.d["jaw_open"].to_numpy(),
+        "width_d": j.d["mouth_width"].to_numpy(),
+        "lift_d": j.d["lip_corner_lift"].to_numpy(),
+    }
+
+
+def mouth_open_level(j: Judged) -> np.ndarray:
+    """(N,) the mouth's opening, 1.0 at the open limit. 2D landmarks with ``cfg.learned_mouth``:
+    the learned model's probability over ``cfg.mouth_open_p``; else the rule: lips apart AND jaw
+    dropped (a grin parts the lips without opening the jaw), the lesser of MAR and jaw, each
+    over its threshold."""
+    if j.landmarks and j.cfg.learned_mouth:
+        return label_models()["mouth_open"].probability(mouth_inputs(j)) / j.cfg.mouth_open_p
+    mar_d, jaw_d = j.d["mar"].to_numpy(), j.d["jaw_open"].to_numpy()
+    return np.minimum(mar_d / j.th["mouth_open_mar"], jaw_d / j.th["mouth_open_jaw"])
+
+
+def mouth_open_frames(j: Judged, mouth_level: np.ndarray) -> np.ndarray:
+    """(N,) bool: the mouth_open frames of a ``mouth_open_level`` (on at 1, off below
+    mouth_close_factor; runs under mouth_min_ms dropped, gaps up to mouth_gap_ms bridged)."""
+    cfg = j.cfg
+    return j.clean(hysteresis(mouth_level, 1.0, cfg.mouth_close_factor), cfg.mouth_min_ms, cfg.mouth_gap_ms)
+
+
 def label_mouth(j: Judged, smile: np.ndarray) -> dict[str, np.ndarray]:
     """mouth_open, laugh (a smile with the mouth open), talking and yawn (not while smiling);
     signals mouth_level (1 at the open limit) and lip_motion (MAR per second)."""
     sm, th, cfg, timestamp_ms = j.sm, j.th, j.cfg, j.timestamp_ms
     mar_d, jaw_d = j.d["mar"].to_numpy(), j.d["jaw_open"].to_numpy()
-    # Lips apart AND jaw dropped: a grin parts the lips without opening the jaw.
-    mouth_level = np.minimum(mar_d / th["mouth_open_mar"], jaw_d / th["mouth_open_jaw"])
-    mouth = j.clean(
-        hysteresis(mouth_level, 1.0, cfg.mouth_close_factor), cfg.mouth_min_ms, cfg.mouth_gap_ms
-    )
+    mouth_level = mouth_open_level(j)
+    mouth = mouth_open_frames(j, mouth_level)
     # Talking: the lips keep moving (speech), which an open mouth alone does not tell.
     t_s = np.asarray(timestamp_ms, dtype=np.float64) / 1000.0
     # Syllables move the lips 3-8 times a second; a smile, a yawn or a shout moves them once.
