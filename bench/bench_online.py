@@ -179,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'':<30} {'':>6} {'':>6} {'':>5} {'':>5}  (min: the lowest label after the warm-up; all: the lowest over every face frame)")
     hits = np.zeros(4, dtype=int)
     sweep = {t: [] for t in (1000.0, 2000.0, 3000.0, 4000.0, 5000.0, 6000.0)}
-    costs, failing, judged_all = [], [], 0
+    costs, failing, short, judged_all = [], [], [], 0
     for stem in names:
         r = replay(stem, cfg)
         agree = agreement(r)
@@ -188,10 +188,16 @@ def main(argv: list[str] | None = None) -> int:
         low = min(agree.values()) if judged else float("nan")
         if judged and low < 0.9:
             failing.append(stem)
-        cells = " ".join(f"{agree[n] * 100:7.1f}" if judged else f"{'-':>7}" for n in ["neutral", *shown])
         every = min(agreement(r, r.face).values())
-        print(f"{stem:<30} {len(r.frames):>6} {judged:>6} {low * 100 if judged else float('nan'):>5.1f} "
-              f"{every * 100:>5.1f}  {cells}")
+        if not judged:  # never past the warm-up: nothing to judge, said so (its face time, and
+            # the agreement of its provisional labels for what it is worth)
+            face_s = face_time_ms(r, cfg)[-1] / 1000.0
+            short.append(stem)
+            print(f"{stem:<30} {len(r.frames):>6} {judged:>6} {'-':>5} {every * 100:>5.1f}  "
+                  f"no frame after the warm-up: {face_s:.1f} s of face < {cfg.online_trust_ms / 1000:.0f} s")
+        else:
+            cells = " ".join(f"{agree[n] * 100:7.1f}" for n in ["neutral", *shown])
+            print(f"{stem:<30} {len(r.frames):>6} {judged:>6} {low * 100:>5.1f} {every * 100:>5.1f}  {cells}")
         hits += event_match(r, args.tolerance)
         if args.trust_sweep:
             face_ms = face_time_ms(r, cfg)
@@ -200,7 +206,9 @@ def main(argv: list[str] | None = None) -> int:
                 if judged_t.any():
                     rows.append((stem, min(agreement(r, judged_t).values()), int(judged_t.sum())))
         costs.append(r.cost_ms[r.face])
-    print(f"{len(names)} clips, {judged_all} frames judged; clips under 90% on some label: {', '.join(failing) or 'none'}")
+    print(f"{len(names)} clips, {judged_all} frames judged; {len(names) - len(short)} clips judged, under 90% on some "
+          f"label: {', '.join(failing) or 'none'}; {len(short)} clips with no frame after the warm-up (shorter): "
+          f"{', '.join(short) or 'none'}")
     print(f"events within {args.tolerance} frames: offline {hits[0]}/{hits[1]} "
           f"({100.0 * hits[0] / max(hits[1], 1):.1f}%) found online; online {hits[2]}/{hits[3]} "
           f"({100.0 * hits[2] / max(hits[3], 1):.1f}%) found offline")

@@ -146,7 +146,8 @@ def test_every_frame_comes_out_once_in_order_with_its_events_at_or_after_their_e
     out = []
     for f, t, faces in _faces("lp_d0"):
         got = a.update(f, t, faces)
-        assert all(v.frame <= f and f * 40.0 - v.timestamp_ms <= a.lag_ms + AnalysisConfig().online_step_ms + 40
+        # decided at least lag_ms after it came, at most a step and a frame gap more
+        assert all(v.frame <= f and a.lag_ms <= t - v.timestamp_ms < a.lag_ms + AnalysisConfig().online_step_ms + 40
                    for v in got)
         out += got
     out += a.finish()
@@ -401,3 +402,48 @@ def test_facemap_analyze_gives_the_3dmm_expression_coefficients(standin_model, b
     assert with_face
     np.testing.assert_allclose(df[[f"exp{i}" for i in range(39)]].to_numpy()[with_face],
                                np.stack([faces[i].expression for i in with_face]), atol=1e-5)
+
+
+def test_a_long_session_keeps_memory_and_work_per_frame_bounded(monkeypatch):
+    """A long webcam session in miniature (a history of 600 frames, 5,400 frames of a scripted
+    face): the history's arrays are allocated once and hold the newest 600 frames; the frames
+    waiting stay within the lag and a step; each step judges at most the window; the baseline
+    refreshes read at most the history, and no more rows a frame at the end than at the start;
+    and the last 30 s are labelled as the second 30 s were (the same script)."""
+    import facemap.analysis.online as online
+    from facemap.analysis.synth import faces_3d, project, scripted_expression
+
+    fps, cycle = 30.0, 900  # the script repeats every 30 s
+    expr = scripted_expression(cycle, fps)
+    pose = np.stack([expr.pitch_deg, expr.yaw_deg, expr.roll_deg], -1)
+    pts = project(faces_3d(expr), pose, 150.0, (330.0, 270.0))
+    pts += np.random.default_rng(1).normal(0.0, 0.3, pts.shape)
+    cfg = replace(AnalysisConfig(), baseline_max_frames=600)
+    judged_rows, base_rows = [], []
+    label_frames, face_baseline = online.label_frames, online.face_baseline
+    monkeypatch.setattr(online, "label_frames", lambda feats, *a, **k: judged_rows.append(len(feats)) or label_frames(feats, *a, **k))
+    monkeypatch.setattr(online, "face_baseline", lambda feats, *a, **k: base_rows.append(len(feats)) or face_baseline(feats, *a, **k))
+    a = OnlineAnalyzer(cfg)
+    n = 6 * cycle
+    waiting = (a.lag_ms + cfg.online_step_ms) * fps / 1000.0 + 2
+    out, arrays, base_at = [], None, []
+    for i in range(n):
+        t = i * 1000.0 / fps
+        out += a.update(i + 1, t, (Face(i + 1, t, Status.OK, "", None, pts[i % cycle]),))
+        assert len(a.pending) <= waiting
+        arrays = arrays or (a.faces[0].hist.frames, a.faces[0].hist.values)
+        base_at.append(len(base_rows))
+    out += a.finish()
+    assert [v.frame for v in out] == list(range(1, n + 1))
+    assert not a.faces  # finish forgets
+    assert arrays[1].shape[0] < 2 * 600  # the arrays: 600 rows and a spare quarter, never grown
+    assert max(judged_rows) <= window_ms(cfg) * fps / 1000.0 + 1
+    assert max(base_rows) == 600
+    early = sum(base_rows[base_at[cycle] : base_at[2 * cycle]])
+    late = sum(base_rows[base_at[-cycle - 1] :])
+    assert late <= early  # refreshes every online_rebase_share of the history: not more work later
+    labels = [tuple(v.faces[0].labels) for v in out]
+    second, last = labels[cycle : 2 * cycle], labels[-cycle:]
+    assert sum(x == y for x, y in zip(second, last, strict=True)) >= 0.97 * cycle
+    blinks = [(e.start_frame - 1) // cycle for v in out for e in v.events if e.kind == "blink"]
+    assert blinks.count(1) == blinks.count(5) >= 7  # a blink every 4 s

@@ -380,8 +380,6 @@ class OnlineAnalyzer:
         for fid, state in self.faces.items():
             points = seen.get(fid)
             state.add(frame, t, points)
-            if points is not None and (state.base is None or state.face_ms - state.rebased_at_ms >= self._rebase_every(state)):
-                state.rebase()
         trust = {fid: self.faces[fid].face_ms < self.cfg.online_trust_ms for fid in seen}
         self.pending.append((frame, t, faces, trust))
         out = self._release(t, final=False)
@@ -408,7 +406,11 @@ class OnlineAnalyzer:
         while self.pending and (final or self.pending[0][1] <= now_ms - self.lag_ms):
             due.append(self.pending.popleft())
         wanted = {fid for _, _, _, trust in due for fid in trust}
-        judged = {fid: self._judge(self.faces[fid]) for fid in wanted if self.faces[fid].base is not None}
+        for fid in wanted:  # the reference from every frame so far, at most every online_rebase_ms
+            state = self.faces[fid]
+            if state.base is None or state.face_ms - state.rebased_at_ms >= self._rebase_every(state):
+                state.rebase()
+        judged = {fid: self._judge(self.faces[fid]) for fid in wanted}
         out = []
         for frame, t, faces, trust in due:
             rows = {fid: j.row(frame) if fid in trust else -1 for fid, j in judged.items()}
