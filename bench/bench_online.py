@@ -140,22 +140,29 @@ def event_match(r: Replay, tolerance: int = 2) -> tuple[int, int, int, int]:
     return hit_off, len(off_rows), hit_on, len(on_rows)
 
 
-def long_session_cost(stem: str, seconds: float, fps: float = 30.0) -> np.ndarray:
+def long_session_cost(stem: str, seconds: float, fps: float = 30.0) -> tuple[np.ndarray, np.ndarray]:
     """(N, 2) wall-clock and CPU ms of each update over a ``seconds``-long session: the clip's
     landmarks played in a loop at ``fps``, one face (the history and baseline grow as in a long
-    webcam session)."""
+    webcam session, up to their cap); and (N // 10000 + 1,) the process's peak resident memory
+    (MB) at the start and after every 10,000 frames."""
+    import resource
+
     lm = read_landmarks(REF / f"{stem}_dlib_landmarks.csv")
     analyzer = OnlineAnalyzer()
-    cost = []
-    for i in range(int(seconds * fps)):
+    n = int(seconds * fps)
+    cost = np.zeros((n, 2))  # allocated up front: the bench's own records do not grow the memory
+    peak_mb = [resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0]
+    for i in range(n):
         f, t = i + 1, i * 1000.0 / fps
         k = i % (2 * len(lm.frames) - 2) if len(lm.frames) > 1 else 0  # back and forth: no jump at the seam
         k = k if k < len(lm.frames) else 2 * len(lm.frames) - 2 - k
         faces = (Face(f, t, Status.OK, "", None, lm.landmarks[k]),)
         t0, c0 = time.perf_counter(), time.thread_time()
         analyzer.update(f, t, faces)
-        cost.append(((time.perf_counter() - t0) * 1000.0, (time.thread_time() - c0) * 1000.0))
-    return np.asarray(cost)
+        cost[i] = (time.perf_counter() - t0) * 1000.0, (time.thread_time() - c0) * 1000.0
+        if (i + 1) % 10000 == 0:
+            peak_mb.append(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0)
+    return cost, np.asarray(peak_mb)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -194,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
             face_s = face_time_ms(r, cfg)[-1] / 1000.0
             short.append(stem)
             print(f"{stem:<30} {len(r.frames):>6} {judged:>6} {'-':>5} {every * 100:>5.1f}  "
-                  f"no frame after the warm-up: {face_s:.1f} s of face < {cfg.online_trust_ms / 1000:.0f} s")
+                  f"no frame after the warm-up: {face_s:.2f} s of face < {cfg.online_trust_ms / 1000:.0f} s")
         else:
             cells = " ".join(f"{agree[n] * 100:7.1f}" for n in ["neutral", *shown])
             print(f"{stem:<30} {len(r.frames):>6} {judged:>6} {low * 100:>5.1f} {every * 100:>5.1f}  {cells}")
@@ -225,10 +232,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"(a step, one pass over the window, every {cfg.online_step_ms:.0f} ms; CPU time is the process's "
           "own, which a busy machine does not inflate as much)")
     if args.long > 0:
-        c = long_session_cost("lp_d19", args.long)
-        last = c[len(c) // 2 :]
-        print(f"a {args.long:.0f} s session at 30 fps (lp_d19 looped), its second half: mean {last[:, 0].mean():.2f} ms "
-              f"wall clock, {last[:, 1].mean():.2f} ms CPU per frame; max {last[:, 0].max():.1f} ms")
+        c, peak_mb = long_session_cost("lp_d19", args.long)
+        print(f"a {args.long:.0f} s session at 30 fps ({len(c)} frames of lp_d19 looped), CPU ms per frame by tenth:")
+        tenths = np.array_split(c[:, 1], 10)
+        print("  mean " + " ".join(f"{x.mean():.2f}" for x in tenths) + "; max " + " ".join(f"{x.max():.0f}" for x in tenths))
+        print(f"  wall clock mean {c[:, 0].mean():.2f} ms; peak memory {peak_mb[0]:.0f} MB at the start, "
+              + (f"{peak_mb[1]:.0f} MB after 10,000 frames, {peak_mb[-1]:.0f} MB at the end" if len(peak_mb) > 1 else
+                 f"{peak_mb[-1]:.0f} MB at the end"))
     return 0
 
 

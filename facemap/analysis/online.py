@@ -253,38 +253,43 @@ class FaceState:
 
     def release(self, fid: int, frame: int, timestamp_ms: float, judged: _Judged | None, row: int,
                 settle: Mapping[str, float]) -> list[Event]:
-        """Follow the event runs through one released frame: ``judged`` the face's window and
-        ``row`` this frame's row in it (None / -1: the face is not labelled in this frame).
-        Returns the events now over: off for ``settle`` ms since their last frame, or followed
-        by a run the analyzer does not join to them."""
+        """Follow the event runs through one released frame: ``judged`` the face's window (None
+        when it was not judged this step) and ``row`` this frame's row in it (-1: the face is
+        not labelled in this frame). Returns the runs now over, as events: their label off in
+        the window from the frame after their last to its newest frame, for ``settle`` ms (it
+        can no longer grow back; a run still on at this frame is reported on it, its last
+        frame), or followed by a run the window does not join to them."""
         out = []
         for kind, j in _EVENT_INDEX:
             run = self.open.get(kind)
             if judged is not None and row >= 0 and judged.flags[row, j]:
-                if run is not None:  # the run goes on
-                    run.end_frame, run.last_ms = frame, timestamp_ms
-                    run.end_ms = timestamp_ms + judged.dur[row]
-                    continue
-                start = self._run_start(kind, j, judged, row)
-                before = self.ended.pop(kind, None)
-                if before is not None and start <= before.end_frame + 1:  # the window joins them: one run
-                    before.end_frame, before.last_ms = frame, timestamp_ms
-                    before.end_ms = timestamp_ms + judged.dur[row]
-                    self.open[kind] = before
-                    continue
-                if before is not None:
-                    out.append(self._report(kind, fid, before))
-                s = int(np.searchsorted(judged.frames, start))
-                self.open[kind] = _Run(start, float(judged.times[s]), frame, timestamp_ms, timestamp_ms + judged.dur[row])
-                continue
-            if run is not None:  # the run ended on the frame released before
+                if run is None:
+                    start = self._run_start(kind, j, judged, row)
+                    run = self.ended.pop(kind, None)
+                    if run is None or start > run.end_frame + 1:  # not joined to the run before
+                        if run is not None:
+                            out.append(self._report(kind, fid, run))
+                        s = int(np.searchsorted(judged.frames, start))
+                        run = _Run(start, float(judged.times[s]), frame, timestamp_ms, timestamp_ms)
+                    self.open[kind] = run
+                run.end_frame, run.last_ms, run.end_ms = frame, timestamp_ms, timestamp_ms + judged.dur[row]
+            elif run is not None:  # it ended on the frame released before
                 self.ended[kind] = self.open.pop(kind)
-            before = self.ended.get(kind)
-            if before is not None and timestamp_ms - before.last_ms >= settle[kind]:
-                self.ended.pop(kind)
-                if judged is None or judged.holds(before, j):
-                    out.append(self._report(kind, fid, before))
+            for runs in (self.open, self.ended):
+                run = runs.get(kind)
+                if run is not None and self._over(run, judged, j, settle[kind], timestamp_ms):
+                    del runs[kind]
+                    if judged is None or judged.holds(run, j):  # not dropped by the latest judgement
+                        out.append(self._report(kind, fid, run))
         return out
+
+    @staticmethod
+    def _over(run: _Run, judged: _Judged | None, j: int, settle_ms: float, now_ms: float) -> bool:
+        """True when ``run`` can no longer grow back (see ``release``)."""
+        if judged is None:
+            return now_ms - run.last_ms >= settle_ms
+        after = int(np.searchsorted(judged.frames, run.end_frame, side="right"))
+        return after < len(judged.frames) and judged.times[-1] - run.last_ms >= settle_ms and not judged.flags[after:, j].any()
 
     def _run_start(self, kind: str, j: int, judged: _Judged, row: int) -> int:
         """The first frame of the run that ``row`` begins in the frames released, as the window
