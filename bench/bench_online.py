@@ -68,8 +68,11 @@ class Replay:
     cost_ms: np.ndarray  # (N, 2): wall-clock and CPU milliseconds of each update
 
 
-def replay(stem: str, cfg: AnalysisConfig | None = None, ref: Path = REF, lag_ms: float | None = None) -> Replay:
-    """Run ``stem``'s dlib logs through the offline and the online analyzer."""
+def replay(stem: str, cfg: AnalysisConfig | None = None, ref: Path = REF, lag_ms: float | None = None,
+           whole_clip_reference: bool = False) -> Replay:
+    """Run ``stem``'s dlib logs through the offline and the online analyzer (with
+    ``whole_clip_reference``, the online one judges against the offline reference face instead
+    of its own: what differs then is the mechanism, not the reference)."""
     cfg = cfg or AnalysisConfig()
     lm_path, meta_path = ref / f"{stem}_dlib_landmarks.csv", ref / f"{stem}_dlib_meta.csv"
     fps = video_fps(ref.parent / "videos" / f"{stem}.mp4")
@@ -77,7 +80,7 @@ def replay(stem: str, cfg: AnalysisConfig | None = None, ref: Path = REF, lag_ms
     lm, meta = read_landmarks(lm_path), read_meta(meta_path)
     points = dict(zip(lm.frames.tolist(), lm.landmarks, strict=True))
     status = dict(zip(meta.frames.tolist(), zip(meta.status, meta.reason, strict=True), strict=True))
-    analyzer = OnlineAnalyzer(cfg, lag_ms)
+    analyzer = OnlineAnalyzer(cfg, lag_ms, a.baseline if whole_clip_reference else None)
     decided = []
     n = len(a.inputs.frames)
     online = np.zeros((n, len(LABELS)), dtype=np.int8)
@@ -172,6 +175,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tolerance", type=int, default=2, help="frames an event's ends may differ by")
     ap.add_argument("--long", type=float, default=300.0, metavar="SEC",
                     help="also time a SEC-long session at 30 fps (a clip looped; default %(default)s, 0 = skip)")
+    ap.add_argument("--whole-clip-reference", action="store_true",
+                    help="the online analyzer judges against the offline (whole-clip) reference face: its mechanism alone")
     ap.add_argument("--trust-sweep", action="store_true",
                     help="also print, for warm-ups of 1 to 6 s, the lowest agreement of any clip and label")
     args = ap.parse_args(argv)
@@ -188,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     sweep = {t: [] for t in (1000.0, 2000.0, 3000.0, 4000.0, 5000.0, 6000.0)}
     costs, failing, short, judged_all = [], [], [], 0
     for stem in names:
-        r = replay(stem, cfg)
+        r = replay(stem, cfg, whole_clip_reference=args.whole_clip_reference)
         agree = agreement(r)
         judged = int((r.trusted & r.face).sum())
         judged_all += judged

@@ -359,8 +359,12 @@ class OnlineAnalyzer:
     face: ``baseline_max_frames`` rows of features) however long the run.
     """
 
-    def __init__(self, config: AnalysisConfig | None = None, lag_ms: float | None = None) -> None:
+    def __init__(self, config: AnalysisConfig | None = None, lag_ms: float | None = None,
+                 reference: Baseline | None = None) -> None:
         self.cfg = config or AnalysisConfig()
+        # a fixed reference face for every face instead of the adaptive one (bench_online.py
+        # --whole-clip-reference gives the offline one: what differs then is the mechanism)
+        self.reference = reference
         self.window_ms = window_ms(self.cfg)
         self.lag_ms = default_lag_ms(self.cfg) if lag_ms is None else float(lag_ms)
         if not (np.isfinite(self.lag_ms) and 0 <= self.lag_ms <= self.window_ms / 2):
@@ -413,7 +417,9 @@ class OnlineAnalyzer:
         wanted = {fid for _, _, _, trust in due for fid in trust}
         for fid in wanted:  # the reference from every frame so far, at most every online_rebase_ms
             state = self.faces[fid]
-            if state.base is None or state.face_ms - state.rebased_at_ms >= self._rebase_every(state):
+            if self.reference is not None:
+                state.base = self.reference
+            elif state.base is None or state.face_ms - state.rebased_at_ms >= self._rebase_every(state):
                 state.rebase()
         judged = {fid: self._judge(self.faces[fid]) for fid in wanted}
         out = []
@@ -441,9 +447,10 @@ class OnlineAnalyzer:
         if final:
             for fid, state in self.faces.items():
                 self.held_events += state.flush(fid)
-            if out and self.held_events:
-                out[-1] = replace(out[-1], events=out[-1].events + tuple(self.held_events))
-                self.held_events = []
+            for e in self.held_events if out else ():  # each on the first frame at or after its last
+                i = next((i for i, v in enumerate(out) if v.frame >= e.end_frame), len(out) - 1)
+                out[i] = replace(out[i], events=out[i].events + (e,))
+            self.held_events = [] if out else self.held_events
         return out
 
     def _rebase_every(self, state: FaceState) -> float:
