@@ -12,28 +12,40 @@ from ``face_baseline`` and its labels from ``labels.label_frames``, the function
   offline analyzer judges a clip that ends at its newest frame: a run reaching it that is still
   shorter than its label's minimum duration is not that label yet. Only a label whose minimum
   is longer than the lag is concerned (``yawn``, 1.5 s): its first ``yawn_min_ms - lag_ms``
-  (1 s, less the wait for the next step) are released unlabelled, the frames after them labelled, and the event, found on the
-  window once it ended, still starts at its first frame. (Keeping such a run while it is short,
+  (1 s, less the wait for the next step) are released unlabelled, the frames after them
+  labelled, and its event still starts at its first frame. (Keeping such a run while it is short,
   in case it grows, labelled live the mouth openings of 0.5-1.5 s that the offline analyzer
   drops: lp_d3's 1.4 s one.)
 - the **lag**: a frame is decided ``lag_ms`` after it arrived (default ``default_lag_ms``: the
   reach of the talking windows, 500 ms), so the centred windows see the frames after it as
   the offline analyzer's do; ``lag_ms=0`` decides from the past only. Frames are decided in
-  steps of ``online_step_ms``: one ``label_frames`` pass per face decides every frame due.
+  steps of ``online_step_ms`` (400 ms): one ``label_frames`` pass per face decides every frame
+  due, so a frame comes out 500-900 ms after it came in.
 - the **baseline**: the person's reference face, starting from the typical neutral face (as
   the offline analyzer does for a photo or a clip under ``min_baseline_ms``) and recomputed
-  from the frames seen so far (the last ``baseline_max_frames``) every ``online_rebase_ms`` of
-  face time (or ``online_rebase_share`` of the face time so far, when longer), so it adapts as
-  the person's own quiet frames arrive. For the first ``online_trust_ms`` of face time the
-  face is ``provisional``.
-- the **events**: a run of an event label (``events.EVENT_LABELS``) is an event once its label
-  stayed off longer than the gap the analyzer bridges plus its smoothing reach
-  (``settle_ms``), or when the frames end (``finish``); it goes on the first frame released at
-  or after its last frame, with its first frame from the frames released so far when it began
-  before the window.
+  before a step from every frame seen so far (the last ``baseline_max_frames``) when
+  ``online_rebase_ms`` of face time came since the last time (so every step), or
+  ``online_rebase_share`` of the face time kept when longer (a refresh reads every frame kept:
+  in a long session its cost per frame stays the same). For the first ``online_trust_ms`` of
+  face time the face is ``provisional``. Given the offline (whole-clip) reference instead
+  (``reference=``), the online labels and events are the offline ones; without it, what
+  differs is the reference the first seconds give (``bench/bench_online.py``).
+- the **events**: the runs of the event labels (``events.EVENT_LABELS``) in the frames
+  released, so an event is what the labels shown said; a run's first frame is the window's
+  (a yawn, released after its first second, starts at its first frame), two runs the window
+  joins across a gap (as the offline analyzer bridges it) are one event, and a run is reported
+  once the window shows its label off from the frame after it to its newest frame for the
+  gap the analyzer bridges plus its smoothing reach (``settle_ms``; on its last frame when
+  the window already shows it), or when the frames end (``finish``); a run the latest
+  judgement no longer holds is dropped.
+- the **memory**: a face's history lives in arrays allocated once (``History``: the last
+  ``baseline_max_frames`` frames and a spare quarter), the frames waiting are those of the
+  lag, a face gone for ``window_ms`` is forgotten: an hour-long session holds what a
+  ten-minute one does.
 
 No file, no model, no object rebuilt per frame; ``bench/bench_online.py`` prints the cost (about
-1 ms of CPU per face and frame, spent in steps) and the agreement with the offline analyzer.
+0.7-0.8 ms of CPU per face and frame, spent in steps, three quarters of it pandas' overhead in
+``label_frames``) and the agreement with the offline analyzer.
 Pictures (``judge_still``) are each judged on their own against the typical face, exactly as
 the offline analyzer judges a photo.
 """
