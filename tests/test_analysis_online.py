@@ -425,7 +425,8 @@ def test_facemap_analyze_gives_the_3dmm_expression_coefficients(standin_model, b
 
 def test_a_long_session_keeps_memory_and_work_per_frame_bounded(monkeypatch):
     """A long webcam session in miniature (a history of 600 frames, 5,400 frames of a scripted
-    face): the history's arrays are allocated once and hold the newest 600 frames; the frames
+    face): the history's arrays stop growing at 600 rows and a spare quarter, and hold the
+    newest 600 frames; the frames
     waiting stay within the lag and a step; each step judges at most the window; the baseline
     refreshes read at most the history, and no more rows a frame at the end than at the start;
     and the last 30 s are labelled as the second 30 s were (the same script)."""
@@ -450,12 +451,15 @@ def test_a_long_session_keeps_memory_and_work_per_frame_bounded(monkeypatch):
         t = i * 1000.0 / fps
         out += a.update(i + 1, t, (Face(i + 1, t, Status.OK, "", None, pts[i % cycle]),))
         assert len(a.pending) <= waiting
-        arrays = arrays or (a.faces[0].hist.frames, a.faces[0].hist.values)
+        assert len(a.faces[0].hist) == min(i + 1, 600)
+        if i == n // 2:
+            arrays = a.faces[0].hist.values
         base_at.append(len(base_rows))
+    assert a.faces[0].hist.values is arrays and arrays.shape[0] == 750  # the same arrays from halfway on
+    assert a.faces[0].hist.frames[a.faces[0].hist.n - 1] == n  # the newest frame kept
     out += a.finish()
     assert [v.frame for v in out] == list(range(1, n + 1))
     assert not a.faces  # finish forgets
-    assert arrays[1].shape[0] < 2 * 600  # the arrays: 600 rows and a spare quarter, never grown
     assert max(judged_rows) <= window_ms(cfg) * fps / 1000.0 + 1
     assert max(base_rows) == 600
     early = sum(base_rows[base_at[cycle] : base_at[2 * cycle]])

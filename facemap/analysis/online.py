@@ -38,8 +38,8 @@ from ``face_baseline`` and its labels from ``labels.label_frames``, the function
   gap the analyzer bridges plus its smoothing reach (``settle_ms``; on its last frame when
   the window already shows it), or when the frames end (``finish``); a run the latest
   judgement no longer holds is dropped.
-- the **memory**: a face's history lives in arrays allocated once (``History``: the last
-  ``baseline_max_frames`` frames and a spare quarter), the frames waiting are those of the
+- the **memory**: a face's history lives in arrays that grow to at most the last
+  ``baseline_max_frames`` frames and a spare quarter (``History``), the frames waiting are those of the
   lag, a face gone for ``window_ms`` is forgotten: an hour-long session holds what a
   ten-minute one does.
 
@@ -147,27 +147,37 @@ def label_names(flags_row: np.ndarray, dominant: str) -> tuple[str, ...]:
 
 
 class History:
-    """One face's last ``cap`` frames in preallocated arrays: frame numbers, timestamps (ms) and
-    features ((N, len(FEATURE_COLUMNS)), NaN rows where the face was not seen). An append is
-    O(1): the features of the frames added since the last read are computed in one vectorised
-    call when they are read (``fill``), and when the arrays are full the newest rows move to
-    the front, so memory stays at ``cap`` rows plus a spare quarter however long the run."""
+    """One face's last ``cap`` frames in arrays: frame numbers, timestamps (ms) and features
+    ((N, len(FEATURE_COLUMNS)), NaN rows where the face was not seen). An append is O(1)
+    (amortised): the features of the frames added since the last read are computed in one
+    vectorised call when they are read (``fill``); the arrays double as the frames come, up to
+    ``cap`` rows plus a spare quarter, and once that full the newest rows move to the front, so
+    memory stays at that size however long the run (a face seen briefly holds little)."""
 
-    def __init__(self, cap: int) -> None:
+    def __init__(self, cap: int, start_rows: int = 1024) -> None:
         self.cap = max(2, int(cap))
-        size = self.cap + max(64, self.cap // 4)
-        self.frames = np.zeros(size, dtype=np.int64)
-        self.times_ms = np.zeros(size)
-        self.values = np.full((size, len(FEATURE_COLUMNS)), np.nan)
+        self.max_rows = self.cap + max(64, self.cap // 4)
+        self.frames = np.zeros(0, dtype=np.int64)
+        self.times_ms = np.zeros(0)
+        self.values = np.full((0, len(FEATURE_COLUMNS)), np.nan)
+        self._resize(min(self.max_rows, start_rows))
         self.n = 0  # rows in use
         self._todo: list[tuple[int, np.ndarray]] = []  # (row, (68, 2) landmarks) to featurise
 
     def __len__(self) -> int:
         return min(self.n, self.cap)
 
+    def _resize(self, rows: int) -> None:
+        used = len(self.frames)
+        frames, times, values = np.zeros(rows, dtype=np.int64), np.zeros(rows), np.full((rows, len(FEATURE_COLUMNS)), np.nan)
+        frames[:used], times[:used], values[:used] = self.frames, self.times_ms, self.values
+        self.frames, self.times_ms, self.values = frames, times, values
+
     def add(self, frame: int, timestamp_ms: float, points: np.ndarray | None) -> None:
         """Append one frame: the face's (68, 2) landmarks, or None when it is not in it."""
-        if self.n == len(self.frames):  # full: keep the newest cap - 1 rows, at the front
+        if self.n == len(self.frames) < self.max_rows:
+            self._resize(min(self.max_rows, 2 * self.n))
+        elif self.n == len(self.frames):  # full: keep the newest cap - 1 rows, at the front
             self.fill()
             keep = slice(self.n - self.cap + 1, self.n)
             for a in (self.frames, self.times_ms, self.values):
