@@ -211,6 +211,11 @@ def test_a_picture_is_judged_as_the_offline_analyzer_judges_a_photo():
     assert face.measures["smile"] > 1.0  # past the smile threshold
 
 
+def test_a_reference_that_is_not_a_baseline_is_one_clear_line():
+    with pytest.raises(UsageError, match="reference must be a facemap.analysis.Baseline"):
+        OnlineAnalyzer(reference={"mar": 0.1})
+
+
 @pytest.mark.parametrize("lag", [-1.0, float("nan"), 1e9])
 def test_a_bad_lag_is_one_clear_line(lag):
     with pytest.raises(UsageError, match="lag_ms"):

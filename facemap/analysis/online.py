@@ -386,6 +386,8 @@ class OnlineAnalyzer:
         self.cfg = config or AnalysisConfig()
         # a fixed reference face for every face instead of the adaptive one (bench_online.py
         # --whole-clip-reference gives the offline one: what differs then is the mechanism)
+        if reference is not None and not isinstance(reference, Baseline):
+            raise UsageError(f"reference must be a facemap.analysis.Baseline (a reference face) or None, got {type(reference).__name__}")
         self.reference = reference
         self.window_ms = window_ms(self.cfg)
         self.lag_ms = default_lag_ms(self.cfg) if lag_ms is None else float(lag_ms)
