@@ -180,6 +180,26 @@ def test_every_frame_comes_out_once_in_order_with_its_events_at_or_after_their_e
     assert all(f.provisional for f in labelled)  # 3 s of face: never past the 5 s warm-up
 
 
+@pytest.mark.parametrize("cut", range(45, 57))  # a step falls on one of any 10 frames in a row
+def test_with_no_lag_the_run_open_at_the_end_is_still_reported(cut):
+    """lag_ms=0 judges from the past only; the newest frame still waits for the next one, so
+    the smile open when the frames end (lp_d0's grin, cut short) goes out with a frame, even
+    when the last frame given completes a step."""
+    need_shared(REF / "lp_d0_dlib_meta.csv")
+    a = OnlineAnalyzer(lag_ms=0.0)
+    out = []
+    for f, t, faces in _faces("lp_d0"):
+        if f > cut:
+            break
+        out += a.update(f, t, faces)
+    last = a.finish()
+    out += last
+    assert [v.frame for v in out] == list(range(1, cut + 1)) and last
+    assert "smile" in out[-1].faces[0].labels
+    smiles = [(e.start_frame, e.end_frame) for v in out for e in v.events if e.kind == "smile"]
+    assert smiles and smiles[-1][1] == cut
+
+
 def test_two_faces_are_judged_apart():
     """The same face twice (ids 0 and 1, one shifted on the picture) gets the same labels, each
     from its own state; a face gone for good is forgotten after the window."""

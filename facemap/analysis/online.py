@@ -375,7 +375,7 @@ class OnlineAnalyzer:
     at most ``online_step_ms`` more (default
     ``default_lag_ms(cfg)``: the reach of the analyzer's centred windows, so a frame is judged
     with the frames around it, as the offline analyzer judges it); ``lag_ms=0`` decides each
-    frame at once, from the past only. ``finish()`` returns the frames still waiting. Faces are
+    frame from the past only, at the next frame's step. ``finish()`` returns the frames still waiting. Faces are
     told apart by ``Face.id``; a face not seen for ``window_ms(cfg)`` is forgotten. Build one
     per video or camera run; it holds no file and no model, and its memory is bounded (per
     face: ``baseline_max_frames`` rows of features) however long the run.
@@ -436,7 +436,9 @@ class OnlineAnalyzer:
         if not (final or ready or self.held_events):
             return []
         due = []
-        while self.pending and (final or self.pending[0][1] <= now_ms - self.lag_ms):
+        # the newest frame waits for the next one or finish() (only lag_ms=0 would release it):
+        # the events still open when the frames end go out with a frame
+        while self.pending and (final or (len(self.pending) > 1 and self.pending[0][1] <= now_ms - self.lag_ms)):
             due.append(self.pending.popleft())
         wanted = {fid for _, _, _, trust in due for fid in trust}
         for fid in wanted:  # the reference from every frame so far, at most every online_rebase_ms
