@@ -79,3 +79,24 @@ def test_measurement_noise_does_not_depend_on_frame_rate(fps):
     diffs = 1.4826 * np.median(np.abs(np.diff(values[:, 0]))) / np.sqrt(2)
     if fps == 15.0:
         assert diffs > 1.5 * sigma  # what the old estimate would have said
+
+
+def test_smoothing_follows_timestamps_changed_in_place():
+    """The smoothing keeps its last timestamp conversion: the same array edited in place, or
+    new times of the same length, get pandas' centred time window on the new times."""
+    import pandas as pd
+
+    rng = np.random.default_rng(3)
+    t = np.cumsum(rng.uniform(20.0, 50.0, 40))
+    v = rng.normal(size=40)
+
+    def pandas_mean(times):
+        s = pd.Series(v, index=pd.to_timedelta(times, unit="ms"))
+        return s.rolling(pd.Timedelta(milliseconds=150), center=True, min_periods=1).mean().to_numpy()
+
+    np.testing.assert_allclose(smooth(v, t, 150.0), pandas_mean(t), atol=1e-12)
+    t[10:] += 200.0  # a pause: the windows around it now hold fewer frames
+    np.testing.assert_allclose(smooth(v, t, 150.0), pandas_mean(t), atol=1e-12)
+    t2 = t * 0.5
+    np.testing.assert_allclose(smooth(v, t2, 150.0), pandas_mean(t2), atol=1e-12)
+    assert not np.allclose(pandas_mean(t), pandas_mean(t2))

@@ -82,13 +82,32 @@ def test_online_labels_agree_with_offline_on_the_shared_clips(replays):
     assert min(lowest.values()) >= 0.75, lowest
 
 
+@pytest.mark.parametrize("stem", ["eamm_disgusted", "dagan_driving", "lp_d13", "styletalk_nice_clip1"])
+def test_with_the_whole_clip_reference_the_online_mechanism_is_the_offline_analyzer(stem):
+    """Given the offline reference face, the online analyzer (its window, lag, steps and event
+    tracking) labels every face frame, warm-up included, as the offline one (talking, whose
+    lip-motion window reaches furthest, on 97%) and finds the same events: what differs
+    without it is the reference the first seconds give (the two clips under 90% after the
+    warm-up are among these)."""
+    import bench_online
+
+    need_shared(REF)
+    r = bench_online.replay(stem, whole_clip_reference=True)
+    agree = bench_online.agreement(r, r.face)
+    assert min(agree.values()) >= 0.97, {k: round(v, 3) for k, v in agree.items() if v < 1}
+    assert sum(v < 1.0 for v in agree.values()) <= 2, agree
+    off = sorted(zip(r.offline_events["type"], r.offline_events["start_frame"], r.offline_events["end_frame"], strict=True))
+    on = sorted((e.kind, e.start_frame, e.end_frame) for e in r.online_events)
+    assert on == off
+
+
 def test_online_events_match_offline_within_two_frames(replays):
     import bench_online
 
     found = np.sum([bench_online.event_match(r, 2) for r in replays.values()], axis=0)
     assert found[1] >= 40  # offline events after the warm-up, to match
     assert found[0] >= 0.9 * found[1], f"offline events found online: {found[0]}/{found[1]}"
-    assert found[2] >= 0.75 * found[3], f"online events found offline: {found[2]}/{found[3]}"
+    assert found[2] >= 0.9 * found[3], f"online events found offline: {found[2]}/{found[3]}"
 
 
 def test_the_settings_reach_the_online_analyzer(replays):
@@ -146,7 +165,8 @@ def test_every_frame_comes_out_once_in_order_with_its_events_at_or_after_their_e
     out = []
     for f, t, faces in _faces("lp_d0"):
         got = a.update(f, t, faces)
-        assert all(v.frame <= f and f * 40.0 - v.timestamp_ms <= a.lag_ms + AnalysisConfig().online_step_ms + 40
+        # decided at least lag_ms after it came, at most a step and a frame gap more
+        assert all(v.frame <= f and a.lag_ms <= t - v.timestamp_ms < a.lag_ms + AnalysisConfig().online_step_ms + 40
                    for v in got)
         out += got
     out += a.finish()
@@ -158,6 +178,26 @@ def test_every_frame_comes_out_once_in_order_with_its_events_at_or_after_their_e
     assert all(f.labels and set(f.labels) <= set(LABELS) for f in labelled)
     assert all(set(f.measures) <= set(MEASURES) for f in labelled)
     assert all(f.provisional for f in labelled)  # 3 s of face: never past the 5 s warm-up
+
+
+@pytest.mark.parametrize("cut", range(45, 57))  # a step falls on one of any 10 frames in a row
+def test_with_no_lag_the_run_open_at_the_end_is_still_reported(cut):
+    """lag_ms=0 judges from the past only; the newest frame still waits for the next one, so
+    the smile open when the frames end (lp_d0's grin, cut short) goes out with a frame, even
+    when the last frame given completes a step."""
+    need_shared(REF / "lp_d0_dlib_meta.csv")
+    a = OnlineAnalyzer(lag_ms=0.0)
+    out = []
+    for f, t, faces in _faces("lp_d0"):
+        if f > cut:
+            break
+        out += a.update(f, t, faces)
+    last = a.finish()
+    out += last
+    assert [v.frame for v in out] == list(range(1, cut + 1)) and last
+    assert "smile" in out[-1].faces[0].labels
+    smiles = [(e.start_frame, e.end_frame) for v in out for e in v.events if e.kind == "smile"]
+    assert smiles and smiles[-1][1] == cut
 
 
 def test_two_faces_are_judged_apart():
@@ -189,6 +229,11 @@ def test_a_picture_is_judged_as_the_offline_analyzer_judges_a_photo():
     on = [n for n in LABELS if offline.labelled.flags[n].iloc[0]]
     assert sorted(face.labels) == sorted(on) and not face.provisional
     assert face.measures["smile"] > 1.0  # past the smile threshold
+
+
+def test_a_reference_that_is_not_a_baseline_is_one_clear_line():
+    with pytest.raises(UsageError, match="reference must be a facemap.analysis.Baseline"):
+        OnlineAnalyzer(reference={"mar": 0.1})
 
 
 @pytest.mark.parametrize("lag", [-1.0, float("nan"), 1e9])
@@ -401,3 +446,52 @@ def test_facemap_analyze_gives_the_3dmm_expression_coefficients(standin_model, b
     assert with_face
     np.testing.assert_allclose(df[[f"exp{i}" for i in range(39)]].to_numpy()[with_face],
                                np.stack([faces[i].expression for i in with_face]), atol=1e-5)
+
+
+def test_a_long_session_keeps_memory_and_work_per_frame_bounded(monkeypatch):
+    """A long webcam session in miniature (a history of 600 frames, 5,400 frames of a scripted
+    face): the history's arrays stop growing at 600 rows and a spare quarter, and hold the
+    newest 600 frames; the frames
+    waiting stay within the lag and a step; each step judges at most the window; the baseline
+    refreshes read at most the history, and no more rows a frame at the end than at the start;
+    and the last 30 s are labelled as the second 30 s were (the same script)."""
+    import facemap.analysis.online as online
+    from facemap.analysis.synth import faces_3d, project, scripted_expression
+
+    fps, cycle = 30.0, 900  # the script repeats every 30 s
+    expr = scripted_expression(cycle, fps)
+    pose = np.stack([expr.pitch_deg, expr.yaw_deg, expr.roll_deg], -1)
+    pts = project(faces_3d(expr), pose, 150.0, (330.0, 270.0))
+    pts += np.random.default_rng(1).normal(0.0, 0.3, pts.shape)
+    cfg = replace(AnalysisConfig(), baseline_max_frames=600)
+    judged_rows, base_rows = [], []
+    label_frames, face_baseline = online.label_frames, online.face_baseline
+    monkeypatch.setattr(online, "label_frames", lambda feats, *a, **k: judged_rows.append(len(feats)) or label_frames(feats, *a, **k))
+    monkeypatch.setattr(online, "face_baseline", lambda feats, *a, **k: base_rows.append(len(feats)) or face_baseline(feats, *a, **k))
+    a = OnlineAnalyzer(cfg)
+    n = 6 * cycle
+    waiting = (a.lag_ms + cfg.online_step_ms) * fps / 1000.0 + 2
+    out, arrays, base_at = [], None, []
+    for i in range(n):
+        t = i * 1000.0 / fps
+        out += a.update(i + 1, t, (Face(i + 1, t, Status.OK, "", None, pts[i % cycle]),))
+        assert len(a.pending) <= waiting
+        assert len(a.faces[0].hist) == min(i + 1, 600)
+        if i == n // 2:
+            arrays = a.faces[0].hist.values
+        base_at.append(len(base_rows))
+    assert a.faces[0].hist.values is arrays and arrays.shape[0] == 750  # the same arrays from halfway on
+    assert a.faces[0].hist.frames[a.faces[0].hist.n - 1] == n  # the newest frame kept
+    out += a.finish()
+    assert [v.frame for v in out] == list(range(1, n + 1))
+    assert not a.faces  # finish forgets
+    assert max(judged_rows) <= window_ms(cfg) * fps / 1000.0 + 1
+    assert max(base_rows) == 600
+    early = sum(base_rows[base_at[cycle] : base_at[2 * cycle]])
+    late = sum(base_rows[base_at[-cycle - 1] :])
+    assert late <= early  # refreshes every online_rebase_share of the history: not more work later
+    labels = [tuple(v.faces[0].labels) for v in out]
+    second, last = labels[cycle : 2 * cycle], labels[-cycle:]
+    assert sum(x == y for x, y in zip(second, last, strict=True)) >= 0.97 * cycle
+    blinks = [(e.start_frame - 1) // cycle for v in out for e in v.events if e.kind == "blink"]
+    assert blinks.count(1) == blinks.count(5) >= 7  # a blink every 4 s

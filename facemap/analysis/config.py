@@ -166,15 +166,16 @@ class AnalysisConfig:
     min_inside_box: float = 0.8
     max_gap_factor: float = 20.0
     max_gap_frames: int = 100_000
-    # the online analyzer (analysis/online.py, facemap.open(..., analyze=True)): its reference
-    # face is recomputed from the frames seen so far every online_rebase_ms of face time; its
-    # labels are provisional (judged against a baseline still settling) for the first
-    # online_trust_ms of face time; it decides the frames due in steps of online_step_ms (one
-    # pass over its window per step and face, its cost shared by the step's frames).
-    online_rebase_ms: float = 1000.0
-    online_rebase_share: float = 0.1  # ... or this share of the face time so far, when longer (long sessions)
+    # the online analyzer (analysis/online.py, facemap.open(..., analyze=True)): it decides the
+    # frames due in steps of online_step_ms (one pass over its window per step and face, its cost
+    # shared by the step's frames); before a step its reference face is recomputed from the
+    # frames seen so far when online_rebase_ms of face time came since the last time (so every
+    # step: the decisions use all it has seen); its labels are provisional (judged against a
+    # baseline still settling) for the first online_trust_ms of face time.
+    online_rebase_ms: float = 400.0
+    online_rebase_share: float = 0.1  # ... or this share of the face time it keeps, when longer (long sessions)
     online_trust_ms: float = 5000.0
-    online_step_ms: float = 300.0
+    online_step_ms: float = 400.0
 
     def __post_init__(self) -> None:
         problem = settings_problem(asdict(self))

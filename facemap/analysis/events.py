@@ -31,6 +31,21 @@ def frame_durations_ms(
     return np.minimum(dur, max_gap_factor * typical)
 
 
+_last_ns: list[tuple[np.ndarray, np.ndarray]] = [(np.zeros(0), np.zeros(0, dtype=np.int64))]
+
+
+def _timestamps_ns(timestamp_ms: np.ndarray) -> np.ndarray:
+    """(N,) int64 nanoseconds, as pandas' time-based windows convert milliseconds. The last
+    conversion is kept: the labels smooth several signals over the same timestamps, and the
+    conversion costs more than the smoothing on a short window (the online analyzer's)."""
+    t = np.asarray(timestamp_ms, dtype=np.float64)
+    seen, ns = _last_ns[0]
+    if seen.shape != t.shape or not np.array_equal(seen, t):
+        ns = pd.to_timedelta(t, unit="ms").as_unit("ns").asi8
+        _last_ns[0] = (t.copy(), ns)  # one swap: a thread reads the old pair or the new one
+    return ns
+
+
 def centred_mean(values: np.ndarray, timestamp_ms: np.ndarray, window_ms: float) -> np.ndarray:
     """Centred moving mean of each column of (N,) or (N, F) ``values`` over the frames in
     (t - window_ms/2, t + window_ms/2] (pandas' centred time-based rolling window, to 1e-12),
@@ -38,7 +53,7 @@ def centred_mean(values: np.ndarray, timestamp_ms: np.ndarray, window_ms: float)
     per-call overhead (the online analyzer calls it on short windows)."""
     v = np.asarray(values, dtype=np.float64)
     flat = v.reshape(v.shape[0], -1)
-    t = pd.to_timedelta(np.asarray(timestamp_ms, dtype=np.float64), unit="ms").as_unit("ns").asi8
+    t = _timestamps_ns(timestamp_ms)
     w = pd.Timedelta(milliseconds=float(window_ms)).value
     lo = np.searchsorted(t, t - w // 2, side="right")
     hi = np.searchsorted(t, t + (w - w // 2), side="right")
