@@ -216,30 +216,34 @@ class ImageFilesSink:
         # a file's outputs take its stem; frames without a file (arrays) one each, by frame number
         stem = frame.stem if frame.source is not None else f"{frame.stem or 'frame'}_{frame.index:06d}"
         r = frame.result
-        written: list[Path] = []
+        jpeg = None
         if self.overlay:
-            ok, buf = cv2.imencode(".jpg", annotate(frame, self.style), [cv2.IMWRITE_JPEG_QUALITY, self.jpeg_quality])
+            ok, jpeg = cv2.imencode(".jpg", annotate(frame, self.style), [cv2.IMWRITE_JPEG_QUALITY, self.jpeg_quality])
             if not ok:
                 raise OutputError(f"{frame.source or stem}: cannot encode the overlay as JPEG")
-            target = self.out.file(overlay_name(stem, ".jpg"))
-            atomic_write_bytes(target, buf.tobytes())
-            written.append(target)
         measured = any(f.expression_measures for f in (frame.faces if self.with_face_id else frame.faces[:1]))
+        params = raw_params(frame, self.with_face_id) if self.npy else None
+        npy = f"logs/{stem}_raw.npy"
         rel_logs = log_names(stem, self.raw, self.landmarks, optional=measured)
-        for rel in rel_logs:
-            self.out.file(rel)
+        names = ([overlay_name(stem, ".jpg")] if jpeg is not None else []) + rel_logs
+        names += ([npy] if params is not None else []) + [f"{stem}.json"]
+        # every name claimed before any file is written: a name another program's file holds
+        # refuses the picture whole
+        written = [self.out.file(rel) for rel in names]
+        # what an earlier run of facemap wrote for this picture and this one does not: gone, so
+        # that no file is left beside logs it does not belong with
+        unwritten = set(log_names(stem, self.raw, optional=True)) - set(rel_logs)  # the expression log
+        for rel in sorted(unwritten | ({npy} if self.npy and params is None else set())):
+            self.out.forget(rel)
+        if jpeg is not None:
+            atomic_write_bytes(written[0], jpeg.tobytes())
         with FrameLogs(self.out.path, stem, self.raw, self.landmarks, self.points, self.with_face_id) as logs:
             logs.write_frame(frame.faces, r)
-        written.extend(self.out.path / rel for rel in rel_logs)
-        if self.npy and (params := raw_params(frame, self.with_face_id)) is not None:
+        if params is not None:
             buf = io.BytesIO()
             np.save(buf, params)
-            target = self.out.file(f"logs/{stem}_raw.npy")
-            atomic_write_bytes(target, buf.getvalue())
-            written.append(target)
-        target = self.out.file(f"{stem}.json")
-        atomic_write_json(target, image_json(frame, self.meta, self.with_face_id))
-        written.append(target)
+            atomic_write_bytes(self.out.path / npy, buf.getvalue())
+        atomic_write_json(written[-1], image_json(frame, self.meta, self.with_face_id))
         self.written[stem] = written
 
     def close(self, error: BaseException | None = None) -> None:

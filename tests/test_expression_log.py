@@ -9,7 +9,7 @@ import pandas as pd
 
 from facemap.cli.commands import infer_main
 from facemap.errors import EXIT_OUTPUT
-from facemap.io.outputs import OutputDir
+from facemap.io.outputs import MARKER, OutputDir
 from tests.conftest import need_shared
 from tests.standins import DATA
 
@@ -66,7 +66,15 @@ def test_a_photos_expression_log_is_claimed_like_its_other_logs(tmp_path) -> Non
     theirs.write_text("theirs\n")
     assert infer_main(args) == EXIT_OUTPUT
     assert theirs.read_text() == "theirs\n"
+    # refused whole: no overlay, JSON or other log was written before the claim failed
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file() and p.name != MARKER) == [
+        "logs/fr_obama-720p_expression.csv"
+    ]
     theirs.unlink()
     assert infer_main(args) == 0
     assert pd.read_csv(theirs).smile.iloc[0] > 0.3
     assert "logs/fr_obama-720p_expression.csv" in OutputDir(out).listed()
+    # again without the basis: no measures, and the first run's expression log is gone with them
+    assert infer_main([a for a in args if a not in ("--basis-dir", str(BASIS))]) == 0
+    assert not theirs.exists()
+    assert (out / "fr_obama-720p.json").is_file() and (out / "logs" / "fr_obama-720p_meta.csv").is_file()
