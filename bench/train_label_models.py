@@ -40,6 +40,7 @@ sys.path.insert(0, str(REPO))
 from facemap.analysis import AnalysisConfig, analyze  # noqa: E402
 from facemap.analysis.labels import judge, mouth_inputs, mouth_open_frames  # noqa: E402
 from facemap.analysis.learned import MODELS_FILE, LabelModel  # noqa: E402
+from facemap.io.outputs import atomic_write_text  # noqa: E402
 
 _spec = importlib.util.spec_from_file_location("bench_labels", REPO / "bench" / "bench_labels.py")
 bench = importlib.util.module_from_spec(_spec)
@@ -245,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
             "from the shared clips' dlib ref logs against MediaPipe's blendshapes.",
             "models": [m.as_dict() for m in models],
         }
-        out.write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
+        atomic_write_text(out, json.dumps(doc, indent=1) + "\n")  # whole or not at all: package data
         print(f"\nwrote {out}")
     return 0
 

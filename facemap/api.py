@@ -237,7 +237,8 @@ def open(  # noqa: A001 - facemap.open, like io.open / av.open
         with a baseline that adapts as the person's quiet frames arrive
         (``facemap.analysis.online``). In video mode frames come out ``analyze_lag_ms`` after
         they went in, plus up to a step of decisions (0.4 s) (default lag about half a second:
-        the analyzer judges a frame with the frames around it; 0 judges from the past only).
+        the analyzer judges a frame with the frames around it; 0 decides each frame at the
+        next step, with the frames that came up to then).
 
     One FaceMap may be shared by threads: each ``process()`` runs its own tracker, and the
     backends run one frame at a time (a lock; dlib's and OpenCV's objects are not thread-safe).

@@ -131,3 +131,16 @@ def test_the_analyzer_opens_the_mouth_by_the_model_on_landmarks_only():
         f, face, t, dur, base, replace(cfg, mouth_open_p=0.5), undo_foreshortening=True
     )
     assert not high.flags["mouth_open"].any()
+
+
+def test_unreadable_label_models_are_one_line_not_a_traceback(monkeypatch):
+    from facemap.analysis import learned
+    from facemap.errors import ModelError
+
+    monkeypatch.setattr(learned, "MODELS_FILE", "no_such_models.json")
+    learned.label_models.cache_clear()
+    try:
+        with pytest.raises(ModelError, match="no_such_models.json: facemap's label models cannot be read .*reinstall"):
+            learned.label_models()
+    finally:
+        learned.label_models.cache_clear()

@@ -97,6 +97,16 @@ def test_the_defaults_written_out_load_back_and_python_settings_get_the_same_che
         AnalysisConfig(held_quantile=2.0)
     with pytest.raises(UsageError, match="typical_lip_corner_lift must be finite"):
         AnalysisConfig(typical_lip_corner_lift=float("nan"))
+    # numpy's numbers (a grid search's) are numbers; a switch takes False/True as 0/1, no other value
+    import numpy as np
+
+    cfg = AnalysisConfig(smile_on=np.float32(0.05), baseline_max_frames=np.int64(500), learned_mouth=False)
+    assert (cfg.baseline_max_frames, cfg.learned_mouth) == (500, 0) and type(cfg.baseline_max_frames) is int
+    assert type(cfg.smile_on) is float and abs(cfg.smile_on - 0.05) < 1e-8
+    with pytest.raises(UsageError, match="learned_mouth must be 0 .off. or 1 .on."):
+        AnalysisConfig(learned_mouth=2)
+    with pytest.raises(UsageError, match="smile_on must be numbers, not true/false"):
+        AnalysisConfig(smile_on=True)
 
 
 def test_write_outputs_takes_one_analysis_as_before(tmp_path):

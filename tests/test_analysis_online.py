@@ -449,9 +449,9 @@ def test_facemap_analyze_gives_the_3dmm_expression_coefficients(standin_model, b
 
 
 def test_a_long_session_keeps_memory_and_work_per_frame_bounded(monkeypatch):
-    """A long webcam session in miniature (a history of 600 frames, 5,400 frames of a scripted
-    face): the history's arrays stop growing at 600 rows and a spare quarter, and hold the
-    newest 600 frames; the frames
+    """A long webcam session in miniature (a history of 1,500 frames, 5,400 frames of a scripted
+    face): the history's arrays stop growing at 1,500 rows and a spare quarter, and hold the
+    newest 1,500 frames; the frames
     waiting stay within the lag and a step; each step judges at most the window; the baseline
     refreshes read at most the history, and no more rows a frame at the end than at the start;
     and the last 30 s are labelled as the second 30 s were (the same script)."""
@@ -463,7 +463,7 @@ def test_a_long_session_keeps_memory_and_work_per_frame_bounded(monkeypatch):
     pose = np.stack([expr.pitch_deg, expr.yaw_deg, expr.roll_deg], -1)
     pts = project(faces_3d(expr), pose, 150.0, (330.0, 270.0))
     pts += np.random.default_rng(1).normal(0.0, 0.3, pts.shape)
-    cfg = replace(AnalysisConfig(), baseline_max_frames=600)
+    cfg = replace(AnalysisConfig(), baseline_max_frames=1500)
     judged_rows, base_rows = [], []
     label_frames, face_baseline = online.label_frames, online.face_baseline
     monkeypatch.setattr(online, "label_frames", lambda feats, *a, **k: judged_rows.append(len(feats)) or label_frames(feats, *a, **k))
@@ -476,17 +476,17 @@ def test_a_long_session_keeps_memory_and_work_per_frame_bounded(monkeypatch):
         t = i * 1000.0 / fps
         out += a.update(i + 1, t, (Face(i + 1, t, Status.OK, "", None, pts[i % cycle]),))
         assert len(a.pending) <= waiting
-        assert len(a.faces[0].hist) == min(i + 1, 600)
+        assert len(a.faces[0].hist) == min(i + 1, 1500)
         if i == n // 2:
             arrays = a.faces[0].hist.values
         base_at.append(len(base_rows))
-    assert a.faces[0].hist.values is arrays and arrays.shape[0] == 750  # the same arrays from halfway on
+    assert a.faces[0].hist.values is arrays and arrays.shape[0] == 1875  # the same arrays from halfway on
     assert a.faces[0].hist.frames[a.faces[0].hist.n - 1] == n  # the newest frame kept
     out += a.finish()
     assert [v.frame for v in out] == list(range(1, n + 1))
     assert not a.faces  # finish forgets
     assert max(judged_rows) <= window_ms(cfg) * fps / 1000.0 + 1
-    assert max(base_rows) == 600
+    assert max(base_rows) == 1500
     early = sum(base_rows[base_at[cycle] : base_at[2 * cycle]])
     late = sum(base_rows[base_at[-cycle - 1] :])
     assert late <= early  # refreshes every online_rebase_share of the history: not more work later
@@ -495,3 +495,23 @@ def test_a_long_session_keeps_memory_and_work_per_frame_bounded(monkeypatch):
     assert sum(x == y for x, y in zip(second, last, strict=True)) >= 0.97 * cycle
     blinks = [(e.start_frame - 1) // cycle for v in out for e in v.events if e.kind == "blink"]
     assert blinks.count(1) == blinks.count(5) >= 7  # a blink every 4 s
+
+
+def test_a_small_history_or_a_long_step_loses_no_frame_and_a_step_past_the_window_is_refused():
+    """baseline_max_frames 10 left 289 of 299 frames unlabelled (the history dropped frames
+    still to be decided); online_step_ms 6000 (past the window) lost frames the same way."""
+    from facemap.analysis.synth import faces_3d, project, scripted_expression
+
+    expr = scripted_expression(300, 30.0)
+    pts = project(faces_3d(expr), np.stack([expr.pitch_deg, expr.yaw_deg, expr.roll_deg], -1), 150.0, (330.0, 270.0))
+    for cfg in (replace(AnalysisConfig(), baseline_max_frames=10), AnalysisConfig()):
+        a = OnlineAnalyzer(cfg)
+        out = []
+        for i in range(300):
+            t = i * 1000.0 / 30.0
+            out += a.update(i + 1, t, (Face(i + 1, t, Status.OK, "", None, pts[i]),))
+        out += a.finish()
+        assert [v.frame for v in out] == list(range(1, 301))
+        assert all(v.faces[0].labels for v in out)
+    with pytest.raises(UsageError, match="online_step_ms must be above 0 and at most 2800 ms"):
+        OnlineAnalyzer(replace(AnalysisConfig(), online_step_ms=6000.0))

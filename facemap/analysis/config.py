@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
@@ -178,9 +179,14 @@ class AnalysisConfig:
     online_step_ms: float = 400.0
 
     def __post_init__(self) -> None:
-        problem = settings_problem(asdict(self))
+        values = asdict(self)
+        problem = settings_problem(values)
         if problem:
             raise UsageError(f"AnalysisConfig: {problem}")
+        for name, value in values.items():  # numpy numbers and bools (the switches) as plain ones
+            plain = int(value) if name in WHOLE_SETTINGS else float(value)
+            if type(value) is not type(plain):
+                object.__setattr__(self, name, plain)
 
     def as_dict(self) -> dict[str, float]:
         """All settings as a plain dict."""
@@ -197,9 +203,11 @@ POSITIVE_SETTINGS = (
 WHOLE_SETTINGS = ("baseline_max_frames", "max_gap_frames", "landmarks_first", "learned_mouth")
 # Settings that are shares (quantiles, fractions of frames): at most 1.
 SHARE_SETTINGS = (
-    "ear_open_quantile", "held_quantile", "mouth_closed_quantile", "min_inside_box", "landmarks_first",
-    "online_rebase_share", "learned_mouth", "mouth_open_p",
+    "ear_open_quantile", "held_quantile", "mouth_closed_quantile", "min_inside_box",
+    "online_rebase_share", "mouth_open_p",
 )
+# Settings that switch a rule on (1) or off (0).
+SWITCH_SETTINGS = ("landmarks_first", "learned_mouth")
 
 
 # Settings that are offsets or typical values of a signed measure: any finite number.
@@ -212,9 +220,15 @@ SIGNED_SETTINGS = (
 def settings_problem(values: Mapping[str, float]) -> str | None:
     """What is wrong with these settings (name -> number), in one clause, or None: the checks
     of a config file and of an ``AnalysisConfig`` built in Python."""
-    def bad(v: object) -> bool:
-        return isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v)
+    def bad(v: object) -> bool:  # a number (numpy's too; a bool only for a switch), finite
+        return not isinstance(v, numbers.Real) or not math.isfinite(v)
 
+    not_numbers = [k for k, v in values.items() if isinstance(v, bool) and k not in SWITCH_SETTINGS]
+    if not_numbers:
+        return f"setting(s) {', '.join(not_numbers)} must be numbers, not true/false"
+    switches = [k for k in SWITCH_SETTINGS if k in values and values[k] not in (0, 1)]
+    if switches:
+        return f"setting(s) {', '.join(switches)} must be 0 (off) or 1 (on)"
     out_of_range = [k for k, v in values.items() if bad(v) or (v < 0 and k not in SIGNED_SETTINGS)]
     if out_of_range:
         return f"setting(s) {', '.join(out_of_range)} must be finite numbers >= 0"

@@ -39,7 +39,7 @@ class LabelModel:
     def __post_init__(self) -> None:
         k = len(self.features)
         for name in ("mean", "scale", "weights"):
-            arr = np.asarray(getattr(self, name), dtype=np.float64)
+            arr = np.array(getattr(self, name), dtype=np.float64)  # its own copy, made read-only
             if arr.shape != (k,) or not np.isfinite(arr).all():
                 raise ModelError(
                     f"label model {self.label!r}: {name} must be {k} finite numbers, got shape {arr.shape}"
@@ -95,5 +95,10 @@ class LabelModel:
 @cache
 def label_models() -> dict[str, LabelModel]:
     """label -> its shipped model (package data, read once per process)."""
-    text = resources.files(__package__).joinpath(MODELS_FILE).read_text(encoding="utf-8")
-    return {m["label"]: LabelModel.from_dict(m) for m in json.loads(text)["models"]}
+    where = resources.files(__package__).joinpath(MODELS_FILE)
+    try:
+        return {m["label"]: LabelModel.from_dict(m) for m in json.loads(where.read_text(encoding="utf-8"))["models"]}
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
+        raise ModelError(
+            f"{where}: facemap's label models cannot be read ({type(exc).__name__}: {exc}); reinstall facemap"
+        ) from None

@@ -18,7 +18,8 @@ from ``face_baseline`` and its labels from ``labels.label_frames``, the function
   drops: lp_d3's 1.4 s one.)
 - the **lag**: a frame is decided ``lag_ms`` after it arrived (default ``default_lag_ms``: the
   reach of the talking windows, 500 ms), so the centred windows see the frames after it as
-  the offline analyzer's do; ``lag_ms=0`` decides from the past only. Frames are decided in
+  the offline analyzer's do; ``lag_ms=0`` decides a frame at the next step, with the frames
+  that came up to then (the least delay, not the past only). Frames are decided in
   steps of ``online_step_ms`` (400 ms): one ``label_frames`` pass per face decides every frame
   due, so a frame comes out 500-900 ms after it came in.
 - the **baseline**: the person's reference face, starting from the typical neutral face (as
@@ -52,6 +53,7 @@ the offline analyzer judges a photo.
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -68,6 +70,7 @@ from .events import EVENT_LABELS, frame_durations_ms
 from .features import FEATURE_COLUMNS, landmark_features
 from .inputs import Inputs
 from .labels import LABELS, NO_FACE, PRIORITY, label_frames
+from .learned import label_models
 
 _LABEL_INDEX = {name: i for i, name in enumerate(LABELS)}
 _EVENT_INDEX = tuple((kind, _LABEL_INDEX[kind]) for kind in EVENT_LABELS)
@@ -97,6 +100,9 @@ def measures(signals: pd.DataFrame, thresholds: Mapping[str, float]) -> pd.DataF
     brow_raise), above 1 past the threshold; NaN without a face."""
     values = _measure_values({c: signals[c].to_numpy() for c in signals.columns}, thresholds)
     return pd.DataFrame(dict(zip(MEASURES, values, strict=True)), index=signals.index)
+MAX_FPS = 240  # the highest frame rate a face's history is sized for (a window's frames)
+
+
 def window_ms(cfg: AnalysisConfig) -> float:
     """How much of the past the online analyzer judges each frame with: twice the longest
     minimum duration, gap and smoothing reach of the settings."""
@@ -248,7 +254,9 @@ class FaceState:
     reported_end: dict[str, int] = field(default_factory=dict)  # kind -> last frame of its last event
 
     def __post_init__(self) -> None:
-        self.hist = History(self.cfg.baseline_max_frames)
+        # the reference's frames, and never fewer than a window's at MAX_FPS (a small
+        # baseline_max_frames must not drop frames still to be decided)
+        self.hist = History(max(self.cfg.baseline_max_frames, math.ceil(window_ms(self.cfg) * MAX_FPS / 1000)))
 
     def add(self, frame: int, timestamp_ms: float, points: np.ndarray | None) -> None:
         """Append one frame: the face's (68, 2) landmarks, or None when it is not in it; the
@@ -375,7 +383,7 @@ class OnlineAnalyzer:
     at most ``online_step_ms`` more (default
     ``default_lag_ms(cfg)``: the reach of the analyzer's centred windows, so a frame is judged
     with the frames around it, as the offline analyzer judges it); ``lag_ms=0`` decides each
-    frame from the past only, at the next frame's step. ``finish()`` returns the frames still waiting. Faces are
+    frame at the next step, with the frames that came up to then. ``finish()`` returns the frames still waiting. Faces are
     told apart by ``Face.id``; a face not seen for ``window_ms(cfg)`` is forgotten. Build one
     per video or camera run; it holds no file and no model, and its memory is bounded (per
     face: ``baseline_max_frames`` rows of features) however long the run.
@@ -393,6 +401,11 @@ class OnlineAnalyzer:
         self.lag_ms = default_lag_ms(self.cfg) if lag_ms is None else float(lag_ms)
         if not (np.isfinite(self.lag_ms) and 0 <= self.lag_ms <= self.window_ms / 2):
             raise UsageError(f"lag_ms must be 0 to {self.window_ms / 2:g} ms (half the analyzer's window), got {lag_ms}")
+        if not (0 < self.cfg.online_step_ms <= self.window_ms / 2):
+            raise UsageError(f"online_step_ms must be above 0 and at most {self.window_ms / 2:g} ms (half the analyzer's "
+                             f"window: a frame is decided within the window), got {self.cfg.online_step_ms:g}")
+        if self.cfg.learned_mouth:
+            label_models()  # read now (package data, once a process), not in the first frame's step
         self.settle_ms = settle_ms(self.cfg)
         self.faces: dict[int, FaceState] = {}
         self.pending: deque[tuple[int, float, tuple[Face, ...], dict[int, bool]]] = deque()
