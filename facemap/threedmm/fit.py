@@ -62,6 +62,8 @@ class FitOptions:
     identity_prior: float = 2.0  # ridge on identity coefficients a (a = 3 * raw), per track
     expression_prior: float = 0.05  # ridge on expression coefficients e (e = 0.5 * raw + 0.5), per frame
     margin: float = 0.1  # crop margin per side, as preprocess.DEFAULT_FACE_MARGIN
+    newton: int = 0
+    newton_id: int = 0
     reweight: bool = True  # the second half of the rounds weighs points by 1 / their error
 
     def __post_init__(self) -> None:
@@ -301,33 +303,34 @@ class Fitter:
         return rot, s, t
 
     @staticmethod
-    def _pose_step(y, shape, rot, s, t, weights, h: float = 1e-4):
-        """One damped Gauss-Newton step on (pitch, yaw, roll, tx, ty, s) per frame, bounded."""
+    def _pose_step(y, shape, rot, s, t, weights):
+        """One damped Gauss-Newton step on (a small rotation, tx, ty, s) per frame, bounded.
+
+        The rotation moves by ``exp([w]x) R`` (w: three small angles about the camera axes),
+        whose derivative is analytic: d(R v)/dw = -[R v]x; the result is brought back within
+        the decode's angle range through its pitch, yaw and roll."""
         m = y.shape[0]
-        angles = angles_from_rotation(rot)
         sw = np.repeat(np.sqrt(weights), 2, axis=1)  # (m, 136) per residual
-
-        def project(ang):
-            r = rotation_matrices(ang[:, 0], ang[:, 1], ang[:, 2])
-            return shape @ r[:, :2].transpose(0, 2, 1)
-
-        proj = project(angles)
+        q = shape @ rot.transpose(0, 2, 1)  # (m, 68, 3) posed
+        proj = q[:, :, :2]
         res = (s[:, None, None] * (proj + t[:, None, :]) - y).reshape(m, -1) * sw
-        jac = np.zeros((m, 2 * N_LANDMARKS, 6))
-        for k in range(3):
-            step = np.zeros(3)
-            step[k] = h
-            dp = (project(angles + step) - project(angles - step)) / (2 * h)
-            jac[:, :, k] = (s[:, None, None] * dp).reshape(m, -1)
-        jac[:, 0::2, 3] = s[:, None]
-        jac[:, 1::2, 4] = s[:, None]
-        jac[:, :, 5] = (proj + t[:, None, :]).reshape(m, -1)
-        jac *= sw[:, :, None]
+        jac = np.zeros((m, N_LANDMARKS, 2, 6))
+        sq = s[:, None, None] * q
+        # d(w x q)_x = w_y q_z - w_z q_y, d(w x q)_y = w_z q_x - w_x q_z
+        jac[:, :, 0, 1] = sq[:, :, 2]
+        jac[:, :, 0, 2] = -sq[:, :, 1]
+        jac[:, :, 1, 0] = -sq[:, :, 2]
+        jac[:, :, 1, 2] = sq[:, :, 0]
+        jac[:, :, 0, 3] = s[:, None]
+        jac[:, :, 1, 4] = s[:, None]
+        jac[:, :, :, 5] = proj + t[:, None, :]
+        jac = jac.reshape(m, 2 * N_LANDMARKS, 6) * sw[:, :, None]
         jtj = jac.transpose(0, 2, 1) @ jac
         jtr = (jac.transpose(0, 2, 1) @ res[:, :, None])[:, :, 0]
         damp = 1e-3 * np.trace(jtj, axis1=1, axis2=2)[:, None, None] / 6 * np.eye(6)
         delta = np.linalg.solve(jtj + damp, -jtr[:, :, None])[:, :, 0]
-        angles = np.clip(angles + delta[:, :3], -_ANGLE_MAX, _ANGLE_MAX)
+        rot = _rodrigues(delta[:, :3]) @ rot
+        angles = np.clip(angles_from_rotation(rot), -_ANGLE_MAX, _ANGLE_MAX)
         t = np.clip(t + delta[:, 3:5], -TRANSLATION_SCALE, TRANSLATION_SCALE)
         s = np.clip(s + delta[:, 5], _S_MIN, _S_MAX)
         rot = rotation_matrices(angles[:, 0], angles[:, 1], angles[:, 2])
@@ -352,6 +355,8 @@ class Fitter:
         z = ((target @ r2) * weights[:, :, None]).reshape(m, 3 * N_LANDMARKS)  # (m, 68 * 3)
         grad0 = (z @ self._exp_flat) * s2[:, None]
         lip = s2 * self._equal.expr_lip * weights.max(axis=1) + opt.expression_prior
+        if opt.newton:
+            return _box_newton(hess, grad0, e, 0.0, 1.0, opt.newton)
         return _box_qp(hess, grad0, e, 0.0, 1.0, opt.expression_steps, lip)
 
     def _identity_step(self, y, e, rot, s, t, a0, grams: _Grams):
@@ -368,7 +373,20 @@ class Fitter:
         rhs = z @ grams.ident_flat
         # A'WA <= lambda_max(W) B'B with W the 3x3 pose sum: a bound without a 219 x 219 eigvalsh
         lip = np.array([np.linalg.eigvalsh(w.reshape(3, 3))[-1] * grams.ident_lip + opt.identity_prior])
+        if opt.newton_id:
+            return _box_newton(hess[None], rhs[None], a0[None], -1.0, 1.0, opt.newton_id)[0]
         return _box_qp(hess[None], rhs[None], a0[None], -1.0, 1.0, opt.identity_steps, lip)[0]
+
+
+def _rodrigues(w: np.ndarray) -> np.ndarray:
+    """(N, 3) rotation vectors -> (N, 3, 3) rotation matrices."""
+    theta = np.linalg.norm(w, axis=1)
+    k = w / np.maximum(theta, 1e-12)[:, None]
+    kx = np.zeros((w.shape[0], 3, 3))
+    kx[:, 0, 1], kx[:, 0, 2], kx[:, 1, 2] = -k[:, 2], k[:, 1], -k[:, 0]
+    kx = kx - kx.transpose(0, 2, 1)
+    sin, cos = np.sin(theta)[:, None, None], np.cos(theta)[:, None, None]
+    return np.eye(3) + sin * kx + (1.0 - cos) * (kx @ kx)
 
 
 def _box_qp(hess, lin, x0, lo: float, hi: float, steps: int, lip: np.ndarray) -> np.ndarray:
@@ -386,4 +404,40 @@ def _box_qp(hess, lin, x0, lo: float, hi: float, steps: int, lip: np.ndarray) ->
         x_prev = x
         x = np.clip(yk - step * g, lo, hi)
         mom = mom_next
+    return x
+
+
+def _box_newton(hess, lin, x0, lo: float, hi: float, iters: int) -> np.ndarray:
+    """min 0.5 x'Hx - lin'x over lo <= x <= hi, batched (B, K, K): projected Newton
+    (Bertsekas): a Newton step on the coordinates not held at a bound, projected into the box,
+    halved until the cost falls."""
+    k = hess.shape[-1]
+    eye = np.eye(k, dtype=bool)
+    x = np.clip(x0, lo, hi)
+
+    def cost(v):
+        return 0.5 * np.einsum("bi,bij,bj->b", v, hess, v) - np.einsum("bi,bi->b", lin, v)
+
+    fx = cost(x)
+    for _ in range(iters):
+        g = (hess @ x[:, :, None])[:, :, 0] - lin
+        eps = 1e-6
+        free = ~(((x <= lo + eps) & (g > 0)) | ((x >= hi - eps) & (g < 0)))
+        both = free[:, :, None] & free[:, None, :]
+        sub = np.where(both, hess, eye)
+        d = np.linalg.solve(sub, np.where(free, -g, 0.0)[:, :, None])[:, :, 0]
+        step = np.ones(x.shape[0])
+        best = x
+        done = np.zeros(x.shape[0], dtype=bool)
+        for _ in range(8):
+            cand = np.clip(x + step[:, None] * d, lo, hi)
+            fc = cost(cand)
+            ok = (fc < fx) & ~done
+            best = np.where(ok[:, None], cand, best)
+            fx = np.where(ok, fc, fx)
+            done |= ok
+            if done.all():
+                break
+            step = np.where(done, step, step * 0.5)
+        x = best
     return x
