@@ -12,10 +12,13 @@ frame. Every raw parameter stays in the network's own output range [-1, 1], as F
 The fit alternates three steps that each lower the same cost (point error plus priors):
 
 1. pose per frame (three angles, translation, scale): a few Gauss-Newton steps on six numbers;
-2. expression per frame: a box-constrained least squares (projected gradient, accelerated),
+2. expression per frame: a box-constrained least squares (projected Newton, 39 unknowns),
    with a small ridge that pulls towards the neutral face (``e = 0``);
-3. identity per track: one linear solve over all its frames with a ridge that keeps the
-   coefficients small, so identity cannot absorb expression or the detector's noise.
+3. identity per track: one box-constrained least squares over all its frames (projected
+   Newton, 219 unknowns) with a ridge that keeps the coefficients small.
+
+Each block is solved (nearly) exactly: a projected-gradient solve of the same blocks needed
+about twice the rounds for the same point error (bench/bench_fit.py).
 
 The crop is the product's (:class:`facemap.preprocess.CropTransform`): the box enlarged by the margin,
 inclusive width, ``u = (x - x0) * 128 / width``; the fitted parameters decode through
@@ -55,15 +58,15 @@ EYE_CORNERS = (36, 45)
 class FitOptions:
     """Settings of the fit. The defaults are measured (bench/bench_fit.py); see docs/analysis.md."""
 
-    rounds: int = 8  # pose -> expression -> identity alternations
+    rounds: int = 12  # pose -> expression -> identity alternations
     pose_steps: int = 2  # Gauss-Newton steps on the pose per round
-    expression_steps: int = 40  # projected-gradient steps on the expression per round
-    identity_steps: int = 100  # projected-gradient steps on the identity per round
+    expression_steps: int = 1  # projected-Newton steps on the expression per round
+    identity_steps: int = 3  # projected-Newton steps on the identity per round
     identity_prior: float = 2.0  # ridge on identity coefficients a (a = 3 * raw), per track
-    expression_prior: float = 0.05  # ridge on expression coefficients e (e = 0.5 * raw + 0.5), per frame
+    expression_prior: float = (
+        0.05  # ridge on expression coefficients e (e = 0.5 * raw + 0.5), per frame
+    )
     margin: float = 0.1  # crop margin per side, as preprocess.DEFAULT_FACE_MARGIN
-    newton: int = 0
-    newton_id: int = 0
     reweight: bool = True  # the second half of the rounds weighs points by 1 / their error
 
     def __post_init__(self) -> None:
@@ -134,7 +137,9 @@ def angles_from_rotation(rot: np.ndarray) -> np.ndarray:
 def _blocks(left: np.ndarray, right: np.ndarray) -> np.ndarray:
     """(68, 3, K) x (68, 3, K) -> (9, K * K): ``left[:, d]^T right[:, e]`` for d, e in x, y, z."""
     k = left.shape[2]
-    return np.stack([left[:, d].T @ right[:, e] for d in range(3) for e in range(3)]).reshape(9, k * k)
+    return np.stack([left[:, d].T @ right[:, e] for d in range(3) for e in range(3)]).reshape(
+        9, k * k
+    )
 
 
 class _Grams:
@@ -144,24 +149,13 @@ class _Grams:
     frame's curvature is ``sum_dd' s^2 (R2^T R2)[d, d'] G[d, d']`` without building its Jacobian.
     """
 
-    def __init__(
-        self, ident: np.ndarray, expr: np.ndarray, weights: np.ndarray, equal: _Grams | None = None
-    ) -> None:
+    def __init__(self, ident: np.ndarray, expr: np.ndarray, weights: np.ndarray) -> None:
         wid = ident * weights[:, None, None]
         wexp = expr * weights[:, None, None]
         self.ident = _blocks(wid, ident)
         self.expr = _blocks(wexp, expr)
         self.ident_flat = wid.reshape(3 * N_LANDMARKS, N_ID)
         self.expr_flat = wexp.reshape(3 * N_LANDMARKS, N_EXP)
-        # R2'R2 is a projector, so A'WA <= B'WB: its largest eigenvalue bounds every frame's
-        # curvature (times s^2) and gives the projected gradient a safe step. Weighted blocks
-        # take the equal ones' bound times the largest weight (B'WB <= max(w) B'B): no eigvalsh.
-        if equal is None:
-            self.expr_lip = float(np.linalg.eigvalsh(expr.reshape(-1, N_EXP).T @ self.expr_flat)[-1])
-            self.ident_lip = float(np.linalg.eigvalsh(ident.reshape(-1, N_ID).T @ self.ident_flat)[-1])
-        else:
-            self.expr_lip = equal.expr_lip * float(weights.max())
-            self.ident_lip = equal.ident_lip * float(weights.max())
 
 
 class Fitter:
@@ -251,7 +245,7 @@ class Fitter:
                 if not fixed and k == rounds // 2:
                     # the identity's blocks are reweighted once, by the track's mean weights
                     # (rebuilding its 219 x 219 blocks every round costs more than it gains)
-                    grams = _Grams(self._id, self._exp, weights.mean(axis=0), self._equal)
+                    grams = _Grams(self._id, self._exp, weights.mean(axis=0))
             for _ in range(opt.pose_steps):
                 rot, s, t = self._pose_step(y, shape, rot, s, t, weights)
             base = self._mean + self._id @ a  # (68, 3) neutral face of this person
@@ -337,7 +331,7 @@ class Fitter:
         return rot, s, t
 
     def _expression_step(self, y, base, rot, s, t, e, weights):
-        """Box-constrained ridge least squares for e in [0, 1] per frame (FISTA, warm start)."""
+        """Box-constrained ridge least squares for e in [0, 1] per frame (projected Newton, warm start)."""
         opt = self.options
         m = y.shape[0]
         r2 = rot[:, :2]  # (m, 2, 3)
@@ -354,10 +348,7 @@ class Fitter:
         hess += opt.expression_prior * np.eye(N_EXP)
         z = ((target @ r2) * weights[:, :, None]).reshape(m, 3 * N_LANDMARKS)  # (m, 68 * 3)
         grad0 = (z @ self._exp_flat) * s2[:, None]
-        lip = s2 * self._equal.expr_lip * weights.max(axis=1) + opt.expression_prior
-        if opt.newton:
-            return _box_newton(hess, grad0, e, 0.0, 1.0, opt.newton)
-        return _box_qp(hess, grad0, e, 0.0, 1.0, opt.expression_steps, lip)
+        return _box_newton(hess, grad0, e, 0.0, 1.0, opt.expression_steps)
 
     def _identity_step(self, y, e, rot, s, t, a0, grams: _Grams):
         """Ridge least squares for the track's identity (raw units) within [-1, 1]."""
@@ -371,11 +362,7 @@ class Fitter:
         hess = (w @ grams.ident).reshape(N_ID, N_ID) + opt.identity_prior * np.eye(N_ID)
         z = ((target * s2[:, None, None]) @ r2).sum(axis=0).reshape(3 * N_LANDMARKS)
         rhs = z @ grams.ident_flat
-        # A'WA <= lambda_max(W) B'B with W the 3x3 pose sum: a bound without a 219 x 219 eigvalsh
-        lip = np.array([np.linalg.eigvalsh(w.reshape(3, 3))[-1] * grams.ident_lip + opt.identity_prior])
-        if opt.newton_id:
-            return _box_newton(hess[None], rhs[None], a0[None], -1.0, 1.0, opt.newton_id)[0]
-        return _box_qp(hess[None], rhs[None], a0[None], -1.0, 1.0, opt.identity_steps, lip)[0]
+        return _box_newton(hess[None], rhs[None], a0[None], -1.0, 1.0, opt.identity_steps)[0]
 
 
 def _rodrigues(w: np.ndarray) -> np.ndarray:
@@ -387,24 +374,6 @@ def _rodrigues(w: np.ndarray) -> np.ndarray:
     kx = kx - kx.transpose(0, 2, 1)
     sin, cos = np.sin(theta)[:, None, None], np.cos(theta)[:, None, None]
     return np.eye(3) + sin * kx + (1.0 - cos) * (kx @ kx)
-
-
-def _box_qp(hess, lin, x0, lo: float, hi: float, steps: int, lip: np.ndarray) -> np.ndarray:
-    """min 0.5 x'Hx - lin'x over lo <= x <= hi, batched (B, K, K): accelerated projected gradient.
-
-    ``lip`` (B,) bounds each H's largest eigenvalue (the step is its inverse)."""
-    step = 1.0 / np.maximum(lip, 1e-12)[:, None]
-    x = np.clip(x0, lo, hi)
-    x_prev = x
-    mom = 1.0
-    for _ in range(steps):
-        mom_next = (1.0 + np.sqrt(1.0 + 4.0 * mom * mom)) / 2.0
-        yk = x + ((mom - 1.0) / mom_next) * (x - x_prev)
-        g = (hess @ yk[:, :, None])[:, :, 0] - lin
-        x_prev = x
-        x = np.clip(yk - step * g, lo, hi)
-        mom = mom_next
-    return x
 
 
 def _box_newton(hess, lin, x0, lo: float, hi: float, iters: int) -> np.ndarray:
