@@ -28,7 +28,7 @@ from .decode import expression_coefficients
 from .fit import Fit, Fitter
 
 SETTLE_FRAMES = 32  # frames of a track its identity is fitted on, then fixed
-FRAME_ROUNDS = 6  # rounds of a frame's pose-and-expression fit once the identity is fixed
+FRAME_ROUNDS = 8  # rounds of a frame's pose-and-expression fit once the identity is fixed
 
 
 @dataclass
