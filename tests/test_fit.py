@@ -341,7 +341,7 @@ def test_the_stage_holds_a_tracks_frames_and_gives_them_one_identity(real_basis:
     """Two tracks, one short (frames 5-20) beside a long one, and frames without a face: every
     frame comes out once and in order, never more than settle_frames are held, each track has
     one identity, and the long track's is the batch fit's of its first 32 frames."""
-    from facemap.threedmm.stage import FitStage
+    from facemap.threedmm.stage import SETTLE_ROUNDS, FitStage
 
     points, boxes = _clip_logs("lp_d14", 1)
     other, other_boxes = _clip_logs("lp_d3", 1)
@@ -366,5 +366,5 @@ def test_the_stage_holds_a_tracks_frames_and_gives_them_one_identity(real_basis:
     assert len(ids[0]) == 78 and len(ids[1]) == 15
     for v in ids.values():
         assert np.ptp(np.array(v), axis=0).max() == 0.0
-    whole = fitter.fit(points[:32], boxes[:32])
+    whole = fitter.fit(points[:32], boxes[:32], rounds=SETTLE_ROUNDS)
     np.testing.assert_array_equal(ids[0][0], whole.params[0, :219])

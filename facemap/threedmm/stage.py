@@ -28,7 +28,8 @@ from .decode import expression_coefficients
 from .fit import Fit, Fitter
 
 SETTLE_FRAMES = 32  # frames of a track its identity is fitted on, then fixed
-FRAME_ROUNDS = 8  # rounds of a frame's pose-and-expression fit once the identity is fixed
+FRAME_ROUNDS = 12  # rounds of a frame's pose-and-expression fit once the identity is fixed
+SETTLE_ROUNDS = 96  # rounds of the fit that settles a track's identity (once per track)
 
 
 @dataclass
@@ -107,7 +108,7 @@ class FitStage:
     def _settle(self, track: _Track) -> None:
         """Fit the track's frames so far as one track; the identity is its from now on, and its
         held faces get their rows."""
-        whole = self.fitter.fit(np.stack(track.points), np.stack(track.boxes))
+        whole = self.fitter.fit(np.stack(track.points), np.stack(track.boxes), rounds=SETTLE_ROUNDS)
         track.identity = whole.params[0, :N_ID].copy()
         for k, (held, i) in enumerate(track.waiting):
             held.faces[i] = self._with_params(held.faces[i], whole, k)
