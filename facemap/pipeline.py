@@ -181,7 +181,8 @@ class Pipeline:
         With the 3DMM fit, a video file's face track waits until its identity settles (at most
         ``FitStage.settle_frames`` = 32 frames held, images included), so every frame of a track
         carries one identity; ``live`` (a camera) holds nothing: a track's first frames carry
-        provisional identities (see ``facemap.threedmm.stage``)."""
+        provisional identities (see ``facemap.threedmm.stage``). A held frame's ``elapsed_ms``
+        leaves out its fit, which is done with its track's."""
         mode = Mode(mode)
         outs = [as_sink(s) for s in sinks]
         step = self._image_step() if mode is Mode.IMAGE else self._video_step()
