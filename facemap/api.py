@@ -140,7 +140,9 @@ class FaceMap:
             for src in inputs:
                 frames = src.frames(span)
                 try:
-                    yield from pipeline.run(frames, mode or src.mode, outs, src.path, src.stem)
+                    # a camera's frames are not held for the 3DMM fit's settling identity
+                    live = src.kind == "camera"
+                    yield from pipeline.run(frames, mode or src.mode, outs, src.path, src.stem, live)
                 finally:
                     frames.close()
         except StopRun:  # a sink asked to stop (a preview's q key): a normal end

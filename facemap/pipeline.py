@@ -121,6 +121,33 @@ class Options:
             OnlineAnalyzer(self.analyze, self.analyze_lag_ms)  # a bad lag is refused here, before any frame
 
 
+class _Hold:
+    """Frames a stage answers for later (the 3DMM fit's settling identities, the online
+    analyzer's verdicts), oldest first: ``update(frame)`` and ``finish()`` give the answers for
+    the oldest frames waiting, in order, and ``merge(frame, answer)`` is the frame that goes on."""
+
+    def __init__(
+        self,
+        update: Callable[[Frame], list],
+        finish: Callable[[], list],
+        merge: Callable[[Frame, object], Frame],
+    ) -> None:
+        self.update, self.finish, self.merge = update, finish, merge
+        self.waiting: deque[Frame] = deque()
+
+    def push(self, frame: Frame) -> list[Frame]:
+        """Hold ``frame``; the frames answered for now, in order."""
+        self.waiting.append(frame)
+        return self._take(self.update(frame))
+
+    def flush(self) -> list[Frame]:
+        """Every frame still waiting, answered for now (at the end)."""
+        return self._take(self.finish()) if self.waiting else []
+
+    def _take(self, answers: list) -> list[Frame]:
+        return [self.merge(self.waiting.popleft(), a) for a in answers]
+
+
 class Pipeline:
     """The detector + landmarker and the per-mode stages after them. Build once, run often."""
 
@@ -146,9 +173,16 @@ class Pipeline:
         sinks: Iterable[object] = (),
         source: Path | None = None,
         stem: str = "",
+        live: bool = False,
     ) -> Iterator[Frame]:
         """One Frame per frame of ``frames`` (one sequence in video mode), each handed to every
-        sink before it is yielded. Closing the sinks is the caller's (``close_sinks``)."""
+        sink before it is yielded, in order. Closing the sinks is the caller's (``close_sinks``).
+
+        With the 3DMM fit, a video file's face track waits until its identity settles (at most
+        ``FitStage.settle_frames`` = 32 frames held, images included), so every frame of a track
+        carries one identity; ``live`` (a camera) holds nothing: a track's first frames carry
+        provisional identities (see ``facemap.threedmm.stage``). A held frame's ``elapsed_ms``
+        leaves out its fit, which is done with its track's."""
         mode = Mode(mode)
         outs = [as_sink(s) for s in sinks]
         step = self._image_step() if mode is Mode.IMAGE else self._video_step()
@@ -156,14 +190,28 @@ class Pipeline:
         video = mode is not Mode.IMAGE
         hold = HoldSignals()
         cfg = self.options.analyze
-        online = judge_still = None  # the analysis, chosen once: frame by frame (video) or per picture
+        judge_still = None  # the analysis, chosen once: frame by frame (video) or per picture
+        holds: list[_Hold] = []  # stages that answer for a frame later, in chain order
+        fit_now = fit  # the fit frame by frame (a picture, a live camera), or held (a video file)
+        if fit is not None and video and not live:
+            # a video file: a track's frames wait until its identity settles (FitStage.push)
+            holds.append(
+                _Hold(lambda f: fit.push(f.faces), fit.finish, lambda frame, faces: replace(frame, faces=faces))
+            )
+            fit_now = None
         if cfg is not None and video:
             from .analysis.online import OnlineAnalyzer
 
             online = OnlineAnalyzer(cfg, self.options.analyze_lag_ms)
+            holds.append(
+                _Hold(
+                    lambda f: online.update(f.index, f.timestamp_ms, f.faces),
+                    online.finish,
+                    lambda frame, v: replace(frame, faces=v.faces, events=v.events),
+                )
+            )
         elif cfg is not None:
             from .analysis.online import judge_still
-        waiting: deque[Frame] = deque()  # frames the online analyzer has not decided yet
 
         def give(frame: Frame) -> bool:
             """Hand ``frame`` to every sink; True when one asked to stop."""
@@ -177,20 +225,40 @@ class Pipeline:
                             stop = True
             return stop
 
-        def decided(verdicts) -> list[Frame]:
-            out = []
-            for v in verdicts:
-                frame = waiting.popleft()
-                out.append(replace(frame, faces=v.faces, events=v.events))
+        def through(frame: Frame) -> list[Frame]:
+            """``frame`` through the holds: the frames that come out now, in order."""
+            out = [frame]
+            for h in holds:
+                out = [o for f in out for o in h.push(f)]
             return out
+
+        def drain() -> list[Frame]:
+            """Every frame still held, decided now (the frames ended or the run stops), in order."""
+            out: list[Frame] = []
+            for h in holds:
+                out = [o for f in out for o in h.push(f)] + h.flush()
+            return out
+
+        ready: deque[Frame] = deque()  # decided, not yet handed to the sinks
+
+        def emit() -> Iterator[Frame]:
+            while ready:
+                done = ready.popleft()
+                if give(done):  # a sink asked to stop: the frames held are decided now
+                    ready.extend(drain())
+                    while ready:
+                        give(ready.popleft())
+                    yield done
+                    raise StopRun
+                yield done
 
         try:
             for vf in frames:
                 t0 = time.perf_counter()
                 with self._backends:
                     faces, boxes, reason = step(vf)
-                if fit is not None:
-                    faces = fit(faces, video=video)
+                if fit_now is not None:
+                    faces = fit_now(faces, video=video)
                 if judge_still is not None:
                     faces = judge_still(faces, cfg)
                 frame = Frame(
@@ -205,33 +273,17 @@ class Pipeline:
                     reason="" if faces else reason,
                     elapsed_ms=(time.perf_counter() - t0) * 1000.0,
                 )
-                if online is None:
-                    ready = [frame]
-                else:
-                    waiting.append(frame)
-                    ready = decided(online.update(frame.index, frame.timestamp_ms, frame.faces))
-                for i, done in enumerate(ready):
-                    if give(done):
-                        for rest in ready[i + 1 :]:  # already decided: the sinks get them too
-                            give(rest)
-                        if online is not None:
-                            for rest in decided(online.finish()):
-                                give(rest)
-                        yield done
-                        raise StopRun
-                    yield done
-            if online is not None:
-                for done in decided(online.finish()):
-                    stop = give(done)
-                    yield done
-                    if stop:
-                        raise StopRun
+                ready.extend(through(frame))
+                yield from emit()
+            ready.extend(drain())
+            yield from emit()
         except (GeneratorExit, KeyboardInterrupt):
-            # stopped early (Ctrl-C, the caller's break): the frames still waiting for the
-            # analyzer's verdict go to the sinks as decided now, so the logs hold every frame
-            if online is not None and waiting:
-                for rest in decided(online.finish()):
-                    give(rest)
+            # stopped early (Ctrl-C, the caller's break): the frames decided or still held (the
+            # fit's settling tracks, the analyzer's undecided frames) go to the sinks as decided
+            # now, so the logs hold every frame
+            ready.extend(drain())
+            while ready:
+                give(ready.popleft())
             raise
 
     # -- the two modes

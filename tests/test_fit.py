@@ -121,8 +121,9 @@ def _clip_logs(stem: str, step: int) -> tuple[np.ndarray, np.ndarray]:
 
 def test_fit_gives_back_dlibs_points_on_every_shared_clip(real_basis: Basis, fitter: Fitter) -> None:
     """Every 8th frame of the 34 clips' dlib logs: decoded through the documented crop with the
-    independent decode, the fit lands on dlib's points. Measured: median 0.021, 95th percentile
-    0.030 (the brows' ends alone err 0.05-0.08: the basis places them nearer the brow's middle)."""
+    independent decode, the fit lands on dlib's points. Measured: median 0.0195, 95th percentile
+    0.0282, worst clip 0.0284 (the brows' ends alone err 0.05-0.08: the basis places them nearer
+    the brow's middle)."""
     clips = sorted(p.name[: -len("_mediapipe_blendshapes.csv")] for p in (DATA / "ref").glob("*_mediapipe_blendshapes.csv"))
     assert len(clips) == 34
     errors, worst = [], {}
@@ -135,9 +136,37 @@ def test_fit_gives_back_dlibs_points_on_every_shared_clip(real_basis: Basis, fit
         errors.append(err)
         worst[stem] = float(np.median(err))
     pooled = np.concatenate(errors)
-    assert np.median(pooled) <= 0.0215, np.median(pooled)
-    assert np.percentile(pooled, 95) <= 0.032, np.percentile(pooled, 95)
-    assert max(worst.values()) <= 0.032, max(worst.items(), key=lambda kv: kv[1])
+    assert np.median(pooled) <= 0.0197, np.median(pooled)
+    assert np.percentile(pooled, 95) <= 0.0285, np.percentile(pooled, 95)
+    assert max(worst.values()) <= 0.029, max(worst.items(), key=lambda kv: kv[1])
+
+
+def test_the_video_stage_gives_back_dlibs_points_with_one_identity_per_clip(real_basis: Basis) -> None:
+    """The stage path infer.py takes on a video file (``FitStage.push`` / ``finish``), every 4th
+    frame of the 34 clips as one track each: every frame out once, in order, one identity per
+    clip, and the independent decode lands on dlib's points. Measured: median 0.0183, 95th
+    percentile 0.0281, worst clip 0.0269 (before the hold and the settled identity: 0.0226 / 0.0328
+    on the first 120 frames)."""
+    from facemap.threedmm.stage import FitStage
+
+    clips = sorted(p.name[: -len("_mediapipe_blendshapes.csv")] for p in (DATA / "ref").glob("*_mediapipe_blendshapes.csv"))
+    fitter = Fitter(real_basis)
+    errors, worst = [], {}
+    for stem in clips:
+        points, boxes = _clip_logs(stem, 4)
+        stage = FitStage(fitter)
+        faces = [Face(frame=i + 1, status=Status.OK, box=BBox(*boxes[i]), landmarks=points[i]) for i in range(len(points))]
+        out = [f for face in faces for f in stage.push((face,))] + stage.finish()
+        assert [f[0].frame for f in out] == list(range(1, len(points) + 1)), stem
+        params = np.array([f[0].params for f in out])
+        assert np.all(np.abs(params) <= 1.0) and np.ptp(params[:, :219], axis=0).max() == 0.0, stem
+        err = nme(decode_to_image(params, boxes, real_basis), points)
+        errors.append(err)
+        worst[stem] = float(np.median(err))
+    pooled = np.concatenate(errors)
+    assert np.median(pooled) <= 0.0186, np.median(pooled)
+    assert np.percentile(pooled, 95) <= 0.0285, np.percentile(pooled, 95)
+    assert max(worst.values()) <= 0.028, max(worst.items(), key=lambda kv: kv[1])
 
 
 def test_the_stage_fits_a_track_and_keeps_one_identity_after_it_settles(real_basis: Basis) -> None:
@@ -178,11 +207,11 @@ def test_infer_with_dlib_and_the_basis_writes_fitted_params_the_analyzer_reads(t
     assert raw.frame.tolist() == lm.frame.tolist() and len(raw) == 78
     params = raw[[f"p{i}" for i in range(265)]].to_numpy()
     assert np.isfinite(params).all() and np.abs(params).max() <= 1.0
-    assert np.ptp(params[40:, :219], axis=0).max() == 0.0  # settled: one identity
+    assert np.ptp(params[:, :219], axis=0).max() == 0.0  # one track, one identity on every row
     points = lm[[c for i in range(68) for c in (f"x{i}", f"y{i}")]].to_numpy().reshape(-1, 68, 2)
     boxes = meta.loc[raw.frame, ["x0", "y0", "x1", "y1"]].to_numpy(float)
     # the log's rounding (%.6g) included, the params decode onto dlib's points
-    assert np.median(nme(decode_to_image(params, boxes, real_basis), points)) < 0.03
+    assert np.median(nme(decode_to_image(params, boxes, real_basis), points)) < 0.016  # measured 0.0142
     # the named measures beside them: lp_d0's grin, as MediaPipe sees it
     named = pd.read_csv(logs / "lp_d0_expression.csv").merge(
         pd.read_csv(DATA / "ref" / "lp_d0_mediapipe_blendshapes.csv"), on="frame"
@@ -239,3 +268,132 @@ def test_open_dlib_with_basis_dir_gives_faces_their_params_and_measures() -> Non
     assert set(faces[0].expression_measures) == {"smile", "jaw_open", "eye_closure_left", "eye_closure_right"}
     # lp_d0 grins from about frame 20: the smile measure rises with it
     assert faces[30].expression_measures["smile"] > faces[0].expression_measures["smile"] + 0.3
+
+
+def test_a_video_files_face_tracks_each_carry_one_identity_in_frame_order() -> None:
+    """fr_short_hamilton_clip cuts from a singer to an audience: several face tracks, each held
+    until its identity settles; every frame comes out once, in order, and every face of a track
+    carries the same 219 identity parameters."""
+    import facemap
+
+    need_shared(DATA / "videos")
+    with facemap.open("dlib", detector="dlib-hog", basis_dir=str(BASIS)) as fm:
+        frames = list(fm.process(str(DATA / "videos" / "fr_short_hamilton_clip.mp4")))
+    assert [f.index for f in frames] == list(range(1, 276))
+    tracks: dict[int, list[np.ndarray]] = {}
+    for frame in frames:
+        for face in frame.faces:
+            assert face.params.shape == (265,), (frame.index, face.id)
+            tracks.setdefault(face.id, []).append(face.params[:219])
+    assert len(tracks) >= 2 and max(len(v) for v in tracks.values()) > 32  # one settles at 32
+    for fid, ids in tracks.items():
+        assert np.ptp(np.array(ids), axis=0).max() == 0.0, fid
+    assert len({tuple(v[0]) for v in tracks.values()}) == len(tracks)  # one identity a track, not one in all
+
+
+def test_a_break_out_of_the_loop_writes_every_frame_processed_with_one_identity(tmp_path) -> None:
+    """The first frame comes out when its track settles (frame 32), the other 31 with it:
+    breaking out of the loop at the first still hands those to the sinks."""
+    import facemap
+    from facemap.sinks import CsvLogSink
+
+    need_shared(DATA / "videos")
+    with facemap.open("dlib", detector="dlib-hog", basis_dir=str(BASIS)) as fm:
+        run = fm.process(str(DATA / "videos" / "lp_d0.mp4"), sinks=[CsvLogSink(tmp_path, "lp_d0", raw=True)])
+        seen = []
+        for frame in run:
+            seen.append(frame.index)
+            break
+        run.close()
+    raw = pd.read_csv(tmp_path / "logs" / "lp_d0_raw.csv")
+    assert seen == [1]
+    # the first frame came out only when its track settled: every frame read by then is logged
+    assert raw.frame.tolist() == list(range(1, len(raw) + 1)) and len(raw) == 32
+    params = raw[[f"p{i}" for i in range(265)]].to_numpy()
+    assert np.isfinite(params).all() and np.ptp(params[:, :219], axis=0).max() == 0.0
+
+
+def test_ctrl_c_while_a_track_settles_writes_the_frames_held_with_one_identity(tmp_path) -> None:
+    """Ctrl-C at frame 11, the track's first ten frames held: they are fitted as they are and
+    reach the raw log, in order, with one identity."""
+    import facemap
+    from facemap.io.video import read_frames
+    from facemap.pipeline import close_sinks
+    from facemap.sinks import CsvLogSink
+    from facemap.types import Mode
+
+    need_shared(DATA / "videos")
+
+    def frames():
+        for vf in read_frames(DATA / "videos" / "lp_d0.mp4"):
+            if vf.index == 11:
+                raise KeyboardInterrupt
+            yield vf
+
+    sink = CsvLogSink(tmp_path, "lp_d0", raw=True)
+    out = []
+    with facemap.open("dlib", detector="dlib-hog", basis_dir=str(BASIS)) as fm, pytest.raises(KeyboardInterrupt):
+        out.extend(fm.pipeline.run(frames(), Mode.VIDEO, sinks=[sink]))
+    close_sinks([sink], KeyboardInterrupt())
+    assert out == []  # none came out before the interruption
+    raw = pd.read_csv(tmp_path / "logs" / "lp_d0_raw.csv")
+    assert raw.frame.tolist() == list(range(1, 11))
+    params = raw[[f"p{i}" for i in range(265)]].to_numpy()
+    assert np.isfinite(params).all() and np.ptp(params[:, :219], axis=0).max() == 0.0
+
+
+@pytest.mark.parametrize("live", [False, True])
+def test_a_camera_holds_no_frame_and_a_file_holds_until_the_identity_settles(live: bool) -> None:
+    import facemap
+    from facemap.io.video import read_frames
+    from facemap.threedmm.stage import SETTLE_FRAMES
+    from facemap.types import Mode
+
+    need_shared(DATA / "videos")
+    read = []
+
+    def frames():
+        for vf in read_frames(DATA / "videos" / "lp_d0.mp4", max_frames=40):
+            read.append(vf.index)
+            yield vf
+
+    with facemap.open("dlib", detector="dlib-hog", basis_dir=str(BASIS)) as fm:
+        lag = [len(read) - frame.index for frame in fm.pipeline.run(frames(), Mode.VIDEO, live=live)]
+    assert len(lag) == 40
+    if live:
+        assert max(lag) == 0
+    else:  # the first frame waits for the track's 32nd, the rest come out as they are read
+        assert lag[0] == SETTLE_FRAMES - 1 and max(lag) == SETTLE_FRAMES - 1 and lag[-1] == 0
+
+
+def test_the_stage_holds_a_tracks_frames_and_gives_them_one_identity(real_basis: Basis) -> None:
+    """Two tracks, one short (frames 5-20) beside a long one, and frames without a face: every
+    frame comes out once and in order, never more than settle_frames are held, each track has
+    one identity, and the long track's is the batch fit's of its first 32 frames."""
+    from facemap.threedmm.stage import SETTLE_ROUNDS, FitStage
+
+    points, boxes = _clip_logs("lp_d14", 1)
+    other, other_boxes = _clip_logs("lp_d3", 1)
+    fitter = Fitter(real_basis)
+    stage = FitStage(fitter, settle_frames=32)
+    out, most = [], 0
+    for n in range(80):
+        faces = [Face(frame=n + 1, status=Status.OK, box=BBox(*boxes[n]), landmarks=points[n], id=0)]
+        if 5 <= n < 20:
+            faces.append(Face(frame=n + 1, status=Status.OK, box=BBox(*other_boxes[n]), landmarks=other[n], id=1))
+        if n in (40, 41):
+            faces = []
+        out += stage.push(tuple(faces))
+        most = max(most, len(stage._held))
+    out += stage.finish()
+    assert len(out) == 80 and most <= 32
+    assert [f[0].frame if f else None for f in out] == [n + 1 if n not in (40, 41) else None for n in range(80)]
+    ids = {0: [], 1: []}
+    for faces in out:
+        for face in faces:
+            ids[face.id].append(face.params[:219])
+    assert len(ids[0]) == 78 and len(ids[1]) == 15
+    for v in ids.values():
+        assert np.ptp(np.array(v), axis=0).max() == 0.0
+    whole = fitter.fit(points[:32], boxes[:32], rounds=SETTLE_ROUNDS)
+    np.testing.assert_array_equal(ids[0][0], whole.params[0, :219])

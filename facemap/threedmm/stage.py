@@ -1,15 +1,24 @@
 """The fit as a stage of the chain: faces with 68 points and no parameters get FaceMap's 265.
 
-In a video each face track's identity settles over its first frames: it is fitted on the
-track's frames seen so far at frames 1, 2, 4, ... up to ``settle_frames``, and fixed after that,
-so a track's later frames share one identity and each frame costs one pose-and-expression fit
-(from scratch: on the 34 shared clips a start from the previous frame converged worse, median NME
-0.026 against 0.022 in the same time).
+A face track's identity is fitted on its first ``settle_frames`` frames and fixed after that, so
+every later frame costs one pose-and-expression fit (from scratch: with the earlier solver a
+start from the previous frame converged worse on the 34 shared clips, 0.026 against 0.022). How the first frames get theirs depends on the source:
+
+* a video file (``push`` / ``finish``): the frames are held until every track in them has its
+  identity: a track settles at its ``settle_frames``-th frame, when the oldest frame held has
+  waited ``settle_frames`` frames, or at the end. Its held frames are then fitted together with
+  that one identity, so **every frame of a track carries the same identity**. At most
+  ``settle_frames`` frames are held; they come out in order.
+* a live camera (``stage(faces)``): no frame waits; the identity is refitted on the track's
+  frames so far at frames 1, 2, 4, ... up to ``settle_frames`` and fixed after that, so the
+  first frames of a track carry provisional identities.
+
 A picture stands alone: its faces are fitted whole, identity included.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -19,13 +28,23 @@ from .decode import expression_coefficients
 from .fit import Fit, Fitter
 
 SETTLE_FRAMES = 32  # frames of a track its identity is fitted on, then fixed
-FRAME_ROUNDS = 6  # rounds of a frame's pose-and-expression fit once the identity is fixed
+FRAME_ROUNDS = 12  # rounds of a frame's pose-and-expression fit once the identity is fixed
+SETTLE_ROUNDS = 96  # rounds of the fit that settles a track's identity (once per track)
+
+
+@dataclass
+class _Held:
+    """One frame's faces waiting for their tracks' identities; ``pending`` of them still wait."""
+
+    faces: list[Face]
+    pending: int = 0
 
 
 @dataclass
 class _Track:
     points: list[np.ndarray] = field(default_factory=list)
     boxes: list[np.ndarray] = field(default_factory=list)
+    waiting: list[tuple[_Held, int]] = field(default_factory=list)  # held frames' faces, in order
     identity: np.ndarray | None = None
 
 
@@ -40,15 +59,71 @@ def fittable(face: Face) -> bool:
 
 
 class FitStage:
-    """Per run: ``stage(faces, video)`` -> the faces with ``params`` and ``expression`` filled."""
+    """Per run: ``stage(faces, video)`` (a picture, a live camera) or ``push(faces)`` /
+    ``finish()`` (a video file) -> the faces with ``params`` and ``expression`` filled."""
 
     def __init__(self, fitter: Fitter, settle_frames: int = SETTLE_FRAMES) -> None:
+        if not isinstance(settle_frames, int) or settle_frames < 1:
+            raise ValueError(f"settle_frames must be a whole number >= 1, got {settle_frames!r}")
         self.fitter = fitter  # built once per FaceMap (its decoder and measurer with it)
         self.settle_frames = settle_frames
         self._tracks: dict[int, _Track] = {}
+        self._held: deque[_Held] = deque()
 
+    # ---- a video file: frames held until their tracks' identities settle ---------------------
+    def push(self, faces: tuple[Face, ...]) -> list[tuple[Face, ...]]:
+        """Take one frame's faces; give back the faces of the oldest frames now fitted, in order
+        (none while a track in them still settles; at most ``settle_frames`` frames wait)."""
+        held = _Held(list(faces))
+        self._held.append(held)
+        for i, face in enumerate(faces):
+            if not fittable(face):
+                continue
+            track = self._tracks.setdefault(face.id, _Track())
+            if track.identity is not None:
+                held.faces[i] = self._frame_fit(face, track.identity)
+                continue
+            track.points.append(np.asarray(face.landmarks, dtype=np.float64))
+            track.boxes.append(np.array(face.box.as_tuple(), dtype=np.float64))
+            track.waiting.append((held, i))
+            held.pending += 1
+            if len(track.points) == self.settle_frames:
+                self._settle(track)
+        while self._held and self._held[0].pending and len(self._held) >= self.settle_frames:
+            oldest = self._held[0]  # waited long enough: its tracks settle on what they have
+            for face in oldest.faces:
+                track = self._tracks.get(face.id)
+                if track is not None and track.identity is None and fittable(face):
+                    self._settle(track)
+        return self._release()
+
+    def finish(self) -> list[tuple[Face, ...]]:
+        """The end of the frames: every track still settling settles on the frames it has, and
+        all held frames come out, in order."""
+        for track in self._tracks.values():
+            if track.identity is None and track.points:
+                self._settle(track)
+        return self._release()
+
+    def _settle(self, track: _Track) -> None:
+        """Fit the track's frames so far as one track; the identity is its from now on, and its
+        held faces get their rows."""
+        whole = self.fitter.fit(np.stack(track.points), np.stack(track.boxes), rounds=SETTLE_ROUNDS)
+        track.identity = whole.params[0, :N_ID].copy()
+        for k, (held, i) in enumerate(track.waiting):
+            held.faces[i] = self._with_params(held.faces[i], whole, k)
+            held.pending -= 1
+        track.points, track.boxes, track.waiting = [], [], []
+
+    def _release(self) -> list[tuple[Face, ...]]:
+        out = []
+        while self._held and not self._held[0].pending:
+            out.append(tuple(self._held.popleft().faces))
+        return out
+
+    # ---- a picture or a live camera: nothing waits ------------------------------------------
     def __call__(self, faces: tuple[Face, ...], video: bool = True) -> tuple[Face, ...]:
-        """Fit the frame's fittable faces; the others pass unchanged."""
+        """Fit the frame's fittable faces now; the others pass unchanged."""
         todo = [i for i, f in enumerate(faces) if fittable(f)]
         if not todo:
             return faces
@@ -63,20 +138,24 @@ class FitStage:
         for i in todo:
             face = faces[i]
             track = self._tracks.setdefault(face.id, _Track())
-            box = np.array(face.box.as_tuple(), dtype=np.float64)
             if track.identity is None or len(track.points) < self.settle_frames:
                 track.points.append(np.asarray(face.landmarks, dtype=np.float64))
-                track.boxes.append(box)
+                track.boxes.append(np.array(face.box.as_tuple(), dtype=np.float64))
                 n = len(track.points)
                 if n & (n - 1) == 0 or n == self.settle_frames:  # 1, 2, 4, ... and the last
                     whole = self.fitter.fit(np.stack(track.points), np.stack(track.boxes))
                     track.identity = whole.params[-1, :N_ID].copy()
                     out[i] = self._with_params(face, whole, -1)
                     continue
-            fit = self.fitter.fit(face.landmarks[None], box[None], identity=track.identity, rounds=FRAME_ROUNDS)
-            out[i] = self._with_params(face, fit, 0)
+            out[i] = self._frame_fit(face, track.identity)
         return tuple(out)
 
+    def _frame_fit(self, face: Face, identity: np.ndarray) -> Face:
+        box = np.array(face.box.as_tuple(), dtype=np.float64)
+        fit = self.fitter.fit(
+            face.landmarks[None], box[None], identity=identity, rounds=FRAME_ROUNDS
+        )
+        return self._with_params(face, fit, 0)
 
     @staticmethod
     def _with_params(face: Face, fit: Fit, row: int) -> Face:
@@ -87,5 +166,8 @@ class FitStage:
             return face
         named = {k: float(v[row]) for k, v in fit.measures.items()}
         return replace(
-            face, params=params, expression=expression_coefficients(params[None])[0], expression_measures=named
+            face,
+            params=params,
+            expression=expression_coefficients(params[None])[0],
+            expression_measures=named,
         )
