@@ -1,5 +1,7 @@
-"""Do the 3DMM fit's expression features help the smile and mouth_open labels? A leave-one-clip-out
-check against MediaPipe on the shared clips (issue 25); nothing here is used by the analyzer.
+"""Do the 3DMM fit's expression features help the smile, mouth_open and eyes_closed labels?
+
+A leave-one-clip-out check against MediaPipe on the shared clips (issue 25); nothing here is used
+by the analyzer.
 
 Every clip's ref landmarks are fitted as ``infer.py`` fits them (``facemap.threedmm.stage.FitStage``
 push / finish with the real basis: one identity per track, settled on its first frames), cached as
@@ -14,7 +16,9 @@ model's six.
 For each feature set a logistic model (bench/train_label_models.py's fit, its L2, its threshold
 grid chosen through the label's time rules on the training clips) is fitted on 33 clips and
 labels the held-out one; the pooled F1 of the held-out clips is printed per group (first 22 /
-new 12 / all 34) next to today's rule (smile) and today's shipped mouth model (in-sample).
+new 12 / all 34) next to today's rules (smile, eyes_closed) and today's shipped mouth model
+(in-sample). The eyes' 2D features are the rule's ``eye_level`` (closed below 1) and the EAR; their
+3DMM feature is the mean of the two eye_closure measures, unsmoothed as the eyes are.
 
 Usage: python bench/bench_label_models_3dmm.py [--ref DIR] [--cache DIR] [--logs DIR] [--per-clip]
 
@@ -55,7 +59,7 @@ train_mod = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(train_mod)
 bench = train_mod.bench
 
-MEASURE_NAMES = ("smile", "jaw_open")
+MEASURE_NAMES = ("smile", "jaw_open", "eye_closure_left", "eye_closure_right")
 MOUTH_2D = ("mar_d", "jaw_d", "mar", "width_d", "lift_d", "mar_d*jaw_d")
 SETS = {
     "smile": [
@@ -73,6 +77,13 @@ SETS = {
         (*MOUTH_2D, "jaw_open_d"),
         (*MOUTH_2D, "jaw_open_d", "e25_d", "e13_d"),
         ("jaw_open", "jaw_open_d"),
+    ],
+    "eyes_closed": [
+        ("eye_level",),
+        ("eye_level", "ear"),
+        ("eye_level", "eye_closure_d"),
+        ("eye_level", "eye_closure"),
+        ("eye_level", "eye_closure_d", "eye_closure"),
     ],
 }
 
@@ -137,7 +148,11 @@ class Clip:
             ],
             axis=1,
         )
+        raw["eye_closure"] = (raw.pop("eye_closure_left") + raw.pop("eye_closure_right")) / 2
         sm = smooth_frame(raw, inputs.timestamp_ms, cfg.mouth_smooth_ms)
+        sm["eye_closure"] = smooth_frame(
+            raw[["eye_closure"]], inputs.timestamp_ms, cfg.eye_smooth_ms
+        )
         med = sm[np.isin(inputs.frames, res.baseline.frames)].median()
         self.x = {
             "si": (j.d["mouth_width"] + cfg.smile_lift_weight * j.d["lip_corner_lift"]).to_numpy(),
@@ -146,6 +161,8 @@ class Clip:
             "jaw_d": j.d["jaw_open"].to_numpy(),
             "width_d": j.d["mouth_width"].to_numpy(),
             "lift_d": j.d["lip_corner_lift"].to_numpy(),
+            "ear": j.sm["ear"].to_numpy(),
+            "eye_level": res.labelled.signals["eye_level"].to_numpy(),  # the rule's: closed below 1
         }
         for name in sm.columns:
             self.x[name] = sm[name].to_numpy()
@@ -157,6 +174,7 @@ class Clip:
         self.today = {
             "smile": res.labelled.flags["smile"].to_numpy().astype(bool),
             "mouth_open": shipped.labelled.flags["mouth_open"].to_numpy().astype(bool),
+            "eyes_closed": res.labelled.flags["eyes_closed"].to_numpy().astype(bool),
         }
         self.truth = {n: truth[n].fillna(False).to_numpy(bool) for n in SETS}
         self.trusted = {}
@@ -179,6 +197,11 @@ class Clip:
     def frames_of(self, label: str, level: np.ndarray) -> np.ndarray:
         """The label's frames of a level (1.0 at the threshold) through the analyzer's time rules."""
         c = self.cfg
+        if label == "eyes_closed":  # the rule's closed frames: no hysteresis, gaps bridged
+            on = (level >= 1.0) & self.face
+            return (
+                clean_runs(on, self.duration_ms, 0.0, c.eyes_gap_ms, allowed=self.face) & self.face
+            )
         off, min_ms, gap_ms = (
             (c.smile_off / c.smile_on, c.smile_min_ms, c.smile_gap_ms)
             if label == "smile"
@@ -263,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
     where = f"held-out clips scored on {args.logs}" if args.logs else "ref logs"
     for label, sets in SETS.items():
         usable = [c for c in clips if (c.stem, label) not in bench.UNPOOLED]
-        today = "the rule" if label == "smile" else "the shipped model (in-sample)"
+        today = "the shipped model (in-sample)" if label == "mouth_open" else "the rule"
         rows = {f"today: {today}": {c.stem: c.today[label] for c in scored}}
         for names in sets:
             pred, ths = {}, []
