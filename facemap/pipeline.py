@@ -121,6 +121,11 @@ class Options:
             OnlineAnalyzer(self.analyze, self.analyze_lag_ms)  # a bad lag is refused here, before any frame
 
 
+# The 3DMM fit's hold (a video file) keeps at most this many bytes of images (the frames of a
+# settling track): 32 frames up to 1440p, 21 of a 4K video (FitStage.size_hold).
+HOLD_BYTES = 512 * 1024 * 1024
+
+
 class _Hold:
     """Frames a stage answers for later (the 3DMM fit's settling identities, the online
     analyzer's verdicts), oldest first: ``update(frame)`` and ``finish()`` give the answers for
@@ -194,10 +199,15 @@ class Pipeline:
         holds: list[_Hold] = []  # stages that answer for a frame later, in chain order
         fit_now = fit  # the fit frame by frame (a picture, a live camera), or held (a video file)
         if fit is not None and video and not live:
-            # a video file: a track's frames wait until its identity settles (FitStage.push)
-            holds.append(
-                _Hold(lambda f: fit.push(f.faces), fit.finish, lambda frame, faces: replace(frame, faces=faces))
-            )
+            # a video file: a track's frames wait until its identity settles (FitStage.push),
+            # at most HOLD_BYTES of images: fewer frames settle an identity in a 4K video
+            def fit_push(f: Frame) -> list:
+                if f.image is not None:
+                    fit.size_hold(f.image.nbytes, HOLD_BYTES)
+                return fit.push(f.faces)
+
+            fit_hold = _Hold(fit_push, fit.finish, lambda frame, faces: replace(frame, faces=faces))
+            holds.append(fit_hold)
             fit_now = None
         if cfg is not None and video:
             from .analysis.online import OnlineAnalyzer

@@ -366,6 +366,45 @@ def test_a_camera_holds_no_frame_and_a_file_holds_until_the_identity_settles(liv
         assert lag[0] == SETTLE_FRAMES - 1 and max(lag) == SETTLE_FRAMES - 1 and lag[-1] == 0
 
 
+def test_a_files_hold_keeps_at_most_hold_bytes_of_frames(monkeypatch) -> None:
+    """A 4K video's 32 frames held would be 800 MB: the hold settles a track on as many frames
+    as HOLD_BYTES takes (here lp_d0's 640x360 frames against a budget of 8.5 of them), and every
+    row of the track still has one identity."""
+    import facemap
+    import facemap.pipeline as pipeline
+    from facemap.io.video import read_frames
+    from facemap.threedmm.stage import MIN_SETTLE, FitStage
+    from facemap.types import Mode
+
+    need_shared(DATA / "videos")
+    frame_bytes = next(iter(read_frames(DATA / "videos" / "lp_d0.mp4", max_frames=1))).image.nbytes
+    monkeypatch.setattr(pipeline, "HOLD_BYTES", int(8.5 * frame_bytes))
+    read = []
+
+    def frames():
+        for vf in read_frames(DATA / "videos" / "lp_d0.mp4", max_frames=20):
+            read.append(vf.index)
+            yield vf
+
+    with facemap.open("dlib", detector="dlib-hog", basis_dir=str(BASIS)) as fm:
+        out = [(len(read) - f.index, f.faces[0].params) for f in fm.pipeline.run(frames(), Mode.VIDEO)]
+    lag = [lag for lag, _ in out]
+    assert len(out) == 20 and lag[0] == 7 and max(lag) == 7 and lag[-1] == 0  # 8 frames held at most
+    ids = np.array([p[:219] for _, p in out])
+    assert np.ptp(ids, axis=0).max() == 0.0
+    stage = FitStage(Fitter.__new__(Fitter))
+    stage.size_hold(3840 * 2160 * 3, 512 * 1024 * 1024)
+    assert stage.settle_frames == 21  # 4K
+    stage = FitStage(Fitter.__new__(Fitter))
+    stage.size_hold(7680 * 4320 * 3, 512 * 1024 * 1024)
+    assert stage.settle_frames == 5  # 8K
+    stage.size_hold(3840 * 2160 * 3, 512 * 1024 * 1024)
+    assert stage.settle_frames == 5  # never raised again
+    stage = FitStage(Fitter.__new__(Fitter))
+    stage.size_hold(1024 * 1024 * 1024, 512 * 1024 * 1024)
+    assert stage.settle_frames == MIN_SETTLE  # never fewer
+
+
 def test_the_stage_holds_a_tracks_frames_and_gives_them_one_identity(real_basis: Basis) -> None:
     """Two tracks, one short (frames 5-20) beside a long one, and frames without a face: every
     frame comes out once and in order, never more than settle_frames are held, each track has

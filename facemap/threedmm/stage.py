@@ -27,6 +27,7 @@ from ..types import N_ID, N_LANDMARKS, Face
 from .decode import expression_coefficients
 from .fit import Fit, Fitter
 
+MIN_SETTLE = 4  # the fewest frames a video file's track settles on (size_hold)
 SETTLE_FRAMES = 32  # frames of a track its identity is fitted on, then fixed
 FRAME_ROUNDS = 12  # rounds of a frame's pose-and-expression fit once the identity is fixed
 SETTLE_ROUNDS = 96  # rounds of the fit that settles a track's identity (once per track)
@@ -71,6 +72,13 @@ class FitStage:
         self._held: deque[_Held] = deque()
 
     # ---- a video file: frames held until their tracks' identities settle ---------------------
+    def size_hold(self, frame_bytes: int, budget: int) -> None:
+        """Before the first frame is pushed: hold at most ``budget`` bytes of frames of
+        ``frame_bytes`` each (``settle_frames`` lowered to fit, never under ``MIN_SETTLE``);
+        later calls change nothing."""
+        if not self._held and not self._tracks and frame_bytes > 0:
+            self.settle_frames = max(MIN_SETTLE, min(self.settle_frames, budget // frame_bytes))
+
     def push(self, faces: tuple[Face, ...]) -> list[tuple[Face, ...]]:
         """Take one frame's faces; give back the faces of the oldest frames now fitted, in order
         (none while a track in them still settles; at most ``settle_frames`` frames wait)."""
