@@ -177,12 +177,7 @@ class Clip:
             "eyes_closed": res.labelled.flags["eyes_closed"].to_numpy().astype(bool),
         }
         self.truth = {n: truth[n].fillna(False).to_numpy(bool) for n in SETS}
-        self.trusted = {}
-        for n in SETS:
-            wrong = np.zeros(len(inputs.frames), bool)
-            for a, b in bench.MP_WRONG.get((stem, n), []):
-                wrong |= (inputs.frames >= a) & (inputs.frames <= b)
-            self.trusted[n] = ~wrong
+        self.trusted = {n: bench.mp_trusted(stem, n, inputs.frames) for n in SETS}
 
     def design(self, names: tuple[str, ...]) -> np.ndarray:
         cols = []

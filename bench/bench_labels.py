@@ -77,6 +77,16 @@ MP_WRONG: dict[tuple[str, str], list[tuple[int, int]]] = {
     ("styletalk_furious_talk1_clip2", "smile"): [(103, 111), (156, 200), (221, 229), (323, 331)],
     ("styletalk_furious_talk1_clip2", "eyes_closed"): [(63, 75), (143, 176)],
 }
+
+
+def mp_trusted(stem: str, label: str, frames: np.ndarray) -> np.ndarray:
+    """(N,) True on the frames of ``stem`` where MediaPipe's ``label`` is not known wrong (MP_WRONG)."""
+    wrong = np.zeros(len(frames), bool)
+    for a, b in MP_WRONG.get((stem, label), []):
+        wrong |= (frames >= a) & (frames <= b)
+    return ~wrong
+
+
 GROUPS = {
     "first 22": lambda stem: stem in FIRST_CLIPS,
     "new 12": lambda stem: stem not in FIRST_CLIPS,
@@ -288,10 +298,7 @@ def compare(stem: str, inputs: Inputs, truth: pd.DataFrame, cfg: AnalysisConfig)
         row[f"{name}_f1"] = round(f1(ours, ref_), 2)
         row[f"{name}_n"] = f"{ours.sum()}/{ref_.sum()}"
         pooled[name] = (ours, ref_)
-        wrong = np.zeros(len(inputs.frames), bool)
-        for a, b in MP_WRONG.get((stem, name), []):
-            wrong |= (inputs.frames >= a) & (inputs.frames <= b)
-        trusted[name] = ~wrong[both]
+        trusted[name] = mp_trusted(stem, name, inputs.frames)[both]
     dur = frame_durations_ms(inputs.timestamp_ms)
     mp_face = truth["have"].fillna(False).to_numpy(bool)
     closed = hysteresis(truth["blink_score"].fillna(0.0).to_numpy(), MP_CLOSED, MP_OPEN)

@@ -93,12 +93,7 @@ class Clip:
         self.both = truth["have"].fillna(False).to_numpy(bool) & inputs.face
         self.rule = {n: res.labelled.flags[n].to_numpy().astype(bool) for n in MODELS}
         self.truth = {n: truth[n].fillna(False).to_numpy(bool) for n in MODELS}
-        self.trusted = {}
-        for n in MODELS:
-            wrong = np.zeros(len(inputs.frames), bool)
-            for a, b in bench.MP_WRONG.get((stem, n), []):
-                wrong |= (inputs.frames >= a) & (inputs.frames <= b)
-            self.trusted[n] = ~wrong
+        self.trusted = {n: bench.mp_trusted(stem, n, inputs.frames) for n in MODELS}
 
     def inputs_of(self, label: str) -> dict[str, np.ndarray]:
         return {"mouth_open": mouth_inputs}[label](self.j)
