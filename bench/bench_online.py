@@ -22,9 +22,9 @@ and a ``--long`` session (a clip looped at 30 fps: 3600 s is 108,000 frames), it
 tenth and the process's peak memory every 10,000 frames (both flat once the history is full).
 
 Measured (2-core machine shared with other jobs; docs/analysis.md#live-the-online-analyzer):
-25 of the 26 clips with frames after the warm-up agree on every label on 90% or more
-(dagan_driving frown 79.7%), 8 clips have no frame after it;
-events 79/79 offline found online, 79/83 online found offline; 0.73-0.78 ms CPU per face and frame;
+all 26 clips with frames after the warm-up agree on every label on 90% or more (the lowest
+93.1%), 8 clips have no frame after it;
+events 79/79 offline found online, 79/83 online found offline; 0.68-0.78 ms CPU per face and frame;
 an hour: 0.60-0.70 ms per tenth, peak memory 172-173 MB from 20,000 frames on. With --whole-clip-reference: every clip and label 97% or more
 over all face frames, events 79/79 both ways.
 

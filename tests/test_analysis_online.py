@@ -488,7 +488,7 @@ def test_a_long_session_keeps_memory_and_work_per_frame_bounded(monkeypatch):
     assert max(judged_rows) <= window_ms(cfg) * fps / 1000.0 + 1
     assert max(base_rows) == 1500
     early = sum(base_rows[base_at[cycle] : base_at[2 * cycle]])
-    late = sum(base_rows[base_at[-cycle - 1] :])
+    late = sum(base_rows[base_at[-cycle - 1] : base_at[-1]])  # the frames, not finish()'s last refresh
     assert late <= early  # refreshes every online_rebase_share of the history: not more work later
     labels = [tuple(v.faces[0].labels) for v in out]
     second, last = labels[cycle : 2 * cycle], labels[-cycle:]
@@ -515,3 +515,24 @@ def test_a_small_history_or_a_long_step_loses_no_frame_and_a_step_past_the_windo
         assert all(v.faces[0].labels for v in out)
     with pytest.raises(UsageError, match="online_step_ms must be above 0 and at most 2800 ms"):
         OnlineAnalyzer(replace(AnalysisConfig(), online_step_ms=6000.0))
+
+
+def test_the_last_step_judges_against_the_reference_from_every_frame_seen(monkeypatch):
+    """The frames still waiting at finish() were judged against the last refresh's reference,
+    up to online_rebase_ms of face time old (dagan_driving's frowns at its end: 79.7% agreement);
+    the last step refreshes it from every frame seen, as the offline analyzer's whole clip."""
+    import facemap.analysis.online as online
+    from facemap.analysis.synth import faces_3d, project, scripted_expression
+
+    expr = scripted_expression(250, 30.0)
+    pts = project(faces_3d(expr), np.stack([expr.pitch_deg, expr.yaw_deg, expr.roll_deg], -1), 150.0, (330.0, 270.0))
+    seen = []
+    rebase = online.FaceState.rebase
+    monkeypatch.setattr(online.FaceState, "rebase", lambda self: seen.append(self.hist.n) or rebase(self))
+    a = OnlineAnalyzer(AnalysisConfig())
+    for i in range(250):
+        t = i * 1000.0 / 30.0
+        a.update(i + 1, t, (Face(i + 1, t, Status.OK, "", None, pts[i]),))
+    before = list(seen)
+    a.finish()
+    assert before[-1] < 250 and seen[-1] == 250  # the last refresh had every frame

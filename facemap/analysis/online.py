@@ -27,7 +27,8 @@ from ``face_baseline`` and its labels from ``labels.label_frames``, the function
   before a step from every frame seen so far (the last ``baseline_max_frames``) when
   ``online_rebase_ms`` of face time came since the last time (so every step), or
   ``online_rebase_share`` of the face time kept when longer (a refresh reads every frame kept:
-  in a long session its cost per frame stays the same). For the first ``online_trust_ms`` of
+  in a long session its cost per frame stays the same), and at ``finish()`` for the last
+  frames (as the offline analyzer, from the whole clip). For the first ``online_trust_ms`` of
   face time the face is ``provisional``. Given the offline (whole-clip) reference instead
   (``reference=``), the online labels and events are the offline ones; without it, what
   differs is the reference the first seconds give (``bench/bench_online.py``).
@@ -438,6 +439,12 @@ class OnlineAnalyzer:
         """The verdicts of the frames still waiting, and the events still open or unsettled
         when the frames end (as the offline analyzer counts a run that reaches the clip's end)."""
         t = self.pending[-1][1] if self.pending else 0.0
+        if self.reference is None:
+            # the last step: its frames are judged against the reference from every frame seen,
+            # whenever the last refresh was (the offline analyzer's, for a clip)
+            for state in self.faces.values():
+                if state.hist.n:
+                    state.rebase()
         out = self._release(t, final=True)
         self.faces.clear()
         return out
