@@ -43,7 +43,6 @@ sys.path.insert(0, str(REPO))
 
 from facemap.analysis import AnalysisConfig, analyze  # noqa: E402
 from facemap.analysis.events import clean_runs, hysteresis, smooth_frame  # noqa: E402
-from facemap.analysis.labels import judge  # noqa: E402
 from facemap.assets import load_basis  # noqa: E402
 from facemap.io.records import read_landmarks, read_meta, read_raw  # noqa: E402
 from facemap.threedmm.decode import expression_coefficients  # noqa: E402
@@ -125,16 +124,7 @@ class Clip:
 
     def __init__(self, stem, ref, frames_params, measurer, cfg, logs=None) -> None:
         inputs, truth = bench.load_clip(stem, ref, logs)
-        res = analyze(inputs, cfg)
-        j = judge(
-            inputs.features,
-            inputs.face,
-            inputs.timestamp_ms,
-            res.duration_ms,
-            res.baseline,
-            cfg,
-            undo_foreshortening=True,
-        )
+        res, j = train_mod.judged(inputs, cfg)
         frames, params = frames_params
         at = {int(f): k for k, f in enumerate(frames)}
         p = np.full((len(inputs.frames), 265), np.nan)
@@ -265,10 +255,7 @@ def main(argv: list[str] | None = None) -> int:
     basis = load_basis(bench.DATA / "basis", download=False, progress=False)
     fitter, measurer = Fitter(basis), Measurer(basis)
     cfg = replace(AnalysisConfig(), learned_mouth=0)
-    stems = sorted(
-        p.name[: -len("_mediapipe_blendshapes.csv")]
-        for p in args.ref.glob("*_mediapipe_blendshapes.csv")
-    )
+    stems = bench.clip_stems(args.ref)
     fits = {s: stage_params(args.ref, s, fitter, args.cache) for s in stems}
     clips = [Clip(s, args.ref, fits[s], measurer, cfg) for s in stems]
     if args.logs is None:

@@ -51,6 +51,7 @@ from facemap.analysis.events import (  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 MP_CLOSED, MP_OPEN = 0.5, 0.35  # MediaPipe closure hysteresis for its blink events
+MP_SUFFIX = "_mediapipe_blendshapes.csv"  # MediaPipe's blendshapes of a clip: <stem><MP_SUFFIX>
 TARGETS = {"smile": 0.8, "mouth_open": 0.8, "eyes_closed": 0.7}
 
 # The 22 clips the analyzer was first tuned on; ../shared/data grew by 12 more expressive ones
@@ -77,6 +78,11 @@ MP_WRONG: dict[tuple[str, str], list[tuple[int, int]]] = {
     ("styletalk_furious_talk1_clip2", "smile"): [(103, 111), (156, 200), (221, 229), (323, 331)],
     ("styletalk_furious_talk1_clip2", "eyes_closed"): [(63, 75), (143, 176)],
 }
+
+
+def clip_stems(ref: Path) -> list[str]:
+    """The clips of ``ref`` that MediaPipe's blendshapes were recorded for, sorted."""
+    return sorted(p.name[: -len(MP_SUFFIX)] for p in Path(ref).glob(f"*{MP_SUFFIX}"))
 
 
 def mp_trusted(stem: str, label: str, frames: np.ndarray) -> np.ndarray:
@@ -711,10 +717,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = ap.parse_args(argv)
     cfg = AnalysisConfig()
-    stems = sorted(
-        p.name[: -len("_mediapipe_blendshapes.csv")]
-        for p in args.ref.glob("*_mediapipe_blendshapes.csv")
-    )
+    stems = clip_stems(args.ref)
     if not stems:
         print(f"no *_mediapipe_blendshapes.csv in {args.ref}", file=sys.stderr)
         return 3

@@ -73,23 +73,22 @@ def fit_logistic(
     return beta[:-1], float(beta[-1])
 
 
+def judged(inputs, cfg: AnalysisConfig):
+    """A clip's analysis and what its labels were judged by (``labels.judge`` on its baseline)."""
+    res = analyze(inputs, cfg)
+    j = judge(inputs.features, inputs.face, inputs.timestamp_ms, res.duration_ms, res.baseline, cfg,
+              undo_foreshortening=inputs.source == "landmarks")
+    return res, j
+
+
 class Clip:
     """One shared clip: the analyzer's judged frames (the rule's settings), the rule's labels,
     MediaPipe's labels, and which frames are compared (``both``) and trusted per label."""
 
     def __init__(self, stem: str, ref: Path, cfg: AnalysisConfig, logs: Path | None = None) -> None:
         inputs, truth = bench.load_clip(stem, ref, logs)
-        res = analyze(inputs, cfg)
+        res, self.j = judged(inputs, cfg)
         self.stem, self.inputs = stem, inputs
-        self.j = judge(
-            inputs.features,
-            inputs.face,
-            inputs.timestamp_ms,
-            res.duration_ms,
-            res.baseline,
-            cfg,
-            undo_foreshortening=inputs.source == "landmarks",
-        )
         self.both = truth["have"].fillna(False).to_numpy(bool) & inputs.face
         self.rule = {n: res.labelled.flags[n].to_numpy().astype(bool) for n in MODELS}
         self.truth = {n: truth[n].fillna(False).to_numpy(bool) for n in MODELS}
@@ -163,10 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--write", action="store_true", help=f"write facemap/analysis/{MODELS_FILE}")
     args = ap.parse_args(argv)
     base_cfg = AnalysisConfig()
-    stems = sorted(
-        p.name[: -len("_mediapipe_blendshapes.csv")]
-        for p in args.ref.glob("*_mediapipe_blendshapes.csv")
-    )
+    stems = bench.clip_stems(args.ref)
     if not stems:
         print(f"no *_mediapipe_blendshapes.csv in {args.ref}", file=sys.stderr)
         return 3

@@ -61,12 +61,15 @@ class FaceMap:
         options: Options = Options(),
         fitter: Fitter | None = None,
     ) -> None:
-        self.detector = detector
-        self.landmarker = landmarker
-        self.options = options
-        self.fitter = fitter  # the 3DMM fit of a landmarker without parameters (dlib), or None
         self.pipeline = Pipeline(detector, landmarker, options, fitter)
         self.closed = False
+
+    # what the chain runs, read from it (None once closed)
+    detector = property(lambda self: self.pipeline and self.pipeline.detector)
+    landmarker = property(lambda self: self.pipeline and self.pipeline.landmarker)
+    options = property(lambda self: self.pipeline and self.pipeline.options)
+    # the 3DMM fit of a landmarker without parameters (dlib), or None
+    fitter = property(lambda self: self.pipeline and self.pipeline.fitter)
 
     def __enter__(self) -> FaceMap:
         return self
@@ -78,7 +81,7 @@ class FaceMap:
         """Drop the backends (the model's session is freed once nothing else holds it); the
         object cannot run again."""
         self.closed = True
-        self.pipeline = self.detector = self.landmarker = self.fitter = None
+        self.pipeline = None
 
     def process(
         self,
