@@ -68,18 +68,17 @@ def test_online_labels_agree_with_offline_after_the_warm_up(stem, replays):
 
 
 def test_online_labels_agree_with_offline_on_the_shared_clips(replays):
-    """Over every clip long enough to have frames after the warm-up: nearly all agree on every
-    label on 90% of those frames, none falls far (a borderline label's live reference can sit a
-    little off the whole clip's: dagan_driving's frowns, eamm_disgusted's jaw-limited
-    mouth_open; docs/analysis.md)."""
+    """Every clip long enough to have frames after the warm-up (26 of the 34) agrees on every
+    label on 90% of those frames (issue 22's bar; measured lowest 93.1%, lp_d13; dagan_driving's
+    frowns were at 79.7% before the last step judged against the reference from every frame
+    seen; docs/analysis.md)."""
     import bench_online
 
     assert len(replays) == 34
     lowest = {stem: min(bench_online.agreement(r).values()) for stem, r in replays.items() if (r.trusted & r.face).any()}
-    assert len(lowest) >= 24
-    under = sorted(stem for stem, v in lowest.items() if v < 0.9)
-    assert len(under) <= 0.1 * len(lowest), under
-    assert min(lowest.values()) >= 0.75, lowest
+    assert len(lowest) == 26
+    under = {stem: round(v, 3) for stem, v in lowest.items() if v < 0.9}
+    assert not under, under
 
 
 @pytest.mark.parametrize("stem", ["eamm_disgusted", "dagan_driving", "lp_d13", "styletalk_nice_clip1"])
@@ -87,8 +86,8 @@ def test_with_the_whole_clip_reference_the_online_mechanism_is_the_offline_analy
     """Given the offline reference face, the online analyzer (its window, lag, steps and event
     tracking) labels every face frame, warm-up included, as the offline one (talking, whose
     lip-motion window reaches furthest, on 97%) and finds the same events: what differs
-    without it is the reference the first seconds give (the two clips under 90% after the
-    warm-up are among these)."""
+    without it is the reference the first seconds give (the two clips that were under 90% after
+    the warm-up, dagan_driving and eamm_disgusted, are among these)."""
     import bench_online
 
     need_shared(REF)
@@ -320,13 +319,24 @@ def test_a_break_leaves_logs_with_every_frame_given(tmp_path):
     pytest.importorskip("dlib", reason="the dlib extra is not installed")
     from facemap.sinks import CsvLogSink
 
+    from facemap.io.video import read_frames
+
     clip = need_shared(DATA / "videos" / "lp_d0.mp4")
+    read = []
+
+    def frames():
+        for vf in read_frames(clip, max_frames=60):
+            read.append(vf.index)
+            yield vf.image
+
     with facemap.open("dlib", analyze=True) as fm:
-        run = fm.process(clip, sinks=[CsvLogSink(tmp_path, "clip")])
+        run = fm.process(frames(), sinks=[CsvLogSink(tmp_path, "clip")])
         seen = [next(run).index for _ in range(5)]
         run.close()
     meta = read_meta(tmp_path / "logs" / "clip_meta.csv")
-    assert seen == [1, 2, 3, 4, 5] and meta.frames.size > 5  # those waiting when it stopped too
+    # those waiting when it stopped too: every frame read, once, in order
+    assert seen == [1, 2, 3, 4, 5] and len(read) > 5
+    assert meta.frames.tolist() == list(range(1, len(read) + 1))
 
 
 def test_the_fake_camera_draws_labels_and_writes_the_analysis(tmp_path, monkeypatch, capsys):
@@ -536,3 +546,18 @@ def test_the_last_step_judges_against_the_reference_from_every_frame_seen(monkey
     before = list(seen)
     a.finish()
     assert before[-1] < 250 and seen[-1] == 250  # the last refresh had every frame
+
+
+def test_analyze_runs_the_live_analyzer_only_where_labels_are_shown():
+    """--video X --analyze without an overlay or a window shows no live label: the analyzer's
+    files come from the offline run at the end, so the frames are not analysed (and held) twice."""
+    from facemap.cli.build import chain_options
+    from facemap.cli.config import InferConfig
+
+    def live(**flags) -> bool:
+        return chain_options(InferConfig(analyze=True, **flags)).analyze is not None
+
+    assert not live(video=["x.mp4"])
+    assert not live(camera=0, no_preview=True)
+    assert live(video=["x.mp4"], save_video=True) and live(video=["x.mp4"], preview=True)
+    assert live(camera=0) and live(image=["a.jpg"])

@@ -285,15 +285,6 @@ def load_config(path: Path | None) -> AnalysisConfig:
     return replace(cfg, **values)
 
 
-# The landmark-path settings each 3DMM-path setting takes the place of (``for_source``).
-THREEDMM_IN_PLACE_OF = {
-    "smile_on": "threedmm_smile_on",
-    "eyes_closed_ear": "threedmm_eyes_closed_share",
-    "mouth_open_mar": "threedmm_mouth_open_mar",
-    "mouth_open_jaw": "threedmm_mouth_open_jaw",
-}
-
-
 def for_source(cfg: AnalysisConfig, source: str) -> AnalysisConfig:
     """The settings the labels of ``source`` are judged by: ``cfg`` for landmarks; for raw
     params ("raw+basis") the threedmm_* thresholds in place of their landmark-path namesakes

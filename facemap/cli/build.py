@@ -201,8 +201,15 @@ def chain_options(cfg: InferConfig, landmarker: object = None) -> Options:
         guard=guard_options(cfg, landmarker)[0],
         smooth=SmoothOptions(cfg.smooth, cfg.smooth_mincutoff, cfg.smooth_beta),
         max_faces=cfg.max_faces,
-        analyze=_analysis_config() if cfg.analyze else None,
+        analyze=_analysis_config() if cfg.analyze and labels_shown(cfg) else None,
     )
+
+
+def labels_shown(cfg: InferConfig) -> bool:
+    """Whether anything shows the labels frame by frame (a picture's JSON, the overlay video, a
+    preview window, the camera's): only then does --analyze run the analyzer while the frames
+    come; the files of --analyze come from the offline analyzer at the end either way."""
+    return bool(cfg.image or cfg.save_video or cfg.preview or (cfg.camera is not None and not cfg.no_preview))
 
 
 def _analysis_config():

@@ -236,7 +236,8 @@ class Fitter:
         fixed = identity is not None
         a = np.zeros(N_ID) if identity is None else np.clip(np.asarray(identity, float), -1, 1)
         e = np.zeros((m, N_EXP))  # expression coefficients in [0, 1]
-        shape = self._mean + self._id @ a + (e @ self._exp_t).reshape(m, N_LANDMARKS, 3)
+        base = self._mean + self._id @ a  # (68, 3) neutral face of this person (fixed: once)
+        shape = base + (e @ self._exp_t).reshape(m, N_LANDMARKS, 3)
         grams = self._equal
         weights = np.ones((m, N_LANDMARKS))
         rot, s, t = self._pose_init(y, shape)
@@ -249,12 +250,12 @@ class Fitter:
                     grams = _Grams(self._id, self._exp, weights.mean(axis=0))
             for _ in range(opt.pose_steps):
                 rot, s, t = self._pose_step(y, shape, rot, s, t, weights)
-            base = self._mean + self._id @ a  # (68, 3) neutral face of this person
             e = self._expression_step(y, base, rot, s, t, e, weights)
             if not fixed:
                 a_new = self._identity_step(y, e, rot, s, t, a, grams)
                 a = np.clip(a + _IDENTITY_RELAX * (a_new - a), -1.0, 1.0)
-            shape = self._mean + self._id @ a + (e @ self._exp_t).reshape(m, N_LANDMARKS, 3)
+                base = self._mean + self._id @ a
+            shape = base + (e @ self._exp_t).reshape(m, N_LANDMARKS, 3)
         for _ in range(opt.pose_steps):
             rot, s, t = self._pose_step(y, shape, rot, s, t, weights)
         angles = angles_from_rotation(rot)
