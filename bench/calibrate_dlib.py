@@ -14,13 +14,24 @@ Then, unless --no-predict, it feeds dlib's predictor three boxes per face and pr
 (outer-eye-corner normalised) against the reference landmarks and, where there is one, against
 the human ground truth (<data>/gt): dlib's own box, the box around the reference landmarks fed
 straight in ("tight"), and that box mapped back to dlib style with the fitted constants
-("calibrated", what DlibLandmarker does with a box from another detector or the tracker).
-It writes nothing.
+("calibrated", what DlibLandmarker does with a box from another detector).
+
+The box model (``--box``, facemap.backends.dlib_backend.DlibBoxModel): a ridge regression from
+the 68 reference points of every frame (--box-step) to dlib's own detector box, which the tracker
+uses to follow a face into the next frame. It is checked leave-one-source-out: each clip's
+frames are predicted by the model fitted on the other sources, and dlib's predictor is run
+(a) on the box from the clip's own reference points ("fixed point": does the predictor give the
+points back?) and (b) following the clip from its first detector box, each frame's box from the
+frame before's points ("followed", the tracker without its velocity lead or re-detections);
+both with today's box-only mapping (square landmark box, ``to_dlib_box``) and with the model.
+``--write`` writes the model fitted on every source to facemap/backends/dlib_box.json.
+Otherwise it writes nothing.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -33,6 +44,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from calibrate_detector import read_every  # noqa: E402
 
 from facemap.backends import dlib_backend  # noqa: E402
+from facemap.io.outputs import atomic_write_text  # noqa: E402
+from facemap.track.tracker import roi_from_landmarks  # noqa: E402
 from facemap.errors import InputFileError  # noqa: E402
 from facemap.eval import nme, read_ground_truth  # noqa: E402
 from facemap.io.records import read_landmarks, read_meta  # noqa: E402
@@ -117,12 +130,100 @@ def predict_check(data: Path, rows, consts) -> None:
     print("all: " + "  ".join(f"{k} mean {np.mean(v):.4f} median {np.median(v):.4f}" for k, v in errs.items()))
 
 
+BOX_L2 = 1e-2  # the box model's ridge, per frame (see box_check: chosen for the followed NME and the noise it passes on)
+BOX_L2_TRIED = (1e-5, 1e-4, 1e-3, 1e-2)
+
+
+def fit_box_model(rows, l2: float = BOX_L2) -> dlib_backend.DlibBoxModel:
+    """The ridge regression from reference points to dlib's detector box (DlibBoxModel's layout)."""
+    pts = np.stack([r[3] for r in rows])
+    boxes = np.array([[b.x0, b.y0, b.x1, b.y1] for _, _, b, _ in rows])
+    x, c, s = dlib_backend.DlibBoxModel.inputs(pts)
+    centre = (boxes[:, :2] + boxes[:, 2:]) / 2.0
+    side = ((boxes[:, 2] - boxes[:, 0]) + (boxes[:, 3] - boxes[:, 1])) / 2.0
+    y = np.column_stack([(centre - c) / s[:, None], np.log(side / s)])
+    mean, ybar = x.mean(axis=0), y.mean(axis=0)
+    xc = x - mean
+    w = np.linalg.solve(xc.T @ xc + l2 * len(x) * np.eye(x.shape[1]), xc.T @ (y - ybar))
+    return dlib_backend.DlibBoxModel(mean, w, ybar)
+
+
+def box_errors(model: dlib_backend.DlibBoxModel, rows) -> np.ndarray:
+    """(N, 3) |error| of the model's box centre x, y and side, in units of dlib's box side."""
+    got = model.boxes(np.stack([r[3] for r in rows]))
+    want = np.array([[b.x0, b.y0, b.x1, b.y1] for _, _, b, _ in rows])
+    side = (want[:, 2] - want[:, 0] + want[:, 3] - want[:, 1]) / 2.0
+    gc, wc = (got[:, :2] + got[:, 2:]) / 2.0, (want[:, :2] + want[:, 2:]) / 2.0
+    gs = (got[:, 2] - got[:, 0] + got[:, 3] - got[:, 1]) / 2.0
+    return np.column_stack([np.abs(gc - wc) / side[:, None], np.abs(gs - side) / side])
+
+
+def box_check(data: Path, rows, l2: float = BOX_L2) -> None:
+    """Leave-one-source-out: the ridge chosen on box error, then dlib's predictor on each box."""
+    by_stem: dict[str, list] = {}
+    for r in rows:
+        by_stem.setdefault(r[0], []).append(r)
+    print(f"box model (ridge {l2:g}), leave-one-source-out box error (units of dlib's side), median / p90 of x, y, side:")
+    for l2 in BOX_L2_TRIED:
+        err = np.vstack(
+            [box_errors(fit_box_model([r for r in rows if r[0] != st], l2), rs) for st, rs in by_stem.items()]
+        )
+        print(f"  l2 {l2:g}{' (the default)' if l2 == BOX_L2 else ''}: median "
+              + " ".join(f"{v:.3f}" for v in np.median(err, axis=0))
+              + "  p90 " + " ".join(f"{v:.3f}" for v in np.percentile(err, 90, axis=0)))
+    lmk = dlib_backend.DlibLandmarker()
+    old = lambda pts: lmk.to_dlib_box(roi_from_landmarks(pts))  # noqa: E731
+    # dlib's points are whole pixels: how far does a pixel of noise on every point move the box
+    # (a map that amplifies it would feed the points' jitter back into the next frame's box)
+    rng = np.random.default_rng(0)
+    model_all = fit_box_model(rows, l2)
+    sample = [r[3] for r in rows[:: max(1, len(rows) // 400)]]
+    for name, mapping in (("box-only mapping", old), ("box model", model_all.box)):
+        moved = []
+        for pts in sample:
+            b0 = mapping(pts)
+            for _ in range(4):
+                b1 = mapping(pts + rng.integers(-1, 2, pts.shape))
+                moved.append([abs(b1.center[0] - b0.center[0]), abs(b1.center[1] - b0.center[1]), abs(b1.width - b0.width)])
+        print(f"  +-1 px on every point moves the {name}'s centre x, y and side by "
+              + " ".join(f"{v:.2f}" for v in np.mean(moved, axis=0)) + " px on average")
+    res = {k: [] for k in ("fixed old", "fixed model", "followed old", "followed model")}
+    print("dlib's predictor vs the reference points, NME median / p90 (clips; the model held out):")
+    for st, rs in by_stem.items():
+        if len(rs) < 2:
+            continue
+        model = fit_box_model([r for r in rows if r[0] != st], l2)
+        frames = {f: (b, pts) for _, f, b, pts in rs}
+        e = {k: [] for k in res}
+        follow: dict[str, BBox | None] = {"old": None, "model": None}
+        last = None
+        for f, image in frames_of(data, st, set(frames)):
+            box, ref = frames[f]
+            if last is None or f != last + 1:
+                follow = {"old": box, "model": box}  # a gap: start again from the detector's box
+            last = f
+            for name, mapping in (("old", old), ("model", lambda p, m=model: m.box(p))):
+                e[f"fixed {name}"].append(float(nme(lmk.predict(image, mapping(ref))[None], ref[None])[0]))
+                got = lmk.predict(image, follow[name])
+                e[f"followed {name}"].append(float(nme(got[None], ref[None])[0]))
+                follow[name] = mapping(got)
+        for k in res:
+            res[k].extend(e[k])
+        print(f"  {st:30s} " + "  ".join(f"{k} {np.median(v):.3f}/{np.percentile(v, 90):.3f}" for k, v in e.items()))
+    print("all clips: " + "  ".join(
+        f"{k} {np.median(v):.4f}/{np.percentile(v, 90):.4f}/p99 {np.percentile(v, 99):.4f}" for k, v in res.items()))
+
+
 def main(argv: list[str] | None = None) -> int:
     """Fit and print the calibration (and the predictor check)."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA, help="the shared data folder")
     ap.add_argument("--step", type=int, default=5, help="use every STEP-th video frame")
     ap.add_argument("--no-predict", action="store_true", help="only fit, do not run the predictor")
+    ap.add_argument("--box", action="store_true", help="fit and check the box model (every --box-step frame)")
+    ap.add_argument("--box-step", type=int, default=1, help="the box model uses every BOX_STEP-th video frame")
+    ap.add_argument("--write", action="store_true", help="with --box: write facemap/backends/dlib_box.json")
+    ap.add_argument("--box-l2", type=float, default=BOX_L2, help="the box model's ridge")
     args = ap.parse_args(argv)
     if not (args.data / "ref").is_dir():
         print(f"{args.data}: no ref/ folder; pass --data path/to/shared/data", file=sys.stderr)
@@ -142,6 +243,22 @@ def main(argv: list[str] | None = None) -> int:
     ]
     raw = [box.iou(BBox.from_points(pts)) for _, _, box, pts in rows]
     print(f"mean IoU with the landmark box: raw dlib box {np.mean(raw):.3f} -> calibrated {np.mean(ious):.3f}")
+    if args.box:
+        box_rows = pairs(args.data, args.box_step)
+        if not args.no_predict:
+            box_check(args.data, box_rows, args.box_l2)
+        if args.write:
+            model = fit_box_model(box_rows, args.box_l2)
+            out = Path(__file__).resolve().parents[1] / "facemap" / "backends" / dlib_backend.BOX_MODEL_FILE
+            doc = {
+                "about": "dlib's detector box from the 68 points its predictor placed (facemap.backends."
+                f"dlib_backend.DlibBoxModel), written by bench/calibrate_dlib.py --box --write: ridge {args.box_l2:g} "
+                f"over {len(box_rows)} faces of dlib's reference runs ({len({r[0] for r in box_rows})} sources).",
+                **model.as_dict(),
+            }
+            atomic_write_text(out, json.dumps(doc) + "\n")
+            print(f"wrote {out}")
+        return 0
     if not args.no_predict:
         predict_check(args.data, rows, consts)
     return 0

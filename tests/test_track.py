@@ -16,7 +16,9 @@ from facemap.track.guard import GuardOptions, JumpGuard
 from facemap.track.tracker import (
     FaceTracker,
     TrackOptions,
+    Track,
     _thumb,
+    next_roi,
     roi_from_landmarks,
     sanity,
 )
@@ -89,6 +91,27 @@ def test_roi_from_landmarks_expands_about_centre():
     roi = roi_from_landmarks(lm, 1.1)
     assert roi.center == pytest.approx((149.5, 249.5))
     assert (roi.width, roi.height) == pytest.approx((110.0, 110.0))
+
+
+class _OwnBox:
+    """A landmarker that places its own next box: 40 px right of the points' box, 100 px square."""
+
+    def next_roi(self, landmarks):
+        cx, cy = BBox.from_points(landmarks).center
+        return BBox(cx + 40 - 49.5, cy - 49.5, cx + 40 + 49.5, cy + 49.5)
+
+
+def test_a_landmarker_with_its_own_next_box_places_it():
+    """dlib's way (``next_roi``: the box its detector would give the points) is the one
+    followed, scaled by ``expand``; a landmarker without one gets the points' square box."""
+    lm = np.array([[100.0, 200.0], [199.0, 299.0]])
+    own = next_roi(lm, 1.2, _OwnBox())
+    assert own.center == pytest.approx((189.5, 249.5))
+    assert (own.width, own.height) == pytest.approx((120.0, 120.0))
+    assert next_roi(lm, 1.1, object()).as_array() == pytest.approx(roi_from_landmarks(lm, 1.1).as_array())
+    track = Track(id=0, guard=JumpGuard(), smoother=None)
+    track.hold(_lm_result(lm), False, TrackOptions(), _OwnBox())
+    assert track.next_roi.center == pytest.approx((189.5, 249.5))
 
 
 @pytest.mark.parametrize(

@@ -13,6 +13,14 @@ several-fold. So ``DlibHogDetector`` maps its boxes to landmark style with
 constants were fitted by ``bench/calibrate_dlib.py`` on dlib's reference runs in
 ../shared/data/ref.
 
+Following a face. A box-only mapping cannot know where dlib's detector would put its box on a
+turned face (off-centre, towards the nose), and the predictor started from the wrong box on
+such a face returns a frontal-looking shape, which then places the next box, frame after
+frame. So in video ``DlibLandmarker.next_roi`` places the next frame's box from the points
+themselves: ``DlibBoxModel``, a ridge regression from the 68 points (normalised by their inner
+points' centre and spread) to dlib's own detector box, fitted by ``bench/calibrate_dlib.py
+--write`` on dlib's reference runs and shipped as package data (``dlib_box.json``).
+
 Pose. dlib has no 3DMM parameters: ``params`` and ``expression`` stay empty, and pitch, yaw and
 roll are estimated from the 2D landmarks by ``facemap.pose2d.estimate_pose_2d`` (a generic 3D
 face, weak perspective, FaceMap's sign convention; meta reason ``pose_2d``).
@@ -21,8 +29,11 @@ face, weak perspective, FaceMap's sign convention; meta reason ``pose_2d``).
 from __future__ import annotations
 
 import importlib.util
+import json
 import logging
 from dataclasses import dataclass
+from functools import cache
+from importlib import resources
 from pathlib import Path
 from types import ModuleType
 
@@ -39,9 +50,11 @@ log = logging.getLogger(__name__)
 __all__ = [
     "DLIB_BOX_CALIBRATION",
     "DLIB_INSTALL",
+    "DlibBoxModel",
     "DlibHogDetector",
     "DlibLandmarker",
     "calibrate_dlib_box",
+    "dlib_box_model",
     "load_dlib",
     "predictor_path",
     "to_dlib_box",
@@ -119,6 +132,75 @@ def to_dlib_box(box: BBox, consts: tuple[float, float, float, float] = DLIB_BOX_
     cx, cy = lx - dx * w, ly - dy * w
     half = (w - 1.0) / 2.0
     return BBox(cx - half, cy - half, cx + half, cy + half)
+
+
+BOX_MODEL_FILE = "dlib_box.json"
+# The points that set the frame a face's points are described in: brows, eyes, nose and mouth
+# (the jaw line's far side moves with the head's turn).
+BOX_MODEL_INNER = slice(17, 68)
+
+
+@dataclass(frozen=True)
+class DlibBoxModel:
+    """dlib's detector box from the 68 points dlib's predictor placed in it.
+
+    With c the mean and s the RMS spread of the inner points (brows to mouth), the inputs are
+    the 68 points as (p - c) / s (136 numbers), and the outputs are the box's centre as
+    (centre - c) / s and its side as log(side / s): y = (x - mean) @ weights + bias.
+    """
+
+    mean: np.ndarray  # (136,)
+    weights: np.ndarray  # (136, 3)
+    bias: np.ndarray  # (3,)
+
+    def __post_init__(self) -> None:
+        for name, shape in (("mean", (136,)), ("weights", (136, 3)), ("bias", (3,))):
+            arr = np.array(getattr(self, name), dtype=np.float64)
+            if arr.shape != shape or not np.isfinite(arr).all():
+                raise ModelError(f"dlib box model: {name} must be {shape} finite numbers, got shape {arr.shape}")
+            arr.setflags(write=False)
+            object.__setattr__(self, name, arr)
+
+    @staticmethod
+    def inputs(points: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """((N, 136) normalised points, (N, 2) centres c, (N,) spreads s) of (N, 68, 2) points."""
+        pts = np.asarray(points, dtype=np.float64)
+        inner = pts[:, BOX_MODEL_INNER]
+        c = inner.mean(axis=1)
+        s = np.sqrt(((inner - c[:, None]) ** 2).sum(axis=2).mean(axis=1))
+        return ((pts - c[:, None]) / s[:, None, None]).reshape(len(pts), -1), c, s
+
+    def boxes(self, points: np.ndarray) -> np.ndarray:
+        """(N, 4) dlib-style square boxes (x0, y0, x1, y1) for (N, 68, 2) points."""
+        x, c, s = self.inputs(points)
+        y = (x - self.mean) @ self.weights + self.bias
+        centre = c + y[:, :2] * s[:, None]
+        half = np.exp(y[:, 2]) * s / 2.0
+        return np.column_stack([centre - half[:, None], centre + half[:, None]])
+
+    def box(self, points: np.ndarray) -> BBox:
+        """The dlib-style box for one face's (68, 2) points."""
+        return BBox(*map(float, self.boxes(np.asarray(points)[None])[0]))
+
+    def as_dict(self) -> dict[str, object]:
+        """JSON-ready dict (the layout of ``dlib_box.json``, without its ``about``)."""
+        return {"mean": self.mean.tolist(), "weights": self.weights.tolist(), "bias": self.bias.tolist()}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> DlibBoxModel:
+        return cls(np.asarray(d["mean"], float), np.asarray(d["weights"], float), np.asarray(d["bias"], float))
+
+
+@cache
+def dlib_box_model() -> DlibBoxModel:
+    """The shipped box model (package data, read once per process)."""
+    where = resources.files(__package__).joinpath(BOX_MODEL_FILE)
+    try:
+        return DlibBoxModel.from_dict(json.loads(where.read_text(encoding="utf-8")))
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
+        raise ModelError(
+            f"{where}: facemap's dlib box model cannot be read ({type(exc).__name__}: {exc}); reinstall facemap"
+        ) from None
 
 
 def _to_rgb(image: np.ndarray) -> np.ndarray:
@@ -201,6 +283,7 @@ class DlibLandmarker:
         self.predictor = _Predictor(found, model)
         self.box_calibration = tuple(float(v) for v in box_calibration)
         self.ok_reason = ok_reason
+        self.box_model = dlib_box_model()
         self._rectangle = dlib.rectangle
         log.debug("loaded dlib shape predictor %s", found)
 
@@ -211,6 +294,12 @@ class DlibLandmarker:
     def to_dlib_box(self, box: BBox) -> BBox:
         """The dlib-detector-style box this landmarker feeds the predictor for ``box``."""
         return to_dlib_box(box, self.box_calibration)
+
+    def next_roi(self, landmarks: np.ndarray) -> BBox:
+        """The landmark-style box to follow a face into the next frame from its (68, 2) points
+        (this landmarker's own points): the box dlib's detector would have given them
+        (``DlibBoxModel``), so ``to_dlib_box`` feeds the predictor exactly that box."""
+        return calibrate_dlib_box(self.box_model.box(landmarks), self.box_calibration)
 
     def _predict_rgb(self, rgb: np.ndarray, dlib_box: BBox) -> np.ndarray:
         rect = self._rectangle(

@@ -12,7 +12,7 @@ from .smooth import (
     SmoothParams,
     smooth_params,
 )
-from .tracker import FaceTracker, Track, TrackOptions, roi_from_landmarks, sanity
+from .tracker import FaceTracker, Track, TrackOptions, next_roi, roi_from_landmarks, sanity
 
 __all__ = [
     "SMOOTH_PRESETS",
@@ -25,6 +25,7 @@ __all__ = [
     "SmoothParams",
     "Track",
     "TrackOptions",
+    "next_roi",
     "roi_from_landmarks",
     "sanity",
     "smooth_params",

@@ -4,7 +4,8 @@
 one face; 0: every face). It holds a list of ``Track``s, one per followed face, each with its
 next box, its jump guard and its smoother. Between detections a face's next box is its
 previous landmark box, squared, expanded and led by half its last shift (as MediaPipe's face
-landmarker derives its next ROI from the previous landmarks); a sanity check on each output
+landmarker derives its next ROI from the previous landmarks; a landmarker with its own
+``next_roi``, dlib, places that box itself); a sanity check on each output
 (finite, landmark box close to the ROI in size and position, pose in range) decides whether the
 face is still held. A scene cut ends every face. The crops of all faces of a frame go through
 the landmarker as one batch. Smoothed points ride beside the landmarker's (``Face.smoothed``).
@@ -143,6 +144,18 @@ def roi_from_landmarks(landmarks: np.ndarray, expand: float = 1.0) -> BBox:
     return BBox(cx - half + 0.5, cy - half + 0.5, cx + half - 0.5, cy + half - 0.5)
 
 
+def next_roi(landmarks: np.ndarray, expand: float = 1.0, landmarker: Landmarker | None = None) -> BBox:
+    """The box to follow a face into the next frame from its (68, 2) ``landmarks``: the
+    landmarker's own ``next_roi`` where it has one (dlib: the box its detector would have
+    given those points), else ``roi_from_landmarks``; scaled by ``expand`` about its centre."""
+    own = getattr(landmarker, "next_roi", None)
+    if own is None:
+        return roi_from_landmarks(landmarks, expand)
+    b = own(landmarks)
+    (cx, cy), hw, hh = b.center, b.width * expand / 2.0, b.height * expand / 2.0
+    return BBox(cx - hw + 0.5, cy - hh + 0.5, cx + hw - 0.5, cy + hh - 0.5)
+
+
 def sanity(
     result: Face,
     roi: BBox,
@@ -235,12 +248,12 @@ class Track:
     last_ms: float = 0.0
     seen: bool = False  # found on the previous frame
 
-    def hold(self, result: Face, tracked: bool, opts: TrackOptions) -> None:
+    def hold(self, result: Face, tracked: bool, opts: TrackOptions, landmarker: Landmarker | None = None) -> None:
         """Follow the face into the next frame from ``result``'s landmarks (which fit their box):
-        the landmark box, squared, led by ``velocity_gain`` of the last shift when it was
-        followed on the frame before."""
+        ``next_roi`` of them, led by ``velocity_gain`` of the last shift when it was followed on
+        the frame before."""
         box = BBox.from_points(result.landmarks)
-        roi = roi_from_landmarks(result.landmarks, opts.expand)
+        roi = next_roi(result.landmarks, opts.expand, landmarker)
         if tracked and self.lm_box is not None and self.held_frame == result.frame - 1:
             (cx, cy), (px, py) = box.center, self.lm_box.center
             dx, dy = opts.velocity_gain * (cx - px), opts.velocity_gain * (cy - py)
@@ -359,7 +372,7 @@ class FaceTracker:
             result = self._landmark_one(image, roi, frame, ts)
             why = self._why_lost(result, roi, False, hw)
             if not why:
-                track.hold(result, True, opts)
+                track.hold(result, True, opts, self.landmarker)
                 return (track.finish(_with_reason(result, "tracked", self._ok_reason)),)
             log.debug("frame %d: face lost (%s)", frame, why)
             self._lose(frame, track)
@@ -380,7 +393,7 @@ class FaceTracker:
             if track is not None and not self._why_lost(result, roi, True, hw):
                 # held (followed into the next frame) only when the landmarks fit the detector's
                 # box; else the next frame is detected again (one model run a frame, not two)
-                track.hold(result, False, opts)
+                track.hold(result, False, opts, self.landmarker)
                 track.unconfirmed, track.det_side = 0, _side(roi)
                 self._since_detect = 0
                 self._lost = None
@@ -540,7 +553,7 @@ class FaceTracker:
         faces = []
         for box, track, result, how in zip(boxes, tracks, results, hows, strict=True):
             if not self._why_lost(result, box, how == "detected", hw):
-                track.hold(result, how == "tracked", self.options)
+                track.hold(result, how == "tracked", self.options, self.landmarker)
             else:
                 track.next_roi = None  # the detector looks for it
             if not track.seen:  # new, or taken back after a gap: no jump or smoothing across it
