@@ -94,3 +94,17 @@ def test_the_installed_package_has_the_learned_label_models(installed, tmp_path)
     assert proc.returncode == 0, proc.stderr
     where, threshold, k = proc.stdout.split()
     assert bindir.parent in Path(where).parents and float(threshold) == 0.3 and int(k) == 6
+
+
+def test_the_installed_package_has_the_dlib_box_model(installed, tmp_path):
+    """dlib_box.json is package data: the installed copy loads the box model from itself."""
+    bindir, env = installed
+    code = (
+        "from facemap.backends.dlib_backend import dlib_box_model, resources;"
+        "m = dlib_box_model();"
+        "print(resources.files('facemap.backends').joinpath('dlib_box.json'), m.weights.shape[0], m.weights.shape[1])"
+    )
+    proc = _run([str(bindir / "python"), "-c", code], tmp_path, env)
+    assert proc.returncode == 0, proc.stderr
+    where, rows, cols = proc.stdout.split()
+    assert bindir.parent in Path(where).parents and (int(rows), int(cols)) == (136, 3)
