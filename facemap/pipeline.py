@@ -121,8 +121,11 @@ class Options:
             OnlineAnalyzer(self.analyze, self.analyze_lag_ms)  # a bad lag is refused here, before any frame
 
 
-# The 3DMM fit's hold (a video file) keeps at most this many bytes of images (the frames of a
-# settling track): 32 frames up to 1440p, 21 of a 4K video (FitStage.size_hold).
+# Each stage that holds frames keeps at most this many bytes of images: the 3DMM fit's hold (a
+# video file: the frames of a settling track; 32 frames up to 1440p, 21 of a 4K video,
+# FitStage.size_hold) and the online analyzer's (the frames waiting for their verdicts, about
+# 0.9 s of them at the default lag: all of them up to 4K at 30 fps, 21 of a 4K video at 60,
+# the oldest then decided early; OnlineAnalyzer.size_hold).
 HOLD_BYTES = 512 * 1024 * 1024
 
 
@@ -213,9 +216,15 @@ class Pipeline:
             from .analysis.online import OnlineAnalyzer
 
             online = OnlineAnalyzer(cfg, self.options.analyze_lag_ms)
+
+            def judge_push(f: Frame) -> list:
+                if f.image is not None and online.max_waiting is None:
+                    online.size_hold(f.image.nbytes, HOLD_BYTES)
+                return online.update(f.index, f.timestamp_ms, f.faces)
+
             holds.append(
                 _Hold(
-                    lambda f: online.update(f.index, f.timestamp_ms, f.faces),
+                    judge_push,
                     online.finish,
                     lambda frame, v: replace(frame, faces=v.faces, events=v.events),
                 )

@@ -561,3 +561,39 @@ def test_analyze_runs_the_live_analyzer_only_where_labels_are_shown():
     assert not live(camera=0, no_preview=True)
     assert live(video=["x.mp4"], save_video=True) and live(video=["x.mp4"], preview=True)
     assert live(camera=0) and live(image=["a.jpg"])
+
+
+def test_the_frames_waiting_for_a_verdict_keep_to_the_hold_budget(monkeypatch):
+    """A frame's image waits in the chain until its verdict: about 0.9 s of frames at the
+    default lag, 1.3 GB of a 4K video at 60 fps. ``size_hold`` caps them (here 6 frames): the
+    oldest are then decided early, every frame still comes out once and in order, labelled;
+    without the cap up to 23 wait. Through the chain, ``pipeline.HOLD_BYTES`` sets it."""
+    need_shared(REF / "lp_d0_dlib_meta.csv")
+    for cap in (None, 6):
+        a = OnlineAnalyzer()
+        if cap:
+            a.size_hold(1000, 6 * 1000 + 999)
+        out, most = [], 0
+        for f, t, faces in _faces("lp_d0"):
+            out += a.update(f, t, faces)
+            most = max(most, f - len(out))
+        out += a.finish()
+        assert [v.frame for v in out] == list(range(1, 79))
+        assert all(v.faces[0].labels for v in out if v.faces)
+        assert most == (cap or 23), most
+    import facemap.pipeline as pipeline
+    from facemap.io.video import read_frames
+    from facemap.types import Mode
+
+    frame_bytes = next(iter(read_frames(DATA / "videos" / "lp_d0.mp4", max_frames=1))).image.nbytes
+    monkeypatch.setattr(pipeline, "HOLD_BYTES", int(4.5 * frame_bytes))
+    read = []
+
+    def frames():
+        for vf in read_frames(DATA / "videos" / "lp_d0.mp4", max_frames=40):
+            read.append(vf.index)
+            yield vf
+
+    with facemap.open("dlib", detector="dlib-hog", analyze=True) as fm:
+        lag = [len(read) - f.index for f in fm.pipeline.run(frames(), Mode.VIDEO)]
+    assert len(lag) == 40 and max(lag) == 4 and lag[-1] == 0  # 4 frames wait, behind the one given

@@ -410,7 +410,17 @@ class OnlineAnalyzer:
         self.settle_ms = settle_ms(self.cfg)
         self.faces: dict[int, FaceState] = {}
         self.pending: deque[tuple[int, float, tuple[Face, ...], dict[int, bool]]] = deque()
+        # at most this many frames wait (None: as many as the lag takes); the oldest beyond it
+        # are decided early, with the frames that came so far (see ``size_hold``)
+        self.max_waiting: int | None = None
         self.held_events: list[Event] = []  # over, waiting for a frame to go out with
+
+    def size_hold(self, frame_bytes: int, budget: int) -> None:
+        """Let at most ``budget`` bytes of frames of ``frame_bytes`` each wait for their
+        verdicts (a frame's image waits with it in the chain): beyond that many frames, the
+        oldest are decided before their lag is up. At least two frames wait."""
+        if frame_bytes > 0:
+            self.max_waiting = max(2, int(budget // frame_bytes))
 
     def update(self, frame: int, timestamp_ms: float, faces: Sequence[Face]) -> list[Verdict]:
         """Take one frame's faces; return the verdicts of the frames decided now (those
@@ -453,12 +463,15 @@ class OnlineAnalyzer:
         # Frames are decided in steps of online_step_ms (one label_frames call per face decides
         # every frame due), so the cost of a call is shared by the frames of a step.
         ready = self.pending and self.pending[0][1] <= now_ms - self.lag_ms - self.cfg.online_step_ms
-        if not (final or ready or self.held_events):
+        over = 0 if self.max_waiting is None else len(self.pending) - self.max_waiting
+        if not (final or ready or over > 0 or self.held_events):
             return []
         due = []
         # the newest frame waits for the next one or finish() (only lag_ms=0 would release it):
         # the events still open when the frames end go out with a frame
-        while self.pending and (final or (len(self.pending) > 1 and self.pending[0][1] <= now_ms - self.lag_ms)):
+        while self.pending and (
+            final or len(due) < over or (len(self.pending) > 1 and self.pending[0][1] <= now_ms - self.lag_ms)
+        ):
             due.append(self.pending.popleft())
         wanted = {fid for _, _, _, trust in due for fid in trust}
         for fid in wanted:  # the reference from every frame so far, at most every online_rebase_ms
