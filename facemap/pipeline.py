@@ -124,8 +124,8 @@ class Options:
 # Each stage that holds frames keeps at most this many bytes of images: the 3DMM fit's hold (a
 # video file: the frames of a settling track; 32 frames up to 1440p, 21 of a 4K video,
 # FitStage.size_hold) and the online analyzer's (the frames waiting for their verdicts, about
-# 0.9 s of them at the default lag: all of them up to 4K at 30 fps, 21 of a 4K video at 60,
-# the oldest then decided early; OnlineAnalyzer.size_hold).
+# 0.9 s of them at the default lag: all of them up to 1440p at 30 fps or 1080p at 60, 21 of a
+# 4K video, the oldest then decided early; OnlineAnalyzer.size_hold).
 HOLD_BYTES = 512 * 1024 * 1024
 
 
