@@ -584,16 +584,10 @@ def test_the_frames_waiting_for_a_verdict_keep_to_the_hold_budget(monkeypatch):
     import facemap.pipeline as pipeline
     from facemap.io.video import read_frames
     from facemap.types import Mode
+    from tests.video_fakes import lag_behind_reading
 
     frame_bytes = next(iter(read_frames(DATA / "videos" / "lp_d0.mp4", max_frames=1))).image.nbytes
     monkeypatch.setattr(pipeline, "HOLD_BYTES", int(4.5 * frame_bytes))
-    read = []
-
-    def frames():
-        for vf in read_frames(DATA / "videos" / "lp_d0.mp4", max_frames=40):
-            read.append(vf.index)
-            yield vf
-
     with facemap.open("dlib", detector="dlib-hog", analyze=True) as fm:
-        lag = [len(read) - f.index for f in fm.pipeline.run(frames(), Mode.VIDEO)]
+        lag = lag_behind_reading(lambda frames: fm.pipeline.run(frames, Mode.VIDEO), "lp_d0.mp4", 40)
     assert len(lag) == 40 and max(lag) == 4 and lag[-1] == 0  # 4 frames wait, behind the one given

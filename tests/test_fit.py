@@ -379,16 +379,13 @@ def test_a_files_hold_keeps_at_most_hold_bytes_of_frames(monkeypatch) -> None:
     need_shared(DATA / "videos")
     frame_bytes = next(iter(read_frames(DATA / "videos" / "lp_d0.mp4", max_frames=1))).image.nbytes
     monkeypatch.setattr(pipeline, "HOLD_BYTES", int(8.5 * frame_bytes))
-    read = []
+    from tests.video_fakes import lag_behind_reading
 
-    def frames():
-        for vf in read_frames(DATA / "videos" / "lp_d0.mp4", max_frames=20):
-            read.append(vf.index)
-            yield vf
-
+    out = []
     with facemap.open("dlib", detector="dlib-hog", basis_dir=str(BASIS)) as fm:
-        out = [(len(read) - f.index, f.faces[0].params) for f in fm.pipeline.run(frames(), Mode.VIDEO)]
-    lag = [lag for lag, _ in out]
+        lag = lag_behind_reading(lambda frames: (out.append(f) or f for f in fm.pipeline.run(frames, Mode.VIDEO)),
+                                 "lp_d0.mp4", 20)
+    out = [(k, f.faces[0].params) for k, f in zip(lag, out, strict=True)]
     assert len(out) == 20 and lag[0] == 7 and max(lag) == 7 and lag[-1] == 0  # 8 frames held at most
     ids = np.array([p[:219] for _, p in out])
     assert np.ptp(ids, axis=0).max() == 0.0

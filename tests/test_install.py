@@ -82,29 +82,24 @@ def test_the_installed_package_is_the_venvs_copy(installed, tmp_path):
     assert bindir.parent in where.parents and REPO not in where.parents
 
 
-def test_the_installed_package_has_the_learned_label_models(installed, tmp_path):
-    """label_models.json is package data: the installed copy loads the mouth model from itself."""
-    bindir, env = installed
-    code = (
-        "from facemap.analysis.learned import label_models, resources;"
-        "m = label_models()['mouth_open'];"
-        "print(resources.files('facemap.analysis').joinpath('label_models.json'), m.threshold, len(m.features))"
-    )
-    proc = _run([str(bindir / "python"), "-c", code], tmp_path, env)
-    assert proc.returncode == 0, proc.stderr
-    where, threshold, k = proc.stdout.split()
-    assert bindir.parent in Path(where).parents and float(threshold) == 0.3 and int(k) == 6
+# package data: (module, file, code printing what the installed copy loaded from it, what it prints)
+PACKAGE_DATA = [
+    ("facemap.analysis", "label_models.json",
+     "from facemap.analysis.learned import label_models; m = label_models()['mouth_open']; print(m.threshold, len(m.features))",
+     "0.3 6"),
+    ("facemap.backends", "dlib_box.json",
+     "from facemap.backends.dlib_backend import dlib_box_model; print(*dlib_box_model().weights.shape)",
+     "136 3"),
+]
 
 
-def test_the_installed_package_has_the_dlib_box_model(installed, tmp_path):
-    """dlib_box.json is package data: the installed copy loads the box model from itself."""
+@pytest.mark.parametrize(("package", "name", "code", "says"), PACKAGE_DATA, ids=[p[1] for p in PACKAGE_DATA])
+def test_the_installed_package_has_its_data_files(installed, tmp_path, package, name, code, says):
+    """The learned label models and dlib's box model are package data: the installed copy loads
+    them from itself (a file left out of pyproject's package-data fails here)."""
     bindir, env = installed
-    code = (
-        "from facemap.backends.dlib_backend import dlib_box_model, resources;"
-        "m = dlib_box_model();"
-        "print(resources.files('facemap.backends').joinpath('dlib_box.json'), m.weights.shape[0], m.weights.shape[1])"
-    )
-    proc = _run([str(bindir / "python"), "-c", code], tmp_path, env)
+    where = f"from importlib import resources; print(resources.files('{package}').joinpath('{name}'))"
+    proc = _run([str(bindir / "python"), "-c", f"{where}\n{code}"], tmp_path, env)
     assert proc.returncode == 0, proc.stderr
-    where, rows, cols = proc.stdout.split()
-    assert bindir.parent in Path(where).parents and (int(rows), int(cols)) == (136, 3)
+    path, loaded = proc.stdout.split("\n", 1)
+    assert bindir.parent in Path(path).parents and loaded.strip() == says

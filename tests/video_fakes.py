@@ -121,3 +121,19 @@ class PatternLandmarker:
                 lm = lm + self.rng.normal(0.0, self.noise_px, lm.shape)
             out.append(Face(frame, timestamp_ms, Status.OK, "", box, lm, Pose(0.0, 0.0, 0.0)))
         return out
+
+
+def lag_behind_reading(run, clip: str, frames: int) -> list[int]:
+    """How many frames had been read from ``../shared/data/videos/<clip>`` when each frame
+    ``run(frames_iterable)`` yields came out, minus that frame's number: 0 for a frame given as
+    soon as it is read, k for one held behind k newer frames."""
+    from facemap.io.video import read_frames
+
+    read: list[int] = []
+
+    def counted():
+        for vf in read_frames(DATA / "videos" / clip, max_frames=frames):
+            read.append(vf.index)
+            yield vf
+
+    return [len(read) - f.index for f in run(counted())]
