@@ -44,11 +44,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from calibrate_detector import read_every  # noqa: E402
 
 from facemap.backends import dlib_backend  # noqa: E402
-from facemap.io.outputs import atomic_write_text  # noqa: E402
-from facemap.track.tracker import roi_from_landmarks  # noqa: E402
 from facemap.errors import InputFileError  # noqa: E402
 from facemap.eval import nme, read_ground_truth  # noqa: E402
+from facemap.io.outputs import atomic_write_text  # noqa: E402
 from facemap.io.records import read_landmarks, read_meta  # noqa: E402
+from facemap.track.tracker import roi_from_landmarks  # noqa: E402
 from facemap.types import BBox  # noqa: E402
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"

@@ -317,9 +317,8 @@ def test_a_break_leaves_logs_with_every_frame_given(tmp_path):
     """Frames wait for the analyzer's verdict; a break out of the loop still hands the waiting
     ones to the sinks, so the logs hold every frame read."""
     pytest.importorskip("dlib", reason="the dlib extra is not installed")
-    from facemap.sinks import CsvLogSink
-
     from facemap.io.video import read_frames
+    from facemap.sinks import CsvLogSink
 
     clip = need_shared(DATA / "videos" / "lp_d0.mp4")
     read = []

@@ -15,8 +15,8 @@ from facemap.io.video import VideoFrame, read_frames
 from facemap.track.guard import GuardOptions, JumpGuard
 from facemap.track.tracker import (
     FaceTracker,
-    TrackOptions,
     Track,
+    TrackOptions,
     _thumb,
     next_roi,
     roi_from_landmarks,
