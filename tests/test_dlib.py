@@ -163,6 +163,8 @@ def test_the_box_model_places_dlibs_own_box_from_its_points(lmk):
         assert np.median(np.abs((got[:, 2] - got[:, 0]) / side - 1)) < 0.12, stem
     pts = lms.landmarks[0]
     np.testing.assert_allclose(lmk.to_dlib_box(lmk.next_roi(pts)).as_array(), lmk.box_model.box(pts).as_array(), atol=1e-9)
+    # points without a spread (all on one pixel) get the square box around them, not a NaN box
+    assert lmk.next_roi(np.full((68, 2), 50.0)).as_array().tolist() == [50.0, 50.0, 50.0, 50.0]
 
 
 def test_the_box_model_file_is_checked():

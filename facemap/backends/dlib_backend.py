@@ -168,11 +168,12 @@ class DlibBoxModel:
         inner = pts[:, BOX_MODEL_INNER]
         c = inner.mean(axis=1)
         s = np.sqrt(((inner - c[:, None]) ** 2).sum(axis=2).mean(axis=1))
+        s = np.where(s > 1e-9, s, np.nan)
         return ((pts - c[:, None]) / s[:, None, None]).reshape(len(pts), -1), c, s
 
     def boxes(self, points: np.ndarray) -> np.ndarray:
         """(N, 4) dlib-style square boxes (x0, y0, x1, y1) for (N, 68, 2) points."""
-        x, c, s = self.inputs(points)
+        x, c, s = self.inputs(points)  # NaN rows where the points have no spread
         y = (x - self.mean) @ self.weights + self.bias
         centre = c + y[:, :2] * s[:, None]
         half = np.exp(y[:, 2]) * s / 2.0
@@ -298,8 +299,14 @@ class DlibLandmarker:
     def next_roi(self, landmarks: np.ndarray) -> BBox:
         """The landmark-style box to follow a face into the next frame from its (68, 2) points
         (this landmarker's own points): the box dlib's detector would have given them
-        (``DlibBoxModel``), so ``to_dlib_box`` feeds the predictor exactly that box."""
-        return calibrate_dlib_box(self.box_model.box(landmarks), self.box_calibration)
+        (``DlibBoxModel``), so ``to_dlib_box`` feeds the predictor exactly that box. Points
+        without a spread (all on one pixel) get the square box around them."""
+        box = self.box_model.boxes(np.asarray(landmarks, dtype=np.float64)[None])[0]
+        if not (np.isfinite(box).all() and box[2] > box[0]):
+            b = BBox.from_points(landmarks)
+            (cx, cy), half = b.center, max(b.width, b.height) / 2.0
+            return BBox(cx - half + 0.5, cy - half + 0.5, cx + half - 0.5, cy + half - 0.5)
+        return calibrate_dlib_box(BBox(*map(float, box)), self.box_calibration)
 
     def _predict_rgb(self, rgb: np.ndarray, dlib_box: BBox) -> np.ndarray:
         rect = self._rectangle(
