@@ -114,6 +114,40 @@ def test_a_landmarker_with_its_own_next_box_places_it():
     assert track.next_roi.center == pytest.approx((189.5, 249.5))
 
 
+class _PulledLandmarker(PatternLandmarker):
+    """As a shape predictor is: its points sit between the face and the box it was given (half
+    the box's offset from the face stays in them); it places its own next box around them."""
+
+    def landmark(self, image_bgr, faces, frame=1, timestamp_ms=0.0):
+        self.calls = getattr(self, "calls", 0) + len(faces)
+        out = []
+        for f in super().landmark(image_bgr, faces, frame, timestamp_ms):
+            (bx, by), (fx, fy) = f.box.center, BBox.from_points(self.truth(frame)).center
+            out.append(replace(f, landmarks=f.landmarks + [(bx - fx) / 2, (by - fy) / 2]))
+        return out
+
+    def next_roi(self, landmarks):
+        return roi_from_landmarks(landmarks)
+
+
+def test_a_face_moving_fast_is_landmarked_again_in_the_box_its_points_call_for():
+    """A face moving 20 px a frame (a fifth of its side): points from a box one frame behind
+    lag it; with ``refine_shift`` the landmarker runs once more in the box they call for, and
+    the lag halves. A still face is landmarked once a frame."""
+    lag = {}
+    for refine in (0.0, 0.1):
+        lmk = _PulledLandmarker(lambda f: (150 + 20 * f, 240, 100), UNIT_FACE)
+        det = CountingDetector(lmk)
+        out = _run(FaceTracker(det, lmk, TrackOptions(refine_shift=refine, velocity_gain=0.0)), det, 12)
+        assert all(r.reason == "tracked" for r in out[1:])
+        lag[refine] = np.mean([np.abs(r.landmarks - lmk.truth(r.frame)).mean() for r in out[2:]])
+    assert lag[0.1] < 0.6 * lag[0.0], lag
+    lmk = _PulledLandmarker(lambda f: (300, 240, 100), UNIT_FACE)
+    det = CountingDetector(lmk)
+    _run(FaceTracker(det, lmk, TrackOptions(refine_shift=0.1)), det, 12)
+    assert lmk.calls == 12
+
+
 @pytest.mark.parametrize(
     ("shift", "scale", "pose", "why"),
     [

@@ -77,6 +77,10 @@ class TrackOptions:
     # is checked against the detector at once (a model fitting a face a little inside its ROI,
     # e.g. dlib with the eyes shut, would otherwise collapse the box frame after frame)
     size_drift: float = 1.3
+    # a landmarker that places its own next box (dlib, ``next_roi``): when the box its points
+    # on a followed face call for sits more than this share of the box's side away from the box
+    # they came from (the face moved fast), it runs once more in that box (0: never)
+    refine_shift: float = 0.1
     # one face: a detection confirms the held face at this IoU; it is searched for in a region
     # this many times the held box around it, shrunk so the face is about confirm_face_px wide;
     # a detection covering this share of the smaller box is the held face after a shrink
@@ -131,7 +135,7 @@ class TrackOptions:
 # TrackOptions fields a front end sets from an option of its own (named so in messages).
 _FLAGGED = ("redetect_every", "lost_detect_every")
 # TrackOptions fields that may be 0 (never, off); every other number must be above 0.
-_ZERO_OK = ("redetect_every", "cut_threshold", "velocity_gain", "reacquire_gap")
+_ZERO_OK = ("redetect_every", "cut_threshold", "velocity_gain", "reacquire_gap", "refine_shift")
 
 
 def roi_from_landmarks(landmarks: np.ndarray, expand: float = 1.0) -> BBox:
@@ -352,6 +356,29 @@ class FaceTracker:
         results = self._landmark(image, [roi], frame, ts)
         return results[0] if results else Face.empty(frame, ts, reason="detector_failed")
 
+    def _followed(self, image: np.ndarray, rois: list[BBox], frame: int, ts: float) -> tuple[list[BBox], list[Face]]:
+        """The landmarks of faces followed into ``rois``; with a landmarker that places its own
+        next box, a face whose points call for a box ``refine_shift`` of the side away (it moved
+        fast) is landmarked once more in that box. The boxes the results came from, and the results."""
+        results = self._landmark(image, rois, frame, ts)
+        limit, own = self.options.refine_shift, getattr(self.landmarker, "next_roi", None)
+        if not (limit > 0 and own is not None):
+            return rois, results
+        again = []
+        for i, (roi, r) in enumerate(zip(rois, results, strict=True)):
+            if r.has_face and np.isfinite(r.landmarks).all():
+                box = next_roi(r.landmarks, self.options.expand, self.landmarker)
+                (bx, by), (rx, ry) = box.center, roi.center
+                if max(abs(bx - rx), abs(by - ry), abs(box.width - roi.width)) > limit * roi.width:
+                    again.append((i, box))
+        if not again:
+            return rois, results
+        rois, results = list(rois), list(results)
+        for (i, box), r in zip(again, self._landmark(image, [b for _, b in again], frame, ts), strict=True):
+            if r.has_face:
+                rois[i], results[i] = box, r
+        return rois, results
+
     def _why_lost(self, result: Face, roi: BBox, detected: bool, hw: tuple[int, int]) -> str:
         """'' when ``result`` still holds the face of ``roi``; landmarks from a detector's box
         must fit that box itself (expand 1)."""
@@ -368,8 +395,7 @@ class FaceTracker:
             if track.shrunk(track.det_side, opts):
                 self._recheck(image, frame, track)
         if track is not None and track.next_roi is not None:
-            roi = track.next_roi
-            result = self._landmark_one(image, roi, frame, ts)
+            (roi,), (result,) = self._followed(image, [track.next_roi], frame, ts)
             why = self._why_lost(result, roi, False, hw)
             if not why:
                 track.hold(result, True, opts, self.landmarker)
@@ -514,8 +540,7 @@ class FaceTracker:
             or any(t.shrunk(t.det_side, opts) for t in held)  # a followed box collapsing
         )
         if not due:  # follow every held face from its landmarks
-            rois = [t.next_roi for t in held]
-            results = self._landmark(image, rois, frame, ts)
+            rois, results = self._followed(image, [t.next_roi for t in held], frame, ts)
             sane = [not self._why_lost(r, roi, False, hw) for r, roi in zip(results, rois, strict=True)]
             if all(sane):
                 self._since_detect += 1
