@@ -114,11 +114,11 @@ class Options:
             raise UsageError(f"{{max_faces}} must be 1 (one face), N or 0 (every face), got {self.max_faces}")
         if self.analyze is not None:  # the analysis (pandas) is imported only when asked for
             from .analysis.config import AnalysisConfig
-            from .analysis.online import OnlineAnalyzer
+            from .analysis.online import online_lag_ms
 
             if not isinstance(self.analyze, AnalysisConfig):
                 raise UsageError(f"{{analyze}} must be an AnalysisConfig (or True), got {type(self.analyze).__name__}")
-            OnlineAnalyzer(self.analyze, self.analyze_lag_ms)  # a bad lag is refused here, before any frame
+            online_lag_ms(self.analyze, self.analyze_lag_ms)  # a bad lag is refused here, before any frame
 
 
 # Each stage that holds frames keeps at most this many bytes of images: the 3DMM fit's hold (a

@@ -122,6 +122,19 @@ def default_lag_ms(cfg: AnalysisConfig) -> float:
     return (cfg.mouth_smooth_ms + cfg.talk_detrend_ms + cfg.talk_window_ms) / 2
 
 
+def online_lag_ms(cfg: AnalysisConfig, lag_ms: float | None = None) -> float:
+    """The lag the online analyzer decides frames at (``default_lag_ms`` for None), once its
+    timing is checked: a lag past half the window, or a step past it, is one UsageError."""
+    half = window_ms(cfg) / 2
+    lag = default_lag_ms(cfg) if lag_ms is None else float(lag_ms)
+    if not (np.isfinite(lag) and 0 <= lag <= half):
+        raise UsageError(f"lag_ms must be 0 to {half:g} ms (half the analyzer's window), got {lag_ms}")
+    if not (0 < cfg.online_step_ms <= half):
+        raise UsageError(f"online_step_ms must be above 0 and at most {half:g} ms (half the analyzer's "
+                         f"window: a frame is decided within the window), got {cfg.online_step_ms:g}")
+    return lag
+
+
 def settle_ms(cfg: AnalysisConfig) -> dict[str, float]:
     """Per event label: how long after its last frame a run can still grow back (the gap its
     label bridges plus half of each centred window it is smoothed with)."""
@@ -399,12 +412,7 @@ class OnlineAnalyzer:
             raise UsageError(f"reference must be a facemap.analysis.Baseline (a reference face) or None, got {type(reference).__name__}")
         self.reference = reference
         self.window_ms = window_ms(self.cfg)
-        self.lag_ms = default_lag_ms(self.cfg) if lag_ms is None else float(lag_ms)
-        if not (np.isfinite(self.lag_ms) and 0 <= self.lag_ms <= self.window_ms / 2):
-            raise UsageError(f"lag_ms must be 0 to {self.window_ms / 2:g} ms (half the analyzer's window), got {lag_ms}")
-        if not (0 < self.cfg.online_step_ms <= self.window_ms / 2):
-            raise UsageError(f"online_step_ms must be above 0 and at most {self.window_ms / 2:g} ms (half the analyzer's "
-                             f"window: a frame is decided within the window), got {self.cfg.online_step_ms:g}")
+        self.lag_ms = online_lag_ms(self.cfg, lag_ms)
         if self.cfg.learned_mouth:
             label_models()  # read now (package data, once a process), not in the first frame's step
         self.settle_ms = settle_ms(self.cfg)
