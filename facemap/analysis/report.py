@@ -17,6 +17,7 @@ import numpy as np
 from .._version import __version__
 from ..errors import OutputError
 from ..io.outputs import HoldSignals, OutputDir, atomic_write_bytes
+from ..io.records import read_json_object
 from ..io.schema import log_stem
 from ..provenance import RUN_INFO_LABELS
 from . import one_face
@@ -49,13 +50,7 @@ def report_clip(report: Mapping[str, object]) -> dict[str, str]:
     return clip_of(inputs if isinstance(inputs, dict) else {})
 
 
-def read_report(path: Path) -> dict[str, object] | None:
-    """A report.json's content, or None when it cannot be read as a JSON object."""
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
+read_report = read_json_object  # a report.json's content, or None when it cannot be read as a JSON object
 
 
 def speaking(result: Analysis) -> dict[str, float]:

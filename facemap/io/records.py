@@ -113,7 +113,7 @@ def has_face_id(path: Path) -> bool:
     """True when the log's header has a ``face_id`` column (several faces a frame; a picture
     JSON: a ``faces`` list); False for a file that cannot be read (the reader then says why)."""
     if is_picture_json(path):
-        doc = _picture_doc(Path(path))
+        doc = read_json_object(Path(path))
         return isinstance(doc, dict) and isinstance(doc.get("faces"), list)
     try:
         with open(path, encoding="utf-8") as fh:
@@ -320,14 +320,16 @@ def is_picture_json(path: Path) -> bool:
     return Path(path).suffix.lower() == ".json"
 
 
-def _picture_doc(path: Path) -> object:
-    """The parsed JSON document, or None when it cannot be read."""
+def read_json_object(path: Path) -> dict | None:
+    """A JSON file's object (a picture's JSON, a run.json, a report.json), or None when it
+    cannot be read as one."""
     import json
 
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        doc = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError):
         return None
+    return doc if isinstance(doc, dict) else None
 
 
 def read_picture_landmarks(path: Path) -> LandmarkLog:
@@ -339,7 +341,7 @@ def read_picture_landmarks(path: Path) -> LandmarkLog:
     what = "picture JSON"
     if not path.is_file():
         raise InputFileError(f"{path}: {what} not found; check the path")
-    doc = _picture_doc(path)
+    doc = read_json_object(path)
     if not isinstance(doc, dict) or "landmarks" not in doc:
         raise InputFileError(
             f"{path}: is not a picture JSON infer.py wrote (expected an object with \"landmarks\"); "
@@ -383,13 +385,13 @@ def read_run_info(log: Path) -> dict:
     facemap wrote it, or by another tool): a report then says it is not known."""
     path = Path(log)
     if is_picture_json(path):
-        doc = _picture_doc(path)
+        doc = read_json_object(path)
         info = {k: doc[k] for k in _PICTURE_MADE_BY if isinstance(doc, dict) and k in doc}
         if "predictor" in info:  # dlib's predictor file is its model
             info.setdefault("model", info["predictor"])
             del info["predictor"]
         return info
-    doc = _picture_doc(path.parent / f"{log_stem(path)}{RUN_INFO_SUFFIX}")
+    doc = read_json_object(path.parent / f"{log_stem(path)}{RUN_INFO_SUFFIX}")
     if not isinstance(doc, dict):
         return {}
     return doc
