@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from ..api import FaceMap, default_detector
+from ..api import FaceMap
 from ..backends import (
     FixedBoxDetector,
     WholeImageDetector,
@@ -19,7 +19,7 @@ from ..threedmm import fitter_for
 from ..track.guard import ORIGINAL_RANGE, GuardOptions
 from ..track.smooth import SmoothOptions
 from ..track.tracker import TrackOptions
-from .config import DEFAULTS, FLAGS, LOST_DETECT_EVERY_DLIB, InferConfig
+from .config import DEFAULTS, FLAGS, InferConfig
 
 Emit = Callable[[str], None]
 log = logging.getLogger(__name__)
@@ -72,9 +72,7 @@ def resolve_landmarker(cfg: InferConfig) -> None:
         log.warning("%s", render_options(choice.notice, FLAGS))
     cfg.landmarker = choice.name
     if cfg.auto_detector:
-        cfg.detector = default_detector(cfg.landmarker)
-        if cfg.detector == "dlib-hog" and cfg.lost_detect_every is None:
-            cfg.lost_detect_every = LOST_DETECT_EVERY_DLIB  # as when --landmarker dlib is given
+        cfg.take_default_detector()  # as when --landmarker dlib is given
 
 
 def resolve_detector(cfg: InferConfig) -> None:

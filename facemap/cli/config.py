@@ -188,12 +188,19 @@ class InferConfig:
         given = {k: v for k, v in vars(ns).items() if k in names}
         if given.get("landmarker") is None:
             given["landmarker"], given["auto_landmarker"] = DEFAULT_LANDMARKER, True
-        if given.get("detector") is None:  # --landmarker dlib: dlib's own HOG detector
-            given["detector"], given["auto_detector"] = default_detector(given["landmarker"]), True
-            if given["detector"] == "dlib-hog" and given.get("lost_detect_every") is None:
-                # HOG costs 30-130 ms a frame: where no face is, a dlib run searches every 5th frame
-                given["lost_detect_every"] = LOST_DETECT_EVERY_DLIB
-        return cls(**given)
+        cfg = cls(**given)
+        if cfg.detector is None:  # --landmarker dlib: dlib's own HOG detector
+            cfg.auto_detector = True
+            cfg.take_default_detector()
+        return cfg
+
+    def take_default_detector(self) -> None:
+        """The landmarker's own detector (``default_detector``); with dlib's HOG detector, which
+        costs 30-130 ms a frame, a search every 5th frame where no face is (unless
+        --lost-detect-every was given)."""
+        self.detector = default_detector(self.landmarker)
+        if self.detector == "dlib-hog" and self.lost_detect_every is None:
+            self.lost_detect_every = LOST_DETECT_EVERY_DLIB
 
     @property
     def lost_every(self) -> int:
