@@ -118,7 +118,7 @@ class Options:
 
             if not isinstance(self.analyze, AnalysisConfig):
                 raise UsageError(f"{{analyze}} must be an AnalysisConfig (or True), got {type(self.analyze).__name__}")
-            online_lag_ms(self.analyze, self.analyze_lag_ms)  # a bad lag is refused here, before any frame
+            online_lag_ms(self.analyze, self.analyze_lag_ms)  # a bad lag or label model is refused here, before any frame
 
 
 # Each stage that holds frames keeps at most this many bytes of images: the 3DMM fit's hold (a

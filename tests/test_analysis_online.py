@@ -568,10 +568,13 @@ def test_the_frames_waiting_for_a_verdict_keep_to_the_hold_budget(monkeypatch):
     oldest are then decided early, every frame still comes out once and in order, labelled;
     without the cap up to 23 wait. Through the chain, ``pipeline.HOLD_BYTES`` sets it."""
     need_shared(REF / "lp_d0_dlib_meta.csv")
+    steps = {}
     for cap in (None, 6):
         a = OnlineAnalyzer()
         if cap:
             a.size_hold(1000, 6 * 1000 + 999)
+        judge, calls = a._judge, []
+        monkeypatch.setattr(a, "_judge", lambda state, judge=judge, calls=calls: calls.append(1) or judge(state))
         out, most = [], 0
         for f, t, faces in _faces("lp_d0"):
             out += a.update(f, t, faces)
@@ -580,6 +583,9 @@ def test_the_frames_waiting_for_a_verdict_keep_to_the_hold_budget(monkeypatch):
         assert [v.frame for v in out] == list(range(1, 79))
         assert all(v.faces[0].labels for v in out if v.faces)
         assert most == (cap or 23), most
+        steps[cap] = len(calls)
+    # over the cap, frames are decided down to half of it at once: a step's work for 3 frames
+    assert steps[None] == 6 and steps[6] <= 26, steps  # one a frame past the cap was 73
     import facemap.pipeline as pipeline
     from facemap.io.video import read_frames
     from facemap.types import Mode

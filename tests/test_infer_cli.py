@@ -230,3 +230,18 @@ def test_crop_flags_a_dlib_run_ignores_are_said_once(tmp_path, capsys, caplog):
     assert "--decode-3dmm is not needed: the dlib landmarker gives its points directly" in out
     said = [r.getMessage() for r in caplog.records if "no effect with the dlib landmarker" in r.getMessage()]
     assert len(said) == 1 and said[0].startswith("--face-margin, --bgr, --normalize: no effect")
+
+
+@pytest.mark.parametrize(
+    ("extra", "changed"),
+    [
+        ([], {}),  # dlib's own detector and its every-5th-frame search are dlib's defaults
+        (["--lost-detect-every", "1"], {"--lost-detect-every": 1}),
+        (["--detector", "yunet"], {"--detector": "yunet", "--lost-detect-every": 1}),
+    ],
+)
+def test_the_run_lists_only_the_settings_the_user_changed(extra, changed):
+    from facemap.cli.config import InferConfig
+
+    cfg = InferConfig.from_namespace(infer.build_parser().parse_args(["--video", "x.mp4", "--landmarker", "dlib", *extra]))
+    assert cfg.changed() == changed

@@ -146,6 +146,34 @@ def test_a_face_moving_fast_is_landmarked_again_in_the_box_its_points_call_for()
     det = CountingDetector(lmk)
     _run(FaceTracker(det, lmk, TrackOptions(refine_shift=0.1)), det, 12)
     assert lmk.calls == 12
+    # several faces: the same second look
+    lmk = _PulledLandmarker(lambda f: (150 + 20 * f, 240, 100), UNIT_FACE)
+    det = CountingDetector(lmk)
+    out = _run(FaceTracker(det, lmk, TrackOptions(refine_shift=0.1, velocity_gain=0.0), max_faces=0), det, 12)
+    assert np.mean([np.abs(r.landmarks - lmk.truth(r.frame)).mean() for r in out[2:]]) == pytest.approx(lag[0.1])
+
+
+class _LostOnSecondLook(_PulledLandmarker):
+    """Its second look at a frame lands off the face (a landmark box twice the given one)."""
+
+    def landmark(self, image_bgr, faces, frame=1, timestamp_ms=0.0):
+        again = getattr(self, "frame", None) == frame
+        self.frame = frame
+        out = super().landmark(image_bgr, faces, frame, timestamp_ms)
+        return [replace(f, landmarks=f.landmarks * 2.0) for f in out] if again else out
+
+
+def test_a_second_look_that_loses_the_face_is_not_kept():
+    """The first look held the face: a second look whose points do not fit their box is dropped,
+    and the face goes on from the first (as with no second look at all)."""
+    runs = {}
+    for name, lmk_type, refine in (("kept first", _LostOnSecondLook, 0.1), ("no second look", _PulledLandmarker, 0.0)):
+        lmk = lmk_type(lambda f: (150 + 20 * f, 240, 100), UNIT_FACE)
+        det = CountingDetector(lmk)
+        runs[name] = _run(FaceTracker(det, lmk, TrackOptions(refine_shift=refine, velocity_gain=0.0)), det, 12)
+    assert [r.reason for r in runs["kept first"]] == ["detected"] + ["tracked"] * 11
+    for a, b in zip(runs["kept first"], runs["no second look"], strict=True):
+        np.testing.assert_array_equal(a.landmarks, b.landmarks)
 
 
 @pytest.mark.parametrize(

@@ -124,7 +124,9 @@ def default_lag_ms(cfg: AnalysisConfig) -> float:
 
 def online_lag_ms(cfg: AnalysisConfig, lag_ms: float | None = None) -> float:
     """The lag the online analyzer decides frames at (``default_lag_ms`` for None), once its
-    timing is checked: a lag past half the window, or a step past it, is one UsageError."""
+    timing is checked (a lag past half the window, or a step past it, is one UsageError) and
+    the label models it needs are read (package data, once a process: a broken file is one
+    ModelError before the first frame, not in its step)."""
     half = window_ms(cfg) / 2
     lag = default_lag_ms(cfg) if lag_ms is None else float(lag_ms)
     if not (np.isfinite(lag) and 0 <= lag <= half):
@@ -132,6 +134,8 @@ def online_lag_ms(cfg: AnalysisConfig, lag_ms: float | None = None) -> float:
     if not (0 < cfg.online_step_ms <= half):
         raise UsageError(f"online_step_ms must be above 0 and at most {half:g} ms (half the analyzer's "
                          f"window: a frame is decided within the window), got {cfg.online_step_ms:g}")
+    if cfg.learned_mouth:
+        label_models()
     return lag
 
 
@@ -413,8 +417,6 @@ class OnlineAnalyzer:
         self.reference = reference
         self.window_ms = window_ms(self.cfg)
         self.lag_ms = online_lag_ms(self.cfg, lag_ms)
-        if self.cfg.learned_mouth:
-            label_models()  # read now (package data, once a process), not in the first frame's step
         self.settle_ms = settle_ms(self.cfg)
         self.faces: dict[int, FaceState] = {}
         self.pending: deque[tuple[int, float, tuple[Face, ...], dict[int, bool]]] = deque()
@@ -471,7 +473,11 @@ class OnlineAnalyzer:
         # Frames are decided in steps of online_step_ms (one label_frames call per face decides
         # every frame due), so the cost of a call is shared by the frames of a step.
         ready = self.pending and self.pending[0][1] <= now_ms - self.lag_ms - self.cfg.online_step_ms
-        over = 0 if self.max_waiting is None else len(self.pending) - self.max_waiting
+        # over the cap: decide down to half of it at once (one step's work for many frames,
+        # not one per frame)
+        over = 0
+        if self.max_waiting is not None and len(self.pending) > self.max_waiting:
+            over = len(self.pending) - max(1, self.max_waiting // 2)
         if not (final or ready or over > 0 or self.held_events):
             return []
         due = []

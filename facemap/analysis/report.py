@@ -50,7 +50,9 @@ def report_clip(report: Mapping[str, object]) -> dict[str, str]:
     return clip_of(inputs if isinstance(inputs, dict) else {})
 
 
-read_report = read_json_object  # a report.json's content, or None when it cannot be read as a JSON object
+def read_report(path: Path) -> dict[str, object] | None:
+    """A report.json's content, or None when it cannot be read as a JSON object."""
+    return read_json_object(path)
 
 
 def speaking(result: Analysis) -> dict[str, float]:

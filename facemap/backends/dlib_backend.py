@@ -19,7 +19,7 @@ such a face returns a frontal-looking shape, which then places the next box, fra
 frame. So in video ``DlibLandmarker.next_roi`` places the next frame's box from the points
 themselves: ``DlibBoxModel``, a ridge regression from the 68 points (normalised by their inner
 points' centre and spread) to dlib's own detector box, fitted by ``bench/calibrate_dlib.py
---write`` on dlib's reference runs and shipped as package data (``dlib_box.json``).
+--box --write`` on dlib's reference runs and shipped as package data (``dlib_box.json``).
 
 Pose. dlib has no 3DMM parameters: ``params`` and ``expression`` stay empty, and pitch, yaw and
 roll are estimated from the 2D landmarks by ``facemap.pose2d.estimate_pose_2d`` (a generic 3D
@@ -189,6 +189,7 @@ class DlibBoxModel:
 
     @classmethod
     def from_dict(cls, d: dict) -> DlibBoxModel:
+        """The model of ``dlib_box.json``'s content (``as_dict``'s layout)."""
         return cls(np.asarray(d["mean"], float), np.asarray(d["weights"], float), np.asarray(d["bias"], float))
 
 
@@ -300,9 +301,10 @@ class DlibLandmarker:
         """The landmark-style box to follow a face into the next frame from its (68, 2) points
         (this landmarker's own points): the box dlib's detector would have given them
         (``DlibBoxModel``), so ``to_dlib_box`` feeds the predictor exactly that box. Points
-        without a spread (all on one pixel) get the square box around them."""
+        (nearly) without a spread, whose model box would be under 2 px, get the square box
+        around them."""
         box = self.box_model.boxes(np.asarray(landmarks, dtype=np.float64)[None])[0]
-        if not (np.isfinite(box).all() and box[2] > box[0]):
+        if not (np.isfinite(box).all() and box[2] - box[0] >= 2.0):  # a box of 2 px or more
             b = BBox.from_points(landmarks)
             (cx, cy), half = b.center, max(b.width, b.height) / 2.0
             return BBox(cx - half + 0.5, cy - half + 0.5, cx + half - 0.5, cy + half - 0.5)

@@ -189,7 +189,7 @@ class InferConfig:
         if given.get("landmarker") is None:
             given["landmarker"], given["auto_landmarker"] = DEFAULT_LANDMARKER, True
         cfg = cls(**given)
-        if cfg.detector is None:  # --landmarker dlib: dlib's own HOG detector
+        if given.get("detector") is None:  # --landmarker dlib: dlib's own HOG detector
             cfg.auto_detector = True
             cfg.take_default_detector()
         return cfg

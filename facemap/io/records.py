@@ -320,7 +320,7 @@ def is_picture_json(path: Path) -> bool:
     return Path(path).suffix.lower() == ".json"
 
 
-def read_json_object(path: Path) -> dict | None:
+def read_json_object(path: Path) -> dict[str, object] | None:
     """A JSON file's object (a picture's JSON, a run.json, a report.json), or None when it
     cannot be read as one."""
     import json

@@ -356,17 +356,20 @@ class FaceTracker:
         results = self._landmark(image, [roi], frame, ts)
         return results[0] if results else Face.empty(frame, ts, reason="detector_failed")
 
-    def _followed(self, image: np.ndarray, rois: list[BBox], frame: int, ts: float) -> tuple[list[BBox], list[Face]]:
+    def _followed(
+        self, image: np.ndarray, rois: list[BBox], frame: int, ts: float, hw: tuple[int, int]
+    ) -> tuple[list[BBox], list[Face]]:
         """The landmarks of faces followed into ``rois``; with a landmarker that places its own
-        next box, a face whose points call for a box ``refine_shift`` of the side away (it moved
-        fast) is landmarked once more in that box. The boxes the results came from, and the results."""
+        next box, a face still held whose points call for a box ``refine_shift`` of the side
+        away (it moved fast) is landmarked once more in that box, and that look is kept when it
+        holds the face in that box. The boxes the results came from, and the results."""
         results = self._landmark(image, rois, frame, ts)
         limit, own = self.options.refine_shift, getattr(self.landmarker, "next_roi", None)
-        if not (limit > 0 and own is not None):
+        if not (limit > 0 and own is not None and len(results) == len(rois)):
             return rois, results
         again = []
         for i, (roi, r) in enumerate(zip(rois, results, strict=True)):
-            if r.has_face and np.isfinite(r.landmarks).all():
+            if not self._why_lost(r, roi, False, hw):
                 box = next_roi(r.landmarks, self.options.expand, self.landmarker)
                 (bx, by), (rx, ry) = box.center, roi.center
                 if max(abs(bx - rx), abs(by - ry), abs(box.width - roi.width)) > limit * roi.width:
@@ -374,8 +377,9 @@ class FaceTracker:
         if not again:
             return rois, results
         rois, results = list(rois), list(results)
-        for (i, box), r in zip(again, self._landmark(image, [b for _, b in again], frame, ts), strict=True):
-            if r.has_face:
+        second = self._landmark(image, [b for _, b in again], frame, ts)
+        for (i, box), r in zip(again, second, strict=len(second) == len(again)):
+            if not self._why_lost(r, box, False, hw):
                 rois[i], results[i] = box, r
         return rois, results
 
@@ -395,7 +399,9 @@ class FaceTracker:
             if track.shrunk(track.det_side, opts):
                 self._recheck(image, frame, track)
         if track is not None and track.next_roi is not None:
-            (roi,), (result,) = self._followed(image, [track.next_roi], frame, ts)
+            rois, results = self._followed(image, [track.next_roi], frame, ts, hw)
+            roi = rois[0]
+            result = results[0] if results else Face.empty(frame, ts, reason="detector_failed")
             why = self._why_lost(result, roi, False, hw)
             if not why:
                 track.hold(result, True, opts, self.landmarker)
@@ -540,7 +546,7 @@ class FaceTracker:
             or any(t.shrunk(t.det_side, opts) for t in held)  # a followed box collapsing
         )
         if not due:  # follow every held face from its landmarks
-            rois, results = self._followed(image, [t.next_roi for t in held], frame, ts)
+            rois, results = self._followed(image, [t.next_roi for t in held], frame, ts, hw)
             sane = [not self._why_lost(r, roi, False, hw) for r, roi in zip(results, rois, strict=True)]
             if all(sane):
                 self._since_detect += 1
