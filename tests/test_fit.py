@@ -119,23 +119,29 @@ def _clip_logs(stem: str, step: int) -> tuple[np.ndarray, np.ndarray]:
     return points, meta.loc[lm.frame, ["x0", "y0", "x1", "y1"]].to_numpy(float)
 
 
+def _fit_every_clip(step: int, fit, basis: Basis) -> tuple[np.ndarray, dict[str, float]]:
+    """Every ``step``-th frame of the 34 clips' dlib logs through ``fit(points, boxes) -> (N, 265)
+    params``: each clip's params within [-1, 1] and one identity; the independent decode's NME
+    per frame (pooled) and each clip's median."""
+    clips = sorted(p.name[: -len("_mediapipe_blendshapes.csv")] for p in (DATA / "ref").glob("*_mediapipe_blendshapes.csv"))
+    assert len(clips) == 34
+    errors, worst = [], {}
+    for stem in clips:
+        points, boxes = _clip_logs(stem, step)
+        params = fit(points, boxes)
+        assert np.all(np.abs(params) <= 1.0) and np.ptp(params[:, :219], axis=0).max() == 0.0, stem
+        err = nme(decode_to_image(params, boxes, basis), points)
+        errors.append(err)
+        worst[stem] = float(np.median(err))
+    return np.concatenate(errors), worst
+
+
 def test_fit_gives_back_dlibs_points_on_every_shared_clip(real_basis: Basis, fitter: Fitter) -> None:
     """Every 8th frame of the 34 clips' dlib logs: decoded through the documented crop with the
     independent decode, the fit lands on dlib's points. Measured: median 0.0195, 95th percentile
     0.0282, worst clip 0.0284 (the brows' ends alone err 0.05-0.08: the basis places them nearer
     the brow's middle)."""
-    clips = sorted(p.name[: -len("_mediapipe_blendshapes.csv")] for p in (DATA / "ref").glob("*_mediapipe_blendshapes.csv"))
-    assert len(clips) == 34
-    errors, worst = [], {}
-    for stem in clips:
-        points, boxes = _clip_logs(stem, 8)
-        fit = fitter.fit(points, boxes)
-        assert np.all(np.abs(fit.params) <= 1.0), stem
-        assert np.ptp(fit.params[:, :219], axis=0).max() == 0.0, stem
-        err = nme(decode_to_image(fit.params, boxes, real_basis), points)
-        errors.append(err)
-        worst[stem] = float(np.median(err))
-    pooled = np.concatenate(errors)
+    pooled, worst = _fit_every_clip(8, lambda points, boxes: fitter.fit(points, boxes).params, real_basis)
     assert np.median(pooled) <= 0.0197, np.median(pooled)
     assert np.percentile(pooled, 95) <= 0.0285, np.percentile(pooled, 95)
     assert max(worst.values()) <= 0.029, max(worst.items(), key=lambda kv: kv[1])
@@ -149,21 +155,16 @@ def test_the_video_stage_gives_back_dlibs_points_with_one_identity_per_clip(real
     on the first 120 frames)."""
     from facemap.threedmm.stage import FitStage
 
-    clips = sorted(p.name[: -len("_mediapipe_blendshapes.csv")] for p in (DATA / "ref").glob("*_mediapipe_blendshapes.csv"))
     fitter = Fitter(real_basis)
-    errors, worst = [], {}
-    for stem in clips:
-        points, boxes = _clip_logs(stem, 4)
+
+    def through_the_stage(points: np.ndarray, boxes: np.ndarray) -> np.ndarray:
         stage = FitStage(fitter)
         faces = [Face(frame=i + 1, status=Status.OK, box=BBox(*boxes[i]), landmarks=points[i]) for i in range(len(points))]
         out = [f for face in faces for f in stage.push((face,))] + stage.finish()
-        assert [f[0].frame for f in out] == list(range(1, len(points) + 1)), stem
-        params = np.array([f[0].params for f in out])
-        assert np.all(np.abs(params) <= 1.0) and np.ptp(params[:, :219], axis=0).max() == 0.0, stem
-        err = nme(decode_to_image(params, boxes, real_basis), points)
-        errors.append(err)
-        worst[stem] = float(np.median(err))
-    pooled = np.concatenate(errors)
+        assert [f[0].frame for f in out] == list(range(1, len(points) + 1))
+        return np.array([f[0].params for f in out])
+
+    pooled, worst = _fit_every_clip(4, through_the_stage, real_basis)
     assert np.median(pooled) <= 0.0186, np.median(pooled)
     assert np.percentile(pooled, 95) <= 0.0285, np.percentile(pooled, 95)
     assert max(worst.values()) <= 0.028, max(worst.items(), key=lambda kv: kv[1])
