@@ -195,15 +195,13 @@ def test_jump_threshold_in_the_original_tools_unit(tmp_path, capsys):
 # ----------------------------------------------------------------------------- done when
 
 
-@pytest.mark.parametrize("backend", ["facemap", "dlib"])
-def test_the_original_readme_runs_with_the_network_unreachable(tmp_path, capsys, caplog, monkeypatch, no_yunet, backend):
+def test_the_original_readme_runs_with_the_network_unreachable(tmp_path, capsys, caplog, monkeypatch, no_yunet):
     """Every command of the original tool's README, model.onnx and the basis present, no YuNet
-    and no network: exit 0 and the promised files (the Haar notice, once per command, for
-    FaceMap; dlib's own detector needs nothing)."""
+    and no network: exit 0 and the promised files, with the Haar notice once per command that
+    detects. (dlib's own detector needs nothing: tests/test_original_readme.py runs its commands
+    with the network unreachable.)"""
     from tests import test_original_readme as original
 
-    if backend == "dlib":
-        pytest.importorskip("dlib")
     need_shared(DATA)  # the original README test's folder: the user's photo and movie, model, basis
     (tmp_path / "face.jpg").symlink_to(PHOTO)
     (tmp_path / original.MOVIE).symlink_to(DATA / "videos" / "lp_d0.mp4")
@@ -213,14 +211,13 @@ def test_the_original_readme_runs_with_the_network_unreachable(tmp_path, capsys,
     monkeypatch.chdir(tmp_path)
     folder = tmp_path
     _unreachable("opener fails", monkeypatch)
-    extra = ["--landmarker", "dlib"] if backend == "dlib" else []
     for command, files in original.COMMANDS:
         with caplog.at_level(logging.WARNING):
-            code = original._run(command, extra)
+            code = original._run(command, [])
         cap = capsys.readouterr()
         assert code == 0, f"{command}\n{cap.err}"
         assert "Traceback" not in cap.err and "cannot download" not in cap.err
-        needs_detector = backend == "facemap" and command.startswith("python infer.py") and "--inspect" not in command
+        needs_detector = command.startswith("python infer.py") and "--inspect" not in command
         haar = [n for n in _notices(caplog) if "Haar cascade instead" in n]
         assert len(haar) == int(needs_detector), f"{command}\n{haar}"
         for rel in files:

@@ -71,8 +71,13 @@ def user_folder(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("backend", ["facemap", "dlib"])
-def test_every_command_of_the_original_readme_runs(user_folder, capsys, backend):
+def test_every_command_of_the_original_readme_runs(user_folder, capsys, monkeypatch, backend):
+    """With the network unreachable: what each command needs is on the machine (YuNet's file
+    given; tests/test_offline.py runs them without it)."""
+    from tests.test_offline import _unreachable
+
     pytest.importorskip("dlib") if backend == "dlib" else None
+    _unreachable("opener fails", monkeypatch)
     extra = ["--landmarker", "dlib"] if backend == "dlib" else []
     for command, files in COMMANDS:
         code = _run(command, extra)
