@@ -100,3 +100,23 @@ def test_smoothing_follows_timestamps_changed_in_place():
     t2 = t * 0.5
     np.testing.assert_allclose(smooth(v, t2, 150.0), pandas_mean(t2), atol=1e-12)
     assert not np.allclose(pandas_mean(t), pandas_mean(t2))
+
+
+@pytest.mark.parametrize(("before", "after"), [(500.0, 0.0), (0.0, 500.0), (500.0, 500.0), (40.0, 0.0)])
+def test_window_quantile_is_the_quantile_of_each_frames_window(before, after):
+    """Against a frame-by-frame loop: irregular timestamps, NaN frames skipped, a window of NaN
+    only is NaN; the frame itself belongs to the window before it."""
+    from facemap.analysis.events import window_quantile
+
+    rng = np.random.default_rng(2)
+    t = np.cumsum(rng.uniform(20, 60, 400))
+    v = rng.normal(0.3, 0.05, 400)
+    v[rng.random(400) < 0.2] = np.nan
+    v[100:130] = np.nan
+    got = window_quantile(v, t, before, after, 0.8)
+    for i in range(len(t)):
+        inside = v[(t > t[i] - before) & (t <= t[i] + after)]
+        inside = inside[np.isfinite(inside)]
+        want = np.quantile(inside, 0.8) if inside.size else np.nan
+        np.testing.assert_allclose(got[i], want, err_msg=str(i))
+    assert np.isnan(got[115])  # NaN all around

@@ -522,7 +522,7 @@ def test_a_small_history_or_a_long_step_loses_no_frame_and_a_step_past_the_windo
         out += a.finish()
         assert [v.frame for v in out] == list(range(1, 301))
         assert all(v.faces[0].labels for v in out)
-    with pytest.raises(UsageError, match="online_step_ms must be above 0 and at most 2800 ms"):
+    with pytest.raises(UsageError, match="online_step_ms must be above 0 and at most 2900 ms"):
         OnlineAnalyzer(replace(AnalysisConfig(), online_step_ms=6000.0))
 
 

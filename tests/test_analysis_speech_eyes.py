@@ -102,13 +102,20 @@ def test_a_clip_long_enough_keeps_its_own_baseline():
 
 
 def test_a_droop_that_grazes_the_closed_limit_is_not_a_blink():
-    """Lids lowered to just under the closed EAR for 200 ms (a droop, a slow look down): eyes
-    closed frames, but not a blink; a full closure of the same length is one."""
+    """Lids lowered to just under the closed EAR for 200 ms (a droop, a slow look down) on eyes
+    open at EAR 0.25: eyes closed frames, but not a blink; a full closure of the same length is
+    one. (On eyes open at 0.33 the same droop halves the EAR: a brief dip, and so a blink, as
+    test_a_blink_that_never_reaches_the_closed_limit_is_a_brief_dip shows.)"""
     n = 300
     eyes = np.zeros(n)
-    eyes[60:66] = 0.55  # EAR 0.333 -> 0.165, just under eyes_closed_ear 0.17
+    eyes[60:66] = 0.37  # EAR 0.25 -> 0.165, just under eyes_closed_ear 0.17 (0.66 of the open level)
     eyes[200:206] = 1.0  # lids meet
-    res = analyze(_inputs(n, eyes_closed=eyes))
+    inp = _inputs(n, eyes_closed=eyes)
+    feats = inp.features.copy()
+    feats[["ear_left", "ear_right", "ear"]] *= 0.25 / float(feats["ear"].median())
+    inp = Inputs(inp.frames, inp.timestamp_ms, inp.face, feats, "landmarks")
+    assert feats["ear"].iloc[60:66].between(0.16, 0.17).all()
+    res = analyze(inp)
     closed = res.labelled.flags["eyes_closed"].to_numpy().astype(bool)
     blink = res.labelled.flags["blink"].to_numpy().astype(bool)
     assert closed[60:66].all() and closed[200:206].all()
@@ -118,5 +125,46 @@ def test_a_droop_that_grazes_the_closed_limit_is_not_a_blink():
     # a brief droop is no more inattention than a blink: attention stays 100
     assert res.scores.attention == pytest.approx(100.0)
     # judged by depth: with no depth rule both closures are blinks
-    both = analyze(_inputs(n, eyes_closed=eyes), AnalysisConfig(blink_depth=9.0))
+    both = analyze(inp, AnalysisConfig(blink_depth=9.0))
     assert both.event_summary["blink"]["count"] == 2
+
+
+def _with_ear(inp: Inputs, ear: np.ndarray) -> Inputs:
+    feats = inp.features.copy()
+    feats["ear_left"] = feats["ear_right"] = feats["ear"] = ear
+    return Inputs(inp.frames, inp.timestamp_ms, inp.face, feats, "landmarks")
+
+
+def test_a_blink_that_never_reaches_the_closed_limit_is_a_brief_dip():
+    """A webcam's small eyes (open EAR 0.34): dlib's lids stop at EAR 0.18 on a blink, above the
+    closed limit 0.17 but 0.53 of the eyes' level around it: a 100 ms dip is closed and a blink.
+    The same EAR held 2 s (a squint) is not (it lowers the level around it), nor is the dip with
+    eyes_dip_ratio 0, nor a dip under 0.6 of its level but above 1.18 x the closed limit."""
+    n = 300
+    rng = np.random.default_rng(5)
+    ear = 0.34 + rng.normal(0, 0.004, n)
+    ear[100:103] = 0.18
+    ear[200:260] = 0.18  # 2 s
+    inp = _with_ear(_inputs(n), ear)
+    res = analyze(inp)
+    closed = res.labelled.flags["eyes_closed"].to_numpy().astype(bool)
+    assert np.flatnonzero(closed).tolist() == [100, 101, 102]
+    assert res.event_summary["blink"]["count"] == 1 and res.labelled.label[101] == "blink"
+    level = res.labelled.signals["eye_level"].to_numpy()
+    assert level[101] == pytest.approx(max(0.18 / (1.18 * 0.17), 0.18 / 0.34 / 0.6), rel=0.02)
+    off = analyze(inp, AnalysisConfig(eyes_dip_ratio=0))
+    assert off.labelled.flags["eyes_closed"].to_numpy().sum() == 0 and off.event_summary["blink"]["count"] == 0
+    wide = ear.copy()
+    wide[:] = 0.40 + rng.normal(0, 0.004, n)
+    wide[100:103] = 0.21  # 0.53 of its level, above 1.18 x 0.17 = 0.2006
+    assert analyze(_with_ear(_inputs(n), wide)).labelled.flags["eyes_closed"].to_numpy().sum() == 0
+
+
+def test_a_dip_longer_than_a_blink_is_not_one():
+    """A closure past blink_max_ms (500 ms) that stays above the closed limit is judged by the
+    closed limit alone: not closed."""
+    n = 300
+    ear = np.full(n, 0.34)
+    ear[100:118] = 0.19  # 600 ms
+    res = analyze(_with_ear(_inputs(n), ear))
+    assert res.labelled.flags["eyes_closed"].to_numpy().sum() == 0

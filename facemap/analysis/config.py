@@ -50,6 +50,15 @@ class AnalysisConfig:
     blink_max_ms: float = 500.0  # a closure up to this long is a blink
     blink_depth: float = 0.94  # ... whose deepest frame is below this share of the closed limit
     wink_min_ms: float = 100.0  # one eye closed, the other open, this long: a wink
+    # A brief dip: a closure of at most blink_max_ms is also closed where the EAR falls below
+    # eyes_dip_ratio of the eyes' own level around it (the ear_open_quantile of EAR over the
+    # eyes_dip_window_ms / 2 before it and over as long after it, the lower of the two) and below
+    # eyes_dip_ear_factor x the closed limit. A blink of eyes that dlib never brings to the closed
+    # limit (small or blurry eyes, slow blinks) is a deep dip against the frames around it; lids
+    # held low (a squint, hooded lids, a lowered gaze) lower that level with them. 0 turns it off.
+    eyes_dip_ratio: float = 0.65
+    eyes_dip_ear_factor: float = 1.18
+    eyes_dip_window_ms: float = 1000.0
     eyes_wide_ratio: float = 1.15
     # mouth open: lips apart (MAR above the mouth's reference) AND jaw dropped (IOD below it).
     # The mouth's reference is the closed mouth: the median of the clip's mouth_closed_quantile
@@ -204,7 +213,7 @@ WHOLE_SETTINGS = ("baseline_max_frames", "max_gap_frames", "landmarks_first", "l
 # Settings that are shares (quantiles, fractions of frames): at most 1.
 SHARE_SETTINGS = (
     "ear_open_quantile", "held_quantile", "mouth_closed_quantile", "min_inside_box",
-    "online_rebase_share", "mouth_open_p",
+    "online_rebase_share", "mouth_open_p", "eyes_dip_ratio",
 )
 # Settings that switch a rule on (1) or off (0).
 SWITCH_SETTINGS = ("landmarks_first", "learned_mouth")

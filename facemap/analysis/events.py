@@ -66,6 +66,33 @@ def centred_mean(values: np.ndarray, timestamp_ms: np.ndarray, window_ms: float)
     return out.reshape(v.shape)
 
 
+def window_quantile(
+    values: np.ndarray, timestamp_ms: np.ndarray, before_ms: float, after_ms: float, q: float
+) -> np.ndarray:
+    """(N,) the ``q`` quantile of (N,) ``values`` over the frames in (t - before_ms, t + after_ms]
+    (t itself is in the window before it, not in the one after it: before_ms 0 leaves it out),
+    skipping NaN (NaN where the window holds no finite value). Vectorised in blocks of frames
+    (a block's windows side by side)."""
+    v = np.asarray(values, dtype=np.float64)
+    n = v.size
+    out = np.full(n, np.nan)
+    if n == 0:
+        return out
+    t = _timestamps_ns(timestamp_ms)
+    lo = np.searchsorted(t, t - pd.Timedelta(milliseconds=float(before_ms)).value, side="right")
+    hi = np.searchsorted(t, t + pd.Timedelta(milliseconds=float(after_ms)).value, side="right")
+    width = max(int(np.max(hi - lo)), 1)
+    block = max(1, 1_000_000 // width)
+    padded = np.append(v, np.nan)  # index n: outside every window
+    for start in range(0, n, block):
+        idx = lo[start:start + block, None] + np.arange(width)
+        window = padded[np.where(idx < hi[start:start + block, None], idx, n)]
+        has = np.isfinite(window).any(axis=1)
+        if has.any():
+            out[start:start + block][has] = np.nanquantile(window[has], q, axis=1)
+    return out
+
+
 def smooth(values: np.ndarray, timestamp_ms: np.ndarray, window_ms: float) -> np.ndarray:
     """Centred moving average over ``window_ms``; NaN frames (no face) stay NaN and are skipped."""
     v = np.asarray(values, dtype=np.float64)

@@ -14,7 +14,7 @@ import pandas as pd
 
 from .baseline import Baseline
 from .config import AnalysisConfig
-from .events import clean_runs, hysteresis, paint_runs, run_durations_ms, smooth_frame
+from .events import clean_runs, hysteresis, paint_runs, run_durations_ms, smooth_frame, window_quantile
 from .features import FEATURE_COLUMNS, HEIGHT_OVER_WIDTH
 from .learned import label_models
 
@@ -212,6 +212,30 @@ def label_frames(
     return Labelled(flags, label, signals, j.th, out["brief_closure"] & face)
 
 
+def brief_dips(j: Judged) -> tuple[np.ndarray, np.ndarray] | None:
+    """The brief dips (``AnalysisConfig.eyes_dip_ratio``): (N,) bool, frames of closures up to
+    ``blink_max_ms`` judged against the eyes' own level before and after them, and (N,) their level, 1.0 at
+    the dip's limit (as ``eye_level``); None when the rule is off or for a picture."""
+    cfg, th = j.cfg, j.th
+    if cfg.eyes_dip_ratio <= 0 or j.still:
+        return None
+    ear = j.sm["ear"].to_numpy()
+    # The eyes' level around a frame: the lower of the level before it and the level after it,
+    # so the first frames of a squint (open eyes before, the squint after) are no dip.
+    half, q = cfg.eyes_dip_window_ms / 2, cfg.ear_open_quantile
+    around = np.fmin(window_quantile(ear, j.timestamp_ms, half, 0.0, q),
+                     window_quantile(ear, j.timestamp_ms, 0.0, half, q))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        level = np.maximum(ear / (cfg.eyes_dip_ear_factor * th["eyes_closed_ear"]),
+                           ear / around / cfg.eyes_dip_ratio)
+    # Brief: the whole run under the dip's EAR limit lasts at most blink_max_ms (a longer one,
+    # a squint or lids held low, is judged by the closed limit alone).
+    low = j.clean(ear < cfg.eyes_dip_ear_factor * th["eyes_closed_ear"], 0.0, cfg.eyes_gap_ms)
+    s, e, dur = run_durations_ms(low, j.duration_ms)
+    brief = paint_runs(len(ear), s[dur <= cfg.blink_max_ms], e[dur <= cfg.blink_max_ms])
+    return j.clean(level < 1.0, 0.0, cfg.eyes_gap_ms) & brief, level
+
+
 def label_eyes(j: Judged) -> dict[str, np.ndarray]:
     """eyes_closed, blink and wink; signals eye_ratio (EAR / the open-eye level) and eye_level
     (1 at the closed limit); brief_closure: the frames of closures up to blink_max_ms."""
@@ -226,6 +250,12 @@ def label_eyes(j: Judged) -> dict[str, np.ndarray]:
     # are clearly open again (hysteresis), so a noisy frame does not split one blink in two.
     closed = j.clean(eye_level < 1.0, 0.0, cfg.eyes_gap_ms)
     closure = j.clean(hysteresis(-eye_level, -1.0, -th["eyes_open_factor"]), 0.0, cfg.eyes_gap_ms)
+    dips = brief_dips(j)
+    if dips is not None:  # a brief dip's frames are closed at the dip's own level
+        dip_runs, dip_level = dips
+        eye_level = np.where(dip_runs, np.fmin(eye_level, dip_level), eye_level)
+        closed |= dip_runs
+        closure |= dip_runs
 
     # A wink: one eye closed while the other is clearly open; its closures are not blinks.
     def one_eye(col: str) -> np.ndarray:

@@ -111,15 +111,16 @@ def window_ms(cfg: AnalysisConfig) -> float:
                   cfg.mouth_min_ms, cfg.expression_min_ms, cfg.wink_min_ms)
     gap = max(cfg.eyes_gap_ms, cfg.mouth_gap_ms, cfg.talk_gap_ms, cfg.smile_gap_ms)
     reach = max(cfg.talk_window_ms + cfg.talk_detrend_ms, cfg.pose_smooth_ms, cfg.brow_smooth_ms,
-                cfg.mouth_smooth_ms, cfg.eye_smooth_ms)
+                cfg.mouth_smooth_ms, cfg.eye_smooth_ms, cfg.eyes_dip_window_ms)
     return 2.0 * (longest + gap + reach)
 
 
 def default_lag_ms(cfg: AnalysisConfig) -> float:
     """How far behind the newest frame the online analyzer decides a frame by default: the
     reach of its longest centred window (talking: the detrend and lip-motion windows on the
-    mouth-smoothed opening), so each frame is judged with the frames around it."""
-    return (cfg.mouth_smooth_ms + cfg.talk_detrend_ms + cfg.talk_window_ms) / 2
+    mouth-smoothed opening; the eyes' level around a brief dip), so each frame is judged with
+    the frames around it."""
+    return max(cfg.mouth_smooth_ms + cfg.talk_detrend_ms + cfg.talk_window_ms, cfg.eyes_dip_window_ms) / 2
 
 
 def online_lag_ms(cfg: AnalysisConfig, lag_ms: float | None = None) -> float:
