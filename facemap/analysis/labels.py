@@ -14,7 +14,14 @@ import pandas as pd
 
 from .baseline import Baseline
 from .config import AnalysisConfig
-from .events import clean_runs, hysteresis, paint_runs, run_durations_ms, smooth_frame, window_quantile
+from .events import (
+    clean_runs,
+    hysteresis,
+    paint_runs,
+    run_durations_ms,
+    smooth_frame,
+    window_quantile,
+)
 from .features import FEATURE_COLUMNS, HEIGHT_OVER_WIDTH
 from .learned import label_models
 
