@@ -910,3 +910,25 @@ def test_q_or_esc_in_the_preview_ends_the_run_with_complete_logs(tmp_path, monke
     assert [f.index for f in frames] == [1, 2, 3] and len(shown) == 3
     assert list(read_meta(tmp_path / "logs" / "camera0_meta.csv").frames) == [1, 2, 3]
     assert not list(tmp_path.rglob("*.part"))
+
+
+def test_output_piped_into_a_reader_that_leaves_early_runs_to_the_end(tmp_path):
+    """`analyze_expressions.py --logs ... | head -1`: the reader closes the pipe at once; the run
+    goes on quietly, writes every clip's files and the table, and exits 0 (it said "a bug in
+    facemap (BrokenPipeError ...)" and stopped at the first line)."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    for stem in ("lp_d0", "dagan_driving"):
+        for kind in ("landmarks", "meta"):
+            src = need_shared(DATA / "ref" / f"{stem}_dlib_{kind}.csv")
+            (logs / f"{stem}_{kind}.csv").write_bytes(src.read_bytes())
+    cmd = [sys.executable, str(REPO / "analyze_expressions.py"), "--logs", str(logs), "--fps", "25",
+           "--out", str(tmp_path / "all"), "--no-plots"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path)
+    proc.stdout.close()  # the reader is gone before the first line
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=300) == 0, err
+    assert err == ""
+    for stem in ("lp_d0", "dagan_driving"):
+        assert (tmp_path / "all" / stem / "report.json").is_file()
+    assert (tmp_path / "all" / "summary.csv").read_text().count("\n") == 3

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -86,12 +87,45 @@ ANALYZE_FLAGS = {
 }
 
 
+class QuietWhenClosed:
+    """Standard output that goes quiet once its reader has gone (``infer.py ... | head``): the
+    run goes on and writes its files, with nothing said about the closed pipe. The stream's own
+    file descriptor is pointed at the null device, so what it still holds flushes there."""
+
+    def __init__(self, stream) -> None:
+        self._stream = stream
+
+    def _closed(self) -> None:
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), self._stream.fileno())
+        except (OSError, ValueError, AttributeError):  # no file descriptor (a captured stream)
+            self._stream = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the process
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except BrokenPipeError:
+            self._closed()
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            self._closed()
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)
+
+
 def safe_console() -> None:
     """Make the terminal streams print a file name that is not valid UTF-8 (Latin-1 bytes) as
-    escapes instead of failing on it."""
+    escapes instead of failing on it, and standard output go quiet when its reader has gone."""
     for stream in (sys.stdout, sys.stderr):
         if getattr(stream, "errors", None) == "strict" and hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="backslashreplace")
+    if sys.stdout is not None and not isinstance(sys.stdout, QuietWhenClosed):
+        sys.stdout = QuietWhenClosed(sys.stdout)
 
 
 def bug_line(exc: BaseException) -> str:
