@@ -64,6 +64,9 @@ def test_a_wink_is_a_wink_not_a_blink():
     assert ev["blink"]["count"] == 1 and ev["wink"]["count"] == 1
     row = res.events.set_index("type")
     assert row.loc["wink", "start_frame"] == 181 and row.loc["blink", "start_frame"] == 61
+    # the wink halves the two eyes' mean EAR, yet it is no brief dip: its frames read wink
+    assert set(res.labelled.label[wink]) == {"wink"}
+    assert res.labelled.flags["eyes_closed"].to_numpy()[wink].sum() == 0
 
 
 def test_narrow_eyes_are_not_closed_but_a_closure_of_them_is():

@@ -71,19 +71,23 @@ def user_folder(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("backend", ["facemap", "dlib"])
-def test_every_command_of_the_original_readme_runs(user_folder, capsys, monkeypatch, backend):
+def test_every_command_of_the_original_readme_runs(user_folder, capsys, caplog, monkeypatch, backend):
     """With the network unreachable: what each command needs is on the machine (YuNet's file
-    given; tests/test_offline.py runs them without it)."""
+    given; tests/test_offline.py runs them without it), and nothing is said about it."""
     from tests.test_offline import _unreachable
 
     pytest.importorskip("dlib") if backend == "dlib" else None
     _unreachable("opener fails", monkeypatch)
     extra = ["--landmarker", "dlib"] if backend == "dlib" else []
     for command, files in COMMANDS:
-        code = _run(command, extra)
+        with caplog.at_level("WARNING"):
+            code = _run(command, extra)
         cap = capsys.readouterr()
         assert code == 0, f"{command}\n{cap.err}"
-        assert "Traceback" not in cap.err
+        assert "Traceback" not in cap.err and "cannot download" not in cap.err
+        notices = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+        assert not [n for n in notices if "YuNet" in n or "Haar" in n or "download" in n], notices
+        caplog.clear()
         for rel in files:
             assert (user_folder / rel).is_file(), f"{command}: {rel} missing"
         if "--inspect" in command:

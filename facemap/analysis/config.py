@@ -206,7 +206,8 @@ class AnalysisConfig:
 POSITIVE_SETTINGS = (
     "smile_on", "eyes_closed_ratio", "typical_ear", "baseline_max_frames", "frame_gap_factor",
     "spread_floor_ratio", "spread_floor_iod", "spread_floor_deg", "max_gap_factor",
-    "threedmm_smile_on", "threedmm_eyes_closed_share", "mouth_open_p",
+    "threedmm_smile_on", "threedmm_eyes_closed_share", "mouth_open_p", "eyes_dip_ear_factor",
+    "eyes_dip_window_ms",
 )
 # Settings that count frames: whole numbers.
 WHOLE_SETTINGS = ("baseline_max_frames", "max_gap_frames", "landmarks_first", "learned_mouth")

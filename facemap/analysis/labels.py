@@ -240,7 +240,12 @@ def brief_dips(j: Judged) -> tuple[np.ndarray, np.ndarray] | None:
     low = j.clean(ear < cfg.eyes_dip_ear_factor * th["eyes_closed_ear"], 0.0, cfg.eyes_gap_ms)
     s, e, dur = run_durations_ms(low, j.duration_ms)
     brief = paint_runs(len(ear), s[dur <= cfg.blink_max_ms], e[dur <= cfg.blink_max_ms])
-    return j.clean(level < 1.0, 0.0, cfg.eyes_gap_ms) & brief, level
+    # Both eyes dip: the more open one too is under eyes_closed_ratio of the level around (a
+    # wink, one eye shut and the other open, halves the two eyes' mean EAR but is no dip).
+    wider = np.fmax(j.sm["ear_left"].to_numpy(), j.sm["ear_right"].to_numpy())
+    with np.errstate(invalid="ignore"):
+        both = wider < cfg.eyes_closed_ratio * around
+    return j.clean((level < 1.0) & both, 0.0, cfg.eyes_gap_ms) & brief, level
 
 
 def label_eyes(j: Judged) -> dict[str, np.ndarray]:
