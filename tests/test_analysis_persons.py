@@ -148,8 +148,9 @@ def test_against_the_untouched_clip_only_the_missing_frames_count(built):
         a, b = report_dict(faces[fid]), report_dict(plain[fid])
         # long events (talking) are cut by the frames without the face; short ones are not
         assert counts(a, ("talking",)) == counts(b, ("talking",))
-        # lp_d14 6 blinks, dpe_s 9 in their first 228 frames (MediaPipe: 11 and 8 over the clips)
-        assert counts(a)["blink"] == (6, 9)[fid]
+        # lp_d14 7 blinks, dpe_s 9 in their first 228 frames (MediaPipe: 11 and 8 over the clips;
+        # lp_d14's 7th, frame 80, is a brief dip, closed lids that MediaPipe scores 0.30)
+        assert counts(a)["blink"] == (7, 9)[fid]
     # face 0 misses one frame of 228: within 1 point
     assert abs(faces[0].scores.overall_score - plain[0].scores.overall_score) <= 1.0
     # face 1 misses 10 frames: attention drops by their share of time, nothing else moves
