@@ -24,9 +24,10 @@ tenth and the process's peak memory every 10,000 frames (both flat once the hist
 Measured (2-core machine shared with other jobs; docs/analysis.md#live-the-online-analyzer):
 all 26 clips with frames after the warm-up agree on every label on 90% or more (the lowest
 93.1%), 8 clips have no frame after it;
-events 79/79 offline found online, 79/83 online found offline; 0.68-0.78 ms CPU per face and frame;
+events 93/93 offline found online, 93/97 online found offline (79/79 and 79/83 before the brief
+dips); 0.68-0.78 ms CPU per face and frame;
 an hour: 0.60-0.70 ms per tenth, peak memory 172-173 MB from 20,000 frames on. With --whole-clip-reference: every clip and label 97% or more
-over all face frames, events 79/79 both ways.
+over all face frames, events 93/93 both ways.
 
 Usage: python bench/bench_online.py [--clips a,b,...] [--tolerance 2] [--long SEC] [--whole-clip-reference]
 """
