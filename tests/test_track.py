@@ -153,6 +153,26 @@ def test_a_face_moving_fast_is_landmarked_again_in_the_box_its_points_call_for()
     assert np.mean([np.abs(r.landmarks - lmk.truth(r.frame)).mean() for r in out[2:]]) == pytest.approx(lag[0.1])
 
 
+def test_a_fast_face_is_confirmed_next_frame_and_a_drifted_box_replaced_a_miss_not_counted():
+    """After a second look (the face moved fast) the next frame asks the detector: its box, when
+    it overlaps the held one by under confirm_take_iou, is the next box; a detector blind to the
+    face then (as dlib's is to turned faces) drops nothing, where 3 periodic misses would."""
+    move = lambda f: (150 + 20 * f, 240, 100)  # noqa: E731
+    lmk = _PulledLandmarker(move, UNIT_FACE)
+    det = CountingDetector(lmk)
+    _run(FaceTracker(det, lmk, TrackOptions(refine_shift=0.1, velocity_gain=0.0)), det, 12)
+    assert det.calls[0] == 1 and len(det.calls) >= 10  # a confirmation after each fast frame
+    lmk = _PulledLandmarker(move, UNIT_FACE)
+    det = CountingDetector(lmk, blind=set(range(2, 13)))
+    out = _run(FaceTracker(det, lmk, TrackOptions(refine_shift=0.1, velocity_gain=0.0)), det, 12)
+    assert [r.reason for r in out] == ["detected"] + ["tracked"] * 11 and len(det.calls) >= 10
+    lmk = _PulledLandmarker(move, UNIT_FACE)
+    det = CountingDetector(lmk)
+    off = TrackOptions(refine_shift=0.1, velocity_gain=0.0, confirm_after_refine=False)
+    _run(FaceTracker(det, lmk, off), det, 12)
+    assert det.calls == [1]
+
+
 class _LostOnSecondLook(_PulledLandmarker):
     """Its second look at a frame lands off the face (a landmark box twice the given one)."""
 

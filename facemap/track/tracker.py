@@ -81,6 +81,13 @@ class TrackOptions:
     # on a followed face call for sits more than this share of the box's side away from the box
     # they came from (the face moved fast), it runs once more in that box (0: never)
     refine_shift: float = 0.1
+    # ... and the next frame is confirmed by the detector at once (a fast face is where the
+    # followed box drifts off: lp_d12's head turns)
+    confirm_after_refine: bool = True
+    # a landmarker that places its own next box (its box is the detector's kind): a confirmation
+    # whose best detection overlaps the held box by less than this takes the detection as the
+    # next box (the held one had drifted; 0: never)
+    confirm_take_iou: float = 0.75
     # one face: a detection confirms the held face at this IoU; it is searched for in a region
     # this many times the held box around it, shrunk so the face is about confirm_face_px wide;
     # a detection covering this share of the smaller box is the held face after a shrink
@@ -135,7 +142,7 @@ class TrackOptions:
 # TrackOptions fields a front end sets from an option of its own (named so in messages).
 _FLAGGED = ("redetect_every", "lost_detect_every")
 # TrackOptions fields that may be 0 (never, off); every other number must be above 0.
-_ZERO_OK = ("redetect_every", "cut_threshold", "velocity_gain", "reacquire_gap", "refine_shift")
+_ZERO_OK = ("redetect_every", "cut_threshold", "velocity_gain", "reacquire_gap", "refine_shift", "confirm_take_iou")
 
 
 def roi_from_landmarks(landmarks: np.ndarray, expand: float = 1.0) -> BBox:
@@ -322,6 +329,7 @@ class FaceTracker:
         """Forget every face (the next frame is detected afresh); ids go on from the last one."""
         self.tracks: list[Track] = []
         self._since_detect = 0
+        self._moved_fast = False  # one face: the last frame took a second look (confirm this one)
         self._lost: tuple[int, BBox | None] | None = None  # one face: (frame, last box) of its loss
         self._unseen = 0  # one face: frames in a row searched for a face without finding one
         self._pending = True  # one face: the next face found is a new one (a new id)
@@ -376,6 +384,7 @@ class FaceTracker:
                     again.append((i, box))
         if not again:
             return rois, results
+        self._moved_fast = self.options.confirm_after_refine
         rois, results = list(rois), list(results)
         second = self._landmark(image, [b for _, b in again], frame, ts)
         for (i, box), r in zip(again, second, strict=len(second) == len(again)):
@@ -396,6 +405,9 @@ class FaceTracker:
             self._since_detect += 1
             if opts.redetect_every and self._since_detect >= opts.redetect_every:
                 self._confirm(image, frame, track)
+            elif self._moved_fast:
+                self._confirm(image, frame, track, periodic=False)
+            self._moved_fast = False
             if track.shrunk(track.det_side, opts):
                 self._recheck(image, frame, track)
         if track is not None and track.next_roi is not None:
@@ -477,15 +489,28 @@ class FaceTracker:
             track.unconfirmed = 0
             self._lose(frame, track)  # in a crowded shot, a face elsewhere waits reacquire_gap frames
 
-    def _confirm(self, image: np.ndarray, frame: int, track: Track) -> None:
-        """Periodic re-detection around the held face: confirm it, or count a miss."""
-        self._since_detect = 0
+    def _confirm(self, image: np.ndarray, frame: int, track: Track, periodic: bool = True) -> None:
+        """Re-detection around the held face: confirm it, or (``periodic``) count a miss; after
+        a fast move (not ``periodic``) a miss counts for nothing (the detector misses turned
+        faces that the landmarker holds). With a landmarker that places its own next box, a
+        detection that confirms the face but overlaps the held box by less than
+        ``confirm_take_iou`` becomes the box."""
+        opts = self.options
         held = track.next_roi
-        if any(f.iou(held) >= self.options.confirm_iou for f in self._detect_near(image, held)):
-            track.unconfirmed = 0
-            track.det_side = _side(held)  # the detector sees the face at this size
+        ious = [(f.iou(held), f) for f in self._detect_near(image, held)]
+        if not ious or max(ious, key=lambda p: p[0])[0] < opts.confirm_iou:
+            if periodic:
+                self._since_detect = 0
+                self._unconfirmed(frame, track)
             return
-        self._unconfirmed(frame, track)
+        self._since_detect = 0
+        track.unconfirmed = 0
+        track.det_side = _side(held)  # the detector sees the face at this size
+        overlap, best = max(ious, key=lambda p: p[0])
+        if overlap < opts.confirm_take_iou and getattr(self.landmarker, "next_roi", None) is not None:
+            log.debug("frame %d: held box drifted from the detector's (IoU %.2f); the detector's box taken", frame, overlap)
+            track.next_roi, track.det_side = best, _side(best)
+            track.lm_box = None  # no velocity across the correction
 
     def _recheck(self, image: np.ndarray, frame: int, track: Track) -> None:
         """The held box has shrunk since the detector's last view of the face: ask the detector
