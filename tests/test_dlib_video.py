@@ -163,27 +163,27 @@ def test_a_turned_face_is_followed_where_dlibs_detector_would_put_its_box(tmp_pa
     assert mean <= TURNED[stem], mean
 
 
-def test_a_fast_turning_head_is_confirmed_and_its_drifted_box_replaced(tmp_path):
+def test_a_fast_turning_head_is_confirmed_and_its_drifted_box_replaced():
     """lp_d12 turns its head fast: the followed box drifted off the face for stretches (38 of 183
     frames more than 0.1 NME from dlib's per-frame run, frame 80 a jaw oval with the inner points
     squeezed to one side). After a frame that needed a second look, the next frame is confirmed
     by the detector, and a confirmation that overlaps the held box by under 0.75 takes the
-    detector's box: 20 such frames. With both off (``track=``), the drift is back."""
+    detector's box: about 20 such frames. Each of the two alone does less; both off, the drift
+    is back."""
     import facemap
     from facemap.track.tracker import TrackOptions
 
     video = need_shared(DATA / "videos" / "lp_d12.mp4")
-    ref = need_shared(DATA / "ref" / "lp_d12_dlib_landmarks.csv")
-    assert infer.main(["--video", str(video), "--landmarker", "dlib", "--dump-landmarks-csv",
-                       "-o", str(tmp_path), "-q"]) == 0
-    scores = np.array([s.nme for s in fe.compare_logs(tmp_path / "logs" / "lp_d12_landmarks.csv", ref)])
-    assert np.isfinite(scores).all() and len(scores) == 183
-    assert np.sum(scores > 0.1) <= 22, np.sum(scores > 0.1)
-    meta = read_meta(tmp_path / "logs" / "lp_d12_meta.csv")
-    assert np.mean(meta.reason == "tracked") > 0.9  # still followed, not detected on every frame
-    off = TrackOptions(confirm_after_refine=False, confirm_take_iou=0.0)
-    with facemap.open("dlib", track=off) as fm:
-        points = {f.index: f.faces[0].landmarks for f in fm.process(video) if f.faces}
-    truth = read_landmarks(ref)
-    drifted = [fe.nme(points[k], p) for k, p in zip(truth.frames, truth.landmarks, strict=True) if k in points]
-    assert np.sum(np.array(drifted) > 0.1) >= 30
+    truth = read_landmarks(need_shared(DATA / "ref" / "lp_d12_dlib_landmarks.csv"))
+
+    def drifted(**options) -> int:
+        with facemap.open("dlib", track=TrackOptions(**options)) as fm:
+            points = {f.index: f.faces[0].landmarks for f in fm.process(video) if f.faces}
+        assert len(points) >= 180
+        err = [fe.nme(points[k], p)[0] for k, p in zip(truth.frames, truth.landmarks, strict=True) if k in points]
+        return int(np.sum(np.array(err) > 0.1))
+
+    both = drifted()
+    assert both <= 24, both
+    assert drifted(confirm_after_refine=False, confirm_take_iou=0.0) >= 34
+    assert drifted(confirm_take_iou=0.0) > both + 4  # confirmed, not taken: the drift stays

@@ -153,24 +153,45 @@ def test_a_face_moving_fast_is_landmarked_again_in_the_box_its_points_call_for()
     assert np.mean([np.abs(r.landmarks - lmk.truth(r.frame)).mean() for r in out[2:]]) == pytest.approx(lag[0.1])
 
 
+class _SeesNear(FaceTracker):
+    """A detector that finds the face near the held box (CountingDetector's boxes are the whole
+    frame's, which _detect_near would shift by its region's corner)."""
+
+    def _detect_near(self, image, box):
+        return list(self.detector.detect(image))
+
+
+class _PulledOwnKind(_PulledLandmarker):
+    next_roi_detector = "counting"  # its next box is the kind CountingDetector gives
+
+
 def test_a_fast_face_is_confirmed_next_frame_and_a_drifted_box_replaced_a_miss_not_counted():
     """After a second look (the face moved fast) the next frame asks the detector: its box, when
-    it overlaps the held one by under confirm_take_iou, is the next box; a detector blind to the
-    face then (as dlib's is to turned faces) drops nothing, where 3 periodic misses would."""
+    it overlaps the held one by under confirm_take_iou, is the next box (the lag to the face
+    shrinks; the detector is then needed less often); a detector blind to the face then (as
+    dlib's is to turned faces) drops nothing, where 3 periodic misses would; off, or with
+    redetect_every 0, the detector is not asked; a landmarker whose box is not the detector's
+    kind keeps its box."""
     move = lambda f: (150 + 20 * f, 240, 100)  # noqa: E731
-    lmk = _PulledLandmarker(move, UNIT_FACE)
-    det = CountingDetector(lmk)
-    _run(FaceTracker(det, lmk, TrackOptions(refine_shift=0.1, velocity_gain=0.0)), det, 12)
-    assert det.calls[0] == 1 and len(det.calls) >= 10  # a confirmation after each fast frame
-    lmk = _PulledLandmarker(move, UNIT_FACE)
-    det = CountingDetector(lmk, blind=set(range(2, 13)))
-    out = _run(FaceTracker(det, lmk, TrackOptions(refine_shift=0.1, velocity_gain=0.0)), det, 12)
-    assert [r.reason for r in out] == ["detected"] + ["tracked"] * 11 and len(det.calls) >= 10
-    lmk = _PulledLandmarker(move, UNIT_FACE)
-    det = CountingDetector(lmk)
-    off = TrackOptions(refine_shift=0.1, velocity_gain=0.0, confirm_after_refine=False)
-    _run(FaceTracker(det, lmk, off), det, 12)
-    assert det.calls == [1]
+    opts = TrackOptions(refine_shift=0.1, velocity_gain=0.0)
+
+    def run(tracker_type, lmk_type, options, blind=None):
+        lmk = lmk_type(move, UNIT_FACE)
+        det = CountingDetector(lmk, blind)
+        out = _run(tracker_type(det, lmk, options), det, 12)
+        lag = np.mean([np.abs(r.landmarks - lmk.truth(r.frame)).mean() for r in out[2:]])
+        return out, det.calls, lag
+
+    _, no_take_calls, no_take = run(_SeesNear, _PulledOwnKind, replace(opts, confirm_take_iou=0.0))
+    out, calls, taken = run(_SeesNear, _PulledOwnKind, opts)
+    assert all(r.reason == "tracked" for r in out[1:])
+    assert taken < no_take and len(calls) < len(no_take_calls), (taken, no_take, calls, no_take_calls)
+    _, _, other_kind = run(_SeesNear, _PulledLandmarker, opts)  # no next_roi_detector
+    assert other_kind == pytest.approx(no_take)
+    out, calls, _ = run(_SeesNear, _PulledOwnKind, opts, blind=set(range(2, 13)))
+    assert [r.reason for r in out] == ["detected"] + ["tracked"] * 11 and len(calls) >= 10
+    for off in (replace(opts, confirm_after_refine=False), replace(opts, redetect_every=0)):
+        assert run(_SeesNear, _PulledOwnKind, off)[1] == [1]
 
 
 class _LostOnSecondLook(_PulledLandmarker):
@@ -423,6 +444,11 @@ def test_track_options_validated():
     with pytest.raises(UsageError) as err:
         TrackOptions(redetect_every=-1)
     assert "--redetect-every" in cli_message(err.value)
+    with pytest.raises(UsageError, match="track confirm_take_iou must be at most 1"):
+        TrackOptions(confirm_take_iou=1.5)
+    with pytest.raises(UsageError, match="track confirm_after_refine must be true or false, got 'no'"):
+        TrackOptions(confirm_after_refine="no")
+    assert TrackOptions(confirm_take_iou=0.0, confirm_after_refine=False).confirm_take_iou == 0.0
 
 
 # ----------------------------------------------------------------------------- jump guard

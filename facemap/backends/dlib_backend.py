@@ -266,6 +266,7 @@ class DlibLandmarker:
 
     name = "dlib"
     gives_params = False  # no 3DMM parameters: the raw log holds its header only
+    next_roi_detector = "dlib-hog"  # next_roi gives the box this detector would give
 
     def __init__(
         self,

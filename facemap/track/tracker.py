@@ -81,12 +81,13 @@ class TrackOptions:
     # on a followed face call for sits more than this share of the box's side away from the box
     # they came from (the face moved fast), it runs once more in that box (0: never)
     refine_shift: float = 0.1
-    # ... and the next frame is confirmed by the detector at once (a fast face is where the
-    # followed box drifts off: lp_d12's head turns)
+    # one face: ... and the next frame is confirmed by the detector at once (a fast face is
+    # where the followed box drifts off: lp_d12's head turns); not with redetect_every 0
     confirm_after_refine: bool = True
-    # a landmarker that places its own next box (its box is the detector's kind): a confirmation
-    # whose best detection overlaps the held box by less than this takes the detection as the
-    # next box (the held one had drifted; 0: never)
+    # one face, a landmarker whose next box is the one this detector would give (dlib with
+    # dlib-hog): a confirmation whose best detection overlaps the held box by less than this
+    # takes the detection as the next box (the held one had drifted; 0: never); not in a shot
+    # where the detector saw several faces, and only a detection over the face's points
     confirm_take_iou: float = 0.75
     # one face: a detection confirms the held face at this IoU; it is searched for in a region
     # this many times the held box around it, shrunk so the face is about confirm_face_px wide;
@@ -130,6 +131,12 @@ class TrackOptions:
                     raise UsageError(f"{name} must be > 0, got {v}")
             if isinstance(default, tuple) and f.name != "max_abs_pose_deg" and value[0] > value[1]:
                 raise UsageError(f"{name} must be (low, high), got {value!r}")
+        for f in fields(self):
+            if isinstance(f.default, bool) and not isinstance(getattr(self, f.name), bool):
+                raise UsageError(f"track {f.name} must be true or false, got {getattr(self, f.name)!r}")
+        for name in ("confirm_iou", "confirm_take_iou", "contain_share", "match_iou"):
+            if getattr(self, name) > 1:
+                raise UsageError(f"track {name} must be at most 1 (an overlap), got {getattr(self, name)}")
         for name in ("size_drift", "reid_size_ratio"):
             if getattr(self, name) < 1:
                 raise UsageError(f"track {name} must be >= 1 (a ratio of sizes), got {getattr(self, name)}")
@@ -405,7 +412,7 @@ class FaceTracker:
             self._since_detect += 1
             if opts.redetect_every and self._since_detect >= opts.redetect_every:
                 self._confirm(image, frame, track)
-            elif self._moved_fast:
+            elif self._moved_fast and opts.redetect_every:
                 self._confirm(image, frame, track, periodic=False)
             self._moved_fast = False
             if track.shrunk(track.det_side, opts):
@@ -507,7 +514,10 @@ class FaceTracker:
         track.unconfirmed = 0
         track.det_side = _side(held)  # the detector sees the face at this size
         overlap, best = max(ious, key=lambda p: p[0])
-        if overlap < opts.confirm_take_iou and getattr(self.landmarker, "next_roi", None) is not None:
+        same_kind = getattr(self.landmarker, "next_roi_detector", None) == getattr(self.detector, "name", "")
+        cx, cy = track.lm_box.center if track.lm_box is not None else (np.nan, np.nan)
+        over_points = best.x0 <= cx <= best.x1 and best.y0 <= cy <= best.y1
+        if overlap < opts.confirm_take_iou and same_kind and over_points and not self._crowd:
             log.debug("frame %d: held box drifted from the detector's (IoU %.2f); the detector's box taken", frame, overlap)
             track.next_roi, track.det_side = best, _side(best)
             track.lm_box = None  # no velocity across the correction
