@@ -168,8 +168,8 @@ def test_a_fast_turning_head_is_confirmed_and_its_drifted_box_replaced():
     frames more than 0.1 NME from dlib's per-frame run, frame 80 a jaw oval with the inner points
     squeezed to one side). After a frame that needed a second look, the next frame is confirmed
     by the detector, and a confirmation that overlaps the held box by under 0.75 takes the
-    detector's box: about 20 such frames. Each of the two alone does less; both off, the drift
-    is back."""
+    detector's box: about 20 such frames. Confirmed but not taken (or taken only at the periodic
+    re-detection: 39), the drift stays (38); tests/test_track.py shows the take on its own."""
     import facemap
     from facemap.track.tracker import TrackOptions
 
@@ -185,5 +185,4 @@ def test_a_fast_turning_head_is_confirmed_and_its_drifted_box_replaced():
 
     both = drifted()
     assert both <= 24, both
-    assert drifted(confirm_after_refine=False, confirm_take_iou=0.0) >= 34
-    assert drifted(confirm_take_iou=0.0) > both + 4  # confirmed, not taken: the drift stays
+    assert drifted(confirm_take_iou=0.0) >= 34  # confirmed, not taken: the drift stays (38)
