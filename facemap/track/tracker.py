@@ -132,7 +132,7 @@ class TrackOptions:
             if isinstance(default, tuple) and f.name != "max_abs_pose_deg" and value[0] > value[1]:
                 raise UsageError(f"{name} must be (low, high), got {value!r}")
         for f in fields(self):
-            if isinstance(f.default, bool) and not isinstance(getattr(self, f.name), bool):
+            if isinstance(f.default, bool) and not isinstance(getattr(self, f.name), (bool, np.bool_)):
                 raise UsageError(f"track {f.name} must be true or false, got {getattr(self, f.name)!r}")
         for name in ("confirm_iou", "confirm_take_iou", "contain_share", "match_iou"):
             if getattr(self, name) > 1:
