@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -546,3 +547,26 @@ def test_a_folder_that_is_also_the_output_skips_its_own_overlays(tmp_path, model
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
         f"infer.py: error: {folder / 'clip_overlay.mp4'}: written by facemap into {folder}/, an output, not an input; "
         "give the original videos")
+
+
+def test_a_stop_reaching_an_idle_worker_lets_the_pool_end_it(monkeypatch):
+    """A --jobs worker stopped while idle (waiting for a video, or handing its report back) did
+    os._exit(130) at once: killed while it held the pool's result lock, it left the other worker
+    waiting for that lock forever, and the run with it (a Ctrl-C that hung; py-spy showed the
+    worker in SimpleQueue.put). Now it only marks the stop: a queued video never starts, and the
+    pool's shutdown ends the process."""
+    from facemap.cli import videos
+
+    def no_exit(code: int) -> None:
+        raise AssertionError(f"os._exit({code}) in a worker")
+
+    monkeypatch.setattr(videos.os, "_exit", no_exit)
+    monkeypatch.setattr(videos, "_WORKER", {"busy": False})
+    videos._interrupt(signal.SIGTERM, None)
+    assert videos._WORKER["stopping"] is True
+    with pytest.raises(KeyboardInterrupt):
+        videos._worker_run(None, None, None, None)  # the next video never starts
+    monkeypatch.setattr(videos, "_WORKER", {"busy": True})
+    with pytest.raises(KeyboardInterrupt):  # a busy worker ends its video
+        videos._interrupt(signal.SIGINT, None)
+    videos._interrupt(signal.SIGTERM, None)  # the parent's SIGTERM after the group's Ctrl-C: once is enough

@@ -325,12 +325,15 @@ _WORKER: dict = {}
 
 
 def _interrupt(signum: int, frame: object) -> None:
+    if _WORKER.get("stopping"):
+        return  # a second stop (Ctrl-C to the group, then SIGTERM from the parent): one is enough
+    _WORKER["stopping"] = True
     if _WORKER.get("busy"):
-        if _WORKER.get("stopping"):
-            return  # a second stop (Ctrl-C to the group, then SIGTERM from the parent): one is enough
-        _WORKER["stopping"] = True
         raise KeyboardInterrupt  # ends the video being processed, cleanly
-    os._exit(130)  # idle: nothing to close
+    # Idle (waiting for a video, or handing one's report back): a video still queued never
+    # starts, and the pool's shutdown ends the process. Exiting here could leave the pool's
+    # result lock held (a worker killed while handing back its report): the other worker then
+    # waited for it forever, and so did the run (a Ctrl-C that hung).
 
 
 def preflight(cfg: InferConfig, emit: Emit) -> InferConfig:
