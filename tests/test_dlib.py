@@ -164,10 +164,14 @@ def test_the_box_model_places_dlibs_own_box_from_its_points(lmk):
         assert np.median(np.abs((got[:, 2] - got[:, 0]) / side - 1)) < 0.12, stem
     pts = lms.landmarks[0]
     np.testing.assert_allclose(lmk.to_dlib_box(lmk.next_roi(pts)).as_array(), lmk.box_model.box(pts).as_array(), atol=1e-9)
-    # points (nearly) without a spread get the square box around them, not a NaN or inverted box
-    assert lmk.next_roi(np.full((68, 2), 50.0)).as_array().tolist() == [50.0, 50.0, 50.0, 50.0]
+    # points (nearly) without a spread get no model box, and the tracker the square box around
+    # them, not a NaN or inverted box
+    from facemap.track.tracker import next_roi
+
+    assert lmk.next_roi(np.full((68, 2), 50.0)) is None
+    assert next_roi(np.full((68, 2), 50.0), 1.0, lmk).as_array().tolist() == [50.0, 50.0, 50.0, 50.0]
     for spread in (0.004, 0.03, 0.5, 3.0):
-        box = lmk.next_roi(50.0 + spread * np.random.default_rng(0).uniform(size=(68, 2)))
+        box = next_roi(50.0 + spread * np.random.default_rng(0).uniform(size=(68, 2)), 1.0, lmk)
         assert box.x0 <= box.x1 and box.y0 <= box.y1
 
 

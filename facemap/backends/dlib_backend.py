@@ -298,17 +298,15 @@ class DlibLandmarker:
         """The dlib-detector-style box this landmarker feeds the predictor for ``box``."""
         return to_dlib_box(box, self.box_calibration)
 
-    def next_roi(self, landmarks: np.ndarray) -> BBox:
+    def next_roi(self, landmarks: np.ndarray) -> BBox | None:
         """The landmark-style box to follow a face into the next frame from its (68, 2) points
         (this landmarker's own points): the box dlib's detector would have given them
-        (``DlibBoxModel``), so ``to_dlib_box`` feeds the predictor exactly that box. Points
-        (nearly) without a spread, whose model box would be under 2 px, get the square box
-        around them."""
+        (``DlibBoxModel``), so ``to_dlib_box`` feeds the predictor exactly that box. None for
+        points (nearly) without a spread, whose model box would be under 2 px (the tracker then
+        takes the square box around them)."""
         box = self.box_model.boxes(np.asarray(landmarks, dtype=np.float64)[None])[0]
         if not (np.isfinite(box).all() and box[2] - box[0] >= 2.0):  # a box of 2 px or more
-            b = BBox.from_points(landmarks)
-            (cx, cy), half = b.center, max(b.width, b.height) / 2.0
-            return BBox(cx - half + 0.5, cy - half + 0.5, cx + half - 0.5, cy + half - 0.5)
+            return None
         return calibrate_dlib_box(BBox(*map(float, box)), self.box_calibration)
 
     def _predict_rgb(self, rgb: np.ndarray, dlib_box: BBox) -> np.ndarray:

@@ -157,21 +157,26 @@ def roi_from_landmarks(landmarks: np.ndarray, expand: float = 1.0) -> BBox:
     ``expand`` about its centre (square, as the detectors' boxes and MediaPipe's ROI: a
     model that under-reaches on one axis cannot shrink the box along it frame after frame)."""
     b = BBox.from_points(landmarks)
-    cx, cy = b.center
-    half = max(b.width, b.height) * expand / 2.0
-    return BBox(cx - half + 0.5, cy - half + 0.5, cx + half - 0.5, cy + half - 0.5)
+    side = max(b.width, b.height) * expand
+    return _about(b.center, side, side)
+
+
+def _about(centre: tuple[float, float], width: float, height: float) -> BBox:
+    """The box of ``width`` x ``height`` (inclusive bounds) centred on ``centre``."""
+    (cx, cy), hw, hh = centre, width / 2.0, height / 2.0
+    return BBox(cx - hw + 0.5, cy - hh + 0.5, cx + hw - 0.5, cy + hh - 0.5)
 
 
 def next_roi(landmarks: np.ndarray, expand: float = 1.0, landmarker: Landmarker | None = None) -> BBox:
     """The box to follow a face into the next frame from its (68, 2) ``landmarks``: the
-    landmarker's own ``next_roi`` where it has one (dlib: the box its detector would have
-    given those points), else ``roi_from_landmarks``; scaled by ``expand`` about its centre."""
+    landmarker's own ``next_roi`` where it has one and it gives a box (dlib: the box its
+    detector would have given those points), else ``roi_from_landmarks``; scaled by ``expand``
+    about its centre."""
     own = getattr(landmarker, "next_roi", None)
-    if own is None:
+    b = own(landmarks) if own is not None else None
+    if b is None:
         return roi_from_landmarks(landmarks, expand)
-    b = own(landmarks)
-    (cx, cy), hw, hh = b.center, b.width * expand / 2.0, b.height * expand / 2.0
-    return BBox(cx - hw + 0.5, cy - hh + 0.5, cx + hw - 0.5, cy + hh - 0.5)
+    return _about(b.center, b.width * expand, b.height * expand)
 
 
 def sanity(
