@@ -1,15 +1,14 @@
 """Offline by default: the network is unreachable (faked three ways: FACEMAP_OFFLINE=1, the URLs
 pointed at a closed port on 127.0.0.1, the download opener raising) and the default run still
 works: YuNet out of reach gives the Haar cascade with one notice line, no model.onnx gives the
-dlib landmarker with one notice line, and every command of the original tool's README and of
-ours exits 0. ``python -m facemap fetch`` fills the caches from a local HTTP server that the test
+dlib landmarker with one notice line, and every command of the original tool's README exits 0
+(tests/test_docs.py runs our README offline). ``python -m facemap fetch`` fills the caches from a local HTTP server that the test
 starts and stops. No test touches the internet."""
 
 from __future__ import annotations
 
 import json
 import logging
-import subprocess
 import traceback
 import urllib.error
 from pathlib import Path
@@ -222,25 +221,3 @@ def test_the_original_readme_runs_with_the_network_unreachable(tmp_path, capsys,
         assert len(haar) == int(needs_detector), f"{command}\n{haar}"
         for rel in files:
             assert (folder / rel).is_file(), f"{command}: {rel} missing"
-
-
-def test_the_readme_runs_offline(tmp_path):
-    """Every command of README.md, as tests/test_docs.py runs it (subprocesses in the docs'
-    working folder), with FACEMAP_OFFLINE=1 and no YuNet: exit 0 and the files it promises."""
-    from tests.test_docs import REPO, _argv, blocks, docs_workdir, expected_files
-
-    cwd, env = docs_workdir(tmp_path, yunet=False)
-    env[assets.OFFLINE_ENV] = "1"
-    env[assets.STORE_URL_ENV] = f"http://127.0.0.1:{free_port()}"
-    ran = 0
-    for block in blocks(REPO / "README.md"):
-        if block.skip is not None:
-            continue
-        for cmd in block.commands:
-            proc = subprocess.run(_argv(cmd), cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
-            assert proc.returncode == block.exit_code, f"{cmd}\n{proc.stderr[-800:]}"
-            assert "Traceback" not in proc.stderr and proc.stderr.count("Haar cascade instead") <= 1
-            missing = [f for f in expected_files(cmd, cwd) if not (cwd / f).is_file()]
-            assert not missing, f"{cmd}: did not write {missing}"
-            ran += 1
-    assert ran >= 4
