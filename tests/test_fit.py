@@ -434,3 +434,27 @@ def test_the_stage_holds_a_tracks_frames_and_gives_them_one_identity(real_basis:
         assert np.ptp(np.array(v), axis=0).max() == 0.0
     whole = fitter.fit(points[:32], boxes[:32], rounds=SETTLE_ROUNDS)
     np.testing.assert_array_equal(ids[0][0], whole.params[0, :219])
+
+
+def test_the_fit_runs_blas_on_one_thread_and_gives_the_callers_back(monkeypatch, real_basis) -> None:
+    """Threaded, OpenBLAS's threads spin between the fit's small solves: more CPU for no speed
+    (facemap.threedmm.fit._blas). Inside the fit one thread; after it, the caller's setting."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    import facemap.threedmm.fit as fit_module
+
+    seen = []
+    inner = fit_module.Fitter._fit_track
+
+    def spy(self, *args, **kwargs):
+        seen.append({lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"})
+        return inner(self, *args, **kwargs)
+
+    monkeypatch.setattr(fit_module.Fitter, "_fit_track", spy)
+    fitter = Fitter(real_basis)
+    points = np.random.default_rng(0).uniform(100, 200, (3, 68, 2))
+    with threadpool_limits(limits=2, user_api="blas"):
+        fitter.fit(points, np.tile([90.0, 90.0, 210.0, 210.0], (3, 1)))
+        after = {lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"}
+    assert seen == [{1}]
+    assert after == {2}
