@@ -9,8 +9,9 @@ start from the previous frame converged worse on the 34 shared clips, 0.026 agai
   frame held has waited ``settle_frames`` frames, or at the end. The first time, they are
   fitted together and settle the track's identity, so **every frame of a track carries the
   same identity**; after that, in one batched call with that identity, each frame's pose and
-  expression its own: the same numbers as a frame at a time (byte-identical logs on the shared
-  clips) for a fifth of the CPU. At most ``settle_frames`` frames are held; they come out in
+  expression its own: the same numbers as a frame at a time (the 34 shared clips' logs
+  byte-identical but for one raw-log cell of two clips, 1e-8 apart: rounding) for a third of
+  the CPU. At most ``settle_frames`` frames are held; they come out in
   order.
 * a live camera (``stage(faces)``): no frame waits; the identity is refitted on the track's
   frames so far at frames 1, 2, 4, ... up to ``settle_frames`` and fixed after that, so the
@@ -117,7 +118,7 @@ class FitStage:
         """Fit the track's waiting frames in one batched call, and give their held faces their
         rows. The first time, they are fitted as one track and its identity is theirs from now
         on; after that, with that identity fixed, each frame's pose and expression are its own
-        (the same as a frame at a time, at a fifth of the cost: the batch shares numpy's
+        (the same as a frame at a time, at a third of the cost: the batch shares numpy's
         per-call work)."""
         pts, boxes = np.stack(track.points), np.stack(track.boxes)
         if track.identity is None:
