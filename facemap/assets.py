@@ -316,11 +316,11 @@ WITHOUT_MODEL = (
 )
 
 
-def _basis_help(cache: Path) -> str:
+def _basis_help(cache: Path, instead: str = WITHOUT_MODEL) -> str:
     urls = ", ".join(basis_urls().values())
     return (
         f"get {urls} into {cache}, or pass {{basis_dir}} DIR (a folder with meanFace.npy, "
-        f"shapeBasis.npy and blendShape.npy), or run `{FETCH_COMMAND} --basis` once with internet; {WITHOUT_MODEL}"
+        f"shapeBasis.npy and blendShape.npy), or run `{FETCH_COMMAND} --basis` once with internet; {instead}"
     )
 
 
@@ -342,9 +342,15 @@ def _fetch_basis(cache: Path, names: list[str], progress: bool) -> None:
 
 
 def load_basis(
-    basis_dir: Path | None = None, *, download: bool = True, progress: bool = True
+    basis_dir: Path | None = None,
+    *,
+    download: bool = True,
+    progress: bool = True,
+    instead: str = WITHOUT_MODEL,
 ) -> Basis:
-    """Load the 3DMM basis: from ``basis_dir`` only if given, else the cache, else download it."""
+    """Load the 3DMM basis: from ``basis_dir`` only if given, else the cache, else download it.
+    ``instead``: the message's last clause, the way on without the basis (default: the dlib
+    landmarker, for a run that needs a model)."""
     if basis_dir is not None:
         folder = Path(basis_dir)
         if missing := _missing(folder):
@@ -357,7 +363,7 @@ def load_basis(
     if missing := _missing(cache):
         if not download or offline():
             why = f" ({OFFLINE_ENV}=1: not downloaded)" if download else ""
-            raise BasisError(f"3DMM basis not found in {cache}{why}; {_basis_help(cache)}")
+            raise BasisError(f"3DMM basis not found in {cache}{why}; {_basis_help(cache, instead)}")
         log.info("3DMM basis not cached; downloading %s into %s", ", ".join(missing), cache)
         _fetch_basis(cache, missing, progress)
     return _read_basis(cache, cached=True)

@@ -112,6 +112,8 @@ def test_a_raw_log_with_params_still_needs_the_basis(tmp_path, capsys, monkeypat
     rc, _, err = run(["--raw", logs["raw"], "--fps", 25, "--out", tmp_path / "o"], capsys)
     assert rc == 3 and "3DMM basis not found" in err and "--basis-dir" in err
     assert len(err.strip().splitlines()) == 1
+    # the way on is the analyzer's own (it has no --landmarker, infer.py's way without a model)
+    assert "--landmarks LOG without --raw" in err and "--landmarker" not in err
     # beside a landmarks log the landmarks judge (landmarks_first): no basis is looked for
     rc, _, err = run(
         ["--landmarks", logs["landmarks"], "--raw", logs["raw"], "--fps", 25, "--out", tmp_path / "o2"],

@@ -227,7 +227,12 @@ def _read_logs(
     if basis is None and _from_params(lm, rw, cfg):
         from ..assets import load_basis
 
-        basis = load_basis(basis_dir, download=False)
+        basis = load_basis(
+            basis_dir,
+            download=False,
+            instead="or judge the clip from its landmarks log instead: {landmarks} LOG without "
+            "{raw} (infer.py --dump-landmarks-csv writes it)",
+        )
     paths = {k: str(p) for k, p in (("landmarks", landmarks), ("meta", meta), ("raw", raw)) if p}
     return mt, lm, rw, basis, paths
 
