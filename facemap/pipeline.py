@@ -122,15 +122,15 @@ class Options:
 
 
 # Each stage that holds frames keeps at most this many bytes of images: the 3DMM fit's hold (a
-# video file: the frames of a settling track; 32 frames up to 1440p, 21 of a 4K video,
-# FitStage.size_hold) and the online analyzer's (the frames waiting for their verdicts, about
+# video file: the frames of a settling track, 32 frames up to 1440p, 21 of a 4K video,
+# FitStage.size_hold; then a settled track's batches of 8) and the online analyzer's (the frames waiting for their verdicts, about
 # 0.9 s of them at the default lag: all of them up to 1440p at 30 fps or 1080p at 60, 21 of a
 # 4K video, the oldest then decided early; OnlineAnalyzer.size_hold).
 HOLD_BYTES = 512 * 1024 * 1024
 
 
 class _Hold:
-    """Frames a stage answers for later (the 3DMM fit's settling identities, the online
+    """Frames a stage answers for later (the 3DMM fit's settling identities and batches, the online
     analyzer's verdicts), oldest first: ``update(frame)`` and ``finish()`` give the answers for
     the oldest frames waiting, in order, and ``merge(frame, answer)`` is the frame that goes on."""
 
@@ -188,7 +188,7 @@ class Pipeline:
 
         With the 3DMM fit, a video file's face track waits until its identity settles (at most
         ``FitStage.settle_frames`` = 32 frames held, images included), so every frame of a track
-        carries one identity; ``live`` (a camera) holds nothing: a track's first frames carry
+        carries one identity, and then in batches of ``BATCH_FRAMES`` = 8 fitted together; ``live`` (a camera) holds nothing: a track's first frames carry
         provisional identities (see ``facemap.threedmm.stage``). A held frame's ``elapsed_ms``
         leaves out its fit, which is done with its track's."""
         mode = Mode(mode)
@@ -202,8 +202,9 @@ class Pipeline:
         holds: list[_Hold] = []  # stages that answer for a frame later, in chain order
         fit_now = fit  # the fit frame by frame (a picture, a live camera), or held (a video file)
         if fit is not None and video and not live:
-            # a video file: a track's frames wait until its identity settles (FitStage.push),
-            # at most HOLD_BYTES of images: fewer frames settle an identity in a 4K video
+            # a video file: a track's frames wait until its identity settles, then for their
+            # batch (FitStage.push), at most HOLD_BYTES of images: fewer frames settle an
+            # identity in a 4K video
             def fit_push(f: Frame) -> list:
                 if f.image is not None:
                     fit.size_hold(f.image.nbytes, HOLD_BYTES)

@@ -170,6 +170,27 @@ def test_the_video_stage_gives_back_dlibs_points_with_one_identity_per_clip(real
     assert max(worst.values()) <= 0.028, max(worst.items(), key=lambda kv: kv[1])
 
 
+def test_a_box_without_area_is_not_fitted_and_does_not_spoil_its_tracks_identity(real_basis: Basis) -> None:
+    """A zero-width box (BBox allows x1 == x0) has no crop to fit in: the face passes without
+    parameters. Taken into a settling track as its first frame, its NaN row became the track's
+    identity and every later fit of that track failed (LinAlgError)."""
+    from facemap.threedmm.stage import SETTLE_FRAMES, FitStage
+
+    points, boxes = _clip_logs("lp_d14", 1)
+    n = SETTLE_FRAMES + 12
+    x0, y0 = boxes[0][:2]
+    faces = [Face(frame=1, status=Status.OK, box=BBox(x0, y0, x0, y0 + 50), landmarks=points[0])]
+    faces += [
+        Face(frame=i + 1, status=Status.OK, box=BBox(*boxes[i]), landmarks=points[i]) for i in range(1, n)
+    ]
+    stage = FitStage(Fitter(real_basis))
+    out = [f for face in faces for (f,) in stage.push((face,))] + [f for (f,) in stage.finish()]
+    assert [f.frame for f in out] == list(range(1, n + 1))
+    assert out[0].params.size == 0
+    params = np.array([f.params for f in out[1:]])
+    assert np.isfinite(params).all() and np.ptp(params[:, :219], axis=0).max() == 0.0
+
+
 def test_the_stage_fits_a_track_and_keeps_one_identity_after_it_settles(real_basis: Basis) -> None:
     from facemap.threedmm.stage import SETTLE_FRAMES, FitStage
 
@@ -347,7 +368,7 @@ def test_ctrl_c_while_a_track_settles_writes_the_frames_held_with_one_identity(t
 def test_a_camera_holds_no_frame_and_a_file_holds_until_the_identity_settles(live: bool) -> None:
     import facemap
     from facemap.io.video import read_frames
-    from facemap.threedmm.stage import SETTLE_FRAMES
+    from facemap.threedmm.stage import BATCH_FRAMES, SETTLE_FRAMES
     from facemap.types import Mode
 
     need_shared(DATA / "videos")
@@ -363,8 +384,9 @@ def test_a_camera_holds_no_frame_and_a_file_holds_until_the_identity_settles(liv
     assert len(lag) == 40
     if live:
         assert max(lag) == 0
-    else:  # the first frame waits for the track's 32nd, the rest come out as they are read
-        assert lag[0] == SETTLE_FRAMES - 1 and max(lag) == SETTLE_FRAMES - 1 and lag[-1] == 0
+    else:  # the first frame waits for the track's 32nd; then frames wait for their batch of 8
+        assert lag[0] == SETTLE_FRAMES - 1 and max(lag) == SETTLE_FRAMES - 1
+        assert lag[SETTLE_FRAMES:] == list(range(BATCH_FRAMES - 1, -1, -1))
 
 
 def test_a_files_hold_keeps_at_most_hold_bytes_of_frames(monkeypatch) -> None:
@@ -458,3 +480,61 @@ def test_the_fit_runs_blas_on_one_thread_and_gives_the_callers_back(monkeypatch,
         after = {lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"}
     assert seen == [{1}]
     assert after == {2}
+
+
+def test_fits_overlapping_in_threads_keep_one_blas_thread_and_give_the_callers_back(
+    monkeypatch, real_basis
+) -> None:
+    """Threads sharing one FaceMap fit at once: the BLAS setting is the process's, so the first
+    fit in sets it and the last out restores it (entered and left by each, A's exit gave B the
+    caller's threads back and B's exit then left the process at one for good). The BLAS here
+    is a stand-in that keeps the process's setting as threadpoolctl's limit changes it."""
+    import threading
+
+    import facemap.threedmm.fit as fit_module
+
+    blas = {"threads": 4}
+
+    class Limiter:
+        def __init__(self, limits: int) -> None:
+            self.saved, blas["threads"] = blas["threads"], limits
+
+        def restore_original_limits(self) -> None:
+            blas["threads"] = self.saved
+
+    class Controller:
+        def limit(self, limits: int, user_api: str) -> Limiter:
+            assert user_api == "blas"
+            return Limiter(limits)
+
+    monkeypatch.setattr(fit_module, "_blas", Controller)
+    b_inside, a_left = threading.Event(), threading.Event()
+    seen = {}
+    inner = fit_module.Fitter._fit_track
+
+    def spy(self, *args, **kwargs):
+        if threading.current_thread().name == "A":
+            assert b_inside.wait(10)  # A leaves only once B is inside
+        else:
+            b_inside.set()
+            assert a_left.wait(10)
+            seen["B after A left"] = blas["threads"]
+        return inner(self, *args, **kwargs)
+
+    monkeypatch.setattr(fit_module.Fitter, "_fit_track", spy)
+    fitter = Fitter(real_basis)
+    points = np.random.default_rng(0).uniform(100, 200, (2, 68, 2))
+    boxes = np.tile([90.0, 90.0, 210.0, 210.0], (2, 1))
+
+    def run_a() -> None:
+        fitter.fit(points, boxes)
+        a_left.set()
+
+    a = threading.Thread(target=run_a, name="A")
+    b = threading.Thread(target=fitter.fit, args=(points, boxes), name="B")
+    a.start()
+    b.start()
+    a.join(20)
+    b.join(20)
+    assert seen == {"B after A left": 1}
+    assert blas["threads"] == 4

@@ -28,6 +28,7 @@ inclusive width, ``u = (x - x0) * 128 / width``; the fitted parameters decode th
 from __future__ import annotations
 
 import functools
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -161,13 +162,40 @@ class _Grams:
         self.expr_flat = wexp.reshape(3 * N_LANDMARKS, N_EXP)
 
 
+class _OneBlasThread:
+    """A context: numpy's BLAS on one thread while any fit runs. The fit's products and solves
+    are small, and threaded (OpenBLAS's threads spin between calls) ``infer.py --landmarker
+    dlib`` with the basis took 8.2 s of CPU for 6.0 s on a 352-frame clip, against 6.1 s for
+    5.6 s on one thread (2 cores). The setting is the process's, so fits that overlap in
+    threads share one limit: the first in sets it, the last out gives the caller's back
+    (threadpoolctl's limit alone, entered and left by each, could leave it at 1)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._inside = 0
+        self._limiter = None
+
+    def __enter__(self) -> None:
+        with self._lock:
+            if self._inside == 0:
+                self._limiter = _blas().limit(limits=1, user_api="blas")
+            self._inside += 1
+
+    def __exit__(self, *exc: object) -> None:
+        with self._lock:
+            self._inside -= 1
+            if self._inside == 0:
+                self._limiter.restore_original_limits()
+                self._limiter = None
+
+
 @functools.cache
 def _blas() -> ThreadpoolController:
-    """The process's BLAS libraries (listed once). The fit runs numpy's BLAS on one thread: its
-    products and solves are small, and threaded (OpenBLAS's threads spin between calls),
-    ``infer.py --landmarker dlib`` with the basis took 8.2 s of CPU for 6.0 s on a 352-frame
-    clip, against 6.1 s for 5.6 s on one thread (2 cores)."""
+    """The process's BLAS libraries, listed once."""
     return ThreadpoolController()
+
+
+_ONE_BLAS_THREAD = _OneBlasThread()
 
 
 class Fitter:
@@ -203,7 +231,7 @@ class Fitter:
         that share one identity (default: all frames one track). ``identity`` (219,) raw, when
         given, is every frame's and only pose and expression are fitted (in ``rounds``, default
         the options'). Rows with any non-finite point or an empty box get NaN parameters."""
-        with _blas().limit(limits=1, user_api="blas"):
+        with _ONE_BLAS_THREAD:
             return self._fit(points_px, face_boxes, tracks, identity, rounds)
 
     def _fit(
