@@ -20,7 +20,7 @@ import shlex
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -83,13 +83,14 @@ class Block:
     code: str
     skip: str | None  # the reason, when marked skip
     exit_code: int
+    shown: str | None = None  # the ```text block right after it: what its commands print
 
 
 def blocks(path: Path) -> list[Block]:
     """The bash, console and python blocks of one markdown file, in order."""
     doc = path.relative_to(REPO).as_posix()
     lines = path.read_text(encoding="utf-8").split("\n")
-    out, i, section = [], 0, ""
+    out, i, section, last = [], 0, "", None
     while i < len(lines):
         if lines[i].startswith("## "):
             section = lines[i][3:].strip()
@@ -117,8 +118,20 @@ def blocks(path: Path) -> list[Block]:
             out.append(Block(doc, start + 1, lang, tuple(_commands(body, lang)), "", skip, code))
         elif lang == "python" and not (doc == "docs/python.md" and section == "From Python"):
             out.append(Block(doc, start + 1, lang, (), "\n".join(body), skip, code))
+        elif lang == "text" and last == "bash":
+            out[-1] = replace(out[-1], shown="\n".join(body))
+        last = lang
         i = j + 1
     return out
+
+
+def printed_as_shown(text: str) -> list[str]:
+    """A command's printed lines as the docs show them: the times and frame rates of this run
+    and the predictor's install folder left out."""
+    text = re.sub(r"\b\d+ ms\b", "N ms", text)
+    text = re.sub(r"\b[\d.]+ fps\b", "N fps", text)
+    text = re.sub(r"\S*/face_recognition_models/", ".../face_recognition_models/", text)
+    return [ln.rstrip() for ln in text.strip().splitlines()]
 
 
 def _commands(body: list[str], lang: str) -> list[str]:

@@ -1,7 +1,8 @@
 """The README's first-run sequence, as written: the dlib photo command, the video block, and the
 analyzer over the whole logs folder (``--logs out/logs``), run as a user runs them, without any
 model file, in a fresh folder. Every command exits 0 and every promised file is there; the photo
-is analysed as a picture (issue 23: its logs hold only a meta log)."""
+is analysed as a picture (issue 23: its logs hold only a meta log); and what they print is what
+the README's two output blocks show, but for the times and frame rates."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import pandas as pd
 import pytest
 
 from tests.standins import DATA
-from tests.test_docs import REPO, _argv, blocks, need_shared
+from tests.test_docs import REPO, _argv, blocks, need_shared, printed_as_shown
 
 if importlib.util.find_spec("dlib") is None:
     if os.environ.get("FACEMAP_REQUIRE_DLIB") == "1":
@@ -61,6 +62,13 @@ def test_the_readme_first_run_sequence_runs_to_exit_0_and_writes_every_promised_
         *(f"out/all/{stem}/{n}" for stem in ("face", "talk") for n in ANALYSIS),
     ]
     assert [f for f in promised if not (tmp_path / f).is_file()] == []
+    # the README's output blocks are what these commands print (times and frame rates aside)
+    printed = dict(zip(FIRST_RUN, outputs, strict=True))
+    shown = [b for b in blocks(REPO / "README.md") if b.shown is not None]
+    assert [b.commands for b in shown] == [tuple(FIRST_RUN[:1]), tuple(FIRST_RUN[1:])]
+    for b in shown:
+        got = printed_as_shown("".join(printed[c] for c in b.commands))
+        assert got == printed_as_shown(b.shown), f"README.md:{b.line}: prints\n" + "\n".join(got)
     assert not (tmp_path / "model.onnx").exists()  # no model was needed, none was fetched
     lines = outputs[-1].strip().splitlines()
     assert [ln.split(":")[0] for ln in lines] == ["face", "talk", "2 clips"]
