@@ -158,34 +158,50 @@ BAR_FULL = 2.0  # a measure's bar is full at twice its label's threshold (1.0: t
 
 
 def _draw_labels(out: np.ndarray, result: Face) -> None:
-    """The face's labels (the dominant first) and one bar per measure, in a dark panel beside
-    its box (right of it, or left when the picture ends there); yellow while provisional."""
+    """The face's labels (the dominant first), one a line, and one bar per measure, in a dark
+    panel beside its box: right of it, or left when the picture ends there; where neither side
+    has room, smaller, on the wider side (over the box's edge only when the smallest text does
+    not fit). Yellow while provisional."""
     if result.box is None or not result.labels:
         return
     box = result.box
-    scale = float(np.clip(box.width / 320.0, 0.35, 1.2))
-    thick = max(1, int(round(scale * 2)))
     font = cv2.FONT_HERSHEY_SIMPLEX
-    text = " ".join(result.labels) + (" ~" if result.provisional else "")
-    (tw, th), base = cv2.getTextSize(text, font, scale, thick)
-    row = int(th * 1.6)
+    lines = list(result.labels)
+    if result.provisional:
+        lines[0] += " ~"
     names = list(result.measures)
-    name_w = max([cv2.getTextSize(n[:7], font, scale * 0.7, 1)[0][0] for n in names] + [0])
-    bar_w = max(40, int(90 * scale))
-    width = max(tw, name_w + 6 + bar_w) + 12
-    height = row + len(names) * int(row * 0.8) + 8
     h, w = out.shape[:2]
-    x = int(np.clip(box.x1, -MAX_DRAW_COORD, MAX_DRAW_COORD)) + 6
-    if x + width > w:
-        x = int(np.clip(box.x0, -MAX_DRAW_COORD, MAX_DRAW_COORD)) - 6 - width
+    right = int(np.clip(box.x1, -MAX_DRAW_COORD, MAX_DRAW_COORD)) + 6
+    room = max(w - right, int(np.clip(box.x0, -MAX_DRAW_COORD, MAX_DRAW_COORD)) - 6)
+    scale = float(np.clip(box.width / 320.0, 0.35, 1.2))
+    for _ in range(2):  # sized to the box; then, where neither side has room, down to the wider
+        thick = max(1, int(round(scale * 2)))
+        sizes = [cv2.getTextSize(t, font, scale, thick)[0] for t in lines]
+        tw, th = max(sz[0] for sz in sizes), max(sz[1] for sz in sizes)
+        name_w = max([cv2.getTextSize(n[:7], font, scale * 0.7, 1)[0][0] for n in names] + [0])
+        bar_w = max(40, int(90 * scale))
+        width = max(tw, name_w + 6 + bar_w) + 12
+        if width <= room or scale <= 0.35:
+            break
+        scale = max(0.35, scale * room / width * 0.95)
+    row = int(th * 1.6)
+    height = len(lines) * row + len(names) * int(row * 0.8) + 8
+    left = int(np.clip(box.x0, -MAX_DRAW_COORD, MAX_DRAW_COORD)) - 6 - width
+    if right + width <= w:
+        x = right
+    elif left >= 0:
+        x = left
+    else:
+        x = right if w - right >= left + width else left
     x = int(np.clip(x, 0, max(0, w - width)))
     y = int(np.clip(box.y0, 0, max(0, h - height)))
     panel = out[y : y + height, x : x + width]
     panel[:] = (panel * 0.35).astype(out.dtype)  # a dark panel, the face beside it untouched
     color = PROVISIONAL_COLOR if result.provisional else LABEL_COLOR
-    cv2.putText(out, text, (x + 6, y + th + 4), font, scale, color, thick, cv2.LINE_AA)
+    for k, line in enumerate(lines):
+        cv2.putText(out, line, (x + 6, y + th + 4 + k * row), font, scale, color, thick, cv2.LINE_AA)
     for i, name in enumerate(names):
-        cy = y + row + 4 + i * int(row * 0.8)
+        cy = y + len(lines) * row + 4 + i * int(row * 0.8)
         bh = max(3, int(row * 0.45))
         cv2.putText(out, name[:7], (x + 6, cy + bh), font, scale * 0.7, BAR_OFF, 1, cv2.LINE_AA)
         bx = x + 6 + name_w + 6

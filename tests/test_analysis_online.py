@@ -596,3 +596,26 @@ def test_the_frames_waiting_for_a_verdict_keep_to_the_hold_budget(monkeypatch):
     with facemap.open("dlib", detector="dlib-hog", analyze=True) as fm:
         lag = lag_behind_reading(lambda frames: fm.pipeline.run(frames, Mode.VIDEO), "lp_d0.mp4", 40)
     assert len(lag) == 40 and max(lag) == 4 and lag[-1] == 0  # 4 frames wait, behind the one given
+
+
+@pytest.mark.parametrize(("x0", "x1", "side"), [(40, 180, "right"), (330, 470, "left"), (140, 372, "right")])
+def test_the_label_panel_stands_beside_the_box_with_one_label_a_line(x0, x1, side):
+    """Labels one a line keep the panel narrow, beside the box on the side with room (right
+    first); where neither side has room at the box's text size (a 232-pixel box in a 512-pixel
+    frame: 134 on each side), the panel is drawn smaller beside it. A live run under load once
+    drew 'smile talking ~' on one line from x 8 to 180, over the face of a box at 139-374."""
+    from facemap.draw import draw_overlay
+    from facemap.types import BBox, Face, Status
+
+    image = np.full((360, 512, 3), 120, np.uint8)
+    measures = {"smile": 1.4, "mouth_open": 0.3, "eyes_closed": 0.1, "brow_raise": 0.2, "brow_lower": 0.0}
+    face = Face(frame=1, status=Status.OK, box=BBox(x0, 60.0, x1, 300.0), labels=("smile", "talking", "mouth_open"),
+                measures=measures, provisional=True)
+    drawn = draw_overlay(image, face).astype(int)
+    b, g, r = drawn[..., 0], drawn[..., 1], drawn[..., 2]
+    ys, xs = np.nonzero((r > 190) & (g > 160) & (b < 110))  # the labels' yellow
+    assert len(xs) > 50
+    assert xs.min() > x1 if side == "right" else xs.max() < x0
+    panel = drawn.sum(axis=2) < 3 * 120 * 0.35 + 3  # darkened to 35 %
+    on_box = panel[:, int(x0) + 2 : int(x1) - 1]
+    assert not on_box.any()
