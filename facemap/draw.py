@@ -172,21 +172,26 @@ def _draw_labels(out: np.ndarray, result: Face) -> None:
     names = list(result.measures)
     h, w = out.shape[:2]
     right = int(np.clip(box.x1, -MAX_DRAW_COORD, MAX_DRAW_COORD)) + 6
-    room = max(w - right, int(np.clip(box.x0, -MAX_DRAW_COORD, MAX_DRAW_COORD)) - 6)
-    scale = float(np.clip(box.width / 320.0, 0.35, 1.2))
-    for _ in range(2):  # sized to the box; then, where neither side has room, down to the wider
+    left_edge = int(np.clip(box.x0, -MAX_DRAW_COORD, MAX_DRAW_COORD)) - 6
+    room = max(w - max(right, 0), min(left_edge, w))  # the wider side's, within the picture
+
+    def layout(scale: float) -> tuple[int, int, int, int, int]:
         thick = max(1, int(round(scale * 2)))
         sizes = [cv2.getTextSize(t, font, scale, thick)[0] for t in lines]
         tw, th = max(sz[0] for sz in sizes), max(sz[1] for sz in sizes)
         name_w = max([cv2.getTextSize(n[:7], font, scale * 0.7, 1)[0][0] for n in names] + [0])
         bar_w = max(40, int(90 * scale))
-        width = max(tw, name_w + 6 + bar_w) + 12
-        if width <= room or scale <= 0.35:
-            break
-        scale = max(0.35, scale * room / width * 0.95)
+        return max(tw, name_w + 6 + bar_w) + 12, thick, th, name_w, bar_w
+
+    # sized to the box; where neither side has room, smaller, down to the smallest text
+    scale = float(np.clip(box.width / 320.0, 0.35, 1.2))
+    width, thick, th, name_w, bar_w = layout(scale)
+    while width > room and scale > 0.35:
+        scale = max(0.35, min(scale * 0.97, scale * room / width * 0.95))
+        width, thick, th, name_w, bar_w = layout(scale)
     row = int(th * 1.6)
     height = len(lines) * row + len(names) * int(row * 0.8) + 8
-    left = int(np.clip(box.x0, -MAX_DRAW_COORD, MAX_DRAW_COORD)) - 6 - width
+    left = left_edge - width
     if right + width <= w:
         x = right
     elif left >= 0:
@@ -205,7 +210,8 @@ def _draw_labels(out: np.ndarray, result: Face) -> None:
         bh = max(3, int(row * 0.45))
         cv2.putText(out, name[:7], (x + 6, cy + bh), font, scale * 0.7, BAR_OFF, 1, cv2.LINE_AA)
         bx = x + 6 + name_w + 6
-        value = result.measures[name]
+        value = float(result.measures[name])
+        value = value if np.isfinite(value) else 0.0  # a measure not known: an empty bar
         fill = int(round(bar_w * float(np.clip(value / BAR_FULL, 0.0, 1.0))))
         cv2.rectangle(out, (bx, cy), (bx + bar_w, cy + bh), BAR_BACK, -1)
         if fill > 0:

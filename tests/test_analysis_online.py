@@ -598,12 +598,13 @@ def test_the_frames_waiting_for_a_verdict_keep_to_the_hold_budget(monkeypatch):
     assert len(lag) == 40 and max(lag) == 4 and lag[-1] == 0  # 4 frames wait, behind the one given
 
 
-@pytest.mark.parametrize(("x0", "x1", "side"), [(40, 180, "right"), (330, 470, "left"), (140, 372, "right")])
+@pytest.mark.parametrize(("x0", "x1", "side"), [(40, 180, "right"), (330, 470, "left"), (140, 372, "right"), (98, 496, "left")])
 def test_the_label_panel_stands_beside_the_box_with_one_label_a_line(x0, x1, side):
     """Labels one a line keep the panel narrow, beside the box on the side with room (right
     first); where neither side has room at the box's text size (a 232-pixel box in a 512-pixel
     frame: 134 on each side), the panel is drawn smaller beside it. A live run under load once
-    drew 'smile talking ~' on one line from x 8 to 180, over the face of a box at 139-374."""
+    drew 'smile talking ~' on one line from x 8 to 180, over the face of a box at 139-374.
+    98-496: 92 pixels on its left, where only the smallest text fits (shrunk step by step)."""
     from facemap.draw import draw_overlay
     from facemap.types import BBox, Face, Status
 
@@ -617,5 +618,16 @@ def test_the_label_panel_stands_beside_the_box_with_one_label_a_line(x0, x1, sid
     assert len(xs) > 50
     assert xs.min() > x1 if side == "right" else xs.max() < x0
     panel = drawn.sum(axis=2) < 3 * 120 * 0.35 + 3  # darkened to 35 %
-    on_box = panel[:, int(x0) + 2 : int(x1) - 1]
+    on_box = panel[:, int(x0) : int(x1) + 1]
     assert not on_box.any()
+
+
+def test_a_measure_not_known_draws_an_empty_bar():
+    """A Face built by hand may carry NaN in ``measures``: its bar is drawn empty, no error."""
+    from facemap.draw import draw_overlay
+    from facemap.types import BBox, Face, Status
+
+    face = Face(frame=1, status=Status.OK, box=BBox(40.0, 60.0, 180.0, 300.0), labels=("smile",),
+                measures={"smile": float("nan"), "mouth_open": 0.5})
+    drawn = draw_overlay(np.full((360, 512, 3), 120, np.uint8), face)
+    assert drawn.shape == (360, 512, 3) and (drawn[:, 185:] != 120).any()

@@ -538,3 +538,33 @@ def test_fits_overlapping_in_threads_keep_one_blas_thread_and_give_the_callers_b
     b.join(20)
     assert seen == {"B after A left": 1}
     assert blas["threads"] == 4
+
+
+@pytest.mark.parametrize("pattern", ["lost after its settle", "seen every other frame"])
+def test_frames_of_a_settled_track_wait_for_at_most_one_batch(pattern: str) -> None:
+    """After its identity settles, a track's frames wait for their batch of 8; a track lost
+    before the batch fills (or seen every other frame, stretching a batch over 16 frames) does
+    not hold them, and every frame after them, until 32 are held (28 behind, measured)."""
+    from types import SimpleNamespace
+
+    from facemap.threedmm.stage import BATCH_FRAMES, SETTLE_FRAMES, FitStage
+
+    class Fitter:  # a stand-in: every row its own finite parameters, no measures
+        def fit(self, points, boxes, tracks=None, identity=None, rounds=None):
+            return SimpleNamespace(params=np.zeros((len(points), 265)), measures={})
+
+    points = np.random.default_rng(1).uniform(100, 200, (68, 2))
+    box = BBox(90.0, 90.0, 210.0, 210.0)
+    n = SETTLE_FRAMES + 40
+    if pattern == "lost after its settle":
+        seen = [i < SETTLE_FRAMES + 3 for i in range(n)]
+    else:
+        seen = [i < SETTLE_FRAMES or i % 2 == 0 for i in range(n)]
+    stage, lag = FitStage(Fitter()), []
+    for i in range(n):
+        face = Face(frame=i + 1, status=Status.OK, box=box, landmarks=points) if seen[i] else None
+        for (f,) in stage.push((face,) if face else (Face(frame=i + 1, status=Status.NO_FACE),)):
+            lag.append(i + 1 - f.frame)
+    done = [f.frame for (f,) in stage.finish()]
+    assert len(lag) + len(done) == n
+    assert max(lag[SETTLE_FRAMES:]) <= BATCH_FRAMES - 1

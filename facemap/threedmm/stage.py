@@ -8,7 +8,8 @@ start from the previous frame converged worse on the 34 shared clips, 0.026 agai
   A track's first frames wait until it has ``settle_frames`` of them (or the oldest frame held
   has waited ``settle_frames`` frames, or the frames end) and are fitted together: they settle
   the track's identity, so **every frame of a track carries the same identity**. After that
-  its frames wait in batches of ``BATCH_FRAMES`` (8), fitted in one call with that identity,
+  its frames wait in batches of ``BATCH_FRAMES`` (8), fitted in one call with that identity
+  (a frame of settled tracks waits at most 8 frames, the track lost or not),
   each frame's pose and expression its own: the same numbers as a frame at a time up to
   rounding (the 34 shared clips' logs byte-identical but for one raw-log cell of two clips,
   1e-8 apart) for a quarter of the CPU. At most ``settle_frames`` frames are held; they come
@@ -109,13 +110,25 @@ class FitStage:
             held.pending += 1
             if len(track.points) == (self.settle_frames if track.identity is None else self._batch):
                 self._fit_waiting(track)
-        while self._held and self._held[0].pending and len(self._held) >= self.settle_frames:
-            oldest = self._held[0]  # waited long enough: its tracks are fitted on what they have
+        while self._held and self._waited_enough(self._held[0]):
+            oldest = self._held[0]  # its tracks are fitted on what they have
             for face in oldest.faces:
                 track = self._tracks.get(face.id)
                 if track is not None and track.waiting and fittable(face):
                     self._fit_waiting(track)
         return self._release()
+
+    def _waited_enough(self, oldest: _Held) -> bool:
+        """The oldest frame held still waits, and has waited as long as its tracks may: a
+        batch's frames (``BATCH_FRAMES``) when they are all settled (a track lost before its
+        batch filled, or seen every other frame, does not hold the frames after it for long),
+        else ``settle_frames``."""
+        if not oldest.pending:
+            return False
+        settling = any(
+            fittable(face) and self._tracks[face.id].identity is None for face in oldest.faces
+        )
+        return len(self._held) >= (self.settle_frames if settling else self._batch)
 
     def finish(self) -> list[tuple[Face, ...]]:
         """The end of the frames: every track's waiting frames are fitted on what it has, and
