@@ -197,7 +197,7 @@ def _draw_labels(out: np.ndarray, result: Face) -> None:
     elif left >= 0:
         x = left
     else:
-        x = right if w - right >= left + width else left
+        x = right if w - right >= left_edge else left
     x = int(np.clip(x, 0, max(0, w - width)))
     y = int(np.clip(box.y0, 0, max(0, h - height)))
     panel = out[y : y + height, x : x + width]

@@ -123,15 +123,16 @@ class Options:
 
 # Each stage that holds frames keeps at most this many bytes of images: the 3DMM fit's hold (a
 # video file: the frames of a settling track, 32 frames up to 1440p, 21 of a 4K video,
-# FitStage.size_hold; then a settled track's batches of 8) and the online analyzer's (the frames waiting for their verdicts, about
-# 0.9 s of them at the default lag: all of them up to 1440p at 30 fps or 1080p at 60, 21 of a
-# 4K video, the oldest then decided early; OnlineAnalyzer.size_hold).
+# FitStage.size_hold; then a settled track's batches of 8) and the online analyzer's (the
+# frames waiting for their verdicts, about 0.9 s of them at the default lag: all of them up to
+# 1440p at 30 fps or 1080p at 60, 21 of a 4K video, the oldest then decided early;
+# OnlineAnalyzer.size_hold).
 HOLD_BYTES = 512 * 1024 * 1024
 
 
 class _Hold:
-    """Frames a stage answers for later (the 3DMM fit's settling identities and batches, the online
-    analyzer's verdicts), oldest first: ``update(frame)`` and ``finish()`` give the answers for
+    """Frames a stage answers for later (the 3DMM fit's settling identities and batches, the
+    online analyzer's verdicts), oldest first: ``update(frame)`` and ``finish()`` give the answers for
     the oldest frames waiting, in order, and ``merge(frame, answer)`` is the frame that goes on."""
 
     def __init__(
@@ -188,9 +189,10 @@ class Pipeline:
 
         With the 3DMM fit, a video file's face track waits until its identity settles (at most
         ``FitStage.settle_frames`` = 32 frames held, images included), so every frame of a track
-        carries one identity, and then in batches of ``BATCH_FRAMES`` = 8 fitted together; ``live`` (a camera) holds nothing: a track's first frames carry
-        provisional identities (see ``facemap.threedmm.stage``). A held frame's ``elapsed_ms``
-        leaves out its fit, which is done with its track's."""
+        carries one identity, and then in batches of ``BATCH_FRAMES`` = 8 fitted together;
+        ``live`` (a camera) holds nothing: a track's first frames carry provisional identities
+        (see ``facemap.threedmm.stage``). A held frame's ``elapsed_ms`` leaves out its fit, which
+        is done with its track's."""
         mode = Mode(mode)
         outs = [as_sink(s) for s in sinks]
         step = self._image_step() if mode is Mode.IMAGE else self._video_step()

@@ -90,10 +90,10 @@ class FitStage:
         if not self._held and not self._tracks and frame_bytes > 0:
             self.settle_frames = max(MIN_SETTLE, min(self.settle_frames, budget // frame_bytes))
 
-    @property
-    def _batch(self) -> int:
-        """How many waiting frames of a settled track are fitted together."""
-        return min(BATCH_FRAMES, self.settle_frames)
+    def _limit(self, track: _Track) -> int:
+        """How many of a track's frames wait to be fitted together: ``settle_frames`` until its
+        identity settles, then ``BATCH_FRAMES`` (never more than ``settle_frames``)."""
+        return self.settle_frames if track.identity is None else min(BATCH_FRAMES, self.settle_frames)
 
     def push(self, faces: tuple[Face, ...]) -> list[tuple[Face, ...]]:
         """Take one frame's faces; give back the faces of the oldest frames now fitted, in order
@@ -108,7 +108,7 @@ class FitStage:
             track.boxes.append(np.array(face.box.as_tuple(), dtype=np.float64))
             track.waiting.append((held, i))
             held.pending += 1
-            if len(track.points) == (self.settle_frames if track.identity is None else self._batch):
+            if len(track.points) == self._limit(track):
                 self._fit_waiting(track)
         while self._held and self._waited_enough(self._held[0]):
             oldest = self._held[0]  # its tracks are fitted on what they have
@@ -119,16 +119,13 @@ class FitStage:
         return self._release()
 
     def _waited_enough(self, oldest: _Held) -> bool:
-        """The oldest frame held still waits, and has waited as long as its tracks may: a
-        batch's frames (``BATCH_FRAMES``) when they are all settled (a track lost before its
-        batch filled, or seen every other frame, does not hold the frames after it for long),
-        else ``settle_frames``."""
+        """The oldest frame held still waits, and has waited as long as its tracks may (their
+        ``_limit``: a track lost before its batch filled, or seen every other frame, does not
+        hold the frames after it for long)."""
         if not oldest.pending:
             return False
-        settling = any(
-            fittable(face) and self._tracks[face.id].identity is None for face in oldest.faces
-        )
-        return len(self._held) >= (self.settle_frames if settling else self._batch)
+        limit = max(self._limit(self._tracks[f.id]) for f in oldest.faces if fittable(f))
+        return len(self._held) >= limit
 
     def finish(self) -> list[tuple[Face, ...]]:
         """The end of the frames: every track's waiting frames are fitted on what it has, and

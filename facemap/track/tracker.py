@@ -510,7 +510,8 @@ class FaceTracker:
         opts = self.options
         held = track.next_roi
         ious = [(f.iou(held), f) for f in self._detect_near(image, held)]
-        if not ious or max(ious, key=lambda p: p[0])[0] < opts.confirm_iou:
+        overlap, best = max(ious, key=lambda p: p[0], default=(0.0, None))
+        if overlap < opts.confirm_iou:
             if periodic:
                 self._since_detect = 0
                 self._unconfirmed(frame, track)
@@ -518,7 +519,6 @@ class FaceTracker:
         self._since_detect = 0
         track.unconfirmed = 0
         track.det_side = _side(held)  # the detector sees the face at this size
-        overlap, best = max(ious, key=lambda p: p[0])
         same_kind = getattr(self.landmarker, "next_roi_detector", None) == getattr(self.detector, "name", "")
         cx, cy = track.lm_box.center if track.lm_box is not None else (np.nan, np.nan)
         over_points = best.x0 <= cx <= best.x1 and best.y0 <= cy <= best.y1
