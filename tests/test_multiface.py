@@ -330,9 +330,11 @@ def test_faces_are_followed_between_detections_and_new_ones_join_at_the_next():
     assert {i for f in frames for i, _ in f} == {0, 1, 2}
 
 
-def _side_by_side_lossless(path, left: str, right: str) -> int:
+def _side_by_side_lossless(path, left: str, right: str, keep: str = "both") -> int:
     """The two clips' decoded YUV planes side by side, encoded losslessly (x264 qp 0): each half
-    of every frame is exactly the clip's own picture. Returns the frame count (the shorter's)."""
+    of every frame is exactly the clip's own picture. ``keep`` "left" or "right": that half
+    only, the other black (one person alone in the same frame). Returns the frame count (the
+    shorter's)."""
     import av
 
     def planes(name):
@@ -340,8 +342,15 @@ def _side_by_side_lossless(path, left: str, right: str) -> int:
             return [[np.frombuffer(p, np.uint8).reshape(p.height, p.line_size)[:, : p.width].copy() for p in f.planes]
                     for f in c.decode(video=0)]
 
+    def black(frame_planes):
+        return [np.full_like(p, 16 if k == 0 else 128) for k, p in enumerate(frame_planes)]
+
     a, b = planes(left), planes(right)
     n = min(len(a), len(b))
+    if keep == "left":
+        b = [black(f) for f in b]
+    elif keep == "right":
+        a = [black(f) for f in a]
     h, w = a[0][0].shape
     with av.open(str(path), "w") as c:
         s = c.add_stream("libx264", rate=25)
@@ -363,41 +372,48 @@ def _side_by_side_lossless(path, left: str, right: str) -> int:
 
 def test_each_persons_landmarks_and_analysis_equal_their_clip_alone(tmp_path, capsys):
     """dpe_s and dagan_driving side by side: face 0 is dpe_s and face 1 dagan_driving in every
-    frame (their landmarks are the clips' own, run alone: 0.05 px on average), and the per-person analysis
-    of each gives the score of that clip analysed alone (same frames) within 1 point."""
+    frame, and each one's landmarks and per-person analysis are exactly those of the same video
+    with the other half black (that person alone in the frame, followed as one face). Against the
+    clip alone at its own size, the points match from frame 4 on (the detector's first box in a
+    frame twice as wide may sit a pixel off: HOG's pyramid, dlib's whole-pixel points). The
+    analysis is not compared with the clip alone's: a pixel on dagan_driving's first 3 frames
+    moves one frame in or out of its baseline, whose eye level sits between its lowered and its
+    open lids (0.318 and 0.301), and its score with it (25.5 and 22.8)."""
     import analyze_expressions
 
     n = _side_by_side_lossless(tmp_path / "two.mp4", "dpe_s.mp4", "dagan_driving.mp4")
     run = ["--landmarker", "dlib", "--dump-landmarks-csv", "-q"]
     assert infer.main(["--video", str(tmp_path / "two.mp4"), "--max-faces", "0", *run, "-o", str(tmp_path / "o")]) == 0
+    for side in ("left", "right"):
+        _side_by_side_lossless(tmp_path / f"{side}.mp4", "dpe_s.mp4", "dagan_driving.mp4", keep=side)
+        assert infer.main(["--video", str(tmp_path / f"{side}.mp4"), *run, "-o", str(tmp_path / side)]) == 0
     for name in ("dpe_s", "dagan_driving"):
         clip = DATA / "videos" / f"{name}.mp4"
         assert infer.main(["--video", str(clip), "--max-frames", str(n), *run, "-o", str(tmp_path / name)]) == 0
     capsys.readouterr()
     lm = pd.read_csv(tmp_path / "o" / "logs" / "two_landmarks.csv")
-    xs = [f"x{i}" for i in range(68)]
-    for face_id, name, dx in ((0, "dpe_s", 0), (1, "dagan_driving", 256)):
+    xs, ys = [f"x{i}" for i in range(68)], [f"y{i}" for i in range(68)]
+    for face_id, name, side, dx in ((0, "dpe_s", "left", 0), (1, "dagan_driving", "right", 256)):
         ours = lm[lm.face_id == face_id].set_index("frame")
+        in_frame = pd.read_csv(tmp_path / side / "logs" / f"{side}_landmarks.csv").set_index("frame")
         alone = pd.read_csv(tmp_path / name / "logs" / f"{name}_landmarks.csv").set_index("frame")
-        assert list(ours.index) == list(alone.index) == list(range(1, n + 1))  # in every frame
-        diff = np.abs(ours[xs].to_numpy() - dx - alone[xs].to_numpy())
-        # the same pixels give the same points; the detector's first box in the wider frame may
-        # sit a pixel or two off (HOG's window grid: dlib's points are whole pixels, logged
-        # unsmoothed), and the tracking converges from there within a few frames
-        assert diff.mean() <= 0.05 and diff.max() <= 2.0, (name, diff.mean(), diff.max())
-        assert diff[10:].max() <= 1.0, (name, diff[10:].max())
+        assert list(ours.index) == list(in_frame.index) == list(alone.index) == list(range(1, n + 1))
+        assert np.array_equal(ours[xs + ys].to_numpy(), in_frame[xs + ys].to_numpy()), name  # same pixels, same points
+        diff = np.abs(np.hstack([ours[xs].to_numpy() - dx - alone[xs].to_numpy(), ours[ys].to_numpy() - alone[ys].to_numpy()]))
+        assert diff[:3].max() <= 2.0 and diff[3:].max() == 0.0, (name, diff[:3].max(), diff[3:].max())
     logs = tmp_path / "o" / "logs"
     assert analyze_expressions.main(["--landmarks", str(logs / "two_landmarks.csv"), "--meta", str(logs / "two_meta.csv"),
                                      "--out", str(tmp_path / "a"), "--no-plots", "-q"]) == 0
-    for face_id, name in ((0, "dpe_s"), (1, "dagan_driving")):
+    for face_id, side in ((0, "left"), (1, "right")):
         person = json.loads((tmp_path / "a" / f"face_{face_id}" / "report.json").read_text())
-        own = tmp_path / name / "logs"
-        assert analyze_expressions.main(["--landmarks", str(own / f"{name}_landmarks.csv"), "--meta",
-                                         str(own / f"{name}_meta.csv"), "--out", str(tmp_path / f"a_{name}"),
+        own = tmp_path / side / "logs"
+        assert analyze_expressions.main(["--landmarks", str(own / f"{side}_landmarks.csv"), "--meta",
+                                         str(own / f"{side}_meta.csv"), "--out", str(tmp_path / f"a_{side}"),
                                          "--no-plots", "-q"]) == 0
-        alone = json.loads((tmp_path / f"a_{name}" / "report.json").read_text())
-        assert abs(person["overall_score"] - alone["overall_score"]) <= 1.0, (name, person["overall_score"], alone["overall_score"])
-        assert person["events"]["summary"]["blink"]["count"] == alone["events"]["summary"]["blink"]["count"]
+        alone = json.loads((tmp_path / f"a_{side}" / "report.json").read_text())
+        assert person["overall_score"] == alone["overall_score"], (side, person["overall_score"], alone["overall_score"])
+        assert person["events"]["summary"] == alone["events"]["summary"]
+        assert person["class_distribution"] == alone["class_distribution"]
 
 
 def test_a_video_with_a_second_person_says_it_followed_one(tmp_path, two_people, capsys):

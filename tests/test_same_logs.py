@@ -2,7 +2,8 @@
 one face and several, hashed byte for byte against those of the commit before the one-path
 refactor (6c3ae36). A change that moves a result must change these hashes on purpose: issue 25's
 dlib box model (a followed face's next box is the one dlib's detector would give its points)
-moved the video cases' landmarks and meta logs; the pictures' stayed."""
+moved the video cases' landmarks and meta logs, and so did the face's own motion leading that
+box (optical flow of its rigid points); the pictures' stayed."""
 
 from __future__ import annotations
 
@@ -25,14 +26,14 @@ DLIB = ["--landmarker", "dlib", "--detector", "dlib-hog", "--dump-csv", "--dump-
 # sha256 of every file infer.py wrote under logs/ (and the pictures' JSON), by relative path
 EXPECTED: dict[str, dict[str, str]] = {
     "dpe_s": {
-        "logs/dpe_s_landmarks.csv": "8ce60136a83402d20a99c99d1f3c7a905245ccf8be2c2bbd5eb9f96fc03d745d",
-        "logs/dpe_s_meta.csv": "41e666b0c9ecedcb99bd52fa8fdf313c3edfe9388c0bbbdb2b72bfd6f0ea3201",
+        "logs/dpe_s_landmarks.csv": "987b3e872d1d21c4a1ad4a6255ea47df8427858b3b38770ca5925ad55936191b",
+        "logs/dpe_s_meta.csv": "dc47c022d9eae7decc120c2999449c270fb3ae2ad7e24f08c4774e62f2a1fbed",
         "logs/dpe_s_raw.csv": "cdd308aa082e46d6bbd6d2a3f94f2b8ca8200667cba87358e5d173b5a91037ca",
         "logs/dpe_s_summary.csv": "c80eddf4507ca262625d67c38f7b5831a9df9022c2e7bea0412d0423828fdca2",
     },
     "lp_d0": {
-        "logs/lp_d0_landmarks.csv": "db76e5f6e426214668d20abf29d02a558324cb1e3f115721f9b535cea4bb2b33",
-        "logs/lp_d0_meta.csv": "e5427eb7ef6d6712cd68e274b2413e391bf0aed5fc7f01e8596c713ec6f74a3d",
+        "logs/lp_d0_landmarks.csv": "03abc123594260c2d7ee15d42d8586d70f61dc4543541b2ef953ba3c92e81ffb",
+        "logs/lp_d0_meta.csv": "9134d3a2690af770d041f30cf1429b625ce5680d2fbd8e062d4bf45a7b1162d3",
         "logs/lp_d0_raw.csv": "cdd308aa082e46d6bbd6d2a3f94f2b8ca8200667cba87358e5d173b5a91037ca",
         "logs/lp_d0_summary.csv": "1a8cad0dfa715c9569cdf17e15d0bfed5e85ee663581dd074471cd118db7fb96",
     },
@@ -49,14 +50,14 @@ EXPECTED: dict[str, dict[str, str]] = {
         "logs/fr_two_people_summary.csv": "871ce43c78f24a8018ff853fa666902eddf8eb36fa709ce09feb4a8e8096167a",
     },
     "two_face_clip_all": {
-        "logs/two_landmarks.csv": "0aa6fd90fbfb8186edfc1d2b1465a3fc1b75644d5c9ba502795e1060ed35ce26",
-        "logs/two_meta.csv": "433a946427346d538ae035c26c143892244740d7a3a67385316373134725dc79",
+        "logs/two_landmarks.csv": "38ba21aa7fb4783b62e52babfc62e0cd602fac4b9b4217024ce0e1cda71a54cb",
+        "logs/two_meta.csv": "0e9dd461fbd6a2868d93127c03df1a8a947478fbf8281bd6387d766cc7982f95",
         "logs/two_raw.csv": "b3c9760b430bb0ea3290ed58bc10a34c0412c6f70a5de9b7ab51e0b4ed707d7e",
         "logs/two_summary.csv": "3c0951b9275c46feadda09085c172334f5c8486ee7c821ae10d5891b208165af",
     },
     "two_face_clip_one": {
-        "logs/two_landmarks.csv": "68932fd593ceac710857f165efa0e7fc03e3961e971f7e3bf247f07795469586",
-        "logs/two_meta.csv": "fe0f3c8c52d619ab654c631e23cf61aeea2347369f01e468d6ca91e0b3d2926a",
+        "logs/two_landmarks.csv": "d3ba504436aa2aeda5ec58876b4e2be2f52fbf10b5595dc03626e8626ffe97f5",
+        "logs/two_meta.csv": "5b0699adc45fcb340a4b24fdc0f94f4468e4ee65020ff161e1a363d04d4b7256",
         "logs/two_raw.csv": "cdd308aa082e46d6bbd6d2a3f94f2b8ca8200667cba87358e5d173b5a91037ca",
         "logs/two_summary.csv": "559d519ba8b2fa12a6cfd61c72e7476c64349330a01aa11dc1b7b431ae2cf9cb",
     },

@@ -473,7 +473,8 @@ def test_sigterm_with_jobs_stops_the_workers_and_starts_nothing_new(tmp_path, mo
 
 def test_no_face_box_means_no_landmarks_by_default(tmp_path, model_args):
     """fr_short_hamilton_clip cuts to an audience of small faces the detector does not box
-    (frame 80 among them): those frames are no_face rows with no landmarks, drawn or logged,
+    (frames 21-82; where it boxes one, the stand-in model's box swells off it within some 15
+    frames): those frames are no_face rows with no landmarks, drawn or logged,
     and the model never ran on them. --fallback-center brings back the original tool's centre
     crop (warn / no_bbox); with --skip-if-no-face (the original flag, now the default) it is a
     usage error."""
@@ -486,7 +487,7 @@ def test_no_face_box_means_no_landmarks_by_default(tmp_path, model_args):
     meta = pd.read_csv(out / "logs" / "fr_short_hamilton_clip_meta.csv")
     lm = read_landmarks(out / "logs" / "fr_short_hamilton_clip_landmarks.csv")
     no_face = set(meta.frame[meta.status == "no_face"])
-    assert 80 in no_face and len(no_face) >= 10
+    assert len(no_face & set(range(21, 83))) >= 10
     assert "no_bbox" not in set(meta.reason)
     logged = {int(f) for f in lm.frames}
     assert not logged & no_face  # no landmarks where there was no face box

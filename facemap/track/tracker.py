@@ -3,9 +3,12 @@
 ``FaceTracker`` is the roi -> model -> guard -> smoother stage for up to ``max_faces`` faces (1:
 one face; 0: every face). It holds a list of ``Track``s, one per followed face, each with its
 next box, its jump guard and its smoother. Between detections a face's next box is its
-previous landmark box, squared, expanded and led by half its last shift (as MediaPipe's face
-landmarker derives its next ROI from the previous landmarks; a landmarker with its own
-``next_roi``, dlib, places that box itself); a sanity check on each output
+previous landmark box, squared and expanded (as MediaPipe's face landmarker derives its next
+ROI from the previous landmarks; a landmarker with its own ``next_roi``, dlib, places that box
+itself), moved by the face's own motion into the new frame: its rigid points followed by
+optical flow (or, where flow cannot follow them, led by half the face's last shift when it was
+followed on the frame before); a sanity
+check on each output
 (finite, landmark box close to the ROI in size and position, pose in range) decides whether the
 face is still held. A scene cut ends every face. The crops of all faces of a frame go through
 the landmarker as one batch. Smoothed points ride beside the landmarker's (``Face.smoothed``).
@@ -65,6 +68,14 @@ class TrackOptions:
     cut_threshold: float = 20.0
     # the next ROI moves on by this fraction of the face's last frame-to-frame shift
     velocity_gain: float = 0.5
+    # the next ROI moves with the face: its rigid points (brows, nose, eye corners) followed
+    # from the frame before into this one by optical flow (pyramidal Lucas-Kanade on the face
+    # and flow_margin of its side around it, scaled so the face is flow_face_px wide), the
+    # median of their shifts; where too few points are followed (a blank, covered or cut-off
+    # face), velocity_gain's lead instead (when the face was followed on the frame before)
+    flow_lead: bool = True
+    flow_face_px: int = 96
+    flow_margin: float = 0.25
     # sanity: landmark box side / ROI side in this range, centre within this fraction of the ROI,
     # at least this many pixels, pose (pitch, yaw, roll) within these degrees, no larger than
     # off_image_size times the image
@@ -84,6 +95,11 @@ class TrackOptions:
     # one face: ... and the next frame is confirmed by the detector at once (a fast face is
     # where the followed box drifts off: lp_d12's head turns); not with redetect_every 0
     confirm_after_refine: bool = True
+    # one face, flow_lead: ... and so is a frame where flow measured the face moving more than
+    # this share of its side since the last frame, or saw it move where it could not follow it
+    # back: a fast face blurs, and dlib's points in a box a little off it keep the offset (0:
+    # never); not with redetect_every 0
+    confirm_shift: float = 0.1
     # one face, a landmarker whose next box is the one this detector would give (dlib with
     # dlib-hog): a confirmation whose best detection overlaps the held box by less than this
     # takes the detection as the next box (the held one had drifted; 0: never); not in a shot
@@ -142,6 +158,10 @@ class TrackOptions:
                 raise UsageError(f"track {name} must be >= 1 (a ratio of sizes), got {getattr(self, name)}")
         if self.redetect_every < 0:
             raise UsageError(f"{{redetect_every}} must be >= 0 (0 = never), got {self.redetect_every}")
+        if self.flow_face_px < 32:
+            raise UsageError(f"track flow_face_px must be >= 32 (the face's width in pixels where flow follows it), got {self.flow_face_px}")
+        if self.flow_margin > 1:
+            raise UsageError(f"track flow_margin must be at most 1 (a share of the face's side), got {self.flow_margin}")
         if not 1.0 <= self.expand <= 2.0:
             raise UsageError(f"track expand must be in 1..2, got {self.expand}")
 
@@ -149,7 +169,9 @@ class TrackOptions:
 # TrackOptions fields a front end sets from an option of its own (named so in messages).
 _FLAGGED = ("redetect_every", "lost_detect_every")
 # TrackOptions fields that may be 0 (never, off); every other number must be above 0.
-_ZERO_OK = ("redetect_every", "cut_threshold", "velocity_gain", "reacquire_gap", "refine_shift", "confirm_take_iou")
+_ZERO_OK = (
+    "redetect_every", "cut_threshold", "velocity_gain", "reacquire_gap", "refine_shift", "confirm_take_iou", "confirm_shift"
+)
 
 
 def roi_from_landmarks(landmarks: np.ndarray, expand: float = 1.0) -> BBox:
@@ -254,6 +276,60 @@ def _near(a: BBox, b: BBox, opts: TrackOptions) -> bool:
     return lo <= ratio <= hi and np.hypot(ax - bx, ay - by) < opts.near_distance * _side(b)
 
 
+# the rigid points that optical flow follows: brows, nose, the eyes' corners (iBUG 68)
+_RIGID = np.r_[17:36, 36, 39, 42, 45]
+_FLOW = dict(winSize=(15, 15), maxLevel=2)
+_FLOW_BACK_PX = 1.0  # a point followed there and back lands this close (crop pixels)
+_FLOW_CHECK_PX = 1.0  # a median shift this long (crop pixels) or more is checked back
+
+
+@dataclass(frozen=True)
+class _FlowView:
+    """A face as ``Track.lead`` follows it: the frame's (height, width), the region (x0, y0,
+    x1, y1, scale), its grey crop, the next box its points called for, the points."""
+
+    hw: tuple[int, int]
+    region: tuple[int, int, int, int, float]
+    crop: np.ndarray
+    base: BBox
+    points: np.ndarray
+
+    @property
+    def scales(self) -> np.ndarray:
+        """The crop's pixels per image pixel along x and y (its size is rounded)."""
+        x0, y0, x1, y1, _ = self.region
+        h, w = self.crop.shape[:2]
+        return np.array([w / (x1 - x0), h / (y1 - y0)])
+
+
+def _flow_region(box: BBox, hw: tuple[int, int], opts: TrackOptions) -> tuple[int, int, int, int, float] | None:
+    """The region around a face's landmark ``box`` that flow looks in (the box and
+    ``flow_margin`` of its side around it, within the image: the face's own surroundings,
+    whatever else the frame holds), and the scale that makes the face ``flow_face_px`` wide
+    there (at most 1)."""
+    h, w = hw
+    side = _side(box)
+    m = opts.flow_margin * side
+    x0, y0 = max(0, int(box.x0 - m)), max(0, int(box.y0 - m))
+    x1, y1 = min(w, int(box.x1 + m) + 1), min(h, int(box.y1 + m) + 1)
+    if x1 - x0 < 16 or y1 - y0 < 16:
+        return None
+    return x0, y0, x1, y1, min(1.0, opts.flow_face_px / max(side, 1.0))
+
+
+def _flow_crop(image: np.ndarray, region: tuple[int, int, int, int, float]) -> np.ndarray:
+    """The green channel (brightness enough for flow) of ``region`` of ``image``, scaled (the
+    colour crop first: its rows are contiguous, a channel's are not); an array of its own."""
+    x0, y0, x1, y1, scale = region
+    crop = image[y0:y1, x0:x1]
+    if scale < 1.0:
+        size = (max(8, round((x1 - x0) * scale)), max(8, round((y1 - y0) * scale)))
+        crop = cv2.resize(crop, size, interpolation=cv2.INTER_LINEAR)
+    if crop.ndim == 3:
+        crop = crop[:, :, 1 if crop.shape[2] >= 3 else 0]
+    return np.array(crop, order="C")
+
+
 @dataclass(eq=False)
 class Track:
     """One followed face: its id, where its next box is, how it moves, its guard and smoother."""
@@ -270,18 +346,74 @@ class Track:
     shift: tuple[float, float] = (0.0, 0.0)  # that box's last frame-to-frame shift
     last_ms: float = 0.0
     seen: bool = False  # found on the previous frame
+    view: _FlowView | None = None  # where its rigid points were, for ``lead``
 
-    def hold(self, result: Face, tracked: bool, opts: TrackOptions, landmarker: Landmarker | None = None) -> None:
+    def hold(
+        self,
+        result: Face,
+        tracked: bool,
+        opts: TrackOptions,
+        landmarker: Landmarker | None = None,
+        image: np.ndarray | None = None,
+    ) -> None:
         """Follow the face into the next frame from ``result``'s landmarks (which fit their box):
         ``next_roi`` of them, led by ``velocity_gain`` of the last shift when it was followed on
-        the frame before."""
+        the frame before (``lead`` replaces that lead with the face's measured motion); with
+        ``image`` (this frame) and ``flow_lead``, the view of the face that ``lead`` follows."""
         box = BBox.from_points(result.landmarks)
-        roi = next_roi(result.landmarks, opts.expand, landmarker)
+        base = next_roi(result.landmarks, opts.expand, landmarker)
+        roi = base
         if tracked and self.lm_box is not None and self.held_frame == result.frame - 1:
             (cx, cy), (px, py) = box.center, self.lm_box.center
             dx, dy = opts.velocity_gain * (cx - px), opts.velocity_gain * (cy - py)
             roi = BBox(roi.x0 + dx, roi.y0 + dy, roi.x1 + dx, roi.y1 + dy)
         self.next_roi, self.lm_box, self.held_frame = roi, box, result.frame
+        self.view = None
+        if opts.flow_lead and image is not None:
+            region = _flow_region(box, image.shape[:2], opts)
+            if region is not None:
+                self.view = _FlowView(image.shape[:2], region, _flow_crop(image, region), base, result.landmarks[_RIGID])
+
+    def lead(self, image: np.ndarray, opts: TrackOptions) -> float:
+        """Move the next box with the face: its rigid points followed by optical flow from the
+        view ``hold`` kept into ``image``, the median shift of those followed; a shift of a crop
+        pixel or more counts only the points that flow back to where they were. Where under half
+        of them are followed, or the frame's size changed, the box stays as ``hold`` placed it
+        (led by ``velocity_gain`` of the last shift when the face was followed on the frame
+        before, else where its points called for). Returns how far the face moved, a share of its
+        side: inf where flow saw a move it could not follow back (a blurred or turning face, an
+        occluder), 0 where there was nothing to follow."""
+        view, self.view = self.view, None
+        if view is None or self.next_roi is None or image.shape[:2] != view.hw:
+            return 0.0  # nothing to follow, or a frame of another size (its region is elsewhere)
+        x0, y0 = view.region[:2]
+        scales = view.scales
+        before = ((view.points - (x0, y0)) * scales).astype(np.float32).reshape(-1, 1, 2)
+        crop = _flow_crop(image, view.region)
+        try:
+            after, ok, _ = cv2.calcOpticalFlowPyrLK(view.crop, crop, before, None, **_FLOW)
+            if after is None:
+                return 0.0
+            ok = ok.ravel() == 1
+            moved = (after - before).reshape(-1, 2)
+            if ok.sum() * 2 < len(ok):
+                return 0.0  # most points not followed at all: no texture to follow (a dark or blank face), or gone
+            if np.hypot(*np.median(moved[ok], axis=0)) >= _FLOW_CHECK_PX:
+                # a real move is checked forward-backward: a point counts when flow from where
+                # it went leads back to it (an occluder's edge or another texture does not)
+                back, ok_back, _ = cv2.calcOpticalFlowPyrLK(crop, view.crop, after, None, **_FLOW)
+                if back is None:
+                    return 0.0
+                ok &= (ok_back.ravel() == 1) & (np.linalg.norm((back - before).reshape(-1, 2), axis=1) < _FLOW_BACK_PX)
+                if ok.sum() * 2 < len(ok):
+                    return np.inf  # it moved, and flow cannot tell where (a blurred or turning face)
+        except cv2.error as exc:  # never a user's problem: the box stays as hold placed it
+            log.debug("optical flow failed (%s); the face's box is not led", str(exc).strip().splitlines()[-1])
+            return 0.0
+        dx, dy = (float(v) for v in np.median(moved[ok], axis=0) / scales)
+        b = view.base
+        self.next_roi = BBox(b.x0 + dx, b.y0 + dy, b.x1 + dx, b.y1 + dy)
+        return max(abs(dx), abs(dy)) / _side(b)
 
     def shrunk(self, than: float | None, opts: TrackOptions) -> bool:
         """The followed box is ``size_drift`` smaller than ``than`` (the detector's view of it)."""
@@ -414,10 +546,12 @@ class FaceTracker:
         opts, hw = self.options, image.shape[:2]
         track = self.tracks[0] if self.tracks else None
         if track is not None and track.next_roi is not None:
+            moved = track.lead(image, opts)
+            fast = bool(opts.confirm_shift) and moved > opts.confirm_shift
             self._since_detect += 1
             if opts.redetect_every and self._since_detect >= opts.redetect_every:
                 self._confirm(image, frame, track)
-            elif self._moved_fast and opts.redetect_every:
+            elif (self._moved_fast or fast) and opts.redetect_every:
                 self._confirm(image, frame, track, periodic=False)
             self._moved_fast = False
             if track.shrunk(track.det_side, opts):
@@ -428,7 +562,7 @@ class FaceTracker:
             result = results[0] if results else Face.empty(frame, ts, reason="detector_failed")
             why = self._why_lost(result, roi, False, hw)
             if not why:
-                track.hold(result, True, opts, self.landmarker)
+                track.hold(result, True, opts, self.landmarker, image)
                 return (track.finish(_with_reason(result, "tracked", self._ok_reason)),)
             log.debug("frame %d: face lost (%s)", frame, why)
             self._lose(frame, track)
@@ -449,7 +583,7 @@ class FaceTracker:
             if track is not None and not self._why_lost(result, roi, True, hw):
                 # held (followed into the next frame) only when the landmarks fit the detector's
                 # box; else the next frame is detected again (one model run a frame, not two)
-                track.hold(result, False, opts, self.landmarker)
+                track.hold(result, False, opts, self.landmarker, image)
                 track.unconfirmed, track.det_side = 0, _side(roi)
                 self._since_detect = 0
                 self._lost = None
@@ -578,6 +712,8 @@ class FaceTracker:
         opts, hw = self.options, image.shape[:2]
         self.tracks = [t for t in self.tracks if ts - t.last_ms <= opts.reid_ms]
         held = [t for t in self.tracks if t.seen and t.next_roi is not None]
+        for t in held:
+            t.lead(image, opts)
         due = (
             not held
             or (opts.redetect_every > 0 and self._since_detect >= opts.redetect_every)
@@ -590,7 +726,7 @@ class FaceTracker:
             sane = [not self._why_lost(r, roi, False, hw) for r, roi in zip(results, rois, strict=True)]
             if all(sane):
                 self._since_detect += 1
-                return self._finish(rois, held, results, ["tracked"] * len(held), hw)
+                return self._finish(image, rois, held, results, ["tracked"] * len(held))
             for t, ok in zip(held, sane, strict=True):
                 if not ok:  # no longer fits its box: found again by the detector, on this frame
                     t.next_roi = None
@@ -615,16 +751,16 @@ class FaceTracker:
         rois = [t.next_roi if how == "tracked" else box for box, t, how in zip(chosen, tracks, hows, strict=True)]
         for box, t in zip(chosen, tracks, strict=True):
             t.det_side = _side(box)  # the detector's view of its size, now
-        return self._finish(rois, tracks, self._landmark(image, rois, frame, ts), hows, hw)
+        return self._finish(image, rois, tracks, self._landmark(image, rois, frame, ts), hows)
 
     def _finish(
-        self, boxes: list[BBox], tracks: list[Track], results: list[Face], hows: list[str], hw: tuple[int, int]
+        self, image: np.ndarray, boxes: list[BBox], tracks: list[Track], results: list[Face], hows: list[str]
     ) -> tuple[Face, ...]:
         """Follow, guard, smooth and record each face; the faces, sorted by id."""
-        faces = []
+        faces, hw = [], image.shape[:2]
         for box, track, result, how in zip(boxes, tracks, results, hows, strict=True):
             if not self._why_lost(result, box, how == "detected", hw):
-                track.hold(result, how == "tracked", self.options, self.landmarker)
+                track.hold(result, how == "tracked", self.options, self.landmarker, image)
             else:
                 track.next_roi = None  # the detector looks for it
             if not track.seen:  # new, or taken back after a gap: no jump or smoothing across it
