@@ -165,20 +165,21 @@ class _PulledOwnKind(_PulledLandmarker):
     next_roi_detector = "counting"  # its next box is the kind CountingDetector gives
 
 
-def test_a_fast_face_is_confirmed_next_frame_and_a_drifted_box_replaced_a_miss_not_counted():
+@pytest.mark.parametrize("max_faces", [1, 0], ids=["one_face", "several_faces"])
+def test_a_fast_face_is_confirmed_next_frame_and_a_drifted_box_replaced_a_miss_not_counted(max_faces):
     """After a second look (the face moved fast) the next frame asks the detector: its box, when
     it overlaps the held one by under confirm_take_iou, is the next box (the lag to the face
     shrinks; the detector is then needed less often); a detector blind to the face then (as
     dlib's is to turned faces) drops nothing, where 3 periodic misses would; off, or with
     redetect_every 0, the detector is not asked; a landmarker whose box is not the detector's
-    kind keeps its box."""
+    kind keeps its box. Following every face (max_faces 0), each face alike."""
     move = lambda f: (150 + 20 * f, 240, 100)  # noqa: E731
     opts = TrackOptions(refine_shift=0.1, velocity_gain=0.0)
 
     def run(tracker_type, lmk_type, options, blind=None):
         lmk = lmk_type(move, UNIT_FACE)
         det = CountingDetector(lmk, blind)
-        out = _run(tracker_type(det, lmk, options), det, 12)
+        out = _run(tracker_type(det, lmk, options, max_faces=max_faces), det, 12)
         lag = np.mean([np.abs(r.landmarks - lmk.truth(r.frame)).mean() for r in out[2:]])
         return out, det.calls, lag
 
@@ -253,16 +254,18 @@ def test_the_next_box_moves_by_the_face_s_own_motion_and_not_with_an_occluder():
     assert track.view is None
 
 
-def test_a_face_flow_sees_move_fast_is_confirmed_by_the_detector_on_that_frame():
+@pytest.mark.parametrize("max_faces", [1, 0], ids=["one_face", "several_faces"])
+def test_a_face_flow_sees_move_fast_is_confirmed_by_the_detector_on_that_frame(max_faces):
     """A face moving 20 px a frame (a fifth of its side): with ``confirm_shift`` 0.1 the
     detector is asked on every frame it is followed on (its box taken where the held one
-    drifted), at 0.3 or 0 only when the face was found; a still face is never asked again."""
+    drifted), at 0.3 or 0 only when the face was found; a still face is never asked again.
+    Following every face (max_faces 0), each face alike."""
     patch = _textured_face(120)
 
     def calls(path, **options):
         lmk = _PulledOwnKind(path, UNIT_FACE)
         det = CountingDetector(lmk)
-        tracker = _SeesNear(det, lmk, TrackOptions(refine_shift=0.0, velocity_gain=0.0, **options))
+        tracker = _SeesNear(det, lmk, TrackOptions(refine_shift=0.0, velocity_gain=0.0, **options), max_faces=max_faces)
         for i in range(1, 13):
             det.frame = i
             face = _one(tracker, _frame_with(patch, path(i)[:2]), i, (i - 1) * 1000 / 30)

@@ -92,20 +92,20 @@ class TrackOptions:
     # on a followed face call for sits more than this share of the box's side away from the box
     # they came from (the face moved fast), it runs once more in that box (0: never)
     refine_shift: float = 0.1
-    # one face: ... and the next frame is confirmed by the detector at once (a fast face is
-    # where the followed box drifts off: lp_d12's head turns); not with redetect_every 0
+    # ... and the next frame is confirmed by the detector at once (a fast face is where the
+    # followed box drifts off: lp_d12's head turns); not with redetect_every 0; every face alike
     confirm_after_refine: bool = True
-    # one face, flow_lead: ... and so is a frame where flow measured the face moving more than
-    # this share of its side since the last frame, or saw it move where it could not follow it
-    # back: a fast face blurs, and dlib's points in a box a little off it keep the offset (0:
-    # never); not with redetect_every 0
+    # flow_lead: ... and so is a frame where flow measured the face moving more than this share
+    # of its side since the last frame, or saw it move where it could not follow it back: a fast
+    # face blurs, and dlib's points in a box a little off it keep the offset (0: never); not with
+    # redetect_every 0; every face alike
     confirm_shift: float = 0.1
-    # one face, a landmarker whose next box is the one this detector would give (dlib with
-    # dlib-hog): a confirmation whose best detection overlaps the held box by less than this
-    # takes the detection as the next box (the held one had drifted; 0: never); not in a shot
-    # where the detector saw several faces, and only a detection over the face's points
+    # a landmarker whose next box is the one this detector would give (dlib with dlib-hog): a
+    # confirmation whose best detection overlaps the held box by less than this takes the
+    # detection as the next box (the held one had drifted; 0: never); only a detection over the
+    # face's points, and (one face) not in a shot where the detector saw several faces
     confirm_take_iou: float = 0.75
-    # one face: a detection confirms the held face at this IoU; it is searched for in a region
+    # a detection confirms the held face at this IoU; it is searched for in a region
     # this many times the held box around it, shrunk so the face is about confirm_face_px wide;
     # a detection covering this share of the smaller box is the held face after a shrink
     confirm_iou: float = 0.3
@@ -346,6 +346,7 @@ class Track:
     shift: tuple[float, float] = (0.0, 0.0)  # that box's last frame-to-frame shift
     last_ms: float = 0.0
     seen: bool = False  # found on the previous frame
+    fast: bool = False  # its last frame took a second look (confirm_after_refine: confirm the next)
     view: _FlowView | None = None  # where its rigid points were, for ``lead``
 
     def hold(
@@ -473,7 +474,6 @@ class FaceTracker:
         """Forget every face (the next frame is detected afresh); ids go on from the last one."""
         self.tracks: list[Track] = []
         self._since_detect = 0
-        self._moved_fast = False  # one face: the last frame took a second look (confirm this one)
         self._lost: tuple[int, BBox | None] | None = None  # one face: (frame, last box) of its loss
         self._unseen = 0  # one face: frames in a row searched for a face without finding one
         self._pending = True  # one face: the next face found is a new one (a new id)
@@ -509,12 +509,14 @@ class FaceTracker:
         return results[0] if results else Face.empty(frame, ts, reason="detector_failed")
 
     def _followed(
-        self, image: np.ndarray, rois: list[BBox], frame: int, ts: float, hw: tuple[int, int]
+        self, image: np.ndarray, tracks: list[Track], frame: int, ts: float, hw: tuple[int, int]
     ) -> tuple[list[BBox], list[Face]]:
-        """The landmarks of faces followed into ``rois``; with a landmarker that places its own
-        next box, a face still held whose points call for a box ``refine_shift`` of the side
-        away (it moved fast) is landmarked once more in that box, and that look is kept when it
-        holds the face in that box. The boxes the results came from, and the results."""
+        """The landmarks of faces followed into their next boxes; with a landmarker that places
+        its own next box, a face still held whose points call for a box ``refine_shift`` of the
+        side away (it moved fast) is landmarked once more in that box (and, with
+        ``confirm_after_refine``, confirmed by the detector on the next frame), and that look is
+        kept when it holds the face in that box. The boxes the results came from, and the results."""
+        rois = [t.next_roi for t in tracks]
         results = self._landmark(image, rois, frame, ts)
         limit, own = self.options.refine_shift, getattr(self.landmarker, "next_roi", None)
         if not (limit > 0 and own is not None and len(results) == len(rois)):
@@ -528,13 +530,23 @@ class FaceTracker:
                     again.append((i, box))
         if not again:
             return rois, results
-        self._moved_fast = self.options.confirm_after_refine
-        rois, results = list(rois), list(results)
+        for i, _ in again:
+            tracks[i].fast = self.options.confirm_after_refine
+        results = list(results)
         second = self._landmark(image, [b for _, b in again], frame, ts)
         for (i, box), r in zip(again, second, strict=len(second) == len(again)):
             if not self._why_lost(r, box, False, hw):
                 rois[i], results[i] = box, r
         return rois, results
+
+    def _fast(self, image: np.ndarray, track: Track) -> bool:
+        """Lead the held face's box with its motion (``Track.lead``); whether the detector should
+        confirm it on this frame: flow saw it move more than ``confirm_shift`` of its side (or
+        could not follow a move back), or its last frame took a second look."""
+        moved = track.lead(image, self.options)
+        fast = track.fast or (bool(self.options.confirm_shift) and moved > self.options.confirm_shift)
+        track.fast = False
+        return fast
 
     def _why_lost(self, result: Face, roi: BBox, detected: bool, hw: tuple[int, int]) -> str:
         """'' when ``result`` still holds the face of ``roi``; landmarks from a detector's box
@@ -546,18 +558,16 @@ class FaceTracker:
         opts, hw = self.options, image.shape[:2]
         track = self.tracks[0] if self.tracks else None
         if track is not None and track.next_roi is not None:
-            moved = track.lead(image, opts)
-            fast = bool(opts.confirm_shift) and moved > opts.confirm_shift
+            fast = self._fast(image, track)
             self._since_detect += 1
             if opts.redetect_every and self._since_detect >= opts.redetect_every:
                 self._confirm(image, frame, track)
-            elif (self._moved_fast or fast) and opts.redetect_every:
+            elif fast and opts.redetect_every:
                 self._confirm(image, frame, track, periodic=False)
-            self._moved_fast = False
             if track.shrunk(track.det_side, opts):
                 self._recheck(image, frame, track)
         if track is not None and track.next_roi is not None:
-            rois, results = self._followed(image, [track.next_roi], frame, ts, hw)
+            rois, results = self._followed(image, [track], frame, ts, hw)
             roi = rois[0]
             result = results[0] if results else Face.empty(frame, ts, reason="detector_failed")
             why = self._why_lost(result, roi, False, hw)
@@ -636,30 +646,36 @@ class FaceTracker:
             self._lose(frame, track)  # in a crowded shot, a face elsewhere waits reacquire_gap frames
 
     def _confirm(self, image: np.ndarray, frame: int, track: Track, periodic: bool = True) -> None:
-        """Re-detection around the held face: confirm it, or (``periodic``) count a miss; after
-        a fast move (not ``periodic``) a miss counts for nothing (the detector misses turned
-        faces that the landmarker holds). With a landmarker that places its own next box, a
-        detection that confirms the face but overlaps the held box by less than
-        ``confirm_take_iou`` becomes the box."""
+        """Re-detection around the held face (one face): confirm it, or (``periodic``) count a
+        miss; after a fast move (not ``periodic``) a miss counts for nothing (the detector misses
+        turned faces that the landmarker holds)."""
+        if self._seen_near(image, track):
+            self._since_detect = 0
+        elif periodic:
+            self._since_detect = 0
+            self._unconfirmed(frame, track)
+
+    def _seen_near(self, image: np.ndarray, track: Track) -> bool:
+        """Whether the detector sees the held face (a detection around it at ``confirm_iou``);
+        with a landmarker that places its own next box, a detection that confirms the face but
+        overlaps the held box by less than ``confirm_take_iou`` becomes the box (not in a shot
+        where one face is followed among several the detector saw)."""
         opts = self.options
         held = track.next_roi
         ious = [(f.iou(held), f) for f in self._detect_near(image, held)]
         overlap, best = max(ious, key=lambda p: p[0], default=(0.0, None))
         if overlap < opts.confirm_iou:
-            if periodic:
-                self._since_detect = 0
-                self._unconfirmed(frame, track)
-            return
-        self._since_detect = 0
+            return False
         track.unconfirmed = 0
         track.det_side = _side(held)  # the detector sees the face at this size
         same_kind = getattr(self.landmarker, "next_roi_detector", None) == getattr(self.detector, "name", "")
         cx, cy = track.lm_box.center if track.lm_box is not None else (np.nan, np.nan)
         over_points = best.x0 <= cx <= best.x1 and best.y0 <= cy <= best.y1
         if overlap < opts.confirm_take_iou and same_kind and over_points and not self._crowd:
-            log.debug("frame %d: held box drifted from the detector's (IoU %.2f); the detector's box taken", frame, overlap)
+            log.debug("held box drifted from the detector's (IoU %.2f); the detector's box taken", overlap)
             track.next_roi, track.det_side = best, _side(best)
             track.lm_box = None  # no velocity across the correction
+        return True
 
     def _recheck(self, image: np.ndarray, frame: int, track: Track) -> None:
         """The held box has shrunk since the detector's last view of the face: ask the detector
@@ -713,7 +729,8 @@ class FaceTracker:
         self.tracks = [t for t in self.tracks if ts - t.last_ms <= opts.reid_ms]
         held = [t for t in self.tracks if t.seen and t.next_roi is not None]
         for t in held:
-            t.lead(image, opts)
+            if self._fast(image, t) and opts.redetect_every:
+                self._seen_near(image, t)  # a fast face: its box from the detector if it drifted
         due = (
             not held
             or (opts.redetect_every > 0 and self._since_detect >= opts.redetect_every)
@@ -722,7 +739,7 @@ class FaceTracker:
             or any(t.shrunk(t.det_side, opts) for t in held)  # a followed box collapsing
         )
         if not due:  # follow every held face from its landmarks
-            rois, results = self._followed(image, [t.next_roi for t in held], frame, ts, hw)
+            rois, results = self._followed(image, held, frame, ts, hw)
             sane = [not self._why_lost(r, roi, False, hw) for r, roi in zip(results, rois, strict=True)]
             if all(sane):
                 self._since_detect += 1
