@@ -238,3 +238,33 @@ def test_original_layout_logs_run_through_the_cli(stem, tmp_path, capsys):
     if stem == "dlib_dogs":  # no face in the photo: a header-only landmarks log, every row no_face
         report = json.loads((tmp_path / "o" / "report.json").read_text())
         assert score == 0.0 and report["class_distribution"]["no_face"] == 1
+
+
+def test_the_robustness_bench_copies_a_clip_frame_for_frame(tmp_path):
+    """bench/bench_robust.py's copy of a clip (half its size, H.264) has as many frames, at its
+    rate and half its size, each the original's picture compressed (a mean error of about 1-3
+    levels of 255)."""
+    import cv2
+
+    spec = importlib.util.spec_from_file_location("bench_robust", REPO / "bench" / "bench_robust.py")
+    bench_robust = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench_robust)
+
+    src = need_shared(DATA / "videos" / "lp_d0.mp4")
+    dst = tmp_path / "lp_d0.mp4"
+    bench_robust.reencode(src, dst, 0.5, 20)
+    a, b = cv2.VideoCapture(str(src)), cv2.VideoCapture(str(dst))
+    frames = []
+    while True:
+        ok_a, fa = a.read()
+        ok_b, fb = b.read()
+        assert ok_a == ok_b
+        if not ok_a:
+            break
+        frames.append((fa, fb))
+    assert len(frames) == 78
+    assert b.get(cv2.CAP_PROP_FPS) == pytest.approx(25.0)
+    for fa, fb in frames:
+        assert fb.shape == (256, 256, 3)
+        small = cv2.resize(fa, (256, 256), interpolation=cv2.INTER_AREA)
+        assert np.abs(small.astype(int) - fb.astype(int)).mean() < 4
