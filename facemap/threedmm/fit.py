@@ -226,13 +226,16 @@ class Fitter:
         tracks: np.ndarray | None = None,
         identity: np.ndarray | None = None,
         rounds: int | None = None,
+        expression: np.ndarray | None = None,
     ) -> Fit:
         """Fit (N, 68, 2) image points with their (N, 4) face boxes; ``tracks`` (N,) groups frames
         that share one identity (default: all frames one track). ``identity`` (219,) raw, when
         given, is every frame's and only pose and expression are fitted (in ``rounds``, default
-        the options'). Rows with any non-finite point or an empty box get NaN parameters."""
+        the options'). ``expression`` (N, 39) in [0, 1], when given, is where each frame's
+        expression starts (a frame's last fit: fewer rounds reach the same point error). Rows
+        with any non-finite point or an empty box get NaN parameters."""
         with _ONE_BLAS_THREAD:
-            return self._fit(points_px, face_boxes, tracks, identity, rounds)
+            return self._fit(points_px, face_boxes, tracks, identity, rounds, expression)
 
     def _fit(
         self,
@@ -241,6 +244,7 @@ class Fitter:
         tracks: np.ndarray | None,
         identity: np.ndarray | None,
         rounds: int | None,
+        expression: np.ndarray | None = None,
     ) -> Fit:
         pts = np.asarray(points_px, dtype=np.float64).reshape(-1, N_LANDMARKS, 2)
         boxes = np.asarray(face_boxes, dtype=np.float64).reshape(-1, 4)
@@ -257,7 +261,8 @@ class Fitter:
         y_all = to_model(pts, crops)
         for track in np.unique(tracks[ok]):
             rows = np.flatnonzero(ok & (tracks == track))
-            params[rows] = self._fit_track(y_all[rows], identity, rounds or self.options.rounds)
+            start = None if expression is None else np.asarray(expression, float).reshape(n, N_EXP)[rows]
+            params[rows] = self._fit_track(y_all[rows], identity, rounds or self.options.rounds, start)
         if ok.any():
             decoded = self._decoder.decode(params[ok])
             back = model_to_image(decoded.landmarks_model, crops[ok])
@@ -274,7 +279,9 @@ class Fitter:
         return Fit(params=params, crop_boxes=crops, residual_px=residual, nme=nme, measures=named)
 
     # ---- one track ---------------------------------------------------------------------------
-    def _fit_track(self, y: np.ndarray, identity: np.ndarray | None, rounds: int) -> np.ndarray:
+    def _fit_track(
+        self, y: np.ndarray, identity: np.ndarray | None, rounds: int, start: np.ndarray | None = None
+    ) -> np.ndarray:
         """(M, 68, 2) centred model-input points of one track -> (M, 265) raw parameters.
 
         The first half of the rounds weighs every point equally; the rest weigh each point by
@@ -285,7 +292,7 @@ class Fitter:
         m = y.shape[0]
         fixed = identity is not None
         a = np.zeros(N_ID) if identity is None else np.clip(np.asarray(identity, float), -1, 1)
-        e = np.zeros((m, N_EXP))  # expression coefficients in [0, 1]
+        e = np.zeros((m, N_EXP)) if start is None else np.clip(np.nan_to_num(start), 0.0, 1.0)  # in [0, 1]
         base = self._mean + self._id @ a  # (68, 3) neutral face of this person (fixed: once)
         shape = base + (e @ self._exp_t).reshape(m, N_LANDMARKS, 3)
         grams = self._equal

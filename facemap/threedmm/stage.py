@@ -28,13 +28,16 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from ..types import N_ID, N_LANDMARKS, Face
+from ..types import N_EXP, N_ID, N_LANDMARKS, Face
 from .decode import expression_coefficients
 from .fit import Fit, Fitter
 
 MIN_SETTLE = 4  # the fewest frames a video file's track settles on (size_hold)
 SETTLE_FRAMES = 32  # frames of a track its identity is fitted on, then fixed
 FRAME_ROUNDS = 12  # rounds of a frame's pose-and-expression fit once the identity is fixed
+# a live frame's fit starts from its face's last expression, and takes this many rounds (the
+# point error of FRAME_ROUNDS from no expression, in about half the time: bench/bench_fit.py)
+WARM_ROUNDS = 6
 SETTLE_ROUNDS = 96  # rounds of the fit that settles a track's identity (once per track)
 # A settled track's frames of a video file are fitted this many at a time: 2.2 ms a frame of CPU
 # against 8.7 one at a time (1.2 at 32), while frames come out at most 7 behind the reading
@@ -55,6 +58,7 @@ class _Track:
     boxes: list[np.ndarray] = field(default_factory=list)
     waiting: list[tuple[_Held, int]] = field(default_factory=list)  # held frames' faces, in order
     identity: np.ndarray | None = None
+    expression: np.ndarray | None = None  # (39,) in [0, 1], its last live frame's (a warm start)
 
 
 def fittable(face: Face) -> bool:
@@ -182,17 +186,30 @@ class FitStage:
                 if n & (n - 1) == 0 or n == self.settle_frames:  # 1, 2, 4, ... and the last
                     whole = self.fitter.fit(np.stack(track.points), np.stack(track.boxes))
                     track.identity = whole.params[-1, :N_ID].copy()
+                    track.expression = self._expression_of(whole.params[-1])
                     out[i] = self._with_params(face, whole, -1)
                     continue
-            out[i] = self._frame_fit(face, track.identity)
+            out[i] = self._frame_fit(face, track)
         return tuple(out)
 
-    def _frame_fit(self, face: Face, identity: np.ndarray) -> Face:
+    def _frame_fit(self, face: Face, track: _Track) -> Face:
+        """A live frame of a settled track: pose and expression, from the track's last expression."""
         box = np.array(face.box.as_tuple(), dtype=np.float64)
+        warm = track.expression is not None
         fit = self.fitter.fit(
-            face.landmarks[None], box[None], identity=identity, rounds=FRAME_ROUNDS
+            face.landmarks[None],
+            box[None],
+            identity=track.identity,
+            rounds=WARM_ROUNDS if warm else FRAME_ROUNDS,
+            expression=track.expression[None] if warm else None,
         )
+        track.expression = self._expression_of(fit.params[0])
         return self._with_params(face, fit, 0)
+
+    @staticmethod
+    def _expression_of(params: np.ndarray) -> np.ndarray | None:
+        """The fit's expression coefficients in [0, 1] (its warm start), None for a failed fit."""
+        return (params[N_ID : N_ID + N_EXP] + 1.0) / 2.0 if np.isfinite(params).all() else None
 
     @staticmethod
     def _with_params(face: Face, fit: Fit, row: int) -> Face:
