@@ -302,29 +302,41 @@ class _FlowView:
         return np.array([w / (x1 - x0), h / (y1 - y0)])
 
 
+def _pixels(x0: float, y0: float, x1: float, y1: float, hw: tuple[int, int], min_side: int) -> tuple[int, int, int, int] | None:
+    """The image pixels (x0, y0, x1, y1; x1 and y1 past the end) of a region, within the image;
+    None when either side is under ``min_side``."""
+    h, w = hw
+    px0, py0 = max(0, int(x0)), max(0, int(y0))
+    px1, py1 = min(w, int(x1) + 1), min(h, int(y1) + 1)
+    if px1 - px0 < min_side or py1 - py0 < min_side:
+        return None
+    return px0, py0, px1, py1
+
+
+def _shrunk(crop: np.ndarray, scale: float, interpolation: int) -> np.ndarray:
+    """``crop`` scaled by ``scale`` (< 1; each side at least 8 pixels), or as it is (>= 1)."""
+    if scale >= 1.0:
+        return crop
+    h, w = crop.shape[:2]
+    return cv2.resize(crop, (max(8, round(w * scale)), max(8, round(h * scale))), interpolation=interpolation)
+
+
 def _flow_region(box: BBox, hw: tuple[int, int], opts: TrackOptions) -> tuple[int, int, int, int, float] | None:
     """The region around a face's landmark ``box`` that flow looks in (the box and
     ``flow_margin`` of its side around it, within the image: the face's own surroundings,
     whatever else the frame holds), and the scale that makes the face ``flow_face_px`` wide
     there (at most 1)."""
-    h, w = hw
     side = _side(box)
     m = opts.flow_margin * side
-    x0, y0 = max(0, int(box.x0 - m)), max(0, int(box.y0 - m))
-    x1, y1 = min(w, int(box.x1 + m) + 1), min(h, int(box.y1 + m) + 1)
-    if x1 - x0 < 16 or y1 - y0 < 16:
-        return None
-    return x0, y0, x1, y1, min(1.0, opts.flow_face_px / max(side, 1.0))
+    px = _pixels(box.x0 - m, box.y0 - m, box.x1 + m, box.y1 + m, hw, 16)
+    return None if px is None else (*px, min(1.0, opts.flow_face_px / max(side, 1.0)))
 
 
 def _flow_crop(image: np.ndarray, region: tuple[int, int, int, int, float]) -> np.ndarray:
     """The green channel (brightness enough for flow) of ``region`` of ``image``, scaled (the
     colour crop first: its rows are contiguous, a channel's are not); an array of its own."""
     x0, y0, x1, y1, scale = region
-    crop = image[y0:y1, x0:x1]
-    if scale < 1.0:
-        size = (max(8, round((x1 - x0) * scale)), max(8, round((y1 - y0) * scale)))
-        crop = cv2.resize(crop, size, interpolation=cv2.INTER_LINEAR)
+    crop = _shrunk(image[y0:y1, x0:x1], scale, cv2.INTER_LINEAR)
     if crop.ndim == 3:
         crop = crop[:, :, 1 if crop.shape[2] >= 3 else 0]
     return np.array(crop, order="C")
@@ -705,20 +717,15 @@ class FaceTracker:
         """Detect in the region around ``box`` only (confirm_region x its size): confirming
         the held face costs a fraction of a full-frame detection."""
         opts = self.options
-        h, w = image.shape[:2]
         cx, cy = box.center
         half = _side(box) * opts.confirm_region / 2.0
-        x0, y0 = max(0, int(cx - half)), max(0, int(cy - half))
-        x1, y1 = min(w, int(cx + half) + 1), min(h, int(cy + half) + 1)
-        if x1 - x0 < 8 or y1 - y0 < 8:
+        px = _pixels(cx - half, cy - half, cx + half, cy + half, image.shape[:2], 8)
+        if px is None:
             return []
-        region = image[y0:y1, x0:x1]
+        x0, y0, x1, y1 = px
         # shrink so the held face is about confirm_face_px wide: the detector then searches
         # few scales (faces from about a third of the held size up)
-        scale = min(1.0, opts.confirm_face_px / max(1.0, box.width))
-        if scale < 1.0:
-            size = (max(8, round((x1 - x0) * scale)), max(8, round((y1 - y0) * scale)))
-            region = cv2.resize(region, size, interpolation=cv2.INTER_AREA)
+        region = _shrunk(image[y0:y1, x0:x1], min(1.0, opts.confirm_face_px / max(1.0, box.width)), cv2.INTER_AREA)
         fx, fy = (x1 - x0) / region.shape[1], (y1 - y0) / region.shape[0]
         found = self.detector.detect(region)
         return [BBox(f.x0 * fx + x0, f.y0 * fy + y0, f.x1 * fx + x0, f.y1 * fy + y0) for f in found]
