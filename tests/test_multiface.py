@@ -152,8 +152,9 @@ def _write(path, frames) -> None:
 @pytest.fixture(scope="module")
 def two_people(tmp_path_factory):
     """Two real interview clips side by side (dpe_s left, dagan_driving right), as three videos:
-    as they are; with a cut at frame 91 after which they swap sides; and with the right face
-    covered for frames 61-90 (1.2 s) and then back."""
+    as they are; with a cut at frame 91 after which they swap sides; with the right face
+    covered for frames 61-90 (1.2 s) and then back; and with the right half black for those
+    frames (a video call's tile whose camera went off: half the frame changes at once)."""
     a, b = _clip("dpe_s.mp4"), _clip("dagan_driving.mp4")
     n = min(len(a), len(b))
 
@@ -167,6 +168,7 @@ def two_people(tmp_path_factory):
         "side": [np.hstack([a[i], b[i]]) for i in range(n)],
         "swap": [np.hstack([a[i], b[i]] if i < 90 else [b[i], a[i]]) for i in range(n)],
         "gap": [np.hstack([a[i], covered(b[i]) if 60 <= i < 90 else b[i]]) for i in range(n)],
+        "dark": [np.hstack([a[i], np.zeros_like(b[i]) if 60 <= i < 90 else b[i]]) for i in range(n)],
     }
     for name, frames in videos.items():
         _write(folder / f"{name}.mp4", frames)
@@ -210,11 +212,15 @@ def test_ids_are_not_carried_across_a_cut(tmp_path, model_args, two_people):
                                                                           {"left": [3], "right": [2]})
 
 
-def test_a_face_back_within_two_seconds_near_where_it_left_gets_its_id_back(tmp_path, model_args, two_people):
+@pytest.mark.parametrize("video", ["gap", "dark"])
+def test_a_face_back_within_two_seconds_near_where_it_left_gets_its_id_back(tmp_path, model_args, two_people, video):
+    """Covered, or its half of the frame black (no scene cut: the other face's surroundings did
+    not change; before, the dark half ended both faces, 4 ids for 2 people), the right face is
+    back with its id, and the left one keeps its id in every frame."""
     folder, n = two_people
-    faces = _ids(tmp_path, model_args, folder / "gap.mp4")
-    right = faces[faces.side == "right"]
-    assert set(right.face_id) == {1} and set(faces[faces.side == "left"].face_id) == {0}
+    faces = _ids(tmp_path, model_args, folder / f"{video}.mp4")
+    right, left = faces[faces.side == "right"], faces[faces.side == "left"]
+    assert set(right.face_id) == {1} and set(left.face_id) == {0} and len(left) == n
     assert not set(range(64, 91)) & set(right.frame)  # covered: no row for the right face
     assert {91, 92, n} <= set(right.frame)  # and back at once, with its id
 

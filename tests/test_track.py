@@ -279,6 +279,32 @@ def test_a_face_flow_sees_move_fast_is_confirmed_by_the_detector_on_that_frame(m
     assert calls(lambda f: (300, 240, 100)) == [1]
 
 
+def test_half_the_frame_changing_around_a_steady_face_is_no_scene_cut():
+    """Half the frame going white (a video call's neighbouring tile, a screen behind) changes
+    its thumbnail far beyond cut_threshold, but the followed face's own surroundings did not
+    change: the face keeps its id, and no cut is counted; a frame where the face's place changes
+    too is a cut (a new id), and so is any such frame with face-following flow off."""
+    patch = _textured_face(120)
+    still = _frame_with(patch, (150, 240))
+    lit = still.copy()
+    lit[:, 320:] = 255
+    other = np.full_like(still, 230)  # another shot: bright where the face's place was dark
+    other[:, 320:] = 255
+
+    def run(**options):
+        lmk = _PulledOwnKind(lambda f: (150, 240, 100), UNIT_FACE)
+        det = CountingDetector(lmk)
+        tracker = _SeesNear(det, lmk, TrackOptions(**options))
+        ids = []
+        for i, image in enumerate([still, still, lit, lit, still, other], 1):
+            det.frame = i
+            ids.append(_one(tracker, image, i, (i - 1) * 1000 / 30).id)
+        return ids, tracker.cuts
+
+    assert run() == ([0, 0, 0, 0, 0, 1], 1)
+    assert run(flow_lead=False) == ([0, 0, 1, 1, 2, 3], 3)
+
+
 def test_a_frame_of_another_size_is_followed_without_flow():
     """Frames of a stream may change size (an API iterable; a camera's mode): the face is
     followed into the new frame from its points, as without flow, one face or several."""

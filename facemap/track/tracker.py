@@ -64,7 +64,10 @@ class TrackOptions:
     fallback_center: bool = False
     # next ROI = previous landmark box scaled by this about its centre
     expand: float = 1.0
-    # scene cut: mean absolute difference of 32x18 grey thumbnails above this (0..255)
+    # scene cut: mean absolute difference of 32x18 grey thumbnails above this (0..255), unless
+    # a face followed on the frame before has its surroundings (flow_lead's view of it) changed
+    # by no more than this (part of the frame changed: a video call's tile gone dark, a screen
+    # behind, someone passing by)
     cut_threshold: float = 20.0
     # the next ROI moves on by this fraction of the face's last frame-to-frame shift
     velocity_gain: float = 0.5
@@ -428,6 +431,15 @@ class Track:
         self.next_roi = BBox(b.x0 + dx, b.y0 + dy, b.x1 + dx, b.y1 + dy)
         return max(abs(dx), abs(dy)) / _side(b)
 
+    def steady(self, image: np.ndarray, threshold: float) -> bool:
+        """The face held on the frame before has surroundings in ``image`` (the region ``lead``
+        follows it in) that changed by a mean of at most ``threshold`` grey levels (0-255)."""
+        view = self.view
+        if view is None or self.next_roi is None or image.shape[:2] != view.hw:
+            return False
+        now = _flow_crop(image, view.region)
+        return float(np.abs(now.astype(np.float32) - view.crop).mean()) <= threshold
+
     def shrunk(self, than: float | None, opts: TrackOptions) -> bool:
         """The followed box is ``size_drift`` smaller than ``than`` (the detector's view of it)."""
         roi = self.next_roi
@@ -498,9 +510,12 @@ class FaceTracker:
         self.reason = "detector_failed"
         thumb = _thumb(image)
         if self._thumb is not None and float(np.abs(thumb - self._thumb).mean()) > self.options.cut_threshold:
-            log.debug("frame %d: scene cut", frame)
-            self.cuts += 1
-            self.reset()  # ids are not carried across a cut
+            if any(t.steady(image, self.options.cut_threshold) for t in self.tracks):
+                log.debug("frame %d: the frame changed around a face that did not: no scene cut", frame)
+            else:
+                log.debug("frame %d: scene cut", frame)
+                self.cuts += 1
+                self.reset()  # ids are not carried across a cut
         self._thumb = thumb
         if self.max_faces == 1:
             return self._one(image, frame, timestamp_ms)
