@@ -112,7 +112,7 @@ def find_expressions(logs: Path, stem: str, analysis: Path | None = None, by_fac
             path = folder / str(face.get("folder", "")) / EXPRESSIONS
             if path.is_file():
                 found[int(face["face_id"])] = path
-        if found:
+        if found or not report["faces"]:  # none: the clip's analysis found no face in any frame
             return found
     if analysis is not None and by_face:
         raise InputFileError(

@@ -118,7 +118,7 @@ def analyze(
                 lm, meta = log_path(folder, name, "landmarks"), log_path(folder, name, "meta")
                 analyses = analyze_logs(lm, meta, config=config, baseline_frames=baseline_frames)
                 out = folder / "analysis" / name
-                write_outputs(analyses, out, plots=False)
+                write_outputs(analyses, out, plots=False, paths={"landmarks": str(lm), "meta": str(meta)})
                 table = load_logs(folder / "logs", name, analysis=out)
                 if FACE_ID not in table:
                     table.insert(1, FACE_ID, pd.array(np.where(table["status"] == "no_face", pd.NA, 0), dtype="Int64"))
@@ -141,17 +141,20 @@ def analyze(
                     scores.append({"stem": name, FACE_ID: fid, "overall_score": a.scores.overall_score,
                                    "positivity": a.scores.positivity, "expressiveness": a.scores.expressiveness,
                                    "attention": a.scores.attention})
-                m = pd.concat(parts, ignore_index=True)
-                m[FACE_ID] = m[FACE_ID].astype("Int64")
-                table = table.merge(m, on=["frame", FACE_ID], how="left")
+                if parts:
+                    m = pd.concat(parts, ignore_index=True)
+                    m[FACE_ID] = m[FACE_ID].astype("Int64")
+                    table = table.merge(m, on=["frame", FACE_ID], how="left")
+                else:  # several faces, and no face in any frame: nothing was analysed
+                    table["label"] = "no_face"
                 tables.append(table)
     finally:
         if own:
             fm.close()
     df = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
     for name in LABELS:
-        if name in df:
-            df[name] = df[name].fillna(0).astype(bool)
+        if name in df or "label" in df:  # a clip without a face: no analysis, its labels False
+            df[name] = df[name].fillna(0).astype(bool) if name in df else False
     df.attrs["events"] = pd.concat(events, ignore_index=True) if events else pd.DataFrame()
     df.attrs["scores"] = pd.DataFrame(scores)
     return df

@@ -238,3 +238,60 @@ def test_a_scene_cut_onto_a_frame_without_a_face_says_the_detector_found_none(ma
     dark, bright = np.zeros((400, 400, 3), np.uint8), np.full((400, 400, 3), 200, np.uint8)
     assert len(tracker(dark, 1, 0.0)) == 1
     assert tracker(bright, 2, 40.0) == () and tracker.reason == "detector_failed" and tracker.cuts == 1
+
+
+@pytest.fixture(scope="module")
+def black_clip(tmp_path_factory):
+    """20 black frames (no face in any)."""
+    import av
+
+    path = tmp_path_factory.mktemp("black") / "black.mp4"
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("libx264", rate=25)
+        s.width, s.height, s.pix_fmt = 128, 128, "yuv420p"
+        for _ in range(20):
+            c.mux(s.encode(av.VideoFrame.from_ndarray(np.zeros((128, 128, 3), np.uint8), format="bgr24")))
+        c.mux(s.encode(None))
+    return path
+
+
+@pytest.mark.parametrize("max_faces", ["1", "0"])
+def test_a_clip_without_a_face_is_analysed_from_its_logs_with_a_raw_log_beside(tmp_path, black_clip, max_faces, capsys):
+    """infer.py --dump-csv writes a header-only raw log beside the empty landmarks log of a clip
+    without a face; the analyzer took that as a broken log (exit 3, "has a header but no rows")
+    where the same logs without the raw log were analysed as no face in any frame."""
+    pytest.importorskip("dlib")
+    import analyze_expressions
+    import infer
+
+    out = tmp_path / "out"
+    assert infer.main(["--video", str(black_clip), "--landmarker", "dlib", "--dump-csv", "--dump-landmarks-csv",
+                       "--max-faces", max_faces, "-o", str(out), "-q"]) == 0
+    assert (out / "logs" / "black_raw.csv").is_file()
+    capsys.readouterr()
+    assert analyze_expressions.main(["--logs", str(out / "logs"), "--out", str(tmp_path / "a")]) == 0
+    if max_faces == "1":
+        assert "black: overall_score 0.0 (positivity 50.0, expressiveness 0.0, attention 0.0); frames 20, with a face 0" in capsys.readouterr().out
+    else:
+        import json
+
+        assert json.loads((tmp_path / "a" / "black" / "report.json").read_text())["faces"] == []
+
+
+@pytest.mark.parametrize("analyze", [False, True], ids=["facemap.analyze", "infer --analyze, load_logs"])
+def test_several_faces_and_no_face_in_any_frame_give_every_frame_no_face(tmp_path, black_clip, analyze):
+    """With max_faces 0 a clip without a face has no per-face analysis: facemap.analyze raised
+    InputFileError ("holds no per-face analysis"), and so did load_logs on infer --analyze's output
+    folder; now every frame is a no_face row, its labels False."""
+    pytest.importorskip("dlib")
+    if analyze:
+        import infer
+
+        assert infer.main(["--video", str(black_clip), "--landmarker", "dlib", "--max-faces", "0", "--analyze",
+                           "--dump-landmarks-csv", "-o", str(tmp_path), "-q"]) == 0
+        df = facemap.load_logs(tmp_path / "logs", "black", analysis=tmp_path / "analysis" / "black")
+        assert "label" not in df  # the analysis holds no face to join
+    else:
+        df = facemap.analyze(black_clip, "dlib", max_faces=0)
+        assert (df["label"] == "no_face").all() and not df["smile"].any() and df.attrs["scores"].empty
+    assert len(df) == 20 and (df["status"] == "no_face").all()

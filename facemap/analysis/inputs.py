@@ -207,7 +207,7 @@ def _read_logs(
         try:
             lm = read_landmarks(landmarks, strict=True)
         except InputFileError as exc:
-            if mt is None or (mt.status != "no_face").any() or raw is not None:
+            if mt is None or (mt.status != "no_face").any():
                 raise
             # The meta log says no frame has a face: an empty landmarks log is expected.
             log.warning("%s; %s has no face in any frame, so every frame is no_face", exc, mt.path)

@@ -265,8 +265,9 @@ def write_analysis(out_dir: Path, stem: str, cfg: InferConfig) -> tuple[list[Pat
     from .analyze import row_line
 
     folder = Path(out_dir) / ANALYSIS_FOLDER / stem
-    analyses = analyze_logs(log_path(out_dir, stem, "landmarks"), log_path(out_dir, stem, "meta"))
-    rows = write_outputs(analyses, folder)
+    logs = {kind: log_path(out_dir, stem, kind) for kind in ("landmarks", "meta")}
+    analyses = analyze_logs(logs["landmarks"], logs["meta"])
+    rows = write_outputs(analyses, folder, paths={k: str(v) for k, v in logs.items()})  # paths: no face
     shown = [dict(r, stem=f"{stem}{'/' + str(r['stem']) if r['stem'] else ''}") for r in rows]
     lines = [row_line(r) for r in shown] or [f"{stem}: no face in any frame"]
     return [folder], "\n".join(lines) + f"\nanalysis of {stem} in {folder}/"
