@@ -283,7 +283,7 @@ def _face_json(r: Face) -> dict:
         doc["expression_measures"] = {k: round(v, 4) for k, v in r.expression_measures.items()}
     if r.labels:  # analysed (--analyze): the analyzer's verdict on the picture
         doc["labels"] = list(r.labels)
-        doc["measures"] = {k: round(v, 4) for k, v in r.measures.items()}
+        doc["measures"] = {k: round(v, 4) if np.isfinite(v) else None for k, v in r.measures.items()}
     return doc
 
 

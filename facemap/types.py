@@ -180,8 +180,9 @@ class Face:
                 in this frame, analyzer names (``facemap.analysis.LABELS``), the dominant one
                 first (``neutral`` when none is set); () when not analysed.
     measures:   with ``analyze=True``: continuous expression measures, name -> value, each 1.0 at
-                its label's threshold (``facemap.analysis.online.MEASURES``); empty when not
-                analysed or without a face.
+                its label's threshold (``facemap.analysis.online.MEASURES``), every one of them,
+                NaN where it cannot be measured yet (``talking`` on a face's first frame, as it
+                needs the lips' motion); empty when not analysed or without a face.
     expression_measures: with 3DMM parameters (FaceMap's, or fitted to 68 points with the basis):
                 the named measures of the pose-free face (``facemap.threedmm.measures.MEASURES``:
                 smile, jaw_open, eye_closure_left, eye_closure_right), 0 on the basis mean face,

@@ -303,6 +303,13 @@ def test_open_analyze_labels_faces_and_gives_events_as_the_scripts(cli_run):
             events += [(e.kind, e.start_frame, e.end_frame) for e in frame.events]
             assert all(e.end_frame <= frame.index for e in frame.events)
     assert [f.index for f in frames] == list(range(1, 79))
+    # every measure on every frame (talking lacked its key on the first frame: a KeyError),
+    # NaN only where it cannot be measured yet
+    from facemap.analysis.online import MEASURES
+
+    assert all(tuple(f.faces[0].measures) == MEASURES for f in frames)
+    unknown = {k for f in frames for k, v in f.faces[0].measures.items() if not np.isfinite(v)}
+    assert unknown == {"talking"} and np.isfinite(frames[1].faces[0].measures["talking"])
     dominant = np.array([f.faces[0].labels[0] for f in frames])
     assert np.mean(dominant == expr["label"].to_numpy()) >= 0.9
     offline = [(e["type"], e["start_frame"], e["end_frame"]) for e in report["events"]["list"]]

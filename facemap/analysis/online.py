@@ -514,7 +514,7 @@ class OnlineAnalyzer:
                 labelled_faces.append(replace(
                     f,
                     labels=label_names(j.flags[r], str(j.label[r])),
-                    measures={k: float(v) for k, v in zip(MEASURES, j.measures[r], strict=True) if np.isfinite(v)},
+                    measures=dict(zip(MEASURES, j.measures[r].tolist(), strict=True)),  # NaN: not measurable yet
                     provisional=trust[f.id],
                 ))
             out.append(Verdict(frame, t, tuple(labelled_faces), tuple(events)))
@@ -559,5 +559,5 @@ def judge_still(faces: Sequence[Face], config: AnalysisConfig | None = None) -> 
         lab = a.labelled
         m = measures(lab.signals, lab.thresholds).iloc[0]
         out.append(replace(f, labels=label_names(lab.flags.to_numpy()[0], str(lab.label[0])),
-                           measures={k: float(v) for k, v in m.items() if np.isfinite(v)}, provisional=False))
+                           measures={k: float(v) for k, v in m.items()}, provisional=False))
     return tuple(out)
