@@ -457,11 +457,20 @@ def test_a_clip_without_any_face(tmp_path, capsys):
     assert pd.read_csv(out / "summary.csv").empty
 
 
-def test_baseline_frames_apply_to_every_face_and_an_error_names_the_face(built, tmp_path, capsys):
+def test_baseline_frames_apply_to_every_face_and_an_error_names_the_face(built, tmp_path, capsys, caplog):
+    """One range for every face; a face not seen in it gets the automatic baseline, with a
+    warning (before: exit 2 for all, so a clip of several faces in turn could not be given a
+    range at all); a range where no face is seen is an error naming the face."""
     logs = built["logs"]
     args = ["--landmarks", logs["landmarks"], "--meta", logs["meta"], "-q"]
     rc, out, err = run([*args, "--baseline-frames", "60:65", "--out", tmp_path / "a"], capsys)
-    assert rc == 2 and err.rstrip().endswith("holds no frame with a face; choose frames where the person is visible and at rest (face_id 1)")
+    assert rc == 0, err
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warned == ["face_id 1: no frame with this face in --baseline-frames 60:65; its baseline is chosen from its own quietest frames"]
+    assert report(tmp_path / "a" / "face_0")["baseline"]["method"] == "frames 60:65"
+    assert report(tmp_path / "a" / "face_1")["baseline"]["method"] == "low_activity"
+    rc, out, err = run([*args, "--baseline-frames", "900:950", "--out", tmp_path / "c"], capsys)
+    assert rc == 2 and err.rstrip().endswith("holds no frame with a face; choose frames where the person is visible and at rest (face_id 0)")
     rc, out, err = run([*args, "--baseline-frames", "1:40", "--out", tmp_path / "b"], capsys)
     assert rc == 0, err
     for fid in (0, 1):

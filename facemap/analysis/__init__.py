@@ -179,12 +179,23 @@ def analyze_logs(
     """Load the logs and analyse each face (no files written; see ``report.write_outputs``):
     face_id -> that face's Analysis, each with its own baseline, over every frame of the clip
     (``{0: analysis}`` for logs without a ``face_id`` column). ``baseline_frames`` applies to
-    every face. The basis is looked for (``basis``, else ``basis_dir`` or the cache) only when
-    ``raw`` holds 3DMM params."""
+    every face; of several faces, one not seen in those frames gets the automatic baseline (a
+    warning says which), unless no face is. The basis is looked for (``basis``, else
+    ``basis_dir`` or the cache) only when ``raw`` holds 3DMM params."""
+    faces = load_inputs(landmarks, meta, raw, basis, fps, basis_dir, config)
+    unseen: set[int] = set()
+    if baseline_frames is not None and len(faces) > 1:
+        a, b = baseline_frames
+        unseen = {fid for fid, i in faces.items() if not (i.face & (i.frames >= a) & (i.frames <= b)).any()}
+        if unseen == set(faces):
+            unseen = set()  # the range is wrong for everyone: each face's analysis says so
+        for fid in sorted(unseen):
+            log.warning("face_id %d: no frame with this face in --baseline-frames %d:%d; its baseline "
+                        "is chosen from its own quietest frames", fid, a, b)
     out = {}
-    for fid, inputs in load_inputs(landmarks, meta, raw, basis, fps, basis_dir, config).items():
+    for fid, inputs in faces.items():
         try:
-            out[fid] = analyze(inputs, config, baseline_frames)
+            out[fid] = analyze(inputs, config, None if fid in unseen else baseline_frames)
         except FacemapError as exc:  # say whose analysis it was
             if inputs.face_id is None:
                 raise
