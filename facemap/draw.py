@@ -6,13 +6,14 @@ smoothed landmarks and pose of video mode when there are, else the landmarker's.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
 from .errors import UsageError
-from .types import N_LANDMARKS, Face, Frame, Status
+from .types import N_LANDMARKS, BBox, Face, Frame, Status
 
 # iBUG-68 contours: (first, last, closed)
 CONTOURS = (
@@ -116,8 +117,17 @@ def draw_overlay(
     return out
 
 
-def _draw_face(out: np.ndarray, result: Face, style: DrawStyle) -> None:
-    """Draw one face on ``out`` in place."""
+Rect = tuple[int, int, int, int]  # x0, y0, x1, y1 (pixels, inclusive)
+
+
+def _rect(box: BBox) -> Rect:
+    x0, y0, x1, y1 = (int(round(np.clip(v, -MAX_DRAW_COORD, MAX_DRAW_COORD))) for v in box.as_tuple())
+    return x0, y0, x1, y1
+
+
+def _draw_face(out: np.ndarray, result: Face, style: DrawStyle, keep_clear: Sequence[Rect] = ()) -> Rect | None:
+    """Draw one face on ``out`` in place; its label panel does not cover ``keep_clear`` (the
+    other faces' boxes and panels). Returns the panel's rectangle, None without one."""
     line = style.line_width or _thickness(result, out.shape)
     if result.box is not None and style.box:
         x0, y0, x1, y1 = (int(round(np.clip(v, -MAX_DRAW_COORD, MAX_DRAW_COORD))) for v in result.box.as_tuple())
@@ -139,8 +149,7 @@ def _draw_face(out: np.ndarray, result: Face, style: DrawStyle) -> None:
         radius = style.point_size or max(1, _thickness(result, out.shape) + 1)
         for p in pts:
             cv2.circle(out, (int(p[0]), int(p[1])), radius << shift, style.point_color, -1, cv2.LINE_AA, shift)
-    if style.labels:
-        _draw_labels(out, result)
+    panel = _draw_labels(out, result, keep_clear) if style.labels else None
     if style.ids and result.box is not None and result.status is not Status.NO_FACE:
         x0, y0 = (int(round(np.clip(v, -MAX_DRAW_COORD, MAX_DRAW_COORD))) for v in result.box.as_tuple()[:2])
         scale = max(0.5, result.box.width / 160.0)
@@ -149,6 +158,7 @@ def _draw_face(out: np.ndarray, result: Face, style: DrawStyle) -> None:
         org = (x0, max(th + 2, y0 - 6))
         cv2.putText(out, str(result.id), org, cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), thick + 2, cv2.LINE_AA)
         cv2.putText(out, str(result.id), org, cv2.FONT_HERSHEY_SIMPLEX, scale, STATUS_COLORS[result.status], thick, cv2.LINE_AA)
+    return panel
 
 
 LABEL_COLOR = (255, 255, 255)  # BGR: the labels of a face whose baseline is trusted
@@ -157,13 +167,14 @@ BAR_ON, BAR_OFF, BAR_BACK = (80, 220, 80), (200, 200, 200), (60, 60, 60)
 BAR_FULL = 2.0  # a measure's bar is full at twice its label's threshold (1.0: the tick)
 
 
-def _draw_labels(out: np.ndarray, result: Face) -> None:
+def _draw_labels(out: np.ndarray, result: Face, keep_clear: Sequence[Rect] = ()) -> Rect | None:
     """The face's labels (the dominant first), one a line, and one bar per measure, in a dark
-    panel beside its box: right of it, or left when the picture ends there; where neither side
-    has room, smaller, on the wider side (over the box's edge only when the smallest text does
-    not fit). Yellow while provisional."""
+    panel beside its box: right of it, or left when the picture (or a rectangle of
+    ``keep_clear`` level with the box: another face's box or panel) ends there; where neither
+    side has room, smaller, on the wider side (over the box's edge only when the smallest text
+    does not fit). Yellow while provisional. Returns the panel's rectangle."""
     if result.box is None or not result.labels:
-        return
+        return None
     box = result.box
     font = cv2.FONT_HERSHEY_SIMPLEX
     lines = list(result.labels)
@@ -173,7 +184,18 @@ def _draw_labels(out: np.ndarray, result: Face) -> None:
     h, w = out.shape[:2]
     right = int(np.clip(box.x1, -MAX_DRAW_COORD, MAX_DRAW_COORD)) + 6
     left_edge = int(np.clip(box.x0, -MAX_DRAW_COORD, MAX_DRAW_COORD)) - 6
-    room = max(w - max(right, 0), min(left_edge, w))  # the wider side's, within the picture
+    # each side ends at the picture's edge or at the nearest rectangle to keep clear level with
+    # the box (one overlapping the box across is not beside it: ignored)
+    bx0, by0, bx1, by1 = _rect(box)
+    end_right, end_left = w, 0
+    for x0, y0, x1, y1 in keep_clear:
+        if y1 < by0 or y0 > by1:
+            continue
+        if x0 >= bx1:
+            end_right = min(end_right, x0 - 2)
+        elif x1 <= bx0:
+            end_left = max(end_left, x1 + 2)
+    room = max(end_right - max(right, 0), min(left_edge, w) - end_left)  # the wider side's
 
     def layout(scale: float) -> tuple[int, int, int, int, int]:
         thick = max(1, int(round(scale * 2)))
@@ -192,12 +214,12 @@ def _draw_labels(out: np.ndarray, result: Face) -> None:
     row = int(th * 1.6)
     height = len(lines) * row + len(names) * int(row * 0.8) + 8
     left = left_edge - width
-    if right + width <= w:
+    if right + width <= end_right:
         x = right
-    elif left >= 0:
+    elif left >= end_left:
         x = left
     else:
-        x = right if w - right >= left_edge else left
+        x = right if end_right - right >= left_edge - end_left else left
     x = int(np.clip(x, 0, max(0, w - width)))
     y = int(np.clip(box.y0, 0, max(0, h - height)))
     panel = out[y : y + height, x : x + width]
@@ -218,6 +240,7 @@ def _draw_labels(out: np.ndarray, result: Face) -> None:
             cv2.rectangle(out, (bx, cy), (bx + fill, cy + bh), BAR_ON if value >= 1.0 else BAR_OFF, -1)
         tick = bx + int(round(bar_w / BAR_FULL))
         cv2.line(out, (tick, cy - 1), (tick, cy + bh + 1), LABEL_COLOR, 1)
+    return x, y, x + width - 1, y + height - 1
 
 
 def annotate(frame: Frame, style: DrawStyle = DrawStyle(), fps: float | None = None) -> np.ndarray:
@@ -228,8 +251,13 @@ def annotate(frame: Frame, style: DrawStyle = DrawStyle(), fps: float | None = N
     if len(frame.faces) <= 1:
         return draw_overlay(frame.image, frame.result, style, fps)
     out = frame.image.copy() if frame.image.ndim == 3 else cv2.cvtColor(frame.image, cv2.COLOR_GRAY2BGR)
-    for face in frame.faces:
-        _draw_face(out, face, style)
+    boxes = [_rect(f.box) if f.box is not None else None for f in frame.faces]
+    panels: list[Rect] = []  # each face's label panel keeps clear of the other boxes and the panels drawn
+    for i, face in enumerate(frame.faces):
+        others = [b for j, b in enumerate(boxes) if j != i and b is not None]
+        panel = _draw_face(out, face, style, others + panels)
+        if panel is not None:
+            panels.append(panel)
     if style.hud:
         _draw_hud(out, frame.result, fps)
     return out

@@ -638,3 +638,22 @@ def test_a_measure_not_known_draws_an_empty_bar():
                 measures={"smile": float("nan"), "mouth_open": 0.5})
     drawn = draw_overlay(np.full((360, 512, 3), 120, np.uint8), face)
     assert drawn.shape == (360, 512, 3) and (drawn[:, 185:] != 120).any()
+
+
+def test_two_faces_label_panels_do_not_cover_each_other_or_the_other_face():
+    """Side by side (two 256-pixel tiles), each face's panel beside its box used to be placed
+    without the other face: face 0's to its right and face 1's to its left, both in the gap
+    between them, one over the other and unreadable. Each panel now ends before the other
+    face's box and the panels drawn before it (double-darkened pixels: none)."""
+    from facemap.draw import annotate
+    from facemap.types import BBox, Face, Frame, Status
+
+    image = np.full((256, 512, 3), 120, np.uint8)
+    m = {"smile": 1.4, "mouth_open": 0.3, "eyes_closed": 0.1, "talking": 0.5, "brow_raise": 0.2, "looking_away": 0.0}
+    faces = (Face(frame=1, status=Status.OK, box=BBox(65.0, 95.0, 195.0, 218.0), labels=("talking",), measures=m, id=0),
+             Face(frame=1, status=Status.OK, box=BBox(320.0, 97.0, 445.0, 215.0), labels=("eyes_closed",), measures=m, id=1))
+    drawn = annotate(Frame(index=1, timestamp_ms=0.0, image=image, faces=faces)).astype(int)
+    dark = drawn.max(axis=2) <= int(120 * 0.35) + 1  # a panel's background
+    assert dark[:, 196:320].any()  # face 0's panel, in the gap
+    assert not (drawn.max(axis=2) < 25).any()  # no pixel darkened twice: the panels do not overlap
+    assert not dark[97:216, 320:330].any()  # nor does face 0's cover face 1's box's left side
