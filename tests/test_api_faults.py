@@ -295,3 +295,11 @@ def test_several_faces_and_no_face_in_any_frame_give_every_frame_no_face(tmp_pat
         df = facemap.analyze(black_clip, "dlib", max_faces=0)
         assert (df["label"] == "no_face").all() and not df["smile"].any() and df.attrs["scores"].empty
     assert len(df) == 20 and (df["status"] == "no_face").all()
+
+
+def test_an_empty_folder_says_it_holds_no_images_or_videos(tmp_path):
+    """process() takes pictures and videos from a folder: the message named "image or videos"."""
+    with facemap.open(_StillLandmarker(), detector=_NoDetector()) as fm, pytest.raises(
+        InputFileError, match=r"folder holds no images or videos \("
+    ):
+        list(fm.process(tmp_path))

@@ -152,8 +152,10 @@ def read_image(path: Path, max_pixels: int = MAX_PIXELS) -> np.ndarray:
 def collect_files(inputs: list[str], extensions: tuple[str, ...], kind: str) -> list[Path]:
     """Expand paths, folders (their ``kind`` files, sorted) and glob patterns into file paths.
 
-    ``kind`` is "image" or "video", for the messages. A path that does not exist is an error.
+    ``kind`` is "image", "video" or "image or video", for the messages. A path that does not
+    exist is an error.
     """
+    kinds = " or ".join(f"{k}s" for k in kind.split(" or "))  # images or videos
     paths: list[Path] = []
     for item in inputs:
         p = Path(item)
@@ -165,13 +167,13 @@ def collect_files(inputs: list[str], extensions: tuple[str, ...], kind: str) -> 
             )
             if not found:
                 raise InputFileError(
-                    f"{p}: folder holds no {kind}s ({', '.join(extensions[:4])}, ...); check the path"
+                    f"{p}: folder holds no {kinds} ({', '.join(extensions[:4])}, ...); check the path"
                 )
             paths.extend(found)
         elif not p.exists() and any(ch in item for ch in "*?["):
             found = sorted(Path(f) for f in glob.glob(item) if Path(f).suffix.lower() in extensions)
             if not found:
-                raise InputFileError(f"{item}: pattern matches no {kind}s; check the pattern")
+                raise InputFileError(f"{item}: pattern matches no {kinds}; check the pattern")
             paths.extend(found)
         elif not p.exists():
             raise InputFileError(f"{p}: {kind} not found; check the path")
