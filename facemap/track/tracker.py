@@ -64,10 +64,10 @@ class TrackOptions:
     fallback_center: bool = False
     # next ROI = previous landmark box scaled by this about its centre
     expand: float = 1.0
-    # scene cut: mean absolute difference of 32x18 grey thumbnails above this (0..255), unless
-    # a face followed on the frame before has its surroundings (flow_lead's view of it) changed
-    # by no more than this (part of the frame changed: a video call's tile gone dark, a screen
-    # behind, someone passing by)
+    # scene cut: mean absolute difference of 32x18 grey thumbnails above this (0..255); when a
+    # face followed on the frame before has its surroundings (flow_lead's view of it) changed
+    # by no more than this, only part of the frame changed (a video call's tile gone dark or
+    # showing someone else, a screen behind): those faces go on, the others end (new ids)
     cut_threshold: float = 20.0
     # the next ROI moves on by this fraction of the face's last frame-to-frame shift
     velocity_gain: float = 0.5
@@ -510,8 +510,10 @@ class FaceTracker:
         self.reason = "detector_failed"
         thumb = _thumb(image)
         if self._thumb is not None and float(np.abs(thumb - self._thumb).mean()) > self.options.cut_threshold:
-            if any(t.steady(image, self.options.cut_threshold) for t in self.tracks):
-                log.debug("frame %d: the frame changed around a face that did not: no scene cut", frame)
+            steady = [t for t in self.tracks if t.steady(image, self.options.cut_threshold)]
+            if steady:  # part of the frame changed: the faces there end (a new id when seen again)
+                log.debug("frame %d: the frame changed but not around %d face(s): they go on", frame, len(steady))
+                self.tracks = steady
             else:
                 log.debug("frame %d: scene cut", frame)
                 self.cuts += 1
