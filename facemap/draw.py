@@ -130,7 +130,7 @@ def _draw_face(out: np.ndarray, result: Face, style: DrawStyle, keep_clear: Sequ
     other faces' boxes and panels). Returns the panel's rectangle, None without one."""
     line = style.line_width or _thickness(result, out.shape)
     if result.box is not None and style.box:
-        x0, y0, x1, y1 = (int(round(np.clip(v, -MAX_DRAW_COORD, MAX_DRAW_COORD))) for v in result.box.as_tuple())
+        x0, y0, x1, y1 = _rect(result.box)
         cv2.rectangle(out, (x0, y0), (x1, y1), STATUS_COLORS[result.status], line, cv2.LINE_AA)
     drawn = result.drawn
     if result.has_face and np.isfinite(drawn).all():
@@ -151,7 +151,7 @@ def _draw_face(out: np.ndarray, result: Face, style: DrawStyle, keep_clear: Sequ
             cv2.circle(out, (int(p[0]), int(p[1])), radius << shift, style.point_color, -1, cv2.LINE_AA, shift)
     panel = _draw_labels(out, result, keep_clear) if style.labels else None
     if style.ids and result.box is not None and result.status is not Status.NO_FACE:
-        x0, y0 = (int(round(np.clip(v, -MAX_DRAW_COORD, MAX_DRAW_COORD))) for v in result.box.as_tuple()[:2])
+        x0, y0 = _rect(result.box)[:2]
         scale = max(0.5, result.box.width / 160.0)
         thick = max(1, int(round(scale * 2)))
         (_, th), _ = cv2.getTextSize(str(result.id), cv2.FONT_HERSHEY_SIMPLEX, scale, thick)
@@ -165,6 +165,15 @@ LABEL_COLOR = (255, 255, 255)  # BGR: the labels of a face whose baseline is tru
 PROVISIONAL_COLOR = (0, 215, 255)  # ... and of one still warming up (judged against the typical face)
 BAR_ON, BAR_OFF, BAR_BACK = (80, 220, 80), (200, 200, 200), (60, 60, 60)
 BAR_FULL = 2.0  # a measure's bar is full at twice its label's threshold (1.0: the tick)
+
+
+def _panel_rows(box: BBox, text_height: int, lines: int, bars: int, h: int) -> tuple[int, int]:
+    """The first and last row of a label panel of ``lines`` labels and ``bars`` measures at
+    text ``text_height`` pixels tall: from the box's top, within the picture."""
+    row = int(text_height * 1.6)
+    height = lines * row + bars * int(row * 0.8) + 8
+    y = int(np.clip(box.y0, 0, max(0, h - height)))
+    return y, y + height - 1
 
 
 def _draw_labels(out: np.ndarray, result: Face, keep_clear: Sequence[Rect] = ()) -> Rect | None:
@@ -184,18 +193,6 @@ def _draw_labels(out: np.ndarray, result: Face, keep_clear: Sequence[Rect] = ())
     h, w = out.shape[:2]
     right = int(np.clip(box.x1, -MAX_DRAW_COORD, MAX_DRAW_COORD)) + 6
     left_edge = int(np.clip(box.x0, -MAX_DRAW_COORD, MAX_DRAW_COORD)) - 6
-    # each side ends at the picture's edge or at the nearest rectangle to keep clear level with
-    # the box (one overlapping the box across is not beside it: ignored)
-    bx0, by0, bx1, by1 = _rect(box)
-    end_right, end_left = w, 0
-    for x0, y0, x1, y1 in keep_clear:
-        if y1 < by0 or y0 > by1:
-            continue
-        if x0 >= bx1:
-            end_right = min(end_right, x0 - 2)
-        elif x1 <= bx0:
-            end_left = max(end_left, x1 + 2)
-    room = max(end_right - max(right, 0), min(left_edge, w) - end_left)  # the wider side's
 
     def layout(scale: float) -> tuple[int, int, int, int, int]:
         thick = max(1, int(round(scale * 2)))
@@ -205,23 +202,44 @@ def _draw_labels(out: np.ndarray, result: Face, keep_clear: Sequence[Rect] = ())
         bar_w = max(40, int(90 * scale))
         return max(tw, name_w + 6 + bar_w) + 12, thick, th, name_w, bar_w
 
-    # sized to the box; where neither side has room, smaller, down to the smallest text
-    scale = float(np.clip(box.width / 320.0, 0.35, 1.2))
+    # each side ends at the picture's edge or at the nearest rectangle to keep clear level with
+    # the panel's rows (at its largest: a smaller panel stays within them; a rectangle
+    # overlapping the box across is not beside it: ignored)
+    scale = float(np.clip(box.width / 320.0, 0.35, 1.2))  # sized to the box
     width, thick, th, name_w, bar_w = layout(scale)
+    bx0, _, bx1, _ = _rect(box)
+    end_right, end_left = w, 0
+    top, bottom = _panel_rows(box, th, len(lines), len(names), h)
+    for x0, y0, x1, y1 in keep_clear:
+        if y1 < top or y0 > bottom:
+            continue
+        if x0 >= bx1:
+            end_right = min(end_right, x0 - 2)
+        elif x1 <= bx0:
+            end_left = max(end_left, x1 + 2)
+    room = max(end_right - max(right, 0), min(left_edge, w) - end_left)  # the wider side's
+
+    # where neither side has room, smaller, down to the smallest text
     while width > room and scale > 0.35:
         scale = max(0.35, min(scale * 0.97, scale * room / width * 0.95))
         width, thick, th, name_w, bar_w = layout(scale)
+
+    def clear(x0: int, y0: int, x1: int, y1: int) -> bool:
+        return not any(x0 <= r[2] and r[0] <= x1 and y0 <= r[3] and r[1] <= y1 for r in keep_clear)
+
+    while True:  # right of the box, else left, where the picture and keep_clear leave room
+        y, y_end = _panel_rows(box, th, len(lines), len(names), h)
+        x = next((x for x in (right, left_edge - width)
+                  if x >= end_left and x + width <= end_right and clear(x, y, x + width - 1, y_end)), None)
+        if x is not None or scale <= 0.35:
+            break
+        scale = max(0.35, scale * 0.97)  # a rectangle across from the box's side: smaller
+        width, thick, th, name_w, bar_w = layout(scale)
+    height = y_end - y + 1
     row = int(th * 1.6)
-    height = len(lines) * row + len(names) * int(row * 0.8) + 8
-    left = left_edge - width
-    if right + width <= end_right:
-        x = right
-    elif left >= end_left:
-        x = left
-    else:
-        x = right if end_right - right >= left_edge - end_left else left
+    if x is None:  # no room: on the wider side, over the box's own edge (clipped to the picture)
+        x = right if end_right - right >= left_edge - end_left else left_edge - width
     x = int(np.clip(x, 0, max(0, w - width)))
-    y = int(np.clip(box.y0, 0, max(0, h - height)))
     panel = out[y : y + height, x : x + width]
     panel[:] = (panel * 0.35).astype(out.dtype)  # a dark panel, the face beside it untouched
     color = PROVISIONAL_COLOR if result.provisional else LABEL_COLOR

@@ -657,3 +657,28 @@ def test_two_faces_label_panels_do_not_cover_each_other_or_the_other_face():
     assert dark[:, 196:320].any()  # face 0's panel, in the gap
     assert not (drawn.max(axis=2) < 25).any()  # no pixel darkened twice: the panels do not overlap
     assert not dark[97:216, 320:330].any()  # nor does face 0's cover face 1's box's left side
+
+
+@pytest.mark.parametrize(("a", "b", "room"), [((100, 100, 160, 160), (170, 165, 300, 295), True),
+                                              ((400, 150, 460, 210), (520, 80, 580, 140), False)])
+def test_a_small_face_s_panel_taller_than_its_box_keeps_clear_of_the_face_below(a, b, room):
+    """A face under about 74 pixels has a panel taller than its box, even at the smallest text:
+    the faces level with the panel's rows (not only the box's) are kept clear of. Found by a
+    review: face 0's panel drew 578 pixels into face 1's box below it. Where no side has room
+    (face 1 of the second case: the picture's edge on its right, face 0 and its panel on its
+    left), the panel goes on the wider side over its own box's edge, and may touch another
+    panel; never into another face's box."""
+    from facemap.draw import annotate
+    from facemap.types import BBox, Face, Frame, Status
+
+    image = np.full((360, 640, 3), 120, np.uint8)
+    m = {"smile": 1.4, "mouth_open": 0.3, "eyes_closed": 0.1, "talking": 0.5, "brow_raise": 0.2, "looking_away": 0.0}
+    faces = tuple(Face(frame=1, status=Status.OK, box=BBox(*map(float, r)), labels=("talking",), measures=m, id=i)
+                  for i, r in enumerate((a, b)))
+    drawn = annotate(Frame(index=1, timestamp_ms=0.0, image=image, faces=faces)).astype(int)
+    dark = drawn.max(axis=2) <= int(120 * 0.35) + 1
+    assert dark.sum() > 2000  # both panels
+    for x0, y0, x1, y1 in (a, b) if room else (a,):  # no panel inside another face's box
+        assert not dark[y0 + 3 : y1 - 2, x0 + 3 : x1 - 2].any()
+    if room:
+        assert not (drawn.max(axis=2) < 25).any()  # no pixel darkened twice
