@@ -6,7 +6,8 @@ detector's box each frame: the ref logs), with the face's motion leading the nex
 
 Usage: OMP_NUM_THREADS=1 python bench/bench_track.py [--data ../shared/data] [--clips a b ...] [--max-faces N]
 
-``--max-faces 0`` follows every face (the several-faces path; the face nearest dlib's is compared).
+``--max-faces 0`` follows every face (the several-faces path): each frame's face nearest dlib's is
+compared, so an extra face found (or ids swapped) does not count against it.
 
 Per clip: frames compared, frames more than 0.05 and 0.1 NME from dlib's per-frame run (mean
 point error over the outer-eye-corner distance), and the CPU time a frame of the whole

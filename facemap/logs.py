@@ -182,11 +182,13 @@ def load_logs(folder: Path | str, stem: str, analysis: Path | str | None = None)
                 part.insert(1, FACE_ID, pd.array([fid] * len(part), dtype="Int64"))
             parts.append(part)
         where = found[min(found)].parent.parent if by_face else found[0]
-        join(_expr_columns(pd.concat(parts, ignore_index=True), table, keys), where)
+        join(expression_columns(pd.concat(parts, ignore_index=True), table, keys), where)
     return table
 
 
-def _expr_columns(expr: pd.DataFrame, table: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+def expression_columns(expr: pd.DataFrame, table: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """The analyzer's columns ``expr`` as joined to the logs' ``table``: without a second
+    timestamp, a name the logs have already prefixed (``expr_pitch_deg``)."""
     if "timestamp_ms" in table:
         expr = expr.drop(columns="timestamp_ms", errors="ignore")
     return expr.rename(columns={c: EXPR_PREFIX + c for c in expr.columns if c not in keys and c in table})

@@ -52,6 +52,26 @@ class _LogsByStem:
             sink.close(error)
 
 
+def _without_a_face(table: pd.DataFrame) -> pd.DataFrame:
+    """A clip's logs table (several faces, no face in any frame: no analysis to join) with the
+    columns an analysis of such a clip has: label no_face, score 0, the features, signals and
+    measures NaN, the labels 0."""
+    import numpy as np
+    import pandas as pd
+
+    from .analysis.features import FEATURE_COLUMNS
+    from .analysis.labels import LABELS, SIGNALS
+    from .analysis.online import MEASURES
+    from .logs import expression_columns
+
+    expr = pd.DataFrame({"frame": table["frame"], "label": "no_face", "score": 0.0})
+    expr = pd.concat([expr, pd.DataFrame(np.nan, index=expr.index, columns=[*FEATURE_COLUMNS, *SIGNALS]),
+                      pd.DataFrame(0, index=expr.index, columns=list(LABELS))], axis=1)
+    keys = ["frame", FACE_ID] if FACE_ID in table else ["frame"]
+    table = table.merge(expression_columns(expr, table, keys), on="frame", how="left")
+    return pd.concat([table, pd.DataFrame(np.nan, index=table.index, columns=[f"measure_{m}" for m in MEASURES])], axis=1)
+
+
 def analyze(
     source: object,
     landmarker: object = DEFAULT_LANDMARKER,
@@ -145,16 +165,16 @@ def analyze(
                     m = pd.concat(parts, ignore_index=True)
                     m[FACE_ID] = m[FACE_ID].astype("Int64")
                     table = table.merge(m, on=["frame", FACE_ID], how="left")
-                else:  # several faces, and no face in any frame: nothing was analysed
-                    table["label"] = "no_face"
+                else:  # several faces, and no face in any frame: the columns of a clip without one
+                    table = _without_a_face(table)
                 tables.append(table)
     finally:
         if own:
             fm.close()
     df = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
     for name in LABELS:
-        if name in df or "label" in df:  # a clip without a face: no analysis, its labels False
-            df[name] = df[name].fillna(0).astype(bool) if name in df else False
+        if name in df:
+            df[name] = df[name].fillna(0).astype(bool)
     df.attrs["events"] = pd.concat(events, ignore_index=True) if events else pd.DataFrame()
     df.attrs["scores"] = pd.DataFrame(scores)
     return df

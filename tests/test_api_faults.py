@@ -256,7 +256,7 @@ def black_clip(tmp_path_factory):
 
 
 @pytest.mark.parametrize("max_faces", ["1", "0"])
-def test_a_clip_without_a_face_is_analysed_from_its_logs_with_a_raw_log_beside(tmp_path, black_clip, max_faces, capsys):
+def test_a_clip_without_a_face_is_analysed_from_its_logs_with_a_raw_log_beside(tmp_path, black_clip, max_faces, capsys, caplog):
     """infer.py --dump-csv writes a header-only raw log beside the empty landmarks log of a clip
     without a face; the analyzer took that as a broken log (exit 3, "has a header but no rows")
     where the same logs without the raw log were analysed as no face in any frame."""
@@ -269,7 +269,11 @@ def test_a_clip_without_a_face_is_analysed_from_its_logs_with_a_raw_log_beside(t
                        "--max-faces", max_faces, "-o", str(out), "-q"]) == 0
     assert (out / "logs" / "black_raw.csv").is_file()
     capsys.readouterr()
+    caplog.clear()
     assert analyze_expressions.main(["--logs", str(out / "logs"), "--out", str(tmp_path / "a")]) == 0
+    warned = " | ".join(r.getMessage() for r in caplog.records if r.levelname == "WARNING")
+    assert "has no face in any frame, so every frame is no_face" in warned
+    assert "3DMM parameters" not in warned  # not also "(a dlib run logs none); using the landmarks"
     if max_faces == "1":
         assert "black: overall_score 0.0 (positivity 50.0, expressiveness 0.0, attention 0.0); frames 20, with a face 0" in capsys.readouterr().out
     else:
@@ -290,10 +294,13 @@ def test_several_faces_and_no_face_in_any_frame_give_every_frame_no_face(tmp_pat
         assert infer.main(["--video", str(black_clip), "--landmarker", "dlib", "--max-faces", "0", "--analyze",
                            "--dump-landmarks-csv", "-o", str(tmp_path), "-q"]) == 0
         df = facemap.load_logs(tmp_path / "logs", "black", analysis=tmp_path / "analysis" / "black")
-        assert "label" not in df  # the analysis holds no face to join
+        assert "label" not in df  # the logs alone: the analysis holds no face's file to join
     else:
         df = facemap.analyze(black_clip, "dlib", max_faces=0)
         assert (df["label"] == "no_face").all() and not df["smile"].any() and df.attrs["scores"].empty
+        one = facemap.analyze(black_clip, "dlib")  # the same columns as with one face
+        assert list(df.columns) == list(one.columns) and (df.dtypes == one.dtypes).all()
+        assert (df["score"] == 0).all() and df["measure_smile"].isna().all()
     assert len(df) == 20 and (df["status"] == "no_face").all()
 
 

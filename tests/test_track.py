@@ -279,6 +279,34 @@ def test_a_face_flow_sees_move_fast_is_confirmed_by_the_detector_on_that_frame(m
     assert calls(lambda f: (300, 240, 100)) == [1]
 
 
+def test_a_fast_face_does_not_take_a_neighbour_s_detection_for_its_own():
+    """Following every face, a fast face is confirmed by a detection around it, taken as its box
+    where it overlaps the held one by under confirm_take_iou. A neighbour's face close by can be
+    such a detection (IoU 0.38 with this box, over its points' centre): it is the neighbour's,
+    whose held box it overlaps more (0.74), and is not taken (found by a review)."""
+
+    class Fixed:
+        name = "counting"
+
+        def detect(self, image):
+            return [BBox(145.0, 100.0, 244.0, 199.0)]  # the neighbour, a little left of its held box
+
+    lmk = _PulledOwnKind(lambda f: (150, 150, 100), UNIT_FACE)
+    tracker = _SeesNear(Fixed(), lmk, TrackOptions(), max_faces=0)
+    image = np.zeros((300, 400, 3), np.uint8)
+
+    def track():
+        t = Track(id=0, guard=JumpGuard(), smoother=None)
+        t.next_roi, t.lm_box = BBox(100.0, 100.0, 199.0, 199.0), BBox(100.0, 100.0, 199.0, 199.0)
+        return t
+
+    alone = track()
+    assert tracker._seen_near(image, alone) and alone.next_roi.x0 == 145.0  # no neighbour: taken
+    beside = track()
+    assert not tracker._seen_near(image, beside, [BBox(160.0, 100.0, 259.0, 199.0)])
+    assert beside.next_roi.x0 == 100.0
+
+
 def test_half_the_frame_changing_around_a_steady_face_is_no_scene_cut():
     """Half the frame going white (a video call's neighbouring tile, a screen behind) changes
     its thumbnail far beyond cut_threshold, but the followed face's own surroundings did not

@@ -191,7 +191,7 @@ def analyze_logs(
             unseen = set()  # the range is wrong for everyone: each face's analysis says so
         for fid in sorted(unseen):
             log.warning("face_id %d: no frame with this face in --baseline-frames %d:%d; its baseline "
-                        "is chosen from its own quietest frames", fid, a, b)
+                        "is chosen as without the option", fid, a, b)
     out = {}
     for fid, inputs in faces.items():
         try:

@@ -202,7 +202,7 @@ def _read_logs(
     if fps is not None:
         check_fps(fps)
     mt = read_meta(meta, strict=True) if meta is not None else None
-    lm = None
+    lm, no_face = None, False
     if landmarks is not None:
         try:
             lm = read_landmarks(landmarks, strict=True)
@@ -211,7 +211,10 @@ def _read_logs(
                 raise
             # The meta log says no frame has a face: an empty landmarks log is expected.
             log.warning("%s; %s has no face in any frame, so every frame is no_face", exc, mt.path)
+            no_face = True
     rw = read_raw(raw, strict=True, allow_empty=True) if raw is not None else None
+    if rw is not None and no_face and not np.isfinite(rw.params).any():
+        rw = raw = None  # no face, no parameters: said once, above
     if rw is not None and not np.isfinite(rw.params).any():
         if landmarks is None:
             raise InputFileError(

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from ..types import N_EXP, N_ID, N_LANDMARKS, Face
+from ..types import N_ID, N_LANDMARKS, Face
 from .decode import expression_coefficients
 from .fit import Fit, Fitter
 
@@ -209,7 +209,7 @@ class FitStage:
     @staticmethod
     def _expression_of(params: np.ndarray) -> np.ndarray | None:
         """The fit's expression coefficients in [0, 1] (its warm start), None for a failed fit."""
-        return (params[N_ID : N_ID + N_EXP] + 1.0) / 2.0 if np.isfinite(params).all() else None
+        return expression_coefficients(params[None])[0] if np.isfinite(params).all() else None
 
     @staticmethod
     def _with_params(face: Face, fit: Fit, row: int) -> Face:

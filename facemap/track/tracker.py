@@ -34,6 +34,7 @@ How detections are scheduled and matched to faces is the tracker's policy, set b
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, fields, replace
 
 import cv2
@@ -684,14 +685,16 @@ class FaceTracker:
             self._since_detect = 0
             self._unconfirmed(frame, track)
 
-    def _seen_near(self, image: np.ndarray, track: Track) -> bool:
+    def _seen_near(self, image: np.ndarray, track: Track, rivals: Sequence[BBox] = ()) -> bool:
         """Whether the detector sees the held face (a detection around it at ``confirm_iou``);
         with a landmarker that places its own next box, a detection that confirms the face but
         overlaps the held box by less than ``confirm_take_iou`` becomes the box (not in a shot
-        where one face is followed among several the detector saw)."""
+        where one face is followed among several the detector saw). A detection overlapping
+        one of ``rivals`` (the other faces' held boxes) more than this one's is theirs."""
         opts = self.options
         held = track.next_roi
-        ious = [(f.iou(held), f) for f in self._detect_near(image, held)]
+        ious = [(f.iou(held), f) for f in self._detect_near(image, held)
+                if all(f.iou(held) >= f.iou(r) for r in rivals)]
         overlap, best = max(ious, key=lambda p: p[0], default=(0.0, None))
         if overlap < opts.confirm_iou:
             return False
@@ -753,8 +756,8 @@ class FaceTracker:
         self.tracks = [t for t in self.tracks if ts - t.last_ms <= opts.reid_ms]
         held = [t for t in self.tracks if t.seen and t.next_roi is not None]
         for t in held:
-            if self._fast(image, t) and opts.redetect_every:
-                self._seen_near(image, t)  # a fast face: its box from the detector if it drifted
+            if self._fast(image, t) and opts.redetect_every:  # a fast face: its box from the detector if it drifted
+                self._seen_near(image, t, [o.next_roi for o in held if o is not t and o.next_roi is not None])
         due = (
             not held
             or (opts.redetect_every > 0 and self._since_detect >= opts.redetect_every)
