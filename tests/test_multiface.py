@@ -230,7 +230,7 @@ def test_half_the_frame_changing_ends_only_the_faces_there(tmp_path, model_args,
     the other half does not): no scene cut for the face whose surroundings stayed, which keeps
     its id in every frame; the face where the frame changed ends, and whoever is seen there
     after has a new id (facemap does not recognise faces: the person in a tile that went dark
-    and came back may be another). Before, half the frame black ended both faces (the left one
+    and came back may be another), looked for on that very frame. Before, half the frame black ended both faces (the left one
     had 3 ids over the clip)."""
     folder, n = two_people
     faces = _ids(tmp_path, model_args, folder / f"{video}.mp4")
@@ -239,6 +239,8 @@ def test_half_the_frame_changing_ends_only_the_faces_there(tmp_path, model_args,
     assert set(right[right.frame <= 60].face_id) == {1}
     after = set(right[right.frame > 60].face_id)
     assert len(after) == 1 and after.isdisjoint({0, 1}), after
+    if video == "other":  # looked for at once where the frame changed: found on its first frame
+        assert right[right.frame > 60].frame.min() == 61
     if video == "dark":
         back = sorted(set(right.frame) - set(range(1, 91)))
         assert not set(range(61, 91)) & set(right.frame) and back[0] <= 95 and back[-1] == n  # back at 94

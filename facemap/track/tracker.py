@@ -514,6 +514,8 @@ class FaceTracker:
             steady = [t for t in self.tracks if t.steady(image, self.options.cut_threshold)]
             if steady:  # part of the frame changed: the faces there end (a new id when seen again)
                 log.debug("frame %d: the frame changed but not around %d face(s): they go on", frame, len(steady))
+                if len(steady) < len(self.tracks) and self.options.redetect_every:
+                    self._since_detect = self.options.redetect_every  # and whoever is there now is looked for
                 self.tracks = steady
             else:
                 log.debug("frame %d: scene cut", frame)
