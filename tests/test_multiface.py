@@ -67,6 +67,15 @@ def test_two_people_both_landmarked_with_ids_in_every_output(tmp_path, capsys):
         assert green[int(b.y0):int(b.y1), int(b.x0):int(b.x1)].sum() > 100
 
 
+def test_a_given_box_is_not_called_a_detected_face(tmp_path, capsys):
+    """--bbox with --max-faces 0: the line said "1 of 1 detected face(s)" for the user's box."""
+    photo = need_shared(IMAGES / "fr_two_people.jpg")
+    code = infer.main(["--image", str(photo), "--landmarker", "dlib", "--max-faces", "0", "--bbox", "250,50,420,220",
+                       "-o", str(tmp_path / "out"), "-q"])
+    assert code == 0, capsys.readouterr().err
+    assert capsys.readouterr().out.strip().startswith("fr_two_people.jpg: the given box: 0: 250,50-420,220 [")
+
+
 def test_no_face_keeps_one_row_with_an_empty_face_id(tmp_path, capsys):
     out = tmp_path / "out"
     assert infer.main(["--image", str(need_shared(IMAGES / "dlib_dogs.jpg")), "--landmarker", "dlib",

@@ -95,15 +95,17 @@ def run_infer(cfg: InferConfig, emit: Emit) -> int:
     return run_videos(cfg, emit) if cfg.video else run_camera(cfg, emit)
 
 
-def image_line(frame: Frame, with_face_id: bool = False) -> str:
-    """The one line printed for a processed picture (``with_face_id``: every face, by id)."""
+def image_line(frame: Frame, with_face_id: bool = False, given_box: bool = False) -> str:
+    """The one line printed for a processed picture (``with_face_id``: every face, by id;
+    ``given_box``: the face's box is the user's, --bbox, not a detection)."""
     r = frame.result
     took = f"{frame.elapsed_ms:.0f} ms"
     if with_face_id and frame.faces:
         each = "; ".join(
             f"{f.id}: {f.box.x0:.0f},{f.box.y0:.0f}-{f.box.x1:.0f},{f.box.y1:.0f} [{f.status.value}]" for f in frame.faces
         )
-        return f"{frame.source.name}: {len(frame.faces)} of {len(frame.detections)} detected face(s): {each}  {took}"
+        found = "the given box" if given_box else f"{len(frame.faces)} of {len(frame.detections)} detected face(s)"
+        return f"{frame.source.name}: {found}: {each}  {took}"
     if r.has_face:
         b = r.box
         where = f"face {b.x0:.0f},{b.y0:.0f}-{b.x1:.0f},{b.y1:.0f}"
@@ -149,7 +151,7 @@ def _run_images(cfg: InferConfig, emit: Emit) -> int:
         )
         def report(frame: Frame) -> None:
             nonlocal n_face
-            line = image_line(frame, with_face_id)
+            line = image_line(frame, with_face_id, given_box=cfg.bbox is not None)
             if frame.result.has_face:
                 n_face += 1
                 if check is not None:
