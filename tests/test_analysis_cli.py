@@ -491,6 +491,8 @@ def test_a_mistyped_frame_number_is_refused_not_filled(clip, tmp_path, capsys):
     [
         ('{"smile_on": 0}', "smile_on must be above 0"),
         ('{"smile_on": ' + "9" * 400 + "}", "smile_on must be finite numbers >= 0"),
+        # an inverted hysteresis band was taken as given (a smile "ends" above where it starts)
+        ('{"smile_on": 0.1, "smile_off": 0.5}', "smile_off (0.5) must be at most smile_on (0.1)"),
     ],
 )
 def test_config_values_that_would_crash_are_one_line_errors(clip, tmp_path, capsys, config, needle):

@@ -61,6 +61,15 @@ def test_a_face_with_no_landmarks_row_is_a_face_never_seen(tmp_path):
     assert faces[0].inputs.face.all() and not faces[2].inputs.face.any()
 
 
+def test_smile_off_left_at_its_default_follows_smile_on():
+    """smile_on set alone (0.1, under the default smile_off 0.207) left the band inverted: the
+    smile's off line above its on line. The default smile_off now follows it (0.9 x); one set
+    explicitly is kept."""
+    assert AnalysisConfig(smile_on=0.1).smile_off == pytest.approx(0.09)
+    assert AnalysisConfig(smile_on=0.3, smile_off=0.2).smile_off == 0.2
+    assert AnalysisConfig().smile_off == 0.207
+
+
 @pytest.mark.parametrize(
     ("settings", "needle"),
     [

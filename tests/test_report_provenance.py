@@ -60,7 +60,7 @@ def test_a_facemap_video_run_records_what_made_it_and_the_report_shows_it(tmp_pa
     report = _analyze(["--landmarks", out / "logs/lp_d19_landmarks.csv", "--meta", out / "logs/lp_d19_meta.csv",
                        "--out", tmp_path / "a", "--config", _config(tmp_path, smile_on=0.3)], capsys)
     assert report["made_by"] == info
-    assert report["analysis_settings_changed"] == {"smile_on": 0.3}
+    assert report["analysis_settings_changed"] == {"smile_on": 0.3, "smile_off": pytest.approx(0.27)}  # the band follows
     assert "untested on facemap's logs" in report["caution"]
     page = (tmp_path / "a" / "report.html").read_text()
     for text in (info["model_sha256"], info["basis_sha256"], "yunet", "--every 2", "smile_on 0.3",

@@ -98,7 +98,7 @@ class AnalysisConfig:
     # (bench/bench_labels.py --loo --plateau): every held-out clip chose these values.
     smile_lift_weight: float = 2.0
     smile_on: float = 0.23
-    smile_off: float = 0.207  # 0.9 x smile_on
+    smile_off: float = 0.207  # 0.9 x smile_on; left at this default, it follows a smile_on set (0.9 x)
     smile_min_ms: float = 200.0
     smile_gap_ms: float = 150.0
     # A typical neutral mouth (2D landmarks, iBUG-68): anthropometric mouth width / outer eye
@@ -188,6 +188,13 @@ class AnalysisConfig:
     online_step_ms: float = 400.0
 
     def __post_init__(self) -> None:
+        defaults = type(self)
+        on = self.smile_on
+        if (self.smile_off == defaults.smile_off and on != defaults.smile_on and not isinstance(on, bool)
+                and isinstance(on, numbers.Real) and math.isfinite(on) and on > 0):
+            # the hysteresis band stays proportional (a smile_on under 0.207 with the default
+            # smile_off ended every smile at once: off above on)
+            object.__setattr__(self, "smile_off", float(on) * defaults.smile_off / defaults.smile_on)
         values = asdict(self)
         problem = settings_problem(values)
         if problem:
@@ -253,6 +260,9 @@ def settings_problem(values: Mapping[str, float]) -> str | None:
         return f"setting(s) {', '.join(above_one)} must be at most 1 (a share)"
     if "baseline_fraction" in values and not 0 < values["baseline_fraction"] <= 1:
         return "baseline_fraction must be above 0 and at most 1 (a share of the face frames)"
+    if "smile_on" in values and "smile_off" in values and values["smile_off"] > values["smile_on"]:
+        return (f"smile_off ({values['smile_off']:g}) must be at most smile_on ({values['smile_on']:g}): "
+                "a smile ends below where it starts")
     return None
 
 
