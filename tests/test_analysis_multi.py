@@ -271,6 +271,27 @@ def _single(stem: str, logs: Path, out: Path, *extra: object) -> list[object]:
             "--fps", 25, "--out", out, *extra]
 
 
+@pytest.mark.parametrize("theirs", [["summary.csv"], ["summary.csv", "index.html"]])
+def test_an_out_holding_another_s_summary_is_refused_before_any_clip(tmp_path, capsys, theirs):
+    """The user's own summary.csv (and index.html) in --out: refused at once, each named (it was
+    found after every clip had been analysed, only summary.csv named, the clip folders and a
+    marker left behind); the folder is left as it was."""
+    logs = folder_of("lp_d0", "dpe_s", root=tmp_path / "logs")
+    out = tmp_path / "mine"
+    out.mkdir()
+    for name in theirs:
+        (out / name).write_text("the user's own\n")
+    rc, stdout, err = run(["--logs", logs, "--out", out, "--fps", 25, "--no-plots"], capsys)
+    assert rc == 5 and not stdout
+    if len(theirs) == 1:
+        assert err.strip().endswith(f"{out / 'summary.csv'}: exists and was not written by facemap; facemap does not "
+                                    "overwrite it: move it away or choose another --out")
+    else:
+        assert f"{out}: summary.csv, index.html exist and were not written by facemap" in err
+    assert sorted(p.name for p in out.iterdir()) == sorted(theirs)  # no clip folder, no marker
+    assert all((out / n).read_text() == "the user's own\n" for n in theirs)
+
+
 def test_a_single_clip_never_overwrites_another_clips_analysis(tmp_path, capsys):
     logs = folder_of("lp_d0", "dpe_s", root=tmp_path / "logs")
     out = tmp_path / "o"

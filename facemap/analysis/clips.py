@@ -31,7 +31,7 @@ from ..io.schema import LOG_SUFFIXES, log_kind, log_stem, picture_json_path
 from . import analyze_logs, one_face
 from .config import AnalysisConfig
 from .report import face_folder, read_report, refuse_mixing, write_outputs
-from .summary import SUMMARY_COLUMNS, summary_row, write_tables
+from .summary import PARQUET_NAME, SUMMARY_COLUMNS, SUMMARY_NAMES, summary_row, write_tables
 
 # The kinds of log a clip is made of (the summary log is found, but the analysis does not read it).
 CLIP_KINDS = ("meta", "landmarks", "raw")
@@ -207,6 +207,7 @@ class Batch:
         self._dir.open()
         try:
             refuse_mixing(self._dir, "clips")
+            self._dir.refuse_foreign([*SUMMARY_NAMES, PARQUET_NAME])  # before any clip, not after all
         except BaseException:
             self._dir.close()
             raise

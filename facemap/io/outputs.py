@@ -132,6 +132,7 @@ class OutputDir:
         self._created = False
         self._marker_fh = None  # the marker, open for appending while the folder is locked
         self._lock_fd: int | None = None
+        self._had_marker = False  # the folder held facemap's marker before this run
 
     # -- lifecycle
     def __enter__(self) -> OutputDir:
@@ -174,6 +175,7 @@ class OutputDir:
         if not os.access(p, os.W_OK | os.X_OK):
             raise OutputError(f"{p}: output folder is not writable; choose another {{output}}")
         self._lock()
+        self._had_marker = (p / MARKER).exists()
         try:
             if self.clean and existed:
                 self._clean()
@@ -200,6 +202,10 @@ class OutputDir:
                 with contextlib.suppress(OSError):
                     self.path.rmdir()
                 return
+            if not self._written and not self._had_marker:  # another's folder, nothing written: no marker left
+                with contextlib.suppress(OSError):
+                    (self.path / MARKER).unlink()
+                return
             self._save_marker()
         finally:
             self._unlock()
@@ -222,6 +228,18 @@ class OutputDir:
             self._written.add(rel)
             self._append_marker(rel)
         return target
+
+    def refuse_foreign(self, names: list[str]) -> None:
+        """Refuse now, before any work, the files of ``names`` that ``file`` would refuse later
+        (there, and not written by facemap), naming every one of them."""
+        foreign = [n for n in names if n not in self._written and ((self.path / n).exists() or (self.path / n).is_symlink())]
+        if len(foreign) == 1:
+            self.file(foreign[0])  # its one-line refusal
+        if foreign:
+            raise OutputError(
+                f"{self.path}: {', '.join(foreign)} exist and were not written by facemap; facemap does not "
+                "overwrite them: move them away or choose another {output}"
+            )
 
     def forget(self, relative: str) -> None:
         """Remove ``relative`` if facemap wrote it here earlier (never another program's file)."""
