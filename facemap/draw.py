@@ -191,8 +191,8 @@ def _draw_labels(out: np.ndarray, result: Face, keep_clear: Sequence[Rect] = ())
         lines[0] += " ~"
     names = list(result.measures)
     h, w = out.shape[:2]
-    right = int(np.clip(box.x1, -MAX_DRAW_COORD, MAX_DRAW_COORD)) + 6
-    left_edge = int(np.clip(box.x0, -MAX_DRAW_COORD, MAX_DRAW_COORD)) - 6
+    bx0, _, bx1, _ = _rect(box)
+    right, left_edge = bx1 + 6, bx0 - 6
 
     def layout(scale: float) -> tuple[int, int, int, int, int]:
         thick = max(1, int(round(scale * 2)))
@@ -207,7 +207,6 @@ def _draw_labels(out: np.ndarray, result: Face, keep_clear: Sequence[Rect] = ())
     # overlapping the box across is not beside it: ignored)
     scale = float(np.clip(box.width / 320.0, 0.35, 1.2))  # sized to the box
     width, thick, th, name_w, bar_w = layout(scale)
-    bx0, _, bx1, _ = _rect(box)
     end_right, end_left = w, 0
     top, bottom = _panel_rows(box, th, len(lines), len(names), h)
     for x0, y0, x1, y1 in keep_clear:

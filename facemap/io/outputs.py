@@ -121,6 +121,15 @@ def _forbidden(folder: Path) -> str | None:
     return None
 
 
+def _not_ours(folder: Path, names: list[str]) -> OutputError:
+    """The one-line refusal of files in ``folder`` that facemap did not write."""
+    if len(names) == 1:
+        return OutputError(f"{folder / names[0]}: exists and was not written by facemap; facemap does not "
+                           "overwrite it: move it away or choose another {output}")
+    return OutputError(f"{folder}: {', '.join(names)} exist and were not written by facemap; facemap does not "
+                       "overwrite them: move them away or choose another {output}")
+
+
 class OutputDir:
     """An output folder facemap writes into. Use as a context manager: it locks the folder."""
 
@@ -221,10 +230,7 @@ class OutputDir:
         rel = target.relative_to(self.path).as_posix()
         if rel not in self._written:
             if target.exists() or target.is_symlink():
-                raise OutputError(
-                    f"{target}: exists and was not written by facemap; facemap does not overwrite "
-                    "it: move it away or choose another {output}"
-                )
+                raise _not_ours(self.path, [rel])
             self._written.add(rel)
             self._append_marker(rel)
         return target
@@ -233,13 +239,8 @@ class OutputDir:
         """Refuse now, before any work, the files of ``names`` that ``file`` would refuse later
         (there, and not written by facemap), naming every one of them."""
         foreign = [n for n in names if n not in self._written and ((self.path / n).exists() or (self.path / n).is_symlink())]
-        if len(foreign) == 1:
-            self.file(foreign[0])  # its one-line refusal
         if foreign:
-            raise OutputError(
-                f"{self.path}: {', '.join(foreign)} exist and were not written by facemap; facemap does not "
-                "overwrite them: move them away or choose another {output}"
-            )
+            raise _not_ours(self.path, foreign)
 
     def forget(self, relative: str) -> None:
         """Remove ``relative`` if facemap wrote it here earlier (never another program's file)."""

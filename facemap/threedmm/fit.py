@@ -259,9 +259,10 @@ class Fitter:
         ok = np.isfinite(pts).all(axis=(1, 2)) & np.isfinite(boxes).all(axis=1)
         ok &= (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
         y_all = to_model(pts, crops)
+        starts = None if expression is None else np.asarray(expression, dtype=np.float64).reshape(n, N_EXP)
         for track in np.unique(tracks[ok]):
             rows = np.flatnonzero(ok & (tracks == track))
-            start = None if expression is None else np.asarray(expression, float).reshape(n, N_EXP)[rows]
+            start = None if starts is None else starts[rows]
             params[rows] = self._fit_track(y_all[rows], identity, rounds or self.options.rounds, start)
         if ok.any():
             decoded = self._decoder.decode(params[ok])
