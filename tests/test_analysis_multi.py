@@ -338,6 +338,7 @@ def test_a_second_run_adds_clips_and_refuses_a_namesake(tmp_path, capsys):
     rc, _, err = run(["--logs", second, "--out", out, "--fps", 25, "--no-plots"], capsys)
     assert rc == 5, err  # b's lp_d0 is not a's lp_d0: refused, a's kept
     assert "error: lp_d0: " in err and "another clip (lp_d0" in err
+    assert err.strip().splitlines()[-1].endswith("(one row per clip; 1 more clip from an earlier run in that folder) in " + str(out))
     assert (files(out / "lp_d0"), files(out / "dpe_s")) == before
     summary = pd.read_csv(out / "summary.csv", keep_default_na=False).set_index("stem")
     assert summary["status"].to_dict() == {"aniportrait_pose_ref_video": "ok", "dpe_s": "ok", "lp_d0": "failed"}
@@ -345,6 +346,23 @@ def test_a_second_run_adds_clips_and_refuses_a_namesake(tmp_path, capsys):
     # the first folder again: its clips replace their own outputs
     assert run(["--logs", first, "--out", out, "--fps", 25, "--no-plots"], capsys)[0] == 0
     assert (pd.read_csv(out / "summary.csv")["status"] == "ok").all()
+
+
+def test_a_run_whose_every_clip_fails_writes_nothing(tmp_path, capsys):
+    # the shared logs have no timestamp_ms: without --fps every clip fails with the same line
+    logs = folder_of("lp_d0", "dpe_s", root=tmp_path / "logs")
+    out = tmp_path / "o"
+    rc, _, err = run(["--logs", logs, "--out", out], capsys)
+    assert rc == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 3 and all("pass --fps (the video's frame rate)" in ln for ln in lines[:2])
+    assert lines[2] == "2 clips: 0 analysed, 2 failed (dpe_s, lp_d0); nothing written"
+    assert not out.exists()
+    # into a folder of an earlier run, its table is kept as it was
+    assert run(["--logs", logs, "--out", out, "--fps", 25, "--no-plots"], capsys)[0] == 0
+    before = files(out)
+    assert run(["--logs", logs, "--out", out], capsys)[0] == 2
+    assert files(out) == before
 
 
 @pytest.mark.parametrize(

@@ -200,6 +200,8 @@ class Batch:
         self.plots = plots
         self.names = dict(names or {})
         self.outcomes: list[ClipOutcome] = []
+        self.earlier: list[str] = []  # the clips of earlier runs the table lists, once written
+        self.wrote_tables = False
         self._dir: OutputDir | None = None
 
     def __enter__(self) -> Batch:
@@ -235,21 +237,32 @@ class Batch:
         """One row per clip (per face of a clip with face_id), by stem: this run's clips, and
         clips analysed into ``out`` by an earlier run (read back from their report.json)."""
         rows = {r["stem"]: r for o in self.outcomes for r in o.rows}
-        done = {o.clip.stem for o in self.outcomes}
-        for marker in sorted(self.path.glob("*/.facemap-output")):
-            stem = marker.parent.name
-            if stem in done:
-                continue
-            if "report.json" not in OutputDir(marker.parent).listed():
-                continue
-            try:
-                rows.update((r["stem"], r) for r in _read_rows(marker.parent, stem))
-            except (KeyError, TypeError):  # not an analysis report
-                continue
+        rows.update((r["stem"], r) for r in self._earlier_rows())
         return [rows[s] for s in sorted(rows, key=_natural)]
 
+    def _earlier_rows(self) -> list[dict[str, object]]:
+        """The rows of the clips an earlier run analysed into ``out`` and this run did not."""
+        done = {o.clip.stem for o in self.outcomes}
+        rows: list[dict[str, object]] = []
+        self.earlier = []
+        for marker in sorted(self.path.glob("*/.facemap-output")):
+            stem = marker.parent.name
+            if stem in done or "report.json" not in OutputDir(marker.parent).listed():
+                continue
+            try:
+                rows.extend(_read_rows(marker.parent, stem))
+            except (KeyError, TypeError):  # not an analysis report
+                continue
+            self.earlier.append(stem)
+        return rows
+
     def _write_summary(self) -> None:
-        write_tables(self._dir, self.rows())
+        """The table and index; not when every clip of this run failed and no earlier run's clip
+        is there to list (the errors said it all: nothing is left behind)."""
+        rows = self.rows()
+        if self.earlier or any(o.error is None for o in self.outcomes):
+            write_tables(self._dir, rows)
+            self.wrote_tables = True
 
 
 def _natural(stem: str) -> tuple:

@@ -128,9 +128,13 @@ def run_many(args: argparse.Namespace, cfg: AnalysisConfig, frame_range: tuple[i
         which = f", {len(failed)} failed ({', '.join(o.clip.stem for o in failed)})" if failed else ""
         which += f", {len(skipped)} skipped ({', '.join(o.clip.stem for o in skipped)})" if skipped else ""
         per = f"; one row per face for the {multi} with face_id" if multi else ""
+        n = len(batch.earlier)
+        per += f"; {n} more clip{'s' if n != 1 else ''} from an earlier run in that folder" if n else ""
+        tables = (f"summary.csv, summary.parquet and index.html (one row per clip{per}) in {Path(args.out)}"
+                  if batch.wrote_tables else "nothing written")
         print(
             f"{len(clips)} clip{'s' if len(clips) != 1 else ''}: {len(clips) - len(failed) - len(skipped)} "
-            f"analysed{which}; summary.csv, summary.parquet and index.html (one row per clip{per}) in {Path(args.out)}",
+            f"analysed{which}; {tables}",
             file=sys.stderr if failed else sys.stdout,
         )
     return failed[0].error.exit_code if failed else 0
