@@ -217,6 +217,10 @@ def test_a_logs_folder_gives_one_folder_per_clip_and_a_summary_of_their_reports(
                     "--fps", 25, "--out", single], capsys)
     assert rc == 0
     assert (single / "expressions.csv").read_bytes() == (out / "dpe_s" / "expressions.csv").read_bytes()
+    # a clip of several links back to their index; a single clip's page has no index to link
+    back = '<a href="../index.html">every clip of this run</a>'
+    assert back in (out / "dpe_s" / "report.html").read_text()
+    assert "index.html" not in (single / "report.html").read_text()
     assert report(single)["sub_scores"] == report(out / "dpe_s")["sub_scores"]
 
 

@@ -273,6 +273,7 @@ def test_several_clips_one_row_per_face(tmp_path, capsys):
     page = (out / "index.html").read_text()
     assert "<h1>Expression analysis: 2 clips</h1>" in page and "3 analysed (one row per face" in page
     assert 'href="two/face_1/report.html"' in page and 'href="../index.html"' in (out / "two/face_1/report.html").read_text()
+    assert '<a href="../index.html">every clip of this run</a>' in (out / "two" / "index.html").read_text()
     first = summary
 
     # another clip added later: the faces of the first run are read back from their reports

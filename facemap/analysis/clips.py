@@ -156,7 +156,7 @@ def analyze_clip(
                 "write one with {dump_landmarks_csv}"
             )
         analyses = analyze_logs(clip.landmarks, clip.meta, clip.raw, None, fps, config, baseline_frames, basis_dir)
-        rows = write_outputs(analyses, folder, plots=plots, paths=clip_paths(clip))
+        rows = write_outputs(analyses, folder, plots=plots, paths=clip_paths(clip), in_batch=True)
         named = ("/".join(filter(None, (clip.stem, r["stem"]))) for r in rows)
         rows = tuple(dict(r, stem=s, report=f"{s}/report.html") for s, r in zip(named, rows, strict=True))
         return ClipOutcome(clip, folder, rows, by_face=one_face(analyses) is None)

@@ -155,7 +155,8 @@ def report_dict(result: Analysis) -> dict[str, object]:
     }
 
 
-def _html(result: Analysis, report: dict, png: bytes | None) -> str:
+def _html(result: Analysis, report: dict, png: bytes | None, in_batch: bool = False) -> str:
+    """The report page; ``in_batch``: one of several clips (``--logs``), linking back to their index."""
     esc = html.escape
     sub = report["sub_scores"]
     rows = (
@@ -192,7 +193,8 @@ def _html(result: Analysis, report: dict, png: bytes | None) -> str:
         base_text = (f"{base['n_frames']} frames ({esc(base['method'])}), shaded gold on the timeline: "
                      f"frames {esc(runs)}")
     face = "" if result.inputs.face_id is None else f": face {result.inputs.face_id}"
-    back = "" if result.inputs.face_id is None else '\n<p><a href="../index.html">every face of this clip</a></p>'
+    back = ('\n<p><a href="../index.html">every face of this clip</a></p>' if result.inputs.face_id is not None
+            else '\n<p><a href="../index.html">every clip of this run</a></p>' if in_batch else "")
 
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>facemap expression report{face}</title>
@@ -263,20 +265,22 @@ def write_outputs(
     out_dir: Path,
     plots: bool = True,
     paths: Mapping[str, str] | None = None,
+    in_batch: bool = False,
 ) -> list[dict[str, object]]:
     """Write a clip's analyses (``analyze_logs``) into ``out_dir``; returns their summary rows.
 
     Logs without face_id (``one_face``): OUTPUT_NAMES in ``out_dir`` (one row, stem ""); with
     face_id: those in ``face_<id>/`` per face, with a report.json listing the faces, summary.csv
     and index.html (a row per face, stem ``face_<id>``; ``paths``: the clip's logs, for that
-    report when there is no face). ``plots=False``: no PNG. Refuses (OutputError) a folder that
+    report when there is no face). ``plots=False``: no PNG; ``in_batch``: one clip of several (``--logs``), its pages link
+    back to their index.html one folder up. Refuses (OutputError) a folder that
     holds another clip's analysis or several clips' (``refuse_mixing``). One ``Analysis`` (as
     ``analyze`` returns) is written as one face."""
     if not isinstance(analyses, Mapping):
         analyses = {0: analyses}
     single = one_face(analyses)
     if single is not None:
-        report, files = _files(single, plots)
+        report, files = _files(single, plots, in_batch)
         with HoldSignals():  # the clip's files are replaced together: a stop lands before or after
             _write_files(Path(out_dir), report, files)
         return [summary_row("", report)]
@@ -297,11 +301,11 @@ def write_outputs(
             for fid, (report, files) in made.items():
                 _write_files(out.path / face_folder(fid), report, files)
             atomic_write_bytes(out.file("report.json"), (json.dumps(doc, indent=2) + "\n").encode())
-            write_tables(out, rows, f"{len(rows)} face{'s' if len(rows) != 1 else ''} of {clip['stem'] or '?'}")
+            write_tables(out, rows, f"{len(rows)} face{'s' if len(rows) != 1 else ''} of {clip['stem'] or '?'}", in_batch)
     return rows
 
 
-def _files(result: Analysis, plots: bool) -> tuple[dict[str, object], dict[str, bytes | None]]:
+def _files(result: Analysis, plots: bool, in_batch: bool = False) -> tuple[dict[str, object], dict[str, bytes | None]]:
     """One face's report.json content and the bytes of each of its files, all made before any
     is written (so that writing them takes moments)."""
     report = report_dict(result)
@@ -316,7 +320,7 @@ def _files(result: Analysis, plots: bool) -> tuple[dict[str, object], dict[str, 
         "expressions.csv": table.encode("utf-8"),
         "report.json": (json.dumps(report, indent=2, allow_nan=False, default=_json_default) + "\n").encode(),
         "timeline.png": png,
-        "report.html": _html(result, report, png).encode("utf-8"),
+        "report.html": _html(result, report, png, in_batch).encode("utf-8"),
     }
     return report, files
 

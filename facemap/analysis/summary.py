@@ -101,9 +101,10 @@ def have_pyarrow() -> bool:
         return False
 
 
-def write_tables(out: OutputDir, rows: list[dict[str, object]], title: str = "") -> None:
+def write_tables(out: OutputDir, rows: list[dict[str, object]], title: str = "", in_batch: bool = False) -> None:
     """summary.csv, summary.parquet (without pyarrow: a warning) and index.html of ``rows`` in
-    ``out``; ``title`` heads a clip's table of faces."""
+    ``out``; ``title`` heads a clip's table of faces, ``in_batch`` when that clip is one of
+    several (its index links back to theirs)."""
     import io
 
     columns = table_columns(rows)
@@ -117,12 +118,14 @@ def write_tables(out: OutputDir, rows: list[dict[str, object]], title: str = "")
         buf = io.BytesIO()
         table.to_parquet(buf, index=False)
         atomic_write_bytes(out.file(PARQUET_NAME), buf.getvalue())
-    atomic_write_bytes(html_path, index_html(rows, title, columns).encode("utf-8"))
+    atomic_write_bytes(html_path, index_html(rows, title, columns, in_batch).encode("utf-8"))
 
 
-def index_html(rows: list[Mapping[str, object]], title: str = "", columns: list[str] | None = None) -> str:
+def index_html(rows: list[Mapping[str, object]], title: str = "", columns: list[str] | None = None,
+               in_batch: bool = False) -> str:
     """index.html: one row per clip (or face), each analysed one linking its report.html;
-    ``columns`` those of the summary table (one count column per event type)."""
+    ``columns`` those of the summary table (one count column per event type); ``in_batch``: a
+    clip's faces, that clip one of several (a link back to their index one folder up)."""
     esc = html.escape
     columns = columns or table_columns(rows)
     events = columns[8:-2]
@@ -148,12 +151,13 @@ def index_html(rows: list[Mapping[str, object]], title: str = "", columns: list[
     clips = len({str(r["stem"]).split("/")[0] for r in rows})
     heading = title or f"{clips} clips"
     per = " (one row per face of a clip with face_id)" if clips != len(rows) and not title else ""
+    back = '\n<p><a href="../index.html">every clip of this run</a></p>' if in_batch else ""
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>facemap expression analysis: {esc(heading)}</title>
 <style>body{{font-family:sans-serif;margin:2em;max-width:1200px}}table{{border-collapse:collapse;margin:1em 0}}
 td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}td:first-child{{text-align:left}}
 th:first-child{{text-align:left}}tr.failed td{{background:#fdecea}}td.error{{text-align:left}}</style></head><body>
-<h1>Expression analysis: {esc(heading)}</h1>
+<h1>Expression analysis: {esc(heading)}</h1>{back}
 <p>{len(ok)} analysed{per}{f", {failed} failed" if failed else ""}; each {"face" if title else "clip" if not per else "clip's or face"}'s report is linked from its name;
 the same numbers are in summary.csv and summary.parquet.</p>
 <table><tr>{"".join(f"<th>{h}</th>" for h in heads)}</tr>
