@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .errors import InputFileError
-from .io.records import read_table
+from .io.records import check_landmark_rows, read_table
 from .io.schema import FACE_ID, LOG_SUFFIXES, log_stem
 
 if TYPE_CHECKING:
@@ -162,6 +162,7 @@ def load_logs(folder: Path | str, stem: str, analysis: Path | str | None = None)
     lm_path = folder / f"{stem}{LOG_SUFFIXES['landmarks']}"
     if lm_path.is_file():
         lm = read_table(lm_path, "landmarks")
+        check_landmark_rows(lm_path, lm["frame"].to_numpy(), lm[[c for c in lm.columns if _POINT.fullmatch(c)]].to_numpy())
         join(lm.rename(columns={c: f"lm_{c}" for c in lm.columns if _POINT.fullmatch(c)}), lm_path)
     raw_path = folder / f"{stem}{LOG_SUFFIXES['raw']}"
     if raw_path.is_file():

@@ -475,6 +475,7 @@ def test_load_logs_finds_each_clip_in_an_analysis_of_several(tmp_path, capsys):
         ("analysis of another clip", "holds no analysis of lp_d0"),
         ("duplicated frame", "lp_d0_landmarks.csv: landmarks log row 4 repeats frame 2 after frame 2"),
         ("not a number", "lp_d0_meta.csv: meta log row 2 column x0 is not a number"),
+        ("truncated row", "lp_d0_landmarks.csv: frame 10 has empty or NaN coordinates"),
     ],
 )
 def test_load_logs_errors_name_the_file(case, needle, tmp_path, capsys):
@@ -495,6 +496,12 @@ def test_load_logs_errors_name_the_file(case, needle, tmp_path, capsys):
     elif case == "not a number":
         text = (logs / "lp_d0_meta.csv").read_text().replace("1,ok,,136", "1,ok,,abc", 1)
         (logs / "lp_d0_meta.csv").write_text(text)
+    elif case == "truncated row":  # the analyzer refuses it with the same line
+        lines = (logs / "lp_d0_landmarks.csv").read_text().splitlines(keepends=True)
+        lines[10] = ",".join(lines[10].split(",")[:50]) + "\n"
+        (logs / "lp_d0_landmarks.csv").write_text("".join(lines))
+        rc, _, err = run(["--logs", logs, "--out", tmp_path / "o", "--fps", 25, "--no-plots"], capsys)
+        assert rc == 3 and needle in err
     with pytest.raises(FacemapError) as info:
         facemap.load_logs(folder, stem, analysis)
     assert info.value.exit_code == 3 and needle in str(info.value), str(info.value)

@@ -15,6 +15,7 @@ from ..io.records import (
     LandmarkLog,
     MetaLog,
     RawLog,
+    check_landmark_rows,
     has_face_id,
     read_landmarks,
     read_meta,
@@ -49,13 +50,6 @@ class Inputs:
     typical: dict[str, float] | None = None
     face_id: int | None = None
     made_by: dict = field(default_factory=dict)  # what made the logs (io.records.read_run_info), {} if unknown
-
-
-def _first_nan_frame(values: np.ndarray, frames: np.ndarray) -> int | None:
-    if not values.size:  # a face with no rows in this log
-        return None
-    bad = ~np.isfinite(values.reshape(values.shape[0], -1)).all(axis=1)
-    return int(frames[np.argmax(bad)]) if bad.any() else None
 
 
 def _check_against_meta(
@@ -332,11 +326,8 @@ def _build(
 ) -> Inputs:
     """Cross-check one face's logs and compute its features over the meta log's frames, else
     ``frames``."""
-    if lm is not None and (bad := _first_nan_frame(lm.landmarks, lm.frames)) is not None:
-        raise InputFileError(
-            f"{lm.path}: frame {bad} has empty or NaN coordinates; a landmarks row must hold all "
-            "136 numbers (leave frames without a face out)"
-        )
+    if lm is not None:
+        check_landmark_rows(lm.path, lm.frames, lm.landmarks)
     if rw is not None:
         finite = np.isfinite(rw.params[:, :264]).all(axis=1)
         if not finite.all():

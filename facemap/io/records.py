@@ -397,6 +397,19 @@ def read_run_info(log: Path) -> dict:
     return doc
 
 
+def check_landmark_rows(path: Path, frames: np.ndarray, points: np.ndarray) -> None:
+    """Refuse (InputFileError) a landmarks log with a row whose coordinates are not all numbers
+    (a truncated or hand-edited row): ``points`` (N, ...) its coordinates by row."""
+    if not points.size:  # a face with no rows in this log
+        return
+    bad = ~np.isfinite(points.reshape(points.shape[0], -1)).all(axis=1)
+    if bad.any():
+        raise InputFileError(
+            f"{path}: frame {int(frames[np.argmax(bad)])} has empty or NaN coordinates; a landmarks row must "
+            "hold all 136 numbers (leave frames without a face out)"
+        )
+
+
 def read_landmarks(path: Path, *, strict: bool = False) -> LandmarkLog:
     """Read a landmarks log (infer.py's, or the original tool's without timestamp_ms), or a
     picture's landmarks from infer.py's ``<stem>.json`` (``read_picture_landmarks``).
