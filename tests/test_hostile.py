@@ -528,9 +528,8 @@ def test_output_into_the_photo_folder_never_overwrites_the_users_files(tmp_path,
     code = infer.main(["--image", str(photos / "face.png"), *model_args, "--no-face-detect", "-o", str(photos)])
     _check(capsys, code, 5, "face.json: exists and was not written by facemap", photos)
     assert (photos / "face.json").read_text() == '{"mine": true}'
-    # no file written: not even facemap's marker is left (it was); an empty logs/ folder is
-    files = sorted(p.relative_to(photos).as_posix() for p in photos.rglob("*") if not p.is_dir())
-    assert files == ["face.json", "face.png"]
+    # nothing written, nothing left: neither facemap's marker nor an empty logs/ folder (both were)
+    assert sorted(p.relative_to(photos).as_posix() for p in photos.rglob("*")) == ["face.json", "face.png"]
 
 
 def test_clean_after_the_readme_analysis_step_and_a_killed_run(tmp_path, capsys, model_args):

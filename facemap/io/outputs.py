@@ -142,6 +142,7 @@ class OutputDir:
         self._marker_fh = None  # the marker, open for appending while the folder is locked
         self._lock_fd: int | None = None
         self._had_marker = False  # the folder held facemap's marker before this run
+        self._made_dirs: list[Path] = []  # subfolders this run created (removed again if left empty)
 
     # -- lifecycle
     def __enter__(self) -> OutputDir:
@@ -211,6 +212,9 @@ class OutputDir:
                 with contextlib.suppress(OSError):
                     self.path.rmdir()
                 return
+            for d in sorted(self._made_dirs, key=lambda d: len(d.parts), reverse=True):
+                with contextlib.suppress(OSError):
+                    d.rmdir()  # only when empty: a folder this run made and wrote nothing into
             if not self._written and not self._had_marker:  # another's folder, nothing written: no marker left
                 with contextlib.suppress(OSError):
                     (self.path / MARKER).unlink()
@@ -223,8 +227,10 @@ class OutputDir:
     def file(self, relative: str) -> Path:
         """Path for a file facemap is about to write (recorded in the marker); parents created."""
         target = self.path / relative
+        missing = [d for d in (target.parent, *target.parent.parents) if d.is_relative_to(self.path) and not d.exists()]
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
+            self._made_dirs += missing
         except OSError as exc:
             raise OutputError(f"{target.parent}: cannot create folder ({exc.strerror or exc})") from None
         rel = target.relative_to(self.path).as_posix()
