@@ -274,8 +274,19 @@ class Pipeline:
                     raise StopRun
                 yield done
 
+        source_frames = iter(frames)
         try:
-            for vf in frames:
+            while True:
+                try:
+                    vf = next(source_frames)
+                except StopIteration:
+                    break
+                except Exception:
+                    # the source failed (a generator raised, a file's data broke off): the frames
+                    # held are decided now and handed on, to the caller and the sinks, first
+                    ready.extend(drain())
+                    yield from emit()
+                    raise
                 t0 = time.perf_counter()
                 with self._backends:
                     faces, boxes, reason = step(vf)

@@ -399,6 +399,36 @@ def test_ctrl_c_while_a_track_settles_writes_the_frames_held_with_one_identity(t
     assert np.isfinite(params).all() and np.ptp(params[:, :219], axis=0).max() == 0.0
 
 
+@pytest.mark.parametrize("analyze", [False, True])
+def test_a_source_that_fails_hands_on_the_frames_held_then_raises(tmp_path, analyze) -> None:
+    """A source that raises at frame 21 (a generator's error, a file broken off), the fit's and
+    the analyzer's frames held: every frame read reaches the caller and the logs, in order,
+    then the error goes on."""
+    import facemap
+    from facemap.io.video import read_frames
+    from facemap.pipeline import close_sinks
+    from facemap.sinks import CsvLogSink
+    from facemap.types import Mode
+
+    need_shared(DATA / "videos")
+
+    def frames():
+        for vf in read_frames(DATA / "videos" / "lp_d0.mp4"):
+            if vf.index == 21:
+                raise OSError("camera unplugged")
+            yield vf
+
+    sink = CsvLogSink(tmp_path, "lp_d0", raw=True)
+    out = []
+    with facemap.open("dlib", detector="dlib-hog", basis_dir=str(BASIS), analyze=analyze) as fm, \
+            pytest.raises(OSError, match="camera unplugged"):
+        out.extend(f.index for f in fm.pipeline.run(frames(), Mode.VIDEO, sinks=[sink]))
+    close_sinks([sink], OSError())
+    assert out == list(range(1, 21))
+    raw = pd.read_csv(tmp_path / "logs" / "lp_d0_raw.csv")
+    assert raw.frame.tolist() == list(range(1, 21)) and np.isfinite(raw[[f"p{i}" for i in range(265)]].to_numpy()).all()
+
+
 @pytest.mark.parametrize("live", [False, True])
 def test_a_camera_holds_no_frame_and_a_file_holds_until_the_identity_settles(live: bool) -> None:
     import facemap
