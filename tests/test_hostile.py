@@ -532,6 +532,24 @@ def test_output_into_the_photo_folder_never_overwrites_the_users_files(tmp_path,
     assert sorted(p.relative_to(photos).as_posix() for p in photos.rglob("*")) == ["face.json", "face.png"]
 
 
+def test_a_photo_folder_that_is_also_the_output_skips_its_own_overlays(tmp_path, capsys, model_args):
+    """--image D -o D, twice: the second run does not take the first run's <stem>_overlay.jpg
+    for a photo (it made face_overlay_overlay.jpg, and one more each run)."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    cv2.imwrite(str(photos / "face.png"), np.full((64, 64, 3), 90, np.uint8))
+    argv = ["--image", str(photos), *model_args, "--no-face-detect", "-o", str(photos)]
+    assert infer.main(argv) == 0
+    capsys.readouterr()
+    assert infer.main(argv) == 0
+    assert f"face_overlay.jpg: skipped, facemap wrote it into {photos}/ (an output, not an input)" in capsys.readouterr().out
+    assert sorted(p.name for p in photos.glob("face*.*g")) == ["face.png", "face_overlay.jpg"]
+    assert infer.main(["--image", str(photos / "face_overlay.jpg"), *model_args, "-o", str(photos)]) == 3
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"infer.py: error: {photos / 'face_overlay.jpg'}: written by facemap into {photos}/, an output, "
+                   "not an input; give the original images"]
+
+
 def test_clean_after_the_readme_analysis_step_and_a_killed_run(tmp_path, capsys, model_args):
     """infer into out/, the analyzer into out/analysis, a killed run's temp file: --clean out
     removes all of it (facemap made every file) and the run goes on."""

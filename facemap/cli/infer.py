@@ -121,8 +121,9 @@ def _run_images(cfg: InferConfig, emit: Emit) -> int:
     from ..io.images import check_image_file, collect_images, unique_stems
     from ..io.sources import Source
     from ..types import Mode
+    from .videos import own_outputs_left_out
 
-    paths = collect_images(cfg.image or [])
+    paths = own_outputs_left_out(collect_images(cfg.image or []), cfg, emit, "images")
     for path in paths:  # every input and the output folder are checked before any model is loaded
         check_image_file(path)
     OutputDir(Path(cfg.output), clean=cfg.clean).check()

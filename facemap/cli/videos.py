@@ -410,22 +410,22 @@ def probe_in_range(path: Path, span: FrameRange) -> VideoInfo:
     return info
 
 
-def own_outputs_left_out(paths: list[Path], cfg: InferConfig, emit: Emit) -> list[Path]:
+def own_outputs_left_out(paths: list[Path], cfg: InferConfig, emit: Emit, kind: str = "videos") -> list[Path]:
     """``paths`` without the files facemap wrote into ``--output`` (an overlay of an earlier run
-    when the videos' folder is the output folder), each said in one line; InputFileError when
-    nothing is left."""
+    when the inputs' folder is the output folder), each said in one line; InputFileError when
+    nothing is left. ``kind``: the inputs, as the error names them."""
     ours = written_here(paths, Path(cfg.output))
     if not ours:
         return paths
-    for p in ours:
-        if not cfg.quiet:
-            emit(f"{p.name}: skipped, facemap wrote it into {cfg.output}/ (an output, not an input)")
     left = [p for p in paths if p not in ours]
     if not left:
         more = f" (and {len(ours) - 1} more)" if len(ours) > 1 else ""
         raise InputFileError(
-            f"{ours[0]}{more}: written by facemap into {cfg.output}/, an output, not an input; give the original videos"
+            f"{ours[0]}{more}: written by facemap into {cfg.output}/, an output, not an input; give the original {kind}"
         )
+    for p in ours:
+        if not cfg.quiet:
+            emit(f"{p.name}: skipped, facemap wrote it into {cfg.output}/ (an output, not an input)")
     return left
 
 
