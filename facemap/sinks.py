@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import io
 import logging
+import os
+import sys
 import time
 from fractions import Fraction
 from pathlib import Path
@@ -185,13 +187,14 @@ class ImageFilesSink:
     """For pictures: per frame ``<stem>_overlay.jpg``, ``<stem>.json`` and the one-row logs
     ``logs/<stem>_meta.csv`` ... (``raw``/``landmarks`` on request, ``npy``: the raw parameters
     as ``logs/<stem>_raw.npy``, see ``raw_params``), each written whole through ``out`` (atomic, listed in its
-    marker). ``meta`` is added to every JSON document (model, detector, ...); ``with_face_id``:
-    every face, in the logs (a face_id column) and in the JSON (``faces``).
+    marker). ``out``: a folder (opened, and locked, at the first picture, until ``close``) or an
+    ``OutputDir`` the caller opened. ``meta`` is added to every JSON document (model, detector,
+    ...); ``with_face_id``: every face, in the logs (a face_id column) and in the JSON (``faces``).
     """
 
     def __init__(
         self,
-        out: OutputDir,
+        out: OutputDir | Path | str,
         overlay: bool = True,
         raw: bool = False,
         landmarks: bool = False,
@@ -202,7 +205,8 @@ class ImageFilesSink:
         points: int = N_LANDMARKS,
         with_face_id: bool = False,
     ) -> None:
-        self.out = out
+        self._own = not isinstance(out, OutputDir)  # a folder given: this sink opens and closes it
+        self.out = OutputDir(Path(out)) if self._own else out
         self.points = points
         self.with_face_id = with_face_id
         self.overlay, self.raw, self.landmarks, self.npy = overlay, raw, landmarks, npy
@@ -213,6 +217,8 @@ class ImageFilesSink:
 
     def write(self, frame: Frame) -> None:
         """All files of this picture."""
+        if self._own and not self.out.locked:
+            self.out.open()
         # a file's outputs take its stem; frames without a file (arrays) one each, by frame number
         stem = frame.stem if frame.source is not None else f"{frame.stem or 'frame'}_{frame.index:06d}"
         r = frame.result
@@ -247,7 +253,9 @@ class ImageFilesSink:
         self.written[stem] = written
 
     def close(self, error: BaseException | None = None) -> None:
-        """Every file was finished as it was written."""
+        """Every file was finished as it was written; a folder this sink opened is closed."""
+        if self._own:
+            self.out.close()
 
 
 def raw_params(frame: Frame, with_face_id: bool = False) -> np.ndarray | None:
@@ -307,10 +315,24 @@ def image_json(frame: Frame, extra: dict | None = None, with_face_id: bool = Fal
     return doc
 
 
+def have_display() -> bool:
+    """True when a preview window can be shown (macOS/Windows always; Linux needs X or Wayland)."""
+    if sys.platform.startswith("linux"):
+        return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+    return True
+
+
 class PreviewSink:
-    """A window showing each frame's overlay; q or Esc in it ends the run (``StopRun``)."""
+    """A window showing each frame's overlay; q or Esc in it ends the run (``StopRun``). Without a
+    display (Linux with neither X nor Wayland) a UsageError when made: OpenCV would abort the
+    whole process at the first frame."""
 
     def __init__(self, title: str = "facemap (q or Esc quits)", style: DrawStyle = DrawStyle()) -> None:
+        if not have_display():
+            raise UsageError(
+                "PreviewSink: no display for the window (neither DISPLAY nor WAYLAND_DISPLAY is set); leave "
+                "it out (VideoOverlaySink writes the same overlay to a file)"
+            )
         self.title, self.style = title, style
         self._rate = _Rate()
         self._shown = False

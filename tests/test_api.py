@@ -332,6 +332,12 @@ def test_image_files_from_arrays_do_not_overwrite_each_other(tmp_path):
                         sinks=[ImageFilesSink(out)]))
     names = sorted(p.name for p in (tmp_path / "o").glob("*.json"))
     assert names == ["frames_000001.json", "frames_000002.json", "frames_000003.json"]
+    # a folder given as a path: the sink opens it (and its lock) and closes it with the run
+    list(fm.process(iter([np.zeros((240, 320, 3), np.uint8)] * 2), mode=Mode.IMAGE,
+                    sinks=[ImageFilesSink(str(tmp_path / "p"))]))
+    assert sorted(p.name for p in (tmp_path / "p").glob("*.json")) == ["frames_000001.json", "frames_000002.json"]
+    assert "frames_000002.json" in (tmp_path / "p" / ".facemap-output").read_text()
+    assert not (tmp_path / "p" / ".facemap.lock").exists()
 
 
 def test_csv_logs_of_a_refused_run_leave_nothing_and_of_an_empty_one_only_headers(tmp_path):

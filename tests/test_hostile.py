@@ -919,6 +919,7 @@ def test_q_or_esc_in_the_preview_ends_the_run_with_complete_logs(tmp_path, monke
 
     pressed = iter([255, 255, key, 255, 255])
     shown = []
+    monkeypatch.setenv("DISPLAY", ":99")  # the window is cv2.imshow's stand-in below
     monkeypatch.setattr(sinks.cv2, "imshow", lambda title, image: shown.append(image.shape))
     monkeypatch.setattr(sinks.cv2, "waitKey", lambda ms: next(pressed))
     monkeypatch.setattr(sinks.cv2, "destroyWindow", lambda title: None)
@@ -929,6 +930,24 @@ def test_q_or_esc_in_the_preview_ends_the_run_with_complete_logs(tmp_path, monke
     assert [f.index for f in frames] == [1, 2, 3] and len(shown) == 3
     assert list(read_meta(tmp_path / "logs" / "camera0_meta.csv").frames) == [1, 2, 3]
     assert not list(tmp_path.rglob("*.part"))
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a display is always there off Linux")
+def test_a_preview_sink_without_a_display_is_one_error_not_an_abort(monkeypatch):
+    """PreviewSink() with neither DISPLAY nor WAYLAND_DISPLAY (a server, a notebook kernel): a
+    UsageError when it is made; OpenCV's window aborted the whole process (exit 134, no
+    exception) at the first frame."""
+    from facemap import sinks
+    from facemap.errors import UsageError
+
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    monkeypatch.setattr(sinks.cv2, "imshow", lambda *a: pytest.fail("a window was opened"))
+    with pytest.raises(UsageError, match="PreviewSink: no display for the window") as info:
+        sinks.PreviewSink()
+    assert info.value.exit_code == 2 and "VideoOverlaySink" in str(info.value)
+    monkeypatch.setenv("WAYLAND_DISPLAY", "wayland-0")
+    assert sinks.PreviewSink().title.startswith("facemap")
 
 
 def test_output_piped_into_a_reader_that_leaves_early_runs_to_the_end(tmp_path):

@@ -28,7 +28,7 @@ from ..io.schema import (
 from ..io.sources import FrameRange, Source, camera_source
 from ..io.video import VideoInfo, collect_videos, probe
 from ..provenance import run_info
-from ..sinks import CsvLogSink, PreviewSink, VideoOverlaySink
+from ..sinks import CsvLogSink, PreviewSink, VideoOverlaySink, have_display
 from ..types import Face, Frame, Mode
 from .build import open_facemap
 from .config import FLAGS, InferConfig
@@ -570,13 +570,6 @@ def _stop_workers(pool) -> None:
                 os.kill(proc.pid, signal.SIGTERM)
     with contextlib.suppress(KeyboardInterrupt):
         pool.shutdown(wait=True, cancel_futures=True)
-
-
-def have_display() -> bool:
-    """True when a preview window can be shown (macOS/Windows always; Linux needs X or Wayland)."""
-    if sys.platform.startswith("linux"):
-        return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
-    return True
 
 
 def run_camera(cfg: InferConfig, emit: Emit) -> int:

@@ -145,6 +145,11 @@ class OutputDir:
         self._made_dirs: list[Path] = []  # subfolders this run created (removed again if left empty)
 
     # -- lifecycle
+    @property
+    def locked(self) -> bool:
+        """True while this run holds the folder (between ``open`` and ``close``)."""
+        return self._locked
+
     def __enter__(self) -> OutputDir:
         self.open()
         return self
