@@ -179,6 +179,27 @@ def test_every_frame_comes_out_once_in_order_with_its_events_at_or_after_their_e
     assert all(f.provisional for f in labelled)  # 3 s of face: never past the 5 s warm-up
 
 
+@pytest.mark.parametrize("pause_ms", [7000.0, 60000.0, "every"])
+def test_frames_before_a_pause_are_labelled(pause_ms):
+    """A pause in the frames longer than the window (a camera that stalled, a notebook's
+    breakpoint, a frame every 10 s): every face is still labelled, with every measure, and the
+    grin still a smile (the frames before the pause came out with no labels: the window was
+    taken back from the newest frame only)."""
+    need_shared(REF / "lp_d0_dlib_meta.csv")
+    frames = list(_faces("lp_d0"))
+    if pause_ms == "every":  # a frame every 10 s
+        frames = [(f, 10000.0 * i, faces) for i, (f, _, faces) in enumerate(frames[::4])]
+    else:  # a pause after frame 55, in the grin
+        frames = [(f, t + (pause_ms if f > 55 else 0.0), faces) for f, t, faces in frames]
+    a = OnlineAnalyzer()
+    out = [v for f, t, faces in frames for v in a.update(f, t, faces)] + a.finish()
+    assert [v.frame for v in out] == [f for f, _, _ in frames]
+    faces = [v.faces[0] for v in out if v.faces]
+    assert len(faces) == len(out) and all(f.labels and len(f.measures) == len(MEASURES) for f in faces)
+    if pause_ms != "every":
+        assert "smile" in {lab for v in out if 45 <= v.frame <= 55 for lab in v.faces[0].labels}
+
+
 @pytest.mark.parametrize("cut", range(45, 57))  # a step falls on one of any 10 frames in a row
 def test_with_no_lag_the_run_open_at_the_end_is_still_reported(cut):
     """lag_ms=0 judges from the past only; the newest frame still waits for the next one, so
@@ -581,7 +602,7 @@ def test_the_frames_waiting_for_a_verdict_keep_to_the_hold_budget(monkeypatch):
         if cap:
             a.size_hold(1000, 6 * 1000 + 999)
         judge, calls = a._judge, []
-        monkeypatch.setattr(a, "_judge", lambda state, judge=judge, calls=calls: calls.append(1) or judge(state))
+        monkeypatch.setattr(a, "_judge", lambda state, oldest, judge=judge, calls=calls: calls.append(1) or judge(state, oldest))
         out, most = [], 0
         for f, t, faces in _faces("lp_d0"):
             out += a.update(f, t, faces)

@@ -488,14 +488,18 @@ class OnlineAnalyzer:
             final or len(due) < over or (len(self.pending) > 1 and self.pending[0][1] <= now_ms - self.lag_ms)
         ):
             due.append(self.pending.popleft())
-        wanted = {fid for _, _, _, trust in due for fid in trust}
+        oldest: dict[int, float] = {}  # each face's oldest frame to decide now
+        for _, t, _, trust in due:
+            for fid in trust:
+                oldest.setdefault(fid, t)
+        wanted = set(oldest)
         for fid in wanted:  # the reference from every frame so far, at most every online_rebase_ms
             state = self.faces[fid]
             if self.reference is not None:
                 state.base = self.reference
             elif state.base is None or state.face_ms - state.rebased_at_ms >= self._rebase_every(state):
                 state.rebase()
-        judged = {fid: self._judge(self.faces[fid]) for fid in wanted}
+        judged = {fid: self._judge(self.faces[fid], oldest[fid]) for fid in wanted}
         out = []
         for frame, t, faces, trust in due:
             rows = {fid: j.row(frame) if fid in trust else -1 for fid, j in judged.items()}
@@ -533,10 +537,14 @@ class OnlineAnalyzer:
         kept, and the history holds at most baseline_max_frames of them)."""
         return max(self.cfg.online_rebase_ms, self.cfg.online_rebase_share * state.held_face_ms())
 
-    def _judge(self, state: FaceState) -> _Judged:
-        """``label_frames`` on the face's window, judged as a clip that ends at its newest frame."""
+    def _judge(self, state: FaceState, oldest_ms: float) -> _Judged:
+        """``label_frames`` on the face's window, judged as a clip that ends at its newest frame.
+        The window reaches back to half a window before ``oldest_ms``, the oldest frame to
+        decide, when that is further: after a pause in the frames (a camera that stalled, a
+        frame every few seconds) the frames before it are still judged, with their own past."""
         h = state.hist
-        frames, times, feats, face = h.view(h.since(state.last_ms - self.window_ms))
+        start = min(state.last_ms - self.window_ms, oldest_ms - self.window_ms / 2)
+        frames, times, feats, face = h.view(h.since(start))
         dur = frame_durations_ms(times, self.cfg.frame_gap_factor)
         lab = label_frames(feats, face, times, dur, state.base, self.cfg, undo_foreshortening=True)
         signals = {c: lab.signals[c].to_numpy() for c in lab.signals.columns}
