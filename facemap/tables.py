@@ -14,13 +14,13 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .api import DEFAULT_LANDMARKER, FaceMap
+from .api import DEFAULT_LANDMARKER, FaceMap, _mode
 from .api import open as open_facemap
 from .errors import UsageError
 from .io.schema import FACE_ID, face_id_column, log_path
 from .sinks import CsvLogSink
 from .threedmm.decode import expression_coefficients
-from .types import N_EXP, N_PARAMS, Frame
+from .types import N_EXP, N_PARAMS, Frame, Mode
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -32,18 +32,23 @@ _PROCESS_OPTIONS = tuple(p for p in inspect.signature(FaceMap.process).parameter
 
 
 class _LogsByStem:
-    """A CsvLogSink per input (``frame.stem``), as infer.py writes each input's logs."""
+    """A CsvLogSink per input (``frame.stem``), as infer.py writes each input's logs; with
+    ``pictures`` (image mode) each array is an input of its own, ``<stem>_<frame>`` (as
+    ``ImageFilesSink`` names them): a picture, judged on its own."""
 
-    def __init__(self, folder: Path, raw: bool, with_face_id: bool) -> None:
-        self.folder, self.raw, self.with_face_id = folder, raw, with_face_id
+    def __init__(self, folder: Path, raw: bool, with_face_id: bool, pictures: bool = False) -> None:
+        self.folder, self.raw, self.with_face_id, self.pictures = folder, raw, with_face_id, pictures
         self.sinks: dict[str, CsvLogSink] = {}
 
     def write(self, frame: Frame) -> None:
         """This frame's rows in its input's logs."""
-        sink = self.sinks.get(frame.stem)
+        stem = frame.stem or "arrays"
+        if self.pictures and frame.source is None:
+            stem = f"{stem}_{frame.index:06d}"
+        sink = self.sinks.get(stem)
         if sink is None:
-            sink = self.sinks[frame.stem] = CsvLogSink(self.folder, frame.stem or "arrays", raw=self.raw,
-                                                       landmarks=True, with_face_id=self.with_face_id)
+            sink = self.sinks[stem] = CsvLogSink(self.folder, stem, raw=self.raw, landmarks=True,
+                                                 with_face_id=self.with_face_id)
         sink.write(frame)
 
     def close(self, error: BaseException | None = None) -> None:
@@ -99,7 +104,8 @@ def analyze(
     ...), and the measures ``measure_<name>`` (1.0 at each label's threshold;
     ``facemap.analysis.online.MEASURES``). A video's rows equal what ``infer.py
     --dump-landmarks-csv`` then ``analyze_expressions.py`` write; a picture is judged against
-    the typical neutral face, as the analyzer judges a photo.
+    the typical neutral face, as the analyzer judges a photo (arrays with ``mode="image"``:
+    each one a picture, stem ``frames_<n>``).
 
     ``df.attrs["events"]``: the events, one row each (``stem``, ``face_id``, ``type``,
     ``start_frame``, ``end_frame``, ``start_ms``, ``end_ms``, ``duration_ms``);
@@ -130,11 +136,10 @@ def analyze(
         with tempfile.TemporaryDirectory(prefix="facemap-analyze-") as tmp:
             folder = Path(tmp)
             params = getattr(fm.landmarker, "gives_params", True) or fm.fitter is not None
-            sink = _LogsByStem(folder, params, with_face_id)
+            sink = _LogsByStem(folder, params, with_face_id, _mode(run_opts.get("mode")) is Mode.IMAGE)
             for _ in fm.process(source, sinks=[sink], **run_opts):
                 pass
-            for stem in sink.sinks:
-                name = stem or "arrays"
+            for name in sink.sinks:
                 lm, meta = log_path(folder, name, "landmarks"), log_path(folder, name, "meta")
                 analyses = analyze_logs(lm, meta, config=config, baseline_frames=baseline_frames)
                 out = folder / "analysis" / name

@@ -251,6 +251,23 @@ def test_a_picture_is_judged_as_the_offline_analyzer_judges_a_photo():
     assert face.measures["smile"] > 1.0  # past the smile threshold
 
 
+def test_facemap_analyze_judges_each_array_of_image_mode_as_a_photo():
+    """facemap.analyze(arrays, mode="image"): each array a picture of its own (stem
+    frames_<n>), judged against the typical face as each alone is; they were one clip with one
+    baseline, and a smile among smiles was 'neutral'."""
+    pytest.importorskip("dlib", reason="the dlib extra is not installed")
+    import cv2
+
+    photos = [need_shared(DATA / "images" / f"{n}.jpg") for n in ("fr_obama-720p", "dlib_dogs", "fr_obama-720p")]
+    arrays = [cv2.imread(str(p)) for p in photos]
+    with facemap.open("dlib", detector="dlib-hog") as fm:
+        df = facemap.analyze(arrays, fm, mode="image")
+        alone = [facemap.analyze(a, fm)["label"].tolist() for a in arrays]
+    assert df["stem"].tolist() == ["frames_000001", "frames_000002", "frames_000003"]
+    assert [[x] for x in df["label"]] == alone == [["smile"], ["no_face"], ["smile"]]
+    assert df.attrs["scores"]["stem"].tolist() == ["frames_000001", "frames_000002", "frames_000003"]
+
+
 def test_a_reference_that_is_not_a_baseline_is_one_clear_line():
     with pytest.raises(UsageError, match="reference must be a facemap.analysis.Baseline"):
         OnlineAnalyzer(reference={"mar": 0.1})
