@@ -69,9 +69,11 @@ class CsvLogSink:
         with_face_id: bool = False,
         keep_empty: bool = True,
         info: dict | None = None,
+        discard_on_interrupt: bool = False,
     ) -> None:
         self.folder, self.stem, self.raw, self.landmarks = Path(folder), stem, raw, landmarks
         self.info = info
+        self.discard_on_interrupt = discard_on_interrupt  # True: an interrupted run keeps no log
         self.keep_empty = keep_empty  # False: a run without a frame (refused) writes no logs
         self.points = points  # landmarks per face: 68, or N from another model (--assume-points)
         self.with_face_id = with_face_id
@@ -101,11 +103,15 @@ class CsvLogSink:
         so far are complete), all of them or none: after an OutputError (an output could not
         be written: a full disk) none is kept, nor when one of them cannot be finished; those
         are listed in ``lost``. A run that ended without a frame leaves header-only logs, or
-        none after an error or with ``keep_empty=False``."""
+        none after an error or with ``keep_empty=False``. With ``discard_on_interrupt`` an
+        interruption keeps none either (the files in place, an earlier run's, stay as they are)."""
         if self.logs is None:
             if error is not None or not self.keep_empty:
                 return
             self._open()
+        if isinstance(error, KeyboardInterrupt) and self.discard_on_interrupt:
+            self.logs.discard()
+            return
         if isinstance(error, OutputError):
             self.logs.discard()
             self.lost = self.logs.paths
@@ -125,7 +131,8 @@ class VideoOverlaySink:
     Frames are placed at their source time (``frame.time_s``); ``audio_from`` (the source
     video) gives the audio, copied. The encoder opens at the first frame, sized ``size``
     (width, height) or, without it, as that frame. After an interruption the file is finished up to the
-    last frame; after another error it is removed.
+    last frame (with ``discard_on_interrupt``, removed: a file in place, an earlier run's, stays as
+    it is); after another error it is removed.
     """
 
     def __init__(
@@ -138,8 +145,10 @@ class VideoOverlaySink:
         style: DrawStyle = DrawStyle(),
         crf: int = DEFAULT_CRF,
         preset: str = DEFAULT_PRESET,
+        discard_on_interrupt: bool = False,
     ) -> None:
         self.path = Path(path)
+        self.discard_on_interrupt = discard_on_interrupt
         self.fps, self.time_base, self.size = fps, time_base, size
         self.audio_from, self.style, self.crf, self.preset = audio_from, style, crf, preset
         self._sink: VideoSink | None = None
@@ -176,6 +185,8 @@ class VideoOverlaySink:
         try:
             if error is None:
                 self._sink.close()
+            elif isinstance(error, KeyboardInterrupt) and self.discard_on_interrupt:
+                self._sink.close(abort=True)
             else:
                 self._sink.close_after(error)
         except OutputError:

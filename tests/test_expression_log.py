@@ -54,6 +54,27 @@ def test_the_expression_log_is_an_output_and_a_rerun_without_it_removes_the_stal
     assert "logs/lp_d0_expression.csv" not in OutputDir(out).listed()
 
 
+def test_a_rerun_of_another_video_under_the_stem_leaves_no_log_of_the_first(tmp_path, capsys) -> None:
+    """talk.mp4 run with --dump-landmarks-csv --save-video, then replaced by another clip and run
+    without them: the first clip's landmarks log went with it (the analyzer blamed the user for
+    two logs of different videos); its overlay is left, and the line says so."""
+    need_shared(CLIP)
+    talk, out = tmp_path / "talk.mp4", tmp_path / "out"
+    talk.write_bytes((DATA / "videos" / "lp_d12.mp4").read_bytes())
+    base = ["--video", str(talk), "--landmarker", "dlib", "--detector", "dlib-hog", "--max-frames", "6", "-o", str(out)]
+    assert infer_main([*base, "--dump-landmarks-csv", "--save-video", "-q"]) == 0
+    overlay = (out / "talk_overlay.mp4").read_bytes()
+    talk.write_bytes(CLIP.read_bytes())
+    capsys.readouterr()
+    assert infer_main([*base, "--max-frames", "4"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert ("talk: removed the earlier run's logs/talk_landmarks.csv (not this run's logs); talk_overlay.mp4 is "
+            "still the earlier run's") in lines
+    assert sorted(p.name for p in (out / "logs").iterdir()) == ["talk_meta.csv", "talk_run.json", "talk_summary.csv"]
+    assert (out / "talk_overlay.mp4").read_bytes() == overlay
+    assert "logs/talk_landmarks.csv" not in OutputDir(out).listed()
+
+
 def test_a_photos_expression_log_is_claimed_like_its_other_logs(tmp_path) -> None:
     need_shared(BASIS)
     photo = DATA / "images" / "fr_obama-720p.jpg"

@@ -330,6 +330,20 @@ def test_sigterm_mid_video_leaves_complete_files(tmp_path, standin_model, basis_
     with av.open(str(out / "lp_d13_overlay.mp4")) as c:
         assert sum(1 for _ in c.decode(video=0)) == n  # plays, up to the last logged frame
     assert not list(out.rglob("*.part")) and not (out / ".facemap.lock").exists()
+    # a rerun stopped part way keeps those outputs as they were, not its own first frames
+    before = {p.relative_to(out).as_posix(): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    while not list(out.glob("logs/.*_meta.csv.part")) and time.monotonic() < deadline + 120:
+        time.sleep(0.05)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert err.strip().splitlines()[-1].startswith(
+        "infer.py: interrupted: lp_d13's outputs of the earlier run are kept as they were (this run's first ")
+    assert err.strip().endswith("frames were not kept); run again to replace them")
+    after = {p.relative_to(out).as_posix(): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    assert after == before
 
 
 # ----------------------------------------------------------------------------- model and basis

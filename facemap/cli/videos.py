@@ -94,14 +94,42 @@ def video_outputs(stem: str, cfg: InferConfig, optional: bool = True) -> list[st
     return names + ([overlay_name(stem)] if cfg.save_video else [])
 
 
-def drop_stale(out: OutputDir, rep: VideoReport, cfg: InferConfig) -> None:
-    """Remove the optional outputs of ``rep.stem`` an earlier run wrote here and this run did
-    not (the expression log of a run with the basis, run again without it): the logs beside
-    them are this run's. Only files facemap wrote here (``OutputDir.forget``)."""
+def every_output(stem: str, cfg: InferConfig) -> list[str]:
+    """Every file a video run of ``stem`` may write, whatever its options (every log, the run's
+    record, the overlay, a one-face analysis), relative to --output."""
+    from dataclasses import replace
+
+    wide = replace(cfg, dump_csv=True, dump_landmarks_csv=True, save_video=True, analyze=True, max_faces=1)
+    return video_outputs(stem, wide)
+
+
+def drop_stale(out: OutputDir, rep: VideoReport, cfg: InferConfig) -> tuple[list[str], list[str]]:
+    """The outputs of ``rep.stem`` an earlier run wrote here and this run did not: its logs are
+    removed (the landmarks log of a run with --dump-landmarks-csv, run again without it; the
+    expression log of a run with the basis), as the logs of a stem are read together, one
+    run's; its overlay and analysis are left, as made by that run. Only files facemap wrote
+    here (``OutputDir.forget``). Returns (removed, left)."""
     written = {Path(p).resolve() for p in rep.outputs}
-    for rel in set(video_outputs(rep.stem, cfg)) - set(video_outputs(rep.stem, cfg, optional=False)):
-        if (out.path / rel).resolve() not in written:
+    gone, left = [], []
+    for rel in every_output(rep.stem, cfg):
+        if (out.path / rel).resolve() in written or not (out.path / rel).is_file() or not out.wrote(rel):
+            continue
+        if rel.startswith("logs/"):
             out.forget(rel)
+            gone.append(rel)
+        elif not rel.startswith(f"{ANALYSIS_FOLDER}/") or rel.endswith("/report.json"):
+            left.append(rel.rpartition("/")[0] + "/" if rel.startswith(ANALYSIS_FOLDER) else rel)
+    return gone, left
+
+
+def stale_line(stem: str, gone: list[str], left: list[str]) -> str | None:
+    """The line saying what ``drop_stale`` removed and left, or None."""
+    said = []
+    if gone:
+        said.append(f"removed the earlier run's {', '.join(gone)} (not this run's logs)")
+    if left:
+        said.append(f"{', '.join(left)} {'is' if len(left) == 1 else 'are'} still the earlier run's")
+    return f"{stem}: {'; '.join(said)}" if said else None
 
 
 def identity(path: Path) -> dict[str, object]:
@@ -191,8 +219,12 @@ def process_video(
     expected = _expected(info, span)
     # no frame in the range is refused below: such a run leaves no file (no header-only logs)
     made_by = run_info(fm.landmarker, fm.detector, cfg.changed(), fm.fitter)
+    # a rerun stopped part way keeps the earlier run's outputs of this video as they were, not
+    # this run's first frames in their place
+    earlier = [rel for rel in every_output(src.stem, cfg) if (Path(out_dir) / rel).is_file()]
     sinks: list = [CsvLogSink(out_dir, src.stem, raw=cfg.dump_csv, landmarks=landmarks_logged(cfg), points=cfg.points(),
-                              with_face_id=face_id_column(cfg.max_faces), keep_empty=False, info=made_by)]
+                              with_face_id=face_id_column(cfg.max_faces), keep_empty=False, info=made_by,
+                              discard_on_interrupt=bool(earlier))]
     outputs = []
     if cfg.save_video:
         sinks.append(
@@ -203,6 +235,7 @@ def process_video(
                 size=(info.width, info.height),
                 audio_from=src.path if info.has_audio else None,
                 style=cfg.style(),
+                discard_on_interrupt=bool(earlier),
             )
         )
         outputs.append(sinks[-1].path)
@@ -218,8 +251,16 @@ def process_video(
         last_ms[0] = frame.timestamp_ms
         bar.update(1)
 
-    with progress(expected, src.stem, not cfg.quiet) as bar:
-        for_each(frames, count)
+    try:
+        with progress(expected, src.stem, not cfg.quiet) as bar:
+            for_each(frames, count)
+    except KeyboardInterrupt as exc:
+        if not earlier or (exc.args and isinstance(exc.args[0], str)):
+            raise
+        raise KeyboardInterrupt(
+            f"interrupted: {src.stem}'s outputs of the earlier run are kept as they were (this run's first "
+            f"{counts.frames} frames were not kept); run again to replace them"
+        ) from None
     if counts.frames == 0:
         raise InputFileError(
             f"{src.path}: no frames in the chosen range ({{start_s}}/{{end_s}}/{{max_frames}}); check the range"
@@ -487,11 +528,13 @@ def run_videos(cfg: InferConfig, emit: Emit) -> int:
             emit(f"{src.path.name}: failed: {error}")
 
         def done(rep: VideoReport) -> None:
-            drop_stale(out, rep, cfg)
+            stale = stale_line(rep.stem, *drop_stale(out, rep, cfg))
             reports.append(rep)
             rows[rep.stem] = ok_row(rep, None)
             save()
             emit(report_line(rep))
+            if stale and not cfg.quiet:
+                emit(stale)
 
         for src in inputs:
             if src.stem in bad:
@@ -616,6 +659,8 @@ def run_camera(cfg: InferConfig, emit: Emit) -> int:
             outputs += paths
         rep = VideoReport(Path(f"camera:{cfg.camera}"), src.stem, counts, time.perf_counter() - t0, outputs,
                           analysed=analysed)
-        drop_stale(out, rep, cfg)
+        stale = stale_line(rep.stem, *drop_stale(out, rep, cfg))
     emit(report_line(rep))
+    if stale and not cfg.quiet:
+        emit(stale)
     return 0
