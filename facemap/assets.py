@@ -283,8 +283,13 @@ def _load_npy(path: Path, shape: tuple[int, ...]) -> np.ndarray:
         raise BasisError(f"{path}: cannot read it ({_one_line(exc)})") from exc
     if arr.dtype.kind not in "fiu":
         raise BasisError(f"{path}: holds {arr.dtype} values; expected numbers")
-    if arr.size != int(np.prod(shape)):
-        raise BasisError(f"{path}: expected shape {shape}, found {arr.shape}")
+    squeezed = tuple(d for d in arr.shape if d != 1)
+    # flat, as Qualcomm's files are, or already in the expected shape (the mean face also as 68
+    # points x 3); not another one of that size (a transposed (39, 204) would be read in the
+    # wrong order without a word)
+    fits = {tuple(d for d in shape if d != 1)} | ({(68, 3)} if shape == (204,) else set())
+    if arr.size != int(np.prod(shape)) or (len(squeezed) > 1 and squeezed not in fits):
+        raise BasisError(f"{path}: expected shape {shape} (or flat, {int(np.prod(shape))} values), found {arr.shape}")
     if not np.all(np.isfinite(arr)):
         raise BasisError(f"{path}: holds NaN or infinite values")
     return arr.reshape(shape)

@@ -319,6 +319,7 @@ def bad_npy(kind: str) -> bytes:
         "truncated": good[: len(good) // 3],
         "not npy": pickle.dumps([1, 2, 3]),
         "nan": npy_bytes(np.full((204, 219), np.nan, np.float32)),
+        "transposed": npy_bytes(np.zeros((219, 204), np.float32)),
         "strings": npy_bytes(np.array(["a"] * (204 * 219))),
     }[kind]
 
@@ -327,7 +328,8 @@ def bad_npy(kind: str) -> bytes:
     ("kind", "words"),
     [
         ("pickled", "holds pickled objects; refusing to load it"),
-        ("wrong shape", "expected shape (204, 219), found (204, 200)"),
+        ("wrong shape", "expected shape (204, 219) (or flat, 44676 values), found (204, 200)"),
+        ("transposed", "expected shape (204, 219) (or flat, 44676 values), found (219, 204)"),
         ("truncated", "corrupt or truncated"),
         ("not npy", "not a .npy file"),
         ("nan", "NaN or infinite"),
