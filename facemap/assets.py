@@ -412,6 +412,8 @@ def find_model(explicit: Path | None, script_dir: Path) -> Path:
     for path in places:
         if path.is_file():
             return path
+        if path.is_dir() and (path / MODEL_NAME).is_file():  # AI Hub's x.onnx/ folder, named model.onnx
+            return path / MODEL_NAME
     looked = ", ".join(str(p) for p in places)
     raise ModelError(f"model.onnx not found (looked at {looked}); {_model_help(Path(script_dir))}")
 
@@ -546,6 +548,14 @@ def fetch_assets(
     if "model" in which:
         target = model_cache_dir()
         have = (target / MODEL_NAME).is_file() and not force
+        if have:  # complete only with its data file(s): a model.onnx alone is no model
+            gone = [loc for loc in _external_locations(target / MODEL_NAME, str(target / MODEL_NAME))
+                    if not (target / loc).is_file()]
+            if gone:
+                raise ModelError(
+                    f"{target / MODEL_NAME}: its weights file {target / gone[0]} is missing; add {{force}} to "
+                    "download the model again"
+                )
         yield "model", (target / MODEL_NAME if have else fetch_model(target, progress=progress, force=force)), not have
     if "basis" in which:
         cache = qaihm_cache_dir()

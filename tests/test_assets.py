@@ -681,6 +681,16 @@ def test_fetch_fills_every_cache_then_a_run_needs_no_network(server, yunet_cache
     assert facemap_main(["fetch", "--detector", "--basis", "-q"]) == 0
     assert [ln.rsplit(" (", 1)[1] for ln in capsys.readouterr().out.splitlines()] == ["already there)"] * 2
     assert len(server.hits) == hits
+    # a model.onnx whose data file went: no model "already there", one line, and --force mends it
+    data = model.with_name("model.data")
+    data.rename(data.with_suffix(".bak"))
+    assert facemap_main(["fetch", "--model", "-q"]) == 4
+    assert capsys.readouterr().err.strip() == (
+        f"python -m facemap fetch: error: {model}: its weights file {data} is missing; add --force to download the model again")
+    assert facemap_main(["fetch", "--model", "--force", "-q"]) == 0
+    assert data.is_file() and run_model(model)[0].shape == (265,)
+    data.with_suffix(".bak").unlink()
+    capsys.readouterr()
     # offline now: the cached assets are all a run needs
     _forbid_urls(monkeypatch)
     monkeypatch.chdir(tmp_path)
