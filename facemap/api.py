@@ -105,7 +105,8 @@ class FaceMap:
             cameras and iterables of arrays.
         sinks: objects with ``write(frame)`` and ``close(error=None)``, or callables; every
             frame goes to each, and they are closed when the frames end (see facemap.sinks).
-            With several inputs, the same sinks get the frames of all of them.
+            With several inputs, the same sinks get the frames of all of them (a CsvLogSink
+            holds one input's: another's frame is a UsageError).
         every, max_frames, start_s, end_s: which frames of a video or camera to take.
 
         Each Frame has ``index`` (1-based), ``timestamp_ms``, ``image``, ``source``, ``stem``

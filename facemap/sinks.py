@@ -82,6 +82,7 @@ class CsvLogSink:
             self._planned.append(self.folder / run_info_name(stem))
         self.logs: FrameLogs | None = None
         self.lost: list[Path] = []  # the logs a failed write left unwritten (none kept)
+        self._input: tuple | None = None  # the input whose frames these logs hold
 
     @property
     def paths(self) -> list[Path]:
@@ -95,7 +96,17 @@ class CsvLogSink:
         return self.logs
 
     def write(self, frame: Frame) -> None:
-        """This frame's rows in every log (the logs are opened at the first)."""
+        """This frame's rows in every log (the logs are opened at the first). The logs are one
+        input's: a frame of another input is a UsageError (its frame numbers start again)."""
+        here = (frame.source, frame.stem)
+        if self._input is None:
+            self._input = here
+        elif here != self._input:
+            raise UsageError(
+                f"CsvLogSink {self.stem!r}: a frame of {frame.stem or 'another input'} after those of "
+                f"{self._input[1] or 'the first input'}; the logs hold one input's frames: give each input its own "
+                "CsvLogSink (one process() call each), or use facemap.analyze for several"
+            )
         (self.logs or self._open()).write_frame(frame.faces, frame.result)
 
     def close(self, error: BaseException | None = None) -> None:

@@ -310,3 +310,19 @@ def test_an_empty_folder_says_it_holds_no_images_or_videos(tmp_path):
         InputFileError, match=r"folder holds no images or videos \("
     ):
         list(fm.process(tmp_path))
+
+
+def test_one_csv_log_sink_for_two_inputs_is_one_error_and_keeps_the_first(tmp_path):
+    """process([a, b], sinks=[CsvLogSink(out, "both")]): the logs would hold frames 1..n of a then
+    1..m of b, which load_logs and the analyzer refuse. The first frame of b is a UsageError
+    naming both; a's logs are kept whole."""
+    from facemap.io.records import read_meta
+    from facemap.sinks import CsvLogSink
+
+    a, b = need_shared(DATA / "videos" / "lp_d0.mp4"), need_shared(DATA / "videos" / "dpe_s.mp4")
+    with facemap.open("dlib", detector="dlib-hog") as fm, pytest.raises(UsageError) as info:
+        for _ in fm.process([a, b], sinks=[CsvLogSink(tmp_path, "both")], max_frames=5):
+            pass
+    assert str(info.value).startswith("CsvLogSink 'both': a frame of dpe_s after those of lp_d0; the logs hold "
+                                      "one input's frames")
+    assert read_meta(tmp_path / "logs" / "both_meta.csv").frames.tolist() == [1, 2, 3, 4, 5]
