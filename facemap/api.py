@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING
 from .backends import make_detector, make_landmarker
 from .backends.base import Detector, Landmarker
 from .choose import Choice, choose_detector, choose_landmarker
-from .errors import UsageError, number, render_options
+from .errors import ClosedError, UsageError, number, render_options
 from .io.sources import DEFAULT_ARRAY_FPS, FrameRange, Source, resolve_sources
-from .pipeline import Options, Pipeline, StopRun, as_sink, close_sinks
+from .pipeline import Options, Pipeline, Sink, StopRun, as_sink, close_sinks
 from .threedmm import Fitter, fitter_for
 from .track.guard import GuardOptions
 from .track.smooth import SmoothOptions
@@ -103,7 +103,8 @@ class FaceMap:
         mode: ``Mode.IMAGE`` (each picture on its own) or ``Mode.VIDEO`` (tracked, smoothed,
             timed); default: IMAGE for image files and a single array, VIDEO for videos,
             cameras and iterables of arrays.
-        sinks: objects with ``write(frame)`` and ``close(error=None)``, or callables; every
+        sinks: objects with ``write(frame)`` and ``close(error=None)``, or callables (one, or a
+            list); every
             frame goes to each, and they are closed when the frames end (see facemap.sinks).
             With several inputs, the same sinks get the frames of all of them (a CsvLogSink
             holds one input's: another's frame is a UsageError).
@@ -117,9 +118,11 @@ class FaceMap:
         what an overlay shows).
         """
         if self.closed:
-            raise RuntimeError("this FaceMap is closed; open a new one")
+            raise ClosedError("this FaceMap is closed; open a new one with facemap.open()")
         outs: list = []
         try:
+            if isinstance(sinks, Sink) or callable(sinks) or not isinstance(sinks, Iterable):
+                sinks = [sinks]  # one sink (a CsvLogSink, print) for a list of one
             for s in sinks:
                 outs.append(as_sink(s))
             span = FrameRange(every, max_frames, start_s, end_s)

@@ -131,6 +131,10 @@ class UsageError(FacemapError):
     exit_code = EXIT_USAGE
 
 
+class ClosedError(UsageError, RuntimeError):
+    """A closed FaceMap used again (a RuntimeError too, as it was before it was a UsageError)."""
+
+
 class InputFileError(FacemapError):
     """An input file (image, video, CSV, basis) is missing or unreadable."""
 

@@ -87,12 +87,12 @@ class CallbackSink:
 
 
 def as_sink(obj: object) -> Sink:
-    """``obj`` if it is a sink, a CallbackSink if it is a callable; TypeError otherwise."""
+    """``obj`` if it is a sink, a CallbackSink if it is a callable; UsageError otherwise."""
     if isinstance(obj, Sink):
         return obj
     if callable(obj):
         return CallbackSink(obj)
-    raise TypeError(f"a sink needs write(frame) and close(), or is a callable; got {type(obj).__name__}")
+    raise UsageError(f"sinks: a sink needs write(frame) and close(), or is a callable; got {type(obj).__name__}")
 
 
 @dataclass(frozen=True)

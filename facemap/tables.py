@@ -115,6 +115,7 @@ def analyze(
     import pandas as pd
 
     from .analysis import analyze_logs
+    from .analysis.baseline import check_frame_range
     from .analysis.config import AnalysisConfig
     from .analysis.labels import LABELS
     from .analysis.online import measures
@@ -123,6 +124,9 @@ def analyze(
 
     if config is not None and not isinstance(config, AnalysisConfig):
         raise UsageError(f"config must be a facemap.analysis.AnalysisConfig, got {type(config).__name__}")
+    baseline_frames = check_frame_range(baseline_frames)  # before the frames, not after them
+    if isinstance(landmarker, FaceMap) and landmarker.closed:
+        raise UsageError("the FaceMap given is closed; pass an open one, or a landmarker name")
     run_opts = {k: options.pop(k) for k in list(options) if k in _PROCESS_OPTIONS}
     if isinstance(landmarker, FaceMap):
         if options:

@@ -3,6 +3,7 @@ type at open(), every number process() takes, empty pictures, camera indices Ope
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -326,3 +327,29 @@ def test_one_csv_log_sink_for_two_inputs_is_one_error_and_keeps_the_first(tmp_pa
     assert str(info.value).startswith("CsvLogSink 'both': a frame of dpe_s after those of lp_d0; the logs hold "
                                       "one input's frames")
     assert read_meta(tmp_path / "logs" / "both_meta.csv").frames.tolist() == [1, 2, 3, 4, 5]
+
+
+def test_mistakes_of_a_notebook_user_are_usage_errors(tmp_path):
+    """A single sink or a callable for ``sinks`` is taken as a list of one; anything else, a
+    closed FaceMap, and a baseline range in the CLI's spelling or backwards are one UsageError
+    each (they were TypeError, RuntimeError, AttributeError and ValueError from the inside)."""
+    from facemap.sinks import CsvLogSink
+    from tests.test_api import _pattern
+
+    frames = [np.zeros((64, 64, 3), np.uint8)] * 2
+    seen = []
+    fm = facemap.open(_pattern(), detector=facemap.backends.FixedBoxDetector((10, 10, 50, 50)))
+    assert len(list(fm.process(frames, sinks=seen.append))) == 2 and len(seen) == 2
+    assert len(list(fm.process(frames, sinks=CsvLogSink(tmp_path, "one")))) == 2
+    assert (tmp_path / "logs" / "one_meta.csv").is_file()
+    with pytest.raises(UsageError, match="sinks: a sink needs write"):
+        fm.process(frames, sinks=[5])
+    fm.close()
+    with pytest.raises(UsageError, match="this FaceMap is closed"):
+        fm.process(frames)
+    with pytest.raises(UsageError, match="the FaceMap given is closed"):
+        facemap.analyze(frames, fm)
+    for bad, needle in [("10:1", "1 <= A <= B, got '10:1'"), ((50, 10), "1 <= A <= B, got (50, 10)"),
+                        ("1-10", "expects A:B"), ((1.5, 3), "expects (A, B) or 'A:B'"), (7, "expects (A, B)")]:
+        with pytest.raises(UsageError, match=re.escape(needle)):
+            facemap.analyze(frames, "dlib", baseline_frames=bad)

@@ -17,7 +17,7 @@ import pandas as pd
 
 from ..errors import FacemapError
 from ..threedmm.decode import Basis
-from .baseline import Baseline, compute_baseline, parse_frame_range
+from .baseline import Baseline, check_frame_range, compute_baseline, parse_frame_range
 from .config import AnalysisConfig, for_source, load_config, threedmm_typical
 from .events import frame_durations_ms, label_events
 from .inputs import Inputs, load_inputs
@@ -182,6 +182,7 @@ def analyze_logs(
     every face; of several faces, one not seen in those frames gets the automatic baseline (a
     warning says which), unless no face is. The basis is looked for (``basis``, else
     ``basis_dir`` or the cache) only when ``raw`` holds 3DMM params."""
+    baseline_frames = check_frame_range(baseline_frames)
     faces = load_inputs(landmarks, meta, raw, basis, fps, basis_dir, config)
     unseen: set[int] = set()
     if baseline_frames is not None and len(faces) > 1:

@@ -117,6 +117,25 @@ def parse_frame_range(text: str) -> tuple[int, int]:
     return a, b
 
 
+def check_frame_range(value: object) -> tuple[int, int] | None:
+    """``baseline_frames`` as given to the Python API: None, ``(A, B)`` or ``"A:B"`` ->
+    (A, B), 1 <= A <= B; a UsageError naming it otherwise."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return parse_frame_range(value)
+    try:
+        a, b = value  # type: ignore[misc]
+        if isinstance(a, bool) or isinstance(b, bool) or int(a) != a or int(b) != b:
+            raise TypeError
+        a, b = int(a), int(b)
+    except (TypeError, ValueError):
+        raise UsageError(f"{{baseline_frames}} expects (A, B) or 'A:B' (frame numbers), got {value!r}") from None
+    if a < 1 or b < a:
+        raise UsageError(f"{{baseline_frames}} expects 1 <= A <= B, got {value!r}")
+    return a, b
+
+
 def measurement_noise(
     values: np.ndarray,
     times_ms: np.ndarray,
