@@ -90,6 +90,25 @@ def test_truncated_jpeg_and_empty_folder(tmp_path, capsys, model_args, shared_da
     _check(capsys, code, 3, "folder holds no images", tmp_path / "o")
 
 
+def test_one_bad_picture_of_a_folder_is_a_line_and_the_others_are_done(tmp_path, capsys, model_args, shared_data):
+    """A folder with a good picture and a truncated one: the truncated one is a line, the good
+    one is done, exit 3 naming the bad one (the whole folder was refused); all bad: one line."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    cv2.imwrite(str(photos / "a.png"), np.full((64, 64, 3), 90, np.uint8))
+    (photos / "zz_cut.jpg").write_bytes((shared_data / "images" / "fr_obama-720p.jpg").read_bytes()[:3000])
+    out = tmp_path / "o"
+    code = infer.main(["--image", str(photos), *model_args, "--no-face-detect", "-o", str(out)])
+    cap = capsys.readouterr()
+    assert code == 3
+    assert cap.out.splitlines()[0].startswith(f"zz_cut.jpg: failed: {photos / 'zz_cut.jpg'}: not a readable image")
+    assert cap.err.strip() == "infer.py: error: 1 of 2 image(s) could not be read: zz_cut.jpg; the others are done"
+    assert (out / "a.json").is_file() and not (out / "zz_cut.json").exists()
+    (photos / "a.png").write_bytes(b"not a png")
+    code = infer.main(["--image", str(photos), *model_args, "--no-face-detect", "-o", str(tmp_path / "p")])
+    _check(capsys, code, 3, "none of the 2 images can be read; the first: ", tmp_path / "p")
+
+
 @pytest.mark.parametrize(
     "make",
     [

@@ -15,14 +15,14 @@ from ..api import FaceMap
 from ..backends import (
     available_landmarkers,
 )
-from ..errors import UsageError
+from ..errors import FacemapError, InputFileError, UsageError
 from ..io.outputs import OutputDir
 from ..io.schema import face_id_column
 from ..provenance import run_info
 from ..sinks import ImageFilesSink
 from ..types import N_LANDMARKS, Face, Frame
 from .build import build_landmarker, open_facemap, resolve_landmarker
-from .config import InferConfig
+from .config import FLAGS, InferConfig
 from .videos import for_each
 
 log = logging.getLogger(__name__)
@@ -123,10 +123,24 @@ def _run_images(cfg: InferConfig, emit: Emit) -> int:
     from ..types import Mode
     from .videos import own_outputs_left_out
 
-    paths = own_outputs_left_out(collect_images(cfg.image or []), cfg, emit, "images")
-    for path in paths:  # every input and the output folder are checked before any model is loaded
-        check_image_file(path)
+    given = own_outputs_left_out(collect_images(cfg.image or []), cfg, emit, "images")
+    # every input and the output folder are checked before any model is loaded: one picture
+    # that cannot be read is refused; of several, each bad one is a line and the others are done
+    bad: dict[Path, FacemapError] = {}
+    for path in given:
+        try:
+            check_image_file(path)
+        except InputFileError as exc:
+            if len(given) == 1:
+                raise
+            bad[path] = exc
+    paths = [p for p in given if p not in bad]
+    if not paths:
+        first = next(iter(bad.values()))
+        raise InputFileError(f"none of the {len(given)} images can be read; the first: {first.template}")
     OutputDir(Path(cfg.output), clean=cfg.clean).check()
+    for path, exc in bad.items():
+        emit(f"{path.name}: failed: {exc.render(FLAGS)}")
     fm, desc = open_facemap(cfg, emit)
     check = _image_checks(cfg, paths, fm.landmarker, emit)
     if check is not None:
@@ -167,6 +181,11 @@ def _run_images(cfg: InferConfig, emit: Emit) -> int:
         for_each(fm.process(inputs, mode=Mode.IMAGE, sinks=[sink]), report)
     if not cfg.quiet:
         emit(f"{len(paths)} image(s), {n_face} with a face; outputs in {cfg.output}/")
+    if bad:
+        raise InputFileError(
+            f"{len(bad)} of {len(given)} image(s) could not be read: {', '.join(p.name for p in bad)}; "
+            "the others are done"
+        )
     return 0
 
 
