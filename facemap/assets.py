@@ -316,7 +316,7 @@ def _missing(folder: Path) -> list[str]:
 
 # Every "no model" message ends with the path that needs no Qualcomm file at all.
 WITHOUT_MODEL = (
-    "or run without it: {landmarker} dlib (pip install -r requirements-dlib.txt; "
+    "or run without it: {landmarker} dlib ({install_dlib}; "
     'README, "First run, without the Qualcomm model")'
 )
 

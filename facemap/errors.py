@@ -85,13 +85,21 @@ OPTION_NAMES = frozenset(
 )
 
 
+# Words of a message that are not an option's name, as the Python API (no front end) reads them;
+# a front end gives its own (infer.py in a checkout: its requirements file).
+DEFAULT_WORDING = {"install_dlib": 'pip install "facemap-3dmm[dlib]"'}
+
+
 def render_options(template: str, names: Mapping[str, str] | None = None) -> str:
-    """``template`` with each ``{option}`` written as ``names[option]`` (default: its name); for
-    error messages and the notices a front end shows in its own flag names."""
+    """``template`` with each ``{option}`` written as ``names[option]`` (default: its name, or
+    ``DEFAULT_WORDING``'s); for error messages and the notices a front end shows in its own
+    flag names."""
     names = names or {}
 
     def one(m: re.Match) -> str:
         name = m.group(1)
+        if name in DEFAULT_WORDING:
+            return names.get(name, DEFAULT_WORDING[name])
         return names.get(name, name) if name in OPTION_NAMES else m.group(0)
 
     return _OPTION_REF.sub(one, template)

@@ -907,6 +907,20 @@ def test_no_model_is_one_line_that_offers_the_dlib_path(tmp_path, capsys, jobs, 
     assert not out.exists()
 
 
+def test_the_installed_command_s_advice_names_commands_an_installed_user_has(tmp_path, capsys):
+    """facemap-infer has no infer.py beside it nor the requirements files: its no-model line
+    names `facemap-infer --fetch-model` and the package's dlib extra."""
+    from facemap.cli.commands import infer_main
+
+    photo = tmp_path / "a.png"
+    cv2.imwrite(str(photo), np.full((64, 64, 3), 90, np.uint8))
+    code = infer_main(["--image", str(photo), "--model", str(tmp_path / "none.onnx"), "-o", str(tmp_path / "o")],
+                      prog="facemap-infer")
+    line = _check(capsys, code, 4, "no such model file", tmp_path / "o", prog="facemap-infer")
+    assert "`facemap-infer --fetch-model`" in line and 'pip install "facemap-3dmm[dlib]"' in line
+    assert "infer.py" not in line and "requirements" not in line
+
+
 def _png_header(w: int, h: int) -> bytes:
     import struct
     import zlib

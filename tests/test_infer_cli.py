@@ -141,6 +141,19 @@ def test_user_mistakes_get_one_line_and_exit_code(tmp_path, capsys, standin_mode
     assert "Traceback" not in err
 
 
+def test_no_input_is_the_one_line_without_the_model_notice_before_it(tmp_path, capsys, monkeypatch, caplog):
+    """`python infer.py` alone, no model.onnx anywhere: only the usage line (the notice that no
+    model was found came first, for a run that was never going to start)."""
+    from facemap.cli.commands import infer_main
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    assert infer_main([], script_dir=tmp_path) == 2
+    cap = capsys.readouterr()
+    assert cap.out == "" and cap.err == "infer.py: error: give exactly one of --image, --video or --camera (see --help)\n"
+    assert not [r for r in caplog.records if r.levelno >= 30], [r.getMessage() for r in caplog.records]
+
+
 @pytest.mark.parametrize(
     ("model", "where"),
     [("{tmp}/models", "{tmp}/models"), ("{tmp}/new", "{tmp}/new"), ("{tmp}/models/model.onnx", "{tmp}/models"), (None, ROOT)],
@@ -154,6 +167,15 @@ def test_fetch_model_goes_where_model_looks(tmp_path, capsys, monkeypatch, model
     code, out, _ = _run(capsys, *argv)
     assert code == 0
     assert got == [Path(str(where).format(tmp=tmp_path))]
+
+
+def test_an_interrupted_fetch_model_says_nothing_of_logs(tmp_path, capsys, monkeypatch):
+    def stopped(target, **kw):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("facemap.assets.fetch_model", stopped)
+    code, out, err = _run(capsys, "--fetch-model", "--model", tmp_path)
+    assert code == 130 and err == "infer.py: interrupted: nothing partial is left; run again to download the model\n"
 
 
 def test_inspect(capsys, standin_model):

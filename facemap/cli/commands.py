@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .. import __version__
-from ..errors import EXIT_BUG, EXIT_INTERRUPTED, FacemapError
+from ..errors import DEFAULT_WORDING, EXIT_BUG, EXIT_INTERRUPTED, FacemapError
 from ..model import PROVIDERS
 from ..preprocess import NORMALIZATIONS
 from ..track.smooth import SMOOTH_PRESETS
@@ -121,7 +121,10 @@ def infer_main(argv: list[str] | None = None, script_dir: Path | None = None, pr
     in_main = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _sigterm_as_interrupt) if in_main else None
     try:
-        return _one_line(prog, lambda: run_infer(cfg, print), FLAGS,
+        # installed (facemap-infer, python -m facemap infer): no infer.py, no requirements files
+        flags = FLAGS if prog == "infer.py" else {**FLAGS, "fetch_model": f"`{prog} --fetch-model`",
+                                                  "install_dlib": DEFAULT_WORDING["install_dlib"]}
+        return _one_line(prog, lambda: run_infer(cfg, print), flags,
                          "interrupted: logs are complete up to the last processed frame")
     finally:
         if in_main and previous is not None:  # None: not installed from Python, cannot be put back

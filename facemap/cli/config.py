@@ -32,6 +32,7 @@ FLAGS = {
     "clean": "--clean",
     "model": "--model",
     "fetch_model": "`python infer.py --fetch-model`",
+    "install_dlib": "pip install -r requirements-dlib.txt",
     "force": "--force",
     "basis_dir": "--basis-dir",
     "provider": "--provider",

@@ -46,9 +46,15 @@ def run_infer(cfg: InferConfig, emit: Emit) -> int:
         if cfg.model:  # --model names a folder (where model.onnx goes) or the model file itself
             given = Path(cfg.model)
             target = given if given.is_dir() or given.suffix.lower() != ".onnx" else given.parent
-        path = fetch_model(target, progress=not cfg.quiet, force=cfg.force)
+        try:
+            path = fetch_model(target, progress=not cfg.quiet, force=cfg.force)
+        except KeyboardInterrupt:  # not a run's logs: the download's temp folder is gone
+            raise KeyboardInterrupt("interrupted: nothing partial is left; run again to download the model") from None
         emit(f"model ready: {path}")
         return 0
+    sources = [s for s in (cfg.image, cfg.video) if s] + ([cfg.camera] if cfg.camera is not None else [])
+    if len(sources) != 1 and not cfg.inspect:  # before the model is looked for (its notice)
+        raise UsageError("give exactly one of --image, --video or --camera (see --help)")
     resolve_landmarker(cfg)  # no model.onnx and no --landmarker: dlib, when installed
     if cfg.inspect:
         if cfg.landmarker != "facemap":
@@ -68,9 +74,6 @@ def run_infer(cfg: InferConfig, emit: Emit) -> int:
         emit("note: --decode-3dmm is not needed: " + (
             "the 68 landmarks are always decoded from the 3DMM parameters" if cfg.landmarker == "facemap"
             else f"the {cfg.landmarker} landmarker gives its points directly (it has no 3DMM parameters)"))
-    sources = [s for s in (cfg.image, cfg.video) if s] + ([cfg.camera] if cfg.camera is not None else [])
-    if len(sources) != 1:
-        raise UsageError("give exactly one of --image, --video or --camera (see --help)")
     if (cfg.compare or cfg.gt) and cfg.points() != N_LANDMARKS:
         raise UsageError(
             f"{{compare}} and {{gt}} measure the 68 iBUG points; {{assume_points}} {cfg.points()} gives another set"
