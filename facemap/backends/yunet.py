@@ -11,6 +11,7 @@ fitted like Haar's (``bench/calibrate_detector.py --detector yunet``).
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 
 import cv2
@@ -76,6 +77,8 @@ class YuNetDetector:
         self.score_threshold = float(score_threshold)
         self.max_side_px = int(max_side_px)
         self.calibrate = bool(calibrate)
+        level = cv2.utils.logging.getLogLevel()
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)  # its own [ERROR] line: ours is the one
         try:
             self._net = cv2.FaceDetectorYN.create(
                 str(self.model_path), "", (self.max_side_px, self.max_side_px),
@@ -83,9 +86,10 @@ class YuNetDetector:
             )
         except cv2.error as exc:
             raise ModelError(
-                f"{self.model_path}: OpenCV cannot load this YuNet model "
-                f"({str(exc).strip().splitlines()[-1][:120]}); download it again"
+                f"{self.model_path}: OpenCV cannot load this YuNet model ({_cv_reason(exc)}); download it again"
             ) from None
+        finally:
+            cv2.utils.logging.setLogLevel(level)
         self._size: tuple[int, int] | None = None
         log.debug("loaded YuNet %s", self.model_path)
 
@@ -128,3 +132,12 @@ class YuNetDetector:
         """Faces in a uint8 BGR or grayscale image: landmark-style boxes, largest first."""
         boxes = [calibrate_yunet_box(b) if self.calibrate else b for b, _ in self.detect_raw(image_bgr)]
         return largest_first(boxes)
+
+
+def _cv_reason(exc: Exception) -> str:
+    """OpenCV's reason in an error of its own, without its source file, line and function:
+    "OpenCV(4.x) .../onnx_importer.cpp:288: error: (-210:...) Failed to parse ONNX model: X in
+    function 'ONNXImporter'" -> "Failed to parse ONNX model: X"."""
+    text = " ".join(str(exc).split())
+    m = re.search(r"error: \(-?\d+:[^)]*\)\s*(.*?)(?:\s+in function '[^']*')?$", text)
+    return (m.group(1) if m and m.group(1) else text)[:200]
