@@ -358,6 +358,12 @@ def load_basis(
     landmarker, for a run that needs a model)."""
     if basis_dir is not None:
         folder = Path(basis_dir)
+        if not folder.is_dir():
+            what = "is a file, not a folder" if folder.exists() else "no such folder"
+            raise BasisError(
+                f"{folder}: {what}; {{basis_dir}} takes the folder holding meanFace.npy, shapeBasis.npy and "
+                "blendShape.npy"
+            )
         if missing := _missing(folder):
             raise BasisError(
                 f"{folder}: missing {', '.join(missing)}; {{basis_dir}} needs meanFace.npy, "

@@ -427,6 +427,8 @@ def test_bad_models(tmp_path, capsys, basis_dir, case, needle):
     ("case", "needle"),
     [
         ("missing", "missing meanFace.npy"),
+        ("no folder", "nowhere: no such folder; --basis-dir takes the folder holding meanFace.npy"),
+        ("a file", "meanFace.npy: is a file, not a folder; --basis-dir takes the folder"),
         ("shape", "expected shape (204, 39)"),
         ("corrupt", "corrupt or truncated"),
         ("pickle", "holds pickled objects"),
@@ -436,6 +438,10 @@ def test_bad_basis(tmp_path, capsys, standin_model, case, needle):
     basis = write_basis(tmp_path / "basis")
     if case == "missing":
         (basis / "meanFace.npy").unlink()
+    elif case == "no folder":
+        basis = tmp_path / "nowhere"
+    elif case == "a file":
+        basis = basis / "meanFace.npy"
     elif case == "shape":
         np.save(basis / "blendShape.npy", np.zeros((204, 30), np.float32))
     elif case == "corrupt":
