@@ -119,6 +119,7 @@ def test_folder_input_with_clashing_stems(tmp_path, capsys, standin_model, basis
         (["--image", "{img}", "--model", "{tmp}/none.onnx"], 4, "none.onnx: no such model file"),
         (["--image", "{img}", "-o", "{tmp}/text.jpg"], 5, "text.jpg: is a file"),
         (["--image", "{img}", "--video", "{img}"], 2, "exactly one of"),
+        (["--video", "{img}"], 3, "ok.png: is a picture; pass it with --image"),
         (["--image", "{img}", "--provider", "tpu"], 2, "invalid choice"),
         (["--image", "{img}", "--point-size", "-3"], 2, "--point-size must be 0 (scale with the face) to 1000"),
         (["--image", "{img}", "-o", ""], 2, "--output is empty"),
