@@ -323,6 +323,8 @@ WITHOUT_MODEL = (
 
 def _basis_help(cache: Path, instead: str = WITHOUT_MODEL) -> str:
     urls = ", ".join(basis_urls().values())
+    if os.environ.get(STORE_URL_ENV):  # a mirror the user set: it may be the one at fault
+        urls += f" (the mirror ${STORE_URL_ENV} names: check it, or unset it for Qualcomm's store)"
     return (
         f"get {urls} into {cache}, or pass {{basis_dir}} DIR (a folder with meanFace.npy, "
         f"shapeBasis.npy and blendShape.npy), or run `{FETCH_COMMAND} --basis` once with internet; {instead}"

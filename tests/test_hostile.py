@@ -465,6 +465,7 @@ def test_offline_basis_download_names_the_urls(tmp_path, capsys, standin_model, 
                        "-o", str(tmp_path / "out"), "--quiet"])
     line = _check(capsys, code, 4, "http://127.0.0.1:9/qai-hub-models/models/facemap_3dmm/v1/meanFace.npy", tmp_path / "out")
     assert "--basis-dir" in line
+    assert "(the mirror $FACEMAP_ASSET_BASE_URL names: check it, or unset it for Qualcomm's store)" in line
     assert not [p for p in (tmp_path / "store").rglob("*") if p.is_file()]
 
 
