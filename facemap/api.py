@@ -281,6 +281,8 @@ def open(  # noqa: A001 - facemap.open, like io.open / av.open
         config = AnalysisConfig() if analyze is True else analyze
     if analyze_lag_ms is not None:
         number(analyze_lag_ms, "analyze_lag_ms")
+        if analyze is False:
+            raise UsageError("analyze_lag_ms is the live analyzer's: it goes with analyze=True (or a config)")
     options = Options(track=track, guard=guard, smooth=smooth, max_faces=max_faces, analyze=config,
                       analyze_lag_ms=analyze_lag_ms)
     if landmarker is None:  # the first choice, or dlib when there is no model.onnx (a notice)

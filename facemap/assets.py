@@ -168,7 +168,7 @@ def find_yunet_model(
         log.warning("%s: checksum mismatch; downloading it again", cached)
     help_ = (
         f"run `{FETCH_COMMAND} --detector` once with internet, or get {YUNET_URL} and pass it as "
-        "{detector_model} PATH, or use another {detector}"
+        "{yunet_path}, or use another {detector}"
     )
     if not download_missing:
         raise ModelError(f"the YuNet face detector is not in {cached.parent}; {help_}")

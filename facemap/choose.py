@@ -68,5 +68,5 @@ def choose_detector(name: str, *, progress: bool = False) -> Choice:
     return Choice(OFFLINE_DETECTOR, notice=(
         f"the YuNet face detector is not in {cache_dir()} and cannot be downloaded ({why}): "
         f"using OpenCV's Haar cascade instead ({{detector}} {OFFLINE_DETECTOR}); for YuNet, run "
-        f"`{FETCH_COMMAND} --detector` with internet, or give {{detector_model}} PATH"
+        f"`{FETCH_COMMAND} --detector` with internet, or give {{yunet_path}}"
     ))

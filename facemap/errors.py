@@ -87,7 +87,10 @@ OPTION_NAMES = frozenset(
 
 # Words of a message that are not an option's name, as the Python API (no front end) reads them;
 # a front end gives its own (infer.py in a checkout: its requirements file).
-DEFAULT_WORDING = {"install_dlib": 'pip install "facemap-3dmm[dlib]"'}
+DEFAULT_WORDING = {
+    "install_dlib": 'pip install "facemap-3dmm[dlib]"',
+    "yunet_path": 'detector=DetectorOptions("yunet", {"model": PATH})',
+}
 
 
 def render_options(template: str, names: Mapping[str, str] | None = None) -> str:

@@ -23,6 +23,7 @@ yielding that frame, and ``FaceMap.process`` ends there as if the frames had run
 from __future__ import annotations
 
 import logging
+import numbers
 import threading
 import time
 from collections import deque
@@ -110,15 +111,16 @@ class Options:
     analyze_lag_ms: float | None = None
 
     def __post_init__(self) -> None:
-        if not isinstance(self.max_faces, int) or isinstance(self.max_faces, bool) or self.max_faces < 0:
-            raise UsageError(f"{{max_faces}} must be 1 (one face), N or 0 (every face), got {self.max_faces}")
+        if not isinstance(self.max_faces, numbers.Integral) or isinstance(self.max_faces, bool) or self.max_faces < 0:
+            raise UsageError(f"{{max_faces}} must be 1 (one face), N or 0 (every face), got {self.max_faces!r}")
+        object.__setattr__(self, "max_faces", int(self.max_faces))  # numpy's integers too
         if self.analyze is not None:  # the analysis (pandas) is imported only when asked for
             from .analysis.config import AnalysisConfig
             from .analysis.online import online_lag_ms
 
             if not isinstance(self.analyze, AnalysisConfig):
                 raise UsageError(f"{{analyze}} must be an AnalysisConfig (or True), got {type(self.analyze).__name__}")
-            online_lag_ms(self.analyze, self.analyze_lag_ms)  # a bad lag or label model is refused here, before any frame
+            online_lag_ms(self.analyze, self.analyze_lag_ms, "analyze_lag_ms")  # a bad lag or label model is refused here, before any frame
 
 
 # Each stage that holds frames keeps at most this many bytes of images: the 3DMM fit's hold (a

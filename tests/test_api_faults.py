@@ -353,3 +353,9 @@ def test_mistakes_of_a_notebook_user_are_usage_errors(tmp_path):
                         ("1-10", "expects A:B"), ((1.5, 3), "expects (A, B) or 'A:B'"), (7, "expects (A, B)")]:
         with pytest.raises(UsageError, match=re.escape(needle)):
             facemap.analyze(frames, "dlib", baseline_frames=bad)
+    # numpy's integers are numbers; the live analyzer's lag goes with the live analyzer, named as given
+    assert facemap.open("dlib", max_faces=np.int64(2)).options.max_faces == 2
+    with pytest.raises(UsageError, match="analyze_lag_ms is the live analyzer's: it goes with analyze=True"):
+        facemap.open("dlib", analyze_lag_ms=100)
+    with pytest.raises(UsageError, match=r"^analyze_lag_ms must be 0 to"):
+        facemap.open("dlib", analyze=True, analyze_lag_ms=1e9)

@@ -144,10 +144,12 @@ def test_open_without_a_model_and_offline(no_model, tmp_path, caplog, monkeypatc
         assert fm.detector.name == "haar"
     notices = [r.getMessage() for r in caplog.records]
     assert len(notices) == 1 and "using OpenCV's Haar cascade instead (detector haar)" in notices[0]
+    assert 'give detector=DetectorOptions("yunet", {"model": PATH})' in notices[0]  # the Python spelling
     with pytest.raises(DownloadError) as err:
         facemap.open("facemap", model=model, basis_dir=tmp_path / "b", detector="yunet")
     text = "".join(traceback.format_exception(err.value))
     assert "urllib" not in text and "During handling" not in text and "Network is unreachable" in str(err.value)
+    assert 'pass it as detector=DetectorOptions("yunet", {"model": PATH})' in str(err.value)
 
 
 # ----------------------------------------------------------------------------- bad image first

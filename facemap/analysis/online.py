@@ -123,7 +123,7 @@ def default_lag_ms(cfg: AnalysisConfig) -> float:
     return max(cfg.mouth_smooth_ms + cfg.talk_detrend_ms + cfg.talk_window_ms, cfg.eyes_dip_window_ms) / 2
 
 
-def online_lag_ms(cfg: AnalysisConfig, lag_ms: float | None = None) -> float:
+def online_lag_ms(cfg: AnalysisConfig, lag_ms: float | None = None, name: str = "lag_ms") -> float:
     """The lag the online analyzer decides frames at (``default_lag_ms`` for None), once its
     timing is checked (a lag past half the window, or a step past it, is one UsageError) and
     the label models it needs are read (package data, once a process: a broken file is one
@@ -131,7 +131,7 @@ def online_lag_ms(cfg: AnalysisConfig, lag_ms: float | None = None) -> float:
     half = window_ms(cfg) / 2
     lag = default_lag_ms(cfg) if lag_ms is None else float(lag_ms)
     if not (np.isfinite(lag) and 0 <= lag <= half):
-        raise UsageError(f"lag_ms must be 0 to {half:g} ms (half the analyzer's window), got {lag_ms}")
+        raise UsageError(f"{name} must be 0 to {half:g} ms (half the analyzer's window), got {lag_ms}")
     if not (0 < cfg.online_step_ms <= half):
         raise UsageError(f"online_step_ms must be above 0 and at most {half:g} ms (half the analyzer's "
                          f"window: a frame is decided within the window), got {cfg.online_step_ms:g}")

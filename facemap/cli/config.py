@@ -33,6 +33,7 @@ FLAGS = {
     "model": "--model",
     "fetch_model": "`python infer.py --fetch-model`",
     "install_dlib": "pip install -r requirements-dlib.txt",
+    "yunet_path": "--detector-model PATH",
     "force": "--force",
     "basis_dir": "--basis-dir",
     "provider": "--provider",
