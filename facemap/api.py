@@ -99,7 +99,8 @@ class FaceMap:
 
         source: an image file, a video file, a folder or a glob of them (or a list of these), a
             camera index (int), one BGR array, or an iterable of (H, W, 3) uint8 BGR arrays
-            (timestamped at ``fps``). Inputs are checked before the first frame.
+            (an (N, H, W, 3) array too; timestamped at ``fps``). Inputs are checked before the
+            first frame: an empty list is refused, and ``start_s``/``end_s`` with arrays or a camera.
         mode: ``Mode.IMAGE`` (each picture on its own) or ``Mode.VIDEO`` (tracked, smoothed,
             timed); default: IMAGE for image files and a single array, VIDEO for videos,
             cameras and iterables of arrays.
@@ -130,6 +131,10 @@ class FaceMap:
                 raise UsageError(f"fps must be > 0, got {fps}")
             chosen = _mode(mode)
             inputs = resolve_sources(source, fps)
+            timed = [s.name for s in inputs if s.kind in ("array", "arrays", "camera")]
+            if (start_s is not None or end_s is not None) and timed:
+                raise UsageError(f"start_s and end_s choose a video file's frames; {timed[0]} has none to choose "
+                                 "(slice the arrays, or use max_frames)")
         except BaseException as exc:  # refused before the first frame: release the sinks
             close_sinks(outs, exc)
             raise

@@ -8,8 +8,9 @@ The CSV files keep their layouts (users' scripts read them); only the table rena
 - landmarks: ``lm_x0, lm_y0, ..., lm_x67, lm_y67`` (and ``lm_z*`` when the log has them), NaN in
   frames without a face;
 - raw: ``p0 ... p264`` as in the log, when the raw log holds params (a dlib run logs none);
-- expressions.csv: its columns as they are, except those another log already has, which get the
-  prefix ``expr_`` (``expr_pitch_deg``: the analyzer's pose estimate beside the meta log's).
+- expressions.csv: its columns as they are, the labels (``smile``, ``blink``, ...) as bool, except
+  those another log already has, which get the prefix ``expr_`` (``expr_pitch_deg``: the
+  analyzer's pose estimate beside the meta log's).
 
 ``frame`` and ``timestamp_ms`` appear once (the meta log's timestamps, else the landmarks log's,
 else the analyzer's). One row per frame of the meta log; with several faces a frame (logs with a
@@ -184,6 +185,11 @@ def load_logs(folder: Path | str, stem: str, analysis: Path | str | None = None)
             parts.append(part)
         where = found[min(found)].parent.parent if by_face else found[0]
         join(expression_columns(pd.concat(parts, ignore_index=True), table, keys), where)
+        from .analysis.labels import LABELS
+
+        for name in LABELS:  # bool, as facemap.analyze gives them (expressions.csv writes 0/1)
+            if name in table:
+                table[name] = table[name].fillna(0).astype(bool)
     return table
 
 

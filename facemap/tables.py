@@ -184,6 +184,9 @@ def analyze(
     for name in LABELS:
         if name in df:
             df[name] = df[name].fillna(0).astype(bool)
-    df.attrs["events"] = pd.concat(events, ignore_index=True) if events else pd.DataFrame()
-    df.attrs["scores"] = pd.DataFrame(scores)
+    # the columns even with no face anywhere (no analysis, no events table to take them from)
+    none = pd.DataFrame(columns=["stem", FACE_ID, "type", "start_frame", "end_frame", "start_ms", "end_ms", "duration_ms"])
+    df.attrs["events"] = pd.concat(events, ignore_index=True) if events else none
+    df.attrs["scores"] = pd.DataFrame(scores, columns=["stem", FACE_ID, "overall_score", "positivity",
+                                                       "expressiveness", "attention"])
     return df

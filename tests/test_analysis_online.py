@@ -328,6 +328,10 @@ def test_facemap_analyze_equals_the_two_scripts(cli_run):
     assert sorted(zip(ev["type"], ev["start_frame"], ev["end_frame"], strict=True)) == sorted(
         (e["type"], e["start_frame"], e["end_frame"]) for e in report["events"]["list"])
     assert df.attrs["scores"]["overall_score"].round(1).tolist() == [report["overall_score"]]
+    # the scripts' files through load_logs: the same labels, of the same dtype
+    logs = facemap.load_logs(out, "lp_d0", analysis=out / "analysis")
+    for name in LABELS:
+        assert logs[name].dtype == bool and (logs[name].to_numpy() == df[name].to_numpy()).all()
 
 
 def test_open_analyze_labels_faces_and_gives_events_as_the_scripts(cli_run):

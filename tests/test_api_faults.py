@@ -299,6 +299,10 @@ def test_several_faces_and_no_face_in_any_frame_give_every_frame_no_face(tmp_pat
     else:
         df = facemap.analyze(black_clip, "dlib", max_faces=0)
         assert (df["label"] == "no_face").all() and not df["smile"].any() and df.attrs["scores"].empty
+        events = df.attrs["events"]  # empty, with its columns: the docs' selection works
+        assert events.empty and events[["type", "start_frame", "end_frame", "duration_ms"]].empty
+        assert list(df.attrs["scores"].columns) == ["stem", "face_id", "overall_score", "positivity",
+                                                     "expressiveness", "attention"]
         one = facemap.analyze(black_clip, "dlib")  # the same columns as with one face
         assert list(df.columns) == list(one.columns) and (df.dtypes == one.dtypes).all()
         assert (df["score"] == 0).all() and df["measure_smile"].isna().all()
@@ -338,7 +342,11 @@ def test_mistakes_of_a_notebook_user_are_usage_errors(tmp_path):
 
     frames = [np.zeros((64, 64, 3), np.uint8)] * 2
     seen = []
-    fm = facemap.open(_pattern(), detector=facemap.backends.FixedBoxDetector((10, 10, 50, 50)))
+
+    def fm_open():
+        return facemap.open(_pattern(), detector=facemap.backends.FixedBoxDetector((10, 10, 50, 50)))
+
+    fm = fm_open()
     assert len(list(fm.process(frames, sinks=seen.append))) == 2 and len(seen) == 2
     assert len(list(fm.process(frames, sinks=CsvLogSink(tmp_path, "one")))) == 2
     assert (tmp_path / "logs" / "one_meta.csv").is_file()
@@ -353,6 +361,12 @@ def test_mistakes_of_a_notebook_user_are_usage_errors(tmp_path):
                         ("1-10", "expects A:B"), ((1.5, 3), "expects (A, B) or 'A:B'"), (7, "expects (A, B)")]:
         with pytest.raises(UsageError, match=re.escape(needle)):
             facemap.analyze(frames, "dlib", baseline_frames=bad)
+    # a stack of frames is frames; an empty list and start_s for arrays are refused, not 0 frames
+    assert [f.index for f in fm_open().process(np.zeros((3, 64, 64, 3), np.uint8))] == [1, 2, 3]
+    with pytest.raises(UsageError, match="the source is an empty list"):
+        fm_open().process([])
+    with pytest.raises(UsageError, match="start_s and end_s choose a video file's frames; frames has none"):
+        fm_open().process(frames, start_s=1.0)
     # numpy's integers are numbers; the live analyzer's lag goes with the live analyzer, named as given
     assert facemap.open("dlib", max_faces=np.int64(2)).options.max_faces == 2
     with pytest.raises(UsageError, match="analyze_lag_ms is the live analyzer's: it goes with analyze=True"):

@@ -110,8 +110,13 @@ def resolve_sources(source: object, fps: float = DEFAULT_ARRAY_FPS) -> list[Sour
         raise UsageError(f"cannot process {source!r}; give a path, a camera index or images")
     if isinstance(source, int):
         return [camera_source(source)]
+    if isinstance(source, np.ndarray) and source.ndim == 4:  # (N, H, W, 3): N frames, as a list of them
+        return [Source("arrays", "frames", arrays=source, fps=fps)]
     if isinstance(source, np.ndarray):
         return [Source("array", "image", arrays=[source], fps=fps)]
+    if isinstance(source, (list, tuple)) and not source:
+        raise UsageError("the source is an empty list (a glob that matched nothing?); give a path, a folder, "
+                         "a glob, a camera index or images")
     if isinstance(source, (str, Path)):
         items = [str(source)]
     elif isinstance(source, (list, tuple)) and source and all(isinstance(s, (str, Path)) for s in source):
