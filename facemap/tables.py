@@ -10,6 +10,7 @@ face. Nothing is left on disk.
 from __future__ import annotations
 
 import inspect
+import logging
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -26,6 +27,8 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from .analysis.config import AnalysisConfig
+
+log = logging.getLogger(__name__)
 
 # The keyword arguments of FaceMap.process; the other options go to facemap.open.
 _PROCESS_OPTIONS = tuple(p for p in inspect.signature(FaceMap.process).parameters if p not in ("self", "source", "sinks"))
@@ -55,6 +58,32 @@ class _LogsByStem:
         """Finish every input's logs."""
         for sink in self.sinks.values():
             sink.close(error)
+
+
+class _TempPathsQuiet(logging.Filter):
+    """While in use, the analyzer's warnings that name ``folder`` (facemap.analyze's own temp
+    logs: a path the user never saw) or say no frame has a face are kept back and counted."""
+
+    def __init__(self, folder: Path) -> None:
+        super().__init__()
+        self.folder, self.dropped = str(folder), 0
+        self._loggers = [logging.getLogger("facemap.analysis"), logging.getLogger("facemap.analysis.inputs")]
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        if self.folder in text or text.startswith("no frame has a face"):
+            self.dropped += 1
+            return False
+        return True
+
+    def __enter__(self) -> _TempPathsQuiet:
+        for lg in self._loggers:
+            lg.addFilter(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for lg in self._loggers:
+            lg.removeFilter(self)
 
 
 def _without_a_face(table: pd.DataFrame) -> pd.DataFrame:
@@ -145,7 +174,10 @@ def analyze(
                 pass
             for name in sink.sinks:
                 lm, meta = log_path(folder, name, "landmarks"), log_path(folder, name, "meta")
-                analyses = analyze_logs(lm, meta, config=config, baseline_frames=baseline_frames)
+                with _TempPathsQuiet(folder) as quiet:  # the logs are ours, in a temp folder: not the user's
+                    analyses = analyze_logs(lm, meta, config=config, baseline_frames=baseline_frames)
+                if quiet.dropped:
+                    log.warning("%s: no face in any frame; every frame is no_face", name)
                 out = folder / "analysis" / name
                 write_outputs(analyses, out, plots=False, paths={"landmarks": str(lm), "meta": str(meta)})
                 table = load_logs(folder / "logs", name, analysis=out)

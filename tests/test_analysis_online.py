@@ -251,7 +251,7 @@ def test_a_picture_is_judged_as_the_offline_analyzer_judges_a_photo():
     assert face.measures["smile"] > 1.0  # past the smile threshold
 
 
-def test_facemap_analyze_judges_each_array_of_image_mode_as_a_photo():
+def test_facemap_analyze_judges_each_array_of_image_mode_as_a_photo(caplog):
     """facemap.analyze(arrays, mode="image"): each array a picture of its own (stem
     frames_<n>), judged against the typical face as each alone is; they were one clip with one
     baseline, and a smile among smiles was 'neutral'."""
@@ -266,6 +266,10 @@ def test_facemap_analyze_judges_each_array_of_image_mode_as_a_photo():
     assert df["stem"].tolist() == ["frames_000001", "frames_000002", "frames_000003"]
     assert [[x] for x in df["label"]] == alone == [["smile"], ["no_face"], ["smile"]]
     assert df.attrs["scores"]["stem"].tolist() == ["frames_000001", "frames_000002", "frames_000003"]
+    # the picture without a face: one warning naming it, none naming facemap's temp logs
+    said = [r.getMessage() for r in caplog.records if r.levelno >= 30]
+    assert "frames_000002: no face in any frame; every frame is no_face" in said
+    assert not [m for m in said if "facemap-analyze-" in m], said
 
 
 def test_a_reference_that_is_not_a_baseline_is_one_clear_line():
