@@ -75,6 +75,17 @@ def test_a_rerun_of_another_video_under_the_stem_leaves_no_log_of_the_first(tmp_
     assert "logs/talk_landmarks.csv" not in OutputDir(out).listed()
 
 
+def test_an_analyze_run_says_nothing_of_earlier_outputs_it_replaced(tmp_path, capsys) -> None:
+    """--analyze writes analysis/<stem>/ (reported as the folder): neither its first run nor a
+    rerun says its analysis is the earlier run's."""
+    need_shared(CLIP)
+    base = ["--video", str(CLIP), "--landmarker", "dlib", "--detector", "dlib-hog", "--max-frames", "30", "--analyze",
+            "-o", str(tmp_path / "out")]
+    for _ in range(2):
+        assert infer_main(base) == 0
+        assert "earlier run" not in capsys.readouterr().out
+
+
 def test_a_photos_expression_log_is_claimed_like_its_other_logs(tmp_path) -> None:
     need_shared(BASIS)
     photo = DATA / "images" / "fr_obama-720p.jpg"

@@ -469,6 +469,28 @@ def test_sigterm_with_jobs_stops_the_workers_and_starts_nothing_new(tmp_path, mo
         assert len(summary) == rows + 1  # every log holds the same frames
         assert set(read_landmarks(out / "logs" / f"{stem}_landmarks.csv").frames) <= set(meta)
     assert any(len(read_meta(out / "logs" / f"{s}_meta.csv").frames) < 250 for s in started)  # cut short
+    if how == "ctrl-c-group":
+        return
+    # stopped again, a rerun: the videos it stops part way keep the first run's files, and the
+    # line says so (the workers' own line does not reach the user)
+    before = {p.relative_to(out).as_posix(): p.read_bytes() for p in out.rglob("*") if p.is_file()
+              and p.name not in ("corpus.csv", ".facemap-output")}
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+                            start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while len(list(out.glob("logs/.*_meta.csv.part"))) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert "the ones stopped part way keep the earlier run's outputs as they were (" in err.strip().splitlines()[-1]
+    after = {p.relative_to(out).as_posix(): p.read_bytes() for p in out.rglob("*") if p.is_file()
+             and p.name not in ("corpus.csv", ".facemap-output")}
+    assert {k: v for k, v in after.items() if k in before} == before
 
 
 def test_no_face_box_means_no_landmarks_by_default(tmp_path, model_args):

@@ -56,6 +56,7 @@ from .videos import (
     probe_in_range,
     process_video,
     report_line,
+    stale_line,
     summary_table,
     video_outputs,
 )
@@ -241,12 +242,14 @@ def _run_on_ray(ray, cfg: InferConfig, todo: list[Source], out: OutputDir, span:
             rels = video_outputs(job.key, worker_cfg)
             with HoldSignals():  # its outputs in place and its row in corpus.csv, or neither
                 rep = replace(result["value"], outputs=publish(out_dir / STAGING / stage[job.key], out_dir, rels))
-                drop_stale(out, rep, worker_cfg)
+                stale = stale_line(rep.stem, *drop_stale(out, rep, worker_cfg))
                 done[job.key] = rep
                 rows[job.key] = ok_row(rep, result["node"])
                 save()
             ended(job)
             say(report_line(rep))
+            if stale and not cfg.quiet:
+                say(stale)
             add(rep.counts.frames)
 
         def retry(job: Job, result: dict) -> None:

@@ -109,10 +109,11 @@ def drop_stale(out: OutputDir, rep: VideoReport, cfg: InferConfig) -> tuple[list
     expression log of a run with the basis), as the logs of a stem are read together, one
     run's; its overlay and analysis are left, as made by that run. Only files facemap wrote
     here (``OutputDir.forget``). Returns (removed, left)."""
-    written = {Path(p).resolve() for p in rep.outputs}
+    written = {Path(p).resolve() for p in rep.outputs}  # files, or a folder (the analysis) for its files
     gone, left = [], []
     for rel in every_output(rep.stem, cfg):
-        if (out.path / rel).resolve() in written or not (out.path / rel).is_file() or not out.wrote(rel):
+        target = (out.path / rel).resolve()
+        if target in written or written & set(target.parents) or not target.is_file() or not out.wrote(rel):
             continue
         if rel.startswith("logs/"):
             out.forget(rel)
@@ -438,7 +439,12 @@ def _worker_run(src: Source, info: VideoInfo, out_dir: Path, span: FrameRange) -
 
 
 def probe_in_range(path: Path, span: FrameRange) -> VideoInfo:
-    """``probe(path)``, refusing a video that has no frames in the chosen range."""
+    """``probe(path)``, refusing a picture (it would run as a one-frame video, judged as a clip,
+    not a photo) and a video that has no frames in the chosen range."""
+    from ..io.images import IMAGE_EXTENSIONS
+
+    if Path(path).suffix.lower() in IMAGE_EXTENSIONS:
+        raise InputFileError(f"{path}: is a picture; pass it with {{image}}")
     info = probe(path)
     if info.duration_s and not info.frames_between(span.start_s, span.end_s):
         asked = f"{{start_s}} {span.start_s or 0:g} s" + (
@@ -552,7 +558,20 @@ def run_videos(cfg: InferConfig, emit: Emit) -> int:
                     continue
                 done(rep)
         elif good:
-            _run_parallel(cfg, good, [infos[s.stem] for s in good], out.path, span, done, failed)
+            # each worker keeps the earlier run's outputs of a video it is stopped in (process_video);
+            # its own line cannot reach the user: the parent says it
+            earlier = [s.stem for s in good if any((out.path / rel).is_file() for rel in every_output(s.stem, cfg))]
+            try:
+                _run_parallel(cfg, good, [infos[s.stem] for s in good], out.path, span, done, failed)
+            except KeyboardInterrupt:
+                kept = [stem for stem in earlier if stem not in rows]
+                if not kept:
+                    raise
+                raise KeyboardInterrupt(
+                    f"interrupted: {sum(r.get('status') == 'ok' for r in rows.values())} of {len(inputs)} video(s) "
+                    f"finished; the ones stopped part way keep the earlier run's outputs as they were ({', '.join(kept)}), "
+                    "the others' logs end at their last processed frame; a rerun does the rest"
+                ) from None
     order = {s.stem: i for i, s in enumerate(inputs)}
     reports.sort(key=lambda r: order[r.stem])  # --jobs: as they ended
     if len(reports) > 1:

@@ -527,12 +527,7 @@ class VideoSink:
 
 
 def collect_videos(inputs: list[str]) -> list[Path]:
-    """Video paths from files, folders and globs; a picture named as a video is refused (it
-    would run as a one-frame video, its verdict a clip's, not a photo's)."""
-    from .images import IMAGE_EXTENSIONS, collect_files
+    """Video paths from files, folders and globs."""
+    from .images import collect_files
 
-    paths = collect_files(inputs, VIDEO_EXTENSIONS, "video")
-    for path in paths:
-        if path.suffix.lower() in IMAGE_EXTENSIONS:
-            raise InputFileError(f"{path}: is a picture; pass it with {{image}}")
-    return paths
+    return collect_files(inputs, VIDEO_EXTENSIONS, "video")
