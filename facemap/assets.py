@@ -557,8 +557,12 @@ def fetch_assets(
         target = model_cache_dir()
         have = (target / MODEL_NAME).is_file() and not force
         if have:  # complete only with its data file(s): a model.onnx alone is no model
-            gone = [loc for loc in _external_locations(target / MODEL_NAME, str(target / MODEL_NAME))
-                    if not (target / loc).is_file()]
+            try:
+                locations = _external_locations(target / MODEL_NAME, str(target / MODEL_NAME))
+            except DownloadError:
+                raise ModelError(f"{target / MODEL_NAME}: not an ONNX model (damaged?); add {{force}} to download "
+                                 "the model again") from None
+            gone = [loc for loc in locations if not (target / loc).is_file()]
             if gone:
                 raise ModelError(
                     f"{target / MODEL_NAME}: its weights file {target / gone[0]} is missing; add {{force}} to "

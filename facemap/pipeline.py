@@ -22,6 +22,7 @@ yielding that frame, and ``FaceMap.process`` ends there as if the frames had run
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import numbers
 import threading
@@ -287,7 +288,8 @@ class Pipeline:
                     # the source failed (a generator raised, a file's data broke off): the frames
                     # held are decided now and handed on, to the caller and the sinks, first
                     ready.extend(drain())
-                    yield from emit()
+                    with contextlib.suppress(StopRun):  # a sink's stop then: the source's error still goes on
+                        yield from emit()
                     raise
                 t0 = time.perf_counter()
                 with self._backends:

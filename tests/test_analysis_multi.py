@@ -362,6 +362,12 @@ def test_a_run_whose_every_clip_fails_writes_nothing(tmp_path, capsys):
     assert len(lines) == 3 and all("pass --fps (the video's frame rate)" in ln for ln in lines[:2])
     assert lines[2] == "2 clips: 0 analysed, 2 failed (dpe_s, lp_d0); nothing written"
     assert not out.exists()
+    # a clip skipped (a picture's logs without landmarks) and the others failed: nothing analysed, nothing written
+    (logs / "pic_meta.csv").write_text("frame,status\n1,ok\n")
+    rc, _, err = run(["--logs", logs, "--out", out], capsys)
+    assert rc == 2 and err.strip().splitlines()[-1] == "3 clips: 0 analysed, 2 failed (dpe_s, lp_d0), 1 skipped (pic); nothing written"
+    assert not out.exists()
+    (logs / "pic_meta.csv").unlink()
     # into a folder of an earlier run, its table is kept as it was
     assert run(["--logs", logs, "--out", out, "--fps", 25, "--no-plots"], capsys)[0] == 0
     before = files(out)

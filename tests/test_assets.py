@@ -690,6 +690,12 @@ def test_fetch_fills_every_cache_then_a_run_needs_no_network(server, yunet_cache
     assert facemap_main(["fetch", "--model", "--force", "-q"]) == 0
     assert data.is_file() and run_model(model)[0].shape == (265,)
     data.with_suffix(".bak").unlink()
+    good = model.read_bytes()
+    model.write_bytes(b"<html>not a model</html>")  # damaged: one line too, not "in the archive"
+    assert facemap_main(["fetch", "--model", "-q"]) == 4
+    assert capsys.readouterr().err.strip() == (
+        f"python -m facemap fetch: error: {model}: not an ONNX model (damaged?); add --force to download the model again")
+    model.write_bytes(good)
     capsys.readouterr()
     # offline now: the cached assets are all a run needs
     _forbid_urls(monkeypatch)

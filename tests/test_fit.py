@@ -429,6 +429,30 @@ def test_a_source_that_fails_hands_on_the_frames_held_then_raises(tmp_path, anal
     assert raw.frame.tolist() == list(range(1, 21)) and np.isfinite(raw[[f"p{i}" for i in range(265)]].to_numpy()).all()
 
 
+def test_a_stop_asked_while_the_frames_held_are_handed_on_keeps_the_source_s_error() -> None:
+    """A sink asking to stop (a preview's q) on a frame handed on after the source failed: the
+    source's error still goes on (it was taken for a normal end, the logs for complete)."""
+    import facemap
+    from facemap.io.video import read_frames
+    from facemap.pipeline import StopRun
+    from facemap.types import Mode
+
+    need_shared(DATA / "videos")
+
+    def frames():
+        for vf in read_frames(DATA / "videos" / "lp_d0.mp4"):
+            if vf.index == 21:
+                raise OSError("camera unplugged")
+            yield vf
+
+    def stop_at_15(frame):
+        if frame.index == 15:  # held by the analyzer when the source fails
+            raise StopRun
+
+    with facemap.open("dlib", detector="dlib-hog", analyze=True) as fm, pytest.raises(OSError, match="unplugged"):
+        list(fm.pipeline.run(frames(), Mode.VIDEO, sinks=[facemap.pipeline.as_sink(stop_at_15)]))
+
+
 @pytest.mark.parametrize("live", [False, True])
 def test_a_camera_holds_no_frame_and_a_file_holds_until_the_identity_settles(live: bool) -> None:
     import facemap

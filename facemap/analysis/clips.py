@@ -257,10 +257,11 @@ class Batch:
         return rows
 
     def _write_summary(self) -> None:
-        """The table and index; not when every clip of this run failed and no earlier run's clip
-        is there to list (the errors said it all: nothing is left behind)."""
+        """The table and index; not when no clip of this run was analysed (each failed or was
+        skipped) and no earlier run's clip is there to list (the lines said it all: nothing is
+        left behind)."""
         rows = self.rows()
-        if self.earlier or any(o.error is None for o in self.outcomes):
+        if self.earlier or any(o.ok for o in self.outcomes):
             write_tables(self._dir, rows)
             self.wrote_tables = True
 

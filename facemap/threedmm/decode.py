@@ -53,7 +53,9 @@ class Basis:
         }
         for name, shape in expected.items():
             arr = np.asarray(getattr(self, name))
-            if arr.size == int(np.prod(shape)) and arr.shape != shape:
+            # flat (Qualcomm's files) or the mean face as 68 x 3 are read in order; another shape
+            # of that size (a transposed basis) is refused below, not reshaped
+            if arr.size == int(np.prod(shape)) and (arr.ndim == 1 or (name == "mean_face" and arr.shape == (N_LANDMARKS, 3))):
                 arr = arr.reshape(shape)
             if arr.shape != shape:
                 raise ValueError(f"{name} must have shape {shape}, got {arr.shape}")
