@@ -178,12 +178,43 @@ def test_sink_copies_audio_cut_to_the_video(tmp_path):
 
 
 def test_collect_videos(tmp_path):
-    for name in ("b.mp4", "a.MOV", "notes.txt"):
+    for name in ("b.mp4", "a.MOV", "notes.txt", "c.MTS", "d.ts", "e.m2ts", "f.flv"):
         (tmp_path / name).write_bytes(b"x")
-    assert [p.name for p in collect_videos([str(tmp_path)])] == ["a.MOV", "b.mp4"]
+    # camcorder and stream files too: a folder of .MTS clips held "no videos"
+    assert [p.name for p in collect_videos([str(tmp_path)])] == ["a.MOV", "b.mp4", "c.MTS", "d.ts", "e.m2ts", "f.flv"]
     assert [p.name for p in collect_videos([str(tmp_path / "*.mp4")])] == ["b.mp4"]
     with pytest.raises(InputFileError, match="no videos"):
         collect_videos([str(tmp_path / "*.mkv")])
+
+
+def test_a_repeated_timestamp_moves_its_frame_only(tmp_path, caplog):
+    """Frames 11 and 26 of a Matroska file carry the time of the frame before (a muxing slip):
+    each is put 1 ms after it, and every other frame keeps its own time (each slip shifted every
+    frame after it by a frame, 560 ms over 14 slips in 6 s), with one warning."""
+    import av
+
+    src = need_shared(DATA / "videos" / "lp_d0.mp4")
+    target = tmp_path / "slips.mkv"
+    with av.open(str(src)) as i, av.open(str(target), "w", format="matroska") as o:
+        vs = o.add_stream("mjpeg", rate=25)
+        vs.width, vs.height, vs.pix_fmt = 128, 128, "yuvj420p"
+        pkts = []
+        for n, frame in enumerate(i.decode(video=0)):
+            if n == 40:
+                break
+            frame = frame.reformat(width=128, height=128, format="yuvj420p")
+            frame.pts, frame.time_base = n, Fraction(1, 25)
+            pkts += list(vs.encode(frame))
+        pkts += list(vs.encode(None))
+        for n, pkt in enumerate(pkts):
+            pkt.pts = pkt.dts = n - 1 if n in (10, 25) else n
+            o.mux(pkt)
+    got = [f.timestamp_ms for f in read_frames(target)]
+    want = [40.0 * n for n in range(40)]
+    want[10], want[25] = want[9] + 1.0, want[24] + 1.0
+    np.testing.assert_allclose(got, want, atol=0.01)
+    notes = [r.getMessage() for r in caplog.records if "repeats or runs back" in r.getMessage()]
+    assert len(notes) == 1 and "the frame after 0.360 s" in notes[0]
 
 
 def test_variable_frame_rate_read_back(tmp_path):

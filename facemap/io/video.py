@@ -29,7 +29,10 @@ from ..errors import InputFileError, OutputError
 
 log = logging.getLogger(__name__)
 
-VIDEO_EXTENSIONS = (".mp4", ".mov", ".m4v", ".mkv", ".avi", ".webm", ".mpg", ".mpeg", ".wmv", ".3gp")
+VIDEO_EXTENSIONS = (".mp4", ".mov", ".m4v", ".mkv", ".avi", ".webm", ".mpg", ".mpeg", ".wmv", ".3gp", ".ts", ".mts",
+                    ".m2ts", ".flv")
+# A frame timed at most this many frames before the one before it is a muxer's slip, not a join
+NUDGE_FRAMES = 4
 DECODE_QUEUE = 8
 ENCODE_QUEUE = 8
 DEFAULT_CRF = 20
@@ -254,6 +257,7 @@ def _decode(container, path, start_s, end_s, every, max_frames, stop) -> Iterato
     emitted = 0
     last_t = None
     shift, renumbered = 0.0, False  # seconds added to the file's times once they run back
+    nudged = 0  # frames whose time repeated or ran back a little (a muxer's slip): each set just after the one before
     try:
         frames = container.decode(vs)
         for frame in frames:
@@ -263,7 +267,16 @@ def _decode(container, path, start_s, end_s, every, max_frames, stop) -> Iterato
                 t = float(frame.pts * tb) + shift
             else:
                 t = (last_t + 1.0 / fps) if last_t is not None else stream_start
-            if last_t is not None and t <= last_t:  # runs back (files joined with cat): renumbered
+            if last_t is not None and t <= last_t and last_t - t <= NUDGE_FRAMES / fps:
+                # a repeated or swapped time: this frame alone is put 1 ms after the one before; the
+                # frames after it keep the file's own times (a lasting shift drifted them, 40 ms a slip)
+                if not nudged:
+                    log.warning("%s: the frame after %.3f s repeats or runs back its time (a muxing slip); such a "
+                                "frame is timed 1 ms after the one before it, the frames after keep the file's times",
+                                path, last_t - stream_start)
+                nudged += 1
+                t = last_t + 0.001
+            elif last_t is not None and t <= last_t:  # runs back (files joined with cat): renumbered
                 shift += last_t + 1.0 / fps - t
                 if not renumbered:
                     log.warning(
