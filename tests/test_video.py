@@ -177,6 +177,37 @@ def test_sink_copies_audio_cut_to_the_video(tmp_path):
     assert got["audio_s"] == pytest.approx(2.0, abs=0.1)  # 60 frames at 30 fps
 
 
+@pytest.mark.parametrize("fmt", ["matroska", "webm"])
+def test_audio_longer_than_the_video_in_matroska_is_no_truncation(tmp_path, fmt, caplog):
+    """Matroska/WebM give no stream duration but a DURATION tag: 1 s of video with 3 s of audio
+    is 10 frames, read whole without an "ended early" note (the container's 3 s made it 30
+    frames expected and the file "truncated")."""
+    import av
+
+    target = tmp_path / f"long_audio.{'mkv' if fmt == 'matroska' else 'webm'}"
+    with av.open(str(target), "w", format=fmt) as out:
+        vs = out.add_stream("libvpx-vp9" if fmt == "webm" else "libx264", rate=10)
+        vs.width, vs.height, vs.pix_fmt = 64, 32, "yuv420p"
+        aus = out.add_stream("libopus", rate=48000)
+        for i in range(10):
+            frame = av.VideoFrame.from_ndarray(np.full((32, 64, 3), 20 * i, np.uint8), format="bgr24")
+            frame.pts = i
+            for p in vs.encode(frame):
+                out.mux(p)
+        for p in vs.encode(None):
+            out.mux(p)
+        for k in range(150):  # 3 s of 20 ms
+            af = av.AudioFrame.from_ndarray(np.zeros((1, 960), np.float32), format="flt", layout="mono")
+            af.sample_rate, af.pts = 48000, k * 960
+            for p in aus.encode(af):
+                out.mux(p)
+        for p in aus.encode(None):
+            out.mux(p)
+    info = probe(target)
+    assert info.duration_s == pytest.approx(1.0, abs=0.11) and info.frame_count == pytest.approx(10, abs=1)
+    assert len(list(read_frames(target))) == 10
+
+
 def test_collect_videos(tmp_path):
     for name in ("b.mp4", "a.MOV", "notes.txt", "c.MTS", "d.ts", "e.m2ts", "f.flv"):
         (tmp_path / name).write_bytes(b"x")

@@ -16,6 +16,7 @@ import contextlib
 import logging
 import os
 import queue
+import re
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -120,9 +121,11 @@ def probe(path: Path) -> VideoInfo:
         start_s = float(vs.start_time * tb) if vs.start_time is not None else 0.0
         if vs.duration:
             duration = float(vs.duration * tb)
-        elif container.duration:
+        elif (tagged := _duration_tag(vs)) is not None:  # Matroska/WebM: the stream's own, as a tag
+            duration = tagged
+        elif container.duration and len(container.streams) == 1:
             duration = container.duration / 1_000_000
-        else:
+        else:  # the container's covers every stream (audio may run longer): not known
             duration = 0.0
         count = int(vs.frames or 0) or int(round(duration * fps))
         rotation = 0
@@ -149,6 +152,13 @@ def probe(path: Path) -> VideoInfo:
         )
     finally:
         container.close()
+
+
+def _duration_tag(stream) -> float | None:
+    """A stream's ``DURATION`` tag (Matroska, WebM: "00:00:02.400000000") in seconds, or None."""
+    text = str((stream.metadata or {}).get("DURATION", ""))
+    m = re.fullmatch(r"(\d+):(\d{2}):(\d{2}(?:\.\d+)?)", text.strip())
+    return int(m[1]) * 3600 + int(m[2]) * 60 + float(m[3]) if m else None
 
 
 def _rotation_of(frame) -> int:
