@@ -208,6 +208,62 @@ def test_audio_longer_than_the_video_in_matroska_is_no_truncation(tmp_path, fmt,
     assert len(list(read_frames(target))) == 10
 
 
+def test_a_damaged_spot_mid_file_is_skipped_and_the_rest_decoded(tmp_path, caplog):
+    """Bytes overwritten in the middle of an MP4's data: the packets the decoder refuses are
+    skipped with one warning and the frames after the next key frame are read (decoding
+    stopped there, half the clip lost and the file called truncated)."""
+    import av
+
+    src = need_shared(D19)
+    target = tmp_path / "damaged.mp4"
+    with av.open(str(src)) as i, av.open(str(target), "w") as o:
+        vs = o.add_stream("libx264", rate=25, options={"g": "10", "bf": "0"})
+        vs.width, vs.height, vs.pix_fmt = 256, 256, "yuv420p"
+        for n, frame in enumerate(i.decode(video=0)):
+            if n == 80:
+                break
+            frame = frame.reformat(width=256, height=256, format="yuv420p")
+            frame.pts, frame.time_base = n, Fraction(1, 25)
+            for pkt in vs.encode(frame):
+                o.mux(pkt)
+        for pkt in vs.encode(None):
+            o.mux(pkt)
+    data = bytearray(target.read_bytes())
+    mid = len(data) // 2
+    data[mid : mid + 3000] = bytes(range(256)) * 11 + bytes(184)
+    target.write_bytes(bytes(data))
+    frames = list(read_frames(target))
+    assert 60 <= len(frames) < 80, len(frames)  # a key-frame interval or so lost, not half the clip
+    assert frames[-1].timestamp_ms == pytest.approx(79 * 40.0)
+    notes = [r.getMessage() for r in caplog.records if "damaged data at" in r.getMessage()]
+    assert len(notes) == 1 and "skipped, decoding goes on after it" in notes[0]
+
+
+def test_a_trimmed_mp4_numbers_frames_after_a_seek_as_from_the_start(tmp_path):
+    """An MP4 whose first 10 frames are cut by an edit list (a phone app's trim, ffmpeg -ss with
+    -c copy): --start 1 --end 1.2 gives the frames the numbers a whole read gives them (the
+    pre-roll, decoded but never shown, was counted: frame 26 came out as 36)."""
+    import av
+
+    target = tmp_path / "trimmed.mp4"
+    with av.open(str(need_shared(D19))) as i, av.open(str(target), "w") as o:
+        vs = o.add_stream("libx264", rate=25, options={"bf": "0"})
+        vs.width, vs.height, vs.pix_fmt = 128, 128, "yuv420p"
+        for n, frame in enumerate(i.decode(video=0)):
+            if n == 60:
+                break
+            frame = frame.reformat(width=128, height=128, format="yuv420p")
+            frame.pts, frame.time_base = n - 10, Fraction(1, 25)  # 10 frames before the start
+            for pkt in vs.encode(frame):
+                o.mux(pkt)
+        for pkt in vs.encode(None):
+            o.mux(pkt)
+    whole = {round(f.timestamp_ms): f.index for f in read_frames(target)}
+    assert len(whole) == 50 and whole[1000] == 26
+    part = [(f.index, round(f.timestamp_ms)) for f in read_frames(target, start_s=1.0, end_s=1.2)]
+    assert part == [(whole[t], t) for t in (1000, 1040, 1080, 1120, 1160)]
+
+
 def test_collect_videos(tmp_path):
     for name in ("b.mp4", "a.MOV", "notes.txt", "c.MTS", "d.ts", "e.m2ts", "f.flv"):
         (tmp_path / name).write_bytes(b"x")

@@ -241,12 +241,46 @@ def _pts_up_to(container, vs, limit_pts: int) -> list[int]:
     cheap), so that a frame found after a seek gets its true 1-based position in the file."""
     found = []
     for packet in container.demux(vs):
-        if packet.pts is not None:
+        # a trimmed file's pre-roll (an edit list: packets flagged discard) is decoded, never shown
+        if packet.pts is not None and not getattr(packet, "is_discard", False):
             found.append(int(packet.pts))
         if packet.dts is not None and packet.dts > limit_pts:
             break
     found.sort()
     return found
+
+
+# Damaged packets in a row past which the file is taken for broken off (not a damaged spot)
+MAX_DAMAGED_RUN = 250
+
+
+def _decoded(container, vs, path) -> Iterator:
+    """The video stream's frames, packet by packet: a packet the decoder refuses (a damaged
+    spot: bytes overwritten, a bad sector) is skipped with one warning and decoding goes on
+    from the next one it takes (the frames up to the next key frame may be lost with it);
+    an error reading the file itself, or MAX_DAMAGED_RUN refused packets in a row, ends it."""
+    import av
+
+    damaged, run, first = 0, 0, None
+    for packet in container.demux(vs):
+        try:
+            frames = packet.decode()
+        except av.error.FFmpegError as exc:
+            if packet.size == 0:  # the flush at the end: nothing more to decode
+                break
+            damaged, run = damaged + 1, run + 1
+            if first is None:
+                first = float(packet.pts * vs.time_base) if packet.pts is not None else None
+                where = f" at {first - float((vs.start_time or 0) * vs.time_base):.2f} s" if first is not None else ""
+                why = getattr(exc, "strerror", None) or str(exc)[:80]
+                log.warning("%s: damaged data%s (%s); skipped, decoding goes on after it", path, where, why)
+            if run >= MAX_DAMAGED_RUN:
+                raise
+            continue
+        run = 0 if frames else run
+        yield from frames
+    if damaged > 1:
+        log.warning("%s: %d damaged packets skipped in all", path, damaged)
 
 
 def _decode(container, path, start_s, end_s, every, max_frames, stop) -> Iterator[VideoFrame]:
@@ -269,8 +303,7 @@ def _decode(container, path, start_s, end_s, every, max_frames, stop) -> Iterato
     shift, renumbered = 0.0, False  # seconds added to the file's times once they run back
     nudged = 0  # frames whose time repeated or ran back a little (a muxer's slip): each set just after the one before
     try:
-        frames = container.decode(vs)
-        for frame in frames:
+        for frame in _decoded(container, vs, path):
             if stop.is_set():
                 return
             if frame.pts is not None:
