@@ -264,6 +264,29 @@ def test_a_trimmed_mp4_numbers_frames_after_a_seek_as_from_the_start(tmp_path):
     assert part == [(whole[t], t) for t in (1000, 1040, 1080, 1120, 1160)]
 
 
+def test_the_overlay_is_bt709_and_says_so(tmp_path):
+    """The overlay's colours are converted to BT.709 and the stream is tagged so: a player that
+    takes untagged HD for BT.709 (most do) showed BT.601 samples shifted (pure green 255 -> 214);
+    decoded as BT.709, or by read_frames/OpenCV from the tags, the colours come back."""
+    import av
+    from av.video.reformatter import Colorspace
+
+    img = np.zeros((720, 1280, 3), np.uint8)
+    img[:, :400], img[:, 400:800], img[:, 800:] = (0, 255, 0), (200, 200, 0), (40, 80, 160)
+    target = tmp_path / "colours.mp4"
+    with VideoSink(target, 1280, 720, 25.0, Fraction(1, 1000)) as sink:
+        for i in range(3):
+            sink.write(img, i * 0.04)
+    with av.open(str(target)) as c:
+        cc = c.streams.video[0].codec_context
+        assert (cc.colorspace, cc.color_primaries, cc.color_trc, cc.color_range) == (1, 1, 1, 1)
+        frame = next(c.decode(video=0))
+        as709 = frame.reformat(format="bgr24", src_colorspace=Colorspace.ITU709).to_ndarray()
+    for x in (200, 600, 1000):
+        np.testing.assert_allclose(as709[360, x].astype(int), img[360, x].astype(int), atol=4)
+        np.testing.assert_allclose(next(iter(read_frames(target))).image[360, x].astype(int), img[360, x], atol=4)
+
+
 def test_collect_videos(tmp_path):
     for name in ("b.mp4", "a.MOV", "notes.txt", "c.MTS", "d.ts", "e.m2ts", "f.flv"):
         (tmp_path / name).write_bytes(b"x")

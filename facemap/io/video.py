@@ -250,6 +250,10 @@ def _pts_up_to(container, vs, limit_pts: int) -> list[int]:
     return found
 
 
+# The overlay's colours: BT.709 (av.video.reformatter.Colorspace.ITU709), limited (MPEG) range
+BT709, LIMITED = 1, 1
+
+
 # Damaged packets in a row past which the file is taken for broken off (not a damaged spot)
 MAX_DAMAGED_RUN = 250
 
@@ -422,6 +426,10 @@ class VideoSink:
             vs = out.add_stream("libx264", rate=self.fps)
             vs.width, vs.height = self.width, self.height
             vs.pix_fmt = "yuv420p"
+            # BT.709, limited range, converted so and said so: an untagged HD stream is decoded as
+            # BT.709 by most players, and BT.601 samples then shift colours (green 255 -> 214)
+            cc = vs.codec_context
+            cc.colorspace, cc.color_primaries, cc.color_trc, cc.color_range = 1, 1, 1, 1  # AVCOL_*_BT709, MPEG
             vs.time_base = self.time_base
             vs.codec_context.time_base = self.time_base
             vs.options = {"crf": str(self.crf), "preset": self.preset}
@@ -554,7 +562,7 @@ class VideoSink:
                         if image.shape[:2] != (self.height, self.width):
                             image = cv2.resize(image, (self.width, self.height))
                     frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="bgr24")
-                    frame = frame.reformat(format="yuv420p")
+                    frame = frame.reformat(format="yuv420p", dst_colorspace=BT709, dst_color_range=LIMITED)
                     pts = int(round((t - origin) / self.time_base))
                     if pts <= last_pts:
                         pts = last_pts + 1
