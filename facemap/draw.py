@@ -205,7 +205,9 @@ def _draw_labels(out: np.ndarray, result: Face, keep_clear: Sequence[Rect] = ())
     # each side ends at the picture's edge or at the nearest rectangle to keep clear level with
     # the panel's rows (at its largest: a smaller panel stays within them; a rectangle
     # overlapping the box across is not beside it: ignored)
-    scale = float(np.clip(box.width / 320.0, 0.35, 1.2))  # sized to the box
+    # sized to the box, at most 1.2 on a picture up to 1080 rows and in proportion above (on 4K
+    # a 1.2 panel was a few pixels tall on a screen)
+    scale = float(np.clip(box.width / 320.0, 0.35, 1.2 * max(1.0, h / 1080.0)))
     width, thick, th, name_w, bar_w = layout(scale)
     end_right, end_left = w, 0
     top, bottom = _panel_rows(box, th, len(lines), len(names), h)

@@ -675,6 +675,24 @@ def test_the_label_panel_stands_beside_the_box_with_one_label_a_line(x0, x1, sid
     assert not on_box.any()
 
 
+def test_the_label_panel_on_4k_is_as_tall_on_screen_as_on_1080p():
+    """The same face on a 1080p and a 4K picture (the 4K one twice the size): the panel's text
+    is twice as tall on 4K, so it reads the same on a screen (capped at the 1080p size, it was
+    half as tall there: a few pixels once scaled down to a screen)."""
+    from facemap.draw import draw_overlay
+    from facemap.types import BBox, Face, Status
+
+    heights = []
+    for k in (1, 2):
+        image = np.full((1080 * k, 1920 * k, 3), 120, np.uint8)
+        face = Face(frame=1, status=Status.OK, box=BBox(600.0 * k, 300.0 * k, 1100.0 * k, 800.0 * k),
+                    labels=("smile",), measures={"smile": 1.4}, provisional=True)
+        drawn = draw_overlay(image, face).astype(int)
+        ys, _ = np.nonzero((drawn[..., 2] > 190) & (drawn[..., 1] > 160) & (drawn[..., 0] < 110))
+        heights.append(ys.max() - ys.min())
+    assert heights[1] == pytest.approx(2 * heights[0], rel=0.15), heights
+
+
 def test_a_measure_not_known_draws_an_empty_bar():
     """A Face built by hand may carry NaN in ``measures``: its bar is drawn empty, no error."""
     from facemap.draw import draw_overlay
