@@ -6,6 +6,7 @@ import threading
 from fractions import Fraction
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -285,6 +286,34 @@ def test_the_overlay_is_bt709_and_says_so(tmp_path):
     for x in (200, 600, 1000):
         np.testing.assert_allclose(as709[360, x].astype(int), img[360, x].astype(int), atol=4)
         np.testing.assert_allclose(next(iter(read_frames(target))).image[360, x].astype(int), img[360, x], atol=4)
+
+
+def test_an_anamorphic_video_is_read_with_square_pixels(tmp_path):
+    """A 384x512 stream with 4:3 pixels (it plays 512x512) is read and probed as 512x512, as a
+    player shows it: the landmarker and the ratios measured on the face see it unsquashed (a
+    round mark stays round), and the overlay plays as the source does."""
+    import av
+
+    target = tmp_path / "anamorphic.mp4"
+    disc = np.full((512, 512, 3), 40, np.uint8)
+    cv2.circle(disc, (256, 256), 150, (255, 255, 255), -1)
+    with av.open(str(target), "w") as o:
+        vs = o.add_stream("libx264", rate=25)
+        vs.width, vs.height, vs.pix_fmt = 384, 512, "yuv420p"
+        vs.codec_context.sample_aspect_ratio = Fraction(4, 3)
+        for n in range(5):
+            frame = av.VideoFrame.from_ndarray(cv2.resize(disc, (384, 512), interpolation=cv2.INTER_AREA), format="bgr24")
+            frame.pts = n
+            for pkt in vs.encode(frame):
+                o.mux(pkt)
+        for pkt in vs.encode(None):
+            o.mux(pkt)
+    info = probe(target)
+    assert (info.width, info.height) == (512, 512)
+    image = next(iter(read_frames(target))).image
+    assert image.shape == (512, 512, 3)
+    ys, xs = np.nonzero(image[..., 0] > 150)
+    assert xs.max() - xs.min() == pytest.approx(ys.max() - ys.min(), abs=4)  # round, not 225 x 300
 
 
 def test_collect_videos(tmp_path):

@@ -130,11 +130,14 @@ def probe(path: Path) -> VideoInfo:
         count = int(vs.frames or 0) or int(round(duration * fps))
         rotation = 0
         w, h = vs.codec_context.width, vs.codec_context.height
+        sar = _pixel_aspect(vs)
         with contextlib.suppress(Exception):
             for frame in container.decode(vs):
                 rotation = _rotation_of(frame)
                 w, h = frame.width, frame.height
                 break
+        if sar is not None:  # frames are read with square pixels (square_pixels)
+            w = max(2, round(w * sar))
         if rotation in (90, 270):
             w, h = h, w
         return VideoInfo(
@@ -179,6 +182,22 @@ def upright(image: np.ndarray, rotation_deg: int) -> np.ndarray:
     if rotation_deg == 270:
         return cv2.rotate(image, cv2.ROTATE_90_CLOCKWISE)
     return image
+
+
+def _pixel_aspect(vs) -> Fraction | None:
+    """The stream's sample (pixel) aspect ratio when its pixels are not square (anamorphic
+    video: DV, HDV, some broadcast files), else None."""
+    sar = vs.sample_aspect_ratio or vs.codec_context.sample_aspect_ratio
+    return Fraction(sar) if sar and Fraction(sar) != 1 else None
+
+
+def square_pixels(image: np.ndarray, sar: Fraction | None) -> np.ndarray:
+    """``image`` resampled to square pixels (its width times ``sar``), as a player shows it:
+    faces keep their proportions for the landmarker and the ratios measured on them."""
+    if sar is None:
+        return image
+    h, w = image.shape[:2]
+    return cv2.resize(image, (max(2, round(w * sar)), h), interpolation=cv2.INTER_AREA if sar < 1 else cv2.INTER_LINEAR)
 
 
 def read_frames(
@@ -292,6 +311,7 @@ def _decode(container, path, start_s, end_s, every, max_frames, stop) -> Iterato
 
     vs = container.streams.video[0]
     vs.thread_type = "AUTO"
+    sar = _pixel_aspect(vs)
     tb = vs.time_base or Fraction(1, 90000)
     fps = float(vs.average_rate or vs.guessed_rate or 30)
     stream_start = float(vs.start_time * tb) if vs.start_time is not None else 0.0
@@ -344,7 +364,7 @@ def _decode(container, path, start_s, end_s, every, max_frames, stop) -> Iterato
                 return
             if (index - 1) % every:
                 continue
-            image = upright(frame.to_ndarray(format="bgr24"), _rotation_of(frame))
+            image = upright(square_pixels(frame.to_ndarray(format="bgr24"), sar), _rotation_of(frame))
             yield VideoFrame(index=index, timestamp_ms=rel * 1000.0, time_s=t, image=image)
             emitted += 1
             if max_frames is not None and emitted >= max_frames:
