@@ -367,8 +367,9 @@ def test_variable_frame_rate_read_back(tmp_path):
     np.testing.assert_allclose(got, np.array(times) * 1000, atol=1.5)
 
 
-def test_sink_skips_audio_mp4_cannot_hold(tmp_path, caplog):
-    """PCM audio (fine in .mkv, not in .mp4): the overlay is written without sound, with a warning."""
+def test_sink_reencodes_audio_mp4_cannot_hold(tmp_path, caplog):
+    """PCM audio (a camera's .mov, an .avi; not allowed in .mp4): the overlay gets it as AAC,
+    its sound kept (it was written without sound, with a warning)."""
     import av
 
     src = tmp_path / "pcm.mkv"
@@ -382,7 +383,8 @@ def test_sink_skips_audio_mp4_cannot_hold(tmp_path, caplog):
             f.pts = i
             for p in vs.encode(f):
                 c.mux(p)
-            a = av.AudioFrame.from_ndarray(np.zeros((1, 800), np.int16), format="s16", layout="mono")
+            tone = (8000 * np.sin(np.arange(i * 800, i * 800 + 800) * 2 * np.pi * 440 / 8000)).astype(np.int16)
+            a = av.AudioFrame.from_ndarray(tone[None], format="s16", layout="mono")
             a.sample_rate, a.pts = 8000, i * 800
             for p in aus.encode(a):
                 c.mux(p)
@@ -394,5 +396,9 @@ def test_sink_skips_audio_mp4_cannot_hold(tmp_path, caplog):
         for f in read_frames(src):
             sink.write(f.image, f.time_s)
     got = _decode_stream(target)
-    assert got["n"] == 5 and not got["audio"]
-    assert "cannot be copied into MP4" in caplog.text
+    assert got["n"] == 5 and got["audio"] and got["audio_s"] == pytest.approx(0.5, abs=0.15)
+    with av.open(str(target)) as c:
+        assert c.streams.audio[0].codec_context.name == "aac"
+        sound = np.concatenate([f.to_ndarray().reshape(-1) for f in c.decode(audio=0)])
+    assert np.sqrt(np.mean(sound**2)) == pytest.approx(8000 / 32768 / np.sqrt(2), rel=0.2)  # the tone, not silence
+    assert "no sound" not in caplog.text

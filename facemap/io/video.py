@@ -379,7 +379,7 @@ def _decode(container, path, start_s, end_s, every, max_frames, stop) -> Iterato
 
 
 class VideoSink:
-    """Write BGR frames as H.264 (yuv420p) MP4 with their own timestamps, copying audio.
+    """Write BGR frames as H.264 (yuv420p) MP4 with their own timestamps, copying audio (re-encoding to AAC what MP4 cannot hold).
 
     Use as a context manager; ``write(image, time_s)`` per frame, where ``time_s`` is the
     frame's time on the source's clock (VideoFrame.time_s). The first frame lands at 0 and the
@@ -416,6 +416,7 @@ class VideoSink:
         self._error: BaseException | None = None
         self._thread: threading.Thread | None = None
         self._closed = False
+        self._transcode = False  # the source's audio re-encoded to AAC (MP4 cannot hold it as it is)
 
     # -- lifecycle
     def __enter__(self) -> VideoSink:
@@ -459,15 +460,28 @@ class VideoSink:
                 if audio_in.streams.audio:
                     audio_src = audio_in.streams.audio[0]
                     codec = audio_src.codec_context.codec.canonical_name  # mp3, not "mp3float"
-                    if codec not in MP4_AUDIO_CODECS:
-                        log.warning("%s: audio (%s) cannot be copied into MP4; the overlay has no sound",
-                                    self.audio_from, codec)
-                        audio_src = None
+                    self._transcode = codec not in MP4_AUDIO_CODECS  # PCM (a camera's .mov, .avi): to AAC
                 if audio_src is not None:
                     try:
-                        audio_out = out.add_stream_from_template(audio_src)
+                        if self._transcode:
+                            cc = audio_src.codec_context
+                            rate, channels = cc.sample_rate or 48000, cc.channels or 2
+                            settings = {  # a layout named by its order ("1 channels" will not do); AAC's
+                                "layout": {1: "mono", 2: "stereo"}.get(channels, cc.layout.name),  # rate: at
+                                "bit_rate": min(64000 * channels, 3 * rate * channels),  # most 6 bits a sample
+                            }
+                            trial = av.CodecContext.create("aac", "w")  # refused here, not by the encoding
+                            trial.sample_rate, trial.format = rate, "fltp"  # thread: the overlay goes on
+                            for k, v in settings.items():
+                                setattr(trial, k, v)
+                            trial.open()
+                            audio_out = out.add_stream("aac", rate=rate)
+                            for k, v in settings.items():
+                                setattr(audio_out.codec_context, k, v)
+                        else:
+                            audio_out = out.add_stream_from_template(audio_src)
                     except (av.error.FFmpegError, ValueError) as exc:
-                        log.warning("%s: audio not copied (%s)", self.audio_from, exc)
+                        log.warning("%s: audio not copied (%s); the overlay has no sound", self.audio_from, exc)
                         audio_src = None
                 if audio_src is None:
                     audio_in.close()
@@ -558,6 +572,12 @@ class VideoSink:
                 shift = int(round(origin / atb))
                 if pkt.pts - shift < 0:
                     continue
+                if self._transcode:  # decoded and encoded again, the encoder counting from 0
+                    for aframe in pkt.decode():
+                        aframe.pts = None
+                        for apkt in audio_out.encode(aframe):
+                            out.mux(apkt)
+                    continue
                 pkt.pts -= shift
                 pkt.dts -= shift
                 pkt.stream = audio_out
@@ -597,6 +617,9 @@ class VideoSink:
                 for packet in vs.encode(None):
                     out.mux(packet)
                 mux_audio(last_t + frame_dur)
+                if self._transcode and audio_out is not None:
+                    for apkt in audio_out.encode(None):
+                        out.mux(apkt)
         except BaseException as exc:
             msg = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
             self._error = exc if isinstance(exc, OutputError) else OutputError(
