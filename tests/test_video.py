@@ -238,6 +238,64 @@ def test_a_damaged_spot_mid_file_is_skipped_and_the_rest_decoded(tmp_path, caplo
     assert frames[-1].timestamp_ms == pytest.approx(79 * 40.0)
     notes = [r.getMessage() for r in caplog.records if "damaged data at" in r.getMessage()]
     assert len(notes) == 1 and "skipped, decoding goes on after it" in notes[0]
+    # every packet's data overwritten: no damaged spot but an unreadable file, one error (it read as 0 frames)
+    at = data.index(b"mdat")
+    size = int.from_bytes(data[at - 4 : at], "big")
+    data[at + 4 : at - 4 + size] = bytes(range(256)) * ((size - 8) // 256) + bytes((size - 8) % 256)
+    target.write_bytes(bytes(data))
+    with pytest.raises(InputFileError, match="cannot decode video"):
+        list(read_frames(target))
+
+
+def test_a_join_after_a_part_of_three_frames_is_a_join_not_slips(tmp_path):
+    """cat of a 3-frame and a 30-frame MPEG-TS: the clock starts again after 3 frames, within
+    the 4 frames a muxing slip may run back; the next frame runs back again, so it is a join
+    and the second part follows the first (it ran 120 ms early, its first frames bunched up)."""
+    import av
+
+    def segment(dst, frames):
+        with av.open(str(need_shared(D19))) as i, av.open(str(dst), "w", format="mpegts") as o:
+            vs = o.add_stream("mpeg2video", rate=25)
+            vs.width, vs.height, vs.pix_fmt = 64, 64, "yuv420p"
+            for n, frame in enumerate(i.decode(video=0)):
+                if n == frames:
+                    break
+                frame = frame.reformat(width=64, height=64, format="yuv420p")
+                frame.pts, frame.time_base = n, Fraction(1, 25)
+                for pkt in vs.encode(frame):
+                    o.mux(pkt)
+            for pkt in vs.encode(None):
+                o.mux(pkt)
+        return dst.read_bytes()
+
+    joined = tmp_path / "joined.ts"
+    joined.write_bytes(segment(tmp_path / "a.ts", 3) + segment(tmp_path / "b.ts", 30))
+    times = [f.timestamp_ms for f in read_frames(joined)]
+    assert len(times) == 33 and (np.diff(times) > 0).all()
+    assert times[-1] >= 32 * 40.0 - 45  # the second part after the first, not over it
+
+
+def test_start_on_an_mpeg_ts_whose_seek_lands_after_it(tmp_path):
+    """MPEG-TS seeks to the next key frame: --start 0.6 on a 1.2 s clip with one key frame gave
+    no frame at all. The frames from 0.6 s are read, numbered and timed as a whole read's."""
+    import av
+
+    target = tmp_path / "one_key.ts"
+    with av.open(str(need_shared(D19))) as i, av.open(str(target), "w", format="mpegts") as o:
+        vs = o.add_stream("mpeg2video", rate=25, options={"g": "100"})
+        vs.width, vs.height, vs.pix_fmt = 128, 128, "yuv420p"
+        for n, frame in enumerate(i.decode(video=0)):
+            if n == 30:
+                break
+            frame = frame.reformat(width=128, height=128, format="yuv420p")
+            frame.pts, frame.time_base = n, Fraction(1, 25)
+            for pkt in vs.encode(frame):
+                o.mux(pkt)
+        for pkt in vs.encode(None):
+            o.mux(pkt)
+    whole = [(f.index, round(f.timestamp_ms)) for f in read_frames(target)]
+    part = [(f.index, round(f.timestamp_ms)) for f in read_frames(target, start_s=0.6)]
+    assert len(whole) == 30 and part == [x for x in whole if x[1] >= 600]
 
 
 def test_a_trimmed_mp4_numbers_frames_after_a_seek_as_from_the_start(tmp_path):
@@ -263,6 +321,45 @@ def test_a_trimmed_mp4_numbers_frames_after_a_seek_as_from_the_start(tmp_path):
     assert len(whole) == 50 and whole[1000] == 26
     part = [(f.index, round(f.timestamp_ms)) for f in read_frames(target, start_s=1.0, end_s=1.2)]
     assert part == [(whole[t], t) for t in (1000, 1040, 1080, 1120, 1160)]
+
+
+def test_reencoded_audio_keeps_its_place_against_the_video(tmp_path):
+    """PCM re-encoded to AAC, the overlay from 1.0 s of the source: a click at 1.5 s in the
+    source is heard at 0.5 s in the overlay (the encoder counting from 0 put it 21 ms late,
+    and dropped the offset of the first packet kept: up to a packet early)."""
+    import av
+
+    src = tmp_path / "click.mkv"
+    rate = 8000
+    sound = np.zeros(2 * rate, np.int16)
+    sound[int(1.5 * rate) : int(1.5 * rate) + 8] = 20000  # the click
+    with av.open(str(src), "w") as c:
+        vs = c.add_stream("libx264", rate=10)
+        vs.width, vs.height, vs.pix_fmt = 32, 32, "yuv420p"
+        aus = c.add_stream("pcm_s16le", rate=rate)
+        aus.layout = "mono"
+        for i in range(20):
+            f = av.VideoFrame.from_ndarray(np.zeros((32, 32, 3), np.uint8), format="bgr24")
+            f.pts = i
+            for p in vs.encode(f):
+                c.mux(p)
+            a = av.AudioFrame.from_ndarray(sound[None, i * 800 : i * 800 + 800], format="s16", layout="mono")
+            a.sample_rate, a.pts = rate, i * 800
+            for p in aus.encode(a):
+                c.mux(p)
+        for st in (vs, aus):
+            for p in st.encode(None):
+                c.mux(p)
+    target = tmp_path / "out.mp4"
+    with VideoSink(target, 32, 32, 10.0, audio_from=src) as sink:
+        for f in read_frames(src, start_s=1.0):
+            sink.write(f.image, f.time_s)
+    with av.open(str(target)) as c:
+        frames = list(c.decode(audio=0))
+        t0 = float(frames[0].pts * frames[0].time_base)
+        x = np.concatenate([f.to_ndarray().reshape(-1) for f in frames])
+        heard = t0 + np.argmax(np.abs(x)) / frames[0].sample_rate
+    assert heard == pytest.approx(0.5, abs=0.003)
 
 
 def test_the_overlay_is_bt709_and_says_so(tmp_path):

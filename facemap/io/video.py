@@ -125,7 +125,7 @@ def probe(path: Path) -> VideoInfo:
             duration = tagged
         elif container.duration and len(container.streams) == 1:
             duration = container.duration / 1_000_000
-        else:  # the container's covers every stream (audio may run longer): not known
+        else:  # the container's covers every stream (audio may run longer): the video's own end, below
             duration = 0.0
         count = int(vs.frames or 0) or int(round(duration * fps))
         rotation = 0
@@ -138,6 +138,9 @@ def probe(path: Path) -> VideoInfo:
                 break
         if sar is not None:  # frames are read with square pixels (square_pixels)
             w = max(2, round(w * sar))
+        if not duration and container.duration:
+            duration = _video_end(container, vs)
+            count = count or int(round(duration * fps))
         if rotation in (90, 270):
             w, h = h, w
         return VideoInfo(
@@ -155,6 +158,22 @@ def probe(path: Path) -> VideoInfo:
         )
     finally:
         container.close()
+
+
+def _video_end(container, vs) -> float:
+    """The end of the video stream, in seconds on its clock, from its last packets (a seek near
+    the container's end), for files whose container duration covers every stream (TS with audio
+    running longer) and whose video has none of its own; where the file cannot seek (FLV), the
+    container's duration, an estimate."""
+    import av
+
+    tb = vs.time_base or Fraction(1, 90000)
+    try:
+        container.seek(max(0, int(container.duration) - 3_000_000))  # on the container's clock, 3 s before its end
+        ends = [pk.pts + (pk.duration or 0) for pk in container.demux(vs) if pk.pts is not None]
+    except av.error.FFmpegError:
+        ends = []
+    return float(max(ends) * tb) if ends else container.duration / 1_000_000
 
 
 def _duration_tag(stream) -> float | None:
@@ -284,13 +303,14 @@ def _decoded(container, vs, path) -> Iterator:
     an error reading the file itself, or MAX_DAMAGED_RUN refused packets in a row, ends it."""
     import av
 
-    damaged, run, first = 0, 0, None
+    damaged, run, first, produced, first_error = 0, 0, None, False, None
     for packet in container.demux(vs):
         try:
             frames = packet.decode()
         except av.error.FFmpegError as exc:
             if packet.size == 0:  # the flush at the end: nothing more to decode
                 break
+            first_error = first_error or exc
             damaged, run = damaged + 1, run + 1
             if first is None:
                 first = float(packet.pts * vs.time_base) if packet.pts is not None else None
@@ -301,9 +321,35 @@ def _decoded(container, vs, path) -> Iterator:
                 raise
             continue
         run = 0 if frames else run
+        produced = produced or bool(frames)
         yield from frames
+    if damaged and not produced:  # nothing decoded at all: not a damaged spot, an unreadable file
+        raise first_error
     if damaged > 1:
         log.warning("%s: %d damaged packets skipped in all", path, damaged)
+
+
+def _seek_at_or_before(container, vs, target: int, slack: int) -> None:
+    """Seek so that decoding starts at or before ``target`` (pts): where a container's seek
+    lands after it, or nowhere (MPEG-TS goes to the next key frame: --start 1 lost a second of
+    frames, or all of a short clip), from 2 s, 10 s earlier, then the file's start."""
+    import av
+
+    tb = vs.time_base or Fraction(1, 90000)
+    start = vs.start_time or 0
+    for back_s in (0.0, 2.0, 10.0, None):
+        if back_s is None:  # the file's start (a seek to 0 on the container's clock gets there)
+            container.seek(0)
+            return
+        pos = max(start, target - int(back_s / tb))
+        container.seek(pos, stream=vs, backward=True, any_frame=False)
+        try:
+            first = next(iter(container.decode(vs)), None)
+        except av.error.FFmpegError:
+            first = None
+        if first is not None and (first.pts is None or first.pts <= target + slack):
+            container.seek(pos, stream=vs, backward=True, any_frame=False)  # again: that frame was taken
+            return
 
 
 def _decode(container, path, start_s, end_s, every, max_frames, stop) -> Iterator[VideoFrame]:
@@ -320,12 +366,13 @@ def _decode(container, path, start_s, end_s, every, max_frames, stop) -> Iterato
     if start_s:
         target = int((stream_start + start_s) / tb)
         earlier = _pts_up_to(container, vs, target + int(2.0 / tb))
-        container.seek(target, stream=vs, backward=True, any_frame=False)
+        _seek_at_or_before(container, vs, target, int(0.5 / fps / tb))
         index = -1  # set from the first decoded frame's place among the frames before it
     emitted = 0
     last_t = None
     shift, renumbered = 0.0, False  # seconds added to the file's times once they run back
     nudged = 0  # frames whose time repeated or ran back a little (a muxer's slip): each set just after the one before
+    just_nudged = False  # the frame before was: running back again, the file's clock started again (a join)
     try:
         for frame in _decoded(container, vs, path):
             if stop.is_set():
@@ -334,7 +381,9 @@ def _decode(container, path, start_s, end_s, every, max_frames, stop) -> Iterato
                 t = float(frame.pts * tb) + shift
             else:
                 t = (last_t + 1.0 / fps) if last_t is not None else stream_start
-            if last_t is not None and t <= last_t and last_t - t <= NUDGE_FRAMES / fps:
+            slip = last_t is not None and t <= last_t and last_t - t <= NUDGE_FRAMES / fps and not just_nudged
+            just_nudged = slip
+            if slip:
                 # a repeated or swapped time: this frame alone is put 1 ms after the one before; the
                 # frames after it keep the file's own times (a lasting shift drifted them, 40 ms a slip)
                 if not nudged:
@@ -475,6 +524,7 @@ class VideoSink:
                             for k, v in settings.items():
                                 setattr(trial, k, v)
                             trial.open()
+                            del trial  # freed with the object (no close() in PyAV)
                             audio_out = out.add_stream("aac", rate=rate)
                             for k, v in settings.items():
                                 setattr(audio_out.codec_context, k, v)
@@ -570,13 +620,17 @@ class VideoSink:
                     pending_audio = pkt
                     return
                 shift = int(round(origin / atb))
-                if pkt.pts - shift < 0:
-                    continue
-                if self._transcode:  # decoded and encoded again, the encoder counting from 0
+                if self._transcode:  # decoded and encoded again, each frame at its own time
                     for aframe in pkt.decode():
-                        aframe.pts = None
+                        rate = aframe.sample_rate
+                        start = int(round((float(aframe.pts * atb) - origin) * rate))
+                        if start + aframe.samples <= 0:  # ends before the first video frame
+                            continue
+                        aframe.pts, aframe.time_base = start, Fraction(1, rate)
                         for apkt in audio_out.encode(aframe):
                             out.mux(apkt)
+                    continue
+                if pkt.pts - shift < 0:
                     continue
                 pkt.pts -= shift
                 pkt.dts -= shift
