@@ -399,30 +399,33 @@ def test_ctrl_c_while_a_track_settles_writes_the_frames_held_with_one_identity(t
     assert np.isfinite(params).all() and np.ptp(params[:, :219], axis=0).max() == 0.0
 
 
+def _unplugged_at(index: int):
+    """lp_d0's frames, the source failing (OSError) at frame ``index``."""
+    from facemap.io.video import read_frames
+
+    for vf in read_frames(DATA / "videos" / "lp_d0.mp4"):
+        if vf.index == index:
+            raise OSError("camera unplugged")
+        yield vf
+
+
 @pytest.mark.parametrize("analyze", [False, True])
 def test_a_source_that_fails_hands_on_the_frames_held_then_raises(tmp_path, analyze) -> None:
     """A source that raises at frame 21 (a generator's error, a file broken off), the fit's and
     the analyzer's frames held: every frame read reaches the caller and the logs, in order,
     then the error goes on."""
     import facemap
-    from facemap.io.video import read_frames
     from facemap.pipeline import close_sinks
     from facemap.sinks import CsvLogSink
     from facemap.types import Mode
 
     need_shared(DATA / "videos")
 
-    def frames():
-        for vf in read_frames(DATA / "videos" / "lp_d0.mp4"):
-            if vf.index == 21:
-                raise OSError("camera unplugged")
-            yield vf
-
     sink = CsvLogSink(tmp_path, "lp_d0", raw=True)
     out = []
     with facemap.open("dlib", detector="dlib-hog", basis_dir=str(BASIS), analyze=analyze) as fm, \
             pytest.raises(OSError, match="camera unplugged"):
-        out.extend(f.index for f in fm.pipeline.run(frames(), Mode.VIDEO, sinks=[sink]))
+        out.extend(f.index for f in fm.pipeline.run(_unplugged_at(21), Mode.VIDEO, sinks=[sink]))
     close_sinks([sink], OSError())
     assert out == list(range(1, 21))
     raw = pd.read_csv(tmp_path / "logs" / "lp_d0_raw.csv")
@@ -433,24 +436,17 @@ def test_a_stop_asked_while_the_frames_held_are_handed_on_keeps_the_source_s_err
     """A sink asking to stop (a preview's q) on a frame handed on after the source failed: the
     source's error still goes on (it was taken for a normal end, the logs for complete)."""
     import facemap
-    from facemap.io.video import read_frames
     from facemap.pipeline import StopRun
     from facemap.types import Mode
 
     need_shared(DATA / "videos")
-
-    def frames():
-        for vf in read_frames(DATA / "videos" / "lp_d0.mp4"):
-            if vf.index == 21:
-                raise OSError("camera unplugged")
-            yield vf
 
     def stop_at_15(frame):
         if frame.index == 15:  # held by the analyzer when the source fails
             raise StopRun
 
     with facemap.open("dlib", detector="dlib-hog", analyze=True) as fm, pytest.raises(OSError, match="unplugged"):
-        list(fm.pipeline.run(frames(), Mode.VIDEO, sinks=[facemap.pipeline.as_sink(stop_at_15)]))
+        list(fm.pipeline.run(_unplugged_at(21), Mode.VIDEO, sinks=[facemap.pipeline.as_sink(stop_at_15)]))
 
 
 @pytest.mark.parametrize("live", [False, True])

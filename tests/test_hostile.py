@@ -24,6 +24,7 @@ from facemap.io.records import read_meta
 from facemap.io.schema import LANDMARK_COLUMNS
 from tests.conftest import need_shared
 from tests.standins import DATA, make_standin_model, write_basis
+from tests.video_fakes import encode_clip
 
 REPO = Path(__file__).resolve().parents[1]
 DOCUMENTED = {2, 3, 4, 5, 130}
@@ -171,22 +172,9 @@ def test_range_with_no_frames(tmp_path, capsys, model_args):
 
 def _live_webm(src: Path, dst: Path, frames: int = 20) -> Path:
     """The first ``frames`` frames of ``src`` as a live WebM: its header states no duration."""
-    from fractions import Fraction
-
     import av
 
-    with av.open(str(src)) as i, av.open(str(dst), "w", format="webm", options={"live": "1"}) as o:
-        vs = o.add_stream("libvpx", rate=25)
-        vs.width, vs.height, vs.pix_fmt, vs.time_base = 128, 128, "yuv420p", Fraction(1, 25)
-        for n, frame in enumerate(i.decode(video=0)):
-            if n == frames:
-                break
-            frame = frame.reformat(width=128, height=128, format="yuv420p")
-            frame.pts, frame.time_base = n, Fraction(1, 25)
-            for pkt in vs.encode(frame):
-                o.mux(pkt)
-        for pkt in vs.encode(None):
-            o.mux(pkt)
+    encode_clip(src, dst, frames, "libvpx", "webm", container_options={"live": "1"})
     with av.open(str(dst)) as c:
         assert not c.duration and not c.streams.video[0].duration  # what the up-front check needs
     return dst
@@ -284,23 +272,7 @@ def test_truncated_video_processes_what_decodes(tmp_path, capsys, model_args):
 
 def _ts_segment(src: Path, dst: Path, frames: int = 20) -> Path:
     """The first ``frames`` frames of ``src`` as a 256x256 MPEG-TS segment (its clock from 0)."""
-    from fractions import Fraction
-
-    import av
-
-    with av.open(str(src)) as i, av.open(str(dst), "w", format="mpegts") as o:
-        vs = o.add_stream("mpeg2video", rate=25)
-        vs.width, vs.height, vs.pix_fmt, vs.time_base = 256, 256, "yuv420p", Fraction(1, 25)
-        for n, frame in enumerate(i.decode(video=0)):
-            if n == frames:
-                break
-            frame = frame.reformat(width=256, height=256, format="yuv420p")
-            frame.pts, frame.time_base = n, Fraction(1, 25)
-            for pkt in vs.encode(frame):
-                o.mux(pkt)
-        for pkt in vs.encode(None):
-            o.mux(pkt)
-    return dst
+    return encode_clip(src, dst, frames, "mpeg2video", "mpegts", size=256)
 
 
 def test_joined_mpeg_ts_whose_timestamps_run_back_is_renumbered_for_the_analyzer(tmp_path, capsys, caplog, model_args):

@@ -14,6 +14,7 @@ from facemap.errors import InputFileError
 from facemap.io.video import VideoSink, collect_videos, probe, read_frames
 from tests.conftest import need_shared
 from tests.standins import DATA
+from tests.video_fakes import encode_clip
 
 D19 = DATA / "videos" / "lp_d19.mp4"
 
@@ -38,6 +39,32 @@ def _write_pattern(path: Path, n: int = 6, size=(64, 32), rotation: int | None =
         for p in vs.encode(None):
             out.mux(p)
     return path
+
+
+def _pcm_clip(dst: Path, sound: np.ndarray, rate: int) -> Path:
+    """A Matroska clip of black 32x32 frames at 10 fps with ``sound`` (int16 mono at ``rate``)
+    as PCM, a frame's worth of samples beside each frame (MP4 cannot hold PCM)."""
+    import av
+
+    step = rate // 10
+    with av.open(str(dst), "w") as c:
+        vs = c.add_stream("libx264", rate=10)
+        vs.width, vs.height, vs.pix_fmt = 32, 32, "yuv420p"
+        aus = c.add_stream("pcm_s16le", rate=rate)
+        aus.layout = "mono"
+        for i in range(len(sound) // step):
+            f = av.VideoFrame.from_ndarray(np.zeros((32, 32, 3), np.uint8), format="bgr24")
+            f.pts = i
+            for p in vs.encode(f):
+                c.mux(p)
+            a = av.AudioFrame.from_ndarray(sound[None, i * step : (i + 1) * step], format="s16", layout="mono")
+            a.sample_rate, a.pts = rate, i * step
+            for p in aus.encode(a):
+                c.mux(p)
+        for st in (vs, aus):
+            for p in st.encode(None):
+                c.mux(p)
+    return dst
 
 
 def _decode_stream(path: Path) -> dict:
@@ -213,22 +240,8 @@ def test_a_damaged_spot_mid_file_is_skipped_and_the_rest_decoded(tmp_path, caplo
     """Bytes overwritten in the middle of an MP4's data: the packets the decoder refuses are
     skipped with one warning and the frames after the next key frame are read (decoding
     stopped there, half the clip lost and the file called truncated)."""
-    import av
 
-    src = need_shared(D19)
-    target = tmp_path / "damaged.mp4"
-    with av.open(str(src)) as i, av.open(str(target), "w") as o:
-        vs = o.add_stream("libx264", rate=25, options={"g": "10", "bf": "0"})
-        vs.width, vs.height, vs.pix_fmt = 256, 256, "yuv420p"
-        for n, frame in enumerate(i.decode(video=0)):
-            if n == 80:
-                break
-            frame = frame.reformat(width=256, height=256, format="yuv420p")
-            frame.pts, frame.time_base = n, Fraction(1, 25)
-            for pkt in vs.encode(frame):
-                o.mux(pkt)
-        for pkt in vs.encode(None):
-            o.mux(pkt)
+    target = encode_clip(need_shared(D19), tmp_path / "damaged.mp4", 80, size=256, options={"g": "10", "bf": "0"})
     data = bytearray(target.read_bytes())
     mid = len(data) // 2
     data[mid : mid + 3000] = bytes(range(256)) * 11 + bytes(184)
@@ -251,22 +264,9 @@ def test_a_join_after_a_part_of_three_frames_is_a_join_not_slips(tmp_path):
     """cat of a 3-frame and a 30-frame MPEG-TS: the clock starts again after 3 frames, within
     the 4 frames a muxing slip may run back; the next frame runs back again, so it is a join
     and the second part follows the first (it ran 120 ms early, its first frames bunched up)."""
-    import av
 
     def segment(dst, frames):
-        with av.open(str(need_shared(D19))) as i, av.open(str(dst), "w", format="mpegts") as o:
-            vs = o.add_stream("mpeg2video", rate=25)
-            vs.width, vs.height, vs.pix_fmt = 64, 64, "yuv420p"
-            for n, frame in enumerate(i.decode(video=0)):
-                if n == frames:
-                    break
-                frame = frame.reformat(width=64, height=64, format="yuv420p")
-                frame.pts, frame.time_base = n, Fraction(1, 25)
-                for pkt in vs.encode(frame):
-                    o.mux(pkt)
-            for pkt in vs.encode(None):
-                o.mux(pkt)
-        return dst.read_bytes()
+        return encode_clip(need_shared(D19), dst, frames, "mpeg2video", "mpegts", size=64).read_bytes()
 
     joined = tmp_path / "joined.ts"
     joined.write_bytes(segment(tmp_path / "a.ts", 3) + segment(tmp_path / "b.ts", 30))
@@ -278,21 +278,8 @@ def test_a_join_after_a_part_of_three_frames_is_a_join_not_slips(tmp_path):
 def test_start_on_an_mpeg_ts_whose_seek_lands_after_it(tmp_path):
     """MPEG-TS seeks to the next key frame: --start 0.6 on a 1.2 s clip with one key frame gave
     no frame at all. The frames from 0.6 s are read, numbered and timed as a whole read's."""
-    import av
 
-    target = tmp_path / "one_key.ts"
-    with av.open(str(need_shared(D19))) as i, av.open(str(target), "w", format="mpegts") as o:
-        vs = o.add_stream("mpeg2video", rate=25, options={"g": "100"})
-        vs.width, vs.height, vs.pix_fmt = 128, 128, "yuv420p"
-        for n, frame in enumerate(i.decode(video=0)):
-            if n == 30:
-                break
-            frame = frame.reformat(width=128, height=128, format="yuv420p")
-            frame.pts, frame.time_base = n, Fraction(1, 25)
-            for pkt in vs.encode(frame):
-                o.mux(pkt)
-        for pkt in vs.encode(None):
-            o.mux(pkt)
+    target = encode_clip(need_shared(D19), tmp_path / "one_key.ts", 30, "mpeg2video", "mpegts", options={"g": "100"})
     whole = [(f.index, round(f.timestamp_ms)) for f in read_frames(target)]
     part = [(f.index, round(f.timestamp_ms)) for f in read_frames(target, start_s=0.6)]
     assert len(whole) == 30 and part == [x for x in whole if x[1] >= 600]
@@ -302,21 +289,8 @@ def test_a_trimmed_mp4_numbers_frames_after_a_seek_as_from_the_start(tmp_path):
     """An MP4 whose first 10 frames are cut by an edit list (a phone app's trim, ffmpeg -ss with
     -c copy): --start 1 --end 1.2 gives the frames the numbers a whole read gives them (the
     pre-roll, decoded but never shown, was counted: frame 26 came out as 36)."""
-    import av
 
-    target = tmp_path / "trimmed.mp4"
-    with av.open(str(need_shared(D19))) as i, av.open(str(target), "w") as o:
-        vs = o.add_stream("libx264", rate=25, options={"bf": "0"})
-        vs.width, vs.height, vs.pix_fmt = 128, 128, "yuv420p"
-        for n, frame in enumerate(i.decode(video=0)):
-            if n == 60:
-                break
-            frame = frame.reformat(width=128, height=128, format="yuv420p")
-            frame.pts, frame.time_base = n - 10, Fraction(1, 25)  # 10 frames before the start
-            for pkt in vs.encode(frame):
-                o.mux(pkt)
-        for pkt in vs.encode(None):
-            o.mux(pkt)
+    target = encode_clip(need_shared(D19), tmp_path / "trimmed.mp4", 60, options={"bf": "0"}, first=-10)
     whole = {round(f.timestamp_ms): f.index for f in read_frames(target)}
     assert len(whole) == 50 and whole[1000] == 26
     part = [(f.index, round(f.timestamp_ms)) for f in read_frames(target, start_s=1.0, end_s=1.2)]
@@ -329,27 +303,10 @@ def test_reencoded_audio_keeps_its_place_against_the_video(tmp_path):
     and dropped the offset of the first packet kept: up to a packet early)."""
     import av
 
-    src = tmp_path / "click.mkv"
     rate = 8000
     sound = np.zeros(2 * rate, np.int16)
     sound[int(1.5 * rate) : int(1.5 * rate) + 8] = 20000  # the click
-    with av.open(str(src), "w") as c:
-        vs = c.add_stream("libx264", rate=10)
-        vs.width, vs.height, vs.pix_fmt = 32, 32, "yuv420p"
-        aus = c.add_stream("pcm_s16le", rate=rate)
-        aus.layout = "mono"
-        for i in range(20):
-            f = av.VideoFrame.from_ndarray(np.zeros((32, 32, 3), np.uint8), format="bgr24")
-            f.pts = i
-            for p in vs.encode(f):
-                c.mux(p)
-            a = av.AudioFrame.from_ndarray(sound[None, i * 800 : i * 800 + 800], format="s16", layout="mono")
-            a.sample_rate, a.pts = rate, i * 800
-            for p in aus.encode(a):
-                c.mux(p)
-        for st in (vs, aus):
-            for p in st.encode(None):
-                c.mux(p)
+    src = _pcm_clip(tmp_path / "click.mkv", sound, rate)
     target = tmp_path / "out.mp4"
     with VideoSink(target, 32, 32, 10.0, audio_from=src) as sink:
         for f in read_frames(src, start_s=1.0):
@@ -469,25 +426,8 @@ def test_sink_reencodes_audio_mp4_cannot_hold(tmp_path, caplog):
     its sound kept (it was written without sound, with a warning)."""
     import av
 
-    src = tmp_path / "pcm.mkv"
-    with av.open(str(src), "w") as c:
-        vs = c.add_stream("libx264", rate=10)
-        vs.width, vs.height, vs.pix_fmt = 32, 32, "yuv420p"
-        aus = c.add_stream("pcm_s16le", rate=8000)
-        aus.layout = "mono"
-        for i in range(5):
-            f = av.VideoFrame.from_ndarray(np.zeros((32, 32, 3), np.uint8), format="bgr24")
-            f.pts = i
-            for p in vs.encode(f):
-                c.mux(p)
-            tone = (8000 * np.sin(np.arange(i * 800, i * 800 + 800) * 2 * np.pi * 440 / 8000)).astype(np.int16)
-            a = av.AudioFrame.from_ndarray(tone[None], format="s16", layout="mono")
-            a.sample_rate, a.pts = 8000, i * 800
-            for p in aus.encode(a):
-                c.mux(p)
-        for s in (vs, aus):
-            for p in s.encode(None):
-                c.mux(p)
+    tone = (8000 * np.sin(np.arange(4000) * 2 * np.pi * 440 / 8000)).astype(np.int16)
+    src = _pcm_clip(tmp_path / "pcm.mkv", tone, 8000)
     target = tmp_path / "out.mp4"
     with VideoSink(target, 32, 32, 10.0, audio_from=src) as sink:
         for f in read_frames(src):

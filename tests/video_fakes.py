@@ -137,3 +137,27 @@ def lag_behind_reading(run, clip: str, frames: int) -> list[int]:
             yield vf
 
     return [len(read) - f.index for f in run(counted())]
+
+
+def encode_clip(src, dst, frames: int, codec: str = "libx264", fmt: str | None = None, size: int = 128,
+                options: dict | None = None, first: int = 0, container_options: dict | None = None):
+    """The first ``frames`` frames of ``src`` as a ``size`` x ``size`` clip at 25 fps in ``dst``
+    (``codec``, container ``fmt``, encoder ``options``), its frame n at pts ``n + first``
+    (a negative ``first``: frames before the start, an MP4's edit list). Returns ``dst``."""
+    from fractions import Fraction
+
+    import av
+
+    with av.open(str(src)) as i, av.open(str(dst), "w", format=fmt, options=container_options or {}) as o:
+        vs = o.add_stream(codec, rate=25, options=options or {})
+        vs.width, vs.height, vs.pix_fmt = size, size, "yuv420p"
+        for n, frame in enumerate(i.decode(video=0)):
+            if n == frames:
+                break
+            frame = frame.reformat(width=size, height=size, format="yuv420p")
+            frame.pts, frame.time_base = n + first, Fraction(1, 25)
+            for pkt in vs.encode(frame):
+                o.mux(pkt)
+        for pkt in vs.encode(None):
+            o.mux(pkt)
+    return dst
