@@ -75,6 +75,32 @@ def test_a_rerun_of_another_video_under_the_stem_leaves_no_log_of_the_first(tmp_
     assert "logs/talk_landmarks.csv" not in OutputDir(out).listed()
 
 
+def test_a_users_file_of_an_output_s_name_is_no_earlier_run_to_keep(tmp_path, capsys, monkeypatch) -> None:
+    """A run stopped part way keeps an earlier run's outputs in place of its own first frames;
+    a file of the user's that merely has an output's name (talk_overlay.mp4, this run writing
+    no overlay) is no earlier run: the stopped run keeps its logs, and says nothing of one."""
+    from facemap.cli import videos
+
+    need_shared(CLIP)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "lp_d0_overlay.mp4").write_bytes(b"the user's own")
+    original = videos.for_each
+
+    def stopped_at_5(frames, fn):
+        def count(frame):
+            fn(frame)
+            if frame.index == 5:
+                raise KeyboardInterrupt
+        original(frames, count)
+
+    monkeypatch.setattr(videos, "for_each", stopped_at_5)
+    code = infer_main(["--video", str(CLIP), "--landmarker", "dlib", "--detector", "dlib-hog", "-o", str(out), "-q"])
+    assert code == 130 and "earlier run" not in capsys.readouterr().err
+    assert len(pd.read_csv(out / "logs" / "lp_d0_meta.csv")) == 5
+    assert (out / "lp_d0_overlay.mp4").read_bytes() == b"the user's own"
+
+
 def test_an_analyze_run_says_nothing_of_earlier_outputs_it_replaced(tmp_path, capsys) -> None:
     """--analyze writes analysis/<stem>/ (reported as the folder): neither its first run nor a
     rerun says its analysis is the earlier run's."""

@@ -222,7 +222,8 @@ def process_video(
     made_by = run_info(fm.landmarker, fm.detector, cfg.changed(), fm.fitter)
     # a rerun stopped part way keeps the earlier run's outputs of this video as they were, not
     # this run's first frames in their place
-    earlier = [rel for rel in every_output(src.stem, cfg) if (Path(out_dir) / rel).is_file()]
+    ours = set(OutputDir(Path(out_dir)).listed())  # facemap's files there (a user's of such a name are not a run's)
+    earlier = [rel for rel in every_output(src.stem, cfg) if rel in ours and (Path(out_dir) / rel).is_file()]
     sinks: list = [CsvLogSink(out_dir, src.stem, raw=cfg.dump_csv, landmarks=landmarks_logged(cfg), points=cfg.points(),
                               with_face_id=face_id_column(cfg.max_faces), keep_empty=False, info=made_by,
                               discard_on_interrupt=bool(earlier))]
@@ -560,7 +561,8 @@ def run_videos(cfg: InferConfig, emit: Emit) -> int:
         elif good:
             # each worker keeps the earlier run's outputs of a video it is stopped in (process_video);
             # its own line cannot reach the user: the parent says it
-            earlier = [s.stem for s in good if any((out.path / rel).is_file() for rel in every_output(s.stem, cfg))]
+            earlier = [s.stem for s in good
+                       if any(out.wrote(rel) and (out.path / rel).is_file() for rel in every_output(s.stem, cfg))]
             try:
                 _run_parallel(cfg, good, [infos[s.stem] for s in good], out.path, span, done, failed)
             except KeyboardInterrupt:
