@@ -241,8 +241,7 @@ class ImageFilesSink:
         """All files of this picture."""
         if self._own and not self.out.locked:
             self.out.open()
-        # a file's outputs take its stem; frames without a file (arrays) one each, by frame number
-        stem = frame.stem if frame.source is not None else f"{frame.stem or 'frame'}_{frame.index:06d}"
+        stem = picture_stem(frame)
         r = frame.result
         jpeg = None
         if self.overlay:
@@ -278,6 +277,12 @@ class ImageFilesSink:
         """Every file was finished as it was written; a folder this sink opened is closed."""
         if self._own:
             self.out.close()
+
+
+def picture_stem(frame: Frame) -> str:
+    """The stem a picture's outputs take: its file's, or for an array (no file) one of its own
+    by frame number, ``<stem>_000001``."""
+    return frame.stem if frame.source is not None else f"{frame.stem or 'frame'}_{frame.index:06d}"
 
 
 def raw_params(frame: Frame, with_face_id: bool = False) -> np.ndarray | None:

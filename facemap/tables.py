@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING
 
 from .api import DEFAULT_LANDMARKER, FaceMap, _mode
 from .api import open as open_facemap
-from .errors import UsageError
+from .errors import ClosedError, UsageError
 from .io.schema import FACE_ID, face_id_column, log_path
-from .sinks import CsvLogSink
+from .sinks import CsvLogSink, picture_stem
 from .threedmm.decode import expression_coefficients
 from .types import N_EXP, N_PARAMS, Frame, Mode
 
@@ -45,9 +45,7 @@ class _LogsByStem:
 
     def write(self, frame: Frame) -> None:
         """This frame's rows in its input's logs."""
-        stem = frame.stem or "arrays"
-        if self.pictures and frame.source is None:
-            stem = f"{stem}_{frame.index:06d}"
+        stem = picture_stem(frame) if self.pictures else frame.stem or "arrays"
         sink = self.sinks.get(stem)
         if sink is None:
             sink = self.sinks[stem] = CsvLogSink(self.folder, stem, raw=self.raw, landmarks=True,
@@ -154,8 +152,8 @@ def analyze(
     if config is not None and not isinstance(config, AnalysisConfig):
         raise UsageError(f"config must be a facemap.analysis.AnalysisConfig, got {type(config).__name__}")
     baseline_frames = check_frame_range(baseline_frames)  # before the frames, not after them
-    if isinstance(landmarker, FaceMap) and landmarker.closed:
-        raise UsageError("the FaceMap given is closed; pass an open one, or a landmarker name")
+    if isinstance(landmarker, FaceMap) and landmarker.closed:  # its own words: the FaceMap was given
+        raise ClosedError("the FaceMap given is closed; pass an open one, or a landmarker name")
     run_opts = {k: options.pop(k) for k in list(options) if k in _PROCESS_OPTIONS}
     if isinstance(landmarker, FaceMap):
         if options:

@@ -118,8 +118,10 @@ def drop_stale(out: OutputDir, rep: VideoReport, cfg: InferConfig) -> tuple[list
         if rel.startswith("logs/"):
             out.forget(rel)
             gone.append(rel)
-        elif not rel.startswith(f"{ANALYSIS_FOLDER}/") or rel.endswith("/report.json"):
-            left.append(rel.rpartition("/")[0] + "/" if rel.startswith(ANALYSIS_FOLDER) else rel)
+            continue
+        name = f"{ANALYSIS_FOLDER}/{rep.stem}/" if rel.startswith(f"{ANALYSIS_FOLDER}/") else rel  # the folder, once
+        if name not in left:
+            left.append(name)
     return gone, left
 
 

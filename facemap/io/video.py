@@ -34,6 +34,9 @@ VIDEO_EXTENSIONS = (".mp4", ".mov", ".m4v", ".mkv", ".avi", ".webm", ".mpg", ".m
                     ".m2ts", ".flv")
 # A frame timed at most this many frames before the one before it is a muxer's slip, not a join
 NUDGE_FRAMES = 4
+# The overlay's colours: BT.709 (FFmpeg's AVCOL_SPC/PRI/TRC_BT709, PyAV's Colorspace.ITU709), limited
+# (MPEG) range, converted so and tagged so
+BT709, LIMITED = 1, 1
 DECODE_QUEUE = 8
 ENCODE_QUEUE = 8
 DEFAULT_CRF = 20
@@ -288,10 +291,6 @@ def _pts_up_to(container, vs, limit_pts: int) -> list[int]:
     return found
 
 
-# The overlay's colours: BT.709 (av.video.reformatter.Colorspace.ITU709), limited (MPEG) range
-BT709, LIMITED = 1, 1
-
-
 # Damaged packets in a row past which the file is taken for broken off (not a damaged spot)
 MAX_DAMAGED_RUN = 250
 
@@ -499,7 +498,8 @@ class VideoSink:
             # BT.709, limited range, converted so and said so: an untagged HD stream is decoded as
             # BT.709 by most players, and BT.601 samples then shift colours (green 255 -> 214)
             cc = vs.codec_context
-            cc.colorspace, cc.color_primaries, cc.color_trc, cc.color_range = 1, 1, 1, 1  # AVCOL_*_BT709, MPEG
+            cc.colorspace = cc.color_primaries = cc.color_trc = BT709
+            cc.color_range = LIMITED
             vs.time_base = self.time_base
             vs.codec_context.time_base = self.time_base
             vs.options = {"crf": str(self.crf), "preset": self.preset}
