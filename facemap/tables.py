@@ -12,6 +12,7 @@ from __future__ import annotations
 import inspect
 import logging
 import tempfile
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -60,14 +61,17 @@ class _LogsByStem:
 
 class _TempPathsQuiet(logging.Filter):
     """While in use, the analyzer's warnings that name ``folder`` (facemap.analyze's own temp
-    logs: a path the user never saw) or say no frame has a face are kept back and counted."""
+    logs: a path the user never saw) or say no frame has a face are kept back and counted; only
+    this thread's: another thread's analysis (another facemap.analyze) keeps its warnings."""
 
     def __init__(self, folder: Path) -> None:
         super().__init__()
-        self.folder, self.dropped = str(folder), 0
+        self.folder, self.dropped, self._thread = str(folder), 0, threading.get_ident()
         self._loggers = [logging.getLogger("facemap.analysis"), logging.getLogger("facemap.analysis.inputs")]
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if record.thread != self._thread:
+            return True
         text = record.getMessage()
         if self.folder in text or text.startswith("no frame has a face"):
             self.dropped += 1

@@ -373,3 +373,22 @@ def test_mistakes_of_a_notebook_user_are_usage_errors(tmp_path):
         facemap.open("dlib", analyze_lag_ms=100)
     with pytest.raises(UsageError, match=r"^analyze_lag_ms must be 0 to"):
         facemap.open("dlib", analyze=True, analyze_lag_ms=1e9)
+
+
+def test_facemap_analyze_keeps_back_only_its_own_threads_warnings(tmp_path, caplog):
+    """facemap.analyze keeps back the analyzer's warnings that name its temp logs, and says "no
+    face in any frame" in its own words; another thread's analysis (a second facemap.analyze, the
+    analyzer on the user's own logs) at the same moment lost its warnings to it."""
+    import logging
+    import threading
+
+    from facemap.tables import _TempPathsQuiet
+
+    log = logging.getLogger("facemap.analysis")
+    other = threading.Thread(target=log.warning, args=("no frame has a face in %s", "theirs_landmarks.csv"))
+    with _TempPathsQuiet(tmp_path) as quiet:
+        log.warning("no frame has a face in %s", tmp_path / "ours_landmarks.csv")
+        other.start()
+        other.join()
+    said = [r.getMessage() for r in caplog.records]
+    assert said == ["no frame has a face in theirs_landmarks.csv"] and quiet.dropped == 1
