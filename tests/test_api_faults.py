@@ -272,10 +272,14 @@ def test_a_clip_without_a_face_is_analysed_from_its_logs_with_a_raw_log_beside(t
     capsys.readouterr()
     caplog.clear()
     assert analyze_expressions.main(["--logs", str(out / "logs"), "--out", str(tmp_path / "a")]) == 0
-    warned = " | ".join(r.getMessage() for r in caplog.records if r.levelname == "WARNING")
-    assert "has no face in any frame, so every frame is no_face" in warned
-    assert "3DMM parameters" not in warned  # not also "(a dlib run logs none); using the landmarks"
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    # one warning naming the meta log (not also "header but no rows", nor "(a dlib run logs none); using the landmarks")
+    assert warned == [f"{out / 'logs' / 'black_meta.csv'}: no frame has a face; every frame is labelled no_face"]
     if max_faces == "1":
+        # the landmarks log alone: what to do, not only what is wrong
+        with pytest.raises(InputFileError, match=r"black_landmarks.csv: landmarks log has a header but no rows; "
+                           r"if no frame of the clip had a face, give its meta log with meta too"):
+            facemap.analysis.analyze_logs(out / "logs" / "black_landmarks.csv")
         assert "black: overall_score 0.0 (positivity 50.0, expressiveness 0.0, attention 0.0); frames 20, with a face 0" in capsys.readouterr().out
     else:
         import json

@@ -87,7 +87,8 @@ def analyze(
     dur = frame_durations_ms(inputs.timestamp_ms, cfg.frame_gap_factor)
     face = inputs.face
     if not face.any():
-        log.warning("no frame has a face; every frame is labelled %s", NO_FACE)
+        where = next((inputs.paths[k] for k in ("meta", "landmarks", "raw") if k in inputs.paths), "")
+        log.warning("%sno frame has a face; every frame is labelled %s", f"{where}: " if where else "", NO_FACE)
     typical = threedmm_typical(inputs.typical, cfg) if inputs.typical else None
     base = face_baseline(inputs.features, inputs.frames, face, inputs.timestamp_ms, dur, cfg,
                          typical, baseline_frames)
@@ -184,6 +185,8 @@ def analyze_logs(
     ``basis_dir`` or the cache) only when ``raw`` holds 3DMM params."""
     baseline_frames = check_frame_range(baseline_frames)
     faces = load_inputs(landmarks, meta, raw, basis, fps, basis_dir, config)
+    if not faces:  # several faces a frame, none in any: no face to analyse (one face: analyze says it)
+        log.warning("%s: no frame has a face; every frame is labelled %s", meta or landmarks or raw, NO_FACE)
     unseen: set[int] = set()
     if baseline_frames is not None and len(faces) > 1:
         a, b = baseline_frames

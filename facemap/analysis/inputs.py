@@ -201,10 +201,14 @@ def _read_logs(
         try:
             lm = read_landmarks(landmarks, strict=True)
         except InputFileError as exc:
+            if mt is None and exc.template.endswith("has a header but no rows"):
+                raise InputFileError(f"{exc.template}; if no frame of the clip had a face, give its meta log "
+                                     "with {meta} too (every frame is then no_face)") from None
             if mt is None or (mt.status != "no_face").any():
                 raise
-            # The meta log says no frame has a face: an empty landmarks log is expected.
-            log.warning("%s; %s has no face in any frame, so every frame is no_face", exc, mt.path)
+            # The meta log says no frame has a face: an empty landmarks log is expected (the
+            # analysis says so once, naming the meta log).
+            log.debug("%s; %s has no face in any frame", exc, mt.path)
             no_face = True
     rw = read_raw(raw, strict=True, allow_empty=True) if raw is not None else None
     if rw is not None and no_face and not np.isfinite(rw.params).any():
