@@ -375,6 +375,19 @@ def test_a_run_whose_every_clip_fails_writes_nothing(tmp_path, capsys):
     assert files(out) == before
 
 
+def test_some_clips_analysed_and_one_failing_for_its_times_is_exit_3(tmp_path, capsys):
+    """Some clips analysed, another failed: exit 3, as cli.md's table says (it was the failed
+    clip's own code: 2 for logs without times and no --fps)."""
+    import pandas as pd
+
+    logs = folder_of("lp_d0", "dpe_s", root=tmp_path / "logs")
+    meta = pd.read_csv(logs / "lp_d0_meta.csv")
+    meta.insert(1, "timestamp_ms", (meta["frame"] - 1) * 40.0)
+    meta.to_csv(logs / "lp_d0_meta.csv", index=False)
+    rc, _, err = run(["--logs", logs, "--out", tmp_path / "o", "--no-plots"], capsys)
+    assert rc == 3 and err.strip().splitlines()[-1].startswith("2 clips: 1 analysed, 1 failed (dpe_s);"), err
+
+
 @pytest.mark.parametrize(
     ("argv", "code", "needle"),
     [

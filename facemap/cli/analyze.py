@@ -12,7 +12,7 @@ from ..analysis import Analysis, AnalysisConfig, load_config, parse_frame_range
 from ..analysis.clips import Batch, ClipLogs, ClipOutcome, clip_paths, find_clips
 from ..analysis.inputs import check_fps
 from ..analysis.report import OUTPUT_NAMES, write_outputs
-from ..errors import FacemapError, UsageError
+from ..errors import EXIT_INPUT, FacemapError, UsageError
 from .config import ANALYZE_FLAGS
 
 
@@ -137,7 +137,10 @@ def run_many(args: argparse.Namespace, cfg: AnalysisConfig, frame_range: tuple[i
             f"analysed{which}; {tables}",
             file=sys.stderr if failed else sys.stdout,
         )
-    return failed[0].error.exit_code if failed else 0
+    if not failed:
+        return 0
+    # some failed, the others are done: 3 as infer.py's several videos; every one failed: its own code
+    return EXIT_INPUT if len(failed) + len(skipped) < len(batch.outcomes) else failed[0].error.exit_code
 
 
 def print_row(r: dict[str, object], quiet: bool) -> None:
