@@ -25,7 +25,7 @@ import numpy as np
 from .draw import DrawStyle, annotate
 from .errors import OutputError, UsageError
 from .io.logwriter import FrameLogs, write_run_info
-from .io.outputs import OutputDir, atomic_write_bytes, atomic_write_json
+from .io.outputs import OutputDir, atomic_write_bytes, atomic_write_json, list_written, refuse_unlisted
 from .io.schema import OPTIONAL_LOG, log_names, overlay_name, run_info_name
 from .io.video import DEFAULT_CRF, DEFAULT_PRESET, VideoSink
 from .pipeline import StopRun
@@ -57,7 +57,10 @@ class CsvLogSink:
     """The CSV logs of one input under ``folder/logs`` (``<stem>_meta.csv`` ...): per frame its
     first face, or with ``with_face_id`` (a face_id column) every face, or its no-face record.
     ``info`` (``provenance.run_info``: what made them) goes beside them as ``<stem>_run.json``
-    once they are in place."""
+    once they are in place. With ``claim`` (the default) the folder is the sink's own to look
+    after: a file of a log's name that facemap did not write there is refused at the first frame
+    (``OutputError``, nothing written), and the logs written are listed in the folder's marker,
+    as ``infer.py`` lists its own; ``claim=False``: the caller's ``OutputDir`` does both."""
 
     def __init__(
         self,
@@ -70,8 +73,10 @@ class CsvLogSink:
         keep_empty: bool = True,
         info: dict | None = None,
         discard_on_interrupt: bool = False,
+        claim: bool = True,
     ) -> None:
         self.folder, self.stem, self.raw, self.landmarks = Path(folder), stem, raw, landmarks
+        self.claim = claim
         self.info = info
         self.discard_on_interrupt = discard_on_interrupt  # True: an interrupted run keeps no log
         self.keep_empty = keep_empty  # False: a run without a frame (refused) writes no logs
@@ -92,6 +97,10 @@ class CsvLogSink:
         return self._planned + opened
 
     def _open(self) -> FrameLogs:
+        if self.claim:  # before any file: a log's name held by another program's file refuses the run
+            planned = self._relative(self._planned)
+            maybe = [n for n in log_names(self.stem, self.raw, optional=True) if n not in planned]  # the expression log
+            refuse_unlisted(self.folder, planned + maybe)
         self.logs = FrameLogs(self.folder, self.stem, self.raw, self.landmarks, self.points, self.with_face_id)
         return self.logs
 
@@ -134,6 +143,11 @@ class CsvLogSink:
             raise
         if self.info is not None:
             write_run_info(self.folder, self.stem, self.info)
+        if self.claim:
+            list_written(self.folder, self._relative(self.paths))
+
+    def _relative(self, paths: list[Path]) -> list[str]:
+        return [p.relative_to(self.folder).as_posix() for p in paths]
 
 
 class VideoOverlaySink:
@@ -143,7 +157,9 @@ class VideoOverlaySink:
     video) gives the audio, copied. The encoder opens at the first frame, sized ``size``
     (width, height) or, without it, as that frame. After an interruption the file is finished up to the
     last frame (with ``discard_on_interrupt``, removed: a file in place, an earlier run's, stays as
-    it is); after another error it is removed.
+    it is); after another error it is removed. ``claim``: as ``CsvLogSink``'s (a file at ``path``
+    that facemap did not write is refused at the first frame; the overlay is listed in its
+    folder's marker).
     """
 
     def __init__(
@@ -157,9 +173,11 @@ class VideoOverlaySink:
         crf: int = DEFAULT_CRF,
         preset: str = DEFAULT_PRESET,
         discard_on_interrupt: bool = False,
+        claim: bool = True,
     ) -> None:
         self.path = Path(path)
         self.discard_on_interrupt = discard_on_interrupt
+        self.claim = claim  # as CsvLogSink's: a file there facemap did not write is refused, the overlay listed
         self.fps, self.time_base, self.size = fps, time_base, size
         self.audio_from, self.style, self.crf, self.preset = audio_from, style, crf, preset
         self._sink: VideoSink | None = None
@@ -167,6 +185,8 @@ class VideoOverlaySink:
         self.lost: list[Path] = []  # the overlay, when an error removed it
 
     def _open(self, width: int, height: int) -> None:
+        if self.claim:
+            refuse_unlisted(self.path.parent, [self.path.name])
         self._sink = VideoSink(
             self.path, width, height, self.fps, self.time_base,
             audio_from=self.audio_from, crf=self.crf, preset=self.preset,
@@ -203,6 +223,8 @@ class VideoOverlaySink:
         except OutputError:
             self.lost = [self.path]
             raise
+        if self.claim:
+            list_written(self.path.parent, [self.path.name])
 
 
 class ImageFilesSink:

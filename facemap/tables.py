@@ -50,7 +50,7 @@ class _LogsByStem:
         sink = self.sinks.get(stem)
         if sink is None:
             sink = self.sinks[stem] = CsvLogSink(self.folder, stem, raw=self.raw, landmarks=True,
-                                                 with_face_id=self.with_face_id)
+                                                 with_face_id=self.with_face_id, claim=False)  # a temp folder of ours
         sink.write(frame)
 
     def close(self, error: BaseException | None = None) -> None:

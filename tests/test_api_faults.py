@@ -396,3 +396,36 @@ def test_facemap_analyze_keeps_back_only_its_own_threads_warnings(tmp_path, capl
         other.join()
     said = [r.getMessage() for r in caplog.records]
     assert said == ["no frame has a face in theirs_landmarks.csv"] and quiet.dropped == 1
+
+
+def test_the_api_sinks_list_their_files_and_never_overwrite_another_programs(tmp_path, black_clip):
+    """CsvLogSink("out", ...) and VideoOverlaySink wrote no marker entry, so infer.py -o out
+    then refused their files as another program's (exit 5), and they overwrote a user's file of
+    a log's name. Now they list what they wrote, and refuse such a file before writing anything."""
+    pytest.importorskip("dlib")
+    import infer
+    from facemap.errors import OutputError
+    from facemap.io.outputs import MARKER
+    from facemap.sinks import CsvLogSink, VideoOverlaySink
+
+    out = tmp_path / "out"
+    with facemap.open("dlib") as fm:
+        for _ in fm.process(black_clip, sinks=[CsvLogSink(out, "black", landmarks=True),
+                                               VideoOverlaySink(out / "black_overlay.mp4")]):
+            pass
+        listed = (out / MARKER).read_text().splitlines()
+        assert {"logs/black_meta.csv", "logs/black_landmarks.csv", "logs/black_summary.csv", "black_overlay.mp4"} <= set(listed)
+        assert infer.main(["--video", str(black_clip), "--landmarker", "dlib", "--save-video", "-o", str(out), "-q"]) == 0
+
+        mine = tmp_path / "mine"
+        (mine / "logs").mkdir(parents=True)
+        (mine / "logs" / "black_meta.csv").write_text("my own table\n")
+        with pytest.raises(OutputError, match="black_meta.csv: exists and was not written by facemap"):
+            for _ in fm.process(black_clip, sinks=[CsvLogSink(mine, "black")]):
+                pass
+        (mine / "x.mp4").write_text("my own video\n")
+        with pytest.raises(OutputError, match="x.mp4: exists and was not written by facemap"):
+            for _ in fm.process(black_clip, sinks=[VideoOverlaySink(mine / "x.mp4")]):
+                pass
+    assert sorted(p.relative_to(mine).as_posix() for p in mine.rglob("*")) == ["logs", "logs/black_meta.csv", "x.mp4"]
+    assert (mine / "logs" / "black_meta.csv").read_text() == "my own table\n"

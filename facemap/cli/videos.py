@@ -228,7 +228,7 @@ def process_video(
     earlier = [rel for rel in every_output(src.stem, cfg) if rel in ours and (Path(out_dir) / rel).is_file()]
     sinks: list = [CsvLogSink(out_dir, src.stem, raw=cfg.dump_csv, landmarks=landmarks_logged(cfg), points=cfg.points(),
                               with_face_id=face_id_column(cfg.max_faces), keep_empty=False, info=made_by,
-                              discard_on_interrupt=bool(earlier))]
+                              discard_on_interrupt=bool(earlier), claim=False)]  # the run's OutputDir claimed them
     outputs = []
     if cfg.save_video:
         sinks.append(
@@ -240,6 +240,7 @@ def process_video(
                 audio_from=src.path if info.has_audio else None,
                 style=cfg.style(),
                 discard_on_interrupt=bool(earlier),
+                claim=False,
             )
         )
         outputs.append(sinks[-1].path)
@@ -660,10 +661,11 @@ def run_camera(cfg: InferConfig, emit: Emit) -> int:
             out.file(rel)
         sinks: list = [CsvLogSink(out.path, src.stem, raw=cfg.dump_csv, landmarks=landmarks_logged(cfg), points=cfg.points(),
                                   with_face_id=face_id_column(cfg.max_faces),
-                                  info=run_info(fm.landmarker, fm.detector, cfg.changed(), fm.fitter))]
+                                  info=run_info(fm.landmarker, fm.detector, cfg.changed(), fm.fitter), claim=False)]
         outputs = []
         if cfg.save_video:
-            sinks.append(VideoOverlaySink(out.path / overlay_name(src.stem), 30.0, Fraction(1, 1000), style=cfg.style()))
+            sinks.append(VideoOverlaySink(out.path / overlay_name(src.stem), 30.0, Fraction(1, 1000), style=cfg.style(),
+                                          claim=False))
             outputs.append(sinks[-1].path)
         if preview:
             sinks.append(PreviewSink(f"facemap camera {cfg.camera} (q or Esc quits)", cfg.style()))

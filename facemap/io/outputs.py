@@ -130,6 +130,46 @@ def _not_ours(folder: Path, names: list[str]) -> OutputError:
                        "overwrite them: move them away or choose another {output}")
 
 
+def refuse_unlisted(folder: Path, names: list[str]) -> None:
+    """Refuse (``_not_ours``) the files of ``names`` in ``folder`` that are there and that its
+    marker does not list: for a sink writing into a folder no ``OutputDir`` holds (the Python
+    API's ``CsvLogSink("out", ...)``). Reads the marker only; takes no lock."""
+    folder = Path(folder)
+    listed = set(OutputDir(folder).listed())
+    foreign = [n for n in names if n not in listed and ((folder / n).exists() or (folder / n).is_symlink())]
+    if foreign:
+        raise _not_ours(folder, foreign)
+
+
+def list_written(folder: Path, names: list[str], tries: int = 40) -> None:
+    """Add the files of ``names`` that are in ``folder`` to its marker, under the folder's lock,
+    as ``OutputDir`` does for its own: so that a later run (``infer.py -o``, ``--clean``) knows
+    facemap wrote them. Waits a little for another run's lock; still held, the files stay unlisted
+    (a warning says so: a later run then takes them for another program's)."""
+    import time
+
+    folder = Path(folder)
+    present = [n for n in names if (folder / n).is_file()]
+    if not present:
+        return
+    for attempt in range(tries):
+        out = OutputDir(folder)
+        try:
+            out.open()
+        except OutputError as exc:
+            if "another facemap run" not in str(exc) or attempt == tries - 1:
+                log.warning("%s; %s not listed as facemap's in %s", exc.render(), ", ".join(present), folder / MARKER)
+                return
+            time.sleep(0.05)
+            continue
+        try:
+            for n in present:
+                out.record(n)
+        finally:
+            out.close()
+        return
+
+
 class OutputDir:
     """An output folder facemap writes into. Use as a context manager: it locks the folder."""
 
@@ -245,6 +285,13 @@ class OutputDir:
             self._written.add(rel)
             self._append_marker(rel)
         return target
+
+    def record(self, relative: str) -> None:
+        """List ``relative``, a file facemap has just written here by other means (a sink that
+        was given the folder), in the marker."""
+        if relative not in self._written:
+            self._written.add(relative)
+            self._append_marker(relative)
 
     def refuse_foreign(self, names: list[str]) -> None:
         """Refuse now, before any work, the files of ``names`` that ``file`` would refuse later
