@@ -528,6 +528,20 @@ def test_a_rerun_redoes_a_video_that_is_not_the_one_its_row_was_made_from(change
     assert _rows(out)["clip"]["status"] == "skipped"
 
 
+def test_a_rerun_with_other_options_redoes_what_a_trial_made(cluster, corpus, reference, tmp_path):
+    """A trial of 10 frames, then the whole corpus into the same --output: the trial's outputs
+    were skipped as complete (corpus: 0 ok, 1 skipped, exit 0; 10 frames in the logs), where a run
+    without --ray redoes them. Outputs count as done only when made with the same options,
+    landmarker and model (their run.json)."""
+    out = tmp_path / "out"
+    ray_args = ["--video", str(corpus / "lp_d0.mp4"), *ARGS, "-o", str(out), "--ray", cluster, "--ray-workers", "1"]
+    assert _quiet_run([*ray_args, "--max-frames", "10"]) == 0
+    assert len((out / "logs" / "lp_d0_meta.csv").read_text().splitlines()) == 11
+    assert _quiet_run(ray_args) == 0
+    assert _rows(out)["lp_d0"]["status"] == "ok" and _logs(out) == _of(reference, "lp_d0", "lp_d0")
+    assert _quiet_run(ray_args) == 0 and _rows(out)["lp_d0"]["status"] == "skipped"
+
+
 def test_two_clips_of_one_name_keep_their_own_logs_when_given_in_another_order(cluster, corpus, reference, tmp_path):
     """a/clip.mp4 and b/clip.mp4 (clip_mp4 and clip_mp4_2 by their order): given the other way
     round on a rerun, each stem's logs are those of the video its row names, not swapped."""

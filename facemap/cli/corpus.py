@@ -28,7 +28,8 @@ from pathlib import Path
 
 from ..errors import InputFileError, OutputError, UsageError
 from ..io.outputs import STAGING, HoldSignals, OutputDir, atomic_write_text
-from ..io.schema import corpus_text, read_corpus
+from ..io.records import read_run_info
+from ..io.schema import corpus_text, log_path, read_corpus
 from ..io.sources import FrameRange, Source
 from ..io.video import collect_videos
 from ..raypool import (
@@ -78,13 +79,30 @@ def same_input(before: dict[str, str], path: Path, ident: dict[str, object]) -> 
     return bool(ident) and before.get("video") == str(path) and all(before.get(k) == str(v) for k, v in ident.items())
 
 
+def made_alike(out: OutputDir, stem: str, cfg: InferConfig) -> bool:
+    """True when the earlier outputs of ``stem`` were made as this run would make them: the same
+    landmarker, detector, model and detector model files, and settings (what their
+    ``<stem>_run.json`` says; a trial with --max-frames, or dlib's logs, are no FaceMap run's)."""
+    import json
+
+    made = read_run_info(out.path / log_path(Path(""), stem, "meta"))
+    if not made:
+        return False
+    now = {"landmarker": cfg.landmarker, "detector": cfg.detector, "model": cfg.model,
+           "detector_model": cfg.detector_model}  # the files as preflight found them; dlib's predictor: its own
+    if any(value and made.get(key) != str(value) for key, value in now.items()):
+        return False
+    return made.get("settings") == json.loads(json.dumps(cfg.changed(), default=str))  # as run.json holds them
+
+
 def is_complete(out: OutputDir, rels: list[str], before: dict[str, str] | None, path: Path,
-                ident: dict[str, object]) -> bool:
+                ident: dict[str, object], cfg: InferConfig, stem: str) -> bool:
     """True when the earlier corpus.csv row says ok (or skipped) for this same input file (path,
-    size, mtime) and every file is in place, listed in the manifest, with no temp file beside it."""
+    size, mtime), made with the same landmarker, model and settings, and every file is in place,
+    listed in the manifest, with no temp file beside it."""
     if not before or before.get("status") not in ("ok", "skipped") or not same_input(before, path, ident):
         return False
-    return all(out.wrote(r) and not _part(out, r).exists() for r in rels)
+    return all(out.wrote(r) and not _part(out, r).exists() for r in rels) and made_alike(out, stem, cfg)
 
 
 def publish(stage: Path, out_dir: Path, rels: list[str]) -> list[Path]:
@@ -172,7 +190,7 @@ def run_corpus(cfg: InferConfig, emit: Emit) -> int:
         for src in inputs:
             rels = video_outputs(src.stem, cfg)
             if is_complete(out, video_outputs(src.stem, cfg, optional=False), before.get(src.stem), src.path,
-                           idents[src.stem]):
+                           idents[src.stem], cfg, src.stem):
                 rows[src.stem] = _skipped_row(src, before.get(src.stem))
             else:
                 todo.append(src)
