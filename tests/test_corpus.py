@@ -542,6 +542,28 @@ def test_a_rerun_with_other_options_redoes_what_a_trial_made(cluster, corpus, re
     assert _quiet_run(ray_args) == 0 and _rows(out)["lp_d0"]["status"] == "skipped"
 
 
+def test_a_run_refused_before_any_video_keeps_the_earlier_table(cluster, corpus, tmp_path):
+    """A rerun whose workers cannot load the model (its weights cut short) ends with one line,
+    exit 4, before any video: it wrote corpus.csv first, header only, so the earlier run's rows
+    were lost (and the next run redid every video); into a new folder it left a marker and that
+    header. Now the table is written as videos end."""
+    model = need_shared(DATA.parent / "models" / "facemap_arch" / "model.onnx")
+    cut = tmp_path / "cut"
+    cut.mkdir()
+    (cut / "model.onnx").write_bytes(model.read_bytes())
+    (cut / "model.data").write_bytes((model.parent / "model.data").read_bytes()[:1_000_000])
+    out = tmp_path / "out"
+    video = ["--video", str(corpus / "lp_d0.mp4")]
+    assert _quiet_run([*video, *ARGS, "-o", str(out), "--ray", cluster, "--ray-workers", "1"]) == 0
+    table = (out / "corpus.csv").read_bytes()
+    refused = [*video, "--model", str(cut / "model.onnx"), "--basis-dir", str(need_shared(DATA / "basis")),
+               "--detector", "dlib-hog", "-q", "--ray", cluster, "--ray-workers", "1"]
+    assert _quiet_run([*refused, "-o", str(out)]) == 4
+    assert (out / "corpus.csv").read_bytes() == table
+    assert _quiet_run([*refused, "-o", str(tmp_path / "new")]) == 4
+    assert not (tmp_path / "new").exists()
+
+
 def test_two_clips_of_one_name_keep_their_own_logs_when_given_in_another_order(cluster, corpus, reference, tmp_path):
     """a/clip.mp4 and b/clip.mp4 (clip_mp4 and clip_mp4_2 by their order): given the other way
     round on a rerun, each stem's logs are those of the video its row names, not swapped."""

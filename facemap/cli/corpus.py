@@ -204,7 +204,10 @@ def run_corpus(cfg: InferConfig, emit: Emit) -> int:
         for src in inputs:
             if src.stem in rows:
                 emit(f"{src.path.name}: skipped, its outputs are complete in {cfg.output}/")
-        save()
+        if not todo:
+            save()
+        # else the table is written as each video ends: a run refused before any (Ray not reached,
+        # a worker that cannot load the model) keeps the earlier run's table as it was
         try:
             if todo:
                 reports = _run_on_ray(ray, cfg, todo, out, span, rows, save, emit)
