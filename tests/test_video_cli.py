@@ -493,6 +493,38 @@ def test_sigterm_with_jobs_stops_the_workers_and_starts_nothing_new(tmp_path, mo
     assert {k: v for k, v in after.items() if k in before} == before
 
 
+def test_a_jobs_worker_killed_is_replaced_and_its_videos_run_again(tmp_path, model_args):
+    """--jobs 2, one worker process killed mid-video (SIGKILL, as the out-of-memory killer does):
+    the run ended "a bug in facemap (BrokenProcessPool ...)", exit 1, with the videos not yet done
+    never run. Now the videos the dead pool held run again in a new one: every video complete."""
+    import signal
+    import time
+
+    from tests.raycluster import cmdline, descendants
+
+    clips = [need_shared(DATA / "videos" / f"{s}.mp4") for s in ("lp_d13", "lp_d14", "lp_d3")]
+    out = tmp_path / "out"
+    cmd = [sys.executable, str(REPO / "infer.py"), "--video", *map(str, clips), *model_args,
+           "--detector", "haar", "--jobs", "2", "--dump-landmarks-csv", "--max-frames", "200", "-o", str(out)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    try:
+        deadline = time.monotonic() + 120
+        while len(list(out.glob("logs/.*_meta.csv.part"))) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        workers = [pid for pid in descendants(proc.pid) if "spawn_main" in cmdline(pid)]
+        assert workers, "no worker process"
+        os.kill(workers[0], signal.SIGKILL)
+        said, err = proc.communicate(timeout=240)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert "a worker process ended abruptly (killed by a signal: out of memory?); running again " in said
+    for clip in clips:
+        assert len(read_meta(out / "logs" / f"{clip.stem}_meta.csv").frames) == 200
+    assert not list(out.rglob("*.part"))
+
+
 def test_no_face_box_means_no_landmarks_by_default(tmp_path, model_args):
     """fr_short_hamilton_clip cuts to an audience of small faces the detector does not box
     (frames 21-82; where it boxes one, the stand-in model's box swells off it within some 15

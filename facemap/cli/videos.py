@@ -567,7 +567,7 @@ def run_videos(cfg: InferConfig, emit: Emit) -> int:
             earlier = [s.stem for s in good
                        if any(out.wrote(rel) and (out.path / rel).is_file() for rel in every_output(s.stem, cfg))]
             try:
-                _run_parallel(cfg, good, [infos[s.stem] for s in good], out.path, span, done, failed)
+                _run_parallel(cfg, good, [infos[s.stem] for s in good], out.path, span, done, failed, emit)
             except KeyboardInterrupt:
                 kept = [stem for stem in earlier if stem not in rows]
                 if not kept:
@@ -593,39 +593,59 @@ def run_videos(cfg: InferConfig, emit: Emit) -> int:
     return 0
 
 
-def _run_parallel(cfg, inputs, infos, out_dir, span, done, failed) -> None:
+def _run_parallel(cfg, inputs, infos, out_dir, span, done, failed, say=lambda line: None) -> None:
     """The videos in --jobs processes: ``done(report)`` for each video done, ``failed(src,
-    error)`` for each that could not be read (an InputFileError), as they end."""
+    error)`` for each that could not be read (an InputFileError), as they end. A worker process
+    that dies (killed by a signal: the out-of-memory killer, a crash) breaks the pool, and every
+    video not done with it: those are run once more in a new pool (``say`` names them); a
+    video the pool breaks under twice is failed, the others go on."""
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures.process import BrokenProcessPool
     from dataclasses import replace
 
     worker_cfg = replace(cfg, quiet=True)  # no progress bars or model lines from the workers
     ctx = mp.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=min(cfg.jobs, len(inputs)), mp_context=ctx,
-                             initializer=_worker_init, initargs=(worker_cfg,)) as pool:
-        futures = {
-            pool.submit(_worker_run, src, info, out_dir, span): src
-            for src, info in zip(inputs, infos, strict=True)
-        }
-        bar = progress(len(inputs), "videos", not cfg.quiet, unit="video")
-        try:
-            for fut in as_completed(futures):
-                bar.clear()
+    todo, broke_once = list(zip(inputs, infos, strict=True)), set()
+    bar = progress(len(inputs), "videos", not cfg.quiet, unit="video")
+    try:
+        while todo:
+            broken = []
+            with ProcessPoolExecutor(max_workers=min(cfg.jobs, len(todo)), mp_context=ctx,
+                                     initializer=_worker_init, initargs=(worker_cfg,)) as pool:
+                futures = {pool.submit(_worker_run, src, info, out_dir, span): (src, info) for src, info in todo}
                 try:
-                    rep = fut.result()
-                except InputFileError as exc:
-                    failed(futures[fut], exc)
-                else:
-                    done(rep)
-                bar.update(1)
-        except BaseException:
-            for f in futures:  # nothing new starts
-                f.cancel()
-            _stop_workers(pool)  # the running videos end now, each closing its outputs
-            raise
-        finally:
-            bar.close()
+                    for fut in as_completed(futures):
+                        bar.clear()
+                        try:
+                            rep = fut.result()
+                        except InputFileError as exc:
+                            failed(futures[fut][0], exc)
+                        except BrokenProcessPool:
+                            broken.append(futures[fut])
+                            continue
+                        else:
+                            done(rep)
+                        bar.update(1)
+                except BaseException:
+                    for f in futures:  # nothing new starts
+                        f.cancel()
+                    _stop_workers(pool)  # the running videos end now, each closing its outputs
+                    raise
+            todo = [(src, info) for src, info in broken if src.stem not in broke_once]
+            for src, _info in broken:
+                if src.stem in broke_once:
+                    failed(src, InputFileError(
+                        f"{src.path}: the worker process running it ended abruptly twice (killed by a signal: out "
+                        "of memory?); run it alone, or with fewer {jobs}"))
+                    bar.update(1)
+            broke_once |= {src.stem for src, _info in todo}
+            if todo:
+                bar.clear()
+                say(f"a worker process ended abruptly (killed by a signal: out of memory?); running again "
+                    f"{', '.join(src.path.name for src, _info in todo)}")
+    finally:
+        bar.close()
 
 
 def _stop_workers(pool) -> None:
