@@ -199,6 +199,8 @@ def test_without_ray_one_line(monkeypatch, capsys, tmp_path):
     ("argv", "line"),
     [
         (["--ray", "--jobs", "2"], "--jobs runs videos in processes on this machine, --ray on Ray workers: choose one"),
+        (["--ray", "--preview"], "--preview shows one video at a time on this machine; it does not go with --ray "
+                                 "(leave --preview out, or run the video without --ray)"),
         (["--ray", "--ray-workers", "0"], "--ray-workers must be >= 1, got 0"),
         (["--ray", "--ray-cpus", "0"], "--ray-cpus must be > 0, got 0"),
     ],

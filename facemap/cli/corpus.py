@@ -171,6 +171,9 @@ def run_corpus(cfg: InferConfig, emit: Emit) -> int:
     ray = import_ray()
     if cfg.jobs != 1:
         raise UsageError("{jobs} runs videos in processes on this machine, {ray} on Ray workers: choose one")
+    if cfg.preview:
+        raise UsageError("{preview} shows one video at a time on this machine; it does not go with {ray} "
+                         "(leave --preview out, or run the video without {ray})")
     check_pool_options(cfg.ray_workers, cfg.ray_cpus)
     paths = own_outputs_left_out(collect_videos(cfg.video or []), cfg, emit)
     if cfg.ray:
