@@ -173,13 +173,13 @@ def pool_size(ray, workers: int | None, cpus: float, todo: int) -> int:
     """The number of actors: ``workers`` (--ray-workers), else as many as the cluster's CPUs
     hold; never more than the jobs to do."""
     have = float(ray.cluster_resources().get("CPU", 0))
-    n = workers or max(1, int(have // cpus))
+    n = min(workers or max(1, int(have // cpus)), todo)  # no more actors than jobs, nor asked of the cluster
     if n * cpus > have:
         raise UsageError(
             f"{{ray_workers}} {n} x {{ray_cpus}} {cpus:g} needs {n * cpus:g} CPUs; "
             f"the Ray cluster has {have:g}"
         )
-    return min(n, todo)
+    return n
 
 
 class PoolWorker:

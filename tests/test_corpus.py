@@ -212,6 +212,24 @@ def test_bad_ray_options(argv, line, capsys, tmp_path):
     assert capsys.readouterr().err.strip() == f"infer.py: error: {line}"
 
 
+def test_more_ray_workers_than_videos_asks_the_cluster_for_the_videos_only():
+    """--ray-workers 5 for 2 videos on a 2-CPU cluster starts 2 actors (as --jobs 8 for 2 files
+    starts 2 processes); it was refused as needing 5 CPUs. More than the cluster has for as many
+    videos is still one line."""
+    from facemap.errors import UsageError
+    from facemap.raypool import pool_size
+
+    class TwoCpus:
+        @staticmethod
+        def cluster_resources():
+            return {"CPU": 2.0}
+
+    assert pool_size(TwoCpus, 5, 1.0, 2) == 2
+    assert pool_size(TwoCpus, None, 1.0, 9) == 2
+    with pytest.raises(UsageError, match="needs 3 CPUs; the Ray cluster has 2"):
+        pool_size(TwoCpus, 5, 1.0, 3)
+
+
 OUT_OF_RANGE = [
     (["--ray-cpus", "1e-9"], "--ray-cpus must be at least 0.0001 (Ray's smallest share of a CPU), got 1e-09"),
     (["--ray-cpus", "nan"], "--ray-cpus must be a finite number, got nan"),
