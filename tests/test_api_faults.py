@@ -429,3 +429,22 @@ def test_the_api_sinks_list_their_files_and_never_overwrite_another_programs(tmp
                 pass
     assert sorted(p.relative_to(mine).as_posix() for p in mine.rglob("*")) == ["logs", "logs/black_meta.csv", "x.mp4"]
     assert (mine / "logs" / "black_meta.csv").read_text() == "my own table\n"
+
+
+def test_facemap_logs_of_a_clip_without_a_face_are_analysed_as_no_face(tmp_path, black_clip, standin_model, basis_dir, capsys):
+    """FaceMap's logs (--dump-csv: a raw log, no landmarks log) of a clip with no face: the
+    analyzer refused them, "holds no 3DMM parameters (a dlib run logs none); pass the clip's
+    landmarks log", where there is none to pass; the same clip's dlib logs were analysed."""
+    import analyze_expressions
+    import infer
+
+    out = tmp_path / "out"
+    assert infer.main(["--video", str(black_clip), "--model", str(standin_model), "--basis-dir", str(basis_dir),
+                       "--detector", "haar", "--dump-csv", "-o", str(out), "-q"]) == 0
+    logs = out / "logs"
+    assert not (logs / "black_landmarks.csv").exists()
+    capsys.readouterr()
+    assert analyze_expressions.main(["--raw", str(logs / "black_raw.csv"), "--meta", str(logs / "black_meta.csv"),
+                                     "--basis-dir", str(basis_dir), "--out", str(tmp_path / "a")]) == 0
+    assert "frames 20, with a face 0" in capsys.readouterr().out
+    assert analyze_expressions.main(["--logs", str(logs), "--basis-dir", str(basis_dir), "--out", str(tmp_path / "b")]) == 0

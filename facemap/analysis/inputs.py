@@ -211,8 +211,10 @@ def _read_logs(
             log.debug("%s; %s has no face in any frame", exc, mt.path)
             no_face = True
     rw = read_raw(raw, strict=True, allow_empty=True) if raw is not None else None
+    if mt is not None and (mt.status == "no_face").all():
+        no_face = True  # the meta log says no frame has a face: logs without rows are expected
     if rw is not None and no_face and not np.isfinite(rw.params).any():
-        rw = raw = None  # no face, no parameters: said once, above
+        rw = raw = None  # no face, no parameters: the analysis says so once
     if rw is not None and not np.isfinite(rw.params).any():
         if landmarks is None:
             raise InputFileError(
