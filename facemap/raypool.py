@@ -244,7 +244,7 @@ class PoolWorker:
 
     def run(self, *args: object) -> dict:
         """One job: {"value", "node", "seconds"}, or {"error", "node", "seconds"} (the error's
-        one line) when it failed."""
+        one line) when it failed, with "code" (its exit code) when it was a FacemapError."""
         t0 = time.perf_counter()
         node = self.node()
         try:
@@ -253,7 +253,8 @@ class PoolWorker:
             value = self.work(*args)
             return {"value": value, "node": node, "seconds": time.perf_counter() - t0}
         except FacemapError as exc:
-            error = exc.render(self.names)
+            return {"error": exc.render(self.names), "code": exc.exit_code, "node": node,
+                    "seconds": time.perf_counter() - t0}
         except Exception as exc:  # a bug, said in one line
             error = f"a bug in facemap ({type(exc).__name__}: {one_line(exc)})"
         return {"error": error, "node": node, "seconds": time.perf_counter() - t0}
@@ -363,7 +364,7 @@ class Pool:
                         starting[new.check.remote(*self.check_args)] = new
                     if "value" in result:
                         on.done(job, result)
-                    elif job.attempt < TRIES:
+                    elif job.attempt < TRIES and result.get("code") != OutputError.exit_code:  # a full disk stays full
                         on.retry(job, result)
                         job.attempt += 1
                         queue.append(job)

@@ -584,6 +584,24 @@ def test_a_run_refused_before_any_video_keeps_the_earlier_table(cluster, corpus,
     assert not (tmp_path / "new").exists()
 
 
+def test_a_full_disk_stops_the_corpus_with_exit_5_naming_the_output(cluster, corpus, tmp_path, capsys):
+    """A full disk under --ray: each video was tried twice, then a failed row, exit 3 (a bad
+    input), the error naming a staging file that no longer exists. As without --ray: the run
+    stops, exit 5, the line names the output file; the videos done before stay."""
+    from tests.test_hostile import _tmpfs
+
+    with _tmpfs(tmp_path / "disk", "600k") as disk:
+        out = disk / "out"
+        code = infer.main(["--video", str(corpus / "lp_d0.mp4"), str(corpus / "dpe_s.mp4"), *ARGS, "--save-video",
+                           "-o", str(out), "--ray", cluster, "--ray-workers", "1"])
+        err = capsys.readouterr().err
+        assert code == 5, err
+        assert "No space left on device" in err and ".facemap-staging" not in err, err
+        assert "trying it once more" not in err
+        assert err.strip().splitlines()[-1].startswith(f"infer.py: error: {out}/")
+        assert not list(out.rglob("*.part")) and not (out / ".facemap-staging").exists()
+
+
 def test_two_clips_of_one_name_keep_their_own_logs_when_given_in_another_order(cluster, corpus, reference, tmp_path):
     """a/clip.mp4 and b/clip.mp4 (clip_mp4 and clip_mp4_2 by their order): given the other way
     round on a rerun, each stem's logs are those of the video its row names, not swapped."""

@@ -281,6 +281,10 @@ def _run_on_ray(ray, cfg: InferConfig, todo: list[Source], out: OutputDir, span:
             say(f"{job.name}: failed, trying it once more" + (f" ({result['error']})" if result.get("died") else ""))
 
         def failed(job: Job, result: dict) -> None:
+            if result.get("code") == OutputError.exit_code:  # the output cannot be written (a full disk): the run stops, exit 5
+                said = re.sub(rf"{re.escape(str(out_dir / STAGING))}/[^/]+/", f"{out_dir}/", result["error"])
+                ended(job)
+                raise OutputError(said)
             ended(job)
             src = job.args[0]
             for rel in video_outputs(src.stem, worker_cfg):
