@@ -153,11 +153,7 @@ def read_io(
     out_shape = tuple(out.shape)
     got = _dim(out_shape[-1]) if out_shape else None
     if n_out is not None and got is not None and got != n_out:
-        raise ModelError(
-            f"{path}: output {output_name!r} has {got} values per face (shape {list(out_shape)}); "
-            f"expected {N_PARAMS} 3DMM parameters — is this the FaceMap 3DMM model? (another "
-            "landmark model: give {assume_points} N)"
-        )
+        raise _not_params(path, output_name, got, out_shape)
     return ModelIO(
         input_name=input_name,
         output_name=output_name,
@@ -166,6 +162,15 @@ def read_io(
         input_shape=shape,
         output_shape=out_shape,
         batch_fixed=_dim(shape[0]) == 1,
+    )
+
+
+def _not_params(path: Path, output_name: str, got: int, shape: tuple) -> ModelError:
+    """The one-line refusal of a model whose output is not FaceMap's 265 parameters a face."""
+    return ModelError(
+        f"{path}: output {output_name!r} has {got} values per face (shape {list(shape)}); "
+        f"expected {N_PARAMS} 3DMM parameters — is this the FaceMap 3DMM model? (another "
+        "landmark model: give {assume_points} N)"
     )
 
 
@@ -223,9 +228,12 @@ class FaceMapModel:
         if x.shape[0] == 0:
             return np.zeros((0, self.n_out or 0), dtype=np.float32)
         if self.io.batch_fixed and x.shape[0] > 1:
-            outs = [self._run1(x[i : i + 1]) for i in range(x.shape[0])]
-            return np.concatenate(outs, axis=0)
-        return self._run1(x)
+            out = np.concatenate([self._run1(x[i : i + 1]) for i in range(x.shape[0])], axis=0)
+        else:
+            out = self._run1(x)
+        if self.n_out is not None and out.shape[1] != self.n_out:  # a model that does not declare its output's shape
+            raise _not_params(self.path, self.io.output_name, out.shape[1], out.shape)
+        return out
 
     def _run1(self, x: np.ndarray) -> np.ndarray:
         out = self.session.run([self.io.output_name], {self.io.input_name: x})[0]

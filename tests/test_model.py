@@ -118,3 +118,24 @@ def test_describe(standin_model):
     assert info["producer"].startswith("facemap-tests")
     assert info["external_data"][0]["size_bytes"] == (standin_model.parent / "model.data").stat().st_size
     assert "CPUExecutionProvider" in info["providers_available"]
+
+
+def test_another_model_whose_output_shape_is_not_declared_is_named_at_its_first_run(tmp_path, capsys, basis_dir):
+    """A landmark model that declares no output shape (onnxruntime reports []) passed the load
+    check and ended the run as "a bug in facemap (ValueError: params must have shape (N, 265),
+    got (1, 136) ...)", exit 1; now the same one line as a declared shape, exit 4."""
+    import infer
+    from tests.test_docs import _points68
+
+    path = _points68(tmp_path)  # its output's shape merges to none onnxruntime can report
+    m = FaceMapModel(path, output_name="points")
+    assert list(m.io.output_shape) == []
+    with pytest.raises(ModelError, match=r"points68.onnx: output 'points' has 136 values per face \(shape \[1, 136\]\)"):
+        m.run(np.zeros((1, 3, 128, 128), np.float32))
+    pic = tmp_path / "face.png"
+    import cv2
+
+    cv2.imwrite(str(pic), np.full((200, 200, 3), 128, np.uint8))
+    assert infer.main(["--image", str(pic), "--model", str(path), "--basis-dir", str(basis_dir),
+                       "--bbox", "50,50,150,150", "-o", str(tmp_path / "o")]) == 4
+    assert "has 136 values per face" in capsys.readouterr().err
