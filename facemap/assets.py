@@ -162,19 +162,21 @@ def find_yunet_model(
                 raise ModelError(f"{path}: no such YuNet model file (given as {what}); check the path")
             return path
     cached = yunet_cache_path()
+    where = f"is not in {cached.parent}"
     if cached.is_file():
         if sha256_of(cached) == YUNET_SHA256:
             return cached
         log.warning("%s: checksum mismatch; downloading it again", cached)
+        where = f"in {cached} does not match its SHA-256 (damaged, or another file)"  # kept until a good one replaces it
     help_ = (
         f"run `{FETCH_COMMAND} --detector` once with internet, or get {YUNET_URL} and pass it as "
         "{yunet_path}, or use another {detector}"
     )
     if not download_missing:
-        raise ModelError(f"the YuNet face detector is not in {cached.parent}; {help_}")
+        raise ModelError(f"the YuNet face detector {where}; {help_}")
     if offline():
         raise _failed(
-            f"the YuNet face detector is not in {cached.parent} and {OFFLINE_ENV}=1 forbids downloading it; {help_}",
+            f"the YuNet face detector {where} and {OFFLINE_ENV}=1 forbids downloading it; {help_}",
             f"{OFFLINE_ENV}=1",
         )
     url = yunet_url()

@@ -604,6 +604,21 @@ def test_yunet_cached_copy_with_a_bad_checksum_is_fetched_again(server: AssetSer
     assert assets.find_yunet_model().read_bytes() == YUNET_COPY.read_bytes() and len(server.hits) == 1
 
 
+def test_yunet_cached_copy_with_a_bad_checksum_is_named_as_such_when_it_cannot_be_fetched(
+        yunet_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Offline, a damaged copy in the cache was "not in <cache>" (it is there, and stays until a
+    good one replaces it)."""
+    yunet_cache.mkdir()
+    (yunet_cache / assets.YUNET_NAME).write_bytes(b"truncated")
+    monkeypatch.setenv(assets.OFFLINE_ENV, "1")
+    with pytest.raises(DownloadError) as err:
+        assets.find_yunet_model(progress=False)
+    assert cli_message(err.value).startswith(
+        f"the YuNet face detector in {yunet_cache / assets.YUNET_NAME} does not match its SHA-256 (damaged, or "
+        f"another file) and {assets.OFFLINE_ENV}=1 forbids downloading it; ")
+    assert (yunet_cache / assets.YUNET_NAME).read_bytes() == b"truncated"
+
+
 @pytest.mark.parametrize("fault", [404, "short"])
 def test_yunet_download_faults_are_one_line(server: AssetServer, yunet_cache: Path, fault) -> None:
     server.fault(assets.yunet_url(), fault)
