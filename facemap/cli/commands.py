@@ -39,7 +39,7 @@ def infer_parser(prog: str = "infer.py") -> argparse.ArgumentParser:
     src.add_argument("--camera", type=int, metavar="INDEX", help="live webcam by index")
 
     m = p.add_argument_group("model")
-    m.add_argument("--model", metavar="PATH", help="model.onnx (model.data beside it); default: beside infer.py, else ./model.onnx")
+    m.add_argument("--model", metavar="PATH", help="model.onnx (model.data beside it), or its folder; default: beside infer.py, else ./model.onnx, else facemap's cache")
     m.add_argument("--fetch-model", action="store_true", help="download Qualcomm's FaceMap ONNX (float) to where --model looks, then exit")
     m.add_argument("--force", action="store_true", help="with --fetch-model: replace an existing model.onnx")
     m.add_argument("--inspect", action="store_true", help="print the model's inputs, outputs, opset, weights and providers, then exit")

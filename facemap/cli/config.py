@@ -19,7 +19,7 @@ from ..track.tracker import TrackOptions
 from ..types import N_LANDMARKS
 
 DEFAULT_OUTPUT = "out"
-# --landmarker dlib with its default detector (dlib-hog, 30-130 ms a frame): while no face is
+# --landmarker dlib with its default detector (dlib-hog, 100-450 ms a frame): while no face is
 # followed, the frame is searched every this many frames (--lost-detect-every)
 LOST_DETECT_EVERY_DLIB = 5
 
@@ -232,7 +232,7 @@ class InferConfig:
 
     def take_default_detector(self) -> None:
         """The landmarker's own detector (``default_detector``); with dlib's HOG detector, which
-        costs 30-130 ms a frame, a search every 5th frame where no face is (unless
+        costs 100-450 ms a frame, a search every 5th frame where no face is (unless
         --lost-detect-every was given)."""
         self.detector = default_detector(self.landmarker)
         if self.detector == "dlib-hog" and self.lost_detect_every is None:
