@@ -131,6 +131,31 @@ def check_reachable(address: str, timeout_s: float = CONNECT_TIMEOUT_S) -> None:
         ) from None
     if len(head) < 9 or head[3] != _H2_SETTINGS:
         raise UsageError(f"{{ray}} {address}: what answers there is not a Ray cluster; {fix}")
+    text = address.strip()
+    if text != "auto" and not text.startswith("ray://") and os.environ.get("RAY_AUTH_MODE", "").lower() != "token":
+        _check_no_token_asked(address, host, port, max(0.5, deadline - time.monotonic()))
+
+
+def _check_no_token_asked(address: str, host: str, port: int, timeout_s: float) -> None:
+    """Refuse a cluster that asks for Ray's token authentication when this process will not
+    give one (RAY_AUTH_MODE is not ``token``): ``ray.init`` failed there after some 20 s of
+    Ray's own log lines with "Failed to connect". One call to the head's GCS, without a token."""
+    try:
+        import grpc
+        from ray.core.generated import gcs_service_pb2, gcs_service_pb2_grpc
+    except Exception:  # another Ray: ray.init says what it says
+        return
+    with grpc.insecure_channel(f"{host}:{port}") as channel:
+        try:
+            gcs_service_pb2_grpc.NodeInfoGcsServiceStub(channel).GetClusterId(
+                gcs_service_pb2.GetClusterIdRequest(), timeout=timeout_s)
+        except grpc.RpcError as exc:
+            if exc.code() == grpc.StatusCode.UNAUTHENTICATED:
+                raise UsageError(
+                    f"{{ray}} {address}: the Ray cluster there asks for a token (Ray's token authentication); "
+                    "set RAY_AUTH_MODE=token here, with the cluster's token in RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH "
+                    "or ~/.ray/auth_token, and run again"
+                ) from None
 
 
 def one_line(exc: BaseException, limit: int = 200) -> str:
