@@ -139,8 +139,12 @@ def run_many(args: argparse.Namespace, cfg: AnalysisConfig, frame_range: tuple[i
         )
     if not failed:
         return 0
-    # some failed, the others are done: 3 as infer.py's several videos; every one failed: its own code
-    return EXIT_INPUT if len(failed) + len(skipped) < len(batch.outcomes) else failed[0].error.exit_code
+    # some failed for their logs (a bad file, no --fps for logs without times), the others are
+    # done: 3, as infer.py's several videos; every one failed, or an output could not be
+    # written (5): the first failure's own code
+    some_done = len(failed) + len(skipped) < len(batch.outcomes)
+    by_logs = all(o.error.exit_code in (EXIT_INPUT, UsageError.exit_code) for o in failed)
+    return EXIT_INPUT if some_done and by_logs else failed[0].error.exit_code
 
 
 def print_row(r: dict[str, object], quiet: bool) -> None:

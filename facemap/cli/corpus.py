@@ -202,7 +202,9 @@ def run_corpus(cfg: InferConfig, emit: Emit) -> int:
         table = out.file(CORPUS_CSV)
 
         def save() -> None:
-            atomic_write_text(table, corpus_text([{**rows[s.stem], **idents[s.stem]} for s in inputs if s.stem in rows]))
+            # this run's rows; a video not done yet keeps the earlier run's row (its outputs are still those)
+            atomic_write_text(table, corpus_text([{**rows[s.stem], **idents[s.stem]} if s.stem in rows else before[s.stem]
+                                                  for s in inputs if s.stem in rows or s.stem in before]))
 
         for src in inputs:
             if src.stem in rows:
@@ -215,6 +217,7 @@ def run_corpus(cfg: InferConfig, emit: Emit) -> int:
             if todo:
                 reports = _run_on_ray(ray, cfg, todo, out, span, rows, save, emit)
         except KeyboardInterrupt:
+            save()
             done = sum(rows[s.stem]["status"] != "skipped" for s in todo if s.stem in rows)
             raise KeyboardInterrupt(
                 f"interrupted: {done} of {len(todo)} video(s) finished (listed in {Path(cfg.output) / CORPUS_CSV}), "
