@@ -262,6 +262,43 @@ def test_a_cluster_asking_for_a_token_is_one_line_at_once(monkeypatch, capsys, t
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize("options", [["--bbox", "1,2,300,400"], ["--no-face-detect"], ["--detector", "yunet"], [],
+                                     ["--assume-points", "68", "--model", "m.onnx"]])
+def test_outputs_made_as_this_run_would_make_them_count_as_done(options, tmp_path):
+    """made_alike reads run.json as the worker writes it: with --bbox it names the detector
+    'bbox', with --no-face-detect 'whole-image', with --assume-points the landmarker
+    'onnx-points'; each rerun with the same options redid every video (the names differ from
+    the options'), and one with other options must."""
+    import json
+
+    from facemap.cli.commands import infer_parser
+    from facemap.cli.config import InferConfig
+    from facemap.cli.corpus import made_alike
+    from facemap.io.outputs import OutputDir
+    from facemap.provenance import run_info
+
+    def config(argv):
+        cfg = InferConfig.from_namespace(infer_parser().parse_args(["--video", "x.mp4", *argv]))
+        return cfg if cfg.model is None else __import__("dataclasses").replace(cfg, model=str(tmp_path / cfg.model))
+
+    landmarker = "onnx-points" if "--assume-points" in options else "dlib"
+    detector = {"--bbox": "bbox", "--no-face-detect": "whole-image"}.get(options[0] if options else "", "dlib-hog")
+
+    class Made:  # what the worker's landmarker and detector call themselves
+        name = landmarker
+
+        def describe(self):
+            return {"landmarker": landmarker, **({"model": str(tmp_path / "m.onnx")} if "--model" in options else {})}
+
+    (tmp_path / "m.onnx").write_bytes(b"onnx")
+    argv = ([] if "--assume-points" in options else ["--landmarker", "dlib"]) + options
+    (tmp_path / "logs").mkdir()
+    info = run_info(Made(), type("Det", (), {"name": detector})(), config(argv).changed())
+    (tmp_path / "logs" / "x_run.json").write_text(json.dumps(info))
+    assert made_alike(OutputDir(tmp_path), "x", config(argv))
+    assert not made_alike(OutputDir(tmp_path), "x", config([*argv, "--max-frames", "3"]))
+
+
 OUT_OF_RANGE = [
     (["--ray-cpus", "1e-9"], "--ray-cpus must be at least 0.0001 (Ray's smallest share of a CPU), got 1e-09"),
     (["--ray-cpus", "nan"], "--ray-cpus must be a finite number, got nan"),

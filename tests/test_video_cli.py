@@ -496,7 +496,8 @@ def test_sigterm_with_jobs_stops_the_workers_and_starts_nothing_new(tmp_path, mo
 def test_a_jobs_worker_killed_is_replaced_and_its_videos_run_again(tmp_path, model_args):
     """--jobs 2, one worker process killed mid-video (SIGKILL, as the out-of-memory killer does):
     the run ended "a bug in facemap (BrokenProcessPool ...)", exit 1, with the videos not yet done
-    never run. Now the videos the dead pool held run again in a new one: every video complete."""
+    never run. Now the videos the dead pool held run again in a new one, the line naming the
+    video the killed worker ran: every video complete."""
     import signal
     import time
 
@@ -519,7 +520,10 @@ def test_a_jobs_worker_killed_is_replaced_and_its_videos_run_again(tmp_path, mod
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 0, err
-    assert "a worker process ended abruptly (killed by a signal: out of memory?); running again " in said
+    again = [ln for ln in said.splitlines() if ln.startswith("a worker process was killed (by a signal: out of memory?) running ")]
+    assert len(again) == 1, said
+    culprit = again[0].split(" running ")[1].split(";")[0]
+    assert culprit in ("lp_d13", "lp_d14"), again  # the video its worker ran, not the one queued (lp_d3)
     for clip in clips:
         assert len(read_meta(out / "logs" / f"{clip.stem}_meta.csv").frames) == 200
     assert not list(out.rglob("*.part"))

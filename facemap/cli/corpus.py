@@ -81,15 +81,18 @@ def same_input(before: dict[str, str], path: Path, ident: dict[str, object]) -> 
 
 def made_alike(out: OutputDir, stem: str, cfg: InferConfig) -> bool:
     """True when the earlier outputs of ``stem`` were made as this run would make them: the same
-    landmarker, detector, model and detector model files, and settings (what their
-    ``<stem>_run.json`` says; a trial with --max-frames, or dlib's logs, are no FaceMap run's)."""
+    landmarker, model and detector model files, and settings (the detector among them), as their
+    ``<stem>_run.json`` says (a trial with --max-frames, or dlib's logs, are no FaceMap run's)."""
     import json
 
     made = read_run_info(out.path / log_path(Path(""), stem, "meta"))
     if not made:
         return False
-    now = {"landmarker": cfg.landmarker, "detector": cfg.detector, "model": cfg.model,
-           "detector_model": cfg.detector_model}  # the files as preflight found them; dlib's predictor: its own
+    # the settings name the detector, --bbox, --no-face-detect and --assume-points where they are
+    # not the landmarker's defaults; the landmarker and the files as preflight found them (dlib's
+    # predictor: its own) are compared here (with --assume-points the landmarker is onnx-points)
+    now = {"landmarker": None if cfg.assume_points else cfg.landmarker, "model": cfg.model,
+           "detector_model": cfg.detector_model}
     if any(value and made.get(key) != str(value) for key, value in now.items()):
         return False
     return made.get("settings") == json.loads(json.dumps(cfg.changed(), default=str))  # as run.json holds them

@@ -417,7 +417,8 @@ def preflight(cfg: InferConfig, emit: Emit) -> InferConfig:
     return cfg
 
 
-def _worker_init(cfg: InferConfig) -> None:
+def _worker_init(cfg: InferConfig, started=None) -> None:
+    _WORKER["started"] = started  # a queue: (stem, pid) as each video starts, for the parent
     logging.basicConfig(level=logging.WARNING, format="facemap: %(message)s")
     # a stop of the run reaches a worker as SIGTERM: it ends its video as a single run does
     # (logs renamed into place, the overlay finished up to the last frame)
@@ -435,6 +436,8 @@ def _worker_run(src: Source, info: VideoInfo, out_dir: Path, span: FrameRange) -
         raise KeyboardInterrupt
     if "error" in _WORKER:
         raise _WORKER["error"]
+    if _WORKER.get("started") is not None:
+        _WORKER["started"].put((src.stem, os.getpid()))
     _WORKER["busy"] = True
     try:
         return process_video(_WORKER["fm"], src, info, out_dir, _WORKER["cfg"], span)
@@ -596,9 +599,10 @@ def run_videos(cfg: InferConfig, emit: Emit) -> int:
 def _run_parallel(cfg, inputs, infos, out_dir, span, done, failed, say=lambda line: None) -> None:
     """The videos in --jobs processes: ``done(report)`` for each video done, ``failed(src,
     error)`` for each that could not be read (an InputFileError), as they end. A worker process
-    that dies (killed by a signal: the out-of-memory killer, a crash) breaks the pool, and every
-    video not done with it: those are run once more in a new pool (``say`` names them); a
-    video the pool breaks under twice is failed, the others go on."""
+    killed by a signal (the out-of-memory killer, a crash) breaks the pool, and every video not
+    done with it: those run again in a new pool (``say`` names them); a video whose worker was
+    killed running it twice is failed, the others go on. A worker that ends otherwise (an
+    exception outside a video) is a bug, as before."""
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor, as_completed
     from concurrent.futures.process import BrokenProcessPool
@@ -606,15 +610,16 @@ def _run_parallel(cfg, inputs, infos, out_dir, span, done, failed, say=lambda li
 
     worker_cfg = replace(cfg, quiet=True)  # no progress bars or model lines from the workers
     ctx = mp.get_context("spawn")
-    todo, broke_once = list(zip(inputs, infos, strict=True)), set()
+    todo, killed_in, unnamed = list(zip(inputs, infos, strict=True)), set(), 0
     bar = progress(len(inputs), "videos", not cfg.quiet, unit="video")
     try:
         while todo:
-            broken = []
+            broken, started = [], ctx.Queue()
             with ProcessPoolExecutor(max_workers=min(cfg.jobs, len(todo)), mp_context=ctx,
-                                     initializer=_worker_init, initargs=(worker_cfg,)) as pool:
-                futures = {pool.submit(_worker_run, src, info, out_dir, span): (src, info) for src, info in todo}
+                                     initializer=_worker_init, initargs=(worker_cfg, started)) as pool:
                 try:
+                    futures = {pool.submit(_worker_run, src, info, out_dir, span): (src, info) for src, info in todo}
+                    procs = dict(getattr(pool, "_processes", None) or {})  # pid -> Process, for their exit codes
                     for fut in as_completed(futures):
                         bar.clear()
                         try:
@@ -632,20 +637,45 @@ def _run_parallel(cfg, inputs, infos, out_dir, span, done, failed, say=lambda li
                         f.cancel()
                     _stop_workers(pool)  # the running videos end now, each closing its outputs
                     raise
-            todo = [(src, info) for src, info in broken if src.stem not in broke_once]
+            if not broken:
+                break
+            ran_in = _started_by(started)  # stem -> the pid of the worker that ran it
+            dead = {pid for pid, p in procs.items() if p.exitcode is not None and p.exitcode < 0
+                    and p.exitcode != -signal.SIGTERM}  # killed by a signal, not stopped by the pool
+            if not dead:  # a worker that ended otherwise: a bug, said as one
+                raise BrokenProcessPool("a --jobs worker process ended without a video's error")
+            culprits = {src.stem for src, _info in broken if ran_in.get(src.stem) in dead}
+            unnamed += not culprits  # killed between videos: no video to blame; not forever
+            if unnamed > 2:
+                raise BrokenProcessPool("--jobs worker processes keep being killed between videos")
             for src, _info in broken:
-                if src.stem in broke_once:
+                if src.stem in culprits and src.stem in killed_in:
                     failed(src, InputFileError(
-                        f"{src.path}: the worker process running it ended abruptly twice (killed by a signal: out "
-                        "of memory?); run it alone, or with fewer {jobs}"))
+                        f"{src.path}: the worker process running it was killed twice (by a signal: out of memory?); "
+                        "run it alone, or with fewer {jobs}"))
                     bar.update(1)
-            broke_once |= {src.stem for src, _info in todo}
+            todo = [(src, info) for src, info in broken if not (src.stem in culprits and src.stem in killed_in)]
+            killed_in |= culprits
             if todo:
                 bar.clear()
-                say(f"a worker process ended abruptly (killed by a signal: out of memory?); running again "
+                say(f"a worker process was killed (by a signal: out of memory?) running "
+                    f"{', '.join(sorted(culprits)) or 'a video'}; running again "
                     f"{', '.join(src.path.name for src, _info in todo)}")
     finally:
         bar.close()
+
+
+def _started_by(queue) -> dict[str, int]:
+    """What the workers said as each video started: stem -> pid (the last to run it)."""
+    import queue as queue_mod
+
+    out = {}
+    while True:
+        try:
+            stem, pid = queue.get(timeout=0.2)
+        except (queue_mod.Empty, OSError, EOFError, ValueError):
+            return out
+        out[stem] = pid
 
 
 def _stop_workers(pool) -> None:
