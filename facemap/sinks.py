@@ -58,9 +58,10 @@ class CsvLogSink:
     first face, or with ``with_face_id`` (a face_id column) every face, or its no-face record.
     ``info`` (``provenance.run_info``: what made them) goes beside them as ``<stem>_run.json``
     once they are in place. With ``claim`` (the default) the folder is the sink's own to look
-    after: a file of a log's name that facemap did not write there is refused at the first frame
-    (``OutputError``, nothing written), and the logs written are listed in the folder's marker,
-    as ``infer.py`` lists its own; ``claim=False``: the caller's ``OutputDir`` does both."""
+    after: a file of a log's name that facemap did not write there (not listed in the folder's
+    marker, and not a facemap log by its header) is refused at the first frame (``OutputError``,
+    nothing written), and the logs written are listed in the marker, as ``infer.py`` lists its
+    own; ``claim=False``: the caller's ``OutputDir`` does both."""
 
     def __init__(
         self,
@@ -157,9 +158,9 @@ class VideoOverlaySink:
     video) gives the audio, copied. The encoder opens at the first frame, sized ``size``
     (width, height) or, without it, as that frame. After an interruption the file is finished up to the
     last frame (with ``discard_on_interrupt``, removed: a file in place, an earlier run's, stays as
-    it is); after another error it is removed. ``claim``: as ``CsvLogSink``'s (a file at ``path``
-    that facemap did not write is refused at the first frame; the overlay is listed in its
-    folder's marker).
+    it is); after another error it is removed. ``path`` is written as given (a file there is
+    replaced); with ``claim`` (the default) the overlay is then listed in its folder's marker,
+    as ``infer.py`` lists its own (not in the working folder, home or a repository).
     """
 
     def __init__(
@@ -177,7 +178,7 @@ class VideoOverlaySink:
     ) -> None:
         self.path = Path(path)
         self.discard_on_interrupt = discard_on_interrupt
-        self.claim = claim  # as CsvLogSink's: a file there facemap did not write is refused, the overlay listed
+        self.claim = claim  # the overlay listed in its folder's marker (the path is the caller's own choice)
         self.fps, self.time_base, self.size = fps, time_base, size
         self.audio_from, self.style, self.crf, self.preset = audio_from, style, crf, preset
         self._sink: VideoSink | None = None
@@ -185,8 +186,6 @@ class VideoOverlaySink:
         self.lost: list[Path] = []  # the overlay, when an error removed it
 
     def _open(self, width: int, height: int) -> None:
-        if self.claim:
-            refuse_unlisted(self.path.parent, [self.path.name])
         self._sink = VideoSink(
             self.path, width, height, self.fps, self.time_base,
             audio_from=self.audio_from, crf=self.crf, preset=self.preset,

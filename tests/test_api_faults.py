@@ -398,14 +398,18 @@ def test_facemap_analyze_keeps_back_only_its_own_threads_warnings(tmp_path, capl
     assert said == ["no frame has a face in theirs_landmarks.csv"] and quiet.dropped == 1
 
 
-def test_the_api_sinks_list_their_files_and_never_overwrite_another_programs(tmp_path, black_clip):
+def test_the_api_sinks_list_their_files_and_never_overwrite_another_programs(tmp_path, black_clip, monkeypatch):
     """CsvLogSink("out", ...) and VideoOverlaySink wrote no marker entry, so infer.py -o out
-    then refused their files as another program's (exit 5), and they overwrote a user's file of
-    a log's name. Now they list what they wrote, and refuse such a file before writing anything."""
+    then refused their files as another program's (exit 5), and CsvLogSink overwrote a user's
+    file of a log's name. Now they list what they wrote (not in the working folder), and
+    CsvLogSink refuses such a file before writing anything; a log an earlier facemap wrote
+    without listing it is no user's file."""
+    import time
+
     pytest.importorskip("dlib")
     import infer
     from facemap.errors import OutputError
-    from facemap.io.outputs import MARKER
+    from facemap.io.outputs import MARKER, OutputDir
     from facemap.sinks import CsvLogSink, VideoOverlaySink
 
     out = tmp_path / "out"
@@ -423,12 +427,25 @@ def test_the_api_sinks_list_their_files_and_never_overwrite_another_programs(tmp
         with pytest.raises(OutputError, match="black_meta.csv: exists and was not written by facemap"):
             for _ in fm.process(black_clip, sinks=[CsvLogSink(mine, "black")]):
                 pass
-        (mine / "x.mp4").write_text("my own video\n")
-        with pytest.raises(OutputError, match="x.mp4: exists and was not written by facemap"):
-            for _ in fm.process(black_clip, sinks=[VideoOverlaySink(mine / "x.mp4")]):
+        assert sorted(p.relative_to(mine).as_posix() for p in mine.rglob("*")) == ["logs", "logs/black_meta.csv"]
+        assert (mine / "logs" / "black_meta.csv").read_text() == "my own table\n"
+
+        # an earlier facemap's unlisted logs are taken as facemap's; a folder this process holds
+        # open (an OutputDir, ImageFilesSink's) lists them at once, without waiting for its lock
+        old = tmp_path / "old"
+        (old / "logs").mkdir(parents=True)
+        (old / "logs" / "black_meta.csv").write_text("frame,timestamp_ms,status\n1,0.0,no_face\n")
+        with OutputDir(old) as held:
+            t0 = time.perf_counter()
+            for _ in fm.process(black_clip, sinks=[CsvLogSink(old, "black")]):
                 pass
-    assert sorted(p.relative_to(mine).as_posix() for p in mine.rglob("*")) == ["logs", "logs/black_meta.csv", "x.mp4"]
-    assert (mine / "logs" / "black_meta.csv").read_text() == "my own table\n"
+            assert time.perf_counter() - t0 < 1.5 and held.wrote("logs/black_meta.csv")
+
+        # the working folder gets no marker
+        monkeypatch.chdir(tmp_path / "mine")
+        for _ in fm.process(black_clip, sinks=[VideoOverlaySink("clip.mp4")]):
+            pass
+    assert (mine / "clip.mp4").is_file() and not (mine / MARKER).exists()
 
 
 def test_facemap_logs_of_a_clip_without_a_face_are_analysed_as_no_face(tmp_path, black_clip, standin_model, basis_dir, capsys):

@@ -130,27 +130,52 @@ def _not_ours(folder: Path, names: list[str]) -> OutputError:
                        "overwrite them: move them away or choose another {output}")
 
 
+def _looks_like_ours(path: Path) -> bool:
+    """A log facemap wrote without listing it (the Python API's sinks before they listed their
+    files): a CSV whose header starts with ``frame,``, a run.json naming facemap's version."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4096)
+    except OSError:
+        return False
+    if path.suffix == ".csv":
+        return head.startswith(b"frame,")
+    return path.suffix == ".json" and b'"facemap_version"' in head
+
+
 def refuse_unlisted(folder: Path, names: list[str]) -> None:
-    """Refuse (``_not_ours``) the files of ``names`` in ``folder`` that are there and that its
-    marker does not list: for a sink writing into a folder no ``OutputDir`` holds (the Python
-    API's ``CsvLogSink("out", ...)``). Reads the marker only; takes no lock."""
+    """Refuse (``_not_ours``) the files of ``names`` in ``folder`` that are there, that its
+    marker does not list and that are not facemap's logs by their look: for a sink writing into
+    a folder no ``OutputDir`` holds (the Python API's ``CsvLogSink("out", ...)``). Reads the
+    marker only; takes no lock."""
     folder = Path(folder)
     listed = set(OutputDir(folder).listed())
-    foreign = [n for n in names if n not in listed and ((folder / n).exists() or (folder / n).is_symlink())]
+    foreign = [n for n in names if n not in listed and ((folder / n).exists() or (folder / n).is_symlink())
+               and not _looks_like_ours(folder / n)]
     if foreign:
         raise _not_ours(folder, foreign)
 
 
+_OPEN_HERE: dict[Path, OutputDir] = {}  # the output folders this process holds open (locked), by resolved path
+
+
 def list_written(folder: Path, names: list[str], tries: int = 40) -> None:
-    """Add the files of ``names`` that are in ``folder`` to its marker, under the folder's lock,
-    as ``OutputDir`` does for its own: so that a later run (``infer.py -o``, ``--clean``) knows
-    facemap wrote them. Waits a little for another run's lock; still held, the files stay unlisted
-    (a warning says so: a later run then takes them for another program's)."""
+    """Add the files of ``names`` that are in ``folder`` to its marker, as ``OutputDir`` does
+    for its own, so that a later run (``infer.py -o``, ``--clean``) knows facemap wrote them;
+    not in a folder no run may use as its output (the working folder, home, a repository: no
+    marker is left there). Through the ``OutputDir`` this process holds on it, else under the
+    folder's lock (waiting a little for another run's; still held, or the marker cannot be
+    written, a warning: the files stay unlisted)."""
     import time
 
     folder = Path(folder)
     present = [n for n in names if (folder / n).is_file()]
-    if not present:
+    if not present or _forbidden(folder):
+        return
+    held = _OPEN_HERE.get(folder.resolve())
+    if held is not None:
+        for n in present:
+            held.record(n)
         return
     for attempt in range(tries):
         out = OutputDir(folder)
@@ -165,8 +190,13 @@ def list_written(folder: Path, names: list[str], tries: int = 40) -> None:
         try:
             for n in present:
                 out.record(n)
+        except OutputError as exc:  # the marker cannot be written (a full disk): the files are in place
+            log.warning("%s; %s not listed as facemap's", exc.render(), ", ".join(present))
         finally:
-            out.close()
+            try:
+                out.close()  # saves the marker, releases the lock whatever happens
+            except OutputError as exc:
+                log.warning("%s; %s not listed as facemap's", exc.render(), ", ".join(present))
         return
 
 
@@ -230,6 +260,7 @@ class OutputDir:
         if not os.access(p, os.W_OK | os.X_OK):
             raise OutputError(f"{p}: output folder is not writable; choose another {{output}}")
         self._lock()
+        _OPEN_HERE[p.resolve()] = self  # a sink of this process lists its files through this one
         self._had_marker = (p / MARKER).exists()
         try:
             if self.clean and existed:
@@ -424,6 +455,9 @@ class OutputDir:
         raise OutputError(f"{self.path}: cannot take the lock {LOCK}; remove it if no run is active")
 
     def _unlock(self) -> None:
+        with contextlib.suppress(OSError):
+            if _OPEN_HERE.get(self.path.resolve()) is self:
+                del _OPEN_HERE[self.path.resolve()]
         with contextlib.suppress(OSError):
             (self.path / LOCK).unlink()
         if self._lock_fd is not None:
