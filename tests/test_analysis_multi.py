@@ -352,6 +352,20 @@ def test_a_second_run_adds_clips_and_refuses_a_namesake(tmp_path, capsys):
     assert (pd.read_csv(out / "summary.csv")["status"] == "ok").all()
 
 
+def test_an_output_that_cannot_be_written_is_exit_5_beside_clips_failing_for_their_logs(tmp_path, capsys):
+    """A clip failing for its logs (3) listed before one whose output is refused (5): exit 5,
+    the output's code, whatever the order (it was the first failure's)."""
+    first = folder_of("lp_d0", root=tmp_path / "a" / "logs")
+    second = folder_of("lp_d0", root=tmp_path / "b" / "logs")
+    (second / "aaa_meta.csv").write_text("frame,status\n1,ok\n2,ok\n")
+    (second / "aaa_landmarks.csv").write_text("frame,x0\n1,abc\n")  # not a landmarks log: exit 3
+    out = tmp_path / "o"
+    assert run(["--logs", first, "--out", out, "--fps", 25, "--no-plots"], capsys)[0] == 0
+    rc, _, err = run(["--logs", second, "--out", out, "--fps", 25, "--no-plots"], capsys)
+    assert rc == 5, err
+    assert "error: aaa: " in err and "error: lp_d0: " in err and "another clip (lp_d0" in err, err
+
+
 def test_a_run_whose_every_clip_fails_writes_nothing(tmp_path, capsys):
     # the shared logs have no timestamp_ms: without --fps every clip fails with the same line
     logs = folder_of("lp_d0", "dpe_s", root=tmp_path / "logs")

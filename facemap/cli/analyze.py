@@ -12,7 +12,7 @@ from ..analysis import Analysis, AnalysisConfig, load_config, parse_frame_range
 from ..analysis.clips import Batch, ClipLogs, ClipOutcome, clip_paths, find_clips
 from ..analysis.inputs import check_fps
 from ..analysis.report import OUTPUT_NAMES, write_outputs
-from ..errors import EXIT_INPUT, FacemapError, UsageError
+from ..errors import EXIT_INPUT, FacemapError, OutputError, UsageError
 from .config import ANALYZE_FLAGS
 
 
@@ -84,7 +84,8 @@ def print_clip(result: Analysis, args: argparse.Namespace) -> None:
 def run_many(args: argparse.Namespace, cfg: AnalysisConfig, frame_range: tuple[int, int] | None) -> int:
     """--logs: every clip into OUT/<stem>/, one line per clip, then summary.csv, index.html and a
     final line. Exit 0 when every clip was analysed or skipped (a picture's logs without its
-    landmarks), else the first failed clip's exit code."""
+    landmarks); 5 when a clip's output could not be written; else 3 when some clips were
+    analysed, or the first failed clip's own code when none was."""
     clips = find_clips(args.logs)
     options = dict(fps=args.fps, config=cfg, baseline_frames=frame_range, basis_dir=args.basis_dir)
 
@@ -142,9 +143,11 @@ def run_many(args: argparse.Namespace, cfg: AnalysisConfig, frame_range: tuple[i
     # some failed for their logs (a bad file, no --fps for logs without times), the others are
     # done: 3, as infer.py's several videos; every one failed, or an output could not be
     # written (5): the first failure's own code
+    codes = [o.error.exit_code for o in failed]
+    if OutputError.exit_code in codes:
+        return OutputError.exit_code
     some_done = len(failed) + len(skipped) < len(batch.outcomes)
-    by_logs = all(o.error.exit_code in (EXIT_INPUT, UsageError.exit_code) for o in failed)
-    return EXIT_INPUT if some_done and by_logs else failed[0].error.exit_code
+    return EXIT_INPUT if some_done else codes[0]
 
 
 def print_row(r: dict[str, object], quiet: bool) -> None:
