@@ -288,7 +288,7 @@ def _run_on_ray(ray, cfg: InferConfig, todo: list[Source], out: OutputDir, span:
 
         def failed(job: Job, result: dict) -> None:
             if result.get("code") == OutputError.exit_code:  # the output cannot be written (a full disk): the run stops, exit 5
-                said = re.sub(rf"{re.escape(str(out_dir / STAGING))}/[^/]+/", f"{out_dir}/", result["error"])
+                said = re.sub(rf"{re.escape(str(out_dir / STAGING))}/[^/\s;]+/?", lambda _m: f"{out_dir}/", result["error"])
                 ended(job)
                 raise OutputError(said)
             ended(job)
