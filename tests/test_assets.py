@@ -617,6 +617,10 @@ def test_yunet_cached_copy_with_a_bad_checksum_is_named_as_such_when_it_cannot_b
         f"the YuNet face detector in {yunet_cache / assets.YUNET_NAME} does not match its SHA-256 (damaged, or "
         f"another file) and {assets.OFFLINE_ENV}=1 forbids downloading it; ")
     assert (yunet_cache / assets.YUNET_NAME).read_bytes() == b"truncated"
+    from facemap.choose import choose_detector  # the default detector's notice, the common path
+
+    notice = choose_detector("yunet").notice
+    assert notice.startswith(f"the YuNet face detector in {yunet_cache / assets.YUNET_NAME} does not match its SHA-256"), notice
 
 
 @pytest.mark.parametrize("fault", [404, "short"])
