@@ -145,7 +145,7 @@ def _check_no_token_asked(address: str, host: str, port: int, timeout_s: float) 
         from ray.core.generated import gcs_service_pb2, gcs_service_pb2_grpc
     except Exception:  # another Ray: ray.init says what it says
         return
-    with grpc.insecure_channel(f"{host}:{port}") as channel:
+    with grpc.insecure_channel(f"[{host}]:{port}" if ":" in host else f"{host}:{port}") as channel:  # IPv6 in brackets
         try:
             gcs_service_pb2_grpc.NodeInfoGcsServiceStub(channel).GetClusterId(
                 gcs_service_pb2.GetClusterIdRequest(), timeout=timeout_s)

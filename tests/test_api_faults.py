@@ -465,3 +465,6 @@ def test_facemap_logs_of_a_clip_without_a_face_are_analysed_as_no_face(tmp_path,
                                      "--basis-dir", str(basis_dir), "--out", str(tmp_path / "a")]) == 0
     assert "frames 20, with a face 0" in capsys.readouterr().out
     assert analyze_expressions.main(["--logs", str(logs), "--basis-dir", str(basis_dir), "--out", str(tmp_path / "b")]) == 0
+    with pytest.raises(InputFileError, match=r"black_raw.csv: holds no 3DMM parameters .*, or, if no frame of the clip "
+                                             r"had a face, its meta log with meta$"):
+        facemap.analysis.analyze_logs(raw=logs / "black_raw.csv", basis_dir=basis_dir)

@@ -230,7 +230,8 @@ def test_more_ray_workers_than_videos_asks_the_cluster_for_the_videos_only():
         pool_size(TwoCpus, 5, 1.0, 3)
 
 
-def test_a_cluster_asking_for_a_token_is_one_line_at_once(monkeypatch, capsys, tmp_path):
+@pytest.mark.parametrize("host", ["127.0.0.1", "[::1]"])
+def test_a_cluster_asking_for_a_token_is_one_line_at_once(host, monkeypatch, capsys, tmp_path):
     """A head with Ray's token authentication (RAY_AUTH_MODE=token when it started), this side
     without: ray.init failed after some 20 s of Ray's own log lines, "cannot start or reach Ray
     (Failed to connect ...)". A gRPC server on 127.0.0.1 that answers as such a head does
@@ -246,17 +247,20 @@ def test_a_cluster_asking_for_a_token_is_one_line_at_once(monkeypatch, capsys, t
             return grpc.unary_unary_rpc_method_handler(deny)
 
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=2), handlers=[Refuse()])
-    port = server.add_insecure_port("127.0.0.1:0")
+    try:
+        port = server.add_insecure_port(f"{host}:0")
+    except RuntimeError:
+        pytest.skip(f"cannot listen on {host} here")
     server.start()
     try:
         (tmp_path / "a.mp4").write_bytes(b"")
         code = infer.main(["--video", str(tmp_path / "a.mp4"), "--landmarker", "dlib", "-o", str(tmp_path / "out"),
-                           "--ray", f"127.0.0.1:{port}"])
+                           "--ray", f"{host}:{port}"])
     finally:
         server.stop(None)
     err = capsys.readouterr().err
     assert code == 2 and err.strip() == (
-        f"infer.py: error: --ray 127.0.0.1:{port}: the Ray cluster there asks for a token (Ray's token "
+        f"infer.py: error: --ray {host}:{port}: the Ray cluster there asks for a token (Ray's token "
         "authentication); set RAY_AUTH_MODE=token here, with the cluster's token in RAY_AUTH_TOKEN, "
         "RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token, and run again")
     assert not (tmp_path / "out").exists()

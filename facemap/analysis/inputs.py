@@ -220,6 +220,7 @@ def _read_logs(
             raise InputFileError(
                 f"{rw.path}: holds no 3DMM parameters (a dlib run logs none); pass the clip's "
                 "landmarks log with {landmarks}"
+                + ("" if mt is not None else ", or, if no frame of the clip had a face, its meta log with {meta}")
             )
         log.warning(
             "%s: holds no 3DMM parameters (a dlib run logs none); using the landmarks in %s",
