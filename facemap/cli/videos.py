@@ -617,6 +617,7 @@ def _run_parallel(cfg, inputs, infos, out_dir, span, done, failed, say=lambda li
             broken, started = [], ctx.Queue()
             with ProcessPoolExecutor(max_workers=min(cfg.jobs, len(todo)), mp_context=ctx,
                                      initializer=_worker_init, initargs=(worker_cfg, started)) as pool:
+                futures: dict = {}
                 try:
                     futures = {pool.submit(_worker_run, src, info, out_dir, span): (src, info) for src, info in todo}
                     procs = dict(getattr(pool, "_processes", None) or {})  # pid -> Process, for their exit codes
