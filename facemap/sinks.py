@@ -25,7 +25,13 @@ import numpy as np
 from .draw import DrawStyle, annotate
 from .errors import OutputError, UsageError
 from .io.logwriter import FrameLogs, write_run_info
-from .io.outputs import OutputDir, atomic_write_bytes, atomic_write_json, list_written, refuse_unlisted
+from .io.outputs import (
+    OutputDir,
+    atomic_write_bytes,
+    atomic_write_json,
+    list_written,
+    refuse_unlisted,
+)
 from .io.schema import OPTIONAL_LOG, log_names, overlay_name, run_info_name
 from .io.video import DEFAULT_CRF, DEFAULT_PRESET, VideoSink
 from .pipeline import StopRun
