@@ -471,6 +471,26 @@ def test_sigterm_stops_the_corpus_cleanly(cluster, corpus, reference, tmp_path):
     assert _logs(out) == theirs
 
 
+def test_the_analyzer_over_ray_says_the_warnings_a_run_without_it_says(cluster, tmp_path, caplog):
+    """A clip without a face analysed over Ray: its "no frame has a face" warning stayed in
+    the worker (the run without Ray says it). Checked on the driver's log records (the CLI
+    prints them as analyze_expressions: WARNING: ...)."""
+    import analyze_expressions
+
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "nf_meta.csv").write_text("frame,timestamp_ms,status\n1,0.0,no_face\n2,40.0,no_face\n")
+    header = "frame," + ",".join(f"x{i},y{i}" for i in range(68))
+    (logs / "nf_landmarks.csv").write_text(header + "\n")
+    said = {}
+    for how, extra in (("plain", []), ("ray", ["--ray", cluster, "--ray-workers", "1"])):
+        caplog.clear()
+        with contextlib.redirect_stdout(io.StringIO()):
+            assert analyze_expressions.main(["--logs", str(logs), "--out", str(tmp_path / how), "--no-plots", *extra]) == 0
+        said[how] = [r.getMessage() for r in caplog.records if r.levelname == "WARNING" and r.name.startswith("facemap")]
+    assert said["ray"] == said["plain"] == [f"{logs / 'nf_meta.csv'}: no frame has a face; every frame is labelled no_face"]
+
+
 def test_the_analyzer_over_ray_matches_a_run_without_it(cluster, reference, tmp_path, capsys):
     """analyze_expressions.py --logs DIR --ray ADDRESS --ray-workers 2: each clip's outputs are
     byte for byte those of the run without Ray, and the table (CSV, Parquet) holds each clip's

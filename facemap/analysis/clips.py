@@ -65,6 +65,7 @@ class ClipOutcome:
     error: FacemapError | None = None
     by_face: bool = False  # the logs have face_id: one row per face
     note: str = ""  # why the clip was skipped
+    warnings: tuple[str, ...] = ()  # what the analysis warned of, when it ran in another process (Ray)
 
     @property
     def skipped(self) -> bool:

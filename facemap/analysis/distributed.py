@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import re
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 from ..errors import InputFileError
@@ -13,6 +15,8 @@ from ..raypool import Callbacks, Job, PoolWorker, check_pool_options, import_ray
 from .clips import Batch, ClipLogs, ClipOutcome, analyze_clip, failed_outcome
 from .report import OUTPUT_NAMES
 from .summary import PARQUET_NAME, SUMMARY_NAMES
+
+log = logging.getLogger("facemap.analysis")
 
 
 class ClipWorker(PoolWorker):
@@ -24,8 +28,30 @@ class ClipWorker(PoolWorker):
         self.out, self.plots, self.options = Path(out), plots, dict(options)
 
     def work(self, clip: ClipLogs) -> ClipOutcome:
-        """One clip into ``<out>/<stem>/``."""
-        return analyze_clip(self.out, clip, plots=self.plots, names=self.names, **self.options)
+        """One clip into ``<out>/<stem>/``, with the warnings its analysis gave (the driver says
+        them: a worker's own log lines do not reach the user)."""
+        said = _Said()
+        facemap_log = logging.getLogger("facemap")
+        level = facemap_log.level
+        facemap_log.addHandler(said)
+        facemap_log.setLevel(logging.WARNING)  # whatever the worker's root logger lets through
+        try:
+            outcome = analyze_clip(self.out, clip, plots=self.plots, names=self.names, **self.options)
+        finally:
+            facemap_log.removeHandler(said)
+            facemap_log.setLevel(level)
+        return replace(outcome, warnings=tuple(said.lines))
+
+
+class _Said(logging.Handler):
+    """The messages of the warnings logged while it is attached."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
 
 
 def _absolute(clip: ClipLogs) -> ClipLogs:
@@ -85,6 +111,8 @@ def analyze_on_ray(
         def finish(outcome: ClipOutcome) -> None:
             outcomes[outcome.clip.stem] = outcome
             bar.clear()
+            for line in outcome.warnings:  # as the run without Ray says them
+                log.warning("%s", line)
             on_outcome(outcome)
             add(sum(int(r["frames"] or 0) for r in outcome.rows) if outcome.ok else 0)
 
