@@ -138,8 +138,9 @@ def check_reachable(address: str, timeout_s: float = CONNECT_TIMEOUT_S) -> None:
 
 def _check_no_token_asked(address: str, host: str, port: int, timeout_s: float) -> None:
     """Refuse a cluster that asks for Ray's token authentication when this process will not
-    give one (RAY_AUTH_MODE is not ``token``): ``ray.init`` failed there after some 20 s of
-    Ray's own log lines with "Failed to connect". One call to the head's GCS, without a token."""
+    give one (RAY_AUTH_MODE is not ``token``), and a gRPC service that is no head's GCS (the
+    Ray Client port given without ``ray://``): ``ray.init`` failed at either after some 20 s
+    of Ray's own log lines with "Failed to connect". One call to the head's GCS, without a token."""
     try:
         import grpc
         from ray.core.generated import gcs_service_pb2, gcs_service_pb2_grpc
@@ -150,6 +151,12 @@ def _check_no_token_asked(address: str, host: str, port: int, timeout_s: float) 
             gcs_service_pb2_grpc.NodeInfoGcsServiceStub(channel).GetClusterId(
                 gcs_service_pb2.GetClusterIdRequest(), timeout=timeout_s)
         except grpc.RpcError as exc:
+            if exc.code() == grpc.StatusCode.UNIMPLEMENTED:  # gRPC, not a head's GCS: Ray Client's port, most often
+                raise UsageError(
+                    f"{{ray}} {address}: what answers there is no Ray head's address (a gRPC service without "
+                    f"Ray's GCS); if it is the Ray Client port (10001 by default), give ray://{address}; else give "
+                    "the address `ray start --head` printed (host:port, 6379 by default)"
+                ) from None
             if exc.code() == grpc.StatusCode.UNAUTHENTICATED:
                 raise UsageError(
                     f"{{ray}} {address}: the Ray cluster there asks for a token (Ray's token authentication); "

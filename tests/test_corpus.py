@@ -266,6 +266,30 @@ def test_a_cluster_asking_for_a_token_is_one_line_at_once(host, monkeypatch, cap
     assert not (tmp_path / "out").exists()
 
 
+def test_the_ray_client_port_without_its_scheme_is_one_line_at_once(capsys, tmp_path):
+    """--ray HOST:10001 (Ray Client's port, given without ray://): ray.init failed there after
+    some 20 s of Ray's log lines. A gRPC server on 127.0.0.1 without Ray's GCS (UNIMPLEMENTED,
+    as the client server answers) stands in for it."""
+    from concurrent import futures
+
+    import grpc
+
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        (tmp_path / "a.mp4").write_bytes(b"")
+        code = infer.main(["--video", str(tmp_path / "a.mp4"), "--landmarker", "dlib", "-o", str(tmp_path / "out"),
+                           "--ray", f"127.0.0.1:{port}"])
+    finally:
+        server.stop(None)
+    err = capsys.readouterr().err
+    assert code == 2 and err.strip() == (
+        f"infer.py: error: --ray 127.0.0.1:{port}: what answers there is no Ray head's address (a gRPC service "
+        f"without Ray's GCS); if it is the Ray Client port (10001 by default), give ray://127.0.0.1:{port}; else "
+        "give the address `ray start --head` printed (host:port, 6379 by default)")
+
+
 @pytest.mark.parametrize("options", [["--bbox", "1,2,300,400"], ["--no-face-detect"], ["--detector", "yunet"], [],
                                      ["--assume-points", "68", "--model", "m.onnx"]])
 def test_outputs_made_as_this_run_would_make_them_count_as_done(options, tmp_path):
