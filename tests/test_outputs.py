@@ -237,3 +237,30 @@ def test_a_run_killed_midway_leaves_every_written_file_listed(tmp_path):
     (tmp_path / "o" / LOCK).write_text("999999999")  # a pid that is not running
     with OutputDir(tmp_path / "o", clean=True) as again:
         assert sorted(p.name for p in again.path.iterdir()) == sorted([LOCK, MARKER])
+
+
+@pytest.mark.parametrize("odd", ["notes\nx", "para\u2028sep"])
+def test_a_line_break_in_an_input_name_never_breaks_the_marker(odd, tmp_path):
+    """An input named "notes<newline>x.png" was listed in the marker as two names, "notes" and
+    "x.json": --clean then removed a user's file "notes", and (U+2028, too) a rerun refused
+    facemap's own outputs as another program's, exit 5. Its outputs are now named without the
+    break (notes_x), the marker is read a name a line."""
+    import cv2
+    import numpy as np
+
+    import infer
+
+    pics, out = tmp_path / "in", tmp_path / "out"
+    pics.mkdir()
+    out.mkdir()
+    cv2.imwrite(str(pics / "plain.png"), np.full((64, 64, 3), 90, np.uint8))
+    (pics / "plain.png").rename(pics / f"{odd}.png")
+    (out / "notes").write_text("my precious notes\n")
+    args = ["--image", str(pics), "--detector", "haar", "--landmarker", "dlib", "-o", str(out), "-q"]
+    pytest.importorskip("dlib")
+    assert infer.main(args) == 0 and infer.main(args) == 0
+    stem = odd.replace("\n", "_").replace("\u2028", "_")
+    listed = (out / ".facemap-output").read_text(encoding="utf-8").split("\n")
+    assert f"{stem}.json" in listed and "notes" not in listed and "x.json" not in listed
+    assert infer.main(["--image", str(pics), "--detector", "haar", "--landmarker", "dlib", "-o", str(out), "-q", "--clean"]) == 5
+    assert (out / "notes").read_text() == "my precious notes\n"

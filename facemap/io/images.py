@@ -5,6 +5,7 @@ from __future__ import annotations
 import glob
 import logging
 import os
+import re
 from pathlib import Path
 
 import cv2
@@ -194,15 +195,25 @@ def collect_images(inputs: list[str]) -> list[Path]:
     return collect_files(inputs, IMAGE_EXTENSIONS, "image")
 
 
+_BREAKS = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]")  # what ends a line somewhere (str.splitlines, terminals)
+
+
+def _one_line_name(stem: str) -> str:
+    """``stem`` with line breaks and control characters as ``_``: an output's name is one line
+    in the folder's marker, the logs and the messages."""
+    return _BREAKS.sub("_", stem)
+
+
 def unique_stems(paths: list[Path]) -> list[str]:
     """Output stems for ``paths``: the file stem (shortened when too long for the output names,
     ``schema.short_stem``, with a note), made unique when two inputs share one."""
     from .schema import short_stem
 
-    stems = [short_stem(p.stem) for p in paths]
+    stems = [short_stem(_one_line_name(p.stem)) for p in paths]
     for p, s in zip(paths, stems, strict=True):
         if s != p.stem:
-            log.warning("%s: its name is too long for the output names; its outputs are named %s", p, s)
+            why = "holds a line break or control character" if _one_line_name(p.stem) != p.stem else "is too long for the output names"
+            log.warning("%r: its name %s; its outputs are named %s", str(p), why, s)
     counts: dict[str, int] = {}
     for s in stems:
         counts[s] = counts.get(s, 0) + 1

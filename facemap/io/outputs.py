@@ -360,7 +360,8 @@ class OutputDir:
             return []
         try:
             text = marker.read_bytes().decode("utf-8", "surrogateescape")  # names as the OS has them
-            return [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
+            # one name a line, split on "\n" only: a name may hold another line separator (U+2028)
+            return [ln.strip("\r") for ln in text.split("\n") if ln.strip() and not ln.startswith("#")]
         except (OSError, UnicodeDecodeError):
             return []
 
@@ -378,7 +379,10 @@ class OutputDir:
 
     def _append_marker(self, rel: str) -> None:
         """List one more file: a line appended and flushed (O(1); the marker is rewritten
-        whole, sorted, only when the folder is opened and closed)."""
+        whole, sorted, only when the folder is opened and closed). A name with a line break
+        cannot be one line of it: refused (the CLI's stems have none)."""
+        if "\n" in rel or "\r" in rel:
+            raise OutputError(f"{self.path / rel!r}: an output's name cannot hold a line break; give it a name without one")
         if self._marker_fh is None:
             self._open_marker()
         try:
