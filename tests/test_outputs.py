@@ -264,3 +264,19 @@ def test_a_line_break_in_an_input_name_never_breaks_the_marker(odd, tmp_path):
     assert f"{stem}.json" in listed and "notes" not in listed and "x.json" not in listed
     assert infer.main(["--image", str(pics), "--detector", "haar", "--landmarker", "dlib", "-o", str(out), "-q", "--clean"]) == 5
     assert (out / "notes").read_text() == "my precious notes\n"
+
+
+def test_an_output_name_too_long_is_one_line_exit_5(tmp_path, capsys):
+    """-o with a 256-byte name: "a bug in facemap (OSError: [Errno 36] File name too long)", exit 1."""
+    import infer
+
+    out = tmp_path / ("n" * 256)
+    with pytest.raises(OutputError, match="cannot use it as the output folder"):
+        OutputDir(out).check()
+    import cv2
+    import numpy as np
+
+    cv2.imwrite(str(tmp_path / "x.jpg"), np.full((64, 64, 3), 90, np.uint8))
+    assert infer.main(["--image", str(tmp_path / "x.jpg"), "-o", str(out), "--landmarker", "dlib", "-q"]) == 5
+    err = capsys.readouterr().err
+    assert err.strip().endswith(": cannot use it as the output folder (File name too long); choose another --output"), err

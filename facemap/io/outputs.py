@@ -229,8 +229,15 @@ class OutputDir:
 
     def check(self) -> None:
         """Refuse, with the same one line as ``open``, a folder this run could not use (a file,
-        not writable, a ``clean`` that would be refused), changing nothing: called before any
-        model is looked for."""
+        not writable, a ``clean`` that would be refused, a name too long, a parent it may not
+        look into), changing nothing: called before any model is looked for."""
+        try:
+            self._check()
+        except OSError as exc:  # ENAMETOOLONG, EACCES on a parent: Path.exists raises them
+            raise OutputError(f"{self.path}: cannot use it as the output folder ({exc.strerror or exc}); "
+                              "choose another {output}") from None
+
+    def _check(self) -> None:
         p = self.path
         if p.exists() and not p.is_dir():
             raise OutputError(f"{p}: is a file, not a folder; pass a folder as {{output}}")
@@ -248,6 +255,15 @@ class OutputDir:
 
     def open(self) -> None:
         """Create (or check) the folder, clean it if asked, take the lock."""
+        try:
+            self._open()
+        except OutputError:
+            raise
+        except OSError as exc:  # ENAMETOOLONG, EACCES on a parent: Path.exists raises them
+            raise OutputError(f"{self.path}: cannot use it as the output folder ({exc.strerror or exc}); "
+                              "choose another {output}") from None
+
+    def _open(self) -> None:
         p = self.path
         if p.exists() and not p.is_dir():
             raise OutputError(f"{p}: is a file, not a folder; pass a folder as {{output}}")
@@ -356,9 +372,9 @@ class OutputDir:
     # -- internals
     def _read_marker(self) -> list[str]:
         marker = self.path / MARKER
-        if not marker.exists():
-            return []
         try:
+            if not marker.exists():  # OSError for a name too long, a parent it may not look into
+                return []
             text = marker.read_bytes().decode("utf-8", "surrogateescape")  # names as the OS has them
             # one name a line, split on "\n" only: a name may hold another line separator (U+2028)
             return [ln.strip("\r") for ln in text.split("\n") if ln.strip() and not ln.startswith("#")]
