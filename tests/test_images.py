@@ -145,3 +145,24 @@ def test_webp_size_is_read_from_the_header(lossless):
     buf = io.BytesIO()
     Image.new("RGB", (321, 123)).save(buf, "WEBP", lossless=lossless)
     assert header_size(buf.getvalue()) == (321, 123)
+
+
+def test_an_input_that_cannot_be_looked_into_is_one_line(tmp_path, monkeypatch):
+    """A folder it may not read (permissions) or a name too long: "a bug in facemap
+    (PermissionError ...)" / (OSError: File name too long), exit 1; now the input's line."""
+    from pathlib import Path
+
+    from facemap.errors import InputFileError
+    from facemap.io.images import collect_images
+
+    with pytest.raises(InputFileError, match=r"cannot read it \(File name too long\); check its permissions and the path"):
+        collect_images([str(tmp_path / ("n" * 256))])
+    locked = tmp_path / "locked"
+    locked.mkdir()
+
+    def refused(self):
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "iterdir", refused)
+    with pytest.raises(InputFileError, match=rf"^{locked}: cannot read it \(Permission denied\)"):
+        collect_images([str(locked)])

@@ -159,27 +159,11 @@ def collect_files(inputs: list[str], extensions: tuple[str, ...], kind: str) -> 
     kinds = " or ".join(f"{k}s" for k in kind.split(" or "))  # images or videos
     paths: list[Path] = []
     for item in inputs:
-        p = Path(item)
-        if p.is_dir():
-            found = sorted(  # hidden files (macOS "._x.jpg" copies, ...) skipped, as a glob's * does
-                f
-                for f in p.iterdir()
-                if f.is_file() and f.suffix.lower() in extensions and not f.name.startswith(".")
-            )
-            if not found:
-                raise InputFileError(
-                    f"{p}: folder holds no {kinds} ({', '.join(extensions[:4])}, ...); check the path"
-                )
-            paths.extend(found)
-        elif not p.exists() and any(ch in item for ch in "*?["):
-            found = sorted(Path(f) for f in glob.glob(item) if Path(f).suffix.lower() in extensions)
-            if not found:
-                raise InputFileError(f"{item}: pattern matches no {kinds}; check the pattern")
-            paths.extend(found)
-        elif not p.exists():
-            raise InputFileError(f"{p}: {kind} not found; check the path")
-        else:
-            paths.append(p)
+        try:
+            paths += _expand(item, extensions, kind, kinds)
+        except OSError as exc:  # a folder it may not read or look into, a name too long
+            raise InputFileError(f"{exc.filename or item}: cannot read it ({exc.strerror or exc}); check its "
+                                 "permissions and the path") from None
     seen: set[str] = set()  # a file named twice (a folder and a file in it, overlapping globs): once;
     unique = []  # symlinks are not followed: two links to one clip are two inputs
     for path in paths:
@@ -188,6 +172,33 @@ def collect_files(inputs: list[str], extensions: tuple[str, ...], kind: str) -> 
             seen.add(key)
             unique.append(path)
     return unique
+
+
+def _expand(item: str, extensions: tuple[str, ...], kind: str, kinds: str) -> list[Path]:
+    """One input of ``collect_files``: a folder's files, a pattern's matches, or the file."""
+    paths: list[Path] = []
+    p = Path(item)
+    if p.is_dir():
+        found = sorted(  # hidden files (macOS "._x.jpg" copies, ...) skipped, as a glob's * does
+            f
+            for f in p.iterdir()
+            if f.is_file() and f.suffix.lower() in extensions and not f.name.startswith(".")
+        )
+        if not found:
+            raise InputFileError(
+                f"{p}: folder holds no {kinds} ({', '.join(extensions[:4])}, ...); check the path"
+            )
+        paths.extend(found)
+    elif not p.exists() and any(ch in item for ch in "*?["):
+        found = sorted(Path(f) for f in glob.glob(item) if Path(f).suffix.lower() in extensions)
+        if not found:
+            raise InputFileError(f"{item}: pattern matches no {kinds}; check the pattern")
+        paths.extend(found)
+    elif not p.exists():
+        raise InputFileError(f"{p}: {kind} not found; check the path")
+    else:
+        paths.append(p)
+    return paths
 
 
 def collect_images(inputs: list[str]) -> list[Path]:
