@@ -230,6 +230,22 @@ def test_more_ray_workers_than_videos_asks_the_cluster_for_the_videos_only():
         pool_size(TwoCpus, 5, 1.0, 3)
 
 
+def _infer_against(server, host: str, tmp_path: Path) -> tuple[int, int]:
+    """infer.py --ray HOST:PORT against ``server`` (a gRPC server, started here on ``host`` and
+    stopped after): (exit code, port)."""
+    try:
+        port = server.add_insecure_port(f"{host}:0")
+    except RuntimeError:
+        pytest.skip(f"cannot listen on {host} here")
+    server.start()
+    try:
+        (tmp_path / "a.mp4").write_bytes(b"")
+        return infer.main(["--video", str(tmp_path / "a.mp4"), "--landmarker", "dlib", "-o", str(tmp_path / "out"),
+                           "--ray", f"{host}:{port}"]), port
+    finally:
+        server.stop(None)
+
+
 @pytest.mark.parametrize("host", ["127.0.0.1", "[::1]"])
 def test_a_cluster_asking_for_a_token_is_one_line_at_once(host, monkeypatch, capsys, tmp_path):
     """A head with Ray's token authentication (RAY_AUTH_MODE=token when it started), this side
@@ -246,18 +262,7 @@ def test_a_cluster_asking_for_a_token_is_one_line_at_once(host, monkeypatch, cap
                 context.abort(grpc.StatusCode.UNAUTHENTICATED, "InvalidAuthToken: Authentication token is missing or incorrect")
             return grpc.unary_unary_rpc_method_handler(deny)
 
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2), handlers=[Refuse()])
-    try:
-        port = server.add_insecure_port(f"{host}:0")
-    except RuntimeError:
-        pytest.skip(f"cannot listen on {host} here")
-    server.start()
-    try:
-        (tmp_path / "a.mp4").write_bytes(b"")
-        code = infer.main(["--video", str(tmp_path / "a.mp4"), "--landmarker", "dlib", "-o", str(tmp_path / "out"),
-                           "--ray", f"{host}:{port}"])
-    finally:
-        server.stop(None)
+    code, port = _infer_against(grpc.server(futures.ThreadPoolExecutor(max_workers=2), handlers=[Refuse()]), host, tmp_path)
     err = capsys.readouterr().err
     assert code == 2 and err.strip() == (
         f"infer.py: error: --ray {host}:{port}: the Ray cluster there asks for a token (Ray's token "
@@ -274,15 +279,7 @@ def test_the_ray_client_port_without_its_scheme_is_one_line_at_once(capsys, tmp_
 
     import grpc
 
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
-    port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
-    try:
-        (tmp_path / "a.mp4").write_bytes(b"")
-        code = infer.main(["--video", str(tmp_path / "a.mp4"), "--landmarker", "dlib", "-o", str(tmp_path / "out"),
-                           "--ray", f"127.0.0.1:{port}"])
-    finally:
-        server.stop(None)
+    code, port = _infer_against(grpc.server(futures.ThreadPoolExecutor(max_workers=2)), "127.0.0.1", tmp_path)
     err = capsys.readouterr().err
     assert code == 2 and err.strip() == (
         f"infer.py: error: --ray 127.0.0.1:{port}: what answers there is no Ray head's address (a gRPC service "
