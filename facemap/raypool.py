@@ -133,10 +133,10 @@ def check_reachable(address: str, timeout_s: float = CONNECT_TIMEOUT_S) -> None:
         raise UsageError(f"{{ray}} {address}: what answers there is not a Ray cluster; {fix}")
     text = address.strip()
     if text != "auto" and not text.startswith("ray://") and os.environ.get("RAY_AUTH_MODE", "").lower() != "token":
-        _check_no_token_asked(address, host, port, max(0.5, deadline - time.monotonic()))
+        _check_gcs_answers(address, host, port, max(0.5, deadline - time.monotonic()))
 
 
-def _check_no_token_asked(address: str, host: str, port: int, timeout_s: float) -> None:
+def _check_gcs_answers(address: str, host: str, port: int, timeout_s: float) -> None:
     """Refuse a cluster that asks for Ray's token authentication when this process will not
     give one (RAY_AUTH_MODE is not ``token``), and a gRPC service that is no head's GCS (the
     Ray Client port given without ``ray://``): ``ray.init`` failed at either after some 20 s

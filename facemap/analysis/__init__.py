@@ -75,6 +75,11 @@ class Analysis:
         return pd.concat([head, feats, sig, lab.flags.reset_index(drop=True)], axis=1)
 
 
+def _say_no_face(where: object) -> None:
+    """The one warning of a clip without a face in any frame, naming its log when known."""
+    log.warning("%sno frame has a face; every frame is labelled %s", f"{where}: " if where else "", NO_FACE)
+
+
 def analyze(
     inputs: Inputs,
     config: AnalysisConfig | None = None,
@@ -87,8 +92,7 @@ def analyze(
     dur = frame_durations_ms(inputs.timestamp_ms, cfg.frame_gap_factor)
     face = inputs.face
     if not face.any():
-        where = next((inputs.paths[k] for k in ("meta", "landmarks", "raw") if k in inputs.paths), "")
-        log.warning("%sno frame has a face; every frame is labelled %s", f"{where}: " if where else "", NO_FACE)
+        _say_no_face(next((inputs.paths[k] for k in ("meta", "landmarks", "raw") if k in inputs.paths), None))
     typical = threedmm_typical(inputs.typical, cfg) if inputs.typical else None
     base = face_baseline(inputs.features, inputs.frames, face, inputs.timestamp_ms, dur, cfg,
                          typical, baseline_frames)
@@ -186,7 +190,7 @@ def analyze_logs(
     baseline_frames = check_frame_range(baseline_frames)
     faces = load_inputs(landmarks, meta, raw, basis, fps, basis_dir, config)
     if not faces:  # several faces a frame, none in any: no face to analyse (one face: analyze says it)
-        log.warning("%s: no frame has a face; every frame is labelled %s", meta or landmarks or raw, NO_FACE)
+        _say_no_face(meta or landmarks or raw)
     unseen: set[int] = set()
     if baseline_frames is not None and len(faces) > 1:
         a, b = baseline_frames

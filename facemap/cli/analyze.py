@@ -140,9 +140,8 @@ def run_many(args: argparse.Namespace, cfg: AnalysisConfig, frame_range: tuple[i
         )
     if not failed:
         return 0
-    # some failed for their logs (a bad file, no --fps for logs without times), the others are
-    # done: 3, as infer.py's several videos; every one failed, or an output could not be
-    # written (5): the first failure's own code
+    # an output that could not be written: 5; else some failed for their logs and others are
+    # done: 3, as infer.py's several videos; every one failed: the first failure's own code
     codes = [o.error.exit_code for o in failed]
     if OutputError.exit_code in codes:
         return OutputError.exit_code

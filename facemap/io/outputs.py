@@ -231,9 +231,16 @@ class OutputDir:
         """Refuse, with the same one line as ``open``, a folder this run could not use (a file,
         not writable, a ``clean`` that would be refused, a name too long, a parent it may not
         look into), changing nothing: called before any model is looked for."""
-        try:
+        with self._os_errors():
             self._check()
-        except OSError as exc:  # ENAMETOOLONG, EACCES on a parent: Path.exists raises them
+
+    @contextlib.contextmanager
+    def _os_errors(self):
+        """An OSError of looking at the folder (ENAMETOOLONG; EACCES on a parent: Path.exists
+        raises them) as the one-line OutputError."""
+        try:
+            yield
+        except OSError as exc:
             raise OutputError(f"{self.path}: cannot use it as the output folder ({exc.strerror or exc}); "
                               "choose another {output}") from None
 
@@ -255,13 +262,8 @@ class OutputDir:
 
     def open(self) -> None:
         """Create (or check) the folder, clean it if asked, take the lock."""
-        try:
+        with self._os_errors():
             self._open()
-        except OutputError:
-            raise
-        except OSError as exc:  # ENAMETOOLONG, EACCES on a parent: Path.exists raises them
-            raise OutputError(f"{self.path}: cannot use it as the output folder ({exc.strerror or exc}); "
-                              "choose another {output}") from None
 
     def _open(self) -> None:
         p = self.path
