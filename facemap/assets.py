@@ -144,6 +144,14 @@ def yunet_cache_path() -> Path:
     return cache_dir() / YUNET_NAME
 
 
+def yunet_missing(cached: Path) -> str:
+    """How the cache lacks a usable YuNet file, for "the YuNet face detector ...": not there, or
+    a copy that does not match (kept until a good one replaces it)."""
+    if cached.is_file():
+        return f"in {cached} does not match its SHA-256 (damaged, or another file)"
+    return f"is not in {cached.parent}"
+
+
 def find_yunet_model(
     explicit: Path | str | None = None,
     *,
@@ -162,12 +170,11 @@ def find_yunet_model(
                 raise ModelError(f"{path}: no such YuNet model file (given as {what}); check the path")
             return path
     cached = yunet_cache_path()
-    where = f"is not in {cached.parent}"
+    where = yunet_missing(cached)
     if cached.is_file():
         if sha256_of(cached) == YUNET_SHA256:
             return cached
         log.warning("%s: checksum mismatch; downloading it again", cached)
-        where = f"in {cached} does not match its SHA-256 (damaged, or another file)"  # kept until a good one replaces it
     help_ = (
         f"run `{FETCH_COMMAND} --detector` once with internet, or get {YUNET_URL} and pass it as "
         "{yunet_path}, or use another {detector}"

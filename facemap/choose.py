@@ -59,15 +59,13 @@ def choose_detector(name: str, *, progress: bool = False) -> Choice:
     detector with a notice. A ``$FACEMAP_YUNET_MODEL`` naming a missing file is its own error."""
     if name != "yunet":
         return Choice(name)
-    from .assets import FETCH_COMMAND, cache_dir, find_yunet_model, yunet_cache_path
+    from .assets import FETCH_COMMAND, yunet_missing, find_yunet_model, yunet_cache_path
 
     try:
         return Choice("yunet", {"model": find_yunet_model(progress=progress)})
     except (DownloadError, OutputError) as exc:
         why = getattr(exc, "reason", "") or str(exc).split(";")[0]
-    cached = yunet_cache_path()
-    where = (f"in {cached} does not match its SHA-256 (damaged, or another file)" if cached.is_file()
-             else f"is not in {cache_dir()}")
+    where = yunet_missing(yunet_cache_path())
     return Choice(OFFLINE_DETECTOR, notice=(
         f"the YuNet face detector {where} and cannot be downloaded ({why}): "
         f"using OpenCV's Haar cascade instead ({{detector}} {OFFLINE_DETECTOR}); for YuNet, run "
