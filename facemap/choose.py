@@ -59,7 +59,7 @@ def choose_detector(name: str, *, progress: bool = False) -> Choice:
     detector with a notice. A ``$FACEMAP_YUNET_MODEL`` naming a missing file is its own error."""
     if name != "yunet":
         return Choice(name)
-    from .assets import FETCH_COMMAND, yunet_missing, find_yunet_model, yunet_cache_path
+    from .assets import FETCH_COMMAND, find_yunet_model, yunet_cache_path, yunet_missing
 
     try:
         return Choice("yunet", {"model": find_yunet_model(progress=progress)})
